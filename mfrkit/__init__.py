@@ -1,0 +1,3 @@
+"""mfrkit: a toolkit for masked-face recognition research."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""Exception classes. The library raises these; only the CLI turns them into messages."""
+
+
+class MfrkitError(Exception):
+    """Base class of every error mfrkit raises on purpose. The message is for the user."""
+
+
+class UnknownNameError(MfrkitError, KeyError):
+    """A name looked up in a registry (backend, layout, mask style, ...) does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetError(MfrkitError):
+    """A dataset name or folder cannot be resolved, or its layout does not match."""
+
+
+class ManifestError(MfrkitError):
+    """A manifest is missing, malformed or does not match what the caller expects."""
+
+
+class ImageError(MfrkitError):
+    """An image cannot be used. ``reason`` is the short status written to the manifest."""
+
+    reason = "unreadable"
+
+
+class MissingImageError(ImageError):
+    reason = "missing"
+
+
+class CorruptImageError(ImageError):
+    reason = "corrupt"
+
+
+class ImageTooLargeError(ImageError):
+    reason = "too_large"
+
+
+class UnsupportedImageError(ImageError):
+    reason = "unsupported"
+
+
+class LandmarkError(MfrkitError):
+    """A landmark backend cannot be loaded or used."""
