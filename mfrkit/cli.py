@@ -1,0 +1,60 @@
+"""The ``mfrkit`` command line. Each command parses options, calls one library
+function and prints; library errors become a one-line message and exit code 1 in
+:func:`main`, the only place that handles them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import MfrkitError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Masked-face recognition research toolkit.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Register face datasets on disk and scan them into manifests.")
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+err_console = Console(stderr=True)
+
+
+# --- foundation: demo, doctor, datasets, landmarks, card -------------------------------------------
+
+
+# --- mask synthesis: synth, partial ------------------------------------------------------------------
+
+
+# --- protocols ---------------------------------------------------------------------------------------
+
+
+# --- benchmark: bench, leaderboard ------------------------------------------------------------------
+
+
+# --- models ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app(standalone_mode=False)
+    except MfrkitError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""The manifest: one Parquet table per dataset, one row per image.
+
+Columns (see ``ARCHITECTURE.md``):
+
+============== ========= ==========================================================
+column         type      meaning
+============== ========= ==========================================================
+image_id       string    stable unique id (the relative path for scanned datasets)
+path           string    POSIX path relative to the dataset root, never escaping it
+identity       string    subject label; null where the layout has none
+variant        string    ``unmasked`` | ``masked`` | ``partial`` (null: unknown)
+source_id      string    for synthetic images, the ``image_id`` they were made from
+mask_type      string    mask fields, for masked images
+mask_color     string
+mask_texture   string
+coverage       string
+region         string    partial-face fields
+factor         float64
+centered       bool
+seed           int64     seed the image was synthesized with
+landmark_backend string  backend whose landmarks were used to make the image
+status         string    ``ok`` or a failure reason (``corrupt``, ``no_face``, ...)
+sha256         string    of the file's bytes
+width, height  int64     pixels; null when the image cannot be decoded
+bytes          int64     file size
+============== ========= ==========================================================
+
+Later stages may add columns (quality checks, renderer parameters); readers keep
+them. Dataset-level metadata (name, layout, root, mfrkit version, parameters, the
+source manifest's fingerprint) is JSON under the Parquet key ``mfrkit``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..errors import ManifestError
+
+STATUS_OK = "ok"
+VARIANTS = ("unmasked", "masked", "partial")
+
+#: Core columns and their Arrow types, in file order.
+SCHEMA = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("path", pa.string()),
+        ("identity", pa.string()),
+        ("variant", pa.string()),
+        ("source_id", pa.string()),
+        ("mask_type", pa.string()),
+        ("mask_color", pa.string()),
+        ("mask_texture", pa.string()),
+        ("coverage", pa.string()),
+        ("region", pa.string()),
+        ("factor", pa.float64()),
+        ("centered", pa.bool_()),
+        ("seed", pa.int64()),
+        ("landmark_backend", pa.string()),
+        ("status", pa.string()),
+        ("sha256", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("bytes", pa.int64()),
+    ]
+)
+COLUMNS = tuple(SCHEMA.names)
+REQUIRED = ("image_id", "path", "status")
+
+#: Columns that define *which* images a manifest holds; protocols pin these by hash.
+FINGERPRINT_COLUMNS = ("image_id", "path", "identity", "variant", "source_id", "sha256")
+
+_META_KEY = b"mfrkit"
+# Nullable pandas dtypes, so an int column with a missing value stays an int column.
+_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+MANIFEST_NAME = "manifest.parquet"
+
+
+@dataclass
+class Manifest:
+    """A manifest table with its dataset-level metadata.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per image, the columns above (plus any extra ones).
+    meta : dict
+        Dataset-level metadata (JSON-serialisable).
+    path : Path or None
+        Where the manifest was read from or last written to.
+    """
+
+    table: pd.DataFrame
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        """The dataset root that ``path`` columns are relative to."""
+        root = self.meta.get("root")
+        if root is None:
+            if self.path is None:
+                raise ManifestError("manifest has no dataset root: set meta['root']")
+            return self.path.parent
+        root = Path(root)
+        if not root.is_absolute() and self.path is not None:
+            root = self.path.parent / root
+        return root
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", ""))
+
+    def abspath(self, rel: str) -> Path:
+        """Absolute path of a manifest ``path`` value."""
+        return self.root / safe_relpath(rel)
+
+    def ok(self) -> pd.DataFrame:
+        """The rows whose status is ``ok``."""
+        return self.table[self.table["status"] == STATUS_OK]
+
+    def fingerprint(self) -> str:
+        """See :func:`manifest_fingerprint`."""
+        return manifest_fingerprint(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def safe_relpath(rel: str) -> PurePosixPath:
+    """Validate a manifest path: relative, POSIX, no ``..``; raises ManifestError."""
+    if not isinstance(rel, str) or not rel:
+        raise ManifestError(f"invalid path in manifest: {rel!r}")
+    p = PurePosixPath(rel)
+    if p.is_absolute() or "\\" in rel or ".." in p.parts or (len(rel) > 1 and rel[1] == ":"):
+        raise ManifestError(f"path {rel!r} escapes the dataset root (absolute or contains '..')")
+    return p
+
+
+def make_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """A manifest DataFrame from records: core columns first, missing ones null."""
+    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    for name in COLUMNS:
+        if name not in df.columns:
+            df[name] = None
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df[list(COLUMNS) + extra]
+    validate_table(df)
+    return df.reset_index(drop=True)
+
+
+def validate_table(df: pd.DataFrame) -> None:
+    """Check the invariants of a manifest table; raises ManifestError naming the problem."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ManifestError(f"manifest lacks required columns: {', '.join(missing)}")
+    if df["image_id"].isna().any():
+        raise ManifestError("manifest has rows without an image_id")
+    dup = df["image_id"][df["image_id"].duplicated()]
+    if len(dup):
+        raise ManifestError(f"manifest has duplicate image_ids, e.g. {dup.iloc[0]!r}")
+    for rel in df["path"]:
+        safe_relpath(rel)
+    if "variant" in df.columns:
+        bad = set(df["variant"].dropna()) - set(VARIANTS)
+        if bad:
+            raise ManifestError(f"unknown variant(s) {sorted(bad)}; expected one of {VARIANTS}")
+
+
+def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
+    fields = [SCHEMA.field(c) if c in COLUMNS else None for c in df.columns]
+    arrays, names = [], []
+    for col, fld in zip(df.columns, fields):
+        values = df[col]
+        if fld is not None:
+            if pa.types.is_integer(fld.type) or pa.types.is_floating(fld.type) or pa.types.is_boolean(fld.type):
+                values = values.astype(object).where(values.notna(), None)
+            arrays.append(pa.array(values.tolist(), type=fld.type, from_pandas=True))
+        else:
+            arrays.append(pa.Array.from_pandas(values))
+        names.append(col)
+    table = pa.Table.from_arrays(arrays, names=names)
+    return table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+
+
+def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) -> Path:
+    """Write ``manifest`` as Parquet, atomically. Returns the path written.
+
+    ``meta`` gains ``mfrkit_version``, ``created`` (UTC, ISO 8601) and ``fingerprint``.
+    """
+    path = Path(path) if path is not None else manifest.path
+    if path is None:
+        raise ManifestError("no path to write the manifest to")
+    table = make_table(manifest.table)
+    meta = dict(manifest.meta)
+    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta["mfrkit_version"] = __version__
+    meta["fingerprint"] = manifest_fingerprint(table)
+    with atomic_path(path) as tmp:
+        pq.write_table(_arrow_table(table, meta), tmp)
+    manifest.table, manifest.meta, manifest.path = table, meta, Path(path)
+    return Path(path)
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read a manifest written by :func:`write_manifest` (or a CSV with the same columns)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.exists():
+        raise ManifestError(f"no manifest at {path}")
+    try:
+        if path.suffix.lower() == ".csv":
+            df, meta = pd.read_csv(path, dtype={"image_id": str, "path": str, "identity": str}), {}
+        else:
+            table = pq.read_table(path)
+            raw = (table.schema.metadata or {}).get(_META_KEY)
+            meta = json.loads(raw) if raw else {}
+            df = table.to_pandas(types_mapper=_NULLABLE.get)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
+    validate_table(df)
+    return Manifest(table=df, meta=meta, path=path)
+
+
+def export_csv(manifest: Manifest, path: str | os.PathLike) -> Path:
+    """Write the manifest table as CSV (metadata is not kept), atomically."""
+    with atomic_path(path) as tmp:
+        manifest.table.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def manifest_fingerprint(df: pd.DataFrame) -> str:
+    """SHA-256 over the columns that say which images the manifest holds.
+
+    Only :data:`FINGERPRINT_COLUMNS` count, rows sorted by ``image_id``: caching
+    landmarks, adding quality columns or re-writing the file does not change it, but
+    adding, removing, relabelling or changing an image does. Protocols record it.
+    """
+    cols = [c for c in FINGERPRINT_COLUMNS if c in df.columns]
+    sub = df[cols].sort_values("image_id", kind="stable")
+    h = hashlib.sha256()
+    h.update(("\x1f".join(cols) + "\n").encode())
+    for row in sub.itertuples(index=False):
+        h.update(("\x1f".join("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in row) + "\n").encode())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
