@@ -1,0 +1,148 @@
+"""Safe image reading and atomic writing.
+
+:func:`read_image` always returns an (H, W, 3) uint8 RGB array with the EXIF
+orientation applied, whatever the file's mode (grayscale, RGBA, palette, 16-bit,
+CMYK), or raises an :class:`~mfrkit.errors.ImageError` subclass whose ``reason`` is
+the short status that goes into the manifest. Pillow's global decompression-bomb
+setting is never touched; the pixel limit is checked from the header before decoding.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..atomic import atomic_path
+from ..errors import CorruptImageError, ImageTooLargeError, MissingImageError, UnsupportedImageError
+
+#: Default pixel limit (width x height), about a 10k x 10k photo. Face datasets never
+#: come near it; a decompression bomb does.
+MAX_PIXELS = 100_000_000
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` has a common image extension (any case)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit / 32-bit single channel: rescale the full range to 8 bits.
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
+        if mode == "I" and arr.min() >= 0 and arr.max() <= 65535:
+            lo, hi = 0.0, 65535.0 if arr.max() > 255 else 255.0
+        arr = np.clip((arr - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Composite over white: transparent regions become background, not black ink.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _open(source, max_pixels: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(source)
+        except FileNotFoundError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLargeError(f"image exceeds the pixel limit: {exc}") from None
+        except UnidentifiedImageError as exc:
+            raise CorruptImageError(f"not a readable image: {exc}") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise CorruptImageError(f"cannot open image: {exc}") from None
+    with img:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+        if w == 0 or h == 0:
+            raise CorruptImageError("image has zero size")
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise CorruptImageError(f"image is corrupt or truncated: {exc}") from None
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLargeError(str(exc)) from None
+        except (KeyError, TypeError) as exc:
+            raise UnsupportedImageError(f"unsupported image mode {img.mode!r}: {exc}") from None
+        arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise UnsupportedImageError(f"decoded to shape {arr.shape}, expected (H, W, 3)")
+    return np.ascontiguousarray(arr)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file as RGB.
+
+    Parameters
+    ----------
+    path : path-like
+    max_pixels : int
+        Refuse images with more pixels than this (checked before decoding).
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8, RGB, EXIF orientation applied.
+
+    Raises
+    ------
+    MissingImageError, CorruptImageError, ImageTooLargeError, UnsupportedImageError
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingImageError(f"no such image file: {path}")
+    try:
+        return _open(path, max_pixels)
+    except FileNotFoundError:
+        raise MissingImageError(f"no such image file: {path}") from None
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """:func:`read_image` for encoded bytes already in memory."""
+    return _open(io.BytesIO(data), max_pixels)
+
+
+def encode_image(image: np.ndarray, fmt: str = ".jpg", *, quality: int = 95) -> bytes:
+    """Encode an (H, W, 3) uint8 RGB array; ``fmt`` is an extension (``.jpg``, ``.png``, ...).
+
+    Encoding is deterministic: the same array gives the same bytes.
+    """
+    fmt = fmt.lower()
+    pil_fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}.get(fmt)
+    if pil_fmt is None:
+        raise UnsupportedImageError(f"cannot write images as {fmt!r}")
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise UnsupportedImageError(f"expected an (H, W, 3) uint8 image, got {arr.shape} {arr.dtype}")
+    buf = io.BytesIO()
+    options = {"quality": quality} if pil_fmt in ("JPEG", "WEBP") else {}
+    Image.fromarray(arr, mode="RGB").save(buf, format=pil_fmt, **options)
+    return buf.getvalue()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> bytes:
+    """Encode ``image`` by the extension of ``path`` and write it atomically.
+
+    Returns the bytes written (so callers can hash them without re-reading).
+    """
+    path = Path(path)
+    data = encode_image(image, path.suffix, quality=quality)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return data
