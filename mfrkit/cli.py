@@ -15,7 +15,11 @@ from .errors import MfrkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Masked-face recognition research toolkit.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Register face datasets on disk and scan them into manifests.")
+protocol_app = typer.Typer(no_args_is_help=True, help="Make, import, export, inspect and validate protocols.")
+models_app = typer.Typer(no_args_is_help=True, help="Train and export the reference model families.")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(models_app, name="models")
 console = Console()
 err_console = Console(stderr=True)
 
