@@ -62,3 +62,17 @@ def test_doctor_reports_backends_and_providers():
     result = runner.invoke(app, ["doctor"])
     assert "onnxruntime will use" in result.output
     assert "landmarks: mediapipe" in result.output and "landmarks: dlib" in result.output
+
+
+def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
+    import yaml
+
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    text = (tmp_path / "demo" / "DATA_CARD.md").read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    assert header["counts"]["images"] == 12 and "smoke-test sample, not a benchmark" in text
+    out = tmp_path / "card.md"
+    assert runner.invoke(app, ["card", "demo", "--out", str(out)]).exit_code == 0
+    assert yaml.safe_load(out.read_text().split("---\n")[1])["landmarks"]["summary"]["dlib"] == {"ok": 12}
+    builtin = runner.invoke(app, ["card", "casia"])  # known, not registered: the built-in card
+    assert builtin.exit_code == 0 and "CASIA-WebFace" in builtin.output

@@ -4,6 +4,7 @@ from .card import CARD_NAME, CardError, parse_front_matter, read_card_header, re
 from .catalog import known_card, known_card_info, known_card_path, known_names, resolve_known_name
 
 __all__ = [
+    "card_for_source",
     "CARD_NAME",
     "CardError",
     "known_card",
@@ -17,3 +18,18 @@ __all__ = [
     "summarize_manifest",
     "write_card",
 ]
+
+
+
+def card_for_source(src: str) -> str:
+    """The card for ``--src``-style input: a generated card for a registered name, manifest
+    or dataset folder (with cached landmark counts); the built-in card for a known public
+    dataset that is neither registered nor a path here."""
+    from pathlib import Path
+
+    from ..data.registry import is_registered, landmark_counts, resolve_source
+
+    if resolve_known_name(src) and not is_registered(src) and not Path(src).exists():
+        return known_card(src)
+    manifest = resolve_source(src)
+    return render_card(manifest, landmark_summary=landmark_counts(manifest) or None)
