@@ -82,7 +82,8 @@ def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
     from mfrkit import doctor
 
     versions = {"onnxruntime": "1.31.1", "onnxruntime-gpu": "1.31.1", "opencv-python": "4.11.0.86"}
-    monkeypatch.setattr(doctor, "_version", lambda dist: versions.get(dist, "1.0"))
+    optional = {"onnxruntime", "onnxruntime-gpu", *doctor._FOREIGN_OPENCV}
+    monkeypatch.setattr(doctor, "_version", lambda dist: versions.get(dist) if dist in optional else "1.0")
     failed = {c.name for c in doctor.package_checks() if c.ok is False}
     assert {"onnxruntime conflict", "opencv conflict"} <= failed
     versions.pop("onnxruntime-gpu"), versions.pop("opencv-python")
