@@ -42,8 +42,12 @@ both to the larger one, aligned at the top-left; in this network that happens at
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -96,8 +100,9 @@ class _Reader:
         self.pos = 0
         self.source = source
 
-    def fail(self, what: str) -> DlibModelError:
-        return DlibModelError(f"{self.source}: not a valid dlib network file: {what} (at byte {self.pos})")
+    def fail(self, what: str, at: int | None = None) -> DlibModelError:
+        at = self.pos if at is None else at
+        return DlibModelError(f"{self.source}: not a valid dlib network file: {what} (at byte {at})")
 
     def take(self, n: int, what: str) -> memoryview:
         if n < 0 or self.pos + n > len(self.data):
@@ -107,10 +112,11 @@ class _Reader:
         return chunk
 
     def integer(self, what: str, *, signed: bool = True) -> int:
+        start = self.pos
         ctrl = self.take(1, what)[0]
         size = ctrl & 0x0F
         if ctrl & 0x70 or size > 8 or (ctrl & 0x80 and not signed):
-            raise self.fail(f"bad integer control byte 0x{ctrl:02x} for {what}")
+            raise self.fail(f"bad integer control byte 0x{ctrl:02x} for {what}", start)
         value = int.from_bytes(self.take(size, what), "little")
         return -value if ctrl & 0x80 else value
 
@@ -140,15 +146,17 @@ class _Reader:
         return ch == b"1"
 
     def expect(self, value: int, what: str) -> None:
+        start = self.pos
         got = self.integer(what)
         if got != value:
-            raise self.fail(f"{what} is {got}, expected {value}")
+            raise self.fail(f"{what} is {got}, expected {value}", start)
 
     def tag(self, expected: str) -> None:
         """Read a layer's version string and check it."""
+        start = self.pos
         got = self.string(f"the {expected} layer's version string")
         if got != expected:
-            raise self.fail(f"found layer {got!r} where the network has {expected!r}")
+            raise self.fail(f"found {got!r} where dlib's face-recognition network has {expected!r}", start)
 
     def dims(self, what: str) -> tuple[int, int, int, int]:
         shape = tuple(self.integer(what) for _ in range(4))
@@ -345,15 +353,22 @@ def parse_dlib_network(source: str | os.PathLike | bytes | None = None) -> DlibN
         The file is missing, truncated, not a dlib network, or a different architecture
         than ``dlib_face_recognition_resnet_model_v1``; the message gives the byte offset.
     """
+    return _parse(*_read_source(source))
+
+
+def _read_source(source: str | os.PathLike | bytes | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "<bytes>"
-    else:
-        path = Path(source) if source is not None else default_model_path()
-        if not path.is_file():
-            raise DlibModelError(f"no dlib model file at {path}")
-        if path.suffix == ".bz2":
-            raise DlibModelError(f"{path} is compressed; decompress it first (bunzip2)")
-        data, name = path.read_bytes(), str(path)
+        return bytes(source), "<bytes>"
+    path = Path(source) if source is not None else default_model_path()
+    if not path.is_file():
+        raise DlibModelError(f"no dlib model file at {path}")
+    data = path.read_bytes()
+    if data[:3] == b"BZh":
+        raise DlibModelError(f"{path} is bzip2-compressed; decompress it first (bunzip2)")
+    return data, str(path)
+
+
+def _parse(data: bytes, name: str) -> DlibNetwork:
     r = _Reader(data, name)
 
     r.expect(1, "add_loss_layer version")
@@ -520,3 +535,128 @@ class DlibResNet(nn.Module):
 def load_dlib_resnet(source: str | os.PathLike | bytes | None = None) -> DlibResNet:
     """Parse a dlib face-recognition network file (default: the installed one) into torch."""
     return DlibResNet(parse_dlib_network(source))
+
+
+# --- ONNX -------------------------------------------------------------------------------------
+
+
+def dlib_metadata(model: DlibResNet, source_sha256: str = "") -> dict[str, str]:
+    """The contract's ``mfrkit.*`` ONNX metadata for the converted network.
+
+    Normalisation is dlib's input layer: ``(pixel - avg) / 256`` per RGB channel, the
+    averages read from the model file. ``mfrkit.input_size`` is ``"H,W"``.
+    """
+    fmt = lambda vs: ",".join(f"{v:g}" for v in vs)  # noqa: E731
+    from .. import __version__
+
+    meta = {
+        "mfrkit.family": FAMILY,
+        "mfrkit.input_size": f"{model.input_size},{model.input_size}",
+        "mfrkit.color": "RGB",
+        "mfrkit.mean": fmt(model.avg_rgb),
+        "mfrkit.std": fmt((256.0,) * 3),
+        "mfrkit.align": ALIGN_NAME,
+        "mfrkit.embedding_dim": str(model.fc.out_features),
+        "mfrkit.version": __version__,
+        # Not part of the contract; says how dlib itself compares descriptors.
+        "mfrkit.distance": "euclidean",
+        "mfrkit.distance_threshold": "0.6",
+    }
+    if source_sha256:
+        meta["mfrkit.source_sha256"] = source_sha256
+    return meta
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    # The exporter logs progress and warnings; library code must not print.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _write_onnx(model: nn.Module, path: Path, metadata: dict[str, str], check_batches: Sequence[int]) -> None:
+    # TODO(integrator): mfrkit.models.export.write_onnx (branch `models`) does the same
+    # export + checker + onnxruntime comparison; switch to it once it is on main.
+    import onnx
+    import onnxruntime as ort
+
+    from ..atomic import atomic_write_bytes
+
+    s = model.input_size
+    rng = np.random.default_rng(0)
+    example = torch.from_numpy(rng.standard_normal((2, 3, s, s)).astype(np.float32) * 0.5)
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                input_names=["input"],
+                output_names=["embedding"],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types
+        raise DlibModelError(f"exporting dlib's network to ONNX failed: {exc}") from exc
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = "dlib_face_recognition_resnet_model_v1 converted by mfrkit"
+    onnx.checker.check_model(proto, full_check=True)
+    data = proto.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for batch in check_batches:
+        x = rng.standard_normal((batch, 3, s, s)).astype(np.float32) * 0.5
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run(["embedding"], {"input": x})[0]
+        diff = float(np.max(np.abs(got - expected)))
+        if got.shape != expected.shape or not diff <= 1e-4:
+            raise DlibModelError(f"the ONNX graph differs from torch by {diff:.3g} at batch {batch}; nothing written")
+    atomic_write_bytes(path, data)
+
+
+def import_dlib(
+    out_path: str | os.PathLike,
+    model_path: str | os.PathLike | None = None,
+    *,
+    check_batches: Sequence[int] = (1, 4),
+) -> Path:
+    """Convert dlib's face-recognition ResNet to ONNX with mfrkit's metadata.
+
+    Parameters
+    ----------
+    out_path : path-like
+        The ``.onnx`` file to write (atomically; weights embedded).
+    model_path : path-like or None
+        ``dlib_face_recognition_resnet_model_v1.dat``; None for the installed copy.
+    check_batches : sequence of int
+        Batch sizes at which onnxruntime must reproduce torch (max abs diff <= 1e-4)
+        before anything is written.
+
+    Returns
+    -------
+    Path
+        ``out_path``. The graph takes ``input`` (N, 3, 150, 150) float32 — RGB dlib chips
+        (:func:`mfrkit.align.dlib_chip`) normalised by the ``mfrkit.mean``/``mfrkit.std``
+        metadata — and returns ``embedding`` (N, 128), dlib's face descriptor.
+    """
+    import hashlib
+
+    data, name = _read_source(model_path)
+    model = DlibResNet(_parse(data, name))
+    out = Path(out_path)
+    _write_onnx(model, out, dlib_metadata(model, hashlib.sha256(data).hexdigest()), check_batches)
+    return out
