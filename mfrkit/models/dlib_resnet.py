@@ -43,6 +43,7 @@ both to the larger one, aligned at the top-left; in this network that happens at
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import math
@@ -57,7 +58,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..align import dlib_chip
 from ..errors import MfrkitError
+from ..landmarks.base import Landmarks
 
 #: Side of the face chip the network takes, pixels (``input_rgb_image_sized<150>``).
 INPUT_SIZE = 150
@@ -209,7 +212,8 @@ def _tokens() -> list[tuple[str, str]]:
     """
     toks = [("add", "con_4"), ("add", "affine_"), ("add", "relu_"), ("add", "max_pool_2")]
     for kind, _ in _BLOCKS:
-        toks += [("tag", "1"), ("add", "con_4"), ("add", "affine_"), ("add", "relu_"), ("add", "con_4"), ("add", "affine_")]
+        toks += [("tag", "1"), ("add", "con_4"), ("add", "affine_"), ("add", "relu_")]
+        toks += [("add", "con_4"), ("add", "affine_")]
         if kind == "ares_down":
             toks += [("tag", "2"), ("skip", "1"), ("add", "avg_pool_2")]
         toks += [("add", "add_prev_"), ("add", "relu_")]
@@ -460,7 +464,9 @@ class _Residual(nn.Module):
     def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, pool: Pool | None) -> None:
         super().__init__()
         self.conv1, self.conv2 = conv1, conv2
-        self.pool = None if pool is None else nn.AvgPool2d(pool.window, pool.stride, pool.padding, count_include_pad=False)
+        self.pool = None
+        if pool is not None:  # dlib averages over the window's pixels inside the input only
+            self.pool = nn.AvgPool2d(pool.window, pool.stride, pool.padding, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv2(F.relu(self.conv1(x)))
@@ -530,6 +536,22 @@ class DlibResNet(nn.Module):
             raise MfrkitError(f"expected RGB chips of shape (N, {s}, {s}, 3), got {chips.shape}")
         x = (chips.astype(np.float32) - np.float32(self.avg_rgb)) / np.float32(256.0)
         return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+    """The ``dlib150`` alignment: the chip this network expects, from a :class:`Landmarks`.
+
+    Uses dlib's own 68-point fit when the landmarks have iBUG-68 points (bit-exact with
+    dlib), else the ArcFace 5 points on dlib's mean face (``order="arcface5"``, close but
+    not identical; see :func:`mfrkit.align.dlib_chip_template`).
+
+    Returns
+    -------
+    ndarray of shape (150, 150, 3), uint8 RGB
+    """
+    if landmarks.points68 is not None:
+        return dlib_chip(image, landmarks.points68, size=INPUT_SIZE, padding=CHIP_PADDING).image
+    return dlib_chip(image, landmarks.points5, size=INPUT_SIZE, padding=CHIP_PADDING, order="arcface5").image
 
 
 def load_dlib_resnet(source: str | os.PathLike | bytes | None = None) -> DlibResNet:
@@ -614,7 +636,10 @@ def _write_onnx(model: nn.Module, path: Path, metadata: dict[str, str], check_ba
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.doc_string = "dlib_face_recognition_resnet_model_v1 converted by mfrkit"
-    onnx.checker.check_model(proto, full_check=True)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise DlibModelError(f"onnx.checker rejected the converted graph: {exc}") from exc
     data = proto.SerializeToString()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     for batch in check_batches:
@@ -653,8 +678,6 @@ def import_dlib(
         (:func:`mfrkit.align.dlib_chip`) normalised by the ``mfrkit.mean``/``mfrkit.std``
         metadata — and returns ``embedding`` (N, 128), dlib's face descriptor.
     """
-    import hashlib
-
     data, name = _read_source(model_path)
     model = DlibResNet(_parse(data, name))
     out = Path(out_path)

@@ -280,3 +280,16 @@ def test_cli_import_dlib(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert calls == [(tmp_path / "m.onnx", None)]
     assert "m.onnx" in result.output
+
+
+def test_dlib150_crop_uses_68_points_when_present(faces):
+    from mfrkit.landmarks.base import Landmarks
+
+    image, shape68, _ = faces["grace_hopper"]
+    p68 = _points(shape68).astype(np.float32)
+    full = Landmarks(points5=five_from_68(p68), points68=p68, bbox=np.zeros(4, np.float32))
+    five_only = Landmarks(points5=five_from_68(p68), points68=None, bbox=np.zeros(4, np.float32))
+    np.testing.assert_array_equal(dr.dlib150_crop(image, full), dlib.get_face_chip(image, shape68, 150, 0.25))
+    np.testing.assert_array_equal(
+        dr.dlib150_crop(image, five_only), dlib_chip(image, five_from_68(p68), order="arcface5").image
+    )
