@@ -145,6 +145,24 @@ def landmarks(
     console.print(f"{backend}: {_counts(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 
+@app.command()
+def card(
+    src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+) -> None:
+    """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
+    from .atomic import atomic_write_text
+    from .data_cards import CARD_NAME, card_for_source
+
+    text = card_for_source(src)
+    if out is None:
+        console.print(text, markup=False, highlight=False)
+        return
+    path = out / CARD_NAME if out.is_dir() else out
+    atomic_write_text(path, text)
+    console.print(f"wrote {path}")
+
+
 # --- mask synthesis: synth, partial ------------------------------------------------------------------
 
 

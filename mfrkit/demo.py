@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data.manifest import Manifest, write_manifest
+from .data_cards import CARD_NAME, write_card
 from .data.registry import add_dataset, mfrkit_home
-from .data.sample import build_sample
+from .data.sample import SAMPLE_DESCRIPTION, build_sample
 from .data.scan import scan_dataset
 from .landmarks.cache import LandmarkSummary, detect_landmarks
 
@@ -27,10 +28,11 @@ def run_demo(out: str | Path | None = None, *, seed: int = 0, captures: int = 6,
     out = Path(out) if out else mfrkit_home() / "demo"
     build_sample(out, captures=captures, seed=seed)
     manifest, _ = scan_dataset(out, layout="imagefolder", name="demo")
-    manifest.meta.update({"root": ".", "kind": "demo-sample", "seed": seed, "captures_per_identity": captures})
+    manifest.meta.update({"root": ".", "kind": "demo-sample", "seed": seed, "captures_per_identity": captures, "description": SAMPLE_DESCRIPTION})
     write_manifest(manifest, out / "manifest.parquet")
     add_dataset("demo", out, layout="imagefolder", replace=True)
     result = DemoResult(out=out, manifest=manifest)
     for backend in ("mediapipe", "dlib"):
         result.landmarks.append(detect_landmarks(manifest, backend, workers=workers, progress=progress))
+    write_card(manifest, out / CARD_NAME, landmark_summary={s.backend: s.counts for s in result.landmarks})
     return result

@@ -23,19 +23,6 @@ from .layouts import LAYOUTS, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
 
-#: Public datasets mfrkit knows: name -> (default layout, aliases). Their built-in data
-#: cards say how to obtain them (``mfrkit card NAME``).
-KNOWN_DATASETS = {
-    "casia-webface": ("imagefolder", ("casia", "webface", "casia_webface")),
-    "lfw": ("lfw", ()),
-    "calfw": ("flat", ()),
-    "cplfw": ("flat", ()),
-    "mlfw": ("flat", ()),
-    "mfr2": ("mfr2", ()),
-    "rmfd": ("rmfd", ()),
-    "partiallfw": ("lfw", ("partial-lfw", "partial_lfw")),
-}
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -45,12 +32,20 @@ def mfrkit_home() -> Path:
 
 
 def known_dataset(name: str) -> str | None:
-    """The canonical name of a known public dataset (aliases resolved), or None."""
-    key = name.lower()
-    for canonical, (_, aliases) in KNOWN_DATASETS.items():
-        if key == canonical or key in aliases:
-            return canonical
-    return None
+    """The canonical name of a known public dataset (aliases resolved), or None.
+
+    Known datasets are the ones with a built-in data card (:mod:`mfrkit.data_cards`).
+    """
+    from ..data_cards import resolve_known_name
+
+    return resolve_known_name(name)
+
+
+def known_layout(name: str) -> str:
+    """The mfrkit layout that reads the known public dataset ``name``."""
+    from ..data_cards import known_card_info
+
+    return known_card_info(name)["layout"]
 
 
 @dataclass
@@ -102,7 +97,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
         raise DatasetError(f"{root_path} is not a folder")
     if layout == "auto":
         known = known_dataset(name)
-        layout = KNOWN_DATASETS[known][0] if known else detect_layout(root_path)
+        layout = known_layout(known) if known else detect_layout(root_path)
     LAYOUTS.get(layout)  # unknown layout: a clear error listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
@@ -128,7 +123,7 @@ def remove_dataset(name: str) -> DatasetEntry:
 
 def _missing(name: str):
     known = known_dataset(name)
-    how = f"register it with: mfrkit datasets add {name} /path/to/{name} --layout {KNOWN_DATASETS[known][0] if known else 'auto'}"
+    how = f"register it with: mfrkit datasets add {name} /path/to/{name} --layout {known_layout(known) if known else 'auto'}"
     if known:
         raise DatasetError(
             f"dataset {name!r} is not registered. mfrkit never downloads datasets: {how}. "
@@ -136,6 +131,11 @@ def _missing(name: str):
         )
     registered = ", ".join(e.name for e in list_datasets()) or "none"
     raise DatasetError(f"{name!r} is neither a registered dataset nor a folder or manifest on disk; {how} (registered: {registered})")
+
+
+def is_registered(name: str) -> bool:
+    """True when ``name`` is a registered dataset."""
+    return name in _load()
 
 
 def get_dataset(name: str) -> DatasetEntry:
@@ -146,6 +146,8 @@ def get_dataset(name: str) -> DatasetEntry:
 def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False) -> tuple[Manifest, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME``."""
     entry = get_dataset(name)
+    if (Path(entry.root) / MANIFEST_NAME).is_file():
+        raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
     manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, **entry.options)
     write_manifest(manifest, entry.manifest_path)
     return manifest, report
@@ -191,3 +193,17 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         write_manifest(manifest, cached)
         return manifest
     return _missing(src_str)
+
+
+def landmark_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
+    """Per cached landmark backend, images per status (for data cards)."""
+    import pyarrow.parquet as pq
+
+    counts: dict[str, dict[str, int]] = {}
+    if manifest.path is None:
+        return counts
+    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
+        backend = path.name[len("landmarks.") : -len(".parquet")]
+        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        counts[backend] = {s: status.count(s) for s in sorted(set(status))}
+    return counts

@@ -29,6 +29,14 @@ _EYES = {
 }
 
 SIZE = 250  # LFW's image size
+
+SAMPLE_DESCRIPTION = (
+    "A smoke-test sample, not a benchmark: two real public-domain portraits that ship with "
+    "the dependencies (astronaut Eileen Collins from scikit-image, Grace Hopper from matplotlib), "
+    "each re-framed several times LFW-style (250x250) with random scale, in-plane rotation, crop "
+    "shift, brightness, contrast, blur and JPEG quality. Two identities cannot measure accuracy; "
+    "the sample exists to exercise the pipeline end to end without any download."
+)
 #: Where the eye midpoint lands in an unperturbed capture and the inter-ocular distance,
 #: close to LFW's typical framing.
 _EYE_MID = (125.0, 112.0)

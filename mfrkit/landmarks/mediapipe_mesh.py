@@ -47,9 +47,21 @@ def landmarks_from_mesh(mesh: np.ndarray, backend: str = "mediapipe") -> Landmar
     return Landmarks(points5=p5, points68=p68.astype(np.float32), bbox=bbox, backend=backend, mesh=mesh)
 
 
+def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two meshes are the same face when their nose tips are closer than a fifth of the face width."""
+    width = float(np.ptp(b[:, 0]))
+    return float(np.linalg.norm(a[4, :2] - b[4, :2])) < 0.2 * width
+
+
 @BACKENDS.register("mediapipe")
 class MediapipeBackend:
     """mediapipe face mesh, ``static_image_mode=True``, ``refine_landmarks=True``.
+
+    The face mesh finds faces with mediapipe's short-range detector, which misses faces
+    smaller than about a fifth of the image. When it finds none, the full-range detector
+    (also in the wheel) looks for faces, and the mesh runs on a square crop around each.
+    With ``thorough=True`` the full-range detector always runs, so small secondary
+    faces are found and counted too (about twice the time per image).
 
     Parameters
     ----------
@@ -57,38 +69,74 @@ class MediapipeBackend:
         How many faces to look for (the primary one is chosen afterwards).
     min_confidence : float
         mediapipe's ``min_detection_confidence``.
+    thorough : bool
+        Always run the full-range detector as well (see above).
     """
 
     name: ClassVar[str] = "mediapipe"
     has_68: ClassVar[bool] = True
     has_mesh: ClassVar[bool] = True
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, thorough: bool = False) -> None:
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging is noisy
         try:
             from mediapipe.python.solutions import face_mesh
         except Exception as exc:  # pragma: no cover - depends on the install
             raise LandmarkError(f"cannot import mediapipe's face mesh: {exc}") from exc
+        from mediapipe.python.solutions import face_detection
+
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=True,
             max_num_faces=max_faces,
             refine_landmarks=True,
             min_detection_confidence=min_confidence,
         )
+        self._crop_mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_confidence)
+        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self.max_faces = max_faces
+        self.thorough = thorough
 
-    def detect(self, image: np.ndarray, *, image_id: str | None = None) -> list[Landmarks]:
-        image = np.ascontiguousarray(image)
+    def _meshes(self, mesh, image: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
-        result = self._mesh.process(image)
-        faces = []
-        for face in result.multi_face_landmarks or []:
+        out = []
+        for face in mesh.process(image).multi_face_landmarks or []:
             pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
             if len(pts) != N_POINTS:
                 raise LandmarkError(f"mediapipe returned {len(pts)} points, expected {N_POINTS}")
             # Normalised coordinates -> pixels; mediapipe's z uses the x scale.
-            pts *= np.array([w, h, w], dtype=np.float32)
-            faces.append(landmarks_from_mesh(pts))
-        return faces
+            out.append(pts * np.array([w, h, w], dtype=np.float32))
+        return out
+
+    def detect(self, image: np.ndarray, *, image_id: str | None = None) -> list[Landmarks]:
+        image = np.ascontiguousarray(image)
+        meshes = self._meshes(self._mesh, image)
+        if not meshes or self.thorough:
+            extra = self._small_faces(image)
+            # Keep the crop meshes of faces the full-image pass did not find.
+            meshes += [m for m in extra if not any(_same_face(m, k) for k in meshes)]
+        return [landmarks_from_mesh(m) for m in meshes]
+
+    def _small_faces(self, image: np.ndarray, crop: int = 256) -> list[np.ndarray]:
+        """Full-range detection, then the mesh on a square crop (twice the box) per face."""
+        import cv2
+
+        h, w = image.shape[:2]
+        meshes = []
+        detections = sorted(self._detector.process(image).detections or [], key=lambda d: -d.score[0])
+        for det in detections[: self.max_faces]:
+            box = det.location_data.relative_bounding_box
+            cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
+            side = 2.0 * max(box.width * w, box.height * h)
+            k = crop / side
+            m = np.array([[k, 0, crop / 2 - k * cx], [0, k, crop / 2 - k * cy]], dtype=np.float64)
+            patch = cv2.warpAffine(image, m, (crop, crop), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for pts in self._meshes(self._crop_mesh, patch):
+                pts[:, 0] = (pts[:, 0] - m[0, 2]) / k
+                pts[:, 1] = (pts[:, 1] - m[1, 2]) / k
+                pts[:, 2] /= k
+                meshes.append(pts)
+        return meshes
 
     def close(self) -> None:
-        self._mesh.close()
+        for graph in (self._mesh, self._crop_mesh, self._detector):
+            graph.close()
