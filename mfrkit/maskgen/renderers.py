@@ -1,0 +1,404 @@
+"""Mask renderers: one interface, two ways of placing the canonical mask in a photo.
+
+Both renderers draw the mask on the canonical face (:mod:`~mfrkit.maskgen.draw`),
+light it from the photo (:mod:`~mfrkit.maskgen.blend`) and warp it into the image
+through a regular grid of canonical points, triangle by triangle:
+
+* ``template`` places the grid with the 68 iBUG landmarks: a piecewise-affine warp over
+  their triangulation (so the mask bends with the jaw), extended rigidly below the jaw
+  with a scaled-orthographic pose fitted to the same points (so the far side of a
+  turned face is foreshortened and the near side's ear loop shows).
+* ``mesh`` places it with mediapipe's 468-vertex mesh and its 3D pose: the mask
+  surface is the face surface pulled taut (bridging the nose-cheek grooves, hanging
+  from the chin), so it follows yaw, pitch and roll; back-facing triangles are culled
+  and the rest drawn far to near.
+
+The warp is one ``cv2.remap`` of the lit texture through a per-pixel map built from a
+triangle-index raster, not a loop of per-triangle warps.
+
+Sampling and applying are separate (``sample(rng, landmarks, spec) -> params``, then
+``apply(image, params) -> Rendered``); ``apply`` is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from ..errors import LandmarkError
+from ..landmarks.base import Landmarks
+from ..registry import Registry
+from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, luminance, shade, to_linear
+from .canonical import canonical_face
+from .draw import WINDOW, MaskLayer, draw_mask
+from .fit import Anchors, FaceFit, fit_landmarks, landmark_model
+from .geometry import affine_from_triangles, rasterize_triangles
+from .styles import StyleParams, StyleSpec, sample_style
+
+#: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
+GRID_STEP = 4.0
+
+
+@dataclass(frozen=True, eq=False)
+class RenderParams:
+    """Everything ``apply`` needs besides the image.
+
+    Attributes
+    ----------
+    renderer : str
+    style : StyleParams
+    landmarks : Landmarks
+        The face the mask goes on, in the image's pixels.
+    noise_seed : int
+        Seeds the grain matched to the photo's noise.
+    """
+
+    renderer: str
+    style: StyleParams
+    landmarks: Landmarks
+    noise_seed: int
+
+    def record(self) -> dict:
+        """The manifest's mask fields (``mask_type``, ``mask_color``, ``mask_texture``,
+        ``coverage``)."""
+        return {
+            "mask_type": self.style.mask_type,
+            "mask_color": self.style.color,
+            "mask_texture": self.style.texture,
+            "coverage": self.style.coverage,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """A renderer's output.
+
+    Attributes
+    ----------
+    image : ndarray of shape (H, W, 3), uint8
+        The masked photo.
+    occlusion : ndarray of shape (H, W), bool
+        Pixels the mask covers (final alpha > 0.5).
+    alpha : ndarray of shape (H, W), float32
+        The mask's coverage, 0-1.
+    params : dict
+        JSON-serialisable: the style used and what was measured (pose, blur, noise,
+        lighting, texture resolution).
+    """
+
+    image: np.ndarray
+    occlusion: np.ndarray
+    alpha: np.ndarray
+    params: dict
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+
+# --- shared machinery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Grid:
+    uv: np.ndarray  # (P, 2)
+    shape: tuple[int, int]  # (rows, cols) of vertices
+    triangles: np.ndarray  # (T, 3)
+    cell: np.ndarray  # (T,) flat cell index
+    anchors: Anchors
+
+
+@functools.lru_cache(maxsize=None)
+def _grid(model: str) -> _Grid:
+    u0, v0, u1, v1 = WINDOW
+    nu = int(np.ceil((u1 - u0) / GRID_STEP)) + 1
+    nv = int(np.ceil((v1 - v0) / GRID_STEP)) + 1
+    uu, vv = np.meshgrid(u0 + GRID_STEP * np.arange(nu), v0 + GRID_STEP * np.arange(nv))
+    uv = np.column_stack([uu.ravel(), vv.ravel()])
+    idx = np.arange(nu * nv).reshape(nv, nu)
+    a, b = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+    c, d = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    cells = np.arange((nv - 1) * (nu - 1))
+    # Both triangles have positive signed area on screen (x right, y down), like the
+    # canonical triangulations: that is the front face.
+    triangles = np.vstack([np.column_stack([a, b, d]), np.column_stack([a, d, c])])
+    return _Grid(uv=uv, shape=(nv, nu), triangles=triangles, cell=np.concatenate([cells, cells]),
+                 anchors=landmark_model(model).anchors(uv))
+
+
+@dataclass(frozen=True, eq=False)
+class _SkinSamples:
+    uv: np.ndarray  # (P, 2)
+    normals: np.ndarray  # (P, 3) canonical face normals
+    anchors: Anchors
+    spread: np.ndarray  # (G, P) smoothing weights from samples to grid vertices
+
+
+def _face_normals(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    face = canonical_face()
+    eps = 1.0
+    dzdu = (face.sample(face.face_depth, u + eps, v) - face.sample(face.face_depth, u - eps, v)) / (2 * eps)
+    dzdv = (face.sample(face.face_depth, u, v + eps) - face.sample(face.face_depth, u, v - eps)) / (2 * eps)
+    n = np.stack([dzdu, dzdv, -np.ones_like(dzdu)], -1).astype(np.float64)
+    return n / np.linalg.norm(n, axis=-1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _skin(model: str) -> _SkinSamples:
+    """Skin points spread over the canonical face, away from eyes, brows, nostrils
+    and lips, for estimating the lighting."""
+    uu, vv = np.meshgrid(np.arange(22.0, 91.0, 4.0), np.arange(30.0, 119.0, 4.0))
+    u, v = uu.ravel(), vv.ravel()
+    from .draw import face_half, jaw_v
+
+    inside = (np.abs(u - 56.0) < face_half(v) - 3.0) & (v < jaw_v(u) - 3.0)
+    eyes = (np.abs(v - 50.0) < 9.0) & (np.abs(np.abs(u - 56.0) - 20.0) < 13.0)
+    nostrils = (np.abs(v - 79.0) < 4.0) & (np.abs(u - 56.0) < 11.0)
+    lips = (np.abs(v - 93.0) < 9.0) & (np.abs(u - 56.0) < 21.0)
+    keep = inside & ~eyes & ~nostrils & ~lips
+    uv = np.column_stack([u[keep], v[keep]])
+    grid = _grid(model)
+    d2 = ((grid.uv[:, None, :] - uv[None, :, :]) ** 2).sum(-1)
+    spread = np.exp(-d2 / (2 * 12.0**2))
+    return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), spread=spread)
+
+
+def texture_resolution(scale: float) -> float:
+    """Texels per canonical unit for a face at ``scale`` pixels per unit: about one
+    texel per pixel, in quarter steps, 1 to 4."""
+    return float(np.clip(np.round(scale * 4.0) / 4.0, 1.0, 4.0))
+
+
+def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
+    """Unit normals (towards the camera) of a canonical depth map, in the camera frame."""
+    dzdv, dzdu = np.gradient(depth)
+    n = np.stack([dzdu * res, dzdv * res, -np.ones_like(depth)], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return (n @ rotation.T).astype(np.float32)
+
+
+def _cell_coverage(alpha: np.ndarray, grid: _Grid, res: float) -> np.ndarray:
+    """Largest alpha in each grid cell, flat (cells,)."""
+    k = int(round(GRID_STEP * res))
+    rows, cols = grid.shape[0] - 1, grid.shape[1] - 1
+    padded = np.zeros((rows * k + 1, cols * k + 1), np.float32)
+    h, w = min(alpha.shape[0], padded.shape[0]), min(alpha.shape[1], padded.shape[1])
+    padded[:h, :w] = alpha[:h, :w]
+    # Cells share their border texels: look one texel past each cell's end.
+    dil = cv2.dilate(padded, np.ones((3, 3), np.uint8))
+    return dil[: rows * k, : cols * k].reshape(rows, k, cols, k).max(axis=(1, 3)).ravel()
+
+
+def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int, *, renderer: str) -> Rendered:
+    """Draw, light and warp ``style`` onto ``image`` where ``fit`` places the face.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8 RGB
+    fit : FaceFit
+    style : StyleParams
+    noise_seed : int
+    renderer : str
+        Name recorded in the parameters.
+
+    Returns
+    -------
+    Rendered
+    """
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {img.shape}")
+    h_img, w_img = img.shape[:2]
+    model = fit.model.name
+    grid = _grid(model)
+    skin = _skin(model)
+    res = texture_resolution(fit.scale)
+    layer = draw_mask(style, res)
+
+    # Place the grid: depth from the mask surface at each vertex.
+    tex = layer.to_texel(grid.uv)
+    cols = np.clip(np.round(tex[:, 0]).astype(int), 0, layer.depth.shape[1] - 1)
+    rows = np.clip(np.round(tex[:, 1]).astype(int), 0, layer.depth.shape[0] - 1)
+    uvz = np.column_stack([grid.uv, layer.depth[rows, cols]])
+    xy, z = fit.place(uvz, grid.anchors)
+
+    # Triangles worth drawing: covered by the mask and facing the camera.
+    covered = _cell_coverage(layer.alpha, grid, res)[grid.cell] > 1e-3
+    tri_xy = xy[grid.triangles]
+    e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    active = np.flatnonzero(covered & (np.abs(area) > 1e-9))
+    yaw, pitch, roll = fit.yaw_pitch_roll
+    info = {
+        "renderer": renderer,
+        **{k: v for k, v in asdict(style).items()},
+        "texture_res": res,
+        "yaw": round(yaw, 2),
+        "pitch": round(pitch, 2),
+        "roll": round(roll, 2),
+        "scale": round(float(fit.scale), 4),
+    }
+    empty = np.zeros((h_img, w_img), np.float32)
+    if len(active) == 0:
+        return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
+    lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
+    hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
+    x0, y0 = max(0, lo[0]), max(0, lo[1])
+    x1, y1 = min(w_img, hi[0]), min(h_img, hi[1])
+    if x1 <= x0 or y1 <= y0:
+        return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
+
+    # Photo statistics: lighting from the skin, blur and noise around the face.
+    linear = to_linear(img)
+    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    skin_n = skin.normals @ fit.rotation.T
+    box_lo = skin_xy.min(0)
+    box_hi = skin_xy.max(0)
+    pad = 0.3 * (box_hi - box_lo)
+    face_box = tuple(int(x) for x in (*(box_lo - pad), *(box_hi + pad)))
+    lighting = estimate_lighting(linear, skin_xy, skin_n, face_box)
+    fx0, fy0 = max(0, int(box_lo[0])), max(0, int(box_lo[1]))
+    fx1, fy1 = min(w_img, int(box_hi[0]) + 1), min(h_img, int(box_hi[1]) + 1)
+    gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
+    blur = estimate_blur(gray)
+    noise = estimate_noise(gray)
+    local = _local_shading(linear, skin_xy, skin_n, lighting, skin, grid, layer.alpha.shape)
+
+    normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
+    # Surface turning away from the camera fades out smoothly (a silhouette that
+    # follows the surface, not the triangle edges); the fine relief does not count.
+    facing = np.clip((-_camera_normals(layer.depth, layer.res, fit.rotation)[..., 2] - 0.02) / 0.12, 0.0, 1.0)
+    alpha = layer.alpha * facing
+    lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
+    rgba = np.concatenate([lit * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
+
+    # Warp: an index raster of the triangles, then one remap. Back-facing triangles
+    # go first so any front-facing one over them wins; then far to near.
+    depth_key = -z[grid.triangles[active]].mean(1)
+    order = active[np.lexsort((depth_key, area[active] > 0))]
+    raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
+    to_tex = np.zeros((len(tri_xy), 2, 3))
+    to_tex[active] = affine_from_triangles(tri_xy[active], layer.to_texel(grid.uv[grid.triangles[active]]))
+    ys, xs = np.nonzero(raster >= 0)
+    t = raster[ys, xs]
+    px, py = xs + x0, ys + y0
+    map_x = np.full(raster.shape, -10.0, np.float32)
+    map_y = np.full(raster.shape, -10.0, np.float32)
+    a = to_tex[t]
+    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
+    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+    warped = cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rng = np.random.default_rng(noise_seed)
+    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=blur, noise=noise, rng=rng, origin=(x0, y0))
+    full_alpha = empty
+    full_alpha[y0:y1, x0:x1] = alpha
+    info.update({"blur": round(blur, 3), "noise": round(noise, 3), **lighting.record(), "visible": True})
+    return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
+
+
+def _local_shading(linear, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, shape) -> np.ndarray:
+    """The face's own low-frequency shading relative to the lighting model, smoothed
+    over the canonical grid and resampled to the texture, clipped to 0.75-1.25."""
+    h, w = linear.shape[:2]
+    lum = luminance(linear)
+    px = np.clip(np.round(skin_xy[:, 0]).astype(int), 0, w - 1)
+    py = np.clip(np.round(skin_xy[:, 1]).astype(int), 0, h - 1)
+    ok = (skin_xy[:, 0] >= 0) & (skin_xy[:, 0] < w) & (skin_xy[:, 1] >= 0) & (skin_xy[:, 1] < h) & (skin_n[:, 2] < -0.2)
+    if ok.sum() < 12:
+        return np.ones(shape, np.float32)
+    sigma = max(1.0, float(np.ptp(skin_xy[ok, 0])) / 30.0)
+    smooth = cv2.GaussianBlur(lum, (0, 0), sigma)
+    model = lighting.ambient + skin_n @ lighting.direction
+    ratio = np.where(ok, smooth[py, px] / np.maximum(model, 1e-3), 1.0)
+    ratio = np.clip(ratio, 0.6, 1.4)
+    wts = skin.spread * ok[None, :]
+    local = (wts @ ratio) / np.maximum(wts.sum(1), 1e-6)
+    local = np.where(wts.sum(1) > 1e-3, local, 1.0).reshape(grid.shape).astype(np.float32)
+    local = np.clip(local, 0.75, 1.25) ** 0.8
+    return cv2.resize(local, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Base of the mask renderers. Subclasses set ``name`` and ``model``."""
+
+    name: ClassVar[str] = ""
+    #: The landmark model the renderer fits: ``ibug68`` or ``mesh``.
+    model: ClassVar[str] = ""
+
+    def fit(self, landmarks: Landmarks) -> FaceFit:
+        """Place the canonical face on ``landmarks``; raises LandmarkError when the
+        landmarks lack what this renderer needs."""
+        return fit_landmarks(landmarks, self.model)
+
+    def sample(self, rng: np.random.Generator, landmarks: Landmarks, spec: StyleSpec = StyleSpec()) -> RenderParams:
+        """Draw the random parameters of one masked image.
+
+        Parameters
+        ----------
+        rng : Generator
+            The image's own generator (``item_rng(seed, image_id)``).
+        landmarks : Landmarks
+            The face to mask; checked to suit this renderer.
+        spec : StyleSpec
+            What to draw from.
+        """
+        self.fit(landmarks)
+        style = sample_style(rng, spec)
+        return RenderParams(renderer=self.name, style=style, landmarks=landmarks, noise_seed=int(rng.integers(0, 2**31 - 1)))
+
+    def apply(self, image: np.ndarray, params: RenderParams) -> Rendered:
+        """Render ``params`` onto ``image``; a pure function of both."""
+        return render(image, self.fit(params.landmarks), params.style, params.noise_seed, renderer=self.name)
+
+    def __call__(self, image: np.ndarray, landmarks: Landmarks, rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Rendered:
+        return self.apply(image, self.sample(rng, landmarks, spec))
+
+
+RENDERERS: Registry = Registry("mask renderer")
+
+
+@RENDERERS.register("template")
+class TemplateRenderer(Renderer):
+    """Piecewise-affine warp on the 68 iBUG landmarks (dlib, mediapipe or a file)."""
+
+    name = "template"
+    model = "ibug68"
+
+
+@RENDERERS.register("mesh")
+class MeshRenderer(Renderer):
+    """mediapipe face mesh with 3D pose: follows yaw, pitch and roll, culls back faces."""
+
+    name = "mesh"
+    model = "mesh"
+
+
+def create_renderer(name: str) -> Renderer:
+    """The renderer called ``name`` (``template`` or ``mesh``)."""
+    return RENDERERS.get(name)()
+
+
+def landmarks_needed(renderer: str) -> str:
+    """What a renderer needs from the landmark backend: ``68`` or ``mesh``."""
+    return "mesh" if RENDERERS.get(renderer).model == "mesh" else "68"
+
+
+__all__ = [
+    "RENDERERS",
+    "LandmarkError",
+    "MeshRenderer",
+    "RenderParams",
+    "Rendered",
+    "Renderer",
+    "TemplateRenderer",
+    "create_renderer",
+    "render",
+    "texture_resolution",
+]
