@@ -257,9 +257,12 @@ def _run_chunk(items: list[_Item]) -> list[list[dict]]:
 
 
 def _failure_row(payload: dict, status: str, message: str) -> dict:
+    """A manifest row for a source that produced no image: it keeps the output's
+    intended path (the file does not exist) and the failure reason as its status."""
+    rel = payload.get("out_rel") or payload["outputs"][0][0]
     return {
-        "image_id": f"{payload['source_id']}#{payload.get('slot', 'partial')}",
-        "path": None,
+        "image_id": rel,
+        "path": rel,
         "identity": payload.get("identity"),
         "source_id": payload["source_id"],
         "status": status,
@@ -394,17 +397,24 @@ def _source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, p
     return usable, unusable
 
 
-def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[str, list[dict]], source: Manifest, meta: dict, unusable: pd.DataFrame, seed: int, processed: int, resumed: int, started: float, sheet_label: Callable[[dict], str]) -> JobSummary:
+def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[str, list[dict]], source: Manifest, meta: dict, unusable: pd.DataFrame,
+            unusable_rel: Callable[[str], str], seed: int, processed: int, resumed: int, started: float, sheet_label: Callable[[dict], str]) -> JobSummary:
     rows = []
     for it in items:
         for r in done.get(it.key, []):
             rows.append({**r, "job_item": it.key})
     for _, src in unusable.iterrows():
-        rows.append({"image_id": f"{src['image_id']}#source", "path": None, "identity": src.get("identity"), "source_id": src["image_id"],
+        rel = unusable_rel(str(src["path"]))
+        rows.append({"image_id": rel, "path": rel, "identity": None if _isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
                      "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
     frame = pd.DataFrame(rows)
     ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
     failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
+    if "fallback" in frame.columns:
+        # Images kept by a fallback (copied unmasked, PartialLFW's resize) still count.
+        fell = frame[frame["fallback"].notna() & (frame["status"] == STATUS_OK)].copy()
+        fell["status"] = fell["fallback"]
+        failed = pd.concat([failed, fell], ignore_index=True)
     failures = {str(k): int(v) for k, v in failed["status"].value_counts().sort_index().items()} if len(failed) else {}
     quality = None
     if "quality_ok" in ok.columns and ok["quality_ok"].notna().any():
@@ -416,13 +426,14 @@ def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[
                     reasons[reason] = reasons.get(reason, 0) + 1
         quality = {"checked": int(len(checked)), "passed": int(checked["quality_ok"].astype(bool).sum()), "failed_by_reason": dict(sorted(reasons.items()))}
     meta = {**meta, "failures": failures, "quality": quality, "outputs": int(len(ok))}
-    # The manifest lists the outputs; failures go to their own file.
-    table = ok.drop(columns=[c for c in ("message", "source_path") if c in ok.columns]).reset_index(drop=True)
+    # Every source is accounted for: failed ones as rows whose status is the reason
+    # (their messages go to failures.csv).
+    table = frame.drop(columns=[c for c in ("message", "source_path") if c in frame.columns]).reset_index(drop=True) if len(frame) else frame
     manifest = Manifest(table=make_table(table) if len(table) else make_table([]), meta=meta)
     path = write_manifest(manifest, out / MANIFEST_NAME)
     fail_path = out / FAILURES
     cols = ["source_id", "source_path", "status", "message"]
-    fail_frame = failed[cols] if len(failed) else pd.DataFrame(columns=cols)
+    fail_frame = failed[["image_id", *cols]] if len(failed) else pd.DataFrame(columns=["image_id", *cols])
     with atomic_path(fail_path) as tmp:
         fail_frame.to_csv(tmp, index=False)
     card = write_data_card(manifest, out / CARD)
@@ -445,7 +456,7 @@ def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int
 
     from ..data.imageio import write_image
 
-    table = manifest.table
+    table = manifest.ok()
     if "variant" in table.columns:
         pick = table[table["variant"].isin(["masked", "partial"])]
         table = pick if len(pick) else table
@@ -509,17 +520,18 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
         status = face.status if face is not None else "no_landmarks"
         if not p["primary"]:
             return []
-        rows = [{**_failure_row(p, status, "no face found" if status == "no_face" else f"landmarks: {status}"), "n_faces": 0 if face is None else face.n_faces}]
         if opts["on_no_face"] == "copy" and status == "no_face" and p.get("copy_rel"):
             data = Path(p["source"]).read_bytes()
             files = _write_output(Path(opts["out"]), p["copy_rel"], None, data)
-            rows.append({**base, "image_id": p["copy_rel"], "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face", **files})
-        return rows
+            return [{**base, "image_id": p["copy_rel"], "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
+                     "message": "no face found; copied unmasked", "source_path": p["source_rel"], **files}]
+        return [{**_failure_row(p, status, "no face found" if status == "no_face" else f"landmarks: {status}"), "n_faces": 0 if face is None else face.n_faces}]
     else:
         landmarks, n_faces = face.landmarks, face.n_faces
     renderer = _STATE["renderer"]
     rng = item_rng(opts["seed"], p["source_id"], p["slot"])
-    params = renderer.sample(rng, landmarks, opts["spec"])
+    spec = opts["spec"].with_type(p["slot"]) if p["slot"] in MASK_TYPES else opts["spec"]
+    params = renderer.sample(rng, landmarks, spec)
     rendered = renderer.apply(image, params)
     check = check_coverage(rendered.occlusion, landmarks, params.style.coverage)
     files = _write_output(Path(opts["out"]), p["out_rel"], rendered.image)
@@ -604,7 +616,8 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
         "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
         "job_fingerprint": fingerprint,
     }
-    return _finish("synth", out, journal, items, done, source, meta, unusable, config.seed, processed, resumed, started,
+    first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
+    return _finish("synth", out, journal, items, done, source, meta, unusable, lambda rel: _out_rel(rel, first, ext), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
 
 
@@ -657,6 +670,8 @@ def _partial_item(p: dict, opts: dict) -> list[dict]:
         files = _write_output(out, rel, crop)
         rows.append({**base, "image_id": rel, "status": STATUS_OK, "region": region, "factor": float(factor), "centered": bool(centered),
                      "partial_template": template.name, "fallback": fallback, **files})
+    if fallback:
+        rows[0].update(message="no face found; cropped the resized image", source_path=p["source_rel"])
     return rows
 
 
@@ -700,5 +715,6 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
         "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
         "job_fingerprint": fingerprint,
     }
-    return _finish("partial", out, journal, items, done, source, meta, unusable, config.seed, processed, resumed, started,
+    first = (regions[0], factors[0], config.centered()[0])
+    return _finish("partial", out, journal, items, done, source, meta, unusable, lambda rel: _partial_rel(rel, *first), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")
