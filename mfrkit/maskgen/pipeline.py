@@ -53,6 +53,8 @@ CARD = "DATA_CARD.md"
 FAILURES = "failures.csv"
 CONTACT_SHEET = "contact_sheet.png"
 NO_FACE_ACTIONS = ("skip", "copy")
+#: Items per task sent to a worker (and per journal shard): a partial item is 36-72 images.
+CHUNK = {"synth": 16, "partial": 2}
 
 
 class JobError(MfrkitError):
@@ -325,9 +327,10 @@ def _isna(v) -> bool:
         return False
 
 
-def _run_items(kind: str, items: list[_Item], options: dict, out: Path, journal: Path, workers: int, progress: bool, chunk: int = 16) -> tuple[dict[str, list[dict]], int, int]:
+def _run_items(kind: str, items: list[_Item], options: dict, out: Path, journal: Path, workers: int, progress: bool) -> tuple[dict[str, list[dict]], int, int]:
     from ..progress import progress_bar
 
+    chunk = CHUNK[kind]
     done = _load_journal(journal, out)
     todo = [it for it in items if it.key not in done or not _complete(done[it.key], out)]
     resumed = len(items) - len(todo)
@@ -704,7 +707,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
             "source_rel": rel, "outputs": outputs, "face": faces.get(sid)}))
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
                "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None}
-    done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress, chunk=4)
+    done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress)
     meta = {
         "name": f"{source.name or 'dataset'}-partial",
         "kind": "partial",

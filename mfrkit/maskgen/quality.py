@@ -54,7 +54,8 @@ class CoverageCheck:
     coverage : str
         The preset checked against.
     covered : dict
-        Fraction of each group's points on the mask, ``{group: 0..1}``.
+        Fraction of each group's points on the mask, ``{group: 0..1}``; None for a
+        group whose points all lie outside the image (not checked).
     failed : tuple of str
         Expectations not met, e.g. ``("nose_not_covered",)``.
     """
@@ -100,15 +101,17 @@ def check_coverage(occlusion: np.ndarray, landmarks: Landmarks, coverage: str, *
     covered: dict[str, float] = {}
     failed = []
     for name, pts in groups.items():
-        x = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
-        y = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
-        inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-        on = near[y, x] & inside
-        covered[name] = round(float(on.mean()), 3) if len(on) else 0.0
+        # Points outside the image (a chin cut off by a tight crop) cannot be judged.
+        inside = (pts[:, 0] >= -0.5) & (pts[:, 0] < w - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] < h - 0.5)
+        if not inside.any():
+            covered[name] = None
+            continue
+        x = np.round(pts[inside, 0]).astype(int)
+        y = np.round(pts[inside, 1]).astype(int)
+        on = near[y, x]
+        covered[name] = round(float(on.mean()), 3)
         if name in preset.covers and not on.all():
             failed.append(f"{name}_not_covered")
-        if name in preset.exposes:
-            strict = occ[y, x] & inside
-            if strict.any():
-                failed.append(f"{name}_covered")
+        if name in preset.exposes and occ[y, x].any():
+            failed.append(f"{name}_covered")
     return CoverageCheck(coverage=coverage, covered=covered, failed=tuple(failed))
