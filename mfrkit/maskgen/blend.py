@@ -36,20 +36,41 @@ def to_linear(image: np.ndarray) -> np.ndarray:
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """float sRGB in 0-1 to linear light."""
+    """float sRGB in 0-1 to linear light (exact formula)."""
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """float linear light to float sRGB in 0-1."""
+def _srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+# linear -> sRGB through a 16k-entry table: the curve's steepest step (at black) is
+# then under a tenth of an 8-bit level.
+_LUT_SRGB_SIZE = 16384
+_LUT_SRGB = _srgb(np.arange(_LUT_SRGB_SIZE + 1, dtype=np.float64) / _LUT_SRGB_SIZE).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """float linear light to float sRGB in 0-1 (table lookup, error < 1e-3)."""
+    idx = (np.clip(x, 0.0, 1.0) * _LUT_SRGB_SIZE + 0.5).astype(np.int32)
+    return _LUT_SRGB[idx]
 
 
 def luminance(linear_rgb: np.ndarray) -> np.ndarray:
     """Relative luminance of linear RGB (..., 3)."""
-    return linear_rgb @ _LUMA
+    x = np.asarray(linear_rgb)
+    # Three multiply-adds beat a matrix product with a length-3 inner axis.
+    return x[..., 0] * _LUMA[0] + x[..., 1] * _LUMA[1] + x[..., 2] * _LUMA[2]
+
+
+_LUT_LUMA = _LUT_LINEAR[None, :] * _LUMA[:, None]  # (3, 256): channel -> its luminance share
+
+
+def luminance_u8(image: np.ndarray) -> np.ndarray:
+    """Linear relative luminance of a uint8 sRGB image (..., 3), by table lookup."""
+    return _LUT_LUMA[0][image[..., 0]] + _LUT_LUMA[1][image[..., 1]] + _LUT_LUMA[2][image[..., 2]]
 
 
 # --- photo statistics -----------------------------------------------------------------------------------
@@ -138,38 +159,55 @@ class Lighting:
         }
 
 
-def estimate_lighting(
-    image_linear: np.ndarray,
-    points: np.ndarray,
-    normals: np.ndarray,
-    face_box: tuple[int, int, int, int],
-) -> Lighting:
+def _box(face_box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in face_box)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return 0, 0, w, h
+    return x0, y0, x1, y1
+
+
+def smooth_luminance(image: np.ndarray, face_box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Low-pass linear luminance of the face box of a uint8 sRGB image.
+
+    Returns the smoothed crop and its top-left corner ``(x0, y0)`` in the image. The
+    blur (a sixtieth of the box width) keeps shading and drops texture (pores, stubble).
+    """
+    x0, y0, x1, y1 = _box(face_box, image.shape)
+    lum = luminance_u8(image[y0:y1, x0:x1])
+    return cv2.GaussianBlur(lum, (0, 0), max(1.0, (x1 - x0) / 60.0)), (x0, y0)
+
+
+def sample_at(smooth: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a crop at image points, and which points fall inside it."""
+    h, w = smooth.shape
+    x = points[:, 0] - origin[0]
+    y = points[:, 1] - origin[1]
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    xi = np.clip(np.round(x).astype(int), 0, w - 1)
+    yi = np.clip(np.round(y).astype(int), 0, h - 1)
+    return smooth[yi, xi], inside
+
+
+def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray, face_box: tuple[int, int, int, int]) -> Lighting:
     """Fit the skin lighting model to sample points.
 
     Parameters
     ----------
-    image_linear : ndarray of shape (H, W, 3), float32, linear light
+    image : ndarray of shape (H, W, 3), uint8 sRGB
     points : ndarray of shape (P, 2)
         Skin sample points, pixels.
     normals : ndarray of shape (P, 3)
         Face normals there, camera frame, unit length.
     face_box : (x0, y0, x1, y1)
-        Region whose highlights set the white level (the face and its surroundings).
+        The face and its surroundings: its highlights set the white level, its colours
+        the light's tint and the photo's colourfulness.
     """
-    h, w = image_linear.shape[:2]
-    lum = luminance(image_linear)
-    x0, y0, x1, y1 = face_box
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(w, x1), min(h, y1)
-    region = lum[y0:y1, x0:x1] if (x1 - x0 > 4 and y1 - y0 > 4) else lum
-    scale = max(1.0, (x1 - x0) / 60.0)
-    smooth = cv2.GaussianBlur(lum, (0, 0), scale)
-    px = np.clip(np.round(points[:, 0]).astype(int), 0, w - 1)
-    py = np.clip(np.round(points[:, 1]).astype(int), 0, h - 1)
-    inside = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
+    smooth, origin = smooth_luminance(image, face_box)
+    values, inside = sample_at(smooth, origin, points)
     visible = inside & (normals[:, 2] < -0.2)
-    values = smooth[py, px]
-    skin = float(np.median(values[visible])) if visible.sum() >= 8 else float(np.median(region))
+    skin = float(np.median(values[visible])) if visible.sum() >= 8 else float(np.median(smooth))
     skin = max(skin, 1e-3)
     ambient, direction = skin, np.zeros(3)
     if visible.sum() >= 12:
@@ -177,7 +215,7 @@ def estimate_lighting(
         y = values[visible]
         keep = np.ones(len(y), dtype=bool)
         coef = np.zeros(4)
-        # Two rounds of trimming: eyebrows, beard, glasses and hair are outliers.
+        # Rounds of trimming: eyebrows, beard, glasses and hair are outliers.
         for _ in range(3):
             # A small ridge keeps the direction sane when the normals barely vary.
             gram = design[keep].T @ design[keep] + np.diag([0.0, 1.0, 1.0, 1.0]) * 0.5
@@ -186,17 +224,19 @@ def estimate_lighting(
             mad = float(np.median(np.abs(resid[keep]))) + 1e-6
             keep = np.abs(resid) < 2.5 * 1.4826 * mad
         ambient, direction = float(coef[0]), coef[1:]
-    white = float(np.percentile(region, 98.0))
-    white = float(np.clip(white, 1.5 * skin, 6.0 * skin))
-    white = min(white, 1.0)
-    mean_rgb = image_linear.reshape(-1, 3).mean(0) + 1e-4
+    x0, y0, x1, y1 = _box(face_box, image.shape)
+    # Every other pixel is plenty for statistics of the whole box.
+    crop = image[y0:y1:2, x0:x1:2].reshape(-1, 3)
+    lin = to_linear(crop)
+    lum = luminance(lin)
+    white = float(np.partition(lum, int(0.98 * (len(lum) - 1)))[int(0.98 * (len(lum) - 1))])
+    white = min(float(np.clip(white, 1.5 * skin, 6.0 * skin)), 1.0)
+    mean_rgb = lin.mean(0) + 1e-4
     tint = (mean_rgb / luminance(mean_rgb)) ** 0.25
     tint = (tint / luminance(tint)).astype(np.float32)
-    # Colourfulness: mean channel spread (sRGB levels) around the face; skin in a colour
-    # photo spreads 30-60 levels, a greyscale photo none.
-    crop = image_linear[y0:y1, x0:x1] if (x1 - x0 > 4 and y1 - y0 > 4) else image_linear
-    srgb = np.power(np.clip(crop, 0, 1), 1 / 2.2)
-    spread = float((srgb.max(-1) - srgb.min(-1)).mean()) * 255.0
+    # Colourfulness: mean channel spread (sRGB levels); skin in a colour photo spreads
+    # 30-60 levels, a greyscale photo none.
+    spread = float((crop.max(-1).astype(np.int16) - crop.min(-1)).mean())
     saturation = float(np.clip(spread / 20.0, 0.0, 1.0))
     return Lighting(ambient=ambient, direction=np.asarray(direction, dtype=np.float64), skin=skin, white=white, tint=tint, saturation=saturation)
 

@@ -22,8 +22,11 @@ from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, StyleParams, hex_rgb
 from .textures import TEXTURES, Canvas
 
-#: Canonical window every mask is drawn in: u0, v0, u1, v1 (units).
-WINDOW = (-8.0, 40.0, 120.0, 146.0)
+#: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
+#: part of it that its mask needs, snapped to whole cells of CELL units (the renderers'
+#: warp grid), so texels and grid cells line up.
+WINDOW = (-8.0, 40.0, 120.0, 148.0)
+CELL = 4.0
 #: Canonical chin (lowest point of the face outline) and nose-bridge heights.
 CHIN_V = 118.5
 
@@ -204,8 +207,19 @@ def _gas_outline(style: StyleParams) -> Outline:
 # --- canvas helpers ---------------------------------------------------------------------------------
 
 
-def _canvas_grid(res: float) -> tuple[np.ndarray, np.ndarray]:
+def _canvas_box(outline: "Outline") -> tuple[float, float, float, float]:
+    """The part of the window a mask needs: its outline, plus room for straps and ear
+    loops (they reach the face outline at eye to jaw height), snapped to cells."""
     u0, v0, u1, v1 = WINDOW
+    lo = np.minimum(outline.polygon.min(0) - 3.0, [CENTRE_U - 48.0, 54.0])
+    hi = np.maximum(outline.polygon.max(0) + 3.0, [CENTRE_U + 48.0, 0.0])
+    snap_lo = np.floor((lo - (u0, v0)) / CELL) * CELL + (u0, v0)
+    snap_hi = np.ceil((hi - (u0, v0)) / CELL) * CELL + (u0, v0)
+    return max(u0, snap_lo[0]), max(v0, snap_lo[1]), min(u1, snap_hi[0]), min(v1, snap_hi[1])
+
+
+def _canvas_grid(res: float, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    u0, v0, u1, v1 = box
     w = int(round((u1 - u0) * res))
     h = int(round((v1 - v0) * res))
     u = (u0 + np.arange(w, dtype=np.float32) / res)[None, :].repeat(h, 0)
@@ -213,16 +227,23 @@ def _canvas_grid(res: float) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def _fill(polygon: np.ndarray, shape: tuple[int, int], res: float) -> tuple[np.ndarray, np.ndarray]:
-    """Binary fill and signed distance to the edge (units, > 0 inside) of a polygon."""
-    u0, v0 = WINDOW[0], WINDOW[1]
-    pts = np.round((polygon - (u0, v0)) * res * 16).astype(np.int32)
-    mask = np.zeros(shape, np.uint8)
+def _fill(polygon: np.ndarray, shape: tuple[int, int], res: float, origin: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Binary fill and signed distance to the edge (units, > 0 inside) of a polygon.
+
+    The distance is computed on a grid twice as fine and averaged down, so it is good
+    to a fraction of a texel (anti-aliased edges, smooth hems).
+    """
+    ss = 2
+    fine = (shape[0] * ss, shape[1] * ss)
+    # Fine sample (i, j) sits at texel ((i + 0.5) / ss - 0.5): shift the polygon to match.
+    pts = np.round(((polygon - origin) * res * ss + (ss - 1) / 2.0) * 16).astype(np.int32)
+    mask = np.zeros(fine, np.uint8)
     cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=4)
     inside = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 5)
-    signed = (np.where(mask > 0, inside - 0.5, 0.5 - outside)) / res
-    return mask.astype(bool), signed.astype(np.float32)
+    signed = np.where(mask > 0, inside - 0.5, 0.5 - outside) / (res * ss)
+    signed = cv2.resize(signed, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return signed > 0, signed.astype(np.float32)
 
 
 def _mask_coords(mask: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +280,7 @@ def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndar
     return d
 
 
-def _bezier(p0, p1, p2, n: int = 12) -> np.ndarray:
+def _bezier(p0, p1, p2, n: int = 7) -> np.ndarray:
     t = np.linspace(0, 1, n)[:, None]
     return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t**2 * np.asarray(p2)
 
@@ -267,6 +288,13 @@ def _bezier(p0, p1, p2, n: int = 12) -> np.ndarray:
 def _aa(d: np.ndarray, res: float) -> np.ndarray:
     """Anti-aliased coverage of a signed distance (units, > 0 inside)."""
     return np.clip(d * res + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _line(d: np.ndarray, width: float, res: float) -> np.ndarray:
+    """A soft line profile at signed distance ``d`` (units), at least a texel wide so
+    it does not alias."""
+    w = max(width, 0.7 / res)
+    return np.exp(-((d / w) ** 2))
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
@@ -364,15 +392,19 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     for t0 in (0.30, 0.50, 0.70):
         tk = 0.5 + (t0 - 0.5) * bunch
         below = (t - tk) * span  # units below the fold edge
-        relief += np.where((below > -6.0) & (below <= 0.0), 1.4 * (1.0 + below / 6.0), 0.0)
-        shadow = np.maximum(shadow, np.exp(-np.clip(below, 0.0, None) / 1.3) * (below > 0.0))
+        # Fabric slopes out over 6 units to the fold, then drops (softened over a
+        # texel or so, so the fold does not alias) and casts a shadow below.
+        soft = max(0.4, 0.8 / res)
+        drop = _smoothstep(soft, -soft, below)
+        relief += 1.4 * np.clip(1.0 + below / 6.0, 0.0, 1.0) * drop
+        shadow = np.maximum(shadow, np.exp(-np.clip(below, 0.0, None) / 1.3) * (1.0 - drop))
     base = base * (1.0 - 0.16 * shadow)[..., None]
     # Hems: top (with the nose wire), bottom and sides, slightly raised double fabric.
     side_dist = edge
     hem = _smoothstep(3.2, 2.4, side_dist) * 0.45
     relief += hem
     albedo = base * (1.0 - 0.05 * _smoothstep(2.6, 2.2, side_dist))[..., None]
-    stitch = np.exp(-(((side_dist - 2.6) / 0.22) ** 2))
+    stitch = _line(side_dist - 2.6, 0.22, res)
     albedo = albedo * (1.0 - 0.10 * stitch)[..., None]
     wire = _smoothstep(13.0, 9.0, np.abs(p.u - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline))
     relief += 0.5 * wire
@@ -413,10 +445,10 @@ def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outlin
     relief = wrinkles + 0.8 * _smoothstep(2.0, 0.5, edge)  # rolled hem
     # Top-stitching along the edge: a dashed line.
     dash = (np.sin(2 * np.pi * (p.u + p.v) / 2.2) > -0.2).astype(np.float32)
-    stitch = np.exp(-(((edge - 1.8) / 0.2) ** 2)) * dash
+    stitch = _line(edge - 1.8, 0.2, res) * dash
     albedo *= (1.0 - 0.18 * stitch)[..., None]
     if style.extras.get("seam", True):
-        seam = np.exp(-(((p.u - CENTRE_U) / 0.45) ** 2))
+        seam = _line(p.u - CENTRE_U, 0.45, res)
         relief += 0.9 * np.exp(-(((p.u - CENTRE_U) / 1.6) ** 2)) - 0.6 * seam
         albedo *= (1.0 - 0.25 * seam)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.03)
@@ -435,11 +467,11 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
     relief += 0.35 * dots - 0.2 * band
     albedo *= (1.0 - 0.06 * band - 0.05 * dots)[..., None]
     # Centre fold: a crisp vertical crease.
-    crease = np.exp(-(((p.u - CENTRE_U) / 0.5) ** 2))
+    crease = _line(p.u - CENTRE_U, 0.5, res)
     albedo *= (1.0 - 0.08 * crease)[..., None]
     # Nose-clip pocket: a welded line a few units below the top edge.
     top_d = _top_distance(p, outline)
-    weld = np.exp(-(((top_d - 4.5) / 0.3) ** 2)) * (np.abs(p.u - CENTRE_U) < 30)
+    weld = _line(top_d - 4.5, 0.3, res) * _smoothstep(31.0, 29.0, np.abs(p.u - CENTRE_U))
     relief -= 0.25 * weld
     albedo *= (1.0 - 0.05 * weld)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.05)
@@ -509,7 +541,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
         du, dv = (p.u - cu) / 0.82, p.v - cv_  # seen obliquely: narrower than tall
         r = np.hypot(du, dv)
         disc = _aa(13.0 - r, res)
-        rings = np.exp(-(((r - 11.2) / 0.6) ** 2)) + 0.6 * np.exp(-(((r - 7.0) / 0.5) ** 2))
+        rings = _line(r - 11.2, 0.6, res) + 0.6 * _line(r - 7.0, 0.5, res)
         grille = ((np.sin(2 * np.pi * du / 2.2) > 0.3) & (r < 6.0)).astype(np.float32)
         col = cart[None, None, :] * (1.0 - 0.25 * rings - 0.35 * grille)[..., None]
         p.over(disc, col, relief=3.0 + 0.8 * rings - 0.6 * grille + 1.5 * _smoothstep(13.0, 10.5, r), gloss=0.3,
@@ -571,9 +603,10 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     MaskLayer
     """
     mtype = MASK_TYPES.get(style.mask_type)
-    u, v = _canvas_grid(res)
     outline = _outline_for(style)
-    body, edge = _fill(outline.polygon, u.shape, res)
+    box = _canvas_box(outline)
+    u, v = _canvas_grid(res, box)
+    body, edge = _fill(outline.polygon, u.shape, res, (box[0], box[1]))
     s, t = _mask_coords(body, u, v)
     canvas = Canvas(u=u, v=v, res=res, s=s, t=t)
     colors = np.array([hex_rgb(style.color_hex)] + [hex_rgb(c) for c in style.accents], dtype=np.float32)
@@ -587,7 +620,7 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     bulge = _bulge(style, paint, body, s, t, edge)
     depth = face_z - mtype.tent * (face_z - env_z) - bulge - paint.raise_
     return MaskLayer(
-        origin=(WINDOW[0], WINDOW[1]),
+        origin=(box[0], box[1]),
         res=float(res),
         albedo=np.clip(paint.albedo, 0.0, 1.0),
         alpha=paint.alpha,

@@ -122,6 +122,9 @@ class FaceFit:
         Their depth, pixels (detected for the mesh, from the pose for 68 points).
     linear : ndarray of shape (3, 3)
         Canonical offsets to camera offsets (pixels): ``scale * rotation``.
+    translation : ndarray of shape (3,)
+        With ``linear``, the rigid pose: canonical point ``X`` lies near
+        ``linear @ X + translation`` (x, y in pixels, depth).
     rotation : ndarray of shape (3, 3)
         Canonical directions to camera directions.
     scale : float
@@ -134,6 +137,7 @@ class FaceFit:
     linear: np.ndarray
     rotation: np.ndarray
     scale: float
+    translation: np.ndarray
 
     @property
     def yaw_pitch_roll(self) -> tuple[float, float, float]:
@@ -190,7 +194,8 @@ def fit_ibug68(points68: np.ndarray) -> FaceFit:
     scale, rot = _orthonormal_camera(cam[:3].T)
     linear = scale * rot
     depth = (canon - canon.mean(0)) @ linear[2]
-    return FaceFit(model=model, points=pts, depth=depth, linear=linear, rotation=rot, scale=scale)
+    translation = np.array([cam[3, 0], cam[3, 1], -linear[2] @ canon.mean(0)])
+    return FaceFit(model=model, points=pts, depth=depth, linear=linear, rotation=rot, scale=scale, translation=translation)
 
 
 def fit_mesh(mesh: np.ndarray) -> FaceFit:
@@ -208,6 +213,7 @@ def fit_mesh(mesh: np.ndarray) -> FaceFit:
         linear=pose.scale * pose.rotation,
         rotation=pose.rotation,
         scale=pose.scale,
+        translation=pose.translation,
     )
 
 

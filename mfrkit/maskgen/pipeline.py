@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import shutil
 import time
 import traceback
@@ -224,6 +225,10 @@ _STATE: dict = {}
 
 
 def _init_worker(kind: str, options: dict) -> None:
+    if options.get("threads"):
+        import cv2
+
+        cv2.setNumThreads(int(options["threads"]))  # one process per core already
     _STATE.clear()
     _STATE["kind"] = kind
     _STATE["options"] = options
@@ -340,7 +345,10 @@ def _run_items(kind: str, items: list[_Item], options: dict, out: Path, journal:
     with progress_bar(len(todo), kind, enabled=progress) as advance:
         pool = None
         if workers > 1 and len(chunks) > 1:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, options))
+            # Workers that run mediapipe are spawned: a forked copy of a process that
+            # has initialised mediapipe crashes. Rendering alone forks (faster start).
+            context = multiprocessing.get_context("spawn" if options.get("detect") else None)
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, {**options, "threads": 1}), mp_context=context)
             results = pool.map(_run_chunk, chunks)
         else:
             _init_worker(kind, options)

@@ -33,15 +33,15 @@ import numpy as np
 from ..errors import LandmarkError
 from ..landmarks.base import Landmarks
 from ..registry import Registry
-from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, luminance, shade, to_linear
+from .blend import Lighting, sample_at, composite, estimate_blur, estimate_lighting, estimate_noise, shade, smooth_luminance
 from .canonical import canonical_face
-from .draw import WINDOW, MaskLayer, draw_mask
+from .draw import CELL, WINDOW, MaskLayer, draw_mask
 from .fit import Anchors, FaceFit, fit_landmarks, landmark_model
 from .geometry import affine_from_triangles, rasterize_triangles
 from .styles import StyleParams, StyleSpec, sample_style
 
 #: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
-GRID_STEP = 4.0
+GRID_STEP = CELL
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,6 +173,18 @@ def texture_resolution(scale: float) -> float:
     return float(np.clip(np.round(scale * 4.0) / 4.0, 1.0, 4.0))
 
 
+def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Place the grid, keeping the rigid pose exact and smoothing what the landmarks
+    add to it over about a cell: the landmarks' own jitter would otherwise put a kink
+    in every mask edge at every triangle."""
+    xy, z = fit.place(uvz, grid.anchors)
+    rigid = uvz @ fit.linear.T + fit.translation
+    resid = (np.column_stack([xy, z]) - rigid).reshape(grid.shape[0], grid.shape[1], 3).astype(np.float32)
+    resid = cv2.GaussianBlur(resid, (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    placed = rigid + resid
+    return placed[:, :2], placed[:, 2]
+
+
 def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
     """Unit normals (towards the camera) of a canonical depth map, in the camera frame."""
     dzdv, dzdu = np.gradient(depth)
@@ -181,16 +193,32 @@ def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.n
     return (n @ rotation.T).astype(np.float32)
 
 
-def _cell_coverage(alpha: np.ndarray, grid: _Grid, res: float) -> np.ndarray:
-    """Largest alpha in each grid cell, flat (cells,)."""
-    k = int(round(GRID_STEP * res))
+def _camera_normal_z(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
+    """The camera-frame z of :func:`_camera_normals` alone (cheaper)."""
+    dzdv, dzdu = np.gradient(depth)
+    gx, gy = dzdu * res, dzdv * res
+    r = rotation[2]
+    return (r[0] * gx + r[1] * gy - r[2]) / np.sqrt(gx * gx + gy * gy + 1.0)
+
+
+def _cell_coverage(layer: MaskLayer, grid: _Grid) -> np.ndarray:
+    """Largest alpha in each grid cell, flat (cells,); 0 for cells off the layer."""
+    k = int(round(GRID_STEP * layer.res))
     rows, cols = grid.shape[0] - 1, grid.shape[1] - 1
-    padded = np.zeros((rows * k + 1, cols * k + 1), np.float32)
-    h, w = min(alpha.shape[0], padded.shape[0]), min(alpha.shape[1], padded.shape[1])
-    padded[:h, :w] = alpha[:h, :w]
+    # The layer's window starts on a cell corner.
+    c0 = int(round((layer.origin[0] - WINDOW[0]) / GRID_STEP))
+    r0 = int(round((layer.origin[1] - WINDOW[1]) / GRID_STEP))
+    h, w = layer.alpha.shape
+    lr, lc = -(-h // k), -(-w // k)
+    padded = np.zeros((lr * k + 1, lc * k + 1), np.float32)
+    padded[:h, :w] = layer.alpha
     # Cells share their border texels: look one texel past each cell's end.
     dil = cv2.dilate(padded, np.ones((3, 3), np.uint8))
-    return dil[: rows * k, : cols * k].reshape(rows, k, cols, k).max(axis=(1, 3)).ravel()
+    local = dil[: lr * k, : lc * k].reshape(lr, k, lc, k).max(axis=(1, 3))
+    out = np.zeros((rows, cols), np.float32)
+    rr, cc = min(rows - r0, lr), min(cols - c0, lc)
+    out[r0 : r0 + rr, c0 : c0 + cc] = local[:rr, :cc]
+    return out.ravel()
 
 
 def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int, *, renderer: str) -> Rendered:
@@ -224,10 +252,10 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     cols = np.clip(np.round(tex[:, 0]).astype(int), 0, layer.depth.shape[1] - 1)
     rows = np.clip(np.round(tex[:, 1]).astype(int), 0, layer.depth.shape[0] - 1)
     uvz = np.column_stack([grid.uv, layer.depth[rows, cols]])
-    xy, z = fit.place(uvz, grid.anchors)
+    xy, z = _place_smooth(fit, uvz, grid)
 
     # Triangles worth drawing: covered by the mask and facing the camera.
-    covered = _cell_coverage(layer.alpha, grid, res)[grid.cell] > 1e-3
+    covered = _cell_coverage(layer, grid)[grid.cell] > 1e-3
     tri_xy = xy[grid.triangles]
     e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
@@ -235,7 +263,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     yaw, pitch, roll = fit.yaw_pitch_roll
     info = {
         "renderer": renderer,
-        **{k: v for k, v in asdict(style).items()},
+        **style.as_dict(),
         "texture_res": res,
         "yaw": round(yaw, 2),
         "pitch": round(pitch, 2),
@@ -253,25 +281,24 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
     # Photo statistics: lighting from the skin, blur and noise around the face.
-    linear = to_linear(img)
     skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
     skin_n = skin.normals @ fit.rotation.T
     box_lo = skin_xy.min(0)
     box_hi = skin_xy.max(0)
     pad = 0.3 * (box_hi - box_lo)
     face_box = tuple(int(x) for x in (*(box_lo - pad), *(box_hi + pad)))
-    lighting = estimate_lighting(linear, skin_xy, skin_n, face_box)
+    lighting = estimate_lighting(img, skin_xy, skin_n, face_box)
     fx0, fy0 = max(0, int(box_lo[0])), max(0, int(box_lo[1]))
     fx1, fy1 = min(w_img, int(box_hi[0]) + 1), min(h_img, int(box_hi[1]) + 1)
     gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
     blur = estimate_blur(gray)
     noise = estimate_noise(gray)
-    local = _local_shading(linear, skin_xy, skin_n, lighting, skin, grid, layer.alpha.shape)
+    local = _local_shading(img, face_box, skin_xy, skin_n, lighting, skin, grid, layer.alpha.shape)
 
     normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
     # Surface turning away from the camera fades out smoothly (a silhouette that
     # follows the surface, not the triangle edges); the fine relief does not count.
-    facing = np.clip((-_camera_normals(layer.depth, layer.res, fit.rotation)[..., 2] - 0.02) / 0.12, 0.0, 1.0)
+    facing = np.clip((-_camera_normal_z(layer.depth, layer.res, fit.rotation) - 0.02) / 0.12, 0.0, 1.0)
     alpha = layer.alpha * facing
     lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
     rgba = np.concatenate([lit * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
@@ -300,24 +327,20 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
 
 
-def _local_shading(linear, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, shape) -> np.ndarray:
+def _local_shading(img, face_box, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, shape) -> np.ndarray:
     """The face's own low-frequency shading relative to the lighting model, smoothed
     over the canonical grid and resampled to the texture, clipped to 0.75-1.25."""
-    h, w = linear.shape[:2]
-    lum = luminance(linear)
-    px = np.clip(np.round(skin_xy[:, 0]).astype(int), 0, w - 1)
-    py = np.clip(np.round(skin_xy[:, 1]).astype(int), 0, h - 1)
-    ok = (skin_xy[:, 0] >= 0) & (skin_xy[:, 0] < w) & (skin_xy[:, 1] >= 0) & (skin_xy[:, 1] < h) & (skin_n[:, 2] < -0.2)
+    smooth, origin = smooth_luminance(img, face_box)
+    values, inside = sample_at(smooth, origin, skin_xy)
+    ok = inside & (skin_n[:, 2] < -0.2)
     if ok.sum() < 12:
         return np.ones(shape, np.float32)
-    sigma = max(1.0, float(np.ptp(skin_xy[ok, 0])) / 30.0)
-    smooth = cv2.GaussianBlur(lum, (0, 0), sigma)
     model = lighting.ambient + skin_n @ lighting.direction
-    ratio = np.where(ok, smooth[py, px] / np.maximum(model, 1e-3), 1.0)
+    ratio = np.where(ok, values / np.maximum(model, 1e-3), 1.0)
     ratio = np.clip(ratio, 0.6, 1.4)
-    wts = skin.spread * ok[None, :]
-    local = (wts @ ratio) / np.maximum(wts.sum(1), 1e-6)
-    local = np.where(wts.sum(1) > 1e-3, local, 1.0).reshape(grid.shape).astype(np.float32)
+    weight = ok.astype(np.float64)
+    total = skin.spread @ weight
+    local = np.where(total > 1e-3, (skin.spread @ (ratio * weight)) / np.maximum(total, 1e-6), 1.0).reshape(grid.shape).astype(np.float32)
     local = np.clip(local, 0.75, 1.25) ** 0.8
     return cv2.resize(local, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 

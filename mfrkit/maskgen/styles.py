@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -268,8 +268,12 @@ class StyleParams:
     extras: dict = field(default_factory=dict)
     texture_seed: int = 0
 
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (JSON-serialisable)."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.as_dict(), sort_keys=True)
 
 
 def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:

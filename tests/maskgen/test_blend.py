@@ -41,7 +41,7 @@ def test_lighting_recovers_a_side_light():
     nz = -np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
     light = np.array([0.15, -0.05, 0.0])  # brighter towards image right and up
     lum = np.where(nx**2 + ny**2 < 1, 0.3 + nx * light[0] + ny * light[1], 0.3)
-    image = np.repeat(lum[..., None], 3, axis=2).astype(np.float32)
+    image = np.repeat((linear_to_srgb(lum) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
     rng = np.random.default_rng(1)
     pts = 150 + rng.uniform(-0.7, 0.7, (200, 2)) * radius
     normals = np.column_stack([(pts - 150) / radius, -np.sqrt(1 - (((pts - 150) / radius) ** 2).sum(1))])
@@ -67,4 +67,5 @@ def test_composite_leaves_uncovered_pixels_untouched():
 
 def test_srgb_round_trip():
     x = np.linspace(0, 1, 256, dtype=np.float32)
-    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    # linear -> sRGB is a table lookup: within a tenth of an 8-bit level.
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=0.1 / 255)
