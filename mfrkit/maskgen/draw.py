@@ -187,12 +187,15 @@ def _gas_outline(style: StyleParams) -> Outline:
     bottom = min(CHIN_V + 4.0 + float(sh.get("hang", 0.0)) * 0.5 + max(0.0, tc - 56.0) * 0.4, CHIN_V + 14.0)
     span = bottom - tc
     w = float(sh.get("width", 1.0))
-    ctrl = np.array(
-        [
-            [0.0, 0.0], [6.0, 0.02], [14.0, 0.22], [22.0, 0.50], [27.0, 0.70], [27.5, 0.82],
-            [22.0, 0.93], [12.0, 1.0], [0.0, 1.0],
-        ]
-    )
+    if style.coverage == "proper":
+        # Half-width (units) down the facepiece: a nose cup over the bridge, widening
+        # to the cheeks, rounded under the chin.
+        ctrl = np.array(
+            [[0.0, 0.0], [6.0, 0.02], [14.0, 0.22], [22.0, 0.50], [27.0, 0.70], [27.5, 0.82], [22.0, 0.93], [12.0, 1.0], [0.0, 1.0]]
+        )
+    else:
+        # Pulled down, the nose cup lies flat on the lip or chin: a flat, wide top.
+        ctrl = np.array([[0.0, 0.0], [16.0, 0.0], [23.0, 0.10], [27.0, 0.35], [27.5, 0.62], [22.0, 0.88], [12.0, 1.0], [0.0, 1.0]])
     right = np.column_stack([CENTRE_U + ctrl[:, 0] * w, tc + ctrl[:, 1] * span])
     left = right[::-1][1:-1].copy()
     left[:, 0] = 2 * CENTRE_U - left[:, 0]
