@@ -1,0 +1,212 @@
+"""ONNX export with the model contract's metadata and a numerical check.
+
+Every exported model follows ``ARCHITECTURE.md``: one input ``input`` of shape
+``[N, 3, H, W]`` float32 with a dynamic batch axis, one output ``embedding`` of shape
+``[N, D]``, and ``mfrkit.*`` ``metadata_props`` saying how to prepare images. An export
+is written only after ``onnx.checker`` accepts it and onnxruntime on CPU reproduces the
+torch module's output at several batch sizes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..atomic import atomic_write_bytes
+from ..errors import MfrkitError
+from .preprocessing import Preprocessing
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "embedding"
+#: Largest accepted |onnxruntime - torch| on the check batches.
+DEFAULT_ATOL = 1e-4
+
+
+class ExportError(MfrkitError):
+    """A model cannot be exported, or its ONNX graph does not reproduce torch."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`write_onnx` wrote and how closely it matches torch.
+
+    Attributes
+    ----------
+    path : Path
+    metadata : dict of str to str
+        The ``metadata_props`` written.
+    max_abs_diff : dict of int to float
+        Batch size -> max |onnxruntime - torch| over the embedding.
+    embedding_dim : int
+    """
+
+    path: Path
+    metadata: dict[str, str]
+    max_abs_diff: dict[int, float] = field(default_factory=dict)
+    embedding_dim: int = 0
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    # The exporter logs progress and warnings about optional packages (torchvision);
+    # library code must not print, so they are held back for the duration.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _check_inputs(preprocessing: Preprocessing, batch: int, seed: int) -> np.ndarray:
+    # Plausible inputs: random pixels through the model's own normalisation.
+    rng = np.random.default_rng([seed, batch])
+    h, w = preprocessing.input_size
+    pixels = rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
+    return preprocessing.to_input(pixels)
+
+
+def _metadata(preprocessing: Preprocessing, extra: Mapping[str, object] | None, dim: int) -> dict[str, str]:
+    meta = preprocessing.to_metadata()
+    meta["mfrkit.embedding_dim"] = str(dim)
+    meta["mfrkit.version"] = __version__
+    for key, value in (extra or {}).items():
+        key = key if key.startswith("mfrkit.") else f"mfrkit.{key}"
+        meta[key] = str(value)
+    if "mfrkit.family" not in meta:
+        raise ExportError("extra_metadata must name the model family ('family': ...)")
+    return meta
+
+
+def write_onnx(
+    module: nn.Module,
+    path: str | os.PathLike,
+    preprocessing: Preprocessing,
+    extra_metadata: Mapping[str, object] | None = None,
+    *,
+    check_batches: Sequence[int] = (1, 8),
+    atol: float = DEFAULT_ATOL,
+    seed: int = 0,
+) -> ExportResult:
+    """Export ``module`` to a single ONNX file with the contract's metadata.
+
+    The module is deep-copied to CPU in eval mode (the caller's module is untouched),
+    exported with torch's default (``torch.export``-based) exporter with a dynamic batch
+    axis, checked with ``onnx.checker``, run in onnxruntime (CPU) on random inputs at
+    every size in ``check_batches`` and compared with torch; the file is written
+    atomically only when every comparison is within ``atol``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Maps ``(N, 3, H, W)`` float32 to ``(N, D)`` embeddings; ``(H, W)`` is
+        ``preprocessing.input_size``.
+    path : path-like
+        Output ``.onnx`` file (weights embedded, no external data).
+    preprocessing : Preprocessing
+        Written as ``mfrkit.input_size``, ``color``, ``mean``, ``std``, ``align``.
+    extra_metadata : mapping
+        More ``mfrkit.*`` keys; must include ``family``. Keys without the
+        ``mfrkit.`` prefix get it; values are converted with ``str``. ``embedding_dim``
+        and ``version`` are filled in.
+    check_batches : sequence of int
+        Batch sizes compared against torch.
+    atol : float
+        Largest accepted absolute difference.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    ExportError
+        When export, the checker, or the numerical comparison fails.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = copy.deepcopy(module).cpu().float().eval()
+    h, w = preprocessing.input_size
+    # Batch 2, not 1: the exporter specialises a dimension whose example size is 1.
+    example = torch.from_numpy(_check_inputs(preprocessing, 2, seed))
+    with torch.no_grad():
+        out = model(example)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        raise ExportError(f"the module must return an (N, D) tensor, got {getattr(out, 'shape', type(out))}")
+    dim = int(out.shape[1])
+    meta = _metadata(preprocessing, extra_metadata, dim)
+
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types
+        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in sorted(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"mfrkit {meta['mfrkit.family']} embedding model"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"onnx.checker rejected the exported graph: {exc}") from exc
+
+    data = proto.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    diffs: dict[int, float] = {}
+    for batch in check_batches:
+        x = _check_inputs(preprocessing, int(batch), seed + 1)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        if got.shape != expected.shape:
+            raise ExportError(f"onnxruntime output shape {got.shape} != torch {expected.shape} at batch {batch}")
+        diffs[int(batch)] = float(np.max(np.abs(got - expected)))
+        if not diffs[int(batch)] <= atol:
+            raise ExportError(
+                f"onnxruntime differs from torch by {diffs[int(batch)]:.3g} at batch {batch} (limit {atol:g}); "
+                "nothing was written"
+            )
+    atomic_write_bytes(path, data)
+    return ExportResult(path=Path(path), metadata=meta, max_abs_diff=diffs, embedding_dim=dim)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, as a dict (weights are not loaded)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise MfrkitError(f"no ONNX model at {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise MfrkitError(f"cannot read ONNX model {path}: {exc}") from exc
+    return {p.key: p.value for p in model.metadata_props}
