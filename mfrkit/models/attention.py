@@ -96,11 +96,11 @@ class AttentionPartialFR(FamilyModel):
         # Grouped 1x1 conv = one independent FC per descriptor, batched.
         self.descriptor_fc = nn.Conv1d(k * cf, k * config.embedding_dim, 1, groups=k)
         self.head = create_head(config.head, config.embedding_dim, n_classes)
-        self._preprocessing = Preprocessing(input_size=(size, size), align=arcface_name(size, config.padding))
 
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return self._preprocessing
+    @classmethod
+    def preprocessing_for(cls, config: AttentionConfig) -> Preprocessing:
+        size = config.input_size
+        return Preprocessing(input_size=(size, size), align=arcface_name(size, config.padding))
 
     @property
     def embedding_dim(self) -> int:

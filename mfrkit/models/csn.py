@@ -113,8 +113,8 @@ class CSN(FamilyModel):
                 )
             self.project = nn.Linear(d, config.teacher_dim, bias=False)
 
-    @property
-    def preprocessing(self) -> Preprocessing:
+    @classmethod
+    def preprocessing_for(cls, config) -> Preprocessing:
         return ARCFACE_112_INPUT
 
     @property

@@ -108,8 +108,8 @@ class DomainAdaptFR(FamilyModel):
             nn.Linear(config.embedding_dim, config.domain_hidden), nn.ReLU(), nn.Linear(config.domain_hidden, 2)
         )
 
-    @property
-    def preprocessing(self) -> Preprocessing:
+    @classmethod
+    def preprocessing_for(cls, config) -> Preprocessing:
         return ARCFACE_112_INPUT
 
     @property

@@ -210,3 +210,78 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     except Exception as exc:
         raise MfrkitError(f"cannot read ONNX model {path}: {exc}") from exc
     return {p.key: p.value for p in model.metadata_props}
+
+
+def domain_paths(out: str | os.PathLike, domains: Sequence[str]) -> dict[str, Path]:
+    """Where each exported graph goes: ``out`` itself for a single graph, else
+    ``<stem>-<domain><suffix>`` beside it (``het.onnx`` -> ``het-reference.onnx``...)."""
+    out = Path(out)
+    if list(domains) == [""]:
+        return {"": out}
+    suffix = out.suffix or ".onnx"
+    return {d: out.with_name(f"{out.stem}-{d}{suffix}") for d in domains}
+
+
+def export_family(
+    family: str | None,
+    out: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    options: Mapping[str, object] | None = None,
+    check_batches: Sequence[int] = (1, 8),
+    atol: float = DEFAULT_ATOL,
+) -> list[ExportResult]:
+    """Export a family's embedding graph(s) with :func:`write_onnx`.
+
+    Only the embedding path goes into the graph (no margin heads, teacher projection,
+    mask classifier or attribute units). Families with several domains
+    (``heterogeneous``) give one file per domain (see :func:`domain_paths`), each with
+    ``mfrkit.domain`` and a shared ``mfrkit.pair_id``.
+
+    Parameters
+    ----------
+    family : str or None
+        Family name; may be None with a checkpoint (which names it).
+    out : path
+        The ``.onnx`` file to write.
+    checkpoint : path, optional
+        A training checkpoint; without one the weights are untrained (useful for
+        benchmarking speed only) and ``mfrkit.weights`` says ``untrained``.
+    options : mapping
+        Family config options when there is no checkpoint.
+
+    Returns
+    -------
+    list of ExportResult, one per graph.
+    """
+    import hashlib
+
+    from ..data.manifest import file_sha256
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .families import create_family
+
+    if checkpoint is not None:
+        if options:
+            raise ExportError("options come from the checkpoint; do not pass both")
+        state = load_checkpoint(checkpoint)
+        if family is not None and family != state["family"]:
+            raise ExportError(f"checkpoint {checkpoint} holds family {state['family']!r}, not {family!r}")
+        model = model_from_checkpoint(state)
+        weights = f"sha256:{file_sha256(checkpoint)}"
+    else:
+        if family is None:
+            raise ExportError("name a family or give a checkpoint")
+        model = create_family(family, **dict(options or {}))
+        weights = "untrained"
+    modules = model.export_modules()
+    paths = domain_paths(out, list(modules))
+    pair_id = hashlib.sha256(f"{model.name}\n{weights}\n{sorted(modules)}".encode()).hexdigest()[:16]
+    results = []
+    for domain, module in modules.items():
+        extra: dict[str, object] = {"family": model.name, "weights": weights}
+        if domain:
+            extra.update(domain=domain, pair_id=pair_id)
+        results.append(
+            write_onnx(module, paths[domain], model.preprocessing, extra, check_batches=check_batches, atol=atol)
+        )
+    return results

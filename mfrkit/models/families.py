@@ -3,7 +3,7 @@
 A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen dataclass
 ``Config`` (its architecture and loss weights, saved in checkpoints) and:
 
-``preprocessing``
+``preprocessing_for(config)`` (and the ``preprocessing`` property)
     the :class:`~mfrkit.models.preprocessing.Preprocessing` its inputs need, declared
     once and written into the exported ONNX metadata;
 ``forward(x)``
@@ -47,9 +47,14 @@ class FamilyModel(nn.Module):
         self.config = config
         self.n_classes = int(n_classes)
 
+    @classmethod
+    def preprocessing_for(cls, config: Any) -> Preprocessing:
+        """The input a model of this family with ``config`` expects."""
+        raise NotImplementedError
+
     @property
     def preprocessing(self) -> Preprocessing:
-        raise NotImplementedError
+        return self.preprocessing_for(self.config)
 
     @property
     def embedding_dim(self) -> int:

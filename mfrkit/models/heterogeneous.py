@@ -88,8 +88,8 @@ class HeterogeneousNet(FamilyModel):
         self.attr_reference = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
         self.attr_probe = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
 
-    @property
-    def preprocessing(self) -> Preprocessing:
+    @classmethod
+    def preprocessing_for(cls, config) -> Preprocessing:
         return ARCFACE_112_INPUT
 
     @property
