@@ -10,7 +10,7 @@ Families (see ``mfrkit/models/cards/``): ``csn``, ``attention``, ``heterogeneous
 
 from .backbones import BACKBONES, create_backbone
 from .export import ExportError, ExportResult, read_metadata, write_onnx
-from .families import FAMILIES, FamilyModel, create_family, family_names, make_config
+from .families import FAMILIES, FamilyModel, create_family, family_names, list_families, make_config
 from .heads import HEADS, CombinedMarginHead, create_head
 from .preprocessing import ALIGNMENTS, Preprocessing, align_crop
 
@@ -32,6 +32,7 @@ __all__ = [
     "create_family",
     "create_head",
     "family_names",
+    "list_families",
     "make_config",
     "read_metadata",
     "write_onnx",

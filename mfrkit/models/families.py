@@ -108,3 +108,40 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
 def family_names() -> list[str]:
     """Names of the registered families."""
     return FAMILIES.names()
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyInfo:
+    """A family's defaults, for listings: name, one-line summary, input, alignment,
+    embedding size and the names of its config options."""
+
+    name: str
+    summary: str
+    input: str
+    align: str
+    embedding_dim: int
+    options: str
+
+
+def list_families() -> list[FamilyInfo]:
+    """Describe every registered family with its default config."""
+    import sys
+
+    infos = []
+    for name in FAMILIES.names():
+        cls = FAMILIES.get(name)
+        config = cls.Config()
+        prep = cls.preprocessing_for(config)
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0]
+        summary = " ".join(doc.split()).split(": ", 1)[-1]
+        infos.append(
+            FamilyInfo(
+                name=name,
+                summary=summary,
+                input=f"{prep.input_size[0]}x{prep.input_size[1]} {prep.color}",
+                align=prep.align,
+                embedding_dim=config.embedding_dim,
+                options=", ".join(f.name for f in dataclasses.fields(config)),
+            )
+        )
+    return infos

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from ..align import align_face
-from ..errors import MfrkitError
+from ..errors import MfrkitError, UnknownNameError
 from ..landmarks.base import Landmarks
 from ..registry import Registry
 
@@ -78,6 +78,9 @@ def align_crop(name: str, image: np.ndarray, landmarks: Landmarks | np.ndarray) 
     if params is not None:
         points = landmarks.points5 if isinstance(landmarks, Landmarks) else landmarks
         return align_face(image, points, size=params[0], padding=params[1]).image
+    if name not in ALIGNMENTS:
+        valid = ", ".join(["arcface<S>", "arcface<S>p<P>", *ALIGNMENTS.names()])
+        raise UnknownNameError(f"unknown alignment {name!r}; choose one of: {valid}")
     if not isinstance(landmarks, Landmarks):
         raise MfrkitError(f"alignment {name!r} needs a Landmarks object, not a bare array")
     return ALIGNMENTS.get(name)(image, landmarks)
