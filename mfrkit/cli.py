@@ -214,7 +214,7 @@ def models_train(
     aligned: Annotated[bool, typer.Option(help="The images already are aligned crops (no landmarks needed).")] = False,
     landmarks: Annotated[str, typer.Option(help="Landmark backend whose cache aligns the images.")] = "mediapipe",
     mask_on_the_fly: Annotated[bool, typer.Option(help="Mask unmasked images on the fly with mfrkit.maskgen.MaskAugment.")] = False,
-    workers: Workers = 2,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Data-loading worker processes (0: in the main process).")] = 2,
     option: FamilyOption = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps in total (checkpointed).")] = None,
 ) -> None:
@@ -223,7 +223,7 @@ def models_train(
     from .models.dataset import mask_augment
     from .models.train import TrainConfig, train
 
-    manifest = resolve_source(data, workers=workers, progress=True)
+    manifest = resolve_source(data, workers=max(1, workers), progress=True)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, workers=workers)
     result = train(
         family, manifest, out or Path("runs") / family, options=_family_options(option), config=config,

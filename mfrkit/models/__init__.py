@@ -15,7 +15,8 @@ from .heads import HEADS, CombinedMarginHead, create_head
 from .preprocessing import ALIGNMENTS, Preprocessing, align_crop
 
 # Importing the family modules registers them.
-from . import attention, csn, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
+# dlib_resnet registers the ``dlib150`` alignment.
+from . import attention, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ALIGNMENTS",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import os
 import warnings
@@ -59,14 +60,14 @@ class ExportResult:
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    # The exporter logs progress and warnings about optional packages (torchvision);
-    # library code must not print, so they are held back for the duration.
+    # The exporter logs (and may print) progress and warnings about optional packages
+    # (torchvision); library code must not print, so they are held back meanwhile.
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
