@@ -213,6 +213,33 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def calibrate_batchnorm(module: nn.Module, preprocessing: Preprocessing, *, batches: int = 4, batch_size: int = 8, seed: int = 0) -> nn.Module:
+    """Set every BatchNorm's running statistics from random images, in place.
+
+    An untrained network keeps BatchNorm's initial statistics (mean 0, variance 1), so
+    in eval mode nothing normalises its activations and they grow layer by layer (to
+    1e8 in an untrained IResNet), where float32 rounding alone exceeds any sensible
+    tolerance. Calibrated statistics give the activation scale of a trained network;
+    used for untrained exports (speed benchmarks), never on trained weights.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum) for m in norms]
+    was_training = module.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batches
+        module.train()
+        with torch.no_grad():
+            for i in range(batches):
+                module(torch.from_numpy(_check_inputs(preprocessing, batch_size, seed + 100 + i)))
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        module.train(was_training)
+    return module
+
+
 def domain_paths(out: str | os.PathLike, domains: Sequence[str]) -> dict[str, Path]:
     """Where each exported graph goes: ``out`` itself for a single graph, else
     ``<stem>-<domain><suffix>`` beside it (``het.onnx`` -> ``het-reference.onnx``...)."""
@@ -247,7 +274,8 @@ def export_family(
         The ``.onnx`` file to write.
     checkpoint : path, optional
         A training checkpoint; without one the weights are untrained (useful for
-        benchmarking speed only) and ``mfrkit.weights`` says ``untrained``.
+        benchmarking speed only; BatchNorm statistics come from
+        :func:`calibrate_batchnorm`) and ``mfrkit.weights`` says ``untrained``.
     options : mapping
         Family config options when there is no checkpoint.
 
@@ -273,6 +301,8 @@ def export_family(
         if family is None:
             raise ExportError("name a family or give a checkpoint")
         model = create_family(family, **dict(options or {}))
+        for module in model.export_modules().values():
+            calibrate_batchnorm(module, model.preprocessing)
         weights = "untrained"
     modules = model.export_modules()
     paths = domain_paths(out, list(modules))
