@@ -104,3 +104,22 @@ def test_alignment_names():
         from mfrkit.landmarks.base import Landmarks
 
         align_crop("nope", img, Landmarks(points5=pts, points68=None, bbox=np.zeros(4)))
+
+
+def test_calibrate_batchnorm_tames_untrained_activations():
+    from mfrkit.models import create_family
+    from mfrkit.models.export import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = create_family("domain_adapt", backbone="iresnet18", width=16, embedding_dim=16)
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        raw = model.eval()(x).abs().max().item()
+    model.train()
+    calibrate_batchnorm(model, model.preprocessing)
+    assert model.training  # mode restored
+    with torch.no_grad():
+        calibrated = model.eval()(x).abs().max().item()
+    bn = model.backbone.bn1
+    assert bn.momentum == 0.1 and not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    assert calibrated < 100 < raw
