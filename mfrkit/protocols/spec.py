@@ -67,17 +67,17 @@ class Selector:
     def matches(self, table: pd.DataFrame) -> np.ndarray:
         """Boolean mask, shape (len(table),), of the rows this selector accepts."""
         variant = table["variant"].astype(object).where(table["variant"].notna(), "unmasked")
-        keep = (variant == self.variant).to_numpy(dtype=bool)
+        keep = np.array(variant == self.variant, dtype=bool)
         if self.mask_types is not None:
-            keep &= table["mask_type"].isin(list(self.mask_types)).to_numpy(dtype=bool)
+            keep &= np.array(table["mask_type"].isin(list(self.mask_types)), dtype=bool)
         if self.region is not None:
-            keep &= (table["region"].astype(object) == self.region).to_numpy(dtype=bool)
+            keep &= np.array(table["region"].astype(object) == self.region, dtype=bool)
         if self.factor is not None:
             factor = pd.to_numeric(table["factor"], errors="coerce").astype(float).to_numpy()
             keep &= np.isclose(np.nan_to_num(factor, nan=-1.0), self.factor, rtol=0, atol=1e-9)
         if self.centered is not None:
             centered = table["centered"].astype(object)
-            keep &= centered.map(lambda v: v is not None and v is not pd.NA and bool(v) == self.centered).to_numpy(dtype=bool)
+            keep &= np.array([v is not None and v is not pd.NA and bool(v) == self.centered for v in centered], dtype=bool)
         return keep
 
     def describe(self) -> str:

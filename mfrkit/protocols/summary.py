@@ -60,6 +60,7 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
         ("gallery", len(g), g["image_id"].nunique(), g["identity"].nunique(), None, int(g["distractor"].sum())),
         ("probes", len(pr), pr["image_id"].nunique(), pr["identity"].nunique(), int(pr["mated"].sum()), None),
     ], columns=["set", "rows", "images", "identities", "mated", "distractors"])
+    sets[["mated", "distractors"]] = sets[["mated", "distractors"]].astype("Int64")
     variants = pd.concat([
         pd.DataFrame({"set": "gallery", "variant": _variant(protocol, "reference", g["image_id"])}),
         pd.DataFrame({"set": "probes", "variant": _variant(protocol, "probe", pr["image_id"].drop_duplicates())}),
