@@ -138,7 +138,7 @@ def build_pool(spec: ProtocolSpec, manifests: dict[str, Manifest], *, extra: lis
     identity: dict[str, str] = {}
     candidates: dict[str, dict[str, list[str]]] = {}
     mask_type: dict[str, str | None] = {}
-    skipped = {"status_not_ok": 0, "no_identity": 0}
+    skipped: dict[str, set] = {"status_not_ok": set(), "no_identity": set()}
     for role in ROLES:
         m = manifests[role]
         home = next(i for i, d in enumerate(distinct) if d is m)
@@ -146,7 +146,7 @@ def build_pool(spec: ProtocolSpec, manifests: dict[str, Manifest], *, extra: lis
         table = m.table
         matched = table[sel.matches(table)]
         _check_single_crop(matched, sel, role)
-        skipped["status_not_ok"] += int((matched["status"] != STATUS_OK).sum())
+        skipped["status_not_ok"].update(matched.loc[matched["status"] != STATUS_OK, "image_id"].astype(str))
         matched = matched[matched["status"] == STATUS_OK]
         per_unit: dict[str, list[str]] = {}
         mtypes = matched["mask_type"].astype(object).where(matched["mask_type"].notna(), None)
@@ -155,7 +155,7 @@ def build_pool(spec: ProtocolSpec, manifests: dict[str, Manifest], *, extra: lis
             if ident is None or ident is pd.NA or (isinstance(ident, float) and np.isnan(ident)):
                 ident = identity_of_id.get(unit)
             if ident is None:
-                skipped["no_identity"] += 1
+                skipped["no_identity"].add(image_id)
                 continue
             ident = str(ident)
             known = identity.setdefault(unit, ident)
@@ -166,7 +166,8 @@ def build_pool(spec: ProtocolSpec, manifests: dict[str, Manifest], *, extra: lis
             per_unit.setdefault(unit, []).append(image_id)
             mask_type[image_id] = mt
         candidates[role] = {u: sorted(ids) for u, ids in sorted(per_unit.items())}
-    return Pool(spec, dict(manifests), identity, candidates, mask_type, skipped, resolver)
+    counts = {reason: len(ids) for reason, ids in skipped.items()}
+    return Pool(spec, dict(manifests), identity, candidates, mask_type, counts, resolver)
 
 
 def _check_single_crop(matched: pd.DataFrame, sel, role: str) -> None:
