@@ -27,6 +27,7 @@ from .spec import ROLES, SPECS, ProtocolSpec, Selector, describe_specs, resolve_
 from .summary import summarize
 from .validate import ValidationReport, validate_protocol
 from .verification import make_verification
+from .workflow import resolve_protocol
 
 __all__ = [
     "derive_verification", "InsufficientDataError", "PairFormatError", "ProtocolError", "StaleManifestError",
@@ -34,5 +35,5 @@ __all__ = [
     "save_protocol", "FORMATS", "read_bin", "read_pairs", "read_people", "write_pairs", "MODES",
     "make_identification", "ImportReport", "export_protocol", "import_insightface_bin", "import_pairs",
     "people_folds", "available_crops", "ROLES", "SPECS", "ProtocolSpec", "Selector", "describe_specs",
-    "resolve_spec", "summarize", "ValidationReport", "validate_protocol", "make_verification",
+    "resolve_spec", "summarize", "ValidationReport", "validate_protocol", "make_verification", "resolve_protocol",
 ]

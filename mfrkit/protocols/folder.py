@@ -74,7 +74,7 @@ import pandas as pd
 
 from .. import __version__
 from ..atomic import atomic_write_bytes
-from ..data.manifest import Manifest, read_manifest, safe_relpath
+from ..data.manifest import Manifest, read_manifest
 from ..errors import ManifestError
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
@@ -456,8 +456,3 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
                     probes=tables.get("probes.csv"), folder=folder, sha256=protocol_sha256(folder))
-
-
-def check_relpath(rel: str) -> str:
-    """``rel`` as a safe dataset-relative POSIX path (see :func:`safe_relpath`)."""
-    return str(safe_relpath(rel))

@@ -28,7 +28,7 @@ from ..errors import ImageError
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
 from .formats import contiguous_folds, get_format, read_bin, read_pairs, read_people, write_pairs
-from .verification import as_manifest, role_manifests
+from .verification import role_manifests
 
 _AMBIGUOUS = object()
 

@@ -128,3 +128,30 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
                                         **read_options)
     save_protocol(protocol, out, overwrite=overwrite)
     return protocol, report
+
+
+def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,
+                     kind: str = "verification", spec_params: dict | None = None, seed: int = 0,
+                     **options: Any) -> Protocol:
+    """A protocol from a folder or a spec name (what ``--protocol`` on the bench accepts).
+
+    A path to a protocol folder is loaded with :func:`load_protocol` (``reference`` /
+    ``probe``, when given, replace the recorded manifest paths and are checked against
+    the recorded fingerprints). Otherwise ``value`` must be a registered spec name
+    (``mr-mp``, ...) and the protocol is generated in memory from ``reference`` /
+    ``probe`` with ``seed`` and ``options`` (see :func:`make_verification` and
+    :func:`make_identification`).
+    """
+    from .folder import INFO_NAME, load_protocol
+
+    if Path(value).is_dir() and (Path(value) / INFO_NAME).is_file():
+        manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
+        return load_protocol(value, manifests or None)
+    name = str(value)
+    if name not in SPECS:
+        raise ProtocolError(f"{name!r} is neither a protocol folder nor a spec; specs: {', '.join(SPECS.names())}")
+    if reference is None:
+        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from")
+    if kind == "identification":
+        return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)
+    return make_verification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)

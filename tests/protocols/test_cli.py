@@ -88,3 +88,26 @@ def test_library_errors_become_one_line_messages(tmp_path, lfw_files, monkeypatc
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "error:" in err and "--allow-fewer" in err
+
+
+def test_people_folds(tmp_path, lfw_files):
+    (tmp_path / "people.txt").write_text("2\n2\nPerson_000\t3\nPerson_001\t3\n2\nPerson_002\t3\nPerson_003\t3\n")
+    result = run("make", tmp_path / "p", "-m", lfw_files.path, "--people", tmp_path / "people.txt",
+                 "--genuine", 2, "--impostor", 2)
+    assert result.exit_code == 0, result.output
+    p = load_protocol(tmp_path / "p")
+    idents = lfw_files.table.set_index("image_id")["identity"]
+    for fold, left in zip(p.pairs["fold"], idents.loc[p.pairs["left_id"]]):
+        assert fold == (0 if left in ("Person_000", "Person_001") else 1)
+
+
+def test_resolve_protocol_from_folder_or_spec(tmp_path, lfw_files, masked_files):
+    from mfrkit.protocols import ProtocolError, resolve_protocol
+
+    run("make", tmp_path / "p", "-m", lfw_files.path, "--folds", 2, "--genuine", 2, "--impostor", 2)
+    assert resolve_protocol(tmp_path / "p").name == "p"
+    made = resolve_protocol("umr-mp", lfw_files.path, masked_files.path, n_folds=2, genuine_per_fold=2,
+                            impostor_per_fold=2)
+    assert made.spec == "umr-mp" and len(made.pairs) == 8
+    with pytest.raises(ProtocolError, match="neither a protocol folder nor a spec"):
+        resolve_protocol("mr-xx", lfw_files.path)

@@ -3,7 +3,7 @@ import pytest
 
 from mfrkit.data.manifest import Manifest, make_table
 from mfrkit.protocols import PairFormatError, export_protocol, import_pairs, make_verification, read_people
-from mfrkit.protocols.formats import FORMATS, contiguous_folds, pairs_bytes, read_pairs, write_pairs
+from mfrkit.protocols.formats import FORMATS, contiguous_folds, pairs_bytes, read_pairs
 
 from .helpers import lfw_rows
 

@@ -7,7 +7,7 @@ from mfrkit.data.manifest import Manifest, make_table
 from mfrkit.protocols import InsufficientDataError, ProtocolError, make_verification, save_protocol
 from mfrkit.protocols.pool import RootResolver
 
-from .helpers import lfw_rows, masked_rows, partial_rows, save
+from .helpers import lfw_rows, masked_rows, partial_rows
 
 
 def identities(manifest, ids):
