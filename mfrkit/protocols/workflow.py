@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..data.manifest import file_sha256
 from .derive import derive_verification
 from .errors import ProtocolError
 from .folder import Protocol, save_protocol
@@ -101,6 +102,8 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
                                          name=label, **options)
         if label is None:
             protocol.info["name"] = folder.name
+        if people is not None and derive_from is None and kind == "verification":
+            protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
         save_protocol(protocol, folder, overwrite=overwrite)
         written.append((folder, protocol))
     return written
@@ -115,7 +118,11 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
     For ``insightface-bin`` the images are unpacked into ``images_to`` (with a manifest)
     and ``reference`` / ``probe`` are not used; ``n_folds`` is the only read option.
     """
+    read_options = {k: v for k, v in read_options.items() if v is not None}
     if fmt == "insightface-bin":
+        unknown = sorted(set(read_options) - {"n_folds"})
+        if unknown:
+            raise ProtocolError(f"a .bin import takes no {', '.join(unknown)} option")
         if images_to is None:
             raise ProtocolError("importing a .bin unpacks its images: give a dataset folder (--images)")
         protocol, _ = import_insightface_bin(file, images_to, variant=variant, name=name or Path(out).name,

@@ -111,3 +111,20 @@ def test_resolve_protocol_from_folder_or_spec(tmp_path, lfw_files, masked_files)
     assert made.spec == "umr-mp" and len(made.pairs) == 8
     with pytest.raises(ProtocolError, match="neither a protocol folder nor a spec"):
         resolve_protocol("mr-xx", lfw_files.path)
+
+
+def test_import_a_bin(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from mfrkit.data.imageio import encode_image
+
+    img = encode_image(np.zeros((8, 8, 3), dtype=np.uint8), ".png")
+    (tmp_path / "lfw.bin").write_bytes(pickle.dumps(([img] * 20, [True, False] * 5), protocol=4))
+    result = run("import", tmp_path / "lfw.bin", tmp_path / "p", "--images", tmp_path / "ds")
+    assert result.exit_code == 0, result.output
+    p = load_protocol(tmp_path / "p")
+    assert len(p.pairs) == 10 and p.pairs["fold"].nunique() == 10
+    assert (tmp_path / "ds" / "images" / "000019.png").is_file()
+    assert run("validate", tmp_path / "p").exit_code == 0
