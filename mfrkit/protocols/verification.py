@@ -4,7 +4,7 @@ Generation has two steps, each deterministic from the seed:
 
 1. **Base pairs** over source units (see :mod:`.pool`): identities are dealt to
    ``n_folds`` identity-disjoint folds (largest first, each to the fold with the
-   fewest possible genuine pairs so far, ties broken by a seeded shuffle); in each
+   fewest images so far, ties broken by a seeded shuffle); in each
    fold, genuine pairs are drawn round-robin over the fold's identities (one pair per
    identity per round, so large identities do not dominate) and impostor pairs
    between two different identities of the fold. Two distinct units are never the
@@ -117,21 +117,24 @@ class _Units:
 
 def _assign_folds(by_identity: dict[str, list[str]], units: _Units, n_folds: int,
                   rng: np.random.Generator) -> dict[str, int]:
-    """identity -> fold, balancing possible genuine pairs, then units, across folds."""
+    """identity -> fold, spreading the images of identities that can form genuine pairs
+    evenly over the folds (largest identity first, to the fold with the fewest such
+    images), then the other identities by total images. Ties follow a seeded shuffle."""
     idents = list(by_identity)
     order = [idents[i] for i in rng.permutation(len(idents))]
-    caps = {i: units.genuine_capacity(by_identity[i]) for i in idents}
-    order.sort(key=lambda i: (-caps[i], -len(by_identity[i])))  # stable: the shuffle breaks ties
-    fold_cap, fold_units = [0] * n_folds, [0] * n_folds
+    multi = {i: units.genuine_capacity(by_identity[i]) > 0 for i in idents}
+    size = {i: len(by_identity[i]) for i in idents}
+    order.sort(key=lambda i: (not multi[i], -size[i]))  # stable: the shuffle breaks ties
+    fold_multi, fold_all = [0] * n_folds, [0] * n_folds
     out = {}
     for ident in order:
-        if caps[ident] > 0:
-            f = min(range(n_folds), key=lambda k: (fold_cap[k], fold_units[k], k))
+        if multi[ident]:
+            f = min(range(n_folds), key=lambda k: (fold_multi[k], fold_all[k], k))
+            fold_multi[f] += size[ident]
         else:
-            f = min(range(n_folds), key=lambda k: (fold_units[k], fold_cap[k], k))
+            f = min(range(n_folds), key=lambda k: (fold_all[k], fold_multi[k], k))
+        fold_all[f] += size[ident]
         out[ident] = f
-        fold_cap[f] += caps[ident]
-        fold_units[f] += len(by_identity[ident])
     return out
 
 
