@@ -3,8 +3,8 @@
 Generation has two steps, each deterministic from the seed:
 
 1. **Base pairs** over source units (see :mod:`.pool`): identities are dealt to
-   ``n_folds`` identity-disjoint folds (largest first, each to the fold with the
-   fewest images so far, ties broken by a seeded shuffle); in each
+   ``n_folds`` identity-disjoint folds by a seeded snake draft, largest first, so
+   each fold gets as many identities and a share of the large ones; in each
    fold, genuine pairs are drawn round-robin over the fold's identities (one pair per
    identity per round, so large identities do not dominate) and impostor pairs
    between two different identities of the fold. Two distinct units are never the
@@ -117,24 +117,19 @@ class _Units:
 
 def _assign_folds(by_identity: dict[str, list[str]], units: _Units, n_folds: int,
                   rng: np.random.Generator) -> dict[str, int]:
-    """identity -> fold, spreading the images of identities that can form genuine pairs
-    evenly over the folds (largest identity first, to the fold with the fewest such
-    images), then the other identities by total images. Ties follow a seeded shuffle."""
+    """identity -> fold by a snake draft: identities that can form genuine pairs first,
+    largest first, dealt 0..k-1 then k-1..0, then the others. Every fold gets the same
+    number of identities (within one) and a share of the large ones, so no identity
+    crowds a fold. Ties and fold labels follow a seeded shuffle."""
     idents = list(by_identity)
     order = [idents[i] for i in rng.permutation(len(idents))]
     multi = {i: units.genuine_capacity(by_identity[i]) > 0 for i in idents}
-    size = {i: len(by_identity[i]) for i in idents}
-    order.sort(key=lambda i: (not multi[i], -size[i]))  # stable: the shuffle breaks ties
-    fold_multi, fold_all = [0] * n_folds, [0] * n_folds
+    order.sort(key=lambda i: (not multi[i], -len(by_identity[i])))  # stable: the shuffle breaks ties
+    labels = rng.permutation(n_folds)
     out = {}
-    for ident in order:
-        if multi[ident]:
-            f = min(range(n_folds), key=lambda k: (fold_multi[k], fold_all[k], k))
-            fold_multi[f] += size[ident]
-        else:
-            f = min(range(n_folds), key=lambda k: (fold_all[k], fold_multi[k], k))
-        fold_all[f] += size[ident]
-        out[ident] = f
+    for pos, ident in enumerate(order):
+        r, k = divmod(pos, n_folds)
+        out[ident] = int(labels[k if r % 2 == 0 else n_folds - 1 - k])
     return out
 
 

@@ -224,3 +224,14 @@ def test_properties_identity_disjoint_balanced_leak_free(counts, seed, spec, n_f
     again = make_verification(ref, probe, spec=spec, seed=seed, n_folds=n_folds, genuine_per_fold=3,
                               impostor_per_fold=3, allow_fewer=True)
     pd.testing.assert_frame_equal(again.pairs, pairs)
+
+
+def test_a_huge_identity_does_not_crowd_its_fold():
+    # LFW has one identity with 530 images; its fold must still draw genuine pairs from many identities.
+    m = in_memory(lfw_rows([120] + [3] * 100 + [1] * 50))
+    p = make_verification(m, n_folds=5, genuine_per_fold=30, impostor_per_fold=30, seed=4)
+    ident = m.table.set_index("image_id")["identity"]
+    genuine = p.pairs[p.pairs["label"] == 1]
+    per_fold = genuine.assign(identity=ident.loc[genuine["left_id"]].to_numpy()).groupby("fold")["identity"]
+    assert (per_fold.nunique() >= 10).all()
+    assert (per_fold.agg(lambda s: s.value_counts().iloc[0]) <= 5).all()
