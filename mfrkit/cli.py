@@ -169,8 +169,8 @@ def card(
 # --- protocols ---------------------------------------------------------------------------------------
 
 
-_ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest (file or dataset folder) of the reference side; also the probe side unless --probe-manifest is given.")]
-_ProbeOpt = Annotated[Optional[Path], typer.Option("--probe-manifest", "-p", help="Manifest of the probe side (e.g. the masked synth manifest).")]
+_ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Reference-side manifest: a manifest file, a dataset folder or a registered dataset name; also the probe side unless --probe-manifest is given.")]
+_ProbeOpt = Annotated[Optional[Path], typer.Option("--probe-manifest", "-p", help="Probe-side manifest (e.g. the masked synth output): file, folder or registered name.")]
 
 
 def _table(title: str, df) -> None:

@@ -75,7 +75,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
-from ..errors import ManifestError
+from ..errors import MfrkitError
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
 
@@ -352,16 +352,26 @@ def protocol_sha256(folder: str | os.PathLike) -> str:
         raise ProtocolError(f"cannot read {Path(folder) / INFO_NAME}: {exc}") from None
 
 
-def _manifest_args(manifests: ManifestArg) -> dict[str, Manifest | Path]:
+def open_manifest(value: Manifest | str | os.PathLike) -> Manifest:
+    """A manifest from a Manifest, a manifest file, a folder holding ``manifest.parquet``,
+    a registered dataset name or a dataset folder (see
+    :func:`mfrkit.data.registry.resolve_source`)."""
+    if isinstance(value, Manifest):
+        return value
+    from ..data.registry import resolve_source
+
+    return resolve_source(value)
+
+
+def _manifest_args(manifests: ManifestArg) -> dict[str, Manifest | str | os.PathLike]:
     if manifests is None:
         return {}
     if isinstance(manifests, Mapping):
         unknown = sorted(set(manifests) - set(ROLES))
         if unknown:
             raise ProtocolError(f"unknown manifest role(s) {unknown}; roles are {ROLES}")
-        return {r: (v if isinstance(v, Manifest) else Path(v)) for r, v in manifests.items()}
-    value = manifests if isinstance(manifests, Manifest) else Path(manifests)
-    return {role: value for role in ROLES}
+        return {r: v for r, v in manifests.items() if v is not None}
+    return {role: manifests for role in ROLES}
 
 
 def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *,
@@ -373,7 +383,7 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
     """
     given = _manifest_args(manifests)
     recorded = info.get("manifests") or {}
-    cache: dict[Path, Manifest] = {}
+    cache: dict[str, Manifest] = {}
     out: dict[str, Manifest] = {}
     stale: list[str] = []
     for role in ROLES:
@@ -381,19 +391,21 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
         if not isinstance(entry, dict):
             raise ProtocolError(f"{folder / INFO_NAME} does not name a {role} manifest")
         value = given.get(role)
+        # A recorded path must be a manifest file; a given value may also be a dataset name or folder.
+        opener = open_manifest
         if value is None:
             if not entry.get("path"):
                 raise ProtocolError(f"protocol {info.get('name')!r} records no path for its {role} manifest; "
                                     "pass the manifest explicitly")
-            value = folder / entry["path"]
+            value, opener = folder / entry["path"], read_manifest
         if isinstance(value, Manifest):
             m = value
         else:
-            key = Path(value).resolve()
+            key = str(value)
             if key not in cache:
                 try:
-                    cache[key] = read_manifest(value)
-                except ManifestError as exc:
+                    cache[key] = opener(value)
+                except MfrkitError as exc:
                     raise ProtocolError(f"the {role} manifest of protocol {info.get('name')!r}: {exc}") from None
             m = cache[key]
         fp = m.fingerprint()

@@ -26,10 +26,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..data.manifest import Manifest, read_manifest
+from ..data.manifest import Manifest
 from ..rng import item_rng
 from .errors import InsufficientDataError, ProtocolError
-from .folder import Protocol
+from .folder import Protocol, open_manifest
 from .pool import Pool, build_pool, pick_image, pick_pair
 from .spec import ProtocolSpec, resolve_spec
 
@@ -40,7 +40,8 @@ _ENUMERATE_LIMIT = 100_000
 
 
 def as_manifest(value: Manifest | str | os.PathLike) -> Manifest:
-    return value if isinstance(value, Manifest) else read_manifest(value)
+    """See :func:`~.folder.open_manifest`: a Manifest, manifest file, dataset folder or registered name."""
+    return open_manifest(value)
 
 
 def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> ProtocolSpec:

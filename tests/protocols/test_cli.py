@@ -128,3 +128,20 @@ def test_import_a_bin(tmp_path):
     assert len(p.pairs) == 10 and p.pairs["fold"].nunique() == 10
     assert (tmp_path / "ds" / "images" / "000019.png").is_file()
     assert run("validate", tmp_path / "p").exit_code == 0
+
+
+def test_registered_dataset_scanned_with_the_lfw_layout(tmp_path, lfw_files):
+    from mfrkit.data.registry import add_dataset
+
+    root = tmp_path / "real-lfw"
+    (lfw_files.root).rename(root)
+    (root / "manifest.parquet").unlink()  # a plain LFW folder, no manifest yet
+    add_dataset("tiny-lfw", root, layout="lfw")
+    result = run("make", tmp_path / "p", "-m", "tiny-lfw", "--folds", 2, "--genuine", 3, "--impostor", 3)
+    assert result.exit_code == 0, result.output
+    assert run("validate", tmp_path / "p").exit_code == 0
+    assert run("export", tmp_path / "p", tmp_path / "pairs.txt", "--format", "lfw").exit_code == 0
+    assert (tmp_path / "pairs.txt").read_text().startswith("2\t3\nPerson_")
+    result = run("import", tmp_path / "pairs.txt", tmp_path / "again", "--format", "lfw", "-m", "tiny-lfw")
+    assert result.exit_code == 0, result.output
+    assert load_protocol(tmp_path / "again").pairs.equals(load_protocol(tmp_path / "p").pairs)
