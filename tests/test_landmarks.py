@@ -113,7 +113,7 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     from mfrkit.data.manifest import read_manifest, write_manifest
 
     root = tmp_path / "copy"
-    shutil.copytree(sample_manifest.root, root)
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
     manifest = read_manifest(root)
     (root / manifest.table["path"][1]).write_bytes(b"broken now")  # the manifest still says ok
     with pytest.raises(ManifestError, match="mfrkit landmarks"):
@@ -147,7 +147,7 @@ def test_cache_is_independent_of_workers(sample_manifest, tmp_path):
     results = []
     for workers in (1, 2):
         root = tmp_path / f"w{workers}"
-        shutil.copytree(sample_manifest.root, root)
+        shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
         results.append(get_landmarks(read_manifest(root), "dlib", workers=workers))
     one, two = results
     assert one.keys() == two.keys()
