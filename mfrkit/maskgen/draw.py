@@ -165,8 +165,10 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
     theta = np.linspace(0, 2 * np.pi, 180, endpoint=False)
     c, s = np.cos(theta), np.sin(theta)
     bt, bb = vc - tc, bottom - vc
-    # Egg-shaped: narrower over the nose than under the chin.
-    taper = 1.0 - 0.24 * np.clip(-s, 0.0, 1.0) ** 1.5
+    # Egg-shaped: narrower over the nose than under the chin; pulled down, the cup's
+    # widest part lies across the mouth.
+    narrow = 0.24 if style.coverage == "proper" else 0.06
+    taper = 1.0 - narrow * np.clip(-s, 0.0, 1.0) ** 1.5
     pu = CENTRE_U + a * taper * np.sign(c) * np.abs(c) ** (2 / exponent)
     pv = vc + np.where(s < 0, bt, bb) * np.sign(s) * np.abs(s) ** (2 / exponent)
     poly = np.column_stack([pu, pv])
