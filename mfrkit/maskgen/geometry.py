@@ -121,6 +121,12 @@ def rasterize_triangles(
 ) -> np.ndarray:
     """Rasterise triangles into an index image, drawing them in ``order`` (later wins).
 
+    A pixel belongs to a triangle when its centre lies inside it or on its edge
+    (within a hair, so neighbours leave no gaps). Small triangles, the usual case, are
+    rasterised all at once: every pixel of each triangle's bounding box is tested in
+    one vectorised pass and the last triangle in ``order`` wins each pixel. Large ones
+    fall back to OpenCV's polygon fill, one call per triangle.
+
     Parameters
     ----------
     triangles_xy : ndarray of shape (T, 3, 2)
@@ -137,10 +143,41 @@ def rasterize_triangles(
     ndarray of shape ``shape``, int32: the drawn triangle's index, or -1.
     """
     raster = np.full(shape, -1, dtype=np.int32)
-    # Sub-pixel precision: OpenCV takes fixed-point corners with `shift` fractional bits.
-    fixed = np.round((triangles_xy - np.asarray(origin, dtype=np.float64)) * 16.0).astype(np.int32)
-    for t in order.tolist():
-        cv2.fillConvexPoly(raster, fixed[t], t, lineType=cv2.LINE_8, shift=4)
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) == 0:
+        return raster
+    tri = np.asarray(triangles_xy, dtype=np.float64)[order] - np.asarray(origin, dtype=np.float64)
+    lo = np.floor(tri.min(1)).astype(np.int64)
+    span = int((np.ceil(tri.max(1)).astype(np.int64) - lo).max()) + 1
+    if span > 24:
+        fixed = np.round(tri * 16.0).astype(np.int32)
+        for t, corners in zip(order.tolist(), fixed):
+            cv2.fillConvexPoly(raster, corners, t, lineType=cv2.LINE_8, shift=4)
+        return raster
+    # Candidate pixels: a span x span box from each triangle's corner.
+    offs = np.arange(span)
+    px = lo[:, 0, None, None] + offs[None, None, :]  # (K, 1, S)
+    py = lo[:, 1, None, None] + offs[None, :, None]  # (K, S, 1)
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+
+    def edge(p, q):
+        # Signed area of (p, q, pixel) for every candidate pixel: (K, S, S).
+        return (q[:, 0, None, None] - p[:, 0, None, None]) * (py - p[:, 1, None, None]) - (q[:, 1, None, None] - p[:, 1, None, None]) * (px - p[:, 0, None, None])
+
+    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
+    area = ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))[:, None, None]
+    eps = -1e-6 * np.abs(area)
+    sign = np.where(area >= 0, 1.0, -1.0)
+    inside = (sign * e0 >= eps) & (sign * e1 >= eps) & (sign * e2 >= eps)
+    inside &= (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
+    k, yy, xx = np.nonzero(inside)
+    if len(k) == 0:
+        return raster
+    flat = (py[k, yy, 0] * shape[1] + px[k, 0, xx]).astype(np.int64)
+    # Later triangles win: keep each pixel's last candidate in drawing order.
+    last = np.unique(flat[::-1], return_index=True)[1]
+    pick = len(flat) - 1 - last
+    raster.ravel()[flat[pick]] = order[k[pick]].astype(np.int32)
     return raster
 
 

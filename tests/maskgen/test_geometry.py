@@ -53,3 +53,31 @@ def test_rasterizer_draws_later_triangles_over_earlier_ones():
     # Origin: the raster starts at full-image pixel (5, 5).
     raster = rasterize_triangles(tris, np.array([1]), (12, 12), origin=(5, 5))
     assert raster[0, 0] == 1 and raster[11, 11] == -1
+
+
+def test_rasterized_mesh_leaves_no_gaps_and_matches_the_fill_fallback():
+    # A jittered grid of small triangles covering [10, 50]^2: every pixel inside is drawn.
+    rng = np.random.default_rng(3)
+    n = 11
+    gx, gy = np.meshgrid(np.linspace(10, 50, n), np.linspace(10, 50, n))
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    inner = (gx.ravel() > 10) & (gx.ravel() < 50) & (gy.ravel() > 10) & (gy.ravel() < 50)
+    pts[inner] += rng.uniform(-1.2, 1.2, (inner.sum(), 2))
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    tris = pts[np.vstack([np.column_stack([a, b, d]), np.column_stack([a, d, c])])]
+    order = np.arange(len(tris))
+    raster = rasterize_triangles(tris, order, (60, 60))
+    assert (raster[11:50, 11:50] >= 0).all()
+    assert (raster[:9] == -1).all() and (raster[52:] == -1).all()
+    # Each pixel lies in the triangle it was given (the barycentric test).
+    ys, xs = np.nonzero(raster >= 0)
+    t = tris[raster[ys, xs]]
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    l1 = ((xs - t[:, 0, 0]) * e2[:, 1] - (ys - t[:, 0, 1]) * e2[:, 0]) / det
+    l2 = ((ys - t[:, 0, 1]) * e1[:, 0] - (xs - t[:, 0, 0]) * e1[:, 1]) / det
+    assert (l1 >= -1e-6).all() and (l2 >= -1e-6).all() and (l1 + l2 <= 1 + 1e-6).all()
+    # Triangles too big for the vectorised pass take the polygon-fill path: no gaps either.
+    big = rasterize_triangles(tris * 8, order, (480, 480))
+    assert (big[81:400, 81:400] >= 0).all() and (big[:70] == -1).all()
