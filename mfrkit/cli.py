@@ -187,7 +187,8 @@ def synth(
     texture: Annotated[str, typer.Option("--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")] = "random",
     coverage: Annotated[str, typer.Option("--coverage", help="proper, nose_exposed, chin; comma list or random.")] = "random",
     renderer: Annotated[str, typer.Option("--renderer", help="mesh (3D face mesh, follows pose) or template (68-point warp).")] = "mesh",
-    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend: mediapipe (default) or dlib (template renderer only).")] = None,
+    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")] = None,
+    landmark_file: Annotated[Optional[Path], typer.Option(help="For --landmarks file: the landmark file.")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same images, whatever --workers.")] = 0,
     aligned: Annotated[bool, typer.Option("--aligned", help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")] = False,
     mix: Annotated[bool, typer.Option("--mix", help="Also keep every source image unmasked (a mixed training set).")] = False,
@@ -200,7 +201,7 @@ def synth(
     from .maskgen.pipeline import SynthConfig, synthesize
 
     config = SynthConfig(types=mask, colors=color, textures=texture, coverage=coverage, renderer=renderer, seed=seed, landmarks=landmarks,
-                         aligned=aligned, mix=mix, on_no_face=on_no_face, image_format=image_format, limit=limit)
+                         landmark_file=str(landmark_file) if landmark_file else None, aligned=aligned, mix=mix, on_no_face=on_no_face, image_format=image_format, limit=limit)
     _job_report(synthesize(src, out, config, workers=workers, progress=True))
 
 
@@ -213,7 +214,8 @@ def partial(
     centered: Annotated[bool, typer.Option("--centered", help="Move each patch to the image centre (PartialLFW's centered variant).")] = False,
     both: Annotated[bool, typer.Option("--both", help="Write both the in-place and the centered variant.")] = False,
     template: Annotated[str, typer.Option("--template", help="partiallfw (160x160, exactly PartialLFW) or arcface112.")] = "partiallfw",
-    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend (default mediapipe).")] = None,
+    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend: mediapipe (default), dlib or file.")] = None,
+    landmark_file: Annotated[Optional[Path], typer.Option(help="For --landmarks file: the landmark file.")] = None,
     aligned: Annotated[bool, typer.Option("--aligned", help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")] = False,
     on_no_face: Annotated[str, typer.Option("--on-no-face", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")] = "skip",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N usable images (for a try).")] = None,
@@ -223,7 +225,8 @@ def partial(
     from .maskgen.pipeline import PartialConfig, make_partial
 
     placement = "both" if both else ("centered" if centered else "original")
-    config = PartialConfig(regions=regions, factors=factors, placement=placement, template=template, landmarks=landmarks, aligned=aligned,
+    config = PartialConfig(regions=regions, factors=factors, placement=placement, template=template, landmarks=landmarks,
+                           landmark_file=str(landmark_file) if landmark_file else None, aligned=aligned,
                            on_no_face=on_no_face, limit=limit)
     _job_report(make_partial(src, out, config, workers=workers, progress=True))
 

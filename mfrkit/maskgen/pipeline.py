@@ -79,6 +79,8 @@ class SynthConfig:
         ``mesh`` or ``template``.
     landmarks : str or None
         Landmark backend; default ``mediapipe``. Ignored with ``aligned``.
+    landmark_file : str or None
+        For the ``file`` backend: the landmark file.
     aligned : bool
         Inputs are ArcFace crops (112x112 or 112x96): use the template landmarks.
     mix : bool
@@ -98,6 +100,7 @@ class SynthConfig:
     renderer: str = "mesh"
     seed: int = 0
     landmarks: str | None = None
+    landmark_file: str | None = None
     aligned: bool = False
     mix: bool = False
     on_no_face: str = "skip"
@@ -137,6 +140,7 @@ class PartialConfig:
     template: str = "partiallfw"
     seed: int = 0
     landmarks: str | None = None
+    landmark_file: str | None = None
     aligned: bool = False
     on_no_face: str = "skip"
     limit: int | None = None
@@ -204,11 +208,15 @@ def _needs(renderer: str) -> str:
     return "mesh" if RENDERERS.get(renderer).model == "mesh" else "68"
 
 
-def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: bool) -> dict[str, FaceResult]:
+def _backend_options(landmark_file: str | None) -> dict:
+    return {"path": str(landmark_file)} if landmark_file else {}
+
+
+def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: bool, options: dict) -> dict[str, FaceResult]:
     """Landmarks of every image of ``manifest``, from (and into) the landmark cache."""
     from ..landmarks.cache import get_landmarks
 
-    return get_landmarks(manifest, backend, workers=workers, progress=progress)
+    return get_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=options)
 
 
 # --- the shared job runner ----------------------------------------------------------------------------
@@ -237,7 +245,7 @@ def _init_worker(kind: str, options: dict) -> None:
     if options.get("detect"):
         from ..landmarks.base import create_backend
 
-        _STATE["backend"] = create_backend(options["detect"])
+        _STATE["backend"] = create_backend(options["detect"], **options.get("backend_options", {}))
 
 
 def _face(payload: dict, image: np.ndarray) -> FaceResult | None:
@@ -595,7 +603,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     # (caching a subset would prune the cache of everything else).
     faces: dict[str, FaceResult] = {}
     if not config.aligned and len(usable) and config.limit is None:
-        faces = _landmark_results(source, backend, workers, progress)
+        faces = _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
     items = []
     slots = config.slots()
     for _, row in usable.iterrows():
@@ -614,7 +622,8 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     if len({it.outputs[0] for it in items}) != len(items):
         raise JobError("two outputs would share a file name; use --format to keep source extensions apart or rename the sources")
     options = {"kind": "synth", "out": str(out), "renderer": config.renderer, "seed": config.seed, "spec": spec, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None}
+               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
+               "backend_options": _backend_options(config.landmark_file)}
     done, processed, resumed = _run_items("synth", items, options, out, journal, workers, progress)
     # An item whose face was missing produced no file: "done" only in the journal.
     meta = {
@@ -705,7 +714,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("partial", config, source.fingerprint())
     journal = _prepare_out(out, fingerprint)
-    faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress)
+    faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
     items = []
     for _, row in usable.iterrows():
         sid, rel = str(row["image_id"]), str(row["path"])
@@ -714,7 +723,8 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
             "source_id": sid, "identity": None if pd.isna(row.get("identity")) else row.get("identity"), "source": str(source.abspath(rel)),
             "source_rel": rel, "outputs": outputs, "face": faces.get(sid)}))
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None}
+               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
+               "backend_options": _backend_options(config.landmark_file)}
     done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress)
     meta = {
         "name": f"{source.name or 'dataset'}-partial",

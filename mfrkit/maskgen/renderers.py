@@ -135,7 +135,7 @@ class _SkinSamples:
     uv: np.ndarray  # (P, 2)
     normals: np.ndarray  # (P, 3) canonical face normals
     anchors: Anchors
-    spread: np.ndarray  # (G, P) smoothing weights from samples to grid vertices
+    vertex: np.ndarray  # (P,) flat index of the grid vertex nearest each sample
 
 
 def _face_normals(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -162,9 +162,8 @@ def _skin(model: str) -> _SkinSamples:
     keep = inside & ~eyes & ~nostrils & ~lips
     uv = np.column_stack([u[keep], v[keep]])
     grid = _grid(model)
-    d2 = ((grid.uv[:, None, :] - uv[None, :, :]) ** 2).sum(-1)
-    spread = np.exp(-d2 / (2 * 12.0**2))
-    return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), spread=spread)
+    vertex = ((grid.uv[:, None, :] - uv[None, :, :]) ** 2).sum(-1).argmin(0)
+    return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), vertex=vertex)
 
 
 def texture_resolution(scale: float) -> float:
@@ -293,7 +292,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
     blur = estimate_blur(gray)
     noise = estimate_noise(gray)
-    local = _local_shading(img, face_box, skin_xy, skin_n, lighting, skin, grid, layer.alpha.shape)
+    local = _local_shading(img, face_box, skin_xy, skin_n, lighting, skin, grid, layer)
 
     normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
     # Surface turning away from the camera fades out smoothly (a silhouette that
@@ -327,9 +326,10 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
 
 
-def _local_shading(img, face_box, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, shape) -> np.ndarray:
+def _local_shading(img, face_box, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, layer: MaskLayer) -> np.ndarray:
     """The face's own low-frequency shading relative to the lighting model, smoothed
-    over the canonical grid and resampled to the texture, clipped to 0.75-1.25."""
+    over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25."""
+    shape = layer.alpha.shape
     smooth, origin = smooth_luminance(img, face_box)
     values, inside = sample_at(smooth, origin, skin_xy)
     ok = inside & (skin_n[:, 2] < -0.2)
@@ -338,11 +338,23 @@ def _local_shading(img, face_box, skin_xy, skin_n, lighting: Lighting, skin: _Sk
     model = lighting.ambient + skin_n @ lighting.direction
     ratio = np.where(ok, values / np.maximum(model, 1e-3), 1.0)
     ratio = np.clip(ratio, 0.6, 1.4)
-    weight = ok.astype(np.float64)
-    total = skin.spread @ weight
-    local = np.where(total > 1e-3, (skin.spread @ (ratio * weight)) / np.maximum(total, 1e-6), 1.0).reshape(grid.shape).astype(np.float32)
-    local = np.clip(local, 0.75, 1.25) ** 0.8
-    return cv2.resize(local, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    # Gaussian-weighted average over the grid (12 units): splat, blur, divide.
+    num = np.zeros(grid.shape[0] * grid.shape[1], np.float32)
+    den = np.zeros_like(num)
+    np.add.at(num, skin.vertex[ok], ratio[ok])
+    np.add.at(den, skin.vertex[ok], 1.0)
+    sigma = 12.0 / GRID_STEP
+    num = cv2.GaussianBlur(num.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    den = cv2.GaussianBlur(den.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    local = np.where(den > 1e-2, num / np.maximum(den, 1e-6), 1.0)
+    local = (np.clip(local, 0.75, 1.25) ** 0.8).astype(np.float32)
+    # Grid vertex (r, c) sits on the layer's texel ((c - c0) k, (r - r0) k).
+    k = GRID_STEP * layer.res
+    c0 = (layer.origin[0] - WINDOW[0]) / GRID_STEP
+    r0 = (layer.origin[1] - WINDOW[1]) / GRID_STEP
+    cols = (np.arange(shape[1], dtype=np.float32) / k + c0)[None, :].repeat(shape[0], 0)
+    rows = (np.arange(shape[0], dtype=np.float32) / k + r0)[:, None].repeat(shape[1], 1)
+    return cv2.remap(local, cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 # --- the registry -------------------------------------------------------------------------------------

@@ -176,3 +176,18 @@ def test_partial_job(source, tmp_path):
     outside = np.ones((160, 160), bool)
     outside[y1 : y2 + 1, x1 : x2 + 1] = False
     assert (img[outside] == GREY).all() and (img[~outside] != GREY).any()
+
+
+def test_landmarks_from_a_file(synth_one, source, tmp_path):
+    from mfrkit.landmarks.cache import load_landmarks
+
+    cached = load_landmarks(source, "mediapipe")  # made by the first job
+    lines = [f"{image_id} " + " ".join(f"{v:.2f}" for v in face.landmarks.points68.ravel())
+             for image_id, face in cached.items() if face.status == "ok" and not image_id.startswith("odd/")]
+    path = tmp_path / "marks.txt"
+    path.write_text("\n".join(lines) + "\n")
+    summary = synthesize(source, tmp_path / "filed", SynthConfig(renderer="template", landmarks="file", landmark_file=str(path)), workers=1)
+    t = read_manifest(tmp_path / "filed").ok()
+    assert summary.outputs == 4 and (t["landmark_backend"] == "file").all() and t["quality_ok"].all()
+    with pytest.raises(JobError, match="dense mesh"):
+        synthesize(source, tmp_path / "nope", SynthConfig(renderer="mesh", landmarks="file", landmark_file=str(path)), workers=1)
