@@ -293,6 +293,7 @@ def composite(
     noise: float,
     rng: np.random.Generator,
     origin: tuple[int, int] = (0, 0),
+    softness: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Composite a mask layer onto ``image``, matched to its blur and noise.
 
@@ -310,6 +311,8 @@ def composite(
         Source of the noise.
     origin : (x0, y0)
         Where the layer's top-left pixel lies in ``image``.
+    softness : float
+        Blur (sigma, pixels) the layer already has from being drawn and warped.
 
     Returns
     -------
@@ -317,8 +320,7 @@ def composite(
     coverage : ndarray of shape (h, w), float32
         The final alpha.
     """
-    # The warp already softens by about half a pixel.
-    extra = float(np.sqrt(max(blur * blur - 0.25, 0.0)))
+    extra = float(np.sqrt(max(blur * blur - softness * softness, 0.0)))
     sigma = max(extra, 0.45)
     color_linear = cv2.GaussianBlur(color_linear, (0, 0), sigma)
     alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)

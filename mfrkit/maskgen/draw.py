@@ -270,19 +270,12 @@ def _mask_coords(mask: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.nda
     return s.astype(np.float32), t.astype(np.float32)
 
 
-def _line_distance(u: np.ndarray, v: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of texels to segment ``a``-``b`` and the position along it (0..1)."""
-    ab = b - a
-    t = np.clip(((u - a[0]) * ab[0] + (v - a[1]) * ab[1]) / float(ab @ ab), 0.0, 1.0)
-    return np.hypot(u - (a[0] + t * ab[0]), v - (a[1] + t * ab[1])), t
-
-
 def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Distance of texels to a polyline."""
-    d = np.full(u.shape, np.inf, dtype=np.float32)
-    for a, b in zip(points[:-1], points[1:]):
-        d = np.minimum(d, _line_distance(u, v, a, b)[0])
-    return d
+    """Distance of texels to a polyline (all segments at once)."""
+    a, b = points[:-1, :, None, None], points[1:, :, None, None]  # (S, 2, 1, 1)
+    ab = b - a
+    t = np.clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
+    return np.hypot(u - (a[:, 0] + t * ab[:, 0]), v - (a[:, 1] + t * ab[:, 1])).min(0).astype(np.float32)
 
 
 def _bezier(p0, p1, p2, n: int = 7) -> np.ndarray:

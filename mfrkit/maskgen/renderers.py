@@ -166,10 +166,12 @@ def _skin(model: str) -> _SkinSamples:
     return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), vertex=vertex)
 
 
-def texture_resolution(scale: float) -> float:
-    """Texels per canonical unit for a face at ``scale`` pixels per unit: about one
-    texel per pixel, in quarter steps, 1 to 4."""
-    return float(np.clip(np.round(scale * 4.0) / 4.0, 1.0, 4.0))
+def texture_resolution(scale: float, blur: float = 0.0) -> float:
+    """Texels per canonical unit for a face at ``scale`` pixels per unit in a photo
+    blurred by ``blur`` (sigma, pixels): about one texel per pixel, fewer when the
+    photo is soft (detail finer than its blur would not show), in quarter steps, 1-4."""
+    sharp = scale / max(1.0, blur / 0.8)
+    return float(np.clip(np.round(sharp * 4.0) / 4.0, 1.0, 4.0))
 
 
 def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +245,20 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     model = fit.model.name
     grid = _grid(model)
     skin = _skin(model)
-    res = texture_resolution(fit.scale)
+    # Photo statistics: lighting from the skin, blur and noise around the face.
+    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    skin_n = skin.normals @ fit.rotation.T
+    box_lo = skin_xy.min(0)
+    box_hi = skin_xy.max(0)
+    pad = 0.3 * (box_hi - box_lo)
+    face_box = tuple(int(x) for x in (*(box_lo - pad), *(box_hi + pad)))
+    fx0, fy0 = max(0, int(box_lo[0])), max(0, int(box_lo[1]))
+    fx1, fy1 = min(w_img, int(box_hi[0]) + 1), min(h_img, int(box_hi[1]) + 1)
+    gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
+    blur = estimate_blur(gray)
+    noise = estimate_noise(gray)
+
+    res = texture_resolution(fit.scale, blur)
     layer = draw_mask(style, res)
 
     # Place the grid: depth from the mask surface at each vertex.
@@ -279,19 +294,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     if x1 <= x0 or y1 <= y0:
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
-    # Photo statistics: lighting from the skin, blur and noise around the face.
-    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
-    skin_n = skin.normals @ fit.rotation.T
-    box_lo = skin_xy.min(0)
-    box_hi = skin_xy.max(0)
-    pad = 0.3 * (box_hi - box_lo)
-    face_box = tuple(int(x) for x in (*(box_lo - pad), *(box_hi + pad)))
     lighting = estimate_lighting(img, skin_xy, skin_n, face_box)
-    fx0, fy0 = max(0, int(box_lo[0])), max(0, int(box_lo[1]))
-    fx1, fy1 = min(w_img, int(box_hi[0]) + 1), min(h_img, int(box_hi[1]) + 1)
-    gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
-    blur = estimate_blur(gray)
-    noise = estimate_noise(gray)
     local = _local_shading(img, face_box, skin_xy, skin_n, lighting, skin, grid, layer)
 
     normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
@@ -319,7 +322,10 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
     warped = cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     rng = np.random.default_rng(noise_seed)
-    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=blur, noise=noise, rng=rng, origin=(x0, y0))
+    # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
+    # half pixel any warp costs); the composite adds the rest of the photo's blur.
+    softness = max(0.5, 0.41 * fit.scale / res)
+    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=blur, noise=noise, rng=rng, origin=(x0, y0), softness=softness)
     full_alpha = empty
     full_alpha[y0:y1, x0:x1] = alpha
     info.update({"blur": round(blur, 3), "noise": round(noise, 3), **lighting.record(), "visible": True})
