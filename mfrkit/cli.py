@@ -168,7 +168,7 @@ def card(
 
 def _job_report(s) -> None:
     """Print a synth/partial job summary."""
-    console.print(f"{s.kind}: {s.outputs} images in {s.out} ({s.processed} made now, {s.resumed} done before) in {s.elapsed:.1f} s")
+    console.print(f"{s.kind}: {s.outputs} images in {s.out} in {s.elapsed:.1f} s ({s.processed} items run now, {s.resumed} found done)")
     if s.failures:
         console.print(f"no output for: {_counts(s.failures)} -> {s.failures_file}")
     if s.quality:

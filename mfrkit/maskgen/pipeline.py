@@ -161,7 +161,8 @@ class JobSummary:
     outputs : int
         Rows with status ``ok``.
     processed, resumed : int
-        Items run now, and items found done from an earlier run.
+        Items run now, and items found done by an earlier run (an item is one output
+        slot of one source image for ``synth``, one source image for ``partial``).
     failures : dict
         Sources without output, by reason.
     quality : dict or None

@@ -29,7 +29,8 @@ def test_synth_maps_options(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert seen["src"] == "casia" and seen["workers"] == 2
     assert seen["config"] == SynthConfig(types="surgical,n95", coverage="chin", renderer="template", landmarks="dlib", seed=5, mix=True, on_no_face="copy")
-    assert "3 images" in result.output and "no_face" in result.output and "2/3 passed" in result.output
+    assert "3 images" in result.output and "2 items run now, 1 found done" in result.output
+    assert "no_face" in result.output and "2/3 passed" in result.output
 
 
 def test_partial_maps_options(monkeypatch, tmp_path):
