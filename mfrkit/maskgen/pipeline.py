@@ -40,11 +40,11 @@ from .. import __version__
 from ..atomic import atomic_path, atomic_write_text
 from ..data.imageio import encode_image, read_image
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, write_manifest
-from ..errors import ImageError, LandmarkError, ManifestError, MfrkitError
+from ..errors import ImageError, ManifestError, MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
 from ..rng import item_rng
 from .canonical import canonical_face, mean_face_68
-from .partial import GREY, align, crop_region, get_template, parse_factors, parse_regions
+from .partial import align, crop_region, get_template, parse_factors, parse_regions
 from .quality import check_coverage
 from .renderers import RENDERERS, create_renderer
 from .styles import MASK_TYPES, StyleSpec

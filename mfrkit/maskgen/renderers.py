@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from ..errors import LandmarkError
 from ..landmarks.base import Landmarks
 from ..registry import Registry
-from .blend import Lighting, sample_at, composite, estimate_blur, estimate_lighting, estimate_noise, shade, smooth_luminance
+from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, sample_at, shade, smooth_luminance
 from .canonical import canonical_face
 from .draw import CELL, WINDOW, MaskLayer, draw_mask
 from .fit import Anchors, FaceFit, fit_landmarks, landmark_model
@@ -433,7 +432,6 @@ def landmarks_needed(renderer: str) -> str:
 
 __all__ = [
     "RENDERERS",
-    "LandmarkError",
     "MeshRenderer",
     "RenderParams",
     "Rendered",

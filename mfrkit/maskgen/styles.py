@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import MfrkitError, UnknownNameError
+from ..errors import UnknownNameError
 from ..registry import Registry
 from .textures import TEXTURES
 
@@ -352,12 +352,3 @@ def sample_style(rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Sty
         extras=extras,
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )
-
-
-def check_names(kind: str, names: tuple[str, ...] | None) -> None:
-    """Raise a helpful error for unknown names of ``kind`` (type, coverage, texture)."""
-    registry = {"type": MASK_TYPES, "coverage": COVERAGES, "texture": TEXTURES}.get(kind)
-    if registry is None:
-        raise MfrkitError(f"unknown style field {kind!r}")
-    for n in names or ():
-        registry.get(n)

@@ -4,9 +4,8 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from mfrkit.align import ARCFACE_112, similarity_transform, transform_points
+from mfrkit.align import ARCFACE_112
 from mfrkit.landmarks import five_from_68
 from mfrkit.maskgen.canonical import CENTRE_U, canonical_face, five_from_mesh, mean_face_68
 
