@@ -30,6 +30,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
 from ..registry import Registry
 from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, sample_at, shade, smooth_luminance
@@ -221,6 +222,49 @@ def _cell_coverage(layer: MaskLayer, grid: _Grid) -> np.ndarray:
     return out.ravel()
 
 
+@dataclass(frozen=True, eq=False)
+class _PhotoStats:
+    skin_xy: np.ndarray  # (P, 2) skin sample points in the photo
+    skin_n: np.ndarray  # (P, 3) their normals, camera frame
+    face_box: tuple[int, int, int, int]
+    blur: float
+    noise: float
+
+
+def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoStats:
+    """Where the skin is, and how blurred and noisy the photo is around the face."""
+    h, w = img.shape[:2]
+    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    lo, hi = skin_xy.min(0), skin_xy.max(0)
+    pad = 0.3 * (hi - lo)
+    face_box = tuple(int(x) for x in (*(lo - pad), *(hi + pad)))
+    x0, y0 = max(0, int(lo[0])), max(0, int(lo[1]))
+    x1, y1 = min(w, int(hi[0]) + 1), min(h, int(hi[1]) + 1)
+    if x1 > x0 + 8 and y1 > y0 + 8:
+        gray = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    else:
+        gray = np.zeros((1, 1), np.float32)
+    return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
+
+
+def _warp(rgba: np.ndarray, layer: MaskLayer, grid: _Grid, tri_xy: np.ndarray, order: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)``: an index raster
+    of the triangles (drawn in ``order``), each pixel mapped back to texels through its
+    triangle's affine map, then one ``cv2.remap``."""
+    x0, y0, x1, y1 = box
+    raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
+    to_tex = np.zeros((len(tri_xy), 2, 3))
+    to_tex[order] = affine_from_triangles(tri_xy[order], layer.to_texel(grid.uv[grid.triangles[order]]))
+    ys, xs = np.nonzero(raster >= 0)
+    a = to_tex[raster[ys, xs]]
+    px, py = xs + x0, ys + y0
+    map_x = np.full(raster.shape, -10.0, np.float32)
+    map_y = np.full(raster.shape, -10.0, np.float32)
+    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
+    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+    return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int, *, renderer: str) -> Rendered:
     """Draw, light and warp ``style`` onto ``image`` where ``fit`` places the face.
 
@@ -237,65 +281,41 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     -------
     Rendered
     """
-    img = np.ascontiguousarray(image, dtype=np.uint8)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {img.shape}")
+    img = np.ascontiguousarray(image)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise MfrkitError(f"expected an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}")
     h_img, w_img = img.shape[:2]
-    model = fit.model.name
-    grid = _grid(model)
-    skin = _skin(model)
-    # Photo statistics: lighting from the skin, blur and noise around the face.
-    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
-    skin_n = skin.normals @ fit.rotation.T
-    box_lo = skin_xy.min(0)
-    box_hi = skin_xy.max(0)
-    pad = 0.3 * (box_hi - box_lo)
-    face_box = tuple(int(x) for x in (*(box_lo - pad), *(box_hi + pad)))
-    fx0, fy0 = max(0, int(box_lo[0])), max(0, int(box_lo[1]))
-    fx1, fy1 = min(w_img, int(box_hi[0]) + 1), min(h_img, int(box_hi[1]) + 1)
-    gray = cv2.cvtColor(img[fy0:fy1, fx0:fx1], cv2.COLOR_RGB2GRAY).astype(np.float32) if fx1 > fx0 + 8 and fy1 > fy0 + 8 else np.zeros((1, 1), np.float32)
-    blur = estimate_blur(gray)
-    noise = estimate_noise(gray)
-
-    res = texture_resolution(fit.scale, blur)
+    grid = _grid(fit.model.name)
+    skin = _skin(fit.model.name)
+    stats = _photo_stats(img, fit, skin)
+    res = texture_resolution(fit.scale, stats.blur)
     layer = draw_mask(style, res)
 
     # Place the grid: depth from the mask surface at each vertex.
     tex = layer.to_texel(grid.uv)
     cols = np.clip(np.round(tex[:, 0]).astype(int), 0, layer.depth.shape[1] - 1)
     rows = np.clip(np.round(tex[:, 1]).astype(int), 0, layer.depth.shape[0] - 1)
-    uvz = np.column_stack([grid.uv, layer.depth[rows, cols]])
-    xy, z = _place_smooth(fit, uvz, grid)
+    xy, z = _place_smooth(fit, np.column_stack([grid.uv, layer.depth[rows, cols]]), grid)
 
-    # Triangles worth drawing: covered by the mask and facing the camera.
+    # Triangles worth drawing: those the mask covers (front- and back-facing).
     covered = _cell_coverage(layer, grid)[grid.cell] > 1e-3
     tri_xy = xy[grid.triangles]
     e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     active = np.flatnonzero(covered & (np.abs(area) > 1e-9))
     yaw, pitch, roll = fit.yaw_pitch_roll
-    info = {
-        "renderer": renderer,
-        **style.as_dict(),
-        "texture_res": res,
-        "yaw": round(yaw, 2),
-        "pitch": round(pitch, 2),
-        "roll": round(roll, 2),
-        "scale": round(float(fit.scale), 4),
-    }
+    info = {"renderer": renderer, **style.as_dict(), "texture_res": res, "yaw": round(yaw, 2), "pitch": round(pitch, 2),
+            "roll": round(roll, 2), "scale": round(float(fit.scale), 4), "blur": round(stats.blur, 3), "noise": round(stats.noise, 3)}
     empty = np.zeros((h_img, w_img), np.float32)
-    if len(active) == 0:
-        return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
-    lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
-    hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
-    x0, y0 = max(0, lo[0]), max(0, lo[1])
-    x1, y1 = min(w_img, hi[0]), min(h_img, hi[1])
-    if x1 <= x0 or y1 <= y0:
+    if len(active):
+        lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
+        hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
+        box = (max(0, lo[0]), max(0, lo[1]), min(w_img, hi[0]), min(h_img, hi[1]))
+    if not len(active) or box[2] <= box[0] or box[3] <= box[1]:
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
-    lighting = estimate_lighting(img, skin_xy, skin_n, face_box)
-    local = _local_shading(img, face_box, skin_xy, skin_n, lighting, skin, grid, layer)
-
+    lighting = estimate_lighting(img, stats.skin_xy, stats.skin_n, stats.face_box)
+    local = _local_shading(img, stats, lighting, skin, grid, layer)
     normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
     # Surface turning away from the camera fades out smoothly (a silhouette that
     # follows the surface, not the triangle edges); the fine relief does not count.
@@ -304,39 +324,27 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
     rgba = np.concatenate([lit * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
 
-    # Warp: an index raster of the triangles, then one remap. Back-facing triangles
-    # go first so any front-facing one over them wins; then far to near.
-    depth_key = -z[grid.triangles[active]].mean(1)
-    order = active[np.lexsort((depth_key, area[active] > 0))]
-    raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
-    to_tex = np.zeros((len(tri_xy), 2, 3))
-    to_tex[active] = affine_from_triangles(tri_xy[active], layer.to_texel(grid.uv[grid.triangles[active]]))
-    ys, xs = np.nonzero(raster >= 0)
-    t = raster[ys, xs]
-    px, py = xs + x0, ys + y0
-    map_x = np.full(raster.shape, -10.0, np.float32)
-    map_y = np.full(raster.shape, -10.0, np.float32)
-    a = to_tex[t]
-    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
-    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
-    warped = cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    rng = np.random.default_rng(noise_seed)
+    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
+    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
+    warped = _warp(rgba, layer, grid, tri_xy, order, box)
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
-    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=blur, noise=noise, rng=rng, origin=(x0, y0), softness=softness)
+    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=stats.blur, noise=stats.noise,
+                           rng=np.random.default_rng(noise_seed), origin=box[:2], softness=softness)
     full_alpha = empty
-    full_alpha[y0:y1, x0:x1] = alpha
-    info.update({"blur": round(blur, 3), "noise": round(noise, 3), **lighting.record(), "visible": True})
+    full_alpha[box[1] : box[3], box[0] : box[2]] = alpha
+    info.update({**lighting.record(), "visible": True})
     return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
 
 
-def _local_shading(img, face_box, skin_xy, skin_n, lighting: Lighting, skin: _SkinSamples, grid: _Grid, layer: MaskLayer) -> np.ndarray:
+def _local_shading(img, stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid, layer: MaskLayer) -> np.ndarray:
     """The face's own low-frequency shading relative to the lighting model, smoothed
     over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25."""
     shape = layer.alpha.shape
-    smooth, origin = smooth_luminance(img, face_box)
-    values, inside = sample_at(smooth, origin, skin_xy)
+    skin_n = stats.skin_n
+    smooth, origin = smooth_luminance(img, stats.face_box)
+    values, inside = sample_at(smooth, origin, stats.skin_xy)
     ok = inside & (skin_n[:, 2] < -0.2)
     if ok.sum() < 12:
         return np.ones(shape, np.float32)
