@@ -5,6 +5,10 @@
 over a fixed window of the canonical face. Renderers then light that layer and warp it
 into the photo. Everything here is procedural; shapes are placed relative to the
 canonical face's own outline (derived data, see ``scripts/make_canonical_face.py``).
+
+A new mask type is a :class:`~mfrkit.maskgen.styles.MaskType` in ``MASK_TYPES`` (its
+looks and sampling weights) plus a :class:`Drawing` in :data:`DRAWINGS` (its outline,
+painter and bulge).
 """
 
 from __future__ import annotations
@@ -111,15 +115,14 @@ class Outline:
     bottom_corners: np.ndarray  # (2, 2)
 
 
-def _chaikin(points: np.ndarray, rounds: int = 2, closed: bool = True) -> np.ndarray:
+def _chaikin(points: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """Round a closed polygon's corners (Chaikin's corner cutting)."""
     for _ in range(rounds):
-        p = points
-        q = np.roll(p, -1, axis=0) if closed else p[1:]
-        p0 = p if closed else p[:-1]
-        new = np.empty((2 * len(p0), 2))
-        new[0::2] = 0.75 * p0 + 0.25 * q
-        new[1::2] = 0.25 * p0 + 0.75 * q
-        points = new if closed else np.vstack([points[:1], new, points[-1:]])
+        q = np.roll(points, -1, axis=0)
+        new = np.empty((2 * len(points), 2))
+        new[0::2] = 0.75 * points + 0.25 * q
+        new[1::2] = 0.25 * points + 0.75 * q
+        points = new
     return points
 
 
@@ -359,9 +362,6 @@ class _Paint:
 
 # --- painters -----------------------------------------------------------------------------------------
 
-PAINTERS: Registry = Registry("mask painter")
-
-
 def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StyleParams) -> None:
     if not style.shape.get("loops", True):
         return
@@ -377,8 +377,7 @@ def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StylePar
         p.cord(_bezier(bc, mid, ear_low), width, color)
 
 
-@PAINTERS.register("surgical")
-def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, body: np.ndarray, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = _aa(edge, res)
     relief = np.zeros_like(edge)
@@ -431,8 +430,7 @@ def _top_chain(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return us[ok], vmin[ok] + 1e-6
 
 
-@PAINTERS.register("cloth")
-def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, body: np.ndarray, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = _aa(edge, res)
     rng = np.random.default_rng(style.texture_seed + 7)
@@ -453,8 +451,7 @@ def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outlin
     _ear_loops(p, outline, hex_rgb(style.color_hex) * 0.9, 2.2, style)
 
 
-@PAINTERS.register("kn95")
-def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, body: np.ndarray, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = _aa(edge, res)
     albedo = base.copy()
@@ -477,8 +474,7 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
     _ear_loops(p, outline, loop, 1.6, style)
 
 
-@PAINTERS.register("n95")
-def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, body: np.ndarray, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = _aa(edge, res)
     albedo = base.copy()
@@ -514,8 +510,7 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
         p.over(body_v, col, relief=2.0 + 0.3 * rings - 0.8 * slots, gloss=0.25, raise_=3.0 * _smoothstep(8.5, 5.0, r))
 
 
-@PAINTERS.register("gas")
-def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, body: np.ndarray, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
+def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = _aa(edge, res)
     rim = _smoothstep(3.0, 1.0, edge)
@@ -554,36 +549,68 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     p.over(cover, col, relief=2.0 + 0.7 * _smoothstep(0.0, 2.0, box) - 0.6 * slots, gloss=0.35, raise_=3.0 * _smoothstep(0.0, 4.0, box))
 
 
-def _outline_for(style: StyleParams) -> Outline:
-    name = style.mask_type
-    if name == "surgical":
-        return _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2)
-    if name == "cloth":
-        return _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15)
-    if name == "kn95":
-        return _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3)
-    if name == "n95":
-        return _cup_outline(style, 32.0, 2.2)
-    if name == "gas":
-        return _gas_outline(style)
-    raise ValueError(f"no outline for mask type {name!r}")
+def _hump(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Clipped mask coordinates and a 0-1 bump that is 0 at the top and bottom edges."""
+    return np.clip(s, -1.0, 1.0), np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
 
 
-def _bulge(style: StyleParams, p: _Paint, body: np.ndarray, s: np.ndarray, t: np.ndarray, edge: np.ndarray) -> np.ndarray:
-    """How far the mask stands off the (taut) face, units toward the camera."""
-    name = style.mask_type
-    inner = np.clip(edge / 6.0, 0.0, 1.0)
-    s = np.clip(s, -1.0, 1.0)
-    hump = np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
-    if name == "n95":
-        return 7.0 * (1.0 - s**2) * hump**0.8 * inner
-    if name == "kn95":
-        return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * inner
-    if name == "cloth":
-        return 2.5 * (1.0 - s**2) * hump * inner
-    if name == "gas":
-        return 4.0 * np.clip(edge / 8.0, 0, 1)
-    return 1.2 * (1.0 - s**2) * hump * inner
+@dataclass(frozen=True)
+class Drawing:
+    """How one mask type is drawn.
+
+    Attributes
+    ----------
+    outline : callable
+        ``(style) -> Outline`` in canonical units.
+    paint : callable
+        ``(paint, style, base, outline, edge, s, t) -> None``: draws the body and its
+        parts (straps, valves, cartridges) onto the canvas, over the textured ``base``.
+    bulge : callable
+        ``(s, t, edge) -> units``: how far the mask stands off the taut face.
+    """
+
+    outline: Callable[[StyleParams], Outline]
+    paint: Callable[..., None]
+    bulge: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+#: Drawings by mask type (every entry of :data:`~mfrkit.maskgen.styles.MASK_TYPES` has one).
+DRAWINGS: Registry = Registry("mask drawing")
+
+
+def _flat_bulge(s, t, edge):
+    s, hump = _hump(s, t)
+    return 1.2 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+
+
+def _cloth_bulge(s, t, edge):
+    s, hump = _hump(s, t)
+    return 2.5 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+
+
+def _fold_bulge(s, t, edge):
+    # Two flat panels meeting at the centre crease.
+    s, hump = _hump(s, t)
+    return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * np.clip(edge / 6.0, 0.0, 1.0)
+
+
+def _cup_bulge(s, t, edge):
+    s, hump = _hump(s, t)
+    return 7.0 * (1.0 - s**2) * hump**0.8 * np.clip(edge / 6.0, 0.0, 1.0)
+
+
+def _rubber_bulge(s, t, edge):
+    return 4.0 * np.clip(edge / 8.0, 0.0, 1.0)
+
+
+DRAWINGS.add("surgical", Drawing(
+    outline=lambda style: _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2),
+    paint=paint_surgical, bulge=_flat_bulge))
+DRAWINGS.add("cloth", Drawing(outline=lambda style: _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15), paint=paint_cloth, bulge=_cloth_bulge))
+DRAWINGS.add("kn95", Drawing(
+    outline=lambda style: _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3), paint=paint_kn95, bulge=_fold_bulge))
+DRAWINGS.add("n95", Drawing(outline=lambda style: _cup_outline(style, 32.0, 2.2), paint=paint_n95, bulge=_cup_bulge))
+DRAWINGS.add("gas", Drawing(outline=_gas_outline, paint=paint_gas, bulge=_rubber_bulge))
 
 
 def draw_mask(style: StyleParams, res: float) -> MaskLayer:
@@ -601,7 +628,8 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     MaskLayer
     """
     mtype = MASK_TYPES.get(style.mask_type)
-    outline = _outline_for(style)
+    drawing: Drawing = DRAWINGS.get(style.mask_type)
+    outline = drawing.outline(style)
     box = _canvas_box(outline)
     u, v = _canvas_grid(res, box)
     body, edge = _fill(outline.polygon, u.shape, res, (box[0], box[1]))
@@ -611,12 +639,11 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     rng = np.random.default_rng(style.texture_seed)
     base = TEXTURES.get(style.texture)(canvas, colors, style.pattern, rng).astype(np.float32)
     paint = _Paint(u, v, res)
-    PAINTERS.get(style.mask_type)(paint, style, base, outline, body, edge, s, t)
+    drawing.paint(paint, style, base, outline, edge, s, t)
     face = canonical_face()
     face_z = face.sample(face.face_depth, u, v)
     env_z = face.sample(face.envelope_depth, u, v)
-    bulge = _bulge(style, paint, body, s, t, edge)
-    depth = face_z - mtype.tent * (face_z - env_z) - bulge - paint.raise_
+    depth = face_z - mtype.tent * (face_z - env_z) - drawing.bulge(s, t, edge) - paint.raise_
     return MaskLayer(
         origin=(box[0], box[1]),
         res=float(res),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mfrkit.errors import UnknownNameError
-from mfrkit.maskgen.draw import draw_mask
+from mfrkit.maskgen.draw import DRAWINGS, draw_mask
 from mfrkit.maskgen.styles import COLORS, COVERAGES, MASK_TYPES, StyleSpec, color_hex, sample_style
 from mfrkit.maskgen.textures import TEXTURES, Canvas
 
@@ -13,6 +13,7 @@ def test_registries_hold_the_required_families():
     assert {"surgical", "n95", "kn95", "cloth", "gas"} <= set(MASK_TYPES.names())
     assert {"proper", "nose_exposed", "chin"} <= set(COVERAGES.names())
     assert {"plain", "weave", "stripes", "dots", "floral", "camo"} <= set(TEXTURES.names())
+    assert DRAWINGS.names() == MASK_TYPES.names()  # every type knows how to draw itself
     for mtype in (MASK_TYPES.get(n) for n in MASK_TYPES.names()):
         assert set(mtype.textures) <= set(TEXTURES.names())
         for c in mtype.colors:
