@@ -417,7 +417,7 @@ def _source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, p
     return usable, unusable
 
 
-def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[str, list[dict]], source: Manifest, meta: dict, unusable: pd.DataFrame,
+def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[str, list[dict]], meta: dict, unusable: pd.DataFrame,
             unusable_rel: Callable[[str], str], seed: int, processed: int, resumed: int, started: float, sheet_label: Callable[[dict], str]) -> JobSummary:
     rows = []
     for it in items:
@@ -638,7 +638,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
         "job_fingerprint": fingerprint,
     }
     first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
-    return _finish("synth", out, journal, items, done, source, meta, unusable, lambda rel: _out_rel(rel, first, ext), config.seed, processed, resumed, started,
+    return _finish("synth", out, journal, items, done, meta, unusable, lambda rel: _out_rel(rel, first, ext), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
 
 
@@ -738,5 +738,5 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
         "job_fingerprint": fingerprint,
     }
     first = (regions[0], factors[0], config.centered()[0])
-    return _finish("partial", out, journal, items, done, source, meta, unusable, lambda rel: _partial_rel(rel, *first), config.seed, processed, resumed, started,
+    return _finish("partial", out, journal, items, done, meta, unusable, lambda rel: _partial_rel(rel, *first), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")
