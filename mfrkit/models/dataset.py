@@ -238,10 +238,7 @@ def _same_size(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def mask_augment(**options) -> MaskTransform:
-    """The mask-synthesis transform ``mfrkit.maskgen.MaskAugment(**options)`` as a
-    ``mask_transform``; raises MfrkitError when this install has no mask synthesis."""
-    try:
-        from ..maskgen import MaskAugment
-    except ImportError as exc:
-        raise MfrkitError("on-the-fly masking needs mfrkit.maskgen.MaskAugment, which this install lacks") from exc
+    """The mask-synthesis transform ``mfrkit.maskgen.MaskAugment(**options)`` as a ``mask_transform``."""
+    from ..maskgen import MaskAugment
+
     return MaskAugment(**options)

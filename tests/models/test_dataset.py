@@ -132,3 +132,16 @@ def test_real_photos_with_cached_mediapipe_landmarks(sample_manifest):
     # an aligned face has more texture in the eye band than in the top corners
     img = item["image"].numpy()
     assert img[:, 45:60, 30:82].std() > img[:, :12, :12].std()
+
+
+def test_on_the_fly_masking_with_the_real_mask_augment(sample_manifest):
+    from mfrkit.landmarks.cache import get_landmarks
+    from mfrkit.models.dataset import mask_augment
+
+    lms = get_landmarks(sample_manifest, "mediapipe")
+    ds = PairedFaceDataset(sample_manifest, ARCFACE_112_INPUT, landmarks=lms, mask_transform=mask_augment(types="surgical"), mask_probability=1.0, seed=1)
+    item = ds[0]
+    assert item["domain"].item() == 1
+    diff = (item["image"] - item["source"]).abs().sum(0)
+    # The mask covers the lower face (mouth, chin), not the eye band.
+    assert diff[80:100, 35:77].mean() > 10 * (diff[40:60, 30:82].mean() + 1e-3)
