@@ -1,0 +1,489 @@
+"""``mfrkit bench``: models x protocols -> embeddings -> scores -> metrics -> run folder.
+
+:func:`run_benchmark` is the one call behind the command. Per model it embeds every
+image the protocols need once (through the embedding cache, so a later run on another
+protocol reuses them), then scores and evaluates each protocol, applies the threshold
+transfer, and writes the run folder and its leaderboard rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import platform
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..data.manifest import STATUS_OK, Manifest
+from ..errors import MfrkitError
+from . import evaluate as E
+from . import metrics as M
+from . import report as R
+from .alignment import get_alignment
+from .cache import default_cache_dir
+from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
+from .pipeline import default_workers
+from .protocol_io import IDENTIFICATION, VERIFICATION, Protocol, ProtocolError, protocol_manifests, resolve_protocol
+from .runner import ModelSet, load_models
+from .scoring import identify, identity_templates, pair_scores
+
+FTA_POLICIES = ("reject", "exclude")
+#: Manifest columns carried into scores files and breakdowns.
+ATTRIBUTES = ("identity", "variant") + E.BREAKDOWN_COLUMNS
+#: Below this many images, the pipeline runs in-process (starting workers costs more).
+SMALL_JOB = 512
+
+ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
+
+
+class BenchError(MfrkitError):
+    """A benchmark run cannot go ahead (settings, missing landmarks, protocol/manifest mismatch)."""
+
+
+@dataclass
+class BenchConfig:
+    """Settings of one ``mfrkit bench`` run (the CLI options, one to one).
+
+    Attributes
+    ----------
+    models : model files or folders (see :func:`~mfrkit.bench.runner.load_models`).
+    protocols : protocol folders (or names, once the protocol engine resolves them).
+    probe_model : the probe half of a heterogeneous model given as two files.
+    manifests : manifests to use instead of the paths recorded in ``protocol.json``.
+    out : results root; the run goes in ``out/<run_id>``.
+    provider : ``auto`` | ``cuda`` | ``cpu`` (onnxruntime).
+    batch_size, workers (None: automatic), tta (None or ``flip``), threads (onnxruntime).
+    model_options : preprocessing keys overriding the model's metadata; sidecar : a JSON of them.
+    landmarks : landmark backend whose cached landmarks align the faces.
+    cache_dir : embedding cache root; None disables it (default: :func:`default_cache_dir`).
+    fta_policy : ``reject`` (FtA comparisons are rejections, the default) or ``exclude``
+        (left out of the metrics, still counted and listed).
+    far_targets, max_rank, search_device, n_boot, seed, confidence : metric settings.
+    transfer_from, transfer_far : the threshold for ``transfer_far`` on protocol
+        ``transfer_from`` is applied to every other 1:1 protocol of the run.
+    plots : write PNG plots.
+    """
+
+    models: list
+    protocols: list
+    probe_model: str | None = None
+    manifests: list = field(default_factory=list)
+    out: Path = Path("runs")
+    provider: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None
+    tta: str | None = None
+    threads: int = 0
+    model_options: dict = field(default_factory=dict)
+    sidecar: str | None = None
+    landmarks: str = "mediapipe"
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    fta_policy: str = "reject"
+    far_targets: tuple = M.DEFAULT_FAR_TARGETS
+    max_rank: int = 20
+    search_device: str = "auto"
+    n_boot: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    transfer_from: str | None = "umr-ump"
+    transfer_far: float = 1e-4
+    plots: bool = True
+
+
+@dataclass
+class BenchRun:
+    """What a run produced: its folder, one result dict per (model, protocol), the leaderboard rows."""
+
+    folder: Path
+    results: list[dict]
+    leaderboard: pd.DataFrame
+
+
+def _no_progress(total: int, description: str):
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
+
+
+# --- images -----------------------------------------------------------------------------------------
+
+
+def image_table(protocols: list[Protocol], manifests: list | None = None) -> tuple[pd.DataFrame, dict[str, Manifest]]:
+    """One row per image any protocol uses: ``path`` (absolute), ``sha256``, ``status``,
+    the attribute columns and ``manifest`` (a key into the returned manifest dict).
+
+    Raises ProtocolError when a protocol uses ids that none of its manifests holds, or
+    two manifests disagree about an image id.
+    """
+    frames, by_key = [], {}
+    for proto in protocols:
+        for m in protocol_manifests(proto, manifests):
+            key = f"{m.path}:{m.fingerprint()}"
+            if key in by_key:
+                continue
+            by_key[key] = m
+            t = m.table
+            df = pd.DataFrame({"image_id": t["image_id"].astype(str)})
+            df["path"] = [str(m.abspath(p)) for p in t["path"]]
+            df["sha256"] = t["sha256"].astype(object).where(t["sha256"].notna(), None)
+            df["status"] = t["status"].astype(str)
+            for c in ATTRIBUTES:
+                df[c] = t[c].astype(object).where(t[c].notna(), None) if c in t else None
+            df["manifest"] = key
+            frames.append(df)
+    table = pd.concat(frames, ignore_index=True)
+    dup = table["image_id"].duplicated(keep=False)
+    if dup.any():
+        d = table[dup]
+        clash = d.groupby("image_id")[["path", "sha256"]].nunique()
+        clash = clash[(clash > 1).any(axis=1)]
+        if len(clash):
+            raise ProtocolError(f"image id {clash.index[0]!r} means different images in two manifests")
+        table = table.drop_duplicates("image_id")
+    table = table.set_index("image_id", drop=False)
+    for proto in protocols:
+        ids = proto.image_ids()
+        missing = [i for i in ids if i not in table.index]
+        if missing:
+            raise ProtocolError(
+                f"protocol {proto.name} uses {len(missing)} image id(s) that its manifests do not hold, "
+                f"e.g. {missing[0]!r}: it was made from other manifests"
+            )
+    return table, by_key
+
+
+def landmark_lookup(manifest: Manifest, backend: str) -> dict:
+    """image_id -> FaceResult from the manifest's landmark cache."""
+    try:
+        from ..landmarks.cache import get_landmarks  # type: ignore[attr-defined]
+    except ImportError:
+        raise BenchError(
+            "this model's alignment needs landmarks, but this mfrkit has no landmark cache yet; "
+            "for crops that are already aligned, pass --align none"
+        ) from None
+    return get_landmarks(manifest, backend)
+
+
+def _image_refs(ids: list[str], table: pd.DataFrame, needs_landmarks: bool, landmarks: dict) -> list[ImageRef]:
+    rows = table.loc[ids]
+    refs = []
+    for image_id, path, sha, status in zip(rows["image_id"], rows["path"], rows["sha256"], rows["status"]):
+        refs.append(ImageRef(image_id, path, sha, status, landmarks.get(image_id) if needs_landmarks else None))
+    return refs
+
+
+# --- per-protocol evaluation -----------------------------------------------------------------------
+
+
+def _verification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: pd.DataFrame, cfg: BenchConfig):
+    pairs = proto.pairs.copy()
+    li, ri = ref.rows(pairs["left_id"].tolist()), probe.rows(pairs["right_id"].tolist())
+    scores = pair_scores(ref.vectors, probe.vectors, left_index=li, right_index=ri, left_ok=ref.ok, right_ok=probe.ok)
+    pairs["score"] = scores
+    pairs["fta"] = np.isneginf(scores)
+    for side, col in (("left", "left_id"), ("right", "right_id")):
+        attrs = table.loc[pairs[col], list(ATTRIBUTES)].reset_index(drop=True)
+        for c in ATTRIBUTES:
+            pairs[f"{side}_{c}"] = attrs[c].to_numpy()
+    use = pairs if cfg.fta_policy == "reject" else pairs[~pairs["fta"]]
+    clusters = use["left_identity"].where(use["left_identity"].notna(), use["left_id"]).astype(str).to_numpy()
+    metrics = E.verification_metrics(
+        use["label"].to_numpy(), use["score"].to_numpy(), use["fold"].to_numpy(), clusters,
+        far_targets=cfg.far_targets, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
+    )  # fmt: skip
+    metrics["n_fta_excluded"] = int(len(pairs) - len(use))
+    breakdowns = E.verification_breakdowns(use, thresholds=E.overall_thresholds(metrics), far_targets=cfg.far_targets)
+    return pairs, use, metrics, breakdowns
+
+
+def _identification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: pd.DataFrame, cfg: BenchConfig):
+    gal, prb = proto.gallery.copy(), proto.probes.copy()
+    for df in (gal, prb):
+        known = table.loc[df["image_id"], "identity"].to_numpy()
+        if "identity" in df.columns:
+            df["identity"] = df["identity"].where(df["identity"].str.strip() != "", pd.Series(known, index=df.index))
+        else:
+            df["identity"] = known
+    if gal["identity"].isna().any():
+        raise ProtocolError(f"protocol {proto.name}: gallery image {gal['image_id'][gal['identity'].isna()].iloc[0]!r} has no identity")
+    gi = ref.rows(gal["image_id"].tolist())
+    templates, names, lost = identity_templates(ref.vectors[gi], ref.ok[gi], gal["identity"].astype(str).to_numpy())
+    enrolled = set(gal["identity"].astype(str))
+    pos = {n: i for i, n in enumerate(names)}
+    lost_set = set(lost.tolist())
+    mate = np.full(len(prb), -1, np.int64)
+    for j, (pid, ident, mated) in enumerate(zip(prb["image_id"], prb["identity"], prb["mated"])):
+        ident = None if ident is None or pd.isna(ident) else str(ident)
+        if mated:
+            if ident is None or ident not in enrolled:
+                raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked mated but its identity {ident!r} is not in the gallery")
+            mate[j] = pos[ident] if ident not in lost_set else -2
+        elif ident is not None and ident in enrolled:
+            raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked non-mated but its identity {ident!r} is enrolled")
+    pi = probe.rows(prb["image_id"].tolist())
+    res = identify(
+        probe.vectors[pi], probe.ok[pi], templates, mate, k=cfg.max_rank, device=cfg.search_device,
+    )  # fmt: skip
+    prb["rank"] = res.ranks
+    prb["mated_score"] = res.mated_scores
+    prb["best_score"] = res.best_scores
+    prb["fta"] = ~probe.ok[pi]
+    top = res.top_index[:, 0]
+    prb["top1_identity"] = [names[t] if t >= 0 else None for t in top]
+    attrs = table.loc[prb["image_id"], list(E.BREAKDOWN_COLUMNS) + ["variant"]].reset_index(drop=True)
+    for c in attrs.columns:
+        prb[c] = attrs[c].to_numpy()
+    use = prb if cfg.fta_policy == "reject" else prb[~prb["fta"]]
+    metrics = E.identification_metrics(
+        use["rank"].to_numpy(float), use["mated_score"].to_numpy(float), use["best_score"].to_numpy(float),
+        use["mated"].to_numpy(bool), max_rank=cfg.max_rank, fpir_targets=cfg.far_targets, confidence=cfg.confidence,
+    )  # fmt: skip
+    metrics["n_fta_excluded"] = int(len(prb) - len(use))
+    metrics["gallery_identities"] = len(enrolled)
+    metrics["gallery_identities_without_template"] = sorted(lost_set)
+    breakdowns = E.identification_breakdowns(use, max_rank=cfg.max_rank, fpir_targets=cfg.far_targets)
+    k = res.top_index.shape[1]
+    cand = pd.DataFrame(
+        {
+            "probe_id": np.repeat(prb["image_id"].to_numpy(), k),
+            "rank": np.tile(np.arange(1, k + 1), len(prb)),
+            "identity": [names[t] if t >= 0 else None for t in res.top_index.ravel()],
+            "score": res.top_scores.ravel().astype(np.float64),
+        }
+    )
+    cand = cand[cand["identity"].notna()]
+    return prb, use, metrics, breakdowns, cand, res.device
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def _validate(cfg: BenchConfig) -> None:
+    if cfg.fta_policy not in FTA_POLICIES:
+        raise BenchError(f"unknown FtA policy {cfg.fta_policy!r}; choose one of: {', '.join(FTA_POLICIES)}")
+    if cfg.tta not in TTA_MODES:
+        raise BenchError(f"unknown test-time augmentation {cfg.tta!r}; choose none or flip")
+    if cfg.batch_size < 1:
+        raise BenchError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.max_rank < 1:
+        raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
+    if not cfg.protocols:
+        raise BenchError("no protocol given: pass --protocol (a protocol folder)")
+    M._check_targets(cfg.far_targets)
+    M._check_targets([cfg.transfer_far], "transfer_far")
+
+
+def _embed_for(
+    ms: ModelSet,
+    protocols: list[Protocol],
+    table: pd.DataFrame,
+    manifests: dict[str, Manifest],
+    cfg: BenchConfig,
+    log,
+    progress: ProgressFactory,
+) -> tuple[Embeddings, Embeddings]:
+    """Embeddings of every image the protocols need, per side of the model set."""
+    ref_ids: dict[str, None] = {}
+    probe_ids: dict[str, None] = {}
+    for p in protocols:
+        if p.kind == VERIFICATION:
+            ref_ids.update(dict.fromkeys(p.pairs["left_id"]))
+            probe_ids.update(dict.fromkeys(p.pairs["right_id"]))
+        else:
+            ref_ids.update(dict.fromkeys(p.gallery["image_id"]))
+            probe_ids.update(dict.fromkeys(p.probes["image_id"]))
+    if not ms.heterogeneous:
+        ref_ids.update(probe_ids)
+    jobs = [(ms.reference, list(ref_ids))] + ([(ms.probe, list(probe_ids))] if ms.heterogeneous else [])
+    out = []
+    lm_cache: dict = {}
+    for model, ids in jobs:
+        needs = get_alignment(model.spec.align).needs_landmarks
+        lms: dict = {}
+        if needs:
+            for key in table.loc[ids, "manifest"].unique():
+                if key not in lm_cache:
+                    lm_cache[key] = landmark_lookup(manifests[key], cfg.landmarks)
+                lms.update(lm_cache[key])
+        refs = _image_refs(ids, table, needs, lms)
+        workers = cfg.workers if cfg.workers is not None else (0 if len(refs) < SMALL_JOB else default_workers())
+        with progress(len(refs), f"embedding with {model.name}") as advance:
+            emb = embed_images(
+                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
+                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+            )  # fmt: skip
+        log(
+            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
+            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
+        )
+        out.append(emb)
+    return out[0], (out[1] if ms.heterogeneous else out[0])
+
+
+def run_benchmark(
+    cfg: BenchConfig,
+    *,
+    log: Callable[[str], None] | None = None,
+    progress: ProgressFactory | None = None,
+) -> BenchRun:
+    """Benchmark every model of ``cfg`` on every protocol; write the run folder.
+
+    Returns
+    -------
+    BenchRun
+    """
+    log = log or (lambda msg: None)
+    progress = progress or _no_progress
+    _validate(cfg)
+    protocols = [resolve_protocol(p) for p in cfg.protocols]
+    names = [p.name for p in protocols]
+    if len(set(names)) != len(names):
+        raise BenchError(f"protocol names repeat in this run: {names}")
+    table, manifests = image_table(protocols, cfg.manifests or None)
+    model_sets = load_models(
+        cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
+        options=cfg.model_options, threads=cfg.threads,
+    )  # fmt: skip
+    seen: dict[str, int] = {}
+    for ms in model_sets:
+        seen[ms.name] = seen.get(ms.name, 0) + 1
+    now = _dt.datetime.now(_dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    folder = Path(cfg.out) / run_id
+    folder.mkdir(parents=True, exist_ok=False)
+    settings = {
+        k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
+    }
+    settings["far_targets"] = list(cfg.far_targets)
+    R.write_json(
+        folder / "run.json",
+        {
+            "run_id": run_id,
+            "created": now.isoformat(timespec="seconds"),
+            "mfrkit_version": __version__,
+            "settings": settings,
+            "models": [ms.describe() for ms in model_sets],
+            "protocols": [p.describe() for p in protocols],
+            "environment": _environment(),
+        },
+    )
+    results: list[dict] = []
+    for ms in model_sets:
+        log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
+        ref, probe = _embed_for(ms, protocols, table, manifests, cfg, log, progress)
+        seconds = ref.seconds + (probe.seconds if ms.heterogeneous else 0.0)
+        computed = ref.computed + (probe.computed if ms.heterogeneous else 0)
+        mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+        per_model: list[tuple[Protocol, dict, pd.DataFrame]] = []
+        for proto in protocols:
+            pdir = mdir / _safe_name(proto.name)
+            pdir.mkdir(parents=True, exist_ok=True)
+            fta_rows = _fta_rows(proto, ref, probe)
+            base = {
+                "run_id": run_id,
+                "created": now.isoformat(timespec="seconds"),
+                "mfrkit_version": __version__,
+                "model": ms.describe(),
+                "protocol": proto.describe(),
+                "settings": {**settings, "batch_size": cfg.batch_size},
+                "throughput": {
+                    "images_per_second": computed / seconds if seconds > 0 else None,
+                    "computed": computed,
+                    "cached": ref.cached + (probe.cached if ms.heterogeneous else 0),
+                    "seconds": seconds,
+                    "note": "pipeline + model over every image of the run not found in the cache",
+                },
+                "fta": {
+                    "images": int(len(fta_rows)),
+                    "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
+                    "policy": cfg.fta_policy,
+                },
+            }
+            if proto.kind == VERIFICATION:
+                pairs, use, metrics, breakdowns = _verification(proto, ref, probe, table, cfg)
+                base["settings"]["search_device"] = None
+                cols = ["fold", "left_id", "right_id", "label", "score", "fta"]
+                R.write_csv(pdir / "scores.csv", pairs[cols])
+                if cfg.plots:
+                    R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), f"{ms.name} on {proto.name}")
+                per_model.append((proto, base, use))
+            else:
+                prb, use, metrics, breakdowns, cand, device = _identification(proto, ref, probe, table, cfg)
+                base["settings"]["search_device"] = device
+                cols = ["image_id", "identity", "mated", "rank", "mated_score", "best_score", "top1_identity", "fta"]
+                R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
+                R.write_csv(pdir / "candidates.csv", cand)
+                if cfg.plots and "cmc" in metrics:
+                    R.plot_cmc(pdir, metrics["cmc"], f"{ms.name} on {proto.name}")
+            R.write_csv(pdir / "fta.csv", fta_rows)
+            base["metrics"] = metrics
+            base["breakdowns"] = breakdowns
+            base["path"] = str(pdir)
+            results.append(base)
+        _apply_transfer(per_model, cfg)
+        for res in results:
+            if res["model"]["sha256"] == ms.sha256:
+                R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
+    board = pd.DataFrame([R.leaderboard_row(r) for r in results])
+    R.write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+    return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+def _fta_rows(proto: Protocol, ref: Embeddings, probe: Embeddings) -> pd.DataFrame:
+    rows = []
+    if proto.kind == VERIFICATION:
+        sides = (("reference", ref, proto.pairs["left_id"]), ("probe", probe, proto.pairs["right_id"]))
+    else:
+        sides = (("gallery", ref, proto.gallery["image_id"]), ("probe", probe, proto.probes["image_id"]))
+    for role, emb, ids in sides:
+        for image_id in dict.fromkeys(ids):
+            st = emb.status[emb.index[image_id]]
+            if st != STATUS_OK:
+                rows.append({"image_id": image_id, "role": role, "reason": str(st)})
+    return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+
+
+def _apply_transfer(per_model: list[tuple[Protocol, dict, pd.DataFrame]], cfg: BenchConfig) -> None:
+    """Threshold for ``transfer_far`` on ``transfer_from``, applied to the other 1:1 protocols."""
+    if not cfg.transfer_from:
+        return
+    source = [(p, b, u) for p, b, u in per_model if p.name == cfg.transfer_from]
+    if not source:
+        return
+    _, sbase, suse = source[0]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
+        taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [cfg.transfer_far])
+    threshold = float(taf.threshold[0])
+    sbase["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
+    for proto, base, use in per_model:
+        if proto.name == cfg.transfer_from:
+            continue
+        base["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
+
+
+def _environment() -> dict:
+    import onnxruntime
+
+    env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
+    env["onnxruntime"] = onnxruntime.__version__
+    env["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return env
