@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..data.manifest import STATUS_OK, Manifest
+from ..data.manifest import STATUS_OK, Manifest, safe_relpath
 from ..errors import MfrkitError
 from . import evaluate as E
 from . import metrics as M
@@ -127,13 +127,14 @@ def image_table(protocols: list[Protocol], manifests: list | None = None) -> tup
     frames, by_key = [], {}
     for proto in protocols:
         for m in protocol_manifests(proto, manifests):
-            key = f"{m.path}:{m.fingerprint()}"
+            key = f"{Path(m.path).resolve()}:{m.fingerprint()}"
             if key in by_key:
                 continue
             by_key[key] = m
             t = m.table
             df = pd.DataFrame({"image_id": t["image_id"].astype(str)})
-            df["path"] = [str(m.abspath(p)) for p in t["path"]]
+            root = m.root.resolve()
+            df["path"] = [str(root / safe_relpath(p)) for p in t["path"]]
             df["sha256"] = t["sha256"].astype(object).where(t["sha256"].notna(), None)
             df["status"] = t["status"].astype(str)
             for c in ATTRIBUTES:

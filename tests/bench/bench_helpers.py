@@ -25,12 +25,14 @@ def make_model(
     seed: int = 0,
     batch: int | str = "N",
     input_shape: list | None = None,
-    nan: bool = False,
+    nan: bool | str = False,
     family: str | None = "tiny",
 ) -> Path:
     """Conv(3->4, 3x3) -> Relu -> Flatten -> MatMul(D): a real little embedding network.
 
-    ``nan=True`` appends a Log of a negative constant, so every output is NaN.
+    ``nan=True`` adds the Log of a negative constant, so every output is NaN;
+    ``nan="dark"`` adds the Log of the input's mean, so only images darker than the
+    normalisation mean (mean input < 0) get NaN embeddings.
     """
     rng = np.random.default_rng(seed)
     w_conv = rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
@@ -45,7 +47,15 @@ def make_model(
         helper.make_node("MatMul", ["f", "w_fc"], ["e" if nan else "embedding"]),
     ]
     inits = [numpy_helper.from_array(w_conv, "w_conv"), numpy_helper.from_array(w_fc, "w_fc")]
-    if nan:
+    if nan == "dark":
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "one"))
+        nodes += [
+            helper.make_node("ReduceMean", ["input"], ["mu"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Log", ["mu"], ["lmu"]),
+            helper.make_node("Unsqueeze", ["lmu", "one"], ["l"]),
+            helper.make_node("Add", ["e", "l"], ["embedding"]),
+        ]
+    elif nan:
         inits.append(numpy_helper.from_array(np.array([-1.0], np.float32), "neg"))
         nodes += [helper.make_node("Log", ["neg"], ["l"]), helper.make_node("Add", ["e", "l"], ["embedding"])]
     graph = helper.make_graph(nodes, "tiny", [x], [y], inits)
