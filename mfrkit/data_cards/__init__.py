@@ -1,0 +1,35 @@
+"""Data cards: a card for any manifest, and built-in cards of the known public datasets."""
+
+from .card import CARD_NAME, CardError, parse_front_matter, read_card_header, render_card, summarize_manifest, write_card
+from .catalog import known_card, known_card_info, known_card_path, known_names, resolve_known_name
+
+__all__ = [
+    "card_for_source",
+    "CARD_NAME",
+    "CardError",
+    "known_card",
+    "known_card_info",
+    "known_card_path",
+    "known_names",
+    "parse_front_matter",
+    "read_card_header",
+    "render_card",
+    "resolve_known_name",
+    "summarize_manifest",
+    "write_card",
+]
+
+
+
+def card_for_source(src: str) -> str:
+    """The card for ``--src``-style input: a generated card for a registered name, manifest
+    or dataset folder (with cached landmark counts); the built-in card for a known public
+    dataset that is neither registered nor a path here."""
+    from pathlib import Path
+
+    from ..data.registry import is_registered, landmark_counts, resolve_source
+
+    if resolve_known_name(src) and not is_registered(src) and not Path(src).exists():
+        return known_card(src)
+    manifest = resolve_source(src)
+    return render_card(manifest, landmark_summary=landmark_counts(manifest) or None)

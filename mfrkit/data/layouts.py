@@ -1,0 +1,276 @@
+"""Dataset layouts: how the face datasets researchers have on disk are organised.
+
+Each layout is a function ``(root, **options) -> LayoutResult`` registered in
+:data:`LAYOUTS`. It only looks at file names (no decoding); :mod:`mfrkit.data.scan`
+turns its records into a manifest. Walks are recursive and sorted, so the same
+folder always gives the same records in the same order.
+
+==============  ======================================================================
+layout          on disk
+==============  ======================================================================
+``imagefolder`` ``<identity>/**/<image>`` (CASIA-WebFace ``0000045/001.jpg``)
+``lfw``         ``<Name>/<Name>_0001.jpg`` (LFW and its aligned versions)
+``mfr2``        identity folders plus ``mfr2_labels.txt`` (``Dana_Kim, 2, no-mask``)
+``rmfd``        a masked tree and an unmasked tree of identity folders (RMFD)
+``flat``        all images in one folder, identity parsed from the file name (CALFW, MLFW)
+``auto``        guesses one of the above from what is on disk
+==============  ======================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..errors import DatasetError
+from ..registry import Registry
+from .imageio import is_image_file
+
+LAYOUTS: Registry = Registry("dataset layout")
+
+STATUS_NO_IDENTITY = "no_identity"
+
+
+@dataclass
+class LayoutResult:
+    """Records found by a layout reader.
+
+    Attributes
+    ----------
+    records : list of dict
+        One per image: ``path`` (POSIX, relative to the root), ``identity`` and, where the
+        layout knows them, ``variant``, ``mask_type`` and ``status``.
+    warnings : list of str
+        Things the user should know (unlabelled images, labels without an image).
+    layout : str
+        The layout that produced the records (useful after ``auto``).
+    """
+
+    records: list[dict]
+    warnings: list[str] = field(default_factory=list)
+    layout: str = ""
+
+
+def walk_images(root: Path) -> list[str]:
+    """Relative POSIX paths of every image under ``root``, recursively, sorted.
+
+    Hidden files and folders (starting with ``.``) are skipped; symbolic links to
+    folders are followed once (a link cycle is not walked twice).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        for name in filenames:
+            if not name.startswith(".") and is_image_file(name):
+                found.append(str(rel_dir / name) if str(rel_dir) != "." else name)
+    return sorted(found)
+
+
+def _require_images(paths: list[str], root: Path, layout: str) -> None:
+    if not paths:
+        raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)")
+
+
+@LAYOUTS.register("imagefolder")
+def imagefolder(root: Path) -> LayoutResult:
+    """``<identity>/**/<image>``: the identity is the first folder under the root."""
+    paths = walk_images(root)
+    _require_images(paths, root, "imagefolder")
+    records, loose = [], 0
+    for rel in paths:
+        parts = PurePosixPath(rel).parts
+        if len(parts) == 1:
+            loose += 1
+            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
+        else:
+            records.append({"path": rel, "identity": parts[0]})
+    if loose == len(records):
+        raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
+    warnings = [f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})"] if loose else []
+    return LayoutResult(records, warnings, "imagefolder")
+
+
+_LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
+
+
+@LAYOUTS.register("lfw")
+def lfw(root: Path) -> LayoutResult:
+    """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming."""
+    result = imagefolder(root)
+    odd = 0
+    for rec in result.records:
+        if rec.get("identity") is None:
+            continue
+        m = _LFW_NAME.match(PurePosixPath(rec["path"]).stem)
+        if not m or m.group("name") != rec["identity"]:
+            odd += 1
+    if odd:
+        result.warnings.append(f"{odd} file(s) do not follow LFW's <Name>/<Name>_0001 naming; LFW pair lists cannot refer to them")
+    result.layout = "lfw"
+    return result
+
+
+_NO_MASK = {"no-mask", "nomask", "no_mask", "unmasked", "no mask", "none"}
+
+
+@LAYOUTS.register("mfr2")
+def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
+    """MFR2: identity folders plus a labels file with lines ``Name, index, label``.
+
+    ``label`` is ``no-mask`` for an unmasked image and the mask's name otherwise; the
+    index refers to the file ``<Name>/<Name>_<index:04d>.<ext>``. Images without a
+    label keep a null variant (reported, never guessed).
+    """
+    root = Path(root)
+    labels_path = Path(labels) if labels else root / "mfr2_labels.txt"
+    if not labels_path.is_absolute():
+        labels_path = root / labels_path
+    if not labels_path.is_file():
+        raise DatasetError(f"MFR2 layout needs a labels file; {labels_path} not found (pass labels=PATH)")
+    result = imagefolder(root)
+    by_key = {}
+    for rec in result.records:
+        if rec.get("identity") is not None:
+            by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
+    unmatched = 0
+    for lineno, line in enumerate(labels_path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != 3 or not fields[1].isdigit():
+            raise DatasetError(f"{labels_path}:{lineno}: expected 'Name, index, label', got {line!r}")
+        name, index, label = fields[0], int(fields[1]), fields[2]
+        rec = by_key.get((name, f"{name}_{index:04d}"))
+        if rec is None:
+            unmatched += 1
+            continue
+        if label.lower() in _NO_MASK:
+            rec["variant"] = "unmasked"
+        else:
+            rec["variant"], rec["mask_type"] = "masked", label
+    unlabelled = 0
+    for rec in result.records:
+        if "variant" not in rec:
+            rec["variant"] = None
+            unlabelled += rec.get("identity") is not None
+    if unmatched:
+        result.warnings.append(f"{unmatched} label line(s) name an image that is not on disk")
+    if unlabelled:
+        result.warnings.append(f"{unlabelled} image(s) have no line in {labels_path.name}; their variant is left empty")
+    result.layout = "mfr2"
+    return result
+
+
+def _is_masked_dir(name: str) -> bool:
+    low = name.lower()
+    return "mask" in low and not any(k in low for k in ("unmask", "no_mask", "nomask", "no-mask", "without"))
+
+
+@LAYOUTS.register("rmfd")
+def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None) -> LayoutResult:
+    """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
+
+    By default a top-level folder whose name contains "mask" (but not "unmask",
+    "no_mask", ...) is the masked tree (``AFDB_masked_face_dataset``) and the others are
+    unmasked (``AFDB_face_dataset``); ``masked_dir`` / ``unmasked_dir`` name them
+    explicitly. Identities are shared across trees by folder name.
+    """
+    root = Path(root)
+    paths = walk_images(root)
+    _require_images(paths, root, "rmfd")
+    records, skipped = [], 0
+    for rel in paths:
+        parts = PurePosixPath(rel).parts
+        if len(parts) < 3:
+            skipped += 1
+            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
+            continue
+        tree = parts[0]
+        if masked_dir or unmasked_dir:
+            masked = tree == masked_dir if masked_dir else tree != unmasked_dir
+        else:
+            masked = _is_masked_dir(tree)
+        records.append({"path": rel, "identity": parts[1], "variant": "masked" if masked else "unmasked"})
+    variants = {r.get("variant") for r in records}
+    if "masked" not in variants:
+        raise DatasetError(f"no masked tree found under {root}; name it with masked_dir=... (folders: {sorted({PurePosixPath(p).parts[0] for p in paths})})")
+    warnings = [f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})"] if skipped else []
+    return LayoutResult(records, warnings, "rmfd")
+
+
+_DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
+
+
+@LAYOUTS.register("flat")
+def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
+    """All images in one folder; the identity is parsed from the file stem.
+
+    ``identity_regex`` must have a named group ``identity``; the default strips the
+    trailing numeric groups (``Aaron_Peirsol_0001`` -> ``Aaron_Peirsol``,
+    ``Aaron_Peirsol_0001_0002`` -> ``Aaron_Peirsol``). Files it does not match get a
+    null identity and status ``no_identity``.
+    """
+    try:
+        pattern = re.compile(identity_regex)
+    except re.error as exc:
+        raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
+    if "identity" not in pattern.groupindex:
+        raise DatasetError("identity_regex needs a named group (?P<identity>...)")
+    paths = walk_images(root)
+    _require_images(paths, root, "flat")
+    records, bad = [], 0
+    for rel in paths:
+        m = pattern.match(PurePosixPath(rel).stem)
+        if m:
+            records.append({"path": rel, "identity": m.group("identity")})
+        else:
+            bad += 1
+            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
+    warnings = [f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})"] if bad else []
+    return LayoutResult(records, warnings, "flat")
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout of ``root`` from what is on disk (see :func:`read_layout`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
+    if (root / "mfr2_labels.txt").is_file():
+        return "mfr2"
+    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    loose = [f for f in root.iterdir() if f.is_file() and is_image_file(f)]
+    if not subdirs:
+        return "flat"
+    if len(subdirs) <= 4 and any(_is_masked_dir(d.name) for d in subdirs) and loose == []:
+        return "rmfd"
+    sample = []
+    for d in subdirs[:20]:
+        sample += [(d.name, p.stem) for p in sorted(d.iterdir())[:3] if p.is_file() and is_image_file(p)]
+    if sample and all((m := _LFW_NAME.match(stem)) and m.group("name") == name for name, stem in sample):
+        return "lfw"
+    return "imagefolder"
+
+
+def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> LayoutResult:
+    """Records of the dataset at ``root`` read with ``layout`` (``auto`` guesses it)."""
+    root = Path(root).expanduser()
+    if layout == "auto":
+        layout = detect_layout(root)
+    reader = LAYOUTS.get(layout)
+    try:
+        result = reader(root, **options)
+    except TypeError as exc:
+        raise DatasetError(f"layout {layout!r} does not take these options: {sorted(options)} ({exc})") from None
+    result.layout = layout
+    return result

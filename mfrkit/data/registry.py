@@ -1,0 +1,209 @@
+"""The dataset registry: short names for face datasets on disk.
+
+Stored as JSON in ``$MFRKIT_HOME/datasets.json`` (default ``~/.mfrkit``); each
+registered dataset's manifest lives in ``$MFRKIT_HOME/datasets/<name>/`` so the
+user's dataset folder is never written to. A command given ``--src X`` calls
+:func:`resolve_source`, which accepts a registered name, a manifest file, a folder
+holding ``manifest.parquet`` (what mfrkit writes), or any dataset folder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..atomic import atomic_write_text
+from ..errors import DatasetError, ManifestError
+from .layouts import LAYOUTS, detect_layout
+from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .scan import ScanReport, scan_dataset
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def mfrkit_home() -> Path:
+    """``$MFRKIT_HOME`` or ``~/.mfrkit``."""
+    return Path(os.environ.get("MFRKIT_HOME") or Path.home() / ".mfrkit").expanduser()
+
+
+def known_dataset(name: str) -> str | None:
+    """The canonical name of a known public dataset (aliases resolved), or None.
+
+    Known datasets are the ones with a built-in data card (:mod:`mfrkit.data_cards`).
+    """
+    from ..data_cards import resolve_known_name
+
+    return resolve_known_name(name)
+
+
+def known_layout(name: str) -> str:
+    """The mfrkit layout that reads the known public dataset ``name``."""
+    from ..data_cards import known_card_info
+
+    return known_card_info(name)["layout"]
+
+
+@dataclass
+class DatasetEntry:
+    """A registered dataset."""
+
+    name: str
+    root: str
+    layout: str = "auto"
+    options: dict = field(default_factory=dict)
+    added: str = ""
+
+    @property
+    def manifest_path(self) -> Path:
+        """The manifest of a folder mfrkit made (it holds its own), else one under ``$MFRKIT_HOME``."""
+        own = Path(self.root) / MANIFEST_NAME
+        return own if own.is_file() else mfrkit_home() / "datasets" / self.name / MANIFEST_NAME
+
+
+def _registry_file() -> Path:
+    return mfrkit_home() / "datasets.json"
+
+
+def _load() -> dict[str, DatasetEntry]:
+    path = _registry_file()
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+        return {name: DatasetEntry(**entry) for name, entry in raw.items()}
+    except (ValueError, TypeError) as exc:
+        raise DatasetError(f"the dataset registry {path} is corrupt ({exc}); fix or delete it") from None
+
+
+def _save(entries: dict[str, DatasetEntry]) -> None:
+    atomic_write_text(_registry_file(), json.dumps({n: asdict(e) for n, e in sorted(entries.items())}, indent=2) + "\n")
+
+
+def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", replace: bool = False, **options) -> DatasetEntry:
+    """Register the dataset folder ``root`` under ``name``.
+
+    ``layout`` ``auto`` becomes the known dataset's layout when ``name`` is a known
+    public dataset, else it is guessed from the folder. Nothing is scanned yet.
+    """
+    if not _NAME.match(name):
+        raise DatasetError(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+    root_path = Path(root).expanduser().resolve()
+    if not root_path.is_dir():
+        raise DatasetError(f"{root_path} is not a folder")
+    if layout == "auto":
+        known = known_dataset(name)
+        layout = known_layout(known) if known else detect_layout(root_path)
+    LAYOUTS.get(layout)  # unknown layout: a clear error listing the valid ones
+    entries = _load()
+    if name in entries and not replace and Path(entries[name].root) != root_path:
+        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
+    entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    entries[name] = entry
+    _save(entries)
+    return entry
+
+
+def list_datasets() -> list[DatasetEntry]:
+    """Registered datasets, sorted by name."""
+    return [e for _, e in sorted(_load().items())]
+
+
+def remove_dataset(name: str) -> DatasetEntry:
+    """Forget a registered dataset (its files are not touched)."""
+    entries = _load()
+    entry = entries.pop(name, None) or _missing(name)
+    _save(entries)
+    return entry
+
+
+def _missing(name: str):
+    known = known_dataset(name)
+    how = f"register it with: mfrkit datasets add {name} /path/to/{name} --layout {known_layout(known) if known else 'auto'}"
+    if known:
+        raise DatasetError(
+            f"dataset {name!r} is not registered. mfrkit never downloads datasets: {how}. "
+            f"How to obtain {known}: see its data card (mfrkit card {known})."
+        )
+    registered = ", ".join(e.name for e in list_datasets()) or "none"
+    raise DatasetError(f"{name!r} is neither a registered dataset nor a folder or manifest on disk; {how} (registered: {registered})")
+
+
+def is_registered(name: str) -> bool:
+    """True when ``name`` is a registered dataset."""
+    return name in _load()
+
+
+def get_dataset(name: str) -> DatasetEntry:
+    """The registered dataset ``name``; a clear error on how to register it otherwise."""
+    return _load().get(name) or _missing(name)
+
+
+def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False) -> tuple[Manifest, ScanReport]:
+    """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME``."""
+    entry = get_dataset(name)
+    if (Path(entry.root) / MANIFEST_NAME).is_file():
+        raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
+    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, **entry.options)
+    write_manifest(manifest, entry.manifest_path)
+    return manifest, report
+
+
+def _cache_manifest_path(root: Path) -> Path:
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
+
+
+def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
+    """The manifest behind a ``--src`` value, scanning once when needed.
+
+    Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
+    or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
+    folder; any other dataset folder (scanned with ``layout`` and cached under
+    ``$MFRKIT_HOME/cache``; run ``mfrkit datasets scan`` to rescan).
+    """
+    src_str = str(src)
+    entries = _load()
+    if src_str in entries:
+        entry = entries[src_str]
+        if entry.manifest_path.exists():
+            return read_manifest(entry.manifest_path)
+        return scan_registered(src_str, workers=workers, progress=progress)[0]
+    path = Path(src_str).expanduser()
+    if path.is_file():
+        return read_manifest(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return read_manifest(path / MANIFEST_NAME)
+        root = path.resolve()
+        for entry in entries.values():
+            if Path(entry.root) == root:
+                return resolve_source(entry.name, workers=workers, progress=progress)
+        cached = _cache_manifest_path(root)
+        if cached.exists():
+            try:
+                return read_manifest(cached)
+            except ManifestError:
+                pass  # a stale or broken cache is rebuilt below
+        manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
+        write_manifest(manifest, cached)
+        return manifest
+    return _missing(src_str)
+
+
+def landmark_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
+    """Per cached landmark backend, images per status (for data cards)."""
+    import pyarrow.parquet as pq
+
+    counts: dict[str, dict[str, int]] = {}
+    if manifest.path is None:
+        return counts
+    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
+        backend = path.name[len("landmarks.") : -len(".parquet")]
+        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
+        counts[backend] = {s: status.count(s) for s in sorted(set(status))}
+    return counts

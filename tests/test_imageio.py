@@ -1,0 +1,112 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mfrkit.data.imageio import decode_image, encode_image, read_image, write_image
+from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError
+
+
+def _save(img: Image.Image, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)  # left half red
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = _save(img, tmp_path / "rot.jpg", exif=exif, quality=100)
+    out = read_image(path)
+    assert out.shape == (40, 20, 3)  # displayed upright: portrait
+    assert out[5, 10, 0] > 200 and out[35, 10, 0] < 60  # red now on top
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Image.fromarray(np.full((8, 8), 77, np.uint8), "L"),
+        lambda: Image.fromarray(np.full((8, 8, 4), 77, np.uint8), "RGBA"),
+        lambda: Image.fromarray(np.full((8, 8), 3, np.uint8), "L").convert("P"),
+        lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)),
+    ],
+    ids=["gray", "rgba", "palette", "cmyk"],
+)
+def test_modes_become_rgb_uint8(tmp_path, make):
+    img = make()
+    path = tmp_path / ("x.jpg" if img.mode == "CMYK" else "x.png")
+    img.save(path)
+    out = read_image(path)
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+
+
+def test_rgba_transparent_pixels_become_white(tmp_path):
+    arr = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    Image.fromarray(arr, "RGBA").save(tmp_path / "t.png")
+    assert (read_image(tmp_path / "t.png") == 255).all()
+
+
+def test_sixteen_bit_is_rescaled(tmp_path):
+    arr = np.array([[0, 65535]], dtype=np.uint16)
+    img = Image.fromarray(arr)
+    assert img.mode.startswith("I;16")
+    img.save(tmp_path / "d.png")
+    out = read_image(tmp_path / "d.png")
+    assert out[0, 0, 0] == 0 and out[0, 1, 0] == 255
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path):
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    with pytest.raises(ImageTooLargeError) as err:
+        read_image(tmp_path / "big.png", max_pixels=5000)
+    assert err.value.reason == "too_large"
+
+
+def test_truncated_and_garbage_files_are_corrupt(tmp_path, photos):
+    data = encode_image(photos["grace_hopper"], ".jpg")
+    (tmp_path / "trunc.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "junk.jpg").write_bytes(b"not an image at all")
+    for name in ("trunc.jpg", "junk.jpg"):
+        with pytest.raises(CorruptImageError):
+            read_image(tmp_path / name)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MissingImageError):
+        read_image(tmp_path / "nope.jpg")
+
+
+def test_write_is_atomic_and_round_trips(tmp_path, photos):
+    img = photos["eileen_collins"][:64, :64]
+    data = write_image(tmp_path / "a.png", img)
+    assert (read_image(tmp_path / "a.png") == img).all()
+    assert decode_image(data).shape == img.shape
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no temporary left behind
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, photos):
+    write_image(tmp_path / "a.png", photos["eileen_collins"][:8, :8])
+    before = (tmp_path / "a.png").read_bytes()
+    with pytest.raises(Exception):
+        write_image(tmp_path / "a.png", np.zeros((8, 8), np.float32))  # wrong dtype: refused
+    assert (tmp_path / "a.png").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_encoding_is_deterministic(photos):
+    img = photos["grace_hopper"][:100, :100]
+    assert encode_image(img, ".jpg", quality=90) == encode_image(img, ".jpg", quality=90)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from mfrkit.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask

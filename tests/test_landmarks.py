@@ -1,0 +1,155 @@
+"""Both detectors on the real photos, primary-face selection, the file backend, the cache."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import data
+
+from mfrkit.landmarks import Landmarks, create_backend, detect_primary, five_from_68, select_primary
+from mfrkit.landmarks.cache import cache_path, detect_landmarks, get_landmarks, load_landmarks
+from mfrkit.errors import LandmarkError, ManifestError
+
+
+@pytest.mark.parametrize("name", ["eileen_collins", "grace_hopper"])
+def test_backends_agree_on_the_eyes(backends, photos, name):
+    a = detect_primary(backends["mediapipe"], photos[name])
+    b = detect_primary(backends["dlib"], photos[name])
+    assert a.status == b.status == "ok"
+    assert a.landmarks.points68.shape == b.landmarks.points68.shape == (68, 2)
+    assert a.landmarks.mesh.shape == (478, 3)
+    iod = a.landmarks.interocular
+    assert np.linalg.norm(a.landmarks.eye_centres() - b.landmarks.eye_centres(), axis=1).max() < 0.10 * iod
+    # 68-point layouts agree too: mouth corners and nose tip within 15% of the inter-ocular distance.
+    for idx in (30, 48, 54):
+        assert np.linalg.norm(a.landmarks.points68[idx] - b.landmarks.points68[idx]) < 0.15 * iod
+    # Image-left eye first (ArcFace order).
+    assert a.landmarks.points5[0, 0] < a.landmarks.points5[1, 0]
+
+
+@pytest.mark.parametrize("backend", ["mediapipe", "dlib"])
+def test_no_face_is_a_status(backends, backend):
+    result = detect_primary(backends[backend], data.coffee())
+    assert result.status == "no_face" and result.landmarks is None and result.n_faces == 0
+
+
+def test_two_faces_larger_wins(backends, photos):
+    import cv2
+
+    big = cv2.resize(photos["eileen_collins"], (716, 716), interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(photos["grace_hopper"], (190, 223), interpolation=cv2.INTER_AREA)
+    canvas = np.full((720, 1300, 3), 90, np.uint8)
+    canvas[:716, :716] = big  # the larger face, further from the centre
+    canvas[250:473, 760:950] = small  # nearer the centre, under half the area
+    result = detect_primary(backends["dlib"], canvas)
+    assert result.status == "ok" and result.n_faces == 2
+    assert result.landmarks.points5[0, 0] < 716
+
+
+def test_two_comparable_faces_nearest_centre_wins_and_small_faces_are_found(photos):
+    import cv2
+
+    canvas = np.full((600, 1024, 3), 90, np.uint8)
+    canvas[:512, :512] = photos["eileen_collins"]
+    canvas[150:384, 560:760] = cv2.resize(photos["grace_hopper"], (200, 234), interpolation=cv2.INTER_AREA)
+    quick, thorough = create_backend("mediapipe"), create_backend("mediapipe", thorough=True)
+    result = detect_primary(thorough, canvas)
+    assert result.status == "ok" and result.n_faces == 2
+    assert result.landmarks.points5[0, 0] > 512  # both faces are large: the one nearer the centre
+    # A face too small for the short-range detector alone is found by the fallback.
+    lone = np.full((900, 1500, 3), 90, np.uint8)
+    lone[150:384, 560:760] = canvas[150:384, 560:760]
+    assert quick._meshes(quick._mesh, lone) == []  # the face mesh's own detector misses it
+    assert detect_primary(quick, lone).status == "ok"
+
+
+def _face(x0, y0, size):
+    box = np.array([x0, y0, x0 + size, y0 + size], np.float32)
+    return Landmarks(points5=np.zeros((5, 2), np.float32), points68=None, bbox=box)
+
+
+def test_select_primary_rule():
+    shape = (200, 200)
+    big_corner, big_centre, small_centre = _face(0, 0, 60), _face(75, 75, 50), _face(90, 90, 20)
+    assert select_primary([big_corner, small_centre], shape) is big_corner  # small one is under half the area
+    assert select_primary([big_corner, big_centre, small_centre], shape) is big_centre
+    assert select_primary([], shape) is None
+
+
+def test_five_from_68_uses_eye_means_nose_and_mouth_corners():
+    p68 = np.arange(136, dtype=np.float32).reshape(68, 2)
+    p5 = five_from_68(p68)
+    np.testing.assert_allclose(p5[0], p68[36:42].mean(0))
+    np.testing.assert_allclose(p5[3], p68[48])
+
+
+def test_file_backend(tmp_path):
+    pts5 = " ".join(str(v) for v in range(10))
+    pts68 = ",".join(str(v) for v in range(136))
+    f = tmp_path / "lm.txt"
+    f.write_text(f"key x1 y1 ...\n# comment\nAnn/Ann_0001.jpg {pts5}\nBob_0002.jpg,{pts68}\n")
+    backend = create_backend("file", path=str(f))
+    img = np.zeros((10, 10, 3), np.uint8)
+    (ann,) = backend.detect(img, image_id="Ann/Ann_0001.jpg")
+    assert ann.points68 is None and ann.points5[1].tolist() == [2, 3]
+    (bob,) = backend.detect(img, image_id="Bob/Bob_0002.jpg")  # matched by file name
+    assert bob.points68.shape == (68, 2)
+    assert backend.detect(img, image_id="Carl/Carl_0001.jpg") == []
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("a 1 2 3\n", "10 or 136"), ("a " + "1 " * 10 + "\na " + "1 " * 10 + "\n", "twice"), ("a " + "1 " * 10 + "\nb 1 x" + " 1" * 8, "non-numeric"), ("", "no landmarks")],
+)
+def test_file_backend_errors(tmp_path, text, match):
+    f = tmp_path / "lm.txt"
+    f.write_text(text)
+    with pytest.raises(LandmarkError, match=match):
+        create_backend("file", path=str(f))
+
+
+def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest, write_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root)
+    manifest = read_manifest(root)
+    (root / manifest.table["path"][1]).write_bytes(b"broken now")  # the manifest still says ok
+    with pytest.raises(ManifestError, match="mfrkit landmarks"):
+        load_landmarks(manifest, "mediapipe")
+    first = detect_landmarks(manifest, "mediapipe", chunk_size=2)
+    assert first.detected == len(manifest) and first.counts == {"ok": len(manifest) - 1, "corrupt": 1}
+    assert not cache_path(manifest, "mediapipe").with_suffix(".parts").exists()
+    again = detect_landmarks(manifest, "mediapipe")
+    assert again.detected == 0 and again.reused == len(manifest)
+    # An interrupted run leaves shards; the next run keeps them and does only the rest.
+    cached = pd.read_parquet(cache_path(manifest, "mediapipe"))
+    cache_path(manifest, "mediapipe").unlink()
+    parts = cache_path(manifest, "mediapipe").with_suffix(".parts")
+    parts.mkdir()
+    cached.iloc[:2].to_parquet(parts / "part-000000.parquet")
+    resumed = detect_landmarks(manifest, "mediapipe")
+    assert resumed.detected == len(manifest) - 2
+    result = load_landmarks(manifest, "mediapipe")
+    assert set(result) == set(manifest.table["image_id"])
+    # A changed image (new sha256) is detected again.
+    manifest.table.loc[0, "sha256"] = "0" * 64
+    write_manifest(manifest)
+    assert detect_landmarks(manifest, "mediapipe").detected == 1
+
+
+def test_cache_is_independent_of_workers(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    results = []
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        shutil.copytree(sample_manifest.root, root)
+        results.append(get_landmarks(read_manifest(root), "dlib", workers=workers))
+    one, two = results
+    assert one.keys() == two.keys()
+    for key in one:
+        np.testing.assert_array_equal(one[key].landmarks.points68, two[key].landmarks.points68)

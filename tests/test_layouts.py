@@ -1,0 +1,148 @@
+"""Each layout reader on small trees made in the real layouts."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mfrkit.data.imageio import write_image
+from mfrkit.data.layouts import detect_layout, read_layout
+from mfrkit.data.scan import scan_dataset
+from mfrkit.errors import DatasetError, UnknownNameError
+
+TINY = np.full((6, 6, 3), 128, np.uint8)
+
+
+def tree(root: Path, files: list[str], corrupt: tuple[str, ...] = ()) -> Path:
+    for rel in files:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".txt"):
+            continue
+        if rel in corrupt:
+            p.write_bytes(b"\xff\xd8\xff garbage")
+        else:
+            write_image(p, TINY)
+    return root
+
+
+def test_imagefolder_casia_style(tmp_path):
+    root = tree(tmp_path, ["0000045/001.jpg", "0000045/002.JPG", "0000099/sub/003.png", "0000099/004.webp", "0000099/notes.txt"])
+    result = read_layout(root, "imagefolder")
+    assert [r["path"] for r in result.records] == ["0000045/001.jpg", "0000045/002.JPG", "0000099/004.webp", "0000099/sub/003.png"]
+    assert [r["identity"] for r in result.records] == ["0000045", "0000045", "0000099", "0000099"]
+
+
+def test_imagefolder_skips_hidden_and_flags_loose_files(tmp_path):
+    root = tree(tmp_path, ["a/1.jpg", ".cache/x.jpg", "a/.hidden.jpg", "loose.jpg"])
+    result = read_layout(root, "imagefolder")
+    assert {r["path"] for r in result.records} == {"a/1.jpg", "loose.jpg"}
+    loose = next(r for r in result.records if r["path"] == "loose.jpg")
+    assert loose["status"] == "no_identity" and result.warnings
+
+
+def test_lfw_layout_and_naming_warning(tmp_path):
+    root = tree(tmp_path, ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg", "Zico/odd.jpg"])
+    result = read_layout(root, "lfw")
+    assert {r["identity"] for r in result.records} == {"Aaron_Peirsol", "Zico"}
+    assert any("naming" in w for w in result.warnings)
+
+
+def test_mfr2_labels(tmp_path):
+    root = tree(tmp_path, ["Dana_Kim/Dana_Kim_0001.png", "Dana_Kim/Dana_Kim_0002.png", "Dana_Kim/Dana_Kim_0003.png"])
+    (root / "mfr2_labels.txt").write_text("Dana_Kim, 1, no-mask\nDana_Kim, 2, mask-3\nDana_Kim, 9, no-mask\n")
+    result = read_layout(root, "mfr2")
+    by = {r["path"]: r for r in result.records}
+    assert by["Dana_Kim/Dana_Kim_0001.png"]["variant"] == "unmasked"
+    assert by["Dana_Kim/Dana_Kim_0002.png"]["variant"] == "masked"
+    assert by["Dana_Kim/Dana_Kim_0002.png"]["mask_type"] == "mask-3"
+    assert by["Dana_Kim/Dana_Kim_0003.png"]["variant"] is None  # unlabelled: not guessed
+    assert any("not on disk" in w for w in result.warnings) and any("no line" in w for w in result.warnings)
+
+
+def test_mfr2_malformed_label_line(tmp_path):
+    root = tree(tmp_path, ["A/A_0001.png"])
+    (root / "mfr2_labels.txt").write_text("A; 1; no-mask\n")
+    with pytest.raises(DatasetError, match="mfr2_labels.txt:1"):
+        read_layout(root, "mfr2")
+
+
+def test_mfr2_needs_labels(tmp_path):
+    with pytest.raises(DatasetError, match="labels"):
+        read_layout(tree(tmp_path, ["A/A_0001.png"]), "mfr2")
+
+
+def test_rmfd_trees(tmp_path):
+    root = tree(tmp_path, ["AFDB_face_dataset/wang/1.jpg", "AFDB_face_dataset/li/1.jpg", "AFDB_masked_face_dataset/wang/m1.jpg"])
+    result = read_layout(root, "rmfd")
+    by = {r["path"]: r for r in result.records}
+    assert by["AFDB_masked_face_dataset/wang/m1.jpg"]["variant"] == "masked"
+    assert by["AFDB_face_dataset/wang/1.jpg"]["variant"] == "unmasked"
+    assert by["AFDB_masked_face_dataset/wang/m1.jpg"]["identity"] == "wang"
+
+
+def test_rmfd_explicit_dirs_and_missing_masked_tree(tmp_path):
+    root = tree(tmp_path, ["plain/a/1.jpg", "covered/a/2.jpg"])
+    with pytest.raises(DatasetError, match="masked"):
+        read_layout(root, "rmfd")
+    result = read_layout(root, "rmfd", masked_dir="covered")
+    assert {r["path"]: r["variant"] for r in result.records} == {"covered/a/2.jpg": "masked", "plain/a/1.jpg": "unmasked"}
+
+
+def test_flat_calfw_and_mlfw_names(tmp_path):
+    root = tree(tmp_path, ["Aaron_Peirsol_0001.jpg", "Aaron_Peirsol_0002_0003.jpg", "nonumber.jpg"])
+    result = read_layout(root, "flat")
+    ids = {r["path"]: r["identity"] for r in result.records}
+    assert ids == {"Aaron_Peirsol_0001.jpg": "Aaron_Peirsol", "Aaron_Peirsol_0002_0003.jpg": "Aaron_Peirsol", "nonumber.jpg": None}
+    custom = read_layout(root, "flat", identity_regex=r"^(?P<identity>[A-Za-z]+)")
+    assert {r["identity"] for r in custom.records} == {"Aaron", "nonumber"}
+
+
+def test_flat_regex_needs_identity_group(tmp_path):
+    with pytest.raises(DatasetError, match="identity"):
+        read_layout(tree(tmp_path, ["a_1.jpg"]), "flat", identity_regex=r"(.+)")
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        (["x_0001.jpg", "y_0002.jpg"], "flat"),
+        (["Ann/Ann_0001.jpg", "Bob/Bob_0001.jpg"], "lfw"),
+        (["0000045/001.jpg", "0000046/001.jpg"], "imagefolder"),
+        (["faces/a/1.jpg", "masked_faces/a/1.jpg"], "rmfd"),
+    ],
+)
+def test_auto_detection(tmp_path, files, expected):
+    assert detect_layout(tree(tmp_path, files)) == expected
+
+
+def test_unknown_layout_lists_valid_names(tmp_path):
+    with pytest.raises(UnknownNameError, match="imagefolder"):
+        read_layout(tree(tmp_path, ["a/1.jpg"]), "casia-style")
+
+
+def test_empty_and_missing_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        read_layout(tmp_path / "empty", "imagefolder")
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_layout(tmp_path / "nowhere", "imagefolder")
+
+
+def test_scan_keeps_bad_images_as_rows(tmp_path):
+    root = tree(tmp_path, ["a/good.png", "a/bad.jpg", "b/good.png"], corrupt=("a/bad.jpg",))
+    manifest, report = scan_dataset(root, layout="imagefolder")
+    table = manifest.table.set_index("image_id")
+    assert len(table) == 3
+    assert table.loc["a/bad.jpg", "status"] == "corrupt"
+    assert table.loc["a/good.png", "status"] == "ok" and table.loc["a/good.png", "width"] == 6
+    assert len(table.loc["a/good.png", "sha256"]) == 64
+    assert report.failures == {"corrupt": 1}
+
+
+def test_scan_is_the_same_with_workers(tmp_path):
+    root = tree(tmp_path, [f"id{i}/{j}.png" for i in range(5) for j in range(30)], corrupt=("id3/7.png",))
+    one, _ = scan_dataset(root, layout="imagefolder", workers=1)
+    two, _ = scan_dataset(root, layout="imagefolder", workers=2)
+    assert one.table.equals(two.table)
+    assert one.fingerprint() == two.fingerprint()

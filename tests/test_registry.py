@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from mfrkit.data.imageio import write_image
+from mfrkit.data.registry import add_dataset, get_dataset, list_datasets, remove_dataset, resolve_source, scan_registered
+from mfrkit.errors import DatasetError, UnknownNameError
+
+
+@pytest.fixture
+def casia(tmp_path):
+    root = tmp_path / "CASIA-WebFace"
+    for ident in ("0000045", "0000099"):
+        for k in range(2):
+            write_image(root / ident / f"{k:03d}.jpg", np.full((8, 8, 3), 100, np.uint8))
+    return root
+
+
+def test_add_list_scan_resolve(casia, mfrkit_home):
+    entry = add_dataset("casia", casia)
+    assert entry.layout == "imagefolder"  # the known dataset's layout
+    assert [e.name for e in list_datasets()] == ["casia"]
+    manifest, report = scan_registered("casia")
+    assert report.n_images == 4 and manifest.path.is_relative_to(mfrkit_home)
+    assert not (casia / "manifest.parquet").exists()  # the user's folder is never written to
+    assert resolve_source("casia").fingerprint() == manifest.fingerprint()
+    assert resolve_source(str(casia)).fingerprint() == manifest.fingerprint()  # its root resolves to it too
+    remove_dataset("casia")
+    assert list_datasets() == []
+
+
+def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home):
+    m = resolve_source(str(casia))
+    assert len(m) == 4 and m.path.is_relative_to(mfrkit_home / "cache")
+    assert resolve_source(str(casia)).path == m.path
+
+
+def test_unknown_names_say_how_to_register(mfrkit_home):
+    with pytest.raises(DatasetError) as err:
+        resolve_source("casia")
+    msg = str(err.value)
+    assert "mfrkit datasets add casia" in msg and "mfrkit card casia-webface" in msg
+    with pytest.raises(DatasetError, match="neither a registered dataset"):
+        get_dataset("my-private-set")
+
+
+def test_bad_registrations(casia, tmp_path):
+    with pytest.raises(DatasetError, match="invalid dataset name"):
+        add_dataset("../evil", casia)
+    with pytest.raises(DatasetError, match="not a folder"):
+        add_dataset("x", tmp_path / "missing")
+    with pytest.raises(UnknownNameError):
+        add_dataset("x", casia, layout="nonsense")
+    add_dataset("x", casia)
+    with pytest.raises(DatasetError, match="already registered"):
+        add_dataset("x", tmp_path)
+
+
+def test_corrupt_registry_file(mfrkit_home):
+    mfrkit_home.mkdir(parents=True)
+    (mfrkit_home / "datasets.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="corrupt"):
+        list_datasets()

@@ -1,0 +1,90 @@
+import hashlib
+
+import pytest
+from typer.testing import CliRunner
+
+from mfrkit.cli import app
+from mfrkit.data.sample import build_sample
+
+runner = CliRunner()
+
+
+def _digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.jpg"))}
+
+
+def test_sample_is_reproducible_and_varied(tmp_path):
+    a = build_sample(tmp_path / "a", captures=3, seed=7)
+    build_sample(tmp_path / "b", captures=3, seed=7)
+    build_sample(tmp_path / "c", captures=3, seed=8)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    assert len(a) == 6 and len({r["jpeg_quality"] for r in a} | {round(r["angle"], 3) for r in a}) > 3
+
+
+def test_demo_command_builds_registers_and_detects(tmp_path, mfrkit_home):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "12 images of 2 identities" in result.output
+    assert "landmarks (mediapipe): 12 ok" in result.output and "landmarks (dlib): 12 ok" in result.output
+    listed = runner.invoke(app, ["datasets", "list"])
+    assert "demo" in listed.output and "scanned" in listed.output
+
+
+def test_datasets_commands_and_errors(tmp_path, mfrkit_home):
+    build_sample(tmp_path / "lfwlike", captures=2)
+    assert runner.invoke(app, ["datasets", "add", "mine", str(tmp_path / "lfwlike")]).exit_code == 0
+    scanned = runner.invoke(app, ["datasets", "scan", "mine"])
+    assert scanned.exit_code == 0 and "4 images (4 ok), 2 identities, layout lfw" in scanned.output
+    lm = runner.invoke(app, ["landmarks", "mine", "--backend", "dlib"])
+    assert lm.exit_code == 0 and "4 ok" in lm.output
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["landmarks", "casia"], "mfrkit datasets add casia"),
+        (["datasets", "scan", "nothing"], "not"),
+        (["datasets", "add", "x", "/definitely/missing"], "not a folder"),
+    ],
+)
+def test_errors_become_messages_and_exit_code_1(argv, message, capsys, monkeypatch):
+    from mfrkit import cli
+
+    monkeypatch.setattr("sys.argv", ["mfrkit", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_doctor_reports_backends_and_providers():
+    result = runner.invoke(app, ["doctor"])
+    assert "onnxruntime will use" in result.output
+    assert "landmarks: mediapipe" in result.output and "landmarks: dlib" in result.output
+
+
+def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
+    import yaml
+
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    text = (tmp_path / "demo" / "DATA_CARD.md").read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    assert header["counts"]["images"] == 12 and "smoke-test sample, not a benchmark" in text
+    out = tmp_path / "card.md"
+    assert runner.invoke(app, ["card", "demo", "--out", str(out)]).exit_code == 0
+    assert yaml.safe_load(out.read_text().split("---\n")[1])["landmarks"]["summary"]["dlib"] == {"ok": 12}
+    builtin = runner.invoke(app, ["card", "casia"])  # known, not registered: the built-in card
+    assert builtin.exit_code == 0 and "CASIA-WebFace" in builtin.output
+
+
+def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
+    from mfrkit import doctor
+
+    versions = {"onnxruntime": "1.31.1", "onnxruntime-gpu": "1.31.1", "opencv-python": "4.11.0.86"}
+    optional = {"onnxruntime", "onnxruntime-gpu", *doctor._FOREIGN_OPENCV}
+    monkeypatch.setattr(doctor, "_version", lambda dist: versions.get(dist) if dist in optional else "1.0")
+    failed = {c.name for c in doctor.package_checks() if c.ok is False}
+    assert {"onnxruntime conflict", "opencv conflict"} <= failed
+    versions.pop("onnxruntime-gpu"), versions.pop("opencv-python")
+    assert not [c for c in doctor.package_checks() if c.ok is False]
