@@ -75,6 +75,25 @@ ALIGNMENTS.add(
 )
 
 
+def _dlib150(image: np.ndarray, landmarks: Landmarks | None, size: tuple[int, int]) -> np.ndarray:
+    if landmarks is None:
+        raise AlignmentError("the dlib150 chip needs landmarks")
+    if tuple(size) != (150, 150):
+        raise AlignmentError(f"the dlib150 chip is 150x150; the model wants {size[0]}x{size[1]}")
+    from ..models.dlib_resnet import dlib150_crop  # imports torch: only when this alignment is used
+
+    try:
+        return dlib150_crop(image, landmarks)
+    except MfrkitError as exc:
+        raise AlignmentError(str(exc)) from None
+
+
+ALIGNMENTS.add(
+    "dlib150",
+    Alignment(_dlib150, True, "dlib's 150x150 face chip (68 points when available, else ArcFace 5 points)"),
+)
+
+
 def get_alignment(name: str) -> Alignment:
     """The alignment called ``name``; the error lists the valid ones."""
     return ALIGNMENTS.get(name)

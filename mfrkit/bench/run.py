@@ -162,16 +162,11 @@ def image_table(protocols: list[Protocol], manifests: list | None = None) -> tup
     return table, by_key
 
 
-def landmark_lookup(manifest: Manifest, backend: str) -> dict:
-    """image_id -> FaceResult from the manifest's landmark cache."""
-    try:
-        from ..landmarks.cache import get_landmarks  # type: ignore[attr-defined]
-    except ImportError:
-        raise BenchError(
-            "this model's alignment needs landmarks, but this mfrkit has no landmark cache yet; "
-            "for crops that are already aligned, pass --align none"
-        ) from None
-    return get_landmarks(manifest, backend)
+def landmark_lookup(manifest: Manifest, backend: str, *, workers: int = 1) -> dict:
+    """image_id -> FaceResult from the manifest's landmark cache (detecting what is not cached)."""
+    from ..landmarks.cache import get_landmarks
+
+    return get_landmarks(manifest, backend, workers=workers)
 
 
 def _image_refs(ids: list[str], table: pd.DataFrame, needs_landmarks: bool, landmarks: dict) -> list[ImageRef]:
@@ -313,7 +308,8 @@ def _embed_for(
         if needs:
             for key in table.loc[ids, "manifest"].unique():
                 if key not in lm_cache:
-                    lm_cache[key] = landmark_lookup(manifests[key], cfg.landmarks)
+                    log(f"{cfg.landmarks} landmarks of {manifests[key].path} (detecting any not cached yet)")
+                    lm_cache[key] = landmark_lookup(manifests[key], cfg.landmarks, workers=max(1, cfg.workers or default_workers()))
                 lms.update(lm_cache[key])
         refs = _image_refs(ids, table, needs, lms)
         workers = cfg.workers if cfg.workers is not None else (0 if len(refs) < SMALL_JOB else default_workers())

@@ -484,10 +484,12 @@ class ModelSet:
         return [self.reference] if not self.heterogeneous else [self.reference, self.probe]
 
     def describe(self) -> dict:
+        """The model's description; a heterogeneous pair lists its two halves under
+        ``reference`` and ``probe``."""
         d = {"name": self.name, "sha256": self.sha256, "provider": self.provider, "heterogeneous": self.heterogeneous}
-        d["reference"] = self.reference.describe()
-        if self.heterogeneous:
-            d["probe"] = self.probe.describe()
+        if not self.heterogeneous:
+            return {**self.reference.describe(), **d}
+        d.update(reference=self.reference.describe(), probe=self.probe.describe())
         return d
 
 
