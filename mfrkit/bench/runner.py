@@ -286,6 +286,9 @@ class OnnxModel:
         Preprocessing keys given on the command line; they win over everything.
     threads : int
         onnxruntime intra-op threads (0: onnxruntime's default, all cores).
+    spin : bool
+        Let onnxruntime's threads busy-wait between operators (its default). Off by
+        default: it competes with the pipeline's workers for the cores.
 
     Attributes
     ----------
@@ -304,6 +307,7 @@ class OnnxModel:
         sidecar: str | os.PathLike | None = None,
         options: Mapping[str, Any] | None = None,
         threads: int = 0,
+        spin: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -314,6 +318,10 @@ class OnnxModel:
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads)
         so.log_severity_level = 3
+        if not spin:
+            # onnxruntime's CPU threads busy-wait between operators by default; next to the
+            # pipeline's worker processes that spinning takes the cores the workers need.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)

@@ -34,7 +34,7 @@ def pair_scores(
     right_index: np.ndarray | None = None,
     left_ok: np.ndarray | None = None,
     right_ok: np.ndarray | None = None,
-    chunk: int = 1 << 16,
+    chunk: int = 8192,
 ) -> np.ndarray:
     """Cosine similarity of pairs.
 
@@ -64,7 +64,10 @@ def pair_scores(
         raise ScoringError("pair index out of range")
     out = np.empty(len(ia), np.float64)
     for s in range(0, len(ia), chunk):
-        out[s : s + chunk] = np.einsum("ij,ij->i", a[ia[s : s + chunk]], b[ib[s : s + chunk]], dtype=np.float64)
+        # gather, multiply in place, sum: memory-bound, so no float64 temporaries
+        x = np.take(a, ia[s : s + chunk], axis=0)
+        x *= np.take(b, ib[s : s + chunk], axis=0)
+        out[s : s + chunk] = x.sum(1)
     bad = np.zeros(len(ia), bool)
     if left_ok is not None:
         bad |= ~np.asarray(left_ok, bool)[ia]
@@ -109,41 +112,55 @@ def _topk_numpy(Q, G, k, probe_block, gallery_block, progress):
     P = len(Q)
     out_s = np.full((P, k), -np.inf, np.float32)
     out_i = np.full((P, k), -1, np.int64)
-    for p0 in range(0, P, probe_block):
-        q = Q[p0 : p0 + probe_block]
+    seed_cols = max(4 * k, 2048)
+    pb, gb = min(probe_block, P), min(gallery_block, len(G))
+    # One score and one mask buffer for every block: no fresh 100 MB allocation (and its
+    # page faults) per block. Views of the flat buffers stay C-contiguous for BLAS.
+    s_buf = np.empty(pb * gb, np.float32)
+    m_buf = np.empty(pb * gb, bool)
+    for p0 in range(0, P, pb):
+        q = Q[p0 : p0 + pb]
         best_s = np.full((len(q), k), -np.inf, np.float32)
         best_i = np.full((len(q), k), -1, np.int64)
-        kth = np.full(len(q), -np.inf, np.float32)
-        for g0 in range(0, len(G), gallery_block):
-            S = q @ G[g0 : g0 + gallery_block].T
-            # Only entries above the row's current k-th best can enter its top-k; after the
-            # first blocks these are few, so the selection costs one comparison pass.
-            mask = S > kth[:, None]
-            counts = mask.sum(1)
+        for g0 in range(0, len(G), gb):
+            g = G[g0 : g0 + gb]
+            S = np.matmul(q, g.T, out=s_buf[: len(q) * len(g)].reshape(len(q), len(g)))
+            skip = 0
+            if g0 == 0:
+                # Seed each row's top-k from the first columns, so the running k-th best is
+                # already a useful bar for the rest of this block.
+                skip = min(seed_cols, S.shape[1])
+                cols = np.broadcast_to(np.arange(skip, dtype=np.int64), (len(q), skip))
+                best_s, best_i = _merge_numpy(best_s, best_i, S[:, :skip], cols, k)
+            if skip == S.shape[1]:
+                continue
+            kth = best_s.min(1)
+            # Only entries above a row's current k-th best can enter its top-k: after the
+            # seed these are few, so selection costs about one comparison pass.
+            width_all = S.shape[1] - skip
+            mask = np.greater(S[:, skip:], kth[:, None], out=m_buf[: len(q) * width_all].reshape(len(q), width_all))
+            counts = np.count_nonzero(mask, axis=1)
             rows = np.flatnonzero(counts)
             if len(rows) == 0:
                 continue
-            width = int(counts.max())
-            if width * 4 >= S.shape[1]:
-                # dense case (first blocks): select directly on the block rows
-                cand_s = S[rows]
-                cand_i = np.broadcast_to(np.arange(g0, g0 + S.shape[1], dtype=np.int64), cand_s.shape)
-                if cand_s.shape[1] > k:
-                    part = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
-                    cand_s = np.take_along_axis(cand_s, part, 1)
-                    cand_i = np.take_along_axis(cand_i, part, 1)
+            width = int(counts[rows].max())
+            if width * 4 >= width_all:
+                # many candidates (tiny blocks, adversarial scores): select on row chunks, so
+                # the int64 partition indices stay small
+                for r0 in range(0, len(rows), 256):
+                    rr = rows[r0 : r0 + 256]
+                    cand_s = S[rr, skip:]
+                    cand_i = np.broadcast_to(np.arange(g0 + skip, g0 + S.shape[1], dtype=np.int64), cand_s.shape)
+                    best_s[rr], best_i[rr] = _merge_numpy(best_s[rr], best_i[rr], cand_s, cand_i, k)
             else:
-                r, c = np.nonzero(mask[rows])
+                r, c = np.nonzero(mask[rows] if len(rows) < len(q) else mask)
                 start = np.r_[0, np.cumsum(counts[rows])[:-1]]
                 pos = np.arange(len(r)) - start[r]
                 cand_s = np.full((len(rows), width), -np.inf, np.float32)
                 cand_i = np.full((len(rows), width), -1, np.int64)
-                cand_s[r, pos] = S[rows[r], c]
-                cand_i[r, pos] = c + g0
-            s, i = _merge_numpy(best_s[rows], best_i[rows], cand_s, cand_i, k)
-            best_s[rows], best_i[rows] = s, i
-            kth[rows] = s.min(1)
-            del S, mask
+                cand_s[r, pos] = S[rows[r], c + skip]
+                cand_i[r, pos] = c + skip + g0
+                best_s[rows], best_i[rows] = _merge_numpy(best_s[rows], best_i[rows], cand_s, cand_i, k)
         out_s[p0 : p0 + len(q)], out_i[p0 : p0 + len(q)] = best_s, best_i
         if progress:
             progress(len(q))
