@@ -30,7 +30,7 @@ from .alignment import get_alignment
 from .cache import default_cache_dir
 from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
 from .pipeline import default_workers
-from .protocol_io import IDENTIFICATION, VERIFICATION, Protocol, ProtocolError, protocol_manifests, resolve_protocol
+from .protocol_io import VERIFICATION, Protocol, ProtocolError, protocol_manifests, resolve_protocol
 from .runner import ModelSet, load_models
 from .scoring import identify, identity_templates, pair_scores
 

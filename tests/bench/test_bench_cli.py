@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-import pytest
 from bench_helpers import ARCFACE_META, all_pairs, make_model, write_protocol
 
 from mfrkit import cli
