@@ -177,7 +177,7 @@ def bench(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="ONNX model, or a folder of models (repeatable).")],
     protocol: Annotated[list[str], typer.Option("--protocol", "-p", help="Protocol folder (repeatable).")],
     probe_model: Annotated[Optional[Path], typer.Option(help="Probe half of a heterogeneous model; --model is then the reference half.")] = None,
-    manifest: Annotated[Optional[list[Path]], typer.Option(help="Manifest(s) to use instead of the paths in protocol.json.")] = None,
+    manifest: Annotated[Optional[list[str]], typer.Option(help="Manifest instead of the path in protocol.json: PATH (both roles) or reference=PATH / probe=PATH.")] = None,
     out: Annotated[Path, typer.Option(help="Results root; the run goes in OUT/<run id>.")] = Path("runs"),
     provider: Annotated[str, typer.Option(help="onnxruntime provider: auto, cuda or cpu.")] = "auto",
     batch: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,

@@ -1,14 +1,19 @@
-"""A minimal reader of protocol folders, until ``mfrkit.protocols`` ships its loader.
+"""A minimal reader of protocol folders, until ``mfrkit.protocols`` is merged.
 
-This is the only place the benchmark touches the protocol file format; when the
-protocol engine lands, :func:`load_protocol` and :func:`resolve_protocol` become thin
-calls into it (the rest of ``mfrkit.bench`` only uses :class:`Protocol`).
+This is the only place the benchmark touches the protocol file format. Its
+:class:`Protocol` has the attributes of ``mfrkit.protocols.Protocol`` that the bench
+uses (``info``, ``name``, ``kind``, ``manifests`` by role, ``pairs`` / ``gallery`` /
+``probes``, ``folder``, ``sha256``), and :func:`resolve_protocol` hands over to the
+protocol engine's ``resolve_protocol`` as soon as that exists, so swapping readers
+changes nothing else.
 
 A protocol folder holds ``protocol.json`` (``name``, ``kind``, ``spec``, ``seed``,
-``version``, ``manifests``: the manifests it draws from, each with its
-``fingerprint``) and either ``pairs.csv`` (``fold,left_id,right_id,label``; 1:1) or
-``gallery.csv`` and ``probes.csv`` (``image_id`` and, for probes, ``mated``; 1:N).
-Ids are manifest ``image_id``\\s.
+``version``, ``manifests``: by role, ``{"reference": {"path", "fingerprint"}, "probe":
+{...}}``, or a list of one entry serving both roles) and either ``pairs.csv``
+(``fold,left_id,right_id,label``; left ids are reference-manifest ``image_id``\\s, right
+ids probe-manifest ones; an empty id is an image that could not be supplied) or
+``gallery.csv`` (``image_id`` [, ``identity``]; reference manifest) and ``probes.csv``
+(``image_id,mated`` [, ``identity``, ``mate_id``]; probe manifest).
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
 from ..data.manifest import Manifest, read_manifest
 from ..errors import MfrkitError
 
-VERIFICATION, IDENTIFICATION = "1:1", "1:N"
+VERIFICATION, IDENTIFICATION = "verification", "identification"
+ROLES = ("reference", "probe")
 _KINDS = {
-    "1:1": VERIFICATION, "verification": VERIFICATION, "pairs": VERIFICATION, "1to1": VERIFICATION,
-    "1:n": IDENTIFICATION, "identification": IDENTIFICATION, "1ton": IDENTIFICATION, "search": IDENTIFICATION,
+    "verification": VERIFICATION, "1:1": VERIFICATION, "pairs": VERIFICATION,
+    "identification": IDENTIFICATION, "1:n": IDENTIFICATION, "search": IDENTIFICATION,
 }  # fmt: skip
+_REQUIRED = {"pairs.csv": ("fold", "left_id", "right_id", "label"), "gallery.csv": ("image_id",), "probes.csv": ("image_id", "mated")}
 
 
 class ProtocolError(MfrkitError):
@@ -37,191 +45,230 @@ class ProtocolError(MfrkitError):
 
 @dataclass
 class Protocol:
-    """A loaded protocol.
+    """A loaded protocol (the subset of ``mfrkit.protocols.Protocol`` the bench uses).
 
     Attributes
     ----------
-    name, kind (``"1:1"`` or ``"1:N"``), spec, seed, version : from ``protocol.json``.
-    manifests : list of dicts from ``protocol.json`` (each with ``fingerprint`` and,
-        optionally, ``path`` and ``name``).
-    sha256 : hash of ``protocol.json`` and the list files' bytes.
-    path : the folder.
+    info : dict, the content of ``protocol.json``.
+    manifests : dict role -> Manifest (``reference``, ``probe``; may be the same one).
     pairs : DataFrame ``fold, left_id, right_id, label`` (1:1) or None.
-    gallery : DataFrame with ``image_id`` (1:N) or None.
-    probes : DataFrame with ``image_id``, ``mated`` (bool) (1:N) or None.
+    gallery : DataFrame with ``image_id`` [, ``identity``] (1:N) or None.
+    probes : DataFrame with ``image_id``, ``mated`` [, ``identity``, ``mate_id``] (1:N) or None.
+    folder : Path or None.
+    sha256 : str or None.
     """
 
-    name: str
-    kind: str
-    spec: dict
-    seed: int | None
-    version: str | None
-    manifests: list[dict]
-    sha256: str
-    path: Path
+    info: dict
+    manifests: dict
     pairs: pd.DataFrame | None = None
     gallery: pd.DataFrame | None = None
     probes: pd.DataFrame | None = None
-    meta: dict = field(default_factory=dict)
+    folder: Path | None = None
+    sha256: str | None = None
+    _extra: dict = field(default_factory=dict, repr=False)
 
-    def image_ids(self) -> list[str]:
-        """Every image id the protocol uses, each once, in first-use order."""
-        if self.kind == VERIFICATION:
-            cols = [self.pairs["left_id"], self.pairs["right_id"]]
-        else:
-            cols = [self.gallery["image_id"], self.probes["image_id"]]
-        return list(dict.fromkeys(pd.concat(cols).tolist()))
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name", ""))
 
-    def describe(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "spec": self.spec, "seed": self.seed, "version": self.version}
-        d.update(sha256=self.sha256, path=str(self.path), manifests=self.manifests)
-        if self.kind == VERIFICATION:
-            d.update(n_pairs=len(self.pairs), n_folds=int(self.pairs["fold"].nunique()))
-        else:
-            d.update(n_gallery=len(self.gallery), n_probes=len(self.probes), n_mated=int(self.probes["mated"].sum()))
-        return d
+    @property
+    def kind(self) -> str:
+        return str(self.info["kind"])
+
+    @property
+    def spec(self):
+        return self.info.get("spec")
+
+    @property
+    def seed(self):
+        return self.info.get("seed")
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def _read_csv(path: Path, name: str) -> pd.DataFrame:
     if not path.is_file():
-        raise ProtocolError(f"protocol file missing: {path}")
+        raise ProtocolError(f"protocol folder {path.parent} lacks {name}")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ProtocolError(f"cannot read {path}: {exc}") from None
-    missing = [c for c in required if c not in df.columns]
+    missing = [c for c in _REQUIRED[name] if c not in df.columns]
     if missing:
-        raise ProtocolError(f"{path.name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
-    for c in required:
-        empty = df[c].str.strip() == ""
-        if empty.any():
-            raise ProtocolError(f"{path.name}: empty {c} on line {int(empty.values.argmax()) + 2}")
+        raise ProtocolError(f"{name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
     return df
 
 
-def _bool_column(df: pd.DataFrame, col: str, fname: str) -> pd.Series:
+def _flag(df: pd.DataFrame, col: str, fname: str) -> pd.Series:
     v = df[col].str.strip().str.lower()
-    mapping = {"1": True, "0": False, "true": True, "false": False}
+    mapping = {"1": 1, "0": 0, "true": 1, "false": 0}
     bad = ~v.isin(list(mapping))
     if bad.any():
-        raise ProtocolError(f"{fname}: {col} must be 0/1 or true/false, got {df[col][bad].iloc[0]!r} on line {int(bad.values.argmax()) + 2}")
-    return v.map(mapping).astype(bool)
+        raise ProtocolError(f"{fname}: {col} must be 0/1, got {df[col][bad].iloc[0]!r} on line {int(bad.values.argmax()) + 2}")
+    return v.map(mapping).astype("int64")
 
 
-def load_protocol(path: str | os.PathLike) -> Protocol:
-    """Read a protocol folder (see the module docstring); raises ProtocolError."""
-    folder = Path(path)
+def _manifest_entries(info: dict, meta_file: Path) -> dict[str, dict]:
+    raw = info.get("manifests")
+    if isinstance(raw, dict) and set(raw) <= set(ROLES) and raw:
+        entries = {r: e for r, e in raw.items() if isinstance(e, dict)}
+        if "probe" not in entries and "reference" in entries:
+            entries["probe"] = entries["reference"]
+        if "reference" not in entries and "probe" in entries:
+            entries["reference"] = entries["probe"]
+        return entries
+    if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], dict):
+        return {r: raw[0] for r in ROLES}
+    raise ProtocolError(
+        f"{meta_file}: manifests must map the roles reference and probe to {{path, fingerprint}} "
+        "(or be a list of one manifest serving both)"
+    )
+
+
+def _open(value, folder: Path) -> Manifest:
+    if isinstance(value, Manifest):
+        return value
+    p = Path(value)
+    return read_manifest(p if p.is_absolute() else folder / p)
+
+
+def load_protocol(folder: str | os.PathLike, manifests: Mapping[str, object] | None = None) -> Protocol:
+    """Read a protocol folder (see the module docstring).
+
+    Parameters
+    ----------
+    folder : path-like
+    manifests : dict role -> manifest path (or Manifest), optional
+        Replace the paths recorded in ``protocol.json``; each is checked against the
+        recorded fingerprint.
+
+    Raises
+    ------
+    ProtocolError
+        Not a protocol folder, malformed files, a data file changed since
+        ``protocol.json`` recorded its sha256, or a manifest whose fingerprint differs.
+    """
+    folder = Path(folder)
     meta_file = folder / "protocol.json"
     if not meta_file.is_file():
         raise ProtocolError(f"{folder} is not a protocol folder (no protocol.json)")
     raw = meta_file.read_bytes()
     try:
-        meta = json.loads(raw)
+        info = json.loads(raw)
     except ValueError as exc:
         raise ProtocolError(f"{meta_file} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
+    if not isinstance(info, dict):
         raise ProtocolError(f"{meta_file} must hold a JSON object")
-    has_pairs = (folder / "pairs.csv").is_file()
-    kind_raw = str(meta.get("kind", "")).strip().lower()
-    if kind_raw:
-        if kind_raw not in _KINDS:
-            raise ProtocolError(f"{meta_file}: unknown kind {meta.get('kind')!r}; expected 1:1 or 1:N")
-        kind = _KINDS[kind_raw]
-    else:
-        kind = VERIFICATION if has_pairs else IDENTIFICATION
-    h = hashlib.sha256(raw)
+    kind = _KINDS.get(str(info.get("kind", "")).strip().lower())
+    if kind is None:
+        raise ProtocolError(f"{meta_file}: kind must be verification (1:1) or identification (1:N), got {info.get('kind')!r}")
+    info = {**info, "kind": kind}
+    names = ("pairs.csv",) if kind == VERIFICATION else ("gallery.csv", "probes.csv")
+    frames, h = {}, hashlib.sha256(raw)
+    recorded = info.get("files") if isinstance(info.get("files"), dict) else {}
+    for name in names:
+        path = folder / name
+        frames[name] = _read_csv(path, name)
+        data = path.read_bytes()
+        want = (recorded.get(name) or {}).get("sha256") if isinstance(recorded.get(name), dict) else None
+        if want and want != hashlib.sha256(data).hexdigest():
+            raise ProtocolError(f"{path} changed after protocol.json was written (sha256 mismatch)")
+        h.update(b"\0" + name.encode() + b"\0" + data)
     if kind == VERIFICATION:
-        files = {"pairs": folder / "pairs.csv"}
-    else:
-        files = {"gallery": folder / "gallery.csv", "probes": folder / "probes.csv"}
-    frames = {}
-    for key, f in files.items():
-        required = {"pairs": ("fold", "left_id", "right_id", "label"), "gallery": ("image_id",), "probes": ("image_id", "mated")}[key]
-        frames[key] = _read_csv(f, required)
-        h.update(b"\0" + f.name.encode() + b"\0" + f.read_bytes())
-    if kind == VERIFICATION:
-        pairs = frames["pairs"]
-        pairs["label"] = _bool_column(pairs, "label", "pairs.csv").astype(int)
-        pairs["fold"] = pairs["fold"].str.strip()
+        pairs = frames["pairs.csv"]
+        pairs["label"] = _flag(pairs, "label", "pairs.csv")
         if pairs.empty:
             raise ProtocolError(f"{folder / 'pairs.csv'} has no pairs")
     else:
-        frames["probes"]["mated"] = _bool_column(frames["probes"], "mated", "probes.csv")
-        for key in ("gallery", "probes"):
-            dup = frames[key]["image_id"].duplicated()
-            if dup.any():
-                raise ProtocolError(f"{key}.csv lists {frames[key]['image_id'][dup].iloc[0]!r} twice")
-        if frames["gallery"].empty or frames["probes"].empty:
+        gallery, probes = frames["gallery.csv"], frames["probes.csv"]
+        probes["mated"] = _flag(probes, "mated", "probes.csv")
+        if gallery.empty or probes.empty:
             raise ProtocolError(f"{folder}: gallery.csv and probes.csv must both list images")
-    manifests = meta.get("manifests", [])
-    if isinstance(manifests, dict):
-        manifests = [{"name": k, **(v if isinstance(v, dict) else {"fingerprint": v})} for k, v in manifests.items()]
-    if not isinstance(manifests, list):
-        raise ProtocolError(f"{meta_file}: manifests must be a list")
-    manifests = [m if isinstance(m, dict) else {"fingerprint": str(m)} for m in manifests]
-    for m in manifests:
-        if "fingerprint" not in m and "sha256" in m:
-            m["fingerprint"] = m["sha256"]
-    return Protocol(
-        name=str(meta.get("name") or folder.name),
-        kind=kind,
-        spec=meta.get("spec") if isinstance(meta.get("spec"), dict) else {"name": meta.get("spec")},
-        seed=meta.get("seed"),
-        version=None if meta.get("version") is None else str(meta.get("version")),
-        manifests=manifests,
-        sha256=h.hexdigest(),
-        path=folder,
-        pairs=frames.get("pairs"),
-        gallery=frames.get("gallery"),
-        probes=frames.get("probes"),
-        meta=meta,
-    )
-
-
-def resolve_protocol(name_or_path: str | os.PathLike) -> Protocol:
-    """A protocol from a folder path (a registered name once ``mfrkit.protocols`` has a loader)."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return load_protocol(p)
-    try:  # the protocol engine's loader, when it exists
-        from ..protocols import load_protocol as engine_load  # type: ignore[attr-defined]
-    except ImportError:
-        engine_load = None
-    if engine_load is not None:
-        return engine_load(name_or_path)
-    raise ProtocolError(f"no protocol folder at {name_or_path!s} (named protocols need the protocol engine; give a folder path)")
-
-
-def protocol_manifests(protocol: Protocol, manifests: list[str | os.PathLike] | None = None) -> list[Manifest]:
-    """The manifests a protocol draws from, checked against its fingerprints.
-
-    ``manifests`` (e.g. ``--manifest`` options) win; otherwise each entry's ``path`` in
-    ``protocol.json`` is used (relative to the protocol folder). A manifest whose
-    fingerprint is not one the protocol lists is an error: the protocol was made from
-    other images.
-    """
-    wanted = {m.get("fingerprint") for m in protocol.manifests if m.get("fingerprint")}
-    if manifests:
-        found = [read_manifest(p) for p in manifests]
-    else:
-        paths = [m.get("path") for m in protocol.manifests]
-        if not paths or any(not p for p in paths):
+        dup = gallery["image_id"].duplicated()
+        if dup.any():
+            raise ProtocolError(f"gallery.csv lists {gallery['image_id'][dup].iloc[0]!r} twice")
+    entries = _manifest_entries(info, meta_file)
+    given = dict(manifests or {})
+    opened: dict[str, Manifest] = {}
+    resolved: dict[str, Manifest] = {}
+    for role in ROLES:
+        entry = entries[role]
+        value = given.get(role)
+        if value is None:
+            if not entry.get("path"):
+                raise ProtocolError(f"protocol {info.get('name')!r} records no path for its {role} manifest; pass it with --manifest")
+            value = entry["path"]
+        key = str(value) if not isinstance(value, Manifest) else f"id:{id(value)}"
+        if key not in opened:
+            try:
+                opened[key] = _open(value, folder)
+            except MfrkitError as exc:
+                raise ProtocolError(f"the {role} manifest of protocol {info.get('name')!r}: {exc}") from None
+        m = opened[key]
+        want = entry.get("fingerprint") or entry.get("sha256")
+        if want and m.fingerprint() != want:
             raise ProtocolError(
-                f"protocol {protocol.name} does not say where its manifests are; pass them with --manifest"
+                f"protocol {info.get('name')!r} was drawn from a {role} manifest with fingerprint {str(want)[:12]}, "
+                f"but {m.path} has {m.fingerprint()[:12]}: the images differ"
             )
-        found = []
-        for p in paths:
-            q = Path(p)
-            found.append(read_manifest(q if q.is_absolute() else protocol.path / q))
-    if wanted:
-        for m in found:
-            fp = m.fingerprint()
-            if fp not in wanted:
-                raise ProtocolError(
-                    f"manifest {m.path} (fingerprint {fp[:12]}) is not one protocol {protocol.name} was drawn from "
-                    f"({', '.join(sorted(w[:12] for w in wanted))}); the images differ"
-                )
-        missing = wanted - {m.fingerprint() for m in found}
-        if missing:
-            raise ProtocolError(f"protocol {protocol.name} also draws from manifest(s) {', '.join(sorted(w[:12] for w in missing))}; pass them with --manifest")
-    return found
+        resolved[role] = m
+    # A protocol that records its files' hashes is identified by protocol.json alone.
+    sha = hashlib.sha256(raw).hexdigest() if recorded else h.hexdigest()
+    return Protocol(
+        info=info, manifests=resolved, pairs=frames.get("pairs.csv"), gallery=frames.get("gallery.csv"),
+        probes=frames.get("probes.csv"), folder=folder, sha256=sha,
+    )  # fmt: skip
+
+
+def parse_manifest_options(values: list[str] | None) -> dict[str, str]:
+    """``--manifest`` values: ``PATH`` (both roles) or ``reference=PATH`` / ``probe=PATH``,
+    applied in order."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        role, sep, path = str(v).partition("=")
+        if sep and role in ROLES:
+            out[role] = path
+        else:
+            out["reference"] = out["probe"] = str(v)
+    return out
+
+
+def resolve_protocol(value: str | os.PathLike, manifests: Mapping[str, object] | None = None):
+    """A protocol from a folder (or, through the protocol engine once merged, a spec
+    name such as ``mr-mp`` drawn from ``manifests``)."""
+    try:
+        from ..protocols import resolve_protocol as engine  # type: ignore[attr-defined]
+    except ImportError:
+        engine = None
+    manifests = dict(manifests or {})
+    if engine is not None:
+        return engine(value, manifests.get("reference"), manifests.get("probe"))
+    if not Path(value).is_dir():
+        raise ProtocolError(
+            f"no protocol folder at {value!s}; protocols by spec name need the protocol engine (mfrkit.protocols)"
+        )
+    return load_protocol(value, manifests)
+
+
+def protocol_sha256(protocol) -> str:
+    """The protocol's sha256; for one made in memory (not saved), a hash of its name,
+    spec, seed and tables."""
+    if getattr(protocol, "sha256", None):
+        return protocol.sha256
+    h = hashlib.sha256(json.dumps({k: protocol.info.get(k) for k in ("name", "kind", "spec", "seed")}, sort_keys=True, default=str).encode())
+    for df in (protocol.pairs, protocol.gallery, protocol.probes):
+        if df is not None:
+            h.update(df.to_csv(index=False).encode())
+    return h.hexdigest()
+
+
+def describe_protocol(protocol) -> dict:
+    """What a report records about a protocol."""
+    d = {"name": protocol.name, "kind": protocol.kind, "spec": protocol.info.get("spec"), "seed": protocol.info.get("seed")}
+    d.update(version=protocol.info.get("version"), sha256=protocol_sha256(protocol))
+    d["folder"] = None if protocol.folder is None else str(protocol.folder)
+    d["manifests"] = {r: {"path": None if m.path is None else str(m.path), "fingerprint": m.fingerprint()} for r, m in protocol.manifests.items()}
+    if protocol.kind == VERIFICATION:
+        d.update(n_pairs=int(len(protocol.pairs)), n_folds=int(protocol.pairs["fold"].nunique()))
+    else:
+        mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
+        d.update(n_gallery=int(len(protocol.gallery)), n_probes=int(len(protocol.probes)), n_mated=int(mated.sum()))
+    return d

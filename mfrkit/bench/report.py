@@ -177,7 +177,7 @@ def leaderboard_row(result: dict) -> dict:
         "run_id": result.get("run_id"),
         "created": result.get("created"),
     }
-    if proto.get("kind") == "1:1":
+    if proto.get("kind") in ("verification", "1:1"):
         row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=_float(m.get("auc")))
         row.update(eer=_float(m.get("eer", {}).get("eer")), eer_threshold=_float(m.get("eer", {}).get("threshold")))
         acc = m.get("accuracy")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..data.manifest import STATUS_OK, Manifest, safe_relpath
+from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from . import evaluate as E
 from . import metrics as M
@@ -30,13 +30,12 @@ from .alignment import get_alignment
 from .cache import default_cache_dir
 from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
 from .pipeline import default_workers
-from .protocol_io import VERIFICATION, Protocol, ProtocolError, protocol_manifests, resolve_protocol
+from .images import ATTRIBUTES, MISSING_UID, ImageTable
+from .protocol_io import VERIFICATION, ProtocolError, describe_protocol, parse_manifest_options, resolve_protocol
 from .runner import ModelSet, load_models
-from .scoring import identify, identity_templates, pair_scores
+from .scoring import identify, identify_with_distractors, identity_templates, pair_scores
 
 FTA_POLICIES = ("reject", "exclude")
-#: Manifest columns carried into scores files and breakdowns.
-ATTRIBUTES = ("identity", "variant") + E.BREAKDOWN_COLUMNS
 #: Below this many images, the pipeline runs in-process (starting workers costs more).
 SMALL_JOB = 512
 
@@ -56,7 +55,8 @@ class BenchConfig:
     models : model files or folders (see :func:`~mfrkit.bench.runner.load_models`).
     protocols : protocol folders (or names, once the protocol engine resolves them).
     probe_model : the probe half of a heterogeneous model given as two files.
-    manifests : manifests to use instead of the paths recorded in ``protocol.json``.
+    manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
+        ``probe=PATH``, instead of the paths recorded in ``protocol.json``.
     out : results root; the run goes in ``out/<run_id>``.
     provider : ``auto`` | ``cuda`` | ``cpu`` (onnxruntime).
     batch_size, workers (None: automatic), tta (None or ``flip``), threads (onnxruntime).
@@ -117,79 +117,103 @@ def _safe_name(name: str) -> str:
 # --- images -----------------------------------------------------------------------------------------
 
 
-def image_table(protocols: list[Protocol], manifests: list | None = None) -> tuple[pd.DataFrame, dict[str, Manifest]]:
-    """One row per image any protocol uses: ``path`` (absolute), ``sha256``, ``status``,
-    the attribute columns and ``manifest`` (a key into the returned manifest dict).
+@dataclass
+class _Sides:
+    """uids a protocol uses, by side: ``reference`` (left, gallery, mates), ``probe`` (right, probes)."""
 
-    Raises ProtocolError when a protocol uses ids that none of its manifests holds, or
-    two manifests disagree about an image id.
-    """
-    frames, by_key = [], {}
-    for proto in protocols:
-        for m in protocol_manifests(proto, manifests):
-            key = f"{Path(m.path).resolve()}:{m.fingerprint()}"
-            if key in by_key:
-                continue
-            by_key[key] = m
-            t = m.table
-            df = pd.DataFrame({"image_id": t["image_id"].astype(str)})
-            root = m.root.resolve()
-            df["path"] = [str(root / safe_relpath(p)) for p in t["path"]]
-            df["sha256"] = t["sha256"].astype(object).where(t["sha256"].notna(), None)
-            df["status"] = t["status"].astype(str)
-            for c in ATTRIBUTES:
-                df[c] = t[c].astype(object).where(t[c].notna(), None) if c in t else None
-            df["manifest"] = key
-            frames.append(df)
-    table = pd.concat(frames, ignore_index=True)
-    dup = table["image_id"].duplicated(keep=False)
-    if dup.any():
-        d = table[dup]
-        clash = d.groupby("image_id")[["path", "sha256"]].nunique()
-        clash = clash[(clash > 1).any(axis=1)]
-        if len(clash):
-            raise ProtocolError(f"image id {clash.index[0]!r} means different images in two manifests")
-        table = table.drop_duplicates("image_id")
-    table = table.set_index("image_id", drop=False)
-    for proto in protocols:
-        ids = proto.image_ids()
-        missing = [i for i in ids if i not in table.index]
-        if missing:
-            raise ProtocolError(
-                f"protocol {proto.name} uses {len(missing)} image id(s) that its manifests do not hold, "
-                f"e.g. {missing[0]!r}: it was made from other manifests"
-            )
-    return table, by_key
+    left: list = field(default_factory=list)
+    right: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)
+    probes: list = field(default_factory=list)
+    mates: list = field(default_factory=list)
+
+    def reference(self) -> list:
+        return self.left + self.gallery + [u for u in self.mates if u != MISSING_UID]
+
+    def probe(self) -> list:
+        return self.right + self.probes
 
 
-def landmark_lookup(manifest: Manifest, backend: str, *, workers: int = 1) -> dict:
+def _sides(proto, images: ImageTable) -> _Sides:
+    ref, prb = proto.manifests["reference"], proto.manifests["probe"]
+    what = f"protocol {proto.name}"
+    if proto.kind == VERIFICATION:
+        return _Sides(
+            left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
+            right=images.uids(prb, proto.pairs["right_id"].tolist(), what=what),
+        )
+    mates = proto.probes["mate_id"].tolist() if "mate_id" in proto.probes else [""] * len(proto.probes)
+    return _Sides(
+        gallery=images.uids(ref, proto.gallery["image_id"].tolist(), what=what),
+        probes=images.uids(prb, proto.probes["image_id"].tolist(), what=what),
+        mates=images.uids(ref, mates, what=what),
+    )
+
+
+def landmark_lookup(manifest, backend: str, *, workers: int = 1) -> dict:
     """image_id -> FaceResult from the manifest's landmark cache (detecting what is not cached)."""
     from ..landmarks.cache import get_landmarks
 
     return get_landmarks(manifest, backend, workers=workers)
 
 
-def _image_refs(ids: list[str], table: pd.DataFrame, needs_landmarks: bool, landmarks: dict) -> list[ImageRef]:
-    rows = table.loc[ids]
-    refs = []
-    for image_id, path, sha, status in zip(rows["image_id"], rows["path"], rows["sha256"], rows["status"]):
-        refs.append(ImageRef(image_id, path, sha, status, landmarks.get(image_id) if needs_landmarks else None))
-    return refs
+def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
+    """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
+    ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
+    probe_uids = dict.fromkeys(u for s in sides for u in s.probe())
+    if not ms.heterogeneous:
+        ref_uids.update(probe_uids)
+    jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
+    out = []
+    lm_cache: dict = {}
+    table = images.table
+    for model, uids in jobs:
+        needs = get_alignment(model.spec.align).needs_landmarks
+        rows = table.loc[uids]
+        found: list = [None] * len(uids)
+        if needs:
+            for key in rows["manifest"].unique():
+                if not key:
+                    continue  # MISSING_UID
+                if key not in lm_cache:
+                    m = images.manifests[key]
+                    log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
+                    lm_cache[key] = landmark_lookup(m, cfg.landmarks, workers=max(1, cfg.workers or default_workers()))
+            found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
+        refs = [
+            ImageRef(u, path, sha, status, lm)
+            for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
+        ]
+        workers = cfg.workers if cfg.workers is not None else (0 if len(refs) < SMALL_JOB else default_workers())
+        with progress(len(refs), f"embedding with {model.name}") as advance:
+            emb = embed_images(
+                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
+                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+            )  # fmt: skip
+        log(
+            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
+            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
+        )
+        out.append(emb)
+    return out[0], (out[1] if ms.heterogeneous else out[0])
 
 
 # --- per-protocol evaluation -----------------------------------------------------------------------
 
 
-def _verification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: pd.DataFrame, cfg: BenchConfig):
-    pairs = proto.pairs.copy()
-    li, ri = ref.rows(pairs["left_id"].tolist()), probe.rows(pairs["right_id"].tolist())
+def _attributes(images: ImageTable, uids: list, prefix: str = "") -> pd.DataFrame:
+    attrs = images.table.loc[uids, list(ATTRIBUTES)].reset_index(drop=True)
+    return attrs.add_prefix(prefix)
+
+
+def _verification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+    pairs = proto.pairs[["fold", "left_id", "right_id", "label"]].reset_index(drop=True).copy()
+    pairs["label"] = pd.to_numeric(pairs["label"]).astype(int)
+    li, ri = ref.rows(s.left), probe.rows(s.right)
     scores = pair_scores(ref.vectors, probe.vectors, left_index=li, right_index=ri, left_ok=ref.ok, right_ok=probe.ok)
     pairs["score"] = scores
     pairs["fta"] = np.isneginf(scores)
-    for side, col in (("left", "left_id"), ("right", "right_id")):
-        attrs = table.loc[pairs[col], list(ATTRIBUTES)].reset_index(drop=True)
-        for c in ATTRIBUTES:
-            pairs[f"{side}_{c}"] = attrs[c].to_numpy()
+    pairs = pd.concat([pairs, _attributes(images, s.left, "left_"), _attributes(images, s.right, "right_")], axis=1)
     use = pairs if cfg.fta_policy == "reject" else pairs[~pairs["fta"]]
     clusters = use["left_identity"].where(use["left_identity"].notna(), use["left_id"]).astype(str).to_numpy()
     metrics = E.verification_metrics(
@@ -201,17 +225,58 @@ def _verification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: pd
     return pairs, use, metrics, breakdowns
 
 
-def _identification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: pd.DataFrame, cfg: BenchConfig):
-    gal, prb = proto.gallery.copy(), proto.probes.copy()
-    for df in (gal, prb):
-        known = table.loc[df["image_id"], "identity"].to_numpy()
-        if "identity" in df.columns:
-            df["identity"] = df["identity"].where(df["identity"].str.strip() != "", pd.Series(known, index=df.index))
-        else:
-            df["identity"] = known
+def _identities(df: pd.DataFrame, uids: list, images: ImageTable) -> pd.Series:
+    """The protocol's identity column where given, else the manifest's."""
+    known = pd.Series(images.table.loc[uids, "identity"].to_numpy(), index=df.index, dtype=object)
+    if "identity" not in df.columns:
+        return known
+    given = df["identity"].astype(object)
+    return given.where(given.notna() & (given.astype(str).str.strip() != ""), known)
+
+
+def _identification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+    gal = proto.gallery.reset_index(drop=True).copy()
+    prb = proto.probes.reset_index(drop=True).copy()
+    prb["mated"] = pd.to_numeric(prb["mated"]).astype(bool)
+    gal["identity"] = _identities(gal, s.gallery, images)
+    prb["identity"] = _identities(prb, s.probes, images)
+    pi = probe.rows(s.probes)
+    megaface = any(u != MISSING_UID for u in s.mates)
+    if megaface:
+        res, names, extra = _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg)
+    else:
+        res, names, extra = _search_templates(proto, s, gal, prb, ref, probe, pi, cfg)
+    prb["rank"] = res.ranks
+    prb["mated_score"] = res.mated_scores
+    prb["best_score"] = res.best_scores
+    prb["fta"] = ~probe.ok[pi]
+    prb["top1"] = [names[t] if t >= 0 else None for t in res.top_index[:, 0]]
+    prb = pd.concat([prb, _attributes(images, s.probes).drop(columns=["identity"])], axis=1)
+    use = prb if cfg.fta_policy == "reject" else prb[~prb["fta"]]
+    metrics = E.identification_metrics(
+        use["rank"].to_numpy(float), use["mated_score"].to_numpy(float), use["best_score"].to_numpy(float),
+        use["mated"].to_numpy(bool), max_rank=cfg.max_rank, fpir_targets=cfg.far_targets, confidence=cfg.confidence,
+    )  # fmt: skip
+    metrics["n_fta_excluded"] = int(len(prb) - len(use))
+    metrics.update(extra)
+    breakdowns = E.identification_breakdowns(use, max_rank=cfg.max_rank, fpir_targets=cfg.far_targets)
+    k = res.top_index.shape[1]
+    cand = pd.DataFrame(
+        {
+            "probe_id": np.repeat(prb["image_id"].to_numpy(), k),
+            "rank": np.tile(np.arange(1, k + 1), len(prb)),
+            "candidate": [names[t] if t >= 0 else None for t in res.top_index.ravel()],
+            "score": res.top_scores.ravel().astype(np.float64),
+        }
+    )
+    return prb, use, metrics, breakdowns, cand[cand["candidate"].notna()], res.device
+
+
+def _search_templates(proto, s, gal, prb, ref, probe, pi, cfg):
+    """Standard 1:N: one template per gallery identity."""
     if gal["identity"].isna().any():
         raise ProtocolError(f"protocol {proto.name}: gallery image {gal['image_id'][gal['identity'].isna()].iloc[0]!r} has no identity")
-    gi = ref.rows(gal["image_id"].tolist())
+    gi = ref.rows(s.gallery)
     templates, names, lost = identity_templates(ref.vectors[gi], ref.ok[gi], gal["identity"].astype(str).to_numpy())
     enrolled = set(gal["identity"].astype(str))
     pos = {n: i for i, n in enumerate(names)}
@@ -225,39 +290,34 @@ def _identification(proto: Protocol, ref: Embeddings, probe: Embeddings, table: 
             mate[j] = pos[ident] if ident not in lost_set else -2
         elif ident is not None and ident in enrolled:
             raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked non-mated but its identity {ident!r} is enrolled")
-    pi = probe.rows(prb["image_id"].tolist())
-    res = identify(
-        probe.vectors[pi], probe.ok[pi], templates, mate, k=cfg.max_rank, device=cfg.search_device,
+    res = identify(probe.vectors[pi], probe.ok[pi], templates, mate, k=cfg.max_rank, device=cfg.search_device)
+    extra = {"gallery_identities": len(enrolled), "gallery_identities_without_template": sorted(lost_set)}
+    return res, names, extra
+
+
+def _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg):
+    """MegaFace mode: each probe row against the gallery's distractors plus its own mate (``mate_id``)."""
+    if "distractor" in gal.columns:
+        is_d = pd.to_numeric(gal["distractor"]).astype(bool).to_numpy()
+    else:
+        is_d = ~gal["identity"].isin(set(prb["identity"].dropna())).to_numpy()
+    d_uids = [u for u, d in zip(s.gallery, is_d) if d]
+    di = ref.rows(d_uids)
+    usable = ref.ok[di]
+    distractors = ref.vectors[di][usable]
+    names = [i for i, u in zip(gal["image_id"][is_d], usable) if u]
+    mated = prb["mated"].to_numpy(bool)
+    if (mated & (np.asarray(s.mates) == MISSING_UID)).any():
+        raise ProtocolError(f"protocol {proto.name}: in a protocol with mate_id, every mated probe needs one")
+    mi = np.array([ref.index[u] if u != MISSING_UID else 0 for u in s.mates], np.int64)
+    mate_ok = mated & ref.ok[mi] & (np.asarray(s.mates) != MISSING_UID)
+    res = identify_with_distractors(
+        probe.vectors[pi], probe.ok[pi], distractors, ref.vectors[mi], mate_ok, k=cfg.max_rank, device=cfg.search_device,
     )  # fmt: skip
-    prb["rank"] = res.ranks
-    prb["mated_score"] = res.mated_scores
-    prb["best_score"] = res.best_scores
-    prb["fta"] = ~probe.ok[pi]
-    top = res.top_index[:, 0]
-    prb["top1_identity"] = [names[t] if t >= 0 else None for t in top]
-    attrs = table.loc[prb["image_id"], list(E.BREAKDOWN_COLUMNS) + ["variant"]].reset_index(drop=True)
-    for c in attrs.columns:
-        prb[c] = attrs[c].to_numpy()
-    use = prb if cfg.fta_policy == "reject" else prb[~prb["fta"]]
-    metrics = E.identification_metrics(
-        use["rank"].to_numpy(float), use["mated_score"].to_numpy(float), use["best_score"].to_numpy(float),
-        use["mated"].to_numpy(bool), max_rank=cfg.max_rank, fpir_targets=cfg.far_targets, confidence=cfg.confidence,
-    )  # fmt: skip
-    metrics["n_fta_excluded"] = int(len(prb) - len(use))
-    metrics["gallery_identities"] = len(enrolled)
-    metrics["gallery_identities_without_template"] = sorted(lost_set)
-    breakdowns = E.identification_breakdowns(use, max_rank=cfg.max_rank, fpir_targets=cfg.far_targets)
-    k = res.top_index.shape[1]
-    cand = pd.DataFrame(
-        {
-            "probe_id": np.repeat(prb["image_id"].to_numpy(), k),
-            "rank": np.tile(np.arange(1, k + 1), len(prb)),
-            "identity": [names[t] if t >= 0 else None for t in res.top_index.ravel()],
-            "score": res.top_scores.ravel().astype(np.float64),
-        }
-    )
-    cand = cand[cand["identity"].notna()]
-    return prb, use, metrics, breakdowns, cand, res.device
+    res.ranks[~mated] = np.nan
+    res.mated_scores[~mated] = np.nan
+    extra = {"mode": "megaface", "distractors": int(len(d_uids)), "distractors_failed": int((~usable).sum())}
+    return res, names, extra
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -278,54 +338,6 @@ def _validate(cfg: BenchConfig) -> None:
     M._check_targets([cfg.transfer_far], "transfer_far")
 
 
-def _embed_for(
-    ms: ModelSet,
-    protocols: list[Protocol],
-    table: pd.DataFrame,
-    manifests: dict[str, Manifest],
-    cfg: BenchConfig,
-    log,
-    progress: ProgressFactory,
-) -> tuple[Embeddings, Embeddings]:
-    """Embeddings of every image the protocols need, per side of the model set."""
-    ref_ids: dict[str, None] = {}
-    probe_ids: dict[str, None] = {}
-    for p in protocols:
-        if p.kind == VERIFICATION:
-            ref_ids.update(dict.fromkeys(p.pairs["left_id"]))
-            probe_ids.update(dict.fromkeys(p.pairs["right_id"]))
-        else:
-            ref_ids.update(dict.fromkeys(p.gallery["image_id"]))
-            probe_ids.update(dict.fromkeys(p.probes["image_id"]))
-    if not ms.heterogeneous:
-        ref_ids.update(probe_ids)
-    jobs = [(ms.reference, list(ref_ids))] + ([(ms.probe, list(probe_ids))] if ms.heterogeneous else [])
-    out = []
-    lm_cache: dict = {}
-    for model, ids in jobs:
-        needs = get_alignment(model.spec.align).needs_landmarks
-        lms: dict = {}
-        if needs:
-            for key in table.loc[ids, "manifest"].unique():
-                if key not in lm_cache:
-                    log(f"{cfg.landmarks} landmarks of {manifests[key].path} (detecting any not cached yet)")
-                    lm_cache[key] = landmark_lookup(manifests[key], cfg.landmarks, workers=max(1, cfg.workers or default_workers()))
-                lms.update(lm_cache[key])
-        refs = _image_refs(ids, table, needs, lms)
-        workers = cfg.workers if cfg.workers is not None else (0 if len(refs) < SMALL_JOB else default_workers())
-        with progress(len(refs), f"embedding with {model.name}") as advance:
-            emb = embed_images(
-                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, progress=advance,
-            )  # fmt: skip
-        log(
-            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
-            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
-        )
-        out.append(emb)
-    return out[0], (out[1] if ms.heterogeneous else out[0])
-
-
 def run_benchmark(
     cfg: BenchConfig,
     *,
@@ -341,11 +353,13 @@ def run_benchmark(
     log = log or (lambda msg: None)
     progress = progress or _no_progress
     _validate(cfg)
-    protocols = [resolve_protocol(p) for p in cfg.protocols]
+    manifest_options = parse_manifest_options([str(m) for m in cfg.manifests])
+    protocols = [resolve_protocol(p, manifest_options) for p in cfg.protocols]
     names = [p.name for p in protocols]
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
-    table, manifests = image_table(protocols, cfg.manifests or None)
+    images = ImageTable()
+    sides = [_sides(p, images) for p in protocols]
     model_sets = load_models(
         cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads,
@@ -369,28 +383,28 @@ def run_benchmark(
             "mfrkit_version": __version__,
             "settings": settings,
             "models": [ms.describe() for ms in model_sets],
-            "protocols": [p.describe() for p in protocols],
+            "protocols": [describe_protocol(p) for p in protocols],
             "environment": _environment(),
         },
     )
     results: list[dict] = []
     for ms in model_sets:
         log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
-        ref, probe = _embed_for(ms, protocols, table, manifests, cfg, log, progress)
+        ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
         seconds = ref.seconds + (probe.seconds if ms.heterogeneous else 0.0)
         computed = ref.computed + (probe.computed if ms.heterogeneous else 0)
         mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
-        per_model: list[tuple[Protocol, dict, pd.DataFrame]] = []
-        for proto in protocols:
+        per_model: list[tuple[str, dict, pd.DataFrame]] = []
+        for proto, s in zip(protocols, sides):
             pdir = mdir / _safe_name(proto.name)
             pdir.mkdir(parents=True, exist_ok=True)
-            fta_rows = _fta_rows(proto, ref, probe)
+            fta_rows = _fta_rows(proto, s, ref, probe, images)
             base = {
                 "run_id": run_id,
                 "created": now.isoformat(timespec="seconds"),
                 "mfrkit_version": __version__,
                 "model": ms.describe(),
-                "protocol": proto.describe(),
+                "protocol": describe_protocol(proto),
                 "settings": {**settings, "batch_size": cfg.batch_size},
                 "throughput": {
                     "images_per_second": computed / seconds if seconds > 0 else None,
@@ -406,17 +420,18 @@ def run_benchmark(
                 },
             }
             if proto.kind == VERIFICATION:
-                pairs, use, metrics, breakdowns = _verification(proto, ref, probe, table, cfg)
+                pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
                 base["settings"]["search_device"] = None
                 cols = ["fold", "left_id", "right_id", "label", "score", "fta"]
                 R.write_csv(pdir / "scores.csv", pairs[cols])
                 if cfg.plots:
                     R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), f"{ms.name} on {proto.name}")
-                per_model.append((proto, base, use))
+                per_model.append((proto.name, base, use))
             else:
-                prb, use, metrics, breakdowns, cand, device = _identification(proto, ref, probe, table, cfg)
+                prb, use, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
                 base["settings"]["search_device"] = device
-                cols = ["image_id", "identity", "mated", "rank", "mated_score", "best_score", "top1_identity", "fta"]
+                cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
+                cols += ["rank", "mated_score", "best_score", "top1", "fta"]
                 R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
                 R.write_csv(pdir / "candidates.csv", cand)
                 if cfg.plots and "cmc" in metrics:
@@ -435,25 +450,26 @@ def run_benchmark(
     return BenchRun(folder=folder, results=results, leaderboard=board)
 
 
-def _fta_rows(proto: Protocol, ref: Embeddings, probe: Embeddings) -> pd.DataFrame:
-    rows = []
+def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
+    """image_id, role, reason of every image of the protocol that failed to acquire."""
     if proto.kind == VERIFICATION:
-        sides = (("reference", ref, proto.pairs["left_id"]), ("probe", probe, proto.pairs["right_id"]))
+        sides = (("reference", ref, s.left), ("probe", probe, s.right))
     else:
-        sides = (("gallery", ref, proto.gallery["image_id"]), ("probe", probe, proto.probes["image_id"]))
-    for role, emb, ids in sides:
-        for image_id in dict.fromkeys(ids):
-            st = emb.status[emb.index[image_id]]
+        sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
+    rows = []
+    for role, emb, uids in sides:
+        for uid in dict.fromkeys(uids):
+            st = emb.status[emb.index[uid]]
             if st != STATUS_OK:
-                rows.append({"image_id": image_id, "role": role, "reason": str(st)})
+                rows.append({"image_id": images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
     return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
 
 
-def _apply_transfer(per_model: list[tuple[Protocol, dict, pd.DataFrame]], cfg: BenchConfig) -> None:
+def _apply_transfer(per_model: list[tuple[str, dict, pd.DataFrame]], cfg: BenchConfig) -> None:
     """Threshold for ``transfer_far`` on ``transfer_from``, applied to the other 1:1 protocols."""
     if not cfg.transfer_from:
         return
-    source = [(p, b, u) for p, b, u in per_model if p.name == cfg.transfer_from]
+    source = [(p, b, u) for p, b, u in per_model if p == cfg.transfer_from]
     if not source:
         return
     _, sbase, suse = source[0]
@@ -464,8 +480,8 @@ def _apply_transfer(per_model: list[tuple[Protocol, dict, pd.DataFrame]], cfg: B
         taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [cfg.transfer_far])
     threshold = float(taf.threshold[0])
     sbase["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
-    for proto, base, use in per_model:
-        if proto.name == cfg.transfer_from:
+    for name, base, use in per_model:
+        if name == cfg.transfer_from:
             continue
         base["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
 

@@ -334,6 +334,63 @@ def identify(
     )
 
 
+def identify_with_distractors(
+    probes: np.ndarray,
+    probe_ok: np.ndarray,
+    distractors: np.ndarray,
+    mates: np.ndarray,
+    mate_ok: np.ndarray,
+    *,
+    k: int = 20,
+    device: str = "auto",
+    probe_block: int = 2048,
+    gallery_block: int = 16384,
+) -> SearchResult:
+    """MegaFace-style search: each probe row against the distractors plus its own single mate.
+
+    The ranks equal :func:`~mfrkit.bench.metrics.mate_ranks` on the dense matrix
+    ``[probe x distractors | probe x mate]`` for every rank ``<= k`` (ties count as
+    misses); the distractor search keeps ``k + 1`` candidates, so a mate beaten by all
+    of them has a rank above ``k`` (+inf).
+
+    Parameters
+    ----------
+    probes : ndarray (P, D), one row per search (a probe image may repeat); probe_ok : bool (P,).
+    distractors : ndarray (N, D), L2-normalised usable distractor embeddings.
+    mates : ndarray (P, D), the mate image of each row (any values for non-mated rows);
+    mate_ok : bool (P,), False for non-mated rows and for mates that failed to acquire.
+
+    Returns
+    -------
+    SearchResult; ``top_index`` indexes ``distractors``; ``mated_scores`` are NaN for
+    non-mated rows (``mate_ok`` False and a row the caller marks non-mated is the
+    caller's distinction: rows with ``mate_ok`` False get rank +inf here).
+    """
+    Q = np.asarray(probes, np.float32)
+    ok = np.asarray(probe_ok, bool)
+    mok = np.asarray(mate_ok, bool)
+    if not (len(ok) == len(Q) == len(mates) == len(mok)):
+        raise ScoringError("probes, probe_ok, mates and mate_ok differ in length")
+    Qz = np.where(ok[:, None], Q, 0.0).astype(np.float32)
+    s, idx, used = topk_search(Qz, distractors, k + 1, device=device, probe_block=probe_block, gallery_block=gallery_block)
+    s[~ok], idx[~ok] = -np.inf, -1
+    m = np.einsum("ij,ij->i", Qz, np.asarray(mates, np.float32))
+    usable = ok & mok
+    mated_scores = np.where(usable, m, -np.inf).astype(np.float64)
+    ge = ((s >= m[:, None]) & (idx >= 0)).sum(1)
+    ranks = np.full(len(Q), np.inf)
+    exact = usable & (1 + ge <= k)
+    ranks[exact] = 1.0 + ge[exact]
+    return SearchResult(
+        top_scores=s[:, :k],
+        top_index=idx[:, :k],
+        ranks=ranks,
+        mated_scores=mated_scores,
+        best_scores=np.where(ok, s[:, 0], -np.inf).astype(np.float64),
+        device=used,
+    )
+
+
 def identity_templates(embeddings: np.ndarray, ok: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """One template per gallery identity: the L2-normalised mean of its images' embeddings.
 

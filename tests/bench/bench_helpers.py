@@ -118,19 +118,39 @@ def all_pairs(manifest: Manifest, n_folds: int = 2) -> list[tuple]:
     return out
 
 
-def write_protocol(folder: Path, manifests: list[Manifest], *, name: str, pairs=None, gallery=None, probes=None, relative: bool = True) -> Path:
+def write_protocol(
+    folder: Path,
+    manifests,
+    *,
+    name: str,
+    pairs=None,
+    gallery=None,
+    probes=None,
+    relative: bool = True,
+    as_list: bool = False,
+) -> Path:
+    """A protocol folder. ``manifests``: a list of one manifest (both roles) or a dict
+    role -> manifest; ``probes``: (image_id, mated) or (image_id, mated, mate_id) tuples."""
     folder.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for m in manifests:
+    roles = manifests if isinstance(manifests, dict) else {"reference": manifests[0], "probe": manifests[0]}
+
+    def entry(m):
         p = Path(m.path)
-        entries.append({"name": m.name, "path": str(Path("..") / p.parent.name / p.name) if relative else str(p), "fingerprint": m.fingerprint()})
-    kind = "1:1" if pairs is not None else "1:N"
-    meta = {"name": name, "kind": kind, "spec": {"name": name}, "seed": 0, "version": "1", "manifests": entries}
+        path = str(Path("..") / p.parent.name / p.name) if relative else str(p)
+        return {"name": m.name, "path": path, "fingerprint": m.fingerprint()}
+
+    entries = [entry(roles["reference"])] if as_list else {r: entry(m) for r, m in roles.items()}
+    kind = "verification" if pairs is not None else "identification"
+    meta = {"name": name, "kind": kind, "spec": name, "seed": 0, "version": 1, "manifests": entries}
     (folder / "protocol.json").write_text(json.dumps(meta))
     if pairs is not None:
         lines = ["fold,left_id,right_id,label"] + [f"{f},{a},{b},{lab}" for f, a, b, lab in pairs]
         (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
     else:
         (folder / "gallery.csv").write_text("image_id\n" + "".join(f"{g}\n" for g in gallery))
-        (folder / "probes.csv").write_text("image_id,mated\n" + "".join(f"{p},{int(m)}\n" for p, m in probes))
+        if any(len(p) == 3 for p in probes):
+            rows = "".join(f"{p[0]},{int(p[1])},{p[2] if len(p) == 3 else ''}\n" for p in probes)
+            (folder / "probes.csv").write_text("image_id,mated,mate_id\n" + rows)
+        else:
+            (folder / "probes.csv").write_text("image_id,mated\n" + "".join(f"{p},{int(m)}\n" for p, m in probes))
     return folder

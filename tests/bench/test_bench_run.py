@@ -112,10 +112,10 @@ def test_identification_end_to_end(tmp_path, dataset, tiny_model, id_protocol):
     assert m["rank1"] == pytest.approx(np.mean(ranks <= 1))
     np.testing.assert_array_equal(np.where(ranks <= 3, ranks, np.inf), mated["rank"].to_numpy())
     cand = pd.read_csv(d / "candidates.csv")
-    assert len(cand) == 9 * 3 and set(cand["identity"]) <= {"id0", "id1", "id2"}
+    assert len(cand) == 9 * 3 and set(cand["candidate"]) <= {"id0", "id1", "id2"}
     assert "tpir_at_fpir" in m and m["tpir_at_fpir"][0]["n_impostor"] == 3
     board = pd.read_csv(run.folder / "leaderboard.csv")
-    assert board.loc[0, "kind"] == "1:N" and board.loc[0, "rank1"] == pytest.approx(m["rank1"])
+    assert board.loc[0, "kind"] == "identification" and board.loc[0, "rank1"] == pytest.approx(m["rank1"])
 
 
 def test_threshold_transfer_and_cache_reuse(tmp_path, dataset, tiny_model, pairs_protocol):
@@ -173,13 +173,13 @@ def test_metrics_json_is_strict(tmp_path, tiny_model, pairs_protocol):
 
 def test_protocol_with_unknown_ids(tmp_path, dataset, tiny_model):
     p = write_protocol(tmp_path / "bad", [dataset], name="bad", pairs=[(0, "id0/img0.png", "ghost.png", 0)])
-    with pytest.raises(ProtocolError, match="1 image id.*'ghost.png'"):
+    with pytest.raises(ProtocolError, match="1 image id.*.ghost.png."):
         run_benchmark(config(tmp_path, [tiny_model], [p]))
 
 
 def test_protocol_from_another_manifest(tmp_path, dataset, tiny_model, pairs_protocol):
     other = make_dataset(tmp_path / "other", seed=5)
-    with pytest.raises(ProtocolError, match="is not one protocol umr-ump was drawn from"):
+    with pytest.raises(ProtocolError, match="umr-ump. was drawn from a reference manifest"):
         run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], manifests=[str(other.path)]))
 
 
@@ -209,3 +209,84 @@ def test_bad_settings(tmp_path, tiny_model, pairs_protocol):
         with pytest.raises(MfrkitError, match=match):
             run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], **kw))
     assert not (tmp_path / "runs").exists()  # nothing written for a refused run
+
+
+# --- roles, missing ids, MegaFace mode, recorded hashes ---------------------------------------------
+
+
+def test_reference_and_probe_manifests_may_share_image_ids(tmp_path, dataset, tiny_model):
+    # A second dataset with the same relative paths (as a masked copy has) but other pixels.
+    probe_ds = make_dataset(tmp_path / "copy", masked_every=2, seed=7)
+    assert list(probe_ds.table["image_id"]) == list(dataset.table["image_id"])
+    pairs = [(0, "id0/img0.png", "id0/img0.png", 1), (1, "id1/img0.png", "id1/img0.png", 1)]
+    p = write_protocol(tmp_path / "x", {"reference": dataset, "probe": probe_ds}, name="x", pairs=pairs)
+    run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, plots=False))
+    scores = pd.read_csv(run.folder / "tiny" / "x" / "scores.csv")
+    assert (scores["score"] < 0.999).all()  # different images, although the ids are equal
+    same = write_protocol(tmp_path / "y", [dataset], name="y", pairs=pairs)
+    run2 = run_benchmark(config(tmp_path, [tiny_model], [same], n_boot=0, plots=False))
+    assert (pd.read_csv(run2.folder / "tiny" / "y" / "scores.csv")["score"] > 0.999).all()
+
+
+def test_empty_id_is_an_image_not_supplied(tmp_path, dataset, tiny_model):
+    pairs = all_pairs(dataset)[:5] + [(0, "id0/img0.png", "", 1)]
+    p = write_protocol(tmp_path / "m", [dataset], name="m", pairs=pairs)
+    run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, plots=False))
+    scores = pd.read_csv(run.folder / "tiny" / "m" / "scores.csv", keep_default_na=False)
+    assert len(scores) == 6 and scores.loc[5, "fta"] and scores.loc[5, "right_id"] == ""
+    fta = pd.read_csv(run.folder / "tiny" / "m" / "fta.csv", keep_default_na=False)
+    assert fta.to_dict("records") == [{"image_id": "", "role": "probe", "reason": "not_supplied"}]
+
+
+def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
+    # Distractors: every image of id2 and id3; each probe row searches them plus its one mate.
+    t = dataset.table
+    distractors = [i for i in t["image_id"] if i.startswith(("id2/", "id3/"))]
+    gallery = distractors + ["id0/img0.png", "id1/img0.png"]
+    probes = [("id0/img1.png", True, "id0/img0.png"), ("id0/img2.png", True, "id0/img0.png"),
+              ("id1/img1.png", True, "id1/img0.png"), ("id2/img0.png", False, "")]  # fmt: skip
+    (tmp_path / "mf").mkdir()
+    p = write_protocol(tmp_path / "mf", [dataset], name="mf", gallery=gallery, probes=probes)
+    (p / "gallery.csv").write_text("image_id,distractor\n" + "".join(f"{g},{int(g in distractors)}\n" for g in gallery))
+    run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, max_rank=3))
+    res = read_metrics(run, "tiny", "mf")
+    assert res["metrics"]["mode"] == "megaface" and res["metrics"]["distractors"] == 6
+    from mfrkit.bench.extract import ImageRef, embed_images
+    from mfrkit.bench.runner import OnnxModel
+
+    emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(q))) for i, q in zip(t["image_id"], t["path"])])
+    D = emb.vectors[emb.rows(distractors)]
+    probes_csv = pd.read_csv(run.folder / "tiny" / "mf" / "probes.csv")
+    for row in probes_csv[probes_csv["mated"]].itertuples():
+        q = emb.vectors[emb.index[row.probe_id]]
+        dense = np.r_[D @ q, q @ emb.vectors[emb.index[row.mate_id]]][None, :]
+        ref = M.mate_ranks(dense, [len(D)])[0]
+        assert row.rank == (ref if ref <= 3 else np.inf)
+    assert res["metrics"]["n_nonmated"] == 1
+
+
+def test_recorded_file_hash_detects_an_edited_protocol(tmp_path, dataset):
+    import hashlib
+
+    p = write_protocol(tmp_path / "h", [dataset], name="h", pairs=all_pairs(dataset)[:4])
+    meta = json.loads((p / "protocol.json").read_text())
+    meta["files"] = {"pairs.csv": {"sha256": hashlib.sha256((p / "pairs.csv").read_bytes()).hexdigest()}}
+    (p / "protocol.json").write_text(json.dumps(meta))
+    proto = load_protocol(p)
+    assert proto.sha256 == hashlib.sha256((p / "protocol.json").read_bytes()).hexdigest()
+    with open(p / "pairs.csv", "a") as f:
+        f.write("0,id0/img0.png,id1/img0.png,0\n")
+    with pytest.raises(ProtocolError, match="changed after protocol.json"):
+        load_protocol(p)
+
+
+def test_manifest_list_and_manifest_options(tmp_path, dataset):
+    from mfrkit.bench.protocol_io import parse_manifest_options
+
+    p = write_protocol(tmp_path / "l", [dataset], name="l", pairs=all_pairs(dataset)[:4], as_list=True)
+    proto = load_protocol(p)
+    assert proto.manifests["reference"] is proto.manifests["probe"] and proto.kind == "verification"
+    assert parse_manifest_options(["a.parquet", "probe=b.parquet"]) == {"reference": "a.parquet", "probe": "b.parquet"}
+    other = make_dataset(tmp_path / "other", seed=3)
+    with pytest.raises(ProtocolError, match="probe manifest with fingerprint"):
+        load_protocol(p, {"probe": str(other.path)})

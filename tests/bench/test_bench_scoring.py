@@ -121,3 +121,27 @@ def test_identify_identity_without_template_is_a_miss():
     T = np.eye(3, dtype=np.float32)
     res = S.identify(T[:2], np.ones(2, bool), T, np.array([0, -2]), k=2, device="cpu")
     assert res.ranks[0] == 1 and res.ranks[1] == np.inf and np.isneginf(res.mated_scores[1])
+
+
+def test_megaface_rows_equal_dense_reference():
+    rng = np.random.default_rng(6)
+    D = unit(rng, 40)
+    P = unit(rng, 12)
+    mates = unit(rng, 12)
+    mates[3] = D[5]  # a mate identical to a distractor: a tie, so a miss at rank 1
+    P[3] = D[5]
+    mix = rng.random(12)[:, None]
+    P = mix * mates + (1 - mix) * P
+    P /= np.linalg.norm(P, axis=1, keepdims=True)
+    P[3] = D[5]
+    ok = np.ones(12, bool)
+    mok = np.ones(12, bool)
+    mok[7] = False  # mate failed to acquire
+    for k in (1, 4):
+        res = S.identify_with_distractors(P, ok, D, mates, mok, k=k, device="cpu", probe_block=5, gallery_block=9)
+        for r in range(12):
+            dense = np.r_[P[r] @ D.T, P[r] @ mates[r]][None, :]
+            ref = M.mate_ranks(dense, [len(D)])[0]
+            expect = np.inf if (not mok[r] or ref > k) else ref
+            assert res.ranks[r] == expect, (r, k)
+    assert res.ranks[3] >= 2 and np.isinf(res.ranks[7])
