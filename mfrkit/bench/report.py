@@ -13,7 +13,7 @@ A run writes ``<out>/<run_id>/``::
 
 JSON is strict: NaN is written as null, infinities as the strings "inf" / "-inf".
 ``mfrkit leaderboard`` gathers every ``metrics.json`` under a folder into one table,
-one row per (model, protocol, settings), the latest run winning.
+one row per (model, protocol, preprocessing, FtA policy), the latest run winning.
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def leaderboard_row(result: dict) -> dict:
         "search_device": settings.get("search_device"),
         "batch_size": settings.get("batch_size"),
         "tta": settings.get("tta") or "none",
+        "landmarks": (result.get("preprocessing", {}).get("reference") or {}).get("landmarks"),
+        "preprocessing": result.get("preprocessing", {}).get("key"),
         "fta_policy": settings.get("fta_policy"),
         "images_per_second": _float(result.get("throughput", {}).get("images_per_second")),
         "fta_images": result.get("fta", {}).get("images"),
@@ -216,8 +218,9 @@ def read_result(path: str | os.PathLike) -> dict:
 def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     """Every ``metrics.json`` under ``results`` as leaderboard rows.
 
-    Rows with the same model sha256, protocol sha256, TTA, FtA policy and mfrkit version
-    are one entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    Rows with the same model sha256, protocol sha256, preprocessing (input size, colour,
+    mean/std, alignment, landmark backend, TTA), FtA policy and mfrkit version are one
+    entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
     """
     root = Path(results)
     if not root.is_dir():
@@ -226,7 +229,7 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     if not files:
         raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
     df = pd.DataFrame([leaderboard_row(read_result(f)) for f in files])
-    key = ["model_sha256", "protocol_sha256", "tta", "fta_policy", "mfrkit_version"]
+    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"]
     df = df.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
     return df.sort_values(["protocol", "model"], kind="stable").reset_index(drop=True)
 

@@ -27,7 +27,7 @@ from . import evaluate as E
 from . import metrics as M
 from . import report as R
 from .alignment import get_alignment
-from .cache import default_cache_dir
+from .cache import default_cache_dir, preprocessing_key
 from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
 from .pipeline import default_workers
 from .images import ATTRIBUTES, MISSING_UID, ImageTable
@@ -406,6 +406,7 @@ def run_benchmark(
                 "model": ms.describe(),
                 "protocol": describe_protocol(proto),
                 "settings": {**settings, "batch_size": cfg.batch_size},
+                "preprocessing": _preprocessing(ms, cfg),
                 "throughput": {
                     "images_per_second": computed / seconds if seconds > 0 else None,
                     "computed": computed,
@@ -484,6 +485,17 @@ def _apply_transfer(per_model: list[tuple[str, dict, pd.DataFrame]], cfg: BenchC
         if name == cfg.transfer_from:
             continue
         base["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
+
+
+def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
+    """What turned the images into model inputs, and a short key of it: two results with
+    the same model, protocol and key were computed from the same inputs."""
+    out = {}
+    for side, model in (("reference", ms.reference), ("probe", ms.probe)):
+        needs = get_alignment(model.spec.align).needs_landmarks
+        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": cfg.landmarks if needs else None}
+    out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=cfg.tta, landmark_backend=None)[:12]
+    return out
 
 
 def _environment() -> dict:

@@ -161,6 +161,12 @@ def parse_spec(values: Mapping[str, Any], origin: Mapping[str, str] | None = Non
     mean, std = _triple(vals["mean"], "mean"), _triple(vals["std"], "std")
     if min(std) <= 0:
         raise ModelError(f"{PREFIX}std must be positive, got {std}")
+    if max(std) < 1:
+        # In 0-255 units a std below 1 would stretch pixels beyond +-255: these are 0-1 units.
+        raise ModelError(
+            f"{PREFIX}std {list(std)} is below 1, but mean and std are in 0-255 pixel units; "
+            f"values for 0-1 pixels must be multiplied by 255 (e.g. 0.5 -> 127.5)"
+        )
     align = str(vals["align"]).strip()
     if align not in ALIGNMENTS:
         raise UnknownNameError(f"{PREFIX}align: unknown alignment {align!r}; choose one of: {', '.join(ALIGNMENTS.names())}")

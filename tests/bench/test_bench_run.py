@@ -153,6 +153,10 @@ def test_leaderboard_collects_latest_rows(tmp_path, tiny_model, pairs_protocol, 
     run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol, id_protocol], plots=False, n_boot=0))
     board = R.collect_leaderboard(tmp_path / "runs")
     assert sorted(board["protocol"]) == ["search", "umr-ump"]  # the repeated (model, protocol) kept once
+    run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], plots=False, n_boot=0, tta="flip"))
+    flipped = R.collect_leaderboard(tmp_path / "runs")
+    assert sorted(flipped["tta"]) == ["flip", "none", "none"]  # other preprocessing, another entry
+    assert flipped["preprocessing"].nunique() == 2
     R.write_leaderboard(board, csv=tmp_path / "lb.csv", md=tmp_path / "lb.md")
     assert pd.read_csv(tmp_path / "lb.csv").shape[0] == 2
     md = (tmp_path / "lb.md").read_text()

@@ -43,6 +43,7 @@ def test_missing_keys_are_named_never_guessed():
     [
         ("mfrkit.color", "RGBA", "RGB or BGR"),
         ("mfrkit.std", "0", "positive"),
+        ("mfrkit.std", "0.229,0.224,0.225", "0-255 pixel units"),
         ("mfrkit.mean", "1,2", "1 or 3"),
         ("mfrkit.input_size", "a,b", "numbers"),
         ("mfrkit.domain", "gallery", "domain"),
