@@ -118,12 +118,15 @@ def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
     plt.close(fig)
     written.append(folder / "roc.png")
     fnr = 1 - tpr
-    eps = 1e-6
+    # normal-deviate axes from 1e-6 to 0.6; rates outside are drawn on the border
+    lo, hi = 5e-7, 0.6
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    ax.plot(norm.ppf(np.clip(fpr, eps, 1 - eps)), norm.ppf(np.clip(fnr, eps, 1 - eps)))
-    ticks = np.array([1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
+    ax.plot(norm.ppf(np.clip(fpr, lo, hi)), norm.ppf(np.clip(fnr, lo, hi)))
+    ticks = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
     ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks], rotation=45)
     ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    ax.set_xlim(norm.ppf(lo), norm.ppf(hi))
+    ax.set_ylim(norm.ppf(lo), norm.ppf(hi))
     ax.set(xlabel="FMR", ylabel="FNMR", title=f"DET: {title}")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
