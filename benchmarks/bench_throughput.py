@@ -15,7 +15,7 @@
    to the full gallery; top-k runs at both sizes. Peak memory is numpy's traced
    allocations during the call (tracemalloc), beyond the inputs.
 
-    python benchmarks/bench_throughput.py [--images 1500] [--batch 32] [--workers N] [--repeats 3]
+    python benchmarks/bench_throughput.py [--images 1500] [--batch 32] [--workers 0,1] [--repeats 3]
         [--probes 10000] [--gallery 1000000] [--baseline-gallery 50000] [--dim 512] [--k 20]
         [--skip-embedding] [--skip-search]
 """
@@ -68,9 +68,10 @@ def bench_embedding(args) -> None:
         model = OnnxModel(path, options={"align": "none"}, threads=args.threads)
         h, w = model.spec.input_size
         refs = make_images(tmp / "img", args.images, args.source_size or h)
-        workers = args.workers if args.workers is not None else default_workers()
+        modes = [int(v) for v in args.workers.split(",")] if args.workers else sorted({0, 1, default_workers(model.provider)})
         print(f"\n== embedding: {model.name} ({h}x{w}, provider {model.provider}), {len(refs)} JPEGs of "
-              f"{args.source_size or h}px, batch {args.batch}, {workers} worker(s)")
+              f"{args.source_size or h}px, batch {args.batch}; pipeline worker processes: {modes} "
+              f"(default here: {default_workers(model.provider)})")
 
         # bare loop: everything decoded and preprocessed before the clock starts, on a plain
         # onnxruntime session with its default settings (threads, spinning)
@@ -90,7 +91,7 @@ def bench_embedding(args) -> None:
                 sess.run(None, {name: b})
             return len(refs) / (time.perf_counter() - t0)
 
-        def pipeline_once() -> tuple[float, float]:
+        def pipeline_once(workers: int) -> tuple[float, float]:
             stamps: list[tuple[float, int]] = []
             done = 0
 
@@ -106,19 +107,21 @@ def bench_embedding(args) -> None:
             return emb.images_per_second, (n_last - n_first) / (t_last - t_first)
 
         # interleaved repeats: the machine is shared, so compare runs made under the same load
-        bare, full, steady = [], [], []
+        bare: list[float] = []
+        full: dict[int, list[float]] = {w: [] for w in modes}
+        steady: dict[int, list[float]] = {w: [] for w in modes}
         for _ in range(args.repeats):
             bare.append(bare_once())
-            f, s = pipeline_once()
-            full.append(f)
-            steady.append(s)
+            for w in modes:
+                f, s = pipeline_once(w)
+                full[w].append(f)
+                steady[w].append(s)
         med = lambda v: float(np.median(v))  # noqa: E731
-        print(f"bare session.run on pre-decoded tensors:  median {med(bare):7.1f} img/s, best {max(bare):7.1f}")
-        print(f"pipeline, end to end (incl. worker start): median {med(full):7.1f} img/s, best {max(full):7.1f}"
-              f"  ratio of medians {med(full) / med(bare):.2f}")
-        print(f"pipeline, steady state:                    median {med(steady):7.1f} img/s, best {max(steady):7.1f}"
-              f"  ratio of medians {med(steady) / med(bare):.2f}, per-repeat ratios "
-              + " ".join(f"{s / b:.2f}" for s, b in zip(steady, bare)))
+        print(f"bare session.run on pre-decoded tensors: median {med(bare):7.1f} img/s (runs: {' '.join(f'{b:.0f}' for b in bare)})")
+        for w in modes:
+            print(f"pipeline, {w} worker(s), end to end:      median {med(full[w]):7.1f} img/s, ratio of medians {med(full[w]) / med(bare):.2f}")
+            print(f"pipeline, {w} worker(s), steady state:    median {med(steady[w]):7.1f} img/s, ratio of medians "
+                  f"{med(steady[w]) / med(bare):.2f}; per repeat " + " ".join(f"{s / b:.2f}" for s, b in zip(steady[w], bare)))
 
 
 def bench_pairs(args) -> None:
@@ -209,7 +212,7 @@ def main() -> None:
     p.add_argument("--source-size", type=int, default=None, help="JPEG side in pixels (default: the model's input size)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each comparison")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", default=None, help="comma-separated worker counts to compare (default: 0, 1 and the default)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
     p.add_argument("--pairs", type=int, default=5_000_000)
     p.add_argument("--probes", type=int, default=10_000)

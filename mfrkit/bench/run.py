@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import platform
 import re
 import uuid
@@ -36,8 +37,6 @@ from .runner import ModelSet, load_models
 from .scoring import identify, identify_with_distractors, identity_templates, pair_scores
 
 FTA_POLICIES = ("reject", "exclude")
-#: Below this many images, the pipeline runs in-process (starting workers costs more).
-SMALL_JOB = 512
 
 ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
 
@@ -178,13 +177,13 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                 if key not in lm_cache:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
-                    lm_cache[key] = landmark_lookup(m, cfg.landmarks, workers=max(1, cfg.workers or default_workers()))
+                    lm_cache[key] = landmark_lookup(m, cfg.landmarks, workers=cfg.workers or os.cpu_count() or 1)
             found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
         refs = [
             ImageRef(u, path, sha, status, lm)
             for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
         ]
-        workers = cfg.workers if cfg.workers is not None else (0 if len(refs) < SMALL_JOB else default_workers())
+        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
         with progress(len(refs), f"embedding with {model.name}") as advance:
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
