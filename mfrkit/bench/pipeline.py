@@ -17,16 +17,21 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
 from ..data.imageio import read_image
-from ..data.manifest import STATUS_OK
 from ..errors import ImageError, MfrkitError
 from ..landmarks.base import Landmarks
 from .alignment import get_alignment
-from .runner import ModelSpec
+
+if TYPE_CHECKING:
+    from .runner import ModelSpec
+
+# mfrkit.data.manifest.STATUS_OK, not imported from there: that pulls in pandas and
+# pyarrow, and every spawned worker would pay for it at start-up (tested equal).
+STATUS_OK = "ok"
 
 #: Status of an image whose landmarks gave an unusable alignment.
 ALIGN_FAILED = "align_failed"

@@ -36,6 +36,12 @@ def test_to_tensor_colour_flip_and_normalisation():
     assert f[0, 0, 0, 2] == pytest.approx(-1.0) and f[0, 0, 0, 0] == pytest.approx(1.0)  # the black pixel moved right
 
 
+def test_pipeline_status_ok_is_the_manifests():
+    from mfrkit.data.manifest import STATUS_OK
+
+    assert P.STATUS_OK == STATUS_OK
+
+
 def test_make_crop_failures(tmp_path):
     write_image(tmp_path / "a.png", np.full((20, 30, 3), 100, np.uint8))
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
