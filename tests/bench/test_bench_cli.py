@@ -46,6 +46,14 @@ def test_bench_options_map_to_config(monkeypatch, capsys, tmp_path):
 
 def test_bench_on_the_demo_sample_with_landmark_alignment(monkeypatch, capsys, tmp_path, sample_manifest):
     # Real photos, mediapipe landmarks from the cache, ArcFace alignment, then the leaderboard.
+    # A copy of the session's sample: the landmark cache written beside it must not leak
+    # into other tests.
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    shutil.copytree(sample_manifest.root, tmp_path / "sample")
+    sample_manifest = read_manifest(tmp_path / "sample")
     model = make_model(tmp_path / "arc.onnx", size=112, meta={**ARCFACE_META, "mfrkit.input_size": "112", "mfrkit.align": "arcface112"})
     proto = write_protocol(tmp_path / "demo-pairs", [sample_manifest], name="demo-pairs", pairs=all_pairs(sample_manifest), relative=False)
     runs = tmp_path / "runs"
