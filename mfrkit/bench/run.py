@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
@@ -30,8 +31,8 @@ from . import report as R
 from .alignment import get_alignment
 from .cache import default_cache_dir, preprocessing_key
 from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
-from .pipeline import default_workers
 from .images import ATTRIBUTES, MISSING_UID, ImageTable
+from .pipeline import default_workers
 from .protocol_io import VERIFICATION, ProtocolError, describe_protocol, parse_manifest_options, resolve_protocol
 from .runner import ModelSet, load_models
 from .scoring import identify, identify_with_distractors, identity_templates, pair_scores
@@ -386,68 +387,74 @@ def run_benchmark(
             "environment": _environment(),
         },
     )
+    meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
     results: list[dict] = []
     for ms in model_sets:
         log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
         ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
-        seconds = ref.seconds + (probe.seconds if ms.heterogeneous else 0.0)
-        computed = ref.computed + (probe.computed if ms.heterogeneous else 0)
         mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
-        per_model: list[tuple[str, dict, pd.DataFrame]] = []
-        for proto, s in zip(protocols, sides):
-            pdir = mdir / _safe_name(proto.name)
-            pdir.mkdir(parents=True, exist_ok=True)
-            fta_rows = _fta_rows(proto, s, ref, probe, images)
-            base = {
-                "run_id": run_id,
-                "created": now.isoformat(timespec="seconds"),
-                "mfrkit_version": __version__,
-                "model": ms.describe(),
-                "protocol": describe_protocol(proto),
-                "settings": {**settings, "batch_size": cfg.batch_size},
-                "preprocessing": _preprocessing(ms, cfg),
-                "throughput": {
-                    "images_per_second": computed / seconds if seconds > 0 else None,
-                    "computed": computed,
-                    "cached": ref.cached + (probe.cached if ms.heterogeneous else 0),
-                    "seconds": seconds,
-                    "note": "pipeline + model over every image of the run not found in the cache",
-                },
-                "fta": {
-                    "images": int(len(fta_rows)),
-                    "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
-                    "policy": cfg.fta_policy,
-                },
-            }
-            if proto.kind == VERIFICATION:
-                pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
-                base["settings"]["search_device"] = None
-                cols = ["fold", "left_id", "right_id", "label", "score", "fta"]
-                R.write_csv(pdir / "scores.csv", pairs[cols])
-                if cfg.plots:
-                    R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), f"{ms.name} on {proto.name}")
-                per_model.append((proto.name, base, use))
-            else:
-                prb, use, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
-                base["settings"]["search_device"] = device
-                cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
-                cols += ["rank", "mated_score", "best_score", "top1", "fta"]
-                R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
-                R.write_csv(pdir / "candidates.csv", cand)
-                if cfg.plots and "cmc" in metrics:
-                    R.plot_cmc(pdir, metrics["cmc"], f"{ms.name} on {proto.name}")
-            R.write_csv(pdir / "fta.csv", fta_rows)
-            base["metrics"] = metrics
-            base["breakdowns"] = breakdowns
-            base["path"] = str(pdir)
-            results.append(base)
+        common = {
+            **meta,
+            "model": ms.describe(),
+            "settings": {**settings, "batch_size": cfg.batch_size},
+            "preprocessing": _preprocessing(ms, cfg),
+            "throughput": _throughput(ms, ref, probe),
+        }
+        per_model = [
+            _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
+            for proto, s in zip(protocols, sides)
+        ]
         _apply_transfer(per_model, cfg)
-        for res in results:
-            if res["model"]["sha256"] == ms.sha256:
-                R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
+        for res, _ in per_model:
+            R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
+            results.append(res)
     board = pd.DataFrame([R.leaderboard_row(r) for r in results])
     R.write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
     return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
+    parts = [ref] + ([probe] if ms.heterogeneous else [])
+    seconds = sum(e.seconds for e in parts)
+    computed = sum(e.computed for e in parts)
+    return {
+        "images_per_second": computed / seconds if seconds > 0 and computed else None,
+        "computed": computed,
+        "cached": sum(e.cached for e in parts),
+        "seconds": seconds,
+        "note": "pipeline + model, over the images of the run not found in the cache",
+    }
+
+
+def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str):
+    """Score and evaluate one protocol, write its files; returns (result dict, scored rows or None)."""
+    pdir.mkdir(parents=True, exist_ok=True)
+    fta_rows = _fta_rows(proto, s, ref, probe, images)
+    res = {**common, "settings": dict(common["settings"]), "protocol": describe_protocol(proto)}
+    res["fta"] = {
+        "images": int(len(fta_rows)),
+        "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
+        "policy": cfg.fta_policy,
+    }
+    use = None
+    if proto.kind == VERIFICATION:
+        pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
+        res["settings"]["search_device"] = None
+        R.write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
+        if cfg.plots:
+            R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), title)
+    else:
+        prb, _, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
+        res["settings"]["search_device"] = device
+        cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
+        cols += ["rank", "mated_score", "best_score", "top1", "fta"]
+        R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
+        R.write_csv(pdir / "candidates.csv", cand)
+        if cfg.plots and "cmc" in metrics:
+            R.plot_cmc(pdir, metrics["cmc"], title)
+    R.write_csv(pdir / "fta.csv", fta_rows)
+    res.update(metrics=metrics, breakdowns=breakdowns, path=str(pdir))
+    return res, use
 
 
 def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
@@ -465,25 +472,22 @@ def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: Imag
     return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
 
 
-def _apply_transfer(per_model: list[tuple[str, dict, pd.DataFrame]], cfg: BenchConfig) -> None:
-    """Threshold for ``transfer_far`` on ``transfer_from``, applied to the other 1:1 protocols."""
-    if not cfg.transfer_from:
+def _apply_transfer(per_model: list[tuple[dict, pd.DataFrame | None]], cfg: BenchConfig) -> None:
+    """Threshold for ``transfer_far`` on protocol ``transfer_from``, applied to the model's
+    other 1:1 protocols (recorded in their results as ``transfer``)."""
+    verification = [(r, u) for r, u in per_model if u is not None]
+    source = [(r, u) for r, u in verification if r["protocol"]["name"] == cfg.transfer_from]
+    if not cfg.transfer_from or not source:
         return
-    source = [(p, b, u) for p, b, u in per_model if p == cfg.transfer_from]
-    if not source:
-        return
-    _, sbase, suse = source[0]
-    import warnings
-
+    sres, suse = source[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.UndefinedMetricWarning)
         taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [cfg.transfer_far])
     threshold = float(taf.threshold[0])
-    sbase["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
-    for name, base, use in per_model:
-        if name == cfg.transfer_from:
-            continue
-        base["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
+    sres["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
+    for res, use in verification:
+        if res is not sres:
+            res["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
 
 
 def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
