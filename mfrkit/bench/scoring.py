@@ -108,16 +108,53 @@ def _merge_numpy(best_s, best_i, cand_s, cand_i, k):
     return s, i
 
 
+_TILE = 256
+
+
+def _candidates(S: np.ndarray, skip: int, kth: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Entries of ``S[:, skip:]`` above their row's ``kth``, as (rows, columns) sorted by row.
+
+    Most blocks hold only a few such entries, so instead of comparing and scanning the
+    whole block the columns are cut into tiles of 256: one pass takes each tile's
+    maximum, and only the tiles whose maximum beats the bar are looked into. Returns
+    None when a quarter of the entries or more qualify (the caller then selects densely).
+    """
+    R, n = S.shape
+    nt = (n - skip) // _TILE
+    end = skip + nt * _TILE
+    rows, cols = [], []
+    if nt:
+        tile_max = S[:, skip:end].reshape(R, nt, _TILE).max(axis=2)
+        ri, ti = np.nonzero(tile_max > kth[:, None])
+        if len(ri) * 4 > R * nt:
+            # most tiles qualify (the first block after the seed): scan the block directly
+            r, c = np.nonzero(S[:, skip:] > kth[:, None])
+            return None if len(r) * 4 > R * (n - skip) else (r, c + skip)
+        if len(ri):
+            c = skip + ti[:, None] * _TILE + np.arange(_TILE)
+            r2, c2 = np.nonzero(S[ri[:, None], c] > kth[ri][:, None])
+            rows.append(ri[r2])
+            cols.append(c[r2, c2])
+    if end < n:
+        r3, c3 = np.nonzero(S[:, end:] > kth[:, None])
+        rows.append(r3)
+        cols.append(c3 + end)
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    order = np.argsort(r, kind="stable")
+    return r[order], c[order]
+
+
 def _topk_numpy(Q, G, k, probe_block, gallery_block, progress):
     P = len(Q)
     out_s = np.full((P, k), -np.inf, np.float32)
     out_i = np.full((P, k), -1, np.int64)
     seed_cols = max(4 * k, 2048)
     pb, gb = min(probe_block, P), min(gallery_block, len(G))
-    # One score and one mask buffer for every block: no fresh 100 MB allocation (and its
-    # page faults) per block. Views of the flat buffers stay C-contiguous for BLAS.
+    # One score buffer for every block: no fresh 100 MB allocation (and its page faults)
+    # per block. Views of the flat buffer stay C-contiguous for BLAS.
     s_buf = np.empty(pb * gb, np.float32)
-    m_buf = np.empty(pb * gb, bool)
     for p0 in range(0, P, pb):
         q = Q[p0 : p0 + pb]
         best_s = np.full((len(q), k), -np.inf, np.float32)
@@ -134,33 +171,30 @@ def _topk_numpy(Q, G, k, probe_block, gallery_block, progress):
                 best_s, best_i = _merge_numpy(best_s, best_i, S[:, :skip], cols, k)
             if skip == S.shape[1]:
                 continue
-            kth = best_s.min(1)
-            # Only entries above a row's current k-th best can enter its top-k: after the
-            # seed these are few, so selection costs about one comparison pass.
-            width_all = S.shape[1] - skip
-            mask = np.greater(S[:, skip:], kth[:, None], out=m_buf[: len(q) * width_all].reshape(len(q), width_all))
-            counts = np.count_nonzero(mask, axis=1)
-            rows = np.flatnonzero(counts)
-            if len(rows) == 0:
-                continue
-            width = int(counts[rows].max())
-            if width * 4 >= width_all:
-                # many candidates (tiny blocks, adversarial scores): select on row chunks, so
-                # the int64 partition indices stay small
-                for r0 in range(0, len(rows), 256):
-                    rr = rows[r0 : r0 + 256]
+            # Only entries above a row's current k-th best can enter its top-k.
+            found = _candidates(S, skip, best_s.min(1))
+            if found is None:
+                # many candidates (first blocks, adversarial scores): select densely on row
+                # chunks, so the int64 partition indices stay small
+                for r0 in range(0, len(q), 256):
+                    rr = slice(r0, r0 + 256)
                     cand_s = S[rr, skip:]
                     cand_i = np.broadcast_to(np.arange(g0 + skip, g0 + S.shape[1], dtype=np.int64), cand_s.shape)
                     best_s[rr], best_i[rr] = _merge_numpy(best_s[rr], best_i[rr], cand_s, cand_i, k)
-            else:
-                r, c = np.nonzero(mask[rows] if len(rows) < len(q) else mask)
-                start = np.r_[0, np.cumsum(counts[rows])[:-1]]
-                pos = np.arange(len(r)) - start[r]
-                cand_s = np.full((len(rows), width), -np.inf, np.float32)
-                cand_i = np.full((len(rows), width), -1, np.int64)
-                cand_s[r, pos] = S[rows[r], c + skip]
-                cand_i[r, pos] = c + skip + g0
-                best_s[rows], best_i[rows] = _merge_numpy(best_s[rows], best_i[rows], cand_s, cand_i, k)
+                continue
+            r, c = found
+            if len(r) == 0:
+                continue
+            counts = np.bincount(r, minlength=len(q))
+            rows = np.flatnonzero(counts)
+            width = int(counts.max())
+            slot = np.searchsorted(rows, r)  # r is sorted: each candidate's row among `rows`
+            pos = np.arange(len(r)) - np.r_[0, np.cumsum(counts[rows])[:-1]][slot]
+            cand_s = np.full((len(rows), width), -np.inf, np.float32)
+            cand_i = np.full((len(rows), width), -1, np.int64)
+            cand_s[slot, pos] = S[r, c]
+            cand_i[slot, pos] = c + g0
+            best_s[rows], best_i[rows] = _merge_numpy(best_s[rows], best_i[rows], cand_s, cand_i, k)
         out_s[p0 : p0 + len(q)], out_i[p0 : p0 + len(q)] = best_s, best_i
         if progress:
             progress(len(q))
@@ -201,8 +235,8 @@ def topk_search(
     k: int,
     *,
     device: str = "auto",
-    probe_block: int = 2048,
-    gallery_block: int = 16384,
+    probe_block: int = 1024,
+    gallery_block: int = 8192,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """The ``k`` most similar gallery entries of each probe, by blocked matrix products.
@@ -277,8 +311,8 @@ def identify(
     *,
     k: int = 20,
     device: str = "auto",
-    probe_block: int = 2048,
-    gallery_block: int = 16384,
+    probe_block: int = 1024,
+    gallery_block: int = 8192,
     progress: Callable[[int], None] | None = None,
 ) -> SearchResult:
     """Rank each probe's mate among gallery templates without the dense score matrix.
@@ -343,8 +377,8 @@ def identify_with_distractors(
     *,
     k: int = 20,
     device: str = "auto",
-    probe_block: int = 2048,
-    gallery_block: int = 16384,
+    probe_block: int = 1024,
+    gallery_block: int = 8192,
 ) -> SearchResult:
     """MegaFace-style search: each probe row against the distractors plus its own single mate.
 
