@@ -180,19 +180,20 @@ def default_workers(provider: str = "cpu", n_images: int | None = None) -> int:
     """Worker processes by default.
 
     With the model on the GPU the CPU cores are free for decoding: all cores but one (at
-    most 8). With the model on the CPU its threads already fill the cores, and a worker
-    process competes with them: on this project's 2-core machine in-process decoding was
-    faster than one worker (``benchmarks/bench_throughput.py``), so machines with up to 4
-    cores decode in-process and larger ones use a quarter of their cores. Jobs under
-    :data:`SMALL_JOB` images never start workers. ``--workers`` overrides all this.
+    most 8). With the model on the CPU its threads already fill the cores, so a quarter
+    of them (at least one) decode: on this project's 2-core machine one worker reached
+    0.88 of a bare ``session.run`` loop in steady state against 0.83 decoding
+    in-process (``benchmarks/bench_throughput.py``, dlib ResNet). Starting workers costs
+    about half a second, which only pays off from a few thousand images: smaller jobs
+    (under :data:`SMALL_JOB`) decode in-process. ``--workers`` overrides all this.
     """
     cores = os.cpu_count() or 1
     if n_images is not None and n_images < SMALL_JOB:
         return 0
     if provider == "cuda":
         return max(1, min(8, cores - 1))
-    return 0 if cores <= 4 else cores // 4
+    return max(1, cores // 4)
 
 
-#: Below this many images the pipeline runs in-process (starting workers costs more).
-SMALL_JOB = 512
+#: Below this many images the pipeline decodes in-process (starting workers costs more).
+SMALL_JOB = 2000
