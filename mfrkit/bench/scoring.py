@@ -303,6 +303,27 @@ class SearchResult:
     device: str
 
 
+def _search_k1(Q, ok, gallery, k, device, probe_block, gallery_block, progress=None):
+    """Top-(k+1) of the usable probes (FtA rows: zero vectors, then -inf / -1 lists)."""
+    Qz = np.where(ok[:, None], Q, 0.0).astype(np.float32)
+    s, idx, used = topk_search(
+        Qz, gallery, k + 1, device=device, probe_block=probe_block, gallery_block=gallery_block, progress=progress
+    )
+    s[~ok], idx[~ok] = -np.inf, -1
+    return Qz, s, idx, used
+
+
+def _result(s, idx, ok, ranks, mated_scores, used, k) -> "SearchResult":
+    return SearchResult(
+        top_scores=s[:, :k],
+        top_index=idx[:, :k],
+        ranks=ranks,
+        mated_scores=mated_scores,
+        best_scores=np.where(ok, s[:, 0], -np.inf).astype(np.float64),
+        device=used,
+    )
+
+
 def identify(
     probes: np.ndarray,
     probe_ok: np.ndarray,
@@ -337,11 +358,7 @@ def identify(
         raise ScoringError("probes, probe_ok and mate_index differ in length")
     if (m >= len(templates)).any() or (m < -2).any():
         raise ScoringError("mate_index out of range")
-    Qz = np.where(ok[:, None], Q, 0.0).astype(np.float32)
-    s, idx, used = topk_search(
-        Qz, templates, k + 1, device=device, probe_block=probe_block, gallery_block=gallery_block, progress=progress
-    )
-    s[~ok], idx[~ok] = -np.inf, -1
+    Qz, s, idx, used = _search_k1(Q, ok, templates, k, device, probe_block, gallery_block, progress)
     mated = m >= 0
     hit = idx == m[:, None]
     in_list = hit.any(1) & mated
@@ -358,14 +375,7 @@ def identify(
     ge = ((s >= list_score[:, None]) & ~hit & (idx >= 0)).sum(1)
     exact = in_list & ok & (1 + ge <= k)
     ranks[exact] = 1.0 + ge[exact]
-    return SearchResult(
-        top_scores=s[:, :k],
-        top_index=idx[:, :k],
-        ranks=ranks,
-        mated_scores=mated_scores,
-        best_scores=np.where(ok, s[:, 0], -np.inf).astype(np.float64),
-        device=used,
-    )
+    return _result(s, idx, ok, ranks, mated_scores, used, k)
 
 
 def identify_with_distractors(
@@ -396,18 +406,15 @@ def identify_with_distractors(
 
     Returns
     -------
-    SearchResult; ``top_index`` indexes ``distractors``; ``mated_scores`` are NaN for
-    non-mated rows (``mate_ok`` False and a row the caller marks non-mated is the
-    caller's distinction: rows with ``mate_ok`` False get rank +inf here).
+    SearchResult; ``top_index`` indexes ``distractors``. Rows with ``mate_ok`` False get
+    rank +inf and mated score -inf; the caller marks its non-mated rows NaN.
     """
     Q = np.asarray(probes, np.float32)
     ok = np.asarray(probe_ok, bool)
     mok = np.asarray(mate_ok, bool)
     if not (len(ok) == len(Q) == len(mates) == len(mok)):
         raise ScoringError("probes, probe_ok, mates and mate_ok differ in length")
-    Qz = np.where(ok[:, None], Q, 0.0).astype(np.float32)
-    s, idx, used = topk_search(Qz, distractors, k + 1, device=device, probe_block=probe_block, gallery_block=gallery_block)
-    s[~ok], idx[~ok] = -np.inf, -1
+    Qz, s, idx, used = _search_k1(Q, ok, distractors, k, device, probe_block, gallery_block)
     m = np.einsum("ij,ij->i", Qz, np.asarray(mates, np.float32))
     usable = ok & mok
     mated_scores = np.where(usable, m, -np.inf).astype(np.float64)
@@ -415,14 +422,7 @@ def identify_with_distractors(
     ranks = np.full(len(Q), np.inf)
     exact = usable & (1 + ge <= k)
     ranks[exact] = 1.0 + ge[exact]
-    return SearchResult(
-        top_scores=s[:, :k],
-        top_index=idx[:, :k],
-        ranks=ranks,
-        mated_scores=mated_scores,
-        best_scores=np.where(ok, s[:, 0], -np.inf).astype(np.float64),
-        device=used,
-    )
+    return _result(s, idx, ok, ranks, mated_scores, used, k)
 
 
 def identity_templates(embeddings: np.ndarray, ok: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
