@@ -89,6 +89,3 @@ class ImageTable:
                 f"e.g. {bad[0]!r}: it was made from another manifest"
             )
         return out
-
-    def image_ids(self, uids: Sequence[str]) -> list[str]:
-        return self.table.loc[list(uids), "image_id"].tolist()

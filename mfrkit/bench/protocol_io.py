@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -65,7 +65,6 @@ class Protocol:
     probes: pd.DataFrame | None = None
     folder: Path | None = None
     sha256: str | None = None
-    _extra: dict = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:

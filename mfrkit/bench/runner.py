@@ -494,9 +494,6 @@ class ModelSet:
     def provider(self) -> str:
         return self.reference.provider
 
-    def models(self) -> list[OnnxModel]:
-        return [self.reference] if not self.heterogeneous else [self.reference, self.probe]
-
     def describe(self) -> dict:
         """The model's description; a heterogeneous pair lists its two halves under
         ``reference`` and ``probe``."""
