@@ -166,7 +166,249 @@ def card(
 # --- mask synthesis: synth, partial ------------------------------------------------------------------
 
 
+def _job_report(s) -> None:
+    """Print a synth/partial job summary."""
+    console.print(f"{s.kind}: {s.outputs} images in {s.out} in {s.elapsed:.1f} s ({s.processed} items run now, {s.resumed} found done)")
+    if s.failures:
+        console.print(f"no output for: {_counts(s.failures)} -> {s.failures_file}")
+    if s.quality:
+        q = s.quality
+        reasons = f" ({_counts(q['failed_by_reason'])})" if q["failed_by_reason"] else ""
+        console.print(f"coverage checks: {q['passed']}/{q['checked']} passed{reasons}")
+    console.print(f"manifest {s.manifest}; card {s.card}; contact sheet {s.contact_sheet}")
+
+
+@app.command()
+def synth(
+    src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
+    mask: Annotated[str, typer.Option("--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")] = "random",
+    color: Annotated[str, typer.Option("--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")] = "random",
+    texture: Annotated[str, typer.Option("--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")] = "random",
+    coverage: Annotated[str, typer.Option("--coverage", help="proper, nose_exposed, chin; comma list or random.")] = "random",
+    renderer: Annotated[str, typer.Option("--renderer", help="mesh (3D face mesh, follows pose) or template (68-point warp).")] = "mesh",
+    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")] = None,
+    landmark_file: Annotated[Optional[Path], typer.Option(help="For --landmarks file: the landmark file.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same images, whatever --workers.")] = 0,
+    aligned: Annotated[bool, typer.Option("--aligned", help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")] = False,
+    mix: Annotated[bool, typer.Option("--mix", help="Also keep every source image unmasked (a mixed training set).")] = False,
+    on_no_face: Annotated[str, typer.Option("--on-no-face", help="skip (record it) or copy (also copy the image unmasked).")] = "skip",
+    image_format: Annotated[Optional[str], typer.Option("--format", help="Output format (jpg, png); default: each source's.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N usable images (for a try).")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
+    from .maskgen.pipeline import SynthConfig, synthesize
+
+    config = SynthConfig(types=mask, colors=color, textures=texture, coverage=coverage, renderer=renderer, seed=seed, landmarks=landmarks,
+                         landmark_file=str(landmark_file) if landmark_file else None, aligned=aligned, mix=mix, on_no_face=on_no_face, image_format=image_format, limit=limit)
+    _job_report(synthesize(src, out, config, workers=workers, progress=True))
+
+
+@app.command()
+def partial(
+    src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
+    regions: Annotated[str, typer.Option("--regions", help="leye, reye, nose, mouth (image left/right), comma list, or all.")] = "leye,reye,nose,mouth",
+    factors: Annotated[str, typer.Option("--factors", help="start:stop:step (stop included) or a comma list.")] = "0.10:0.50:0.05",
+    centered: Annotated[bool, typer.Option("--centered", help="Move each patch to the image centre (PartialLFW's centered variant).")] = False,
+    both: Annotated[bool, typer.Option("--both", help="Write both the in-place and the centered variant.")] = False,
+    template: Annotated[str, typer.Option("--template", help="partiallfw (160x160, exactly PartialLFW) or arcface112.")] = "partiallfw",
+    landmarks: Annotated[Optional[str], typer.Option("--landmarks", help="Landmark backend: mediapipe (default), dlib or file.")] = None,
+    landmark_file: Annotated[Optional[Path], typer.Option(help="For --landmarks file: the landmark file.")] = None,
+    aligned: Annotated[bool, typer.Option("--aligned", help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")] = False,
+    on_no_face: Annotated[str, typer.Option("--on-no-face", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")] = "skip",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N usable images (for a try).")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
+    from .maskgen.pipeline import PartialConfig, make_partial
+
+    placement = "both" if both else ("centered" if centered else "original")
+    config = PartialConfig(regions=regions, factors=factors, placement=placement, template=template, landmarks=landmarks,
+                           landmark_file=str(landmark_file) if landmark_file else None, aligned=aligned,
+                           on_no_face=on_no_face, limit=limit)
+    _job_report(make_partial(src, out, config, workers=workers, progress=True))
+
+
 # --- protocols ---------------------------------------------------------------------------------------
+
+
+_ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Reference-side manifest: a manifest file, a dataset folder or a registered dataset name; also the probe side unless --probe-manifest is given.")]
+_ProbeOpt = Annotated[Optional[Path], typer.Option("--probe-manifest", "-p", help="Probe-side manifest (e.g. the masked synth output): file, folder or registered name.")]
+
+
+def _table(title: str, df) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*["" if v is None or v is pd.NA or v != v else str(v) for v in row])
+    console.print(table)
+
+
+@protocol_app.command("list")
+def protocol_list() -> None:
+    """List protocol specs and pair-list formats."""
+    from .protocols import FORMATS, describe_specs
+
+    for name, text in describe_specs():
+        console.print(f"[bold]{name:17}[/] {text}", highlight=False)
+    console.print("\nformats: " + ", ".join(f"{n} ({'read' if FORMATS.get(n).reader or FORMATS.get(n).embeds_images else ''}"
+                                            f"{'/write' if FORMATS.get(n).writer else ''})" for n in FORMATS.names()),
+                  highlight=False)
+
+
+@protocol_app.command("make")
+def protocol_make(
+    out: Annotated[Path, typer.Argument(help="Protocol folder to write (sub-folders for a partial grid).")],
+    manifest: _ManifestOpt = None,
+    probe_manifest: _ProbeOpt = None,
+    spec: Annotated[str, typer.Option(help="Protocol spec (see `mfrkit protocol list`).")] = "umr-ump",
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default 0; --from: the parent's): the same seed and manifests give the same files.")] = None,
+    identification: Annotated[bool, typer.Option("--identification", help="Make a 1:N gallery/probe protocol.")] = False,
+    mode: Annotated[str, typer.Option(help="1:N mode: closed, open or megaface.")] = "closed",
+    folds: Annotated[int, typer.Option(help="1:1: number of identity-disjoint folds.")] = 10,
+    genuine: Annotated[int, typer.Option(help="1:1: genuine pairs per fold.")] = 300,
+    impostor: Annotated[int, typer.Option(help="1:1: impostor pairs per fold.")] = 300,
+    allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
+    allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
+    people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
+    derive: Annotated[Optional[Path], typer.Option("--from", help="Derive from this 1:1 protocol folder: same pairs and folds, new variants.")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures.")] = False,
+    region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
+    region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
+    factor: Annotated[Optional[float], typer.Option(help="partial-*: crop factor (all available if omitted).")] = None,
+    centered: Annotated[Optional[bool], typer.Option("--centered/--non-centered", help="partial-*: centered crops or not.")] = None,
+    mask_types: Annotated[Optional[str], typer.Option(help="Masked specs: comma-separated mask types to use.")] = None,
+    mask_pairing: Annotated[Optional[str], typer.Option(help="Masked specs: mlfw or independent.")] = None,
+    gallery_per_identity: Annotated[Optional[int], typer.Option(help="1:N: gallery images per identity (megaface: mates).")] = None,
+    probes_per_identity: Annotated[Optional[int], typer.Option(help="1:N: at most this many probes per identity.")] = None,
+    unmated_fraction: Annotated[float, typer.Option(help="1:N open set: fraction of identities left out of the gallery.")] = 0.5,
+    probe_fraction: Annotated[float, typer.Option(help="1:N megaface: fraction of identities used as probes.")] = 0.5,
+    distractors: Annotated[Optional[int], typer.Option(help="1:N megaface: number of distractor images.")] = None,
+    max_identities: Annotated[Optional[int], typer.Option(help="1:N: at most this many enrolled / probe identities.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+) -> None:
+    """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
+    from .protocols.workflow import make_protocol_folder
+
+    if manifest is None:
+        raise typer.BadParameter("give the manifest to draw from (--manifest)")
+    spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
+                   "mask_types": mask_types, "mask_pairing": mask_pairing}
+    kind = "identification" if identification else "verification"
+    if derive is not None:
+        options = {"seed": seed, "allow_missing": allow_missing, "allow_same_source": allow_same_source}
+    elif identification:
+        options = {"seed": seed or 0, "mode": mode, "gallery_per_identity": gallery_per_identity,
+                   "probes_per_identity": probes_per_identity, "unmated_fraction": unmated_fraction,
+                   "probe_fraction": probe_fraction, "n_distractors": distractors, "max_identities": max_identities}
+    else:
+        options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
+                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source}
+    written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
+                                   derive_from=derive, people=people, overwrite=force, name=name, **options)
+    for folder, protocol in written:
+        counts = protocol.info["counts"]
+        what = (f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+                if protocol.kind == "verification" else
+                f"{counts['gallery']} gallery images, {counts['probes']} probes ({counts['mated']} mated)")
+        console.print(f"wrote {folder}: {protocol.spec}, {what}", highlight=False)
+
+
+@protocol_app.command("import")
+def protocol_import(
+    file: Annotated[Path, typer.Argument(help="Pair-list file (LFW pairs.txt, CALFW, MLFW, MFR2, pairs_label.txt, CSV) or insightface .bin.")],
+    out: Annotated[Path, typer.Argument(help="Protocol folder to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="lfw, mfr2, calfw, cplfw, mlfw, pairs-label, csv or insightface-bin.")] = "",
+    manifest: _ManifestOpt = None,
+    probe_manifest: _ProbeOpt = None,
+    ext: Annotated[Optional[str], typer.Option(help="lfw/mfr2: image extension (default .jpg / .png).")] = None,
+    folds: Annotated[Optional[int], typer.Option(help="Formats without folds: number of contiguous folds (default 10).")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into.")] = None,
+    variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
+    strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+) -> None:
+    """Import a public pair list as a protocol folder."""
+    from .protocols.workflow import import_protocol_folder
+
+    fmt = fmt or ("insightface-bin" if file.suffix.lower() == ".bin" else "csv" if file.suffix.lower() == ".csv" else "")
+    if not fmt:
+        raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
+    protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
+                                              variant=variant, overwrite=force, name=name, strict=strict,
+                                              ext=ext, n_folds=folds)
+    counts = protocol.info["counts"]
+    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+    console.print(f"wrote {out}: {text}", highlight=False)
+    if report and not report.ok:
+        err_console.print(f"[yellow]warning:[/] {len(report.unresolved)} image reference(s) were not found; "
+                          "run `mfrkit protocol validate` for details", highlight=False)
+
+
+@protocol_app.command("export")
+def protocol_export(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    file: Annotated[Path, typer.Argument(help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="lfw, csv, pairs-label, mlfw, calfw, mfr2 or insightface-bin.")] = "csv",
+    root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
+    manifest: _ManifestOpt = None,
+    probe_manifest: _ProbeOpt = None,
+) -> None:
+    """Export a 1:1 protocol as a public pair list."""
+    from .protocols import export_protocol, load_protocol
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    path, used_root = export_protocol(load_protocol(protocol, manifests or None), file, fmt, root=root)
+    console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
+
+
+@protocol_app.command("show")
+def protocol_show(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    manifest: _ManifestOpt = None,
+    probe_manifest: _ProbeOpt = None,
+) -> None:
+    """Counts per fold, genuine/impostor, per variant and mask type."""
+    from .protocols import load_protocol, summarize
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    p = load_protocol(protocol, manifests or None)
+    params = ", ".join(f"{k}={v}" for k, v in sorted((p.info.get("spec_params") or {}).items()))
+    console.print(f"[bold]{p.name}[/]: {p.kind}, spec {p.spec or '-'}{f' ({params})' if params else ''}, "
+                  f"seed {p.seed if p.seed is not None else '-'}, sha256 {p.sha256[:12]}", highlight=False)
+    for title, table in summarize(p).items():
+        _table(title, table)
+
+
+@protocol_app.command("validate")
+def protocol_validate(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    manifest: _ManifestOpt = None,
+    probe_manifest: _ProbeOpt = None,
+    files: Annotated[bool, typer.Option("--files/--no-files", help="Check that every image file exists.")] = True,
+) -> None:
+    """Check ids, files, folds, identity-disjointness, duplicates and leakage; exit 1 on errors."""
+    from .protocols import validate_protocol
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    report = validate_protocol(protocol, manifests or None, check_files=files)
+    for problem in report.problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
+    failed = len(report.failed_rows())
+    console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {failed} row(s) would be scored as failures",
+                  highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
 
 
 # --- benchmark: bench, leaderboard ------------------------------------------------------------------
@@ -281,6 +523,87 @@ def leaderboard(
 
 
 # --- models ------------------------------------------------------------------------------------------
+
+
+def _family_options(items: Optional[list[str]]) -> dict:
+    """``KEY=VALUE`` pairs with YAML-typed values (``width=32``, ``sub_dropout=[0.1,0.2]``)."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in _key_values(items).items()}
+
+
+FamilyOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--option", "-o", help="Family config KEY=VALUE, YAML-typed (see `mfrkit models list`)."),
+]
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the model families (input, alignment, embedding size, options) and backbones."""
+    from .models import list_families
+
+    for info in list_families():
+        console.print(f"[bold]{info.name}[/]: {info.summary}", highlight=False)
+        console.print(f"  input {info.input} ({info.align}), {info.embedding_dim}-d; options: {info.options}", highlight=False)
+    from .models import BACKBONES
+
+    console.print(f"backbones: {', '.join(BACKBONES.names())}")
+
+
+@models_app.command("train")
+def models_train(
+    family: Annotated[str, typer.Option(help="Model family (see `mfrkit models list`).")],
+    data: Annotated[str, typer.Option(help="Registered dataset, manifest, or dataset folder.")],
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoint, loss log); rerun to resume. Default runs/<family>.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(help="Frozen ONNX teacher for csn distillation (mfrkit metadata needed).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=2)] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine decay).")] = 0.1,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    aligned: Annotated[bool, typer.Option(help="The images already are aligned crops (no landmarks needed).")] = False,
+    landmarks: Annotated[str, typer.Option(help="Landmark backend whose cache aligns the images.")] = "mediapipe",
+    mask_on_the_fly: Annotated[bool, typer.Option(help="Mask unmasked images on the fly with mfrkit.maskgen.MaskAugment.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Data-loading worker processes (0: in the main process).")] = 2,
+    option: FamilyOption = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps in total (checkpointed).")] = None,
+) -> None:
+    """Train a reference family on a manifest; resumes when OUT holds a checkpoint."""
+    from .data.registry import resolve_source
+    from .models.dataset import mask_augment
+    from .models.train import TrainConfig, train
+
+    manifest = resolve_source(data, workers=max(1, workers), progress=True)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, workers=workers)
+    result = train(
+        family, manifest, out or Path("runs") / family, options=_family_options(option), config=config,
+        teacher=teacher, aligned=aligned, landmark_backend=landmarks,
+        mask_transform=mask_augment() if mask_on_the_fly else None, max_steps=max_steps, progress=True,
+    )
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in result.last_losses.items())
+    console.print(f"{family}: step {result.step} (epoch {result.epoch}) on {result.device}, {result.n_samples} images of {result.n_classes} identities -> {result.checkpoint}", highlight=False)
+    if result.dropped:
+        console.print(f"left out: {_counts(result.dropped)}")
+    if losses:
+        console.print(f"last losses: {losses}", highlight=False)
+
+
+@models_app.command("export")
+def models_export(
+    out: Annotated[Path, typer.Option(help="ONNX file to write (heterogeneous: one file per domain beside it).")],
+    family: Annotated[Optional[str], typer.Option(help="Model family; optional with --checkpoint.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Training checkpoint; without one the weights are untrained.")] = None,
+    option: FamilyOption = None,
+) -> None:
+    """Export a family's embedding graph to ONNX with its mfrkit.* metadata, checked against torch."""
+    from .models.export import export_family
+
+    for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option)):
+        domain = f" ({r.metadata['mfrkit.domain']})" if "mfrkit.domain" in r.metadata else ""
+        diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.max_abs_diff.items())
+        console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| {diffs}", highlight=False)
+    if checkpoint is None:
+        console.print("[yellow]note:[/] untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy")
 
 
 @models_app.command("import-dlib")

@@ -113,7 +113,7 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     from mfrkit.data.manifest import read_manifest, write_manifest
 
     root = tmp_path / "copy"
-    shutil.copytree(sample_manifest.root, root)
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
     manifest = read_manifest(root)
     (root / manifest.table["path"][1]).write_bytes(b"broken now")  # the manifest still says ok
     with pytest.raises(ManifestError, match="mfrkit landmarks"):
@@ -147,9 +147,27 @@ def test_cache_is_independent_of_workers(sample_manifest, tmp_path):
     results = []
     for workers in (1, 2):
         root = tmp_path / f"w{workers}"
-        shutil.copytree(sample_manifest.root, root)
+        shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
         results.append(get_landmarks(read_manifest(root), "dlib", workers=workers))
     one, two = results
     assert one.keys() == two.keys()
     for key in one:
         np.testing.assert_array_equal(one[key].landmarks.points68, two[key].landmarks.points68)
+
+
+def test_cache_keeps_rows_outside_a_subset_and_skips_idle_work(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import Manifest, read_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    full = read_manifest(root)
+    detect_landmarks(full, "dlib")
+    subset = Manifest(full.table.iloc[:2].reset_index(drop=True), full.meta, full.path)
+    summary = detect_landmarks(subset, "dlib")
+    assert summary.detected == 0 and sum(summary.counts.values()) == 2
+    assert set(load_landmarks(full, "dlib")) == set(full.table["image_id"])  # nothing was dropped
+    # Nothing left to do: the backend is not even created (the file backend would need its file).
+    shutil.copy(root / "landmarks.dlib.parquet", root / "landmarks.file.parquet")
+    assert detect_landmarks(full, "file").detected == 0

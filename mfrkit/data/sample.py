@@ -93,7 +93,8 @@ def apply_capture(photo: np.ndarray, eyes: tuple, params: CaptureParams) -> byte
     # Rotate about the eye midpoint so the eyes are level, then apply the perturbation.
     m = cv2.getRotationMatrix2D(tuple(src_mid), src_angle + params.angle, _IOD * params.scale / src_iod)
     m[:, 2] += np.array(_EYE_MID) + (params.shift_x, params.shift_y) - src_mid
-    out = cv2.warpAffine(photo, m, (SIZE, SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
+    # Replicate, not reflect, the edge: a reflection would mirror a second partial face in.
+    out = cv2.warpAffine(photo, m, (SIZE, SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     out = out.astype(np.float32)
     out = (out - 128.0) * params.contrast + 128.0 + params.brightness
     if params.blur_sigma > 0:

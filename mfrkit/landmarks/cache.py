@@ -14,6 +14,7 @@ interrupted run keeps what it finished.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -167,13 +168,17 @@ def detect_landmarks(
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     if failed_rows:
         _write_rows(failed_rows, parts_dir / f"part-{next(part_no):06d}.parquet")
-    with progress_bar(len(todo), f"landmarks ({backend})", enabled=progress) as advance:
-        if workers <= 1 or len(chunks) <= 1:
+    with progress_bar(len(todo), f"landmarks ({backend})", enabled=progress and bool(todo)) as advance:
+        if not chunks:
+            results, pool = iter(()), None
+        elif workers <= 1 or len(chunks) <= 1:
             _init_worker(backend, options)
             results = map(_detect_chunk, chunks)
             pool = None
         else:
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(backend, options))
+            # Spawn, not fork: a child forked from a parent that already runs mediapipe crashes.
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(backend, options))
             results = pool.map(_detect_chunk, chunks)
         try:
             for rows in results:
@@ -184,6 +189,7 @@ def detect_landmarks(
                 pool.shutdown(cancel_futures=True)
     _merge(final, parts_dir, table["image_id"])
     merged = _read_rows(final)
+    merged = merged[merged["image_id"].isin(set(table["image_id"]))]
     counts = {str(k): int(v) for k, v in merged["status"].value_counts().items()}
     return LandmarkSummary(backend=backend, path=final, counts=counts, detected=len(todo), reused=reused)
 
@@ -196,9 +202,11 @@ def _merge(final: Path, parts_dir: Path, image_ids: pd.Series) -> None:
         _write_rows([], final)
         return
     merged = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
-    order = pd.Series(range(len(image_ids)), index=pd.Index(image_ids))
-    merged = merged[merged["image_id"].isin(order.index)]
-    merged = merged.iloc[np.argsort(order.loc[merged["image_id"]].to_numpy(), kind="stable")]
+    # Manifest order first; rows of images outside this manifest (a caller may pass a
+    # subset) are kept after them, never dropped.
+    rank = pd.Series(range(len(image_ids)), index=pd.Index(image_ids))
+    position = merged["image_id"].map(rank).fillna(len(image_ids)).to_numpy()
+    merged = merged.iloc[np.argsort(position, kind="stable")]
     with atomic_path(final) as tmp:
         pq.write_table(pa.Table.from_pandas(merged, schema=_SCHEMA, preserve_index=False), tmp)
     if parts_dir.exists():

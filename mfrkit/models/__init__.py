@@ -1,0 +1,40 @@
+"""Reference model families for masked-face recognition, their losses, training and export.
+
+Public API::
+
+    from mfrkit.models import create_family, FAMILIES, train, export_family, write_onnx
+
+Families (see ``mfrkit/models/cards/``): ``csn``, ``attention``, ``heterogeneous``,
+``domain_adapt``. Backbones: ``iresnet18/34/50/100``, ``mobilefacenet``.
+"""
+
+from .backbones import BACKBONES, create_backbone
+from .export import ExportError, ExportResult, read_metadata, write_onnx
+from .families import FAMILIES, FamilyModel, create_family, family_names, list_families, make_config
+from .heads import HEADS, CombinedMarginHead, create_head
+from .preprocessing import ALIGNMENTS, Preprocessing, align_crop
+
+# Importing the family modules registers them.
+# dlib_resnet registers the ``dlib150`` alignment.
+from . import attention, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "ALIGNMENTS",
+    "BACKBONES",
+    "CombinedMarginHead",
+    "ExportError",
+    "ExportResult",
+    "FAMILIES",
+    "FamilyModel",
+    "HEADS",
+    "Preprocessing",
+    "align_crop",
+    "create_backbone",
+    "create_family",
+    "create_head",
+    "family_names",
+    "list_families",
+    "make_config",
+    "read_metadata",
+    "write_onnx",
+]

@@ -42,13 +42,9 @@ both to the larger one, aligned at the top-left; in this network that happens at
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -61,6 +57,8 @@ from torch import nn
 from ..align import dlib_chip
 from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
+from .export import write_onnx
+from .preprocessing import ALIGNMENTS, Preprocessing
 
 #: Side of the face chip the network takes, pixels (``input_rgb_image_sized<150>``).
 INPUT_SIZE = 150
@@ -554,6 +552,9 @@ def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
     return dlib_chip(image, landmarks.points5, size=INPUT_SIZE, padding=CHIP_PADDING, order="arcface5").image
 
 
+ALIGNMENTS.add(ALIGN_NAME, dlib150_crop)
+
+
 def load_dlib_resnet(source: str | os.PathLike | bytes | None = None) -> DlibResNet:
     """Parse a dlib face-recognition network file (default: the installed one) into torch."""
     return DlibResNet(parse_dlib_network(source))
@@ -589,70 +590,6 @@ def dlib_metadata(model: DlibResNet, source_sha256: str = "") -> dict[str, str]:
     return meta
 
 
-@contextlib.contextmanager
-def _quiet_exporter():
-    # The exporter logs progress and warnings; library code must not print.
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _write_onnx(model: nn.Module, path: Path, metadata: dict[str, str], check_batches: Sequence[int]) -> None:
-    # TODO(integrator): mfrkit.models.export.write_onnx (branch `models`) does the same
-    # export + checker + onnxruntime comparison; switch to it once it is on main.
-    import onnx
-    import onnxruntime as ort
-
-    from ..atomic import atomic_write_bytes
-
-    s = model.input_size
-    rng = np.random.default_rng(0)
-    example = torch.from_numpy(rng.standard_normal((2, 3, s, s)).astype(np.float32) * 0.5)
-    try:
-        with _quiet_exporter(), torch.no_grad():
-            program = torch.onnx.export(
-                model,
-                (example,),
-                None,
-                input_names=["input"],
-                output_names=["embedding"],
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                external_data=False,
-                verbose=False,
-            )
-    except Exception as exc:  # the exporter raises many unrelated types
-        raise DlibModelError(f"exporting dlib's network to ONNX failed: {exc}") from exc
-    proto = program.model_proto
-    del proto.metadata_props[:]
-    for key, value in sorted(metadata.items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.doc_string = "dlib_face_recognition_resnet_model_v1 converted by mfrkit"
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:
-        raise DlibModelError(f"onnx.checker rejected the converted graph: {exc}") from exc
-    data = proto.SerializeToString()
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    for batch in check_batches:
-        x = rng.standard_normal((batch, 3, s, s)).astype(np.float32) * 0.5
-        with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
-        got = session.run(["embedding"], {"input": x})[0]
-        diff = float(np.max(np.abs(got - expected)))
-        if got.shape != expected.shape or not diff <= 1e-4:
-            raise DlibModelError(f"the ONNX graph differs from torch by {diff:.3g} at batch {batch}; nothing written")
-    atomic_write_bytes(path, data)
-
-
 def import_dlib(
     out_path: str | os.PathLike,
     model_path: str | os.PathLike | None = None,
@@ -681,5 +618,8 @@ def import_dlib(
     data, name = _read_source(model_path)
     model = DlibResNet(_parse(data, name))
     out = Path(out_path)
-    _write_onnx(model, out, dlib_metadata(model, hashlib.sha256(data).hexdigest()), check_batches)
+    meta = dlib_metadata(model, hashlib.sha256(data).hexdigest())
+    preprocessing = Preprocessing.from_metadata(meta)
+    extra = {k: v for k, v in meta.items() if k not in preprocessing.to_metadata()}
+    write_onnx(model, out, preprocessing, extra, check_batches=check_batches)
     return out

@@ -1,0 +1,210 @@
+"""Small geometric helpers shared by the renderers: 3D similarity fits, barycentric
+weights of points in a triangulation, and a triangle-index rasteriser.
+
+Coordinates follow the image convention: ``x`` right, ``y`` down, ``z`` away from the
+camera (mediapipe's depth sign: smaller is nearer), all in pixels of one frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import MfrkitError
+
+
+@dataclass(frozen=True)
+class Similarity3D:
+    """``y = scale * rotation @ x + translation``.
+
+    Attributes
+    ----------
+    scale : float
+    rotation : ndarray of shape (3, 3), a proper rotation (det +1)
+    translation : ndarray of shape (3,)
+    """
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Map points of shape (..., 3)."""
+        return self.scale * np.asarray(points, dtype=np.float64) @ self.rotation.T + self.translation
+
+    def apply_vectors(self, vectors: np.ndarray) -> np.ndarray:
+        """Map offsets (no translation) of shape (..., 3)."""
+        return self.scale * np.asarray(vectors, dtype=np.float64) @ self.rotation.T
+
+
+def similarity_3d(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> Similarity3D:
+    """Weighted least-squares similarity (Umeyama) taking ``src`` onto ``dst``.
+
+    Parameters
+    ----------
+    src, dst : ndarray of shape (N, 3), N >= 3
+    weights : ndarray of shape (N,), optional, non-negative
+
+    Returns
+    -------
+    Similarity3D minimising ``sum w_i ||s R src_i + t - dst_i||^2`` with ``det R = +1``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
+        raise MfrkitError(f"need two (N, 3) point arrays with N >= 3, got {src.shape} and {dst.shape}")
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
+    s, d = src - mu_s, dst - mu_d
+    var_s = float(w @ (s**2).sum(1))
+    if var_s < 1e-12:
+        raise MfrkitError("points are degenerate (all coincide)")
+    cov = (d * w[:, None]).T @ s
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2] = -1.0
+    rot = (u * sign) @ vt
+    scale = float((sig * sign).sum() / var_s)
+    return Similarity3D(scale=scale, rotation=rot, translation=mu_d - scale * rot @ mu_s)
+
+
+def barycentric_weights(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolation weights of 2D ``points`` in a triangulation.
+
+    Each point gets the barycentric weights of the triangle that contains it; a point
+    outside every triangle gets those of the nearest triangle (extrapolated, so the
+    weights still sum to one but may be negative).
+
+    Parameters
+    ----------
+    points : ndarray of shape (P, 2)
+    vertices : ndarray of shape (V, 2+)
+    triangles : ndarray of shape (T, 3), int
+
+    Returns
+    -------
+    index : ndarray of shape (P, 3), int
+        The three vertices each point is interpolated from.
+    weight : ndarray of shape (P, 3), float64
+        Their weights, summing to 1 per row; ``values[index] * weight`` summed over
+        the last axis interpolates per-vertex values.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    v = np.asarray(vertices, dtype=np.float64)[:, :2]
+    tri = np.asarray(triangles)
+    a, b, c = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+    det = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    index = np.empty((len(points), 3), dtype=np.int64)
+    weight = np.empty((len(points), 3))
+    # Chunks keep the (chunk, T, 3) temporaries small.
+    for start in range(0, len(points), 512):
+        p = points[start : start + 512]
+        px, py = p[:, None, 0], p[:, None, 1]
+        l1 = ((b[:, 1] - c[:, 1]) * (px - c[:, 0]) + (c[:, 0] - b[:, 0]) * (py - c[:, 1])) / det
+        l2 = ((c[:, 1] - a[:, 1]) * (px - c[:, 0]) + (a[:, 0] - c[:, 0]) * (py - c[:, 1])) / det
+        lam = np.stack([l1, l2, 1.0 - l1 - l2], -1)
+        # Inside where the smallest coordinate is >= 0; else the least-outside triangle.
+        best = np.argmax(lam.min(-1), axis=1)
+        rows = np.arange(len(p))
+        index[start : start + len(p)] = tri[best]
+        weight[start : start + len(p)] = lam[rows, best]
+    return index, weight
+
+
+def rasterize_triangles(
+    triangles_xy: np.ndarray, order: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """Rasterise triangles into an index image, drawing them in ``order`` (later wins).
+
+    A pixel belongs to a triangle when its centre lies inside it or on its edge
+    (within a hair, so neighbours leave no gaps). Small triangles, the usual case, are
+    rasterised all at once: every pixel of each triangle's bounding box is tested in
+    one vectorised pass and the last triangle in ``order`` wins each pixel. Large ones
+    fall back to OpenCV's polygon fill, one call per triangle.
+
+    Parameters
+    ----------
+    triangles_xy : ndarray of shape (T, 3, 2)
+        Triangle corners, pixels of the full image.
+    order : ndarray of shape (K,), int
+        Indices of the triangles to draw, back to front.
+    shape : (height, width)
+        Size of the raster.
+    origin : (x0, y0)
+        Full-image pixel of the raster's top-left corner.
+
+    Returns
+    -------
+    ndarray of shape ``shape``, int32: the drawn triangle's index, or -1.
+    """
+    raster = np.full(shape, -1, dtype=np.int32)
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) == 0:
+        return raster
+    tri = np.asarray(triangles_xy, dtype=np.float64)[order] - np.asarray(origin, dtype=np.float64)
+    lo = np.floor(tri.min(1)).astype(np.int64)
+    span = int((np.ceil(tri.max(1)).astype(np.int64) - lo).max()) + 1
+    if span > 24:
+        fixed = np.round(tri * 16.0).astype(np.int32)
+        for t, corners in zip(order.tolist(), fixed):
+            cv2.fillConvexPoly(raster, corners, t, lineType=cv2.LINE_8, shift=4)
+        return raster
+    # Candidate pixels: a span x span box from each triangle's corner.
+    offs = np.arange(span)
+    px = lo[:, 0, None, None] + offs[None, None, :]  # (K, 1, S)
+    py = lo[:, 1, None, None] + offs[None, :, None]  # (K, S, 1)
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+
+    def edge(p, q):
+        # Signed area of (p, q, pixel) for every candidate pixel: (K, S, S).
+        return (q[:, 0, None, None] - p[:, 0, None, None]) * (py - p[:, 1, None, None]) - (q[:, 1, None, None] - p[:, 1, None, None]) * (px - p[:, 0, None, None])
+
+    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
+    area = ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))[:, None, None]
+    eps = -1e-6 * np.abs(area)
+    sign = np.where(area >= 0, 1.0, -1.0)
+    inside = (sign * e0 >= eps) & (sign * e1 >= eps) & (sign * e2 >= eps)
+    inside &= (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
+    k, yy, xx = np.nonzero(inside)
+    if len(k) == 0:
+        return raster
+    flat = (py[k, yy, 0] * shape[1] + px[k, 0, xx]).astype(np.int64)
+    # Later triangles win: keep each pixel's last candidate in drawing order.
+    last = np.unique(flat[::-1], return_index=True)[1]
+    pick = len(flat) - 1 - last
+    raster.ravel()[flat[pick]] = order[k[pick]].astype(np.int32)
+    return raster
+
+
+def affine_from_triangles(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Per-triangle affine maps taking ``src`` corners onto ``dst`` corners.
+
+    Parameters
+    ----------
+    src, dst : ndarray of shape (T, 3, 2)
+
+    Returns
+    -------
+    ndarray of shape (T, 2, 3): ``dst = A[:, :, :2] @ src + A[:, :, 2]``. Degenerate
+    source triangles get a zero linear part.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    # Edge matrices: columns are the two edges from corner 0.
+    ps = np.stack([src[:, 1] - src[:, 0], src[:, 2] - src[:, 0]], -1)  # (T, 2, 2)
+    qs = np.stack([dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]], -1)
+    det = ps[:, 0, 0] * ps[:, 1, 1] - ps[:, 0, 1] * ps[:, 1, 0]
+    safe = np.where(np.abs(det) < 1e-12, np.inf, det)
+    inv = np.empty_like(ps)
+    inv[:, 0, 0], inv[:, 1, 1] = ps[:, 1, 1] / safe, ps[:, 0, 0] / safe
+    inv[:, 0, 1], inv[:, 1, 0] = -ps[:, 0, 1] / safe, -ps[:, 1, 0] / safe
+    lin = qs @ inv
+    out = np.empty((len(src), 2, 3))
+    out[:, :, :2] = lin
+    out[:, :, 2] = dst[:, 0] - (lin @ src[:, 0, :, None])[..., 0]
+    return out

@@ -1,0 +1,451 @@
+"""Mask renderers: one interface, two ways of placing the canonical mask in a photo.
+
+Both renderers draw the mask on the canonical face (:mod:`~mfrkit.maskgen.draw`),
+light it from the photo (:mod:`~mfrkit.maskgen.blend`) and warp it into the image
+through a regular grid of canonical points, triangle by triangle:
+
+* ``template`` places the grid with the 68 iBUG landmarks: a piecewise-affine warp over
+  their triangulation (so the mask bends with the jaw), extended rigidly below the jaw
+  with a scaled-orthographic pose fitted to the same points (so the far side of a
+  turned face is foreshortened and the near side's ear loop shows).
+* ``mesh`` places it with mediapipe's 468-vertex mesh and its 3D pose: the mask
+  surface is the face surface pulled taut (bridging the nose-cheek grooves, hanging
+  from the chin), so it follows yaw, pitch and roll; back-facing triangles are culled
+  and the rest drawn far to near.
+
+The warp is one ``cv2.remap`` of the lit texture through a per-pixel map built from a
+triangle-index raster, not a loop of per-triangle warps.
+
+Sampling and applying are separate (``sample(rng, landmarks, spec) -> params``, then
+``apply(image, params) -> Rendered``); ``apply`` is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from ..errors import MfrkitError
+from ..landmarks.base import Landmarks
+from ..registry import Registry
+from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, sample_at, shade, smooth_luminance
+from .canonical import canonical_face
+from .draw import CELL, WINDOW, MaskLayer, draw_mask
+from .fit import Anchors, FaceFit, fit_landmarks, landmark_model
+from .geometry import affine_from_triangles, rasterize_triangles
+from .styles import StyleParams, StyleSpec, sample_style
+
+#: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
+GRID_STEP = CELL
+
+
+@dataclass(frozen=True, eq=False)
+class RenderParams:
+    """Everything ``apply`` needs besides the image.
+
+    Attributes
+    ----------
+    renderer : str
+    style : StyleParams
+    landmarks : Landmarks
+        The face the mask goes on, in the image's pixels.
+    noise_seed : int
+        Seeds the grain matched to the photo's noise.
+    """
+
+    renderer: str
+    style: StyleParams
+    landmarks: Landmarks
+    noise_seed: int
+
+    def record(self) -> dict:
+        """The manifest's mask fields (``mask_type``, ``mask_color``, ``mask_texture``,
+        ``coverage``)."""
+        return {
+            "mask_type": self.style.mask_type,
+            "mask_color": self.style.color,
+            "mask_texture": self.style.texture,
+            "coverage": self.style.coverage,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """A renderer's output.
+
+    Attributes
+    ----------
+    image : ndarray of shape (H, W, 3), uint8
+        The masked photo.
+    occlusion : ndarray of shape (H, W), bool
+        Pixels the mask covers (final alpha > 0.5).
+    alpha : ndarray of shape (H, W), float32
+        The mask's coverage, 0-1.
+    params : dict
+        JSON-serialisable: the style used and what was measured (pose, blur, noise,
+        lighting, texture resolution).
+    """
+
+    image: np.ndarray
+    occlusion: np.ndarray
+    alpha: np.ndarray
+    params: dict
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True)
+
+
+# --- shared machinery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Grid:
+    uv: np.ndarray  # (P, 2)
+    shape: tuple[int, int]  # (rows, cols) of vertices
+    triangles: np.ndarray  # (T, 3)
+    cell: np.ndarray  # (T,) flat cell index
+    anchors: Anchors
+
+
+@functools.lru_cache(maxsize=None)
+def _grid(model: str) -> _Grid:
+    u0, v0, u1, v1 = WINDOW
+    nu = int(np.ceil((u1 - u0) / GRID_STEP)) + 1
+    nv = int(np.ceil((v1 - v0) / GRID_STEP)) + 1
+    uu, vv = np.meshgrid(u0 + GRID_STEP * np.arange(nu), v0 + GRID_STEP * np.arange(nv))
+    uv = np.column_stack([uu.ravel(), vv.ravel()])
+    idx = np.arange(nu * nv).reshape(nv, nu)
+    a, b = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+    c, d = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    cells = np.arange((nv - 1) * (nu - 1))
+    # Both triangles have positive signed area on screen (x right, y down), like the
+    # canonical triangulations: that is the front face.
+    triangles = np.vstack([np.column_stack([a, b, d]), np.column_stack([a, d, c])])
+    return _Grid(uv=uv, shape=(nv, nu), triangles=triangles, cell=np.concatenate([cells, cells]),
+                 anchors=landmark_model(model).anchors(uv))
+
+
+@dataclass(frozen=True, eq=False)
+class _SkinSamples:
+    uv: np.ndarray  # (P, 2)
+    normals: np.ndarray  # (P, 3) canonical face normals
+    anchors: Anchors
+    vertex: np.ndarray  # (P,) flat index of the grid vertex nearest each sample
+
+
+def _face_normals(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    face = canonical_face()
+    eps = 1.0
+    dzdu = (face.sample(face.face_depth, u + eps, v) - face.sample(face.face_depth, u - eps, v)) / (2 * eps)
+    dzdv = (face.sample(face.face_depth, u, v + eps) - face.sample(face.face_depth, u, v - eps)) / (2 * eps)
+    n = np.stack([dzdu, dzdv, -np.ones_like(dzdu)], -1).astype(np.float64)
+    return n / np.linalg.norm(n, axis=-1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _skin(model: str) -> _SkinSamples:
+    """Skin points spread over the canonical face, away from eyes, brows, nostrils
+    and lips, for estimating the lighting."""
+    uu, vv = np.meshgrid(np.arange(22.0, 91.0, 4.0), np.arange(30.0, 119.0, 4.0))
+    u, v = uu.ravel(), vv.ravel()
+    from .draw import face_half, jaw_v
+
+    inside = (np.abs(u - 56.0) < face_half(v) - 3.0) & (v < jaw_v(u) - 3.0)
+    eyes = (np.abs(v - 50.0) < 9.0) & (np.abs(np.abs(u - 56.0) - 20.0) < 13.0)
+    nostrils = (np.abs(v - 79.0) < 4.0) & (np.abs(u - 56.0) < 11.0)
+    lips = (np.abs(v - 93.0) < 9.0) & (np.abs(u - 56.0) < 21.0)
+    keep = inside & ~eyes & ~nostrils & ~lips
+    uv = np.column_stack([u[keep], v[keep]])
+    grid = _grid(model)
+    vertex = ((grid.uv[:, None, :] - uv[None, :, :]) ** 2).sum(-1).argmin(0)
+    return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), vertex=vertex)
+
+
+def texture_resolution(scale: float, blur: float = 0.0) -> float:
+    """Texels per canonical unit for a face at ``scale`` pixels per unit in a photo
+    blurred by ``blur`` (sigma, pixels): about one texel per pixel, fewer when the
+    photo is soft (detail finer than its blur would not show), in quarter steps, 1-4."""
+    sharp = scale / max(1.0, blur / 0.8)
+    return float(np.clip(np.round(sharp * 4.0) / 4.0, 1.0, 4.0))
+
+
+def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Place the grid, keeping the rigid pose exact and smoothing what the landmarks
+    add to it over about a cell: the landmarks' own jitter would otherwise put a kink
+    in every mask edge at every triangle."""
+    xy, z = fit.place(uvz, grid.anchors)
+    rigid = uvz @ fit.linear.T + fit.translation
+    resid = (np.column_stack([xy, z]) - rigid).reshape(grid.shape[0], grid.shape[1], 3).astype(np.float32)
+    resid = cv2.GaussianBlur(resid, (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE).reshape(-1, 3)
+    placed = rigid + resid
+    return placed[:, :2], placed[:, 2]
+
+
+def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
+    """Unit normals (towards the camera) of a canonical depth map, in the camera frame."""
+    dzdv, dzdu = np.gradient(depth)
+    n = np.stack([dzdu * res, dzdv * res, -np.ones_like(depth)], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    return (n @ rotation.T).astype(np.float32)
+
+
+def _camera_normal_z(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
+    """The camera-frame z of :func:`_camera_normals` alone (cheaper)."""
+    dzdv, dzdu = np.gradient(depth)
+    gx, gy = dzdu * res, dzdv * res
+    r = rotation[2]
+    return (r[0] * gx + r[1] * gy - r[2]) / np.sqrt(gx * gx + gy * gy + 1.0)
+
+
+def _cell_coverage(layer: MaskLayer, grid: _Grid) -> np.ndarray:
+    """Largest alpha in each grid cell, flat (cells,); 0 for cells off the layer."""
+    k = int(round(GRID_STEP * layer.res))
+    rows, cols = grid.shape[0] - 1, grid.shape[1] - 1
+    # The layer's window starts on a cell corner.
+    c0 = int(round((layer.origin[0] - WINDOW[0]) / GRID_STEP))
+    r0 = int(round((layer.origin[1] - WINDOW[1]) / GRID_STEP))
+    h, w = layer.alpha.shape
+    lr, lc = -(-h // k), -(-w // k)
+    padded = np.zeros((lr * k + 1, lc * k + 1), np.float32)
+    padded[:h, :w] = layer.alpha
+    # Cells share their border texels: look one texel past each cell's end.
+    dil = cv2.dilate(padded, np.ones((3, 3), np.uint8))
+    local = dil[: lr * k, : lc * k].reshape(lr, k, lc, k).max(axis=(1, 3))
+    out = np.zeros((rows, cols), np.float32)
+    rr, cc = min(rows - r0, lr), min(cols - c0, lc)
+    out[r0 : r0 + rr, c0 : c0 + cc] = local[:rr, :cc]
+    return out.ravel()
+
+
+@dataclass(frozen=True, eq=False)
+class _PhotoStats:
+    skin_xy: np.ndarray  # (P, 2) skin sample points in the photo
+    skin_n: np.ndarray  # (P, 3) their normals, camera frame
+    face_box: tuple[int, int, int, int]
+    blur: float
+    noise: float
+
+
+def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoStats:
+    """Where the skin is, and how blurred and noisy the photo is around the face."""
+    h, w = img.shape[:2]
+    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    lo, hi = skin_xy.min(0), skin_xy.max(0)
+    pad = 0.3 * (hi - lo)
+    face_box = tuple(int(x) for x in (*(lo - pad), *(hi + pad)))
+    x0, y0 = max(0, int(lo[0])), max(0, int(lo[1]))
+    x1, y1 = min(w, int(hi[0]) + 1), min(h, int(hi[1]) + 1)
+    if x1 > x0 + 8 and y1 > y0 + 8:
+        gray = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    else:
+        gray = np.zeros((1, 1), np.float32)
+    return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
+
+
+def _warp(rgba: np.ndarray, layer: MaskLayer, grid: _Grid, tri_xy: np.ndarray, order: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)``: an index raster
+    of the triangles (drawn in ``order``), each pixel mapped back to texels through its
+    triangle's affine map, then one ``cv2.remap``."""
+    x0, y0, x1, y1 = box
+    raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
+    to_tex = np.zeros((len(tri_xy), 2, 3))
+    to_tex[order] = affine_from_triangles(tri_xy[order], layer.to_texel(grid.uv[grid.triangles[order]]))
+    ys, xs = np.nonzero(raster >= 0)
+    a = to_tex[raster[ys, xs]]
+    px, py = xs + x0, ys + y0
+    map_x = np.full(raster.shape, -10.0, np.float32)
+    map_y = np.full(raster.shape, -10.0, np.float32)
+    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
+    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+    return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int, *, renderer: str) -> Rendered:
+    """Draw, light and warp ``style`` onto ``image`` where ``fit`` places the face.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8 RGB
+    fit : FaceFit
+    style : StyleParams
+    noise_seed : int
+    renderer : str
+        Name recorded in the parameters.
+
+    Returns
+    -------
+    Rendered
+    """
+    img = np.ascontiguousarray(image)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise MfrkitError(f"expected an (H, W, 3) uint8 RGB image, got {img.shape} {img.dtype}")
+    h_img, w_img = img.shape[:2]
+    grid = _grid(fit.model.name)
+    skin = _skin(fit.model.name)
+    stats = _photo_stats(img, fit, skin)
+    res = texture_resolution(fit.scale, stats.blur)
+    layer = draw_mask(style, res)
+
+    # Place the grid: depth from the mask surface at each vertex.
+    tex = layer.to_texel(grid.uv)
+    cols = np.clip(np.round(tex[:, 0]).astype(int), 0, layer.depth.shape[1] - 1)
+    rows = np.clip(np.round(tex[:, 1]).astype(int), 0, layer.depth.shape[0] - 1)
+    xy, z = _place_smooth(fit, np.column_stack([grid.uv, layer.depth[rows, cols]]), grid)
+
+    # Triangles worth drawing: those the mask covers (front- and back-facing).
+    covered = _cell_coverage(layer, grid)[grid.cell] > 1e-3
+    tri_xy = xy[grid.triangles]
+    e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
+    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    active = np.flatnonzero(covered & (np.abs(area) > 1e-9))
+    yaw, pitch, roll = fit.yaw_pitch_roll
+    info = {"renderer": renderer, **style.as_dict(), "texture_res": res, "yaw": round(yaw, 2), "pitch": round(pitch, 2),
+            "roll": round(roll, 2), "scale": round(float(fit.scale), 4), "blur": round(stats.blur, 3), "noise": round(stats.noise, 3)}
+    empty = np.zeros((h_img, w_img), np.float32)
+    if len(active):
+        lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
+        hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
+        box = (max(0, lo[0]), max(0, lo[1]), min(w_img, hi[0]), min(h_img, hi[1]))
+    if not len(active) or box[2] <= box[0] or box[3] <= box[1]:
+        return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
+
+    lighting = estimate_lighting(img, stats.skin_xy, stats.skin_n, stats.face_box)
+    local = _local_shading(img, stats, lighting, skin, grid, layer)
+    normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
+    # Surface turning away from the camera fades out smoothly (a silhouette that
+    # follows the surface, not the triangle edges); the fine relief does not count.
+    facing = np.clip((-_camera_normal_z(layer.depth, layer.res, fit.rotation) - 0.02) / 0.12, 0.0, 1.0)
+    alpha = layer.alpha * facing
+    lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
+    rgba = np.concatenate([lit * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
+
+    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
+    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
+    warped = _warp(rgba, layer, grid, tri_xy, order, box)
+    # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
+    # half pixel any warp costs); the composite adds the rest of the photo's blur.
+    softness = max(0.5, 0.41 * fit.scale / res)
+    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=stats.blur, noise=stats.noise,
+                           rng=np.random.default_rng(noise_seed), origin=box[:2], softness=softness)
+    full_alpha = empty
+    full_alpha[box[1] : box[3], box[0] : box[2]] = alpha
+    info.update({**lighting.record(), "visible": True})
+    return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
+
+
+def _local_shading(img, stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid, layer: MaskLayer) -> np.ndarray:
+    """The face's own low-frequency shading relative to the lighting model, smoothed
+    over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25."""
+    shape = layer.alpha.shape
+    skin_n = stats.skin_n
+    smooth, origin = smooth_luminance(img, stats.face_box)
+    values, inside = sample_at(smooth, origin, stats.skin_xy)
+    ok = inside & (skin_n[:, 2] < -0.2)
+    if ok.sum() < 12:
+        return np.ones(shape, np.float32)
+    model = lighting.ambient + skin_n @ lighting.direction
+    ratio = np.where(ok, values / np.maximum(model, 1e-3), 1.0)
+    ratio = np.clip(ratio, 0.6, 1.4)
+    # Gaussian-weighted average over the grid (12 units): splat, blur, divide.
+    num = np.zeros(grid.shape[0] * grid.shape[1], np.float32)
+    den = np.zeros_like(num)
+    np.add.at(num, skin.vertex[ok], ratio[ok])
+    np.add.at(den, skin.vertex[ok], 1.0)
+    sigma = 12.0 / GRID_STEP
+    num = cv2.GaussianBlur(num.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    den = cv2.GaussianBlur(den.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    local = np.where(den > 1e-2, num / np.maximum(den, 1e-6), 1.0)
+    local = (np.clip(local, 0.75, 1.25) ** 0.8).astype(np.float32)
+    # Grid vertex (r, c) sits on the layer's texel ((c - c0) k, (r - r0) k).
+    k = GRID_STEP * layer.res
+    c0 = (layer.origin[0] - WINDOW[0]) / GRID_STEP
+    r0 = (layer.origin[1] - WINDOW[1]) / GRID_STEP
+    cols = (np.arange(shape[1], dtype=np.float32) / k + c0)[None, :].repeat(shape[0], 0)
+    rows = (np.arange(shape[0], dtype=np.float32) / k + r0)[:, None].repeat(shape[1], 1)
+    return cv2.remap(local, cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Base of the mask renderers. Subclasses set ``name`` and ``model``."""
+
+    name: ClassVar[str] = ""
+    #: The landmark model the renderer fits: ``ibug68`` or ``mesh``.
+    model: ClassVar[str] = ""
+
+    def fit(self, landmarks: Landmarks) -> FaceFit:
+        """Place the canonical face on ``landmarks``; raises LandmarkError when the
+        landmarks lack what this renderer needs."""
+        return fit_landmarks(landmarks, self.model)
+
+    def sample(self, rng: np.random.Generator, landmarks: Landmarks, spec: StyleSpec = StyleSpec()) -> RenderParams:
+        """Draw the random parameters of one masked image.
+
+        Parameters
+        ----------
+        rng : Generator
+            The image's own generator (``item_rng(seed, image_id)``).
+        landmarks : Landmarks
+            The face to mask; checked to suit this renderer.
+        spec : StyleSpec
+            What to draw from.
+        """
+        self.fit(landmarks)
+        style = sample_style(rng, spec)
+        return RenderParams(renderer=self.name, style=style, landmarks=landmarks, noise_seed=int(rng.integers(0, 2**31 - 1)))
+
+    def apply(self, image: np.ndarray, params: RenderParams) -> Rendered:
+        """Render ``params`` onto ``image``; a pure function of both."""
+        return render(image, self.fit(params.landmarks), params.style, params.noise_seed, renderer=self.name)
+
+    def __call__(self, image: np.ndarray, landmarks: Landmarks, rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Rendered:
+        return self.apply(image, self.sample(rng, landmarks, spec))
+
+
+RENDERERS: Registry = Registry("mask renderer")
+
+
+@RENDERERS.register("template")
+class TemplateRenderer(Renderer):
+    """Piecewise-affine warp on the 68 iBUG landmarks (dlib, mediapipe or a file)."""
+
+    name = "template"
+    model = "ibug68"
+
+
+@RENDERERS.register("mesh")
+class MeshRenderer(Renderer):
+    """mediapipe face mesh with 3D pose: follows yaw, pitch and roll, culls back faces."""
+
+    name = "mesh"
+    model = "mesh"
+
+
+def create_renderer(name: str) -> Renderer:
+    """The renderer called ``name`` (``template`` or ``mesh``)."""
+    return RENDERERS.get(name)()
+
+
+def landmarks_needed(renderer: str) -> str:
+    """What a renderer needs from the landmark backend: ``68`` or ``mesh``."""
+    return "mesh" if RENDERERS.get(renderer).model == "mesh" else "68"
+
+
+__all__ = [
+    "RENDERERS",
+    "MeshRenderer",
+    "RenderParams",
+    "Rendered",
+    "Renderer",
+    "TemplateRenderer",
+    "create_renderer",
+    "render",
+    "texture_resolution",
+]

@@ -1,0 +1,354 @@
+"""Mask styles: types, colours, textures, coverage presets, and how they are sampled.
+
+A :class:`StyleSpec` says what the user asked for ("surgical or cloth, any colour,
+coverage ``proper``"); :func:`sample_style` draws one concrete :class:`StyleParams`
+from it with a per-image generator. Everything random about a mask's look lives in
+``StyleParams``, so rendering is a pure function of the image, the landmarks and these
+parameters.
+
+Registries (:data:`MASK_TYPES`, :data:`COVERAGES`, :data:`COLORS`, and
+:data:`~mfrkit.maskgen.textures.TEXTURES`) carry declared sampling weights; ``random``
+draws from them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnknownNameError
+from ..registry import Registry
+from .textures import TEXTURES
+
+#: Named colours (sRGB hex). Users may also give any ``#rrggbb``.
+COLORS: dict[str, str] = {
+    "white": "#f1f3f2",
+    "light_blue": "#8ec1df",
+    "surgical_blue": "#6fa8d0",
+    "sky": "#b3d6ea",
+    "surgical_green": "#8fc7b3",
+    "mint": "#b8e0cf",
+    "pink": "#f0b9c8",
+    "lavender": "#c3b4dd",
+    "yellow": "#ead37a",
+    "beige": "#d8c3a4",
+    "khaki": "#a39568",
+    "olive": "#66683d",
+    "grey": "#8c9094",
+    "charcoal": "#45474c",
+    "black": "#2a2a2e",
+    "navy": "#27365a",
+    "blue": "#3d6fb0",
+    "teal": "#2b8a86",
+    "red": "#b2292f",
+    "burgundy": "#6e2133",
+    "orange": "#df7a37",
+    "purple": "#6c4a8c",
+    "magenta": "#c23a8e",
+}
+
+_HEX = re.compile(r"^#?[0-9a-fA-F]{6}$")
+
+
+def color_hex(color: str) -> str:
+    """``#rrggbb`` of a colour name or hex string; raises for unknown names."""
+    if color in COLORS:
+        return COLORS[color]
+    if _HEX.match(color):
+        return "#" + color.lstrip("#").lower()
+    valid = ", ".join(sorted(COLORS))
+    raise UnknownNameError(f"unknown mask colour {color!r}; use #rrggbb or one of: {valid}")
+
+
+def hex_rgb(color: str) -> np.ndarray:
+    """sRGB triple in 0-1 of a colour name or hex string, shape (3,)."""
+    h = color_hex(color).lstrip("#")
+    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], dtype=np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the mask is worn.
+
+    Attributes
+    ----------
+    name : str
+    top_centre, top_side : float
+        Canonical ``v`` of the mask's top edge over the face's centre line and at its
+        top corners (the canonical nose tip is at v=74, mouth corners 89, chin 118).
+    hang : float
+        How far below the chin the mask's lower edge shows, canonical units.
+    covers, exposes : tuple of str
+        Landmark groups (``eyes``, ``nose``, ``mouth``, ``chin``) the preset must and
+        must not cover; :mod:`mfrkit.maskgen.quality` checks them.
+    weight : float
+        Sampling weight for ``random``.
+    """
+
+    name: str
+    top_centre: float
+    top_side: float
+    hang: float
+    covers: tuple[str, ...]
+    exposes: tuple[str, ...]
+    weight: float
+
+
+COVERAGES: Registry = Registry("mask coverage")
+for _c in (
+    Coverage("proper", 57.5, 66.0, 7.0, ("nose", "mouth", "chin"), ("eyes",), 0.7),
+    # Worn under the nose: the nostrils show, the mouth stays covered.
+    Coverage("nose_exposed", 82.0, 85.0, 9.0, ("mouth", "chin"), ("eyes", "nose"), 0.2),
+    # Pulled down onto the chin: mouth and nose show.
+    Coverage("chin", 104.0, 102.0, 12.0, ("chin",), ("eyes", "nose", "mouth"), 0.1),
+):
+    COVERAGES.add(_c.name, _c)
+
+
+@dataclass(frozen=True)
+class MaskType:
+    """A kind of mask and the looks it comes in.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    weight : float
+        Sampling weight for ``random``.
+    colors : dict
+        Colour name -> weight for the body colour.
+    textures : dict
+        Texture name -> weight.
+    accents : tuple of str
+        Colours for straps, valves, prints (sampled as needed).
+    tent : float
+        0-1: how taut the mask stands off the face (1 spans the nose-cheek grooves).
+    """
+
+    name: str
+    description: str
+    weight: float
+    colors: dict
+    textures: dict
+    accents: tuple[str, ...] = ()
+    tent: float = 0.8
+
+
+MASK_TYPES: Registry = Registry("mask type")
+for _t in (
+    MaskType(
+        "surgical",
+        "three-ply pleated medical mask with ear loops and a nose wire",
+        0.35,
+        {"light_blue": 0.45, "surgical_blue": 0.12, "white": 0.2, "surgical_green": 0.08, "pink": 0.05, "black": 0.07, "lavender": 0.03},
+        {"nonwoven": 1.0},
+        tent=0.8,
+    ),
+    MaskType(
+        "n95",
+        "moulded cup respirator with head straps, optionally with an exhalation valve",
+        0.12,
+        {"white": 0.75, "grey": 0.1, "beige": 0.1, "sky": 0.05},
+        {"nonwoven": 1.0},
+        accents=("yellow", "blue", "white", "orange", "grey"),
+        tent=1.0,
+    ),
+    MaskType(
+        "kn95",
+        "flat-fold respirator with a centre fold, welded edges and ear loops",
+        0.18,
+        {"white": 0.55, "black": 0.2, "grey": 0.07, "pink": 0.06, "sky": 0.06, "beige": 0.06},
+        {"nonwoven": 1.0},
+        tent=1.0,
+    ),
+    MaskType(
+        "cloth",
+        "contoured fabric mask with a centre seam and printed patterns",
+        0.25,
+        {
+            "black": 0.2, "navy": 0.12, "charcoal": 0.08, "grey": 0.08, "white": 0.06, "blue": 0.08, "red": 0.06,
+            "burgundy": 0.05, "beige": 0.06, "khaki": 0.04, "olive": 0.04, "pink": 0.05, "teal": 0.04, "purple": 0.04,
+        },
+        {"weave": 0.4, "stripes": 0.12, "dots": 0.12, "floral": 0.12, "camo": 0.1, "plaid": 0.14},
+        accents=("white", "black", "red", "yellow", "pink", "navy", "beige", "orange", "teal", "mint", "lavender", "olive", "khaki"),
+        tent=0.7,
+    ),
+    MaskType(
+        "gas",
+        "elastomeric half-face respirator with two filter cartridges and an exhalation valve",
+        0.10,
+        {"charcoal": 0.45, "black": 0.25, "grey": 0.2, "blue": 0.1},
+        {"rubber": 1.0},
+        accents=("magenta", "pink", "black", "grey", "yellow", "olive"),
+        tent=1.0,
+    ),
+):
+    MASK_TYPES.add(_t.name, _t)
+
+
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class StyleSpec:
+    """What to draw masks from. ``None`` means "sample from the declared weights".
+
+    Attributes
+    ----------
+    types : tuple of str or None
+    colors : tuple of str or None
+        Names or ``#rrggbb``; None uses each type's own palette.
+    textures : tuple of str or None
+        None uses each type's own textures.
+    coverages : tuple of str or None
+    """
+
+    types: tuple[str, ...] | None = None
+    colors: tuple[str, ...] | None = None
+    textures: tuple[str, ...] | None = None
+    coverages: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.types or ():
+            MASK_TYPES.get(name)
+        for name in self.colors or ():
+            color_hex(name)
+        for name in self.textures or ():
+            TEXTURES.get(name)
+        for name in self.coverages or ():
+            COVERAGES.get(name)
+
+    @classmethod
+    def parse(cls, types: str = RANDOM, colors: str = RANDOM, textures: str = RANDOM, coverage: str = RANDOM) -> "StyleSpec":
+        """From comma lists as typed on the command line (``random`` = sample)."""
+
+        def split(text: str) -> tuple[str, ...] | None:
+            items = tuple(x.strip() for x in str(text).split(",") if x.strip())
+            return None if not items or items == (RANDOM,) else items
+
+        return cls(split(types), split(colors), split(textures), split(coverage))
+
+    def with_type(self, name: str) -> "StyleSpec":
+        return StyleSpec((name,), self.colors, self.textures, self.coverages)
+
+
+@dataclass(frozen=True)
+class StyleParams:
+    """One sampled mask look. All fields are JSON-serialisable.
+
+    Attributes
+    ----------
+    mask_type, color, texture, coverage : str
+        ``color`` is the name as given (or the hex), ``color_hex`` its value.
+    color_hex : str
+    accents : tuple of str
+        Hex colours for prints, straps, valves and cartridges.
+    pattern : dict
+        Texture parameters (scales in canonical units, angles in degrees).
+    shape : dict
+        Small per-image variations of the fit: ``top`` and ``side`` (units moved down),
+        ``hang`` (units), ``width`` (factor), ``loops`` (ear loops drawn).
+    extras : dict
+        Type-specific options (``valve`` for n95).
+    texture_seed : int
+        Seeds the texture's noise.
+    """
+
+    mask_type: str
+    color: str
+    color_hex: str
+    texture: str
+    coverage: str
+    accents: tuple[str, ...] = ()
+    pattern: dict = field(default_factory=dict)
+    shape: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+    texture_seed: int = 0
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (JSON-serialisable)."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = sorted(weights)
+    p = np.array([weights[n] for n in names], dtype=np.float64)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def _pattern(rng: np.random.Generator, texture: str) -> dict:
+    if texture == "stripes":
+        return {"period": float(rng.uniform(5, 11)), "duty": float(rng.uniform(0.3, 0.6)), "angle": float(rng.choice([0.0, 90.0, 45.0, -45.0, 0.0])), "thread": 0.9}
+    if texture == "dots":
+        return {"period": float(rng.uniform(6, 10)), "radius": float(rng.uniform(1.2, 2.4)), "thread": 0.9}
+    if texture == "floral":
+        return {"period": float(rng.uniform(11, 16)), "size": float(rng.uniform(3.2, 5.0)), "thread": 0.9}
+    if texture == "camo":
+        return {"scale": float(rng.uniform(3.5, 6.0)), "thread": 0.9}
+    if texture == "plaid":
+        return {"period": float(rng.uniform(10, 16)), "thread": 0.9}
+    if texture == "weave":
+        return {"thread": float(rng.uniform(0.7, 1.2)), "angle": 0.0}
+    if texture == "nonwoven":
+        return {"grain": float(rng.uniform(0.025, 0.045))}
+    return {}
+
+
+def _accents(rng: np.random.Generator, mtype: MaskType, body_hex: str, n: int) -> tuple[str, ...]:
+    pool = [color_hex(c) for c in mtype.accents or tuple(COLORS)]
+    pool = [c for c in pool if c != body_hex] or [color_hex("white")]
+    picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    return tuple(pool[int(i)] for i in picks)
+
+
+def sample_style(rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> StyleParams:
+    """Draw one mask look from ``spec`` with ``rng``.
+
+    The number of draws does not depend on the outcome of earlier ones in a way that
+    matters for reproducibility: the same generator state always gives the same
+    result.
+    """
+    type_weights = {n: MASK_TYPES.get(n).weight for n in (spec.types or MASK_TYPES.names())}
+    mtype: MaskType = MASK_TYPES.get(_choose(rng, type_weights) if len(type_weights) > 1 else next(iter(type_weights)))
+    if spec.colors:
+        color = spec.colors[int(rng.integers(len(spec.colors)))]
+    else:
+        color = _choose(rng, mtype.colors)
+    body_hex = color_hex(color)
+    if spec.textures:
+        texture = spec.textures[int(rng.integers(len(spec.textures)))]
+    else:
+        texture = _choose(rng, mtype.textures)
+    cov_names = spec.coverages or tuple(COVERAGES.names())
+    coverage = _choose(rng, {n: COVERAGES.get(n).weight for n in cov_names}) if len(cov_names) > 1 else cov_names[0]
+    accents = _accents(rng, mtype, body_hex, 3)
+    shape = {
+        "top": float(rng.uniform(-1.2, 1.2)),
+        "side": float(rng.uniform(-2.0, 2.0)),
+        "hang": float(rng.uniform(-1.5, 1.5)),
+        "width": float(rng.uniform(0.97, 1.03)),
+        "loops": bool(rng.random() < 0.9),
+    }
+    extras: dict = {}
+    if mtype.name == "n95":
+        extras["valve"] = bool(rng.random() < 0.35)
+    if mtype.name == "cloth":
+        extras["seam"] = bool(rng.random() < 0.8)
+    return StyleParams(
+        mask_type=mtype.name,
+        color=color,
+        color_hex=body_hex,
+        texture=texture,
+        coverage=coverage,
+        accents=accents,
+        pattern=_pattern(rng, texture),
+        shape=shape,
+        extras=extras,
+        texture_seed=int(rng.integers(0, 2**31 - 1)),
+    )

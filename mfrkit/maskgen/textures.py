@@ -1,0 +1,214 @@
+"""Procedural mask materials and print patterns, drawn in canonical mask space.
+
+Every texture is a pure function ``(canvas, colors, params, rng) -> rgb``: ``canvas``
+gives the canonical coordinates of each texel (units: ArcFace-112 pixels) and the
+mask's own coordinates, ``colors`` the sRGB colours to use (first is the base),
+``params`` the sampled pattern parameters (scales in canonical units), ``rng`` a
+generator seeded from the sampled ``texture_seed``. Patterns are defined in units, not
+texels, so a pattern looks the same at any resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class Canvas:
+    """Texel grid in canonical space.
+
+    Attributes
+    ----------
+    u, v : ndarray of shape (h, w)
+        Canonical coordinates of each texel centre, units.
+    res : float
+        Texels per canonical unit.
+    s, t : ndarray of shape (h, w)
+        Mask coordinates: ``s`` from -1 (image-left edge) to 1 across the mask,
+        ``t`` from 0 (top edge) to 1 (bottom edge).
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    res: float
+    s: np.ndarray
+    t: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.u.shape
+
+
+#: ``(canvas, colors (n, 3) float sRGB 0-1, params, rng) -> (h, w, 3) float32``.
+TextureFn = Callable[[Canvas, np.ndarray, dict, np.random.Generator], np.ndarray]
+TEXTURES: Registry = Registry("mask texture")
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise with unit standard deviation; ``sigma`` in texels."""
+    # Broad noise is drawn on a coarser grid and enlarged: same look, a fraction of the work.
+    step = int(max(1, sigma // 1.5))
+    small = (-(-shape[0] // step) + 1, -(-shape[1] // step) + 1)
+    noise = rng.standard_normal(small).astype(np.float32)
+    if sigma / step > 0.3:
+        noise = cv2.GaussianBlur(noise, (0, 0), sigma / step, borderType=cv2.BORDER_REFLECT)
+    if step > 1:
+        noise = cv2.resize(noise, (small[1] * step, small[0] * step), interpolation=cv2.INTER_LINEAR)
+    noise = noise[: shape[0], : shape[1]]
+    std = float(noise.std())
+    return noise / std if std > 1e-8 else noise
+
+
+def _fibres(canvas: Canvas, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Non-woven fibre mottling: fine speckle plus soft blotches, mean 1."""
+    fine = smooth_noise(rng, canvas.shape, 0.35 * canvas.res)
+    blotch = smooth_noise(rng, canvas.shape, 2.5 * canvas.res)
+    return 1.0 + strength * (0.6 * fine + 0.4 * blotch)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return a * (1.0 - w[..., None]) + b * w[..., None]
+
+
+def _coverage(d: np.ndarray, res: float) -> np.ndarray:
+    """Anti-aliased inside-ness from a signed distance ``d`` (units, > 0 inside)."""
+    return np.clip(d * res + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _rotated(canvas: Canvas, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    a = np.radians(angle_deg)
+    return canvas.u * np.cos(a) + canvas.v * np.sin(a), -canvas.u * np.sin(a) + canvas.v * np.cos(a)
+
+
+@TEXTURES.register("plain")
+def plain(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """A flat colour with faint mottling."""
+    return colors[0] * _fibres(canvas, rng, 0.015)[..., None]
+
+
+@TEXTURES.register("nonwoven")
+def nonwoven(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Spun-bond polypropylene (surgical masks, respirators): speckled fibre mottling."""
+    return colors[0] * _fibres(canvas, rng, float(params.get("grain", 0.035)))[..., None]
+
+
+@TEXTURES.register("weave")
+def weave(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Plain-weave cotton: alternating warp and weft threads with slub irregularity."""
+    period = float(params.get("thread", 0.9))
+    a, b = _rotated(canvas, float(params.get("angle", 0.0)))
+    pa, pb = 2 * np.pi * a / period, 2 * np.pi * b / period
+    # Over-under: a thread is raised where the two square waves agree.
+    checker = np.sin(pa) * np.sin(pb)
+    thread = 0.5 + 0.5 * np.tanh(2.0 * checker)
+    # Fine threads alias below about two texels per period; fade them out there.
+    visible = float(np.clip((period * canvas.res - 1.5) / 2.0, 0.0, 1.0))
+    slub = smooth_noise(rng, canvas.shape, 1.2 * canvas.res)
+    shade = 1.0 + visible * 0.07 * (thread - 0.5) + 0.025 * slub
+    return colors[0] * shade[..., None]
+
+
+@TEXTURES.register("stripes")
+def stripes(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Two-colour stripes of a given period (units) and angle (degrees)."""
+    period = float(params.get("period", 8.0))
+    duty = float(params.get("duty", 0.5))
+    a, _ = _rotated(canvas, float(params.get("angle", 0.0)))
+    phase = (a / period) % 1.0
+    # Signed distance to the stripe edges, for anti-aliasing.
+    d = np.minimum(phase, duty - phase) * period
+    d = np.where(phase < duty, d, -np.minimum(phase - duty, 1.0 - phase) * period)
+    w = _coverage(d, canvas.res)
+    return weave(canvas, colors[:1], params, rng) * (1 - w[..., None]) + weave(canvas, colors[1:2], params, rng) * w[..., None]
+
+
+@TEXTURES.register("dots")
+def dots(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Polka dots on a staggered lattice."""
+    period = float(params.get("period", 8.0))
+    radius = float(params.get("radius", 1.8))
+    row = np.floor(canvas.v / period)
+    u = canvas.u + 0.5 * period * (row % 2)
+    du = (u / period - np.round(u / period)) * period
+    dv = (canvas.v / period - np.floor(canvas.v / period) - 0.5) * period
+    w = _coverage(radius - np.hypot(du, dv), canvas.res)
+    base = weave(canvas, colors[:1], params, rng)
+    return _mix(base, np.broadcast_to(colors[1], base.shape), w)
+
+
+@TEXTURES.register("floral")
+def floral(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Scattered five-petal flowers with a centre, on a jittered lattice."""
+    period = float(params.get("period", 14.0))
+    size = float(params.get("size", 4.0))
+    out = weave(canvas, colors[:1], params, rng)
+    u0, v0 = float(canvas.u[0, 0]), float(canvas.v[0, 0])
+    h, w = canvas.shape
+    nu = int(np.ceil(w / canvas.res / period)) + 2
+    nv = int(np.ceil(h / canvas.res / period)) + 2
+    jitter = rng.uniform(-0.3, 0.3, (nv, nu, 2)) * period
+    turn = rng.uniform(0, 2 * np.pi, (nv, nu))
+    pick = rng.integers(1, max(2, len(colors) - 1), (nv, nu))
+    reach = 1.05 * size
+    for j in range(nv):
+        for i in range(nu):
+            cu = u0 + (i - 0.5 + 0.5 * (j % 2)) * period + jitter[j, i, 0]
+            cv_ = v0 + (j - 0.5) * period + jitter[j, i, 1]
+            # Only the texels near this flower (the canvas is a regular grid).
+            c0, c1 = max(0, int((cu - reach - u0) * canvas.res)), min(w, int((cu + reach - u0) * canvas.res) + 2)
+            r0, r1 = max(0, int((cv_ - reach - v0) * canvas.res)), min(h, int((cv_ + reach - v0) * canvas.res) + 2)
+            if c0 >= c1 or r0 >= r1:
+                continue
+            du, dv = canvas.u[r0:r1, c0:c1] - cu, canvas.v[r0:r1, c0:c1] - cv_
+            r = np.hypot(du, dv)
+            theta = np.arctan2(dv, du) + turn[j, i]
+            petal_r = size * (0.55 + 0.45 * np.abs(np.cos(2.5 * theta)))
+            petal = _coverage(petal_r - r, canvas.res)
+            centre = _coverage(0.28 * size - r, canvas.res)
+            px = out[r0:r1, c0:c1]
+            px = _mix(px, np.broadcast_to(colors[pick[j, i]], px.shape), petal)
+            out[r0:r1, c0:c1] = _mix(px, np.broadcast_to(colors[-1], px.shape), centre)
+    return out
+
+
+@TEXTURES.register("camo")
+def camo(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Camouflage blotches: thresholded smooth noise in three or four colours."""
+    scale = float(params.get("scale", 6.0))
+    field = smooth_noise(rng, canvas.shape, scale * canvas.res)
+    field2 = smooth_noise(rng, canvas.shape, 0.6 * scale * canvas.res)
+    f = 0.7 * field + 0.3 * field2
+    out = weave(canvas, colors[:1], params, rng)
+    for k, level in enumerate((-0.25, 0.35, 0.95)[: len(colors) - 1]):
+        w = np.clip((f - level) / 0.08 + 0.5, 0.0, 1.0)
+        out = _mix(out, np.broadcast_to(colors[k + 1], out.shape), w)
+    return out
+
+
+@TEXTURES.register("plaid")
+def plaid(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Tartan checks: bands of colour in both directions, blended where they cross."""
+    period = float(params.get("period", 12.0))
+    base = weave(canvas, colors[:1], params, rng)
+    out = base
+    for k, axis in enumerate((canvas.u, canvas.v)):
+        phase = (axis / period) % 1.0
+        wide = _coverage(0.18 * period - np.abs(phase - 0.5) * period, canvas.res)
+        thin = _coverage(0.04 * period - np.abs(phase - 0.12) * period, canvas.res)
+        col = colors[1 + (k % max(1, len(colors) - 1))]
+        out = _mix(out, out * 0.45 + 0.55 * col, wide)
+        out = _mix(out, np.broadcast_to(colors[-1], out.shape), 0.8 * thin)
+    return out
+
+
+@TEXTURES.register("rubber")
+def rubber(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+    """Moulded rubber or silicone: near-uniform with a faint matte grain."""
+    grain = smooth_noise(rng, canvas.shape, 0.5 * canvas.res)
+    return colors[0] * (1.0 + 0.02 * grain)[..., None]

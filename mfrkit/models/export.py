@@ -1,0 +1,318 @@
+"""ONNX export with the model contract's metadata and a numerical check.
+
+Every exported model follows ``ARCHITECTURE.md``: one input ``input`` of shape
+``[N, 3, H, W]`` float32 with a dynamic batch axis, one output ``embedding`` of shape
+``[N, D]``, and ``mfrkit.*`` ``metadata_props`` saying how to prepare images. An export
+is written only after ``onnx.checker`` accepts it and onnxruntime on CPU reproduces the
+torch module's output at several batch sizes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..atomic import atomic_write_bytes
+from ..errors import MfrkitError
+from .preprocessing import Preprocessing
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "embedding"
+#: Largest accepted |onnxruntime - torch| on the check batches.
+DEFAULT_ATOL = 1e-4
+
+
+class ExportError(MfrkitError):
+    """A model cannot be exported, or its ONNX graph does not reproduce torch."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`write_onnx` wrote and how closely it matches torch.
+
+    Attributes
+    ----------
+    path : Path
+    metadata : dict of str to str
+        The ``metadata_props`` written.
+    max_abs_diff : dict of int to float
+        Batch size -> max |onnxruntime - torch| over the embedding.
+    embedding_dim : int
+    """
+
+    path: Path
+    metadata: dict[str, str]
+    max_abs_diff: dict[int, float] = field(default_factory=dict)
+    embedding_dim: int = 0
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    # The exporter logs (and may print) progress and warnings about optional packages
+    # (torchvision); library code must not print, so they are held back meanwhile.
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _check_inputs(preprocessing: Preprocessing, batch: int, seed: int) -> np.ndarray:
+    # Plausible inputs: random pixels through the model's own normalisation.
+    rng = np.random.default_rng([seed, batch])
+    h, w = preprocessing.input_size
+    pixels = rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
+    return preprocessing.to_input(pixels)
+
+
+def _metadata(preprocessing: Preprocessing, extra: Mapping[str, object] | None, dim: int) -> dict[str, str]:
+    meta = preprocessing.to_metadata()
+    meta["mfrkit.embedding_dim"] = str(dim)
+    meta["mfrkit.version"] = __version__
+    for key, value in (extra or {}).items():
+        key = key if key.startswith("mfrkit.") else f"mfrkit.{key}"
+        meta[key] = str(value)
+    if "mfrkit.family" not in meta:
+        raise ExportError("extra_metadata must name the model family ('family': ...)")
+    return meta
+
+
+def write_onnx(
+    module: nn.Module,
+    path: str | os.PathLike,
+    preprocessing: Preprocessing,
+    extra_metadata: Mapping[str, object] | None = None,
+    *,
+    check_batches: Sequence[int] = (1, 8),
+    atol: float = DEFAULT_ATOL,
+    seed: int = 0,
+) -> ExportResult:
+    """Export ``module`` to a single ONNX file with the contract's metadata.
+
+    The module is deep-copied to CPU in eval mode (the caller's module is untouched),
+    exported with torch's default (``torch.export``-based) exporter with a dynamic batch
+    axis, checked with ``onnx.checker``, run in onnxruntime (CPU) on random inputs at
+    every size in ``check_batches`` and compared with torch; the file is written
+    atomically only when every comparison is within ``atol``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Maps ``(N, 3, H, W)`` float32 to ``(N, D)`` embeddings; ``(H, W)`` is
+        ``preprocessing.input_size``.
+    path : path-like
+        Output ``.onnx`` file (weights embedded, no external data).
+    preprocessing : Preprocessing
+        Written as ``mfrkit.input_size``, ``color``, ``mean``, ``std``, ``align``.
+    extra_metadata : mapping
+        More ``mfrkit.*`` keys; must include ``family``. Keys without the
+        ``mfrkit.`` prefix get it; values are converted with ``str``. ``embedding_dim``
+        and ``version`` are filled in.
+    check_batches : sequence of int
+        Batch sizes compared against torch.
+    atol : float
+        Largest accepted absolute difference.
+
+    Returns
+    -------
+    ExportResult
+
+    Raises
+    ------
+    ExportError
+        When export, the checker, or the numerical comparison fails.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = copy.deepcopy(module).cpu().float().eval()
+    h, w = preprocessing.input_size
+    # Batch 2, not 1: the exporter specialises a dimension whose example size is 1.
+    example = torch.from_numpy(_check_inputs(preprocessing, 2, seed))
+    with torch.no_grad():
+        out = model(example)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
+        raise ExportError(f"the module must return an (N, D) tensor, got {getattr(out, 'shape', type(out))}")
+    dim = int(out.shape[1])
+    meta = _metadata(preprocessing, extra_metadata, dim)
+
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                model,
+                (example,),
+                None,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types
+        raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+    proto = program.model_proto
+    del proto.metadata_props[:]
+    for key, value in sorted(meta.items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"mfrkit {meta['mfrkit.family']} embedding model"
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"onnx.checker rejected the exported graph: {exc}") from exc
+
+    data = proto.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    diffs: dict[int, float] = {}
+    for batch in check_batches:
+        x = _check_inputs(preprocessing, int(batch), seed + 1)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        if got.shape != expected.shape:
+            raise ExportError(f"onnxruntime output shape {got.shape} != torch {expected.shape} at batch {batch}")
+        diffs[int(batch)] = float(np.max(np.abs(got - expected)))
+        if not diffs[int(batch)] <= atol:
+            raise ExportError(
+                f"onnxruntime differs from torch by {diffs[int(batch)]:.3g} at batch {batch} (limit {atol:g}); "
+                "nothing was written"
+            )
+    atomic_write_bytes(path, data)
+    return ExportResult(path=Path(path), metadata=meta, max_abs_diff=diffs, embedding_dim=dim)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, as a dict (weights are not loaded)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise MfrkitError(f"no ONNX model at {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise MfrkitError(f"cannot read ONNX model {path}: {exc}") from exc
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def calibrate_batchnorm(module: nn.Module, preprocessing: Preprocessing, *, batches: int = 4, batch_size: int = 8, seed: int = 0) -> nn.Module:
+    """Set every BatchNorm's running statistics from random images, in place.
+
+    An untrained network keeps BatchNorm's initial statistics (mean 0, variance 1), so
+    in eval mode nothing normalises its activations and they grow layer by layer (to
+    1e8 in an untrained IResNet), where float32 rounding alone exceeds any sensible
+    tolerance. Calibrated statistics give the activation scale of a trained network;
+    used for untrained exports (speed benchmarks), never on trained weights.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum) for m in norms]
+    was_training = module.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batches
+        module.train()
+        with torch.no_grad():
+            for i in range(batches):
+                module(torch.from_numpy(_check_inputs(preprocessing, batch_size, seed + 100 + i)))
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        module.train(was_training)
+    return module
+
+
+def domain_paths(out: str | os.PathLike, domains: Sequence[str]) -> dict[str, Path]:
+    """Where each exported graph goes: ``out`` itself for a single graph, else
+    ``<stem>-<domain><suffix>`` beside it (``het.onnx`` -> ``het-reference.onnx``...)."""
+    out = Path(out)
+    if list(domains) == [""]:
+        return {"": out}
+    suffix = out.suffix or ".onnx"
+    return {d: out.with_name(f"{out.stem}-{d}{suffix}") for d in domains}
+
+
+def export_family(
+    family: str | None,
+    out: str | os.PathLike,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    options: Mapping[str, object] | None = None,
+    check_batches: Sequence[int] = (1, 8),
+    atol: float = DEFAULT_ATOL,
+) -> list[ExportResult]:
+    """Export a family's embedding graph(s) with :func:`write_onnx`.
+
+    Only the embedding path goes into the graph (no margin heads, teacher projection,
+    mask classifier or attribute units). Families with several domains
+    (``heterogeneous``) give one file per domain (see :func:`domain_paths`), each with
+    ``mfrkit.domain`` and a shared ``mfrkit.pair_id``.
+
+    Parameters
+    ----------
+    family : str or None
+        Family name; may be None with a checkpoint (which names it).
+    out : path
+        The ``.onnx`` file to write.
+    checkpoint : path, optional
+        A training checkpoint; without one the weights are untrained (useful for
+        benchmarking speed only; BatchNorm statistics come from
+        :func:`calibrate_batchnorm`) and ``mfrkit.weights`` says ``untrained``.
+    options : mapping
+        Family config options when there is no checkpoint.
+
+    Returns
+    -------
+    list of ExportResult, one per graph.
+    """
+    import hashlib
+
+    from ..data.manifest import file_sha256
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .families import create_family
+
+    if checkpoint is not None:
+        if options:
+            raise ExportError("options come from the checkpoint; do not pass both")
+        state = load_checkpoint(checkpoint)
+        if family is not None and family != state["family"]:
+            raise ExportError(f"checkpoint {checkpoint} holds family {state['family']!r}, not {family!r}")
+        model = model_from_checkpoint(state)
+        weights = f"sha256:{file_sha256(checkpoint)}"
+    else:
+        if family is None:
+            raise ExportError("name a family or give a checkpoint")
+        model = create_family(family, **dict(options or {}))
+        for module in model.export_modules().values():
+            calibrate_batchnorm(module, model.preprocessing)
+        weights = "untrained"
+    modules = model.export_modules()
+    paths = domain_paths(out, list(modules))
+    pair_id = hashlib.sha256(f"{model.name}\n{weights}\n{sorted(modules)}".encode()).hexdigest()[:16]
+    results = []
+    for domain, module in modules.items():
+        extra: dict[str, object] = {"family": model.name, "weights": weights}
+        if domain:
+            extra.update(domain=domain, pair_id=pair_id)
+        results.append(
+            write_onnx(module, paths[domain], model.preprocessing, extra, check_batches=check_batches, atol=atol)
+        )
+    return results

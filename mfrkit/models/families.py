@@ -1,0 +1,147 @@
+"""The model-family registry and the interface every family implements.
+
+A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen dataclass
+``Config`` (its architecture and loss weights, saved in checkpoints) and:
+
+``preprocessing_for(config)`` (and the ``preprocessing`` property)
+    the :class:`~mfrkit.models.preprocessing.Preprocessing` its inputs need, declared
+    once and written into the exported ONNX metadata;
+``forward(x)``
+    the embedding ``(N, D)`` of images ``(N, 3, H, W)``: exactly what is exported;
+``training_step(batch, progress)``
+    a dict of scalar losses whose ``"loss"`` entry is minimised; ``batch`` holds the
+    tensors listed in ``batch_keys`` (see :mod:`mfrkit.models.dataset`);
+``export_modules()``
+    ``{domain: module}`` to export: ``{"": self}`` for single-graph families, one entry
+    per domain for ``heterogeneous``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import MfrkitError
+from ..registry import Registry
+from .preprocessing import Preprocessing
+
+#: Model families by name: ``FamilyModel`` subclasses.
+FAMILIES: Registry = Registry("model family")
+
+
+class FamilyModel(nn.Module):
+    """Base class of the reference families; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    #: Batch entries ``training_step`` reads.
+    batch_keys: ClassVar[frozenset[str]] = frozenset({"image", "label"})
+
+    def __init__(self, config: Any, n_classes: int) -> None:
+        super().__init__()
+        if n_classes < 1:
+            raise MfrkitError(f"{self.name} needs at least one identity class, got {n_classes}")
+        self.config = config
+        self.n_classes = int(n_classes)
+
+    @classmethod
+    def preprocessing_for(cls, config: Any) -> Preprocessing:
+        """The input a model of this family with ``config`` expects."""
+        raise NotImplementedError
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.preprocessing_for(self.config)
+
+    @property
+    def embedding_dim(self) -> int:
+        raise NotImplementedError
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def export_modules(self) -> dict[str, nn.Module]:
+        return {"": self}
+
+
+def make_config(name: str, **options) -> Any:
+    """The ``Config`` of family ``name`` from keyword options.
+
+    Unknown keys raise MfrkitError listing the valid ones (a typo never passes
+    silently); lists become tuples so the config stays hashable and checkpoint-safe.
+    """
+    cls = FAMILIES.get(name)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise MfrkitError(f"unknown option(s) {unknown} for family {name!r}; valid: {', '.join(sorted(fields))}")
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    try:
+        return cls.Config(**options)
+    except (TypeError, ValueError) as exc:
+        raise MfrkitError(f"invalid options for family {name!r}: {exc}") from exc
+
+
+def create_family(name: str, *, n_classes: int = 2, **options) -> FamilyModel:
+    """Build family ``name`` for ``n_classes`` identities with config ``options``.
+
+    ``n_classes`` only sizes the training heads; it does not change the exported graph.
+    """
+    cls = FAMILIES.get(name)
+    return cls(make_config(name, **options), n_classes)
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict (for checkpoints and logs)."""
+    return dataclasses.asdict(config)
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    """Raise MfrkitError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise MfrkitError(f"{what} must be one of {choices}, got {value!r}")
+
+
+def family_names() -> list[str]:
+    """Names of the registered families."""
+    return FAMILIES.names()
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyInfo:
+    """A family's defaults, for listings: name, one-line summary, input, alignment,
+    embedding size and the names of its config options."""
+
+    name: str
+    summary: str
+    input: str
+    align: str
+    embedding_dim: int
+    options: str
+
+
+def list_families() -> list[FamilyInfo]:
+    """Describe every registered family with its default config."""
+    import sys
+
+    infos = []
+    for name in FAMILIES.names():
+        cls = FAMILIES.get(name)
+        config = cls.Config()
+        prep = cls.preprocessing_for(config)
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0]
+        summary = " ".join(doc.split()).split(": ", 1)[-1]
+        infos.append(
+            FamilyInfo(
+                name=name,
+                summary=summary,
+                input=f"{prep.input_size[0]}x{prep.input_size[1]} {prep.color}",
+                align=prep.align,
+                embedding_dim=config.embedding_dim,
+                options=", ".join(f.name for f in dataclasses.fields(config)),
+            )
+        )
+    return infos

@@ -1,0 +1,309 @@
+"""Import public pair lists as protocols, and export protocols to public formats.
+
+Importing maps each image reference of the file to an ``image_id`` of the manifest of
+its side (left: reference role, right: probe role), trying in turn: the manifest
+``path``; the ``image_id``; the path with another extension; the reference with
+leading folders removed (a file written relative to a parent folder); the bare file
+name and its stem, when unique (CALFW / MLFW name files without their folder). A
+reference that matches nothing is **kept in place** with the reference as its id, so
+folds and positions never shift; the import report lists it, ``validate`` flags it,
+and ``strict`` turns it into an error. References escaping the dataset root (absolute,
+``..``) are refused by the readers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_write_bytes
+from ..data.imageio import decode_image
+from ..data.manifest import STATUS_OK, Manifest, make_table, write_manifest
+from ..errors import ImageError
+from .errors import PairFormatError, ProtocolError
+from .folder import Protocol
+from .formats import contiguous_folds, get_format, read_bin, read_pairs, read_people, write_pairs
+from .verification import role_manifests
+
+_AMBIGUOUS = object()
+
+#: (reference variant, probe variant) -> spec name, used to label imported protocols.
+_SPEC_OF_VARIANTS = {("unmasked", "unmasked"): "umr-ump", ("unmasked", "masked"): "umr-mp",
+                     ("masked", "masked"): "mr-mp", ("masked", "unmasked"): "mr-ump"}
+
+
+def _unique(keys, values) -> dict:
+    out: dict = {}
+    for k, v in zip(keys, values):
+        out[k] = _AMBIGUOUS if (k in out and out[k] != v) else v
+    return out
+
+
+def _stem(p: str) -> str:
+    pp = PurePosixPath(p)
+    return str(pp.with_suffix("")) if pp.suffix else p
+
+
+class RefResolver:
+    """Maps file references to the ``image_id``s of one manifest (see the module docstring)."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        t = manifest.table
+        ids, paths = t["image_id"].astype(str).tolist(), t["path"].astype(str).tolist()
+        self.ids = set(ids)
+        self.by_path = dict(zip(paths, ids))
+        self.by_stem = _unique([_stem(p) for p in paths], ids)
+        names = [PurePosixPath(p).name for p in paths]
+        self.by_name = _unique(names, ids)
+        self.by_name_stem = _unique([_stem(n) for n in names], ids)
+
+    def resolve(self, ref: str) -> str | None:
+        if ref in self.by_path:
+            return self.by_path[ref]
+        if ref in self.ids:
+            return ref
+        parts = PurePosixPath(ref).parts
+        for i in range(len(parts)):
+            sub = "/".join(parts[i:])
+            for table in (self.by_path, self.by_stem):
+                hit = table.get(sub) if table is self.by_path else table.get(_stem(sub))
+                if hit is not None and hit is not _AMBIGUOUS:
+                    return hit
+        name = parts[-1] if parts else ref
+        for hit in (self.by_name.get(name), self.by_name_stem.get(_stem(name))):
+            if hit is not None and hit is not _AMBIGUOUS:
+                return hit
+        return None
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``unresolved``: (row 1-based, side, reference) kept as ids."""
+
+    pairs: int
+    folds: int
+    genuine: int
+    unresolved: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.unresolved
+
+    def summary(self) -> str:
+        text = f"{self.pairs} pairs ({self.genuine} genuine) in {self.folds} fold(s)"
+        if self.unresolved:
+            row, side, ref = self.unresolved[0]
+            text += (f"; {len(self.unresolved)} reference(s) not found in the manifests, kept in place "
+                     f"(e.g. row {row} {side}: {ref!r})")
+        return text
+
+
+def infer_spec(manifests: dict[str, Manifest], left_ids, right_ids) -> str | None:
+    """The spec whose variants the pairs use, when every pair uses the same two; else None."""
+    variants = []
+    for role, ids in (("reference", left_ids), ("probe", right_ids)):
+        t = manifests[role].table
+        v = t["variant"].astype(object).where(t["variant"].notna(), "unmasked")
+        found = set(pd.Series(v.to_numpy(), index=t["image_id"].astype(str)).reindex(list(ids)).dropna())
+        if len(found) != 1:
+            return None
+        variants.append(found.pop())
+    return _SPEC_OF_VARIANTS.get(tuple(variants))
+
+
+def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | os.PathLike,
+                 probe: Manifest | str | os.PathLike | None = None, *, name: str | None = None,
+                 strict: bool = False, **read_options) -> tuple[Protocol, ImportReport]:
+    """Read a public pair list as a 1:1 protocol over ``reference`` / ``probe`` manifests.
+
+    Parameters
+    ----------
+    path : path-like
+    fmt : str
+        A registered format (``lfw``, ``mfr2``, ``calfw``, ``cplfw``, ``mlfw``,
+        ``pairs-label``, ``csv``); insightface ``.bin`` files go through
+        :func:`import_insightface_bin`.
+    reference, probe : Manifest or path
+        Manifests for the left and right images (``probe`` defaults to ``reference``).
+    strict : bool
+        Raise when a reference matches no image instead of keeping it in place.
+    **read_options
+        Format options: ``ext`` (lfw, mfr2), ``n_folds`` (formats without folds).
+
+    Returns
+    -------
+    (Protocol, ImportReport). The protocol keeps the file's order, folds and labels;
+    ``spec`` is inferred from the variants when unambiguous (else None).
+    """
+    path = Path(path)
+    pairs = read_pairs(path, fmt, **read_options)
+    manifests = role_manifests(reference, probe)
+    resolvers = {role: RefResolver(m) for role, m in manifests.items()}
+    left, right, unresolved = [], [], []
+    for row, (l, r) in enumerate(zip(pairs["left"], pairs["right"]), start=1):
+        for side, ref, out, role in (("left", l, left, "reference"), ("right", r, right, "probe")):
+            hit = resolvers[role].resolve(ref)
+            if hit is None:
+                unresolved.append((row, side, ref))
+                hit = ref
+            out.append(hit)
+    if unresolved and strict:
+        row, side, ref = unresolved[0]
+        raise ProtocolError(f"{len(unresolved)} reference(s) of {path} match no image of the manifests, e.g. row {row} "
+                            f"{side}: {ref!r}. Check the manifests and the format options (ext).")
+    table = pd.DataFrame({"fold": pairs["fold"], "left_id": left, "right_id": right, "label": pairs["label"]})
+    spec = infer_spec(manifests, left, right)  # unresolved ids are ignored
+    info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
+            "params": {"read_options": {k: v for k, v in sorted(read_options.items()) if v is not None}},
+            "source": {"format": get_format(fmt).name, "file": path.name, "sha256": _sha256(path),
+                       "unresolved": len(unresolved)}}
+    report = ImportReport(pairs=len(table), folds=int(table["fold"].nunique()), genuine=int(table["label"].sum()),
+                          unresolved=unresolved)
+    return Protocol(info=info, manifests=manifests, pairs=table), report
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def people_folds(path: str | os.PathLike) -> dict[str, int]:
+    """identity -> 0-based fold from an LFW ``people.txt`` (for ``make_verification``)."""
+    people = read_people(path)
+    return dict(zip(people["identity"], people["fold"].astype(int)))
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def export_root(protocol: Protocol) -> Path:
+    """The folder exported paths are relative to: the deepest folder holding both roots."""
+    roots = {role: Path(os.path.abspath(protocol.manifest(role).root)) for role in ("reference", "probe")}
+    return Path(os.path.commonpath([str(roots["reference"]), str(roots["probe"])]))
+
+
+def protocol_pair_table(protocol: Protocol, root: Path | None = None) -> tuple[pd.DataFrame, Path]:
+    """A 1:1 protocol as a pair table of paths relative to ``root`` (default :func:`export_root`)."""
+    if protocol.kind != "verification" or protocol.pairs is None:
+        raise ProtocolError(f"only 1:1 protocols can be exported as pair lists; {protocol.name!r} is {protocol.kind}")
+    root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
+    sides = {}
+    for column, role in (("left_id", "reference"), ("right_id", "probe")):
+        images = protocol.images(role)
+        ids = protocol.pairs[column].astype(str)
+        unknown = ids[~ids.isin(images.index)]
+        if len(unknown):
+            raise ProtocolError(f"{len(unknown)} {column} value(s) of {protocol.name!r} are not in the {role} manifest "
+                                f"(e.g. {unknown.iloc[0]!r}); run `mfrkit protocol validate` and fix the protocol")
+        base = Path(os.path.abspath(protocol.manifest(role).root))
+        rel = os.path.relpath(base, root)
+        prefix = "" if rel == "." else Path(rel).as_posix() + "/"
+        if prefix.startswith("../"):
+            raise ProtocolError(f"the {role} images lie outside {root}; choose a root that holds both datasets")
+        sides[column] = [prefix + str(p) for p in images.loc[ids, "path"]]
+    table = pd.DataFrame({"fold": protocol.pairs["fold"].to_numpy(), "left": sides["left_id"],
+                          "right": sides["right_id"], "label": protocol.pairs["label"].to_numpy()})
+    return table, root
+
+
+def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
+                    root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Write a 1:1 protocol as a public pair list.
+
+    Paths in the file are relative to ``root`` (default: the deepest folder holding
+    both manifests' dataset roots; with one manifest, its root). Formats without
+    folds refuse protocols whose folds they could not give back.
+
+    Returns
+    -------
+    (path written, root the paths are relative to)
+    """
+    table, root = protocol_pair_table(protocol, Path(root) if root is not None else None)
+    options = {"root": root} if "root" in get_format(fmt).write_options else {}
+    return write_pairs(table, path, fmt, **options), root
+
+
+# --- insightface .bin ------------------------------------------------------------------------------
+
+_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"BM", ".bmp"), (b"GIF8", ".gif"))
+
+
+def _extension(data: bytes) -> str | None:
+    for magic, ext in _MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return None
+
+
+def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLike, *, variant: str = "unmasked",
+                           n_folds: int = 10, name: str | None = None) -> tuple[Protocol, Manifest]:
+    """Unpack an insightface ``.bin`` into images + a manifest, and return its 1:1 protocol.
+
+    The ``.bin`` is read by :func:`~mfrkit.protocols.formats.read_bin` (nothing in it is
+    executed). Images are written, with their original bytes, to
+    ``dataset_dir/images/NNNNNN.<ext>`` (image ``2i`` and ``2i + 1`` form pair ``i``);
+    an image that does not decode is recorded with its failure status and no file, and
+    its pair is kept. Existing identical files are not rewritten, so an interrupted
+    import can be run again. The manifest has no identities (a ``.bin`` carries none).
+
+    Parameters
+    ----------
+    path : path-like
+    dataset_dir : path-like
+        Gets ``images/`` and ``manifest.parquet``.
+    variant : str
+        Variant recorded for every image (``masked`` for an MLFW-like file).
+    n_folds : int
+        Contiguous folds, 10 as in insightface's evaluation.
+
+    Returns
+    -------
+    (Protocol, Manifest): the protocol is not saved yet; the manifest is written.
+    """
+    path, dataset_dir = Path(path), Path(dataset_dir)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    bins, issame = read_bin(data, source=str(path))
+    folds = contiguous_folds(len(issame), n_folds)
+    width = max(6, len(str(len(bins) - 1)))
+    rows = []
+    for i, blob in enumerate(bins):
+        row = {"image_id": None, "path": None, "identity": None, "variant": variant, "status": STATUS_OK,
+               "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        try:
+            img = decode_image(blob)
+            row["height"], row["width"] = int(img.shape[0]), int(img.shape[1])
+            ext = _extension(blob) or ".img"
+        except ImageError as exc:
+            row["status"], ext = exc.reason, ".img"
+        rel = f"images/{i:0{width}d}{ext}"
+        row["image_id"] = row["path"] = rel
+        if row["status"] == STATUS_OK:
+            target = dataset_dir / rel
+            if not (target.is_file() and target.read_bytes() == blob):
+                atomic_write_bytes(target, blob)
+        rows.append(row)
+    manifest = Manifest(make_table(rows), {"name": name or path.stem, "layout": "insightface-bin",
+                                           "source": {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}})
+    write_manifest(manifest, dataset_dir / "manifest.parquet")
+    ids = [r["image_id"] for r in rows]
+    pairs = pd.DataFrame({"fold": folds, "left_id": ids[0::2], "right_id": ids[1::2],
+                          "label": np.asarray(issame, dtype=np.int64)})
+    spec = _SPEC_OF_VARIANTS.get((variant, variant))
+    info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
+            "params": {"read_options": {"n_folds": n_folds, "variant": variant}},
+            "source": {"format": "insightface-bin", "file": path.name, "sha256": manifest.meta["source"]["sha256"],
+                       "unresolved": 0}}
+    return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest

@@ -1,0 +1,164 @@
+"""Folder-level entry points used by ``mfrkit protocol make`` and ``import``.
+
+Each one reads its inputs, calls the generator, importer or deriver, and saves the
+protocol folder(s), so the CLI stays a thin parse-call-print layer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..data.manifest import file_sha256
+from .derive import derive_verification
+from .errors import ProtocolError
+from .folder import Protocol, save_protocol
+from .identification import make_identification
+from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
+from .pool import available_crops
+from .spec import SPECS
+from .verification import as_manifest, make_verification
+
+PathLike = str | os.PathLike
+
+
+def _crop_folder(spec: str, region: str, region2: str | None, factor: float, centered: bool | None) -> str:
+    name = f"{spec}_{region}" + (f"-{region2}" if region2 else "") + f"_f{factor:g}"
+    return name + ("" if centered is None else ("_centered" if centered else "_noncentered"))
+
+
+def partial_grid(spec: str, probe_manifest, spec_params: dict) -> list[dict]:
+    """Every crop a partial spec can use in ``probe_manifest``, filtered by the given params."""
+    crops = available_crops(as_manifest(probe_manifest))
+    if not crops:
+        raise ProtocolError("the probe manifest has no partial images; run `mfrkit partial` first")
+    region, factor, centered = spec_params.get("region"), spec_params.get("factor"), spec_params.get("centered")
+    keep = [c for c in crops if (region is None or c[0] == region) and (factor is None or abs(c[1] - float(factor)) < 1e-9)
+            and (centered is None or c[2] == centered)]
+    out = []
+    for r, f, c in keep:
+        if spec == "partial-cross":
+            seconds = [r2 for r2, f2, c2 in crops if r2 != r and f2 == f and c2 == c
+                       and (spec_params.get("region2") in (None, r2))]
+            out += [{"region": r, "region2": r2, "factor": f, "centered": c} for r2 in seconds]
+        else:
+            out.append({"region": r, "factor": f, "centered": c})
+    if not out:
+        raise ProtocolError(f"no crop of the probe manifest matches {spec_params}; available: "
+                            + "; ".join(f"{r}@{f:g}{'' if c is None else (' centered' if c else ' non-centered')}"
+                                        for r, f, c in crops))
+    return out
+
+
+def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | None = None, *, spec: str = "umr-ump",
+                         spec_params: dict | None = None, kind: str = "verification", derive_from: PathLike | None = None,
+                         people: PathLike | None = None, overwrite: bool = False, name: str | None = None,
+                         **options: Any) -> list[tuple[Path, Protocol]]:
+    """Make (or derive) a protocol and save it under ``out``.
+
+    A partial spec without a region or factor makes one protocol per available crop,
+    in sub-folders of ``out`` named ``<spec>_<region>[-<region2>]_f<factor>[_centered]``,
+    all from the same seed (so the same identities fall into the same folds).
+
+    Parameters
+    ----------
+    out : path-like
+    reference, probe : manifest paths
+    spec, spec_params : the spec
+    kind : ``verification`` or ``identification``
+    derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
+    people : LFW ``people.txt`` giving the identity folds (1:1 only)
+    options : forwarded to :func:`make_verification`, :func:`make_identification` or
+        :func:`derive_verification`.
+
+    Returns
+    -------
+    list of (folder, Protocol) written.
+    """
+    if kind not in ("verification", "identification"):
+        raise ProtocolError(f"kind must be verification or identification, got {kind!r}")
+    spec_params = {k: v for k, v in (spec_params or {}).items() if v is not None}
+    SPECS.get(spec)
+    jobs: list[tuple[Path, dict]] = [(Path(out), spec_params)]
+    if spec.startswith("partial-") and not ({"region", "factor"} <= set(spec_params)
+                                            and (spec != "partial-cross" or "region2" in spec_params)):
+        grid = partial_grid(spec, probe if probe is not None else reference, spec_params)
+        jobs = [(Path(out) / _crop_folder(spec, g["region"], g.get("region2"), g["factor"], g["centered"]), g)
+                for g in grid]
+    written = []
+    for folder, params in jobs:
+        label = name if len(jobs) == 1 else f"{name or spec}:{folder.name}"
+        if derive_from is not None:
+            if kind != "verification":
+                raise ProtocolError("only 1:1 protocols can be derived")
+            protocol = derive_verification(derive_from, reference, probe, spec=spec, spec_params=params, name=label,
+                                           **options)
+        elif kind == "identification":
+            protocol = make_identification(reference, probe, spec=spec, spec_params=params, name=label, **options)
+        else:
+            folds = people_folds(people) if people is not None else None
+            protocol = make_verification(reference, probe, spec=spec, spec_params=params, identity_folds=folds,
+                                         name=label, **options)
+        if label is None:
+            protocol.info["name"] = folder.name
+        if people is not None and derive_from is None and kind == "verification":
+            protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
+        save_protocol(protocol, folder, overwrite=overwrite)
+        written.append((folder, protocol))
+    return written
+
+
+def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: PathLike | None = None,
+                           probe: PathLike | None = None, *, images_to: PathLike | None = None,
+                           variant: str = "unmasked", overwrite: bool = False, name: str | None = None,
+                           strict: bool = False, **read_options: Any) -> tuple[Protocol, ImportReport | None]:
+    """Import a public pair list (or an insightface ``.bin``) and save it as a protocol folder.
+
+    For ``insightface-bin`` the images are unpacked into ``images_to`` (with a manifest)
+    and ``reference`` / ``probe`` are not used; ``n_folds`` is the only read option.
+    """
+    read_options = {k: v for k, v in read_options.items() if v is not None}
+    if fmt == "insightface-bin":
+        unknown = sorted(set(read_options) - {"n_folds"})
+        if unknown:
+            raise ProtocolError(f"a .bin import takes no {', '.join(unknown)} option")
+        if images_to is None:
+            raise ProtocolError("importing a .bin unpacks its images: give a dataset folder (--images)")
+        protocol, _ = import_insightface_bin(file, images_to, variant=variant, name=name or Path(out).name,
+                                             **read_options)
+        report = None
+    else:
+        if reference is None:
+            raise ProtocolError("importing a pair list needs the manifest of the images it names (--manifest)")
+        protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
+                                        **read_options)
+    save_protocol(protocol, out, overwrite=overwrite)
+    return protocol, report
+
+
+def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,
+                     kind: str = "verification", spec_params: dict | None = None, seed: int = 0,
+                     **options: Any) -> Protocol:
+    """A protocol from a folder or a spec name (what ``--protocol`` on the bench accepts).
+
+    A path to a protocol folder is loaded with :func:`load_protocol` (``reference`` /
+    ``probe``, when given, replace the recorded manifest paths and are checked against
+    the recorded fingerprints). Otherwise ``value`` must be a registered spec name
+    (``mr-mp``, ...) and the protocol is generated in memory from ``reference`` /
+    ``probe`` with ``seed`` and ``options`` (see :func:`make_verification` and
+    :func:`make_identification`).
+    """
+    from .folder import INFO_NAME, load_protocol
+
+    if Path(value).is_dir() and (Path(value) / INFO_NAME).is_file():
+        manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
+        return load_protocol(value, manifests or None)
+    name = str(value)
+    if name not in SPECS:
+        raise ProtocolError(f"{name!r} is neither a protocol folder nor a spec; specs: {', '.join(SPECS.names())}")
+    if reference is None:
+        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from")
+    if kind == "identification":
+        return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)
+    return make_verification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)

@@ -1,0 +1,60 @@
+"""The models CLI maps options onto the library calls (library patched), and lists the families."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import mfrkit.models.export as export_mod
+import mfrkit.models.train as train_mod
+from mfrkit.cli import app
+from mfrkit.models.export import ExportResult
+from mfrkit.models.train import TrainResult
+
+runner = CliRunner()
+
+
+def test_models_list_names_every_family():
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    for name in ("csn", "attention", "heterogeneous", "domain_adapt", "arcface160p30", "iresnet100", "mobilefacenet"):
+        assert name in result.output
+
+
+def test_models_train_maps_options(monkeypatch, tiny_dataset, tmp_path):
+    calls = {}
+
+    def fake_train(family, data, out, **kw):
+        calls.update(family=family, data=data, out=out, **kw)
+        return TrainResult(out=Path(out), checkpoint=Path(out) / "checkpoint.pt", step=3, epoch=1, resumed_from=0,
+                           last_losses={"loss": 1.5}, n_samples=20, n_classes=3, dropped={"no_landmarks": 2})
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    args = ["models", "train", "--family", "csn", "--data", str(tiny_dataset.path), "--teacher", "t.onnx",
+            "--epochs", "4", "--device", "cpu", "--out", str(tmp_path / "run"), "--aligned", "-j", "0",
+            "-o", "width=8", "-o", "sub_dropout=[0.1, 0.2]"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert calls["family"] == "csn" and calls["out"] == tmp_path / "run" and calls["teacher"] == Path("t.onnx")
+    assert calls["options"] == {"width": 8, "sub_dropout": [0.1, 0.2]}
+    assert (calls["config"].epochs, calls["config"].device, calls["config"].workers) == (4, "cpu", 0)
+    assert calls["aligned"] is True and calls["mask_transform"] is None and calls["data"].fingerprint()
+    assert "step 3" in result.output and "2 no_landmarks" in result.output
+
+
+def test_models_export_maps_options(monkeypatch, tmp_path):
+    calls = {}
+
+    def fake_export(family, out, **kw):
+        calls.update(family=family, out=out, **kw)
+        meta = {"mfrkit.align": "arcface112", "mfrkit.domain": "probe"}
+        return [ExportResult(path=out, metadata=meta, max_abs_diff={1: 1e-6, 8: 2e-6}, embedding_dim=512)]
+
+    monkeypatch.setattr(export_mod, "export_family", fake_export)
+    result = runner.invoke(app, ["models", "export", "--family", "heterogeneous", "--out", str(tmp_path / "h.onnx"),
+                                 "-o", "backbone=iresnet18"])
+    assert result.exit_code == 0, result.output
+    assert calls == {"family": "heterogeneous", "out": tmp_path / "h.onnx", "checkpoint": None,
+                     "options": {"backbone": "iresnet18"}}
+    assert "(probe)" in result.output and "untrained" in result.output
