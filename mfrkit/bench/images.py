@@ -17,7 +17,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..data.manifest import Manifest, safe_relpath
-from .protocol_io import ProtocolError
+from ..protocols import ProtocolError
 
 #: uid of "no image" (an empty id in a protocol).
 MISSING_UID = "-"

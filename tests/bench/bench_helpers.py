@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -118,39 +117,27 @@ def all_pairs(manifest: Manifest, n_folds: int = 2) -> list[tuple]:
     return out
 
 
-def write_protocol(
-    folder: Path,
-    manifests,
-    *,
-    name: str,
-    pairs=None,
-    gallery=None,
-    probes=None,
-    relative: bool = True,
-    as_list: bool = False,
-) -> Path:
-    """A protocol folder. ``manifests``: a list of one manifest (both roles) or a dict
-    role -> manifest; ``probes``: (image_id, mated) or (image_id, mated, mate_id) tuples."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_protocol(folder: Path, manifests, *, name: str, pairs=None, gallery=None, probes=None, distractors=()) -> Path:
+    """A protocol folder written by the protocol engine.
+
+    ``manifests``: a list of one manifest (both roles) or a dict role -> manifest.
+    ``pairs``: (fold, left_id, right_id, label) tuples; ``gallery``: image ids (those in
+    ``distractors`` flagged as such); ``probes``: (image_id, mated[, mate_id]) tuples.
+    Identities are left empty: the bench takes them from the manifests.
+    """
+    import pandas as pd
+
+    from mfrkit.protocols import Protocol, save_protocol
+
     roles = manifests if isinstance(manifests, dict) else {"reference": manifests[0], "probe": manifests[0]}
-
-    def entry(m):
-        p = Path(m.path)
-        path = str(Path("..") / p.parent.name / p.name) if relative else str(p)
-        return {"name": m.name, "path": path, "fingerprint": m.fingerprint()}
-
-    entries = [entry(roles["reference"])] if as_list else {r: entry(m) for r, m in roles.items()}
-    kind = "verification" if pairs is not None else "identification"
-    meta = {"name": name, "kind": kind, "spec": name, "seed": 0, "version": 1, "manifests": entries}
-    (folder / "protocol.json").write_text(json.dumps(meta))
+    info = {"name": name, "spec": None, "seed": 0}
     if pairs is not None:
-        lines = ["fold,left_id,right_id,label"] + [f"{f},{a},{b},{lab}" for f, a, b, lab in pairs]
-        (folder / "pairs.csv").write_text("\n".join(lines) + "\n")
+        df = pd.DataFrame(pairs, columns=["fold", "left_id", "right_id", "label"])
+        protocol = Protocol(info={**info, "kind": "verification"}, manifests=roles, pairs=df)
     else:
-        (folder / "gallery.csv").write_text("image_id\n" + "".join(f"{g}\n" for g in gallery))
-        if any(len(p) == 3 for p in probes):
-            rows = "".join(f"{p[0]},{int(p[1])},{p[2] if len(p) == 3 else ''}\n" for p in probes)
-            (folder / "probes.csv").write_text("image_id,mated,mate_id\n" + rows)
-        else:
-            (folder / "probes.csv").write_text("image_id,mated\n" + "".join(f"{p},{int(m)}\n" for p, m in probes))
+        g = pd.DataFrame({"image_id": list(gallery), "identity": "", "distractor": [int(i in distractors) for i in gallery]})
+        rows = [(p[0], "", int(p[1]), p[2] if len(p) > 2 else "") for p in probes]
+        pr = pd.DataFrame(rows, columns=["image_id", "identity", "mated", "mate_id"])
+        protocol = Protocol(info={**info, "kind": "identification"}, manifests=roles, gallery=g, probes=pr)
+    save_protocol(protocol, folder, overwrite=True)
     return folder

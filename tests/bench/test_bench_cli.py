@@ -55,7 +55,7 @@ def test_bench_on_the_demo_sample_with_landmark_alignment(monkeypatch, capsys, t
     shutil.copytree(sample_manifest.root, tmp_path / "sample")
     sample_manifest = read_manifest(tmp_path / "sample")
     model = make_model(tmp_path / "arc.onnx", size=112, meta={**ARCFACE_META, "mfrkit.input_size": "112", "mfrkit.align": "arcface112"})
-    proto = write_protocol(tmp_path / "demo-pairs", [sample_manifest], name="demo-pairs", pairs=all_pairs(sample_manifest), relative=False)
+    proto = write_protocol(tmp_path / "demo-pairs", [sample_manifest], name="demo-pairs", pairs=all_pairs(sample_manifest))
     runs = tmp_path / "runs"
     code, out, err = invoke(
         monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--out", runs, "--cache", tmp_path / "cache",
@@ -82,7 +82,7 @@ def test_errors_are_one_line_messages(monkeypatch, capsys, tmp_path, dataset):
     code, _, err = invoke(monkeypatch, capsys, "bench", "-m", bad, "-p", proto, "--out", tmp_path / "runs")
     assert code == 1 and "not a loadable ONNX model" in err and "Traceback" not in err
     code, _, err = invoke(monkeypatch, capsys, "bench", "-m", bad, "-p", tmp_path / "nowhere", "--out", tmp_path / "runs")
-    assert code == 1 and "no protocol folder" in err
+    assert code == 1 and "neither a protocol folder nor a spec" in err
     code, _, err = invoke(monkeypatch, capsys, "leaderboard", tmp_path / "empty")
     assert code == 1 and "no results folder" in err
     model = make_model(tmp_path / "m.onnx")

@@ -11,7 +11,7 @@ from bench_helpers import ARCFACE_META, all_pairs, make_dataset, make_model, wri
 
 from mfrkit.bench import metrics as M
 from mfrkit.bench import report as R
-from mfrkit.bench.protocol_io import ProtocolError, load_protocol
+from mfrkit.protocols import ProtocolError, load_protocol
 from mfrkit.bench.run import BenchConfig, run_benchmark
 from mfrkit.errors import MfrkitError
 
@@ -183,23 +183,8 @@ def test_protocol_with_unknown_ids(tmp_path, dataset, tiny_model):
 
 def test_protocol_from_another_manifest(tmp_path, dataset, tiny_model, pairs_protocol):
     other = make_dataset(tmp_path / "other", seed=5)
-    with pytest.raises(ProtocolError, match="umr-ump. was drawn from a reference manifest"):
+    with pytest.raises(ProtocolError, match="umr-ump. .* was made from a reference manifest with fingerprint"):
         run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], manifests=[str(other.path)]))
-
-
-def test_protocol_files_malformed(tmp_path, dataset):
-    p = write_protocol(tmp_path / "p", [dataset], name="p", pairs=[(0, "id0/img0.png", "id0/img1.png", 1)])
-    (p / "pairs.csv").write_text("fold,left_id,right_id,label\n0,id0/img0.png,id0/img1.png,2\n")
-    with pytest.raises(ProtocolError, match="label must be 0/1"):
-        load_protocol(p)
-    (p / "pairs.csv").write_text("fold,left,right,label\n")
-    with pytest.raises(ProtocolError, match="lacks column"):
-        load_protocol(p)
-    (p / "pairs.csv").unlink()
-    with pytest.raises(ProtocolError, match="pairs.csv"):
-        load_protocol(p)
-    with pytest.raises(ProtocolError, match="not a protocol folder"):
-        load_protocol(tmp_path)
 
 
 def test_identification_mated_flag_checked(tmp_path, dataset, tiny_model):
@@ -249,9 +234,7 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     gallery = distractors + ["id0/img0.png", "id1/img0.png"]
     probes = [("id0/img1.png", True, "id0/img0.png"), ("id0/img2.png", True, "id0/img0.png"),
               ("id1/img1.png", True, "id1/img0.png"), ("id2/img0.png", False, "")]  # fmt: skip
-    (tmp_path / "mf").mkdir()
-    p = write_protocol(tmp_path / "mf", [dataset], name="mf", gallery=gallery, probes=probes)
-    (p / "gallery.csv").write_text("image_id,distractor\n" + "".join(f"{g},{int(g in distractors)}\n" for g in gallery))
+    p = write_protocol(tmp_path / "mf", [dataset], name="mf", gallery=gallery, probes=probes, distractors=distractors)
     run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, max_rank=3))
     res = read_metrics(run, "tiny", "mf")
     assert res["metrics"]["mode"] == "megaface" and res["metrics"]["distractors"] == 6
@@ -269,28 +252,9 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     assert res["metrics"]["n_nonmated"] == 1
 
 
-def test_recorded_file_hash_detects_an_edited_protocol(tmp_path, dataset):
-    import hashlib
-
-    p = write_protocol(tmp_path / "h", [dataset], name="h", pairs=all_pairs(dataset)[:4])
-    meta = json.loads((p / "protocol.json").read_text())
-    meta["files"] = {"pairs.csv": {"sha256": hashlib.sha256((p / "pairs.csv").read_bytes()).hexdigest()}}
-    (p / "protocol.json").write_text(json.dumps(meta))
-    proto = load_protocol(p)
-    assert proto.sha256 == hashlib.sha256((p / "protocol.json").read_bytes()).hexdigest()
-    with open(p / "pairs.csv", "a") as f:
-        f.write("0,id0/img0.png,id1/img0.png,0\n")
-    with pytest.raises(ProtocolError, match="changed after protocol.json"):
-        load_protocol(p)
-
-
-def test_manifest_list_and_manifest_options(tmp_path, dataset):
+def test_manifest_options():
     from mfrkit.bench.protocol_io import parse_manifest_options
 
-    p = write_protocol(tmp_path / "l", [dataset], name="l", pairs=all_pairs(dataset)[:4], as_list=True)
-    proto = load_protocol(p)
-    assert proto.manifests["reference"] is proto.manifests["probe"] and proto.kind == "verification"
     assert parse_manifest_options(["a.parquet", "probe=b.parquet"]) == {"reference": "a.parquet", "probe": "b.parquet"}
-    other = make_dataset(tmp_path / "other", seed=3)
-    with pytest.raises(ProtocolError, match="probe manifest with fingerprint"):
-        load_protocol(p, {"probe": str(other.path)})
+    assert parse_manifest_options(["reference=r", "x"]) == {"reference": "x", "probe": "x"}
+
