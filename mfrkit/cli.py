@@ -414,6 +414,114 @@ def protocol_validate(
 # --- benchmark: bench, leaderboard ------------------------------------------------------------------
 
 
+@app.command()
+def bench(
+    model: Annotated[list[Path], typer.Option("--model", "-m", help="ONNX model, or a folder of models (repeatable).")],
+    protocol: Annotated[list[str], typer.Option("--protocol", "-p", help="Protocol folder (repeatable).")],
+    probe_model: Annotated[Optional[Path], typer.Option(help="Probe half of a heterogeneous model; --model is then the reference half.")] = None,
+    manifest: Annotated[Optional[list[str]], typer.Option(help="Manifest instead of the path in protocol.json: PATH (both roles) or reference=PATH / probe=PATH.")] = None,
+    out: Annotated[Path, typer.Option(help="Results root; the run goes in OUT/<run id>.")] = Path("runs"),
+    provider: Annotated[str, typer.Option(help="onnxruntime provider: auto, cuda or cpu.")] = "auto",
+    batch: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", min=0, help="Pipeline worker processes (default: automatic; 0: none).")] = None,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
+    threads: Annotated[int, typer.Option(min=0, help="onnxruntime intra-op threads (0: its default).")] = 0,
+    input_size: Annotated[Optional[str], typer.Option(help="Override mfrkit.input_size, e.g. 112 or 112,112.")] = None,
+    color: Annotated[Optional[str], typer.Option(help="Override mfrkit.color: RGB or BGR.")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Override mfrkit.mean (0-255 units), e.g. 127.5.")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Override mfrkit.std (0-255 units), e.g. 127.5.")] = None,
+    align: Annotated[Optional[str], typer.Option(help="Override mfrkit.align: arcface112, dlib150 or none.")] = None,
+    model_meta: Annotated[Optional[Path], typer.Option(help="Sidecar JSON with the mfrkit.* keys of a third-party model.")] = None,
+    landmarks: Annotated[str, typer.Option(help="Landmark backend whose (cached) landmarks align the faces.")] = "mediapipe",
+    cache: Annotated[Optional[Path], typer.Option(help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")] = False,
+    fta: Annotated[str, typer.Option(help="Failures to acquire: reject (scored as rejections) or exclude (left out, still counted).")] = "reject",
+    far: Annotated[Optional[str], typer.Option(help="FAR/FPIR targets, comma-separated (default 1e-1,...,1e-6).")] = None,
+    max_rank: Annotated[int, typer.Option(min=1, help="1:N candidate-list length and CMC range.")] = 20,
+    search_device: Annotated[str, typer.Option(help="1:N search: auto, cuda (torch) or cpu (numpy).")] = "auto",
+    bootstrap: Annotated[int, typer.Option(min=0, help="Identity-bootstrap replicates (0: none).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    transfer_from: Annotated[str, typer.Option(help="Protocol whose threshold is applied to the other 1:1 protocols ('' to skip).")] = "umr-ump",
+    transfer_far: Annotated[float, typer.Option(help="FAR at which that threshold is chosen.")] = 1e-4,
+    plots: Annotated[bool, typer.Option(help="Write ROC/DET/CMC plots.")] = True,
+) -> None:
+    """Benchmark ONNX models on protocols: embeddings, scores, metrics, plots and leaderboard rows."""
+    from .bench.cache import default_cache_dir
+    from .bench.run import BenchConfig, run_benchmark
+    from .progress import progress_bar
+
+    options = {"input_size": input_size, "color": color, "mean": mean, "std": std, "align": align}
+    cfg = BenchConfig(
+        models=list(model),
+        protocols=list(protocol),
+        probe_model=str(probe_model) if probe_model else None,
+        manifests=list(manifest or []),
+        out=out,
+        provider=provider,
+        batch_size=batch,
+        workers=workers,
+        tta=None if tta == "none" else tta,
+        threads=threads,
+        model_options={k: v for k, v in options.items() if v is not None},
+        sidecar=str(model_meta) if model_meta else None,
+        landmarks=landmarks,
+        cache_dir=None if no_cache else (cache or default_cache_dir()),
+        fta_policy=fta,
+        far_targets=tuple(_floats(far)) if far else BenchConfig.far_targets,
+        max_rank=max_rank,
+        search_device=search_device,
+        n_boot=bootstrap,
+        seed=seed,
+        transfer_from=transfer_from or None,
+        transfer_far=transfer_far,
+        plots=plots,
+    )
+    run = run_benchmark(cfg, log=lambda msg: err_console.print(msg, highlight=False), progress=lambda n, d: progress_bar(n, d, enabled=err_console.is_terminal))
+    _print_board(run.leaderboard)
+    console.print(f"run folder: {run.folder}")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+#: Metrics the console shows; the CSV and Markdown files hold every one.
+_BOARD_METRICS = (
+    "images_per_second", "fta_images", "auc", "eer", "acc_mean", "acc_std", "tar@far=1e-03", "tar@far=1e-04",
+    "rank1", "rank5", "tpir@fpir=1e-02", "transfer_fnmr", "transfer_fmr",
+)  # fmt: skip
+
+
+def _print_board(board) -> None:
+    """One line per (model, protocol): readable in a terminal and in a log file alike."""
+    for _, row in board.iterrows():
+        parts = []
+        for c in _BOARD_METRICS:
+            v = row.get(c)
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            parts.append(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}")
+        console.print(f"{row['model']} on {row['protocol']} ({row['provider']}): " + ", ".join(parts), highlight=False)
+
+
+@app.command()
+def leaderboard(
+    results: Annotated[Path, typer.Argument(help="Folder holding bench runs.")] = Path("runs"),
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the leaderboard as CSV.")] = None,
+    md: Annotated[Optional[Path], typer.Option("--md", help="Write the leaderboard as Markdown.")] = None,
+) -> None:
+    """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
+    from .bench.report import collect_leaderboard, write_leaderboard
+
+    board = collect_leaderboard(results)
+    _print_board(board)
+    for path in write_leaderboard(board, csv=csv, md=md):
+        console.print(f"wrote {path}")
+
+
 # --- models ------------------------------------------------------------------------------------------
 
 
@@ -528,10 +636,8 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # click's usage errors; typer 0.29 vendors click, so no `import click`
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -1,0 +1,272 @@
+"""Embeddings of a set of images: cache, then pipeline, then model.
+
+An image that cannot be used is a *failure to acquire* (FtA) with a reason: its
+manifest status when that is not ``ok``, ``no_face`` / ``no_landmarks`` when the
+alignment needs landmarks it lacks, ``missing`` / ``corrupt`` / ... when it cannot be
+read, ``align_failed``, or ``non_finite_embedding`` when the model returns NaN, inf or
+a zero vector for it. FtA images keep their row (a zero vector) and their reason; what
+happens to their comparisons is the scorer's decision, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..data.manifest import STATUS_OK, file_sha256
+from ..landmarks.base import FaceResult, Landmarks
+from .alignment import get_alignment
+from .cache import EmbeddingCache, item_key, preprocessing_key
+from .pipeline import CropJob, iter_crops, to_tensor
+from .runner import ModelError, OnnxModel
+
+NO_LANDMARKS = "no_landmarks"
+NON_FINITE = "non_finite_embedding"
+TTA_MODES = (None, "flip")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image to embed.
+
+    Attributes
+    ----------
+    image_id : str
+    path : str, absolute.
+    sha256 : str or None (computed from the file when None).
+    status : the manifest's status for the image (``ok`` or a reason).
+    landmarks : FaceResult or None, from the landmark cache when the alignment needs it.
+    """
+
+    image_id: str
+    path: str
+    sha256: str | None = None
+    status: str = STATUS_OK
+    landmarks: FaceResult | None = None
+
+
+@dataclass
+class Embeddings:
+    """Embeddings of a list of images.
+
+    Attributes
+    ----------
+    ids : list of str, image ids in order.
+    vectors : ndarray of shape (n, D), float32, L2-normalised; zero rows for FtA.
+    status : ndarray of shape (n,), object: ``"ok"`` or the FtA reason.
+    computed, cached : how many embeddings were computed now / read from the cache.
+    seconds : wall time spent computing (pipeline + model), excluding cache reads.
+    """
+
+    ids: list[str]
+    vectors: np.ndarray
+    status: np.ndarray
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    index: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {k: i for i, k in enumerate(self.ids)}
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.status == STATUS_OK
+
+    @property
+    def images_per_second(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else float("nan")
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Row index of each id (KeyError names a missing one)."""
+        return np.fromiter((self.index[i] for i in ids), dtype=np.int64, count=len(ids))
+
+    def failures(self) -> dict[str, str]:
+        """image_id -> FtA reason."""
+        return {self.ids[i]: str(self.status[i]) for i in np.flatnonzero(~self.ok)}
+
+
+def _strip(lm: Landmarks) -> Landmarks:
+    # Workers need the points, not the 478-point mesh.
+    return Landmarks(points5=lm.points5, points68=lm.points68, bbox=lm.bbox, score=lm.score, backend=lm.backend)
+
+
+def l2_normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows divided by their norm; returns (normalised, usable) where usable rows are
+    finite with a norm above 1e-12 (others become zero rows)."""
+    x = np.asarray(x, np.float64)
+    finite = np.isfinite(x).all(1)
+    norm = np.linalg.norm(np.where(finite[:, None], x, 0.0), axis=1)
+    ok = finite & (norm > 1e-12)
+    out = np.zeros(x.shape, np.float32)
+    out[ok] = (x[ok] / norm[ok, None]).astype(np.float32)
+    return out, ok
+
+
+def embed_batch(model: OnnxModel, crops: np.ndarray, tta: str | None = None) -> np.ndarray:
+    """Raw (unnormalised) embeddings of aligned crops; with ``tta="flip"`` the sum of the
+    crops' and their mirror images' embeddings.
+
+    Parameters
+    ----------
+    crops : ndarray of shape (N, H, W, 3), uint8 RGB
+
+    Returns
+    -------
+    ndarray of shape (N, D), float32
+    """
+    out = model.run(to_tensor(crops, model.spec))
+    if tta == "flip":
+        out = out + model.run(to_tensor(crops, model.spec, flip=True))
+    return out
+
+
+def embed_images(
+    model: OnnxModel,
+    images: Sequence[ImageRef],
+    *,
+    batch_size: int = 64,
+    workers: int = 0,
+    tta: str | None = None,
+    cache_dir: str | Path | None = None,
+    landmark_backend: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Embeddings:
+    """Embed ``images`` with ``model``.
+
+    Parameters
+    ----------
+    model : OnnxModel
+    images : sequence of ImageRef (unique ids)
+    batch_size : int
+        Images per model call. Embeddings do not depend on it (within float rounding).
+    workers : int
+        Pipeline worker processes (0: in this process).
+    tta : None or ``"flip"``
+    cache_dir : path or None
+        Embedding cache root; None disables the cache.
+    landmark_backend : str or None
+        Recorded in the cache key when the alignment uses landmarks.
+    progress : callable(n), optional
+        Called with the number of images finished.
+
+    Returns
+    -------
+    Embeddings
+    """
+    if tta not in TTA_MODES:
+        raise ModelError(f"unknown test-time augmentation {tta!r}; choose none or flip")
+    if batch_size < 1:
+        raise ModelError(f"batch size must be >= 1, got {batch_size}")
+    n = len(images)
+    ids = [im.image_id for im in images]
+    if len(set(ids)) != n:
+        raise ModelError("images to embed contain duplicate ids")
+    alignment = get_alignment(model.spec.align)
+    status = np.array([im.status if im.status else STATUS_OK for im in images], dtype=object)
+    landmarks: list[Landmarks | None] = [None] * n
+    keys: list[str | None] = [None] * n
+    for i, im in enumerate(images):
+        if status[i] != STATUS_OK:
+            continue
+        if alignment.needs_landmarks:
+            fr = im.landmarks
+            if fr is None:
+                status[i] = NO_LANDMARKS
+                continue
+            if fr.status != STATUS_OK or fr.landmarks is None:
+                status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
+                continue
+            landmarks[i] = _strip(fr.landmarks)
+        sha = im.sha256
+        if not sha:
+            if not Path(im.path).is_file():
+                status[i] = "missing"
+                continue
+            sha = file_sha256(im.path)
+        keys[i] = item_key(sha, landmarks[i])
+
+    dim = model.embedding_dim
+    vectors = np.zeros((n, dim or 0), np.float32)
+    todo = [i for i in range(n) if status[i] == STATUS_OK]
+    cached = 0
+    cache = None
+    if cache_dir is not None:
+        spec = model.spec.preprocessing()
+        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
+        cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
+        found, vec = cache.get([keys[i] for i in todo], dim)
+        if vec is not None and found.any():
+            if vectors.shape[1] == 0:
+                vectors = np.zeros((n, vec.shape[1]), np.float32)
+            rows = np.asarray(todo)[found]
+            vectors[rows] = vec[found]
+            cached = int(found.sum())
+            todo = [i for i, f in zip(todo, found) if not f]
+        if progress and cached:
+            progress(cached)
+    if progress:
+        fta = n - cached - len(todo)
+        if fta:
+            progress(fta)
+
+    t0 = time.perf_counter()
+    computed = 0
+    bad_model = 0
+    jobs = [CropJob(images[i].path, landmarks[i]) for i in todo]
+    buf: list[np.ndarray] = []
+    buf_rows: list[int] = []
+
+    def flush(force: bool) -> None:
+        nonlocal vectors, computed, bad_model
+        while buf_rows and (force or len(buf_rows) >= batch_size):
+            crops = np.concatenate(buf) if len(buf) > 1 else buf[0]
+            take, rest = crops[:batch_size], crops[batch_size:]
+            rows = buf_rows[:batch_size]
+            del buf_rows[:batch_size]
+            buf.clear()
+            if len(rest):
+                buf.append(rest)
+            raw = embed_batch(model, take, tta)
+            if vectors.shape[1] == 0:
+                vectors = np.zeros((n, raw.shape[1]), np.float32)
+            if raw.shape[1] != vectors.shape[1]:
+                raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
+            emb, usable = l2_normalise(raw)
+            rows_arr = np.asarray(rows)
+            vectors[rows_arr] = emb
+            status[rows_arr[~usable]] = NON_FINITE
+            bad_model += int((~usable).sum())
+            computed += int(usable.sum())
+            if cache is not None and usable.any():
+                cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
+            if progress:
+                progress(len(rows))
+
+    try:
+        size = model.spec.input_size
+        for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
+            good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
+            for j, st in enumerate(statuses):
+                if st != STATUS_OK:
+                    status[todo[start + j]] = st
+            if progress and len(good) < len(statuses):
+                progress(len(statuses) - len(good))
+            if good:
+                buf.append(crops[good] if len(good) < len(crops) else crops)
+                buf_rows.extend(todo[start + j] for j in good)
+                flush(False)
+        flush(True)
+    finally:
+        if cache is not None:
+            cache.flush()
+    seconds = time.perf_counter() - t0
+    if bad_model and computed == 0 and cached == 0:
+        raise ModelError(f"{model.name} returned NaN, inf or zero embeddings for all {bad_model} images it was given")
+    if vectors.shape[1] == 0:
+        vectors = np.zeros((n, dim or 1), np.float32)
+    return Embeddings(ids=ids, vectors=vectors, status=status, computed=computed, cached=cached, seconds=seconds)

@@ -1,0 +1,76 @@
+"""The bench's side of the protocol contract: protocols come from :mod:`mfrkit.protocols`.
+
+``--protocol`` is resolved by the protocol engine (:func:`mfrkit.protocols.resolve_protocol`):
+a protocol folder, or a spec name such as ``mr-mp`` drawn from the ``--manifest``\\s. The
+bench uses only what every protocol has: ``name``, ``kind`` (``verification`` /
+``identification``), ``info``, ``manifests`` by role (``reference``, ``probe``), the
+``pairs`` or ``gallery`` / ``probes`` tables, ``folder`` and ``sha256`` (None for a
+protocol made in memory from a spec name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Mapping
+
+import pandas as pd
+
+from ..protocols import ProtocolError, resolve_protocol as _engine_resolve
+
+VERIFICATION, IDENTIFICATION = "verification", "identification"
+ROLES = ("reference", "probe")
+
+__all__ = ["ProtocolError", "VERIFICATION", "IDENTIFICATION", "parse_manifest_options", "resolve_protocol",
+           "protocol_sha256", "describe_protocol"]  # fmt: skip
+
+
+def parse_manifest_options(values: list[str] | None) -> dict[str, str]:
+    """``--manifest`` values: ``PATH`` (both roles) or ``reference=PATH`` / ``probe=PATH``,
+    applied in order. A PATH may also be a registered dataset name or a dataset folder."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        role, sep, path = str(v).partition("=")
+        if sep and role in ROLES:
+            out[role] = path
+        else:
+            out["reference"] = out["probe"] = str(v)
+    return out
+
+
+def resolve_protocol(value: str | os.PathLike, manifests: Mapping[str, str] | None = None):
+    """A protocol folder, or a spec name drawn from ``manifests`` (role -> manifest)."""
+    manifests = dict(manifests or {})
+    return _engine_resolve(value, manifests.get("reference"), manifests.get("probe"))
+
+
+def protocol_sha256(protocol) -> str:
+    """The protocol's sha256; for one made in memory (not saved), a hash of its name,
+    kind, spec, seed and tables."""
+    if getattr(protocol, "sha256", None):
+        return protocol.sha256
+    info = {k: protocol.info.get(k) for k in ("name", "kind", "spec", "spec_params", "seed")}
+    h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
+    for df in (protocol.pairs, protocol.gallery, protocol.probes):
+        if df is not None:
+            h.update(df.to_csv(index=False).encode())
+    return h.hexdigest()
+
+
+def describe_protocol(protocol) -> dict:
+    """What a report records about a protocol."""
+    info = protocol.info
+    d = {"name": protocol.name, "kind": protocol.kind, "spec": info.get("spec"), "spec_params": info.get("spec_params")}
+    d.update(seed=info.get("seed"), version=info.get("version"), sha256=protocol_sha256(protocol))
+    d["folder"] = None if protocol.folder is None else str(protocol.folder)
+    d["manifests"] = {
+        r: {"name": m.name, "path": None if m.path is None else str(m.path), "fingerprint": m.fingerprint()}
+        for r, m in protocol.manifests.items()
+    }
+    if protocol.kind == VERIFICATION:
+        d.update(n_pairs=int(len(protocol.pairs)), n_folds=int(protocol.pairs["fold"].nunique()))
+    else:
+        mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
+        d.update(n_gallery=int(len(protocol.gallery)), n_probes=int(len(protocol.probes)), n_mated=int(mated.sum()))
+    return d

@@ -1,0 +1,517 @@
+"""``mfrkit bench``: models x protocols -> embeddings -> scores -> metrics -> run folder.
+
+:func:`run_benchmark` is the one call behind the command. Per model it embeds every
+image the protocols need once (through the embedding cache, so a later run on another
+protocol reuses them), then scores and evaluates each protocol, applies the threshold
+transfer, and writes the run folder and its leaderboard rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import re
+import uuid
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..data.manifest import STATUS_OK
+from ..errors import MfrkitError
+from . import evaluate as E
+from . import metrics as M
+from . import report as R
+from .alignment import get_alignment
+from .cache import default_cache_dir, preprocessing_key
+from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
+from .images import ATTRIBUTES, MISSING_UID, ImageTable
+from .pipeline import default_workers
+from .protocol_io import VERIFICATION, ProtocolError, describe_protocol, parse_manifest_options, resolve_protocol
+from .runner import ModelSet, load_models
+from .scoring import identify, identify_with_distractors, identity_templates, pair_scores
+
+FTA_POLICIES = ("reject", "exclude")
+
+ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
+
+
+class BenchError(MfrkitError):
+    """A benchmark run cannot go ahead (settings, missing landmarks, protocol/manifest mismatch)."""
+
+
+@dataclass
+class BenchConfig:
+    """Settings of one ``mfrkit bench`` run (the CLI options, one to one).
+
+    Attributes
+    ----------
+    models : model files or folders (see :func:`~mfrkit.bench.runner.load_models`).
+    protocols : protocol folders (or names, once the protocol engine resolves them).
+    probe_model : the probe half of a heterogeneous model given as two files.
+    manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
+        ``probe=PATH``, instead of the paths recorded in ``protocol.json``.
+    out : results root; the run goes in ``out/<run_id>``.
+    provider : ``auto`` | ``cuda`` | ``cpu`` (onnxruntime).
+    batch_size, workers (None: automatic), tta (None or ``flip``), threads (onnxruntime).
+    model_options : preprocessing keys overriding the model's metadata; sidecar : a JSON of them.
+    landmarks : landmark backend whose cached landmarks align the faces.
+    cache_dir : embedding cache root; None disables it (default: :func:`default_cache_dir`).
+    fta_policy : ``reject`` (FtA comparisons are rejections, the default) or ``exclude``
+        (left out of the metrics, still counted and listed).
+    far_targets, max_rank, search_device, n_boot, seed, confidence : metric settings.
+    transfer_from, transfer_far : the threshold for ``transfer_far`` on protocol
+        ``transfer_from`` is applied to every other 1:1 protocol of the run.
+    plots : write PNG plots.
+    """
+
+    models: list
+    protocols: list
+    probe_model: str | None = None
+    manifests: list = field(default_factory=list)
+    out: Path = Path("runs")
+    provider: str = "auto"
+    batch_size: int = 64
+    workers: int | None = None
+    tta: str | None = None
+    threads: int = 0
+    model_options: dict = field(default_factory=dict)
+    sidecar: str | None = None
+    landmarks: str = "mediapipe"
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    fta_policy: str = "reject"
+    far_targets: tuple = M.DEFAULT_FAR_TARGETS
+    max_rank: int = 20
+    search_device: str = "auto"
+    n_boot: int = 1000
+    seed: int = 0
+    confidence: float = 0.95
+    transfer_from: str | None = "umr-ump"
+    transfer_far: float = 1e-4
+    plots: bool = True
+
+
+@dataclass
+class BenchRun:
+    """What a run produced: its folder, one result dict per (model, protocol), the leaderboard rows."""
+
+    folder: Path
+    results: list[dict]
+    leaderboard: pd.DataFrame
+
+
+def _no_progress(total: int, description: str):
+    return contextlib.nullcontext(lambda n=1: None)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
+
+
+# --- images -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sides:
+    """uids a protocol uses, by side: ``reference`` (left, gallery, mates), ``probe`` (right, probes)."""
+
+    left: list = field(default_factory=list)
+    right: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)
+    probes: list = field(default_factory=list)
+    mates: list = field(default_factory=list)
+
+    def reference(self) -> list:
+        return self.left + self.gallery + [u for u in self.mates if u != MISSING_UID]
+
+    def probe(self) -> list:
+        return self.right + self.probes
+
+
+def _sides(proto, images: ImageTable) -> _Sides:
+    ref, prb = proto.manifests["reference"], proto.manifests["probe"]
+    what = f"protocol {proto.name}"
+    if proto.kind == VERIFICATION:
+        return _Sides(
+            left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
+            right=images.uids(prb, proto.pairs["right_id"].tolist(), what=what),
+        )
+    mates = proto.probes["mate_id"].tolist() if "mate_id" in proto.probes else [""] * len(proto.probes)
+    return _Sides(
+        gallery=images.uids(ref, proto.gallery["image_id"].tolist(), what=what),
+        probes=images.uids(prb, proto.probes["image_id"].tolist(), what=what),
+        mates=images.uids(ref, mates, what=what),
+    )
+
+
+def landmark_lookup(manifest, backend: str, *, workers: int = 1) -> dict:
+    """image_id -> FaceResult from the manifest's landmark cache (detecting what is not cached)."""
+    from ..landmarks.cache import get_landmarks
+
+    return get_landmarks(manifest, backend, workers=workers)
+
+
+def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
+    """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
+    ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
+    probe_uids = dict.fromkeys(u for s in sides for u in s.probe())
+    if not ms.heterogeneous:
+        ref_uids.update(probe_uids)
+    jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
+    out = []
+    lm_cache: dict = {}
+    table = images.table
+    for model, uids in jobs:
+        needs = get_alignment(model.spec.align).needs_landmarks
+        rows = table.loc[uids]
+        found: list = [None] * len(uids)
+        if needs:
+            for key in rows["manifest"].unique():
+                if not key:
+                    continue  # MISSING_UID
+                if key not in lm_cache:
+                    m = images.manifests[key]
+                    log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
+                    lm_cache[key] = landmark_lookup(m, cfg.landmarks, workers=cfg.workers or os.cpu_count() or 1)
+            found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
+        refs = [
+            ImageRef(u, path, sha, status, lm)
+            for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
+        ]
+        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
+        with progress(len(refs), f"embedding with {model.name}") as advance:
+            emb = embed_images(
+                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
+                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+            )  # fmt: skip
+        log(
+            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
+            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
+        )
+        out.append(emb)
+    return out[0], (out[1] if ms.heterogeneous else out[0])
+
+
+# --- per-protocol evaluation -----------------------------------------------------------------------
+
+
+def _attributes(images: ImageTable, uids: list, prefix: str = "") -> pd.DataFrame:
+    attrs = images.table.loc[uids, list(ATTRIBUTES)].reset_index(drop=True)
+    return attrs.add_prefix(prefix)
+
+
+def _verification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+    pairs = proto.pairs[["fold", "left_id", "right_id", "label"]].reset_index(drop=True).copy()
+    pairs["label"] = pd.to_numeric(pairs["label"]).astype(int)
+    li, ri = ref.rows(s.left), probe.rows(s.right)
+    scores = pair_scores(ref.vectors, probe.vectors, left_index=li, right_index=ri, left_ok=ref.ok, right_ok=probe.ok)
+    pairs["score"] = scores
+    pairs["fta"] = np.isneginf(scores)
+    pairs = pd.concat([pairs, _attributes(images, s.left, "left_"), _attributes(images, s.right, "right_")], axis=1)
+    use = pairs if cfg.fta_policy == "reject" else pairs[~pairs["fta"]]
+    clusters = use["left_identity"].where(use["left_identity"].notna(), use["left_id"]).astype(str).to_numpy()
+    metrics = E.verification_metrics(
+        use["label"].to_numpy(), use["score"].to_numpy(), use["fold"].to_numpy(), clusters,
+        far_targets=cfg.far_targets, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
+    )  # fmt: skip
+    metrics["n_fta_excluded"] = int(len(pairs) - len(use))
+    breakdowns = E.verification_breakdowns(use, thresholds=E.overall_thresholds(metrics), far_targets=cfg.far_targets)
+    return pairs, use, metrics, breakdowns
+
+
+def _identities(df: pd.DataFrame, uids: list, images: ImageTable) -> pd.Series:
+    """The protocol's identity column where given, else the manifest's."""
+    known = pd.Series(images.table.loc[uids, "identity"].to_numpy(), index=df.index, dtype=object)
+    if "identity" not in df.columns:
+        return known
+    given = df["identity"].astype(object)
+    return given.where(given.notna() & (given.astype(str).str.strip() != ""), known)
+
+
+def _identification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+    gal = proto.gallery.reset_index(drop=True).copy()
+    prb = proto.probes.reset_index(drop=True).copy()
+    prb["mated"] = pd.to_numeric(prb["mated"]).astype(bool)
+    gal["identity"] = _identities(gal, s.gallery, images)
+    prb["identity"] = _identities(prb, s.probes, images)
+    pi = probe.rows(s.probes)
+    megaface = any(u != MISSING_UID for u in s.mates)
+    if megaface:
+        res, names, extra = _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg)
+    else:
+        res, names, extra = _search_templates(proto, s, gal, prb, ref, probe, pi, cfg)
+    prb["rank"] = res.ranks
+    prb["mated_score"] = res.mated_scores
+    prb["best_score"] = res.best_scores
+    prb["fta"] = ~probe.ok[pi]
+    prb["top1"] = [names[t] if t >= 0 else None for t in res.top_index[:, 0]]
+    prb = pd.concat([prb, _attributes(images, s.probes).drop(columns=["identity"])], axis=1)
+    use = prb if cfg.fta_policy == "reject" else prb[~prb["fta"]]
+    metrics = E.identification_metrics(
+        use["rank"].to_numpy(float), use["mated_score"].to_numpy(float), use["best_score"].to_numpy(float),
+        use["mated"].to_numpy(bool), max_rank=cfg.max_rank, fpir_targets=cfg.far_targets, confidence=cfg.confidence,
+    )  # fmt: skip
+    metrics["n_fta_excluded"] = int(len(prb) - len(use))
+    metrics.update(extra)
+    breakdowns = E.identification_breakdowns(use, max_rank=cfg.max_rank, fpir_targets=cfg.far_targets)
+    k = res.top_index.shape[1]
+    cand = pd.DataFrame(
+        {
+            "probe_id": np.repeat(prb["image_id"].to_numpy(), k),
+            "rank": np.tile(np.arange(1, k + 1), len(prb)),
+            "candidate": [names[t] if t >= 0 else None for t in res.top_index.ravel()],
+            "score": res.top_scores.ravel().astype(np.float64),
+        }
+    )
+    return prb, use, metrics, breakdowns, cand[cand["candidate"].notna()], res.device
+
+
+def _search_templates(proto, s, gal, prb, ref, probe, pi, cfg):
+    """Standard 1:N: one template per gallery identity."""
+    if gal["identity"].isna().any():
+        raise ProtocolError(f"protocol {proto.name}: gallery image {gal['image_id'][gal['identity'].isna()].iloc[0]!r} has no identity")
+    gi = ref.rows(s.gallery)
+    templates, names, lost = identity_templates(ref.vectors[gi], ref.ok[gi], gal["identity"].astype(str).to_numpy())
+    enrolled = set(gal["identity"].astype(str))
+    pos = {n: i for i, n in enumerate(names)}
+    lost_set = set(lost.tolist())
+    mate = np.full(len(prb), -1, np.int64)
+    for j, (pid, ident, mated) in enumerate(zip(prb["image_id"], prb["identity"], prb["mated"])):
+        ident = None if ident is None or pd.isna(ident) else str(ident)
+        if mated:
+            if ident is None or ident not in enrolled:
+                raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked mated but its identity {ident!r} is not in the gallery")
+            mate[j] = pos[ident] if ident not in lost_set else -2
+        elif ident is not None and ident in enrolled:
+            raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked non-mated but its identity {ident!r} is enrolled")
+    res = identify(probe.vectors[pi], probe.ok[pi], templates, mate, k=cfg.max_rank, device=cfg.search_device)
+    extra = {"gallery_identities": len(enrolled), "gallery_identities_without_template": sorted(lost_set)}
+    return res, names, extra
+
+
+def _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg):
+    """MegaFace mode: each probe row against the gallery's distractors plus its own mate (``mate_id``)."""
+    if "distractor" in gal.columns:
+        is_d = pd.to_numeric(gal["distractor"]).astype(bool).to_numpy()
+    else:
+        is_d = ~gal["identity"].isin(set(prb["identity"].dropna())).to_numpy()
+    d_uids = [u for u, d in zip(s.gallery, is_d) if d]
+    di = ref.rows(d_uids)
+    usable = ref.ok[di]
+    distractors = ref.vectors[di][usable]
+    names = [i for i, u in zip(gal["image_id"][is_d], usable) if u]
+    mated = prb["mated"].to_numpy(bool)
+    if (mated & (np.asarray(s.mates) == MISSING_UID)).any():
+        raise ProtocolError(f"protocol {proto.name}: in a protocol with mate_id, every mated probe needs one")
+    mi = np.array([ref.index[u] if u != MISSING_UID else 0 for u in s.mates], np.int64)
+    mate_ok = mated & ref.ok[mi] & (np.asarray(s.mates) != MISSING_UID)
+    res = identify_with_distractors(
+        probe.vectors[pi], probe.ok[pi], distractors, ref.vectors[mi], mate_ok, k=cfg.max_rank, device=cfg.search_device,
+    )  # fmt: skip
+    res.ranks[~mated] = np.nan
+    res.mated_scores[~mated] = np.nan
+    extra = {"mode": "megaface", "distractors": int(len(d_uids)), "distractors_failed": int((~usable).sum())}
+    return res, names, extra
+
+
+# --- the run -----------------------------------------------------------------------------------------
+
+
+def _validate(cfg: BenchConfig) -> None:
+    if cfg.fta_policy not in FTA_POLICIES:
+        raise BenchError(f"unknown FtA policy {cfg.fta_policy!r}; choose one of: {', '.join(FTA_POLICIES)}")
+    if cfg.tta not in TTA_MODES:
+        raise BenchError(f"unknown test-time augmentation {cfg.tta!r}; choose none or flip")
+    if cfg.batch_size < 1:
+        raise BenchError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.max_rank < 1:
+        raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
+    if not cfg.protocols:
+        raise BenchError("no protocol given: pass --protocol (a protocol folder)")
+    M._check_targets(cfg.far_targets)
+    M._check_targets([cfg.transfer_far], "transfer_far")
+
+
+def run_benchmark(
+    cfg: BenchConfig,
+    *,
+    log: Callable[[str], None] | None = None,
+    progress: ProgressFactory | None = None,
+) -> BenchRun:
+    """Benchmark every model of ``cfg`` on every protocol; write the run folder.
+
+    Returns
+    -------
+    BenchRun
+    """
+    log = log or (lambda msg: None)
+    progress = progress or _no_progress
+    _validate(cfg)
+    manifest_options = parse_manifest_options([str(m) for m in cfg.manifests])
+    protocols = [resolve_protocol(p, manifest_options) for p in cfg.protocols]
+    names = [p.name for p in protocols]
+    if len(set(names)) != len(names):
+        raise BenchError(f"protocol names repeat in this run: {names}")
+    images = ImageTable()
+    sides = [_sides(p, images) for p in protocols]
+    model_sets = load_models(
+        cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
+        options=cfg.model_options, threads=cfg.threads,
+    )  # fmt: skip
+    seen: dict[str, int] = {}
+    for ms in model_sets:
+        seen[ms.name] = seen.get(ms.name, 0) + 1
+    now = _dt.datetime.now(_dt.timezone.utc)
+    run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    folder = Path(cfg.out) / run_id
+    folder.mkdir(parents=True, exist_ok=False)
+    settings = {
+        k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
+    }
+    settings["far_targets"] = list(cfg.far_targets)
+    R.write_json(
+        folder / "run.json",
+        {
+            "run_id": run_id,
+            "created": now.isoformat(timespec="seconds"),
+            "mfrkit_version": __version__,
+            "settings": settings,
+            "models": [ms.describe() for ms in model_sets],
+            "protocols": [describe_protocol(p) for p in protocols],
+            "environment": _environment(),
+        },
+    )
+    meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
+    results: list[dict] = []
+    for ms in model_sets:
+        log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
+        ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
+        mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+        common = {
+            **meta,
+            "model": ms.describe(),
+            "settings": {**settings, "batch_size": cfg.batch_size},
+            "preprocessing": _preprocessing(ms, cfg),
+            "throughput": _throughput(ms, ref, probe),
+        }
+        per_model = [
+            _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
+            for proto, s in zip(protocols, sides)
+        ]
+        _apply_transfer(per_model, cfg)
+        for res, _ in per_model:
+            R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
+            results.append(res)
+    board = pd.DataFrame([R.leaderboard_row(r) for r in results])
+    R.write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+    return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
+    parts = [ref] + ([probe] if ms.heterogeneous else [])
+    seconds = sum(e.seconds for e in parts)
+    computed = sum(e.computed for e in parts)
+    return {
+        "images_per_second": computed / seconds if seconds > 0 and computed else None,
+        "computed": computed,
+        "cached": sum(e.cached for e in parts),
+        "seconds": seconds,
+        "note": "pipeline + model, over the images of the run not found in the cache",
+    }
+
+
+def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str):
+    """Score and evaluate one protocol, write its files; returns (result dict, scored rows or None)."""
+    pdir.mkdir(parents=True, exist_ok=True)
+    fta_rows = _fta_rows(proto, s, ref, probe, images)
+    res = {**common, "settings": dict(common["settings"]), "protocol": describe_protocol(proto)}
+    res["fta"] = {
+        "images": int(len(fta_rows)),
+        "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
+        "policy": cfg.fta_policy,
+    }
+    use = None
+    if proto.kind == VERIFICATION:
+        pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
+        res["settings"]["search_device"] = None
+        R.write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
+        if cfg.plots:
+            R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), title)
+    else:
+        prb, _, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
+        res["settings"]["search_device"] = device
+        cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
+        cols += ["rank", "mated_score", "best_score", "top1", "fta"]
+        R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
+        R.write_csv(pdir / "candidates.csv", cand)
+        if cfg.plots and "cmc" in metrics:
+            R.plot_cmc(pdir, metrics["cmc"], title)
+    R.write_csv(pdir / "fta.csv", fta_rows)
+    res.update(metrics=metrics, breakdowns=breakdowns, path=str(pdir))
+    return res, use
+
+
+def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
+    """image_id, role, reason of every image of the protocol that failed to acquire."""
+    if proto.kind == VERIFICATION:
+        sides = (("reference", ref, s.left), ("probe", probe, s.right))
+    else:
+        sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
+    rows = []
+    for role, emb, uids in sides:
+        for uid in dict.fromkeys(uids):
+            st = emb.status[emb.index[uid]]
+            if st != STATUS_OK:
+                rows.append({"image_id": images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
+    return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+
+
+def _apply_transfer(per_model: list[tuple[dict, pd.DataFrame | None]], cfg: BenchConfig) -> None:
+    """Threshold for ``transfer_far`` on protocol ``transfer_from``, applied to the model's
+    other 1:1 protocols (recorded in their results as ``transfer``)."""
+    verification = [(r, u) for r, u in per_model if u is not None]
+    source = [(r, u) for r, u in verification if r["protocol"]["name"] == cfg.transfer_from]
+    if not cfg.transfer_from or not source:
+        return
+    sres, suse = source[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
+        taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [cfg.transfer_far])
+    threshold = float(taf.threshold[0])
+    sres["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
+    for res, use in verification:
+        if res is not sres:
+            res["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
+
+
+def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
+    """What turned the images into model inputs, and a short key of it: two results with
+    the same model, protocol and key were computed from the same inputs."""
+    out = {}
+    for side, model in (("reference", ms.reference), ("probe", ms.probe)):
+        needs = get_alignment(model.spec.align).needs_landmarks
+        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": cfg.landmarks if needs else None}
+    out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=cfg.tta, landmark_backend=None)[:12]
+    return out
+
+
+def _environment() -> dict:
+    import onnxruntime
+
+    env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
+    env["onnxruntime"] = onnxruntime.__version__
+    env["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        pass
+    return env
