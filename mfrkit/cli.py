@@ -32,18 +32,26 @@ Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker pro
 
 @app.command()
 def demo(
-    out: Annotated[Optional[Path], typer.Option(help="Where to build the sample (default $MFRKIT_HOME/demo).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the capture perturbations.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Where to build the demo (default $MFRKIT_HOME/demo).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the capture perturbations, masks and protocols.")] = 0,
+    full: Annotated[bool, typer.Option("--full/--sample-only", help="Run the whole pipeline, or stop after the sample's landmarks.")] = True,
     workers: Workers = 1,
 ) -> None:
-    """Build the demo sample from real photos that ship with the dependencies and run the pipeline on it."""
+    """Build a sample from real photos that ship with the dependencies and run the whole pipeline on it:
+    landmarks, masks, protocols, dlib's ResNet as ONNX, benchmark, leaderboard."""
     from .demo import run_demo
 
-    result = run_demo(out, seed=seed, workers=workers, progress=True)
+    result = run_demo(out, seed=seed, workers=workers, full=full, progress=True, log=lambda m: console.print(m, highlight=False))
     table = result.manifest.table
-    console.print(f"sample: {len(table)} images of {table['identity'].nunique()} identities in {result.out} (registered as dataset 'demo')")
+    console.print(f"sample: {len(table)} images of {table['identity'].nunique()} identities in {result.out / 'sample'} (registered as dataset 'demo')")
     for s in result.landmarks:
         console.print(f"landmarks ({s.backend}): {_counts(s.counts)} -> {s.path}")
+    if result.synth is not None:
+        console.print(f"masked copy: {result.synth.outputs} images in {result.synth.out} (dataset 'demo-masked'), contact sheet {result.synth.out / 'contact_sheet.png'}")
+        console.print(f"protocols: {', '.join(str(p) for p in result.protocols.values())}")
+        _print_board(result.bench.leaderboard)
+        console.print(f"run folder: {result.bench.folder}")
+        console.print("(two identities: a smoke test of the pipeline, not a benchmark)")
 
 
 def _counts(counts: dict) -> str:

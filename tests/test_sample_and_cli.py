@@ -23,7 +23,7 @@ def test_sample_is_reproducible_and_varied(tmp_path):
 
 
 def test_demo_command_builds_registers_and_detects(tmp_path, mfrkit_home):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--sample-only"])
     assert result.exit_code == 0, result.output
     assert "12 images of 2 identities" in result.output
     assert "landmarks (mediapipe): 12 ok" in result.output and "landmarks (dlib): 12 ok" in result.output
@@ -67,8 +67,8 @@ def test_doctor_reports_backends_and_providers():
 def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
     import yaml
 
-    runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
-    text = (tmp_path / "demo" / "DATA_CARD.md").read_text()
+    runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--sample-only"])
+    text = (tmp_path / "demo" / "sample" / "DATA_CARD.md").read_text()
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["counts"]["images"] == 12 and "smoke-test sample, not a benchmark" in text
     out = tmp_path / "card.md"
@@ -88,3 +88,20 @@ def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
     assert {"onnxruntime conflict", "opencv conflict"} <= failed
     versions.pop("onnxruntime-gpu"), versions.pop("opencv-python")
     assert not [c for c in doctor.package_checks() if c.ok is False]
+
+
+def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):
+    import pandas as pd
+
+    from mfrkit.data.manifest import read_manifest
+
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    masked = read_manifest(tmp_path / "demo" / "sample-masked")
+    assert (masked.table["variant"] == "masked").sum() == 12 and masked.table["source_id"].notna().all()
+    runs = list((tmp_path / "demo" / "runs").iterdir())
+    board = pd.read_csv(runs[0] / "leaderboard.csv")
+    assert sorted(board["protocol"]) == ["mr-mp", "umr-mp", "umr-ump"]
+    assert (board["model"] == "dlib_resnet").all() and board["auc"].between(0, 1).all()
+    listed = runner.invoke(app, ["datasets", "list"]).output
+    assert "demo-masked" in listed
