@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.manifest import STATUS_OK, file_sha256
 from ..landmarks.base import FaceResult, Landmarks
-from .alignment import get_alignment
+from ..alignments import get_alignment
 from .cache import EmbeddingCache, item_key, preprocessing_key
 from .pipeline import CropJob, iter_crops, to_tensor
 from .runner import ModelError, OnnxModel

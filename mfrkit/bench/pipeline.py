@@ -24,7 +24,7 @@ import numpy as np
 from ..data.imageio import read_image
 from ..errors import ImageError, MfrkitError
 from ..landmarks.base import Landmarks
-from .alignment import get_alignment
+from ..alignments import get_alignment
 
 if TYPE_CHECKING:
     from .runner import ModelSpec

@@ -28,7 +28,7 @@ from ..errors import MfrkitError
 from . import evaluate as E
 from . import metrics as M
 from . import report as R
-from .alignment import get_alignment
+from ..alignments import get_alignment
 from .cache import default_cache_dir, preprocessing_key
 from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
 from .images import ATTRIBUTES, MISSING_UID, ImageTable

@@ -11,7 +11,7 @@ key                   value
 ``mfrkit.mean``       one or three numbers, **in 0-255 pixel units** (ArcFace: ``127.5``),
                       listed in the model's channel order (BGR models: B, G, R)
 ``mfrkit.std``        one or three numbers, same units: input = (pixel - mean) / std
-``mfrkit.align``      an alignment name (:data:`~mfrkit.bench.alignment.ALIGNMENTS`)
+``mfrkit.align``      an alignment name (:mod:`mfrkit.alignments`)
 ``mfrkit.family``     optional, e.g. ``csn``
 ``mfrkit.embedding_dim`` optional; checked against the output
 ``mfrkit.domain``     optional, ``reference`` or ``probe`` for heterogeneous models
@@ -35,8 +35,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..data.manifest import file_sha256
-from ..errors import MfrkitError, UnknownNameError
-from .alignment import ALIGNMENTS
+from ..alignments import get_alignment
+from ..errors import MfrkitError
 
 PREFIX = "mfrkit."
 REQUIRED_KEYS = ("input_size", "color", "mean", "std", "align")
@@ -168,8 +168,10 @@ def parse_spec(values: Mapping[str, Any], origin: Mapping[str, str] | None = Non
             f"values for 0-1 pixels must be multiplied by 255 (e.g. 0.5 -> 127.5)"
         )
     align = str(vals["align"]).strip()
-    if align not in ALIGNMENTS:
-        raise UnknownNameError(f"{PREFIX}align: unknown alignment {align!r}; choose one of: {', '.join(ALIGNMENTS.names())}")
+    try:
+        get_alignment(align)
+    except MfrkitError as exc:
+        raise type(exc)(f"{PREFIX}align: {exc}") from None
     dim = vals.get("embedding_dim")
     if dim is not None:
         d = _numbers(dim, "embedding_dim")

@@ -12,14 +12,12 @@ from .backbones import BACKBONES, create_backbone
 from .export import ExportError, ExportResult, read_metadata, write_onnx
 from .families import FAMILIES, FamilyModel, create_family, family_names, list_families, make_config
 from .heads import HEADS, CombinedMarginHead, create_head
-from .preprocessing import ALIGNMENTS, Preprocessing, align_crop
+from .preprocessing import Preprocessing
 
 # Importing the family modules registers them.
-# dlib_resnet registers the ``dlib150`` alignment.
 from . import attention, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    "ALIGNMENTS",
     "BACKBONES",
     "CombinedMarginHead",
     "ExportError",
@@ -28,7 +26,6 @@ __all__ = [
     "FamilyModel",
     "HEADS",
     "Preprocessing",
-    "align_crop",
     "create_backbone",
     "create_family",
     "create_head",

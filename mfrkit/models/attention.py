@@ -25,12 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..alignments import arcface_name
 from ..errors import MfrkitError
 from .backbones import IResNet, create_backbone
 from .families import FAMILIES, FamilyModel
 from .heads import create_head
 from .losses import diversity_regularizer, weighted_cross_entropy
-from .preprocessing import Preprocessing, arcface_name
+from .preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ..alignments import get_alignment
 from ..data.imageio import read_image
 from ..data.manifest import Manifest
 from ..errors import MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
 from ..rng import item_rng
-from .preprocessing import Preprocessing, align_crop
+from .preprocessing import Preprocessing
 
 MaskTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 OCCLUDED_VARIANTS = ("masked", "partial")
@@ -199,7 +200,7 @@ class PairedFaceDataset(Dataset):
     def _crop(self, image: np.ndarray, lm: Landmarks | None, prep: Preprocessing) -> np.ndarray:
         if self.aligned:
             return prep.resize(image)
-        return prep.resize(align_crop(prep.align, image, lm))
+        return get_alignment(prep.align).crop(image, lm, prep.input_size)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s = self.samples[i]

@@ -54,19 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..align import dlib_chip
 from ..errors import MfrkitError
-from ..landmarks.base import Landmarks
 from .export import write_onnx
-from .preprocessing import ALIGNMENTS, Preprocessing
+from .preprocessing import Preprocessing
 
-#: Side of the face chip the network takes, pixels (``input_rgb_image_sized<150>``).
-INPUT_SIZE = 150
-#: Margin added around dlib's mean-face template when cutting the chip
-#: (``compute_face_descriptor``'s default ``padding``).
-CHIP_PADDING = 0.25
 EMBEDDING_DIM = 128
-#: Metadata name of the crop: :func:`mfrkit.align.dlib_chip` with size 150, padding 0.25.
+#: Metadata name of the crop the network takes (``input_rgb_image_sized<150>``):
+#: :func:`mfrkit.alignments.dlib150_crop`, dlib's chip of 150 pixels with padding 0.25.
 ALIGN_NAME = "dlib150"
 FAMILY = "dlib_resnet"
 
@@ -534,25 +528,6 @@ class DlibResNet(nn.Module):
             raise MfrkitError(f"expected RGB chips of shape (N, {s}, {s}, 3), got {chips.shape}")
         x = (chips.astype(np.float32) - np.float32(self.avg_rgb)) / np.float32(256.0)
         return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
-    """The ``dlib150`` alignment: the chip this network expects, from a :class:`Landmarks`.
-
-    Uses dlib's own 68-point fit when the landmarks have iBUG-68 points (bit-exact with
-    dlib), else the ArcFace 5 points on dlib's mean face (``order="arcface5"``, close but
-    not identical; see :func:`mfrkit.align.dlib_chip_template`).
-
-    Returns
-    -------
-    ndarray of shape (150, 150, 3), uint8 RGB
-    """
-    if landmarks.points68 is not None:
-        return dlib_chip(image, landmarks.points68, size=INPUT_SIZE, padding=CHIP_PADDING).image
-    return dlib_chip(image, landmarks.points5, size=INPUT_SIZE, padding=CHIP_PADDING, order="arcface5").image
-
-
-ALIGNMENTS.add(ALIGN_NAME, dlib150_crop)
 
 
 def load_dlib_resnet(source: str | os.PathLike | bytes | None = None) -> DlibResNet:

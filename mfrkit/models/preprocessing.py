@@ -16,74 +16,21 @@ mfrkit.std         ``127.5,127.5,127.5``   per-channel std; input = (pixel - mea
 mfrkit.align       ``arcface112``          how the crop is made from the photo
 ================== ======================= ============================================
 
-Alignment names
----------------
-``arcface<S>`` is :func:`mfrkit.align.align_face` with ``size=S, padding=0``;
-``arcface<S>p<P>`` adds a padding of ``P`` percent (``arcface160p30`` is PartialLFW's
-160x160 crop with padding 0.3). Other alignments (e.g. dlib's 150x150 chip) register
-a function in :data:`ALIGNMENTS` taking ``(image, landmarks)``.
+Alignment names (``arcface112``, ``arcface160p30``, ``dlib150``, ``none``) are those of
+:mod:`mfrkit.alignments`, the one registry training and the benchmark share.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
-import cv2
 import numpy as np
 
-from ..align import align_face
-from ..errors import MfrkitError, UnknownNameError
-from ..landmarks.base import Landmarks
-from ..registry import Registry
+from ..alignments import resize_crop
+from ..errors import MfrkitError
 
-#: Alignments other than the ``arcface<S>[p<P>]`` family:
-#: name -> ``fn(image (H,W,3) uint8, landmarks: Landmarks) -> crop (h,w,3) uint8``.
-ALIGNMENTS: Registry[Callable[[np.ndarray, Landmarks], np.ndarray]] = Registry("alignment")
-
-_ARCFACE = re.compile(r"^arcface(\d+)(?:p(\d+))?$")
 COLORS = ("RGB", "BGR")
-
-
-def arcface_params(name: str) -> tuple[int, float] | None:
-    """``(size, padding)`` of an ``arcface<S>[p<P>]`` name, or None for other names."""
-    match = _ARCFACE.match(name)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2) or 0) / 100.0
-
-
-def arcface_name(size: int, padding: float = 0.0) -> str:
-    """Inverse of :func:`arcface_params`: ``arcface_name(160, 0.3) == "arcface160p30"``."""
-    pct = round(padding * 100)
-    if abs(pct - padding * 100) > 1e-6:
-        raise MfrkitError(f"padding {padding} is not a whole percentage")
-    return f"arcface{size}" + (f"p{pct}" if pct else "")
-
-
-def align_crop(name: str, image: np.ndarray, landmarks: Landmarks | np.ndarray) -> np.ndarray:
-    """Crop ``image`` with the alignment called ``name``.
-
-    Parameters
-    ----------
-    name : str
-        An alignment name (see the module docstring).
-    image : ndarray of shape (H, W, 3), uint8
-    landmarks : Landmarks or ndarray of shape (5, 2)
-        ArcFace-order 5 points suffice for ``arcface*``; registered alignments get the
-        :class:`Landmarks` object.
-    """
-    params = arcface_params(name)
-    if params is not None:
-        points = landmarks.points5 if isinstance(landmarks, Landmarks) else landmarks
-        return align_face(image, points, size=params[0], padding=params[1]).image
-    if name not in ALIGNMENTS:
-        valid = ", ".join(["arcface<S>", "arcface<S>p<P>", *ALIGNMENTS.names()])
-        raise UnknownNameError(f"unknown alignment {name!r}; choose one of: {valid}")
-    if not isinstance(landmarks, Landmarks):
-        raise MfrkitError(f"alignment {name!r} needs a Landmarks object, not a bare array")
-    return ALIGNMENTS.get(name)(image, landmarks)
 
 
 def _floats(text: str, n: int, key: str) -> tuple[float, ...]:
@@ -158,11 +105,7 @@ class Preprocessing:
 
     def resize(self, crop: np.ndarray) -> np.ndarray:
         """``crop`` (h, w, 3) resized to ``input_size`` (a no-op when it already is)."""
-        h, w = self.input_size
-        if crop.shape[:2] == (h, w):
-            return crop
-        interp = cv2.INTER_AREA if crop.shape[0] > h else cv2.INTER_LINEAR
-        return cv2.resize(crop, (w, h), interpolation=interp)
+        return resize_crop(crop, self.input_size)
 
     def to_input(self, crops: np.ndarray) -> np.ndarray:
         """Normalise RGB crops into the network's input layout.

@@ -68,6 +68,22 @@ def test_arcface_alignment_puts_landmarks_on_the_template(tmp_path):
         assert crop[int(round(y)), int(round(x))].max() > 100
 
 
+
+def test_padded_arcface_crop_is_the_one_training_uses(tmp_path):
+    # arcface160p30 (the attention family): the bench's crop is align_face(size=160, padding=0.3),
+    # the crop mfrkit.models.dataset trains on.
+    from mfrkit.align import align_face
+    from mfrkit.alignments import align_crop
+
+    img = np.random.default_rng(0).integers(0, 256, (200, 180, 3), dtype=np.uint8)
+    write_image(tmp_path / "face.png", img)
+    pts = (ARCFACE_112 * 1.2 + [20, 30]).astype(np.float32)
+    lm = Landmarks(points5=pts, points68=None, bbox=np.array([0, 0, 180, 200], np.float32))
+    crop, st = P.make_crop(P.CropJob(str(tmp_path / "face.png"), lm), "arcface160p30", (160, 160))
+    assert st == "ok"
+    np.testing.assert_array_equal(crop, align_face(img, pts, size=160, padding=0.3).image)
+    np.testing.assert_array_equal(crop, align_crop("arcface160p30", img, lm))
+
 def test_workers_give_the_same_crops_as_in_process(dataset):
     jobs = [P.CropJob(str(dataset.abspath(p))) for p in dataset.table["path"]]
     jobs.insert(3, P.CropJob("/nonexistent.png"))

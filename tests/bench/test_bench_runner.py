@@ -56,8 +56,14 @@ def test_bad_values(key, value, match):
 
 
 def test_unknown_alignment_lists_valid_ones():
-    with pytest.raises(UnknownNameError, match="arcface112.*none|none.*arcface112"):
+    with pytest.raises(UnknownNameError, match=r"mfrkit.align: unknown alignment 'mtcnn'.*arcface<S>p<P>.*dlib150.*none"):
         R.parse_spec({**ARCFACE_META, "mfrkit.align": "mtcnn"})
+
+
+def test_every_alignment_a_family_exports_is_accepted():
+    # the attention family is trained on PartialLFW's padded 160x160 crop
+    spec = R.parse_spec({**ARCFACE_META, "mfrkit.input_size": "160", "mfrkit.align": "arcface160p30"})
+    assert spec.align == "arcface160p30" and spec.input_size == (160, 160)
 
 
 def test_resolve_precedence_and_origin():

@@ -11,6 +11,7 @@ face_recognition_models = pytest.importorskip("face_recognition_models")
 ort = pytest.importorskip("onnxruntime")
 
 from mfrkit.align import dlib_chip, dlib_chip_template, dlib_pyramid_down, transform_points  # noqa: E402
+from mfrkit.alignments import dlib150_crop  # noqa: E402
 from mfrkit.data.sample import source_photos  # noqa: E402
 from mfrkit.errors import MfrkitError  # noqa: E402
 from mfrkit.landmarks.base import five_from_68  # noqa: E402
@@ -289,7 +290,7 @@ def test_dlib150_crop_uses_68_points_when_present(faces):
     p68 = _points(shape68).astype(np.float32)
     full = Landmarks(points5=five_from_68(p68), points68=p68, bbox=np.zeros(4, np.float32))
     five_only = Landmarks(points5=five_from_68(p68), points68=None, bbox=np.zeros(4, np.float32))
-    np.testing.assert_array_equal(dr.dlib150_crop(image, full), dlib.get_face_chip(image, shape68, 150, 0.25))
+    np.testing.assert_array_equal(dlib150_crop(image, full), dlib.get_face_chip(image, shape68, 150, 0.25))
     np.testing.assert_array_equal(
-        dr.dlib150_crop(image, five_only), dlib_chip(image, five_from_68(p68), order="arcface5").image
+        dlib150_crop(image, five_only), dlib_chip(image, five_from_68(p68), order="arcface5").image
     )

@@ -15,7 +15,7 @@ from mfrkit.errors import MfrkitError
 from mfrkit.models import Preprocessing, read_metadata, write_onnx
 from mfrkit.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mfrkit.models.export import ExportError, export_family
-from mfrkit.models.preprocessing import align_crop, arcface_name, arcface_params
+from mfrkit.alignments import align_crop, arcface_name, arcface_params
 from mfrkit.models.train import TrainConfig, train
 
 CONTRACT_KEYS = {"mfrkit.family", "mfrkit.input_size", "mfrkit.color", "mfrkit.mean", "mfrkit.std", "mfrkit.align",

@@ -7,7 +7,7 @@ import torch
 
 from mfrkit.errors import MfrkitError, UnknownNameError
 from mfrkit.models import BACKBONES, FAMILIES, create_backbone, create_family
-from mfrkit.models.preprocessing import arcface_params
+from mfrkit.alignments import arcface_params
 
 from model_helpers import TINY, make_batch
 

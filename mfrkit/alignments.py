@@ -1,0 +1,203 @@
+"""Alignment methods by name: how a model's input crop is cut from a photo.
+
+A model declares its crop in the ``mfrkit.align`` metadata key; training
+(:mod:`mfrkit.models.dataset`) and the benchmark (:mod:`mfrkit.bench`) both look the
+name up here, so a model is always fed the crop it was trained on. The geometry itself
+lives in :mod:`mfrkit.align`; this module only names it.
+
+Names
+-----
+``arcface<S>`` / ``arcface<S>p<P>``
+    :func:`mfrkit.align.align_face`: the 5 landmarks onto the ArcFace template, with a
+    margin of ``P`` percent (``arcface160p30`` is PartialLFW's 160x160 crop with padding
+    0.3). ``S`` is the crop side the name was made for; at another (square) input size
+    the same template is scaled to it in one warp, which is the ``S``-pixel crop resized.
+``dlib150``
+    dlib's 150x150 face chip (:func:`mfrkit.align.dlib_chip`, padding 0.25), from the
+    68 points when the landmarks have them (bit-exact with dlib), else from the 5.
+``none``
+    already-aligned crops, resized to the input size.
+
+Each is an :class:`Alignment`: a pure function ``(image, landmarks, (H, W)) -> crop``
+plus whether it needs landmarks. This module imports neither torch nor pandas: the
+benchmark's spawned workers import it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .align import align_face, dlib_chip
+from .errors import MfrkitError, UnknownNameError
+from .landmarks.base import Landmarks
+from .registry import Registry
+
+
+class AlignmentError(MfrkitError):
+    """An image cannot be aligned (no landmarks, degenerate landmarks, wrong crop size)."""
+
+
+#: ``landmarks`` argument of a crop: a :class:`Landmarks`, or (``arcface*`` only) the
+#: 5 ArcFace points as an array of shape (5, 2).
+LandmarksLike = Landmarks | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """One alignment method.
+
+    Attributes
+    ----------
+    crop : callable ``(image, landmarks, size) -> ndarray``
+        ``image`` (H0, W0, 3) uint8 RGB; ``landmarks`` in that image's pixels, or None;
+        ``size`` the model's ``(H, W)`` in pixels. Returns (H, W, 3) uint8 RGB; raises
+        :class:`AlignmentError`.
+    needs_landmarks : bool
+    description : str
+    size : int or None
+        The crop side the name stands for (``arcface160p30``: 160), None for ``none``.
+    """
+
+    crop: Callable[[np.ndarray, LandmarksLike, tuple[int, int]], np.ndarray]
+    needs_landmarks: bool
+    description: str
+    size: int | None = None
+
+
+#: Alignments with a fixed name; ``arcface<S>[p<P>]`` names are built by :func:`get_alignment`.
+ALIGNMENTS: Registry[Alignment] = Registry("alignment")
+
+_ARCFACE = re.compile(r"^arcface(\d+)(?:p(\d+))?$")
+#: dlib's chip: side in pixels and margin (``compute_face_descriptor``'s defaults).
+DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
+
+
+def arcface_params(name: str) -> tuple[int, float] | None:
+    """``(size, padding)`` of an ``arcface<S>[p<P>]`` name, or None for other names."""
+    match = _ARCFACE.match(name)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0) / 100.0
+
+
+def arcface_name(size: int, padding: float = 0.0) -> str:
+    """Inverse of :func:`arcface_params`: ``arcface_name(160, 0.3) == "arcface160p30"``."""
+    pct = round(padding * 100)
+    if abs(pct - padding * 100) > 1e-6:
+        raise MfrkitError(f"padding {padding} is not a whole percentage")
+    return f"arcface{size}" + (f"p{pct}" if pct else "")
+
+
+def resize_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (h, w, 3) resized to ``size`` = (H, W) pixels; a no-op when it already is.
+
+    INTER_AREA when shrinking (no aliasing), bilinear when enlarging.
+    """
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = image.shape[0] > h or image.shape[1] > w
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _none(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
+    return resize_crop(image, size)
+
+
+def _arcface(padding: float) -> Callable[[np.ndarray, LandmarksLike, tuple[int, int]], np.ndarray]:
+    def crop(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
+        if landmarks is None:
+            raise AlignmentError("arcface alignment needs landmarks")
+        h, w = size
+        if h != w:
+            raise AlignmentError(f"arcface alignment makes square crops; the model wants {h}x{w}")
+        points = landmarks.points5 if isinstance(landmarks, Landmarks) else landmarks
+        try:
+            return align_face(image, points, size=h, padding=padding).image
+        except MfrkitError as exc:
+            raise AlignmentError(str(exc)) from None
+
+    return crop
+
+
+def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+    """dlib's 150x150 face chip, the input of its face-recognition ResNet.
+
+    Uses dlib's own 68-point fit when the landmarks have iBUG-68 points (bit-exact with
+    dlib), else the ArcFace 5 points on dlib's mean face (``order="arcface5"``, close but
+    not identical; see :func:`mfrkit.align.dlib_chip_template`).
+
+    Returns
+    -------
+    ndarray of shape (150, 150, 3), uint8 RGB
+    """
+    if landmarks.points68 is not None:
+        return dlib_chip(image, landmarks.points68, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING).image
+    return dlib_chip(image, landmarks.points5, size=DLIB_CHIP_SIZE, padding=DLIB_CHIP_PADDING, order="arcface5").image
+
+
+def _dlib150(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
+    if not isinstance(landmarks, Landmarks):
+        raise AlignmentError("the dlib150 chip needs landmarks")
+    if tuple(size) != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE):
+        raise AlignmentError(f"the dlib150 chip is 150x150; the model wants {size[0]}x{size[1]}")
+    try:
+        return dlib150_crop(image, landmarks)
+    except MfrkitError as exc:
+        raise AlignmentError(str(exc)) from None
+
+
+ALIGNMENTS.add("none", Alignment(_none, False, "already-aligned crops, resized to the input size"))
+ALIGNMENTS.add(
+    "dlib150",
+    Alignment(_dlib150, True, "dlib's 150x150 face chip (68 points when available, else ArcFace 5 points)", DLIB_CHIP_SIZE),
+)
+
+
+def alignment_names() -> list[str]:
+    """Valid names, for messages: the ``arcface`` patterns and the registered names."""
+    return ["arcface<S>", "arcface<S>p<P>", *ALIGNMENTS.names()]
+
+
+def get_alignment(name: str) -> Alignment:
+    """The alignment called ``name``; :class:`UnknownNameError` lists the valid ones."""
+    params = arcface_params(name)
+    if params is not None:
+        size, padding = params
+        if size <= 0:
+            raise UnknownNameError(f"alignment {name!r}: the crop size must be positive")
+        what = "5-point similarity onto the ArcFace template" + (f", padding {padding:g}" if padding else "")
+        return Alignment(_arcface(padding), True, what + ", scaled to the input size", size)
+    if name not in ALIGNMENTS:
+        raise UnknownNameError(f"unknown alignment {name!r}; choose one of: {', '.join(alignment_names())}")
+    return ALIGNMENTS.get(name)
+
+
+def align_crop(name: str, image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Crop ``image`` with the alignment called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        An alignment name (see the module docstring).
+    image : ndarray of shape (H0, W0, 3), uint8 RGB
+    landmarks : Landmarks, ndarray of shape (5, 2) (``arcface*`` only), or None (``none``)
+    size : (H, W), optional
+        Crop size in pixels; default the size the name stands for (``arcface160p30``:
+        160x160). ``none`` needs it.
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8 RGB
+    """
+    alignment = get_alignment(name)
+    if size is None:
+        if alignment.size is None:
+            raise AlignmentError(f"alignment {name!r} has no size of its own: give the crop size")
+        size = (alignment.size, alignment.size)
+    return alignment.crop(image, landmarks, size)
