@@ -425,7 +425,7 @@ def protocol_validate(
 @app.command()
 def bench(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="ONNX model, or a folder of models (repeatable).")],
-    protocol: Annotated[list[str], typer.Option("--protocol", "-p", help="Protocol folder (repeatable).")],
+    protocol: Annotated[list[str], typer.Option("--protocol", "-p", help="Protocol folder, or a spec drawn from --manifest: SPEC (1:1, e.g. mr-mp) or SPEC:closed|open|megaface (1:N); repeatable.")],
     probe_model: Annotated[Optional[Path], typer.Option(help="Probe half of a heterogeneous model; --model is then the reference half.")] = None,
     manifest: Annotated[Optional[list[str]], typer.Option(help="Manifest instead of the path in protocol.json: PATH (both roles) or reference=PATH / probe=PATH.")] = None,
     out: Annotated[Path, typer.Option(help="Results root; the run goes in OUT/<run id>.")] = Path("runs"),

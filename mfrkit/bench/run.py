@@ -53,7 +53,7 @@ class BenchConfig:
     Attributes
     ----------
     models : model files or folders (see :func:`~mfrkit.bench.runner.load_models`).
-    protocols : protocol folders (or names, once the protocol engine resolves them).
+    protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
         ``probe=PATH``, instead of the paths recorded in ``protocol.json``.
@@ -333,7 +333,7 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.max_rank < 1:
         raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
     if not cfg.protocols:
-        raise BenchError("no protocol given: pass --protocol (a protocol folder)")
+        raise BenchError("no protocol given: pass --protocol (a protocol folder or a spec name)")
     M._check_targets(cfg.far_targets)
     M._check_targets([cfg.transfer_far], "transfer_far")
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..data.manifest import file_sha256
 from .derive import derive_verification
-from .errors import ProtocolError
+from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, save_protocol
-from .identification import make_identification
+from .identification import MODES, make_identification
 from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
 from .spec import SPECS
@@ -138,27 +138,36 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
 
 
 def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,
-                     kind: str = "verification", spec_params: dict | None = None, seed: int = 0,
-                     **options: Any) -> Protocol:
+                     spec_params: dict | None = None, seed: int = 0, **options: Any) -> Protocol:
     """A protocol from a folder or a spec name (what ``--protocol`` on the bench accepts).
 
     A path to a protocol folder is loaded with :func:`load_protocol` (``reference`` /
     ``probe``, when given, replace the recorded manifest paths and are checked against
-    the recorded fingerprints). Otherwise ``value`` must be a registered spec name
-    (``mr-mp``, ...) and the protocol is generated in memory from ``reference`` /
-    ``probe`` with ``seed`` and ``options`` (see :func:`make_verification` and
-    :func:`make_identification`).
+    the recorded fingerprints). Otherwise ``value`` names a registered spec, and the
+    protocol is generated in memory from ``reference`` / ``probe`` with ``seed`` and
+    ``options``: ``SPEC`` (``mr-mp``, ...) makes a 1:1 protocol
+    (:func:`make_verification`), ``SPEC:MODE`` (``umr-mp:closed``, ``umr-mp:open``,
+    ``umr-mp:megaface``) a 1:N one (:func:`make_identification`).
     """
     from .folder import INFO_NAME, load_protocol
 
-    if Path(value).is_dir() and (Path(value) / INFO_NAME).is_file():
+    if Path(value).is_dir():
+        if not (Path(value) / INFO_NAME).is_file():
+            raise ProtocolError(f"{value} is a folder but not a protocol folder (no {INFO_NAME})")
         manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
         return load_protocol(value, manifests or None)
-    name = str(value)
-    if name not in SPECS:
-        raise ProtocolError(f"{name!r} is neither a protocol folder nor a spec; specs: {', '.join(SPECS.names())}")
+    name, colon, mode = str(value).partition(":")
+    if name not in SPECS or (colon and mode not in MODES):
+        raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a spec: give a protocol folder, a spec "
+                            f"({', '.join(SPECS.names())}) for 1:1, or SPEC:MODE with a mode of "
+                            f"{', '.join(MODES)} for 1:N")
     if reference is None:
-        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from")
-    if kind == "identification":
-        return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)
-    return make_verification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)
+        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest)")
+    try:
+        if mode:
+            return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, mode=mode,
+                                       **options)
+        return make_verification(reference, probe, spec=name, spec_params=spec_params, seed=seed, **options)
+    except InsufficientDataError as exc:
+        raise InsufficientDataError(f"{exc} (--protocol {value} uses the default settings; to choose others, "
+                                    "write the protocol with `mfrkit protocol make` and pass its folder)") from None

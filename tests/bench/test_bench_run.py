@@ -252,6 +252,16 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     assert res["metrics"]["n_nonmated"] == 1
 
 
+def test_spec_names_make_1to1_and_1toN_protocols(tmp_path, dataset, tiny_model):
+    cfg = config(tmp_path, [tiny_model], ["umr-ump:closed", "umr-ump:open"], manifests=[str(dataset.path)], n_boot=0, plots=False)
+    run = run_benchmark(cfg)
+    assert list(run.leaderboard["protocol"]) == ["umr-ump-closed", "umr-ump-open"]
+    closed, open_ = read_metrics(run, "tiny", "umr-ump-closed"), read_metrics(run, "tiny", "umr-ump-open")
+    assert closed["protocol"]["kind"] == "identification" and closed["protocol"]["spec"] == "umr-ump"
+    assert closed["metrics"]["n_nonmated"] == 0 and closed["metrics"]["n_mated"] > 0
+    assert open_["metrics"]["n_nonmated"] > 0 and "tpir_at_fpir" in open_["metrics"]
+
+
 def test_manifest_options():
     from mfrkit.bench.protocol_io import parse_manifest_options
 

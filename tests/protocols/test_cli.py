@@ -109,8 +109,16 @@ def test_resolve_protocol_from_folder_or_spec(tmp_path, lfw_files, masked_files)
     made = resolve_protocol("umr-mp", lfw_files.path, masked_files.path, n_folds=2, genuine_per_fold=2,
                             impostor_per_fold=2)
     assert made.spec == "umr-mp" and len(made.pairs) == 8
-    with pytest.raises(ProtocolError, match="neither a protocol folder nor a spec"):
-        resolve_protocol("mr-xx", lfw_files.path)
+    search = resolve_protocol("umr-mp:open", lfw_files.path, masked_files.path)
+    assert search.kind == "identification" and search.info["params"]["mode"] == "open"
+    assert set(search.probes["mated"]) == {0, 1}
+    for bad in ("mr-xx", "umr-mp:", "umr-mp:openset"):
+        with pytest.raises(ProtocolError, match="neither a protocol folder nor a spec.*SPEC:MODE"):
+            resolve_protocol(bad, lfw_files.path)
+    with pytest.raises(ProtocolError, match="not a protocol folder"):
+        resolve_protocol(tmp_path, lfw_files.path)
+    with pytest.raises(ProtocolError, match=r"300 \+ 300 asked.*default settings.*mfrkit protocol make"):
+        resolve_protocol("umr-mp", lfw_files.path, masked_files.path)
 
 
 def test_import_a_bin(tmp_path):
