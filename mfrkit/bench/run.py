@@ -25,6 +25,8 @@ import pandas as pd
 from .. import __version__
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
+from ..landmarks import BACKENDS
+from ..landmarks.cache import get_landmarks
 from . import evaluate as E
 from . import metrics as M
 from . import report as R
@@ -35,7 +37,7 @@ from .images import ATTRIBUTES, MISSING_UID, ImageTable
 from .pipeline import default_workers
 from .protocol_io import VERIFICATION, ProtocolError, describe_protocol, parse_manifest_options, resolve_protocol
 from .runner import ModelSet, load_models
-from .scoring import identify, identify_with_distractors, identity_templates, pair_scores
+from .scoring import SEARCH_DEVICES, identify, identify_with_distractors, identity_templates, pair_scores
 
 FTA_POLICIES = ("reject", "exclude")
 
@@ -150,13 +152,6 @@ def _sides(proto, images: ImageTable) -> _Sides:
     )
 
 
-def landmark_lookup(manifest, backend: str, *, workers: int = 1) -> dict:
-    """image_id -> FaceResult from the manifest's landmark cache (detecting what is not cached)."""
-    from ..landmarks.cache import get_landmarks
-
-    return get_landmarks(manifest, backend, workers=workers)
-
-
 def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
     """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
     ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
@@ -178,7 +173,7 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                 if key not in lm_cache:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
-                    lm_cache[key] = landmark_lookup(m, cfg.landmarks, workers=cfg.workers or os.cpu_count() or 1)
+                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=cfg.workers or os.cpu_count() or 1)
             found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
         refs = [
             ImageRef(u, path, sha, status, lm)
@@ -334,6 +329,11 @@ def _validate(cfg: BenchConfig) -> None:
         raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
     if not cfg.protocols:
         raise BenchError("no protocol given: pass --protocol (a protocol folder or a spec name)")
+    if cfg.n_boot == 1 or cfg.n_boot < 0:
+        raise BenchError(f"bootstrap replicates must be 0 (none) or >= 2, got {cfg.n_boot}")
+    if cfg.search_device not in SEARCH_DEVICES:
+        raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
+    BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
     M._check_targets(cfg.far_targets)
     M._check_targets([cfg.transfer_far], "transfer_far")
 

@@ -194,7 +194,9 @@ def test_identification_mated_flag_checked(tmp_path, dataset, tiny_model):
 
 
 def test_bad_settings(tmp_path, tiny_model, pairs_protocol):
-    for kw, match in (({"fta_policy": "drop"}, "FtA policy"), ({"tta": "x"}, "augmentation"), ({"batch_size": 0}, "batch size")):
+    bad = (({"fta_policy": "drop"}, "FtA policy"), ({"tta": "x"}, "augmentation"), ({"batch_size": 0}, "batch size"),
+           ({"n_boot": 1}, "bootstrap"), ({"landmarks": "mtcnn"}, "landmark backend 'mtcnn'"), ({"search_device": "tpu"}, "search device"))
+    for kw, match in bad:
         with pytest.raises(MfrkitError, match=match):
             run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], **kw))
     assert not (tmp_path / "runs").exists()  # nothing written for a refused run
