@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import MfrkitError
 
@@ -637,7 +638,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except MfrkitError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escape: messages hold brackets ("install mfrkit[gpu]") that rich would read as markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")

@@ -88,3 +88,7 @@ def test_errors_are_one_line_messages(monkeypatch, capsys, tmp_path, dataset):
     model = make_model(tmp_path / "m.onnx")
     code, _, err = invoke(monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--far", "abc", "--out", tmp_path / "runs")
     assert code != 0 and "comma-separated" in err
+    # messages are printed as written, brackets included (not eaten as rich markup)
+    monkeypatch.setattr(run_module, "run_benchmark", lambda *a, **k: (_ for _ in ()).throw(run_module.BenchError("install mfrkit[gpu] [/]")))
+    code, _, err = invoke(monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--out", tmp_path / "runs")
+    assert code == 1 and "install mfrkit[gpu] [/]" in err
