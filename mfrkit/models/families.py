@@ -19,6 +19,8 @@ A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen data
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Any, ClassVar, Mapping
 
 import torch
@@ -79,10 +81,40 @@ def make_config(name: str, **options) -> Any:
     if unknown:
         raise MfrkitError(f"unknown option(s) {unknown} for family {name!r}; valid: {', '.join(sorted(fields))}")
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    hints = typing.get_type_hints(cls.Config)
+    for key, value in options.items():
+        if not _is_instance(value, hints[key]):
+            raise MfrkitError(f"option {key} of family {name!r} must be {_type_name(hints[key])}, got {value!r}")
     try:
         return cls.Config(**options)
     except (TypeError, ValueError) as exc:
         raise MfrkitError(f"invalid options for family {name!r}: {exc}") from exc
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    """``isinstance`` for the annotations configs use: int, float, str, bool, None,
+    unions and ``tuple[X, ...]`` (an int is a float; a bool is neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_is_instance(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_type_name(args[0])}"
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def create_family(name: str, *, n_classes: int = 2, **options) -> FamilyModel:

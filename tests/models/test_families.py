@@ -154,3 +154,26 @@ def test_config_errors_name_the_valid_choices():
         create_family("nope")
     with pytest.raises(MfrkitError):
         create_family("csn", sub_dropout=(0.5,))
+
+
+@pytest.mark.parametrize(
+    "option, value, match",
+    [
+        ("width", "abc", "width of family 'csn' must be int, got 'abc'"),
+        ("width", True, "must be int"),
+        ("sub_dropout", 0.5, "must be a list of float"),
+        ("sub_dropout", [0.1, "a"], "must be a list of float"),
+        ("teacher_dim", "x", "must be int or None"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_by_name(option, value, match):
+    # `-o width=abc` on the command line used to end in a TypeError deep inside the backbone
+    with pytest.raises(MfrkitError, match=match):
+        create_family("csn", **{option: value})
+
+
+def test_config_accepts_ints_for_floats_and_lists_for_tuples():
+    from mfrkit.models import make_config
+
+    cfg = make_config("csn", lambda_kd=1, sub_dropout=[0.1, 0.2], teacher_dim=None)
+    assert cfg.lambda_kd == 1 and cfg.sub_dropout == (0.1, 0.2)
