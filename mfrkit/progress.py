@@ -9,10 +9,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Context manager yielding ``advance(n)``; shows a bar on stderr when ``enabled``."""
+def progress_bar(
+    total: int, description: str, *, enabled: bool = True, completed: int = 0
+) -> Iterator[Callable[..., None]]:
+    """Context manager yielding ``advance(n=1, status=None)``; shows a bar on stderr when ``enabled``.
+
+    ``completed`` is where a resumed job starts; ``status``, when given, replaces the
+    text shown after the bar (e.g. the current loss).
+    """
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, status=None: None
         return
     columns = (
         TextColumn("{task.description}"),
@@ -21,9 +27,17 @@ def progress_bar(total: int, description: str, *, enabled: bool = True) -> Itera
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
     )
     from rich.console import Console
 
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        task = bar.add_task(description, total=total, completed=completed, status="")
+
+        def advance(n: int = 1, status: str | None = None) -> None:
+            if status is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, advance=n, status=status)
+
+        yield advance

@@ -18,7 +18,6 @@ have seen. A checkpoint of another family, config or manifest is refused, not mi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,8 +32,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_write_text
-from ..data.manifest import Manifest, read_manifest
+from ..data.manifest import Manifest
+from ..data.registry import resolve_source
 from ..errors import MfrkitError
+from ..progress import progress_bar
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .dataset import MaskTransform, PairedFaceDataset
 from .families import FAMILIES, FamilyModel, config_dict, make_config
@@ -213,8 +214,9 @@ def train(
     ----------
     family : str
         A name from :data:`~mfrkit.models.families.FAMILIES`.
-    data : path or Manifest
-        A manifest file, a dataset folder holding ``manifest.parquet``, or a Manifest.
+    data : str, path or Manifest
+        A registered dataset name, a manifest file, a dataset folder (see
+        :func:`mfrkit.data.registry.resolve_source`), or a Manifest.
     out : path
         Output folder (checkpoint and loss log).
     options : mapping
@@ -236,7 +238,7 @@ def train(
     """
     cfg = config or TrainConfig()
     out = Path(out)
-    manifest = data if isinstance(data, Manifest) else read_manifest(data)
+    manifest = data if isinstance(data, Manifest) else resolve_source(data, workers=max(1, cfg.workers), progress=progress)
     cls = FAMILIES.get(family)
     opts = dict(options or {})
     teacher_obj = load_teacher(teacher) if teacher is not None else None
@@ -324,20 +326,8 @@ def train(
 
     last: dict[str, float] = {}
     stop = max_steps if max_steps is not None else total_steps
-    with contextlib.ExitStack() as stack, open(log_path, "a", encoding="utf-8") as log:
-        bar = task = None
-        if progress:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            bar = stack.enter_context(
-                Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    console=Console(stderr=True),
-                )
-            )
-            task = bar.add_task(f"train {family}", total=min(stop, total_steps), completed=step, info="")
+    bar = progress_bar(min(stop, total_steps), f"train {family}", enabled=progress, completed=step)
+    with bar as advance, open(log_path, "a", encoding="utf-8") as log:
         model.train()
         while epoch < cfg.epochs and step < stop:
             dataset.set_epoch(epoch)
@@ -373,8 +363,7 @@ def train(
                 if step % cfg.log_every == 0 or step == stop or batch_in_epoch == batches_per_epoch:
                     log.write(json.dumps({"epoch": epoch, "step": step, "lr": lr, "time": time.time(), **last}) + "\n")
                     log.flush()
-                if bar is not None:
-                    bar.update(task, completed=step, info=f"epoch {epoch + 1}/{cfg.epochs} loss {last['loss']:.4f}")
+                advance(1, status=f"epoch {epoch + 1}/{cfg.epochs} loss {last['loss']:.4f}")
                 if batch_in_epoch == batches_per_epoch:
                     epoch, batch_in_epoch = epoch + 1, 0
                     checkpoint()
