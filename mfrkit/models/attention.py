@@ -103,10 +103,6 @@ class AttentionPartialFR(FamilyModel):
         size = config.input_size
         return Preprocessing(input_size=(size, size), align=arcface_name(size, config.padding))
 
-    @property
-    def embedding_dim(self) -> int:
-        return self.config.embedding_dim
-
     def descriptors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-descriptor embeddings ``(N, K, D)``, importances ``(N, K)``, maps ``(N, K, h, w)``."""
         fmap = self.trunk.forward_features(x, stages=3)

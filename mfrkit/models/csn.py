@@ -29,7 +29,6 @@ from .backbones import create_backbone
 from .families import FAMILIES, FamilyModel, check_choice
 from .heads import create_head, margin_loss
 from .losses import cosine_distillation, weighted_bidirectional_kl
-from .preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 
 @dataclass(frozen=True)
@@ -112,14 +111,6 @@ class CSN(FamilyModel):
                     f"or embedding_dim={config.teacher_dim}"
                 )
             self.project = nn.Linear(d, config.teacher_dim, bias=False)
-
-    @classmethod
-    def preprocessing_for(cls, config) -> Preprocessing:
-        return ARCFACE_112_INPUT
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.config.embedding_dim
 
     def sub_decisions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sub-decision embeddings ``(n, N, D)`` and concept weights ``(N, n)``."""

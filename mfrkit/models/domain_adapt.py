@@ -28,7 +28,6 @@ from .families import FAMILIES, FamilyModel
 from .grl import GradientReversal, dann_lambda
 from .heads import create_head, margin_loss
 from .losses import attention_consistency, domain_cross_entropy
-from .preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 
 class SelfAttention2d(nn.Module):
@@ -107,14 +106,6 @@ class DomainAdaptFR(FamilyModel):
         self.domain_classifier = nn.Sequential(
             nn.Linear(config.embedding_dim, config.domain_hidden), nn.ReLU(), nn.Linear(config.domain_hidden, 2)
         )
-
-    @classmethod
-    def preprocessing_for(cls, config) -> Preprocessing:
-        return ARCFACE_112_INPUT
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.config.embedding_dim
 
     def embed_with_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Refined embeddings ``(N, D)`` and self-attention scores ``(N, HW, HW)``."""

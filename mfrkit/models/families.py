@@ -5,7 +5,9 @@ A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen data
 
 ``preprocessing_for(config)`` (and the ``preprocessing`` property)
     the :class:`~mfrkit.models.preprocessing.Preprocessing` its inputs need, declared
-    once and written into the exported ONNX metadata;
+    once and written into the exported ONNX metadata (default: ArcFace 112x112);
+``embedding_dim``
+    the size of the exported embedding (default: ``config.embedding_dim``);
 ``forward(x)``
     the embedding ``(N, D)`` of images ``(N, 3, H, W)``: exactly what is exported;
 ``training_step(batch, progress)``
@@ -28,7 +30,7 @@ from torch import nn
 
 from ..errors import MfrkitError
 from ..registry import Registry
-from .preprocessing import Preprocessing
+from .preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 #: Model families by name: ``FamilyModel`` subclasses.
 FAMILIES: Registry = Registry("model family")
@@ -51,8 +53,9 @@ class FamilyModel(nn.Module):
 
     @classmethod
     def preprocessing_for(cls, config: Any) -> Preprocessing:
-        """The input a model of this family with ``config`` expects."""
-        raise NotImplementedError
+        """The input a model of this family with ``config`` expects (default: the
+        ArcFace 112x112 crop, (x - 127.5) / 127.5)."""
+        return ARCFACE_112_INPUT
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -60,7 +63,8 @@ class FamilyModel(nn.Module):
 
     @property
     def embedding_dim(self) -> int:
-        raise NotImplementedError
+        """Size of the exported embedding (default: ``config.embedding_dim``)."""
+        return int(self.config.embedding_dim)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
         raise NotImplementedError

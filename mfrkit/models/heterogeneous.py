@@ -34,7 +34,6 @@ from torch import nn
 from .backbones import create_backbone
 from .families import FAMILIES, FamilyModel
 from .losses import pair_bce, weight_difference
-from .preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 DOMAINS = ("reference", "probe")
 
@@ -87,14 +86,6 @@ class HeterogeneousNet(FamilyModel):
         n_attr = len(config.attributes)
         self.attr_reference = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
         self.attr_probe = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
-
-    @classmethod
-    def preprocessing_for(cls, config) -> Preprocessing:
-        return ARCFACE_112_INPUT
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.config.embedding_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of *probe-domain* images (use :meth:`embed` to pick the domain)."""
