@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from ..errors import MfrkitError
-from .export import INPUT_NAME, read_metadata
 from .preprocessing import Preprocessing
 
 
@@ -34,55 +33,40 @@ class Teacher(Protocol):
 
 
 class OnnxTeacher:
-    """An ONNX embedding model run by onnxruntime (CUDA when available, else CPU).
+    """An ONNX embedding model as a teacher, run by the benchmark's
+    :class:`~mfrkit.bench.runner.OnnxModel` (CUDA when available, else CPU; the same
+    checks of the model file, its inputs and outputs, and its ``mfrkit.*`` metadata).
 
     Parameters
     ----------
     path : path-like
-        ONNX file with the ``mfrkit.*`` metadata, or any ``[N,3,H,W] -> [N,D]`` model
-        when ``preprocessing`` is given.
+        ONNX file with the ``mfrkit.*`` metadata (or a ``name.mfrkit.json`` sidecar), or
+        any ``[N,3,H,W] -> [N,D]`` model when ``preprocessing`` is given.
     preprocessing : Preprocessing, optional
         Overrides the metadata (needed for third-party models without it).
     """
 
     def __init__(self, path: str | os.PathLike, *, preprocessing: Preprocessing | None = None) -> None:
-        import onnxruntime as ort
+        from ..bench.runner import OnnxModel
 
         self.path = Path(path)
-        meta = read_metadata(self.path)
-        if preprocessing is None:
-            if "mfrkit.input_size" not in meta:
-                raise MfrkitError(
-                    f"teacher {self.path} has no mfrkit.* preprocessing metadata; export it with mfrkit "
-                    "or pass its preprocessing explicitly"
-                )
-            preprocessing = Preprocessing.from_metadata(meta)
-        self.preprocessing = preprocessing
-        available = ort.get_available_providers()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        options = preprocessing.to_metadata() if preprocessing is not None else None
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=providers)
-        except Exception as exc:
-            raise MfrkitError(f"onnxruntime cannot load teacher {self.path}: {exc}") from exc
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(outputs) < 1:
-            raise MfrkitError(f"teacher {self.path} must have one input and an embedding output")
-        self._input = inputs[0].name if inputs[0].name else INPUT_NAME
-        self._output = outputs[0].name
-        dim = outputs[0].shape[-1] if outputs[0].shape else None
-        if not isinstance(dim, int):
-            dim = int(meta.get("mfrkit.embedding_dim", 0)) or None
+            self.model = OnnxModel(self.path, options=options)
+        except MfrkitError as exc:
+            raise MfrkitError(f"teacher: {exc}") from None
+        spec = self.model.spec
+        self.preprocessing = preprocessing or Preprocessing(
+            input_size=spec.input_size, align=spec.align, color=spec.color, mean=spec.mean, std=spec.std
+        )
+        dim = self.model.embedding_dim
         if dim is None:
-            h, w = preprocessing.input_size
-            dim = self._run(np.zeros((1, 3, h, w), np.float32)).shape[1]
+            dim = self.model.run(np.zeros((1, 3, *spec.input_size), np.float32)).shape[1]
         self.embedding_dim = int(dim)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self._output], {self._input: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._run(x.detach().float().cpu().numpy())
-        return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+        out = self.model.run(x.detach().float().cpu().numpy())
+        return torch.from_numpy(out).to(x.device)
 
 
 class TorchTeacher:

@@ -84,3 +84,19 @@ def test_refuses_to_mix_runs_and_bad_setups(tiny_dataset, tmp_path):
         train("csn", tiny_dataset, tmp_path / "y", options={**TINY["csn"], "teacher_dim": 8}, config=cfg, aligned=True)
     with pytest.raises(MfrkitError, match="batch_size"):
         TrainConfig(batch_size=1)
+
+
+def test_onnx_teacher_reads_its_preprocessing_and_matches_torch(tmp_path):
+    from mfrkit.models.export import write_onnx
+    from mfrkit.models.teacher import OnnxTeacher
+
+    torch_teacher = _teacher()
+    path = tmp_path / "teacher.onnx"
+    write_onnx(torch_teacher.module, path, torch_teacher.preprocessing, {"family": "test"}, check_batches=(2,))
+    onnx_teacher = OnnxTeacher(path)
+    assert onnx_teacher.preprocessing == torch_teacher.preprocessing and onnx_teacher.embedding_dim == 12
+    x = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(onnx_teacher(x), torch_teacher(x), rtol=0, atol=1e-4)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(MfrkitError, match="teacher: .*not a loadable ONNX model"):
+        OnnxTeacher(tmp_path / "junk.onnx")
