@@ -27,6 +27,7 @@ from ..landmarks.base import Landmarks
 from ..alignments import get_alignment
 
 if TYPE_CHECKING:
+    from ..models.preprocessing import Preprocessing
     from .runner import ModelSpec
 
 # mfrkit.data.manifest.STATUS_OK, not imported from there: that pulls in pandas and
@@ -148,13 +149,14 @@ def iter_crops(
                 fut.cancel()
 
 
-def to_tensor(crops: np.ndarray, spec: ModelSpec, *, flip: bool = False) -> np.ndarray:
+def to_tensor(crops: np.ndarray, spec: ModelSpec | Preprocessing, *, flip: bool = False) -> np.ndarray:
     """Model input from RGB crops.
 
     Parameters
     ----------
     crops : ndarray of shape (N, H, W, 3), uint8 RGB
-    spec : ModelSpec (colour order, mean and std in 0-255 units)
+    spec : ModelSpec or :class:`~mfrkit.models.preprocessing.Preprocessing` (training uses
+        this function too): colour order, mean and std in 0-255 units
     flip : bool
         Mirror left-right (test-time augmentation).
 

@@ -28,6 +28,7 @@ from typing import Mapping
 import numpy as np
 
 from ..alignments import resize_crop
+from ..bench.pipeline import to_tensor
 from ..errors import MfrkitError
 
 COLORS = ("RGB", "BGR")
@@ -108,7 +109,9 @@ class Preprocessing:
         return resize_crop(crop, self.input_size)
 
     def to_input(self, crops: np.ndarray) -> np.ndarray:
-        """Normalise RGB crops into the network's input layout.
+        """Normalise RGB crops into the network's input layout, with the benchmark's
+        own function (:func:`mfrkit.bench.pipeline.to_tensor`), so a model is trained
+        and scored on the same tensors.
 
         Parameters
         ----------
@@ -124,10 +127,7 @@ class Preprocessing:
         batch = crops[None] if single else crops
         if batch.ndim != 4 or batch.shape[-1] != 3 or tuple(batch.shape[1:3]) != self.input_size:
             raise MfrkitError(f"expected RGB crops of size {self.input_size}, got shape {crops.shape}")
-        if self.color == "BGR":
-            batch = batch[..., ::-1]
-        x = (batch.astype(np.float32) - np.float32(self.mean)) / np.float32(self.std)
-        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        x = to_tensor(batch, self)
         return x[0] if single else x
 
 
