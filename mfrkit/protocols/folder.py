@@ -397,7 +397,7 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
             if not entry.get("path"):
                 raise ProtocolError(f"protocol {info.get('name')!r} records no path for its {role} manifest; "
                                     "pass the manifest explicitly")
-            value, opener = folder / entry["path"], read_manifest
+            value, opener = (folder / entry["path"]).resolve(), read_manifest
         if isinstance(value, Manifest):
             m = value
         else:
