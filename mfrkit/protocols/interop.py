@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..atomic import atomic_write_bytes
 from ..data.imageio import decode_image
-from ..data.manifest import STATUS_OK, Manifest, make_table, write_manifest
+from ..data.manifest import STATUS_OK, Manifest, file_sha256, make_table, write_manifest
 from ..errors import ImageError
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
@@ -160,19 +160,11 @@ def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | 
     spec = infer_spec(manifests, left, right)  # unresolved ids are ignored
     info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
             "params": {"read_options": {k: v for k, v in sorted(read_options.items()) if v is not None}},
-            "source": {"format": get_format(fmt).name, "file": path.name, "sha256": _sha256(path),
+            "source": {"format": get_format(fmt).name, "file": path.name, "sha256": file_sha256(path),
                        "unresolved": len(unresolved)}}
     report = ImportReport(pairs=len(table), folds=int(table["fold"].nunique()), genuine=int(table["label"].sum()),
                           unresolved=unresolved)
     return Protocol(info=info, manifests=manifests, pairs=table), report
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def people_folds(path: str | os.PathLike) -> dict[str, int]:

@@ -39,11 +39,6 @@ DEFAULT_PAIRS = 300
 _ENUMERATE_LIMIT = 100_000
 
 
-def as_manifest(value: Manifest | str | os.PathLike) -> Manifest:
-    """See :func:`~.folder.open_manifest`: a Manifest, manifest file, dataset folder or registered name."""
-    return open_manifest(value)
-
-
 def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> ProtocolSpec:
     if isinstance(spec, ProtocolSpec):
         if params:
@@ -53,8 +48,8 @@ def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> Protocol
 
 
 def role_manifests(reference, probe) -> dict[str, Manifest]:
-    ref = as_manifest(reference)
-    return {"reference": ref, "probe": ref if probe is None else as_manifest(probe)}
+    ref = open_manifest(reference)
+    return {"reference": ref, "probe": ref if probe is None else open_manifest(probe)}
 
 
 # --- base pairs ------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ from typing import Any
 from ..data.manifest import file_sha256
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
-from .folder import Protocol, save_protocol
+from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
 from .spec import SPECS
-from .verification import as_manifest, make_verification
+from .verification import make_verification
 
 PathLike = str | os.PathLike
 
@@ -30,7 +30,7 @@ def _crop_folder(spec: str, region: str, region2: str | None, factor: float, cen
 
 def partial_grid(spec: str, probe_manifest, spec_params: dict) -> list[dict]:
     """Every crop a partial spec can use in ``probe_manifest``, filtered by the given params."""
-    crops = available_crops(as_manifest(probe_manifest))
+    crops = available_crops(open_manifest(probe_manifest))
     if not crops:
         raise ProtocolError("the probe manifest has no partial images; run `mfrkit partial` first")
     region, factor, centered = spec_params.get("region"), spec_params.get("factor"), spec_params.get("centered")
