@@ -3,19 +3,19 @@ checked against dlib itself on the real photos."""
 
 from __future__ import annotations
 
+# dlib, its models and onnxruntime are pinned dependencies: a broken install fails here, never skips.
+import dlib
+import face_recognition_models
 import numpy as np
+import onnxruntime as ort
 import pytest
 
-dlib = pytest.importorskip("dlib")
-face_recognition_models = pytest.importorskip("face_recognition_models")
-ort = pytest.importorskip("onnxruntime")
-
-from mfrkit.align import dlib_chip, dlib_chip_template, dlib_pyramid_down, transform_points  # noqa: E402
-from mfrkit.alignments import dlib150_crop  # noqa: E402
-from mfrkit.data.sample import source_photos  # noqa: E402
-from mfrkit.errors import MfrkitError  # noqa: E402
-from mfrkit.landmarks.base import five_from_68  # noqa: E402
-from mfrkit.models import dlib_resnet as dr  # noqa: E402
+from mfrkit.align import dlib_chip, dlib_chip_template, dlib_pyramid_down, transform_points
+from mfrkit.alignments import dlib150_crop
+from mfrkit.data.sample import source_photos
+from mfrkit.errors import MfrkitError
+from mfrkit.landmarks.base import five_from_68
+from mfrkit.models import dlib_resnet as dr
 
 
 @pytest.fixture(scope="session")
