@@ -450,7 +450,7 @@ def bench(
     search_device: Annotated[str, typer.Option(help="1:N search: auto, cuda (torch) or cpu (numpy).")] = "auto",
     bootstrap: Annotated[int, typer.Option(min=0, help="Identity-bootstrap replicates (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
-    transfer_from: Annotated[str, typer.Option(help="Protocol whose threshold is applied to the other 1:1 protocols ('' to skip).")] = "umr-ump",
+    transfer_from: Annotated[str, typer.Option(help="Protocol (its name, or its spec when one protocol of the run has it) whose threshold is applied to the other 1:1 protocols ('' to skip).")] = "umr-ump",
     transfer_far: Annotated[float, typer.Option(help="FAR at which that threshold is chosen.")] = 1e-4,
     plots: Annotated[bool, typer.Option(help="Write ROC/DET/CMC plots.")] = True,
 ) -> None:

@@ -68,8 +68,10 @@ class BenchConfig:
     fta_policy : ``reject`` (FtA comparisons are rejections, the default) or ``exclude``
         (left out of the metrics, still counted and listed).
     far_targets, max_rank, search_device, n_boot, seed, confidence : metric settings.
-    transfer_from, transfer_far : the threshold for ``transfer_far`` on protocol
-        ``transfer_from`` is applied to every other 1:1 protocol of the run.
+    transfer_from, transfer_far : the threshold for ``transfer_far`` on the 1:1 protocol
+        called ``transfer_from`` (or, when none is, the only one of that spec, so
+        ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
+        protocol of the run.
     plots : write PNG plots.
     """
 
@@ -358,6 +360,7 @@ def run_benchmark(
     names = [p.name for p in protocols]
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
+    transfer_source = _transfer_source(protocols, cfg.transfer_from)
     images = ImageTable()
     sides = [_sides(p, images) for p in protocols]
     model_sets = load_models(
@@ -404,7 +407,7 @@ def run_benchmark(
             _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
             for proto, s in zip(protocols, sides)
         ]
-        _apply_transfer(per_model, cfg)
+        _apply_transfer(per_model, transfer_source, cfg.transfer_far)
         for res, _ in per_model:
             R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
             results.append(res)
@@ -472,22 +475,37 @@ def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: Imag
     return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
 
 
-def _apply_transfer(per_model: list[tuple[dict, pd.DataFrame | None]], cfg: BenchConfig) -> None:
-    """Threshold for ``transfer_far`` on protocol ``transfer_from``, applied to the model's
+def _transfer_source(protocols: list, wanted: str | None) -> str | None:
+    """Name of the 1:1 protocol whose threshold is transferred: the one called ``wanted``,
+    else the only one whose spec is ``wanted``; None when there is none."""
+    if not wanted:
+        return None
+    verification = [p for p in protocols if p.kind == VERIFICATION]
+    if any(p.name == wanted for p in verification):
+        return wanted
+    of_spec = [p.name for p in verification if p.spec == wanted]
+    if len(of_spec) > 1:
+        raise BenchError(f"{len(of_spec)} protocols of spec {wanted!r} in this run ({', '.join(of_spec)}): name the one "
+                         "whose threshold is transferred with --transfer-from NAME ('' for none)")
+    return of_spec[0] if of_spec else None
+
+
+def _apply_transfer(per_model: list[tuple[dict, pd.DataFrame | None]], source_name: str | None, far_target: float) -> None:
+    """Threshold for ``far_target`` on protocol ``source_name``, applied to the model's
     other 1:1 protocols (recorded in their results as ``transfer``)."""
     verification = [(r, u) for r, u in per_model if u is not None]
-    source = [(r, u) for r, u in verification if r["protocol"]["name"] == cfg.transfer_from]
-    if not cfg.transfer_from or not source:
+    source = [(r, u) for r, u in verification if r["protocol"]["name"] == source_name]
+    if not source:
         return
     sres, suse = source[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-        taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [cfg.transfer_far])
+        taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [far_target])
     threshold = float(taf.threshold[0])
-    sres["transfer_source"] = {"far_target": cfg.transfer_far, "threshold": threshold, "far": float(taf.far[0])}
+    sres["transfer_source"] = {"far_target": far_target, "threshold": threshold, "far": float(taf.far[0])}
     for res, use in verification:
         if res is not sres:
-            res["transfer"] = E.transfer(cfg.transfer_from, threshold, cfg.transfer_far, use["label"].to_numpy(), use["score"].to_numpy())
+            res["transfer"] = E.transfer(source_name, threshold, far_target, use["label"].to_numpy(), use["score"].to_numpy())
 
 
 def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:

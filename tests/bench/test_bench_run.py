@@ -135,6 +135,25 @@ def test_threshold_transfer_and_cache_reuse(tmp_path, dataset, tiny_model, pairs
     assert "transfer" not in src
 
 
+def test_transfer_source_found_by_spec_when_no_protocol_has_its_name(tmp_path, dataset, tiny_model):
+    from mfrkit.protocols import make_verification, save_protocol
+
+    def made(spec, folder, seed=0):
+        p = make_verification(dataset, spec=spec, seed=seed, n_folds=2, genuine_per_fold=2, impostor_per_fold=2,
+                              allow_fewer=True, name=folder)
+        return save_protocol(p, tmp_path / folder)
+
+    lfw, other, masked = made("umr-ump", "lfw-umr-ump"), made("umr-ump", "calfw-umr-ump", 1), made("umr-mp", "lfw-umr-mp")
+    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, masked], n_boot=0, plots=False))
+    tgt = read_metrics(run, "tiny", "lfw-umr-mp")
+    assert tgt["transfer"]["from"] == "lfw-umr-ump"
+    assert tgt["transfer"]["threshold"] == read_metrics(run, "tiny", "lfw-umr-ump")["transfer_source"]["threshold"]
+    with pytest.raises(MfrkitError, match="2 protocols of spec 'umr-ump'.*--transfer-from"):
+        run_benchmark(config(tmp_path, [tiny_model], [lfw, other, masked], n_boot=0, plots=False))
+    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, other, masked], n_boot=0, plots=False, transfer_from="calfw-umr-ump"))
+    assert read_metrics(run, "tiny", "lfw-umr-mp")["transfer"]["from"] == "calfw-umr-ump"
+
+
 def test_heterogeneous_pair_and_several_models(tmp_path, dataset, pairs_protocol):
     make_model(tmp_path / "m" / "a.onnx", seed=1)
     het = tmp_path / "m" / "het"
