@@ -75,10 +75,12 @@ class Embeddings:
 
     @property
     def ok(self) -> np.ndarray:
+        """Bool array of shape (n,): True where the image was embedded."""
         return self.status == STATUS_OK
 
     @property
     def images_per_second(self) -> float:
+        """Images embedded per second of computing (NaN when none was computed)."""
         return self.computed / self.seconds if self.seconds > 0 else float("nan")
 
     def rows(self, ids: Sequence[str]) -> np.ndarray:

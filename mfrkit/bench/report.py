@@ -76,6 +76,7 @@ def _float(v) -> float:
 
 
 def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
+    """``df`` as CSV (no index), atomically."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
 
@@ -212,6 +213,7 @@ def leaderboard_row(result: dict) -> dict:
 
 
 def read_result(path: str | os.PathLike) -> dict:
+    """A ``metrics.json`` as a dict; ReportError when it cannot be read."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

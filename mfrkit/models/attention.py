@@ -120,6 +120,7 @@ class AttentionPartialFR(FamilyModel):
         return emb, importance, maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported embedding ``(N, D)`` of images ``(N, 3, S, S)``: the mean of the K descriptors."""
         return self.descriptors(x)[0].mean(1)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:

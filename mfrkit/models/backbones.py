@@ -138,10 +138,12 @@ class IResNet(nn.Module):
 
     @property
     def feature_channels(self) -> int:
+        """Channels C of the last feature maps."""
         return self.stage_channels[-1]
 
     def forward_features(self, x: torch.Tensor, stages: int | None = None) -> torch.Tensor:
-        """Feature maps after ``stages`` stages (default all built); the full depth
+        """Feature maps ``(N, C_s, H / 2^s, W / 2^s)`` of images ``(N, 3, H, W)`` after
+        ``stages`` stages (default all built: 7x7 maps for 112x112 input); the full depth
         includes the final BN."""
         stages = len(self.stages) if stages is None else stages
         if stages > len(self.stages):
@@ -152,11 +154,13 @@ class IResNet(nn.Module):
         return self.bn2(x) if stages == 4 else x
 
     def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(N, embedding_dim)`` of the full-depth feature maps (BN, dropout, FC, BN)."""
         if not self.head:
             raise MfrkitError("this IResNet was built without its embedding head")
         return self.features(self.fc(self.dropout(torch.flatten(fmap, 1))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(N, embedding_dim)`` of normalised images ``(N, 3, H, W)``."""
         return self.forward_head(self.forward_features(x))
 
 
@@ -271,19 +275,23 @@ class MobileFaceNet(nn.Module):
 
     @property
     def feature_channels(self) -> int:
+        """Channels C of the final feature maps."""
         return self.stage_channels[-1]
 
     def forward_features(self, x: torch.Tensor, stages: int | None = None) -> torch.Tensor:
+        """Final feature maps ``(N, C, H / 16, W / 16)`` of images ``(N, 3, H, W)``."""
         if stages not in (None, 4):
             raise MfrkitError("MobileFaceNet exposes only its final feature maps (stages=4)")
         return self.body(x)
 
     def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(N, embedding_dim)`` of the feature maps (global depthwise conv, FC, BN)."""
         if not self.head:
             raise MfrkitError("this MobileFaceNet was built without its embedding head")
         return self.features(self.fc(torch.flatten(self.gdc(fmap), 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(N, embedding_dim)`` of normalised images ``(N, 3, H, W)``."""
         return self.forward_head(self.forward_features(x))
 
 

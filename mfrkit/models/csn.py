@@ -126,6 +126,8 @@ class CSN(FamilyModel):
         return torch.einsum("nbd,bn->bd", subs, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported embedding ``(N, D)`` of images ``(N, 3, 112, 112)``: the
+        concept-weighted sum of the sub-decision embeddings."""
         return self.combine(*self.sub_decisions(x))
 
     def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:

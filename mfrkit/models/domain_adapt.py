@@ -113,6 +113,7 @@ class DomainAdaptFR(FamilyModel):
         return self.backbone.forward_head(refined), scores
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The exported embedding ``(N, D)`` of images ``(N, 3, 112, 112)``: the refined one."""
         return self.embed_with_scores(x)[0]
 
     def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:

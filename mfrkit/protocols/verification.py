@@ -40,6 +40,7 @@ _ENUMERATE_LIMIT = 100_000
 
 
 def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> ProtocolSpec:
+    """A resolved spec from a registered name and its parameters (or a spec as is)."""
     if isinstance(spec, ProtocolSpec):
         if params:
             raise ProtocolError("spec parameters go with a spec name, not a resolved ProtocolSpec")
@@ -48,6 +49,8 @@ def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> Protocol
 
 
 def role_manifests(reference, probe) -> dict[str, Manifest]:
+    """``{"reference": ..., "probe": ...}`` Manifests (see :func:`~.folder.open_manifest`); the
+    probe role defaults to the reference manifest."""
     ref = open_manifest(reference)
     return {"reference": ref, "probe": ref if probe is None else open_manifest(probe)}
 
