@@ -11,11 +11,12 @@ from model_helpers import TINY
 from torch import nn
 
 from mfrkit.align import align_face
+from mfrkit.alignments import align_crop, arcface_name, arcface_params
+from mfrkit.bench.runner import OnnxModel
 from mfrkit.errors import MfrkitError
 from mfrkit.models import Preprocessing, read_metadata, write_onnx
 from mfrkit.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mfrkit.models.export import ExportError, export_family
-from mfrkit.alignments import align_crop, arcface_name, arcface_params
 from mfrkit.models.train import TrainConfig, train
 
 CONTRACT_KEYS = {"mfrkit.family", "mfrkit.input_size", "mfrkit.color", "mfrkit.mean", "mfrkit.std", "mfrkit.align",
@@ -39,6 +40,10 @@ def test_export_round_trip(name, tmp_path):
         assert CONTRACT_KEYS <= set(meta) and meta["mfrkit.family"] == name and meta["mfrkit.weights"] == "untrained"
         assert int(meta["mfrkit.embedding_dim"]) == TINY[name]["embedding_dim"]
         prep = Preprocessing.from_metadata(meta)
+        # the bench reads the same contract from the file (and accepts the alignment)
+        spec = OnnxModel(r.path, provider="cpu").spec
+        assert (spec.input_size, spec.align, spec.color, spec.mean, spec.std, spec.domain) == (
+            prep.input_size, prep.align, prep.color, prep.mean, prep.std, meta.get("mfrkit.domain"))
         (inp,), (out,) = proto.graph.input, proto.graph.output
         assert (inp.name, out.name) == ("input", "embedding")
         assert inp.type.tensor_type.shape.dim[0].dim_param  # the batch axis is symbolic
