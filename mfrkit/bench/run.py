@@ -175,7 +175,9 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                 if key not in lm_cache:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
-                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=cfg.workers or os.cpu_count() or 1)
+                    # -j 0 means no worker processes here too
+                    lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
+                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=lm_workers)
             found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
         refs = [
             ImageRef(u, path, sha, status, lm)
