@@ -109,6 +109,7 @@ def make_identification(reference: Manifest | str | os.PathLike, probe: Manifest
                             "use partial-same, or a masked/unmasked spec")
     manifests = role_manifests(reference, probe)
     pool = build_pool(spec_obj, manifests)
+    pool.require_roles()
     rng = item_rng(seed, "identification", mode)
     by_identity = pool.by_identity()
     idents = [list(by_identity)[i] for i in rng.permutation(len(by_identity))]

@@ -108,6 +108,17 @@ class Pool:
         assert self.resolver is not None
         return self.resolver.root(image_id)
 
+    def require_roles(self) -> None:
+        """Raise :class:`ProtocolError` naming a role no image can serve (e.g.
+        ``umr-mp`` drawn from a masked copy alone: nothing unmasked for the reference side)."""
+        for role in ROLES:
+            if not self.candidates[role]:
+                m = self.manifests[role]
+                raise ProtocolError(
+                    f"the {role} manifest ({m.name or m.path}) has no usable image for the {role} side of spec "
+                    f"{self.spec.name!r} ({self.spec.selector(role).describe()}, status ok, with an identity); "
+                    f"give the manifest that holds them for the {role} role")
+
 
 def build_pool(spec: ProtocolSpec, manifests: dict[str, Manifest], *, extra: list[Manifest] = ()) -> Pool:
     """Collect the candidates of ``spec``'s roles from ``manifests`` (role -> Manifest).

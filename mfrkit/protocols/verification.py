@@ -379,6 +379,7 @@ def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest |
     spec_obj = as_spec(spec, spec_params)
     manifests = role_manifests(reference, probe)
     pool = build_pool(spec_obj, manifests)
+    pool.require_roles()
     base = sample_base_pairs(pool, seed=seed, n_folds=n_folds, genuine_per_fold=genuine_per_fold,
                              impostor_per_fold=impostor_per_fold, allow_fewer=allow_fewer,
                              allow_same_source=allow_same_source, identity_folds=identity_folds)

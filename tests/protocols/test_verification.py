@@ -104,6 +104,16 @@ def test_not_enough_pairs_is_a_clear_error_or_fewer_on_request(lfw):
     assert (counts[0] == counts[1]).all() and (counts[1] < 300).all() and (counts[1] > 0).all()
 
 
+def test_a_manifest_without_images_for_a_side_is_named(masked):
+    # umr-mp from a masked copy alone: nothing unmasked for the reference side (1:1 and 1:N alike)
+    from mfrkit.protocols import make_identification
+
+    with pytest.raises(ProtocolError, match="reference manifest .*no usable image .*spec 'umr-mp' \\(unmasked"):
+        make_verification(masked, spec="umr-mp", allow_fewer=True)
+    with pytest.raises(ProtocolError, match="reference manifest .*no usable image"):
+        make_identification(masked, spec="umr-mp")
+
+
 def test_too_few_identities_for_the_folds(tmp_path):
     m = in_memory(lfw_rows([3] * 5))
     with pytest.raises(InsufficientDataError, match="identities"):
@@ -199,13 +209,17 @@ shapes = st.lists(st.integers(min_value=1, max_value=6), min_size=12, max_size=3
 def test_properties_identity_disjoint_balanced_leak_free(counts, seed, spec, n_folds):
     base = lfw_rows(counts)
     ref, probe = in_memory(base, "lfw"), in_memory(masked_rows(base), "masked")
-    if spec == "mr-mp":
+    if spec == "umr-ump":
+        probe = ref  # (the masked manifest holds no unmasked probe: an empty protocol proved nothing)
+    elif spec == "mr-mp":
         ref = probe
     elif spec == "mr-ump":
         ref, probe = probe, ref
     p = make_verification(ref, probe, spec=spec, seed=seed, n_folds=n_folds, genuine_per_fold=3,
                           impostor_per_fold=3, allow_fewer=True)
     pairs = p.pairs
+    # >= 12 identities in <= 5 folds: a fold holding an identity with 2 photos has both kinds of pairs
+    assert len(pairs) > 0 or max(counts) < 2
     # Identity-disjoint folds.
     folds_of = {}
     for side, m in (("left_id", ref), ("right_id", probe)):
