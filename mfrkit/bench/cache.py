@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write_text
+from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
 
 CACHE_VERSION = 1
@@ -72,7 +73,11 @@ class EmbeddingCache:
 
     def __init__(self, root, model_sha256: str, prep_key: str, *, spec: dict | None = None, flush_every: int = 4096):
         self.dir = Path(root) / model_sha256 / prep_key
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MfrkitError(f"cannot use the embedding cache {root}: {exc.strerror or exc}; "
+                              "choose another with --cache DIR, or --no-cache") from None
         if spec is not None and not (self.dir / "spec.json").exists():
             atomic_write_text(self.dir / "spec.json", json.dumps(spec, indent=2, sort_keys=True, default=str))
         self.flush_every = flush_every

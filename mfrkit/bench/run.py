@@ -338,6 +338,9 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.search_device not in SEARCH_DEVICES:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
+    for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise BenchError(f"the {what} {path} is a file, not a folder")
     M._check_targets(cfg.far_targets)
     M._check_targets([cfg.transfer_far], "transfer_far")
 
@@ -375,7 +378,10 @@ def run_benchmark(
     now = _dt.datetime.now(_dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     folder = Path(cfg.out) / run_id
-    folder.mkdir(parents=True, exist_ok=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        raise BenchError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
     settings = {
         k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
     }

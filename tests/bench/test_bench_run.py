@@ -214,7 +214,8 @@ def test_identification_mated_flag_checked(tmp_path, dataset, tiny_model):
 
 def test_bad_settings(tmp_path, tiny_model, pairs_protocol):
     bad = (({"fta_policy": "drop"}, "FtA policy"), ({"tta": "x"}, "augmentation"), ({"batch_size": 0}, "batch size"),
-           ({"n_boot": 1}, "bootstrap"), ({"landmarks": "mtcnn"}, "landmark backend 'mtcnn'"), ({"search_device": "tpu"}, "search device"))
+           ({"n_boot": 1}, "bootstrap"), ({"landmarks": "mtcnn"}, "landmark backend 'mtcnn'"), ({"search_device": "tpu"}, "search device"),
+           ({"cache_dir": tiny_model}, "cache .*is a file"))
     for kw, match in bad:
         with pytest.raises(MfrkitError, match=match):
             run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], **kw))
