@@ -76,6 +76,8 @@ def test_generated_lfw_file_of_6000_pairs_parses_into_the_right_folds(tmp_path):
     imported, report = import_pairs(path, "lfw", m)
     assert report.ok
     pd.testing.assert_frame_equal(imported.pairs, protocol.pairs)
+    with pytest.raises(PairFormatError, match="is a folder: give the file"):
+        export_protocol(protocol, tmp_path, "lfw")
 
 
 def test_mfr2_pairs(tmp_path):
