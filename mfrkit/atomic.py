@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import MfrkitError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -22,6 +24,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     file is removed and ``path`` is left untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        raise MfrkitError(f"cannot write {path}: it is a folder; give the file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)

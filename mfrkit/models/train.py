@@ -238,6 +238,8 @@ def train(
     """
     cfg = config or TrainConfig()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MfrkitError(f"the run folder {out} is a file; give a folder (it gets the checkpoint and the loss log)")
     manifest = data if isinstance(data, Manifest) else resolve_source(data, workers=max(1, cfg.workers), progress=progress)
     cls = FAMILIES.get(family)
     opts = dict(options or {})

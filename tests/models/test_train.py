@@ -100,3 +100,9 @@ def test_onnx_teacher_reads_its_preprocessing_and_matches_torch(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(MfrkitError, match="teacher: .*not a loadable ONNX model"):
         OnnxTeacher(tmp_path / "junk.onnx")
+
+
+def test_a_run_folder_that_is_a_file_is_refused(tiny_dataset, tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(MfrkitError, match="run folder .* is a file"):
+        train("csn", tiny_dataset, tmp_path / "run", options=TINY["csn"], config=TrainConfig(**FAST), aligned=True)

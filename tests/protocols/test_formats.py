@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from mfrkit.data.manifest import Manifest, make_table
+from mfrkit.errors import MfrkitError
 from mfrkit.protocols import PairFormatError, export_protocol, import_pairs, make_verification, read_people
 from mfrkit.protocols.formats import FORMATS, contiguous_folds, pairs_bytes, read_pairs
 
@@ -76,7 +77,7 @@ def test_generated_lfw_file_of_6000_pairs_parses_into_the_right_folds(tmp_path):
     imported, report = import_pairs(path, "lfw", m)
     assert report.ok
     pd.testing.assert_frame_equal(imported.pairs, protocol.pairs)
-    with pytest.raises(PairFormatError, match="is a folder: give the file"):
+    with pytest.raises(MfrkitError, match="it is a folder; give the file"):
         export_protocol(protocol, tmp_path, "lfw")
 
 

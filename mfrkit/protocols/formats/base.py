@@ -103,8 +103,6 @@ def pairs_bytes(pairs: pd.DataFrame, fmt: str, **options: Any) -> bytes:
 
 def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike, fmt: str, **options: Any) -> Path:
     """Write ``pairs`` to ``path`` in format ``fmt``, atomically."""
-    if Path(path).is_dir():
-        raise PairFormatError(f"{path} is a folder: give the file to write (e.g. {Path(path) / 'pairs.txt'})")
     data = pairs_bytes(pairs, fmt, **options)
     atomic_write_bytes(path, data)
     return Path(path)
