@@ -23,25 +23,19 @@ Alignment names (``arcface112``, ``arcface160p30``, ``dlib150``, ``none``) are t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from ..alignments import resize_crop
 from ..bench.pipeline import to_tensor
+from ..bench.runner import resolve_spec
 from ..errors import MfrkitError
 
+if TYPE_CHECKING:
+    from ..bench.runner import ModelSpec
+
 COLORS = ("RGB", "BGR")
-
-
-def _floats(text: str, n: int, key: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise MfrkitError(f"metadata {key}={text!r} is not a comma-separated list of numbers") from None
-    if len(values) != n:
-        raise MfrkitError(f"metadata {key}={text!r} should have {n} values")
-    return values
 
 
 @dataclass(frozen=True)
@@ -91,18 +85,15 @@ class Preprocessing:
 
     @classmethod
     def from_metadata(cls, props: Mapping[str, str]) -> "Preprocessing":
-        """Parse what :meth:`to_metadata` wrote; raises MfrkitError naming a missing key."""
-        missing = [k for k in ("mfrkit.input_size", "mfrkit.align", "mfrkit.mean", "mfrkit.std") if k not in props]
-        if missing:
-            raise MfrkitError(f"model metadata lacks {', '.join(missing)}")
-        h, w = _floats(props["mfrkit.input_size"], 2, "mfrkit.input_size")
-        return cls(
-            input_size=(int(h), int(w)),
-            align=props["mfrkit.align"],
-            color=props.get("mfrkit.color", "RGB"),
-            mean=_floats(props["mfrkit.mean"], 3, "mfrkit.mean"),
-            std=_floats(props["mfrkit.std"], 3, "mfrkit.std"),
-        )
+        """Read the ``mfrkit.*`` keys of a model's metadata with the benchmark's parser
+        (:func:`mfrkit.bench.runner.resolve_spec`), the one reading of the contract;
+        raises an MfrkitError naming a missing or malformed key."""
+        return cls.from_spec(resolve_spec(props))
+
+    @classmethod
+    def from_spec(cls, spec: "ModelSpec") -> "Preprocessing":
+        """The preprocessing part of the benchmark's :class:`~mfrkit.bench.runner.ModelSpec`."""
+        return cls(input_size=spec.input_size, align=spec.align, color=spec.color, mean=spec.mean, std=spec.std)
 
     def resize(self, crop: np.ndarray) -> np.ndarray:
         """``crop`` (h, w, 3) resized to ``input_size`` (a no-op when it already is)."""

@@ -55,13 +55,10 @@ class OnnxTeacher:
             self.model = OnnxModel(self.path, options=options)
         except MfrkitError as exc:
             raise MfrkitError(f"teacher: {exc}") from None
-        spec = self.model.spec
-        self.preprocessing = preprocessing or Preprocessing(
-            input_size=spec.input_size, align=spec.align, color=spec.color, mean=spec.mean, std=spec.std
-        )
+        self.preprocessing = preprocessing or Preprocessing.from_spec(self.model.spec)
         dim = self.model.embedding_dim
         if dim is None:
-            dim = self.model.run(np.zeros((1, 3, *spec.input_size), np.float32)).shape[1]
+            dim = self.model.run(np.zeros((1, 3, *self.preprocessing.input_size), np.float32)).shape[1]
         self.embedding_dim = int(dim)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

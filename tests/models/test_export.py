@@ -89,7 +89,7 @@ def test_preprocessing_contract_round_trip():
     prep = Preprocessing(input_size=(150, 120), align="dlib150", color="BGR", mean=(1, 2, 3), std=(4, 5, 6))
     assert Preprocessing.from_metadata(prep.to_metadata()) == prep
     assert prep.to_metadata()["mfrkit.input_size"] == "150,120"
-    with pytest.raises(MfrkitError, match="lacks"):
+    with pytest.raises(MfrkitError, match="missing mfrkit.color, mfrkit.mean, mfrkit.std, mfrkit.align"):
         Preprocessing.from_metadata({"mfrkit.input_size": "112,112"})
     with pytest.raises(MfrkitError):
         Preprocessing(input_size=(112, 112), align="arcface112", color="RGBA")
