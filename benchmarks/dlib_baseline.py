@@ -14,23 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:
@@ -93,14 +82,14 @@ def main() -> None:
     ]
     for name, batch, fn in rows:
         reps = args.repeats if batch == 1 else max(3, args.repeats // 4)
-        sec = median_seconds(fn, reps)
+        sec = median_seconds(fn, reps, warmup=2)
         print(f"{name:<34}{batch:>6}{sec * 1e3:>11.1f}{batch / sec:>9.1f}")
 
     image, shape = shapes[-1]
     points = np.array([(p.x, p.y) for p in shape.parts()], float)
     print("\nchip cutting, one 150x150 chip from the 512x600 Grace Hopper photo:")
-    ours_ms = median_seconds(lambda: dlib_chip(image, points), args.repeats) * 1e3
-    dlib_ms = median_seconds(lambda: dlib.get_face_chip(image, shape, 150, 0.25), args.repeats) * 1e3
+    ours_ms = median_seconds(lambda: dlib_chip(image, points), args.repeats, warmup=2) * 1e3
+    dlib_ms = median_seconds(lambda: dlib.get_face_chip(image, shape, 150, 0.25), args.repeats, warmup=2) * 1e3
     print(f"  mfrkit.align.dlib_chip   {ours_ms:.2f} ms")
     print(f"  dlib.get_face_chip       {dlib_ms:.2f} ms")
     tmp.cleanup()
