@@ -635,20 +635,23 @@ def models_import_dlib(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except MfrkitError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = 130
     except Exception as exc:  # click's usage errors; typer 0.29 vendors click, so no `import click`
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Outside standalone mode typer does not exit: it returns the code of a
+    # `typer.Exit` (a failed doctor, an invalid protocol) and turns Ctrl-C into 130.
+    if code == 130:
+        err_console.print("interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,29 @@ def test_errors_become_messages_and_exit_code_1(argv, message, capsys, monkeypat
     assert message in capsys.readouterr().err
 
 
+def test_exit_codes_reach_the_shell(capsys, monkeypatch):
+    # Through main(), as the console script runs: typer.Exit and Ctrl-C must set the exit code.
+    from mfrkit import cli, doctor
+
+    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Check("broken thing", False, "detail")])
+    monkeypatch.setattr("sys.argv", ["mfrkit", "doctor"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1 and "broken thing" in capsys.readouterr().out
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mfrkit.data.registry.list_datasets", interrupted)
+    monkeypatch.setattr("sys.argv", ["mfrkit", "datasets", "list"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 130 and "interrupted" in capsys.readouterr().err
+
+
 def test_doctor_reports_backends_and_providers():
     result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
     assert "onnxruntime will use" in result.output
     assert "landmarks: mediapipe" in result.output and "landmarks: dlib" in result.output
 
