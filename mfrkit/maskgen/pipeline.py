@@ -46,7 +46,7 @@ from ..rng import item_rng
 from .canonical import canonical_face, mean_face_68
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 from .quality import check_coverage
-from .renderers import RENDERERS, create_renderer
+from .renderers import RENDERERS, create_renderer, landmarks_needed
 from .styles import MASK_TYPES, StyleSpec
 
 JOURNAL = ".journal"
@@ -205,8 +205,27 @@ def aligned_landmarks(width: int, height: int) -> Landmarks:
                      score=float("nan"), backend="aligned", mesh=mesh.astype(np.float32))
 
 
-def _needs(renderer: str) -> str:
-    return "mesh" if RENDERERS.get(renderer).model == "mesh" else "68"
+def _job_backend(aligned: bool, landmarks: str | None, landmark_file: str | None, renderer: str | None = None) -> str:
+    """The landmark backend a job uses, checked before the job claims its ``out`` folder.
+
+    ``aligned`` jobs use the template landmarks (``"aligned"``); a renderer, when
+    given, must get what it fits from the backend.
+    """
+    if aligned:
+        return "aligned"
+    from ..landmarks.base import BACKENDS
+
+    backend = landmarks or "mediapipe"
+    factory = BACKENDS.get(backend)
+    if backend == "file" and not landmark_file:
+        raise JobError("--landmarks file needs the landmark file: --landmark-file PATH")
+    needs = landmarks_needed(renderer) if renderer else None
+    if needs == "mesh" and not getattr(factory, "has_mesh", False):
+        raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
+    # The file backend gives 68 points when its file holds them; the renderer checks each face.
+    if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
+        raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
+    return backend
 
 
 def _backend_options(landmark_file: str | None) -> dict:
@@ -299,7 +318,11 @@ def _prepare_out(out: Path, fingerprint: str) -> Path:
     stamp = journal / "job.json"
     if stamp.exists():
         if json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
-            raise JobError(f"{out} holds an unfinished job with other options; finish it with the same options, or use another --out")
+            if any(journal.glob("part-*.json")):
+                raise JobError(f"{out} holds an unfinished job with other options; finish it with the same options, or use another --out")
+            # That job stopped before finishing anything (e.g. a landmark backend that
+            # could not load): there is nothing of it to protect.
+            atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint}))
     else:
         final = out / MANIFEST_NAME
         if final.exists():
@@ -585,16 +608,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     RENDERERS.get(config.renderer)
     spec = config.spec()
     ext = _ext(config.image_format)
-    backend = "aligned" if config.aligned else (config.landmarks or "mediapipe")
-    if not config.aligned:
-        from ..landmarks.base import BACKENDS
-
-        factory = BACKENDS.get(backend)
-        needs = _needs(config.renderer)
-        if needs == "mesh" and not getattr(factory, "has_mesh", False):
-            raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
-        if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
-            raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
+    backend = _job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
     source = _resolve(src, workers, progress)
     out = Path(out)
     usable, unusable = _source_rows(source, config.limit)
@@ -709,7 +723,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     regions = parse_regions(config.regions)
     factors = parse_factors(config.factors)
     template = get_template(config.template)
-    backend = "aligned" if config.aligned else (config.landmarks or "mediapipe")
+    backend = _job_backend(config.aligned, config.landmarks, config.landmark_file)
     source = _resolve(src, workers, progress)
     out = Path(out)
     usable, unusable = _source_rows(source, config.limit)

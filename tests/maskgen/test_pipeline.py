@@ -191,3 +191,17 @@ def test_landmarks_from_a_file(synth_one, source, tmp_path):
     assert summary.outputs == 4 and (t["landmark_backend"] == "file").all() and t["quality_ok"].all()
     with pytest.raises(JobError, match="dense mesh"):
         synthesize(source, tmp_path / "nope", SynthConfig(renderer="mesh", landmarks="file", landmark_file=str(path)), workers=1)
+
+
+def test_a_job_that_stopped_before_its_first_item_leaves_out_free(source, tmp_path):
+    from mfrkit.errors import LandmarkError
+
+    out = tmp_path / "claimed"
+    with pytest.raises(JobError, match="--landmark-file"):
+        synthesize(source, out, SynthConfig(renderer="template", landmarks="file"), workers=1)
+    assert not out.exists()  # refused before the folder was claimed
+    with pytest.raises(LandmarkError, match="not found"):
+        make_partial(source, out, PartialConfig(landmarks="file", landmark_file=str(tmp_path / "missing.txt"), limit=1), workers=1)
+    # Nothing was made under those options, so corrected ones may take the folder over.
+    summary = make_partial(source, out, PartialConfig(regions="nose", factors="0.3", landmarks="dlib", limit=1), workers=1)
+    assert summary.outputs == 1
