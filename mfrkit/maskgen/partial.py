@@ -170,7 +170,7 @@ def partial_points(points5: np.ndarray, template: PartialTemplate | str = "parti
 
 
 def parse_factors(text: str) -> tuple[float, ...]:
-    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list."""
+    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list; repeats dropped."""
     text = str(text).strip()
     try:
         if ":" in text:
@@ -185,7 +185,7 @@ def parse_factors(text: str) -> tuple[float, ...]:
         raise MfrkitError(f"cannot read factors {text!r}: use start:stop:step (e.g. 0.10:0.50:0.05) or a comma list") from None
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise MfrkitError(f"factors must lie in (0, 1], got {text!r}")
-    return tuple(values)
+    return tuple(dict.fromkeys(values))
 
 
 def parse_regions(text: str) -> tuple[str, ...]:

@@ -245,7 +245,7 @@ def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: 
 @dataclass(frozen=True)
 class _Item:
     key: str  # unique per item; the journal's key
-    outputs: tuple[str, ...]  # output paths relative to out, checked on resume
+    outputs: tuple[str, ...]  # every path relative to out the item may write (checked to be unique)
     payload: dict = field(repr=False, default_factory=dict)
 
 
@@ -304,6 +304,16 @@ def _failure_row(payload: dict, status: str, message: str) -> dict:
         "message": message,
         "source_path": payload.get("source_rel"),
     }
+
+
+def _check_unique_outputs(items: list[_Item], hint: str) -> None:
+    """Refuse, before any work, a job where two outputs would share a file."""
+    seen: dict[str, str] = {}
+    for it in items:
+        for rel in dict.fromkeys(it.outputs):  # a masked image and its no-face copy may share a path
+            if rel in seen:
+                raise JobError(f"sources {seen[rel]!r} and {it.payload['source_id']!r} would both be written to {rel!r}; {hint}")
+            seen[rel] = it.payload["source_id"]
 
 
 def _config_fingerprint(kind: str, config, source_fp: str) -> str:
@@ -613,7 +623,6 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     out = Path(out)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("synth", config, source.fingerprint())
-    journal = _prepare_out(out, fingerprint)
     # The landmark cache serves whole datasets; a --limit run detects as it goes
     # (caching a subset would prune the cache of everything else).
     faces: dict[str, FaceResult] = {}
@@ -624,18 +633,16 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     for _, row in usable.iterrows():
         sid, rel = str(row["image_id"]), str(row["path"])
         common = {"source_id": sid, "identity": None if pd.isna(row.get("identity")) else row.get("identity"), "source": str(source.abspath(rel)), "source_rel": rel}
-        masked_rels = []
         for slot in slots:
             suffix = slot if slot != "mask" else ("masked" if config.mix else "")
             out_rel = _out_rel(rel, suffix, ext)
-            masked_rels.append(out_rel)
             copy_rel = _out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
-            items.append(_Item(key=f"{sid}#{slot}", outputs=(out_rel,), payload={**common, "slot": slot, "primary": slot == slots[0], "out_rel": out_rel,
+            items.append(_Item(key=f"{sid}#{slot}", outputs=(out_rel,) + ((copy_rel,) if copy_rel else ()), payload={**common, "slot": slot, "primary": slot == slots[0], "out_rel": out_rel,
                                                                                   "copy_rel": copy_rel, "face": faces.get(sid)}))
         if config.mix:
             items.append(_Item(key=f"{sid}#unmasked", outputs=(_out_rel(rel, "", None),), payload={**common, "slot": "unmasked", "out_rel": _out_rel(rel, "", None)}))
-    if len({it.outputs[0] for it in items}) != len(items):
-        raise JobError("two outputs would share a file name; use --format to keep source extensions apart or rename the sources")
+    _check_unique_outputs(items, "use --format to keep source extensions apart or rename the sources")
+    journal = _prepare_out(out, fingerprint)
     options = {"kind": "synth", "out": str(out), "renderer": config.renderer, "seed": config.seed, "spec": spec, "aligned": config.aligned,
                "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
                "backend_options": _backend_options(config.landmark_file)}
@@ -728,7 +735,6 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     out = Path(out)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("partial", config, source.fingerprint())
-    journal = _prepare_out(out, fingerprint)
     faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
     items = []
     for _, row in usable.iterrows():
@@ -737,6 +743,9 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
         items.append(_Item(key=f"{sid}#partial", outputs=tuple(o[0] for o in outputs), payload={
             "source_id": sid, "identity": None if pd.isna(row.get("identity")) else row.get("identity"), "source": str(source.abspath(rel)),
             "source_rel": rel, "outputs": outputs, "face": faces.get(sid)}))
+    # Sources differing only in extension (x.jpg, x.png) both become x.png.
+    _check_unique_outputs(items, "rename the sources")
+    journal = _prepare_out(out, fingerprint)
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
                "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
                "backend_options": _backend_options(config.landmark_file)}
