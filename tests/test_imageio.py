@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfrkit.data.imageio import decode_image, encode_image, read_image, write_image
+from mfrkit.data.imageio import decode_image, encode_image, image_size, read_image, write_image
 from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError
 
 
@@ -23,6 +23,21 @@ def test_exif_orientation_is_applied(tmp_path):
     out = read_image(path)
     assert out.shape == (40, 20, 3)  # displayed upright: portrait
     assert out[5, 10, 0] > 200 and out[35, 10, 0] < 60  # red now on top
+
+
+def test_header_size_matches_the_decoded_array(tmp_path):
+    img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    for kwargs, name in (({"exif": exif}, "rot.jpg"), ({}, "plain.jpg")):
+        path = _save(img, tmp_path / name, **kwargs)
+        h, w = read_image(path).shape[:2]
+        assert image_size(path.read_bytes()) == (w, h)
+    assert image_size((tmp_path / "rot.jpg").read_bytes()) == (20, 40)  # turned upright, as read_image does
+    with pytest.raises(ImageTooLargeError):
+        image_size((tmp_path / "plain.jpg").read_bytes(), max_pixels=100)
+    with pytest.raises(CorruptImageError):
+        image_size(b"not an image at all")
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ setting is never touched; the pixel limit is checked from the header before deco
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -52,7 +54,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _open(source, max_pixels: int) -> np.ndarray:
+@contextlib.contextmanager
+def _opened(source, max_pixels: int) -> Iterator[Image.Image]:
+    """The image opened lazily (header only), its size checked against ``max_pixels``."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -71,6 +75,11 @@ def _open(source, max_pixels: int) -> np.ndarray:
             raise ImageTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
         if w == 0 or h == 0:
             raise CorruptImageError("image has zero size")
+        yield img
+
+
+def _open(source, max_pixels: int) -> np.ndarray:
+    with _opened(source, max_pixels) as img:
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -85,6 +94,26 @@ def _open(source, max_pixels: int) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise UnsupportedImageError(f"decoded to shape {arr.shape}, expected (H, W, 3)")
     return np.ascontiguousarray(arr)
+
+
+#: EXIF orientations that turn the image a quarter (transpose, rotate 90/270, transverse).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` in pixels of encoded image bytes, from the header alone.
+
+    The EXIF orientation is applied, so the size is that of :func:`read_image`'s array.
+    Truncated pixel data goes unnoticed (nothing is decoded); the header's errors raise
+    the same :class:`~mfrkit.errors.ImageError` subclasses as :func:`read_image`.
+    """
+    with _opened(io.BytesIO(data), max_pixels) as img:
+        w, h = img.size
+        try:
+            turned = img.getexif().get(0x0112) in _QUARTER_TURNS
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise CorruptImageError(f"unreadable EXIF block: {exc}") from None
+    return (h, w) if turned else (w, h)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
