@@ -37,9 +37,10 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_path, atomic_write_text
-from ..data.imageio import encode_image, read_image
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, write_manifest
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from ..data.imageio import image_size, read_image, write_image
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data_cards import write_card
 from ..errors import ImageError, ManifestError, MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
 from ..rng import item_rng
@@ -337,8 +338,6 @@ def _prepare_out(out: Path, fingerprint: str) -> Path:
         final = out / MANIFEST_NAME
         if final.exists():
             try:
-                from ..data.manifest import read_manifest
-
                 old = read_manifest(final)
             except ManifestError:
                 old = None
@@ -355,8 +354,6 @@ def _load_journal(journal: Path, out: Path) -> dict[str, list[dict]]:
     if final.exists():
         # A finished job rerun (e.g. with a larger --limit): its manifest lists what is
         # done; failed items are simply tried again.
-        from ..data.manifest import read_manifest
-
         table = read_manifest(final).table
         if "job_item" in table.columns:
             for key, group in table.groupby("job_item", sort=False):
@@ -426,19 +423,16 @@ def _json_default(obj):
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-def _write_output(out: Path, rel: str, image: np.ndarray | None, data: bytes | None = None) -> dict:
-    """Write an image atomically; the manifest's file columns for it."""
-    path = out / rel
+def _write_output(out: Path, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
+    """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``
+    as it is, atomically; the manifest's file columns for it."""
     if data is None:
-        data = encode_image(image, PurePosixPath(rel).suffix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    if image is None:
-        from ..data.imageio import decode_image
-
-        image = decode_image(data)
-    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(image.shape[1]), "height": int(image.shape[0]), "bytes": len(data)}
+        data = write_image(out / rel, image)
+        h, w = image.shape[:2]
+    else:
+        atomic_write_bytes(out / rel, data)
+        w, h = image_size(data)
+    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data)}
 
 
 def _source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -489,25 +483,16 @@ def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[
     fail_frame = failed[["image_id", *cols]] if len(failed) else pd.DataFrame(columns=["image_id", *cols])
     with atomic_path(fail_path) as tmp:
         fail_frame.to_csv(tmp, index=False)
-    card = write_data_card(manifest, out / CARD)
+    card = write_card(manifest, out / CARD)
     sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=seed, label=sheet_label)
     shutil.rmtree(journal, ignore_errors=True)
     return JobSummary(kind=kind, out=out, manifest=path, outputs=int(len(ok)), processed=processed, resumed=resumed, failures=failures,
                       quality=quality, elapsed=time.time() - started, card=card, contact_sheet=sheet, failures_file=fail_path)
 
 
-def write_data_card(manifest: Manifest, path: Path) -> Path:
-    """The job's data card (the one place the card writer is called)."""
-    from ..data_cards import write_card
-
-    return write_card(manifest, path)
-
-
 def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int = 36, tile: int = 160, columns: int = 6, label: Callable[[dict], str] | None = None) -> Path | None:
     """A PNG of up to ``n`` outputs drawn at random (seeded), labelled; None when empty."""
     import cv2
-
-    from ..data.imageio import write_image
 
     table = manifest.ok()
     if "variant" in table.columns:
@@ -559,7 +544,7 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
     base = {"identity": p["identity"], "source_id": p["source_id"], "seed": opts["seed"], "landmark_backend": opts["backend"], "renderer": opts["renderer"]}
     if p["slot"] == "unmasked":
         data = Path(p["source"]).read_bytes()
-        files = _write_output(Path(opts["out"]), p["out_rel"], None, data)
+        files = _write_output(Path(opts["out"]), p["out_rel"], data=data)
         return [{**base, "image_id": p["out_rel"], "variant": "unmasked", "status": STATUS_OK, **files}]
     try:
         image = read_image(p["source"])
@@ -575,7 +560,7 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
             return []
         if opts["on_no_face"] == "copy" and status == "no_face" and p.get("copy_rel"):
             data = Path(p["source"]).read_bytes()
-            files = _write_output(Path(opts["out"]), p["copy_rel"], None, data)
+            files = _write_output(Path(opts["out"]), p["copy_rel"], data=data)
             return [{**base, "image_id": p["copy_rel"], "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                      "message": "no face found; copied unmasked", "source_path": p["source_rel"], **files}]
         return [{**_failure_row(p, status, "no face found" if status == "no_face" else f"landmarks: {status}"), "n_faces": 0 if face is None else face.n_faces}]
