@@ -34,10 +34,6 @@ class Similarity3D:
         """Map points of shape (..., 3)."""
         return self.scale * np.asarray(points, dtype=np.float64) @ self.rotation.T + self.translation
 
-    def apply_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        """Map offsets (no translation) of shape (..., 3)."""
-        return self.scale * np.asarray(vectors, dtype=np.float64) @ self.rotation.T
-
 
 def similarity_3d(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> Similarity3D:
     """Weighted least-squares similarity (Umeyama) taking ``src`` onto ``dst``.

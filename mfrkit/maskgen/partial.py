@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..align import ARCFACE_112, similarity_transform, transform_points
+from ..align import ARCFACE_112, similarity_transform
 from ..errors import MfrkitError, UnknownNameError
 
 #: MTCNN's 5-point mean face in unit coordinates, as PartialLFW aligns with it:
@@ -161,12 +161,6 @@ def crop_region(aligned: np.ndarray, region: str, factor: float, *, centered: bo
         shift = np.float32([[1, 0, half - cx], [0, 1, half - cy]])
         out = cv2.warpAffine(out, shift, (t.size, t.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY,) * 3)
     return out
-
-
-def partial_points(points5: np.ndarray, template: PartialTemplate | str = "partiallfw") -> np.ndarray:
-    """Where the 5 landmarks land in the aligned crop, shape (5, 2)."""
-    t = get_template(template) if isinstance(template, str) else template
-    return transform_points(alignment_matrix(points5, t), points5)
 
 
 def parse_factors(text: str) -> tuple[float, ...]:
