@@ -43,6 +43,17 @@ def test_unknown_names_say_how_to_register(mfrkit_home):
         get_dataset("my-private-set")
 
 
+def test_sources_that_are_no_dataset_say_what_they_are(casia, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist") as err:
+        resolve_source(str(tmp_path / "typo"))
+    assert "datasets add" not in str(err.value)  # no advice to register a path under its own name
+    with pytest.raises(DatasetError, match="is an image"):
+        resolve_source(str(casia / "0000045" / "000.jpg"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="not a manifest"):
+        resolve_source(str(tmp_path / "notes.txt"))
+
+
 def test_bad_registrations(casia, tmp_path):
     with pytest.raises(DatasetError, match="invalid dataset name"):
         add_dataset("../evil", casia)

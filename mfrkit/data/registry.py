@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
+from .imageio import is_image_file
 from .layouts import LAYOUTS, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
@@ -175,6 +176,9 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
     if path.is_file():
+        if path.suffix.lower() not in (".parquet", ".csv"):
+            what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"
+            raise DatasetError(f"{path} is {what}; give a registered dataset name, a manifest, or the dataset's folder")
         return read_manifest(path)
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
@@ -192,6 +196,8 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
         write_manifest(manifest, cached)
         return manifest
+    if not _NAME.match(src_str):  # cannot be a dataset name: a path that is not there
+        raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)
 
 
