@@ -61,6 +61,8 @@ def test_bad_registrations(casia, tmp_path):
         add_dataset("x", tmp_path / "missing")
     with pytest.raises(UnknownNameError):
         add_dataset("x", casia, layout="nonsense")
+    with pytest.raises(DatasetError, match="takes no option labels; its options: identity_regex"):
+        add_dataset("x", casia, layout="flat", labels="mfr2_labels.txt")  # refused now, not at scan time
     add_dataset("x", casia)
     with pytest.raises(DatasetError, match="already registered"):
         add_dataset("x", tmp_path)

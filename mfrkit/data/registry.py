@@ -20,7 +20,7 @@ from pathlib import Path
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
 from .imageio import is_image_file
-from .layouts import LAYOUTS, detect_layout
+from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
 
@@ -99,7 +99,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     if layout == "auto":
         known = known_dataset(name)
         layout = known_layout(known) if known else detect_layout(root_path)
-    LAYOUTS.get(layout)  # unknown layout: a clear error listing the valid ones
+    check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
         raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
