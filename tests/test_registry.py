@@ -28,10 +28,22 @@ def test_add_list_scan_resolve(casia, mfrkit_home):
     assert list_datasets() == []
 
 
-def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home):
+def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home, monkeypatch):
+    from mfrkit.data import registry
+
+    scans = []
+    real = registry.scan_dataset
+    monkeypatch.setattr(registry, "scan_dataset", lambda *a, **k: scans.append(a) or real(*a, **k))
     m = resolve_source(str(casia))
     assert len(m) == 4 and m.path.is_relative_to(mfrkit_home / "cache")
-    assert resolve_source(str(casia)).path == m.path
+    assert resolve_source(str(casia)).path == m.path and len(scans) == 1  # read, not scanned again
+    # Images added or changed since: the folder is scanned again, never served stale.
+    write_image(casia / "0000099" / "009.jpg", np.full((8, 8, 3), 50, np.uint8))
+    assert len(resolve_source(str(casia))) == 5
+    write_image(casia / "0000045" / "000.png", np.full((16, 16, 3), 50, np.uint8))
+    (casia / "0000045" / "000.png").replace(casia / "0000045" / "000.jpg")  # same name, new content
+    rescanned = resolve_source(str(casia)).table.set_index("path")
+    assert rescanned.loc["0000045/000.jpg", "width"] == 16 and len(scans) == 3
 
 
 def test_unknown_names_say_how_to_register(mfrkit_home):

@@ -17,10 +17,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
 from .imageio import is_image_file
-from .layouts import check_layout_options, detect_layout
+from .layouts import check_layout_options, detect_layout, read_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
 
@@ -159,13 +161,30 @@ def _cache_manifest_path(root: Path) -> Path:
     return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
 
 
+def _scan_is_current(manifest: Manifest, root: Path) -> bool:
+    """True when a cached scan still lists the folder's images, name for name and size
+    for size (a walk and a stat per file, no hashing)."""
+    found = read_layout(root, manifest.meta.get("layout", "auto"), **manifest.meta.get("layout_options", {}))
+    table = manifest.table
+    if {r["path"] for r in found.records} != set(table["path"]):
+        return False
+    for rel, size in zip(table["path"], table["bytes"]):
+        try:
+            if pd.isna(size) or os.path.getsize(root / rel) != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 
     Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
     or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
-    ``$MFRKIT_HOME/cache``; run ``mfrkit datasets scan`` to rescan).
+    ``$MFRKIT_HOME/cache``, scanned again when its files are added, removed or
+    change size).
     """
     src_str = str(src)
     entries = _load()
@@ -190,7 +209,9 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         cached = _cache_manifest_path(root)
         if cached.exists():
             try:
-                return read_manifest(cached)
+                manifest = read_manifest(cached)
+                if _scan_is_current(manifest, root):
+                    return manifest
             except ManifestError:
                 pass  # a stale or broken cache is rebuilt below
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
