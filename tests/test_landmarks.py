@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 
 from mfrkit.landmarks import Landmarks, create_backend, detect_primary, five_from_68, select_primary
-from mfrkit.landmarks.cache import cache_path, detect_landmarks, get_landmarks, load_landmarks
+from mfrkit.landmarks.cache import cache_path, cached_counts, detect_landmarks, get_landmarks, load_landmarks
 from mfrkit.errors import LandmarkError, ManifestError
 
 
@@ -168,6 +168,7 @@ def test_cache_keeps_rows_outside_a_subset_and_skips_idle_work(sample_manifest, 
     summary = detect_landmarks(subset, "dlib")
     assert summary.detected == 0 and sum(summary.counts.values()) == 2
     assert set(load_landmarks(full, "dlib")) == set(full.table["image_id"])  # nothing was dropped
+    assert cached_counts(subset) == {"dlib": {"ok": 2}} and cached_counts(full) == {"dlib": {"ok": len(full)}}
     # Nothing left to do: the backend is not even created (the file backend would need its file).
     shutil.copy(root / "landmarks.dlib.parquet", root / "landmarks.file.parquet")
     assert detect_landmarks(full, "file").detected == 0

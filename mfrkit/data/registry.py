@@ -220,17 +220,3 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
     if not _NAME.match(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)
-
-
-def landmark_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
-    """Per cached landmark backend, images per status (for data cards)."""
-    import pyarrow.parquet as pq
-
-    counts: dict[str, dict[str, int]] = {}
-    if manifest.path is None:
-        return counts
-    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
-        backend = path.name[len("landmarks.") : -len(".parquet")]
-        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
-        counts[backend] = {s: status.count(s) for s in sorted(set(status))}
-    return counts

@@ -225,6 +225,22 @@ def load_landmarks(manifest: Manifest, backend: str) -> dict[str, FaceResult]:
     return {r["image_id"]: row_to_result(r, backend) for r in frame.to_dict("records")}
 
 
+def cached_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
+    """Images of ``manifest`` per landmark status, for every backend cached beside it
+    (``{backend: {status: images}}``; what data cards report). Nothing is detected."""
+    if manifest.path is None:
+        return {}
+    ids = set(manifest.table["image_id"])
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
+        backend = path.name[len("landmarks.") : -len(".parquet")]
+        rows = pq.read_table(path, columns=["image_id", "status"]).to_pandas()
+        # The cache may hold images of a larger manifest (see _merge): count this one's.
+        status = rows.loc[rows["image_id"].isin(ids), "status"].value_counts()
+        counts[backend] = {str(k): int(v) for k, v in sorted(status.items())}
+    return counts
+
+
 def get_landmarks(manifest: Manifest, backend: str, *, workers: int = 1, progress: bool = False, backend_options: dict | None = None) -> dict[str, FaceResult]:
     """Landmarks for every image of ``manifest``, detecting what is not cached yet."""
     detect_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=backend_options)
