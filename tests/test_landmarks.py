@@ -121,8 +121,10 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     first = detect_landmarks(manifest, "mediapipe", chunk_size=2)
     assert first.detected == len(manifest) and first.counts == {"ok": len(manifest) - 1, "corrupt": 1}
     assert not cache_path(manifest, "mediapipe").with_suffix(".parts").exists()
+    written = cache_path(manifest, "mediapipe").stat().st_mtime_ns
     again = detect_landmarks(manifest, "mediapipe")
-    assert again.detected == 0 and again.reused == len(manifest)
+    assert again.detected == 0 and again.reused == len(manifest) and again.counts == first.counts
+    assert cache_path(manifest, "mediapipe").stat().st_mtime_ns == written  # nothing new: not rewritten
     # An interrupted run leaves shards; the next run keeps them and does only the rest.
     cached = pd.read_parquet(cache_path(manifest, "mediapipe"))
     cache_path(manifest, "mediapipe").unlink()

@@ -147,7 +147,8 @@ def detect_landmarks(
     final = cache_path(manifest, backend)
     parts_dir = final.with_suffix(".parts")
     existing = sorted(parts_dir.glob("part-*.parquet")) if parts_dir.exists() else []
-    frames = [_read_rows(p) for p in ([final] if final.exists() else []) + existing]
+    cached = _read_rows(final) if final.exists() else None
+    frames = ([cached] if cached is not None else []) + [_read_rows(p) for p in existing]
     done: dict[str, str | None] = {}
     if frames:
         previous = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
@@ -187,20 +188,23 @@ def detect_landmarks(
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    _merge(final, parts_dir, table["image_id"])
-    merged = _read_rows(final)
+    if cached is not None and not parts_dir.exists():
+        merged = cached  # everything was cached: nothing to merge, no file to rewrite
+    else:
+        merged = _merge(final, cached, parts_dir, table["image_id"])
     merged = merged[merged["image_id"].isin(set(table["image_id"]))]
     counts = {str(k): int(v) for k, v in merged["status"].value_counts().items()}
     return LandmarkSummary(backend=backend, path=final, counts=counts, detected=len(todo), reused=reused)
 
 
-def _merge(final: Path, parts_dir: Path, image_ids: pd.Series) -> None:
-    frames = [_read_rows(final)] if final.exists() else []
+def _merge(final: Path, cached: pd.DataFrame | None, parts_dir: Path, image_ids: pd.Series) -> pd.DataFrame:
+    """Fold the shards into ``final`` (whose rows were read as ``cached``); the merged rows."""
+    frames = [cached] if cached is not None else []
     if parts_dir.exists():
         frames += [_read_rows(p) for p in sorted(parts_dir.glob("part-*.parquet"))]
     if not frames:
         _write_rows([], final)
-        return
+        return _read_rows(final)
     merged = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
     # Manifest order first; rows of images outside this manifest (a caller may pass a
     # subset) are kept after them, never dropped.
@@ -211,6 +215,7 @@ def _merge(final: Path, parts_dir: Path, image_ids: pd.Series) -> None:
         pq.write_table(pa.Table.from_pandas(merged, schema=_SCHEMA, preserve_index=False), tmp)
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
+    return merged
 
 
 def load_landmarks(manifest: Manifest, backend: str) -> dict[str, FaceResult]:
