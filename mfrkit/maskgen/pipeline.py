@@ -307,6 +307,16 @@ def _failure_row(payload: dict, status: str, message: str) -> dict:
     }
 
 
+def _out_folder(out, source: Manifest) -> Path:
+    """``out``, refused when it lies in the source dataset's folder: outputs mirror the
+    source paths, so they would overwrite its images (or mix with them)."""
+    out = Path(out)
+    root = source.root.resolve()
+    if out.resolve() == root or out.resolve().is_relative_to(root):
+        raise JobError(f"--out {out} lies inside the source dataset folder {root}; outputs would overwrite or mix with its images, choose a folder outside it")
+    return out
+
+
 def _check_unique_outputs(items: list[_Item], hint: str) -> None:
     """Refuse, before any work, a job where two outputs would share a file."""
     seen: dict[str, str] = {}
@@ -605,7 +615,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     ext = _ext(config.image_format)
     backend = _job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
     source = _resolve(src, workers, progress)
-    out = Path(out)
+    out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("synth", config, source.fingerprint())
     # The landmark cache serves whole datasets; a --limit run detects as it goes
@@ -717,7 +727,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     template = get_template(config.template)
     backend = _job_backend(config.aligned, config.landmarks, config.landmark_file)
     source = _resolve(src, workers, progress)
-    out = Path(out)
+    out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("partial", config, source.fingerprint())
     faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))

@@ -223,3 +223,13 @@ def test_outputs_that_would_share_a_file_are_refused_before_any_work(tmp_path):
     assert not out.exists()
     # Without --format each keeps its extension, and a no-face copy may share its masked image's path.
     assert synthesize(src, out, SynthConfig(aligned=True, on_no_face="copy"), workers=1).outputs == 2
+
+
+def test_out_inside_the_source_folder_is_refused(source):
+    before = _files(source.root)
+    for out in (source.root, source.root / "masked"):
+        with pytest.raises(JobError, match="inside the source dataset folder"):
+            synthesize(source, out, SynthConfig(), workers=1)
+        with pytest.raises(JobError, match="inside the source dataset folder"):
+            make_partial(source, out, PartialConfig(), workers=1)
+    assert _files(source.root) == before and not (source.root / "masked").exists()
