@@ -107,6 +107,12 @@ def test_file_backend_errors(tmp_path, text, match):
         create_backend("file", path=str(f))
 
 
+def test_file_backend_refuses_a_binary_file(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not text")
+    with pytest.raises(LandmarkError, match="UTF-8"):
+        create_backend("file", path=str(tmp_path / "photo.jpg"))
+
+
 def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     import shutil
 

@@ -67,6 +67,13 @@ def test_mfr2_malformed_label_line(tmp_path):
         read_layout(root, "mfr2")
 
 
+def test_mfr2_labels_that_are_not_text(tmp_path):
+    root = tree(tmp_path, ["A/A_0001.png"])
+    (root / "mfr2_labels.txt").write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
+    with pytest.raises(DatasetError, match="UTF-8"):
+        read_layout(root, "mfr2")
+
+
 def test_mfr2_needs_labels(tmp_path):
     with pytest.raises(DatasetError, match="labels"):
         read_layout(tree(tmp_path, ["A/A_0001.png"]), "mfr2")

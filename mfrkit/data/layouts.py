@@ -144,8 +144,12 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
     for rec in result.records:
         if rec.get("identity") is not None:
             by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
+    try:
+        text = labels_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the MFR2 labels file {labels_path} as UTF-8 text: {exc}") from None
     unmatched = 0
-    for lineno, line in enumerate(labels_path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [f.strip() for f in line.split(",")]
