@@ -110,13 +110,13 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine ``matrix`` to points of shape (..., 2)."""
+    """Apply a (2, 3) affine ``matrix`` to points of shape (..., 2); same shape out, float64."""
     pts = np.asarray(points, dtype=np.float64)
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a 2x3 affine matrix, as a 2x3 matrix."""
+    """Inverse of a (2, 3) affine matrix, as a (2, 3) float64 matrix."""
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 
 

@@ -143,7 +143,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """:func:`read_image` for encoded bytes already in memory."""
+    """:func:`read_image` for encoded bytes already in memory: (H, W, 3) uint8 RGB."""
     return _open(io.BytesIO(data), max_pixels)
 
 
@@ -166,7 +166,8 @@ def encode_image(image: np.ndarray, fmt: str = ".jpg", *, quality: int = 95) -> 
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> bytes:
-    """Encode ``image`` by the extension of ``path`` and write it atomically.
+    """Encode ``image``, an (H, W, 3) uint8 RGB array, by the extension of ``path`` and
+    write it atomically.
 
     Returns the bytes written (so callers can hash them without re-reading).
     """

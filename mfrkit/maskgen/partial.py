@@ -99,7 +99,8 @@ def get_template(name: str) -> PartialTemplate:
 
 
 def alignment_matrix(points5: np.ndarray, template: PartialTemplate) -> np.ndarray:
-    """2x3 matrix taking image pixels to the template's aligned crop."""
+    """(2, 3) matrix taking image pixels to the template's aligned crop, from 5
+    ArcFace-order landmarks ``points5`` of shape (5, 2) in image pixels."""
     pts = np.asarray(points5, dtype=np.float64).reshape(-1, 2)
     if pts.shape != (5, 2):
         raise MfrkitError(f"partial faces need 5 landmarks, got {pts.shape[0]}")
@@ -111,7 +112,8 @@ def alignment_matrix(points5: np.ndarray, template: PartialTemplate) -> np.ndarr
 
 
 def align(image: np.ndarray, points5: np.ndarray, template: PartialTemplate) -> np.ndarray:
-    """The aligned crop (size, size, 3): bilinear, grey border."""
+    """The aligned crop of ``image`` (H, W, 3) uint8, shape (size, size, 3): bilinear,
+    grey border; ``points5`` as in :func:`alignment_matrix`."""
     m = alignment_matrix(points5, template)
     return cv2.warpAffine(image, m, (template.size, template.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY,) * 3)
 

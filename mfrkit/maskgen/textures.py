@@ -51,7 +51,8 @@ TEXTURES: Registry = Registry("mask texture")
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise with unit standard deviation; ``sigma`` in texels."""
+    """Gaussian-filtered white noise of ``shape`` (h, w), float32, unit standard
+    deviation; ``sigma`` in texels."""
     # Broad noise is drawn on a coarser grid and enlarged: same look, a fraction of the work.
     step = int(max(1, sigma // 1.5))
     small = (-(-shape[0] // step) + 1, -(-shape[1] // step) + 1)
