@@ -180,3 +180,28 @@ def test_cache_keeps_rows_outside_a_subset_and_skips_idle_work(sample_manifest, 
     # Nothing left to do: the backend is not even created (the file backend would need its file).
     shutil.copy(root / "landmarks.dlib.parquet", root / "landmarks.file.parquet")
     assert detect_landmarks(full, "file").detected == 0
+
+
+def test_cache_of_the_file_backend_follows_the_file(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    manifest = read_manifest(root)
+
+    def landmark_file(name, offset):
+        lines = [f"{i} " + " ".join(str(offset + v) for v in range(10)) for i in manifest.table["image_id"]]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return {"path": str(tmp_path / name)}
+
+    first = landmark_file("a.txt", 0)
+    assert detect_landmarks(manifest, "file", backend_options=first).detected == len(manifest)
+    assert detect_landmarks(manifest, "file", backend_options=landmark_file("copy.txt", 0)).detected == 0  # same content
+    corrected = landmark_file("a.txt", 100)  # the same file, edited
+    assert detect_landmarks(manifest, "file", backend_options=corrected).detected == len(manifest)
+    image_id = manifest.table["image_id"][0]
+    assert load_landmarks(manifest, "file")[image_id].landmarks.points5[0].tolist() == [100, 101]
+    # A reader that does not know the options (bench, training) takes what is cached.
+    assert detect_landmarks(manifest, "file").detected == 0
