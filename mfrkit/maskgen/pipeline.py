@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import shutil
 import time
 import traceback
@@ -233,11 +232,17 @@ def _backend_options(landmark_file: str | None) -> dict:
     return {"path": str(landmark_file)} if landmark_file else {}
 
 
-def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: bool, options: dict) -> dict[str, FaceResult]:
-    """Landmarks of every image of ``manifest``, from (and into) the landmark cache."""
+def _job_landmarks(source: Manifest, usable: pd.DataFrame, backend: str, landmark_file: str | None, limit: int | None, workers: int,
+                   progress: bool) -> dict[str, FaceResult]:
+    """Landmarks of the job's usable images, by image_id, from (and into) the landmark
+    cache beside the source manifest; none for an ``aligned`` job."""
+    if backend == "aligned" or not len(usable):
+        return {}
     from ..landmarks.cache import get_landmarks
 
-    return get_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=options)
+    # A --limit run detects only its own images; the cache keeps every other image's rows.
+    manifest = source if limit is None else Manifest(usable.reset_index(drop=True), source.meta, source.path)
+    return get_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=_backend_options(landmark_file))
 
 
 # --- the shared job runner ----------------------------------------------------------------------------
@@ -263,19 +268,6 @@ def _init_worker(kind: str, options: dict) -> None:
     _STATE["options"] = options
     if kind == "synth":
         _STATE["renderer"] = create_renderer(options["renderer"])
-    if options.get("detect"):
-        from ..landmarks.base import create_backend
-
-        _STATE["backend"] = create_backend(options["detect"], **options.get("backend_options", {}))
-
-
-def _face(payload: dict, image: np.ndarray) -> FaceResult | None:
-    """The item's landmarks: from the cache, or detected here when the job detects."""
-    if "backend" in _STATE:
-        from ..landmarks.base import detect_primary
-
-        return detect_primary(_STATE["backend"], image, image_id=payload["source_id"])
-    return payload.get("face")
 
 
 def _run_chunk(items: list[_Item]) -> list[list[dict]]:
@@ -394,10 +386,8 @@ def _run_items(kind: str, items: list[_Item], options: dict, out: Path, journal:
     with progress_bar(len(todo), kind, enabled=progress) as advance:
         pool = None
         if workers > 1 and len(chunks) > 1:
-            # Workers that run mediapipe are spawned: a forked copy of a process that
-            # has initialised mediapipe crashes. Rendering alone forks (faster start).
-            context = multiprocessing.get_context("spawn" if options.get("detect") else None)
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, {**options, "threads": 1}), mp_context=context)
+            # Workers only render (landmarks come from the cache), so they may fork.
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, {**options, "threads": 1}))
             results = pool.map(_run_chunk, chunks)
         else:
             _init_worker(kind, options)
@@ -561,7 +551,7 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
     except ImageError as exc:
         # One failure per source, not one per output slot.
         return [_failure_row(p, exc.reason, str(exc))] if p["primary"] else []
-    face = None if opts["aligned"] else _face(p, image)
+    face = None if opts["aligned"] else p["face"]
     if opts["aligned"]:
         landmarks, n_faces = aligned_landmarks(image.shape[1], image.shape[0]), 1
     elif face is None or face.status != STATUS_OK or face.landmarks is None:
@@ -618,11 +608,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("synth", config, source.fingerprint())
-    # The landmark cache serves whole datasets; a --limit run detects as it goes
-    # (caching a subset would prune the cache of everything else).
-    faces: dict[str, FaceResult] = {}
-    if not config.aligned and len(usable) and config.limit is None:
-        faces = _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
+    faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     slots = config.slots()
     for _, row in usable.iterrows():
@@ -639,8 +625,7 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     _check_unique_outputs(items, "use --format to keep source extensions apart or rename the sources")
     journal = _prepare_out(out, fingerprint)
     options = {"kind": "synth", "out": str(out), "renderer": config.renderer, "seed": config.seed, "spec": spec, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
-               "backend_options": _backend_options(config.landmark_file)}
+               "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("synth", items, options, out, journal, workers, progress)
     # An item whose face was missing produced no file: "done" only in the journal.
     meta = {
@@ -685,7 +670,7 @@ def _partial_item(p: dict, opts: dict) -> list[dict]:
     except ImageError as exc:
         return [_failure_row(p, exc.reason, str(exc))]
     template = get_template(opts["template"])
-    face = None if opts["aligned"] else _face(p, image)
+    face = None if opts["aligned"] else p["face"]
     fallback = None
     if opts["aligned"]:
         aligned = align(image, aligned_landmarks(image.shape[1], image.shape[0]).points5, template)
@@ -730,7 +715,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
     fingerprint = _config_fingerprint("partial", config, source.fingerprint())
-    faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
+    faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     for _, row in usable.iterrows():
         sid, rel = str(row["image_id"]), str(row["path"])
@@ -742,8 +727,7 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     _check_unique_outputs(items, "rename the sources")
     journal = _prepare_out(out, fingerprint)
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
-               "backend_options": _backend_options(config.landmark_file)}
+               "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress)
     meta = {
         "name": f"{source.name or 'dataset'}-partial",
