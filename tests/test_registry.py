@@ -85,3 +85,16 @@ def test_corrupt_registry_file(mfrkit_home):
     (mfrkit_home / "datasets.json").write_text("{not json")
     with pytest.raises(DatasetError, match="corrupt"):
         list_datasets()
+
+
+def test_a_name_pointed_at_another_folder_is_scanned_again(casia, tmp_path, mfrkit_home):
+    add_dataset("x", casia)
+    assert len(scan_registered("x")[0]) == 4
+    remove_dataset("x")
+    other = tmp_path / "other"
+    write_image(other / "p1" / "a.jpg", np.full((8, 8, 3), 10, np.uint8))
+    add_dataset("x", other)
+    m = resolve_source("x")
+    assert len(m) == 1 and m.meta["root"] == str(other.resolve())  # not the old folder's manifest
+    add_dataset("x", other, layout="flat", replace=True)
+    assert resolve_source("x").meta["layout"] == "flat"

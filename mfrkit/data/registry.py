@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,9 +107,28 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     if name in entries and not replace and Path(entries[name].root) != root_path:
         raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
     entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    _forget_other_scans(entry)
     entries[name] = entry
     _save(entries)
     return entry
+
+
+def _forget_other_scans(entry: DatasetEntry) -> None:
+    """Delete what ``$MFRKIT_HOME`` holds for ``entry.name`` that describes another
+    folder (a name removed and added again, or re-pointed with ``replace``), or the
+    same folder read with another layout; mfrkit would otherwise serve it as this one."""
+    folder = mfrkit_home() / "datasets" / entry.name
+    scanned = folder / MANIFEST_NAME
+    if not scanned.exists():
+        return
+    try:
+        meta = read_manifest(scanned).meta
+    except ManifestError:
+        meta = {}
+    if meta.get("root") != entry.root:
+        shutil.rmtree(folder)  # its landmarks are of other images too
+    elif meta.get("layout") != entry.layout or (meta.get("layout_options") or {}) != entry.options:
+        scanned.unlink()  # same images, other identities: scan again, keep their landmarks
 
 
 def list_datasets() -> list[DatasetEntry]:
