@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from mfrkit.data.imageio import decode_image, encode_image, image_size, read_image, write_image
-from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError
+from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError, UnsupportedImageError
 
 
 def _save(img: Image.Image, path, **kw):
@@ -41,21 +41,23 @@ def test_header_size_matches_the_decoded_array(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "make",
+    "make, rgb",
     [
-        lambda: Image.fromarray(np.full((8, 8), 77, np.uint8), "L"),
-        lambda: Image.fromarray(np.full((8, 8, 4), 77, np.uint8), "RGBA"),
-        lambda: Image.fromarray(np.full((8, 8), 3, np.uint8), "L").convert("P"),
-        lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)),
+        (lambda: Image.fromarray(np.full((8, 8), 77, np.uint8), "L"), (77, 77, 77)),
+        # 30% opaque grey over white: 77 * 77/255 + 255 * (1 - 77/255)
+        (lambda: Image.fromarray(np.full((8, 8, 4), 77, np.uint8), "RGBA"), (201, 201, 201)),
+        (lambda: Image.fromarray(np.full((8, 8), 3, np.uint8), "L").convert("P"), (3, 3, 3)),
+        (lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)), (255, 0, 0)),  # no cyan, full magenta and yellow: red
     ],
     ids=["gray", "rgba", "palette", "cmyk"],
 )
-def test_modes_become_rgb_uint8(tmp_path, make):
+def test_modes_become_rgb_uint8(tmp_path, make, rgb):
     img = make()
     path = tmp_path / ("x.jpg" if img.mode == "CMYK" else "x.png")
     img.save(path)
     out = read_image(path)
-    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert out.dtype == np.uint8 and out.shape == (8, 8, 3)
+    assert np.abs(out.reshape(-1, 3).astype(int) - rgb).max() <= 3  # the CMYK one went through JPEG
 
 
 def test_rgba_transparent_pixels_become_white(tmp_path):
@@ -105,7 +107,7 @@ def test_write_is_atomic_and_round_trips(tmp_path, photos):
 def test_failed_write_keeps_the_old_file(tmp_path, photos):
     write_image(tmp_path / "a.png", photos["eileen_collins"][:8, :8])
     before = (tmp_path / "a.png").read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(UnsupportedImageError):
         write_image(tmp_path / "a.png", np.zeros((8, 8), np.float32))  # wrong dtype: refused
     assert (tmp_path / "a.png").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
