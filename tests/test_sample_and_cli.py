@@ -44,7 +44,7 @@ def test_datasets_commands_and_errors(tmp_path, mfrkit_home):
     "argv, message",
     [
         (["landmarks", "casia"], "mfrkit datasets add casia"),
-        (["datasets", "scan", "nothing"], "not"),
+        (["datasets", "scan", "nothing"], "neither a registered dataset"),
         (["datasets", "add", "x", "/definitely/missing"], "not a folder"),
     ],
 )
