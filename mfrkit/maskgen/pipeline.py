@@ -325,6 +325,20 @@ def _config_fingerprint(kind: str, config, source_fp: str) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _job_meta(kind: str, suffix: str, description: str, source: Manifest, source_fp: str, config, fingerprint: str, **params) -> dict:
+    """The output manifest's metadata: what was made, from which manifest, how."""
+    return {
+        "name": f"{source.name or 'dataset'}-{suffix}",
+        "kind": kind,
+        "root": ".",
+        "description": f"{description} from {source.name or source.path}",
+        "seed": config.seed,
+        "params": {**dataclasses.asdict(config), **params},
+        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source_fp},
+        "job_fingerprint": fingerprint,
+    }
+
+
 def _prepare_out(out: Path, fingerprint: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     journal = out / JOURNAL
@@ -607,7 +621,8 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     source = _resolve(src, workers, progress)
     out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
-    fingerprint = _config_fingerprint("synth", config, source.fingerprint())
+    source_fp = source.fingerprint()  # hashes every row: once per job
+    fingerprint = _config_fingerprint("synth", config, source_fp)
     faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     slots = config.slots()
@@ -628,16 +643,8 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
                "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("synth", items, options, out, journal, workers, progress)
     # An item whose face was missing produced no file: "done" only in the journal.
-    meta = {
-        "name": f"{source.name or 'dataset'}-masked",
-        "kind": "synth",
-        "root": ".",
-        "description": f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer) from {source.name or source.path}",
-        "seed": config.seed,
-        "params": {**dataclasses.asdict(config), "landmark_backend": backend},
-        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
-        "job_fingerprint": fingerprint,
-    }
+    meta = _job_meta("synth", "masked", f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", source, source_fp,
+                     config, fingerprint, landmark_backend=backend)
     first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
     return _finish("synth", out, journal, items, done, meta, unusable, lambda rel: _out_rel(rel, first, ext), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
@@ -714,7 +721,8 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     source = _resolve(src, workers, progress)
     out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
-    fingerprint = _config_fingerprint("partial", config, source.fingerprint())
+    source_fp = source.fingerprint()
+    fingerprint = _config_fingerprint("partial", config, source_fp)
     faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     for _, row in usable.iterrows():
@@ -729,16 +737,8 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
                "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress)
-    meta = {
-        "name": f"{source.name or 'dataset'}-partial",
-        "kind": "partial",
-        "root": ".",
-        "description": f"partial faces ({template.name}) made by mfrkit {__version__} from {source.name or source.path}",
-        "seed": config.seed,
-        "params": {**dataclasses.asdict(config), "regions": list(regions), "factors": list(factors), "landmark_backend": backend},
-        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
-        "job_fingerprint": fingerprint,
-    }
+    meta = _job_meta("partial", "partial", f"partial faces ({template.name}) made by mfrkit {__version__}", source, source_fp, config, fingerprint,
+                     regions=list(regions), factors=list(factors), landmark_backend=backend)
     first = (regions[0], factors[0], config.centered()[0])
     return _finish("partial", out, journal, items, done, meta, unusable, lambda rel: _partial_rel(rel, *first), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")
