@@ -91,6 +91,28 @@ def test_truncated_and_garbage_files_are_corrupt(tmp_path, photos):
             read_image(tmp_path / name)
 
 
+def test_any_decoder_failure_is_corrupt(tmp_path, monkeypatch, photos):
+    # Pillow's parsers raise struct.error, IndexError, ... on some malformed files.
+    import struct
+
+    from mfrkit.data import imageio
+    from mfrkit.data.scan import probe_image
+
+    path = tmp_path / "x.png"
+    write_image(path, photos["grace_hopper"][:16, :16])
+
+    def broken(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(imageio.ImageOps, "exif_transpose", broken)
+    with pytest.raises(CorruptImageError, match="struct.error|error"):
+        read_image(path)
+    assert probe_image(str(path))["status"] == "corrupt"
+    monkeypatch.setattr(imageio.Image, "open", broken)
+    with pytest.raises(CorruptImageError):
+        image_size(path.read_bytes())
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(MissingImageError):
         read_image(tmp_path / "nope.jpg")

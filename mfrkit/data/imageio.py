@@ -3,8 +3,9 @@
 :func:`read_image` always returns an (H, W, 3) uint8 RGB array with the EXIF
 orientation applied, whatever the file's mode (grayscale, RGBA, palette, 16-bit,
 CMYK), or raises an :class:`~mfrkit.errors.ImageError` subclass whose ``reason`` is
-the short status that goes into the manifest. Pillow's global decompression-bomb
-setting is never touched; the pixel limit is checked from the header before decoding.
+the short status that goes into the manifest, whatever a malformed file makes Pillow
+raise. Pillow's global decompression-bomb setting is never touched; the pixel limit is
+checked from the header before decoding.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def _opened(source, max_pixels: int) -> Iterator[Image.Image]:
             raise ImageTooLargeError(f"image exceeds the pixel limit: {exc}") from None
         except UnidentifiedImageError as exc:
             raise CorruptImageError(f"not a readable image: {exc}") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise CorruptImageError(f"cannot open image: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's parsers raise many types on malformed files
+            raise CorruptImageError(f"cannot open image: {type(exc).__name__}: {exc}") from None
     with img:
         w, h = img.size
         if w * h > max_pixels:
@@ -90,6 +93,10 @@ def _open(source, max_pixels: int) -> np.ndarray:
             raise ImageTooLargeError(str(exc)) from None
         except (KeyError, TypeError) as exc:
             raise UnsupportedImageError(f"unsupported image mode {img.mode!r}: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as above: malformed data, not a bug of ours
+            raise CorruptImageError(f"image is corrupt: {type(exc).__name__}: {exc}") from None
         arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise UnsupportedImageError(f"decoded to shape {arr.shape}, expected (H, W, 3)")
@@ -111,8 +118,8 @@ def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
         w, h = img.size
         try:
             turned = img.getexif().get(0x0112) in _QUARTER_TURNS
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise CorruptImageError(f"unreadable EXIF block: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a malformed EXIF block
+            raise CorruptImageError(f"unreadable EXIF block: {type(exc).__name__}: {exc}") from None
     return (h, w) if turned else (w, h)
 
 

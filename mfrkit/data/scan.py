@@ -62,8 +62,6 @@ def probe_image(path: str, verify: bool = True, max_pixels: int = MAX_PIXELS) ->
         info["width"], info["height"] = int(w), int(h)
     except ImageError as exc:
         info["status"] = exc.reason
-    except Exception:  # noqa: BLE001 - a file Pillow's parsers choke on is corrupt, not a crash
-        info["status"] = "corrupt"
     return info
 
 
