@@ -156,7 +156,7 @@ def landmarks(
 @app.command()
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from .atomic import atomic_write_text
@@ -166,7 +166,8 @@ def card(
     if out is None:
         console.print(text, markup=False, highlight=False)
         return
-    path = out / CARD_NAME if out.is_dir() else out
+    # A folder (existing, or a new path without a file extension) gets DATA_CARD.md inside it.
+    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
     atomic_write_text(path, text)
     console.print(f"wrote {path}")
 

@@ -151,3 +151,8 @@ def test_demo_rerun_with_another_seed_remakes_its_masked_copy(tmp_path, mfrkit_h
     (masked / ".journal").mkdir(parents=True)  # an interrupted one
     run_demo(out, seed=1, captures=1, full=False)
     assert not masked.exists()
+
+
+def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):
+    result = runner.invoke(app, ["card", "lfw", "--out", str(tmp_path / "cards")])
+    assert result.exit_code == 0 and (tmp_path / "cards" / "DATA_CARD.md").is_file()
