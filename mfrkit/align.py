@@ -47,10 +47,50 @@ def arcface_template(size: int = 112, padding: float = 0.0) -> np.ndarray:
     return (ARCFACE_112 / 112.0 + padding) / (1.0 + 2.0 * padding) * size
 
 
+def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted least-squares similarity taking ``src`` onto ``dst`` (Umeyama, 1991).
+
+    Minimises ``sum w_i ||s R src_i + t - dst_i||^2`` over a scale ``s``, a proper
+    rotation ``R`` (no reflection) and a translation ``t``, in any dimension.
+
+    Parameters
+    ----------
+    src, dst : array_like of shape (N, D), N >= D
+        Corresponding points, in the same units (pixels).
+    weights : array_like of shape (N,), optional
+        Non-negative weights; equal by default.
+
+    Returns
+    -------
+    scale : float
+    rotation : ndarray of shape (D, D), det +1
+    translation : ndarray of shape (D,)
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or len(src) < max(2, src.shape[1]):
+        raise MfrkitError(f"need two (N, D) point arrays with N >= max(2, D), got {src.shape} and {dst.shape}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise MfrkitError("landmarks contain NaN or infinite values")
+    w = np.full(len(src), 1.0 / len(src)) if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    mu_s, mu_d = w @ src, w @ dst
+    s, d = src - mu_s, dst - mu_d
+    var_s = float(w @ (s**2).sum(1))
+    if var_s < 1e-12:
+        raise MfrkitError("landmarks are degenerate (all points coincide)")
+    u, sig, vt = np.linalg.svd((d * w[:, None]).T @ s)
+    sign = np.ones(src.shape[1])
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1.0
+    rot = (u * sign) @ vt
+    scale = float((sig * sign).sum() / var_s)
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity transform (rotation, uniform scale, translation).
 
-    Umeyama's closed form: the 2x3 matrix ``M`` minimising
+    Umeyama's closed form (:func:`umeyama`): the 2x3 matrix ``M`` minimising
     ``sum ||M @ [src_i, 1] - dst_i||^2`` with no reflection.
 
     Parameters
@@ -63,37 +103,20 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     ndarray of shape (2, 3), float64, usable with ``cv2.warpAffine``.
     """
     src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise MfrkitError(f"need two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}")
-    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
-        raise MfrkitError("landmarks contain NaN or infinite values")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    var_s = (s**2).sum() / len(src)
-    if var_s < 1e-12:
-        raise MfrkitError("landmarks are degenerate (all points coincide)")
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1.0
-    rot = u @ sign @ vt
-    scale = (sig * np.diag(sign)).sum() / var_s
-    m = np.empty((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
-    return m
+    if src.ndim != 2 or src.shape[1] != 2:
+        raise MfrkitError(f"need two (N, 2) point arrays with N >= 2, got {src.shape} and {np.shape(dst)}")
+    scale, rot, shift = umeyama(src, dst)
+    return np.column_stack([scale * rot, shift])
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine ``matrix`` to points of shape (..., 2)."""
+    """Apply a (2, 3) affine ``matrix`` to points of shape (..., 2); same shape out, float64."""
     pts = np.asarray(points, dtype=np.float64)
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
-    """Inverse of a 2x3 affine matrix, as a 2x3 matrix."""
+    """Inverse of a (2, 3) affine matrix, as a (2, 3) float64 matrix."""
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 
 

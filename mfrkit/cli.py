@@ -157,7 +157,7 @@ def landmarks(
 @app.command()
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from .atomic import atomic_write_text
@@ -167,7 +167,8 @@ def card(
     if out is None:
         console.print(text, markup=False, highlight=False)
         return
-    path = out / CARD_NAME if out.is_dir() else out
+    # A folder (existing, or a new path without a file extension) gets DATA_CARD.md inside it.
+    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
     atomic_write_text(path, text)
     console.print(f"wrote {path}")
 
@@ -636,21 +637,24 @@ def models_import_dlib(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except MfrkitError as exc:
         # escape: messages hold brackets ("install mfrkit[gpu]") that rich would read as markup
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("interrupted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = 130
     except Exception as exc:  # click's usage errors; typer 0.29 vendors click, so no `import click`
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Outside standalone mode typer does not exit: it returns the code of a
+    # `typer.Exit` (a failed doctor, an invalid protocol) and turns Ctrl-C into 130.
+    if code == 130:
+        err_console.print("interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

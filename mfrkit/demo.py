@@ -7,16 +7,19 @@ identities the figures mean nothing; every stage runs for real.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .data.manifest import Manifest, write_manifest
+from .data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .data.registry import add_dataset, mfrkit_home
 from .data.sample import SAMPLE_DESCRIPTION, build_sample
 from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
+from .errors import ManifestError
 from .landmarks.cache import LandmarkSummary, detect_landmarks
+from .maskgen.pipeline import JOURNAL
 
 #: The protocols the demo makes, with the manifests they draw from.
 DEMO_PROTOCOLS = {"umr-ump": ("sample", None), "umr-mp": ("sample", "sample-masked"), "mr-mp": ("sample-masked", None)}
@@ -40,9 +43,24 @@ def build_demo_sample(out: Path, *, seed: int = 0, captures: int = 6) -> Manifes
     build_sample(out, captures=captures, seed=seed)
     manifest, _ = scan_dataset(out, layout="imagefolder", name="demo")
     manifest.meta.update({"root": ".", "kind": "demo-sample", "seed": seed, "captures_per_identity": captures, "description": SAMPLE_DESCRIPTION})
-    write_manifest(manifest, out / "manifest.parquet")
+    write_manifest(manifest, out / MANIFEST_NAME)
     add_dataset("demo", out, layout="imagefolder", replace=True)
     return manifest
+
+
+def _stale_masked_copy(folder: Path, sample: Manifest, seed: int) -> bool:
+    """True when ``folder`` holds a masked copy the demo cannot reuse: one of another
+    sample or seed, or an unfinished one (twelve images are quicker made again than
+    checked against the journal's options)."""
+    if (folder / JOURNAL).exists():
+        return True
+    if not (folder / MANIFEST_NAME).exists():
+        return False
+    try:
+        meta = read_manifest(folder / MANIFEST_NAME).meta
+    except ManifestError:
+        return True
+    return meta.get("seed") != seed or (meta.get("source") or {}).get("fingerprint") != sample.fingerprint()
 
 
 def run_demo(
@@ -66,6 +84,10 @@ def run_demo(
     out = Path(out) if out else mfrkit_home() / "demo"
     sample = out / "sample"
     manifest = build_demo_sample(sample, seed=seed, captures=captures)
+    masked = out / "sample-masked"
+    if _stale_masked_copy(masked, manifest, seed):
+        # synth refuses a folder that holds another job; this one is the demo's own.
+        shutil.rmtree(masked)
     result = DemoResult(out=out, manifest=manifest)
     for backend in ("mediapipe", "dlib"):
         result.landmarks.append(detect_landmarks(manifest, backend, workers=workers, progress=progress))
@@ -79,9 +101,9 @@ def run_demo(
     from .protocols.workflow import make_protocol_folder
 
     log("masking the sample (synth --mask random)")
-    result.synth = synthesize(manifest, out / "sample-masked", SynthConfig(types="random", seed=seed), workers=workers, progress=progress)
-    add_dataset("demo-masked", out / "sample-masked", replace=True)
-    folders = {"sample": sample / "manifest.parquet", "sample-masked": out / "sample-masked" / "manifest.parquet"}
+    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), workers=workers, progress=progress)
+    add_dataset("demo-masked", masked, replace=True)
+    folders = {"sample": sample / MANIFEST_NAME, "sample-masked": masked / MANIFEST_NAME}
     for spec, (reference, probe) in DEMO_PROTOCOLS.items():
         # Two identities cannot fill identity-disjoint folds: one fold, every pair there is.
         folder = out / "protocols" / spec

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mfrkit.data.imageio import decode_image, encode_image, read_image, write_image
-from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError
+from mfrkit.data.imageio import decode_image, encode_image, image_size, read_image, write_image
+from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError, UnsupportedImageError
 
 
 def _save(img: Image.Image, path, **kw):
@@ -25,22 +25,39 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out[5, 10, 0] > 200 and out[35, 10, 0] < 60  # red now on top
 
 
+def test_header_size_matches_the_decoded_array(tmp_path):
+    img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    for kwargs, name in (({"exif": exif}, "rot.jpg"), ({}, "plain.jpg")):
+        path = _save(img, tmp_path / name, **kwargs)
+        h, w = read_image(path).shape[:2]
+        assert image_size(path.read_bytes()) == (w, h)
+    assert image_size((tmp_path / "rot.jpg").read_bytes()) == (20, 40)  # turned upright, as read_image does
+    with pytest.raises(ImageTooLargeError):
+        image_size((tmp_path / "plain.jpg").read_bytes(), max_pixels=100)
+    with pytest.raises(CorruptImageError):
+        image_size(b"not an image at all")
+
+
 @pytest.mark.parametrize(
-    "make",
+    "make, rgb",
     [
-        lambda: Image.fromarray(np.full((8, 8), 77, np.uint8), "L"),
-        lambda: Image.fromarray(np.full((8, 8, 4), 77, np.uint8), "RGBA"),
-        lambda: Image.fromarray(np.full((8, 8), 3, np.uint8), "L").convert("P"),
-        lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)),
+        (lambda: Image.fromarray(np.full((8, 8), 77, np.uint8), "L"), (77, 77, 77)),
+        # 30% opaque grey over white: 77 * 77/255 + 255 * (1 - 77/255)
+        (lambda: Image.fromarray(np.full((8, 8, 4), 77, np.uint8), "RGBA"), (201, 201, 201)),
+        (lambda: Image.fromarray(np.full((8, 8), 3, np.uint8), "L").convert("P"), (3, 3, 3)),
+        (lambda: Image.new("CMYK", (8, 8), (0, 255, 255, 0)), (255, 0, 0)),  # no cyan, full magenta and yellow: red
     ],
     ids=["gray", "rgba", "palette", "cmyk"],
 )
-def test_modes_become_rgb_uint8(tmp_path, make):
+def test_modes_become_rgb_uint8(tmp_path, make, rgb):
     img = make()
     path = tmp_path / ("x.jpg" if img.mode == "CMYK" else "x.png")
     img.save(path)
     out = read_image(path)
-    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert out.dtype == np.uint8 and out.shape == (8, 8, 3)
+    assert np.abs(out.reshape(-1, 3).astype(int) - rgb).max() <= 3  # the CMYK one went through JPEG
 
 
 def test_rgba_transparent_pixels_become_white(tmp_path):
@@ -74,6 +91,28 @@ def test_truncated_and_garbage_files_are_corrupt(tmp_path, photos):
             read_image(tmp_path / name)
 
 
+def test_any_decoder_failure_is_corrupt(tmp_path, monkeypatch, photos):
+    # Pillow's parsers raise struct.error, IndexError, ... on some malformed files.
+    import struct
+
+    from mfrkit.data import imageio
+    from mfrkit.data.scan import probe_image
+
+    path = tmp_path / "x.png"
+    write_image(path, photos["grace_hopper"][:16, :16])
+
+    def broken(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(imageio.ImageOps, "exif_transpose", broken)
+    with pytest.raises(CorruptImageError, match="struct.error|error"):
+        read_image(path)
+    assert probe_image(str(path))["status"] == "corrupt"
+    monkeypatch.setattr(imageio.Image, "open", broken)
+    with pytest.raises(CorruptImageError):
+        image_size(path.read_bytes())
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(MissingImageError):
         read_image(tmp_path / "nope.jpg")
@@ -90,7 +129,7 @@ def test_write_is_atomic_and_round_trips(tmp_path, photos):
 def test_failed_write_keeps_the_old_file(tmp_path, photos):
     write_image(tmp_path / "a.png", photos["eileen_collins"][:8, :8])
     before = (tmp_path / "a.png").read_bytes()
-    with pytest.raises(Exception):
+    with pytest.raises(UnsupportedImageError):
         write_image(tmp_path / "a.png", np.zeros((8, 8), np.float32))  # wrong dtype: refused
     assert (tmp_path / "a.png").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

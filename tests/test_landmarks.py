@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 
 from mfrkit.landmarks import Landmarks, create_backend, detect_primary, five_from_68, select_primary
-from mfrkit.landmarks.cache import cache_path, detect_landmarks, get_landmarks, load_landmarks
+from mfrkit.landmarks.cache import cache_path, cached_counts, detect_landmarks, get_landmarks, load_landmarks
 from mfrkit.errors import LandmarkError, ManifestError
 
 
@@ -107,6 +107,12 @@ def test_file_backend_errors(tmp_path, text, match):
         create_backend("file", path=str(f))
 
 
+def test_file_backend_refuses_a_binary_file(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not text")
+    with pytest.raises(LandmarkError, match="UTF-8"):
+        create_backend("file", path=str(tmp_path / "photo.jpg"))
+
+
 def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     import shutil
 
@@ -121,8 +127,10 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     first = detect_landmarks(manifest, "mediapipe", chunk_size=2)
     assert first.detected == len(manifest) and first.counts == {"ok": len(manifest) - 1, "corrupt": 1}
     assert not cache_path(manifest, "mediapipe").with_suffix(".parts").exists()
+    written = cache_path(manifest, "mediapipe").stat().st_mtime_ns
     again = detect_landmarks(manifest, "mediapipe")
-    assert again.detected == 0 and again.reused == len(manifest)
+    assert again.detected == 0 and again.reused == len(manifest) and again.counts == first.counts
+    assert cache_path(manifest, "mediapipe").stat().st_mtime_ns == written  # nothing new: not rewritten
     # An interrupted run leaves shards; the next run keeps them and does only the rest.
     cached = pd.read_parquet(cache_path(manifest, "mediapipe"))
     cache_path(manifest, "mediapipe").unlink()
@@ -168,6 +176,32 @@ def test_cache_keeps_rows_outside_a_subset_and_skips_idle_work(sample_manifest, 
     summary = detect_landmarks(subset, "dlib")
     assert summary.detected == 0 and sum(summary.counts.values()) == 2
     assert set(load_landmarks(full, "dlib")) == set(full.table["image_id"])  # nothing was dropped
+    assert cached_counts(subset) == {"dlib": {"ok": 2}} and cached_counts(full) == {"dlib": {"ok": len(full)}}
     # Nothing left to do: the backend is not even created (the file backend would need its file).
     shutil.copy(root / "landmarks.dlib.parquet", root / "landmarks.file.parquet")
     assert detect_landmarks(full, "file").detected == 0
+
+
+def test_cache_of_the_file_backend_follows_the_file(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    manifest = read_manifest(root)
+
+    def landmark_file(name, offset):
+        lines = [f"{i} " + " ".join(str(offset + v) for v in range(10)) for i in manifest.table["image_id"]]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return {"path": str(tmp_path / name)}
+
+    first = landmark_file("a.txt", 0)
+    assert detect_landmarks(manifest, "file", backend_options=first).detected == len(manifest)
+    assert detect_landmarks(manifest, "file", backend_options=landmark_file("copy.txt", 0)).detected == 0  # same content
+    corrected = landmark_file("a.txt", 100)  # the same file, edited
+    assert detect_landmarks(manifest, "file", backend_options=corrected).detected == len(manifest)
+    image_id = manifest.table["image_id"][0]
+    assert load_landmarks(manifest, "file")[image_id].landmarks.points5[0].tolist() == [100, 101]
+    # A reader that does not know the options (bench, training) takes what is cached.
+    assert detect_landmarks(manifest, "file").detected == 0

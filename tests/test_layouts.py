@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mfrkit.data.imageio import write_image
+from mfrkit.data.imageio import encode_image, write_image
 from mfrkit.data.layouts import detect_layout, read_layout
 from mfrkit.data.scan import scan_dataset
 from mfrkit.errors import DatasetError, UnknownNameError
@@ -64,6 +64,13 @@ def test_mfr2_malformed_label_line(tmp_path):
     root = tree(tmp_path, ["A/A_0001.png"])
     (root / "mfr2_labels.txt").write_text("A; 1; no-mask\n")
     with pytest.raises(DatasetError, match="mfr2_labels.txt:1"):
+        read_layout(root, "mfr2")
+
+
+def test_mfr2_labels_that_are_not_text(tmp_path):
+    root = tree(tmp_path, ["A/A_0001.png"])
+    (root / "mfr2_labels.txt").write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
+    with pytest.raises(DatasetError, match="UTF-8"):
         read_layout(root, "mfr2")
 
 
@@ -146,3 +153,19 @@ def test_scan_is_the_same_with_workers(tmp_path):
     two, _ = scan_dataset(root, layout="imagefolder", workers=2)
     assert one.table.equals(two.table)
     assert one.fingerprint() == two.fingerprint()
+
+
+def test_probe_without_verify_reads_the_header_only(tmp_path, photos):
+    from mfrkit.data.scan import probe_image
+
+    data = encode_image(photos["grace_hopper"], ".jpg")
+    (tmp_path / "whole.jpg").write_bytes(data)
+    (tmp_path / "trunc.jpg").write_bytes(data[: len(data) // 3])
+    whole = probe_image(str(tmp_path / "whole.jpg"), verify=False)
+    assert whole["status"] == "ok" and (whole["height"], whole["width"]) == photos["grace_hopper"].shape[:2]
+    assert whole["sha256"] == probe_image(str(tmp_path / "whole.jpg"))["sha256"] and whole["bytes"] == len(data)
+    assert probe_image(str(tmp_path / "trunc.jpg"), verify=False)["status"] == "ok"  # the header is intact
+    assert probe_image(str(tmp_path / "trunc.jpg"))["status"] == "corrupt"
+    for verify in (True, False):
+        assert probe_image(str(tmp_path / "whole.jpg"), verify=verify, max_pixels=1000)["status"] == "too_large"
+    assert probe_image(str(tmp_path / "gone.jpg"))["status"] == "missing"

@@ -34,6 +34,9 @@ def test_fingerprint_ignores_extra_columns_but_not_labels():
     assert m.fingerprint() == Manifest(extra).fingerprint()
     assert m.fingerprint() == Manifest(base.iloc[::-1]).fingerprint()  # row order does not matter
     assert m.fingerprint() != Manifest(relabelled).fingerprint()
+    nullable = base.copy()
+    nullable["source_id"] = nullable["source_id"].astype("string")  # missing: pd.NA, not None
+    assert Manifest(nullable).fingerprint() == m.fingerprint()
 
 
 @pytest.mark.parametrize("bad", ["../x.jpg", "/etc/passwd", "a/../../x.jpg", "C:/x.jpg", "a\\b.jpg", ""])

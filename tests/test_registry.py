@@ -28,10 +28,22 @@ def test_add_list_scan_resolve(casia, mfrkit_home):
     assert list_datasets() == []
 
 
-def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home):
+def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home, monkeypatch):
+    from mfrkit.data import registry
+
+    scans = []
+    real = registry.scan_dataset
+    monkeypatch.setattr(registry, "scan_dataset", lambda *a, **k: scans.append(a) or real(*a, **k))
     m = resolve_source(str(casia))
     assert len(m) == 4 and m.path.is_relative_to(mfrkit_home / "cache")
-    assert resolve_source(str(casia)).path == m.path
+    assert resolve_source(str(casia)).path == m.path and len(scans) == 1  # read, not scanned again
+    # Images added or changed since: the folder is scanned again, never served stale.
+    write_image(casia / "0000099" / "009.jpg", np.full((8, 8, 3), 50, np.uint8))
+    assert len(resolve_source(str(casia))) == 5
+    write_image(casia / "0000045" / "000.png", np.full((16, 16, 3), 50, np.uint8))
+    (casia / "0000045" / "000.png").replace(casia / "0000045" / "000.jpg")  # same name, new content
+    rescanned = resolve_source(str(casia)).table.set_index("path")
+    assert rescanned.loc["0000045/000.jpg", "width"] == 16 and len(scans) == 3
 
 
 def test_unknown_names_say_how_to_register(mfrkit_home):
@@ -43,6 +55,17 @@ def test_unknown_names_say_how_to_register(mfrkit_home):
         get_dataset("my-private-set")
 
 
+def test_sources_that_are_no_dataset_say_what_they_are(casia, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist") as err:
+        resolve_source(str(tmp_path / "typo"))
+    assert "datasets add" not in str(err.value)  # no advice to register a path under its own name
+    with pytest.raises(DatasetError, match="is an image"):
+        resolve_source(str(casia / "0000045" / "000.jpg"))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="not a manifest"):
+        resolve_source(str(tmp_path / "notes.txt"))
+
+
 def test_bad_registrations(casia, tmp_path):
     with pytest.raises(DatasetError, match="invalid dataset name"):
         add_dataset("../evil", casia)
@@ -50,6 +73,8 @@ def test_bad_registrations(casia, tmp_path):
         add_dataset("x", tmp_path / "missing")
     with pytest.raises(UnknownNameError):
         add_dataset("x", casia, layout="nonsense")
+    with pytest.raises(DatasetError, match="takes no option labels; its options: identity_regex"):
+        add_dataset("x", casia, layout="flat", labels="mfr2_labels.txt")  # refused now, not at scan time
     add_dataset("x", casia)
     with pytest.raises(DatasetError, match="already registered"):
         add_dataset("x", tmp_path)
@@ -60,3 +85,16 @@ def test_corrupt_registry_file(mfrkit_home):
     (mfrkit_home / "datasets.json").write_text("{not json")
     with pytest.raises(DatasetError, match="corrupt"):
         list_datasets()
+
+
+def test_a_name_pointed_at_another_folder_is_scanned_again(casia, tmp_path, mfrkit_home):
+    add_dataset("x", casia)
+    assert len(scan_registered("x")[0]) == 4
+    remove_dataset("x")
+    other = tmp_path / "other"
+    write_image(other / "p1" / "a.jpg", np.full((8, 8, 3), 10, np.uint8))
+    add_dataset("x", other)
+    m = resolve_source("x")
+    assert len(m) == 1 and m.meta["root"] == str(other.resolve())  # not the old folder's manifest
+    add_dataset("x", other, layout="flat", replace=True)
+    assert resolve_source("x").meta["layout"] == "flat"

@@ -44,7 +44,7 @@ def test_datasets_commands_and_errors(tmp_path, mfrkit_home):
     "argv, message",
     [
         (["landmarks", "casia"], "mfrkit datasets add casia"),
-        (["datasets", "scan", "nothing"], "not"),
+        (["datasets", "scan", "nothing"], "neither a registered dataset"),
         (["datasets", "add", "x", "/definitely/missing"], "not a folder"),
     ],
 )
@@ -58,8 +58,29 @@ def test_errors_become_messages_and_exit_code_1(argv, message, capsys, monkeypat
     assert message in capsys.readouterr().err
 
 
+def test_exit_codes_reach_the_shell(capsys, monkeypatch):
+    # Through main(), as the console script runs: typer.Exit and Ctrl-C must set the exit code.
+    from mfrkit import cli, doctor
+
+    monkeypatch.setattr(doctor, "run_checks", lambda: [doctor.Check("broken thing", False, "detail")])
+    monkeypatch.setattr("sys.argv", ["mfrkit", "doctor"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1 and "broken thing" in capsys.readouterr().out
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mfrkit.data.registry.list_datasets", interrupted)
+    monkeypatch.setattr("sys.argv", ["mfrkit", "datasets", "list"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 130 and "interrupted" in capsys.readouterr().err
+
+
 def test_doctor_reports_backends_and_providers():
     result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
     assert "onnxruntime will use" in result.output
     assert "landmarks: mediapipe" in result.output and "landmarks: dlib" in result.output
 
@@ -105,3 +126,33 @@ def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):
     assert (board["model"] == "dlib_resnet").all() and board["auc"].between(0, 1).all()
     listed = runner.invoke(app, ["datasets", "list"]).output
     assert "demo-masked" in listed
+
+
+def test_demo_rerun_with_another_seed_remakes_its_masked_copy(tmp_path, mfrkit_home):
+    from mfrkit.data.manifest import Manifest, make_table, write_manifest
+    from mfrkit.demo import run_demo
+
+    out = tmp_path / "demo"
+    sample = run_demo(out, seed=0, captures=1, full=False).manifest
+    masked = out / "sample-masked"
+
+    def copy_of(fingerprint, seed):
+        row = {"image_id": "a.jpg", "path": "a.jpg", "status": "ok"}
+        write_manifest(Manifest(make_table([row]), {"kind": "synth", "seed": seed, "source": {"fingerprint": fingerprint}}), masked / "manifest.parquet")
+
+    copy_of(sample.fingerprint(), 0)
+    run_demo(out, seed=0, captures=1, full=False)
+    assert masked.exists()  # made from this very sample: kept, synth finds it done
+    run_demo(out, seed=1, captures=1, full=False)
+    assert not masked.exists()  # made from the seed-0 sample: synth would refuse the folder
+    copy_of("0" * 64, 1)
+    run_demo(out, seed=1, captures=1, full=False)
+    assert not masked.exists()
+    (masked / ".journal").mkdir(parents=True)  # an interrupted one
+    run_demo(out, seed=1, captures=1, full=False)
+    assert not masked.exists()
+
+
+def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):
+    result = runner.invoke(app, ["card", "lfw", "--out", str(tmp_path / "cards")])
+    assert result.exit_code == 0 and (tmp_path / "cards" / "DATA_CARD.md").is_file()

@@ -3,16 +3,19 @@
 :func:`read_image` always returns an (H, W, 3) uint8 RGB array with the EXIF
 orientation applied, whatever the file's mode (grayscale, RGBA, palette, 16-bit,
 CMYK), or raises an :class:`~mfrkit.errors.ImageError` subclass whose ``reason`` is
-the short status that goes into the manifest. Pillow's global decompression-bomb
-setting is never touched; the pixel limit is checked from the header before decoding.
+the short status that goes into the manifest, whatever a malformed file makes Pillow
+raise. Pillow's global decompression-bomb setting is never touched; the pixel limit is
+checked from the header before decoding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -52,7 +55,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _open(source, max_pixels: int) -> np.ndarray:
+@contextlib.contextmanager
+def _opened(source, max_pixels: int) -> Iterator[Image.Image]:
+    """The image opened lazily (header only), its size checked against ``max_pixels``."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -63,14 +68,21 @@ def _open(source, max_pixels: int) -> np.ndarray:
             raise ImageTooLargeError(f"image exceeds the pixel limit: {exc}") from None
         except UnidentifiedImageError as exc:
             raise CorruptImageError(f"not a readable image: {exc}") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise CorruptImageError(f"cannot open image: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's parsers raise many types on malformed files
+            raise CorruptImageError(f"cannot open image: {type(exc).__name__}: {exc}") from None
     with img:
         w, h = img.size
         if w * h > max_pixels:
             raise ImageTooLargeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
         if w == 0 or h == 0:
             raise CorruptImageError("image has zero size")
+        yield img
+
+
+def _open(source, max_pixels: int) -> np.ndarray:
+    with _opened(source, max_pixels) as img:
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
@@ -81,10 +93,34 @@ def _open(source, max_pixels: int) -> np.ndarray:
             raise ImageTooLargeError(str(exc)) from None
         except (KeyError, TypeError) as exc:
             raise UnsupportedImageError(f"unsupported image mode {img.mode!r}: {exc}") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as above: malformed data, not a bug of ours
+            raise CorruptImageError(f"image is corrupt: {type(exc).__name__}: {exc}") from None
         arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise UnsupportedImageError(f"decoded to shape {arr.shape}, expected (H, W, 3)")
     return np.ascontiguousarray(arr)
+
+
+#: EXIF orientations that turn the image a quarter (transpose, rotate 90/270, transverse).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` in pixels of encoded image bytes, from the header alone.
+
+    The EXIF orientation is applied, so the size is that of :func:`read_image`'s array.
+    Truncated pixel data goes unnoticed (nothing is decoded); the header's errors raise
+    the same :class:`~mfrkit.errors.ImageError` subclasses as :func:`read_image`.
+    """
+    with _opened(io.BytesIO(data), max_pixels) as img:
+        w, h = img.size
+        try:
+            turned = img.getexif().get(0x0112) in _QUARTER_TURNS
+        except Exception as exc:  # noqa: BLE001 - a malformed EXIF block
+            raise CorruptImageError(f"unreadable EXIF block: {type(exc).__name__}: {exc}") from None
+    return (h, w) if turned else (w, h)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -114,7 +150,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """:func:`read_image` for encoded bytes already in memory."""
+    """:func:`read_image` for encoded bytes already in memory: (H, W, 3) uint8 RGB."""
     return _open(io.BytesIO(data), max_pixels)
 
 
@@ -137,7 +173,8 @@ def encode_image(image: np.ndarray, fmt: str = ".jpg", *, quality: int = 95) -> 
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> bytes:
-    """Encode ``image`` by the extension of ``path`` and write it atomically.
+    """Encode ``image``, an (H, W, 3) uint8 RGB array, by the extension of ``path`` and
+    write it atomically.
 
     Returns the bytes written (so callers can hash them without re-reading).
     """

@@ -19,6 +19,7 @@ layout          on disk
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -143,8 +144,12 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
     for rec in result.records:
         if rec.get("identity") is not None:
             by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
+    try:
+        text = labels_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the MFR2 labels file {labels_path} as UTF-8 text: {exc}") from None
     unmatched = 0
-    for lineno, line in enumerate(labels_path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [f.strip() for f in line.split(",")]
@@ -267,10 +272,16 @@ def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> Lay
     root = Path(root).expanduser()
     if layout == "auto":
         layout = detect_layout(root)
-    reader = LAYOUTS.get(layout)
-    try:
-        result = reader(root, **options)
-    except TypeError as exc:
-        raise DatasetError(f"layout {layout!r} does not take these options: {sorted(options)} ({exc})") from None
+    check_layout_options(layout, options)
+    result = LAYOUTS.get(layout)(root, **options)
     result.layout = layout
     return result
+
+
+def check_layout_options(layout: str, options: dict) -> None:
+    """Refuse options the layout ``layout`` does not take, naming the ones it does."""
+    params = inspect.signature(LAYOUTS.get(layout)).parameters
+    accepted = [name for name in params if name != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DatasetError(f"layout {layout!r} takes no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")

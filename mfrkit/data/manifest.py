@@ -39,7 +39,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -250,10 +249,13 @@ def manifest_fingerprint(df: pd.DataFrame) -> str:
     """
     cols = [c for c in FINGERPRINT_COLUMNS if c in df.columns]
     sub = df[cols].sort_values("image_id", kind="stable")
+    # Every missing value (None, NaN, pd.NA of a nullable column) hashes as "", so the
+    # fingerprint does not depend on the dtype a column happens to have in memory.
+    sub = sub.astype(object).where(sub.notna(), "")
     h = hashlib.sha256()
     h.update(("\x1f".join(cols) + "\n").encode())
     for row in sub.itertuples(index=False):
-        h.update(("\x1f".join("" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in row) + "\n").encode())
+        h.update(("\x1f".join(map(str, row)) + "\n").encode())
     return h.hexdigest()
 
 

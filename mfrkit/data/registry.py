@@ -14,12 +14,16 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
-from .layouts import LAYOUTS, detect_layout
+from .imageio import is_image_file
+from .layouts import check_layout_options, detect_layout, read_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
 
@@ -98,14 +102,33 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     if layout == "auto":
         known = known_dataset(name)
         layout = known_layout(known) if known else detect_layout(root_path)
-    LAYOUTS.get(layout)  # unknown layout: a clear error listing the valid ones
+    check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
         raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
     entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    _forget_other_scans(entry)
     entries[name] = entry
     _save(entries)
     return entry
+
+
+def _forget_other_scans(entry: DatasetEntry) -> None:
+    """Delete what ``$MFRKIT_HOME`` holds for ``entry.name`` that describes another
+    folder (a name removed and added again, or re-pointed with ``replace``), or the
+    same folder read with another layout; mfrkit would otherwise serve it as this one."""
+    folder = mfrkit_home() / "datasets" / entry.name
+    scanned = folder / MANIFEST_NAME
+    if not scanned.exists():
+        return
+    try:
+        meta = read_manifest(scanned).meta
+    except ManifestError:
+        meta = {}
+    if meta.get("root") != entry.root:
+        shutil.rmtree(folder)  # its landmarks are of other images too
+    elif meta.get("layout") != entry.layout or (meta.get("layout_options") or {}) != entry.options:
+        scanned.unlink()  # same images, other identities: scan again, keep their landmarks
 
 
 def list_datasets() -> list[DatasetEntry]:
@@ -158,13 +181,30 @@ def _cache_manifest_path(root: Path) -> Path:
     return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
 
 
+def _scan_is_current(manifest: Manifest, root: Path) -> bool:
+    """True when a cached scan still lists the folder's images, name for name and size
+    for size (a walk and a stat per file, no hashing)."""
+    found = read_layout(root, manifest.meta.get("layout", "auto"), **manifest.meta.get("layout_options", {}))
+    table = manifest.table
+    if {r["path"] for r in found.records} != set(table["path"]):
+        return False
+    for rel, size in zip(table["path"], table["bytes"]):
+        try:
+            if pd.isna(size) or os.path.getsize(root / rel) != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 
     Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
     or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
-    ``$MFRKIT_HOME/cache``; run ``mfrkit datasets scan`` to rescan).
+    ``$MFRKIT_HOME/cache``, scanned again when its files are added, removed or
+    change size).
     """
     src_str = str(src)
     entries = _load()
@@ -175,6 +215,9 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
     if path.is_file():
+        if path.suffix.lower() not in (".parquet", ".csv"):
+            what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"
+            raise DatasetError(f"{path} is {what}; give a registered dataset name, a manifest, or the dataset's folder")
         return read_manifest(path)
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
@@ -186,24 +229,14 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         cached = _cache_manifest_path(root)
         if cached.exists():
             try:
-                return read_manifest(cached)
+                manifest = read_manifest(cached)
+                if _scan_is_current(manifest, root):
+                    return manifest
             except ManifestError:
                 pass  # a stale or broken cache is rebuilt below
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
         write_manifest(manifest, cached)
         return manifest
+    if not _NAME.match(src_str):  # cannot be a dataset name: a path that is not there
+        raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)
-
-
-def landmark_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
-    """Per cached landmark backend, images per status (for data cards)."""
-    import pyarrow.parquet as pq
-
-    counts: dict[str, dict[str, int]] = {}
-    if manifest.path is None:
-        return counts
-    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
-        backend = path.name[len("landmarks.") : -len(".parquet")]
-        status = pq.read_table(path, columns=["status"]).column("status").to_pylist()
-        counts[backend] = {s: status.count(s) for s in sorted(set(status))}
-    return counts

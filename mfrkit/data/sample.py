@@ -85,7 +85,20 @@ def sample_capture(rng: np.random.Generator) -> CaptureParams:
 
 
 def apply_capture(photo: np.ndarray, eyes: tuple, params: CaptureParams) -> bytes:
-    """Render one capture of ``photo`` as JPEG bytes (the JPEG quality is a perturbation)."""
+    """Render one capture of ``photo`` as JPEG bytes (the JPEG quality is a perturbation).
+
+    Parameters
+    ----------
+    photo : ndarray of shape (H, W, 3), uint8 RGB
+    eyes : ((x, y), (x, y))
+        Image-left and image-right eye centres in ``photo``, pixels.
+    params : CaptureParams
+
+    Returns
+    -------
+    bytes
+        A JPEG of a ``SIZE`` x ``SIZE`` (250x250) RGB image.
+    """
     (lx, ly), (rx, ry) = eyes
     src_mid = np.array([(lx + rx) / 2, (ly + ry) / 2])
     src_iod = float(np.hypot(rx - lx, ry - ly))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -10,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ImageError
-from .imageio import MAX_PIXELS, read_image
+from .imageio import MAX_PIXELS, decode_image, image_size
 from .layouts import read_layout
-from .manifest import STATUS_OK, Manifest, file_sha256, make_table
+from .manifest import STATUS_OK, Manifest, make_table
 
 
 @dataclass
@@ -37,31 +38,30 @@ class ScanReport:
 def probe_image(path: str, verify: bool = True, max_pixels: int = MAX_PIXELS) -> dict:
     """Hash, size and status of one image file.
 
-    With ``verify`` the image is fully decoded (catches truncated files); without it only
-    the header is read. Never raises for a bad image: the failure is the ``status``.
+    The file is read once; its bytes are hashed and then decoded. With ``verify`` the
+    image is fully decoded (catches truncated files); without it only the header is
+    read. Never raises for a bad image: the failure is the ``status``.
+
+    Returns
+    -------
+    dict with ``sha256`` (hex), ``bytes``, ``width`` and ``height`` (pixels, after the
+    EXIF orientation; None when unknown) and ``status``.
     """
     info: dict = {"sha256": None, "bytes": None, "width": None, "height": None, "status": STATUS_OK}
     try:
-        info["bytes"] = os.path.getsize(path)
-        info["sha256"] = file_sha256(path)
+        data = Path(path).read_bytes()
     except OSError:
         info["status"] = "missing"
         return info
+    info["bytes"], info["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     try:
         if verify:
-            h, w = read_image(path, max_pixels=max_pixels).shape[:2]
+            h, w = decode_image(data, max_pixels=max_pixels).shape[:2]
         else:
-            from PIL import Image
-
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageError("too large")
+            w, h = image_size(data, max_pixels=max_pixels)
         info["width"], info["height"] = int(w), int(h)
     except ImageError as exc:
         info["status"] = exc.reason
-    except Exception:  # a header Pillow cannot parse
-        info["status"] = "corrupt"
     return info
 
 

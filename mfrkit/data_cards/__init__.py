@@ -27,9 +27,10 @@ def card_for_source(src: str) -> str:
     dataset that is neither registered nor a path here."""
     from pathlib import Path
 
-    from ..data.registry import is_registered, landmark_counts, resolve_source
+    from ..data.registry import is_registered, resolve_source
+    from ..landmarks.cache import cached_counts
 
     if resolve_known_name(src) and not is_registered(src) and not Path(src).exists():
         return known_card(src)
     manifest = resolve_source(src)
-    return render_card(manifest, landmark_summary=landmark_counts(manifest) or None)
+    return render_card(manifest, landmark_summary=cached_counts(manifest) or None)

@@ -94,7 +94,8 @@ class Landmarks:
         return self.points5[:2]
 
     def transformed(self, matrix: np.ndarray) -> "Landmarks":
-        """These landmarks mapped by a 2x3 affine ``matrix`` (e.g. into an aligned crop).
+        """These landmarks mapped by ``matrix``, a (2, 3) affine map of pixels (e.g. into
+        an aligned crop, :attr:`mfrkit.align.AlignedFace.matrix`).
 
         The box becomes the axis-aligned box of its transformed corners; the mesh's
         depth is scaled by the transform's scale factor.
@@ -190,7 +191,8 @@ def create_backend(name: str, **options) -> LandmarkBackend:
 
 
 def detect_primary(backend: LandmarkBackend, image: np.ndarray, *, image_id: str | None = None) -> FaceResult:
-    """Run ``backend`` on ``image`` and keep the primary face."""
+    """Run ``backend`` on ``image``, (H, W, 3) uint8 RGB, and keep the primary face
+    (:func:`select_primary`); no face is status ``no_face``."""
     faces = backend.detect(image, image_id=image_id)
     primary = select_primary(faces, image.shape)
     if primary is None:

@@ -14,6 +14,7 @@ interrupted run keeps what it finished.
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
 from ..data.imageio import read_image
-from ..data.manifest import STATUS_OK, Manifest
+from ..data.manifest import STATUS_OK, Manifest, file_sha256
 from ..errors import ImageError, ManifestError
 from .base import FaceResult, Landmarks, create_backend, detect_primary
 
@@ -110,9 +111,30 @@ def _read_rows(path: Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
 
 
-def _write_rows(rows: list[dict], path: Path) -> None:
+def _write_rows(rows: list[dict], path: Path, options_key: str) -> None:
     with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=_SCHEMA), tmp)
+        pq.write_table(pa.Table.from_pylist(rows, schema=_SCHEMA.with_metadata({_OPTIONS_META: options_key})), tmp)
+
+
+#: Parquet metadata key under which a cache file records the backend options it was made with.
+_OPTIONS_META = b"mfrkit_backend_options"
+_DEFAULT_OPTIONS = "{}"
+
+
+def _options_key(options: dict) -> str:
+    """What a backend's results depend on besides the image: its options, a landmark
+    file by its content (a corrected file must not be served the old file's landmarks)."""
+
+    def value(name, v):
+        return f"sha256:{file_sha256(v)}" if name == "path" and Path(str(v)).is_file() else v
+
+    return json.dumps({k: value(k, v) for k, v in options.items()}, sort_keys=True, default=str)
+
+
+def _recorded_options(path: Path) -> str:
+    """The options key a cache file was made with (files without one: default options)."""
+    raw = (pq.read_schema(path).metadata or {}).get(_OPTIONS_META)
+    return raw.decode() if raw else _DEFAULT_OPTIONS
 
 
 @dataclass
@@ -140,14 +162,27 @@ def detect_landmarks(
     Images whose manifest status is not ``ok`` are recorded with that status without
     being opened. An image whose ``sha256`` changed since it was cached is detected again.
     Results do not depend on ``workers``: each image is processed independently.
+
+    ``backend_options`` given (even ``{}``) must match those the cache was made with, a
+    landmark file compared by content, or everything is detected again; None reuses
+    whatever is cached (readers such as ``bench`` that do not know the options).
     """
     from ..progress import progress_bar
 
     options = dict(backend_options or {})
     final = cache_path(manifest, backend)
     parts_dir = final.with_suffix(".parts")
-    existing = sorted(parts_dir.glob("part-*.parquet")) if parts_dir.exists() else []
-    frames = [_read_rows(p) for p in ([final] if final.exists() else []) + existing]
+    wanted = None if backend_options is None else _options_key(options)
+    existing = []
+    for part in sorted(parts_dir.glob("part-*.parquet")) if parts_dir.exists() else []:
+        if wanted is None or _recorded_options(part) == wanted:
+            existing.append(part)
+        else:
+            part.unlink()  # left by an interrupted run with other options
+    recorded = _recorded_options(final) if final.exists() else None
+    key = wanted or recorded or _DEFAULT_OPTIONS
+    cached = _read_rows(final) if recorded is not None and recorded == key else None
+    frames = ([cached] if cached is not None else []) + [_read_rows(p) for p in existing]
     done: dict[str, str | None] = {}
     if frames:
         previous = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
@@ -167,7 +202,7 @@ def detect_landmarks(
     part_no = itertools.count(int(existing[-1].stem.split("-")[1]) + 1 if existing else 0)
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     if failed_rows:
-        _write_rows(failed_rows, parts_dir / f"part-{next(part_no):06d}.parquet")
+        _write_rows(failed_rows, parts_dir / f"part-{next(part_no):06d}.parquet", key)
     with progress_bar(len(todo), f"landmarks ({backend})", enabled=progress and bool(todo)) as advance:
         if not chunks:
             results, pool = iter(()), None
@@ -182,35 +217,41 @@ def detect_landmarks(
             results = pool.map(_detect_chunk, chunks)
         try:
             for rows in results:
-                _write_rows(rows, parts_dir / f"part-{next(part_no):06d}.parquet")
+                _write_rows(rows, parts_dir / f"part-{next(part_no):06d}.parquet", key)
                 advance(len(rows))
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    _merge(final, parts_dir, table["image_id"])
-    merged = _read_rows(final)
+    if cached is not None and not parts_dir.exists():
+        merged = cached  # everything was cached: nothing to merge, no file to rewrite
+    else:
+        merged = _merge(final, cached, parts_dir, table["image_id"], key)
     merged = merged[merged["image_id"].isin(set(table["image_id"]))]
     counts = {str(k): int(v) for k, v in merged["status"].value_counts().items()}
     return LandmarkSummary(backend=backend, path=final, counts=counts, detected=len(todo), reused=reused)
 
 
-def _merge(final: Path, parts_dir: Path, image_ids: pd.Series) -> None:
-    frames = [_read_rows(final)] if final.exists() else []
+def _merge(final: Path, cached: pd.DataFrame | None, parts_dir: Path, image_ids: pd.Series, options_key: str) -> pd.DataFrame:
+    """Fold the shards into ``final`` (whose rows were read as ``cached``, None when
+    they are to be replaced); the merged rows."""
+    frames = [cached] if cached is not None else []
     if parts_dir.exists():
         frames += [_read_rows(p) for p in sorted(parts_dir.glob("part-*.parquet"))]
     if not frames:
-        _write_rows([], final)
-        return
+        _write_rows([], final, options_key)
+        return _read_rows(final)
     merged = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
     # Manifest order first; rows of images outside this manifest (a caller may pass a
     # subset) are kept after them, never dropped.
     rank = pd.Series(range(len(image_ids)), index=pd.Index(image_ids))
     position = merged["image_id"].map(rank).fillna(len(image_ids)).to_numpy()
     merged = merged.iloc[np.argsort(position, kind="stable")]
+    schema = _SCHEMA.with_metadata({_OPTIONS_META: options_key})
     with atomic_path(final) as tmp:
-        pq.write_table(pa.Table.from_pandas(merged, schema=_SCHEMA, preserve_index=False), tmp)
+        pq.write_table(pa.Table.from_pandas(merged, schema=schema, preserve_index=False), tmp)
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
+    return merged
 
 
 def load_landmarks(manifest: Manifest, backend: str) -> dict[str, FaceResult]:
@@ -223,6 +264,22 @@ def load_landmarks(manifest: Manifest, backend: str) -> dict[str, FaceResult]:
         raise ManifestError(f"no {backend} landmarks cached for {manifest.name or manifest.path}; run: mfrkit landmarks {manifest.path} --backend {backend}")
     frame = _read_rows(path)
     return {r["image_id"]: row_to_result(r, backend) for r in frame.to_dict("records")}
+
+
+def cached_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
+    """Images of ``manifest`` per landmark status, for every backend cached beside it
+    (``{backend: {status: images}}``; what data cards report). Nothing is detected."""
+    if manifest.path is None:
+        return {}
+    ids = set(manifest.table["image_id"])
+    counts: dict[str, dict[str, int]] = {}
+    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
+        backend = path.name[len("landmarks.") : -len(".parquet")]
+        rows = pq.read_table(path, columns=["image_id", "status"]).to_pandas()
+        # The cache may hold images of a larger manifest (see _merge): count this one's.
+        status = rows.loc[rows["image_id"].isin(ids), "status"].value_counts()
+        counts[backend] = {str(k): int(v) for k, v in sorted(status.items())}
+    return counts
 
 
 def get_landmarks(manifest: Manifest, backend: str, *, workers: int = 1, progress: bool = False, backend_options: dict | None = None) -> dict[str, FaceResult]:

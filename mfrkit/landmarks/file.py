@@ -21,12 +21,17 @@ _SPLIT = re.compile(r"[,\s]+")
 
 
 def parse_landmark_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a landmark file into ``{key: points}``, points of shape (5, 2) or (68, 2)."""
+    """Read a landmark file into ``{key: points}``, points of shape (5, 2) or (68, 2),
+    float32 pixels."""
     path = Path(path)
     if not path.is_file():
         raise LandmarkError(f"landmark file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LandmarkError(f"cannot read landmark file {path} as UTF-8 text: {exc}") from None
     table: dict[str, np.ndarray] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue

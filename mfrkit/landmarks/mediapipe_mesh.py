@@ -9,6 +9,7 @@ eyelid contour on half-closed eyes.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from importlib import resources
@@ -26,17 +27,20 @@ IRIS_IMAGE_RIGHT = 473
 N_POINTS = 478
 
 
+@functools.lru_cache(maxsize=1)
 def ibug68_indices() -> np.ndarray:
-    """Mesh vertex index of each iBUG-68 point, shape (68,), int."""
+    """Mesh vertex index of each iBUG-68 point, shape (68,), int (read once, read-only)."""
     text = resources.files(__package__).joinpath("data/mediapipe_ibug68.json").read_text()
     idx = np.asarray(json.loads(text)["indices"], dtype=np.int64)
     if idx.shape != (68,):
         raise LandmarkError("mediapipe_ibug68.json must hold 68 indices")
+    idx.setflags(write=False)
     return idx
 
 
 def landmarks_from_mesh(mesh: np.ndarray, backend: str = "mediapipe") -> Landmarks:
-    """Build :class:`Landmarks` from a (478, 3) pixel-space mesh."""
+    """Build :class:`Landmarks` from a mediapipe mesh of shape (478, 3), in pixels
+    (``z`` on the ``x`` scale)."""
     mesh = np.asarray(mesh, dtype=np.float32)
     p68 = mesh[ibug68_indices(), :2]
     p5 = np.stack(

@@ -46,7 +46,8 @@ class MaskAugment:
         return f"MaskAugment(spec={self.spec}, renderer={self.renderer.name!r}, p={self.p})"
 
     def render(self, image: np.ndarray, rng: np.random.Generator) -> Rendered:
-        """Mask ``image`` unconditionally; the full result (image, occlusion, params)."""
+        """Mask ``image``, an aligned (H, W, 3) uint8 RGB crop, unconditionally; the full
+        result (image, occlusion, params)."""
         img = np.asarray(image)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise MfrkitError(f"MaskAugment expects an (H, W, 3) uint8 RGB crop, got {img.shape} {img.dtype}")

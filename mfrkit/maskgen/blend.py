@@ -180,7 +180,9 @@ def smooth_luminance(image: np.ndarray, face_box: tuple[int, int, int, int]) -> 
 
 
 def sample_at(smooth: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values of a crop at image points, and which points fall inside it."""
+    """Values of ``smooth`` (h, w), whose top-left pixel is image pixel ``origin``, at
+    image ``points`` (P, 2) (nearest pixel), and which points fall inside it: two (P,)
+    arrays."""
     h, w = smooth.shape
     x = points[:, 0] - origin[0]
     y = points[:, 1] - origin[1]

@@ -24,7 +24,7 @@ from ..registry import Registry
 from .canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, StyleParams, hex_rgb
-from .textures import TEXTURES, Canvas
+from .textures import TEXTURES, Canvas, aa_coverage, smooth_noise
 
 #: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
 #: part of it that its mask needs, snapped to whole cells of CELL units (the renderers'
@@ -286,11 +286,6 @@ def _bezier(p0, p1, p2, n: int = 7) -> np.ndarray:
     return (1 - t) ** 2 * np.asarray(p0) + 2 * (1 - t) * t * np.asarray(p1) + t**2 * np.asarray(p2)
 
 
-def _aa(d: np.ndarray, res: float) -> np.ndarray:
-    """Anti-aliased coverage of a signed distance (units, > 0 inside)."""
-    return np.clip(d * res + 0.5, 0.0, 1.0).astype(np.float32)
-
-
 def _line(d: np.ndarray, width: float, res: float) -> np.ndarray:
     """A soft line profile at signed distance ``d`` (units), at least a texel wide so
     it does not alias."""
@@ -354,7 +349,7 @@ class _Paint:
         if win is None:
             return
         d = _curve_distance(self.u[win], self.v[win], points)
-        cov = _aa(width / 2 - d, self.res)
+        cov = aa_coverage(width / 2 - d, self.res)
         profile = np.sqrt(np.clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
         shade = (0.85 + 0.15 * np.clip(1 - 2 * d / width, 0, 1))[..., None]
         self.over(cov, np.asarray(color, np.float32) * shade, relief=profile + 1.0, gloss=gloss, raise_=1.0, win=win)
@@ -379,7 +374,7 @@ def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StylePar
 
 def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
-    cov = _aa(edge, res)
+    cov = aa_coverage(edge, res)
     relief = np.zeros_like(edge)
     # Three pleats, folded downwards, bunched towards the side hems: each is a band
     # of fabric sloping out to a fold edge, with a soft shadow cast below the edge.
@@ -432,10 +427,8 @@ def _top_chain(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
-    cov = _aa(edge, res)
+    cov = aa_coverage(edge, res)
     rng = np.random.default_rng(style.texture_seed + 7)
-    from .textures import smooth_noise
-
     wrinkles = 0.6 * smooth_noise(rng, p.u.shape, 5.0 * res)
     albedo = base.copy()
     relief = wrinkles + 0.8 * _smoothstep(2.0, 0.5, edge)  # rolled hem
@@ -453,7 +446,7 @@ def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outlin
 
 def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
-    cov = _aa(edge, res)
+    cov = aa_coverage(edge, res)
     albedo = base.copy()
     relief = np.zeros_like(edge)
     # Welded rim: an embossed band of dots just inside the edge.
@@ -476,7 +469,7 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
 
 def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
-    cov = _aa(edge, res)
+    cov = aa_coverage(edge, res)
     albedo = base.copy()
     # Crimped rim and a moulded ridge inside it.
     rim = _smoothstep(2.2, 1.2, edge)
@@ -502,7 +495,7 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     if style.extras.get("valve"):
         cu, cv_ = CENTRE_U, outline.polygon[:, 1].min() + 0.62 * np.ptp(outline.polygon[:, 1])
         r = np.hypot(p.u - cu, (p.v - cv_) * 1.1)
-        body_v = _aa(8.5 - r, res)
+        body_v = aa_coverage(8.5 - r, res)
         valve_col = accents[1 % len(accents)] * 0.5 + 0.5 * np.array([0.55, 0.56, 0.58], np.float32)
         rings = 0.5 + 0.5 * np.cos(2 * np.pi * r / 1.6)
         slots = (np.abs(np.sin(np.arctan2(p.v - cv_, p.u - cu) * 9)) > 0.6) & (r < 6.5) & (r > 3.0)
@@ -512,7 +505,7 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
 
 def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
-    cov = _aa(edge, res)
+    cov = aa_coverage(edge, res)
     rim = _smoothstep(3.0, 1.0, edge)
     relief = 1.2 * rim + 0.4 * _smoothstep(6.0, 10.0, edge)
     albedo = base * (1.0 - 0.1 * rim)[..., None]
@@ -533,7 +526,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
         cu, cv_ = CENTRE_U + sign * 25.0, top_v + 0.64 * span
         du, dv = (p.u - cu) / 0.82, p.v - cv_  # seen obliquely: narrower than tall
         r = np.hypot(du, dv)
-        disc = _aa(13.0 - r, res)
+        disc = aa_coverage(13.0 - r, res)
         rings = _line(r - 11.2, 0.6, res) + 0.6 * _line(r - 7.0, 0.5, res)
         grille = ((np.sin(2 * np.pi * du / 2.2) > 0.3) & (r < 6.0)).astype(np.float32)
         col = cart[None, None, :] * (1.0 - 0.25 * rings - 0.35 * grille)[..., None]
@@ -543,7 +536,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     cu, cv_ = CENTRE_U, top_v + 0.8 * span
     du, dv = p.u - cu, p.v - cv_
     box = np.minimum(8.5 - np.abs(du), 5.5 - np.abs(dv))
-    cover = _aa(box, res)
+    cover = aa_coverage(box, res)
     slots = ((np.sin(2 * np.pi * dv / 2.0) > 0.2) & (np.abs(du) < 6.0) & (np.abs(dv) < 3.8)).astype(np.float32)
     col = base * 0.8 * (1.0 - 0.5 * slots)[..., None]
     p.over(cover, col, relief=2.0 + 0.7 * _smoothstep(0.0, 2.0, box) - 0.6 * slots, gloss=0.35, raise_=3.0 * _smoothstep(0.0, 4.0, box))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..align import umeyama
 from ..errors import MfrkitError
 
 
@@ -34,13 +35,9 @@ class Similarity3D:
         """Map points of shape (..., 3)."""
         return self.scale * np.asarray(points, dtype=np.float64) @ self.rotation.T + self.translation
 
-    def apply_vectors(self, vectors: np.ndarray) -> np.ndarray:
-        """Map offsets (no translation) of shape (..., 3)."""
-        return self.scale * np.asarray(vectors, dtype=np.float64) @ self.rotation.T
-
 
 def similarity_3d(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> Similarity3D:
-    """Weighted least-squares similarity (Umeyama) taking ``src`` onto ``dst``.
+    """Weighted least-squares similarity (:func:`mfrkit.align.umeyama`) taking ``src`` onto ``dst``.
 
     Parameters
     ----------
@@ -51,25 +48,10 @@ def similarity_3d(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None =
     -------
     Similarity3D minimising ``sum w_i ||s R src_i + t - dst_i||^2`` with ``det R = +1``.
     """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
-        raise MfrkitError(f"need two (N, 3) point arrays with N >= 3, got {src.shape} and {dst.shape}")
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    s, d = src - mu_s, dst - mu_d
-    var_s = float(w @ (s**2).sum(1))
-    if var_s < 1e-12:
-        raise MfrkitError("points are degenerate (all coincide)")
-    cov = (d * w[:, None]).T @ s
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2] = -1.0
-    rot = (u * sign) @ vt
-    scale = float((sig * sign).sum() / var_s)
-    return Similarity3D(scale=scale, rotation=rot, translation=mu_d - scale * rot @ mu_s)
+    if np.shape(src)[-1:] != (3,):
+        raise MfrkitError(f"need two (N, 3) point arrays with N >= 3, got {np.shape(src)} and {np.shape(dst)}")
+    scale, rot, shift = umeyama(src, dst, weights)
+    return Similarity3D(scale=scale, rotation=rot, translation=shift)
 
 
 def barycentric_weights(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

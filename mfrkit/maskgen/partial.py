@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..align import ARCFACE_112, similarity_transform, transform_points
+from ..align import ARCFACE_112, similarity_transform
 from ..errors import MfrkitError, UnknownNameError
 
 #: MTCNN's 5-point mean face in unit coordinates, as PartialLFW aligns with it:
@@ -99,7 +99,8 @@ def get_template(name: str) -> PartialTemplate:
 
 
 def alignment_matrix(points5: np.ndarray, template: PartialTemplate) -> np.ndarray:
-    """2x3 matrix taking image pixels to the template's aligned crop."""
+    """(2, 3) matrix taking image pixels to the template's aligned crop, from 5
+    ArcFace-order landmarks ``points5`` of shape (5, 2) in image pixels."""
     pts = np.asarray(points5, dtype=np.float64).reshape(-1, 2)
     if pts.shape != (5, 2):
         raise MfrkitError(f"partial faces need 5 landmarks, got {pts.shape[0]}")
@@ -111,7 +112,8 @@ def alignment_matrix(points5: np.ndarray, template: PartialTemplate) -> np.ndarr
 
 
 def align(image: np.ndarray, points5: np.ndarray, template: PartialTemplate) -> np.ndarray:
-    """The aligned crop (size, size, 3): bilinear, grey border."""
+    """The aligned crop of ``image`` (H, W, 3) uint8, shape (size, size, 3): bilinear,
+    grey border; ``points5`` as in :func:`alignment_matrix`."""
     m = alignment_matrix(points5, template)
     return cv2.warpAffine(image, m, (template.size, template.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY,) * 3)
 
@@ -163,14 +165,8 @@ def crop_region(aligned: np.ndarray, region: str, factor: float, *, centered: bo
     return out
 
 
-def partial_points(points5: np.ndarray, template: PartialTemplate | str = "partiallfw") -> np.ndarray:
-    """Where the 5 landmarks land in the aligned crop, shape (5, 2)."""
-    t = get_template(template) if isinstance(template, str) else template
-    return transform_points(alignment_matrix(points5, t), points5)
-
-
 def parse_factors(text: str) -> tuple[float, ...]:
-    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list."""
+    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list; repeats dropped."""
     text = str(text).strip()
     try:
         if ":" in text:
@@ -185,7 +181,7 @@ def parse_factors(text: str) -> tuple[float, ...]:
         raise MfrkitError(f"cannot read factors {text!r}: use start:stop:step (e.g. 0.10:0.50:0.05) or a comma list") from None
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise MfrkitError(f"factors must lie in (0, 1], got {text!r}")
-    return tuple(values)
+    return tuple(dict.fromkeys(values))
 
 
 def parse_regions(text: str) -> tuple[str, ...]:

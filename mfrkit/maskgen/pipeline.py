@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import shutil
 import time
 import traceback
@@ -37,16 +36,17 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_path, atomic_write_text
-from ..data.imageio import encode_image, read_image
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, write_manifest
+from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from ..data.imageio import image_size, read_image, write_image
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data_cards import write_card
 from ..errors import ImageError, ManifestError, MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
 from ..rng import item_rng
 from .canonical import canonical_face, mean_face_68
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 from .quality import check_coverage
-from .renderers import RENDERERS, create_renderer
+from .renderers import RENDERERS, create_renderer, landmarks_needed
 from .styles import MASK_TYPES, StyleSpec
 
 JOURNAL = ".journal"
@@ -205,19 +205,44 @@ def aligned_landmarks(width: int, height: int) -> Landmarks:
                      score=float("nan"), backend="aligned", mesh=mesh.astype(np.float32))
 
 
-def _needs(renderer: str) -> str:
-    return "mesh" if RENDERERS.get(renderer).model == "mesh" else "68"
+def _job_backend(aligned: bool, landmarks: str | None, landmark_file: str | None, renderer: str | None = None) -> str:
+    """The landmark backend a job uses, checked before the job claims its ``out`` folder.
+
+    ``aligned`` jobs use the template landmarks (``"aligned"``); a renderer, when
+    given, must get what it fits from the backend.
+    """
+    if aligned:
+        return "aligned"
+    from ..landmarks.base import BACKENDS
+
+    backend = landmarks or "mediapipe"
+    factory = BACKENDS.get(backend)
+    if backend == "file" and not landmark_file:
+        raise JobError("--landmarks file needs the landmark file: --landmark-file PATH")
+    needs = landmarks_needed(renderer) if renderer else None
+    if needs == "mesh" and not getattr(factory, "has_mesh", False):
+        raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
+    # The file backend gives 68 points when its file holds them; the renderer checks each face.
+    if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
+        raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
+    return backend
 
 
 def _backend_options(landmark_file: str | None) -> dict:
     return {"path": str(landmark_file)} if landmark_file else {}
 
 
-def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: bool, options: dict) -> dict[str, FaceResult]:
-    """Landmarks of every image of ``manifest``, from (and into) the landmark cache."""
+def _job_landmarks(source: Manifest, usable: pd.DataFrame, backend: str, landmark_file: str | None, limit: int | None, workers: int,
+                   progress: bool) -> dict[str, FaceResult]:
+    """Landmarks of the job's usable images, by image_id, from (and into) the landmark
+    cache beside the source manifest; none for an ``aligned`` job."""
+    if backend == "aligned" or not len(usable):
+        return {}
     from ..landmarks.cache import get_landmarks
 
-    return get_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=options)
+    # A --limit run detects only its own images; the cache keeps every other image's rows.
+    manifest = source if limit is None else Manifest(usable.reset_index(drop=True), source.meta, source.path)
+    return get_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=_backend_options(landmark_file))
 
 
 # --- the shared job runner ----------------------------------------------------------------------------
@@ -226,7 +251,7 @@ def _landmark_results(manifest: Manifest, backend: str, workers: int, progress: 
 @dataclass(frozen=True)
 class _Item:
     key: str  # unique per item; the journal's key
-    outputs: tuple[str, ...]  # output paths relative to out, checked on resume
+    outputs: tuple[str, ...]  # every path relative to out the item may write (checked to be unique)
     payload: dict = field(repr=False, default_factory=dict)
 
 
@@ -243,19 +268,6 @@ def _init_worker(kind: str, options: dict) -> None:
     _STATE["options"] = options
     if kind == "synth":
         _STATE["renderer"] = create_renderer(options["renderer"])
-    if options.get("detect"):
-        from ..landmarks.base import create_backend
-
-        _STATE["backend"] = create_backend(options["detect"], **options.get("backend_options", {}))
-
-
-def _face(payload: dict, image: np.ndarray) -> FaceResult | None:
-    """The item's landmarks: from the cache, or detected here when the job detects."""
-    if "backend" in _STATE:
-        from ..landmarks.base import detect_primary
-
-        return detect_primary(_STATE["backend"], image, image_id=payload["source_id"])
-    return payload.get("face")
 
 
 def _run_chunk(items: list[_Item]) -> list[list[dict]]:
@@ -287,10 +299,44 @@ def _failure_row(payload: dict, status: str, message: str) -> dict:
     }
 
 
+def _out_folder(out, source: Manifest) -> Path:
+    """``out``, refused when it lies in the source dataset's folder: outputs mirror the
+    source paths, so they would overwrite its images (or mix with them)."""
+    out = Path(out)
+    root = source.root.resolve()
+    if out.resolve() == root or out.resolve().is_relative_to(root):
+        raise JobError(f"--out {out} lies inside the source dataset folder {root}; outputs would overwrite or mix with its images, choose a folder outside it")
+    return out
+
+
+def _check_unique_outputs(items: list[_Item], hint: str) -> None:
+    """Refuse, before any work, a job where two outputs would share a file."""
+    seen: dict[str, str] = {}
+    for it in items:
+        for rel in dict.fromkeys(it.outputs):  # a masked image and its no-face copy may share a path
+            if rel in seen:
+                raise JobError(f"sources {seen[rel]!r} and {it.payload['source_id']!r} would both be written to {rel!r}; {hint}")
+            seen[rel] = it.payload["source_id"]
+
+
 def _config_fingerprint(kind: str, config, source_fp: str) -> str:
     data = {"kind": kind, "config": dataclasses.asdict(config), "source": source_fp, "version": __version__}
     data["config"].pop("limit", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _job_meta(kind: str, suffix: str, description: str, source: Manifest, source_fp: str, config, fingerprint: str, **params) -> dict:
+    """The output manifest's metadata: what was made, from which manifest, how."""
+    return {
+        "name": f"{source.name or 'dataset'}-{suffix}",
+        "kind": kind,
+        "root": ".",
+        "description": f"{description} from {source.name or source.path}",
+        "seed": config.seed,
+        "params": {**dataclasses.asdict(config), **params},
+        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source_fp},
+        "job_fingerprint": fingerprint,
+    }
 
 
 def _prepare_out(out: Path, fingerprint: str) -> Path:
@@ -299,13 +345,15 @@ def _prepare_out(out: Path, fingerprint: str) -> Path:
     stamp = journal / "job.json"
     if stamp.exists():
         if json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
-            raise JobError(f"{out} holds an unfinished job with other options; finish it with the same options, or use another --out")
+            if any(journal.glob("part-*.json")):
+                raise JobError(f"{out} holds an unfinished job with other options; finish it with the same options, or use another --out")
+            # That job stopped before finishing anything (e.g. a landmark backend that
+            # could not load): there is nothing of it to protect.
+            atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint}))
     else:
         final = out / MANIFEST_NAME
         if final.exists():
             try:
-                from ..data.manifest import read_manifest
-
                 old = read_manifest(final)
             except ManifestError:
                 old = None
@@ -322,8 +370,6 @@ def _load_journal(journal: Path, out: Path) -> dict[str, list[dict]]:
     if final.exists():
         # A finished job rerun (e.g. with a larger --limit): its manifest lists what is
         # done; failed items are simply tried again.
-        from ..data.manifest import read_manifest
-
         table = read_manifest(final).table
         if "job_item" in table.columns:
             for key, group in table.groupby("job_item", sort=False):
@@ -354,10 +400,8 @@ def _run_items(kind: str, items: list[_Item], options: dict, out: Path, journal:
     with progress_bar(len(todo), kind, enabled=progress) as advance:
         pool = None
         if workers > 1 and len(chunks) > 1:
-            # Workers that run mediapipe are spawned: a forked copy of a process that
-            # has initialised mediapipe crashes. Rendering alone forks (faster start).
-            context = multiprocessing.get_context("spawn" if options.get("detect") else None)
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, {**options, "threads": 1}), mp_context=context)
+            # Workers only render (landmarks come from the cache), so they may fork.
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(kind, {**options, "threads": 1}))
             results = pool.map(_run_chunk, chunks)
         else:
             _init_worker(kind, options)
@@ -393,19 +437,16 @@ def _json_default(obj):
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-def _write_output(out: Path, rel: str, image: np.ndarray | None, data: bytes | None = None) -> dict:
-    """Write an image atomically; the manifest's file columns for it."""
-    path = out / rel
+def _write_output(out: Path, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
+    """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``
+    as it is, atomically; the manifest's file columns for it."""
     if data is None:
-        data = encode_image(image, PurePosixPath(rel).suffix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    if image is None:
-        from ..data.imageio import decode_image
-
-        image = decode_image(data)
-    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(image.shape[1]), "height": int(image.shape[0]), "bytes": len(data)}
+        data = write_image(out / rel, image)
+        h, w = image.shape[:2]
+    else:
+        atomic_write_bytes(out / rel, data)
+        w, h = image_size(data)
+    return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data)}
 
 
 def _source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -456,25 +497,16 @@ def _finish(kind: str, out: Path, journal: Path, items: list[_Item], done: dict[
     fail_frame = failed[["image_id", *cols]] if len(failed) else pd.DataFrame(columns=["image_id", *cols])
     with atomic_path(fail_path) as tmp:
         fail_frame.to_csv(tmp, index=False)
-    card = write_data_card(manifest, out / CARD)
+    card = write_card(manifest, out / CARD)
     sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=seed, label=sheet_label)
     shutil.rmtree(journal, ignore_errors=True)
     return JobSummary(kind=kind, out=out, manifest=path, outputs=int(len(ok)), processed=processed, resumed=resumed, failures=failures,
                       quality=quality, elapsed=time.time() - started, card=card, contact_sheet=sheet, failures_file=fail_path)
 
 
-def write_data_card(manifest: Manifest, path: Path) -> Path:
-    """The job's data card (the one place the card writer is called)."""
-    from ..data_cards import write_card
-
-    return write_card(manifest, path)
-
-
 def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int = 36, tile: int = 160, columns: int = 6, label: Callable[[dict], str] | None = None) -> Path | None:
     """A PNG of up to ``n`` outputs drawn at random (seeded), labelled; None when empty."""
     import cv2
-
-    from ..data.imageio import write_image
 
     table = manifest.ok()
     if "variant" in table.columns:
@@ -526,14 +558,14 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
     base = {"identity": p["identity"], "source_id": p["source_id"], "seed": opts["seed"], "landmark_backend": opts["backend"], "renderer": opts["renderer"]}
     if p["slot"] == "unmasked":
         data = Path(p["source"]).read_bytes()
-        files = _write_output(Path(opts["out"]), p["out_rel"], None, data)
+        files = _write_output(Path(opts["out"]), p["out_rel"], data=data)
         return [{**base, "image_id": p["out_rel"], "variant": "unmasked", "status": STATUS_OK, **files}]
     try:
         image = read_image(p["source"])
     except ImageError as exc:
         # One failure per source, not one per output slot.
         return [_failure_row(p, exc.reason, str(exc))] if p["primary"] else []
-    face = None if opts["aligned"] else _face(p, image)
+    face = None if opts["aligned"] else p["face"]
     if opts["aligned"]:
         landmarks, n_faces = aligned_landmarks(image.shape[1], image.shape[0]), 1
     elif face is None or face.status != STATUS_OK or face.landmarks is None:
@@ -542,7 +574,7 @@ def _synth_item(p: dict, opts: dict) -> list[dict]:
             return []
         if opts["on_no_face"] == "copy" and status == "no_face" and p.get("copy_rel"):
             data = Path(p["source"]).read_bytes()
-            files = _write_output(Path(opts["out"]), p["copy_rel"], None, data)
+            files = _write_output(Path(opts["out"]), p["copy_rel"], data=data)
             return [{**base, "image_id": p["copy_rel"], "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                      "message": "no face found; copied unmasked", "source_path": p["source_rel"], **files}]
         return [{**_failure_row(p, status, "no face found" if status == "no_face" else f"landmarks: {status}"), "n_faces": 0 if face is None else face.n_faces}]
@@ -585,58 +617,34 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     RENDERERS.get(config.renderer)
     spec = config.spec()
     ext = _ext(config.image_format)
-    backend = "aligned" if config.aligned else (config.landmarks or "mediapipe")
-    if not config.aligned:
-        from ..landmarks.base import BACKENDS
-
-        factory = BACKENDS.get(backend)
-        needs = _needs(config.renderer)
-        if needs == "mesh" and not getattr(factory, "has_mesh", False):
-            raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
-        if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
-            raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
+    backend = _job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
     source = _resolve(src, workers, progress)
-    out = Path(out)
+    out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
-    fingerprint = _config_fingerprint("synth", config, source.fingerprint())
-    journal = _prepare_out(out, fingerprint)
-    # The landmark cache serves whole datasets; a --limit run detects as it goes
-    # (caching a subset would prune the cache of everything else).
-    faces: dict[str, FaceResult] = {}
-    if not config.aligned and len(usable) and config.limit is None:
-        faces = _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
+    source_fp = source.fingerprint()  # hashes every row: once per job
+    fingerprint = _config_fingerprint("synth", config, source_fp)
+    faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     slots = config.slots()
     for _, row in usable.iterrows():
         sid, rel = str(row["image_id"]), str(row["path"])
         common = {"source_id": sid, "identity": None if pd.isna(row.get("identity")) else row.get("identity"), "source": str(source.abspath(rel)), "source_rel": rel}
-        masked_rels = []
         for slot in slots:
             suffix = slot if slot != "mask" else ("masked" if config.mix else "")
             out_rel = _out_rel(rel, suffix, ext)
-            masked_rels.append(out_rel)
             copy_rel = _out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
-            items.append(_Item(key=f"{sid}#{slot}", outputs=(out_rel,), payload={**common, "slot": slot, "primary": slot == slots[0], "out_rel": out_rel,
+            items.append(_Item(key=f"{sid}#{slot}", outputs=(out_rel,) + ((copy_rel,) if copy_rel else ()), payload={**common, "slot": slot, "primary": slot == slots[0], "out_rel": out_rel,
                                                                                   "copy_rel": copy_rel, "face": faces.get(sid)}))
         if config.mix:
             items.append(_Item(key=f"{sid}#unmasked", outputs=(_out_rel(rel, "", None),), payload={**common, "slot": "unmasked", "out_rel": _out_rel(rel, "", None)}))
-    if len({it.outputs[0] for it in items}) != len(items):
-        raise JobError("two outputs would share a file name; use --format to keep source extensions apart or rename the sources")
+    _check_unique_outputs(items, "use --format to keep source extensions apart or rename the sources")
+    journal = _prepare_out(out, fingerprint)
     options = {"kind": "synth", "out": str(out), "renderer": config.renderer, "seed": config.seed, "spec": spec, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
-               "backend_options": _backend_options(config.landmark_file)}
+               "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("synth", items, options, out, journal, workers, progress)
     # An item whose face was missing produced no file: "done" only in the journal.
-    meta = {
-        "name": f"{source.name or 'dataset'}-masked",
-        "kind": "synth",
-        "root": ".",
-        "description": f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer) from {source.name or source.path}",
-        "seed": config.seed,
-        "params": {**dataclasses.asdict(config), "landmark_backend": backend},
-        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
-        "job_fingerprint": fingerprint,
-    }
+    meta = _job_meta("synth", "masked", f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", source, source_fp,
+                     config, fingerprint, landmark_backend=backend)
     first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
     return _finish("synth", out, journal, items, done, meta, unusable, lambda rel: _out_rel(rel, first, ext), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
@@ -669,7 +677,7 @@ def _partial_item(p: dict, opts: dict) -> list[dict]:
     except ImageError as exc:
         return [_failure_row(p, exc.reason, str(exc))]
     template = get_template(opts["template"])
-    face = None if opts["aligned"] else _face(p, image)
+    face = None if opts["aligned"] else p["face"]
     fallback = None
     if opts["aligned"]:
         aligned = align(image, aligned_landmarks(image.shape[1], image.shape[0]).points5, template)
@@ -709,13 +717,13 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     regions = parse_regions(config.regions)
     factors = parse_factors(config.factors)
     template = get_template(config.template)
-    backend = "aligned" if config.aligned else (config.landmarks or "mediapipe")
+    backend = _job_backend(config.aligned, config.landmarks, config.landmark_file)
     source = _resolve(src, workers, progress)
-    out = Path(out)
+    out = _out_folder(out, source)
     usable, unusable = _source_rows(source, config.limit)
-    fingerprint = _config_fingerprint("partial", config, source.fingerprint())
-    journal = _prepare_out(out, fingerprint)
-    faces = {} if config.aligned or not len(usable) or config.limit is not None else _landmark_results(source, backend, workers, progress, _backend_options(config.landmark_file))
+    source_fp = source.fingerprint()
+    fingerprint = _config_fingerprint("partial", config, source_fp)
+    faces = _job_landmarks(source, usable, backend, config.landmark_file, config.limit, workers, progress)
     items = []
     for _, row in usable.iterrows():
         sid, rel = str(row["image_id"]), str(row["path"])
@@ -723,20 +731,14 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
         items.append(_Item(key=f"{sid}#partial", outputs=tuple(o[0] for o in outputs), payload={
             "source_id": sid, "identity": None if pd.isna(row.get("identity")) else row.get("identity"), "source": str(source.abspath(rel)),
             "source_rel": rel, "outputs": outputs, "face": faces.get(sid)}))
+    # Sources differing only in extension (x.jpg, x.png) both become x.png.
+    _check_unique_outputs(items, "rename the sources")
+    journal = _prepare_out(out, fingerprint)
     options = {"kind": "partial", "out": str(out), "seed": config.seed, "template": template.name, "aligned": config.aligned,
-               "on_no_face": config.on_no_face, "backend": backend, "detect": backend if (config.limit is not None and not config.aligned) else None,
-               "backend_options": _backend_options(config.landmark_file)}
+               "on_no_face": config.on_no_face, "backend": backend}
     done, processed, resumed = _run_items("partial", items, options, out, journal, workers, progress)
-    meta = {
-        "name": f"{source.name or 'dataset'}-partial",
-        "kind": "partial",
-        "root": ".",
-        "description": f"partial faces ({template.name}) made by mfrkit {__version__} from {source.name or source.path}",
-        "seed": config.seed,
-        "params": {**dataclasses.asdict(config), "regions": list(regions), "factors": list(factors), "landmark_backend": backend},
-        "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": source.fingerprint()},
-        "job_fingerprint": fingerprint,
-    }
+    meta = _job_meta("partial", "partial", f"partial faces ({template.name}) made by mfrkit {__version__}", source, source_fp, config, fingerprint,
+                     regions=list(regions), factors=list(factors), landmark_backend=backend)
     first = (regions[0], factors[0], config.centered()[0])
     return _finish("partial", out, journal, items, done, meta, unusable, lambda rel: _partial_rel(rel, *first), config.seed, processed, resumed, started,
                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")

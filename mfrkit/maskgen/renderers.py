@@ -402,7 +402,7 @@ class Renderer:
         return RenderParams(renderer=self.name, style=style, landmarks=landmarks, noise_seed=int(rng.integers(0, 2**31 - 1)))
 
     def apply(self, image: np.ndarray, params: RenderParams) -> Rendered:
-        """Render ``params`` onto ``image``; a pure function of both."""
+        """Render ``params`` onto ``image``, (H, W, 3) uint8 RGB; a pure function of both."""
         return render(image, self.fit(params.landmarks), params.style, params.noise_seed, renderer=self.name)
 
     def __call__(self, image: np.ndarray, landmarks: Landmarks, rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Rendered:

@@ -51,7 +51,8 @@ TEXTURES: Registry = Registry("mask texture")
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise with unit standard deviation; ``sigma`` in texels."""
+    """Gaussian-filtered white noise of ``shape`` (h, w), float32, unit standard
+    deviation; ``sigma`` in texels."""
     # Broad noise is drawn on a coarser grid and enlarged: same look, a fraction of the work.
     step = int(max(1, sigma // 1.5))
     small = (-(-shape[0] // step) + 1, -(-shape[1] // step) + 1)
@@ -76,8 +77,9 @@ def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a * (1.0 - w[..., None]) + b * w[..., None]
 
 
-def _coverage(d: np.ndarray, res: float) -> np.ndarray:
-    """Anti-aliased inside-ness from a signed distance ``d`` (units, > 0 inside)."""
+def aa_coverage(d: np.ndarray, res: float) -> np.ndarray:
+    """Anti-aliased coverage, 0-1, of a signed distance ``d`` (canonical units, > 0
+    inside) at ``res`` texels per unit: the edge blends over one texel."""
     return np.clip(d * res + 0.5, 0.0, 1.0).astype(np.float32)
 
 
@@ -124,7 +126,7 @@ def stripes(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gen
     # Signed distance to the stripe edges, for anti-aliasing.
     d = np.minimum(phase, duty - phase) * period
     d = np.where(phase < duty, d, -np.minimum(phase - duty, 1.0 - phase) * period)
-    w = _coverage(d, canvas.res)
+    w = aa_coverage(d, canvas.res)
     return weave(canvas, colors[:1], params, rng) * (1 - w[..., None]) + weave(canvas, colors[1:2], params, rng) * w[..., None]
 
 
@@ -137,7 +139,7 @@ def dots(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Genera
     u = canvas.u + 0.5 * period * (row % 2)
     du = (u / period - np.round(u / period)) * period
     dv = (canvas.v / period - np.floor(canvas.v / period) - 0.5) * period
-    w = _coverage(radius - np.hypot(du, dv), canvas.res)
+    w = aa_coverage(radius - np.hypot(du, dv), canvas.res)
     base = weave(canvas, colors[:1], params, rng)
     return _mix(base, np.broadcast_to(colors[1], base.shape), w)
 
@@ -169,8 +171,8 @@ def floral(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gene
             r = np.hypot(du, dv)
             theta = np.arctan2(dv, du) + turn[j, i]
             petal_r = size * (0.55 + 0.45 * np.abs(np.cos(2.5 * theta)))
-            petal = _coverage(petal_r - r, canvas.res)
-            centre = _coverage(0.28 * size - r, canvas.res)
+            petal = aa_coverage(petal_r - r, canvas.res)
+            centre = aa_coverage(0.28 * size - r, canvas.res)
             px = out[r0:r1, c0:c1]
             px = _mix(px, np.broadcast_to(colors[pick[j, i]], px.shape), petal)
             out[r0:r1, c0:c1] = _mix(px, np.broadcast_to(colors[-1], px.shape), centre)
@@ -199,8 +201,8 @@ def plaid(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gener
     out = base
     for k, axis in enumerate((canvas.u, canvas.v)):
         phase = (axis / period) % 1.0
-        wide = _coverage(0.18 * period - np.abs(phase - 0.5) * period, canvas.res)
-        thin = _coverage(0.04 * period - np.abs(phase - 0.12) * period, canvas.res)
+        wide = aa_coverage(0.18 * period - np.abs(phase - 0.5) * period, canvas.res)
+        thin = aa_coverage(0.04 * period - np.abs(phase - 0.12) * period, canvas.res)
         col = colors[1 + (k % max(1, len(colors) - 1))]
         out = _mix(out, out * 0.45 + 0.55 * col, wide)
         out = _mix(out, np.broadcast_to(colors[-1], out.shape), 0.8 * thin)

@@ -82,6 +82,7 @@ def test_arcface_template_scales_the_boxes():
 def test_parsing_factors_and_regions():
     assert parse_factors("0.10:0.50:0.05") == PARTIAL_LFW_FACTORS
     assert parse_factors("0.2, 0.4") == (0.2, 0.4)
+    assert parse_factors("0.2,0.20,0.4,0.2") == (0.2, 0.4)  # a repeat would name the same files twice
     assert parse_regions("all") == ("leye", "reye", "nose", "mouth")
     with pytest.raises(MfrkitError):
         parse_factors("0.1:0.5:0")

@@ -191,3 +191,45 @@ def test_landmarks_from_a_file(synth_one, source, tmp_path):
     assert summary.outputs == 4 and (t["landmark_backend"] == "file").all() and t["quality_ok"].all()
     with pytest.raises(JobError, match="dense mesh"):
         synthesize(source, tmp_path / "nope", SynthConfig(renderer="mesh", landmarks="file", landmark_file=str(path)), workers=1)
+
+
+def test_a_job_that_stopped_before_its_first_item_leaves_out_free(source, tmp_path):
+    from mfrkit.errors import LandmarkError
+
+    out = tmp_path / "claimed"
+    with pytest.raises(JobError, match="--landmark-file"):
+        synthesize(source, out, SynthConfig(renderer="template", landmarks="file"), workers=1)
+    assert not out.exists()  # refused before the folder was claimed
+    with pytest.raises(LandmarkError, match="not found"):
+        make_partial(source, out, PartialConfig(landmarks="file", landmark_file=str(tmp_path / "missing.txt"), limit=1), workers=1)
+    # Nothing was made under those options, so corrected ones may take the folder over.
+    summary = make_partial(source, out, PartialConfig(regions="nose", factors="0.3", landmarks="dlib", limit=1), workers=1)
+    assert summary.outputs == 1
+
+
+def test_outputs_that_would_share_a_file_are_refused_before_any_work(tmp_path):
+    root = tmp_path / "src"
+    crop = np.full((112, 112, 3), 120, np.uint8)
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.jpg").write_bytes(encode_image(crop, ".jpg"))
+    (root / "a" / "x.png").write_bytes(encode_image(crop, ".png"))
+    src = _scan(root, "collide")
+    out = tmp_path / "out"
+    # Partial crops are always PNG: a/x.jpg and a/x.png would land on the same file.
+    with pytest.raises(JobError, match="would both be written"):
+        make_partial(src, out, PartialConfig(aligned=True, regions="nose", factors="0.3"), workers=1)
+    with pytest.raises(JobError, match="--format"):
+        synthesize(src, out, SynthConfig(aligned=True, image_format="png"), workers=1)
+    assert not out.exists()
+    # Without --format each keeps its extension, and a no-face copy may share its masked image's path.
+    assert synthesize(src, out, SynthConfig(aligned=True, on_no_face="copy"), workers=1).outputs == 2
+
+
+def test_out_inside_the_source_folder_is_refused(source):
+    before = _files(source.root)
+    for out in (source.root, source.root / "masked"):
+        with pytest.raises(JobError, match="inside the source dataset folder"):
+            synthesize(source, out, SynthConfig(), workers=1)
+        with pytest.raises(JobError, match="inside the source dataset folder"):
+            make_partial(source, out, PartialConfig(), workers=1)
+    assert _files(source.root) == before and not (source.root / "masked").exists()
