@@ -644,6 +644,11 @@ def main() -> None:
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         code = 130
+    except OSError as exc:
+        # The file system said no (permission denied, disk full, ...): the user can act on
+        # that message; a traceback would bury it.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(1)
     except Exception as exc:  # click's usage errors; typer 0.29 vendors click, so no `import click`
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()

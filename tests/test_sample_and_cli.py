@@ -156,3 +156,17 @@ def test_demo_rerun_with_another_seed_remakes_its_masked_copy(tmp_path, mfrkit_h
 def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):
     result = runner.invoke(app, ["card", "lfw", "--out", str(tmp_path / "cards")])
     assert result.exit_code == 0 and (tmp_path / "cards" / "DATA_CARD.md").is_file()
+
+
+def test_os_errors_become_messages(tmp_path, capsys, monkeypatch):
+    from mfrkit import atomic, cli
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(atomic, "atomic_write_text", refuse)
+    monkeypatch.setattr("sys.argv", ["mfrkit", "card", "lfw", "--out", str(tmp_path / "card.md")])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    assert "Permission denied" in capsys.readouterr().err
