@@ -40,13 +40,14 @@ from pathlib import Path
 import numpy as np
 
 from mfrkit.align import ARCFACE_112, similarity_transform, transform_points
+from mfrkit.landmarks.mediapipe_mesh import five_vertices
 from mfrkit.maskgen.geometry import similarity_3d
 
 OUT = Path(__file__).resolve().parents[1] / "mfrkit" / "maskgen" / "data" / "canonical_face.npz"
 
 # mediapipe vertices for the ArcFace 5 points: iris centres (image-left first),
 # pronasale, mouth corners (image-left first).
-FIVE = np.array([468, 473, 4, 61, 291])
+FIVE = five_vertices()  # the ArcFace points as the mediapipe backend defines them
 # iBUG-68 left/right partners (0-based).
 IBUG_MIRROR = np.array(
     list(range(16, -1, -1))  # jaw

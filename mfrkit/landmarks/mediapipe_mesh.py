@@ -38,14 +38,24 @@ def ibug68_indices() -> np.ndarray:
     return idx
 
 
+def five_vertices() -> np.ndarray:
+    """Mesh vertex of each ArcFace point, shape (5,): the two iris centres, then the
+    vertices of iBUG points 30 (nose tip), 48 and 54 (mouth corners)."""
+    idx = ibug68_indices()
+    return np.array([IRIS_IMAGE_LEFT, IRIS_IMAGE_RIGHT, idx[30], idx[48], idx[54]], dtype=np.int64)
+
+
+def five_from_mesh(mesh: np.ndarray) -> np.ndarray:
+    """ArcFace 5 points of a mediapipe mesh of shape (478, 2+), shape (5, 2), float32."""
+    return np.asarray(mesh)[five_vertices(), :2].astype(np.float32)
+
+
 def landmarks_from_mesh(mesh: np.ndarray, backend: str = "mediapipe") -> Landmarks:
     """Build :class:`Landmarks` from a mediapipe mesh of shape (478, 3), in pixels
     (``z`` on the ``x`` scale)."""
     mesh = np.asarray(mesh, dtype=np.float32)
     p68 = mesh[ibug68_indices(), :2]
-    p5 = np.stack(
-        [mesh[IRIS_IMAGE_LEFT, :2], mesh[IRIS_IMAGE_RIGHT, :2], p68[30], p68[48], p68[54]]
-    ).astype(np.float32)
+    p5 = five_from_mesh(mesh)
     xy = mesh[:, :2]
     bbox = np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
     return Landmarks(points5=p5, points68=p68.astype(np.float32), bbox=bbox, backend=backend, mesh=mesh)

@@ -105,9 +105,3 @@ def mean_face_68(size: int = 112) -> np.ndarray:
     These are the landmarks ``--aligned`` inputs get instead of detection.
     """
     return canonical_face().mean68[:, :2] * (size / 112.0)
-
-
-def five_from_mesh(mesh: np.ndarray) -> np.ndarray:
-    """ArcFace 5 points from a mediapipe mesh (478, 2+), as mfrkit's canonical face
-    defines them (iris centres, pronasale, mouth corners). Shape (5, 2)."""
-    return np.asarray(mesh)[canonical_face().five, :2]

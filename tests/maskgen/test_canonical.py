@@ -7,7 +7,8 @@ import numpy as np
 
 from mfrkit.align import ARCFACE_112
 from mfrkit.landmarks import five_from_68
-from mfrkit.maskgen.canonical import CENTRE_U, canonical_face, five_from_mesh, mean_face_68
+from mfrkit.landmarks.mediapipe_mesh import five_from_mesh, five_vertices
+from mfrkit.maskgen.canonical import CENTRE_U, canonical_face, mean_face_68
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_canonical_face.py"
 
@@ -22,6 +23,7 @@ def test_canonical_mesh_is_symmetric_and_frontal():
     np.testing.assert_allclose(v[:, 0] + v[mirror, 0], 2 * CENTRE_U, atol=0.6)
     np.testing.assert_allclose(v[:, 1:], v[mirror, 1:], atol=1e-3)
     # The frontal projection of its 5 points fits the ArcFace template closely.
+    np.testing.assert_array_equal(face.five, five_vertices())  # the same 5 points as the mediapipe backend
     five = five_from_mesh(v)
     assert np.sqrt(((five - ARCFACE_112) ** 2).sum(1).mean()) < 3.0
     # The nose is nearest the camera, the ears farthest.
