@@ -119,6 +119,19 @@ def datasets_remove(name: str) -> None:
     console.print(f"removed {remove_dataset(name).name}")
 
 
+@datasets_app.command("export")
+def datasets_export(
+    src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    out: Annotated[Path, typer.Argument(help="The CSV file to write.")],
+) -> None:
+    """Write a dataset's manifest as CSV (one row per image; dataset metadata is not kept)."""
+    from .data.manifest import export_csv
+    from .data.registry import resolve_source
+
+    manifest = resolve_source(src, progress=True)
+    console.print(f"wrote {export_csv(manifest, out)} ({len(manifest)} rows)")
+
+
 @datasets_app.command("scan")
 def datasets_scan(
     name: Annotated[str, typer.Argument(help="A registered name.")],

@@ -170,3 +170,15 @@ def test_os_errors_become_messages(tmp_path, capsys, monkeypatch):
         cli.main()
     assert exit_info.value.code == 1
     assert "Permission denied" in capsys.readouterr().err
+
+
+def test_datasets_export_csv_round_trips(tmp_path, mfrkit_home):
+    from mfrkit.data.manifest import read_manifest
+
+    build_sample(tmp_path / "s", captures=2)
+    out = tmp_path / "m.csv"
+    result = runner.invoke(app, ["datasets", "export", str(tmp_path / "s"), str(out)])
+    assert result.exit_code == 0 and "4 rows" in result.output
+    back = read_manifest(out)
+    assert sorted(back.table["image_id"]) == sorted(p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s").rglob("*.jpg"))
+    assert set(back.table["identity"]) == {"eileen_collins", "grace_hopper"}
