@@ -17,8 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from mfrkit.data.manifest import Manifest, make_table, write_manifest
-from mfrkit.protocols import (derive_verification, load_protocol, make_identification, make_verification,
-                              save_protocol, validate_protocol)
+from mfrkit.protocols import (
+    derive_verification,
+    load_protocol,
+    make_identification,
+    make_verification,
+    save_protocol,
+    validate_protocol,
+)
 
 
 def lfw_like_counts(seed: int = 0) -> list[int]:

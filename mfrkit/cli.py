@@ -469,8 +469,8 @@ def bench(
     plots: Annotated[bool, typer.Option(help="Write ROC/DET/CMC plots.")] = True,
 ) -> None:
     """Benchmark ONNX models on protocols: embeddings, scores, metrics, plots and leaderboard rows."""
-    from .bench.cache import default_cache_dir
-    from .bench.run import BenchConfig, run_benchmark
+    from .bench.benchmark import BenchConfig, run_benchmark
+    from .bench.embedding_cache import default_cache_dir
     from .progress import progress_bar
 
     options = {"input_size": input_size, "color": color, "mean": mean, "std": std, "align": align}
@@ -537,7 +537,7 @@ def leaderboard(
     md: Annotated[Optional[Path], typer.Option("--md", help="Write the leaderboard as Markdown.")] = None,
 ) -> None:
     """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
-    from .bench.report import collect_leaderboard, write_leaderboard
+    from .bench.leaderboard import collect_leaderboard, write_leaderboard
 
     board = collect_leaderboard(results)
     _print_board(board)

@@ -95,7 +95,7 @@ def run_demo(
     if not full:
         return result
 
-    from .bench.run import BenchConfig, run_benchmark
+    from .bench.benchmark import BenchConfig, run_benchmark
     from .maskgen.pipeline import SynthConfig, synthesize
     from .models.dlib_resnet import import_dlib
     from .protocols.workflow import make_protocol_folder

@@ -44,3 +44,7 @@ class UnsupportedImageError(ImageError):
 
 class LandmarkError(MfrkitError):
     """A landmark backend cannot be loaded or used."""
+
+
+class ModelError(MfrkitError):
+    """A model file cannot be used: not ONNX, wrong shapes, missing preprocessing, bad output."""

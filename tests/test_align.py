@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from mfrkit.align import ARCFACE_112, align_face, arcface_template, invert_affine, similarity_transform, transform_points
+from mfrkit.align import (
+    ARCFACE_112,
+    align_face,
+    arcface_template,
+    invert_affine,
+    similarity_transform,
+    transform_points,
+)
 from mfrkit.errors import MfrkitError
 
 

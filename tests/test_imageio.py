@@ -1,11 +1,21 @@
-import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mfrkit.data.imageio import decode_image, encode_image, image_size, read_image, write_image
-from mfrkit.errors import CorruptImageError, ImageTooLargeError, MissingImageError, UnsupportedImageError
+from mfrkit.data.imageio import (
+    decode_image,
+    encode_image,
+    image_size,
+    read_image,
+    write_image,
+)
+from mfrkit.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    MissingImageError,
+    UnsupportedImageError,
+)
 
 
 def _save(img: Image.Image, path, **kw):

@@ -5,9 +5,21 @@ import pandas as pd
 import pytest
 from skimage import data
 
-from mfrkit.landmarks import Landmarks, create_backend, detect_primary, five_from_68, select_primary
-from mfrkit.landmarks.cache import cache_path, cached_counts, detect_landmarks, get_landmarks, load_landmarks
 from mfrkit.errors import LandmarkError, ManifestError
+from mfrkit.landmarks import (
+    Landmarks,
+    create_backend,
+    detect_primary,
+    five_from_68,
+    select_primary,
+)
+from mfrkit.landmarks.cache import (
+    cache_path,
+    cached_counts,
+    detect_landmarks,
+    get_landmarks,
+    load_landmarks,
+)
 
 
 @pytest.mark.parametrize("name", ["eileen_collins", "grace_hopper"])

@@ -1,7 +1,13 @@
 import pandas as pd
 import pytest
 
-from mfrkit.data.manifest import Manifest, make_table, read_manifest, safe_relpath, write_manifest
+from mfrkit.data.manifest import (
+    Manifest,
+    make_table,
+    read_manifest,
+    safe_relpath,
+    write_manifest,
+)
 from mfrkit.errors import ManifestError
 
 

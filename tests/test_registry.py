@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from mfrkit.data.imageio import write_image
-from mfrkit.data.registry import add_dataset, get_dataset, list_datasets, remove_dataset, resolve_source, scan_registered
+from mfrkit.data.registry import (
+    add_dataset,
+    get_dataset,
+    list_datasets,
+    remove_dataset,
+    resolve_source,
+    scan_registered,
+)
 from mfrkit.errors import DatasetError, UnknownNameError
 
 

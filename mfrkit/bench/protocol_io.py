@@ -17,7 +17,8 @@ from typing import Mapping
 
 import pandas as pd
 
-from ..protocols import ProtocolError, resolve_protocol as _engine_resolve
+from ..protocols import ProtocolError
+from ..protocols import resolve_protocol as _engine_resolve
 
 VERIFICATION, IDENTIFICATION = "verification", "identification"
 ROLES = ("reference", "probe")

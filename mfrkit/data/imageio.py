@@ -21,7 +21,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path
-from ..errors import CorruptImageError, ImageTooLargeError, MissingImageError, UnsupportedImageError
+from ..errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    MissingImageError,
+    UnsupportedImageError,
+)
 
 #: Default pixel limit (width x height), about a 10k x 10k photo. Face datasets never
 #: come near it; a decompression bomb does.

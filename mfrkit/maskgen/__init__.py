@@ -12,7 +12,14 @@ Public API::
 
 from .augment import MaskAugment
 from .partial import REGIONS, crop_region, partial_box
-from .pipeline import JobSummary, PartialConfig, SynthConfig, aligned_landmarks, make_partial, synthesize
+from .pipeline import (
+    JobSummary,
+    PartialConfig,
+    SynthConfig,
+    aligned_landmarks,
+    make_partial,
+    synthesize,
+)
 from .quality import CoverageCheck, check_coverage
 from .renderers import RENDERERS, Rendered, Renderer, RenderParams, create_renderer
 from .styles import COLORS, COVERAGES, MASK_TYPES, StyleParams, StyleSpec, sample_style

@@ -38,7 +38,14 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from ..data.imageio import image_size, read_image, write_image
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data.manifest import (
+    MANIFEST_NAME,
+    STATUS_OK,
+    Manifest,
+    make_table,
+    read_manifest,
+    write_manifest,
+)
 from ..data_cards import write_card
 from ..errors import ImageError, ManifestError, MfrkitError
 from ..landmarks.base import FaceResult, Landmarks

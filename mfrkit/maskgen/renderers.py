@@ -33,7 +33,16 @@ import numpy as np
 from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
 from ..registry import Registry
-from .blend import Lighting, composite, estimate_blur, estimate_lighting, estimate_noise, sample_at, shade, smooth_luminance
+from .blend import (
+    Lighting,
+    composite,
+    estimate_blur,
+    estimate_lighting,
+    estimate_noise,
+    sample_at,
+    shade,
+    smooth_luminance,
+)
 from .canonical import canonical_face
 from .draw import CELL, WINDOW, MaskLayer, draw_mask
 from .fit import Anchors, FaceFit, fit_landmarks, landmark_model

@@ -8,11 +8,18 @@ Families (see ``mfrkit/models/cards/``): ``csn``, ``attention``, ``heterogeneous
 ``domain_adapt``. Backbones: ``iresnet18/34/50/100``, ``mobilefacenet``.
 """
 
+from ..model_input import ModelInput
 from .backbones import BACKBONES, create_backbone
 from .export import ExportError, ExportResult, read_metadata, write_onnx
-from .families import FAMILIES, FamilyModel, create_family, family_names, list_families, make_config
+from .families import (
+    FAMILIES,
+    FamilyModel,
+    create_family,
+    family_names,
+    list_families,
+    make_config,
+)
 from .heads import HEADS, CombinedMarginHead, create_head
-from .preprocessing import Preprocessing
 
 # Importing the family modules registers them.
 from . import attention, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
@@ -25,7 +32,7 @@ __all__ = [
     "FAMILIES",
     "FamilyModel",
     "HEADS",
-    "Preprocessing",
+    "ModelInput",
     "create_backbone",
     "create_family",
     "create_head",

@@ -27,11 +27,11 @@ from torch import nn
 
 from ..alignments import arcface_name
 from ..errors import MfrkitError
+from ..model_input import ModelInput
 from .backbones import IResNet, create_backbone
 from .families import FAMILIES, FamilyModel
 from .heads import create_head
 from .losses import diversity_regularizer, weighted_cross_entropy
-from .preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,9 @@ class AttentionPartialFR(FamilyModel):
         self.head = create_head(config.head, config.embedding_dim, n_classes)
 
     @classmethod
-    def preprocessing_for(cls, config: AttentionConfig) -> Preprocessing:
+    def preprocessing_for(cls, config: AttentionConfig) -> ModelInput:
         size = config.input_size
-        return Preprocessing(input_size=(size, size), align=arcface_name(size, config.padding))
+        return ModelInput(input_size=(size, size), align=arcface_name(size, config.padding))
 
     def descriptors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-descriptor embeddings ``(N, K, D)``, importances ``(N, K)``, maps ``(N, K, h, w)``."""

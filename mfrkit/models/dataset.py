@@ -3,7 +3,7 @@
 Every usable manifest row (status ``ok``) is a sample. Its *source* is the row named by
 its ``source_id`` (a synthetic masked/partial image's unmasked original) or, for an
 image without one, the image itself. A sample yields (all float tensors normalised with
-the model's :class:`~mfrkit.models.preprocessing.Preprocessing`):
+the model's :class:`~mfrkit.model_input.ModelInput`):
 
 =================== ================ ==================================================
 key                 shape, dtype     meaning
@@ -47,8 +47,8 @@ from ..data.imageio import read_image
 from ..data.manifest import Manifest
 from ..errors import MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
+from ..model_input import ModelInput
 from ..rng import item_rng
-from .preprocessing import Preprocessing
 
 MaskTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 OCCLUDED_VARIANTS = ("masked", "partial")
@@ -89,13 +89,13 @@ class PairedFaceDataset(Dataset):
     Parameters
     ----------
     manifest : Manifest
-    preprocessing : Preprocessing
+    preprocessing : ModelInput
         The student's input.
     landmarks : mapping of image_id to FaceResult or Landmarks, optional
         Required unless ``aligned``; from ``mfrkit.landmarks.cache.get_landmarks``.
     aligned : bool
         The images already are aligned crops.
-    teacher_preprocessing : Preprocessing, optional
+    teacher_preprocessing : ModelInput, optional
         Also yield ``teacher``, the source prepared for a teacher.
     mask_transform : callable, optional
         ``(crop, rng) -> crop`` applied to unmasked samples with ``mask_probability``.
@@ -116,11 +116,11 @@ class PairedFaceDataset(Dataset):
     def __init__(
         self,
         manifest: Manifest,
-        preprocessing: Preprocessing,
+        preprocessing: ModelInput,
         *,
         landmarks: Mapping[str, FaceResult | Landmarks] | None = None,
         aligned: bool = False,
-        teacher_preprocessing: Preprocessing | None = None,
+        teacher_preprocessing: ModelInput | None = None,
         mask_transform: MaskTransform | None = None,
         mask_probability: float = 0.5,
         attributes: Sequence[str] = (),
@@ -197,7 +197,7 @@ class PairedFaceDataset(Dataset):
         """Select the on-the-fly masking draws of ``epoch``."""
         self.epoch = int(epoch)
 
-    def _crop(self, image: np.ndarray, lm: Landmarks | None, prep: Preprocessing) -> np.ndarray:
+    def _crop(self, image: np.ndarray, lm: Landmarks | None, prep: ModelInput) -> np.ndarray:
         if self.aligned:
             return prep.resize(image)
         return get_alignment(prep.align).crop(image, lm, prep.input_size)

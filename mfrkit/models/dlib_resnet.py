@@ -55,8 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MfrkitError
+from ..model_input import ModelInput
 from .export import write_onnx
-from .preprocessing import Preprocessing
 
 EMBEDDING_DIM = 128
 #: Metadata name of the crop the network takes (``input_rgb_image_sized<150>``):
@@ -594,7 +594,7 @@ def import_dlib(
     model = DlibResNet(_parse(data, name))
     out = Path(out_path)
     meta = dlib_metadata(model, hashlib.sha256(data).hexdigest())
-    preprocessing = Preprocessing.from_metadata(meta)
+    preprocessing = ModelInput.from_metadata(meta)
     extra = {k: v for k, v in meta.items() if k not in preprocessing.to_metadata()}
     write_onnx(model, out, preprocessing, extra, check_batches=check_batches)
     return out

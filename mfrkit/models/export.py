@@ -26,7 +26,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..errors import MfrkitError
-from .preprocessing import Preprocessing
+from ..model_input import ModelInput
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -75,7 +75,7 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
-def _check_inputs(preprocessing: Preprocessing, batch: int, seed: int) -> np.ndarray:
+def _check_inputs(preprocessing: ModelInput, batch: int, seed: int) -> np.ndarray:
     # Plausible inputs: random pixels through the model's own normalisation.
     rng = np.random.default_rng([seed, batch])
     h, w = preprocessing.input_size
@@ -83,7 +83,7 @@ def _check_inputs(preprocessing: Preprocessing, batch: int, seed: int) -> np.nda
     return preprocessing.to_input(pixels)
 
 
-def _metadata(preprocessing: Preprocessing, extra: Mapping[str, object] | None, dim: int) -> dict[str, str]:
+def _metadata(preprocessing: ModelInput, extra: Mapping[str, object] | None, dim: int) -> dict[str, str]:
     meta = preprocessing.to_metadata()
     meta["mfrkit.embedding_dim"] = str(dim)
     meta["mfrkit.version"] = __version__
@@ -98,7 +98,7 @@ def _metadata(preprocessing: Preprocessing, extra: Mapping[str, object] | None, 
 def write_onnx(
     module: nn.Module,
     path: str | os.PathLike,
-    preprocessing: Preprocessing,
+    preprocessing: ModelInput,
     extra_metadata: Mapping[str, object] | None = None,
     *,
     check_batches: Sequence[int] = (1, 8),
@@ -120,7 +120,7 @@ def write_onnx(
         ``preprocessing.input_size``.
     path : path-like
         Output ``.onnx`` file (weights embedded, no external data).
-    preprocessing : Preprocessing
+    preprocessing : ModelInput
         Written as ``mfrkit.input_size``, ``color``, ``mean``, ``std``, ``align``.
     extra_metadata : mapping
         More ``mfrkit.*`` keys; must include ``family``. Keys without the
@@ -213,7 +213,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
-def calibrate_batchnorm(module: nn.Module, preprocessing: Preprocessing, *, batches: int = 4, batch_size: int = 8, seed: int = 0) -> nn.Module:
+def calibrate_batchnorm(module: nn.Module, preprocessing: ModelInput, *, batches: int = 4, batch_size: int = 8, seed: int = 0) -> nn.Module:
     """Set every BatchNorm's running statistics from random images, in place.
 
     An untrained network keeps BatchNorm's initial statistics (mean 0, variance 1), so

@@ -4,7 +4,7 @@ A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen data
 ``Config`` (its architecture and loss weights, saved in checkpoints) and:
 
 ``preprocessing_for(config)`` (and the ``preprocessing`` property)
-    the :class:`~mfrkit.models.preprocessing.Preprocessing` its inputs need, declared
+    the :class:`~mfrkit.model_input.ModelInput` its inputs need, declared
     once and written into the exported ONNX metadata (default: ArcFace 112x112);
 ``embedding_dim``
     the size of the exported embedding (default: ``config.embedding_dim``);
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from ..errors import MfrkitError
+from ..model_input import ARCFACE_112_INPUT, ModelInput
 from ..registry import Registry
-from .preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 #: Model families by name: ``FamilyModel`` subclasses.
 FAMILIES: Registry = Registry("model family")
@@ -52,13 +52,13 @@ class FamilyModel(nn.Module):
         self.n_classes = int(n_classes)
 
     @classmethod
-    def preprocessing_for(cls, config: Any) -> Preprocessing:
+    def preprocessing_for(cls, config: Any) -> ModelInput:
         """The input a model of this family with ``config`` expects (default: the
         ArcFace 112x112 crop, (x - 127.5) / 127.5)."""
         return ARCFACE_112_INPUT
 
     @property
-    def preprocessing(self) -> Preprocessing:
+    def preprocessing(self) -> ModelInput:
         return self.preprocessing_for(self.config)
 
     @property

@@ -1,7 +1,7 @@
 """Frozen teachers for distillation: an ONNX model (run by onnxruntime) or a torch module.
 
 A teacher embeds the *unmasked source* of each training image. It declares its own
-:class:`~mfrkit.models.preprocessing.Preprocessing` (an ONNX model through its
+:class:`~mfrkit.model_input.ModelInput` (an ONNX model through its
 ``mfrkit.*`` metadata), and the dataset prepares a separate input for it, so a teacher
 with another crop, size or normalisation than the student (dlib's 150x150 ResNet, say)
 sees the images it was trained on.
@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from ..errors import MfrkitError
-from .preprocessing import Preprocessing
+from ..model_input import ModelInput
 
 
 class Teacher(Protocol):
     """What the training loop needs of a teacher."""
 
-    preprocessing: Preprocessing
+    preprocessing: ModelInput
     embedding_dim: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,7 @@ class Teacher(Protocol):
 
 class OnnxTeacher:
     """An ONNX embedding model as a teacher, run by the benchmark's
-    :class:`~mfrkit.bench.runner.OnnxModel` (CUDA when available, else CPU; the same
+    :class:`~mfrkit.bench.onnx_model.OnnxModel` (CUDA when available, else CPU; the same
     checks of the model file, its inputs and outputs, and its ``mfrkit.*`` metadata).
 
     Parameters
@@ -42,12 +42,12 @@ class OnnxTeacher:
     path : path-like
         ONNX file with the ``mfrkit.*`` metadata (or a ``name.mfrkit.json`` sidecar), or
         any ``[N,3,H,W] -> [N,D]`` model when ``preprocessing`` is given.
-    preprocessing : Preprocessing, optional
+    preprocessing : ModelInput, optional
         Overrides the metadata (needed for third-party models without it).
     """
 
-    def __init__(self, path: str | os.PathLike, *, preprocessing: Preprocessing | None = None) -> None:
-        from ..bench.runner import OnnxModel
+    def __init__(self, path: str | os.PathLike, *, preprocessing: ModelInput | None = None) -> None:
+        from ..bench.onnx_model import OnnxModel
 
         self.path = Path(path)
         options = preprocessing.to_metadata() if preprocessing is not None else None
@@ -55,7 +55,7 @@ class OnnxTeacher:
             self.model = OnnxModel(self.path, options=options)
         except MfrkitError as exc:
             raise MfrkitError(f"teacher: {exc}") from None
-        self.preprocessing = preprocessing or Preprocessing.from_spec(self.model.spec)
+        self.preprocessing = preprocessing or self.model.spec
         dim = self.model.embedding_dim
         if dim is None:
             dim = self.model.run(np.zeros((1, 3, *self.preprocessing.input_size), np.float32)).shape[1]
@@ -69,7 +69,7 @@ class OnnxTeacher:
 class TorchTeacher:
     """A frozen torch module as a teacher (kept in eval mode, never trained)."""
 
-    def __init__(self, module: nn.Module, preprocessing: Preprocessing) -> None:
+    def __init__(self, module: nn.Module, preprocessing: ModelInput) -> None:
         self.module = module.eval()
         for p in self.module.parameters():
             p.requires_grad_(False)

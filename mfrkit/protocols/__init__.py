@@ -15,13 +15,31 @@ Typical use::
 """
 
 from .derive import derive_verification
-from .errors import (InsufficientDataError, PairFormatError, ProtocolError, StaleManifestError,
-                     UnsafePickleError)
-from .folder import (ROLE_OF_COLUMN, TABLES, Protocol, load_protocol, protocol_sha256, read_info,
-                     save_protocol)
+from .errors import (
+                     InsufficientDataError,
+                     PairFormatError,
+                     ProtocolError,
+                     StaleManifestError,
+                     UnsafePickleError,
+)
+from .folder import (
+                     ROLE_OF_COLUMN,
+                     TABLES,
+                     Protocol,
+                     load_protocol,
+                     protocol_sha256,
+                     read_info,
+                     save_protocol,
+)
 from .formats import FORMATS, read_bin, read_pairs, read_people, write_pairs
 from .identification import MODES, make_identification
-from .interop import ImportReport, export_protocol, import_insightface_bin, import_pairs, people_folds
+from .interop import (
+                     ImportReport,
+                     export_protocol,
+                     import_insightface_bin,
+                     import_pairs,
+                     people_folds,
+)
 from .pool import available_crops
 from .spec import ROLES, SPECS, ProtocolSpec, Selector, describe_specs, resolve_spec
 from .summary import summarize

@@ -27,7 +27,14 @@ from ..data.manifest import STATUS_OK, Manifest, file_sha256, make_table, write_
 from ..errors import ImageError
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
-from .formats import contiguous_folds, get_format, read_bin, read_pairs, read_people, write_pairs
+from .formats import (
+    contiguous_folds,
+    get_format,
+    read_bin,
+    read_pairs,
+    read_people,
+    write_pairs,
+)
 from .verification import role_manifests
 
 _AMBIGUOUS = object()

@@ -8,7 +8,7 @@ import pandas as pd
 from bench_helpers import ARCFACE_META, all_pairs, make_model, write_protocol
 
 from mfrkit import cli
-from mfrkit.bench import run as run_module
+from mfrkit.bench import benchmark as run_module
 
 
 def invoke(monkeypatch, capsys, *args) -> tuple[int, str, str]:

@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from mfrkit.data.manifest import Manifest, make_table, read_manifest, write_manifest
-from mfrkit.data_cards import CARD_NAME, CardError, parse_front_matter, read_card_header, render_card, summarize_manifest, write_card
+from mfrkit.data_cards import (
+    CARD_NAME,
+    CardError,
+    parse_front_matter,
+    read_card_header,
+    render_card,
+    summarize_manifest,
+    write_card,
+)
 from mfrkit.data_cards.card import HIST_BINS
 
 # identity -> number of usable images: sizes 1, 2, 4, 7 and 12 hit five different bins.

@@ -7,7 +7,14 @@ import re
 import pytest
 import yaml
 
-from mfrkit.data_cards import known_card, known_card_info, known_card_path, known_names, parse_front_matter, resolve_known_name
+from mfrkit.data_cards import (
+    known_card,
+    known_card_info,
+    known_card_path,
+    known_names,
+    parse_front_matter,
+    resolve_known_name,
+)
 from mfrkit.errors import MfrkitError, UnknownNameError
 
 EXPECTED = ["calfw", "casia-webface", "cplfw", "lfw", "mfr2", "mlfw", "partiallfw", "rmfd"]

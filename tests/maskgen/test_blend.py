@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from mfrkit.maskgen.blend import composite, estimate_blur, estimate_lighting, estimate_noise, linear_to_srgb, srgb_to_linear
+from mfrkit.maskgen.blend import (
+    composite,
+    estimate_blur,
+    estimate_lighting,
+    estimate_noise,
+    linear_to_srgb,
+    srgb_to_linear,
+)
 
 
 def _scene(size=200):

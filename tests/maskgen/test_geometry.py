@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from mfrkit.maskgen.geometry import affine_from_triangles, barycentric_weights, rasterize_triangles, similarity_3d
+from mfrkit.maskgen.geometry import (
+    affine_from_triangles,
+    barycentric_weights,
+    rasterize_triangles,
+    similarity_3d,
+)
 
 
 def _rotation(rng):

@@ -5,7 +5,14 @@ import pytest
 
 from mfrkit.errors import UnknownNameError
 from mfrkit.maskgen.draw import DRAWINGS, draw_mask
-from mfrkit.maskgen.styles import COLORS, COVERAGES, MASK_TYPES, StyleSpec, color_hex, sample_style
+from mfrkit.maskgen.styles import (
+    COLORS,
+    COVERAGES,
+    MASK_TYPES,
+    StyleSpec,
+    color_hex,
+    sample_style,
+)
 from mfrkit.maskgen.textures import TEXTURES, Canvas
 
 

@@ -12,8 +12,8 @@ from mfrkit.data.imageio import write_image
 from mfrkit.data.manifest import Manifest, make_table
 from mfrkit.errors import MfrkitError
 from mfrkit.landmarks.base import FaceResult, Landmarks
+from mfrkit.model_input import ARCFACE_112_INPUT, ModelInput
 from mfrkit.models.dataset import PairedFaceDataset
-from mfrkit.models.preprocessing import ARCFACE_112_INPUT, Preprocessing
 
 
 def _by_id(ds):
@@ -48,7 +48,7 @@ def test_missing_source_and_variant_filter_are_counted(tiny_dataset):
 
 
 def test_teacher_input_and_attributes(tiny_dataset):
-    teacher = Preprocessing(input_size=(150, 150), align="arcface150", mean=(122.782, 117.001, 104.298), std=(256,) * 3)
+    teacher = ModelInput(input_size=(150, 150), align="arcface150", mean=(122.782, 117.001, 104.298), std=(256,) * 3)
     ds = PairedFaceDataset(tiny_dataset, ARCFACE_112_INPUT, aligned=True, teacher_preprocessing=teacher,
                            attributes=("glasses",))
     i, _ = _by_id(ds)["masked/cyd_0.png"]

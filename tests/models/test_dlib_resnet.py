@@ -10,7 +10,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from mfrkit.align import dlib_chip, dlib_chip_template, dlib_pyramid_down, transform_points
+from mfrkit.align import (
+    dlib_chip,
+    dlib_chip_template,
+    dlib_pyramid_down,
+    transform_points,
+)
 from mfrkit.alignments import dlib150_crop
 from mfrkit.data.sample import source_photos
 from mfrkit.errors import MfrkitError

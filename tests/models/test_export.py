@@ -12,9 +12,9 @@ from torch import nn
 
 from mfrkit.align import align_face
 from mfrkit.alignments import align_crop, arcface_name, arcface_params
-from mfrkit.bench.runner import OnnxModel
+from mfrkit.bench.onnx_model import OnnxModel
 from mfrkit.errors import MfrkitError
-from mfrkit.models import Preprocessing, read_metadata, write_onnx
+from mfrkit.models import ModelInput, read_metadata, write_onnx
 from mfrkit.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mfrkit.models.export import ExportError, export_family
 from mfrkit.models.train import TrainConfig, train
@@ -39,7 +39,7 @@ def test_export_round_trip(name, tmp_path):
         meta = read_metadata(r.path)
         assert CONTRACT_KEYS <= set(meta) and meta["mfrkit.family"] == name and meta["mfrkit.weights"] == "untrained"
         assert int(meta["mfrkit.embedding_dim"]) == TINY[name]["embedding_dim"]
-        prep = Preprocessing.from_metadata(meta)
+        prep = ModelInput.from_metadata(meta)
         # the bench reads the same contract from the file (and accepts the alignment)
         spec = OnnxModel(r.path, provider="cpu").spec
         assert (spec.input_size, spec.align, spec.color, spec.mean, spec.std, spec.domain) == (
@@ -73,7 +73,7 @@ def test_export_from_checkpoint_matches_the_trained_model(tiny_dataset, tmp_path
 
 
 def test_write_onnx_rejects_bad_modules_and_missing_family(tmp_path):
-    prep = Preprocessing(input_size=(16, 16), align="arcface16")
+    prep = ModelInput(input_size=(16, 16), align="arcface16")
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(ExportError, match="family"):
         write_onnx(net, tmp_path / "a.onnx", prep, {})
@@ -86,13 +86,13 @@ def test_write_onnx_rejects_bad_modules_and_missing_family(tmp_path):
 
 
 def test_preprocessing_contract_round_trip():
-    prep = Preprocessing(input_size=(150, 120), align="dlib150", color="BGR", mean=(1, 2, 3), std=(4, 5, 6))
-    assert Preprocessing.from_metadata(prep.to_metadata()) == prep
+    prep = ModelInput(input_size=(150, 120), align="dlib150", color="BGR", mean=(1, 2, 3), std=(4, 5, 6))
+    assert ModelInput.from_metadata(prep.to_metadata()) == prep
     assert prep.to_metadata()["mfrkit.input_size"] == "150,120"
     with pytest.raises(MfrkitError, match="missing mfrkit.color, mfrkit.mean, mfrkit.std, mfrkit.align"):
-        Preprocessing.from_metadata({"mfrkit.input_size": "112,112"})
+        ModelInput.from_metadata({"mfrkit.input_size": "112,112"})
     with pytest.raises(MfrkitError):
-        Preprocessing(input_size=(112, 112), align="arcface112", color="RGBA")
+        ModelInput(input_size=(112, 112), align="arcface112", color="RGBA")
     img = np.zeros((2, 150, 120, 3), np.uint8)
     img[..., 2] = 255
     x = prep.to_input(img)  # BGR: the blue channel comes first

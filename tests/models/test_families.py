@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import TINY, make_batch
 
+from mfrkit.alignments import arcface_params
 from mfrkit.errors import MfrkitError, UnknownNameError
 from mfrkit.models import BACKBONES, FAMILIES, create_backbone, create_family
-from mfrkit.alignments import arcface_params
-
-from model_helpers import TINY, make_batch
 
 
 def _family(name: str, **extra):

@@ -9,9 +9,9 @@ import torch
 from model_helpers import TINY
 
 from mfrkit.errors import MfrkitError
+from mfrkit.model_input import ModelInput
 from mfrkit.models import create_backbone
 from mfrkit.models.checkpoint import load_checkpoint
-from mfrkit.models.preprocessing import Preprocessing
 from mfrkit.models.teacher import TorchTeacher
 from mfrkit.models.train import TrainConfig, epoch_batches, lr_at, train
 
@@ -22,7 +22,7 @@ def _teacher():
     torch.manual_seed(7)
     net = create_backbone("iresnet18", width=4, embedding_dim=12, input_size=(96, 96))
     # A teacher with its own input: 96x96, another normalisation.
-    return TorchTeacher(net, Preprocessing(input_size=(96, 96), align="arcface96", mean=(120.0,) * 3, std=(60.0,) * 3))
+    return TorchTeacher(net, ModelInput(input_size=(96, 96), align="arcface96", mean=(120.0,) * 3, std=(60.0,) * 3))
 
 
 def _weights(path):
@@ -94,7 +94,7 @@ def test_onnx_teacher_reads_its_preprocessing_and_matches_torch(tmp_path):
     path = tmp_path / "teacher.onnx"
     write_onnx(torch_teacher.module, path, torch_teacher.preprocessing, {"family": "test"}, check_batches=(2,))
     onnx_teacher = OnnxTeacher(path)
-    assert onnx_teacher.preprocessing == torch_teacher.preprocessing and onnx_teacher.embedding_dim == 12
+    assert onnx_teacher.preprocessing.preprocessing() == torch_teacher.preprocessing.preprocessing() and onnx_teacher.embedding_dim == 12
     x = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(onnx_teacher(x), torch_teacher(x), rtol=0, atol=1e-4)
     (tmp_path / "junk.onnx").write_bytes(b"not a model")

@@ -5,8 +5,16 @@ import pandas as pd
 import pytest
 
 from mfrkit.data.imageio import encode_image
-from mfrkit.protocols import (PairFormatError, UnsafePickleError, export_protocol, import_insightface_bin,
-                              load_protocol, read_bin, save_protocol, validate_protocol)
+from mfrkit.protocols import (
+    PairFormatError,
+    UnsafePickleError,
+    export_protocol,
+    import_insightface_bin,
+    load_protocol,
+    read_bin,
+    save_protocol,
+    validate_protocol,
+)
 
 
 def images(n):

@@ -1,7 +1,15 @@
 import pytest
 
-from mfrkit.protocols import (InsufficientDataError, ProtocolError, derive_verification, import_pairs,
-                              load_protocol, make_verification, save_protocol, validate_protocol)
+from mfrkit.protocols import (
+    InsufficientDataError,
+    ProtocolError,
+    derive_verification,
+    import_pairs,
+    load_protocol,
+    make_verification,
+    save_protocol,
+    validate_protocol,
+)
 from mfrkit.protocols.formats import write_pairs
 
 from .helpers import masked_rows, save

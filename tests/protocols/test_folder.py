@@ -4,8 +4,16 @@ import pandas as pd
 import pytest
 
 from mfrkit.data.manifest import Manifest, make_table, read_manifest, write_manifest
-from mfrkit.protocols import (ProtocolError, StaleManifestError, load_protocol, make_identification,
-                              make_verification, protocol_sha256, read_info, save_protocol)
+from mfrkit.protocols import (
+    ProtocolError,
+    StaleManifestError,
+    load_protocol,
+    make_identification,
+    make_verification,
+    protocol_sha256,
+    read_info,
+    save_protocol,
+)
 
 from .helpers import lfw_rows
 

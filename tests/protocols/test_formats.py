@@ -3,7 +3,13 @@ import pytest
 
 from mfrkit.data.manifest import Manifest, make_table
 from mfrkit.errors import MfrkitError
-from mfrkit.protocols import PairFormatError, export_protocol, import_pairs, make_verification, read_people
+from mfrkit.protocols import (
+    PairFormatError,
+    export_protocol,
+    import_pairs,
+    make_verification,
+    read_people,
+)
 from mfrkit.protocols.formats import FORMATS, contiguous_folds, pairs_bytes, read_pairs
 
 from .helpers import lfw_rows

@@ -3,8 +3,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mfrkit.data.manifest import Manifest, make_table
-from mfrkit.protocols import (InsufficientDataError, ProtocolError, make_identification, save_protocol,
-                              validate_protocol)
+from mfrkit.protocols import (
+    InsufficientDataError,
+    ProtocolError,
+    make_identification,
+    save_protocol,
+    validate_protocol,
+)
 from mfrkit.protocols.pool import RootResolver
 
 from .helpers import lfw_rows, masked_rows

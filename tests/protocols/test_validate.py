@@ -2,8 +2,14 @@ import pandas as pd
 import pytest
 
 from mfrkit.data.manifest import read_manifest, write_manifest
-from mfrkit.protocols import (Protocol, import_pairs, load_protocol, make_verification, save_protocol,
-                              validate_protocol)
+from mfrkit.protocols import (
+    Protocol,
+    import_pairs,
+    load_protocol,
+    make_verification,
+    save_protocol,
+    validate_protocol,
+)
 
 
 @pytest.fixture

@@ -4,7 +4,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mfrkit.data.manifest import Manifest, make_table
-from mfrkit.protocols import InsufficientDataError, ProtocolError, make_verification, save_protocol
+from mfrkit.protocols import (
+    InsufficientDataError,
+    ProtocolError,
+    make_verification,
+    save_protocol,
+)
 from mfrkit.protocols.pool import RootResolver
 
 from .helpers import lfw_rows, masked_rows, partial_rows

@@ -17,8 +17,16 @@ LFW ``people.txt`` (identity folds) is read by :func:`read_people`.
 """
 
 from . import calfw, flat, generic_csv, insightface_bin, lfw  # noqa: F401  (register the formats)
-from .base import (FORMATS, PAIR_COLUMNS, PairFormat, contiguous_folds, get_format, pairs_bytes, read_pairs,
-                   write_pairs)
+from .base import (
+                   FORMATS,
+                   PAIR_COLUMNS,
+                   PairFormat,
+                   contiguous_folds,
+                   get_format,
+                   pairs_bytes,
+                   read_pairs,
+                   write_pairs,
+)
 from .insightface_bin import read_bin, write_bin
 from .lfw import read_people
 

@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PairFormatError
-from .base import PairFormat, check_ref, line_error, pair_table, parse_int, register, text_lines, no_whitespace
+from .base import (
+    PairFormat,
+    check_ref,
+    line_error,
+    no_whitespace,
+    pair_table,
+    parse_int,
+    register,
+    text_lines,
+)
 
 
 def read_calfw(data: bytes, *, source: str = "pairs_CALFW.txt") -> pd.DataFrame:

@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .base import (DEFAULT_FLAT_FOLDS, PairFormat, check_contiguous, check_ref, contiguous_folds, line_error,
-                   no_whitespace, pair_table, parse_label, register, text_lines)
+from .base import (
+    DEFAULT_FLAT_FOLDS,
+    PairFormat,
+    check_contiguous,
+    check_ref,
+    contiguous_folds,
+    line_error,
+    no_whitespace,
+    pair_table,
+    parse_label,
+    register,
+    text_lines,
+)
 
 
 def _read(data: bytes, source: str, n_folds: int) -> pd.DataFrame:

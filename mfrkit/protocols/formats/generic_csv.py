@@ -13,8 +13,18 @@ import io
 import pandas as pd
 
 from ..errors import PairFormatError
-from .base import (DEFAULT_FLAT_FOLDS, PairFormat, check_ref, contiguous_folds, line_error, pair_table, parse_int,
-                   parse_label, register, text_lines)
+from .base import (
+    DEFAULT_FLAT_FOLDS,
+    PairFormat,
+    check_ref,
+    contiguous_folds,
+    line_error,
+    pair_table,
+    parse_int,
+    parse_label,
+    register,
+    text_lines,
+)
 
 
 def read_csv_pairs(data: bytes, *, source: str = "pairs.csv", n_folds: int = DEFAULT_FLAT_FOLDS) -> pd.DataFrame:

@@ -23,8 +23,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PairFormatError
-from .base import (DEFAULT_FLAT_FOLDS, PairFormat, check_contiguous, check_ref, contiguous_folds, line_error,
-                   pair_table, parse_int, register, text_lines)
+from .base import (
+    DEFAULT_FLAT_FOLDS,
+    PairFormat,
+    check_contiguous,
+    check_ref,
+    contiguous_folds,
+    line_error,
+    pair_table,
+    parse_int,
+    register,
+    text_lines,
+)
 
 _REF = re.compile(r"^(?P<name>[^/\s]+)/(?P=name)_(?P<num>\d+)\.[A-Za-z0-9]+$")
 

@@ -7,13 +7,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import ARCFACE_META, all_pairs, make_dataset, make_model, write_protocol
+from bench_helpers import (
+    ARCFACE_META,
+    all_pairs,
+    make_dataset,
+    make_model,
+    write_protocol,
+)
 
+from mfrkit.bench import leaderboard as R
 from mfrkit.bench import metrics as M
-from mfrkit.bench import report as R
-from mfrkit.protocols import ProtocolError, load_protocol
-from mfrkit.bench.run import BenchConfig, run_benchmark
+from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+from mfrkit.bench.results import ReportError
 from mfrkit.errors import MfrkitError
+from mfrkit.protocols import ProtocolError, load_protocol
 
 
 def config(tmp_path, models, protocols, **kw):
@@ -98,8 +105,8 @@ def test_identification_end_to_end(tmp_path, dataset, tiny_model, id_protocol):
     m = read_metrics(run, "tiny", "search")["metrics"]
     assert m["n_mated"] == 6 and m["n_nonmated"] == 3 and len(m["cmc"]) == 3
     # rank-1 equals a dense computation on freshly computed embeddings
-    from mfrkit.bench.extract import ImageRef, embed_images
-    from mfrkit.bench.runner import OnnxModel
+    from mfrkit.bench.embed import ImageRef, embed_images
+    from mfrkit.bench.onnx_model import OnnxModel
 
     t = dataset.table
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(p))) for i, p in zip(t["image_id"], t["path"])])
@@ -180,7 +187,7 @@ def test_leaderboard_collects_latest_rows(tmp_path, tiny_model, pairs_protocol, 
     assert pd.read_csv(tmp_path / "lb.csv").shape[0] == 2
     md = (tmp_path / "lb.md").read_text()
     assert md.startswith("| model | protocol |") and "umr-ump" in md
-    with pytest.raises(R.ReportError, match="no metrics.json"):
+    with pytest.raises(ReportError, match="no metrics.json"):
         R.collect_leaderboard(tmp_path / "cache")
 
 
@@ -260,8 +267,8 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, max_rank=3))
     res = read_metrics(run, "tiny", "mf")
     assert res["metrics"]["mode"] == "megaface" and res["metrics"]["distractors"] == 6
-    from mfrkit.bench.extract import ImageRef, embed_images
-    from mfrkit.bench.runner import OnnxModel
+    from mfrkit.bench.embed import ImageRef, embed_images
+    from mfrkit.bench.onnx_model import OnnxModel
 
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(q))) for i, q in zip(t["image_id"], t["path"])])
     D = emb.vectors[emb.rows(distractors)]

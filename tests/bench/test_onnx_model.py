@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from bench_helpers import ARCFACE_META, make_model
 
-from mfrkit.bench import runner as R
-from mfrkit.errors import MfrkitError, UnknownNameError
+from mfrkit import model_input as MI
+from mfrkit.bench import onnx_model as R
+from mfrkit.errors import MfrkitError, ModelError, UnknownNameError
 
 # --- the preprocessing contract --------------------------------------------------------------------
 
@@ -19,19 +20,19 @@ from mfrkit.errors import MfrkitError, UnknownNameError
     [("112", (112, 112)), ("112,96", (112, 96)), ("[112, 96]", (112, 96)), ("112x96", (112, 96)), (112, (112, 112))],
 )
 def test_parse_input_size(size, expected):
-    spec = R.parse_spec({**ARCFACE_META, "mfrkit.input_size": size})
+    spec = MI.parse_model_input({**ARCFACE_META, "mfrkit.input_size": size})
     assert spec.input_size == expected
 
 
 def test_parse_mean_std_forms():
-    spec = R.parse_spec({**ARCFACE_META, "mfrkit.mean": "[123.7, 116.3, 103.5]", "mfrkit.std": "58.4,57.1,57.4", "mfrkit.color": "bgr"})
+    spec = MI.parse_model_input({**ARCFACE_META, "mfrkit.mean": "[123.7, 116.3, 103.5]", "mfrkit.std": "58.4,57.1,57.4", "mfrkit.color": "bgr"})
     assert spec.mean == (123.7, 116.3, 103.5) and spec.std == (58.4, 57.1, 57.4) and spec.color == "BGR"
-    assert R.parse_spec(ARCFACE_META).mean == (127.5, 127.5, 127.5)
+    assert MI.parse_model_input(ARCFACE_META).mean == (127.5, 127.5, 127.5)
 
 
 def test_missing_keys_are_named_never_guessed():
-    with pytest.raises(R.ModelError) as exc:
-        R.parse_spec({"mfrkit.input_size": "112"})
+    with pytest.raises(ModelError) as exc:
+        MI.parse_model_input({"mfrkit.input_size": "112"})
     msg = str(exc.value)
     for key in ("mfrkit.color", "mfrkit.mean", "mfrkit.std", "mfrkit.align"):
         assert key in msg
@@ -52,30 +53,30 @@ def test_missing_keys_are_named_never_guessed():
 )
 def test_bad_values(key, value, match):
     with pytest.raises(MfrkitError, match=match):
-        R.parse_spec({**ARCFACE_META, key: value})
+        MI.parse_model_input({**ARCFACE_META, key: value})
 
 
 def test_unknown_alignment_lists_valid_ones():
     with pytest.raises(UnknownNameError, match=r"mfrkit.align: unknown alignment 'mtcnn'.*arcface<S>p<P>.*dlib150.*none"):
-        R.parse_spec({**ARCFACE_META, "mfrkit.align": "mtcnn"})
+        MI.parse_model_input({**ARCFACE_META, "mfrkit.align": "mtcnn"})
 
 
 def test_every_alignment_a_family_exports_is_accepted():
     # the attention family is trained on PartialLFW's padded 160x160 crop
-    spec = R.parse_spec({**ARCFACE_META, "mfrkit.input_size": "160", "mfrkit.align": "arcface160p30"})
+    spec = MI.parse_model_input({**ARCFACE_META, "mfrkit.input_size": "160", "mfrkit.align": "arcface160p30"})
     assert spec.align == "arcface160p30" and spec.input_size == (160, 160)
 
 
 def test_resolve_precedence_and_origin():
-    spec = R.resolve_spec(
+    spec = MI.resolve_model_input(
         {**ARCFACE_META, "other.tool": "x"},
         sidecar={"std": 128.0, "family": "sidecarfam"},
         options={"mfrkit.color": "BGR", "mean": None},
     )
     assert spec.color == "BGR" and spec.std == (128.0,) * 3 and spec.mean == (127.5,) * 3
     assert spec.origin["color"] == "option" and spec.origin["std"] == "sidecar" and spec.origin["mean"] == "metadata"
-    with pytest.raises(R.ModelError, match="unknown model key"):
-        R.resolve_spec(ARCFACE_META, sidecar={"mfrkit.colour": "RGB"})
+    with pytest.raises(ModelError, match="unknown model key"):
+        MI.resolve_model_input(ARCFACE_META, sidecar={"mfrkit.colour": "RGB"})
 
 
 # --- providers -------------------------------------------------------------------------------------
@@ -87,16 +88,16 @@ def test_select_providers():
     assert R.select_providers("auto", [cuda, cpu]) == [cuda, cpu]
     assert R.select_providers("cuda", [cuda, cpu]) == [cuda, cpu]
     assert R.select_providers("cpu", [cuda, cpu]) == [cpu]
-    with pytest.raises(R.ModelError, match="no CUDA provider.*onnxruntime-gpu"):
+    with pytest.raises(ModelError, match="no CUDA provider.*onnxruntime-gpu"):
         R.select_providers("cuda", ["AzureExecutionProvider", cpu])
-    with pytest.raises(R.ModelError, match="unknown provider"):
+    with pytest.raises(ModelError, match="unknown provider"):
         R.select_providers("tpu", [cpu])
 
 
 def test_session_reports_cpu_here(tiny_model):
     m = R.OnnxModel(tiny_model)  # auto: no CUDA provider on this machine
     assert m.provider == "cpu" and m.describe()["provider"] == "cpu"
-    with pytest.raises(R.ModelError, match="CUDA"):
+    with pytest.raises(ModelError, match="CUDA"):
         R.OnnxModel(tiny_model, provider="cuda")
 
 
@@ -143,9 +144,9 @@ def test_fixed_batch_model_is_padded(tmp_path):
 def test_not_an_onnx_file(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a protobuf \x00\x01\x02")
-    with pytest.raises(R.ModelError, match="not a loadable ONNX model"):
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
         R.OnnxModel(bad)
-    with pytest.raises(R.ModelError, match="no model file"):
+    with pytest.raises(ModelError, match="no model file"):
         R.OnnxModel(tmp_path / "absent.onnx")
 
 
@@ -163,13 +164,13 @@ def test_wrong_input_rank(tmp_path):
         p = model.metadata_props.add()
         p.key, p.value = k, v
     onnx.save(model, tmp_path / "rank3.onnx")
-    with pytest.raises(R.ModelError, match="rank 3"):
+    with pytest.raises(ModelError, match="rank 3"):
         R.OnnxModel(tmp_path / "rank3.onnx")
 
 
 def test_declared_size_differs_from_graph(tmp_path):
     path = make_model(tmp_path / "m32.onnx", size=32)  # graph input 32x32, metadata says 16
-    with pytest.raises(R.ModelError, match="32x32.*16x16"):
+    with pytest.raises(ModelError, match="32x32.*16x16"):
         R.OnnxModel(path)
     m = R.OnnxModel(path, options={"input_size": "32"})  # an explicit override fixes it
     assert m.spec.input_size == (32, 32) and m.spec.origin["input_size"] == "option"
@@ -177,32 +178,32 @@ def test_declared_size_differs_from_graph(tmp_path):
 
 def test_wrong_channels(tmp_path):
     path = make_model(tmp_path / "c1.onnx", input_shape=["N", 1, 16, 16])
-    with pytest.raises(R.ModelError, match="1 channels"):
+    with pytest.raises(ModelError, match="1 channels"):
         R.OnnxModel(path)
 
 
 def test_wrong_batch_shape_is_a_clear_error(tiny_model):
     m = R.OnnxModel(tiny_model)
-    with pytest.raises(R.ModelError, match="expected \\(N, 3, 16, 16\\)"):
+    with pytest.raises(ModelError, match="expected \\(N, 3, 16, 16\\)"):
         m.run(np.zeros((2, 3, 20, 20), np.float32))
 
 
 def test_third_party_model_needs_sidecar_or_options(tmp_path):
     path = make_model(tmp_path / "third.onnx", meta=None)
-    with pytest.raises(R.ModelError, match="third.onnx.*does not declare"):
+    with pytest.raises(ModelError, match="third.onnx.*does not declare"):
         R.OnnxModel(path)
     R.OnnxModel(path, options={k.split(".")[1]: v for k, v in ARCFACE_META.items()})
-    R.sidecar_path(path).write_text(json.dumps(ARCFACE_META))
+    MI.sidecar_path(path).write_text(json.dumps(ARCFACE_META))
     m = R.OnnxModel(path)  # found beside the model
     assert m.spec.origin["align"] == "sidecar"
     (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(R.ModelError, match="not valid JSON"):
+    with pytest.raises(ModelError, match="not valid JSON"):
         R.OnnxModel(path, sidecar=tmp_path / "broken.json")
 
 
 def test_declared_embedding_dim_checked(tmp_path):
     path = make_model(tmp_path / "d.onnx", meta={**ARCFACE_META, "mfrkit.embedding_dim": "16"})
-    with pytest.raises(R.ModelError, match="differs from the declared embedding_dim"):
+    with pytest.raises(ModelError, match="differs from the declared embedding_dim"):
         R.OnnxModel(path)
 
 
@@ -222,14 +223,14 @@ def test_heterogeneous_folder_and_probe_model(tmp_path):
     assert het.sha256 not in (het.reference.sha256, het.probe.sha256)
     pair = R.load_models([tmp_path / "plain.onnx"], probe_model=folder / "probe.onnx")
     assert len(pair) == 1 and pair[0].heterogeneous
-    with pytest.raises(R.ModelError, match="reference half"):
+    with pytest.raises(ModelError, match="reference half"):
         R.load_models([folder / "ref.onnx"])
-    with pytest.raises(R.ModelError, match="used as the probe"):
+    with pytest.raises(ModelError, match="used as the probe"):
         R.load_models([tmp_path / "plain.onnx"], probe_model=folder / "ref.onnx")
 
 
 def test_folder_with_two_references_is_an_error(tmp_path):
     for i in range(2):
         make_model(tmp_path / "h" / f"r{i}.onnx", meta={**ARCFACE_META, "mfrkit.domain": "reference"})
-    with pytest.raises(R.ModelError, match="2 reference and 0 probe"):
+    with pytest.raises(ModelError, match="2 reference and 0 probe"):
         R.load_models([tmp_path / "h"])

@@ -1,248 +1,26 @@
-"""ONNX models: their preprocessing contract, provider choice and a validated session.
+"""ONNX embedding models: provider choice and a validated onnxruntime session.
 
-A model is an ONNX file with input ``[N, 3, H, W]`` float32 (dynamic ``N``) and output
-``[N, D]``. Its preprocessing is declared in ``metadata_props``:
-
-===================== ==================================================================
-key                   value
-===================== ==================================================================
-``mfrkit.input_size`` ``112`` or ``112,112`` (H, W), pixels
-``mfrkit.color``      ``RGB`` or ``BGR``: channel order the model expects
-``mfrkit.mean``       one or three numbers, **in 0-255 pixel units** (ArcFace: ``127.5``),
-                      listed in the model's channel order (BGR models: B, G, R)
-``mfrkit.std``        one or three numbers, same units: input = (pixel - mean) / std
-``mfrkit.align``      an alignment name (:mod:`mfrkit.alignments`)
-``mfrkit.family``     optional, e.g. ``csn``
-``mfrkit.embedding_dim`` optional; checked against the output
-``mfrkit.domain``     optional, ``reference`` or ``probe`` for heterogeneous models
-===================== ==================================================================
-
-Models without these keys get them from a sidecar JSON (``model.mfrkit.json`` beside
-``model.onnx``, or a path given explicitly) or from options; mfrkit never guesses:
-a missing key is an error that says how to provide it. Lists may be written as JSON
-(``[127.5, 127.5, 127.5]``) or comma-separated.
+The input contract (crop, colour, normalisation) a model declares is read by
+:mod:`mfrkit.model_input`; this module loads the file, checks its inputs and outputs
+against that contract and runs batches on the CPU or CUDA.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..data.manifest import file_sha256
-from ..alignments import get_alignment
-from ..errors import MfrkitError
+from ..errors import MfrkitError, ModelError
+from ..model_input import read_sidecar, resolve_model_input, sidecar_path
 
-PREFIX = "mfrkit."
-REQUIRED_KEYS = ("input_size", "color", "mean", "std", "align")
-OPTIONAL_KEYS = ("family", "embedding_dim", "domain")
-DOMAINS = ("reference", "probe")
 PROVIDERS = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
-
-
-class ModelError(MfrkitError):
-    """A model file cannot be used: not ONNX, wrong shapes, missing preprocessing, bad output."""
-
-
-# --- the preprocessing contract --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Preprocessing a model expects.
-
-    Attributes
-    ----------
-    input_size : (H, W), pixels.
-    color : ``"RGB"`` or ``"BGR"``.
-    mean, std : three floats each, 0-255 pixel units; the input is ``(pixel - mean) / std``.
-    align : alignment name.
-    family : str
-    embedding_dim : int or None
-    domain : ``"reference"``, ``"probe"`` or None.
-    origin : dict key -> where the value came from (``metadata``, ``sidecar``, ``option``).
-    """
-
-    input_size: tuple[int, int]
-    color: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    align: str
-    family: str = "unknown"
-    embedding_dim: int | None = None
-    domain: str | None = None
-    origin: dict = field(default_factory=dict, compare=False)
-
-    def preprocessing(self) -> dict:
-        """The fields that change the pixels fed to the model (the cache key uses them)."""
-        return {
-            "input_size": list(self.input_size),
-            "color": self.color,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "align": self.align,
-        }
-
-    def as_dict(self) -> dict:
-        d = self.preprocessing()
-        d.update(family=self.family, embedding_dim=self.embedding_dim, domain=self.domain, origin=dict(self.origin))
-        return d
-
-
-def _numbers(value: Any, key: str) -> list[float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [float(value)]
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            items = [parsed]
-        elif isinstance(parsed, list):
-            items = parsed
-        else:
-            items = [p for p in text.replace("x", ",").replace(" ", ",").split(",") if p]
-    else:
-        raise ModelError(f"{PREFIX}{key}: cannot read {value!r} as numbers")
-    try:
-        out = [float(v) for v in items]
-    except (TypeError, ValueError):
-        raise ModelError(f"{PREFIX}{key}: cannot read {value!r} as numbers") from None
-    if not out or not all(math.isfinite(v) for v in out):
-        raise ModelError(f"{PREFIX}{key}: expected finite numbers, got {value!r}")
-    return out
-
-
-def _triple(value: Any, key: str) -> tuple[float, float, float]:
-    v = _numbers(value, key)
-    if len(v) == 1:
-        v = v * 3
-    if len(v) != 3:
-        raise ModelError(f"{PREFIX}{key}: expected 1 or 3 numbers, got {len(v)}")
-    return (v[0], v[1], v[2])
-
-
-def parse_spec(values: Mapping[str, Any], origin: Mapping[str, str] | None = None) -> ModelSpec:
-    """A :class:`ModelSpec` from raw key -> value pairs (keys with or without ``mfrkit.``).
-
-    Raises
-    ------
-    ModelError
-        A required key is missing (the message lists how to give it) or a value is malformed.
-    """
-    vals = {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v for k, v in values.items() if v is not None}
-    missing = [k for k in REQUIRED_KEYS if k not in vals]
-    if missing:
-        raise ModelError(
-            "the model does not declare its preprocessing: missing "
-            + ", ".join(PREFIX + k for k in missing)
-            + ". Give them as options (--input-size, --color, --mean, --std, --align) or in a sidecar "
-            "JSON (model.mfrkit.json); mfrkit does not guess them"
-        )
-    size = [int(round(v)) for v in _numbers(vals["input_size"], "input_size")]
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) <= 0:
-        raise ModelError(f"{PREFIX}input_size: expected one or two positive integers, got {vals['input_size']!r}")
-    color = str(vals["color"]).strip().upper()
-    if color not in ("RGB", "BGR"):
-        raise ModelError(f"{PREFIX}color must be RGB or BGR, got {vals['color']!r}")
-    mean, std = _triple(vals["mean"], "mean"), _triple(vals["std"], "std")
-    if min(std) <= 0:
-        raise ModelError(f"{PREFIX}std must be positive, got {std}")
-    if max(std) < 1:
-        # In 0-255 units a std below 1 would stretch pixels beyond +-255: these are 0-1 units.
-        raise ModelError(
-            f"{PREFIX}std {list(std)} is below 1, but mean and std are in 0-255 pixel units; "
-            f"values for 0-1 pixels must be multiplied by 255 (e.g. 0.5 -> 127.5)"
-        )
-    align = str(vals["align"]).strip()
-    try:
-        get_alignment(align)
-    except MfrkitError as exc:
-        raise type(exc)(f"{PREFIX}align: {exc}") from None
-    dim = vals.get("embedding_dim")
-    if dim is not None:
-        d = _numbers(dim, "embedding_dim")
-        if len(d) != 1 or d[0] <= 0 or d[0] != int(d[0]):
-            raise ModelError(f"{PREFIX}embedding_dim must be a positive integer, got {dim!r}")
-        dim = int(d[0])
-    domain = vals.get("domain")
-    if domain is not None:
-        domain = str(domain).strip().lower()
-        if domain not in DOMAINS:
-            raise ModelError(f"{PREFIX}domain must be one of {DOMAINS}, got {vals['domain']!r}")
-    return ModelSpec(
-        input_size=(size[0], size[1]),
-        color=color,
-        mean=mean,
-        std=std,
-        align=align,
-        family=str(vals.get("family", "unknown")),
-        embedding_dim=dim,
-        domain=domain,
-        origin=dict(origin or {}),
-    )
-
-
-def sidecar_path(model_path: str | os.PathLike) -> Path:
-    """The sidecar JSON looked for beside a model: ``name.onnx`` -> ``name.mfrkit.json``."""
-    p = Path(model_path)
-    return p.with_name(p.stem + ".mfrkit.json")
-
-
-def read_sidecar(path: str | os.PathLike) -> dict:
-    """Keys of a sidecar JSON file (an object; keys with or without ``mfrkit.``)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"cannot read sidecar {path}: {exc}") from None
-    except ValueError as exc:
-        raise ModelError(f"sidecar {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"sidecar {path} must hold a JSON object of mfrkit.* keys")
-    return data
-
-
-def resolve_spec(
-    metadata: Mapping[str, str],
-    *,
-    sidecar: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
-) -> ModelSpec:
-    """Merge the three sources of preprocessing keys: options > sidecar > embedded metadata.
-
-    ``origin`` records, for each key, which source gave it, so a run's ``metrics.json``
-    shows where an overridden value came from.
-    """
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for name, source in (("metadata", metadata), ("sidecar", sidecar or {}), ("option", options or {})):
-        for k, v in source.items():
-            if v is None:
-                continue
-            key = k[len(PREFIX):] if k.startswith(PREFIX) else k
-            if name == "metadata" and not k.startswith(PREFIX):
-                continue  # other tools' metadata
-            if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
-                if name != "metadata":
-                    raise ModelError(f"unknown model key {k!r} in {name}; known: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}")
-                continue
-            merged[key] = v
-            origin[key] = name
-    return parse_spec(merged, origin)
-
 
 # --- providers -------------------------------------------------------------------------------------
 
@@ -288,10 +66,10 @@ class OnnxModel:
         The ``.onnx`` file.
     provider : ``auto`` | ``cuda`` | ``cpu``
     sidecar : path-like, optional
-        Preprocessing keys for a model without metadata; default: ``name.mfrkit.json``
+        ModelInput keys for a model without metadata; default: ``name.mfrkit.json``
         beside the model when it exists.
     options : mapping, optional
-        Preprocessing keys given on the command line; they win over everything.
+        ModelInput keys given on the command line; they win over everything.
     threads : int
         onnxruntime intra-op threads (0: onnxruntime's default, all cores).
     spin : bool
@@ -300,7 +78,7 @@ class OnnxModel:
 
     Attributes
     ----------
-    spec : ModelSpec
+    spec : ModelInput
     sha256 : str, of the ``.onnx`` file's bytes.
     provider : ``cuda`` or ``cpu``, the provider the session actually runs on.
     fixed_batch : int or None; a model exported with a static batch size is fed
@@ -347,7 +125,7 @@ class OnnxModel:
         elif sidecar_path(self.path).is_file():
             side = read_sidecar(sidecar_path(self.path))
         try:
-            self.spec = resolve_spec(metadata, sidecar=side, options=options)
+            self.spec = resolve_model_input(metadata, sidecar=side, options=options)
         except MfrkitError as exc:
             raise type(exc)(f"{self.path.name}: {exc}") from None
         self._check_io()

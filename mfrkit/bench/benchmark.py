@@ -23,21 +23,35 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import get_landmarks
 from . import evaluate as E
 from . import metrics as M
-from . import report as R
-from ..alignments import get_alignment
-from .cache import default_cache_dir, preprocessing_key
-from .extract import TTA_MODES, Embeddings, ImageRef, embed_images
+from .crops import default_workers
+from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
+from .embedding_cache import default_cache_dir, preprocessing_key
 from .images import ATTRIBUTES, MISSING_UID, ImageTable
-from .pipeline import default_workers
-from .protocol_io import VERIFICATION, ProtocolError, describe_protocol, parse_manifest_options, resolve_protocol
-from .runner import ModelSet, load_models
-from .scoring import SEARCH_DEVICES, identify, identify_with_distractors, identity_templates, pair_scores
+from .leaderboard import leaderboard_row, write_leaderboard
+from .onnx_model import ModelSet, load_models
+from .plots import plot_cmc, plot_verification
+from .protocol_io import (
+    VERIFICATION,
+    ProtocolError,
+    describe_protocol,
+    parse_manifest_options,
+    resolve_protocol,
+)
+from .results import METRICS_NAME, write_csv, write_json
+from .search import (
+    SEARCH_DEVICES,
+    identify,
+    identify_with_distractors,
+    identity_templates,
+    pair_scores,
+)
 
 FTA_POLICIES = ("reject", "exclude")
 
@@ -54,7 +68,7 @@ class BenchConfig:
 
     Attributes
     ----------
-    models : model files or folders (see :func:`~mfrkit.bench.runner.load_models`).
+    models : model files or folders (see :func:`~mfrkit.bench.onnx_model.load_models`).
     protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
@@ -386,7 +400,7 @@ def run_benchmark(
         k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
     }
     settings["far_targets"] = list(cfg.far_targets)
-    R.write_json(
+    write_json(
         folder / "run.json",
         {
             "run_id": run_id,
@@ -417,10 +431,10 @@ def run_benchmark(
         ]
         _apply_transfer(per_model, transfer_source, cfg.transfer_far)
         for res, _ in per_model:
-            R.write_json(Path(res["path"]) / R.METRICS_NAME, res)
+            write_json(Path(res["path"]) / METRICS_NAME, res)
             results.append(res)
-    board = pd.DataFrame([R.leaderboard_row(r) for r in results])
-    R.write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+    board = pd.DataFrame([leaderboard_row(r) for r in results])
+    write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
     return BenchRun(folder=folder, results=results, leaderboard=board)
 
 
@@ -451,19 +465,19 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
     if proto.kind == VERIFICATION:
         pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
         res["settings"]["search_device"] = None
-        R.write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
+        write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
         if cfg.plots:
-            R.plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), title)
+            plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), title)
     else:
         prb, _, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
         res["settings"]["search_device"] = device
         cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
         cols += ["rank", "mated_score", "best_score", "top1", "fta"]
-        R.write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
-        R.write_csv(pdir / "candidates.csv", cand)
+        write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
+        write_csv(pdir / "candidates.csv", cand)
         if cfg.plots and "cmc" in metrics:
-            R.plot_cmc(pdir, metrics["cmc"], title)
-    R.write_csv(pdir / "fta.csv", fta_rows)
+            plot_cmc(pdir, metrics["cmc"], title)
+    write_csv(pdir / "fta.csv", fta_rows)
     res.update(metrics=metrics, breakdowns=breakdowns, path=str(pdir))
     return res, use
 

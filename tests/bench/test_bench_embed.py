@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 from bench_helpers import ARCFACE_META, make_model
 
+from mfrkit import model_input
 from mfrkit.align import ARCFACE_112
-from mfrkit.bench import cache as C
-from mfrkit.bench import pipeline as P
-from mfrkit.bench.extract import ImageRef, embed_images, l2_normalise
-from mfrkit.bench.runner import ModelError, OnnxModel, parse_spec
+from mfrkit.bench import crops as P
+from mfrkit.bench import embedding_cache as C
+from mfrkit.bench.embed import ImageRef, embed_images, l2_normalise
+from mfrkit.bench.onnx_model import OnnxModel
 from mfrkit.data.imageio import write_image
+from mfrkit.errors import ModelError
 from mfrkit.landmarks.base import FaceResult, Landmarks
+from mfrkit.model_input import parse_model_input
 
 
 def refs_of(manifest):
@@ -24,15 +27,15 @@ def test_to_tensor_colour_flip_and_normalisation():
     crops = np.zeros((1, 2, 3, 3), np.uint8)
     crops[0, :, :, 0] = 255  # red
     crops[0, 0, 0] = (0, 0, 0)
-    rgb = parse_spec(ARCFACE_META)
-    x = P.to_tensor(crops, rgb)
+    rgb = parse_model_input(ARCFACE_META)
+    x = model_input.to_tensor(crops, rgb)
     assert x.shape == (1, 3, 2, 3) and x.dtype == np.float32
     assert x[0, 0, 1, 1] == pytest.approx(1.0) and x[0, 2, 1, 1] == pytest.approx(-1.0)
-    bgr = parse_spec({**ARCFACE_META, "mfrkit.color": "BGR", "mfrkit.mean": "10,20,30", "mfrkit.std": "1,2,3"})
-    y = P.to_tensor(crops, bgr)
+    bgr = parse_model_input({**ARCFACE_META, "mfrkit.color": "BGR", "mfrkit.mean": "10,20,30", "mfrkit.std": "1,2,3"})
+    y = model_input.to_tensor(crops, bgr)
     assert y[0, 2, 1, 1] == pytest.approx((255 - 30) / 3)  # red is the last channel in BGR
     assert y[0, 0, 1, 1] == pytest.approx((0 - 10) / 1)
-    f = P.to_tensor(crops, rgb, flip=True)
+    f = model_input.to_tensor(crops, rgb, flip=True)
     assert f[0, 0, 0, 2] == pytest.approx(-1.0) and f[0, 0, 0, 0] == pytest.approx(1.0)  # the black pixel moved right
 
 
@@ -129,7 +132,7 @@ def test_flip_tta_is_the_normalised_sum(dataset, tiny_model):
     refs = refs_of(dataset)[:3]
     emb = embed_images(model, refs, tta="flip")
     crops = np.stack([P.make_crop(P.CropJob(r.path), "none", (16, 16))[0] for r in refs])
-    raw = model.run(P.to_tensor(crops, model.spec)) + model.run(P.to_tensor(crops, model.spec, flip=True))
+    raw = model.run(model_input.to_tensor(crops, model.spec)) + model.run(model_input.to_tensor(crops, model.spec, flip=True))
     np.testing.assert_allclose(emb.vectors, l2_normalise(raw)[0], atol=1e-6)
     plain = embed_images(model, refs)
     assert not np.allclose(plain.vectors, emb.vectors, atol=1e-3)

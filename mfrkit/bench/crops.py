@@ -17,18 +17,14 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..alignments import get_alignment
 from ..data.imageio import read_image
 from ..errors import ImageError, MfrkitError
 from ..landmarks.base import Landmarks
-from ..alignments import get_alignment
-
-if TYPE_CHECKING:
-    from ..models.preprocessing import Preprocessing
-    from .runner import ModelSpec
 
 # mfrkit.data.manifest.STATUS_OK, not imported from there: that pulls in pandas and
 # pyarrow, and every spawned worker would pay for it at start-up (tested equal).
@@ -147,35 +143,6 @@ def iter_crops(
         finally:
             for _, fut in pending:
                 fut.cancel()
-
-
-def to_tensor(crops: np.ndarray, spec: ModelSpec | Preprocessing, *, flip: bool = False) -> np.ndarray:
-    """Model input from RGB crops.
-
-    Parameters
-    ----------
-    crops : ndarray of shape (N, H, W, 3), uint8 RGB
-    spec : ModelSpec or :class:`~mfrkit.models.preprocessing.Preprocessing` (training uses
-        this function too): colour order, mean and std in 0-255 units
-    flip : bool
-        Mirror left-right (test-time augmentation).
-
-    Returns
-    -------
-    ndarray of shape (N, 3, H, W), float32: ``(pixel - mean) / std`` in the model's channel order.
-    """
-    x = crops
-    if spec.color == "BGR":
-        x = x[..., ::-1]
-    if flip:
-        x = x[:, :, ::-1]
-    # Transpose while still uint8 (a quarter of the bytes), then normalise in place:
-    # ten times faster than converting first, and this runs between model calls.
-    out = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).astype(np.float32)
-    # mean/std are listed in the model's channel order, which x now has
-    out -= np.asarray(spec.mean, np.float32)[None, :, None, None]
-    out *= (1.0 / np.asarray(spec.std, np.float32))[None, :, None, None]
-    return out
 
 
 def default_workers(provider: str = "cpu", n_images: int | None = None) -> int:

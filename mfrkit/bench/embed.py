@@ -17,12 +17,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.manifest import STATUS_OK, file_sha256
-from ..landmarks.base import FaceResult, Landmarks
 from ..alignments import get_alignment
-from .cache import EmbeddingCache, item_key, preprocessing_key
-from .pipeline import CropJob, iter_crops, to_tensor
-from .runner import ModelError, OnnxModel
+from ..data.manifest import STATUS_OK, file_sha256
+from ..errors import ModelError
+from ..landmarks.base import FaceResult, Landmarks
+from ..model_input import to_tensor
+from .crops import CropJob, iter_crops
+from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
+from .onnx_model import OnnxModel
 
 NO_LANDMARKS = "no_landmarks"
 NON_FINITE = "non_finite_embedding"
