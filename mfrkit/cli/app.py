@@ -1,0 +1,17 @@
+"""The typer application, its command groups and the consoles every command prints to."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Masked-face recognition research toolkit.")
+datasets_app = typer.Typer(no_args_is_help=True, help="Register face datasets on disk and scan them into manifests.")
+protocol_app = typer.Typer(no_args_is_help=True, help="Make, import, export, inspect and validate protocols.")
+models_app = typer.Typer(no_args_is_help=True, help="Train and export the reference model families.")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(models_app, name="models")
+# soft_wrap: never hard-wrap paths and messages at 80 columns when output is piped.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)

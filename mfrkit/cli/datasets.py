@@ -1,0 +1,115 @@
+"""``mfrkit datasets ...``, ``mfrkit landmarks`` and ``mfrkit card``: datasets on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app, console, datasets_app
+from .common import Workers, counts_text, key_values
+
+
+@datasets_app.command("add")
+def datasets_add(
+    name: Annotated[str, typer.Argument(help="Short name, e.g. casia, lfw.")],
+    path: Annotated[Path, typer.Argument(help="The dataset folder.")],
+    layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat or auto.")] = "auto",
+    replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
+) -> None:
+    """Register a dataset folder under a short name (nothing is copied or scanned)."""
+    from ..data.registry import add_dataset
+
+    entry = add_dataset(name, path, layout=layout, replace=replace, **key_values(option))
+    console.print(f"registered {entry.name} -> {entry.root} (layout {entry.layout}); next: mfrkit datasets scan {entry.name}")
+
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List registered datasets."""
+    from ..data.registry import list_datasets, mfrkit_home
+
+    entries = list_datasets()
+    if not entries:
+        console.print(f"no datasets registered in {mfrkit_home()}; add one with: mfrkit datasets add NAME PATH")
+    for e in entries:
+        scanned = "scanned" if e.manifest_path.exists() else "not scanned"
+        console.print(f"{e.name:<16} {e.layout:<12} {scanned:<12} {e.root}", highlight=False)
+
+
+@datasets_app.command("remove")
+def datasets_remove(name: str) -> None:
+    """Forget a registered dataset (its files are not touched)."""
+    from ..data.registry import remove_dataset
+
+    console.print(f"removed {remove_dataset(name).name}")
+
+
+@datasets_app.command("export")
+def datasets_export(
+    src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    out: Annotated[Path, typer.Argument(help="The CSV file to write.")],
+) -> None:
+    """Write a dataset's manifest as CSV (one row per image; dataset metadata is not kept)."""
+    from ..data.manifest import export_csv
+    from ..data.registry import resolve_source
+
+    manifest = resolve_source(src, progress=True)
+    console.print(f"wrote {export_csv(manifest, out)} ({len(manifest)} rows)")
+
+
+@datasets_app.command("scan")
+def datasets_scan(
+    name: Annotated[str, typer.Argument(help="A registered name.")],
+    workers: Workers = 1,
+    verify: Annotated[bool, typer.Option(help="Decode every image fully (catches truncated files).")] = True,
+) -> None:
+    """Scan a registered dataset into its manifest (hashes, sizes, failures)."""
+    from ..data.registry import scan_registered
+
+    manifest, report = scan_registered(name, workers=workers, verify=verify, progress=True)
+    ok = int((manifest.table["status"] == "ok").sum())
+    console.print(f"{name}: {report.n_images} images ({ok} ok), {manifest.table['identity'].nunique()} identities, layout {report.layout} -> {manifest.path}")
+    if report.failures:
+        console.print(f"failures: {counts_text(report.failures)}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@app.command()
+def landmarks(
+    src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    backend: Annotated[str, typer.Option(help="mediapipe, dlib or file.")] = "mediapipe",
+    landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
+    workers: Workers = 1,
+) -> None:
+    """Detect (or look up) landmarks for every image and cache them beside the manifest."""
+    from ..data.registry import resolve_source
+    from ..landmarks.cache import detect_landmarks
+
+    manifest = resolve_source(src, workers=workers, progress=True)
+    options = {"path": str(landmark_file)} if landmark_file else {}
+    s = detect_landmarks(manifest, backend, workers=workers, progress=True, backend_options=options)
+    console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
+
+
+@app.command()
+def card(
+    src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+) -> None:
+    """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
+    from ..atomic import atomic_write_text
+    from ..data_cards import CARD_NAME, card_for_source
+
+    text = card_for_source(src)
+    if out is None:
+        console.print(text, markup=False, highlight=False)
+        return
+    # A folder (existing, or a new path without a file extension) gets DATA_CARD.md inside it.
+    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
+    atomic_write_text(path, text)
+    console.print(f"wrote {path}")

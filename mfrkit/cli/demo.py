@@ -1,0 +1,50 @@
+"""``mfrkit demo`` and ``mfrkit doctor``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import app, console
+from .common import Workers, counts_text, print_board
+
+
+@app.command()
+def demo(
+    out: Annotated[Optional[Path], typer.Option(help="Where to build the demo (default $MFRKIT_HOME/demo).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the capture perturbations, masks and protocols.")] = 0,
+    full: Annotated[bool, typer.Option("--full/--sample-only", help="Run the whole pipeline, or stop after the sample's landmarks.")] = True,
+    workers: Workers = 1,
+) -> None:
+    """Build a sample from real photos that ship with the dependencies and run the whole pipeline on it:
+    landmarks, masks, protocols, dlib's ResNet as ONNX, benchmark, leaderboard."""
+    from ..demo import run_demo
+
+    result = run_demo(out, seed=seed, workers=workers, full=full, progress=True, log=lambda m: console.print(m, highlight=False))
+    table = result.manifest.table
+    console.print(f"sample: {len(table)} images of {table['identity'].nunique()} identities in {result.out / 'sample'} (registered as dataset 'demo')")
+    for s in result.landmarks:
+        console.print(f"landmarks ({s.backend}): {counts_text(s.counts)} -> {s.path}")
+    if result.synth is not None:
+        console.print(f"masked copy: {result.synth.outputs} images in {result.synth.out} (dataset 'demo-masked'), contact sheet {result.synth.out / 'contact_sheet.png'}")
+        console.print(f"protocols: {', '.join(str(p) for p in result.protocols.values())}")
+        print_board(result.bench.leaderboard)
+        console.print(f"run folder: {result.bench.folder}")
+        console.print("(two identities: a smoke test of the pipeline, not a benchmark)")
+
+
+
+@app.command()
+def doctor() -> None:
+    """Check the install: versions, onnxruntime providers, GPU, landmark backends."""
+    from ..doctor import run_checks
+
+    failed = False
+    for check in run_checks():
+        mark = {True: "[green]  ok[/]", False: "[red]FAIL[/]", None: "    "}[check.ok]
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        failed |= check.ok is False
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,171 @@
+"""``mfrkit protocol ...``: make, import, export, show and validate protocols."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import console, err_console, protocol_app
+from .common import ManifestOpt, ProbeOpt, print_table
+
+
+@protocol_app.command("list")
+def protocol_list() -> None:
+    """List protocol specs and pair-list formats."""
+    from ..protocols import FORMATS, describe_specs
+
+    for name, text in describe_specs():
+        console.print(f"[bold]{name:17}[/] {text}", highlight=False)
+    console.print("\nformats: " + ", ".join(f"{n} ({'read' if FORMATS.get(n).reader or FORMATS.get(n).embeds_images else ''}"
+                                            f"{'/write' if FORMATS.get(n).writer else ''})" for n in FORMATS.names()),
+                  highlight=False)
+
+
+@protocol_app.command("make")
+def protocol_make(
+    out: Annotated[Path, typer.Argument(help="Protocol folder to write (sub-folders for a partial grid).")],
+    manifest: ManifestOpt = None,
+    probe_manifest: ProbeOpt = None,
+    spec: Annotated[str, typer.Option(help="Protocol spec (see `mfrkit protocol list`).")] = "umr-ump",
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default 0; --from: the parent's): the same seed and manifests give the same files.")] = None,
+    identification: Annotated[bool, typer.Option("--identification", help="Make a 1:N gallery/probe protocol.")] = False,
+    mode: Annotated[str, typer.Option(help="1:N mode: closed, open or megaface.")] = "closed",
+    folds: Annotated[int, typer.Option(help="1:1: number of identity-disjoint folds.")] = 10,
+    genuine: Annotated[int, typer.Option(help="1:1: genuine pairs per fold.")] = 300,
+    impostor: Annotated[int, typer.Option(help="1:1: impostor pairs per fold.")] = 300,
+    allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
+    allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
+    people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
+    derive: Annotated[Optional[Path], typer.Option("--from", help="Derive from this 1:1 protocol folder: same pairs and folds, new variants.")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures.")] = False,
+    region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
+    region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
+    factor: Annotated[Optional[float], typer.Option(help="partial-*: crop factor (all available if omitted).")] = None,
+    centered: Annotated[Optional[bool], typer.Option("--centered/--non-centered", help="partial-*: centered crops or not.")] = None,
+    mask_types: Annotated[Optional[str], typer.Option(help="Masked specs: comma-separated mask types to use.")] = None,
+    mask_pairing: Annotated[Optional[str], typer.Option(help="Masked specs: mlfw or independent.")] = None,
+    gallery_per_identity: Annotated[Optional[int], typer.Option(help="1:N: gallery images per identity (megaface: mates).")] = None,
+    probes_per_identity: Annotated[Optional[int], typer.Option(help="1:N: at most this many probes per identity.")] = None,
+    unmated_fraction: Annotated[float, typer.Option(help="1:N open set: fraction of identities left out of the gallery.")] = 0.5,
+    probe_fraction: Annotated[float, typer.Option(help="1:N megaface: fraction of identities used as probes.")] = 0.5,
+    distractors: Annotated[Optional[int], typer.Option(help="1:N megaface: number of distractor images.")] = None,
+    max_identities: Annotated[Optional[int], typer.Option(help="1:N: at most this many enrolled / probe identities.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+) -> None:
+    """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
+    from ..protocols.workflow import make_protocol_folder
+
+    if manifest is None:
+        raise typer.BadParameter("give the manifest to draw from (--manifest)")
+    spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
+                   "mask_types": mask_types, "mask_pairing": mask_pairing}
+    kind = "identification" if identification else "verification"
+    if derive is not None:
+        options = {"seed": seed, "allow_missing": allow_missing, "allow_same_source": allow_same_source}
+    elif identification:
+        options = {"seed": seed or 0, "mode": mode, "gallery_per_identity": gallery_per_identity,
+                   "probes_per_identity": probes_per_identity, "unmated_fraction": unmated_fraction,
+                   "probe_fraction": probe_fraction, "n_distractors": distractors, "max_identities": max_identities}
+    else:
+        options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
+                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source}
+    written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
+                                   derive_from=derive, people=people, overwrite=force, name=name, **options)
+    for folder, protocol in written:
+        counts = protocol.info["counts"]
+        what = (f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+                if protocol.kind == "verification" else
+                f"{counts['gallery']} gallery images, {counts['probes']} probes ({counts['mated']} mated)")
+        console.print(f"wrote {folder}: {protocol.spec}, {what}", highlight=False)
+
+
+@protocol_app.command("import")
+def protocol_import(
+    file: Annotated[Path, typer.Argument(help="Pair-list file (LFW pairs.txt, CALFW, MLFW, MFR2, pairs_label.txt, CSV) or insightface .bin.")],
+    out: Annotated[Path, typer.Argument(help="Protocol folder to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="lfw, mfr2, calfw, cplfw, mlfw, pairs-label, csv or insightface-bin.")] = "",
+    manifest: ManifestOpt = None,
+    probe_manifest: ProbeOpt = None,
+    ext: Annotated[Optional[str], typer.Option(help="lfw/mfr2: image extension (default .jpg / .png).")] = None,
+    folds: Annotated[Optional[int], typer.Option(help="Formats without folds: number of contiguous folds (default 10).")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into.")] = None,
+    variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
+    strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+) -> None:
+    """Import a public pair list as a protocol folder."""
+    from ..protocols.workflow import import_protocol_folder
+
+    fmt = fmt or ("insightface-bin" if file.suffix.lower() == ".bin" else "csv" if file.suffix.lower() == ".csv" else "")
+    if not fmt:
+        raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
+    protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
+                                              variant=variant, overwrite=force, name=name, strict=strict,
+                                              ext=ext, n_folds=folds)
+    counts = protocol.info["counts"]
+    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+    console.print(f"wrote {out}: {text}", highlight=False)
+    if report and not report.ok:
+        err_console.print(f"[yellow]warning:[/] {len(report.unresolved)} image reference(s) were not found; "
+                          "run `mfrkit protocol validate` for details", highlight=False)
+
+
+@protocol_app.command("export")
+def protocol_export(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    file: Annotated[Path, typer.Argument(help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="lfw, csv, pairs-label, mlfw, calfw, mfr2 or insightface-bin.")] = "csv",
+    root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
+    manifest: ManifestOpt = None,
+    probe_manifest: ProbeOpt = None,
+) -> None:
+    """Export a 1:1 protocol as a public pair list."""
+    from ..protocols import export_protocol, load_protocol
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    path, used_root = export_protocol(load_protocol(protocol, manifests or None), file, fmt, root=root)
+    console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
+
+
+@protocol_app.command("show")
+def protocol_show(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    manifest: ManifestOpt = None,
+    probe_manifest: ProbeOpt = None,
+) -> None:
+    """Counts per fold, genuine/impostor, per variant and mask type."""
+    from ..protocols import load_protocol, summarize
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    p = load_protocol(protocol, manifests or None)
+    params = ", ".join(f"{k}={v}" for k, v in sorted((p.info.get("spec_params") or {}).items()))
+    console.print(f"[bold]{p.name}[/]: {p.kind}, spec {p.spec or '-'}{f' ({params})' if params else ''}, "
+                  f"seed {p.seed if p.seed is not None else '-'}, sha256 {p.sha256[:12]}", highlight=False)
+    for title, table in summarize(p).items():
+        print_table(title, table)
+
+
+@protocol_app.command("validate")
+def protocol_validate(
+    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    manifest: ManifestOpt = None,
+    probe_manifest: ProbeOpt = None,
+    files: Annotated[bool, typer.Option("--files/--no-files", help="Check that every image file exists.")] = True,
+) -> None:
+    """Check ids, files, folds, identity-disjointness, duplicates and leakage; exit 1 on errors."""
+    from ..protocols import validate_protocol
+
+    manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
+    report = validate_protocol(protocol, manifests or None, check_files=files)
+    for problem in report.problems:
+        colour = "red" if problem.severity == "error" else "yellow"
+        err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
+    failed = len(report.failed_rows())
+    console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {failed} row(s) would be scored as failures",
+                  highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
