@@ -5,7 +5,7 @@ Public API::
     from mfrkit.models import create_family, FAMILIES, train, export_family, write_onnx
 
 Families (see ``mfrkit/models/cards/``): ``csn``, ``attention``, ``heterogeneous``,
-``domain_adapt``. Backbones: ``iresnet18/34/50/100``, ``mobilefacenet``.
+``domain_adapt``, and the plain ``cosface`` baseline. Backbones: ``iresnet18/34/50/100``, ``mobilefacenet``.
 """
 
 from ..model_input import ModelInput
@@ -22,7 +22,7 @@ from .families import (
 from .heads import HEADS, CombinedMarginHead, create_head
 
 # Importing the family modules registers them.
-from . import attention, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
+from . import attention, cosface, csn, dlib_resnet, domain_adapt, heterogeneous  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "BACKBONES",

@@ -29,7 +29,7 @@ from ..alignments import arcface_name
 from ..errors import MfrkitError
 from ..model_input import ModelInput
 from .backbones import IResNet, create_backbone
-from .families import FAMILIES, FamilyModel
+from .families import FAMILIES, FamilyModel, check_input_size, check_positive
 from .heads import create_head
 from .losses import diversity_regularizer, weighted_cross_entropy
 
@@ -70,8 +70,10 @@ class AttentionConfig:
     lambda_div: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.n_maps < 1:
-            raise ValueError(f"n_maps must be >= 1, got {self.n_maps}")
+        check_positive(self, "width", "n_maps", "feature_channels", "embedding_dim")
+        check_input_size(self.input_size)
+        if not 0.0 <= self.padding < 1.0:
+            raise ValueError(f"padding must be in [0, 1), got {self.padding}")
 
 
 @FAMILIES.register("attention")

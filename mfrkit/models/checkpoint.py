@@ -23,7 +23,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..errors import MfrkitError
-from .families import FAMILIES, FamilyModel, make_config
+from .families import FamilyModel, build_family, make_config
 
 FORMAT = "mfrkit-checkpoint-1"
 
@@ -54,7 +54,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_from_checkpoint(state: dict[str, Any]) -> FamilyModel:
     """Rebuild the family model a checkpoint holds and load its weights."""
     name = state["family"]
-    model = FAMILIES.get(name)(make_config(name, **state["config"]), int(state["n_classes"]))
+    model = build_family(name, make_config(name, **state["config"]), int(state["n_classes"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:

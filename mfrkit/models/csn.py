@@ -26,7 +26,8 @@ from torch import nn
 
 from ..errors import MfrkitError
 from .backbones import create_backbone
-from .families import FAMILIES, FamilyModel, check_choice
+from ..model_input import ModelInput
+from .families import FAMILIES, FamilyModel, check_choice, check_input_size, check_positive, square_input
 from .heads import create_head, margin_loss
 from .losses import cosine_distillation, weighted_bidirectional_kl
 
@@ -42,6 +43,8 @@ class CSNConfig:
     width : int
         Backbone width (64 published).
     embedding_dim : int
+    input_size : int
+        Square crop side, pixels (112 published; a multiple of 16).
     sub_dropout : tuple of float
         Dropout rate of each sub-decision block; its length is ``n`` (3).
     concept_hidden : int
@@ -59,6 +62,7 @@ class CSNConfig:
     backbone: str = "iresnet50"
     width: int = 64
     embedding_dim: int = 512
+    input_size: int = 112
     sub_dropout: tuple[float, ...] = (0.1, 0.3, 0.5)
     concept_hidden: int = 128
     head: str = "cosface"
@@ -69,6 +73,8 @@ class CSNConfig:
     teacher_projection: str = "linear"
 
     def __post_init__(self) -> None:
+        check_positive(self, "width", "embedding_dim", "concept_hidden", "teacher_dim")
+        check_input_size(self.input_size)
         if len(self.sub_dropout) < 2:
             raise ValueError("CSN needs at least two sub-decisions (sub_dropout of length >= 2)")
         if not all(0.0 <= p < 1.0 for p in self.sub_dropout):
@@ -78,7 +84,7 @@ class CSNConfig:
 
 @FAMILIES.register("csn")
 class CSN(FamilyModel):
-    """Consistent Sub-Decision Network on a 112x112 ArcFace crop."""
+    """Consistent Sub-Decision Network on an ArcFace crop (112x112 published)."""
 
     name = "csn"
     Config = CSNConfig
@@ -86,10 +92,11 @@ class CSN(FamilyModel):
 
     def __init__(self, config: CSNConfig, n_classes: int) -> None:
         super().__init__(config, n_classes)
-        self.backbone = create_backbone(config.backbone, width=config.width, head=False)
+        size = config.input_size
+        self.backbone = create_backbone(config.backbone, width=config.width, input_size=(size, size), head=False)
         c = self.backbone.feature_channels
         with torch.no_grad():
-            fh, fw = self.backbone.forward_features(torch.zeros(1, 3, 112, 112)).shape[2:]
+            fh, fw = self.backbone.forward_features(torch.zeros(1, 3, size, size)).shape[2:]
         flat = c * fh * fw
         d = config.embedding_dim
         self.sub_blocks = nn.ModuleList(
@@ -112,6 +119,10 @@ class CSN(FamilyModel):
                 )
             self.project = nn.Linear(d, config.teacher_dim, bias=False)
 
+    @classmethod
+    def preprocessing_for(cls, config: CSNConfig) -> ModelInput:
+        return square_input(config.input_size)
+
     def sub_decisions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sub-decision embeddings ``(n, N, D)`` and concept weights ``(N, n)``."""
         fmap = self.backbone.forward_features(x)
@@ -126,7 +137,7 @@ class CSN(FamilyModel):
         return torch.einsum("nbd,bn->bd", subs, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The exported embedding ``(N, D)`` of images ``(N, 3, 112, 112)``: the
+        """The exported embedding ``(N, D)`` of images ``(N, 3, S, S)``: the
         concept-weighted sum of the sub-decision embeddings."""
         return self.combine(*self.sub_decisions(x))
 

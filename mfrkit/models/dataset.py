@@ -17,13 +17,17 @@ attributes          (A,) f32         attribute columns of the sample (NaN = unkn
 source_attributes   (A,) f32         the same for the source
 =================== ================ ==================================================
 
-Crops come from one of two places:
+Crops come from one of three places:
 
 * ``aligned=False``: the photo is aligned from cached 5-point landmarks with the
   alignment the preprocessing names (``arcface112``...). A synthetic image whose own
   landmarks are missing (a mask can defeat the detector) borrows its source's when both
   images have the same size, since synthesis draws on the source photo in place.
 * ``aligned=True``: the files already are aligned crops; they are only resized.
+* ``pack=``: a :class:`~mfrkit.packs.Pack` made by ``mfrkit pack``: the crops were
+  aligned once and are read from memory-mapped shards (no decoding, no warp; resized
+  when the model's size differs from the pack's). Rows whose crop failed are dropped
+  (``no_crop``).
 
 ``mask_transform(crop, rng) -> crop`` masks unmasked crops on the fly (e.g.
 ``mfrkit.maskgen.MaskAugment``) with probability ``mask_probability``, drawing from
@@ -48,6 +52,7 @@ from ..data.manifest import Manifest
 from ..errors import MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
 from ..model_input import ModelInput
+from ..packs.pack import Pack
 from ..rng import item_rng
 
 MaskTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -65,6 +70,8 @@ class _Sample:
     source_landmarks: Landmarks | None
     attributes: tuple[float, ...]
     source_attributes: tuple[float, ...]
+    row: int = -1  # pack rows (-1 without a pack)
+    source_row: int = -1
 
 
 def _as_landmarks(value: FaceResult | Landmarks | None) -> Landmarks | None:
@@ -104,13 +111,17 @@ class PairedFaceDataset(Dataset):
     variants : sequence of str, optional
         Keep only samples of these variants (sources may be of any variant).
     seed : int
+    pack : Pack, optional
+        Read crops from this pack (``manifest`` must be its index, ``pack.manifest``);
+        no landmarks are needed.
 
     Attributes
     ----------
     classes : list of str
         Identity names; ``label`` indexes this list.
     dropped : Counter
-        Rows left out, by reason (``no_landmarks``, ``source_missing``, ``variant``).
+        Rows left out, by reason (``no_landmarks``, ``source_missing``, ``variant``,
+        ``no_crop``).
     """
 
     def __init__(
@@ -126,8 +137,14 @@ class PairedFaceDataset(Dataset):
         attributes: Sequence[str] = (),
         variants: Sequence[str] | None = None,
         seed: int = 0,
+        pack: Pack | None = None,
     ) -> None:
-        if not aligned and landmarks is None:
+        if pack is not None:
+            aligned = False
+            for prep in (preprocessing, teacher_preprocessing):
+                if prep is not None:
+                    pack.alignment_for(prep.align)  # a pack without the crop fails here, naming it
+        elif not aligned and landmarks is None:
             raise MfrkitError("landmarks are needed to align the images (or pass aligned=True for ready crops)")
         if not 0.0 <= mask_probability <= 1.0:
             raise MfrkitError(f"mask_probability must be in [0, 1], got {mask_probability}")
@@ -138,6 +155,7 @@ class PairedFaceDataset(Dataset):
         self.preprocessing = preprocessing
         self.teacher_preprocessing = teacher_preprocessing
         self.aligned = aligned
+        self.pack = pack
         self.mask_transform = mask_transform
         self.mask_probability = float(mask_probability)
         self.attributes = tuple(attributes)
@@ -167,7 +185,13 @@ class PairedFaceDataset(Dataset):
                 self.dropped["source_missing"] += 1
                 continue
             own_lm = src_lm = None
-            if not aligned:
+            row_no = source_no = -1
+            if pack is not None:
+                row_no, source_no = pack.row(image_id), pack.row(source["image_id"])
+                if row["crop_status"] != "ok" or source["crop_status"] != "ok":
+                    self.dropped["no_crop"] += 1
+                    continue
+            elif not aligned:
                 src_lm = _as_landmarks(lms.get(source["image_id"]))
                 own_lm = _as_landmarks(lms.get(image_id))
                 if own_lm is None and source is not row and _same_size(row, source):
@@ -187,6 +211,8 @@ class PairedFaceDataset(Dataset):
                     source_landmarks=src_lm,
                     attributes=_attribute_values(row, self.attributes),
                     source_attributes=_attribute_values(source, self.attributes),
+                    row=row_no,
+                    source_row=source_no,
                 )
             )
 
@@ -202,12 +228,22 @@ class PairedFaceDataset(Dataset):
             return prep.resize(image)
         return get_alignment(prep.align).crop(image, lm, prep.input_size)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        s = self.samples[i]
+    def crops(self, s: _Sample, preps: Sequence[ModelInput]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(crop, source crop)`` of sample ``s`` for each input in ``preps``, (H, W, 3)
+        uint8 RGB; each photo is decoded once."""
+        if self.pack is not None:
+            return [
+                (self.pack.crop(s.row, p.align, p.input_size), self.pack.crop(s.source_row, p.align, p.input_size)) for p in preps
+            ]
         image = read_image(self.manifest.abspath(s.path))
         source = image if s.source_path == s.path else read_image(self.manifest.abspath(s.source_path))
-        crop = self._crop(image, s.landmarks, self.preprocessing)
-        src_crop = self._crop(source, s.source_landmarks, self.preprocessing)
+        return [(self._crop(image, s.landmarks, p), self._crop(source, s.source_landmarks, p)) for p in preps]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s = self.samples[i]
+        preps = [self.preprocessing] + ([self.teacher_preprocessing] if self.teacher_preprocessing is not None else [])
+        made = self.crops(s, preps)
+        crop, src_crop = made[0]
         domain = s.domain
         if self.mask_transform is not None and domain == 0:
             rng = item_rng(self.seed, s.image_id, "mask", self.epoch)
@@ -223,7 +259,7 @@ class PairedFaceDataset(Dataset):
             "domain": torch.tensor(domain, dtype=torch.int64),
         }
         if self.teacher_preprocessing is not None:
-            t = self._crop(source, s.source_landmarks, self.teacher_preprocessing)
+            t = made[1][1]
             item["teacher"] = torch.from_numpy(self.teacher_preprocessing.to_input(t))
         if self.attributes:
             item["attributes"] = torch.tensor(s.attributes, dtype=torch.float32)

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import create_backbone
-from .families import FAMILIES, FamilyModel
+from ..model_input import ModelInput
+from .families import FAMILIES, FamilyModel, check_input_size, check_positive, square_input
 from .grl import GradientReversal, dann_lambda
 from .heads import create_head, margin_loss
 from .losses import attention_consistency, domain_cross_entropy
@@ -66,6 +67,8 @@ class DomainAdaptConfig:
     ----------
     backbone : str
     width, embedding_dim : int
+    input_size : int
+        Square crop side, pixels (a multiple of 16).
     head : str
         Identity head (``arcface``: s=64, m=0.50).
     attention_reduction : int
@@ -81,12 +84,17 @@ class DomainAdaptConfig:
     backbone: str = "iresnet50"
     width: int = 64
     embedding_dim: int = 512
+    input_size: int = 112
     head: str = "arcface"
     attention_reduction: int = 8
     domain_hidden: int = 256
     lambda_domain: float = 1.0
     lambda_att: float = 1.0
     grl_gamma: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, "width", "embedding_dim", "attention_reduction", "domain_hidden")
+        check_input_size(self.input_size)
 
 
 @FAMILIES.register("domain_adapt")
@@ -99,7 +107,8 @@ class DomainAdaptFR(FamilyModel):
 
     def __init__(self, config: DomainAdaptConfig, n_classes: int) -> None:
         super().__init__(config, n_classes)
-        self.backbone = create_backbone(config.backbone, width=config.width, embedding_dim=config.embedding_dim)
+        size = (config.input_size, config.input_size)
+        self.backbone = create_backbone(config.backbone, width=config.width, embedding_dim=config.embedding_dim, input_size=size)
         self.refine = SelfAttention2d(self.backbone.feature_channels, config.attention_reduction)
         self.head = create_head(config.head, config.embedding_dim, n_classes)
         self.grl = GradientReversal(0.0)
@@ -107,13 +116,17 @@ class DomainAdaptFR(FamilyModel):
             nn.Linear(config.embedding_dim, config.domain_hidden), nn.ReLU(), nn.Linear(config.domain_hidden, 2)
         )
 
+    @classmethod
+    def preprocessing_for(cls, config: DomainAdaptConfig) -> ModelInput:
+        return square_input(config.input_size)
+
     def embed_with_scores(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Refined embeddings ``(N, D)`` and self-attention scores ``(N, HW, HW)``."""
         refined, scores = self.refine(self.backbone.forward_features(x))
         return self.backbone.forward_head(refined), scores
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The exported embedding ``(N, D)`` of images ``(N, 3, 112, 112)``: the refined one."""
+        """The exported embedding ``(N, D)`` of images ``(N, 3, S, S)``: the refined one."""
         return self.embed_with_scores(x)[0]
 
     def training_step(self, batch: Mapping[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:

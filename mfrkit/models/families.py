@@ -126,8 +126,45 @@ def create_family(name: str, *, n_classes: int = 2, **options) -> FamilyModel:
 
     ``n_classes`` only sizes the training heads; it does not change the exported graph.
     """
+    return build_family(name, make_config(name, **options), n_classes)
+
+
+def build_family(name: str, config: Any, n_classes: int) -> FamilyModel:
+    """Instantiate family ``name`` from a config; a config the network cannot be built
+    with (a feature map that vanishes, a layer of size 0) is a MfrkitError, not a
+    traceback from deep inside torch."""
     cls = FAMILIES.get(name)
-    return cls(make_config(name, **options), n_classes)
+    try:
+        return cls(config, n_classes)
+    except MfrkitError:
+        raise
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        raise MfrkitError(f"cannot build family {name!r} with {config}: {exc}") from None
+
+
+def check_positive(config: Any, *names: str) -> None:
+    """Raise ValueError (made a MfrkitError by :func:`make_config`) unless every named
+    field that is set is >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def check_input_size(size: int, stride: int = 16) -> None:
+    """Raise ValueError unless ``size`` is a positive multiple of ``stride`` (the
+    backbone halves the resolution four times)."""
+    if size < stride or size % stride:
+        raise ValueError(f"input_size must be a positive multiple of {stride}, got {size}")
+
+
+def square_input(size: int, padding: float = 0.0) -> ModelInput:
+    """The ArcFace-template input of side ``size`` (``arcface<size>[p<padding>]``)."""
+    from ..alignments import arcface_name
+
+    if size == 112 and padding == 0.0:
+        return ARCFACE_112_INPUT
+    return ModelInput(input_size=(size, size), align=arcface_name(size, padding))
 
 
 def config_dict(config: Any) -> dict[str, Any]:

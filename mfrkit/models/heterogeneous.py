@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import create_backbone
-from .families import FAMILIES, FamilyModel
+from ..model_input import ModelInput
+from .families import FAMILIES, FamilyModel, check_input_size, check_positive, square_input
 from .losses import pair_bce, weight_difference
 
 DOMAINS = ("reference", "probe")
@@ -47,6 +48,8 @@ class HeterogeneousConfig:
     backbone : str
         Architecture of each tower.
     width, embedding_dim : int
+    input_size : int
+        Square crop side, pixels (a multiple of 16).
     lambda_tie : float
         Weight of the squared difference between corresponding tower weights.
     attributes : tuple of str
@@ -61,12 +64,17 @@ class HeterogeneousConfig:
     backbone: str = "iresnet50"
     width: int = 64
     embedding_dim: int = 512
+    input_size: int = 112
     lambda_tie: float = 1e-3
     attributes: tuple[str, ...] = ()
     lambda_attr: float = 1.0
     lambda_sparse: float = 1e-4
     pair_scale: float = 10.0
     pair_bias: float = -5.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, "width", "embedding_dim")
+        check_input_size(self.input_size)
 
 
 @FAMILIES.register("heterogeneous")
@@ -79,13 +87,18 @@ class HeterogeneousNet(FamilyModel):
 
     def __init__(self, config: HeterogeneousConfig, n_classes: int) -> None:
         super().__init__(config, n_classes)
-        self.reference = create_backbone(config.backbone, width=config.width, embedding_dim=config.embedding_dim)
+        size = (config.input_size, config.input_size)
+        self.reference = create_backbone(config.backbone, width=config.width, embedding_dim=config.embedding_dim, input_size=size)
         self.probe = copy.deepcopy(self.reference)
         self.pair_scale = nn.Parameter(torch.tensor(float(config.pair_scale)))
         self.pair_bias = nn.Parameter(torch.tensor(float(config.pair_bias)))
         n_attr = len(config.attributes)
         self.attr_reference = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
         self.attr_probe = nn.Linear(config.embedding_dim, n_attr) if n_attr else None
+
+    @classmethod
+    def preprocessing_for(cls, config: HeterogeneousConfig) -> ModelInput:
+        return square_input(config.input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of *probe-domain* images (use :meth:`embed` to pick the domain)."""

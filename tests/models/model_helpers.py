@@ -12,6 +12,7 @@ TINY = {
     "attention": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16, "n_maps": 3, "input_size": 64},
     "heterogeneous": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16},
     "domain_adapt": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16, "domain_hidden": 8},
+    "cosface": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16},
 }
 
 IDENTITIES = ("ada", "bob", "cyd")

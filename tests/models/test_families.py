@@ -31,7 +31,7 @@ def _batch(model, seed=0):
 
 
 def test_every_family_has_a_tiny_test_config():
-    assert set(TINY) == set(FAMILIES.names()) == {"csn", "attention", "heterogeneous", "domain_adapt"}
+    assert set(TINY) == set(FAMILIES.names()) == {"csn", "attention", "heterogeneous", "domain_adapt", "cosface"}
 
 
 @pytest.mark.parametrize("name", BACKBONES.names())
@@ -149,7 +149,7 @@ def test_heterogeneous_towers_start_tied_and_export_two_domains():
 def test_config_errors_name_the_valid_choices():
     with pytest.raises(MfrkitError, match="valid:.*embedding_dim"):
         create_family("csn", embeding_dim=3)
-    with pytest.raises(UnknownNameError, match="attention, csn"):
+    with pytest.raises(UnknownNameError, match="attention, cosface, csn"):
         create_family("nope")
     with pytest.raises(MfrkitError):
         create_family("csn", sub_dropout=(0.5,))
