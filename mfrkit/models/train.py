@@ -1,8 +1,9 @@
-"""The training loop: plain, readable and resumable.
+"""The training loop: plain, readable, resumable, and data-parallel under ``torchrun``.
 
-``train(family, data, out)`` reads a manifest, builds a :class:`PairedFaceDataset` and
-the family, and runs SGD with a cosine learning-rate schedule (mixed precision on
-CUDA). Into ``out`` it writes:
+``train(family, data, out)`` reads a manifest (or a pack made by ``mfrkit pack``),
+builds a :class:`PairedFaceDataset` and the family, and runs SGD with a cosine
+learning-rate schedule, in the precision :mod:`mfrkit.models.precision` picks for the
+device (bfloat16 autocast on GPUs that have it). Into ``out`` it writes:
 
 ``checkpoint.pt``
     the latest state (see :mod:`mfrkit.models.checkpoint`), every
@@ -14,6 +15,12 @@ Run it again with the same ``out`` and it resumes from the checkpoint, at the sa
 batch of the same epoch: each epoch's order is a permutation seeded by
 ``(seed, epoch)``, so the batches still to come are the ones an uninterrupted run would
 have seen. A checkpoint of another family, config or manifest is refused, not mixed.
+
+Under ``torchrun --nproc_per_node=G`` the same call runs in G processes (see
+:mod:`mfrkit.models.distributed`): ``batch_size`` is per process, each rank trains on
+its shard of every global batch, DistributedDataParallel averages the gradients, and
+rank 0 writes the checkpoint and the log; every checkpoint verifies that all ranks
+hold bit-identical weights.
 """
 
 from __future__ import annotations
@@ -25,24 +32,37 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_write_text
 from ..data.manifest import Manifest
-from ..data.registry import resolve_source
 from ..errors import MfrkitError
+from ..packs.pack import Pack, is_pack
 from ..progress import progress_bar
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .dataset import MaskTransform, PairedFaceDataset
-from .families import FAMILIES, FamilyModel, config_dict, make_config
+from .distributed import (
+    DistContext,
+    check_in_sync,
+    env_world,
+    init_distributed,
+    mean_over_ranks,
+    parameter_digest,
+    rank_batches,
+    resolve_device,
+)
+from .families import FAMILIES, FamilyModel, build_family, config_dict, make_config
+from .precision import PRECISIONS, Precision, device_precision
 from .teacher import Teacher, load_teacher
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "losses.jsonl"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,9 @@ class TrainConfig:
 
     Attributes
     ----------
-    epochs, batch_size : int
+    epochs : int
+    batch_size : int
+        Per process; the global batch under ``torchrun`` is ``batch_size * world``.
     lr : float
         Peak learning rate; cosine decay to 0 after ``warmup_steps`` of linear warm-up.
     momentum, weight_decay : float
@@ -60,11 +82,12 @@ class TrainConfig:
     clip_grad : float
         Max global gradient norm (0 disables).
     workers : int
-        DataLoader worker processes.
+        DataLoader worker processes (per process).
     device : str
-        ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
-    amp : bool
-        float16 autocast with loss scaling on CUDA (ignored on CPU).
+        ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...; under
+        ``torchrun``, ``cuda`` means this process's GPU (``LOCAL_RANK``).
+    precision : str
+        ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (see :mod:`mfrkit.models.precision`).
     seed : int
     log_every, checkpoint_every : int
         In steps.
@@ -83,7 +106,7 @@ class TrainConfig:
     clip_grad: float = 5.0
     workers: int = 2
     device: str = "auto"
-    amp: bool = True
+    precision: str = "auto"
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 500
@@ -93,8 +116,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
             raise MfrkitError(f"need epochs >= 1 and batch_size >= 2 (got {self.epochs}, {self.batch_size})")
-        if self.lr <= 0:
-            raise MfrkitError(f"lr must be positive, got {self.lr}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise MfrkitError(f"lr must be a positive number, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            raise MfrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.warmup_steps < 0 or self.workers < 0:
+            raise MfrkitError("log_every and checkpoint_every must be >= 1, warmup_steps and workers >= 0")
+        if self.variants is not None:
+            object.__setattr__(self, "variants", tuple(self.variants))
 
 
 @dataclass(frozen=True)
@@ -110,10 +139,17 @@ class TrainResult:
     resumed_from : int
         Step the run resumed from (0 for a fresh run).
     last_losses : dict of str to float
+        The last step's losses (the mean over ranks under ``torchrun``).
     n_samples, n_classes : int
     dropped : dict of str to int
         Manifest rows left out, by reason.
     device : str
+    precision : str
+        ``fp32``, ``bf16`` or ``fp16``.
+    world, rank : int
+        Processes in the run and this one's rank.
+    weights_digest : str
+        SHA-256 of this process's final weights (:func:`~mfrkit.models.distributed.parameter_digest`).
     """
 
     out: Path
@@ -126,6 +162,10 @@ class TrainResult:
     n_classes: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     device: str = "cpu"
+    precision: str = "fp32"
+    world: int = 1
+    rank: int = 0
+    weights_digest: str = ""
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 0) -> float:
@@ -137,29 +177,17 @@ def lr_at(step: int, total: int, base: float, warmup: int = 0) -> float:
     return 0.5 * base * (1.0 + math.cos(math.pi * t))
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, *, min_size: int = 2) -> list[list[int]]:
     """The batches of ``epoch``: a seeded permutation cut into ``batch_size`` chunks.
 
-    A last chunk of one sample is dropped (BatchNorm cannot train on it).
+    A last chunk smaller than ``min_size`` is dropped (BatchNorm cannot train on one
+    sample; under ``torchrun`` every rank needs two).
     """
     order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if batches and len(batches[-1]) < 2:
+    if batches and len(batches[-1]) < min_size:
         batches.pop()
     return batches
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MfrkitError(f"unknown device {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MfrkitError("CUDA was requested but torch sees no CUDA device")
-    return device
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -193,9 +221,133 @@ def _check_resume(state: Mapping[str, Any], family: str, config: dict, fingerpri
         )
 
 
+# --- one optimisation step --------------------------------------------------------------------------
+
+
+class _StepModule(nn.Module):
+    # DistributedDataParallel synchronises gradients of what runs inside its forward;
+    # the families' training_step is not forward, so this wrapper makes it one.
+    def __init__(self, model: FamilyModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        return self.model.training_step(batch, progress=progress)
+
+
+class TrainStep:
+    """One SGD step of a family: forward in the run's precision, the checks that keep a
+    broken run from passing silently, backward, gradient clipping, update.
+
+    Parameters
+    ----------
+    model : FamilyModel
+        On ``device`` already.
+    optimizer : torch.optim.Optimizer
+    precision : Precision
+    device : torch.device
+    clip_grad : float
+        Max global gradient norm (0: no clipping).
+    ctx : DistContext
+        With more than one rank the model is wrapped in DistributedDataParallel.
+    """
+
+    def __init__(self, model: FamilyModel, optimizer: torch.optim.Optimizer, precision: Precision, device: torch.device,
+                 *, clip_grad: float = 0.0, ctx: DistContext = DistContext()) -> None:  # fmt: skip
+        self.model = model
+        self.optimizer = optimizer
+        self.precision = precision
+        self.device = device
+        self.clip_grad = clip_grad
+        self.ctx = ctx
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        runner: nn.Module = _StepModule(model)
+        if ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            # Some parameters sit out some steps (a teacher projection, attribute units).
+            runner = DistributedDataParallel(runner, device_ids=ids, find_unused_parameters=True)
+        self.runner = runner
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision.loss_scaling)
+
+    def _all_ranks(self, ok: bool) -> bool:
+        # A check that fails on one rank must stop every rank, or the others hang in the
+        # next gradient all-reduce.
+        if not self.ctx.enabled:
+            return ok
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if ok else 0.0], device=self.device if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item() > 0)
+
+    def __call__(self, batch: dict[str, torch.Tensor], *, lr: float, progress: float, step: int) -> dict[str, torch.Tensor]:
+        """Run one step on ``batch`` (tensors on the device); the losses, detached."""
+        teacher = batch.get("teacher_embedding")
+        if teacher is not None:
+            bad = int((~torch.isfinite(teacher).all(dim=1)).sum())
+            if not self._all_ranks(bad == 0):
+                raise MfrkitError(
+                    f"the teacher returned non-finite embeddings (NaN or inf) at step {step}"
+                    + (f" for {bad} of {teacher.shape[0]} images of this batch" if bad else " on another rank")
+                    + ": the teacher model is broken (or fed inputs it cannot take); the student was not updated"
+                )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.precision.autocast(self.device.type):
+            losses = self.runner(batch, progress)
+        loss = losses["loss"]
+        if not self._all_ranks(bool(torch.isfinite(loss))):
+            terms = [k for k, v in losses.items() if k != "loss" and not bool(torch.isfinite(v))]
+            what = f"loss term(s) {', '.join(terms)}" if terms else ("the loss" if not torch.isfinite(loss) else "the loss on another rank")
+            weights_ok = all(bool(torch.isfinite(p).all()) for p in self.params)
+            raise MfrkitError(
+                f"{what} became non-finite at step {step} (inputs{' and teacher embeddings' if teacher is not None else ''} were finite, "
+                f"weights {'finite' if weights_ok else 'already non-finite'}): training diverged; lower the learning rate "
+                f"(now {lr:.3g}) or the gradient clip"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {k: v.detach() for k, v in losses.items()}
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+def _main_first(ctx: DistContext, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 first (it may write caches), then on the other ranks."""
+    if not ctx.enabled:
+        return fn()
+    if ctx.is_main:
+        result = fn()
+        ctx.barrier()
+        return result
+    ctx.barrier()
+    return fn()
+
+
+def _resolve_data(data, workers: int, progress: bool) -> tuple[Manifest, Pack | None]:
+    if isinstance(data, Pack):
+        return data.manifest, data
+    if isinstance(data, Manifest):
+        return data, None
+    if isinstance(data, (str, os.PathLike)) and is_pack(data):
+        pack = Pack(data)
+        return pack.manifest, pack
+    from ..data.registry import resolve_source
+
+    return resolve_source(data, workers=max(1, workers), progress=progress), None
+
+
 def train(
     family: str,
-    data: str | os.PathLike | Manifest,
+    data: str | os.PathLike | Manifest | Pack,
     out: str | os.PathLike,
     *,
     options: Mapping[str, Any] | None = None,
@@ -208,15 +360,16 @@ def train(
     max_steps: int | None = None,
     progress: bool = False,
 ) -> TrainResult:
-    """Train family ``family`` on a manifest, resuming from ``out`` when it holds a checkpoint.
+    """Train family ``family`` on a manifest or pack, resuming from ``out`` when it holds a checkpoint.
 
     Parameters
     ----------
     family : str
         A name from :data:`~mfrkit.models.families.FAMILIES`.
-    data : str, path or Manifest
-        A registered dataset name, a manifest file, a dataset folder (see
-        :func:`mfrkit.data.registry.resolve_source`), or a Manifest.
+    data : str, path, Manifest or Pack
+        A pack folder (``mfrkit pack``), a registered dataset name, a manifest file, a
+        dataset folder (see :func:`mfrkit.data.registry.resolve_source`), a Manifest or
+        a Pack.
     out : path
         Output folder (checkpoint and loss log).
     options : mapping
@@ -228,19 +381,31 @@ def train(
         The images are ready-aligned crops (no landmarks needed).
     landmarks : mapping of image_id to FaceResult, optional
         Cached landmarks; default: ``mfrkit.landmarks.cache.get_landmarks(manifest,
-        landmark_backend)`` (detecting what is not cached yet).
+        landmark_backend)`` (detecting what is not cached yet). Not used with a pack.
     mask_transform : callable, optional
         ``(crop, rng) -> crop`` masking unmasked samples on the fly.
     max_steps : int, optional
         Stop (after checkpointing) once this many steps are done in total.
     progress : bool
-        Show a rich progress bar on stderr.
+        Show a rich progress bar on stderr (rank 0 only).
     """
     cfg = config or TrainConfig()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MfrkitError(f"the run folder {out} is a file; give a folder (it gets the checkpoint and the loss log)")
-    manifest = data if isinstance(data, Manifest) else resolve_source(data, workers=max(1, cfg.workers), progress=progress)
+    device = resolve_device(cfg.device, env_world()[2])
+    ctx = init_distributed(device)
+    try:
+        return _train(family, data, out, cfg, ctx, device, options=options, teacher=teacher, aligned=aligned, landmarks=landmarks,
+                      landmark_backend=landmark_backend, mask_transform=mask_transform, max_steps=max_steps,
+                      progress=progress and ctx.is_main)  # fmt: skip
+    finally:
+        ctx.close()
+
+
+def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: torch.device, *, options, teacher, aligned,
+           landmarks, landmark_backend, mask_transform, max_steps, progress) -> TrainResult:  # fmt: skip
+    manifest, pack = _main_first(ctx, lambda: _resolve_data(data, cfg.workers, progress))
     cls = FAMILIES.get(family)
     opts = dict(options or {})
     teacher_obj = load_teacher(teacher) if teacher is not None else None
@@ -251,12 +416,12 @@ def train(
     family_cfg = make_config(family, **opts)
     if getattr(family_cfg, "teacher_dim", None) is not None and teacher_obj is None:
         raise MfrkitError(f"{family} is configured for a {family_cfg.teacher_dim}-d teacher: pass the teacher model")
+    precision = device_precision(cfg.precision, device)
 
-    device = resolve_device(cfg.device)
-    if not aligned and landmarks is None:
+    if pack is None and not aligned and landmarks is None:
         from ..landmarks.cache import get_landmarks
 
-        landmarks = get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress)
+        landmarks = _main_first(ctx, lambda: get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress))
     dataset = PairedFaceDataset(
         manifest,
         cls.preprocessing_for(family_cfg),
@@ -268,44 +433,64 @@ def train(
         attributes=getattr(family_cfg, "attributes", ()),
         variants=cfg.variants,
         seed=cfg.seed,
+        pack=pack,
     )
-    if len(dataset) < 2:
-        raise MfrkitError(f"only {len(dataset)} usable image(s) (left out: {dict(dataset.dropped)}); need at least 2")
+    if len(dataset) < 2 * ctx.world:
+        raise MfrkitError(f"only {len(dataset)} usable image(s) (left out: {dict(dataset.dropped)}); need at least {2 * ctx.world}")
     if not dataset.classes:
         raise MfrkitError("no image has an identity: nothing to train the identity losses on")
+    if len(dataset.classes) < 2:
+        # One class: every identity loss is exactly 0 and the model learns nothing.
+        raise MfrkitError(
+            f"the training images show one identity ({dataset.classes[0]!r}): a face model learns by telling identities "
+            "apart, so every identity loss would be 0; give images of at least two identities"
+        )
 
-    batches_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0))
+    global_batch = cfg.batch_size * ctx.world
+
+    def batches_of(epoch: int) -> list[list[int]]:
+        return rank_batches(epoch_batches(len(dataset), global_batch, cfg.seed, epoch, min_size=2 * ctx.world), ctx.rank, ctx.world)
+
+    batches_per_epoch = len(batches_of(0))
+    if batches_per_epoch == 0:
+        raise MfrkitError(f"{len(dataset)} images do not fill one batch of 2 per process")
     total_steps = cfg.epochs * batches_per_epoch
     fingerprint = manifest.fingerprint()
     conf_dict = config_dict(family_cfg)
     ckpt_path = out / CHECKPOINT_NAME
     log_path = out / LOG_NAME
 
-    state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    state = load_checkpoint(ckpt_path, map_location=device) if ckpt_path.exists() else None
     if state is not None:
         _check_resume(state, family, conf_dict, fingerprint, dataset.classes)
         model: FamilyModel = model_from_checkpoint(state)
     else:
-        model = cls(family_cfg, len(dataset.classes))
+        torch.manual_seed(cfg.seed)  # the initial weights (DDP then copies rank 0's to every rank)
+        model = build_family(family, family_cfg, len(dataset.classes))
     model.to(device)
     if teacher_obj is not None and hasattr(teacher_obj, "to"):
         teacher_obj.to(device)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    stepper = TrainStep(model, optimizer, precision, device, clip_grad=cfg.clip_grad, ctx=ctx)
     epoch, batch_in_epoch, step = 0, 0, 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        if state.get("scaler") and precision.loss_scaling:
+            stepper.scaler.load_state_dict(state["scaler"])
         epoch, batch_in_epoch, step = int(state["epoch"]), int(state["batch_in_epoch"]), int(state["step"])
-        _trim_log(log_path, step)
+        if ctx.is_main:
+            _trim_log(log_path, step)
     resumed_from = step
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
 
     def checkpoint() -> None:
+        check_in_sync(model, ctx)
+        if not ctx.is_main:
+            return
         save_checkpoint(
             ckpt_path,
             {
@@ -315,66 +500,63 @@ def train(
                 "classes": list(dataset.classes),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if use_amp else {},
+                "scaler": stepper.scaler.state_dict() if precision.loss_scaling else {},
                 "epoch": epoch,
                 "batch_in_epoch": batch_in_epoch,
                 "step": step,
                 "total_steps": total_steps,
-                "train_config": {k: v for k, v in dataclasses.asdict(cfg).items()},
+                "train_config": dataclasses.asdict(cfg),
                 "manifest_fingerprint": fingerprint,
                 "teacher_dim": getattr(family_cfg, "teacher_dim", None),
+                "world": ctx.world,
+                "precision": precision.name,
             },
         )
 
     last: dict[str, float] = {}
     stop = max_steps if max_steps is not None else total_steps
     bar = progress_bar(min(stop, total_steps), f"train {family}", enabled=progress, completed=step)
-    with bar as advance, open(log_path, "a", encoding="utf-8") as log:
-        model.train()
-        while epoch < cfg.epochs and step < stop:
-            dataset.set_epoch(epoch)
-            batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch)[batch_in_epoch:]
-            loader = DataLoader(
-                dataset, batch_sampler=batches, num_workers=cfg.workers, pin_memory=device.type == "cuda"
-            )
-            for batch in loader:
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                if teacher_obj is not None:
-                    batch["teacher_embedding"] = teacher_obj(batch.pop("teacher"))
-                # Dropout draws from torch's global generator; seeding it per step makes a
-                # resumed run take exactly the steps an uninterrupted one would.
-                torch.manual_seed(cfg.seed * 1_000_003 + step)
-                lr = lr_at(step, total_steps, cfg.lr, cfg.warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                    losses = model.training_step(batch, progress=step / max(1, total_steps))
-                loss = losses["loss"]
-                if not torch.isfinite(loss):
-                    raise MfrkitError(f"loss became {loss.item()} at step {step}; lower the learning rate")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.clip_grad > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                batch_in_epoch += 1
-                last = {k: float(v.detach()) for k, v in losses.items()}
-                if step % cfg.log_every == 0 or step == stop or batch_in_epoch == batches_per_epoch:
-                    log.write(json.dumps({"epoch": epoch, "step": step, "lr": lr, "time": time.time(), **last}) + "\n")
-                    log.flush()
-                advance(1, status=f"epoch {epoch + 1}/{cfg.epochs} loss {last['loss']:.4f}")
-                if batch_in_epoch == batches_per_epoch:
-                    epoch, batch_in_epoch = epoch + 1, 0
-                    checkpoint()
-                elif step % cfg.checkpoint_every == 0 or step >= stop:
-                    checkpoint()
-                if step >= stop:
-                    break
-    if state is None and step == 0:
-        checkpoint()
+    log = open(log_path, "a", encoding="utf-8") if ctx.is_main else None
+    try:
+        with bar as advance:
+            model.train()
+            while epoch < cfg.epochs and step < stop:
+                dataset.set_epoch(epoch)
+                loader = DataLoader(
+                    dataset, batch_sampler=batches_of(epoch)[batch_in_epoch:], num_workers=cfg.workers,
+                    pin_memory=device.type == "cuda", persistent_workers=False,
+                )  # fmt: skip
+                for batch in loader:
+                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                    if teacher_obj is not None:
+                        batch["teacher_embedding"] = teacher_obj(batch.pop("teacher"))
+                    # Dropout draws from torch's global generator; seeding it per step (and
+                    # rank) makes a resumed run take exactly the steps an uninterrupted one would.
+                    torch.manual_seed(cfg.seed * 1_000_003 + step + 7919 * ctx.rank)
+                    lr = lr_at(step, total_steps, cfg.lr, cfg.warmup_steps)
+                    losses = stepper(batch, lr=lr, progress=step / max(1, total_steps), step=step)
+                    step += 1
+                    batch_in_epoch += 1
+                    end_of_epoch = batch_in_epoch == batches_per_epoch
+                    if step % cfg.log_every == 0 or step == stop or end_of_epoch:
+                        last = mean_over_ranks({k: float(v) for k, v in losses.items()}, ctx, device)
+                        if log is not None:
+                            log.write(json.dumps({"epoch": epoch, "step": step, "lr": lr, "time": time.time(), **last}) + "\n")
+                            log.flush()
+                    advance(1, status=f"epoch {epoch + 1}/{cfg.epochs} loss {float(losses['loss']):.4f}")
+                    if end_of_epoch:
+                        epoch, batch_in_epoch = epoch + 1, 0
+                        checkpoint()
+                    elif step % cfg.checkpoint_every == 0 or step >= stop:
+                        checkpoint()
+                    if step >= stop:
+                        break
+        if state is None and step == 0:
+            checkpoint()
+    finally:
+        if log is not None:
+            log.close()
+    ctx.barrier()  # the checkpoint is on disk before any rank returns
     return TrainResult(
         out=out,
         checkpoint=ckpt_path,
@@ -386,4 +568,8 @@ def train(
         n_classes=len(dataset.classes),
         dropped=dict(dataset.dropped),
         device=str(device),
+        precision=precision.name,
+        world=ctx.world,
+        rank=ctx.rank,
+        weights_digest=parameter_digest(model),
     )
