@@ -49,6 +49,7 @@ from ..data.manifest import (
 from ..data_cards import write_card
 from ..errors import ImageError, ManifestError, MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
+from ..options import option
 from ..rng import item_rng
 from .canonical import canonical_face, mean_face_68
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
@@ -100,19 +101,19 @@ class SynthConfig:
         Only the first ``limit`` usable source images.
     """
 
-    types: str = "random"
-    colors: str = "random"
-    textures: str = "random"
-    coverage: str = "random"
-    renderer: str = "mesh"
-    seed: int = 0
-    landmarks: str | None = None
-    landmark_file: str | None = None
-    aligned: bool = False
-    mix: bool = False
-    on_no_face: str = "skip"
-    image_format: str | None = None
-    limit: int | None = None
+    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")
+    colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
+    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
+    coverage: str = option("random", help="proper, nose_exposed, chin; comma list or random.")
+    renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
+    seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
+    landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
+    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")
+    mix: bool = option(False, negatable=False, help="Also keep every source image unmasked (a mixed training set).")
+    on_no_face: str = option("skip", help="skip (record it) or copy (also copy the image unmasked).")
+    image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
+    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def spec(self) -> StyleSpec:
         types = "random" if self.types == "all" else self.types
@@ -141,16 +142,19 @@ class PartialConfig:
         ``partiallfw`` (160x160, PartialLFW) or ``arcface112``.
     """
 
-    regions: str = "leye,reye,nose,mouth"
-    factors: str = "0.10:0.50:0.05"
-    placement: str = "original"
-    template: str = "partiallfw"
-    seed: int = 0
-    landmarks: str | None = None
-    landmark_file: str | None = None
-    aligned: bool = False
-    on_no_face: str = "skip"
-    limit: int | None = None
+    regions: str = option("leye,reye,nose,mouth", help="leye, reye, nose, mouth (image left/right), comma list, or all.")
+    factors: str = option("0.10:0.50:0.05", help="start:stop:step (stop included) or a comma list.")
+    placement: str = option(
+        "original", switches={"--centered": "centered", "--both": "both"},
+        help="original (patch where it is), centered (moved to the image centre, PartialLFW's centered variant) or both.",
+    )  # fmt: skip
+    template: str = option("partiallfw", help="partiallfw (160x160, exactly PartialLFW) or arcface112.")
+    seed: int = option(0, help="Seed of the contact sheet's sample (the crops themselves draw nothing at random).")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file.")
+    landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
+    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")
+    on_no_face: str = option("skip", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")
+    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def centered(self) -> tuple[bool, ...]:
         return {"original": (False,), "centered": (True,), "both": (False, True)}[self.placement]
