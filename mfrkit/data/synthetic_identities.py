@@ -30,19 +30,18 @@ Output folder::
     <out>/test/<identity>/...                        + manifest.parquet
     <out>/identities.csv        the parameters of every identity and its split
     <out>/README.md             what this folder is (and is not)
-    <out>/.mfrkit-synthetic-identities.json   marks the folder as this job's own
 
-The same options and seed give the same images; rerunning on a finished folder reuses
-it, and a folder mfrkit did not make (or made with other options) is refused.
+The build is a job on :mod:`mfrkit.jobs` (one item per identity): the same options and
+seed give the same bytes whatever the executor or worker count, an interrupted build
+resumes, a finished one is reused, and a folder mfrkit did not make (or made with other
+options) is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,8 +50,9 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import MfrkitError
+from ..atomic import atomic_write_text
+from ..errors import ManifestError, MfrkitError
+from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..rng import item_rng
 from .face_warp import (
     FACE_OVAL,
@@ -73,7 +73,6 @@ from .manifest import MANIFEST_NAME, Manifest, make_table, read_manifest, write_
 
 #: Bump when the rendering changes: it is part of the folder's fingerprint.
 GENERATOR_VERSION = 1
-MARKER = ".mfrkit-synthetic-identities.json"
 SPLITS = ("train", "test")
 DESCRIPTION = (
     "SYNTHETIC identities, a check of the learning machinery, not a face-recognition benchmark: "
@@ -322,7 +321,7 @@ def render_capture(face: IdentityFace, params: SessionParams, size: int = CAPTUR
     return np.clip(img + 0.5, 0, 255).astype(np.uint8), transform_points(m, posed)
 
 
-# --- the dataset ----------------------------------------------------------------------------------
+# --- the dataset (a job on mfrkit.jobs) ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -349,40 +348,98 @@ class SyntheticIdentities:
 
 
 @dataclass(frozen=True)
-class _IdentityItem:
-    params: IdentityParams
-    split: str
-    captures: int
-    seed: int
-    out: str
-    size: int
+class IdentityItem(Item):
+    """One identity to render with all its captures."""
+
+    params: IdentityParams | None = None
+    split: str = "train"
 
 
-_BASES: dict[str, BaseFace] = {}
+def split_identities(n_identities: int, n_test: int, seed: int) -> list[str]:
+    """The split of each identity index: a seeded choice of ``n_test`` test identities."""
+    test = set(np.random.default_rng([seed, 0x5EED]).permutation(n_identities)[:n_test].tolist())
+    return ["test" if i in test else "train" for i in range(n_identities)]
 
 
-def _init_worker(bases: dict[str, BaseFace]) -> None:
-    _BASES.clear()
-    _BASES.update(bases)
+def capture_rel(split: str, name: str, k: int) -> str:
+    """Path of capture ``k`` (1-based) of identity ``name``, relative to the job folder."""
+    return f"{split}/{name}/{name}_{k:04d}.jpg"
 
 
-def _identity_rows(item: _IdentityItem) -> list[dict]:
-    """Render one identity and its captures, write the JPEGs; the manifest rows."""
-    face = render_identity(_BASES[item.params.base], item.params)
-    rows = []
-    for k in range(1, item.captures + 1):
-        name = item.params.name
-        rel = f"{item.split}/{name}/{name}_{k:04d}.jpg"
-        session = sample_session(item_rng(item.seed, name, "capture", k))
-        image, _ = render_capture(face, session, item.size)
-        data = encode_image(image, ".jpg", quality=session.jpeg_quality)
-        atomic_write_bytes(Path(item.out) / rel, data)
-        rows.append({
-            "image_id": rel[len(item.split) + 1 :], "path": rel[len(item.split) + 1 :], "identity": name,
-            "variant": "unmasked", "status": "ok", "sha256": hashlib.sha256(data).hexdigest(), "width": item.size,
-            "height": item.size, "bytes": len(data), "base": item.params.base, **{f"session_{k2}": v for k2, v in asdict(session).items()},
-        })  # fmt: skip
-    return rows
+class SyntheticIdentitiesJob(Job):
+    """Render every identity and its captures (one item per identity)."""
+
+    kind = "synthetic-identities"
+    chunk_size = 4
+
+    def __init__(self, out: str | os.PathLike, *, n_identities: int, captures: int, test_fraction: float, seed: int, size: int,
+                 landmarks: str) -> None:  # fmt: skip
+        if n_identities < 4 or captures < 2:
+            raise MfrkitError(f"need at least 4 identities and 2 captures each, got {n_identities} and {captures}")
+        if not 0.0 < test_fraction < 1.0:
+            raise MfrkitError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        if not 64 <= size <= 1024:
+            raise MfrkitError(f"capture size must be 64-1024 px, got {size}")
+        n_test = min(n_identities - 2, max(2, int(round(test_fraction * n_identities))))
+        self.out = Path(out)
+        self.captures, self.seed, self.size = captures, seed, size
+        self.bases = base_faces(landmarks)
+        self.options = {"generator": GENERATOR_VERSION, "n_identities": n_identities, "captures": captures, "n_test": n_test,
+                        "seed": seed, "size": size, "landmarks": landmarks}  # fmt: skip
+        self.fingerprint = _fingerprint(self.options, self.bases)
+        self._output = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint)
+        names = sorted(self.bases)
+        splits = split_identities(n_identities, n_test, seed)
+        self.items = []
+        for i in range(n_identities):
+            name = f"sid{i:04d}"
+            params = sample_identity(item_rng(seed, name, "identity"), name, names[i % len(names)])
+            outputs = tuple(capture_rel(splits[i], name, k) for k in range(1, captures + 1))
+            self.items.append(IdentityItem(key=name, outputs=outputs, params=params, split=splits[i]))
+
+    def plan(self) -> list[IdentityItem]:
+        return self.items
+
+    def output(self) -> OutputFolder:
+        return self._output
+
+    def is_complete(self, rows: list[dict]) -> bool:
+        return all((self.out / r["split"] / r["path"]).is_file() for r in rows if r.get("status") == "ok")
+
+    def run_item(self, item: IdentityItem, state) -> list[dict]:
+        params = item.params
+        face = render_identity(self.bases[params.base], params)
+        rows = []
+        for k, rel in enumerate(item.outputs, start=1):
+            session = sample_session(item_rng(self.seed, params.name, "capture", k))
+            image, _ = render_capture(face, session, self.size)
+            data = encode_image(image, ".jpg", quality=session.jpeg_quality)
+            self._output.write_bytes(rel, data)
+            in_split = rel[len(item.split) + 1 :]  # manifests live in <out>/<split>/
+            rows.append({
+                "image_id": in_split, "path": in_split, "identity": params.name, "variant": "unmasked", "status": "ok",
+                "sha256": hashlib.sha256(data).hexdigest(), "width": self.size, "height": self.size, "bytes": len(data),
+                "split": item.split, "base": params.base, **{f"session_{key}": v for key, v in asdict(session).items()},
+            })  # fmt: skip
+        return rows
+
+    def failure_rows(self, item: IdentityItem, status: str, message: str) -> list[dict]:
+        # Rendering a synthetic face has no per-image failure a user could act on: stop.
+        raise MfrkitError(f"rendering identity {item.key} failed ({status}): {message}")
+
+    def finish(self, results: dict[str, list[dict]], items, stats: RunStats) -> SyntheticIdentities:
+        manifests = {}
+        for split in SPLITS:
+            rows = [r for it in items if it.split == split for r in results[it.key]]
+            meta = {"name": f"synthetic-identities-{split}", "root": ".", "kind": "synthetic-identities", "split": split,
+                    "description": DESCRIPTION, "seed": self.seed, "options": self.options, "fingerprint": self.fingerprint}  # fmt: skip
+            manifest = Manifest(make_table(rows), meta=meta)
+            write_manifest(manifest, self._output.path_for(f"{split}/{MANIFEST_NAME}"))
+            manifests[split] = manifest
+        table = pd.DataFrame([{**it.params.record(), "split": it.split} for it in items])
+        atomic_write_text(self._output.path_for("identities.csv"), table.to_csv(index=False))
+        atomic_write_text(self._output.path_for("README.md"), _readme(self.options, table))
+        return SyntheticIdentities(out=self.out, train=manifests["train"], test=manifests["test"], identities=table)
 
 
 def _fingerprint(options: dict, bases: dict[str, BaseFace]) -> str:
@@ -391,31 +448,6 @@ def _fingerprint(options: dict, bases: dict[str, BaseFace]) -> str:
         h.update(name.encode())
         h.update(np.round(bases[name].mesh, 2).astype(np.float32).tobytes())
     return h.hexdigest()[:16]
-
-
-def _check_folder(out: Path, fingerprint: str) -> bool:
-    """True when ``out`` is this job's finished folder; raise when it is someone else's."""
-    marker = out / MARKER
-    if marker.exists():
-        try:
-            recorded = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise MfrkitError(f"{marker} is unreadable ({exc}); choose another folder") from None
-        if recorded.get("fingerprint") != fingerprint:
-            raise MfrkitError(
-                f"{out} holds synthetic identities made with other options ({recorded.get('options')}); "
-                "choose another folder (mfrkit does not overwrite it)"
-            )
-        return bool(recorded.get("complete")) and all((out / s / MANIFEST_NAME).exists() for s in SPLITS)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MfrkitError(f"{out} exists and was not made by mfrkit's synthetic identities; choose a new or empty folder")
-    return False
-
-
-def split_identities(n_identities: int, n_test: int, seed: int) -> list[str]:
-    """The split of each identity index: a seeded choice of ``n_test`` test identities."""
-    test = set(np.random.default_rng([seed, 0x5EED]).permutation(n_identities)[:n_test].tolist())
-    return ["test" if i in test else "train" for i in range(n_identities)]
 
 
 def build_synthetic_identities(
@@ -428,6 +460,7 @@ def build_synthetic_identities(
     size: int = CAPTURE_SIZE,
     landmarks: str = "mediapipe",
     workers: int = 1,
+    executor: ExecutorSpec | None = None,
     progress: bool = False,
 ) -> SyntheticIdentities:
     """Make ``n_identities`` synthetic identities with ``captures`` photos each (see the
@@ -436,8 +469,8 @@ def build_synthetic_identities(
     Parameters
     ----------
     out : path
-        A new or empty folder, or one this function finished before with the same
-        options (reused as is).
+        A new or empty folder, or this job's own (a rerun with the same options resumes
+        an unfinished folder and reuses a finished one); anything else is refused.
     n_identities : int
         K, at least 4.
     captures : int
@@ -451,68 +484,26 @@ def build_synthetic_identities(
     landmarks : str
         Landmark backend for the base photos (needs a mesh: ``mediapipe``).
     workers : int
-        Processes rendering identities.
+        Processes rendering identities (local executor).
+    executor : ExecutorSpec, optional
+        Overrides ``workers`` (e.g. Ray).
     progress : bool
 
     Returns
     -------
     SyntheticIdentities
     """
-    from ..progress import progress_bar
-
-    if n_identities < 4 or captures < 2:
-        raise MfrkitError(f"need at least 4 identities and 2 captures each, got {n_identities} and {captures}")
-    if not 0.0 < test_fraction < 1.0:
-        raise MfrkitError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    n_test = min(n_identities - 2, max(2, int(round(test_fraction * n_identities))))
+    job = SyntheticIdentitiesJob(out, n_identities=n_identities, captures=captures, test_fraction=test_fraction, seed=seed,
+                                 size=size, landmarks=landmarks)  # fmt: skip
     out = Path(out)
-    bases = base_faces(landmarks)
-    options = {"generator": GENERATOR_VERSION, "n_identities": n_identities, "captures": captures, "n_test": n_test,
-               "seed": seed, "size": size, "landmarks": landmarks}  # fmt: skip
-    fingerprint = _fingerprint(options, bases)
-    if _check_folder(out, fingerprint):
-        train, test = (read_manifest(out / s / MANIFEST_NAME) for s in SPLITS)
-        return SyntheticIdentities(out=out, train=train, test=test, identities=pd.read_csv(out / "identities.csv"), reused=True)
-    out.mkdir(parents=True, exist_ok=True)
-    marker = {"kind": "synthetic-identities", "fingerprint": fingerprint, "options": options, "mfrkit_version": __version__, "complete": False}
-    atomic_write_text(out / MARKER, json.dumps(marker, indent=2))
-
-    names = sorted(bases)
-    splits = split_identities(n_identities, n_test, seed)
-    items = []
-    for i in range(n_identities):
-        name = f"sid{i:04d}"
-        params = sample_identity(item_rng(seed, name, "identity"), name, names[i % len(names)])
-        items.append(_IdentityItem(params=params, split=splits[i], captures=captures, seed=seed, out=str(out), size=size))
-    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    with progress_bar(len(items), "synthetic identities", enabled=progress) as advance:
-        if workers <= 1:
-            _init_worker(bases)
-            results = map(_identity_rows, items)
-            pool = None
-        else:
-            # Spawn: the parent has run mediapipe, and a forked child of it can crash.
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(bases,))
-            results = pool.map(_identity_rows, items, chunksize=4)
+    marker = read_marker(out)
+    if marker is not None and marker.kind == job.kind and marker.fingerprint == job.fingerprint and marker.state == "finished":
         try:
-            for item, item_rows in zip(items, results):
-                rows[item.split] += item_rows
-                advance(1)
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    manifests = {}
-    for split in SPLITS:
-        meta = {"name": f"synthetic-identities-{split}", "root": ".", "kind": "synthetic-identities", "split": split,
-                "description": DESCRIPTION, "seed": seed, "options": options, "fingerprint": fingerprint}  # fmt: skip
-        manifest = Manifest(make_table(rows[split]), meta=meta)
-        write_manifest(manifest, out / split / MANIFEST_NAME)
-        manifests[split] = manifest
-    table = pd.DataFrame([{**it.params.record(), "split": it.split} for it in items])
-    atomic_write_text(out / "identities.csv", table.to_csv(index=False))
-    atomic_write_text(out / "README.md", _readme(options, table))
-    atomic_write_text(out / MARKER, json.dumps({**marker, "complete": True}, indent=2))
-    return SyntheticIdentities(out=out, train=manifests["train"], test=manifests["test"], identities=table)
+            train, test = (read_manifest(out / s / MANIFEST_NAME) for s in SPLITS)
+            return SyntheticIdentities(out=out, train=train, test=test, identities=pd.read_csv(out / "identities.csv"), reused=True)
+        except (ManifestError, OSError):
+            pass  # damaged: run again (the job's own files are rewritten byte for byte)
+    return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
 
 
 def _readme(options: dict, table: pd.DataFrame) -> str:

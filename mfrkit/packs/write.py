@@ -1,10 +1,11 @@
 """``mfrkit pack``: align every image of a dataset once and store the crops in shards.
 
-See :mod:`mfrkit.packs.pack` for the format. Writing follows the data flow: the source
-manifest and its cached landmarks (detected first when missing) -> one crop per image
-and alignment, made by the benchmark's decode-and-align workers
-(:func:`mfrkit.bench.crops.iter_crops`) -> shards written atomically, each with a small
-status file -> the index and ``pack.json`` last.
+See :mod:`mfrkit.packs.pack` for the format. Packing is a job on :mod:`mfrkit.jobs`,
+one item per (alignment, shard): the source manifest and its cached landmarks (detected
+first where missing) -> each shard's crops, made by the benchmark's own crop function
+(:func:`mfrkit.bench.crops.make_crop`, so a packed crop is bit-identical to the one the
+bench would make) and written atomically with a small status file -> the index and
+``pack.json`` last. Shards run in parallel on the job's executor (``-j``, or Ray).
 
 An image without landmarks of its own borrows its source's (``source_id``) when both
 have the same size: a synthetic masked copy is drawn on its source photo in place, and
@@ -21,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -31,13 +31,38 @@ import pandas as pd
 
 from .. import __version__
 from ..alignments import get_alignment
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest, write_manifest
+from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..landmarks.base import FaceResult, Landmarks
+from ..options import option
 from .pack import CROPS_DIR, FORMAT, INDEX_NAME, PACK_JSON, PackError, shard_name
 
-DEFAULT_SHARD_SIZE = 4096
 NO_LANDMARKS = "no_landmarks"
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """Options of ``mfrkit pack``.
+
+    Attributes
+    ----------
+    align : str
+        Alignment name(s), comma-separated (``arcface112``, ``arcface160p30``,
+        ``dlib150``, ``none``): one set of shards each.
+    landmarks : str
+        Landmark backend whose cache aligns the faces (detected first where missing).
+    shard_size : int
+        Crops per shard file (1024 ArcFace-112 crops are 38.5 MB; shards are the unit
+        of parallel work and of resuming).
+    none_size : int
+        Crop side for ``none`` (ready-aligned inputs, resized).
+    """
+
+    align: str = option("arcface112", help="Alignment(s), comma-separated: arcface112, arcface160p30, dlib150, none (ready crops). One set of shards each.")
+    landmarks: str = option("mediapipe", help="Landmark backend whose cached landmarks align the faces (detected first where missing).")
+    shard_size: int = option(1024, min=1, help="Crops per shard file (the unit of parallel work and of resuming).")
+    none_size: int = option(112, min=8, max=1024, help="Crop side for --align none (ready-aligned inputs, resized).")
 
 
 @dataclass(frozen=True)
@@ -79,14 +104,14 @@ def parse_alignments(text: str | Sequence[str], none_size: int = 112) -> dict[st
     for name in names:
         alignment = get_alignment(name)
         side = alignment.size if alignment.size is not None else none_size
-        if side < 8 or side > 1024:
+        if not 8 <= side <= 1024:
             raise PackError(f"alignment {name}: a crop side of {side} px is out of range (8-1024)")
         out[name] = (side, side)
     return out
 
 
 def _points_only(lm: Landmarks) -> Landmarks:
-    # Workers get the points, not the 478-vertex mesh: jobs stay small to pickle.
+    # Items carry the points, not the 478-vertex mesh: they stay small to pickle.
     return Landmarks(points5=lm.points5, points68=lm.points68, bbox=lm.bbox, score=lm.score, backend=lm.backend)
 
 
@@ -101,82 +126,190 @@ def _same_size(a: dict, b: dict) -> bool:
         return False
 
 
-def _plan(manifest: Manifest, faces: dict | None) -> tuple[list[Landmarks | None], list[str | None], list[str | None]]:
-    """Per manifest row: the landmarks to align with, their origin, and a status known
-    before cropping (the manifest's failure, or ``no_landmarks``; None = to crop)."""
+def plan_landmarks(manifest: Manifest, faces: dict | None) -> tuple[list[Landmarks | None], list[str | None], list[str | None]]:
+    """Per manifest row: the landmarks to align with, their origin (``own``,
+    ``source``, None), and a status known before cropping (the manifest's failure, or
+    ``no_landmarks``; None when the row is to be cropped)."""
     records = manifest.table.to_dict("records")
     by_id = {str(r["image_id"]): r for r in records}
-    lms, origins, statuses = [], [], []
+    lms: list[Landmarks | None] = []
+    origins: list[str | None] = []
+    statuses: list[str | None] = []
     for r in records:
+        lm, origin, status = None, None, None
         if r["status"] != STATUS_OK:
-            lms.append(None), origins.append(None), statuses.append(str(r["status"]))
-            continue
-        if faces is None:
-            lms.append(None), origins.append(None), statuses.append(None)
-            continue
-        own = _ok_landmarks(faces.get(str(r["image_id"])))
-        origin = "own" if own is not None else None
-        sid = r.get("source_id")
-        if own is None and isinstance(sid, str) and sid in by_id and _same_size(r, by_id[sid]):
-            own = _ok_landmarks(faces.get(sid))
-            origin = "source" if own is not None else None
-        lms.append(None if own is None else _points_only(own))
+            status = str(r["status"])
+        elif faces is not None:
+            lm = _ok_landmarks(faces.get(str(r["image_id"])))
+            origin = "own" if lm is not None else None
+            sid = r.get("source_id")
+            if lm is None and isinstance(sid, str) and sid in by_id and _same_size(r, by_id[sid]):
+                lm = _ok_landmarks(faces.get(sid))
+                origin = "source" if lm is not None else None
+            status = None if lm is not None else NO_LANDMARKS
+        lms.append(None if lm is None else _points_only(lm))
         origins.append(origin)
-        statuses.append(None if own is not None else NO_LANDMARKS)
+        statuses.append(status)
     return lms, origins, statuses
 
 
-def _fingerprint(manifest_fp: str, alignments: dict, backend: str | None, shard_size: int) -> str:
-    text = json.dumps({"format": FORMAT, "manifest": manifest_fp, "alignments": {k: list(v) for k, v in alignments.items()},
-                       "landmarks": backend, "shard_size": shard_size}, sort_keys=True)  # fmt: skip
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class ShardItem(Item):
+    """One shard of one alignment: rows ``[lo, hi)`` of the index.
+
+    ``todo`` lists, per row of the shard, the image path and landmarks to crop, or the
+    status it already failed with (a string).
+    """
+
+    align: str = ""
+    size: tuple[int, int] = (112, 112)
+    shard: int = 0
+    rows: tuple = ()
 
 
-def _prepare(out: Path, fingerprint: str) -> None:
-    meta = out / PACK_JSON
-    if meta.exists():
-        try:
-            recorded = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            recorded = {}
-        if recorded.get("fingerprint") != fingerprint:
-            raise PackError(f"{out} holds a pack of other data or options; choose a new folder (mfrkit does not overwrite it)")
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PackError(f"{out} exists and is not a pack; choose a new or empty folder")
+class PackJob(Job):
+    """Crop every image of a manifest into shards (see the module docstring)."""
+
+    kind = "pack"
+    chunk_size = 1
+    error_status = "crop_error"
+
+    def __init__(self, manifest: Manifest, out: str | os.PathLike, config: PackConfig, faces: dict | None) -> None:
+        self.manifest = manifest
+        self.out = Path(out)
+        self.config = config
+        self.alignments = parse_alignments(config.align, config.none_size)
+        needs = any(get_alignment(a).needs_landmarks for a in self.alignments)
+        self.landmark_backend = config.landmarks if needs else None
+        self.manifest_fp = manifest.fingerprint()
+        text = json.dumps({"format": FORMAT, "manifest": self.manifest_fp, "alignments": {k: list(v) for k, v in self.alignments.items()},
+                           "landmarks": self.landmark_backend, "shard_size": config.shard_size}, sort_keys=True)  # fmt: skip
+        self.fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self._output = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint)
+        lms, self.origins, self.pre = plan_landmarks(manifest, faces)
+        paths = [str(manifest.abspath(p)) for p in manifest.table["path"]]
+        n, size = len(manifest), config.shard_size
+        self.items = []
+        for name, crop_size in self.alignments.items():
+            needs_lm = get_alignment(name).needs_landmarks
+            for k in range((n + size - 1) // size):
+                rows = []
+                for i in range(k * size, min(n, (k + 1) * size)):
+                    known = self.pre[i]
+                    if known is None or (known == NO_LANDMARKS and not needs_lm):
+                        rows.append((paths[i], lms[i] if needs_lm else None))
+                    else:
+                        rows.append(known)
+                rel = f"{CROPS_DIR}/{name}/{shard_name(k)}"
+                self.items.append(ShardItem(key=f"{name}/{k}", outputs=(rel, _status_rel(rel)), align=name, size=crop_size, shard=k,
+                                            rows=tuple(rows)))  # fmt: skip
+
+    def plan(self) -> list[ShardItem]:
+        return self.items
+
+    def output(self) -> OutputFolder:
+        return self._output
+
+    def is_complete(self, rows: list[dict]) -> bool:
+        return all((self.out / rel).is_file() for r in rows for rel in (r["file"], _status_rel(r["file"])))
+
+    def previous_results(self) -> dict[str, list[dict]]:
+        """Shards a finished earlier run of this pack wrote (the journal is gone then):
+        each whose array and status file are whole counts as done."""
+        done = {}
+        for it in self.items:
+            rel = it.outputs[0]
+            try:
+                arr = np.load(self.out / rel, mmap_mode="r", allow_pickle=False)
+                statuses = json.loads((self.out / _status_rel(rel)).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if arr.shape == (len(it.rows), *it.size, 3) and arr.dtype == np.uint8 and isinstance(statuses, list) and len(statuses) == len(it.rows):
+                done[it.key] = [{"align": it.align, "shard": it.shard, "file": rel, "statuses": [str(v) for v in statuses]}]
+        return done
+
+    def run_item(self, item: ShardItem, state) -> list[dict]:
+        from ..bench.crops import CropJob, make_crop
+
+        array = np.zeros((len(item.rows), *item.size, 3), np.uint8)
+        statuses = []
+        for j, row in enumerate(item.rows):
+            if isinstance(row, str):
+                statuses.append(row)
+                continue
+            crop, status = make_crop(CropJob(path=row[0], landmarks=row[1]), item.align, item.size)
+            if crop is not None:
+                array[j] = crop
+            statuses.append(status)
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        rel = item.outputs[0]
+        atomic_write_bytes(self._output.path_for(rel), buf.getvalue())
+        atomic_write_text(self._output.path_for(_status_rel(rel)), json.dumps(statuses))
+        return [{"align": item.align, "shard": item.shard, "file": rel, "statuses": statuses, "bytes": len(buf.getvalue())}]
+
+    def failure_rows(self, item: ShardItem, status: str, message: str) -> list[dict]:
+        # Per-image failures are statuses inside the shard; a whole shard failing means
+        # the pack cannot be trusted: stop with the reason.
+        raise PackError(f"packing shard {item.key} failed ({status}): {message}")
+
+    def finish(self, results: dict[str, list[dict]], items: Sequence[ShardItem], stats: RunStats) -> PackSummary:
+        n = len(self.manifest)
+        final: list[str | None] = [None] * n
+        total = 0
+        for it in items:
+            (row,) = results[it.key]
+            total += int(row.get("bytes") or (self.out / row["file"]).stat().st_size)
+            for i, status in enumerate(row["statuses"], start=it.shard * self.config.shard_size):
+                # A row is ok when every alignment cropped it; else its first failure.
+                if status != STATUS_OK and final[i] in (None, STATUS_OK):
+                    final[i] = status
+                elif final[i] is None:
+                    final[i] = STATUS_OK
+        table = self.manifest.table.copy()
+        table["pack_row"] = np.arange(n, dtype=np.int64)
+        table["crop_status"] = [s or STATUS_OK for s in final]
+        table["landmarks_from"] = pd.array(self.origins, dtype="string")
+        source = {"name": self.manifest.name, "manifest": str(self.manifest.path.resolve()) if self.manifest.path else None,
+                  "root": str(self.manifest.root.resolve()), "fingerprint": self.manifest_fp}  # fmt: skip
+        meta = {"name": f"{self.manifest.name or 'dataset'} (pack)", "root": source["root"], "kind": "pack-index",
+                "pack": {"fingerprint": self.fingerprint, "alignments": list(self.alignments)}, "source": source}  # fmt: skip
+        write_manifest(Manifest(table=table, meta=meta), self._output.path_for(INDEX_NAME))
+        counts = {str(k): int(v) for k, v in table["crop_status"].value_counts().items()}
+        origin_counts = {str(k): int(v) for k, v in table["landmarks_from"].dropna().value_counts().items()}
+        info = {
+            "format": FORMAT, "complete": True, "fingerprint": self.fingerprint, "mfrkit_version": __version__,
+            "alignments": {k: {"size": list(v)} for k, v in self.alignments.items()}, "shard_size": self.config.shard_size,
+            "landmarks": self.landmark_backend, "n_images": n, "counts": counts, "landmarks_from": origin_counts, "bytes": total,
+            "source": source,
+        }  # fmt: skip
+        atomic_write_text(self._output.path_for(PACK_JSON), json.dumps(info, indent=2))
+        return PackSummary(out=self.out, n_images=n, counts=counts, landmarks_from=origin_counts, shards_written=stats.processed,
+                           shards_reused=stats.resumed, seconds=stats.elapsed, bytes=total)  # fmt: skip
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
+def _refuse_foreign(out: Path) -> None:
+    """Refuse early a folder the pack job would refuse when it claims it (see
+    :class:`~mfrkit.jobs.OutputFolder`): a file, or a non-empty folder that is not a pack."""
+    if out.exists() and not out.is_dir():
+        raise PackError(f"{out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        marker = read_marker(out)
+        if marker is None or marker.kind != PackJob.kind:
+            raise PackError(f"{out} is not empty and is not a pack mfrkit made; choose a new or empty folder")
 
 
-def _shard_done(path: Path, n: int, size: tuple[int, int]) -> list[str] | None:
-    """The statuses of a finished shard, or None when it must be (re)made."""
-    status = path.with_suffix(".status.json")
-    if not (path.exists() and status.exists()):
-        return None
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        statuses = json.loads(status.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if arr.shape != (n, *size, 3) or arr.dtype != np.uint8 or not isinstance(statuses, list) or len(statuses) != n:
-        return None
-    return [str(s) for s in statuses]
+def _status_rel(rel: str) -> str:
+    return rel[: -len(".npy")] + ".status.json"
 
 
 def write_pack(
     src: str | os.PathLike | Manifest,
     out: str | os.PathLike,
+    config: PackConfig = PackConfig(),
     *,
-    align: str | Sequence[str] = "arcface112",
-    landmarks: str = "mediapipe",
-    shard_size: int = DEFAULT_SHARD_SIZE,
-    none_size: int = 112,
     workers: int = 1,
+    executor: ExecutorSpec | None = None,
     progress: bool = False,
 ) -> PackSummary:
     """Pack the images of ``src`` as aligned crops (``mfrkit pack``).
@@ -188,107 +321,28 @@ def write_pack(
         (:func:`mfrkit.data.registry.resolve_source`); the manifest must be written (its
         landmarks are cached beside it).
     out : path
-        The pack folder: new, empty, or an unfinished pack of the same options.
-    align : str or list of str
-        Alignment name(s), comma-separated (``arcface112``, ``arcface160p30``,
-        ``dlib150``, ``none``); one set of shards each.
-    landmarks : str
-        Landmark backend whose cache aligns the faces (detected first where missing).
-    shard_size : int
-        Crops per shard file (4096 ArcFace-112 crops are 154 MB).
-    none_size : int
-        Crop side for ``none`` (ready-aligned inputs, resized).
+        The pack folder: new, empty, or this job's own (a rerun resumes).
+    config : PackConfig
     workers : int
-        Decode-and-align processes (0: in this process).
+        Processes for landmarks and for shards (local executor).
+    executor : ExecutorSpec, optional
+        Overrides ``workers`` (e.g. Ray).
 
     Returns
     -------
     PackSummary
     """
-    from ..bench.crops import CropJob, iter_crops
     from ..data.registry import resolve_source
-    from ..progress import progress_bar
 
-    started = time.time()
-    if shard_size < 1:
-        raise PackError(f"shard_size must be >= 1, got {shard_size}")
-    alignments = parse_alignments(align, none_size)
+    alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
     manifest = src if isinstance(src, Manifest) else resolve_source(src, workers=max(1, workers), progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")
-    needs = any(get_alignment(a).needs_landmarks for a in alignments)
+    _refuse_foreign(Path(out))  # before detecting landmarks: a refused folder costs nothing
     faces = None
-    if needs:
+    if any(get_alignment(a).needs_landmarks for a in alignments):
         from ..landmarks.cache import get_landmarks
 
-        faces = get_landmarks(manifest, landmarks, workers=max(1, workers), progress=progress)
-    out = Path(out)
-    manifest_fp = manifest.fingerprint()
-    fingerprint = _fingerprint(manifest_fp, alignments, landmarks if needs else None, shard_size)
-    _prepare(out, fingerprint)
-    info = {
-        "format": FORMAT, "fingerprint": fingerprint, "complete": False, "mfrkit_version": __version__,
-        "alignments": {k: {"size": list(v)} for k, v in alignments.items()}, "shard_size": shard_size,
-        "landmarks": landmarks if needs else None, "n_images": len(manifest),
-        "source": {"name": manifest.name, "manifest": str(manifest.path.resolve()), "root": str(manifest.root.resolve()), "fingerprint": manifest_fp},
-    }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / PACK_JSON, json.dumps(info, indent=2))
-
-    lms, origins, pre = _plan(manifest, faces)
-    paths = [str(manifest.abspath(p)) for p in manifest.table["path"]]
-    n = len(manifest)
-    n_shards = (n + shard_size - 1) // shard_size
-    final = list(pre)
-    written = reused = 0
-    total_bytes = 0
-    with progress_bar(n * len(alignments), "pack", enabled=progress) as advance:
-        for name, size in alignments.items():
-            (out / CROPS_DIR / name).mkdir(parents=True, exist_ok=True)
-            needs_lm = get_alignment(name).needs_landmarks
-            for k in range(n_shards):
-                lo, hi = k * shard_size, min(n, (k + 1) * shard_size)
-                path = out / CROPS_DIR / name / shard_name(k)
-                statuses = _shard_done(path, hi - lo, size)
-                if statuses is None:
-                    # Rows with a known failure stay zeros; "" marks the rows to crop.
-                    statuses = ["" if pre[i] is None or (pre[i] == NO_LANDMARKS and not needs_lm) else pre[i] for i in range(lo, hi)]
-                    todo = [i for i in range(lo, hi) if statuses[i - lo] == ""]
-                    array = np.zeros((hi - lo, *size, 3), np.uint8)
-                    jobs = [CropJob(path=paths[i], landmarks=lms[i] if needs_lm else None) for i in todo]
-                    for start, crops, got in iter_crops(jobs, align=name, size=size, workers=workers):
-                        for j, (crop, status) in enumerate(zip(crops, got)):
-                            statuses[todo[start + j] - lo] = status
-                            if status == STATUS_OK:
-                                array[todo[start + j] - lo] = crop
-                        advance(len(got))
-                    advance(hi - lo - len(todo))
-                    _save_npy(path, array)
-                    atomic_write_text(path.with_suffix(".status.json"), json.dumps(statuses))
-                    written += 1
-                else:
-                    advance(hi - lo)
-                    reused += 1
-                total_bytes += path.stat().st_size
-                for i, status in enumerate(statuses, start=lo):
-                    # A row is ok when every alignment cropped it; else its first failure.
-                    if status != STATUS_OK and final[i] in (None, STATUS_OK):
-                        final[i] = status
-                    elif final[i] is None:
-                        final[i] = STATUS_OK
-
-    table = manifest.table.copy()
-    table["pack_row"] = np.arange(n, dtype=np.int64)
-    table["crop_status"] = [s if s is not None else STATUS_OK for s in final]
-    table["landmarks_from"] = origins
-    meta = {
-        "name": f"{manifest.name or 'dataset'} (pack)", "root": str(manifest.root.resolve()), "kind": "pack-index",
-        "pack": {"fingerprint": fingerprint, "alignments": list(alignments)}, "source": info["source"],
-    }  # fmt: skip
-    write_manifest(Manifest(table=table, meta=meta), out / INDEX_NAME)
-    counts = {str(k): int(v) for k, v in table["crop_status"].value_counts().items()}
-    origin_counts = {str(k): int(v) for k, v in pd.Series(origins, dtype=object).dropna().value_counts().items()}
-    info.update(complete=True, counts=counts, landmarks_from=origin_counts, bytes=total_bytes)
-    atomic_write_text(out / PACK_JSON, json.dumps(info, indent=2))
-    return PackSummary(out=out, n_images=n, counts=counts, landmarks_from=origin_counts, shards_written=written,
-                       shards_reused=reused, seconds=time.time() - started, bytes=total_bytes)  # fmt: skip
+        faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress)
+    job = PackJob(manifest, out, config, faces)
+    return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
