@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import MfrkitError
-from . import bench, datasets, demo, models, protocol, synth  # noqa: F401  (they register their commands)
+from . import bench, datasets, demo, models, pack, protocol, synth  # noqa: F401  (they register their commands)
 from .app import app, err_console
 
 __all__ = ["app", "main"]

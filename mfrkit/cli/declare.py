@@ -174,9 +174,30 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any) -> tup
     return params, spec
 
 
-def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+_CTX = "_declare_context"
+
+
+def _typed_in(ctx: typer.Context | None, spec: _Field) -> bool:
+    """Whether the user gave field ``spec`` on the command line (not its default)."""
+    if ctx is None:
+        return True
+    for param in [spec.main, *spec.switches, *spec.entries]:
+        if param is None:
+            continue
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            return True
+    return False
+
+
+def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (), given: str | None = None) -> Callable[[Callable], Callable]:
     """Decorate a command taking ``into: cls``: its options become the declared fields
-    of dataclass ``cls`` (except ``exclude``), and ``into`` receives the built config."""
+    of dataclass ``cls`` (except ``exclude``), and ``into`` receives the built config.
+
+    With ``given``, the command's parameter of that name receives the frozenset of the
+    field names the user gave on the command line (e.g. to let them override a recipe
+    while the fields not given keep the recipe's values); click's parameter source tells
+    a default apart from the same value typed in."""
     hints = typing.get_type_hints(cls)
     generated = [
         _option_params(cls, f, o, hints[f.name]) for f, o in declared_options(cls) if o.cli and f.name not in exclude
@@ -189,7 +210,9 @@ def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (
             sig = inspect.signature(func)
         if into not in sig.parameters:
             raise TypeError(f"{func.__name__} has no parameter {into!r} to receive the {cls.__name__}")
-        own = [p for p in sig.parameters.values() if p.name != into]
+        if given is not None and given not in sig.parameters:
+            raise TypeError(f"{func.__name__} has no parameter {given!r} to receive the given field names")
+        own = [p for p in sig.parameters.values() if p.name not in (into, given)]
         taken = {p.name for p in own}
         params, fields = list(own), []
         for new, spec in generated:
@@ -199,13 +222,19 @@ def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (
             taken |= {p.name for p in new}
             params += new
             fields.append(spec)
+        if given is not None:
+            params.append(inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
 
         @functools.wraps(func)
         def command(**kwargs):
-            given: dict = {}
+            ctx = kwargs.pop(_CTX, None)
+            given_fields: dict = {}
             for spec in fields:
-                spec.collect(kwargs, given)
-            return func(**kwargs, **{into: cls(**given)})
+                spec.collect(kwargs, given_fields)
+            extra = {into: cls(**given_fields)}
+            if given is not None:
+                extra[given] = frozenset(spec.name for spec in fields if spec.name in given_fields and _typed_in(ctx, spec))
+            return func(**kwargs, **extra)
 
         command.__signature__ = sig.replace(parameters=params)
         command.__annotations__ = {p.name: p.annotation for p in params}

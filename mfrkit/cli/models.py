@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..models.train_config import TrainConfig
 from .app import console, models_app
 from .common import counts_text, key_values
+from .declare import with_config
 
 
 def _family_options(items: Optional[list[str]]) -> dict:
@@ -38,40 +40,63 @@ def models_list() -> None:
 
 
 @models_app.command("train")
+@with_config(TrainConfig, given="given")
 def models_train(
-    family: Annotated[str, typer.Option(help="Model family (see `mfrkit models list`).")],
-    data: Annotated[str, typer.Option(help="Registered dataset, manifest, or dataset folder.")],
+    data: Annotated[str, typer.Option(help="A pack (mfrkit pack), registered dataset, manifest, or dataset folder.")],
+    config: TrainConfig,
+    given: frozenset,
+    family: Annotated[Optional[str], typer.Option(help="Model family (see `mfrkit models list`); optional with --recipe.")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="A recipe name (`mfrkit models recipes`) or YAML file: family, options and settings; other options override it.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (checkpoint, loss log); rerun to resume. Default runs/<family>.")] = None,
     teacher: Annotated[Optional[Path], typer.Option(help="Frozen ONNX teacher for csn distillation (mfrkit metadata needed).")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
-    batch_size: Annotated[int, typer.Option(min=2)] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (SGD, cosine decay).")] = 0.1,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     aligned: Annotated[bool, typer.Option(help="The images already are aligned crops (no landmarks needed).")] = False,
-    landmarks: Annotated[str, typer.Option(help="Landmark backend whose cache aligns the images.")] = "mediapipe",
+    landmarks: Annotated[str, typer.Option(help="Landmark backend whose cache aligns the images (not used with a pack).")] = "mediapipe",
     mask_on_the_fly: Annotated[bool, typer.Option(help="Mask unmasked images on the fly with mfrkit.maskgen.MaskAugment.")] = False,
-    workers: Annotated[int, typer.Option("--workers", "-j", min=0, help="Data-loading worker processes (0: in the main process).")] = 2,
     option: FamilyOption = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps in total (checkpointed).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps in total (checkpointed).")] = None,
 ) -> None:
-    """Train a reference family on a manifest; resumes when OUT holds a checkpoint."""
-    from ..data.registry import resolve_source
+    """Train a reference family on a manifest or pack; resumes when OUT holds a checkpoint. Runs data-parallel under torchrun."""
     from ..models.dataset import mask_augment
-    from ..models.train import TrainConfig, train
+    from ..models.recipe import plan_training
+    from ..models.train import train
 
-    manifest = resolve_source(data, workers=max(1, workers), progress=True)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, workers=workers)
+    plan = plan_training(family=family, recipe=recipe, options=_family_options(option), config=config, given=given,
+                         mask_on_the_fly=mask_on_the_fly)  # fmt: skip
     result = train(
-        family, manifest, out or Path("runs") / family, options=_family_options(option), config=config,
+        plan.family, data, out or Path("runs") / plan.family, options=plan.options, config=plan.config,
         teacher=teacher, aligned=aligned, landmark_backend=landmarks,
-        mask_transform=mask_augment() if mask_on_the_fly else None, max_steps=max_steps, progress=True,
-    )
+        mask_transform=mask_augment() if plan.mask_on_the_fly else None, max_steps=max_steps, progress=True,
+    )  # fmt: skip
+    if result.rank != 0:
+        return  # under torchrun, rank 0 reports
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.last_losses.items())
-    console.print(f"{family}: step {result.step} (epoch {result.epoch}) on {result.device}, {result.n_samples} images of {result.n_classes} identities -> {result.checkpoint}", highlight=False)
+    where = f"{result.device} ({result.precision})" + (f" x {result.world} processes" if result.world > 1 else "")
+    recipe_note = f" (recipe {plan.recipe})" if plan.recipe else ""
+    console.print(f"{plan.family}{recipe_note}: step {result.step} (epoch {result.epoch}) on {where}, {result.n_samples} images of {result.n_classes} identities -> {result.checkpoint}", highlight=False)
     if result.dropped:
         console.print(f"left out: {counts_text(result.dropped)}")
     if losses:
         console.print(f"last losses: {losses}", highlight=False)
+
+
+@models_app.command("recipes")
+def models_recipes() -> None:
+    """List the training recipes (one per seed paper); `mfrkit models recipe NAME` prints one to copy."""
+    from ..models.recipe import list_recipes
+
+    for r in list_recipes():
+        console.print(f"[bold]{r.name}[/] ({r.family}): {r.summary}", highlight=False)
+
+
+@models_app.command("recipe")
+def models_recipe(
+    name: Annotated[str, typer.Argument(help="Recipe name (see `mfrkit models recipes`).")],
+) -> None:
+    """Print a recipe's YAML (redirect it to a file, edit it, and pass the file to --recipe)."""
+    from ..models.recipe import load_recipe, recipe_text
+
+    load_recipe(name)  # a broken or unknown recipe fails with a message, not half a file
+    print(recipe_text(name)[0], end="")
 
 
 @models_app.command("export")

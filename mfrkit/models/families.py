@@ -32,8 +32,45 @@ from ..errors import MfrkitError
 from ..model_input import ARCFACE_112_INPUT, ModelInput
 from ..registry import Registry
 
+#: The modules of the built-in families (each registers its family when imported).
+BUILTIN_FAMILY_MODULES = ("attention", "cosface", "csn", "domain_adapt", "heterogeneous")
+
+
+class _FamilyRegistry(Registry):
+    """The family registry; the first lookup imports the built-in family modules, so
+    ``FAMILIES.get("csn")`` works whichever module was imported first."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self._loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            import importlib
+
+            for module in BUILTIN_FAMILY_MODULES:
+                importlib.import_module(f"{__package__}.{module}")
+
+    def get(self, name: str):
+        self._load()
+        return super().get(name)
+
+    def names(self) -> list[str]:
+        self._load()
+        return super().names()
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return super().__contains__(name)
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+
 #: Model families by name: ``FamilyModel`` subclasses.
-FAMILIES: Registry = Registry("model family")
+FAMILIES: Registry = _FamilyRegistry("model family")
 
 
 class FamilyModel(nn.Module):

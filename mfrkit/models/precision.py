@@ -27,8 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import MfrkitError
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .train_config import PRECISIONS
 
 
 @dataclass(frozen=True)

@@ -57,73 +57,13 @@ from .distributed import (
     resolve_device,
 )
 from .families import FAMILIES, FamilyModel, build_family, config_dict, make_config
-from .precision import PRECISIONS, Precision, device_precision
+from .precision import Precision, device_precision
 from .teacher import Teacher, load_teacher
+from .train_config import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "losses.jsonl"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the family's own settings live in its ``Config``).
-
-    Attributes
-    ----------
-    epochs : int
-    batch_size : int
-        Per process; the global batch under ``torchrun`` is ``batch_size * world``.
-    lr : float
-        Peak learning rate; cosine decay to 0 after ``warmup_steps`` of linear warm-up.
-    momentum, weight_decay : float
-        SGD settings.
-    warmup_steps : int
-    clip_grad : float
-        Max global gradient norm (0 disables).
-    workers : int
-        DataLoader worker processes (per process).
-    device : str
-        ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...; under
-        ``torchrun``, ``cuda`` means this process's GPU (``LOCAL_RANK``).
-    precision : str
-        ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (see :mod:`mfrkit.models.precision`).
-    seed : int
-    log_every, checkpoint_every : int
-        In steps.
-    mask_probability : float
-        Chance that ``mask_transform`` masks an unmasked sample.
-    variants : tuple of str or None
-        Train only on samples of these variants.
-    """
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_steps: int = 0
-    clip_grad: float = 5.0
-    workers: int = 2
-    device: str = "auto"
-    precision: str = "auto"
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 500
-    mask_probability: float = 0.5
-    variants: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2:
-            raise MfrkitError(f"need epochs >= 1 and batch_size >= 2 (got {self.epochs}, {self.batch_size})")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise MfrkitError(f"lr must be a positive number, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            raise MfrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.log_every < 1 or self.checkpoint_every < 1 or self.warmup_steps < 0 or self.workers < 0:
-            raise MfrkitError("log_every and checkpoint_every must be >= 1, warmup_steps and workers >= 0")
-        if self.variants is not None:
-            object.__setattr__(self, "variants", tuple(self.variants))
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,59 @@ def test_models_train_maps_options(monkeypatch, tiny_dataset, tmp_path):
     assert calls["family"] == "csn" and calls["out"] == tmp_path / "run" and calls["teacher"] == Path("t.onnx")
     assert calls["options"] == {"width": 8, "sub_dropout": [0.1, 0.2]}
     assert (calls["config"].epochs, calls["config"].device, calls["config"].workers) == (4, "cpu", 0)
-    assert calls["aligned"] is True and calls["mask_transform"] is None and calls["data"].fingerprint()
+    assert calls["aligned"] is True and calls["mask_transform"] is None and calls["data"] == str(tiny_dataset.path)
     assert "step 3" in result.output and "2 no_landmarks" in result.output
+
+
+def _fake_train(calls):
+    def fake_train(family, data, out, **kw):
+        calls.update(family=family, data=data, out=out, **kw)
+        return TrainResult(out=Path(out), checkpoint=Path(out) / "checkpoint.pt", step=1, epoch=0, resumed_from=0)
+
+    return fake_train
+
+
+def test_a_recipe_fills_what_the_command_line_does_not_give(monkeypatch, tmp_path):
+    calls = {}
+    monkeypatch.setattr(train_mod, "train", _fake_train(calls))
+    # --epochs 10 is TrainConfig's default, typed in: it must still beat the recipe's 20.
+    args = ["models", "train", "--recipe", "cosface-baseline", "--data", "somewhere", "--epochs", "10", "--option", "width=8",
+            "-o", str(tmp_path / "run")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = calls["config"]
+    assert calls["family"] == "cosface" and config.epochs == 10 and config.batch_size == 128 and config.warmup_steps == 1000
+    assert config.variants == ("unmasked",)  # from the recipe
+    assert calls["options"]["width"] == 8 and calls["options"]["backbone"] == "iresnet50"
+    assert "(recipe cosface-baseline)" in result.output
+
+
+def test_a_recipe_file_can_be_copied_edited_and_used(monkeypatch, tmp_path):
+    calls = {}
+    monkeypatch.setattr(train_mod, "train", _fake_train(calls))
+    text = runner.invoke(app, ["models", "recipe", "csn-zhao2022"]).output
+    assert "paper_states" in text and "our_choices" in text
+    edited = tmp_path / "mine.yaml"
+    edited.write_text(text.replace("epochs: 20", "epochs: 3"))
+    result = runner.invoke(app, ["models", "train", "--recipe", str(edited), "--data", "x", "--lr", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert (calls["family"], calls["config"].epochs, calls["config"].lr) == ("csn", 3, 0.01)
+    edited.write_text(text.replace("epochs: 20", "epoch: 3"))
+    result = runner.invoke(app, ["models", "train", "--recipe", str(edited), "--data", "x"])
+    assert result.exit_code == 1 or "unknown train setting" in str(result.exception)
+
+
+def test_train_needs_a_family_or_a_recipe_and_they_must_agree():
+    from mfrkit.errors import MfrkitError
+    from mfrkit.models.recipe import plan_training
+    from mfrkit.models.train_config import TrainConfig
+
+    import pytest
+
+    with pytest.raises(MfrkitError, match="name a family"):
+        plan_training(family=None, recipe=None, options={}, config=TrainConfig())
+    with pytest.raises(MfrkitError, match="trains family 'csn', not 'attention'"):
+        plan_training(family="attention", recipe="csn-zhao2022", options={}, config=TrainConfig())
 
 
 def test_models_export_maps_options(monkeypatch, tmp_path):
