@@ -123,10 +123,15 @@ def rank_batches(global_batches: list[list[int]], rank: int, world: int) -> list
 
 
 def parameter_digest(module: torch.nn.Module) -> str:
-    """SHA-256 of every parameter and buffer (names, shapes, bytes): equal digests mean
-    bit-identical weights."""
+    """SHA-256 of every parameter (names, shapes, bytes): equal digests mean
+    bit-identical weights.
+
+    Buffers (BatchNorm running statistics) are left out: each rank updates them from its
+    own shard, and DistributedDataParallel overwrites them with rank 0's at the start of
+    every forward pass, so rank 0's (the ones checkpointed) are the run's.
+    """
     h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in module.named_parameters():
         t = tensor.detach().cpu().contiguous().reshape(-1)  # 1-d: a 0-d tensor cannot be viewed as bytes
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
@@ -135,8 +140,8 @@ def parameter_digest(module: torch.nn.Module) -> str:
 
 
 def check_in_sync(module: torch.nn.Module, ctx: DistContext) -> None:
-    """Raise MfrkitError unless every rank holds bit-identical weights (an all-gather
-    of a 64-bit digest per rank: cheap enough for every checkpoint)."""
+    """Raise MfrkitError unless every rank holds bit-identical parameters (an
+    all-gather of a 60-bit digest per rank: cheap enough for every checkpoint)."""
     if not ctx.enabled:
         return
     digest = int(parameter_digest(module)[:15], 16)

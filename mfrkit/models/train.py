@@ -89,7 +89,7 @@ class TrainResult:
     world, rank : int
         Processes in the run and this one's rank.
     weights_digest : str
-        SHA-256 of this process's final weights (:func:`~mfrkit.models.distributed.parameter_digest`).
+        SHA-256 of this process's final parameters (:func:`~mfrkit.models.distributed.parameter_digest`).
     """
 
     out: Path
