@@ -47,16 +47,19 @@ class CheckModel:
     variants: tuple[str, ...] | None = None
 
 
-def small_models(*, input_size: int = 64, width: int = 8, embedding_dim: int = 128, backbone: str = "iresnet18") -> list[CheckModel]:
+def small_models(cfg: "CheckConfig | None" = None) -> list[CheckModel]:
     """The check's line-up: the four families and the CosFace baseline (on unmasked
-    images only, and on the same mix as the families), all with one small backbone."""
-    common = {"backbone": backbone, "width": width, "input_size": input_size}
-    emb = {**common, "embedding_dim": embedding_dim}
+    images only, and on the same mix as the families), all with one small backbone on the
+    same ``arcface<input_size>`` crop (the attention family too: its published crop has a
+    padding of 0.3, here one crop serves every model so they are compared on equal input)."""
+    cfg = cfg or CheckConfig()
+    common = {"backbone": cfg.backbone, "width": cfg.width, "input_size": cfg.input_size}
+    emb = {**common, "embedding_dim": cfg.embedding_dim}
     return [
         CheckModel("cosface-unmasked", "cosface", emb, variants=("unmasked",)),
         CheckModel("cosface-mix", "cosface", emb),
         CheckModel("csn", "csn", {**emb, "concept_hidden": 32}),
-        CheckModel("attention", "attention", {**common, "embedding_dim": embedding_dim, "n_maps": 4, "padding": 0.0}),
+        CheckModel("attention", "attention", {**emb, "n_maps": 4, "padding": 0.0}),
         CheckModel("heterogeneous", "heterogeneous", emb),
         CheckModel("domain_adapt", "domain_adapt", {**emb, "domain_hidden": 64}),
     ]
@@ -70,6 +73,8 @@ class CheckConfig:
     ----------
     n_identities, captures, test_fraction, seed : synthetic identities (see
         :func:`~mfrkit.data.synthetic_identities.build_synthetic_identities`).
+    backbone, width, embedding_dim, input_size : the models (one small backbone for all;
+        the training images are packed as ``arcface<input_size>`` crops).
     epochs, batch_size, lr, warmup_steps : training of every model.
     pairs_per_fold : genuine and impostor pairs per fold of each protocol (10 folds).
     workers : processes for data preparation.
@@ -79,6 +84,10 @@ class CheckConfig:
     captures: int = 8
     test_fraction: float = 0.2
     seed: int = 0
+    backbone: str = "iresnet18"
+    width: int = 8
+    embedding_dim: int = 128
+    input_size: int = 64
     epochs: int = 12
     batch_size: int = 64
     lr: float = 0.1
@@ -115,7 +124,7 @@ def chance_bound(n_pairs: int, alpha: float = 1e-6) -> float:
 
 
 def _data_fingerprint(cfg: CheckConfig) -> str:
-    keys = ("n_identities", "captures", "test_fraction", "seed", "pairs_per_fold")
+    keys = ("n_identities", "captures", "test_fraction", "seed", "pairs_per_fold", "input_size")
     return hashlib.sha256(json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -140,8 +149,8 @@ def build_check_data(out: str | Path, cfg: CheckConfig = CheckConfig(), *, progr
         log("masked copies (synth --mix on train, synth on test)")
         mix = synthesize(ids.train, root / "train-mix", SynthConfig(seed=cfg.seed, mix=True), workers=cfg.workers, progress=progress)
         masked = synthesize(ids.test, root / "test-masked", SynthConfig(seed=cfg.seed), workers=cfg.workers, progress=progress)
-        log("pack of the training mix (arcface112)")
-        write_pack(mix.manifest, root / "train-pack", PackConfig(align="arcface112"), workers=cfg.workers, progress=progress)
+        log(f"pack of the training mix (arcface{cfg.input_size})")
+        write_pack(mix.manifest, root / "train-pack", PackConfig(align=f"arcface{cfg.input_size}"), workers=cfg.workers, progress=progress)
         manifests = {"test": ids.test.path, "test-masked": masked.manifest}
         protocols = {}
         for spec, (reference, probe) in CHECK_PROTOCOLS.items():
@@ -251,7 +260,7 @@ def run_learning_check(out: str | Path, cfg: CheckConfig = CheckConfig(), *, mod
     log = log or (lambda msg: None)
     out = Path(out).resolve()
     data = build_check_data(out / "data", cfg, progress=progress, log=log)
-    models = models if models is not None else small_models()
+    models = models if models is not None else small_models(cfg)
     trained = {}
     for m in models:
         log(f"training {m.name} ({m.family})")

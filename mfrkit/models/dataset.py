@@ -9,7 +9,7 @@ the model's :class:`~mfrkit.model_input.ModelInput`):
 key                 shape, dtype     meaning
 =================== ================ ==================================================
 image               (3, H, W) f32    the sample
-source              (3, H, W) f32    its unmasked source
+source              (3, H, W) f32    its unmasked source (unless ``with_source=False``)
 label               () int64         identity index into ``classes``; -1 = no identity
 domain              () int64         1 = masked or partial, 0 = unmasked
 teacher             (3, h, w) f32    the source prepared for the teacher (when one is set)
@@ -114,6 +114,8 @@ class PairedFaceDataset(Dataset):
     pack : Pack, optional
         Read crops from this pack (``manifest`` must be its index, ``pack.manifest``);
         no landmarks are needed.
+    with_source : bool
+        Yield ``source`` (families that do not read it save a crop per sample).
 
     Attributes
     ----------
@@ -138,6 +140,7 @@ class PairedFaceDataset(Dataset):
         variants: Sequence[str] | None = None,
         seed: int = 0,
         pack: Pack | None = None,
+        with_source: bool = True,
     ) -> None:
         if pack is not None:
             aligned = False
@@ -156,6 +159,7 @@ class PairedFaceDataset(Dataset):
         self.teacher_preprocessing = teacher_preprocessing
         self.aligned = aligned
         self.pack = pack
+        self.with_source = bool(with_source)
         self.mask_transform = mask_transform
         self.mask_probability = float(mask_probability)
         self.attributes = tuple(attributes)
@@ -228,22 +232,27 @@ class PairedFaceDataset(Dataset):
             return prep.resize(image)
         return get_alignment(prep.align).crop(image, lm, prep.input_size)
 
-    def crops(self, s: _Sample, preps: Sequence[ModelInput]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(crop, source crop)`` of sample ``s`` for each input in ``preps``, (H, W, 3)
-        uint8 RGB; each photo is decoded once."""
+    def _crops(self, s: _Sample) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The sample's crop, its source's crop (when ``with_source``) and the source's
+        teacher crop (with a teacher), (H, W, 3) uint8 RGB; each photo decoded once."""
+        prep, tprep = self.preprocessing, self.teacher_preprocessing
         if self.pack is not None:
-            return [
-                (self.pack.crop(s.row, p.align, p.input_size), self.pack.crop(s.source_row, p.align, p.input_size)) for p in preps
-            ]
+            crop = self.pack.crop(s.row, prep.align, prep.input_size)
+            src = self.pack.crop(s.source_row, prep.align, prep.input_size) if self.with_source else None
+            teacher = self.pack.crop(s.source_row, tprep.align, tprep.input_size) if tprep is not None else None
+            return crop, src, teacher
         image = read_image(self.manifest.abspath(s.path))
+        crop = self._crop(image, s.landmarks, prep)
+        if not self.with_source and tprep is None:
+            return crop, None, None
         source = image if s.source_path == s.path else read_image(self.manifest.abspath(s.source_path))
-        return [(self._crop(image, s.landmarks, p), self._crop(source, s.source_landmarks, p)) for p in preps]
+        src = self._crop(source, s.source_landmarks, prep) if self.with_source else None
+        teacher = self._crop(source, s.source_landmarks, tprep) if tprep is not None else None
+        return crop, src, teacher
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         s = self.samples[i]
-        preps = [self.preprocessing] + ([self.teacher_preprocessing] if self.teacher_preprocessing is not None else [])
-        made = self.crops(s, preps)
-        crop, src_crop = made[0]
+        crop, src_crop, teacher_crop = self._crops(s)
         domain = s.domain
         if self.mask_transform is not None and domain == 0:
             rng = item_rng(self.seed, s.image_id, "mask", self.epoch)
@@ -254,13 +263,13 @@ class PairedFaceDataset(Dataset):
                 domain = 1
         item = {
             "image": torch.from_numpy(self.preprocessing.to_input(crop)),
-            "source": torch.from_numpy(self.preprocessing.to_input(src_crop)),
             "label": torch.tensor(s.label, dtype=torch.int64),
             "domain": torch.tensor(domain, dtype=torch.int64),
         }
-        if self.teacher_preprocessing is not None:
-            t = made[1][1]
-            item["teacher"] = torch.from_numpy(self.teacher_preprocessing.to_input(t))
+        if src_crop is not None:
+            item["source"] = torch.from_numpy(self.preprocessing.to_input(src_crop))
+        if teacher_crop is not None:
+            item["teacher"] = torch.from_numpy(self.teacher_preprocessing.to_input(teacher_crop))
         if self.attributes:
             item["attributes"] = torch.tensor(s.attributes, dtype=torch.float32)
             item["source_attributes"] = torch.tensor(s.source_attributes, dtype=torch.float32)

@@ -374,6 +374,7 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
         variants=cfg.variants,
         seed=cfg.seed,
         pack=pack,
+        with_source="source" in cls.batch_keys,
     )
     if len(dataset) < 2 * ctx.world:
         raise MfrkitError(f"only {len(dataset)} usable image(s) (left out: {dict(dataset.dropped)}); need at least {2 * ctx.world}")
