@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,12 +21,12 @@ import pandas as pd
 
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
+from ..registry import USER_NAME, check_user_name
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout, read_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .scan import ScanReport, scan_dataset
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def mfrkit_home() -> Path:
@@ -66,7 +65,13 @@ class DatasetEntry:
     def manifest_path(self) -> Path:
         """The manifest of a folder mfrkit made (it holds its own), else one under ``$MFRKIT_HOME``."""
         own = Path(self.root) / MANIFEST_NAME
-        return own if own.is_file() else mfrkit_home() / "datasets" / self.name / MANIFEST_NAME
+        return own if own.is_file() else dataset_home(self.name) / MANIFEST_NAME
+
+
+def dataset_home(name: str) -> Path:
+    """``$MFRKIT_HOME/datasets/<name>``: what mfrkit keeps for a registered dataset (its
+    scan, landmarks). ``name`` is checked first, so the folder is always inside."""
+    return mfrkit_home() / "datasets" / check_user_name(name, "dataset", DatasetError)
 
 
 def _registry_file() -> Path:
@@ -78,10 +83,41 @@ def _load() -> dict[str, DatasetEntry]:
     if not path.exists():
         return {}
     try:
-        raw = json.loads(path.read_text())
-        return {name: DatasetEntry(**entry) for name, entry in raw.items()}
-    except (ValueError, TypeError) as exc:
-        raise DatasetError(f"the dataset registry {path} is corrupt ({exc}); fix or delete it") from None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"the dataset registry {path} cannot be read ({exc}); fix or delete it") from None
+    try:
+        return _entries_from_json(raw)
+    except DatasetError as exc:
+        raise DatasetError(f"the dataset registry {path} is corrupt: {exc}; fix or delete it") from None
+
+
+def _entries_from_json(raw: object) -> dict[str, DatasetEntry]:
+    """The registry's entries, every field checked: a hand-edited file never reaches a
+    path (a name such as ``../../x`` would point outside ``$MFRKIT_HOME``) or a traceback."""
+    if not isinstance(raw, dict):
+        raise DatasetError(f"expected a JSON object of name -> entry, got {type(raw).__name__}")
+    entries = {}
+    for name, entry in raw.items():
+        check_user_name(name, "dataset", DatasetError)
+        if not isinstance(entry, dict):
+            raise DatasetError(f"entry {name!r} must be a JSON object, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - {"name", "root", "layout", "options", "added"})
+        if unknown:
+            raise DatasetError(f"entry {name!r} has unknown field(s) {', '.join(unknown)}")
+        for key in ("name", "root", "layout", "added"):
+            if key in entry and not isinstance(entry[key], str):
+                raise DatasetError(f"entry {name!r}: {key} must be a string, got {type(entry[key]).__name__}")
+        if entry.get("name", name) != name:
+            raise DatasetError(f"entry {name!r} is named {entry['name']!r} inside")
+        if not entry.get("root"):
+            raise DatasetError(f"entry {name!r} has no root folder")
+        options = entry.get("options", {})
+        if not isinstance(options, dict):
+            raise DatasetError(f"entry {name!r}: options must be a JSON object, got {type(options).__name__}")
+        entries[name] = DatasetEntry(name=name, root=entry["root"], layout=entry.get("layout", "auto"),
+                                     options=dict(options), added=entry.get("added", ""))
+    return entries
 
 
 def _save(entries: dict[str, DatasetEntry]) -> None:
@@ -94,8 +130,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     ``layout`` ``auto`` becomes the known dataset's layout when ``name`` is a known
     public dataset, else it is guessed from the folder. Nothing is scanned yet.
     """
-    if not _NAME.match(name):
-        raise DatasetError(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+    check_user_name(name, "dataset", DatasetError)
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DatasetError(f"{root_path} is not a folder")
@@ -117,7 +152,7 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
     """Delete what ``$MFRKIT_HOME`` holds for ``entry.name`` that describes another
     folder (a name removed and added again, or re-pointed with ``replace``), or the
     same folder read with another layout; mfrkit would otherwise serve it as this one."""
-    folder = mfrkit_home() / "datasets" / entry.name
+    folder = dataset_home(entry.name)
     scanned = folder / MANIFEST_NAME
     if not scanned.exists():
         return
@@ -237,6 +272,6 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
         write_manifest(manifest, cached)
         return manifest
-    if not _NAME.match(src_str):  # cannot be a dataset name: a path that is not there
+    if not USER_NAME.match(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)

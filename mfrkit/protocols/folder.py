@@ -91,6 +91,8 @@ TABLES = {
     "probes.csv": ("image_id", "identity", "mated", "mate_id"),
 }
 _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
+#: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
+_MAX_INT = 2**31 - 1
 _FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv")}
 #: Which manifest each id column refers to.
 ROLE_OF_COLUMN = {
@@ -198,6 +200,9 @@ def normalize_table(name: str, table: pd.DataFrame) -> pd.DataFrame:
                 raise ProtocolError(f"{name}: column {col} must hold integers ({exc})") from None
             if ints.isna().any() or (ints != ints.round()).any():
                 raise ProtocolError(f"{name}: column {col} must hold integers")
+            if len(ints) and (ints.abs() > _MAX_INT).any():
+                raise ProtocolError(f"{name}: column {col} holds {ints[ints.abs() > _MAX_INT].iloc[0]!r:.30}, out of "
+                                    f"range (folds are small non-negative integers, labels 0 or 1)")
             ints = ints.astype("int64")
             if col != "fold" and not ints.isin([0, 1]).all():
                 raise ProtocolError(f"{name}: column {col} must be 0 or 1")

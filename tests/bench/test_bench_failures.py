@@ -71,3 +71,15 @@ def test_a_run_failing_after_a_model_finished_is_marked_failed(tmp_path, dataset
     assert run["status"] == "failed" and "KeyboardInterrupt" in run["error"]
     board = collect_leaderboard(tmp_path / "runs")  # the finished (model, protocol) stays usable
     assert board["model"].tolist() == [calls[0]]
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"metrics": []}', "null",
+                                     '{"model": {"name": "m"}, "protocol": {"name": "p", "kind": "verification"}, '
+                                     '"metrics": {"eer": 5}}'])
+def test_leaderboard_over_a_foreign_metrics_json_is_a_one_line_error(tmp_path, content):
+    from mfrkit.bench.results import ReportError
+
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "x" / "metrics.json").write_text(content)
+    with pytest.raises(ReportError, match="metrics.json"):
+        collect_leaderboard(tmp_path / "runs")
