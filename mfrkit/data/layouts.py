@@ -54,11 +54,14 @@ class LayoutResult:
     layout: str = ""
 
 
-def walk_images(root: Path) -> list[str]:
+def walk_images(root: Path, not_files: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
 
-    Hidden files and folders (starting with ``.``) are skipped; symbolic links to
-    folders are followed once (a link cycle is not walked twice).
+    Only regular files are images (a symbolic link counts by its target): a FIFO, device
+    or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
+    appended to ``not_files`` when given. Hidden files and folders (starting with ``.``)
+    are skipped; symbolic links to folders are followed once (a link cycle is not walked
+    twice).
     """
     root = Path(root)
     if not root.is_dir():
@@ -74,20 +77,30 @@ def walk_images(root: Path) -> list[str]:
         rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
         for name in filenames:
             if not name.startswith(".") and is_image_file(name):
-                found.append(str(rel_dir / name) if str(rel_dir) != "." else name)
+                rel = str(rel_dir / name) if str(rel_dir) != "." else name
+                if os.path.isfile(os.path.join(dirpath, name)):  # stat follows links; S_ISREG only
+                    found.append(rel)
+                elif not_files is not None:
+                    not_files.append(rel)
     return sorted(found)
 
 
-def _require_images(paths: list[str], root: Path, layout: str) -> None:
+def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
+    """The images a layout reads (refusing a folder without any) and the warnings of the walk."""
+    not_files: list[str] = []
+    paths = walk_images(root, not_files)
     if not paths:
-        raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)")
+        raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)"
+                           + (f"; {len(not_files)} image name(s) are not regular files" if not_files else ""))
+    warnings = [f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
+                f"skipped: e.g. {not_files[0]}"] if not_files else []
+    return paths, warnings
 
 
 @LAYOUTS.register("imagefolder")
 def imagefolder(root: Path) -> LayoutResult:
     """``<identity>/**/<image>``: the identity is the first folder under the root."""
-    paths = walk_images(root)
-    _require_images(paths, root, "imagefolder")
+    paths, warnings = _layout_images(root, "imagefolder")
     records, loose = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -98,7 +111,8 @@ def imagefolder(root: Path) -> LayoutResult:
             records.append({"path": rel, "identity": parts[0]})
     if loose == len(records):
         raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
-    warnings = [f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})"] if loose else []
+    if loose:
+        warnings.append(f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})")
     return LayoutResult(records, warnings, "imagefolder")
 
 
@@ -192,8 +206,7 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     explicitly. Identities are shared across trees by folder name.
     """
     root = Path(root)
-    paths = walk_images(root)
-    _require_images(paths, root, "rmfd")
+    paths, warnings = _layout_images(root, "rmfd")
     records, skipped = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -210,7 +223,8 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     variants = {r.get("variant") for r in records}
     if "masked" not in variants:
         raise DatasetError(f"no masked tree found under {root}; name it with masked_dir=... (folders: {sorted({PurePosixPath(p).parts[0] for p in paths})})")
-    warnings = [f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})"] if skipped else []
+    if skipped:
+        warnings.append(f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})")
     return LayoutResult(records, warnings, "rmfd")
 
 
@@ -232,8 +246,7 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
         raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
     if "identity" not in pattern.groupindex:
         raise DatasetError("identity_regex needs a named group (?P<identity>...)")
-    paths = walk_images(root)
-    _require_images(paths, root, "flat")
+    paths, warnings = _layout_images(root, "flat")
     records, bad = [], 0
     for rel in paths:
         m = pattern.match(PurePosixPath(rel).stem)
@@ -242,7 +255,8 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
         else:
             bad += 1
             records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
-    warnings = [f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})"] if bad else []
+    if bad:
+        warnings.append(f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})")
     return LayoutResult(records, warnings, "flat")
 
 

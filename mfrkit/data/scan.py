@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ImageError
-from .imageio import MAX_PIXELS, decode_image, image_size
+from .imageio import MAX_PIXELS, decode_image, image_size, read_file_bytes
 from .layouts import read_layout
 from .manifest import STATUS_OK, Manifest, make_table
 
@@ -49,9 +49,9 @@ def probe_image(path: str, verify: bool = True, max_pixels: int = MAX_PIXELS) ->
     """
     info: dict = {"sha256": None, "bytes": None, "width": None, "height": None, "status": STATUS_OK}
     try:
-        data = Path(path).read_bytes()
-    except OSError:
-        info["status"] = "missing"
+        data = read_file_bytes(path)  # regular files only, size-capped: a FIFO or /dev/zero cannot hang a scan
+    except ImageError as exc:
+        info["status"] = exc.reason  # missing, unreadable (permission denied), not_a_file, too_large
         return info
     info["bytes"], info["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     try:
