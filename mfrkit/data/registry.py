@@ -17,15 +17,14 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pandas as pd
 
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
 from ..registry import USER_NAME, check_user_name
 from .imageio import is_image_file
-from .layouts import check_layout_options, detect_layout, read_layout
+from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
-from .scan import ScanReport, scan_dataset
+from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
 
 
@@ -216,20 +215,15 @@ def _cache_manifest_path(root: Path) -> Path:
     return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
 
 
-def _scan_is_current(manifest: Manifest, root: Path) -> bool:
-    """True when a cached scan still lists the folder's images, name for name and size
-    for size (a walk and a stat per file, no hashing)."""
-    found = read_layout(root, manifest.meta.get("layout", "auto"), **manifest.meta.get("layout_options", {}))
-    table = manifest.table
-    if {r["path"] for r in found.records} != set(table["path"]):
-        return False
-    for rel, size in zip(table["path"], table["bytes"]):
-        try:
-            if pd.isna(size) or os.path.getsize(root / rel) != size:
-                return False
-        except OSError:
-            return False
-    return True
+def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tuple[Manifest, ScanChanges]:
+    """The scan at ``path`` (a manifest mfrkit wrote under ``$MFRKIT_HOME``), brought up
+    to date with its folder by :func:`~mfrkit.data.scan.update_scan` and written back
+    when anything changed: a stat per file, reading only new, resized or re-timed files."""
+    manifest = read_manifest(path)
+    updated, changes = update_scan(manifest, workers=workers, progress=progress)
+    if updated is not manifest:
+        write_manifest(updated, path)
+    return updated, changes
 
 
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
@@ -238,15 +232,25 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
     Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
     or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
-    ``$MFRKIT_HOME/cache``, scanned again when its files are added, removed or
-    change size).
+    ``$MFRKIT_HOME/cache``).
+
+    A scan kept under ``$MFRKIT_HOME`` (a registered dataset's, or the cache of a
+    folder) is checked against its folder every time (a stat per file) and updated
+    where files were added, removed, resized or re-timed (:func:`current_scan`), so a
+    photo replaced after the scan is never used with its old hash and landmarks.
     """
     src_str = str(src)
     entries = _load()
     if src_str in entries:
         entry = entries[src_str]
+        if entry.manifest_path == Path(entry.root) / MANIFEST_NAME:
+            return read_manifest(entry.manifest_path)  # a folder mfrkit made: its manifest is the data
         if entry.manifest_path.exists():
-            return read_manifest(entry.manifest_path)
+            try:
+                return current_scan(entry.manifest_path, workers=workers, progress=progress)[0]
+            except ManifestError as exc:
+                raise DatasetError(f"the scan of {entry.name!r} cannot be used ({exc}); scan it again: "
+                                   f"mfrkit datasets scan {entry.name}") from None
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
     if path.is_file():
@@ -265,10 +269,11 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         if cached.exists():
             try:
                 manifest = read_manifest(cached)
-                if _scan_is_current(manifest, root):
-                    return manifest
+                if manifest.meta.get("root") == str(root) and manifest.meta.get("layout") == (
+                        layout if layout != "auto" else detect_layout(root)):
+                    return current_scan(cached, workers=workers, progress=progress)[0]
             except ManifestError:
-                pass  # a stale or broken cache is rebuilt below
+                pass  # a broken cache is rebuilt below
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
         write_manifest(manifest, cached)
         return manifest
