@@ -83,3 +83,77 @@ def test_leaderboard_over_a_foreign_metrics_json_is_a_one_line_error(tmp_path, c
     (tmp_path / "runs" / "x" / "metrics.json").write_text(content)
     with pytest.raises(ReportError, match="metrics.json"):
         collect_leaderboard(tmp_path / "runs")
+
+
+def _truncate(path, keep: int) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:keep])
+
+
+@pytest.mark.parametrize("damage", ["truncated_emb", "truncated_keys", "rows_differ", "other_dim", "garbage"])
+def test_a_broken_cache_part_is_dropped_and_rebuilt(tmp_path, damage):
+    import numpy as np
+
+    from mfrkit.bench import embedding_cache as C
+
+    root = tmp_path / "c"
+    with C.EmbeddingCache(root, "m" * 64, "k", flush_every=2) as cache:
+        cache.put(["a", "b"], np.eye(2, 3, dtype=np.float32))
+        cache.put(["c", "d"], np.eye(2, 3, k=1, dtype=np.float32))
+        cache.put(["e", "f"], np.eye(2, 3, dtype=np.float32))  # most parts have the model's dimension
+    keys_files = sorted(root.rglob("part-*.keys.npy"))
+    broken = next(p for p in keys_files if "c" in np.load(p).tolist())
+    emb = broken.with_name(broken.name.replace(".keys.npy", ".emb.npy"))
+    if damage == "truncated_emb":
+        _truncate(emb, emb.stat().st_size - 5)
+    elif damage == "truncated_keys":
+        _truncate(broken, 60)
+    elif damage == "rows_differ":
+        np.save(emb, np.ones((3, 3), np.float32))
+    elif damage == "other_dim":
+        np.save(emb, np.ones((2, 5), np.float32))
+    else:
+        emb.write_bytes(b"not an npy file")
+    reopened = C.EmbeddingCache(root, "m" * 64, "k")
+    assert reopened.dropped_parts == 1 and not broken.exists() and not emb.exists()
+    found, vec = reopened.get(["a", "b", "c", "d", "e"])
+    assert found.tolist() == [True, True, False, False, True]
+    np.testing.assert_array_equal(vec[1], [0, 1, 0])
+
+
+def test_bench_after_a_truncated_cache_part_runs_and_rebuilds(tmp_path, dataset, tiny_model):
+    proto = write_protocol(tmp_path / "p", [dataset], name="p", pairs=all_pairs(dataset))
+    first = run_benchmark(_config(tmp_path, tiny_model, [proto]))
+    parts = sorted((tmp_path / "cache").rglob("part-*.emb.npy"))
+    assert parts
+    _truncate(parts[0], parts[0].stat().st_size // 2)
+    second = run_benchmark(_config(tmp_path, tiny_model, [proto]))  # used to raise on every later run
+    a = json.loads((first.folder / "tiny" / "p" / "metrics.json").read_text())["metrics"]
+    b = json.loads((second.folder / "tiny" / "p" / "metrics.json").read_text())["metrics"]
+    assert b["auc"] == pytest.approx(a["auc"]) and b["n_pairs"] == a["n_pairs"]
+    assert json.loads((second.folder / "tiny" / "p" / "metrics.json").read_text())["throughput"]["computed"] > 0
+
+
+@pytest.mark.parametrize("where", ["metadata", "option"])
+def test_a_huge_input_size_on_a_dynamic_model_is_a_clear_error(tmp_path, dataset, where):
+    """A model with dynamic H and W takes any input_size: 30000 ended in a MemoryError."""
+    from bench_helpers import ARCFACE_META, make_model
+
+    from mfrkit.errors import ModelError
+
+    meta = {**ARCFACE_META, "mfrkit.input_size": "30000"} if where == "metadata" else ARCFACE_META
+    model = make_model(tmp_path / "dyn.onnx", meta=meta, input_shape=["N", 3, "H", "W"])
+    proto = write_protocol(tmp_path / "p", [dataset], name="p", pairs=all_pairs(dataset))
+    options = {"input_size": "30000"} if where == "option" else {}
+    with pytest.raises(ModelError, match="over the limit of 2048 a side"):
+        run_benchmark(_config(tmp_path, model, [proto], model_options=options))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_model_input_refuses_sides_over_the_limit():
+    from mfrkit.errors import ModelError
+    from mfrkit.model_input import MAX_INPUT_SIDE, ModelInput
+
+    assert ModelInput(input_size=(MAX_INPUT_SIDE, 112), align="none").input_size == (MAX_INPUT_SIDE, 112)
+    with pytest.raises(ModelError, match="over the limit"):
+        ModelInput(input_size=(112, MAX_INPUT_SIDE + 1), align="none")
