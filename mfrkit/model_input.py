@@ -39,13 +39,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .alignments import get_alignment
+from .alignments import MAX_CROP_SIDE, get_alignment
 from .errors import MfrkitError, ModelError
 
 PREFIX = "mfrkit."
 #: Largest crop side, pixels. Face models take 96 to 512; a batch of 30000x30000 crops
 #: (a typo in metadata or an option on a model with dynamic H and W) would not fit in memory.
-MAX_INPUT_SIDE = 2048
+MAX_INPUT_SIDE = MAX_CROP_SIDE
 REQUIRED_KEYS = ("input_size", "color", "mean", "std", "align")
 OPTIONAL_KEYS = ("family", "embedding_dim", "domain")
 DOMAINS = ("reference", "probe")

@@ -27,7 +27,7 @@ def bench(
     color: Annotated[Optional[str], typer.Option(help="Override mfrkit.color: RGB or BGR.")] = None,
     mean: Annotated[Optional[str], typer.Option(help="Override mfrkit.mean (0-255 units), e.g. 127.5.")] = None,
     std: Annotated[Optional[str], typer.Option(help="Override mfrkit.std (0-255 units), e.g. 127.5.")] = None,
-    align: Annotated[Optional[str], typer.Option(help="Override mfrkit.align: arcface<S> or arcface<S>p<P> (e.g. arcface112, arcface160p30), dlib150 or none.")] = None,
+    align: Annotated[Optional[str], typer.Option(help="Override mfrkit.align: arcface<S> or arcface<S>p<P> (S up to 2048 px, P up to 100 %; e.g. arcface112, arcface160p30), dlib150 or none.")] = None,
     model_meta: Annotated[Optional[Path], typer.Option(help="Sidecar JSON with the mfrkit.* keys of a third-party model.")] = None,
     landmarks: Annotated[str, typer.Option(help="Landmark backend whose (cached) landmarks align the faces.")] = "mediapipe",
     cache: Annotated[Optional[Path], typer.Option(help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).")] = None,

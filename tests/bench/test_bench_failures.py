@@ -157,3 +157,48 @@ def test_model_input_refuses_sides_over_the_limit():
     assert ModelInput(input_size=(MAX_INPUT_SIDE, 112), align="none").input_size == (MAX_INPUT_SIDE, 112)
     with pytest.raises(ModelError, match="over the limit"):
         ModelInput(input_size=(112, MAX_INPUT_SIDE + 1), align="none")
+
+
+def test_manifest_option_with_an_unknown_role_is_named(tmp_path, tiny_model, dataset, monkeypatch):
+    from mfrkit.bench.protocol_io import parse_manifest_options
+    from mfrkit.protocols import ProtocolError
+
+    with pytest.raises(ProtocolError, match="unknown role 'foo'.*reference=PATH or probe=PATH"):
+        parse_manifest_options(["foo=bar"])
+    with pytest.raises(ProtocolError, match="unknown role 'refrence'"):
+        parse_manifest_options(["refrence=data/lfw"])
+    with pytest.raises(ProtocolError, match="after '='"):
+        parse_manifest_options(["probe="])
+    odd = tmp_path / "run=1"  # a real folder whose name holds '=' is still a path
+    odd.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert parse_manifest_options(["run=1"]) == {"reference": "run=1", "probe": "run=1"}
+    assert parse_manifest_options(["a.parquet", "probe=b"]) == {"reference": "a.parquet", "probe": "b"}
+    cfg = BenchConfig(models=[str(tiny_model)], protocols=["umr-ump"], manifests=["foo=bar"], out=tmp_path / "runs",
+                      cache_dir=tmp_path / "cache", n_boot=0, plots=False)
+    with pytest.raises(ProtocolError, match="unknown role"):
+        run_benchmark(cfg)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("arcface112p999", "padding of 999% is over the limit of 100%"),
+    ("arcface112p101", "over the limit of 100%"),
+    ("arcface99999", "crop size must be 1 to 2048"),
+    ("arcface0", "crop size must be 1 to 2048"),
+])
+def test_alignment_names_out_of_bounds_are_refused(tmp_path, dataset, tiny_model, name, message):
+    from mfrkit.alignments import get_alignment
+    from mfrkit.errors import MfrkitError
+
+    with pytest.raises(MfrkitError, match=message):
+        get_alignment(name)
+    proto = write_protocol(tmp_path / "p", [dataset], name="p", pairs=all_pairs(dataset))
+    with pytest.raises(MfrkitError, match=message):  # bench --align NAME
+        run_benchmark(_config(tmp_path, tiny_model, [proto], model_options={"align": name}))
+
+
+@pytest.mark.parametrize("name", ["arcface112", "arcface160p30", "arcface112p100", "arcface2048"])
+def test_alignment_names_within_bounds_are_accepted(name):
+    from mfrkit.alignments import get_alignment
+
+    assert get_alignment(name).needs_landmarks
