@@ -8,7 +8,8 @@ folder always gives the same records in the same order.
 ==============  ======================================================================
 layout          on disk
 ==============  ======================================================================
-``imagefolder`` ``<identity>/**/<image>`` (CASIA-WebFace ``0000045/001.jpg``)
+``imagefolder`` ``<identity>/**/<image>`` (CASIA-WebFace ``0000045/001.jpg``); ``variant=``
+                labels every image (``masked`` for RMFD's ``RWMFD_part_1``)
 ``lfw``         ``<Name>/<Name>_0001.jpg`` (LFW and its aligned versions)
 ``mfr2``        identity folders plus ``mfr2_labels.txt`` (``Dana_Kim, 2, no-mask``)
 ``rmfd``        a masked tree and an unmasked tree of identity folders (RMFD)
@@ -98,8 +99,13 @@ def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
 
 
 @LAYOUTS.register("imagefolder")
-def imagefolder(root: Path) -> LayoutResult:
-    """``<identity>/**/<image>``: the identity is the first folder under the root."""
+def imagefolder(root: Path, variant: str | None = None) -> LayoutResult:
+    """``<identity>/**/<image>``: the identity is the first folder under the root.
+
+    ``variant`` (``-o variant=masked``) labels every image, e.g. a folder of masked
+    photos such as RMFD's ``RWMFD_part_1/<person>/``; without it images count as unmasked.
+    """
+    _check_variant(variant)
     paths, warnings = _layout_images(root, "imagefolder")
     records, loose = [], 0
     for rel in paths:
@@ -113,16 +119,17 @@ def imagefolder(root: Path) -> LayoutResult:
         raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
     if loose:
         warnings.append(f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})")
-    return LayoutResult(records, warnings, "imagefolder")
+    return _set_variant(LayoutResult(records, warnings, "imagefolder"), variant)
 
 
 _LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
 
 
 @LAYOUTS.register("lfw")
-def lfw(root: Path) -> LayoutResult:
-    """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming."""
-    result = imagefolder(root)
+def lfw(root: Path, variant: str | None = None) -> LayoutResult:
+    """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming
+    (``variant`` as for ``imagefolder``)."""
+    result = imagefolder(root, variant)
     odd = 0
     for rec in result.records:
         if rec.get("identity") is None:
@@ -191,9 +198,34 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
     return result
 
 
+#: RMFD's own folder names for masked photos: the raw samples ``RWMFD_part_1`` (Real-World
+#: Masked Face Dataset) and the recognition set's ``RMFRD`` / ``RMFD`` trees.
+_RMFD_MASKED = re.compile(r"(?:^|[^a-z])(?:rw?mfr?d)(?:[^a-z]|$)")
+_UNMASKED_WORDS = ("unmask", "no_mask", "nomask", "no-mask", "without")
+
+
 def _is_masked_dir(name: str) -> bool:
+    """A folder whose name says it holds masked photos: "mask" (``AFDB_masked_face_dataset``)
+    or RMFD's ``RWMFD_part_1``, but not "unmasked", "no_mask", "without_mask", ..."""
     low = name.lower()
-    return "mask" in low and not any(k in low for k in ("unmask", "no_mask", "nomask", "no-mask", "without"))
+    if any(k in low for k in _UNMASKED_WORDS):
+        return False
+    return "mask" in low or bool(_RMFD_MASKED.search(low))
+
+
+def _check_variant(variant: str | None) -> str | None:
+    from .manifest import VARIANTS
+
+    if variant is not None and variant not in VARIANTS:
+        raise DatasetError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    return variant
+
+
+def _set_variant(result: LayoutResult, variant: str | None) -> LayoutResult:
+    if variant is not None:
+        for rec in result.records:
+            rec["variant"] = variant
+    return result
 
 
 @LAYOUTS.register("rmfd")
@@ -201,9 +233,10 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
 
     By default a top-level folder whose name contains "mask" (but not "unmask",
-    "no_mask", ...) is the masked tree (``AFDB_masked_face_dataset``) and the others are
-    unmasked (``AFDB_face_dataset``); ``masked_dir`` / ``unmasked_dir`` name them
-    explicitly. Identities are shared across trees by folder name.
+    "no_mask", ...) or is one of RMFD's raw sample folders (``RWMFD_part_1``) is a masked
+    tree (``AFDB_masked_face_dataset``) and the others are unmasked
+    (``AFDB_face_dataset``); ``masked_dir`` / ``unmasked_dir`` name them explicitly.
+    Identities are shared across trees by folder name.
     """
     root = Path(root)
     paths, warnings = _layout_images(root, "rmfd")
@@ -232,14 +265,15 @@ _DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
 
 
 @LAYOUTS.register("flat")
-def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
+def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None) -> LayoutResult:
     """All images in one folder; the identity is parsed from the file stem.
 
     ``identity_regex`` must have a named group ``identity``; the default strips the
     trailing numeric groups (``Aaron_Peirsol_0001`` -> ``Aaron_Peirsol``,
     ``Aaron_Peirsol_0001_0002`` -> ``Aaron_Peirsol``). Files it does not match get a
-    null identity and status ``no_identity``.
+    null identity and status ``no_identity``. ``variant`` as for ``imagefolder``.
     """
+    _check_variant(variant)
     try:
         pattern = re.compile(identity_regex)
     except re.error as exc:
@@ -257,7 +291,7 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
             records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
     if bad:
         warnings.append(f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})")
-    return LayoutResult(records, warnings, "flat")
+    return _set_variant(LayoutResult(records, warnings, "flat"), variant)
 
 
 def detect_layout(root: Path) -> str:
@@ -289,7 +323,22 @@ def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> Lay
     check_layout_options(layout, options)
     result = LAYOUTS.get(layout)(root, **options)
     result.layout = layout
+    _warn_masked_names(root, result)
     return result
+
+
+def _warn_masked_names(root: Path, result: LayoutResult) -> None:
+    """Warn when folder names say "masked" but the layout labelled every image unmasked
+    (RMFD's ``RWMFD_part_1/0000/...`` read as identity folders)."""
+    if any(r.get("variant") not in (None, "unmasked") for r in result.records):
+        return
+    tops = sorted({PurePosixPath(r["path"]).parts[0] for r in result.records if len(PurePosixPath(r["path"]).parts) > 1})
+    hinted = [n for n in [Path(root).resolve().name, *tops] if _is_masked_dir(n)]
+    if hinted:
+        result.warnings.append(
+            f"folder name(s) {', '.join(repr(n) for n in hinted[:3])} suggest masked photos, but the {result.layout!r} "
+            "layout labels every image unmasked: for a folder holding masked and unmasked trees use --layout rmfd "
+            "(-o masked_dir=NAME), for a folder of masked photos only add -o variant=masked")
 
 
 def check_layout_options(layout: str, options: dict) -> None:
