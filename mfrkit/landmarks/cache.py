@@ -1,124 +1,99 @@
 """Landmark cache: detect once per dataset and backend, reuse in every later stage.
 
-The cache is a side file beside the manifest, ``landmarks.<backend>.parquet``, one row
-per image: ``image_id``, ``sha256`` (of the image the landmarks came from; a changed
-image is detected again), ``status`` (``ok``, ``no_face`` or the image's failure
-reason), ``n_faces``, ``score``, ``bbox`` (4), ``points5`` (10), ``points68`` (136 or
-null), ``mesh`` (478*3 or null). All coordinates are pixels of the original image.
+The cache is a :class:`~mfrkit.landmarks.store.LandmarkStore` beside the manifest, the
+folder ``landmarks.<backend>/``: one row per image (``image_id``, ``sha256`` of the
+image the landmarks came from, ``status``, ``n_faces``, ``score``, the points as
+fixed-size float32 arrays, the dense mesh apart in 1/16 px fixed point), in shards,
+with an index by ``image_id``. All coordinates are pixels of the original image. A
+changed image (new ``sha256``) is detected again; other backend options start over.
 
-Detection is resumable: work is written in atomic shards
-(``landmarks.<backend>.parts/part-*.parquet``) that are merged at the end, so an
-interrupted run keeps what it finished.
+Detection is resumable: every chunk of images becomes a shard, written atomically by
+the worker that detected it, and the index is updated at the end, so an interrupted
+run keeps what it finished. Detection of a chunk is a pure function of the images and
+the backend's options (:func:`detect_rows`).
+
+Readers should not load everything: :func:`open_store` then ``store.get(ids)`` per
+chunk of work (points only with ``mesh=False``). :func:`load_landmarks` and
+:func:`get_landmarks` return a lazy read-only mapping over the same store. A 0.1.0
+cache (``landmarks.<backend>.parquet``) is converted the first time it is opened.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import multiprocessing
-import shutil
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..atomic import atomic_path
 from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK, Manifest, file_sha256
 from ..errors import ImageError, ManifestError
-from .base import FaceResult, Landmarks, create_backend, detect_primary
+from .base import FaceResult, LandmarkBackend, create_backend, detect_primary
+from .legacy import has_legacy, migrate_legacy
+from .store import STORE_FILE, LandmarkStore, encode_results, shard_name, shard_options, write_shard
 
-_SCHEMA = pa.schema(
-    [
-        ("image_id", pa.string()),
-        ("sha256", pa.string()),
-        ("status", pa.string()),
-        ("n_faces", pa.int32()),
-        ("score", pa.float32()),
-        ("bbox", pa.list_(pa.float32())),
-        ("points5", pa.list_(pa.float32())),
-        ("points68", pa.list_(pa.float32())),
-        ("mesh", pa.list_(pa.float32())),
-    ]
-)
+_DEFAULT_OPTIONS = "{}"
 
 
 def cache_path(manifest: Manifest, backend: str) -> Path:
-    """Where the landmarks of ``manifest`` by ``backend`` are cached."""
+    """The folder where the landmarks of ``manifest`` by ``backend`` are cached
+    (``landmarks.<backend>/`` beside the manifest)."""
     if manifest.path is None:
         raise ManifestError("write the manifest before caching landmarks (it has no path)")
-    return manifest.path.parent / f"landmarks.{backend}.parquet"
+    return manifest.path.parent / f"landmarks.{backend}"
 
 
-def _row(image_id: str, sha256: str | None, result: FaceResult) -> dict:
-    lm = result.landmarks
-    flat = lambda a: None if a is None else np.asarray(a, dtype=np.float32).ravel().tolist()  # noqa: E731
-    return {
-        "image_id": image_id,
-        "sha256": sha256,
-        "status": result.status,
-        "n_faces": result.n_faces,
-        "score": None if lm is None else float(lm.score),
-        "bbox": None if lm is None else flat(lm.bbox),
-        "points5": None if lm is None else flat(lm.points5),
-        "points68": None if lm is None else flat(lm.points68),
-        "mesh": None if lm is None else flat(lm.mesh),
-    }
+def open_store(manifest: Manifest, backend: str) -> LandmarkStore:
+    """The landmark store of ``manifest`` by ``backend`` (converting a 0.1.0 cache once).
+
+    It may not exist yet (:meth:`LandmarkStore.exists`); nothing is detected.
+    """
+    store = LandmarkStore(cache_path(manifest, backend), backend)
+    migrate_legacy(store)
+    return store
 
 
-def row_to_result(row, backend: str) -> FaceResult:
-    """Turn a cache row (mapping) back into a :class:`FaceResult`."""
-    if row["status"] != STATUS_OK:
-        return FaceResult(status=str(row["status"]), n_faces=int(row["n_faces"] or 0))
-    arr = lambda v, shape: None if v is None else np.asarray(v, dtype=np.float32).reshape(shape)  # noqa: E731
-    lm = Landmarks(
-        points5=arr(row["points5"], (5, 2)),
-        points68=arr(row["points68"], (68, 2)),
-        bbox=arr(row["bbox"], (4,)),
-        score=float("nan") if row["score"] is None else float(row["score"]),
-        backend=backend,
-        mesh=arr(row["mesh"], (-1, 3)),
-    )
-    return FaceResult(status=STATUS_OK, landmarks=lm, n_faces=int(row["n_faces"]))
+# --- detection of one chunk: a pure function ------------------------------------------------------
 
 
-# One backend per worker process, created by the pool initializer.
-_WORKER: dict = {}
+@dataclass(frozen=True)
+class DetectItem:
+    """One image to detect landmarks on.
+
+    Attributes
+    ----------
+    image_id : str
+    path : str, absolute.
+    sha256 : str or None, recorded with the landmarks (a changed image is detected again).
+    """
+
+    image_id: str
+    path: str
+    sha256: str | None = None
 
 
-def _init_worker(backend: str, options: dict) -> None:
-    _WORKER["backend"] = create_backend(backend, **options)
+def detect_rows(backend: LandmarkBackend, items: Sequence[DetectItem]) -> pa.Table:
+    """Landmarks of a chunk of images as a shard table
+    (:data:`~mfrkit.landmarks.store.SHARD_SCHEMA`), one row per item in order.
 
-
-def _detect_chunk(items: list[tuple[str, str, str | None]]) -> list[dict]:
-    backend = _WORKER["backend"]
-    rows = []
-    for image_id, path, sha in items:
+    A pure function of the images and the backend's options: an unreadable image is a
+    row with the read failure as its status, an image without a face ``no_face``.
+    """
+    results = []
+    for item in items:
         try:
-            image = read_image(path)
+            image = read_image(item.path)
         except ImageError as exc:
-            rows.append(_row(image_id, sha, FaceResult(status=exc.reason)))
+            results.append(FaceResult(status=exc.reason))
             continue
-        rows.append(_row(image_id, sha, detect_primary(backend, image, image_id=image_id)))
-    return rows
-
-
-def _read_rows(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
-
-
-def _write_rows(rows: list[dict], path: Path, options_key: str) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=_SCHEMA.with_metadata({_OPTIONS_META: options_key})), tmp)
-
-
-#: Parquet metadata key under which a cache file records the backend options it was made with.
-_OPTIONS_META = b"mfrkit_backend_options"
-_DEFAULT_OPTIONS = "{}"
+        results.append(detect_primary(backend, image, image_id=item.image_id))
+    return encode_results([i.image_id for i in items], [i.sha256 for i in items], results)
 
 
 def _options_key(options: dict) -> str:
@@ -131,10 +106,37 @@ def _options_key(options: dict) -> str:
     return json.dumps({k: value(k, v) for k, v in options.items()}, sort_keys=True, default=str)
 
 
-def _recorded_options(path: Path) -> str:
-    """The options key a cache file was made with (files without one: default options)."""
-    raw = (pq.read_schema(path).metadata or {}).get(_OPTIONS_META)
-    return raw.decode() if raw else _DEFAULT_OPTIONS
+@dataclass(frozen=True)
+class _Task:
+    """One chunk for a detection worker: its images and the shard it writes."""
+
+    items: tuple[DetectItem, ...]
+    shard: int
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    backend: str
+    options: dict
+    folder: str
+    options_key: str
+
+
+# One backend per worker process, created by the pool initializer (process-local; the
+# job engine's per-worker state replaces it when detection moves onto it).
+_WORKER: dict = {}
+
+
+def _init_worker(setup: _WorkerSetup) -> None:
+    _WORKER["setup"] = setup
+    _WORKER["backend"] = create_backend(setup.backend, **setup.options)
+
+
+def _detect_task(task: _Task) -> int:
+    """Detect one chunk and write its shard; the number of images done."""
+    setup: _WorkerSetup = _WORKER["setup"]
+    write_shard(setup.folder, task.shard, detect_rows(_WORKER["backend"], task.items), setup.options_key)
+    return len(task.items)
 
 
 @dataclass
@@ -146,6 +148,27 @@ class LandmarkSummary:
     counts: dict
     detected: int
     reused: int
+
+
+def _prepare(store: LandmarkStore, wanted: str | None) -> str:
+    """Make ``store`` ready for detection with options key ``wanted`` (None: whatever it
+    was made with); the key detection runs with."""
+    recorded = store.options_key()
+    if recorded is None:
+        key = wanted
+        if key is None:  # an interrupted first run: go on with its options
+            pending = store.shard_numbers()
+            key = _shard_key(store, pending[-1]) if pending else _DEFAULT_OPTIONS
+        store.create(key or _DEFAULT_OPTIONS)
+        return key or _DEFAULT_OPTIONS
+    if wanted is not None and wanted != recorded:
+        store.reset(wanted)
+        return wanted
+    return recorded
+
+
+def _shard_key(store: LandmarkStore, number: int) -> str:
+    return shard_options(store.folder / shard_name(number)) or _DEFAULT_OPTIONS
 
 
 def detect_landmarks(
@@ -161,7 +184,8 @@ def detect_landmarks(
 
     Images whose manifest status is not ``ok`` are recorded with that status without
     being opened. An image whose ``sha256`` changed since it was cached is detected again.
-    Results do not depend on ``workers``: each image is processed independently.
+    Results do not depend on ``workers``: each image is processed independently. Each
+    chunk of ``chunk_size`` images is one shard of the store.
 
     ``backend_options`` given (even ``{}``) must match those the cache was made with, a
     landmark file compared by content, or everything is detected again; None reuses
@@ -170,100 +194,104 @@ def detect_landmarks(
     from ..progress import progress_bar
 
     options = dict(backend_options or {})
-    final = cache_path(manifest, backend)
-    parts_dir = final.with_suffix(".parts")
-    wanted = None if backend_options is None else _options_key(options)
-    existing = []
-    for part in sorted(parts_dir.glob("part-*.parquet")) if parts_dir.exists() else []:
-        if wanted is None or _recorded_options(part) == wanted:
-            existing.append(part)
-        else:
-            part.unlink()  # left by an interrupted run with other options
-    recorded = _recorded_options(final) if final.exists() else None
-    key = wanted or recorded or _DEFAULT_OPTIONS
-    cached = _read_rows(final) if recorded is not None and recorded == key else None
-    frames = ([cached] if cached is not None else []) + [_read_rows(p) for p in existing]
-    done: dict[str, str | None] = {}
-    if frames:
-        previous = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
-        done = dict(zip(previous["image_id"], previous["sha256"]))
+    store = open_store(manifest, backend)
+    key = _prepare(store, None if backend_options is None else _options_key(options))
+    store.commit()  # shards an interrupted run left
+    index = store.index_table(["image_id", "sha256"])
+    done = dict(zip(index["image_id"].to_pylist(), index["sha256"].to_pylist()))
+    del index
     table = manifest.table
     shas = table["sha256"] if "sha256" in table.columns else pd.Series([None] * len(table))
-    todo, failed_rows = [], []
+    todo: list[DetectItem] = []
+    failed: list[tuple[str, str | None, str]] = []
     for image_id, rel, status, sha in zip(table["image_id"], table["path"], table["status"], shas):
         sha = None if pd.isna(sha) else str(sha)
         if image_id in done and done[image_id] == sha:
             continue
         if status != STATUS_OK:
-            failed_rows.append(_row(image_id, sha, FaceResult(status=str(status))))
+            failed.append((image_id, sha, str(status)))
         else:
-            todo.append((image_id, str(manifest.abspath(rel)), sha))
-    reused = len(table) - len(todo) - len(failed_rows)
-    part_no = itertools.count(int(existing[-1].stem.split("-")[1]) + 1 if existing else 0)
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    if failed_rows:
-        _write_rows(failed_rows, parts_dir / f"part-{next(part_no):06d}.parquet", key)
+            todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)), sha))
+    del done
+    reused = len(table) - len(todo) - len(failed)
+    number = store.next_shard()
+    if failed:
+        rows = encode_results([f[0] for f in failed], [f[1] for f in failed], [FaceResult(status=f[2]) for f in failed])
+        write_shard(store.folder, number, rows, key)
+        number += 1
+    tasks = [_Task(tuple(todo[i : i + chunk_size]), number + k) for k, i in enumerate(range(0, len(todo), chunk_size))]
+    setup = _WorkerSetup(backend, options, str(store.folder), key)
     with progress_bar(len(todo), f"landmarks ({backend})", enabled=progress and bool(todo)) as advance:
-        if not chunks:
-            results, pool = iter(()), None
-        elif workers <= 1 or len(chunks) <= 1:
-            _init_worker(backend, options)
-            results = map(_detect_chunk, chunks)
-            pool = None
+        pool = None
+        if not tasks:
+            results: Iterator[int] = iter(())
+        elif workers <= 1 or len(tasks) <= 1:
+            _init_worker(setup)
+            results = map(_detect_task, tasks)
         else:
             # Spawn, not fork: a child forked from a parent that already runs mediapipe crashes.
             context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(backend, options))
-            results = pool.map(_detect_chunk, chunks)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(setup,))
+            results = pool.map(_detect_task, tasks)
         try:
-            for rows in results:
-                _write_rows(rows, parts_dir / f"part-{next(part_no):06d}.parquet", key)
-                advance(len(rows))
+            for n in results:
+                advance(n)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    if cached is not None and not parts_dir.exists():
-        merged = cached  # everything was cached: nothing to merge, no file to rewrite
-    else:
-        merged = _merge(final, cached, parts_dir, table["image_id"], key)
-    merged = merged[merged["image_id"].isin(set(table["image_id"]))]
-    counts = {str(k): int(v) for k, v in merged["status"].value_counts().items()}
-    return LandmarkSummary(backend=backend, path=final, counts=counts, detected=len(todo), reused=reused)
+    store.commit()
+    counts = store.counts(table["image_id"])
+    return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=len(todo), reused=reused)
 
 
-def _merge(final: Path, cached: pd.DataFrame | None, parts_dir: Path, image_ids: pd.Series, options_key: str) -> pd.DataFrame:
-    """Fold the shards into ``final`` (whose rows were read as ``cached``, None when
-    they are to be replaced); the merged rows."""
-    frames = [cached] if cached is not None else []
-    if parts_dir.exists():
-        frames += [_read_rows(p) for p in sorted(parts_dir.glob("part-*.parquet"))]
-    if not frames:
-        _write_rows([], final, options_key)
-        return _read_rows(final)
-    merged = pd.concat(frames, ignore_index=True).drop_duplicates("image_id", keep="last")
-    # Manifest order first; rows of images outside this manifest (a caller may pass a
-    # subset) are kept after them, never dropped.
-    rank = pd.Series(range(len(image_ids)), index=pd.Index(image_ids))
-    position = merged["image_id"].map(rank).fillna(len(image_ids)).to_numpy()
-    merged = merged.iloc[np.argsort(position, kind="stable")]
-    schema = _SCHEMA.with_metadata({_OPTIONS_META: options_key})
-    with atomic_path(final) as tmp:
-        pq.write_table(pa.Table.from_pandas(merged, schema=schema, preserve_index=False), tmp)
-    if parts_dir.exists():
-        shutil.rmtree(parts_dir)
-    return merged
+# --- reading ----------------------------------------------------------------------------------------
 
 
-def load_landmarks(manifest: Manifest, backend: str) -> dict[str, FaceResult]:
-    """The cached landmarks of ``manifest`` by ``backend``, by image_id (no detection).
+class LandmarkMap(Mapping):
+    """A read-only mapping image_id -> FaceResult over a store, read lazily: each lookup
+    reads only the row group that holds the image (a few recent ones are kept).
+
+    Parameters
+    ----------
+    store : LandmarkStore
+    mesh : bool
+        Include the dense mesh (False: points only).
+    """
+
+    def __init__(self, store: LandmarkStore, *, mesh: bool = True) -> None:
+        self.store = store
+        self.mesh = mesh
+
+    def __getitem__(self, image_id: str) -> FaceResult:
+        found = self.store.get([image_id], mesh=self.mesh)
+        if image_id not in found:
+            raise KeyError(image_id)
+        return found[image_id]
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.store
+
+    def __iter__(self) -> Iterator[str]:
+        return self.store.ids()
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, FaceResult]:
+        """The results of ``image_ids`` the store holds, in one read per row group."""
+        return self.store.get(image_ids, mesh=self.mesh)
+
+
+def load_landmarks(manifest: Manifest, backend: str, *, mesh: bool = True) -> LandmarkMap:
+    """The cached landmarks of ``manifest`` by ``backend``, by image_id (no detection),
+    as a lazy read-only mapping (nothing is read until looked up).
 
     Raises ManifestError when nothing is cached yet.
     """
-    path = cache_path(manifest, backend)
-    if not path.exists():
+    store = open_store(manifest, backend)
+    if not store.exists():
         raise ManifestError(f"no {backend} landmarks cached for {manifest.name or manifest.path}; run: mfrkit landmarks {manifest.path} --backend {backend}")
-    frame = _read_rows(path)
-    return {r["image_id"]: row_to_result(r, backend) for r in frame.to_dict("records")}
+    return LandmarkMap(store, mesh=mesh)
 
 
 def cached_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
@@ -271,18 +299,25 @@ def cached_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
     (``{backend: {status: images}}``; what data cards report). Nothing is detected."""
     if manifest.path is None:
         return {}
-    ids = set(manifest.table["image_id"])
+    parent = manifest.path.parent
+    backends = set()
+    for path in parent.glob("landmarks.*"):
+        name = path.name[len("landmarks.") :]
+        if path.is_dir() and (path / STORE_FILE).is_file():
+            backends.add(name)
+        elif name.endswith(".parquet") and has_legacy(parent, name[: -len(".parquet")]):
+            backends.add(name[: -len(".parquet")])
     counts: dict[str, dict[str, int]] = {}
-    for path in sorted(manifest.path.parent.glob("landmarks.*.parquet")):
-        backend = path.name[len("landmarks.") : -len(".parquet")]
-        rows = pq.read_table(path, columns=["image_id", "status"]).to_pandas()
-        # The cache may hold images of a larger manifest (see _merge): count this one's.
-        status = rows.loc[rows["image_id"].isin(ids), "status"].value_counts()
-        counts[backend] = {str(k): int(v) for k, v in sorted(status.items())}
+    for backend in sorted(backends):
+        # The store may hold images of a larger manifest: count this one's.
+        counts[backend] = open_store(manifest, backend).counts(manifest.table["image_id"])
     return counts
 
 
-def get_landmarks(manifest: Manifest, backend: str, *, workers: int = 1, progress: bool = False, backend_options: dict | None = None) -> dict[str, FaceResult]:
-    """Landmarks for every image of ``manifest``, detecting what is not cached yet."""
+def get_landmarks(
+    manifest: Manifest, backend: str, *, workers: int = 1, progress: bool = False, backend_options: dict | None = None, mesh: bool = True
+) -> LandmarkMap:
+    """Landmarks for every image of ``manifest``, detecting what is not cached yet
+    (a lazy mapping, see :func:`load_landmarks`; ``mesh=False`` for points only)."""
     detect_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=backend_options)
-    return load_landmarks(manifest, backend)
+    return load_landmarks(manifest, backend, mesh=mesh)
