@@ -43,7 +43,7 @@ def synth(
     workers: Workers = 1,
 ) -> None:
     """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
-    from ..maskgen.pipeline import SynthConfig, synthesize
+    from ..maskgen.synth_job import SynthConfig, synthesize
 
     config = SynthConfig(types=mask, colors=color, textures=texture, coverage=coverage, renderer=renderer, seed=seed, landmarks=landmarks,
                          landmark_file=str(landmark_file) if landmark_file else None, aligned=aligned, mix=mix, on_no_face=on_no_face, image_format=image_format, limit=limit)
@@ -67,7 +67,7 @@ def partial(
     workers: Workers = 1,
 ) -> None:
     """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
-    from ..maskgen.pipeline import PartialConfig, make_partial
+    from ..maskgen.partial_job import PartialConfig, make_partial
 
     placement = "both" if both else ("centered" if centered else "original")
     config = PartialConfig(regions=regions, factors=factors, placement=placement, template=template, landmarks=landmarks,
