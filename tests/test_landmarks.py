@@ -255,3 +255,57 @@ def test_cache_of_the_file_backend_follows_the_file(sample_manifest, tmp_path):
     assert store.pending() == [99]
     assert detect_landmarks(manifest, "file").detected == 0 and not stale.exists()
     assert load_landmarks(manifest, "file")[image_id].status == "ok"
+
+
+def _copy(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    return read_manifest(root)
+
+
+def test_one_detection_per_store_at_a_time(sample_manifest, tmp_path):
+    from mfrkit.jobs import FolderInUseError, FolderLock
+    from mfrkit.jobs.output import LOCK, MARKER, read_marker
+
+    manifest = _copy(sample_manifest, tmp_path)
+    folder = cache_path(manifest, "dlib")
+    with FolderLock(folder / LOCK, what=f"output folder {folder}", purpose="landmarks"):
+        with pytest.raises(FolderInUseError, match="in use by PID"):
+            detect_landmarks(manifest, "dlib")
+    assert detect_landmarks(manifest, "dlib").detected == len(manifest)
+    marker = read_marker(folder)
+    assert marker.kind == "landmarks" and marker.state == "finished" and (folder / MARKER).is_file()
+    # Nothing to do: the folder is not even claimed (a reader never waits for the lock).
+    with FolderLock(folder / LOCK, what=str(folder)):
+        assert detect_landmarks(manifest, "dlib").detected == 0
+
+
+def test_a_chunk_that_fails_as_a_whole_is_reported_and_retried(sample_manifest, tmp_path, monkeypatch):
+    from mfrkit.errors import LandmarkError
+    from mfrkit.landmarks.base import BACKENDS
+
+    manifest = _copy(sample_manifest, tmp_path)
+    victim = manifest.table["image_id"][3]
+
+    class Exploding:
+        name, has_68, has_mesh = "explode", False, False
+
+        def __init__(self, fail=True):
+            self.fail = fail
+
+        def detect(self, image, *, image_id=None):
+            if self.fail and image_id == victim:
+                raise RuntimeError("the detector crashed")
+            return [Landmarks(points5=np.ones((5, 2), np.float32), points68=None, bbox=np.array([0, 0, 9, 9], np.float32))]
+
+    monkeypatch.setitem(BACKENDS._entries, "explode", Exploding)
+    with pytest.raises(LandmarkError, match=r"2 image\(s\) in 1 chunk.*the detector crashed.*rerun"):
+        detect_landmarks(manifest, "explode", chunk_size=2)
+    assert cached_counts(manifest) == {"explode": {"ok": len(manifest) - 2}}  # the other chunks are kept
+    again = detect_landmarks(manifest, "explode", backend_options={"fail": False}, chunk_size=2)
+    assert again.detected == len(manifest) and again.counts == {"ok": len(manifest)}  # other options: all again
+    assert load_landmarks(manifest, "explode")[victim].landmarks.points5.sum() == 10

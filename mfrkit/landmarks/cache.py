@@ -7,10 +7,11 @@ fixed-size float32 arrays, the dense mesh apart in 1/16 px fixed point), in shar
 with an index by ``image_id``. All coordinates are pixels of the original image. A
 changed image (new ``sha256``) is detected again; other backend options start over.
 
-Detection is resumable: every chunk of images becomes a shard, written atomically by
-the worker that detected it, and the index is updated at the end, so an interrupted
-run keeps what it finished. Detection of a chunk is a pure function of the images and
-the backend's options (:func:`detect_rows`).
+Detection is a job on the engine (:mod:`mfrkit.landmarks.detect_job`, any executor):
+every chunk of images becomes a shard, written atomically by the worker that detected
+it, and the index is updated at the end, so an interrupted run keeps what it finished.
+Detection of a chunk is a pure function of the images and the backend's options
+(:func:`detect_rows`).
 
 Readers should not load everything: :func:`open_store` then ``store.get(ids)`` per
 chunk of work (points only with ``mesh=False``). :func:`load_landmarks` and
@@ -21,22 +22,25 @@ cache (``landmarks.<backend>.parquet``) is converted the first time it is opened
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import pandas as pd
-import pyarrow as pa
 
-from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK, Manifest, file_sha256
-from ..errors import ImageError, ManifestError
-from .base import FaceResult, LandmarkBackend, create_backend, detect_primary
+from ..errors import LandmarkError, ManifestError
+from ..jobs import ExecutorSpec, run_job
+from .base import FaceResult
+from .detect_job import DetectItem, LandmarkJob, ShardItem, detect_rows
 from .legacy import has_legacy, migrate_legacy
-from .store import STORE_FILE, LandmarkStore, encode_results, shard_name, shard_options, write_shard
+from .store import STORE_FILE, LandmarkStore, shard_name, shard_options
+
+__all__ = [
+    "DetectItem", "LandmarkMap", "LandmarkSummary", "cache_path", "cached_counts", "detect_landmarks", "detect_rows", "get_landmarks",
+    "load_landmarks", "open_store",
+]  # fmt: skip
 
 _DEFAULT_OPTIONS = "{}"
 
@@ -59,43 +63,6 @@ def open_store(manifest: Manifest, backend: str) -> LandmarkStore:
     return store
 
 
-# --- detection of one chunk: a pure function ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DetectItem:
-    """One image to detect landmarks on.
-
-    Attributes
-    ----------
-    image_id : str
-    path : str, absolute.
-    sha256 : str or None, recorded with the landmarks (a changed image is detected again).
-    """
-
-    image_id: str
-    path: str
-    sha256: str | None = None
-
-
-def detect_rows(backend: LandmarkBackend, items: Sequence[DetectItem]) -> pa.Table:
-    """Landmarks of a chunk of images as a shard table
-    (:data:`~mfrkit.landmarks.store.SHARD_SCHEMA`), one row per item in order.
-
-    A pure function of the images and the backend's options: an unreadable image is a
-    row with the read failure as its status, an image without a face ``no_face``.
-    """
-    results = []
-    for item in items:
-        try:
-            image = read_image(item.path)
-        except ImageError as exc:
-            results.append(FaceResult(status=exc.reason))
-            continue
-        results.append(detect_primary(backend, image, image_id=item.image_id))
-    return encode_results([i.image_id for i in items], [i.sha256 for i in items], results)
-
-
 def _options_key(options: dict) -> str:
     """What a backend's results depend on besides the image: its options, a landmark
     file by its content (a corrected file must not be served the old file's landmarks)."""
@@ -104,39 +71,6 @@ def _options_key(options: dict) -> str:
         return f"sha256:{file_sha256(v)}" if name == "path" and Path(str(v)).is_file() else v
 
     return json.dumps({k: value(k, v) for k, v in options.items()}, sort_keys=True, default=str)
-
-
-@dataclass(frozen=True)
-class _Task:
-    """One chunk for a detection worker: its images and the shard it writes."""
-
-    items: tuple[DetectItem, ...]
-    shard: int
-
-
-@dataclass(frozen=True)
-class _WorkerSetup:
-    backend: str
-    options: dict
-    folder: str
-    options_key: str
-
-
-# One backend per worker process, created by the pool initializer (process-local; the
-# job engine's per-worker state replaces it when detection moves onto it).
-_WORKER: dict = {}
-
-
-def _init_worker(setup: _WorkerSetup) -> None:
-    _WORKER["setup"] = setup
-    _WORKER["backend"] = create_backend(setup.backend, **setup.options)
-
-
-def _detect_task(task: _Task) -> int:
-    """Detect one chunk and write its shard; the number of images done."""
-    setup: _WorkerSetup = _WORKER["setup"]
-    write_shard(setup.folder, task.shard, detect_rows(_WORKER["backend"], task.items), setup.options_key)
-    return len(task.items)
 
 
 @dataclass
@@ -150,25 +84,34 @@ class LandmarkSummary:
     reused: int
 
 
-def _prepare(store: LandmarkStore, wanted: str | None) -> str:
-    """Make ``store`` ready for detection with options key ``wanted`` (None: whatever it
-    was made with); the key detection runs with."""
-    recorded = store.options_key()
-    if recorded is None:
-        key = wanted
-        if key is None:  # an interrupted first run: go on with its options
-            pending = store.shard_numbers()
-            key = _shard_key(store, pending[-1]) if pending else _DEFAULT_OPTIONS
-        store.create(key or _DEFAULT_OPTIONS)
-        return key or _DEFAULT_OPTIONS
-    if wanted is not None and wanted != recorded:
-        store.reset(wanted)
+def _run_key(store: LandmarkStore, wanted: str | None) -> str:
+    """The options key a detection runs with: ``wanted``, else the store's (None: reuse
+    whatever is cached), else that of an interrupted first run's shards."""
+    if wanted is not None:
         return wanted
-    return recorded
+    recorded = store.options_key()
+    if recorded is not None:
+        return recorded
+    pending = store.shard_numbers()
+    return (shard_options(store.folder / shard_name(pending[-1])) if pending else None) or _DEFAULT_OPTIONS
 
 
-def _shard_key(store: LandmarkStore, number: int) -> str:
-    return shard_options(store.folder / shard_name(number)) or _DEFAULT_OPTIONS
+def _todo(store: LandmarkStore, manifest: Manifest) -> list[DetectItem]:
+    """The images of ``manifest`` the committed store lacks, or holds for another sha256."""
+    index = store.index_table(["image_id", "sha256"])
+    done = dict(zip(index["image_id"].to_pylist(), index["sha256"].to_pylist()))
+    del index
+    table = manifest.table
+    shas = table["sha256"] if "sha256" in table.columns else pd.Series([None] * len(table))
+    todo = []
+    missing = object()
+    for image_id, rel, status, sha in zip(table["image_id"], table["path"], table["status"], shas):
+        sha = None if pd.isna(sha) else str(sha)
+        if done.get(image_id, missing) == sha:
+            continue
+        ok = status == STATUS_OK
+        todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)) if ok else "", sha, STATUS_OK if ok else str(status)))
+    return todo
 
 
 def detect_landmarks(
@@ -179,69 +122,59 @@ def detect_landmarks(
     progress: bool = False,
     chunk_size: int = 256,
     backend_options: dict | None = None,
+    executor: ExecutorSpec | None = None,
 ) -> LandmarkSummary:
     """Detect landmarks for every image of ``manifest`` not yet cached, and cache them.
 
     Images whose manifest status is not ``ok`` are recorded with that status without
     being opened. An image whose ``sha256`` changed since it was cached is detected again.
-    Results do not depend on ``workers``: each image is processed independently. Each
-    chunk of ``chunk_size`` images is one shard of the store.
+    Results do not depend on ``workers`` or the executor: each image is processed
+    independently. Each chunk of ``chunk_size`` images is one shard of the store, one
+    item of a :class:`~mfrkit.landmarks.detect_job.LandmarkJob` on the job engine.
 
     ``backend_options`` given (even ``{}``) must match those the cache was made with, a
     landmark file compared by content, or everything is detected again; None reuses
-    whatever is cached (readers such as ``bench`` that do not know the options).
-    """
-    from ..progress import progress_bar
+    whatever is cached (readers such as ``bench`` that do not know the options). When
+    nothing is left to do, nothing is written (and the backend is not even created).
 
+    Raises LandmarkError, after caching everything else, when a chunk failed as a whole
+    (its images stay undetected and are tried again by the next run).
+    """
     options = dict(backend_options or {})
     store = open_store(manifest, backend)
-    key = _prepare(store, None if backend_options is None else _options_key(options))
-    store.commit()  # shards an interrupted run left
-    index = store.index_table(["image_id", "sha256"])
-    done = dict(zip(index["image_id"].to_pylist(), index["sha256"].to_pylist()))
-    del index
-    table = manifest.table
-    shas = table["sha256"] if "sha256" in table.columns else pd.Series([None] * len(table))
-    todo: list[DetectItem] = []
-    failed: list[tuple[str, str | None, str]] = []
-    for image_id, rel, status, sha in zip(table["image_id"], table["path"], table["status"], shas):
-        sha = None if pd.isna(sha) else str(sha)
-        if image_id in done and done[image_id] == sha:
-            continue
-        if status != STATUS_OK:
-            failed.append((image_id, sha, str(status)))
-        else:
-            todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)), sha))
-    del done
-    reused = len(table) - len(todo) - len(failed)
-    number = store.next_shard()
-    if failed:
-        rows = encode_results([f[0] for f in failed], [f[1] for f in failed], [FaceResult(status=f[2]) for f in failed])
-        write_shard(store.folder, number, rows, key)
-        number += 1
-    tasks = [_Task(tuple(todo[i : i + chunk_size]), number + k) for k, i in enumerate(range(0, len(todo), chunk_size))]
-    setup = _WorkerSetup(backend, options, str(store.folder), key)
-    with progress_bar(len(todo), f"landmarks ({backend})", enabled=progress and bool(todo)) as advance:
-        pool = None
-        if not tasks:
-            results: Iterator[int] = iter(())
-        elif workers <= 1 or len(tasks) <= 1:
-            _init_worker(setup)
-            results = map(_detect_task, tasks)
-        else:
-            # Spawn, not fork: a child forked from a parent that already runs mediapipe crashes.
-            context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(setup,))
-            results = pool.map(_detect_task, tasks)
+    key = _run_key(store, None if backend_options is None else _options_key(options))
+    todo = _todo(store, manifest) if store.options_key() == key else [None]
+    if todo or store.pending():
+        job = LandmarkJob(store, options, key)
+        folder = job.output()
+        # Claimed (and locked) before the plan is made, so the plan holds under the lock.
+        folder.claim(replace=job.replace_files)
         try:
-            for n in results:
-                advance(n)
+            if store.options_key() != key:
+                store.reset(key)  # other options: everything is detected again
+            store.create(key)
+            store.commit()  # shards an interrupted run left
+            todo = _todo(store, manifest)
+            first = store.next_shard()
+            job.items = [
+                ShardItem(key=shard_name(first + k), outputs=(shard_name(first + k),), shard=first + k, images=tuple(todo[i : i + chunk_size]))
+                for k, i in enumerate(range(0, len(todo), chunk_size))
+            ]
+            if job.items:
+                failed = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+            else:
+                failed = []
+                folder.finished()
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    store.commit()
-    counts = store.counts(table["image_id"])
-    return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=len(todo), reused=reused)
+            folder.release()
+        if failed:
+            n = sum(int(f.get("images", 0)) for f in failed)
+            why = str(failed[0].get("message") or failed[0].get("status")).split("; Traceback")[0].splitlines()[0]
+            raise LandmarkError(f"{n} image(s) in {len(failed)} chunk(s) could not be processed (first: {failed[0].get('first')}: {why}); "
+                                "everything else is cached, rerun to try them again")  # fmt: skip
+    detected = sum(1 for t in todo if t is not None and t.status == STATUS_OK)
+    counts = store.counts(manifest.table["image_id"])
+    return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=detected, reused=len(manifest.table) - len(todo))
 
 
 # --- reading ----------------------------------------------------------------------------------------
