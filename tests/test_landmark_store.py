@@ -36,19 +36,19 @@ def _face(rng, *, mesh=True, p68=True, score=0.9, **kw):
 # --- the mesh's fixed point ------------------------------------------------------------------------
 
 
-def test_fixed_point_is_the_rounded_16th_of_a_pixel():
+def test_fixed_point_is_the_rounded_32nd_of_a_pixel():
     rng = np.random.default_rng(0)
-    meshes = np.stack([_mesh(rng, origin=(o, -o, 0.5 * o), extent=e) for o, e in [(0, 100), (5000, 900), (15000.25, 4000)]])
+    meshes = np.stack([_mesh(rng, origin=(o, -o, 0.5 * o), extent=e) for o, e in [(0, 100), (5000, 900), (15000.25, 2000)]])
     origin, planes, fits = encode_meshes(meshes)
     assert fits.all() and planes.shape == (3, 2868) and planes.dtype == np.uint8
     np.testing.assert_array_equal(origin, meshes.min(axis=1))
     # Oracle: the integers by brute force, then the byte planes laid out by hand.
-    q = np.rint((meshes.astype(np.float64) - origin[:, None, :]) * 16).astype(np.uint16)
+    q = np.rint((meshes.astype(np.float64) - origin[:, None, :]) * 32).astype(np.uint16)
     for i in range(3):
         axis_major = np.concatenate([q[i, :, a] for a in range(3)])
         np.testing.assert_array_equal(planes[i], np.concatenate([axis_major >> 8, axis_major & 255]).astype(np.uint8))
     decoded = decode_meshes(origin, planes)
-    np.testing.assert_allclose(decoded, origin[:, None, :] + q / 16.0, rtol=0, atol=2e-3)
+    np.testing.assert_allclose(decoded, origin[:, None, :] + q / 32.0, rtol=0, atol=2e-3)
     err = np.abs(decoded.astype(np.float64) - meshes)
     assert err.max() <= MAX_MESH_ERROR + 2e-3  # float32 spacing at 15,000 px is 1e-3
     assert err[0].max() <= MAX_MESH_ERROR + 1e-5 and err[0].max() > 0.9 * MAX_MESH_ERROR  # the bound is tight
@@ -65,7 +65,7 @@ def test_fixed_point_refuses_what_it_cannot_hold():
     edge[1] = edge.min(0) + MAX_EXTENT  # exactly the largest offset: fits
     _, planes, fits = encode_meshes(np.stack([big, nan, edge]))
     assert fits.tolist() == [False, False, True] and not planes[:2].any()
-    assert MESH_STEP == 1 / 16 and MAX_MESH_ERROR == 1 / 32
+    assert MESH_STEP == 1 / 32 and MAX_MESH_ERROR == 1 / 64
 
 
 # --- rows ------------------------------------------------------------------------------------------

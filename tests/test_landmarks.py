@@ -168,7 +168,7 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
     assert open_store(manifest, "mediapipe").index_table().to_pandas().set_index("image_id").loc[manifest.table["image_id"][0], "sha256"] == "0" * 64
 
 
-def test_cache_mesh_is_within_a_32nd_of_a_pixel_and_points_exact(sample_manifest, backends, tmp_path):
+def test_cache_mesh_is_within_a_64th_of_a_pixel_and_points_exact(sample_manifest, backends, tmp_path):
     import shutil
 
     from mfrkit.data.imageio import read_image

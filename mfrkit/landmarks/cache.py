@@ -3,7 +3,7 @@
 The cache is a :class:`~mfrkit.landmarks.store.LandmarkStore` beside the manifest, the
 folder ``landmarks.<backend>/``: one row per image (``image_id``, ``sha256`` of the
 image the landmarks came from, ``status``, ``n_faces``, ``score``, the points as
-fixed-size float32 arrays, the dense mesh apart in 1/16 px fixed point), in shards,
+fixed-size float32 arrays, the dense mesh apart in 1/32 px fixed point), in shards,
 with an index by ``image_id``. All coordinates are pixels of the original image. A
 changed image (new ``sha256``) is detected again; other backend options start over.
 

@@ -1,18 +1,20 @@
-"""The dense mesh in 16-bit fixed point: half the bytes of float32, within 1/32 px.
+"""The dense mesh in 16-bit fixed point: half the bytes of float32, within 1/64 px.
 
 A mediapipe mesh (478 vertices, ``x, y, z`` in pixels) is stored per face as an origin
 (its per-axis minimum, float32) and each coordinate's offset from it in steps of
-:data:`MESH_STEP` = 1/16 px, rounded to the nearest step: an unsigned 16-bit integer
-``q = round((v - origin) * 16)``. Decoding gives ``origin + q / 16``, so every coordinate
-is off by at most half a step, :data:`MAX_MESH_ERROR` = 1/32 px = 0.03125 px (plus
-float32 rounding, under 1e-3 px for coordinates below 16,000 px). A face larger than
-``65535 / 16`` = 4095.9 px along an axis, or a mesh with a non-finite value, does not
-fit: its row keeps the float32 mesh instead (:func:`encode_meshes` says which).
+:data:`MESH_STEP` = 1/32 px, rounded to the nearest step: an unsigned 16-bit integer
+``q = round((v - origin) * 32)``. Decoding gives ``origin + q / 32``, so every coordinate
+is off by at most half a step, :data:`MAX_MESH_ERROR` = 1/64 px = 0.0156 px, and a
+vertex by at most ``sqrt(2) / 64`` = 0.022 px in the image plane (``sqrt(3) / 64`` =
+0.027 px in 3D), under the 0.05 px mfrkit allows (plus float32 rounding, under 1e-3 px
+for coordinates below 16,000 px). A face larger than ``65535 / 32`` = 2047.97 px along
+an axis, or a mesh with a non-finite value, does not fit: its row keeps the float32 mesh
+instead (:func:`encode_meshes` says which).
 
 The integers are stored as two byte planes, the 1434 high bytes then the 1434 low
 bytes, each axis-major (every ``x``, then every ``y``, then every ``z``): for faces of a
 few hundred pixels the high bytes are small and alike, and the planes compress to about
-1.9 kB per face against 5.7 kB for float32 (``benchmarks/landmark_store.py``).
+2 kB per face against 5.7 kB for float32 (``benchmarks/landmark_store.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Fixed-point step of a stored mesh coordinate, pixels.
-MESH_STEP = 1.0 / 16.0
+MESH_STEP = 1.0 / 32.0
 #: Largest difference between a stored and a decoded mesh coordinate from the fixed
 #: point alone, pixels (half a step).
 MAX_MESH_ERROR = MESH_STEP / 2

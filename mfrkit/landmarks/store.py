@@ -14,8 +14,8 @@ came from), ``status`` (``ok``, ``no_face`` or the image's failure reason), ``n_
 order) and ``points68`` (136, iBUG order), all NaN where absent (no face; no 68 points
 from a 5-point landmark file), in pixels of the original image and stored exactly. The
 dense mesh is stored apart from the points: ``mesh_origin`` (3 float32) and ``mesh_q``
-(2868 bytes: 478 x 3 coordinates in 1/16 px fixed point, see
-:mod:`mfrkit.landmarks.mesh_codec`; within 1/32 px of the detected mesh), or ``mesh_f32``
+(2868 bytes: 478 x 3 coordinates in 1/32 px fixed point, see
+:mod:`mfrkit.landmarks.mesh_codec`; within 1/64 px of the detected mesh), or ``mesh_f32``
 (1434 float32) for a face too large for the fixed point; both null without a mesh.
 Columns are stored apart in Parquet, so a reader of the points never reads a mesh byte.
 Shards are written in row groups of :data:`ROW_GROUP` rows, the unit a reader reads.
