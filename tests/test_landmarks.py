@@ -309,3 +309,29 @@ def test_a_chunk_that_fails_as_a_whole_is_reported_and_retried(sample_manifest, 
     again = detect_landmarks(manifest, "explode", backend_options={"fail": False}, chunk_size=2)
     assert again.detected == len(manifest) and again.counts == {"ok": len(manifest)}  # other options: all again
     assert load_landmarks(manifest, "explode")[victim].landmarks.points5.sum() == 10
+
+
+def _store_bytes(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_detection_gives_the_same_store_whatever_the_executor(sample_manifest, tmp_path):
+    ray = pytest.importorskip("ray")
+    from mfrkit.data.manifest import read_manifest
+    from mfrkit.jobs import ExecutorSpec
+
+    stores = {}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for name, spec in [("inline", ExecutorSpec()), ("local2", ExecutorSpec("local", workers=2)), ("ray", ExecutorSpec("ray", workers=2))]:
+            manifest = _copy(sample_manifest, tmp_path / name)
+            detect_landmarks(manifest, "dlib", chunk_size=2, executor=spec)
+            stores[name] = _store_bytes(cache_path(manifest, "dlib"))
+    finally:
+        ray.shutdown()
+    assert len(stores["inline"]) == 4  # three shards and the index
+    assert stores["inline"] == stores["local2"] == stores["ray"]  # byte-identical files
+    manifest = read_manifest(tmp_path / "ray" / "copy")
+    assert cached_counts(manifest) == {"dlib": {"ok": len(manifest)}}
