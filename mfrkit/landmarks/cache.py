@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..data.manifest import STATUS_OK, Manifest, file_sha256
@@ -97,20 +98,21 @@ def _run_key(store: LandmarkStore, wanted: str | None) -> str:
 
 
 def _todo(store: LandmarkStore, manifest: Manifest) -> list[DetectItem]:
-    """The images of ``manifest`` the committed store lacks, or holds for another sha256."""
-    index = store.index_table(["image_id", "sha256"])
-    done = dict(zip(index["image_id"].to_pylist(), index["sha256"].to_pylist()))
-    del index
+    """The images of ``manifest`` the committed store lacks, or holds for another sha256,
+    in manifest order."""
     table = manifest.table
-    shas = table["sha256"] if "sha256" in table.columns else pd.Series([None] * len(table))
+    wanted = pd.DataFrame({"image_id": table["image_id"].astype(str),
+                           "sha256": table["sha256"].astype(object) if "sha256" in table.columns else None})  # fmt: skip
+    wanted["sha256"] = wanted["sha256"].where(wanted["sha256"].notna(), None)
+    cached = store.index_table(["image_id", "sha256"]).to_pandas().rename(columns={"sha256": "cached"})
+    merged = wanted.merge(cached, on="image_id", how="left", indicator=True)  # keeps manifest order
+    both_none = merged["sha256"].isna() & merged["cached"].isna()
+    same = (merged["_merge"] == "both") & ((merged["sha256"] == merged["cached"]) | both_none)
     todo = []
-    missing = object()
-    for image_id, rel, status, sha in zip(table["image_id"], table["path"], table["status"], shas):
-        sha = None if pd.isna(sha) else str(sha)
-        if done.get(image_id, missing) == sha:
-            continue
+    for k in np.flatnonzero(~same.to_numpy()):
+        image_id, rel, status, sha = merged["image_id"].iat[k], table["path"].iat[k], table["status"].iat[k], merged["sha256"].iat[k]
         ok = status == STATUS_OK
-        todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)) if ok else "", sha, STATUS_OK if ok else str(status)))
+        todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)) if ok else "", None if sha is None else str(sha), STATUS_OK if ok else str(status)))
     return todo
 
 
