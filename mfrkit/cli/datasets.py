@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..jobs import ExecutorSpec
 from .app import app, console, datasets_app
+from .declare import with_config
 from .common import Workers, counts_text, key_values
 
 
@@ -17,7 +19,7 @@ def datasets_add(
     path: Annotated[Path, typer.Argument(help="The dataset folder.")],
     layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat or auto.")] = "auto",
     replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
 ) -> None:
     """Register a dataset folder under a short name (nothing is copied or scanned)."""
     from ..data.registry import add_dataset
@@ -80,26 +82,28 @@ def datasets_scan(
 
 
 @app.command()
+@with_config(ExecutorSpec, into="executor")
 def landmarks(
     src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    executor: ExecutorSpec,
     backend: Annotated[str, typer.Option(help="mediapipe, dlib or file.")] = "mediapipe",
     landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
-    workers: Workers = 1,
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import resolve_source
     from ..landmarks.cache import detect_landmarks
 
+    workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, progress=True, backend_options=options)
+    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 
 @app.command()
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from ..atomic import atomic_write_text

@@ -15,6 +15,7 @@ from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
+from ..options import option
 from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, isna, job_backend
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 
@@ -35,16 +36,19 @@ class PartialConfig:
         ``partiallfw`` (160x160, PartialLFW) or ``arcface112``.
     """
 
-    regions: str = "leye,reye,nose,mouth"
-    factors: str = "0.10:0.50:0.05"
-    placement: str = "original"
-    template: str = "partiallfw"
-    seed: int = 0
-    landmarks: str | None = None
-    landmark_file: str | None = None
-    aligned: bool = False
-    on_no_face: str = "skip"
-    limit: int | None = None
+    regions: str = option("leye,reye,nose,mouth", help="leye, reye, nose, mouth (image left/right), comma list, or all.")
+    factors: str = option("0.10:0.50:0.05", help="start:stop:step (stop included) or a comma list.")
+    placement: str = option(
+        "original", switches={"--centered": "centered", "--both": "both"},
+        help="original (patch where it is), centered (moved to the image centre, PartialLFW's centered variant) or both.",
+    )  # fmt: skip
+    template: str = option("partiallfw", help="partiallfw (160x160, exactly PartialLFW) or arcface112.")
+    seed: int = option(0, help="Seed of the contact sheet's sample (the crops themselves draw nothing at random).")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file.")
+    landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
+    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")
+    on_no_face: str = option("skip", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")
+    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def centered(self) -> tuple[bool, ...]:
         return {"original": (False,), "centered": (True,), "both": (False, True)}[self.placement]

@@ -17,8 +17,17 @@ from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
+from ..options import option
 from ..rng import item_rng
-from .dataset_job import WRITABLE, DatasetJob, JobError, JobSummary, SourceItem, isna, job_backend
+from .dataset_job import (
+    WRITABLE,
+    DatasetJob,
+    JobError,
+    JobSummary,
+    SourceItem,
+    isna,
+    job_backend,
+)
 from .quality import check_coverage
 from .renderers import RENDERERS, create_renderer
 from .styles import MASK_TYPES, StyleSpec
@@ -52,19 +61,19 @@ class SynthConfig:
         Only the first ``limit`` usable source images.
     """
 
-    types: str = "random"
-    colors: str = "random"
-    textures: str = "random"
-    coverage: str = "random"
-    renderer: str = "mesh"
-    seed: int = 0
-    landmarks: str | None = None
-    landmark_file: str | None = None
-    aligned: bool = False
-    mix: bool = False
-    on_no_face: str = "skip"
-    image_format: str | None = None
-    limit: int | None = None
+    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")
+    colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
+    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
+    coverage: str = option("random", help="proper, nose_exposed, chin; comma list or random.")
+    renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
+    seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
+    landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
+    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")
+    mix: bool = option(False, negatable=False, help="Also keep every source image unmasked (a mixed training set).")
+    on_no_face: str = option("skip", help="skip (record it) or copy (also copy the image unmasked).")
+    image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
+    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def spec(self) -> StyleSpec:
         types = "random" if self.types == "all" else self.types
