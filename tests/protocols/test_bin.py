@@ -116,10 +116,11 @@ def test_a_corrupt_image_is_recorded_and_its_pair_kept(tmp_path):
 
 def test_one_image_repeated_through_the_memo_is_refused(tmp_path):
     """A 25 KB .bin whose lists point at one image thousands of times unpacked to 63 MB."""
-    one = images(1)[0]
-    bins = [one] * 4000  # pickle stores it once and then 4000 two-byte memo references
+    rng = np.random.default_rng(1)
+    one = encode_image(rng.integers(0, 256, size=(100, 100, 3), dtype=np.uint8), ".png")  # ~30 KB of noise
+    bins = [one] * 4000  # pickle stores it once and then 4000 short memo references
     data = pickle.dumps((bins, [True] * 2000), protocol=4)
-    assert len(data) < 30_000 and len(one) * 4000 > 100 * len(data)
+    assert len(data) < 60_000 and len(one) * 4000 > 100 * len(data) and len(one) * 4000 > (1 << 20) + 2 * len(data)
     (tmp_path / "bomb.bin").write_bytes(data)
     with pytest.raises(PairFormatError, match="repeated through the pickle's memo"):
         read_bin(data)
