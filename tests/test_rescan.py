@@ -102,3 +102,26 @@ def test_unregistered_folder_cache_sees_a_same_size_replacement(folder):
     again = resolve_source(str(folder))
     assert again.table.set_index("path").at["ann/1.bmp", "sha256"] == _sha(folder / "ann" / "1.bmp")
     assert again.fingerprint() != first.fingerprint()
+
+
+def test_a_protocol_over_replaced_photos_stops_with_a_message(tmp_path):
+    """The bench reads a protocol's manifests by path: a photo replaced (same size) after the
+    scan would be scored under its old hash (and a cached embedding of the old photo)."""
+    from mfrkit.protocols import StaleManifestError, load_protocol, make_verification, save_protocol, validate_protocol
+
+    root = tmp_path / "faces"
+    for ident in ("ann", "bob", "cid", "dan"):
+        for k in range(3):
+            _bmp(root / ident / f"{k}.bmp", 30 * k + ord(ident[0]) % 7)
+    add_dataset("faces", root, layout="imagefolder")
+    manifest, _ = scan_registered("faces")
+    folder = save_protocol(make_verification(manifest, n_folds=1, genuine_per_fold=2, impostor_per_fold=2, seed=0),
+                           tmp_path / "proto")
+    load_protocol(folder)  # unchanged: fine
+    (root / "dan" / "2.bmp").unlink()  # a missing photo is a failure to acquire, not a stale manifest
+    load_protocol(folder)
+    _replace_same_size_keep_mtime(root / "ann" / "0.bmp", 250)
+    with pytest.raises(StaleManifestError, match="changed on disk since they were scanned.*ann/0.bmp"):
+        load_protocol(folder)
+    report = validate_protocol(folder)
+    assert not report.ok and any("changed on disk" in p.message for p in report.problems)

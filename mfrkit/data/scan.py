@@ -256,6 +256,37 @@ def _layout_fields_differ(old: dict, rec: dict) -> bool:
     return any(norm(old.get(c)) != norm(rec.get(c, "unmasked" if c == "variant" else None)) for c in _LAYOUT_COLUMNS)
 
 
+def modified_images(manifest: Manifest, *, workers: int = 1) -> list[str]:
+    """Paths of the manifest's images whose bytes changed on disk since the scan.
+
+    A stat per row (no walk): a file whose size differs is modified; one whose size is
+    the same but whose ``mtime`` / ``ctime`` differ (or were never recorded) is hashed
+    and compared with its ``sha256``. Files gone are not listed (they are missing, which
+    every consumer reports), nor are rows without a ``sha256`` (never read). Only scans
+    (``meta["kind"] == "scanned"``) are checked; other manifests give ``[]``.
+    """
+    if manifest.meta.get("kind") != "scanned" or "sha256" not in manifest.table.columns:
+        return []
+    root = manifest.root
+    table = manifest.table
+    stamps = {c: table[c] if c in table.columns else pd.Series([None] * len(table)) for c in STAMP_COLUMNS}
+    modified, to_hash = [], []
+    for i, (rel, sha, size) in enumerate(zip(table["path"], table["sha256"], table["bytes"])):
+        if _na(sha) or _na(size):
+            continue
+        stamp = file_stamp(root / str(rel))
+        if stamp is None:
+            continue
+        if int(size) != stamp[0]:
+            modified.append(str(rel))
+        elif any(_na(stamps[c].iloc[i]) or int(stamps[c].iloc[i]) != v for c, v in zip(STAMP_COLUMNS, stamp[1:])):
+            to_hash.append((str(rel), sha))
+    if to_hash:
+        hashes = _run_chunks(_hash_many, [str(root / rel) for rel, _ in to_hash], workers, "", False)
+        modified += [rel for (rel, sha), digest in zip(to_hash, hashes) if digest is not None and digest != sha]
+    return sorted(modified)
+
+
 def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False) -> tuple[Manifest, ScanChanges]:
     """Bring a scanned manifest up to date with its folder, reading only what changed.
 

@@ -75,6 +75,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
+from ..data.scan import modified_images
 from ..errors import MfrkitError
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
@@ -423,6 +424,15 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
             if check:
                 raise StaleManifestError(msg)
             stale.append(msg)
+        elif role == "reference" or m is not out.get("reference"):
+            changed = modified_images(m)  # same manifest, but its photos replaced on disk since the scan
+            if changed:
+                msg = (f"{len(changed)} image(s) of the {role} manifest of protocol {info.get('name')!r} changed on disk "
+                       f"since they were scanned (e.g. {changed[0]}): they would be scored under their old hashes. "
+                       f"Scan the dataset again (mfrkit datasets scan NAME), then make or import the protocol again.")
+                if check:
+                    raise StaleManifestError(msg)
+                stale.append(msg)
         out[role] = m
     return out, stale
 
