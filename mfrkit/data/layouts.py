@@ -75,10 +75,11 @@ def walk_images(root: Path, not_files: list[str] | None = None) -> list[str]:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
         for name in filenames:
             if not name.startswith(".") and is_image_file(name):
-                rel = str(rel_dir / name) if str(rel_dir) != "." else name
+                rel = prefix + name
                 if os.path.isfile(os.path.join(dirpath, name)):  # stat follows links; S_ISREG only
                     found.append(rel)
                 elif not_files is not None:
@@ -332,7 +333,7 @@ def _warn_masked_names(root: Path, result: LayoutResult) -> None:
     (RMFD's ``RWMFD_part_1/0000/...`` read as identity folders)."""
     if any(r.get("variant") not in (None, "unmasked") for r in result.records):
         return
-    tops = sorted({PurePosixPath(r["path"]).parts[0] for r in result.records if len(PurePosixPath(r["path"]).parts) > 1})
+    tops = sorted({r["path"].split("/", 1)[0] for r in result.records if "/" in r["path"]})
     hinted = [n for n in [Path(root).resolve().name, *tops] if _is_masked_dir(n)]
     if hinted:
         result.warnings.append(

@@ -237,6 +237,11 @@ class ScanChanges:
         return ", ".join(parts) or "unchanged"
 
 
+def _plain(column: pd.Series) -> list:
+    """A column as a list of Python values, missing ones as None."""
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
 def _na(v) -> bool:
     return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
 
@@ -267,22 +272,23 @@ def modified_images(manifest: Manifest, *, workers: int = 1) -> list[str]:
     """
     if manifest.meta.get("kind") != "scanned" or "sha256" not in manifest.table.columns:
         return []
-    root = manifest.root
+    base = str(manifest.root)
     table = manifest.table
-    stamps = {c: table[c] if c in table.columns else pd.Series([None] * len(table)) for c in STAMP_COLUMNS}
+    cols = [_plain(table[c]) if c in table.columns else [None] * len(table)
+            for c in ("path", "sha256", "bytes", *STAMP_COLUMNS)]
     modified, to_hash = [], []
-    for i, (rel, sha, size) in enumerate(zip(table["path"], table["sha256"], table["bytes"])):
-        if _na(sha) or _na(size):
+    for rel, sha, size, mtime, ctime in zip(*cols):
+        if sha is None or size is None:
             continue
-        stamp = file_stamp(root / str(rel))
+        stamp = file_stamp(os.path.join(base, rel))
         if stamp is None:
             continue
         if int(size) != stamp[0]:
-            modified.append(str(rel))
-        elif any(_na(stamps[c].iloc[i]) or int(stamps[c].iloc[i]) != v for c, v in zip(STAMP_COLUMNS, stamp[1:])):
-            to_hash.append((str(rel), sha))
+            modified.append(rel)
+        elif mtime is None or ctime is None or int(mtime) != stamp[1] or int(ctime) != stamp[2]:
+            to_hash.append((rel, sha))
     if to_hash:
-        hashes = _run_chunks(_hash_many, [str(root / rel) for rel, _ in to_hash], workers, "", False)
+        hashes = _run_chunks(_hash_many, [os.path.join(base, rel) for rel, _ in to_hash], workers, "", False)
         modified += [rel for (rel, sha), digest in zip(to_hash, hashes) if digest is not None and digest != sha]
     return sorted(modified)
 
@@ -314,37 +320,45 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False)
     if meta.get("kind") != "scanned":
         raise ManifestError(f"{manifest.path or 'this manifest'} was not made by scanning a folder; nothing to update")
     root = manifest.root
+    base = str(root)
     found = read_layout(root, meta.get("layout") or "auto", **(meta.get("layout_options") or {}))
-    old = {str(r["path"]): r for r in manifest.table.to_dict("records")}
+    table = manifest.table
+    # Plain lists, not one dict per row: this runs on every use of a scan, over every file.
+    cols = {c: _plain(table[c]) if c in table.columns else [None] * len(table)
+            for c in ("path", "sha256", "bytes", *STAMP_COLUMNS, *_LAYOUT_COLUMNS)}
+    index = {str(p): i for i, p in enumerate(cols["path"])}
     changes = ScanChanges()
     probe_paths: list[str] = []
     hash_paths: list[str] = []
     stamps: dict[str, tuple[int, int, int] | None] = {}
+    relabelled = False
     for rec in found.records:
         rel = rec["path"]
-        row = old.get(rel)
-        if row is None:
+        i = index.get(rel)
+        if i is None:
             changes.added.append(rel)
             probe_paths.append(rel)
             continue
-        stamp = stamps[rel] = file_stamp(root / rel)
-        if stamp is None or _na(row.get("bytes")) or int(row["bytes"]) != stamp[0] or _na(row.get("sha256")):
+        relabelled = relabelled or _layout_fields_differ({c: cols[c][i] for c in _LAYOUT_COLUMNS}, rec)
+        stamp = stamps[rel] = file_stamp(os.path.join(base, rel))
+        size, sha = cols["bytes"][i], cols["sha256"][i]
+        if stamp is None or size is None or int(size) != stamp[0] or sha is None:
             probe_paths.append(rel)  # new size, or never read: read it again
-        elif any(_na(row.get(c)) or int(row[c]) != v for c, v in zip(STAMP_COLUMNS, stamp[1:])):
+        elif any(cols[c][i] is None or int(cols[c][i]) != v for c, v in zip(STAMP_COLUMNS, stamp[1:])):
             hash_paths.append(rel)  # same size, new times: compare the bytes
     if hash_paths:
-        hashes = _run_chunks(_hash_many, [str(root / r) for r in hash_paths], workers,
+        hashes = _run_chunks(_hash_many, [os.path.join(base, r) for r in hash_paths], workers,
                              f"checking {len(hash_paths)} image(s) of {manifest.name or root.name}", progress)
         for rel, digest in zip(hash_paths, hashes):
-            if digest is not None and digest == old[rel]["sha256"]:
+            if digest is not None and digest == cols["sha256"][index[rel]]:
                 changes.restamped += 1
             else:
                 probe_paths.append(rel)
     found_paths = {rec["path"] for rec in found.records}
-    changes.removed = sorted(p for p in old if p not in found_paths)
-    if not probe_paths and not changes.removed and not changes.restamped and \
-            not any(_layout_fields_differ(old[r["path"]], r) for r in found.records):
+    changes.removed = sorted(p for p in index if p not in found_paths)
+    if not probe_paths and not changes.removed and not changes.restamped and not relabelled:
         return manifest, changes
+    old = {str(r["path"]): r for r in table.to_dict("records")}
     verify = meta.get("verify", True)
     probes = dict(zip(probe_paths, _run_chunks(_probe_many_verified if verify else _probe_many_header,
                                                [str(root / r) for r in probe_paths], workers,
