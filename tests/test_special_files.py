@@ -85,3 +85,25 @@ def test_permission_denied_is_unreadable_not_missing(tmp_path, monkeypatch):
     assert probe_image(str(path))["status"] == "unreadable"
     with pytest.raises(MissingImageError):
         read_image(tmp_path / "nope.jpg")
+
+
+def test_an_unreadable_folder_is_reported_not_silently_skipped(tmp_path, monkeypatch):
+    from mfrkit.data import layouts
+
+    root = tmp_path / "ds"
+    for ident in ("a", "b"):
+        write_image(root / ident / "1.jpg", np.full((8, 8, 3), 60, np.uint8))
+    real_walk = os.walk
+
+    def walk(top, *a, onerror=None, **k):  # root ignores chmod: refuse to list folder b by hand
+        for dirpath, dirnames, filenames in real_walk(top, *a, onerror=onerror, **k):
+            if os.path.basename(dirpath) == "b":
+                onerror(PermissionError(13, "Permission denied", dirpath))
+                dirnames[:] = []
+                continue
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr(layouts.os, "walk", walk)
+    manifest, report = scan_dataset(root, layout="imagefolder")
+    assert list(manifest.table["path"]) == ["a/1.jpg"]
+    assert any("could not be read" in w and "b: permission denied" in w for w in report.warnings)

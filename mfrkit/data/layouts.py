@@ -55,20 +55,27 @@ class LayoutResult:
     layout: str = ""
 
 
-def walk_images(root: Path, not_files: list[str] | None = None) -> list[str]:
+def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
 
     Only regular files are images (a symbolic link counts by its target): a FIFO, device
     or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
-    appended to ``not_files`` when given. Hidden files and folders (starting with ``.``)
-    are skipped; symbolic links to folders are followed once (a link cycle is not walked
-    twice).
+    appended to ``not_files`` when given. Folders that cannot be listed (permission
+    denied) are appended to ``unreadable``, as ``"<folder>: <reason>"``. Hidden files and
+    folders (starting with ``.``) are skipped; symbolic links to folders are followed once
+    (a link cycle is not walked twice).
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
     found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def listing_failed(exc: OSError) -> None:
+        if unreadable is not None:
+            where = os.path.relpath(exc.filename, root) if exc.filename else str(root)
+            unreadable.append(f"{where}: {(exc.strerror or str(exc)).lower()}")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=listing_failed):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -90,12 +97,18 @@ def walk_images(root: Path, not_files: list[str] | None = None) -> list[str]:
 def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
     """The images a layout reads (refusing a folder without any) and the warnings of the walk."""
     not_files: list[str] = []
-    paths = walk_images(root, not_files)
+    unreadable: list[str] = []
+    paths = walk_images(root, not_files, unreadable)
+    warnings = []
+    if not_files:
+        warnings.append(f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
+                        f"skipped: e.g. {not_files[0]}")
+    if unreadable:
+        warnings.append(f"{len(unreadable)} folder(s) could not be read, their images are not listed: e.g. "
+                        f"{unreadable[0]}")
     if not paths:
         raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)"
-                           + (f"; {len(not_files)} image name(s) are not regular files" if not_files else ""))
-    warnings = [f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
-                f"skipped: e.g. {not_files[0]}"] if not_files else []
+                           + "".join(f"; {w}" for w in warnings))
     return paths, warnings
 
 
