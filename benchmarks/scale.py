@@ -140,7 +140,8 @@ def stage_bench(home: str, model: str, protocol: str, out: str, workers: int) ->
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 
     run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), workers=workers, n_boot=0, cache_dir=None, plots=False))
-    return int(sum(r.get("images", {}).get("total", 0) or 0 for r in run.results)) or -1
+    # Images embedded (one model: every protocol of the run shares its embeddings).
+    return int(max((r.get("throughput", {}).get("computed") or 0) + (r.get("throughput", {}).get("cached") or 0) for r in run.results))
 
 
 def stage_model(home: str, path: str) -> str:
