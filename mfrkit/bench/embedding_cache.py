@@ -6,8 +6,9 @@ stands for, for people) and parts written atomically as the run goes:
 (the item keys). A part counts only once its keys file exists, so a run killed
 mid-write loses at most the part it was writing, and the next run resumes from the
 others. Parts are plain ``.npy`` read with ``allow_pickle=False``. A part that cannot be
-used (unreadable, truncated, rows not matching its keys, another dimension) is removed
-when the cache is opened, and its images are embedded again.
+used (unreadable, truncated, rows not matching its keys, another dimension) is ignored
+when the cache is opened, its images are embedded again, and the next flush (by the
+writer holding the cache's lock) removes its files.
 
 An item key is the image's sha256, plus a hash of the landmarks the crop was aligned
 with when the alignment uses them (new landmarks, new crop, new key). Only successful
@@ -128,13 +129,11 @@ class EmbeddingCache:
             self._mmaps[p] = emb
             for row, k in enumerate(keys.tolist()):
                 self._index[k] = (p, row)
-        for keys_file, emb_file, _ in broken:
-            # Unreadable, truncated or of another shape: its images are embedded again and
-            # written to a new part; the broken one is removed so no later run trips on it.
-            self.dropped_parts += 1
-            for f in (keys_file, emb_file):
-                with contextlib.suppress(OSError):
-                    f.unlink()
+        # Unreadable, truncated or of another shape: ignored, so its images are embedded
+        # again; the next flush (a writer, who holds the cache's lock) removes its files so
+        # no later run trips on it.
+        self._broken = [(k, e) for k, e, _ in broken]
+        self.dropped_parts = len(self._broken)
 
     def __len__(self) -> int:
         return len(self._index) + len(self._buf_keys)
@@ -176,7 +175,13 @@ class EmbeddingCache:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered embeddings as one part (embeddings first, keys last)."""
+        """Write buffered embeddings as one part (embeddings first, keys last), and remove
+        the files of parts found broken when the cache was opened."""
+        for keys_file, emb_file in self._broken:
+            for f in (keys_file, emb_file):  # keys first: without them the part never counts
+                with contextlib.suppress(OSError):
+                    f.unlink()
+        self._broken = []
         if not self._buf_keys:
             return
         name = f"part-{uuid.uuid4().hex}"
