@@ -310,7 +310,7 @@ def embed_images(
             record(np.asarray(rows), embed_batch(model, take, tta))
 
     try:
-        if executor is not None and executor.name != "local":
+        if executor is not None and executor.kind != "local":
             from .embed_job import embed_on_executor
 
             for positions, statuses, raw in embed_on_executor(model, jobs, executor, tta=tta, batch_size=batch_size):

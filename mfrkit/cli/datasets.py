@@ -10,7 +10,7 @@ import typer
 from ..jobs import ExecutorSpec
 from .app import app, console, datasets_app
 from .declare import with_config
-from .common import Workers, counts_text, key_values
+from .common import counts_text, key_values
 
 
 @datasets_app.command("add")
@@ -64,15 +64,16 @@ def datasets_export(
 
 
 @datasets_app.command("scan")
+@with_config(ExecutorSpec, into="executor")
 def datasets_scan(
     name: Annotated[str, typer.Argument(help="A registered name.")],
-    workers: Workers = 1,
+    executor: ExecutorSpec,
     verify: Annotated[bool, typer.Option(help="Decode every image fully (catches truncated files).")] = True,
 ) -> None:
     """Scan a registered dataset into its manifest (hashes, sizes, failures)."""
     from ..data.registry import scan_registered
 
-    manifest, report = scan_registered(name, workers=workers, verify=verify, progress=True)
+    manifest, report = scan_registered(name, workers=max(1, executor.workers), verify=verify, progress=True, executor=executor)
     ok = int((manifest.table["status"] == "ok").sum())
     console.print(f"{name}: {report.n_images} images ({ok} ok), {manifest.table['identity'].nunique()} identities, layout {report.layout} -> {manifest.path}")
     if report.failures:

@@ -200,12 +200,14 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False) -> tuple[Manifest, ScanReport]:
-    """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME``."""
+def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
+    """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
+    ``executor``, default a local pool of ``workers`` processes)."""
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, **entry.options)
+    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, executor=executor,
+                                    **entry.options)
     write_manifest(manifest, entry.manifest_path)
     return manifest, report
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,24 +98,12 @@ def _hash_many(paths: list[str]) -> list[str | None]:
     return out
 
 
-def _run_chunks(fn, items: list, workers: int, description: str, progress: bool, *, chunk: int = 64) -> list:
-    """``fn`` over ``items`` in chunks (a process pool when ``workers`` > 1), results in order."""
-    from ..progress import progress_bar
+def _run_chunks(fn, items: list, workers: int, description: str, progress: bool, *, chunk: int = 64, executor=None) -> list:
+    """``fn`` over ``items`` in chunks on the job engine's executor (``executor``, else a
+    local pool of ``workers`` processes), results in order."""
+    from ..jobs import ExecutorSpec, map_chunks
 
-    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
-    out: list = []
-    with progress_bar(len(items), description, enabled=progress) as advance:
-        if workers <= 1 or len(chunks) <= 1:
-            parts = map(fn, chunks)
-            for part in parts:
-                out += part
-                advance(len(part))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for part in pool.map(fn, chunks):
-                    out += part
-                    advance(len(part))
-    return out
+    return map_chunks(fn, items, executor=executor or ExecutorSpec(workers=max(1, workers)), chunk_size=chunk, progress=progress, description=description)
 
 
 def _row(rec: dict, probe: dict) -> dict:
@@ -150,6 +137,7 @@ def scan_dataset(
     workers: int = 1,
     verify: bool = True,
     progress: bool = False,
+    executor=None,
     **layout_options,
 ) -> tuple[Manifest, ScanReport]:
     """Read a dataset folder into a manifest.
@@ -169,6 +157,9 @@ def scan_dataset(
         Processes used to hash and decode images.
     verify : bool
         Decode every image fully (slower, catches truncated files).
+    executor : ExecutorSpec, optional
+        Where the images are read (``ray`` on a cluster); default a local pool of
+        ``workers`` processes.
 
     Returns
     -------
@@ -178,7 +169,7 @@ def scan_dataset(
     found = read_layout(root, layout, **layout_options)
     paths = [str(root / r["path"]) for r in found.records]
     probes = _run_chunks(_probe_many_verified if verify else _probe_many_header, paths, workers,
-                         f"scanning {name or root.name}", progress)
+                         f"scanning {name or root.name}", progress, executor=executor)
     table = _table([_row(rec, probe) for rec, probe in zip(found.records, probes)])
     meta = {
         "name": name or root.name,
@@ -293,7 +284,7 @@ def modified_images(manifest: Manifest, *, workers: int = 1) -> list[str]:
     return sorted(modified)
 
 
-def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False) -> tuple[Manifest, ScanChanges]:
+def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False, executor=None) -> tuple[Manifest, ScanChanges]:
     """Bring a scanned manifest up to date with its folder, reading only what changed.
 
     The folder is walked again with the manifest's layout (a ``stat`` per file, no
@@ -348,7 +339,7 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False)
             hash_paths.append(rel)  # same size, new times: compare the bytes
     if hash_paths:
         hashes = _run_chunks(_hash_many, [os.path.join(base, r) for r in hash_paths], workers,
-                             f"checking {len(hash_paths)} image(s) of {manifest.name or root.name}", progress)
+                             f"checking {len(hash_paths)} image(s) of {manifest.name or root.name}", progress, executor=executor)
         for rel, digest in zip(hash_paths, hashes):
             if digest is not None and digest == cols["sha256"][index[rel]]:
                 changes.restamped += 1
@@ -363,7 +354,7 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False)
     probes = dict(zip(probe_paths, _run_chunks(_probe_many_verified if verify else _probe_many_header,
                                                [str(root / r) for r in probe_paths], workers,
                                                f"rescanning {len(probe_paths)} image(s) of {manifest.name or root.name}",
-                                               progress)))
+                                               progress, executor=executor)))
     for rel, probe in probes.items():
         if rel in old:
             before = old[rel]

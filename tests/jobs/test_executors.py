@@ -47,7 +47,7 @@ def local_outputs(sample_manifest, tmp_path_factory):
 def test_registry_names_the_executors():
     assert EXECUTORS.names() == ["local", "ray"]
     with pytest.raises(Exception, match="unknown executor 'dask'"):
-        ExecutorSpec(name="dask").create()
+        ExecutorSpec(kind="dask").create()
 
 
 def test_local_pool_of_two_gives_the_same_bytes(sample_manifest, local_outputs, tmp_path):
