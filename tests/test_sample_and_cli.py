@@ -126,6 +126,15 @@ def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):
     assert (board["model"] == "dlib_resnet").all() and board["auc"].between(0, 1).all()
     listed = runner.invoke(app, ["datasets", "list"]).output
     assert "demo-masked" in listed
+    # the demo registers its protocols: the user's own command runs as written
+    listed = runner.invoke(app, ["protocol", "list"]).output
+    assert all(f"demo/{spec}" in listed for spec in ("umr-ump", "umr-mp", "mr-mp"))
+    csn = tmp_path / "csn.onnx"
+    assert runner.invoke(app, ["models", "export", "--family", "csn", "--out", str(csn)]).exit_code == 0
+    result = runner.invoke(app, ["bench", "--model", str(csn), "--protocol", "mr-mp", "--out", str(tmp_path / "runs"), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert pd.read_csv(run / "leaderboard.csv")["protocol"].tolist() == ["mr-mp"]
 
 
 def test_demo_rerun_with_another_seed_remakes_its_masked_copy(tmp_path, mfrkit_home):
