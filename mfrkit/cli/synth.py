@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..maskgen.pipeline import PartialConfig, SynthConfig
+from ..maskgen.partial_job import PartialConfig
+from ..maskgen.synth_job import SynthConfig
 from .app import app, console
 from .common import Workers, counts_text
 from .declare import with_config
@@ -34,7 +35,7 @@ def synth(
     workers: Workers = 1,
 ) -> None:
     """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
-    from ..maskgen.pipeline import synthesize
+    from ..maskgen.synth_job import synthesize
 
     _job_report(synthesize(src, out, config, workers=workers, progress=True))
 
@@ -48,6 +49,6 @@ def partial(
     workers: Workers = 1,
 ) -> None:
     """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
-    from ..maskgen.pipeline import make_partial
+    from ..maskgen.partial_job import make_partial
 
     _job_report(make_partial(src, out, config, workers=workers, progress=True))

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mfrkit.cli import app
-from mfrkit.maskgen.pipeline import JobSummary, PartialConfig, SynthConfig
+from mfrkit.maskgen import JobSummary, PartialConfig, SynthConfig
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def test_synth_maps_options(monkeypatch, tmp_path):
         seen.update(src=src, out=out, config=config, workers=workers)
         return _summary("synth", out)
 
-    monkeypatch.setattr("mfrkit.maskgen.pipeline.synthesize", fake)
+    monkeypatch.setattr("mfrkit.maskgen.synth_job.synthesize", fake)
     result = runner.invoke(app, ["synth", "--src", "casia", "--out", str(tmp_path), "--mask", "surgical,n95", "--coverage", "chin",
                                  "--renderer", "template", "--landmarks", "dlib", "--seed", "5", "--mix", "--on-no-face", "copy", "-j", "2"])
     assert result.exit_code == 0, result.output
@@ -40,7 +40,7 @@ def test_partial_maps_options(monkeypatch, tmp_path):
         seen["config"] = config
         return _summary("partial", out)
 
-    monkeypatch.setattr("mfrkit.maskgen.pipeline.make_partial", fake)
+    monkeypatch.setattr("mfrkit.maskgen.partial_job.make_partial", fake)
     result = runner.invoke(app, ["partial", "--src", "lfw", "--out", str(tmp_path), "--regions", "leye,mouth", "--factors", "0.1:0.3:0.1", "--centered"])
     assert result.exit_code == 0, result.output
     assert seen["config"] == PartialConfig(regions="leye,mouth", factors="0.1:0.3:0.1", placement="centered")
