@@ -89,6 +89,7 @@ class BenchConfig:
         ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
         protocol of the run.
     plots : write PNG plots.
+    report : write ``report.html`` (:mod:`mfrkit.bench.report`) into the run folder.
     """
 
     models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
@@ -138,6 +139,7 @@ class BenchConfig:
     )  # fmt: skip
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
+    report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
 
 
 @dataclass
@@ -462,6 +464,13 @@ def run_benchmark(
             results.append(res)
     board = pd.DataFrame([leaderboard_row(r) for r in results])
     write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+    if cfg.report:
+        from .report import REPORT_NAME, write_report
+
+        try:
+            write_report([folder], folder / REPORT_NAME)
+        except (MfrkitError, OSError) as exc:  # the run's results are written: keep them, say why
+            log(f"report not written: {exc}")
     return BenchRun(folder=folder, results=results, leaderboard=board)
 
 
