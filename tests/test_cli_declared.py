@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 from mfrkit.bench.benchmark import BenchConfig
 from mfrkit.cli import app
 from mfrkit.cli.declare import with_config
-from mfrkit.maskgen.partial_job import PartialConfig
-from mfrkit.maskgen.synth_job import SynthConfig
+from mfrkit.maskgen import PartialConfig, SynthConfig
 from mfrkit.options import OPTION_KEY, declared_options, floats, none_for, option
 
 #: The one meaning of each short flag, in every command. A new short flag is added

@@ -17,7 +17,7 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
-from ..landmarks.cache import get_landmarks
+from ..landmarks.cache import detect_landmarks, open_store
 from ..options import floats, none_for, option
 from . import evaluate as E
 from . import metrics as M
@@ -195,6 +195,23 @@ def _sides(proto, images: ImageTable) -> _Sides:
     )
 
 
+def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
+    """Landmarks (points only) of a few images, each from its manifest's landmark store:
+    the bench reads the landmarks of a chunk when it embeds that chunk."""
+
+    def lookup(refs: Sequence[ImageRef]) -> list:
+        rows = table.loc[[r.image_id for r in refs], ["manifest", "image_id"]]
+        out: list = [None] * len(refs)
+        for key, group in rows.reset_index(drop=True).groupby("manifest", sort=False):
+            if key in stores:
+                found = stores[key].get(group["image_id"].tolist(), mesh=False)
+                for pos, image_id in zip(group.index, group["image_id"]):
+                    out[pos] = found.get(image_id)
+        return out
+
+    return lookup
+
+
 def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
     """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
     ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
@@ -203,32 +220,30 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
         ref_uids.update(probe_uids)
     jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
     out = []
-    lm_cache: dict = {}
+    stores: dict = {}
     table = images.table
     for model, uids in jobs:
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
-        found: list = [None] * len(uids)
+        lookup = None
         if needs:
             for key in rows["manifest"].unique():
                 if not key:
                     continue  # MISSING_UID
-                if key not in lm_cache:
+                if key not in stores:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=lm_workers)
-            found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
-        refs = [
-            ImageRef(u, path, sha, status, lm)
-            for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
-        ]
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers)
+                    stores[key] = open_store(m, cfg.landmarks)
+            lookup = _landmark_lookup(table, stores)
+        refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
         workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
         with progress(len(refs), f"embedding with {model.name}") as advance:
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+                landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
             )  # fmt: skip
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "

@@ -29,6 +29,12 @@ from .onnx_model import OnnxModel
 NO_LANDMARKS = "no_landmarks"
 NON_FINITE = "non_finite_embedding"
 TTA_MODES = (None, "flip")
+#: Images whose landmarks are looked up at once (a lookup reads a few landmark row groups).
+LOOKUP_BLOCK = 4096
+
+#: ``(images) -> landmarks``: the FaceResult (or None) of each of a few images, looked up
+#: when needed (e.g. ``LandmarkStore.get``), so no step holds every image's landmarks.
+LandmarkLookup = Callable[[Sequence["ImageRef"]], Sequence[FaceResult | None]]
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,8 @@ class ImageRef:
     path : str, absolute.
     sha256 : str or None (computed from the file when None).
     status : the manifest's status for the image (``ok`` or a reason).
-    landmarks : FaceResult or None, from the landmark cache when the alignment needs it.
+    landmarks : FaceResult or None, from the landmark cache when the alignment needs it
+        (or leave None and give :func:`embed_images` a ``landmark_lookup``).
     """
 
     image_id: str
@@ -99,6 +106,29 @@ def _strip(lm: Landmarks) -> Landmarks:
     return Landmarks(points5=lm.points5, points68=lm.points68, bbox=lm.bbox, score=lm.score, backend=lm.backend)
 
 
+def _usable(face: FaceResult | None) -> Landmarks | None:
+    return _strip(face.landmarks) if face is not None and face.status == STATUS_OK and face.landmarks is not None else None
+
+
+class _CropJobs(Sequence):
+    """The crop jobs of ``images[todo]``, made chunk by chunk as the pipeline slices them:
+    a chunk's landmarks are looked up then, so they are never all held at once."""
+
+    def __init__(self, images: Sequence[ImageRef], todo: list[int], faces: LandmarkLookup | None) -> None:
+        self.images, self.todo, self.faces = images, todo, faces
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            i = range(len(self))[index]  # IndexError out of range
+            return self[i : i + 1][0]
+        refs = [self.images[i] for i in self.todo[index]]
+        faces = self.faces(refs) if self.faces is not None else [None] * len(refs)
+        return [CropJob(r.path, _usable(f)) for r, f in zip(refs, faces)]
+
+
 def l2_normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows divided by their norm; returns (normalised, usable) where usable rows are
     finite with a norm above 1e-12 (others become zero rows)."""
@@ -138,6 +168,7 @@ def embed_images(
     tta: str | None = None,
     cache_dir: str | Path | None = None,
     landmark_backend: str | None = None,
+    landmark_lookup: LandmarkLookup | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
@@ -155,6 +186,11 @@ def embed_images(
         Embedding cache root; None disables the cache.
     landmark_backend : str or None
         Recorded in the cache key when the alignment uses landmarks.
+    landmark_lookup : callable, optional
+        ``(images) -> [FaceResult or None]`` for a few images at a time (at most
+        :data:`LOOKUP_BLOCK`, or one pipeline chunk); when given, the images' own
+        ``landmarks`` are ignored. Landmarks are looked up twice (for the cache keys,
+        then per chunk for the crops) rather than held for every image.
     progress : callable(n), optional
         Called with the number of images finished.
 
@@ -172,27 +208,33 @@ def embed_images(
         raise ModelError("images to embed contain duplicate ids")
     alignment = get_alignment(model.spec.align)
     status = np.array([im.status if im.status else STATUS_OK for im in images], dtype=object)
-    landmarks: list[Landmarks | None] = [None] * n
+    faces: LandmarkLookup | None = None
+    if alignment.needs_landmarks:
+        faces = landmark_lookup if landmark_lookup is not None else (lambda refs: [r.landmarks for r in refs])
     keys: list[str | None] = [None] * n
-    for i, im in enumerate(images):
-        if status[i] != STATUS_OK:
-            continue
-        if alignment.needs_landmarks:
-            fr = im.landmarks
-            if fr is None:
-                status[i] = NO_LANDMARKS
+    for start in range(0, n, LOOKUP_BLOCK):
+        block = range(start, min(n, start + LOOKUP_BLOCK))
+        found = faces([images[i] for i in block]) if faces is not None else [None] * len(block)
+        for i, fr in zip(block, found):
+            if status[i] != STATUS_OK:
                 continue
-            if fr.status != STATUS_OK or fr.landmarks is None:
-                status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
-                continue
-            landmarks[i] = _strip(fr.landmarks)
-        sha = im.sha256
-        if not sha:
-            if not Path(im.path).is_file():
-                status[i] = "missing"
-                continue
-            sha = file_sha256(im.path)
-        keys[i] = item_key(sha, landmarks[i])
+            lm = None
+            if faces is not None:
+                if fr is None:
+                    status[i] = NO_LANDMARKS
+                    continue
+                if fr.status != STATUS_OK or fr.landmarks is None:
+                    status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
+                    continue
+                lm = _strip(fr.landmarks)
+            im = images[i]
+            sha = im.sha256
+            if not sha:
+                if not Path(im.path).is_file():
+                    status[i] = "missing"
+                    continue
+                sha = file_sha256(im.path)
+            keys[i] = item_key(sha, lm)
 
     dim = model.embedding_dim
     vectors = np.zeros((n, dim or 0), np.float32)
@@ -221,7 +263,7 @@ def embed_images(
     t0 = time.perf_counter()
     computed = 0
     bad_model = 0
-    jobs = [CropJob(images[i].path, landmarks[i]) for i in todo]
+    jobs = _CropJobs(images, todo, faces)
     buf: list[np.ndarray] = []
     buf_rows: list[int] = []
 

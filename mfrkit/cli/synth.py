@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from ..jobs import ExecutorSpec
 from ..maskgen.partial_job import PartialConfig
 from ..maskgen.synth_job import SynthConfig
 from .app import app, console
-from .common import Workers, counts_text
+from .common import counts_text
 from .declare import with_config
 
 
@@ -27,28 +28,30 @@ def _job_report(s) -> None:
 
 
 @app.command()
+@with_config(ExecutorSpec, into="executor")
 @with_config(SynthConfig)
 def synth(
     src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
     config: SynthConfig,
-    workers: Workers = 1,
+    executor: ExecutorSpec,
 ) -> None:
     """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
     from ..maskgen.synth_job import synthesize
 
-    _job_report(synthesize(src, out, config, workers=workers, progress=True))
+    _job_report(synthesize(src, out, config, workers=max(1, executor.workers), executor=executor, progress=True))
 
 
 @app.command()
+@with_config(ExecutorSpec, into="executor")
 @with_config(PartialConfig)
 def partial(
     src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
     config: PartialConfig,
-    workers: Workers = 1,
+    executor: ExecutorSpec,
 ) -> None:
     """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
     from ..maskgen.partial_job import make_partial
 
-    _job_report(make_partial(src, out, config, workers=workers, progress=True))
+    _job_report(make_partial(src, out, config, workers=max(1, executor.workers), executor=executor, progress=True))

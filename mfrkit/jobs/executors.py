@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
+from ..options import option
 from ..registry import Registry
 from .base import Item, Job
 from .worker import SINGLE_THREAD_ENV, init_worker, run_chunk
@@ -44,9 +45,9 @@ class ExecutorSpec:
         the cluster's address (``ray://host:10001`` or ``host:6379``).
     """
 
-    name: str = "local"
-    workers: int = 1
-    address: str | None = None
+    name: str = option("local", flags="--executor", help="Where the work runs: local (process pool) or ray (a local Ray instance, or a cluster with --ray-address).")
+    workers: int = option(1, short="-j", min=0, help="Worker processes (local) or Ray actors (0: one per CPU of the Ray cluster).")
+    address: str | None = option(None, flags="--ray-address", help="Ray cluster to join: 'auto' (a running cluster), host:port or ray://host:10001; none starts a local Ray instance.")
 
     def create(self) -> "Executor":
         return EXECUTORS.get(self.name)(self)

@@ -95,8 +95,8 @@ class RayExecutor(Executor):
                     raise MfrkitError(f"a Ray worker failed: {exc}") from None
                 yield chunk, rows
         finally:
-            for ref in list(locals().get("pending", {})):
-                ray.cancel(ref, force=True)
+            # Killing the actors drops the chunks still queued on them (a stopped run
+            # resumes from the journal).
             for actor in actors:
                 ray.kill(actor)
 
