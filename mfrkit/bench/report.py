@@ -42,7 +42,6 @@ from . import metrics as M
 from . import report_figures as F
 from .leaderboard import (
     DEFAULT_METRICS,
-    short_target,
     MetricValue,
     Result,
     collect_results,
@@ -50,9 +49,19 @@ from .leaderboard import (
     parse_metric,
     pivot_table,
     rule_set,
+    short_target,
     table_caption,
 )
-from .report_gallery import MANIFEST_ROLE, Comparison, ImageSource, Picture, finite, hardest_pairs, identities, read_table
+from .report_gallery import (
+    MANIFEST_ROLE,
+    Comparison,
+    ImageSource,
+    Picture,
+    finite,
+    hardest_pairs,
+    identities,
+    read_table,
+)
 from .results import ReportError
 
 REPORT_NAME = "report.html"
@@ -96,7 +105,9 @@ def _interval(lo, hi, digits: int = 4) -> str:
 
 def _rule_description(name: str) -> str:
     try:
-        from .metrics import RULE_SETS  # the rule-set registry, where this mfrkit has it
+        from .metrics import (
+            RULE_SETS,  # the rule-set registry, where this mfrkit has it
+        )
 
         return RULE_SETS.get(name).description
     except (ImportError, MfrkitError):

@@ -4,6 +4,7 @@ Markdown, CSV and LaTeX, checked against hand-written metrics.json files."""
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mfrkit.bench.leaderboard import collect_results, metric_value, parse_metric, pivot_table, table_text, write_table
+from mfrkit.bench.leaderboard import (
+    collect_results,
+    metric_value,
+    parse_metric,
+    pivot_table,
+    table_text,
+    write_table,
+)
 from mfrkit.bench.results import ReportError
 from mfrkit.cli import app
 
@@ -126,3 +134,14 @@ def test_leaderboard_cli_table(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     assert "| alpha | 0.8000 |" in out.read_text()
+
+
+def test_report_marks_the_best_by_the_metric_direction(runs):
+    # metrics.json files alone (no scores, no images): the report still builds, with notes
+    from mfrkit.bench.report import build_report
+
+    html = build_report(collect_results([runs]), metrics=["eer", "auc"])
+    rows = dict(re.findall(r"<tr><th>(alpha|beta)</th>(.*?)</tr>", html))
+    # beta has the lower EER (0.08 < 0.12) and the higher AUC (0.95 > 0.91): both its cells are best
+    assert rows["beta"].count('class="best"') == 2 and 'class="best"' not in rows["alpha"]
+    assert "No per-comparison scores" in html

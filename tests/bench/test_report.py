@@ -7,14 +7,12 @@ import json
 import os
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from bench_helpers import make_model
 
-from mfrkit.bench import metrics as M
 from mfrkit.bench.leaderboard import collect_results
 from mfrkit.bench.report import REPORT_NAME, build_report, write_report
 from mfrkit.bench.report_gallery import hardest_pairs
