@@ -140,6 +140,16 @@ class BenchConfig:
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
     report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
+    executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
+    ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
+
+    def executor_spec(self):
+        """The embedding step's executor (None: the local pipeline)."""
+        if self.executor == "local":
+            return None
+        from ..jobs import ExecutorSpec
+
+        return ExecutorSpec(self.executor, workers=self.workers or 0, address=self.ray_address)
 
 
 @dataclass
@@ -235,7 +245,7 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    detect_landmarks(m, cfg.landmarks, workers=lm_workers)
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec())
                     stores[key] = open_store(m, cfg.landmarks)
             lookup = _landmark_lookup(table, stores)
         refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
@@ -244,6 +254,7 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
                 landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
+                executor=cfg.executor_spec(),
             )  # fmt: skip
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
@@ -394,6 +405,9 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.search_device not in SEARCH_DEVICES:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
+    from ..jobs import EXECUTORS
+
+    EXECUTORS.get(cfg.executor)
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")

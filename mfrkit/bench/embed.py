@@ -21,6 +21,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK, file_sha256
 from ..errors import ModelError
 from ..landmarks.base import FaceResult, Landmarks
+from ..jobs import ExecutorSpec, FolderLock
 from ..model_input import to_tensor
 from .crops import CropJob, iter_crops
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
@@ -170,6 +171,7 @@ def embed_images(
     landmark_backend: str | None = None,
     landmark_lookup: LandmarkLookup | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: ExecutorSpec | None = None,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
 
@@ -193,6 +195,10 @@ def embed_images(
         then per chunk for the crops) rather than held for every image.
     progress : callable(n), optional
         Called with the number of images finished.
+    executor : ExecutorSpec, optional
+        ``ray``: crop and embed on Ray actors holding one ONNX session each
+        (:mod:`.embed_job`); None or ``local``: the streaming pipeline of this module
+        (``workers`` processes crop, this process runs the model).
 
     Returns
     -------
@@ -241,11 +247,19 @@ def embed_images(
     todo = [i for i in range(n) if status[i] == STATUS_OK]
     cached = 0
     cache = None
+    cache_lock = None
     if cache_dir is not None:
         spec = model.spec.preprocessing()
         prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
         cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
-        found, vec = cache.get([keys[i] for i in todo], dim)
+        # One writer per cache folder at a time: two runs appending parts to the same
+        # model's cache would number them alike.
+        cache_lock = FolderLock(cache.dir / ".lock", what=f"embedding cache {cache.dir}", purpose=f"bench of {model.name}").acquire()
+        try:
+            found, vec = cache.get([keys[i] for i in todo], dim)
+        except BaseException:
+            cache_lock.release()
+            raise
         if vec is not None and found.any():
             if vectors.shape[1] == 0:
                 vectors = np.zeros((n, vec.shape[1]), np.float32)
@@ -267,8 +281,24 @@ def embed_images(
     buf: list[np.ndarray] = []
     buf_rows: list[int] = []
 
-    def flush(force: bool) -> None:
+    def record(rows_arr: np.ndarray, raw: np.ndarray) -> None:
+        """Normalise a batch's raw embeddings into the run's arrays and the cache."""
         nonlocal vectors, computed, bad_model
+        if vectors.shape[1] == 0:
+            vectors = np.zeros((n, raw.shape[1]), np.float32)
+        if raw.shape[1] != vectors.shape[1]:
+            raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
+        emb, usable = l2_normalise(raw)
+        vectors[rows_arr] = emb
+        status[rows_arr[~usable]] = NON_FINITE
+        bad_model += int((~usable).sum())
+        computed += int(usable.sum())
+        if cache is not None and usable.any():
+            cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
+        if progress:
+            progress(len(rows_arr))
+
+    def flush(force: bool) -> None:
         while buf_rows and (force or len(buf_rows) >= batch_size):
             crops = np.concatenate(buf) if len(buf) > 1 else buf[0]
             take, rest = crops[:batch_size], crops[batch_size:]
@@ -277,39 +307,40 @@ def embed_images(
             buf.clear()
             if len(rest):
                 buf.append(rest)
-            raw = embed_batch(model, take, tta)
-            if vectors.shape[1] == 0:
-                vectors = np.zeros((n, raw.shape[1]), np.float32)
-            if raw.shape[1] != vectors.shape[1]:
-                raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
-            emb, usable = l2_normalise(raw)
-            rows_arr = np.asarray(rows)
-            vectors[rows_arr] = emb
-            status[rows_arr[~usable]] = NON_FINITE
-            bad_model += int((~usable).sum())
-            computed += int(usable.sum())
-            if cache is not None and usable.any():
-                cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
-            if progress:
-                progress(len(rows))
+            record(np.asarray(rows), embed_batch(model, take, tta))
 
     try:
-        size = model.spec.input_size
-        for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
-            good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
-            for j, st in enumerate(statuses):
-                if st != STATUS_OK:
-                    status[todo[start + j]] = st
-            if progress and len(good) < len(statuses):
-                progress(len(statuses) - len(good))
-            if good:
-                buf.append(crops[good] if len(good) < len(crops) else crops)
-                buf_rows.extend(todo[start + j] for j in good)
-                flush(False)
-        flush(True)
+        if executor is not None and executor.name != "local":
+            from .embed_job import embed_on_executor
+
+            for positions, statuses, raw in embed_on_executor(model, jobs, executor, tta=tta, batch_size=batch_size):
+                failed = [todo[p] for p, st in zip(positions, statuses) if st != STATUS_OK]
+                for p, st in zip(positions, statuses):
+                    if st != STATUS_OK:
+                        status[todo[p]] = st
+                if progress and failed:
+                    progress(len(failed))
+                if raw is not None:
+                    record(np.asarray([todo[p] for p, st in zip(positions, statuses) if st == STATUS_OK]), raw)
+        else:
+            size = model.spec.input_size
+            for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
+                good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
+                for j, st in enumerate(statuses):
+                    if st != STATUS_OK:
+                        status[todo[start + j]] = st
+                if progress and len(good) < len(statuses):
+                    progress(len(statuses) - len(good))
+                if good:
+                    buf.append(crops[good] if len(good) < len(crops) else crops)
+                    buf_rows.extend(todo[start + j] for j in good)
+                    flush(False)
+            flush(True)
     finally:
         if cache is not None:
             cache.flush()
+        if cache_lock is not None:
+            cache_lock.release()
     seconds = time.perf_counter() - t0
     if bad_model and computed == 0 and cached == 0:
         raise ModelError(f"{model.name} returned NaN, inf or zero embeddings for all {bad_model} images it was given")
