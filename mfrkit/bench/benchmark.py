@@ -91,6 +91,7 @@ class BenchConfig:
         ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
         protocol of the run.
     plots : write PNG plots.
+    report : write ``report.html`` (:mod:`mfrkit.bench.report`) into the run folder.
     """
 
     models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
@@ -140,6 +141,7 @@ class BenchConfig:
     )  # fmt: skip
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
+    report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
     executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
     ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
 
@@ -496,6 +498,13 @@ def run_benchmark(
                 results.append(res)
         board = pd.DataFrame([leaderboard_row(r) for r in results])
         write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+        if cfg.report:
+            from .report import REPORT_NAME, write_report
+
+            try:
+                write_report([folder], folder / REPORT_NAME)
+            except (MfrkitError, OSError) as exc:  # the run's results are written: keep them, say why
+                log(f"report not written: {exc}")
         return BenchRun(folder=folder, results=results, leaderboard=board)
 
 

@@ -9,8 +9,8 @@ import typer
 
 from ..jobs import ExecutorSpec
 from .app import app, console, datasets_app
-from .declare import with_config
 from .common import counts_text, key_values
+from .declare import with_config
 
 
 @datasets_app.command("add")

@@ -126,6 +126,8 @@ class Protocol:
         Where it was loaded from or saved to.
     sha256 : str or None
         sha256 of ``protocol.json``'s bytes, once saved or loaded.
+    registered_as : str or None
+        Its name in the protocol registry (:mod:`.registry`), when it was registered.
     """
 
     info: dict
@@ -135,6 +137,7 @@ class Protocol:
     probes: pd.DataFrame | None = None
     folder: Path | None = None
     sha256: str | None = None
+    registered_as: str | None = None
     _images: dict = field(default_factory=dict, repr=False)
 
     @property
