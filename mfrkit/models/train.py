@@ -361,7 +361,10 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
     if pack is None and not aligned and landmarks is None:
         from ..landmarks.cache import get_landmarks
 
-        landmarks = _main_first(ctx, lambda: get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress))
+        # Points only (a lazy mapping over the landmark store): training never needs the mesh.
+        landmarks = _main_first(
+            ctx, lambda: get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress, mesh=False)
+        )
     dataset = PairedFaceDataset(
         manifest,
         cls.preprocessing_for(family_cfg),
