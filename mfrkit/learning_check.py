@@ -88,7 +88,7 @@ class CheckConfig:
     width: int = 8
     embedding_dim: int = 128
     input_size: int = 64
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 0.1
     warmup_steps: int = 20

@@ -19,7 +19,8 @@ def demo(
     workers: Workers = 1,
 ) -> None:
     """Build a sample from real photos that ship with the dependencies and run the whole pipeline on it:
-    landmarks, masks, protocols, dlib's ResNet as ONNX, benchmark, leaderboard."""
+    landmarks, masks, protocols, dlib's ResNet as ONNX, the four families trained small on synthetic identities,
+    benchmark, leaderboard."""
     from ..demo import run_demo
 
     result = run_demo(out, seed=seed, workers=workers, full=full, progress=True, log=lambda m: console.print(m, highlight=False))
@@ -30,9 +31,13 @@ def demo(
     if result.synth is not None:
         console.print(f"masked copy: {result.synth.outputs} images in {result.synth.out} (dataset 'demo-masked'), contact sheet {result.synth.out / 'contact_sheet.png'}")
         console.print(f"protocols: {', '.join(str(p) for p in result.protocols.values())}")
+        fam = result.families
+        console.print(f"families: {', '.join(t.name for t in fam.trained)} trained on {fam.config.n_identities} synthetic identities "
+                      f"in {sum(t.seconds for t in fam.trained):.0f} s -> {fam.models}", highlight=False)
         print_board(result.bench.leaderboard)
         console.print(f"run folder: {result.bench.folder}")
         console.print("(two identities: a smoke test of the pipeline, not a benchmark)")
+        console.print(f"(synthetic-* protocols and the four families: {fam.note})")
 
 
 

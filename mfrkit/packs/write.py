@@ -343,6 +343,6 @@ def write_pack(
     if any(get_alignment(a).needs_landmarks for a in alignments):
         from ..landmarks.cache import get_landmarks
 
-        faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress)
+        faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress, mesh=False)
     job = PackJob(manifest, out, config, faces)
     return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
