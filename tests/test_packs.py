@@ -129,3 +129,22 @@ def test_pack_cli_writes_and_reports(mixed_manifest, tmp_path):
     result = CliRunner().invoke(app, ["pack", "--src", str(mixed_manifest.path), "--align", "arcface112", "-o", str(tmp_path / "p"), "--shard-size", "8"])
     assert result.exit_code == 0, result.output
     assert "14 images" in result.output and "12 ok" in result.output and "2 shard(s) written" in result.output
+
+
+def test_the_bench_reads_a_pack_and_scores_exactly_as_from_the_photos(sample_manifest, tmp_path):
+    from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+    from mfrkit.models.export import export_family
+    from mfrkit.protocols.workflow import make_protocol_folder
+
+    get_landmarks(sample_manifest, "mediapipe")
+    make_protocol_folder(tmp_path / "proto", sample_manifest.path, spec="umr-ump", n_folds=1, allow_fewer=True)
+    export_family("cosface", tmp_path / "models" / "tiny.onnx", options={"backbone": "iresnet18", "width": 4, "embedding_dim": 8})
+    write_pack(sample_manifest, tmp_path / "pack", PackConfig(align="arcface112"))
+    logs = []
+    common = dict(models=[str(tmp_path / "models")], protocols=[str(tmp_path / "proto")], n_boot=0, plots=False, report=False,
+                  cache_dir=None, workers=0)
+    plain = run_benchmark(BenchConfig(out=tmp_path / "a", **common))
+    packed = run_benchmark(BenchConfig(out=tmp_path / "b", packs=[str(tmp_path / "pack")], **common), log=logs.append)
+    assert any("6 of 6 crops read from packs" in m for m in logs)
+    a, b = plain.leaderboard.iloc[0], packed.leaderboard.iloc[0]
+    assert a["auc"] == b["auc"] and a["eer"] == b["eer"]

@@ -31,6 +31,7 @@ from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import detect_landmarks, open_store
 from ..options import floats, none_for, option
+from ..packs.pack import open_pack, serves
 from . import evaluate as E
 from . import metrics as M
 from .crops import default_workers
@@ -123,6 +124,10 @@ class BenchConfig:
     )  # fmt: skip
     sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
     landmarks: str = option("mediapipe", help="Landmark backend whose (cached) landmarks align the faces.")
+    packs: list[str] = option(
+        default_factory=list, flags="--pack",
+        help="A pack (mfrkit pack) of a manifest the protocols use: its crops are read instead of decoding and aligning the photos (repeatable).",
+    )  # fmt: skip
     cache_dir: Path | None = option(
         default_factory=default_cache_dir, flags="--cache", switches={"--no-cache": None},
         help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).",
@@ -224,6 +229,31 @@ def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[Im
     return lookup
 
 
+def _packed_crops(rows: pd.DataFrame, images: ImageTable, packs: list, align: str, landmarks: str | None) -> dict:
+    """Position in ``rows`` -> (pack, pack row) for the images a pack can crop for this
+    model: a pack made from the same manifest (same fingerprint), whose alignment serves
+    the model's, with the same landmark backend, and whose crop of the image is ok."""
+    if not packs:
+        return {}
+    usable = []
+    for pack in packs:
+        if not any(serves(a, align) for a in pack.alignments) or (landmarks is not None and pack.info.get("landmarks") != landmarks):
+            continue
+        usable.append(pack)
+    out: dict = {}
+    if not usable:
+        return out
+    fingerprints = {key: m.fingerprint() for key, m in images.manifests.items() if key}
+    for pos, (key, image_id) in enumerate(zip(rows["manifest"], rows["image_id"])):
+        for pack in usable:
+            if pack.info["source"]["fingerprint"] == fingerprints.get(key) and pack.has(image_id):
+                row = pack.row(image_id)
+                if pack.index["crop_status"].iat[row] == STATUS_OK:
+                    out[pos] = (pack, row)
+                    break
+    return out
+
+
 def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
     """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
     ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
@@ -234,6 +264,7 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
     out = []
     stores: dict = {}
     table = images.table
+    packs = [open_pack(p) for p in cfg.packs]
     for model, uids in jobs:
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
@@ -251,12 +282,15 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                     stores[key] = open_store(m, cfg.landmarks)
             lookup = _landmark_lookup(table, stores)
         refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
-        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
+        packed = _packed_crops(rows, images, packs, model.spec.align, cfg.landmarks if needs else None)
+        if packed:
+            log(f"{model.name}: {len(packed)} of {len(refs)} crops read from packs")
+        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs) - len(packed))
         with progress(len(refs), f"embedding with {model.name}") as advance:
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
                 landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
-                executor=cfg.executor_spec(),
+                executor=cfg.executor_spec(), packed=packed,
             )  # fmt: skip
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "

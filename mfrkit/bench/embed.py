@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..errors import ModelError
 from ..landmarks.base import FaceResult, Landmarks
 from ..jobs import ExecutorSpec, FolderLock
 from ..model_input import to_tensor
+from ..packs.pack import Pack
 from .crops import CropJob, iter_crops
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
 from .onnx_model import OnnxModel
@@ -172,6 +173,7 @@ def embed_images(
     landmark_lookup: LandmarkLookup | None = None,
     progress: Callable[[int], None] | None = None,
     executor: ExecutorSpec | None = None,
+    packed: Mapping[int, tuple[Pack, int]] | None = None,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
 
@@ -199,6 +201,11 @@ def embed_images(
         ``ray``: crop and embed on Ray actors holding one ONNX session each
         (:mod:`.embed_job`); None or ``local``: the streaming pipeline of this module
         (``workers`` processes crop, this process runs the model).
+    packed : mapping of position in ``images`` to (Pack, pack row), optional
+        Images whose aligned crop a pack (``mfrkit pack``) already holds: read from it
+        (resized to the model's input when the pack's crop is the same template at
+        another size) instead of decoded and aligned. A packed crop is the bench's own
+        crop of the same landmarks, so embeddings and cache entries are the same.
 
     Returns
     -------
@@ -324,6 +331,16 @@ def embed_images(
                     record(np.asarray([todo[p] for p, st in zip(positions, statuses) if st == STATUS_OK]), raw)
         else:
             size = model.spec.input_size
+            if packed:
+                # Crops the pack holds go first, batch by batch, with no decoding at all.
+                from_pack = [i for i in todo if i in packed]
+                for start in range(0, len(from_pack), batch_size):
+                    rows = from_pack[start : start + batch_size]
+                    buf.append(np.stack([packed[i][0].crop(packed[i][1], model.spec.align, size) for i in rows]))
+                    buf_rows.extend(rows)
+                    flush(False)
+                todo = [i for i in todo if i not in packed]
+                jobs = _CropJobs(images, todo, faces)
             for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
                 good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
                 for j, st in enumerate(statuses):
