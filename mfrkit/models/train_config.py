@@ -46,6 +46,9 @@ class TrainConfig:
         Chance that ``mask_transform`` masks an unmasked sample.
     variants : tuple of str or None
         Train only on samples of these variants.
+    amp : bool or None
+        Deprecated spelling of ``precision`` (True: ``auto``, False: ``fp32``); read once
+        and reset to None.
     """
 
     epochs: int = option(10, min=1, help="Passes over the training images.")
@@ -63,6 +66,7 @@ class TrainConfig:
     checkpoint_every: int = option(500, min=1, help="Checkpoint every N steps (and at the end of each epoch).")
     mask_probability: float = option(0.5, min=0, max=1, help="With --mask-on-the-fly: the chance an unmasked image is masked.")
     variants: tuple[str, ...] | None = option(None, parse=names, help="Train only on images of these variants, comma-separated (e.g. unmasked).")
+    amp: bool | None = option(None, cli=False, help="Deprecated (before precision): True = precision auto, False = fp32.")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:
@@ -73,5 +77,9 @@ class TrainConfig:
             raise MfrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.log_every < 1 or self.checkpoint_every < 1 or self.warmup_steps < 0 or self.workers < 0:
             raise MfrkitError("log_every and checkpoint_every must be >= 1, warmup_steps and workers >= 0")
+        if self.amp is not None:
+            # The 0.1 field: mixed precision on or off. Kept so older callers still run.
+            object.__setattr__(self, "precision", "auto" if self.amp else "fp32")
+            object.__setattr__(self, "amp", None)
         if self.variants is not None:
             object.__setattr__(self, "variants", tuple(self.variants))
