@@ -184,8 +184,6 @@ def train_check_model(model: CheckModel, data: CheckData, out: str | Path, cfg: 
     """Train ``model`` on the check's packed training mix and export it to
     ``out/<name>.onnx`` (a heterogeneous model: ``out/<name>/<name>-{reference,probe}.onnx``,
     the folder the bench reads as one model). A finished run is reused."""
-    import torch
-
     from .models.export import export_family
     from .models.train import TrainConfig, train
 
@@ -194,12 +192,8 @@ def train_check_model(model: CheckModel, data: CheckData, out: str | Path, cfg: 
     config = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=cfg.warmup_steps, workers=0,
                          device="cpu", precision="fp32", seed=cfg.seed, log_every=10, checkpoint_every=10_000,
                          variants=model.variants)  # fmt: skip
-    threads = torch.get_num_threads()
     started = time.time()
-    try:
-        result = train(model.family, data.pack, run, options=model.options, config=config, progress=progress)
-    finally:
-        torch.set_num_threads(threads)
+    result = train(model.family, data.pack, run, options=model.options, config=config, progress=progress)
     seconds = time.time() - started
     target = out / "models" / (model.name if model.family == "heterogeneous" else "") / f"{model.name}.onnx"
     export_family(None, target, checkpoint=result.checkpoint)
@@ -251,7 +245,7 @@ def evaluate_models(models_dir: Path, data: CheckData, out: Path, seed: int = 0)
     from .bench.benchmark import BenchConfig, run_benchmark
 
     config = BenchConfig(models=[str(models_dir)], protocols=[str(p) for p in data.protocols.values()], out=out, n_boot=100,
-                         seed=seed, plots=False, cache_dir=None, workers=0)  # fmt: skip
+                         seed=seed, plots=False, report=False, cache_dir=None, workers=0)  # fmt: skip
     return run_benchmark(config)
 
 
