@@ -195,6 +195,11 @@ def train_check_model(model: CheckModel, data: CheckData, out: str | Path, cfg: 
     started = time.time()
     result = train(model.family, data.pack, run, options=model.options, config=config, progress=progress)
     seconds = time.time() - started
+    timing = run / "train_seconds.json"  # a finished run is reused: keep the time it took
+    if result.step > result.resumed_from or not timing.exists():
+        timing.write_text(json.dumps({"seconds": seconds, "steps": result.step}))
+    else:
+        seconds = float(json.loads(timing.read_text())["seconds"])
     target = out / "models" / (model.name if model.family == "heterogeneous" else "") / f"{model.name}.onnx"
     export_family(None, target, checkpoint=result.checkpoint)
     return TrainedModel(name=model.name, family=model.family, checkpoint=result.checkpoint, onnx=target, seconds=seconds,
