@@ -216,6 +216,7 @@ class CheckRow:
     acc: dict
     gap: float
     train_seconds: float
+    acc_std: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -234,14 +235,19 @@ class CheckResult:
         lines = [
             f"Held-out verification accuracy, 10-fold ({SYNTHETIC_NOTE}).",
             f"{self.config.n_identities} identities x {self.config.captures} captures, "
-            + ", ".join(f"{s}: {self.n_pairs[s]} pairs (chance 0.5; {self.chance_bound[s]:.3f} is beaten by chance with p < 1e-6)" for s in self.n_pairs),
+            + ", ".join(f"{s}: {self.n_pairs[s]} pairs" for s in self.n_pairs)
+            + "; chance is 0.5, and a model at chance exceeds "
+            + ", ".join(f"{self.chance_bound[s]:.3f} ({s})" for s in self.chance_bound) + " with probability below 1e-6.",
+            "",
+            "Accuracy is the mean over the folds, ± the standard deviation across folds.",
             "",
             "| model | family | trained on | umr-ump | umr-mp | masked gap | train s |",
             "|---|---|---|---:|---:|---:|---:|",
         ]
+        nan = float("nan")
         for r in self.rows:
-            lines.append(f"| {r.name} | {r.family} | {r.trained_on} | {r.acc.get('umr-ump', float('nan')):.3f} | "
-                         f"{r.acc.get('umr-mp', float('nan')):.3f} | {r.gap:+.3f} | {r.train_seconds:.0f} |")  # fmt: skip
+            cells = [f"{r.acc.get(s, nan):.3f} ± {r.acc_std.get(s, nan):.3f}" for s in ("umr-ump", "umr-mp")]
+            lines.append(f"| {r.name} | {r.family} | {r.trained_on} | {cells[0]} | {cells[1]} | {r.gap:+.3f} | {r.train_seconds:.0f} |")
         return "\n".join(lines)
 
 
@@ -269,17 +275,19 @@ def run_learning_check(out: str | Path, cfg: CheckConfig = CheckConfig(), *, mod
     run = evaluate_models(out / "models", data, out / "bench", cfg.seed)
     board = run.leaderboard
     acc: dict[str, dict[str, float]] = {}
+    std: dict[str, dict[str, float]] = {}
     n_pairs: dict[str, int] = {}
     for _, row in board.iterrows():
         spec = str(row["protocol"]).removeprefix("synthetic-")
         acc.setdefault(str(row["model"]), {})[spec] = float(row["acc_mean"])
+        std.setdefault(str(row["model"]), {})[spec] = float(row["acc_std"])
         n_pairs[spec] = int(row["n_pairs"])
     rows = []
     for m in models:
         a = acc.get(m.name, {})
         rows.append(CheckRow(name=m.name, family=m.family, trained_on="unmasked" if m.variants == ("unmasked",) else "mix",
                              acc=a, gap=a.get("umr-ump", float("nan")) - a.get("umr-mp", float("nan")),
-                             train_seconds=trained[m.name].seconds))  # fmt: skip
+                             train_seconds=trained[m.name].seconds, acc_std=std.get(m.name, {})))  # fmt: skip
     bounds = {s: chance_bound(n) for s, n in n_pairs.items() if n}
     return CheckResult(data=data, rows=rows, n_pairs=n_pairs, chance_bound=bounds, bench_folder=run.folder, config=cfg)
 
