@@ -17,8 +17,10 @@ def test_chance_bound_is_the_binomial_tail():
 
     bound = chance_bound(600)
     assert 0.55 < bound < 0.62
-    # a coin-flipping model reaches the bound with probability below 1e-6
-    assert binom.sf(round(bound * 600) - 1, 600, 0.5) < 1e-6 < binom.sf(round(bound * 600) - 3, 600, 0.5)
+    # a coin-flipping model exceeds the bound with probability at most 1e-6, and the
+    # bound is the smallest such count
+    k = round(bound * 600)
+    assert binom.sf(k, 600, 0.5) <= 1e-6 < binom.sf(k - 1, 600, 0.5)
     assert chance_bound(6000) < bound  # more pairs, a tighter bound
 
 
