@@ -293,8 +293,8 @@ def run_learning_check(out: str | Path, cfg: CheckConfig = CheckConfig(), *, mod
 
 
 #: The demo's small check: four families, about a minute of training on two cores.
-DEMO_CONFIG = CheckConfig(n_identities=40, captures=6, test_fraction=0.3, epochs=6, batch_size=32, lr=0.1, warmup_steps=10,
-                          pairs_per_fold=20, width=8, embedding_dim=64, input_size=64)  # fmt: skip
+DEMO_CONFIG = CheckConfig(n_identities=60, captures=6, test_fraction=0.3, epochs=8, batch_size=32, lr=0.1, warmup_steps=10,
+                          pairs_per_fold=30, width=8, embedding_dim=64, input_size=64)  # fmt: skip
 DEMO_FAMILIES = ("csn", "attention", "heterogeneous", "domain_adapt")
 
 
