@@ -21,6 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -79,7 +80,7 @@ class JobSummary:
     failures_file: Path | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceItem(Item):
     """An item made from one source image.
 
@@ -88,15 +89,13 @@ class SourceItem(Item):
     source_id : str
         The source's ``image_id``.
     identity : str or None
-    source : str
-        Absolute path of the source image.
     source_rel : str
-        Its path relative to the source dataset.
+        Its path relative to the source dataset (:meth:`DatasetJob.source_path` makes it
+        absolute: the root is stored once, not per item).
     """
 
     source_id: str = ""
     identity: str | None = None
-    source: str = ""
     source_rel: str = ""
 
 
@@ -209,6 +208,33 @@ def isna(v) -> bool:
         return False
 
 
+#: Result rows turned into one DataFrame at a time when a job finishes.
+_FRAME_BATCH = 4096
+
+
+class _ManifestRows(Mapping):
+    """``item key -> rows`` of a finished job's manifest (its ``job_item`` column), built
+    on demand: a rerun of a large finished job does not hold every row as a dict."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self._table = table.drop(columns=["job_item"])
+        keys = table["job_item"].astype(str).to_numpy()
+        order = np.argsort(keys, kind="stable")
+        uniq, starts = np.unique(keys[order], return_index=True)
+        bounds = list(starts[1:]) + [len(order)]
+        self._rows = {str(k): order[a:b] for k, a, b in zip(uniq, starts, bounds)}
+
+    def __getitem__(self, key: str) -> list[dict]:
+        part = self._table.iloc[self._rows[key]]
+        return [{k: (None if isna(v) else v) for k, v in r.items()} for r in part.to_dict("records")]
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 # --- the job base ----------------------------------------------------------------------------------------
 
 
@@ -237,6 +263,7 @@ class DatasetJob(Job):
         # The cached landmarks are read by each worker for its own chunks; only the cache's
         # location travels with the job.
         self.landmark_manifest = self.source.path
+        self.source_root = self.source.root
         self.items: list[SourceItem] = []
 
     def __getstate__(self) -> dict:
@@ -281,7 +308,7 @@ class DatasetJob(Job):
                 continue
         return files
 
-    def previous_results(self) -> dict[str, list[dict]]:
+    def previous_results(self) -> Mapping[str, list[dict]]:
         final = self.out / MANIFEST_NAME
         if not final.exists():
             return {}
@@ -291,11 +318,9 @@ class DatasetJob(Job):
             table = read_manifest(final).table
         except ManifestError:
             return {}
-        done = {}
-        if "job_item" in table.columns:
-            for key, group in table.groupby("job_item", sort=False):
-                done[str(key)] = [{k: (None if isna(v) else v) for k, v in r.items()} for r in group.drop(columns=["job_item"]).to_dict("records")]
-        return done
+        if "job_item" not in table.columns:
+            return {}
+        return _ManifestRows(table)
 
     def is_complete(self, rows: list[dict]) -> bool:
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
@@ -324,6 +349,10 @@ class DatasetJob(Job):
     def faces(self, state: dict) -> dict[str, FaceResult]:
         """The landmarks of the chunk being run, by source image_id."""
         return state["faces"]
+
+    def source_path(self, item: SourceItem) -> Path:
+        """Absolute path of an item's source image."""
+        return self.source_root / item.source_rel
 
     def failure_rows(self, item: SourceItem, status: str, message: str) -> list[dict]:
         """A manifest row for a source that produced no image: it keeps the output's
@@ -378,15 +407,24 @@ class DatasetJob(Job):
         from ..data_cards import write_card
 
         out = self.out
+        # Rows are turned into frames a batch at a time: the results stay on disk until
+        # read, and no list of every row's dict is ever held.
+        frames: list[pd.DataFrame] = []
         rows: list[dict[str, Any]] = []
         for it in items:
             for r in results.get(it.key, []):
                 rows.append({**r, "job_item": it.key})
+            if len(rows) >= _FRAME_BATCH:
+                frames.append(pd.DataFrame(rows))
+                rows = []
         for _, src in self.unusable.iterrows():
             rel = unusable_rel(str(src["path"]))
             rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
                          "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
-        frame = pd.DataFrame(rows)
+        frames.append(pd.DataFrame(rows))
+        frames = [f for f in frames if len(f)]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        del frames, rows
         ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
         failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
         if "fallback" in frame.columns:

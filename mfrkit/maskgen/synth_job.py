@@ -9,7 +9,7 @@ byte-identical whatever the executor, the worker count or the order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Sequence
 
 from .. import __version__
@@ -86,7 +86,7 @@ class SynthConfig:
         return ("mask",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SynthItem(SourceItem):
     """One output slot of one source image.
 
@@ -156,7 +156,7 @@ class SynthJob(DatasetJob):
         slots = config.slots()
         for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)):
             sid, rel = str(sid), str(rel)
-            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source": str(self.source.abspath(rel)), "source_rel": rel}
+            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source_rel": rel}
             for slot in slots:
                 suffix = slot if slot != "mask" else ("masked" if config.mix else "")
                 rel_out = out_rel(rel, suffix, self.ext)
@@ -175,10 +175,10 @@ class SynthJob(DatasetJob):
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
         if item.slot == "unmasked":
-            files = self.write_output(item.out_rel, data=Path(item.source).read_bytes())
+            files = self.write_output(item.out_rel, data=self.source_path(item).read_bytes())
             return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
         try:
-            image = read_image(item.source)
+            image = read_image(self.source_path(item))
         except ImageError as exc:
             # One failure per source, not one per output slot.
             return self.failure_rows(item, exc.reason, str(exc)) if item.primary else []
@@ -193,7 +193,7 @@ class SynthJob(DatasetJob):
                 if not item.primary:
                     return []
                 if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
-                    files = self.write_output(item.copy_rel, data=Path(item.source).read_bytes())
+                    files = self.write_output(item.copy_rel, data=self.source_path(item).read_bytes())
                     return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                              "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
                 message = "no face found" if status == "no_face" else f"landmarks: {status}"
