@@ -24,7 +24,7 @@ from ..registry import Registry
 from .canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, StyleParams, hex_rgb
-from .textures import TEXTURES, Canvas, aa_coverage, smooth_noise
+from .textures import TEXTURES, Canvas, aa_coverage, clip, smooth_noise
 
 #: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
 #: part of it that its mask needs, snapped to whole cells of CELL units (the renderers'
@@ -171,7 +171,7 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
     # Egg-shaped: narrower over the nose than under the chin; pulled down, the cup's
     # widest part lies across the mouth.
     narrow = 0.24 if style.coverage == "proper" else 0.06
-    taper = 1.0 - narrow * np.clip(-s, 0.0, 1.0) ** 1.5
+    taper = 1.0 - narrow * clip(-s, 0.0, 1.0) ** 1.5
     pu = CENTRE_U + a * taper * np.sign(c) * np.abs(c) ** (2 / exponent)
     pv = vc + np.where(s < 0, bt, bb) * np.sign(s) * np.abs(s) ** (2 / exponent)
     poly = np.column_stack([pu, pv])
@@ -226,6 +226,46 @@ def _canvas_box(outline: "Outline") -> tuple[float, float, float, float]:
     return max(u0, snap_lo[0]), max(v0, snap_lo[1]), min(u1, snap_hi[0]), min(v1, snap_hi[1])
 
 
+@dataclass(frozen=True, eq=False)
+class _WindowTables:
+    """What every drawing at one resolution shares: the canonical coordinates of the
+    whole window's texels and the face's depth maps sampled there. Drawings take
+    slices (their boxes are snapped to cells, a whole number of texels at quarter-step
+    resolutions)."""
+
+    u: np.ndarray  # (H, W) float32
+    v: np.ndarray
+    face_z: np.ndarray
+    envelope_z: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _window_tables(res: float) -> _WindowTables:
+    u0, v0, u1, v1 = WINDOW
+    w = int(round((u1 - u0) * res))
+    h = int(round((v1 - v0) * res))
+    u = (u0 + np.arange(w, dtype=np.float32) / np.float32(res))[None, :].repeat(h, 0)
+    v = (v0 + np.arange(h, dtype=np.float32) / np.float32(res))[:, None].repeat(w, 1)
+    face = canonical_face()
+    tables = _WindowTables(u=u, v=v, face_z=face.sample(face.face_depth, u, v), envelope_z=face.sample(face.envelope_depth, u, v))
+    for arr in (tables.u, tables.v, tables.face_z, tables.envelope_z):
+        arr.setflags(write=False)  # shared by every drawing: read-only
+    return tables
+
+
+def _canvas_slice(res: float, box: tuple[float, float, float, float]) -> tuple[slice, slice] | None:
+    """Rows and columns of the window tables that ``box`` covers at ``res``; None when
+    the box does not start on a whole texel (any resolution but quarter steps)."""
+    u0, v0 = WINDOW[0], WINDOW[1]
+    c0, r0 = (box[0] - u0) * res, (box[1] - v0) * res
+    if abs(c0 - round(c0)) > 1e-6 or abs(r0 - round(r0)) > 1e-6:
+        return None
+    c0, r0 = int(round(c0)), int(round(r0))
+    w = int(round((box[2] - box[0]) * res))
+    h = int(round((box[3] - box[1]) * res))
+    return slice(r0, r0 + h), slice(c0, c0 + w)
+
+
 def _canvas_grid(res: float, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     u0, v0, u1, v1 = box
     w = int(round((u1 - u0) * res))
@@ -277,7 +317,7 @@ def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndar
     """Distance of texels to a polyline (all segments at once)."""
     a, b = points[:-1, :, None, None], points[1:, :, None, None]  # (S, 2, 1, 1)
     ab = b - a
-    t = np.clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
+    t = clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
     return np.hypot(u - (a[:, 0] + t * ab[:, 0]), v - (a[:, 1] + t * ab[:, 1])).min(0).astype(np.float32)
 
 
@@ -294,7 +334,7 @@ def _line(d: np.ndarray, width: float, res: float) -> np.ndarray:
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    t = clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -350,8 +390,8 @@ class _Paint:
             return
         d = _curve_distance(self.u[win], self.v[win], points)
         cov = aa_coverage(width / 2 - d, self.res)
-        profile = np.sqrt(np.clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
-        shade = (0.85 + 0.15 * np.clip(1 - 2 * d / width, 0, 1))[..., None]
+        profile = np.sqrt(clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
+        shade = (0.85 + 0.15 * clip(1 - 2 * d / width, 0, 1))[..., None]
         self.over(cov, np.asarray(color, np.float32) * shade, relief=profile + 1.0, gloss=gloss, raise_=1.0, win=win)
 
 
@@ -379,7 +419,7 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     # Three pleats, folded downwards, bunched towards the side hems: each is a band
     # of fabric sloping out to a fold edge, with a soft shadow cast below the edge.
     span = float(np.ptp(outline.polygon[:, 1]))
-    bunch = 1.0 - 0.35 * np.clip(np.abs(s), 0, 1) ** 3
+    bunch = 1.0 - 0.35 * clip(np.abs(s), 0, 1) ** 3
     shadow = np.zeros_like(edge)
     for t0 in (0.30, 0.50, 0.70):
         tk = 0.5 + (t0 - 0.5) * bunch
@@ -388,8 +428,8 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
         # texel or so, so the fold does not alias) and casts a shadow below.
         soft = max(0.4, 0.8 / res)
         drop = _smoothstep(soft, -soft, below)
-        relief += 1.4 * np.clip(1.0 + below / 6.0, 0.0, 1.0) * drop
-        shadow = np.maximum(shadow, np.exp(-np.clip(below, 0.0, None) / 1.3) * (1.0 - drop))
+        relief += 1.4 * clip(1.0 + below / 6.0, 0.0, 1.0) * drop
+        shadow = np.maximum(shadow, np.exp(-np.maximum(below, 0.0) / 1.3) * (1.0 - drop))
     base = base * (1.0 - 0.16 * shadow)[..., None]
     # Hems: top (with the nose wire), bottom and sides, slightly raised double fabric.
     side_dist = edge
@@ -544,7 +584,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
 
 def _hump(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Clipped mask coordinates and a 0-1 bump that is 0 at the top and bottom edges."""
-    return np.clip(s, -1.0, 1.0), np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
+    return clip(s, -1.0, 1.0), clip(np.sin(np.pi * clip(t, 0.0, 1.0)), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -573,27 +613,27 @@ DRAWINGS: Registry = Registry("mask drawing")
 
 def _flat_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 1.2 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+    return 1.2 * (1.0 - s**2) * hump * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _cloth_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 2.5 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+    return 2.5 * (1.0 - s**2) * hump * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _fold_bulge(s, t, edge):
     # Two flat panels meeting at the centre crease.
     s, hump = _hump(s, t)
-    return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * np.clip(edge / 6.0, 0.0, 1.0)
+    return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _cup_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 7.0 * (1.0 - s**2) * hump**0.8 * np.clip(edge / 6.0, 0.0, 1.0)
+    return 7.0 * (1.0 - s**2) * hump**0.8 * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _rubber_bulge(s, t, edge):
-    return 4.0 * np.clip(edge / 8.0, 0.0, 1.0)
+    return 4.0 * clip(edge / 8.0, 0.0, 1.0)
 
 
 DRAWINGS.add("surgical", Drawing(
@@ -624,7 +664,12 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     drawing: Drawing = DRAWINGS.get(style.mask_type)
     outline = drawing.outline(style)
     box = _canvas_box(outline)
-    u, v = _canvas_grid(res, box)
+    window = _canvas_slice(res, box)
+    if window is not None:
+        tables = _window_tables(float(res))
+        u, v = tables.u[window], tables.v[window]
+    else:
+        u, v = _canvas_grid(res, box)
     body, edge = _fill(outline.polygon, u.shape, res, (box[0], box[1]))
     s, t = _mask_coords(body, u, v)
     canvas = Canvas(u=u, v=v, res=res, s=s, t=t)
@@ -633,14 +678,17 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     base = TEXTURES.get(style.texture)(canvas, colors, style.pattern, rng).astype(np.float32)
     paint = _Paint(u, v, res)
     drawing.paint(paint, style, base, outline, edge, s, t)
-    face = canonical_face()
-    face_z = face.sample(face.face_depth, u, v)
-    env_z = face.sample(face.envelope_depth, u, v)
+    if window is not None:
+        face_z, env_z = tables.face_z[window], tables.envelope_z[window]
+    else:
+        face = canonical_face()
+        face_z = face.sample(face.face_depth, u, v)
+        env_z = face.sample(face.envelope_depth, u, v)
     depth = face_z - mtype.tent * (face_z - env_z) - drawing.bulge(s, t, edge) - paint.raise_
     return MaskLayer(
         origin=(box[0], box[1]),
         res=float(res),
-        albedo=np.clip(paint.albedo, 0.0, 1.0),
+        albedo=clip(paint.albedo, 0.0, 1.0),
         alpha=paint.alpha,
         relief=paint.relief.astype(np.float32),
         depth=depth.astype(np.float32),
