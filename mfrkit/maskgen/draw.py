@@ -313,9 +313,11 @@ def _mask_coords(mask: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.nda
     return s.astype(np.float32), t.astype(np.float32)
 
 
-def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Distance of texels to a polyline (all segments at once)."""
-    a, b = points[:-1, :, None, None], points[1:, :, None, None]  # (S, 2, 1, 1)
+def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Distance of texels to a polyline, or to the nearest of several (all segments at once)."""
+    lines = [np.asarray(points)] if isinstance(points, np.ndarray) else [np.asarray(p) for p in points]
+    a = np.concatenate([line[:-1] for line in lines])[:, :, None, None]  # (S, 2, 1, 1)
+    b = np.concatenate([line[1:] for line in lines])[:, :, None, None]
     ab = b - a
     t = clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
     return np.hypot(u - (a[:, 0] + t * ab[:, 0]), v - (a[:, 1] + t * ab[:, 1])).min(0).astype(np.float32)
@@ -349,6 +351,7 @@ class _Paint:
         self.relief = np.zeros(shape, np.float32)
         self.raise_ = np.zeros(shape, np.float32)
         self.gloss = np.zeros(shape, np.float32)
+        self._blank = True
 
     def over(self, coverage: np.ndarray, color, relief=None, gloss=None, raise_=None, win: tuple[slice, slice] | None = None) -> None:
         """Composite a part with ``coverage`` (0-1) over what is drawn so far.
@@ -360,6 +363,19 @@ class _Paint:
         c = coverage[..., None]
         albedo = self.albedo[win]
         col = np.asarray(color, np.float32)
+        if self._blank and win == (slice(None), slice(None)):
+            # The first part on an empty canvas (the mask's body): nothing to blend with.
+            self._blank = False
+            np.multiply(col, c, out=albedo)
+            self.alpha[...] = coverage
+            if relief is not None:
+                np.multiply(relief, coverage, out=self.relief)
+            if gloss is not None:
+                np.multiply(gloss, coverage, out=self.gloss)
+            if raise_ is not None:
+                np.maximum(self.raise_, raise_ * coverage, out=self.raise_)
+            return
+        self._blank = False
         albedo[...] = albedo * (1 - c) + col * c
         alpha = self.alpha[win]
         alpha[...] = alpha + coverage * (1 - alpha)
@@ -383,12 +399,19 @@ class _Paint:
             return None
         return (slice(r0, r1), slice(c0, c1))
 
-    def cord(self, points: np.ndarray, width: float, color, gloss: float = 0.0) -> None:
-        """A strap or ear loop along a polyline, ``width`` units, rounded profile."""
-        win = self.window(points.min(0) - width, points.max(0) + width)
+    def cord(self, points: np.ndarray | list[np.ndarray], width: float, color, gloss: float = 0.0) -> None:
+        """A strap or ear loop along a polyline, ``width`` units, rounded profile.
+
+        Several polylines (e.g. the two loops on one side) are drawn in one pass over
+        the box holding them all, where they meet the nearer one shows.
+        """
+        lines = [points] if isinstance(points, np.ndarray) else list(points)
+        lo = np.min([line.min(0) for line in lines], axis=0)
+        hi = np.max([line.max(0) for line in lines], axis=0)
+        win = self.window(lo - width, hi + width)
         if win is None:
             return
-        d = _curve_distance(self.u[win], self.v[win], points)
+        d = _curve_distance(self.u[win], self.v[win], lines)
         cov = aa_coverage(width / 2 - d, self.res)
         profile = np.sqrt(clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
         shade = (0.85 + 0.15 * clip(1 - 2 * d / width, 0, 1))[..., None]
@@ -406,10 +429,9 @@ def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StylePar
         # The loops reach round the ear, just outside the face outline.
         ear_top = np.array([CENTRE_U + sign * (face_half(61.0) + 3.0), 61.0])
         ear_low = np.array([CENTRE_U + sign * (face_half(83.0) + 3.0), 83.0])
-        mid = 0.5 * (tc + ear_top) + np.array([0.0, -2.0])
-        p.cord(_bezier(tc, mid, ear_top), width, color)
-        mid = 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0])
-        p.cord(_bezier(bc, mid, ear_low), width, color)
+        upper = _bezier(tc, 0.5 * (tc + ear_top) + np.array([0.0, -2.0]), ear_top)
+        lower = _bezier(bc, 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0]), ear_low)
+        p.cord([upper, lower], width, color)
 
 
 def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
@@ -438,8 +460,10 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     albedo = base * (1.0 - 0.05 * _smoothstep(2.6, 2.2, side_dist))[..., None]
     stitch = _line(side_dist - 2.6, 0.22, res)
     albedo = albedo * (1.0 - 0.10 * stitch)[..., None]
-    wire = _smoothstep(13.0, 9.0, np.abs(p.u - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline))
-    relief += 0.5 * wire
+    win = _near_top(p, outline, 13.0, 4.2)
+    if win is not None:
+        wire = _smoothstep(13.0, 9.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline, win))
+        relief[win] += 0.5 * wire
     p.over(cov, albedo, relief=relief, gloss=0.04)
     loop = hex_rgb(style.color_hex) * 0.15 + 0.85 * np.array([0.95, 0.95, 0.95], np.float32)
     if style.color in ("black",):
@@ -447,12 +471,29 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     _ear_loops(p, outline, loop, 1.3, style)
 
 
-def _top_distance(p: _Paint, outline: Outline) -> np.ndarray:
-    """How far below the outline's top edge each texel is, units (vertically)."""
+def _top_edge(outline: Outline) -> tuple[np.ndarray, np.ndarray]:
+    """The outline's top edge as increasing ``u`` and its ``v``."""
     poly = outline.polygon
     top = poly[poly[:, 1] <= np.interp(poly[:, 0], *_top_chain(poly))]
     order = np.argsort(top[:, 0])
-    return p.v - np.interp(p.u, top[order, 0], top[order, 1])
+    return top[order, 0], top[order, 1]
+
+
+def _top_distance(p: _Paint, outline: Outline, win: tuple[slice, slice] | None = None) -> np.ndarray:
+    """How far below the outline's top edge each texel is (of the canvas, or of its
+    window ``win``), units (vertically)."""
+    tu, tv = _top_edge(outline)
+    u, v = (p.u, p.v) if win is None else (p.u[win], p.v[win])
+    return v - np.interp(u, tu, tv)
+
+
+def _near_top(p: _Paint, outline: Outline, half_width: float, below: float) -> tuple[slice, slice] | None:
+    """Canvas window holding the band ``below`` units under the top edge within
+    ``half_width`` of the centre line: where nose wires and welds are drawn."""
+    tu, tv = _top_edge(outline)
+    us = np.linspace(CENTRE_U - half_width, CENTRE_U + half_width, 33)
+    vs = np.interp(us, tu, tv)
+    return p.window((CENTRE_U - half_width - 1.0, float(vs.min()) - 1.0), (CENTRE_U + half_width + 1.0, float(vs.max()) + below + 1.0))
 
 
 def _top_chain(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -498,10 +539,11 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
     crease = _line(p.u - CENTRE_U, 0.5, res)
     albedo *= (1.0 - 0.08 * crease)[..., None]
     # Nose-clip pocket: a welded line a few units below the top edge.
-    top_d = _top_distance(p, outline)
-    weld = _line(top_d - 4.5, 0.3, res) * _smoothstep(31.0, 29.0, np.abs(p.u - CENTRE_U))
-    relief -= 0.25 * weld
-    albedo *= (1.0 - 0.05 * weld)[..., None]
+    win = _near_top(p, outline, 31.0, 6.5)
+    if win is not None:
+        weld = _line(_top_distance(p, outline, win) - 4.5, 0.3, res) * _smoothstep(31.0, 29.0, np.abs(p.u[win] - CENTRE_U))
+        relief[win] -= 0.25 * weld
+        albedo[win] *= (1.0 - 0.05 * weld)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.05)
     loop = np.array([0.94, 0.94, 0.94], np.float32) if style.color != "black" else hex_rgb(style.color_hex)
     _ear_loops(p, outline, loop, 1.6, style)
@@ -517,10 +559,12 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     relief = 0.5 * rim + 0.3 * ridge
     albedo *= (1.0 - 0.08 * rim)[..., None]
     # Aluminium nose clip under the fabric.
-    top_d = _top_distance(p, outline)
-    clip_ = _smoothstep(13.0, 11.0, np.abs(p.u - CENTRE_U)) * _smoothstep(0.8, 1.4, top_d) * _smoothstep(4.6, 3.8, top_d)
-    relief += 0.45 * clip_
-    albedo = albedo * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * np.array([0.75, 0.76, 0.78], np.float32)
+    win = _near_top(p, outline, 13.0, 4.6)
+    if win is not None:
+        top_d = _top_distance(p, outline, win)
+        clip_ = _smoothstep(13.0, 11.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(0.8, 1.4, top_d) * _smoothstep(4.6, 3.8, top_d)
+        relief[win] += 0.45 * clip_
+        albedo[win] = albedo[win] * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * np.array([0.75, 0.76, 0.78], np.float32)
     p.over(cov, albedo, relief=relief, gloss=0.03)
     accents = [hex_rgb(c) for c in style.accents] or [hex_rgb("yellow")]
     strap = accents[0]
