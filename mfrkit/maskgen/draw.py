@@ -23,7 +23,7 @@ import numpy as np
 from ..registry import Registry
 from .canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
-from .styles import COVERAGES, MASK_TYPES, StyleParams, hex_rgb
+from .styles import COVERAGES, MASK_TYPES, NATURAL, SHAPES, StyleParams, hex_rgb, top_edge
 from .textures import TEXTURES, Canvas, aa_coverage, clip, smooth_noise
 
 #: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
@@ -130,10 +130,11 @@ def _wrap_outline(style: StyleParams, top_profile: Callable[[np.ndarray], np.nda
     """Outline of a mask that wraps the face: a top edge from cheek to cheek, sides
     following the face outline, a lower edge hanging below the jaw line."""
     cov = COVERAGES.get(style.coverage)
+    top_centre, top_side = top_edge(style)
     sh = style.shape
     width = float(sh.get("width", 1.0))
-    ts = cov.top_side + float(sh.get("side", 0.0))
-    tc = cov.top_centre + float(sh.get("top", 0.0))
+    ts = top_side + float(sh.get("side", 0.0))
+    tc = top_centre + float(sh.get("top", 0.0))
     hang = (cov.hang + float(sh.get("hang", 0.0))) * hang_scale
     corner_v = max(corner_v, ts + 6.0)
     half_top = (face_half(ts) - inset) * width
@@ -161,7 +162,7 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
     """A moulded cup: a superellipse from the top edge to under the chin."""
     cov = COVERAGES.get(style.coverage)
     sh = style.shape
-    tc = cov.top_centre - 1.0 + float(sh.get("top", 0.0))
+    tc = top_edge(style)[0] - 1.0 + float(sh.get("top", 0.0))
     bottom = min(CHIN_V + cov.hang + 1.0 + float(sh.get("hang", 0.0)) + (tc - 56.5) * 0.35, CHIN_V + 16.0)
     vc = 0.45 * tc + 0.55 * bottom
     a = half_width * float(sh.get("width", 1.0)) * (1.0 - 0.004 * max(0.0, tc - 57.0))
@@ -186,9 +187,8 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
 
 
 def _gas_outline(style: StyleParams) -> Outline:
-    cov = COVERAGES.get(style.coverage)
     sh = style.shape
-    tc = cov.top_centre - 1.5 + float(sh.get("top", 0.0))
+    tc = top_edge(style)[0] - 1.5 + float(sh.get("top", 0.0))
     bottom = min(CHIN_V + 4.0 + float(sh.get("hang", 0.0)) * 0.5 + max(0.0, tc - 56.0) * 0.4, CHIN_V + 14.0)
     span = bottom - tc
     w = float(sh.get("width", 1.0))
@@ -680,14 +680,33 @@ def _rubber_bulge(s, t, edge):
     return 4.0 * clip(edge / 8.0, 0.0, 1.0)
 
 
-DRAWINGS.add("surgical", Drawing(
-    outline=lambda style: _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2),
-    paint=paint_surgical, bulge=_flat_bulge))
+def _surgical_outline(style: StyleParams) -> Outline:
+    return _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2)
+
+
+DRAWINGS.add("surgical", Drawing(outline=_surgical_outline, paint=paint_surgical, bulge=_flat_bulge))
 DRAWINGS.add("cloth", Drawing(outline=lambda style: _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15), paint=paint_cloth, bulge=_cloth_bulge))
 DRAWINGS.add("kn95", Drawing(
     outline=lambda style: _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3), paint=paint_kn95, bulge=_fold_bulge))
 DRAWINGS.add("n95", Drawing(outline=lambda style: _cup_outline(style, 32.0, 2.2), paint=paint_n95, bulge=_cup_bulge))
 DRAWINGS.add("gas", Drawing(outline=_gas_outline, paint=paint_gas, bulge=_rubber_bulge))
+
+
+#: Outlines of the :data:`~mfrkit.maskgen.styles.SHAPES` other than ``natural`` (NIST's
+#: two shapes, drawn as mfrkit's choice): ``wide`` is the surgical mask's cheek-to-cheek
+#: outline, ``round`` a cup a little narrower than the N95's.
+SHAPE_OUTLINES: dict[str, Callable[[StyleParams], Outline]] = {
+    "wide": _surgical_outline,
+    "round": lambda style: _cup_outline(style, 30.0, 2.2),
+}
+
+
+def mask_outline(style: StyleParams) -> Outline:
+    """The outline ``style`` is drawn with: its shape's, or its type's own."""
+    if style.outline != NATURAL:
+        SHAPES.get(style.outline)
+        return SHAPE_OUTLINES[style.outline](style)
+    return DRAWINGS.get(style.mask_type).outline(style)
 
 
 def draw_mask(style: StyleParams, res: float) -> MaskLayer:
@@ -706,7 +725,7 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     """
     mtype = MASK_TYPES.get(style.mask_type)
     drawing: Drawing = DRAWINGS.get(style.mask_type)
-    outline = drawing.outline(style)
+    outline = mask_outline(style)
     box = _canvas_box(outline)
     window = _canvas_slice(res, box)
     if window is not None:
