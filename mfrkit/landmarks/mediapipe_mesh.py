@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
 import sys
 from importlib import resources
 from typing import ClassVar
@@ -20,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import LandmarkError
+from ..quiet import native_logs
 from .base import BACKENDS, Landmarks
 
 # mediapipe's refined mesh: 468 face vertices, then two irises of 5 points each
@@ -192,7 +192,6 @@ class MediapipeBackend:
     has_mesh: ClassVar[bool] = True
 
     def __init__(self, max_faces: int = 10, min_confidence: float = 0.5, thorough: bool = False) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging is noisy
         if int(max_faces) < 1:
             raise LandmarkError(f"max_faces must be at least 1, got {max_faces}")
         try:
@@ -204,12 +203,31 @@ class MediapipeBackend:
         self.max_faces = int(max_faces)
         self.min_confidence = float(min_confidence)
         self.thorough = thorough
+        # Graphs that have not run yet: their first run logs (mediapipe's C++ logging is
+        # noisy; shown with --verbose), later runs do not, so only first runs pay for
+        # the quieting (it redirects stderr through a file).
+        self._cold: set[int] = set()
         self._mesh = self._face_mesh(self.max_faces)
         # Made on first use: most datasets never need them (about 0.1 s each to load).
         self._crop_mesh = None
         self._detector = None
 
+    def _run(self, graph, image: np.ndarray):
+        """``graph.process`` on an image, quietly the first time the graph runs."""
+        if id(graph) not in self._cold:
+            return graph.process({"image": image})
+        with native_logs(settle=graph._graph.wait_until_idle):
+            out = graph.process({"image": image})
+        self._cold.discard(id(graph))
+        return out
+
     def _face_mesh(self, faces: int):
+        with native_logs():
+            graph = self._new_face_mesh(faces)
+        self._cold.add(id(graph))
+        return graph
+
+    def _new_face_mesh(self, faces: int):
         return self._SolutionBase(
             binary_graph_path=_FACE_MESH_GRAPH,
             side_inputs={"num_faces": faces, "with_attention": True, "use_prev_landmarks": False},
@@ -225,13 +243,15 @@ class MediapipeBackend:
             from mediapipe.modules.face_detection import face_detection_pb2
 
             options = face_detection_pb2.FaceDetectionOptions(min_score_thresh=self.min_confidence)
-            self._detector = self._SolutionBase(binary_graph_path=_FULL_RANGE_GRAPH, graph_options=options, outputs=["detections"])
+            with native_logs():
+                self._detector = self._SolutionBase(binary_graph_path=_FULL_RANGE_GRAPH, graph_options=options, outputs=["detections"])
+            self._cold.add(id(self._detector))
         return self._detector
 
     def _meshes(self, mesh, image: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
         out = []
-        for face in mesh.process({"image": image}).multi_face_landmarks or []:
+        for face in self._run(mesh, image).multi_face_landmarks or []:
             pts = _parse_landmarks(face)
             if len(pts) != N_POINTS:
                 raise LandmarkError(f"mediapipe returned {len(pts)} points, expected {N_POINTS}")
@@ -254,7 +274,7 @@ class MediapipeBackend:
 
         h, w = image.shape[:2]
         meshes = []
-        found = self._full_range_detector().process({"image": image}).detections or []
+        found = self._run(self._full_range_detector(), image).detections or []
         detections = sorted(found, key=lambda d: -d.score[0])
         if detections and self._crop_mesh is None:
             self._crop_mesh = self._face_mesh(1)
