@@ -222,10 +222,16 @@ class MediapipeBackend:
         return out
 
     def _face_mesh(self, faces: int):
-        with native_logs():
-            graph = self._new_face_mesh(faces)
-        self._cold.add(id(graph))
-        return graph
+        return self._quietly_made(lambda: self._new_face_mesh(faces))
+
+    def _quietly_made(self, make):
+        """A new graph, made with its start-up logs filtered (calculators open on graph
+        threads after the graph starts: wait until they are idle)."""
+        made = []
+        with native_logs(settle=lambda: made and made[0]._graph.wait_until_idle()):
+            made.append(make())
+        self._cold.add(id(made[0]))
+        return made[0]
 
     def _new_face_mesh(self, faces: int):
         return self._SolutionBase(
@@ -243,9 +249,7 @@ class MediapipeBackend:
             from mediapipe.modules.face_detection import face_detection_pb2
 
             options = face_detection_pb2.FaceDetectionOptions(min_score_thresh=self.min_confidence)
-            with native_logs():
-                self._detector = self._SolutionBase(binary_graph_path=_FULL_RANGE_GRAPH, graph_options=options, outputs=["detections"])
-            self._cold.add(id(self._detector))
+            self._detector = self._quietly_made(lambda: self._SolutionBase(binary_graph_path=_FULL_RANGE_GRAPH, graph_options=options, outputs=["detections"]))
         return self._detector
 
     def _meshes(self, mesh, image: np.ndarray) -> list[np.ndarray]:
