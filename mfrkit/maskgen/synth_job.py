@@ -30,7 +30,8 @@ from .dataset_job import (
 )
 from .quality import check_coverage
 from .renderers import RENDERERS, create_renderer
-from .styles import MASK_TYPES, StyleSpec
+from .occlusion import encode_occlusion, occlusion_rel
+from .styles import MASK_TYPES, StyleSpec, grid_cells, parse_names
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,16 @@ class SynthConfig:
         Only the first ``limit`` usable source images.
     """
 
-    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")
+    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, all (one output per type), "
+                                                       "or grid:nist (one output per cell of a NIST-style grid: shape x nose coverage x colour).")
     colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
     textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
-    coverage: str = option("random", help="proper, nose_exposed, chin; comma list or random.")
+    coverage: str = option("proper", help="How masks are worn: proper (default), nose_exposed, chin; a comma list, or random (70/20/10 %).")
+    shape: str = option("natural", help="Mask outline: natural (each type's own), or NIST's wide or round; a comma list.")
+    nose: str = option("random", help="How far up the nose a proper mask reaches: high, medium, low (NIST's levels); a comma list, or random "
+                                      "(each type's own top edge).")
+    save_occlusion: bool = option(False, negatable=False, help="Also write each output's binary occlusion mask (<name>_occlusion.png, "
+                                                                 "255 = covered) beside it, its path in the manifest.")
     renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
     seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
     landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
@@ -75,15 +82,37 @@ class SynthConfig:
     image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
     limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
+    def grid(self) -> str | None:
+        """The grid's name for ``--mask grid:<name>``, else None."""
+        text = str(self.types).strip()
+        return text[len("grid:") :].strip() if text.startswith("grid:") else None
+
     def spec(self) -> StyleSpec:
+        if self.grid() is not None:
+            grid_cells(self.grid())  # an unknown grid lists the known ones
+            if (self.colors, self.textures, self.shape, self.nose) != ("random", "random", "natural", "random") or self.coverage not in ("proper", "random"):
+                raise JobError(f"--mask {self.types} fixes each cell's type, colour, texture, coverage, shape and nose coverage; "
+                               "leave --color, --texture, --coverage, --shape and --nose at their defaults")
+            return StyleSpec()
         types = "random" if self.types == "all" else self.types
-        return StyleSpec.parse(types, self.colors, self.textures, self.coverage)
+        return StyleSpec.parse(types, self.colors, self.textures, self.coverage, self.shape, self.nose)
 
     def slots(self) -> tuple[str, ...]:
-        """Output slots per source: one per type for ``all``, else one (``mask``)."""
+        """Output slots per source: one per type for ``all``, one per cell for a grid,
+        else one (``mask``)."""
+        if self.grid() is not None:
+            return tuple(cell.name for cell in grid_cells(self.grid()))
         if self.types == "all":
             return tuple(MASK_TYPES.names())
         return ("mask",)
+
+    def label(self) -> str:
+        """What a default output folder is named after: ``masked`` for random types, the
+        types (``surgical``, ``surgical-cloth``, ``all``), or ``grid-<name>``."""
+        if self.grid() is not None:
+            return f"grid-{self.grid()}"
+        names = parse_names(self.types, "--mask")
+        return "masked" if names is None else "-".join(names)
 
 
 @dataclass(frozen=True)
@@ -160,16 +189,33 @@ class SynthJob(DatasetJob):
                 suffix = slot if slot != "mask" else ("masked" if config.mix else "")
                 rel_out = out_rel(rel, suffix, self.ext)
                 copy_rel = out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
-                items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
+                extra = (occlusion_rel(rel_out),) if config.save_occlusion else ()
+                items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + extra + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
                                        out_rel=rel_out, copy_rel=copy_rel, **common))
             if config.mix:
                 rel_out = out_rel(rel, "", None)
                 items.append(SynthItem(key=f"{sid}#unmasked", outputs=(rel_out,), slot="unmasked", primary=False, out_rel=rel_out, **common))
         return items
 
+    def output_label(self) -> str:
+        return self.config.label()
+
     def open_worker(self) -> dict:
         return {**super().open_worker(), "renderer": create_renderer(self.config.renderer)}
 
+    def is_complete(self, rows: list[dict]) -> bool:
+        # An item is done when its image and, with --save-occlusion, its mask are there.
+        return super().is_complete(rows) and all((self.out / r["occlusion_path"]).exists() for r in rows if r.get("occlusion_path"))
+
+    def _slot_spec(self, slot: str) -> tuple[StyleSpec, dict]:
+        """The style spec of an output slot and the manifest columns it adds."""
+        grid = self.config.grid()
+        if grid is not None:
+            cell = {c.name: c for c in grid_cells(grid)}[slot]
+            return cell.spec, {**cell.params, "grid_cell": cell.name}
+        if slot in MASK_TYPES:
+            return self.spec.with_type(slot), {}
+        return self.spec, {}
     def run_item(self, item: SynthItem, state: dict) -> list[dict]:
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
@@ -200,13 +246,19 @@ class SynthJob(DatasetJob):
             landmarks, n_faces = face.landmarks, face.n_faces
         renderer = state["renderer"]
         rng = item_rng(config.seed, item.source_id, item.slot)
-        spec = self.spec.with_type(item.slot) if item.slot in MASK_TYPES else self.spec
+        spec, columns = self._slot_spec(item.slot)
         params = renderer.sample(rng, landmarks, spec)
         rendered = renderer.apply(image, params)
         check = check_coverage(rendered.occlusion, landmarks, params.style.coverage)
         files = self.write_output(item.out_rel, rendered.image)
-        return [{**base, "image_id": item.out_rel, "variant": "masked", "status": STATUS_OK, "n_faces": n_faces, **params.record(), **check.record(),
-                 "mask_params": rendered.params_json(), **files}]
+        style = params.style
+        row = {**base, "image_id": item.out_rel, "variant": "masked", "status": STATUS_OK, "n_faces": n_faces, **params.record(),
+               "mask_shape": style.outline, "nose_coverage": style.nose, **columns, **check.record(), "mask_params": rendered.params_json(), **files}
+        if config.save_occlusion:
+            rel = occlusion_rel(item.out_rel)
+            self._folder.write_bytes(rel, encode_occlusion(rendered.occlusion))
+            row["occlusion_path"] = rel
+        return [row]
 
     def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
         config = self.config
@@ -217,7 +269,7 @@ class SynthJob(DatasetJob):
                                    lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
 
 
-def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
                replace: bool = False) -> JobSummary:
     """Make a masked version of a dataset (``mfrkit synth``).
 
@@ -226,9 +278,13 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     src : str, path or Manifest
         A registered dataset name, a manifest, or a dataset folder (see
         :func:`mfrkit.data.registry.resolve_source`).
-    out : path
+    out : path, optional
         Output folder: new, empty, or this job's own (a rerun with the same options
-        resumes). A folder holding files mfrkit did not write is refused.
+        resumes). A folder holding files mfrkit did not write is refused. None:
+        ``$MFRKIT_HOME/datasets/<source>-<mask>`` (``<source>`` a registered name as given
+        or the source folder's name; ``<mask>`` the types, ``masked`` for random,
+        ``grid-<name>`` for a grid), registered as a dataset of that name
+        (``JobSummary.registered``).
     config : SynthConfig
     workers : int
         Processes for landmarks and rendering (local executor).
@@ -254,5 +310,6 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     job = SynthJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
         job.detect_needed(workers, progress)
-        return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+        summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+    return job.registered(summary)
 
