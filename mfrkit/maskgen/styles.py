@@ -381,9 +381,12 @@ class StyleParams:
 
 
 def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    """A name drawn by weight: exactly ``rng.choice(len(names), p=p)`` (one uniform
+    draw against the cumulative weights, as numpy does), without its checks' cost."""
     names = sorted(weights)
-    p = np.array([weights[n] for n in names], dtype=np.float64)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    cdf = np.cumsum([weights[n] for n in names], dtype=np.float64)
+    cdf /= cdf[-1]
+    return names[int(cdf.searchsorted(rng.random(), side="right"))]
 
 
 def _pattern(rng: np.random.Generator, texture: str) -> dict:
