@@ -137,11 +137,22 @@ def estimate_noise(gray: np.ndarray) -> float:
         return 0.0
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     r = np.abs(cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]).ravel()
-    # The median, as np.median computes it, without its copies and checks.
-    k = r.size // 2
-    part = np.partition(r, [k - 1, k] if r.size % 2 == 0 else [k])
-    median = 0.5 * (float(part[k - 1]) + float(part[k])) if r.size % 2 == 0 else float(part[k])
-    return median / (0.6745 * 6.0)
+    return median(r) / (0.6745 * 6.0)
+
+
+def median(values: np.ndarray) -> float:
+    """The median of an array of finite values, as ``np.median`` defines it (the mean of
+    the two middle values for an even count, here in float64), without its copies and
+    checks."""
+    x = np.asarray(values).ravel()
+    n = x.size
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, [k - 1, k])
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 def estimate_blur(gray: np.ndarray) -> float:
@@ -265,7 +276,7 @@ def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray
     smooth, origin = smooth if smooth is not None else smooth_luminance(image, face_box)
     values, inside = sample_at(smooth, origin, points)
     visible = inside & (normals[:, 2] < -0.2)
-    skin = float(np.median(values[visible])) if visible.sum() >= 8 else float(np.median(smooth))
+    skin = median(values[visible]) if visible.sum() >= 8 else median(smooth)
     skin = max(skin, 1e-3)
     ambient, direction = skin, np.zeros(3)
     if visible.sum() >= 12:
@@ -280,7 +291,7 @@ def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray
             d = design[keep]
             coef = np.linalg.solve(d.T @ d + ridge, d.T @ y[keep])
             resid = y - design @ coef
-            mad = float(np.median(np.abs(resid[keep]))) + 1e-6
+            mad = median(np.abs(resid[keep])) + 1e-6
             keep = np.abs(resid) < 2.5 * 1.4826 * mad
         ambient, direction = float(coef[0]), coef[1:]
     x0, y0, x1, y1 = _box(face_box, image.shape)
