@@ -17,7 +17,7 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
-from ..landmarks.cache import get_landmarks
+from ..landmarks.cache import detect_landmarks, open_store
 from ..options import floats, none_for, option
 from . import evaluate as E
 from . import metrics as M
@@ -138,6 +138,16 @@ class BenchConfig:
     )  # fmt: skip
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
+    executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
+    ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
+
+    def executor_spec(self):
+        """The embedding step's executor (None: the local pipeline)."""
+        if self.executor == "local":
+            return None
+        from ..jobs import ExecutorSpec
+
+        return ExecutorSpec(self.executor, workers=self.workers or 0, address=self.ray_address)
 
 
 @dataclass
@@ -193,6 +203,23 @@ def _sides(proto, images: ImageTable) -> _Sides:
     )
 
 
+def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
+    """Landmarks (points only) of a few images, each from its manifest's landmark store:
+    the bench reads the landmarks of a chunk when it embeds that chunk."""
+
+    def lookup(refs: Sequence[ImageRef]) -> list:
+        rows = table.loc[[r.image_id for r in refs], ["manifest", "image_id"]]
+        out: list = [None] * len(refs)
+        for key, group in rows.reset_index(drop=True).groupby("manifest", sort=False):
+            if key in stores:
+                found = stores[key].get(group["image_id"].tolist(), mesh=False)
+                for pos, image_id in zip(group.index, group["image_id"]):
+                    out[pos] = found.get(image_id)
+        return out
+
+    return lookup
+
+
 def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
     """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
     ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
@@ -201,32 +228,31 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
         ref_uids.update(probe_uids)
     jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
     out = []
-    lm_cache: dict = {}
+    stores: dict = {}
     table = images.table
     for model, uids in jobs:
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
-        found: list = [None] * len(uids)
+        lookup = None
         if needs:
             for key in rows["manifest"].unique():
                 if not key:
                     continue  # MISSING_UID
-                if key not in lm_cache:
+                if key not in stores:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=lm_workers)
-            found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
-        refs = [
-            ImageRef(u, path, sha, status, lm)
-            for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
-        ]
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec())
+                    stores[key] = open_store(m, cfg.landmarks)
+            lookup = _landmark_lookup(table, stores)
+        refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
         workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
         with progress(len(refs), f"embedding with {model.name}") as advance:
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+                landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
+                executor=cfg.executor_spec(),
             )  # fmt: skip
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
@@ -377,6 +403,9 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.search_device not in SEARCH_DEVICES:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
+    from ..jobs import EXECUTORS
+
+    EXECUTORS.get(cfg.executor)
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")

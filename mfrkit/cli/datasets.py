@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..jobs import ExecutorSpec
 from .app import app, console, datasets_app
+from .declare import with_config
 from .common import Workers, counts_text, key_values
 
 
@@ -80,19 +82,21 @@ def datasets_scan(
 
 
 @app.command()
+@with_config(ExecutorSpec, into="executor")
 def landmarks(
     src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    executor: ExecutorSpec,
     backend: Annotated[str, typer.Option(help="mediapipe, dlib or file.")] = "mediapipe",
     landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
-    workers: Workers = 1,
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import resolve_source
     from ..landmarks.cache import detect_landmarks
 
+    workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, progress=True, backend_options=options)
+    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 

@@ -153,6 +153,6 @@ def make_partial(src, out=None, config: PartialConfig = PartialConfig(), *, work
     """
     job = PartialJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):
-        job.detect_needed(workers, progress)
+        job.detect_needed(workers, progress, executor)
         summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
     return job.registered(summary)
