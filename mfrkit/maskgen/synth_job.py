@@ -8,13 +8,16 @@ byte-identical whatever the executor, the worker count or the order.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+import pandas as pd
+
 from .. import __version__
 from ..data.imageio import read_image
-from ..data.manifest import STATUS_OK
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
 from ..options import option
@@ -264,10 +267,49 @@ class SynthJob(DatasetJob):
     def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
         config = self.config
         meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", landmark_backend=self.backend)
+        if self.backend != "aligned":
+            meta["landmarks"] = {"backend": self.backend, "inherited": True, "from": str(self.source.path),
+                                 "note": "each output carries its source's landmarks (points, no mesh); detect on the masked pixels with mfrkit landmarks"}
         slots = config.slots()
         first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
-        return self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext),
-                                   lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
+        summary = self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext),
+                                      lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
+        self.inherit_landmarks(results, items)
+        return summary
+
+    def inherit_landmarks(self, results: dict[str, list[dict]], items: Sequence[SynthItem], chunk: int = 4096) -> Path | None:
+        """Write the landmarks every output was drawn from into the output's own landmark
+        store (``<out>/landmarks.<backend>/``), keyed by the output's id and sha256.
+
+        A masked copy keeps its source's geometry, so the source's landmarks are its
+        landmarks, as MLFW's aligned images carry LFW's. They are *inherited*: the store's
+        options key says so (``{"inherited_from": ...}``), so a reader that reuses whatever
+        is cached (the bench) uses them, and a detection with explicit backend options
+        (``mfrkit landmarks``, a later synth or partial on the copy) replaces them with
+        landmarks detected on the masked pixels. Points only: the dense mesh is not copied.
+        """
+        if self.backend == "aligned":
+            return None
+        from ..landmarks.cache import open_store
+        from ..landmarks.store import STORE_FILE, encode_results, write_shard
+
+        made = [(r["image_id"], r.get("sha256"), it.source_id) for it in items for r in results.get(it.key, [])
+                if r.get("status") == STATUS_OK and r.get("variant") in ("masked", "unmasked") and not r.get("fallback")]
+        if not made:
+            return None
+        source_store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+        key = json.dumps({"inherited_from": str(self.landmark_manifest), "source_options": source_store.options_key()}, sort_keys=True)
+        self._folder.path_for(f"landmarks.{self.backend}/{STORE_FILE}")  # refuses a link planted in the output folder
+        store = open_store(Manifest(pd.DataFrame(), {}, self.out / MANIFEST_NAME), self.backend)
+        store.reset(key)
+        for number, start in enumerate(range(0, len(made), chunk)):
+            part = made[start : start + chunk]
+            faces = source_store.get([sid for _, _, sid in part], mesh=False)
+            kept = [(oid, sha, faces[sid]) for oid, sha, sid in part if sid in faces and faces[sid].status == STATUS_OK]
+            if kept:
+                write_shard(store.folder, number, encode_results([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]), key)
+        store.commit()
+        return store.folder
 
 
 def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,

@@ -139,3 +139,33 @@ def test_a_grid_refuses_options_it_fixes(lfw):
         SynthJob("lfw", None, SynthConfig(types="grid:nist", colors="black", aligned=True))
     with pytest.raises(Exception, match="nist"):
         SynthConfig(types="grid:unknown").spec()
+
+
+def test_a_masked_copy_inherits_its_sources_landmarks(sample_manifest, tmp_path):
+    from mfrkit.landmarks.cache import detect_landmarks, open_store
+
+    summary = synthesize(sample_manifest, tmp_path / "masked", SynthConfig(types="surgical,n95", seed=1, mix=True))
+    made = read_manifest(summary.manifest)
+    assert made.meta["landmarks"]["inherited"] is True
+    source_faces = open_store(sample_manifest, "mediapipe").get(list(sample_manifest.table["image_id"]), mesh=False)
+    store = open_store(made, "mediapipe")
+    assert "inherited_from" in json.loads(store.options_key())
+    ok = made.ok()
+    assert set(ok["variant"]) == {"masked", "unmasked"}
+    inherited = store.get(list(ok["image_id"]), mesh=False)
+    assert set(inherited) == set(ok["image_id"])
+    for row in ok.to_dict("records"):
+        mine, theirs = inherited[row["image_id"]], source_faces[row["source_id"]]
+        np.testing.assert_array_equal(mine.landmarks.points5, theirs.landmarks.points5)
+        np.testing.assert_array_equal(mine.landmarks.points68, theirs.landmarks.points68)
+        assert mine.n_faces == theirs.n_faces and mine.landmarks.mesh is None
+    # The bench's path (reuse whatever is cached): nothing to detect, the inherited rows serve.
+    assert detect_landmarks(made, "mediapipe").detected == 0
+    # Detection asked for explicitly (mfrkit landmarks): on the masked pixels, replacing them.
+    redetected = detect_landmarks(made, "mediapipe", backend_options={})
+    assert redetected.detected == len(ok)
+    assert "inherited_from" not in store.options_key()
+    fresh = open_store(made, "mediapipe").get(list(ok["image_id"]), mesh=False)
+    masked_ids = list(ok.loc[ok["variant"] == "masked", "image_id"])
+    moved = [np.abs(fresh[i].landmarks.points5 - inherited[i].landmarks.points5).max() for i in masked_ids if fresh[i].status == "ok"]
+    assert moved and max(moved) > 0  # the masked pixels give (slightly) different landmarks
