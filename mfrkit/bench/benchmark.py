@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import platform
 import re
+import shutil
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -115,7 +117,7 @@ class BenchConfig:
             "color": "Override mfrkit.color: RGB or BGR.",
             "mean": "Override mfrkit.mean (0-255 units), e.g. 127.5.",
             "std": "Override mfrkit.std (0-255 units), e.g. 127.5.",
-            "align": "Override mfrkit.align: arcface<S> or arcface<S>p<P> (e.g. arcface112, arcface160p30), dlib150 or none.",
+            "align": "Override mfrkit.align: arcface<S> or arcface<S>p<P> (S up to 2048 px, P up to 100 %; e.g. arcface112, arcface160p30), dlib150 or none.",
         },
     )  # fmt: skip
     sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
@@ -468,30 +470,52 @@ def run_benchmark(
             "environment": _environment(),
         },
     )
-    meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
-    results: list[dict] = []
-    for ms in model_sets:
-        log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
-        ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
-        mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
-        common = {
-            **meta,
-            "model": ms.describe(),
-            "settings": {**settings, "batch_size": cfg.batch_size},
-            "preprocessing": _preprocessing(ms, cfg),
-            "throughput": _throughput(ms, ref, probe),
-        }
-        per_model = [
-            _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
-            for proto, s in zip(protocols, sides)
-        ]
-        _apply_transfer(per_model, transfer_source, cfg.transfer_far)
-        for res, _ in per_model:
-            write_json(Path(res["path"]) / METRICS_NAME, res)
-            results.append(res)
-    board = pd.DataFrame([leaderboard_row(r) for r in results])
-    write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
-    return BenchRun(folder=folder, results=results, leaderboard=board)
+    with _failed_run_cleanup(folder):
+        meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
+        results: list[dict] = []
+        for ms in model_sets:
+            log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
+            ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
+            mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+            common = {
+                **meta,
+                "model": ms.describe(),
+                "settings": {**settings, "batch_size": cfg.batch_size},
+                "preprocessing": _preprocessing(ms, cfg),
+                "throughput": _throughput(ms, ref, probe),
+            }
+            per_model = [
+                _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
+                for proto, s in zip(protocols, sides)
+            ]
+            _apply_transfer(per_model, transfer_source, cfg.transfer_far)
+            for res, _ in per_model:
+                for metric, why in (res["metrics"].get("skipped") or {}).items():
+                    log(f"{ms.name} on {res['protocol']['name']}: {metric} skipped: {why}")
+                write_json(Path(res["path"]) / METRICS_NAME, res)
+                results.append(res)
+        board = pd.DataFrame([leaderboard_row(r) for r in results])
+        write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+        return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+@contextlib.contextmanager
+def _failed_run_cleanup(folder: Path):
+    """A run that fails (an error, Ctrl-C) leaves no half-written run folder behind: when
+    no (model, protocol) finished, the folder (made by this run, under a fresh id) is
+    removed; otherwise its ``run.json`` gets ``"status": "failed"`` and the error, and the
+    finished ``metrics.json`` files (each complete, written atomically) are kept."""
+    try:
+        yield
+    except BaseException as exc:
+        if not any(folder.rglob(METRICS_NAME)):
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(Exception):
+                run = json.loads((folder / "run.json").read_text())
+                run.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                write_json(folder / "run.json", run)
+        raise
 
 
 def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:

@@ -21,7 +21,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK, file_sha256
 from ..errors import ModelError
 from ..landmarks.base import FaceResult, Landmarks
-from ..jobs import ExecutorSpec
+from ..jobs import ExecutorSpec, FolderLock
 from ..model_input import to_tensor
 from .crops import CropJob, iter_crops
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
@@ -247,11 +247,19 @@ def embed_images(
     todo = [i for i in range(n) if status[i] == STATUS_OK]
     cached = 0
     cache = None
+    cache_lock = None
     if cache_dir is not None:
         spec = model.spec.preprocessing()
         prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
         cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
-        found, vec = cache.get([keys[i] for i in todo], dim)
+        # One writer per cache folder at a time: two runs appending parts to the same
+        # model's cache would number them alike.
+        cache_lock = FolderLock(cache.dir / ".lock", what=f"embedding cache {cache.dir}", purpose=f"bench of {model.name}").acquire()
+        try:
+            found, vec = cache.get([keys[i] for i in todo], dim)
+        except BaseException:
+            cache_lock.release()
+            raise
         if vec is not None and found.any():
             if vectors.shape[1] == 0:
                 vectors = np.zeros((n, vec.shape[1]), np.float32)
@@ -331,6 +339,8 @@ def embed_images(
     finally:
         if cache is not None:
             cache.flush()
+        if cache_lock is not None:
+            cache_lock.release()
     seconds = time.perf_counter() - t0
     if bad_model and computed == 0 and cached == 0:
         raise ModelError(f"{model.name} returned NaN, inf or zero embeddings for all {bad_model} images it was given")

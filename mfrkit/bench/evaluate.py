@@ -50,7 +50,7 @@ def verification_metrics(
 
     Keys: ``n_pairs``, ``n_genuine``, ``n_impostor``, ``n_fta`` (comparisons scored -inf),
     ``auc``, ``eer`` (dict), ``tar_at_far`` (one dict per target), ``accuracy`` (k-fold,
-    when ``folds`` has >= 2 values), and with ``n_boot`` > 0, ``bootstrap`` (identity
+    when ``folds`` has >= 2 values; else ``skipped`` maps ``accuracy`` to the reason), and with ``n_boot`` > 0, ``bootstrap`` (identity
     bootstrap intervals of TAR per target and of the k-fold mean accuracy).
     """
     y = np.asarray(labels).astype(bool)
@@ -72,6 +72,9 @@ def verification_metrics(
         use_folds = folds is not None and len(np.unique(folds)) >= 2
         if use_folds:
             out["accuracy"] = M.kfold_accuracy(y, s, folds).as_dict()
+        else:
+            n_folds = 0 if folds is None else len(np.unique(folds))
+            out["skipped"] = {"accuracy": f"k-fold accuracy needs at least 2 folds; the protocol has {n_folds}"}
         if n_boot > 0 and clusters is not None and len(np.unique(clusters)) >= 2:
             boot = {
                 "tar": M.bootstrap_interval(

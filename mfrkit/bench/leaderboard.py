@@ -72,6 +72,23 @@ def leaderboard_row(result: dict) -> dict:
     return row
 
 
+def _checked_row(path: Path) -> dict:
+    """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
+    not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
+    result = read_result(path)
+    sections = ("model", "protocol", "metrics")
+    if not isinstance(result, dict) or not all(isinstance(result.get(k), dict) for k in sections):
+        raise ReportError(f"{path} is not a metrics.json written by mfrkit bench (expected a JSON object with "
+                          f"{', '.join(sections)}); move it out of the results folder")
+    try:
+        row = leaderboard_row(result)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise ReportError(f"{path} is malformed ({type(exc).__name__}: {exc}); move it out of the results folder") from None
+    if not row.get("model") or not row.get("protocol"):
+        raise ReportError(f"{path} names no model or protocol; move it out of the results folder")
+    return row
+
+
 def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     """Every ``metrics.json`` under ``results`` as leaderboard rows.
 
@@ -85,7 +102,7 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     files = sorted(root.rglob(METRICS_NAME))
     if not files:
         raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
-    df = pd.DataFrame([leaderboard_row(read_result(f)) for f in files])
+    df = pd.DataFrame([_checked_row(f) for f in files])
     key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"]
     df = df.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
     return df.sort_values(["protocol", "model"], kind="stable").reset_index(drop=True)

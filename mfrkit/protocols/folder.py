@@ -75,6 +75,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
+from ..data.scan import modified_images
 from ..errors import MfrkitError
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
@@ -91,6 +92,8 @@ TABLES = {
     "probes.csv": ("image_id", "identity", "mated", "mate_id"),
 }
 _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
+#: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
+_MAX_INT = 2**31 - 1
 _FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv")}
 #: Which manifest each id column refers to.
 ROLE_OF_COLUMN = {
@@ -198,6 +201,9 @@ def normalize_table(name: str, table: pd.DataFrame) -> pd.DataFrame:
                 raise ProtocolError(f"{name}: column {col} must hold integers ({exc})") from None
             if ints.isna().any() or (ints != ints.round()).any():
                 raise ProtocolError(f"{name}: column {col} must hold integers")
+            if len(ints) and (ints.abs() > _MAX_INT).any():
+                raise ProtocolError(f"{name}: column {col} holds {ints[ints.abs() > _MAX_INT].iloc[0]!r:.30}, out of "
+                                    f"range (folds are small non-negative integers, labels 0 or 1)")
             ints = ints.astype("int64")
             if col != "fold" and not ints.isin([0, 1]).all():
                 raise ProtocolError(f"{name}: column {col} must be 0 or 1")
@@ -418,6 +424,15 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
             if check:
                 raise StaleManifestError(msg)
             stale.append(msg)
+        elif role == "reference" or m is not out.get("reference"):
+            changed = modified_images(m)  # same manifest, but its photos replaced on disk since the scan
+            if changed:
+                msg = (f"{len(changed)} image(s) of the {role} manifest of protocol {info.get('name')!r} changed on disk "
+                       f"since they were scanned (e.g. {changed[0]}): they would be scored under their old hashes. "
+                       f"Scan the dataset again (mfrkit datasets scan NAME), then make or import the protocol again.")
+                if check:
+                    raise StaleManifestError(msg)
+                stale.append(msg)
         out[role] = m
     return out, stale
 
