@@ -429,9 +429,10 @@ def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StylePar
         # The loops reach round the ear, just outside the face outline.
         ear_top = np.array([CENTRE_U + sign * (face_half(61.0) + 3.0), 61.0])
         ear_low = np.array([CENTRE_U + sign * (face_half(83.0) + 3.0), 83.0])
-        upper = _bezier(tc, 0.5 * (tc + ear_top) + np.array([0.0, -2.0]), ear_top)
-        lower = _bezier(bc, 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0]), ear_low)
-        p.cord([upper, lower], width, color)
+        # One pass per loop: the two loops' boxes barely overlap, one box holding both
+        # would be three times their area.
+        p.cord(_bezier(tc, 0.5 * (tc + ear_top) + np.array([0.0, -2.0]), ear_top), width, color)
+        p.cord(_bezier(bc, 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0]), ear_low), width, color)
 
 
 def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
