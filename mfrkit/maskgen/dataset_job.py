@@ -78,6 +78,7 @@ class JobSummary:
     card: Path | None = None
     contact_sheet: Path | None = None
     failures_file: Path | None = None
+    registered: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,61 @@ def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
     if manifest.path is None:
         raise ManifestError(f"the manifest of {src} has no location; write it first")
     return manifest
+
+
+def source_label(src, source: Manifest) -> str:
+    """The name a made dataset is named after: a registered name as given, a folder's
+    name (the folder holding a manifest file), else the manifest's own name."""
+    from ..data.registry import is_registered
+
+    if not isinstance(src, Manifest):
+        text = str(src)
+        if is_registered(text):
+            return text
+        path = Path(text).expanduser()
+        folder = path if path.is_dir() else path.parent
+        if folder.name:
+            return folder.name
+    if source.name:
+        return source.name
+    return source.path.parent.name if source.path is not None else "dataset"
+
+
+def dataset_name(*parts: str) -> str:
+    """A registrable dataset name from parts (``lfw``, ``surgical``): joined with ``-``,
+    anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``."""
+    import re
+
+    name = "-".join(p for p in parts if p)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "dataset"
+    return name[:64]
+
+
+def check_registrable(name: str, out: Path) -> None:
+    """Refuse, before any work, to register ``name`` for ``out`` when the name already
+    belongs to a user's own dataset elsewhere (one mfrkit did not make, still there)."""
+    from ..data.registry import get_dataset
+    from ..errors import DatasetError
+    from ..jobs.output import read_marker
+
+    try:
+        old = get_dataset(name)
+    except DatasetError:
+        return
+    old_root = Path(old.root)
+    if old_root.resolve() == Path(out).resolve() or not old_root.exists():
+        return
+    if read_marker(old_root) is None and legacy_fingerprint(old_root) is None:
+        raise JobError(f"dataset name {name!r} is registered to {old_root}, which mfrkit did not make; give --out (and register it yourself), "
+                       f"or free the name with `mfrkit datasets remove {name}` (your files are not touched)")
+
+
+def register_output(name: str, out: Path) -> str:
+    """Register a made dataset folder (it holds its own manifest) under ``name``."""
+    from ..data.registry import add_dataset
+
+    add_dataset(name, out, layout="imagefolder", replace=True)
+    return name
 
 
 def out_folder(out, source: Manifest) -> Path:
@@ -249,12 +305,30 @@ class DatasetJob(Job):
     #: Name suffix of the made dataset (``<source>-<suffix>``) and its description.
     suffix: str = ""
 
+    def output_label(self) -> str:
+        """What the default output folder and dataset name add to the source's name."""
+        return self.suffix
+
+    def registered(self, summary: "JobSummary") -> "JobSummary":
+        """Register the made dataset when the job chose its folder (no ``--out``)."""
+        if self.register_as is not None:
+            summary.registered = register_output(self.register_as, self.out)
+        return summary
+
     def _setup(self, src, out, config, *, workers: int, progress: bool, replace: bool) -> None:
         check_limit(config.limit)
         check_no_face(config.on_no_face)
         self.config = config
         self.replace = replace
         self.source = resolve_manifest(src, workers, progress)
+        self.register_as: str | None = None
+        if out is None:
+            # No --out: $MFRKIT_HOME/datasets/<source>-<what>, registered under that name.
+            from ..data.registry import mfrkit_home
+
+            self.register_as = dataset_name(source_label(src, self.source), self.output_label())
+            out = mfrkit_home() / "datasets" / self.register_as
+            check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
         self.usable, self.unusable = source_rows(self.source, config.limit)
         self.source_fp = self.source.fingerprint()  # hashes every row: once per job
@@ -390,7 +464,7 @@ class DatasetJob(Job):
         """The output manifest's metadata: what was made, from which manifest, how."""
         source = self.source
         return {
-            "name": f"{source.name or 'dataset'}-{self.suffix}",
+            "name": self.register_as or f"{source.name or 'dataset'}-{self.suffix}",
             "kind": self.kind,
             "root": ".",
             "description": f"{description} from {source.name or source.path}",
