@@ -169,3 +169,29 @@ def test_a_masked_copy_inherits_its_sources_landmarks(sample_manifest, tmp_path)
     masked_ids = list(ok.loc[ok["variant"] == "masked", "image_id"])
     moved = [np.abs(fresh[i].landmarks.points5 - inherited[i].landmarks.points5).max() for i in masked_ids if fresh[i].status == "ok"]
     assert moved and max(moved) > 0  # the masked pixels give (slightly) different landmarks
+
+
+def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_manifest, tmp_path):
+    """A masked copy is benched on the landmarks it was drawn from; --redetect detects
+    them on the masked pixels instead (what a deployed system would do)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_helpers import ARCFACE_META, make_model
+
+    from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+    from mfrkit.landmarks.cache import open_store
+    from mfrkit.protocols.workflow import make_protocol_folder
+
+    summary = synthesize(sample_manifest, tmp_path / "masked", SynthConfig(types="surgical", seed=2))
+    made = read_manifest(summary.manifest)
+    store = open_store(made, "mediapipe")
+    proto = tmp_path / "proto"
+    make_protocol_folder(proto, sample_manifest.path, summary.manifest, spec="umr-mp", n_folds=1, allow_fewer=True)
+    model = make_model(tmp_path / "m.onnx", size=112, meta={**ARCFACE_META, "mfrkit.input_size": "112", "mfrkit.align": "arcface112"})
+    cfg = dict(models=[str(model)], protocols=[str(proto)], out=tmp_path / "runs", n_boot=0, cache_dir=None, plots=False, report=False, workers=0)
+    run_benchmark(BenchConfig(**cfg))
+    assert "inherited_from" in json.loads(store.options_key())  # used as they were
+    run_benchmark(BenchConfig(**cfg, redetect=True))
+    assert "inherited_from" not in store.options_key()  # detected on the masked pixels
