@@ -17,7 +17,7 @@ from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
-from .registry import default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
+from .registry import check_registrable, default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
 from .spec import SPECS
 from .verification import make_verification
 
@@ -111,13 +111,16 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
             protocol.info["name"] = folder.name
         if people is not None and derive_from is None and kind == "verification":
             protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
-        save_protocol(protocol, folder, overwrite=overwrite)
+        reg_name = None
         if register:
             if isinstance(register, str):
                 reg_name = register if len(jobs) == 1 else f"{register}{'-' if '/' in register else '/'}{folder.name}"
             else:
                 what = folder.name if len(jobs) > 1 else (f"{spec}-{options.get('mode', 'closed')}" if kind == "identification" else spec)
                 reg_name = default_name(protocol.manifests["reference"].name, what)
+            check_registrable(reg_name, folder, replace=overwrite)  # before writing: a refused name writes nothing
+        save_protocol(protocol, folder, overwrite=overwrite)
+        if reg_name is not None:
             protocol.registered_as = register_protocol(reg_name, folder, replace=overwrite).name
         written.append((folder, protocol))
     return written
@@ -136,6 +139,11 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
     (see :func:`make_protocol_folder`).
     """
     read_options = {k: v for k, v in read_options.items() if v is not None}
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(Path(out).resolve().name)
+        # Before anything is written (a .bin's images, the folder): a refused name writes nothing.
+        check_registrable(reg_name, out, replace=overwrite)
     if fmt == "insightface-bin":
         unknown = sorted(set(read_options) - {"n_folds"})
         if unknown:
@@ -151,8 +159,7 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
                                         **read_options)
     save_protocol(protocol, out, overwrite=overwrite)
-    if register:
-        reg_name = register if isinstance(register, str) else safe_part(Path(out).resolve().name)
+    if reg_name is not None:
         protocol.registered_as = register_protocol(reg_name, out, replace=overwrite).name
     return protocol, report
 
