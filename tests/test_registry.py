@@ -84,7 +84,7 @@ def test_bad_registrations(casia, tmp_path):
     with pytest.raises(DatasetError, match="takes no option labels; its options: identity_regex"):
         add_dataset("x", casia, layout="flat", labels="mfr2_labels.txt")  # refused now, not at scan time
     add_dataset("x", casia)
-    with pytest.raises(DatasetError, match="already registered"):
+    with pytest.raises(DatasetError, match="already registered.*--replace"):
         add_dataset("x", tmp_path)
 
 

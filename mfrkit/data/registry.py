@@ -139,7 +139,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
-        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
+        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; re-point it with --replace (replace=True from Python)")
     entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _forget_other_scans(entry)
     entries[name] = entry

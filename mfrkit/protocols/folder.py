@@ -288,7 +288,7 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
         if not (folder / INFO_NAME).exists():
             raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
         if not overwrite:
-            raise ProtocolError(f"a protocol already exists in {folder}; pass overwrite (--force) to replace it")
+            raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
     if protocol.kind not in KINDS:
         raise ProtocolError(f"protocol kind must be one of {KINDS}, got {protocol.kind!r}")
     for role in ROLES:
