@@ -95,6 +95,31 @@ def _picture(p: Picture, alt: str) -> str:
     return f'<img class="face" alt="{_e(alt)}" src="{_data_uri(p.data, p.mime)}">'
 
 
+def _input_text(spec: dict) -> str:
+    size = spec.get("input_size")
+    size = "x".join(str(v) for v in size) if isinstance(size, (list, tuple)) else str(size)
+    return f"{size}, {spec.get('color')}, {spec.get('align')}"
+
+
+def model_family_and_input(model: dict) -> tuple[str, str]:
+    """(family, input) cells of the models table for a run.json ``model`` entry.
+
+    A heterogeneous pair has no ``spec`` of its own: its halves' (``reference``,
+    ``probe``) are shown, once when they agree.
+    """
+    spec = model.get("spec")
+    if spec:
+        return spec.get("family") or "–", _input_text(spec)
+    halves = [(k, (model.get(k) or {}).get("spec")) for k in ("reference", "probe")]
+    halves = [(k, h) for k, h in halves if h]
+    if not halves:
+        return "–", "–"
+    families = list(dict.fromkeys(h.get("family") or "–" for _, h in halves))
+    texts = list(dict.fromkeys(_input_text(h) for _, h in halves))
+    inputs = texts[0] if len(texts) == 1 else "; ".join(f"{k}: {_input_text(h)}" for k, h in halves)
+    return " / ".join(families), inputs
+
+
 def _fmt(v: float | None, digits: int = 4) -> str:
     return "–" if v is None or not finite(v) else f"{float(v):.{digits}f}"
 
@@ -241,15 +266,13 @@ class _Builder:
                 continue
             seen.add(sha)
             model = r.data.get("model") or {}
-            spec = model.get("spec") or {}
+            family, inputs = model_family_and_input(model)
             prep = (r.data.get("preprocessing") or {}).get("reference") or {}
-            size = spec.get("input_size")
-            size = "x".join(str(v) for v in size) if isinstance(size, list) else str(size)
             ips = (r.data.get("throughput") or {}).get("images_per_second")
             rows.append(
                 f'<tr><th><span class="swatch" style="background:{self.colour[sha]}"></span>{_e(self.label(r))}</th>'
-                f"<td>{_e(spec.get('family') or '–')}</td><td><code>{_e(str(sha)[:12])}</code></td>"
-                f"<td>{_e(size)}, {_e(spec.get('color'))}, {_e(spec.get('align'))}</td>"
+                f"<td>{_e(family)}</td><td><code>{_e(str(sha)[:12])}</code></td>"
+                f"<td>{_e(inputs)}</td>"
                 f"<td>{_e(prep.get('landmarks') or '–')}</td><td>{_e(prep.get('tta') or 'none')}</td>"
                 f"<td>{_e(model.get('provider'))}</td><td>{_fmt(ips, 1) if ips is not None else '–'}</td>"
                 f"<td>{'yes' if model.get('heterogeneous') else 'no'}</td></tr>"

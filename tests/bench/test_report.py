@@ -218,3 +218,18 @@ def test_report_renders_in_headless_chromium(tmp_path, demo_like_run):
         # not a blank page: the top holds dark text on white
         top = np.asarray(im.convert("L").crop((0, 0, 800, 200)))
         assert top.min() < 80 and np.median(top) > 200
+
+
+def test_models_table_cells_of_a_heterogeneous_pair():
+    """A heterogeneous pair's run.json entry has no spec of its own: the table showed
+    'None, None, None' and no family; it shows its halves' input (once when they agree)."""
+    from mfrkit.bench.report import model_family_and_input
+
+    half = {"input_size": [112, 112], "color": "RGB", "align": "arcface112", "family": "heterogeneous"}
+    pair = {"name": "het-reference+het-probe", "heterogeneous": True,
+            "reference": {"spec": {**half, "domain": "reference"}}, "probe": {"spec": {**half, "domain": "probe"}}}
+    assert model_family_and_input(pair) == ("heterogeneous", "112x112, RGB, arcface112")
+    pair["probe"]["spec"] = {**half, "input_size": [160, 160], "align": "arcface160p30"}
+    assert model_family_and_input(pair) == ("heterogeneous", "reference: 112x112, RGB, arcface112; probe: 160x160, RGB, arcface160p30")
+    assert model_family_and_input({"spec": {**half, "family": "csn"}}) == ("csn", "112x112, RGB, arcface112")
+    assert model_family_and_input({"spec": {"input_size": [150, 150], "color": "RGB", "align": "dlib150"}}) == ("–", "150x150, RGB, dlib150")
