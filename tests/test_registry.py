@@ -58,7 +58,7 @@ def test_unknown_names_say_how_to_register(mfrkit_home):
     with pytest.raises(DatasetError) as err:
         resolve_source("casia")
     msg = str(err.value)
-    assert "mfrkit datasets add casia" in msg and "mfrkit card casia-webface" in msg
+    assert "mfrkit datasets add casia" in msg and "mfrkit card --known casia-webface" in msg
     with pytest.raises(DatasetError, match="neither a registered dataset"):
         get_dataset("my-private-set")
 

@@ -99,6 +99,21 @@ def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
     assert builtin.exit_code == 0 and "CASIA-WebFace" in builtin.output
 
 
+def test_card_known_gives_the_builtin_card_of_a_registered_name(tmp_path, mfrkit_home):
+    """With a dataset registered as `lfw` (as the README does), `mfrkit card lfw` is the
+    generated card; its pointer to the built-in card used to be `mfrkit card lfw`, the
+    same command again. `--known` always gives the built-in card, and the pointers say so."""
+    build_sample(tmp_path / "lfw", captures=2)
+    assert runner.invoke(app, ["datasets", "add", "lfw", str(tmp_path / "lfw")]).exit_code == 0
+    generated = runner.invoke(app, ["card", "lfw"])
+    assert generated.exit_code == 0 and "images: 4" in generated.output
+    assert "`mfrkit card --known lfw`" in generated.output
+    builtin = runner.invoke(app, ["card", "--known", "lfw"])
+    assert builtin.exit_code == 0 and "Labeled Faces in the Wild" in builtin.output and "images: 4" not in builtin.output
+    unknown = runner.invoke(app, ["card", "--known", "not-a-dataset"])
+    assert unknown.exit_code != 0 and "known datasets: calfw" in str(unknown.exception)
+
+
 def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
     from mfrkit import doctor
 

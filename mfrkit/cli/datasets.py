@@ -105,12 +105,13 @@ def landmarks(
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    known: Annotated[bool, typer.Option("--known", help="The built-in card of the known public dataset SRC names, even when a dataset of that name is registered.")] = False,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from ..atomic import atomic_write_text
     from ..data_cards import CARD_NAME, card_for_source
 
-    text = card_for_source(src)
+    text = card_for_source(src, known=known)
     if out is None:
         console.print(text, markup=False, highlight=False)
         return

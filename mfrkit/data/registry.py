@@ -187,7 +187,7 @@ def _missing(name: str):
     if known:
         raise DatasetError(
             f"dataset {name!r} is not registered. mfrkit never downloads datasets: {how}. "
-            f"How to obtain {known}: see its data card (mfrkit card {known})."
+            f"How to obtain {known}: see its data card (mfrkit card --known {known})."
         )
     registered = ", ".join(e.name for e in list_datasets()) or "none"
     raise DatasetError(f"{name!r} is neither a registered dataset nor a folder or manifest on disk; {how} (registered: {registered})")
