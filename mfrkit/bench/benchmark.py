@@ -266,9 +266,11 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                 landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
                 executor=cfg.executor_spec(),
             )  # fmt: skip
+        # No rate when nothing was embedded (all from the cache): "0.0 img/s" read as a failure.
+        rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
         log(
-            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
-            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
+            f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
+            f"{int((~emb.ok).sum())} failed to acquire"
         )
         out.append(emb)
     return out[0], (out[1] if ms.heterogeneous else out[0])
