@@ -191,3 +191,25 @@ def test_datasets_export_csv_round_trips(tmp_path, mfrkit_home):
     back = read_manifest(out)
     assert sorted(back.table["image_id"]) == sorted(p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s").rglob("*.jpg"))
     assert set(back.table["identity"]) == {"eileen_collins", "grace_hopper"}
+
+
+def test_doctor_ray_message_is_a_whole_sentence(monkeypatch):
+    """Ray's 'no cluster' message was cut at 120 characters, mid-word and mid-quote."""
+    import types
+
+    from mfrkit import doctor
+
+    message = ("Could not find any running Ray instance. Please specify the one to connect to by setting `--address` "
+               "flag or `RAY_ADDRESS` environment variable.")
+
+    def init(**kw):
+        raise ConnectionError(message)
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", types.SimpleNamespace(init=init))
+    monkeypatch.setattr(doctor, "_version", lambda dist: "2.60.0")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster = [c for c in doctor.ray_checks() if c.name == "ray cluster"][0]
+    assert cluster.ok is None
+    assert cluster.detail == "none reachable at auto (Could not find any running Ray instance.); --executor ray starts a local instance"
+    assert doctor.first_sentence("word " * 50, limit=20) == "word word word word ..."
+    assert doctor.first_sentence("one line\nsecond") == "one line"
