@@ -157,6 +157,27 @@ def output_ext(fmt: str | None) -> str | None:
     return fmt
 
 
+def sheet_label(row: dict) -> str:
+    """A synth output's label on the contact sheet: mask type, then the NIST axes when
+    they were set (``--shape``, ``--nose``, ``grid:nist``: the cells of a grid differ only
+    there and in colour, which the picture shows), then how the mask is worn."""
+
+    def text(key: str) -> str | None:
+        value = row.get(key)
+        return value if isinstance(value, str) and value else None
+
+    parts = [text("mask_type") or text("variant") or ""]
+    shape, nose = text("mask_shape"), text("nose_coverage")
+    if shape and shape != "natural":
+        parts.append(shape)
+    if nose:
+        parts.append(f"nose:{nose}")
+    coverage = text("coverage")
+    if coverage and (coverage != "proper" or len(parts) == 1):
+        parts.append(coverage)
+    return " ".join(p for p in parts if p)
+
+
 class SynthJob(DatasetJob):
     """Masks on every usable image of a source manifest."""
 
@@ -272,8 +293,7 @@ class SynthJob(DatasetJob):
                                  "note": "each output carries its source's landmarks (points, no mesh); detect on the masked pixels with mfrkit landmarks"}
         slots = config.slots()
         first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
-        summary = self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext),
-                                      lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
+        summary = self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext), sheet_label)
         self.inherit_landmarks(results, items)
         return summary
 

@@ -195,3 +195,27 @@ def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_mani
     assert "inherited_from" in json.loads(store.options_key())  # used as they were
     run_benchmark(BenchConfig(**cfg, redetect=True))
     assert "inherited_from" not in store.options_key()  # detected on the masked pixels
+
+
+def test_contact_sheet_labels_tell_grid_cells_apart():
+    """Every cell of a grid:nist run was labelled 'surgical proper' or 'kn95 proper': the
+    shape and nose level it differs by were not shown."""
+    from mfrkit.maskgen.synth_job import sheet_label
+
+    nan = float("nan")
+    assert sheet_label({"mask_type": "surgical", "mask_shape": "wide", "nose_coverage": "medium", "coverage": "proper"}) == "surgical wide nose:medium"
+    assert sheet_label({"mask_type": "kn95", "mask_shape": "round", "nose_coverage": "high", "coverage": "proper"}) == "kn95 round nose:high"
+    # the default run: as before
+    assert sheet_label({"mask_type": "cloth", "mask_shape": "natural", "nose_coverage": None, "coverage": "proper"}) == "cloth proper"
+    assert sheet_label({"mask_type": "gas", "mask_shape": "natural", "nose_coverage": None, "coverage": "nose_exposed"}) == "gas nose_exposed"
+    # --mix keeps unmasked rows (NaN in the mask columns)
+    assert sheet_label({"mask_type": nan, "mask_shape": nan, "nose_coverage": nan, "coverage": nan, "variant": "unmasked"}) == "unmasked"
+    # a long label is drawn smaller rather than into the next tile
+    import cv2
+
+    from mfrkit.maskgen.contact_sheet import label_scale
+
+    for text in ("cloth proper", "surgical wide nose:medium", "surgical wide nose:medium nose_exposed"):
+        scale = label_scale(text, 154)
+        assert cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= 154 and scale <= 0.38
+    assert label_scale("cloth proper", 154) == 0.38
