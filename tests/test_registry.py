@@ -33,6 +33,9 @@ def test_add_list_scan_resolve(casia, mfrkit_home):
     assert resolve_source(str(casia)).fingerprint() == manifest.fingerprint()  # its root resolves to it too
     remove_dataset("casia")
     assert list_datasets() == []
+    # removing a name that is not registered says so (it used to say how to register it)
+    with pytest.raises(DatasetError, match=r"no dataset is registered as 'casia' \(registered: none\)"):
+        remove_dataset("casia")
 
 
 def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home, monkeypatch):

@@ -176,7 +176,9 @@ def list_datasets() -> list[DatasetEntry]:
 def remove_dataset(name: str) -> DatasetEntry:
     """Forget a registered dataset (its files are not touched)."""
     entries = _load()
-    entry = entries.pop(name, None) or _missing(name)
+    entry = entries.pop(name, None)
+    if entry is None:  # not "register it with ...": there is nothing to forget
+        raise DatasetError(f"no dataset is registered as {name!r} (registered: {', '.join(sorted(entries)) or 'none'})")
     _save(entries)
     return entry
 
