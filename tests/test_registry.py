@@ -109,3 +109,23 @@ def test_a_name_pointed_at_another_folder_is_scanned_again(casia, tmp_path, mfrk
     assert len(m) == 1 and m.meta["root"] == str(other.resolve())  # not the old folder's manifest
     add_dataset("x", other, layout="flat", replace=True)
     assert resolve_source("x").meta["layout"] == "flat"
+
+
+def test_registering_a_folder_mfrkit_made(tmp_path, mfrkit_home):
+    """Such a folder carries its own manifest: `datasets add` no longer suggests a scan
+    that would fail, and refuses layout options it would silently ignore."""
+    from typer.testing import CliRunner
+
+    from mfrkit.cli import app
+    from mfrkit.data.manifest import write_manifest
+    from mfrkit.data.sample import build_sample
+    from mfrkit.data.scan import scan_dataset
+
+    build_sample(tmp_path / "made", captures=2)
+    manifest, _ = scan_dataset(tmp_path / "made", layout="imagefolder", name="made")
+    write_manifest(manifest, tmp_path / "made" / "manifest.parquet")
+    with pytest.raises(DatasetError, match=r"carries its own manifest; layout options \(variant\) do not apply"):
+        add_dataset("made", tmp_path / "made", variant="masked")
+    result = CliRunner().invoke(app, ["datasets", "add", "made", str(tmp_path / "made")])
+    assert result.exit_code == 0 and "its own manifest is used, nothing to scan" in result.output
+    assert "datasets scan" not in result.output

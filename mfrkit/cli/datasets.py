@@ -25,7 +25,10 @@ def datasets_add(
     from ..data.registry import add_dataset
 
     entry = add_dataset(name, path, layout=layout, replace=replace, **key_values(option))
-    console.print(f"registered {entry.name} -> {entry.root} (layout {entry.layout}); next: mfrkit datasets scan {entry.name}")
+    if entry.manifest_path == Path(entry.root) / "manifest.parquet":
+        console.print(f"registered {entry.name} -> {entry.root} (made by mfrkit: its own manifest is used, nothing to scan)")
+    else:
+        console.print(f"registered {entry.name} -> {entry.root} (layout {entry.layout}); next: mfrkit datasets scan {entry.name}")
 
 
 

@@ -133,6 +133,10 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DatasetError(f"{root_path} is not a folder")
+    if options and (root_path / MANIFEST_NAME).is_file():
+        # Its manifest is the data (resolve_source): the options would be silently ignored.
+        raise DatasetError(f"{root_path} was made by mfrkit and carries its own manifest; layout options "
+                           f"({', '.join(sorted(options))}) do not apply to it: register it without --option")
     if layout == "auto":
         known = known_dataset(name)
         layout = known_layout(known) if known else detect_layout(root_path)
