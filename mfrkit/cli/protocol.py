@@ -109,9 +109,9 @@ def protocol_make(
                                    register=(name or True) if register else False, **options)
     for folder, protocol in written:
         counts = protocol.info["counts"]
-        what = (f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+        what = (f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
                 if protocol.kind == "verification" else
-                f"{counts['gallery']} gallery images, {counts['probes']} probes ({counts['mated']} mated)")
+                f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)")
         registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
         console.print(f"wrote {folder}: {protocol.spec}, {what}{registered}", highlight=False)
 
@@ -142,7 +142,7 @@ def protocol_import(
                                               variant=variant, overwrite=force, name=name, strict=strict,
                                               ext=ext, n_folds=folds, register=(name or True) if register else False)
     counts = protocol.info["counts"]
-    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
     registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
     console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
