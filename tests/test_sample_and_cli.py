@@ -213,3 +213,16 @@ def test_doctor_ray_message_is_a_whole_sentence(monkeypatch):
     assert cluster.detail == "none reachable at auto (Could not find any running Ray instance.); --executor ray starts a local instance"
     assert doctor.first_sentence("word " * 50, limit=20) == "word word word word ..."
     assert doctor.first_sentence("one line\nsecond") == "one line"
+
+
+def test_version_and_python_dash_m():
+    """`mfrkit --version` and `python -m mfrkit` (neither existed)."""
+    import subprocess
+    import sys
+
+    from mfrkit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mfrkit {__version__}"
+    done = subprocess.run([sys.executable, "-m", "mfrkit", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"mfrkit {__version__}", done.stderr
