@@ -138,6 +138,7 @@ def score_histograms(panels: Sequence[tuple[str, np.ndarray, np.ndarray, float |
             ax.axvline(thr, color="k", ls="--", lw=1, label="FAR=1e-3 threshold")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("score", fontsize=8)
+        ax.set_ylabel("density", fontsize=8)  # each class's histogram integrates to 1: not counts
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:

@@ -233,3 +233,12 @@ def test_models_table_cells_of_a_heterogeneous_pair():
     assert model_family_and_input(pair) == ("heterogeneous", "reference: 112x112, RGB, arcface112; probe: 160x160, RGB, arcface160p30")
     assert model_family_and_input({"spec": {**half, "family": "csn"}}) == ("csn", "112x112, RGB, arcface112")
     assert model_family_and_input({"spec": {"input_size": [150, 150], "color": "RGB", "align": "dlib150"}}) == ("–", "150x150, RGB, dlib150")
+
+
+def test_score_histograms_say_their_y_axis_is_a_density():
+    """The histograms are densities (30 impostors drew bars up to 45): the axis says so."""
+    from mfrkit.bench.report_figures import score_histograms
+
+    rng = np.random.default_rng(0)
+    svg = score_histograms([("m", rng.normal(0.8, 0.05, 30), rng.normal(0.2, 0.05, 30), 0.5)], "t").decode()
+    assert "density" in svg
