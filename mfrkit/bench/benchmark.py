@@ -87,6 +87,9 @@ class BenchConfig:
         ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
         protocol of the run.
     plots : write PNG plots.
+    rules : the rule set the leaderboard shows (``mfrkit`` or ``insightface``, see
+        :data:`~mfrkit.bench.metrics.RULE_SETS`); metrics.json always holds both.
+    save_embeddings : write ``embeddings.parquet`` per model into the run folder.
     """
 
     models: list
@@ -113,6 +116,8 @@ class BenchConfig:
     transfer_from: str | None = "umr-ump"
     transfer_far: float = 1e-4
     plots: bool = True
+    rules: str = "mfrkit"
+    save_embeddings: bool = False
 
 
 @dataclass
@@ -352,6 +357,7 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.search_device not in SEARCH_DEVICES:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
+    M.RULE_SETS.get(cfg.rules)
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")
