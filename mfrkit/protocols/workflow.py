@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.manifest import file_sha256
+from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, open_manifest, save_protocol
@@ -66,18 +67,22 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     out : path-like
     reference, probe : manifest paths
     spec, spec_params : the spec
-    kind : ``verification`` or ``identification``
+    kind : ``verification``, ``all-pairs`` (every reference x every probe image, see
+        :mod:`.all_pairs`) or ``identification``
     derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
     people : LFW ``people.txt`` giving the identity folds (1:1 only)
-    options : forwarded to :func:`make_verification`, :func:`make_identification` or
-        :func:`derive_verification`.
+    options : forwarded to :func:`make_verification`, :func:`make_all_pairs`,
+        :func:`make_identification` or :func:`derive_verification`.
 
     Returns
     -------
     list of (folder, Protocol) written.
     """
-    if kind not in ("verification", "identification"):
-        raise ProtocolError(f"kind must be verification or identification, got {kind!r}")
+    if kind not in ("verification", "all-pairs", "identification"):
+        raise ProtocolError(f"kind must be verification, all-pairs or identification, got {kind!r}")
+    if kind == "all-pairs" and (derive_from is not None or people is not None):
+        raise ProtocolError("an all-pairs protocol compares every image: it takes no parent protocol (--from) "
+                            "and no people.txt folds")
     spec_params = {k: v for k, v in (spec_params or {}).items() if v is not None}
     SPECS.get(spec)
     jobs: list[tuple[Path, dict]] = [(Path(out), spec_params)]
@@ -96,6 +101,8 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
                                            **options)
         elif kind == "identification":
             protocol = make_identification(reference, probe, spec=spec, spec_params=params, name=label, **options)
+        elif kind == "all-pairs":
+            protocol = make_all_pairs(reference, probe, spec=spec, spec_params=params, name=label, **options)
         else:
             folds = people_folds(people) if people is not None else None
             protocol = make_verification(reference, probe, spec=spec, spec_params=params, identity_folds=folds,
