@@ -7,19 +7,20 @@ identities the figures mean nothing; every stage runs for real.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
-from .data.registry import add_dataset, mfrkit_home
-from .data.sample import SAMPLE_DESCRIPTION, build_sample
+from .data.imageio import is_image_file
+from .data.registry import add_dataset, get_dataset, mfrkit_home
+from .data.sample import SAMPLE_DESCRIPTION, build_sample, source_photos
 from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
-from .errors import ManifestError
+from .errors import DatasetError, ManifestError, MfrkitError
+from .jobs import OutputFolder, read_marker
 from .landmarks.cache import LandmarkSummary, detect_landmarks
-from .maskgen.pipeline import JOURNAL
+from .maskgen.dataset_job import legacy_fingerprint
 
 #: The protocols the demo makes, with the manifests they draw from.
 DEMO_PROTOCOLS = {"umr-ump": ("sample", None), "umr-mp": ("sample", "sample-masked"), "mr-mp": ("sample-masked", None)}
@@ -38,29 +39,85 @@ class DemoResult:
     bench: object | None = None
 
 
+def _legacy_sample(root: Path) -> str | None:
+    """The fingerprint of a demo sample made before output markers existed."""
+    try:
+        meta = read_manifest(root / MANIFEST_NAME).meta
+    except ManifestError:
+        return None
+    if meta.get("kind") != "demo-sample":
+        return None
+    return _sample_fingerprint(int(meta.get("seed", 0)), int(meta.get("captures_per_identity", 6)))
+
+
+def _sample_fingerprint(seed: int, captures: int) -> str:
+    return f"seed={seed},captures={captures}"
+
+
+def _sample_files(root: Path) -> list[str]:
+    """Every file an earlier demo sample wrote in ``root`` (its manifest lists the images)."""
+    files = [MANIFEST_NAME, CARD_NAME] + [p.name for p in root.glob("landmarks.*")]
+    try:
+        files += [str(p) for p in read_manifest(root / MANIFEST_NAME).table["path"]]
+    except ManifestError:
+        pass
+    return files
+
+
+def _refuse_foreign_files(root: Path, expected: set[str]) -> None:
+    """The demo scans its sample folder: files it did not write would be mixed in."""
+    foreign = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink() or (p.is_file() and is_image_file(p) and rel not in expected):
+            foreign.append(rel)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise MfrkitError(f"{root} holds files the demo did not write ({shown}); the demo would mix them into its sample. Move them away or use another --out")
+
+
+def register_demo_dataset(name: str, root: Path) -> None:
+    """Register ``root`` (a folder the demo made) as ``name``.
+
+    An existing registration of ``name`` is re-pointed only when it points at a folder
+    mfrkit made (another demo) or at a folder that is gone: a user's own dataset that
+    happens to be called ``demo`` is never taken over silently.
+    """
+    try:
+        old = get_dataset(name)
+    except DatasetError:
+        old = None
+    if old is not None and Path(old.root).resolve() != root.resolve():
+        old_root = Path(old.root)
+        made_by_mfrkit = read_marker(old_root) is not None or _legacy_sample(old_root) is not None or legacy_fingerprint(old_root) is not None
+        if old_root.exists() and not made_by_mfrkit:
+            raise MfrkitError(f"dataset name {name!r} is registered to {old_root}, which the demo did not make; "
+                              f"free the name with `mfrkit datasets remove {name}` (your files are not touched) and run the demo again")
+    add_dataset(name, root, layout="imagefolder", replace=True)
+
+
 def build_demo_sample(out: Path, *, seed: int = 0, captures: int = 6) -> Manifest:
-    """Write the sample into ``out`` with its manifest, and register it as ``demo``."""
-    build_sample(out, captures=captures, seed=seed)
-    manifest, _ = scan_dataset(out, layout="imagefolder", name="demo")
-    manifest.meta.update({"root": ".", "kind": "demo-sample", "seed": seed, "captures_per_identity": captures, "description": SAMPLE_DESCRIPTION})
-    write_manifest(manifest, out / MANIFEST_NAME)
-    add_dataset("demo", out, layout="imagefolder", replace=True)
+    """Write the sample into ``out`` with its manifest, and register it as ``demo``.
+
+    ``out`` must be new, empty or a demo sample: the demo never writes into (or scans)
+    a folder holding files it did not write.
+    """
+    out = Path(out)
+    folder = OutputFolder(out, kind="demo-sample", fingerprint=_sample_fingerprint(seed, captures), adopt=_legacy_sample)
+    with folder.claim(replace=_sample_files):
+        expected = {f"{identity}/{identity}_{k:04d}.jpg" for identity in source_photos() for k in range(1, captures + 1)}
+        _refuse_foreign_files(out, expected)
+        build_sample(out, captures=captures, seed=seed)
+        manifest, _ = scan_dataset(out, layout="imagefolder", name="demo")
+        manifest.meta.update({"root": ".", "kind": "demo-sample", "seed": seed, "captures_per_identity": captures, "description": SAMPLE_DESCRIPTION})
+        write_manifest(manifest, out / MANIFEST_NAME)
+        folder.finished()
+    register_demo_dataset("demo", out)
     return manifest
 
 
-def _stale_masked_copy(folder: Path, sample: Manifest, seed: int) -> bool:
-    """True when ``folder`` holds a masked copy the demo cannot reuse: one of another
-    sample or seed, or an unfinished one (twelve images are quicker made again than
-    checked against the journal's options)."""
-    if (folder / JOURNAL).exists():
-        return True
-    if not (folder / MANIFEST_NAME).exists():
-        return False
-    try:
-        meta = read_manifest(folder / MANIFEST_NAME).meta
-    except ManifestError:
-        return True
-    return meta.get("seed") != seed or (meta.get("source") or {}).get("fingerprint") != sample.fingerprint()
+def _legacy_demo(root: Path) -> str | None:
+    return "demo" if _legacy_sample(root / "sample") is not None else None
 
 
 def run_demo(
@@ -82,12 +139,16 @@ def run_demo(
     """
     log = log or (lambda msg: None)
     out = Path(out) if out else mfrkit_home() / "demo"
+    # The demo's folder is marked as the demo's: a folder holding anything else is refused
+    # (the demo replaces its own earlier outputs, never a user's files).
+    with OutputFolder(out, kind="demo", fingerprint="demo", adopt=_legacy_demo).claim():
+        return _run_demo(out, seed=seed, captures=captures, workers=workers, full=full, progress=progress, log=log)
+
+
+def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, progress: bool, log: Callable[[str], None]) -> DemoResult:
     sample = out / "sample"
     manifest = build_demo_sample(sample, seed=seed, captures=captures)
     masked = out / "sample-masked"
-    if _stale_masked_copy(masked, manifest, seed):
-        # synth refuses a folder that holds another job; this one is the demo's own.
-        shutil.rmtree(masked)
     result = DemoResult(out=out, manifest=manifest)
     for backend in ("mediapipe", "dlib"):
         result.landmarks.append(detect_landmarks(manifest, backend, workers=workers, progress=progress))
@@ -96,13 +157,14 @@ def run_demo(
         return result
 
     from .bench.benchmark import BenchConfig, run_benchmark
-    from .maskgen.pipeline import SynthConfig, synthesize
+    from .maskgen.synth_job import SynthConfig, synthesize
     from .models.dlib_resnet import import_dlib
     from .protocols.workflow import make_protocol_folder
 
     log("masking the sample (synth --mask random)")
-    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), workers=workers, progress=progress)
-    add_dataset("demo-masked", masked, replace=True)
+    # replace: a masked copy of another seed or sample is the demo's own, made again
+    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), workers=workers, progress=progress, replace=True)
+    register_demo_dataset("demo-masked", masked)
     folders = {"sample": sample / MANIFEST_NAME, "sample-masked": masked / MANIFEST_NAME}
     for spec, (reference, probe) in DEMO_PROTOCOLS.items():
         # Two identities cannot fill identity-disjoint folds: one fold, every pair there is.

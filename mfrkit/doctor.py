@@ -93,6 +93,35 @@ def landmark_checks() -> list[Check]:
     return checks
 
 
+def ray_checks(address: str | None = None) -> list[Check]:
+    """Ray (the optional cluster executor): installed or not, and whether a running
+    cluster is reachable (``address``, default ``auto``: the one ``ray start`` left
+    running on this machine or named by ``RAY_ADDRESS``). Neither is a failure: Ray is
+    an extra."""
+    version = _version("ray")
+    if version is None:
+        return [Check("ray", None, "not installed (optional: pip install 'mfrkit[ray]' for --executor ray)")]
+    checks = [Check("ray", None, version)]
+    import os
+
+    target = address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        import ray
+
+        ray.init(address=target, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            nodes = len([n for n in ray.nodes() if n.get("Alive")])
+        finally:
+            ray.shutdown()
+        checks.append(Check("ray cluster", True, f"reachable at {target}: {nodes} node(s), {cpus} CPUs, {gpus} GPUs"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        checks.append(Check("ray cluster", None, f"none reachable at {target} ({first[:120]}); --executor ray starts a local instance"))
+    return checks
+
+
 def run_checks() -> list[Check]:
     """Every check, in report order."""
-    return package_checks() + accelerator_checks() + landmark_checks()
+    return package_checks() + accelerator_checks() + landmark_checks() + ray_checks()

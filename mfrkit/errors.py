@@ -48,3 +48,7 @@ class LandmarkError(MfrkitError):
 
 class ModelError(MfrkitError):
     """A model file cannot be used: not ONNX, wrong shapes, missing preprocessing, bad output."""
+
+
+class JobError(MfrkitError):
+    """A job cannot start or produced nothing (bad options, an unusable output folder, ...)."""

@@ -128,31 +128,6 @@ def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):
     assert "demo-masked" in listed
 
 
-def test_demo_rerun_with_another_seed_remakes_its_masked_copy(tmp_path, mfrkit_home):
-    from mfrkit.data.manifest import Manifest, make_table, write_manifest
-    from mfrkit.demo import run_demo
-
-    out = tmp_path / "demo"
-    sample = run_demo(out, seed=0, captures=1, full=False).manifest
-    masked = out / "sample-masked"
-
-    def copy_of(fingerprint, seed):
-        row = {"image_id": "a.jpg", "path": "a.jpg", "status": "ok"}
-        write_manifest(Manifest(make_table([row]), {"kind": "synth", "seed": seed, "source": {"fingerprint": fingerprint}}), masked / "manifest.parquet")
-
-    copy_of(sample.fingerprint(), 0)
-    run_demo(out, seed=0, captures=1, full=False)
-    assert masked.exists()  # made from this very sample: kept, synth finds it done
-    run_demo(out, seed=1, captures=1, full=False)
-    assert not masked.exists()  # made from the seed-0 sample: synth would refuse the folder
-    copy_of("0" * 64, 1)
-    run_demo(out, seed=1, captures=1, full=False)
-    assert not masked.exists()
-    (masked / ".journal").mkdir(parents=True)  # an interrupted one
-    run_demo(out, seed=1, captures=1, full=False)
-    assert not masked.exists()
-
-
 def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):
     result = runner.invoke(app, ["card", "lfw", "--out", str(tmp_path / "cards")])
     assert result.exit_code == 0 and (tmp_path / "cards" / "DATA_CARD.md").is_file()

@@ -28,6 +28,7 @@ from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import get_landmarks
+from ..options import floats, none_for, option
 from . import evaluate as E
 from . import metrics as M
 from .crops import default_workers
@@ -64,7 +65,8 @@ class BenchError(MfrkitError):
 
 @dataclass
 class BenchConfig:
-    """Settings of one ``mfrkit bench`` run (the CLI options, one to one).
+    """Settings of one ``mfrkit bench`` run. Each field declares its ``mfrkit bench``
+    option (:func:`mfrkit.options.option`): flag, help and parsing live here only.
 
     Attributes
     ----------
@@ -92,32 +94,58 @@ class BenchConfig:
     save_embeddings : write ``embeddings.parquet`` per model into the run folder.
     """
 
-    models: list
-    protocols: list
-    probe_model: str | None = None
-    manifests: list = field(default_factory=list)
-    out: Path = Path("runs")
-    provider: str = "auto"
-    batch_size: int = 64
-    workers: int | None = None
-    tta: str | None = None
-    threads: int = 0
-    model_options: dict = field(default_factory=dict)
-    sidecar: str | None = None
-    landmarks: str = "mediapipe"
-    cache_dir: Path | None = field(default_factory=default_cache_dir)
-    fta_policy: str = "reject"
-    far_targets: tuple = M.DEFAULT_FAR_TARGETS
-    max_rank: int = 20
-    search_device: str = "auto"
-    n_boot: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
-    transfer_from: str | None = "umr-ump"
-    transfer_far: float = 1e-4
-    plots: bool = True
-    rules: str = "mfrkit"
-    save_embeddings: bool = False
+    models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
+    protocols: list[str] = option(
+        flags="--protocol",
+        help="Protocol: a registered name (or a unique suffix of one, e.g. mr-mp), a protocol folder, or a spec "
+        "drawn from --manifest: SPEC (1:1) or SPEC:closed|open|megaface (1:N); repeatable.",
+    )  # fmt: skip
+    probe_model: str | None = option(None, help="Probe half of a heterogeneous model; --model is then the reference half.")
+    manifests: list[str] = option(
+        default_factory=list, flags="--manifest", short="-m",
+        help="Manifest instead of the path in protocol.json: PATH (both roles) or reference=PATH / probe=PATH (repeatable).",
+    )  # fmt: skip
+    out: Path = option(Path("runs"), short="-o", help="Results root; the run goes in OUT/<run id>.")
+    provider: str = option("auto", help="onnxruntime provider: auto, cuda or cpu.")
+    batch_size: int = option(64, flags="--batch", min=1, help="Images per model call.")
+    workers: int | None = option(None, short="-j", min=0, help="Pipeline worker processes (default: automatic; 0: none).")
+    tta: str | None = option(None, parse=none_for("none"), show_default="none", help="Test-time augmentation: none or flip.")
+    threads: int = option(0, min=0, help="onnxruntime intra-op threads (0: its default).")
+    model_options: dict = option(
+        default_factory=dict, help="Preprocessing keys overriding the model's metadata.",
+        entries={
+            "input_size": "Override mfrkit.input_size, e.g. 112 or 112,112.",
+            "color": "Override mfrkit.color: RGB or BGR.",
+            "mean": "Override mfrkit.mean (0-255 units), e.g. 127.5.",
+            "std": "Override mfrkit.std (0-255 units), e.g. 127.5.",
+            "align": "Override mfrkit.align: arcface<S> or arcface<S>p<P> (e.g. arcface112, arcface160p30), dlib150 or none.",
+        },
+    )  # fmt: skip
+    sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
+    landmarks: str = option("mediapipe", help="Landmark backend whose (cached) landmarks align the faces.")
+    cache_dir: Path | None = option(
+        default_factory=default_cache_dir, flags="--cache", switches={"--no-cache": None},
+        help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).",
+    )  # fmt: skip
+    fta_policy: str = option("reject", flags="--fta", help="Failures to acquire: reject (scored as rejections) or exclude (left out, still counted).")
+    far_targets: tuple = option(M.DEFAULT_FAR_TARGETS, flags="--far", parse=floats, help="FAR/FPIR targets, comma-separated.")
+    max_rank: int = option(20, min=1, help="1:N candidate-list length and CMC range.")
+    search_device: str = option("auto", help="1:N search and all-pairs scoring: auto, cuda (torch) or cpu (numpy).")
+    n_boot: int = option(1000, flags="--bootstrap", min=0, help="Identity-bootstrap replicates (0: none).")
+    seed: int = option(0, help="Seed of the bootstrap.")
+    confidence: float = option(0.95, help="Confidence level of every interval (Clopper-Pearson and bootstrap).")
+    transfer_from: str | None = option(
+        "umr-ump", parse=none_for(""),
+        help="Protocol (its name, or its spec when one protocol of the run has it) whose threshold is applied to the "
+        "other 1:1 protocols ('' to skip).",
+    )  # fmt: skip
+    transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
+    plots: bool = option(True, help="Write ROC/DET/CMC plots.")
+    rules: str = option("mfrkit", help="Rule set the leaderboard shows: mfrkit (conservative TAR@FAR, midpoint "
+                        "thresholds) or insightface (nearest ROC point, threshold grid on squared L2 distance, std "
+                        "ddof=0); metrics.json always holds both.")
+    save_embeddings: bool = option(False, negatable=False, help="Write embeddings.parquet per model into the run "
+                                   "folder (FtA rows with a null embedding and their reason).")
 
 
 @dataclass
@@ -361,6 +389,8 @@ def _validate(cfg: BenchConfig) -> None:
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")
+    if not 0 < cfg.confidence < 1:
+        raise BenchError(f"the confidence level must be between 0 and 1, got {cfg.confidence}")
     M._check_targets(cfg.far_targets)
     M._check_targets([cfg.transfer_far], "transfer_far")
 

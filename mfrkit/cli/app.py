@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 
@@ -9,6 +11,19 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Masked-face 
 datasets_app = typer.Typer(no_args_is_help=True, help="Register face datasets on disk and scan them into manifests.")
 protocol_app = typer.Typer(no_args_is_help=True, help="Make, import, export, inspect and validate protocols.")
 models_app = typer.Typer(no_args_is_help=True, help="Train and export the reference model families.")
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the native libraries' log lines (mediapipe, TFLite, absl), hidden by default.")] = False,
+) -> None:
+    """Masked-face recognition research toolkit."""
+    from ..quiet import set_verbose
+
+    if verbose:
+        set_verbose(True)  # an environment variable: worker processes inherit it
+
+
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(models_app, name="models")

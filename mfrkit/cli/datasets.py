@@ -17,7 +17,7 @@ def datasets_add(
     path: Annotated[Path, typer.Argument(help="The dataset folder.")],
     layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat or auto.")] = "auto",
     replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
 ) -> None:
     """Register a dataset folder under a short name (nothing is copied or scanned)."""
     from ..data.registry import add_dataset
@@ -99,7 +99,7 @@ def landmarks(
 @app.command()
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from ..atomic import atomic_write_text

@@ -13,7 +13,7 @@ from .common import Workers, counts_text, print_board
 
 @app.command()
 def demo(
-    out: Annotated[Optional[Path], typer.Option(help="Where to build the demo (default $MFRKIT_HOME/demo).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to build the demo (default $MFRKIT_HOME/demo).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the capture perturbations, masks and protocols.")] = 0,
     full: Annotated[bool, typer.Option("--full/--sample-only", help="Run the whole pipeline, or stop after the sample's landmarks.")] = True,
     workers: Workers = 1,

@@ -20,7 +20,7 @@ def _family_options(items: Optional[list[str]]) -> dict:
 
 FamilyOption = Annotated[
     Optional[list[str]],
-    typer.Option("--option", "-o", help="Family config KEY=VALUE, YAML-typed (see `mfrkit models list`)."),
+    typer.Option("--option", help="Family config KEY=VALUE, YAML-typed (see `mfrkit models list`)."),
 ]
 
 
@@ -41,7 +41,7 @@ def models_list() -> None:
 def models_train(
     family: Annotated[str, typer.Option(help="Model family (see `mfrkit models list`).")],
     data: Annotated[str, typer.Option(help="Registered dataset, manifest, or dataset folder.")],
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (checkpoint, loss log); rerun to resume. Default runs/<family>.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (checkpoint, loss log); rerun to resume. Default runs/<family>.")] = None,
     teacher: Annotated[Optional[Path], typer.Option(help="Frozen ONNX teacher for csn distillation (mfrkit metadata needed).")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=2)] = 128,
@@ -76,7 +76,7 @@ def models_train(
 
 @models_app.command("export")
 def models_export(
-    out: Annotated[Path, typer.Option(help="ONNX file to write (heterogeneous: one file per domain beside it).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write (heterogeneous: one file per domain beside it).")],
     family: Annotated[Optional[str], typer.Option(help="Model family; optional with --checkpoint.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Training checkpoint; without one the weights are untrained.")] = None,
     option: FamilyOption = None,
@@ -94,7 +94,7 @@ def models_export(
 
 @models_app.command("import-dlib")
 def models_import_dlib(
-    out: Annotated[Path, typer.Option("--out", help="ONNX file to write.")] = Path("dlib_resnet.onnx"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("dlib_resnet.onnx"),
     model: Annotated[
         Optional[Path],
         typer.Option(

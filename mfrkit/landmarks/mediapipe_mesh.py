@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from importlib import resources
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import LandmarkError
+from ..quiet import native_logs
 from .base import BACKENDS, Landmarks
 
 # mediapipe's refined mesh: 468 face vertices, then two irises of 5 points each
@@ -92,21 +92,21 @@ class MediapipeBackend:
     has_mesh: ClassVar[bool] = True
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, thorough: bool = False) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging is noisy
         try:
             from mediapipe.python.solutions import face_mesh
         except Exception as exc:  # pragma: no cover - depends on the install
             raise LandmarkError(f"cannot import mediapipe's face mesh: {exc}") from exc
         from mediapipe.python.solutions import face_detection
 
-        self._mesh = face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-        )
-        self._crop_mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_confidence)
-        self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        with native_logs(settle=self._wait_idle):  # mediapipe's C++ logging is noisy (shown with --verbose)
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+            )
+            self._crop_mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_confidence)
+            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
         self.max_faces = max_faces
         self.thorough = thorough
 
@@ -122,7 +122,16 @@ class MediapipeBackend:
         return out
 
     def detect(self, image: np.ndarray, *, image_id: str | None = None) -> list[Landmarks]:
-        image = np.ascontiguousarray(image)
+        with native_logs(settle=self._wait_idle):
+            return self._detect(np.ascontiguousarray(image))
+
+    def _wait_idle(self) -> None:
+        """Until the graphs' threads are idle (some log just after a result is returned)."""
+        for graph in (getattr(self, "_mesh", None), getattr(self, "_crop_mesh", None), getattr(self, "_detector", None)):
+            if graph is not None:
+                graph._graph.wait_until_idle()
+
+    def _detect(self, image: np.ndarray) -> list[Landmarks]:
         meshes = self._meshes(self._mesh, image)
         if not meshes or self.thorough:
             extra = self._small_faces(image)

@@ -1,4 +1,5 @@
-"""Mask synthesis: mask styles, two renderers, blending, partial faces, dataset jobs.
+"""Mask synthesis: mask styles, two renderers, blending, partial faces, and the dataset
+jobs ``synth`` (:mod:`.synth_job`) and ``partial`` (:mod:`.partial_job`).
 
 Public API::
 
@@ -12,16 +13,12 @@ Public API::
 
 from .augment import MaskAugment
 from .partial import REGIONS, crop_region, partial_box
-from .pipeline import (
-    JobSummary,
-    PartialConfig,
-    SynthConfig,
-    aligned_landmarks,
-    make_partial,
-    synthesize,
-)
+from .canonical import aligned_landmarks
+from .dataset_job import JobSummary
+from .partial_job import PartialConfig, make_partial
 from .quality import CoverageCheck, check_coverage
 from .renderers import RENDERERS, Rendered, Renderer, RenderParams, create_renderer
+from .synth_job import SynthConfig, synthesize
 from .styles import COLORS, COVERAGES, MASK_TYPES, StyleParams, StyleSpec, sample_style
 from .textures import TEXTURES
 

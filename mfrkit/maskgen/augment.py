@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MfrkitError
-from .pipeline import aligned_landmarks
+from .canonical import aligned_landmarks
 from .renderers import Rendered, create_renderer
 from .styles import StyleSpec
 

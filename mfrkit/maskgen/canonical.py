@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..landmarks.base import Landmarks
+
 DATA = Path(__file__).with_name("data") / "canonical_face.npz"
 
 #: Centre line of the canonical face (its symmetry plane), canonical units.
@@ -105,3 +107,20 @@ def mean_face_68(size: int = 112) -> np.ndarray:
     These are the landmarks ``--aligned`` inputs get instead of detection.
     """
     return canonical_face().mean68[:, :2] * (size / 112.0)
+
+
+def aligned_landmarks(width: int, height: int) -> Landmarks:
+    """Template landmarks of an ArcFace crop (112x112, or 112x96 with 8 px cut off each
+    side; other sizes scaled from the height): the mean 68-point face, the ArcFace 5
+    points and the canonical mesh."""
+    from ..align import ARCFACE_112
+
+    scale = height / 112.0
+    dx = (width - height) / 2.0
+    shift = np.array([dx, 0.0])
+    p68 = mean_face_68(112) * scale + shift
+    mesh = canonical_face().vertices.copy() * scale
+    mesh[:, 0] += dx
+    bbox = np.array([0, 0, width, height], dtype=np.float32)
+    return Landmarks(points5=(ARCFACE_112 * scale + shift).astype(np.float32), points68=p68.astype(np.float32), bbox=bbox,
+                     score=float("nan"), backend="aligned", mesh=mesh.astype(np.float32))

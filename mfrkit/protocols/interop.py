@@ -21,10 +21,16 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write_bytes
 from ..data.imageio import decode_image
-from ..data.manifest import STATUS_OK, Manifest, file_sha256, make_table, write_manifest
-from ..errors import ImageError
+from ..data.manifest import (
+    STATUS_OK,
+    Manifest,
+    file_sha256,
+    make_table,
+    read_manifest,
+    write_manifest,
+)
+from ..errors import ImageError, MfrkitError
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
 from .formats import (
@@ -285,6 +291,39 @@ def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLi
         raise PairFormatError(f"cannot read {path}: {exc}") from None
     bins, issame = read_bin(data, source=str(path))
     folds = contiguous_folds(len(issame), n_folds)
+    # The images go into a folder mfrkit owns: a new or empty one, or this very file's
+    # earlier extraction (resumed); never an existing dataset, whose manifest would be
+    # overwritten. Claimed after the file was read, so a bad file changes nothing.
+    from ..jobs import OutputFolder
+
+    fingerprint = f"{hashlib.sha256(data).hexdigest()[:16]}-{variant}"
+    folder = OutputFolder(dataset_dir, kind="bin-images", fingerprint=fingerprint, adopt=_legacy_bin_images)
+    with folder.claim():
+        manifest, rows = _write_bin_images(folder, bins, variant, name or path.stem, path.name, hashlib.sha256(data).hexdigest())
+        folder.finished()
+    ids = [r["image_id"] for r in rows]
+    pairs = pd.DataFrame({"fold": folds, "left_id": ids[0::2], "right_id": ids[1::2],
+                          "label": np.asarray(issame, dtype=np.int64)})
+    spec = _SPEC_OF_VARIANTS.get((variant, variant))
+    info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
+            "params": {"read_options": {"n_folds": n_folds, "variant": variant}},
+            "source": {"format": "insightface-bin", "file": path.name, "sha256": manifest.meta["source"]["sha256"],
+                       "unresolved": 0}}
+    return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest
+
+
+def _legacy_bin_images(root: Path) -> str | None:
+    """An extraction made before output markers existed (its manifest says so)."""
+    try:
+        meta = read_manifest(root / "manifest.parquet").meta
+    except MfrkitError:
+        return None
+    if meta.get("layout") != "insightface-bin":
+        return None
+    return f"{str((meta.get('source') or {}).get('sha256', ''))[:16]}-{meta.get('variant', 'unmasked')}"
+
+
+def _write_bin_images(folder, bins: list[bytes], variant: str, name: str, file_name: str, file_sha256: str) -> tuple[Manifest, list[dict]]:
     width = max(6, len(str(len(bins) - 1)))
     rows = []
     for i, blob in enumerate(bins):
@@ -299,19 +338,11 @@ def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLi
         rel = f"images/{i:0{width}d}{ext}"
         row["image_id"] = row["path"] = rel
         if row["status"] == STATUS_OK:
-            target = dataset_dir / rel
+            target = folder.path_for(rel)
             if not (target.is_file() and target.read_bytes() == blob):
-                atomic_write_bytes(target, blob)
+                folder.write_bytes(rel, blob)
         rows.append(row)
-    manifest = Manifest(make_table(rows), {"name": name or path.stem, "layout": "insightface-bin",
-                                           "source": {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}})
-    write_manifest(manifest, dataset_dir / "manifest.parquet")
-    ids = [r["image_id"] for r in rows]
-    pairs = pd.DataFrame({"fold": folds, "left_id": ids[0::2], "right_id": ids[1::2],
-                          "label": np.asarray(issame, dtype=np.int64)})
-    spec = _SPEC_OF_VARIANTS.get((variant, variant))
-    info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
-            "params": {"read_options": {"n_folds": n_folds, "variant": variant}},
-            "source": {"format": "insightface-bin", "file": path.name, "sha256": manifest.meta["source"]["sha256"],
-                       "unresolved": 0}}
-    return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest
+    manifest = Manifest(make_table(rows), {"name": name, "layout": "insightface-bin", "variant": variant,
+                                           "source": {"file": file_name, "sha256": file_sha256}})
+    write_manifest(manifest, folder.root / "manifest.parquet")
+    return manifest, rows

@@ -31,16 +31,20 @@ def test_bench_options_map_to_config(monkeypatch, capsys, tmp_path):
 
     monkeypatch.setattr(run_module, "run_benchmark", fake)
     code, out, _ = invoke(
-        monkeypatch, capsys, "bench", "-m", "a.onnx", "-m", "models/", "-p", "proto", "--tta", "flip", "--no-cache",
+        monkeypatch, capsys, "bench", "--model", "a.onnx", "--model", "models/", "--protocol", "proto", "--tta", "flip", "--no-cache",
         "--far", "1e-2,1e-3", "--mean", "127.5", "--align", "none", "--fta", "exclude", "--bootstrap", "0",
-        "--transfer-from", "", "--batch", "8", "--provider", "cpu",
+        "--transfer-from", "", "--batch", "8", "--provider", "cpu", "--confidence", "0.9", "-m", "probe=masked",
+        "-j", "3", "-o", tmp_path / "runs",
     )  # fmt: skip
     assert code == 0, out
     cfg = seen["cfg"]
-    assert [str(m) for m in cfg.models] == ["a.onnx", "models"] and cfg.protocols == ["proto"]
+    assert [str(m) for m in cfg.models] == ["a.onnx", "models/"] and cfg.protocols == ["proto"]
     assert cfg.tta == "flip" and cfg.cache_dir is None and cfg.far_targets == (1e-2, 1e-3)
     assert cfg.model_options == {"mean": "127.5", "align": "none"} and cfg.fta_policy == "exclude"
     assert cfg.n_boot == 0 and cfg.transfer_from is None and cfg.batch_size == 8 and cfg.provider == "cpu"
+    assert cfg.confidence == 0.9 and cfg.manifests == ["probe=masked"] and cfg.workers == 3 and cfg.out == tmp_path / "runs"
+    # what was not given keeps the dataclass default
+    assert cfg.plots is True and cfg.seed == 0 and cfg.landmarks == "mediapipe" and cfg.max_rank == 20
     assert "m on p (cpu): auc=0.5" in out and "run folder" in out
 
 
@@ -58,7 +62,7 @@ def test_bench_on_the_demo_sample_with_landmark_alignment(monkeypatch, capsys, t
     proto = write_protocol(tmp_path / "demo-pairs", [sample_manifest], name="demo-pairs", pairs=all_pairs(sample_manifest))
     runs = tmp_path / "runs"
     code, out, err = invoke(
-        monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--out", runs, "--cache", tmp_path / "cache",
+        monkeypatch, capsys, "bench", "--model", model, "--protocol", proto, "--out", runs, "--cache", tmp_path / "cache",
         "--bootstrap", "10", "--landmarks", "mediapipe",
     )  # fmt: skip
     assert code == 0, err
@@ -79,16 +83,16 @@ def test_errors_are_one_line_messages(monkeypatch, capsys, tmp_path, dataset):
     bad = tmp_path / "bad.onnx"
     bad.write_text("not a model")
     proto = write_protocol(tmp_path / "p", [dataset], name="p", pairs=all_pairs(dataset))
-    code, _, err = invoke(monkeypatch, capsys, "bench", "-m", bad, "-p", proto, "--out", tmp_path / "runs")
+    code, _, err = invoke(monkeypatch, capsys, "bench", "--model", bad, "--protocol", proto, "--out", tmp_path / "runs")
     assert code == 1 and "not a loadable ONNX model" in err and "Traceback" not in err
-    code, _, err = invoke(monkeypatch, capsys, "bench", "-m", bad, "-p", tmp_path / "nowhere", "--out", tmp_path / "runs")
+    code, _, err = invoke(monkeypatch, capsys, "bench", "--model", bad, "--protocol", tmp_path / "nowhere", "--out", tmp_path / "runs")
     assert code == 1 and "neither a protocol folder nor a spec" in err
     code, _, err = invoke(monkeypatch, capsys, "leaderboard", tmp_path / "empty")
     assert code == 1 and "no results folder" in err
     model = make_model(tmp_path / "m.onnx")
-    code, _, err = invoke(monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--far", "abc", "--out", tmp_path / "runs")
+    code, _, err = invoke(monkeypatch, capsys, "bench", "--model", model, "--protocol", proto, "--far", "abc", "--out", tmp_path / "runs")
     assert code != 0 and "comma-separated" in err
     # messages are printed as written, brackets included (not eaten as rich markup)
     monkeypatch.setattr(run_module, "run_benchmark", lambda *a, **k: (_ for _ in ()).throw(run_module.BenchError("install mfrkit[gpu] [/]")))
-    code, _, err = invoke(monkeypatch, capsys, "bench", "-m", model, "-p", proto, "--out", tmp_path / "runs")
+    code, _, err = invoke(monkeypatch, capsys, "bench", "--model", model, "--protocol", proto, "--out", tmp_path / "runs")
     assert code == 1 and "install mfrkit[gpu] [/]" in err

@@ -6,7 +6,7 @@ import pytest
 from mfrkit.align import align_face
 from mfrkit.errors import MfrkitError
 from mfrkit.maskgen import MaskAugment, check_coverage
-from mfrkit.maskgen.pipeline import aligned_landmarks
+from mfrkit.maskgen.canonical import aligned_landmarks
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mfrkit.cli import app
-from mfrkit.maskgen.pipeline import JobSummary, PartialConfig, SynthConfig
+from mfrkit.jobs import ExecutorSpec
+from mfrkit.maskgen import JobSummary, PartialConfig, SynthConfig
 
 runner = CliRunner()
 
@@ -19,15 +20,15 @@ def _summary(kind, out):
 def test_synth_maps_options(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(src, out, config, *, workers, progress):
-        seen.update(src=src, out=out, config=config, workers=workers)
+    def fake(src, out, config, *, workers, executor, progress):
+        seen.update(src=src, out=out, config=config, workers=workers, executor=executor)
         return _summary("synth", out)
 
-    monkeypatch.setattr("mfrkit.maskgen.pipeline.synthesize", fake)
+    monkeypatch.setattr("mfrkit.maskgen.synth_job.synthesize", fake)
     result = runner.invoke(app, ["synth", "--src", "casia", "--out", str(tmp_path), "--mask", "surgical,n95", "--coverage", "chin",
                                  "--renderer", "template", "--landmarks", "dlib", "--seed", "5", "--mix", "--on-no-face", "copy", "-j", "2"])
     assert result.exit_code == 0, result.output
-    assert seen["src"] == "casia" and seen["workers"] == 2
+    assert seen["src"] == "casia" and seen["workers"] == 2 and seen["executor"] == ExecutorSpec("local", workers=2)
     assert seen["config"] == SynthConfig(types="surgical,n95", coverage="chin", renderer="template", landmarks="dlib", seed=5, mix=True, on_no_face="copy")
     assert "3 images" in result.output and "2 items run now, 1 found done" in result.output
     assert "no_face" in result.output and "2/3 passed" in result.output
@@ -36,13 +37,15 @@ def test_synth_maps_options(monkeypatch, tmp_path):
 def test_partial_maps_options(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(src, out, config, *, workers, progress):
-        seen["config"] = config
+    def fake(src, out, config, *, workers, executor, progress):
+        seen["config"], seen["executor"] = config, executor
         return _summary("partial", out)
 
-    monkeypatch.setattr("mfrkit.maskgen.pipeline.make_partial", fake)
-    result = runner.invoke(app, ["partial", "--src", "lfw", "--out", str(tmp_path), "--regions", "leye,mouth", "--factors", "0.1:0.3:0.1", "--centered"])
+    monkeypatch.setattr("mfrkit.maskgen.partial_job.make_partial", fake)
+    result = runner.invoke(app, ["partial", "--src", "lfw", "--out", str(tmp_path), "--regions", "leye,mouth", "--factors", "0.1:0.3:0.1", "--centered",
+                                 "--executor", "ray", "--ray-address", "auto"])
     assert result.exit_code == 0, result.output
+    assert seen["executor"] == ExecutorSpec("ray", workers=1, address="auto")
     assert seen["config"] == PartialConfig(regions="leye,mouth", factors="0.1:0.3:0.1", placement="centered")
 
 

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from skimage import data
 
-import mfrkit.maskgen.pipeline as pipeline
 from mfrkit.align import align_face
 from mfrkit.data.imageio import encode_image, read_image
 from mfrkit.data.manifest import read_manifest, write_manifest
@@ -20,7 +19,8 @@ from mfrkit.data.sample import build_sample
 from mfrkit.data.scan import scan_dataset
 from mfrkit.maskgen import PartialConfig, SynthConfig, make_partial, synthesize
 from mfrkit.maskgen.partial import GREY, partial_box
-from mfrkit.maskgen.pipeline import JobError
+from mfrkit.jobs import JobError
+from mfrkit.maskgen.synth_job import SynthJob
 
 
 def _files(root):
@@ -94,21 +94,21 @@ def test_resume_after_an_interruption(synth_one, source, tmp_path, monkeypatch):
     out, _ = synth_one
     target = tmp_path / "resumed"
     calls = {"n": 0}
-    real = pipeline._synth_item
+    real = SynthJob.run_item
 
-    def flaky(payload, options):
+    def flaky(self, item, state):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(payload, options)
+        return real(self, item, state)
 
-    monkeypatch.setattr(pipeline, "CHUNK", {"synth": 1, "partial": 1})
-    monkeypatch.setattr(pipeline, "_synth_item", flaky)
+    monkeypatch.setattr(SynthJob, "chunk_size", 1)
+    monkeypatch.setattr(SynthJob, "run_item", flaky)
     with pytest.raises(KeyboardInterrupt):
         synthesize(source, target, SynthConfig(seed=3), workers=1)
     assert not (target / "manifest.parquet").exists() and (target / ".journal").exists()
     assert not [p for p in target.rglob("*") if ".tmp" in p.name]  # nothing half-written
-    monkeypatch.setattr(pipeline, "_synth_item", real)
+    monkeypatch.setattr(SynthJob, "run_item", real)
     summary = synthesize(source, target, SynthConfig(seed=3), workers=1)
     assert summary.resumed == 3 and summary.processed == 3
     assert _files(target) == _files(out)

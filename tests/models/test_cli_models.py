@@ -33,7 +33,7 @@ def test_models_train_maps_options(monkeypatch, tiny_dataset, tmp_path):
     monkeypatch.setattr(train_mod, "train", fake_train)
     args = ["models", "train", "--family", "csn", "--data", str(tiny_dataset.path), "--teacher", "t.onnx",
             "--epochs", "4", "--device", "cpu", "--out", str(tmp_path / "run"), "--aligned", "-j", "0",
-            "-o", "width=8", "-o", "sub_dropout=[0.1, 0.2]"]
+            "--option", "width=8", "--option", "sub_dropout=[0.1, 0.2]"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert calls["family"] == "csn" and calls["out"] == tmp_path / "run" and calls["teacher"] == Path("t.onnx")
@@ -53,7 +53,7 @@ def test_models_export_maps_options(monkeypatch, tmp_path):
 
     monkeypatch.setattr(export_mod, "export_family", fake_export)
     result = runner.invoke(app, ["models", "export", "--family", "heterogeneous", "--out", str(tmp_path / "h.onnx"),
-                                 "-o", "backbone=iresnet18"])
+                                 "--option", "backbone=iresnet18"])
     assert result.exit_code == 0, result.output
     assert calls == {"family": "heterogeneous", "out": tmp_path / "h.onnx", "checkpoint": None,
                      "options": {"backbone": "iresnet18"}}

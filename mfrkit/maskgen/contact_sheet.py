@@ -1,0 +1,43 @@
+"""Contact sheets: a grid of a dataset's outputs, for looking at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data.imageio import read_image, write_image
+from ..data.manifest import Manifest
+
+
+def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int = 36, tile: int = 160, columns: int = 6, label: Callable[[dict], str] | None = None) -> Path | None:
+    """A PNG of up to ``n`` outputs drawn at random (seeded), labelled; None when empty."""
+    import cv2
+
+    table = manifest.ok()
+    if "variant" in table.columns:
+        pick = table[table["variant"].isin(["masked", "partial"])]
+        table = pick if len(pick) else table
+    if not len(table):
+        return None
+    rng = np.random.default_rng([int(seed), 7])
+    idx = np.sort(rng.choice(len(table), size=min(n, len(table)), replace=False))
+    rows = table.iloc[idx].to_dict("records")
+    cols = min(columns, len(rows))
+    nrows = -(-len(rows) // cols)
+    band = 18
+    sheet = np.full((nrows * (tile + band), cols * tile, 3), 255, np.uint8)
+    for k, row in enumerate(rows):
+        img = read_image(manifest.abspath(row["path"]))
+        h, w = img.shape[:2]
+        s = tile / max(h, w)
+        small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        r, c = divmod(k, cols)
+        y, x = r * (tile + band), c * tile
+        oy, ox = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
+        sheet[y + oy : y + oy + small.shape[0], x + ox : x + ox + small.shape[1]] = small
+        text = (label(row) if label else str(row.get("image_id")))[:26]
+        cv2.putText(sheet, text, (x + 3, y + tile + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (30, 30, 30), 1, cv2.LINE_AA)
+    write_image(path, sheet)
+    return path

@@ -1,0 +1,411 @@
+"""What the dataset-making jobs (``synth``, ``partial``) share: the source, the output
+folder, landmarks, output files, and finishing (manifest, card, failures, contact sheet).
+
+Output folder of such a job::
+
+    <out>/manifest.parquet   one row per output, ``meta.root = "."``
+    <out>/DATA_CARD.md       the data card
+    <out>/failures.csv       every source that produced no image, with the reason
+    <out>/contact_sheet.png  random samples, for looking at
+    <out>/<mirrored tree>    the images
+
+The folder is claimed through :class:`~mfrkit.jobs.OutputFolder` (marked, locked, never
+a folder holding files mfrkit did not write); the journal lives in ``<out>/.journal``
+until the job finishes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..data.imageio import encode_image, image_size
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..errors import ManifestError
+from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
+from ..landmarks.base import FaceResult
+from .contact_sheet import write_contact_sheet
+
+CARD = "DATA_CARD.md"
+FAILURES = "failures.csv"
+CONTACT_SHEET = "contact_sheet.png"
+NO_FACE_ACTIONS = ("skip", "copy")
+#: Extensions mfrkit can write; a source in another format needs ``--format``.
+WRITABLE = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@dataclass
+class JobSummary:
+    """What a dataset job did.
+
+    Attributes
+    ----------
+    kind : str
+    out : Path
+    manifest : Path
+    outputs : int
+        Rows with status ``ok``.
+    processed, resumed : int
+        Items run now, and items found done by an earlier run (an item is one output
+        slot of one source image for ``synth``, one source image for ``partial``).
+    failures : dict
+        Sources without output, by reason.
+    quality : dict or None
+        ``synth`` only: coverage checks passed / failed, by failed expectation.
+    elapsed : float
+        Seconds.
+    """
+
+    kind: str
+    out: Path
+    manifest: Path
+    outputs: int
+    processed: int
+    resumed: int
+    failures: dict
+    quality: dict | None
+    elapsed: float
+    card: Path | None = None
+    contact_sheet: Path | None = None
+    failures_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class SourceItem(Item):
+    """An item made from one source image.
+
+    Attributes
+    ----------
+    source_id : str
+        The source's ``image_id``.
+    identity : str or None
+    source : str
+        Absolute path of the source image.
+    source_rel : str
+        Its path relative to the source dataset.
+    """
+
+    source_id: str = ""
+    identity: str | None = None
+    source: str = ""
+    source_rel: str = ""
+
+
+# --- options shared by both jobs ----------------------------------------------------------------
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and int(limit) < 1:
+        raise JobError(f"--limit must be a positive number of images, got {limit}")
+
+
+def check_no_face(action: str) -> None:
+    if action not in NO_FACE_ACTIONS:
+        raise JobError(f"--on-no-face must be one of {', '.join(NO_FACE_ACTIONS)}, got {action!r}")
+
+
+def job_backend(aligned: bool, landmarks: str | None, landmark_file: str | None, renderer: str | None = None) -> str:
+    """The landmark backend a job uses, checked before the job claims its ``out`` folder.
+
+    ``aligned`` jobs use the template landmarks (``"aligned"``); a renderer, when
+    given, must get what it fits from the backend.
+    """
+    if aligned:
+        return "aligned"
+    from ..landmarks.base import BACKENDS
+    from .renderers import landmarks_needed
+
+    backend = landmarks or "mediapipe"
+    factory = BACKENDS.get(backend)
+    if backend == "file" and not landmark_file:
+        raise JobError("--landmarks file needs the landmark file: --landmark-file PATH")
+    needs = landmarks_needed(renderer) if renderer else None
+    if needs == "mesh" and not getattr(factory, "has_mesh", False):
+        raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
+    # The file backend gives 68 points when its file holds them; the renderer checks each face.
+    if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
+        raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
+    return backend
+
+
+def backend_options(landmark_file: str | None) -> dict:
+    return {"path": str(landmark_file)} if landmark_file else {}
+
+
+def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
+    """The source manifest of ``--src`` (a Manifest is used as it is)."""
+    if isinstance(src, Manifest):
+        manifest = src
+    else:
+        from ..data.registry import resolve_source
+
+        manifest = resolve_source(src, workers=workers, progress=progress)
+    if manifest.path is None:
+        raise ManifestError(f"the manifest of {src} has no location; write it first")
+    return manifest
+
+
+def out_folder(out, source: Manifest) -> Path:
+    """``out``, refused when it lies in the source dataset's folder (outputs mirror the
+    source paths, so they would overwrite its images or mix with them) or holds it."""
+    out = Path(out)
+    root = source.root.resolve()
+    target = out.resolve()
+    if target == root or target.is_relative_to(root):
+        raise JobError(f"--out {out} lies inside the source dataset folder {root}; outputs would overwrite or mix with its images, choose a folder outside it")
+    if root.is_relative_to(target):
+        raise JobError(f"--out {out} holds the source dataset folder {root}; choose a folder outside it")
+    return out
+
+
+def source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source's usable rows (the first ``limit``) and its unusable ones."""
+    table = manifest.table
+    usable = table[table["status"] == STATUS_OK]
+    unusable = table[table["status"] != STATUS_OK]
+    if limit is not None:
+        usable = usable.iloc[: int(limit)]
+    return usable, unusable
+
+
+def fingerprint_of(kind: str, config, source_fp: str) -> str:
+    """The job's identity: its kind, options (``--limit`` aside), source and version."""
+    data = {"kind": kind, "config": dataclasses.asdict(config), "source": source_fp, "version": __version__}
+    data["config"].pop("limit", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def legacy_fingerprint(root: Path) -> str | None:
+    """The fingerprint of a synth/partial folder made before output markers existed."""
+    stamp = root / JOURNAL / "job.json"
+    if stamp.is_file():
+        try:
+            return str(json.loads(stamp.read_text())["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if (root / MANIFEST_NAME).is_file():
+        try:
+            meta = read_manifest(root / MANIFEST_NAME).meta
+        except ManifestError:
+            return None
+        if meta.get("kind") in ("synth", "partial") and meta.get("job_fingerprint"):
+            return str(meta["job_fingerprint"])
+    return None
+
+
+def isna(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# --- the job base ----------------------------------------------------------------------------------------
+
+
+class DatasetJob(Job):
+    """A job that makes a dataset folder from a source manifest (``synth``, ``partial``).
+
+    Subclasses set ``kind``, build ``self.items`` in ``__init__`` (after calling
+    :meth:`_setup`) and implement ``run_item``.
+    """
+
+    error_status = "render_error"
+    #: Name suffix of the made dataset (``<source>-<suffix>``) and its description.
+    suffix: str = ""
+
+    def _setup(self, src, out, config, *, workers: int, progress: bool, replace: bool) -> None:
+        check_limit(config.limit)
+        check_no_face(config.on_no_face)
+        self.config = config
+        self.replace = replace
+        self.source = resolve_manifest(src, workers, progress)
+        self.out = out_folder(out, self.source)
+        self.usable, self.unusable = source_rows(self.source, config.limit)
+        self.source_fp = self.source.fingerprint()  # hashes every row: once per job
+        self.fingerprint = fingerprint_of(self.kind, config, self.source_fp)
+        self._folder = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint, adopt=legacy_fingerprint)
+        # The cached landmarks are read by each worker for its own chunks; only the cache's
+        # location travels with the job.
+        self.landmark_manifest = self.source.path
+        self.items: list[SourceItem] = []
+
+    def __getstate__(self) -> dict:
+        # Workers need the items they are sent, the options and the output folder; not
+        # the source table, the plan or the main process's caches.
+        state = dict(self.__dict__)
+        for heavy in ("source", "usable", "unusable", "items"):
+            state[heavy] = None
+        return state
+
+    # --- Job interface ---------------------------------------------------------------
+
+    def plan(self) -> Sequence[SourceItem]:
+        return self.items
+
+    def output(self) -> OutputFolder:
+        return self._folder
+
+    def replace_files(self, root: Path):
+        if not self.replace:
+            return None
+        return self._own_files(root)
+
+    def _own_files(self, root: Path) -> list[str]:
+        """Every file an earlier job of this kind wrote in ``root`` (by its records)."""
+        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL]
+        files += [p.name for p in root.glob("landmarks.*")]
+        if (root / MANIFEST_NAME).is_file():
+            try:
+                table = read_manifest(root / MANIFEST_NAME).table
+                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str)]
+                for col in ("occlusion_path",):
+                    if col in table.columns:
+                        files += [str(p) for p in table[col] if isinstance(p, str)]
+            except ManifestError:
+                pass
+        for part in sorted((root / JOURNAL).glob("part-*.json")):
+            try:
+                for _, rows in json.loads(part.read_text()):
+                    files += [r["path"] for r in rows if r.get("status") == STATUS_OK and r.get("path")]
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+        return files
+
+    def previous_results(self) -> dict[str, list[dict]]:
+        final = self.out / MANIFEST_NAME
+        if not final.exists():
+            return {}
+        # A finished job rerun (e.g. with a larger --limit): its manifest lists what is
+        # done, failures included (their causes are in the source or its landmarks).
+        try:
+            table = read_manifest(final).table
+        except ManifestError:
+            return {}
+        done = {}
+        if "job_item" in table.columns:
+            for key, group in table.groupby("job_item", sort=False):
+                done[str(key)] = [{k: (None if isna(v) else v) for k, v in r.items()} for r in group.drop(columns=["job_item"]).to_dict("records")]
+        return done
+
+    def is_complete(self, rows: list[dict]) -> bool:
+        return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
+
+    def open_worker(self) -> dict:
+        return {"faces": None}
+
+    def faces(self, state: dict) -> dict[str, FaceResult]:
+        """The cached landmarks of the source, read once per worker when first needed."""
+        if state.get("faces") is None:
+            if self.backend == "aligned":
+                state["faces"] = {}
+            else:
+                from ..landmarks.cache import load_landmarks
+
+                state["faces"] = load_landmarks(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+        return state["faces"]
+
+    def failure_rows(self, item: SourceItem, status: str, message: str) -> list[dict]:
+        """A manifest row for a source that produced no image: it keeps the output's
+        intended path (the file does not exist) and the failure reason as its status."""
+        rel = item.outputs[0] if item.outputs else item.source_rel
+        return [{"image_id": rel, "path": rel, "identity": item.identity, "source_id": item.source_id, "status": status,
+                 "message": message, "source_path": item.source_rel}]
+
+    # --- helpers for subclasses --------------------------------------------------------------
+
+    def detect_needed(self, workers: int, progress: bool) -> None:
+        """Fill the landmark cache for the job's usable images (nothing for ``aligned``)."""
+        if self.backend == "aligned" or not len(self.usable):
+            return
+        from ..landmarks.cache import detect_landmarks
+
+        # A --limit run detects only its own images; the cache keeps every other image's rows.
+        manifest = self.source if self.config.limit is None else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
+        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file))
+
+    def write_output(self, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
+        """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``
+        as it is, atomically inside the output folder; the manifest's file columns."""
+        if data is None:
+            data = encode_image(image, Path(rel).suffix)
+            h, w = image.shape[:2]
+        else:
+            w, h = image_size(data)
+        self._folder.write_bytes(rel, data)
+        return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data)}
+
+    def meta(self, description: str, **params) -> dict:
+        """The output manifest's metadata: what was made, from which manifest, how."""
+        source = self.source
+        return {
+            "name": f"{source.name or 'dataset'}-{self.suffix}",
+            "kind": self.kind,
+            "root": ".",
+            "description": f"{description} from {source.name or source.path}",
+            "seed": self.config.seed,
+            "params": {**dataclasses.asdict(self.config), **params},
+            "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": self.source_fp},
+            "job_fingerprint": self.fingerprint,
+        }
+
+    def finish_dataset(self, results: dict[str, list[dict]], items: Sequence[SourceItem], stats: RunStats, meta: dict,
+                       unusable_rel: Callable[[str], str], sheet_label: Callable[[dict], str]) -> JobSummary:
+        """Write the manifest, failures, card and contact sheet; a job that made no image
+        at all is an error (after failures.csv is written, so the reasons can be read)."""
+        from ..data_cards import write_card
+
+        out = self.out
+        rows: list[dict[str, Any]] = []
+        for it in items:
+            for r in results.get(it.key, []):
+                rows.append({**r, "job_item": it.key})
+        for _, src in self.unusable.iterrows():
+            rel = unusable_rel(str(src["path"]))
+            rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
+                         "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
+        frame = pd.DataFrame(rows)
+        ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
+        failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
+        if "fallback" in frame.columns:
+            # Images kept by a fallback (copied unmasked, PartialLFW's resize) still count.
+            fell = frame[frame["fallback"].notna() & (frame["status"] == STATUS_OK)].copy()
+            fell["status"] = fell["fallback"]
+            failed = pd.concat([failed, fell], ignore_index=True)
+        failures = {str(k): int(v) for k, v in failed["status"].value_counts().sort_index().items()} if len(failed) else {}
+        fail_path = out / FAILURES
+        cols = ["source_id", "source_path", "status", "message"]
+        fail_frame = failed.reindex(columns=["image_id", *cols]) if len(failed) else pd.DataFrame(columns=["image_id", *cols])
+        with atomic_path(fail_path) as tmp:
+            fail_frame.to_csv(tmp, index=False)
+        if not len(ok):
+            reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
+            raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+        quality = None
+        if "quality_ok" in ok.columns and ok["quality_ok"].notna().any():
+            checked = ok[ok["quality_ok"].notna()]
+            reasons_q: dict[str, int] = {}
+            for failed_checks in checked.loc[~checked["quality_ok"].astype(bool), "quality_failed"]:
+                for reason in str(failed_checks or "").split(","):
+                    if reason:
+                        reasons_q[reason] = reasons_q.get(reason, 0) + 1
+            quality = {"checked": int(len(checked)), "passed": int(checked["quality_ok"].astype(bool).sum()), "failed_by_reason": dict(sorted(reasons_q.items()))}
+        meta = {**meta, "failures": failures, "quality": quality, "outputs": int(len(ok))}
+        # Every source is accounted for: failed ones as rows whose status is the reason
+        # (their messages go to failures.csv).
+        table = frame.drop(columns=[c for c in ("message", "source_path") if c in frame.columns]).reset_index(drop=True)
+        manifest = Manifest(table=make_table(table), meta=meta)
+        path = write_manifest(manifest, out / MANIFEST_NAME)
+        card = write_card(manifest, out / CARD)
+        sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label)
+        return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(len(ok)), processed=stats.processed, resumed=stats.resumed,
+                          failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)

@@ -1,0 +1,258 @@
+"""``mfrkit synth``: a masked copy of a dataset, as a job on :mod:`mfrkit.jobs`.
+
+One item per output slot of a source image (one slot, or one per mask type with
+``--mask all``, plus the unmasked copy with ``--mix``). Every item depends only on its
+source image, its landmarks and ``item_rng(seed, source_id, slot)``, so the output is
+byte-identical whatever the executor, the worker count or the order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from .. import __version__
+from ..data.imageio import read_image
+from ..data.manifest import STATUS_OK
+from ..errors import ImageError
+from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
+from ..options import option
+from ..rng import item_rng
+from .dataset_job import (
+    WRITABLE,
+    DatasetJob,
+    JobError,
+    JobSummary,
+    SourceItem,
+    isna,
+    job_backend,
+)
+from .quality import check_coverage
+from .renderers import RENDERERS, create_renderer
+from .styles import MASK_TYPES, StyleSpec
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of a ``synth`` job (see ``mfrkit synth --help``).
+
+    Attributes
+    ----------
+    types : str
+        A mask type, a comma list, ``random`` or ``all`` (one output per type).
+    colors, textures, coverage : str
+        A name, a comma list or ``random``.
+    renderer : str
+        ``mesh`` or ``template``.
+    landmarks : str or None
+        Landmark backend; default ``mediapipe``. Ignored with ``aligned``.
+    landmark_file : str or None
+        For the ``file`` backend: the landmark file.
+    aligned : bool
+        Inputs are ArcFace crops (112x112 or 112x96): use the template landmarks.
+    mix : bool
+        Also keep each source image, unmasked (a mixed training set).
+    on_no_face : str
+        ``skip`` (record the failure) or ``copy`` (also copy the image unmasked).
+    image_format : str or None
+        Output extension (``.jpg``, ``.png``); None keeps each source's.
+    limit : int or None
+        Only the first ``limit`` usable source images.
+    """
+
+    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")
+    colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
+    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
+    coverage: str = option("random", help="proper, nose_exposed, chin; comma list or random.")
+    renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
+    seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
+    landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
+    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")
+    mix: bool = option(False, negatable=False, help="Also keep every source image unmasked (a mixed training set).")
+    on_no_face: str = option("skip", help="skip (record it) or copy (also copy the image unmasked).")
+    image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
+    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
+
+    def spec(self) -> StyleSpec:
+        types = "random" if self.types == "all" else self.types
+        return StyleSpec.parse(types, self.colors, self.textures, self.coverage)
+
+    def slots(self) -> tuple[str, ...]:
+        """Output slots per source: one per type for ``all``, else one (``mask``)."""
+        if self.types == "all":
+            return tuple(MASK_TYPES.names())
+        return ("mask",)
+
+
+@dataclass(frozen=True)
+class SynthItem(SourceItem):
+    """One output slot of one source image.
+
+    Attributes
+    ----------
+    slot : str
+        ``mask``, a mask type (``--mask all``) or ``unmasked`` (``--mix``).
+    primary : bool
+        The source's first slot: the one that records a failure of the source.
+    out_rel : str
+        The output image's path.
+    copy_rel : str or None
+        With ``--on-no-face copy``: where the unmasked copy of a faceless source goes.
+    """
+
+    slot: str = "mask"
+    primary: bool = True
+    out_rel: str = ""
+    copy_rel: str | None = None
+
+
+def out_rel(source_rel: str, suffix: str, ext: str | None) -> str:
+    """The output path of a source: same folders, ``<stem>_<suffix><ext>``."""
+    p = PurePosixPath(source_rel)
+    name = p.stem + (f"_{suffix}" if suffix else "") + (ext or p.suffix or ".jpg")
+    return str(p.with_name(name))
+
+
+def output_ext(fmt: str | None) -> str | None:
+    """``--format`` as an extension (None keeps each source's)."""
+    if fmt is None:
+        return None
+    fmt = fmt.lower() if fmt.startswith(".") else "." + fmt.lower()
+    if fmt not in WRITABLE:
+        raise JobError(f"cannot write images as {fmt!r}; use jpg or png")
+    return fmt
+
+
+class SynthJob(DatasetJob):
+    """Masks on every usable image of a source manifest."""
+
+    kind = "synth"
+    suffix = "masked"
+    chunk_size = 16
+
+    def __init__(self, src, out, config: SynthConfig = SynthConfig(), *, workers: int = 1, progress: bool = False, replace: bool = False) -> None:
+        RENDERERS.get(config.renderer)
+        self.spec = config.spec()
+        self.ext = output_ext(config.image_format)
+        self.backend = job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
+        self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
+        self._check_formats()
+        self.items = self._plan_items()
+        check_unique_outputs(self.items, lambda it: it.source_id, "use --format to keep source extensions apart or rename the sources")
+
+    def _check_formats(self) -> None:
+        if self.ext is not None:
+            return
+        unwritable = sorted({PurePosixPath(str(p)).suffix.lower() for p in self.usable["path"]} - set(WRITABLE) - {""})
+        if unwritable:
+            raise JobError(f"the source holds {', '.join(unwritable)} images, which mfrkit cannot write; give an output format: --format png (or jpg)")
+
+    def _plan_items(self) -> list[SynthItem]:
+        config = self.config
+        items = []
+        slots = config.slots()
+        for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)):
+            sid, rel = str(sid), str(rel)
+            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source": str(self.source.abspath(rel)), "source_rel": rel}
+            for slot in slots:
+                suffix = slot if slot != "mask" else ("masked" if config.mix else "")
+                rel_out = out_rel(rel, suffix, self.ext)
+                copy_rel = out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
+                items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
+                                       out_rel=rel_out, copy_rel=copy_rel, **common))
+            if config.mix:
+                rel_out = out_rel(rel, "", None)
+                items.append(SynthItem(key=f"{sid}#unmasked", outputs=(rel_out,), slot="unmasked", primary=False, out_rel=rel_out, **common))
+        return items
+
+    def open_worker(self) -> dict:
+        return {**super().open_worker(), "renderer": create_renderer(self.config.renderer)}
+
+    def run_item(self, item: SynthItem, state: dict) -> list[dict]:
+        config = self.config
+        base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
+        if item.slot == "unmasked":
+            files = self.write_output(item.out_rel, data=Path(item.source).read_bytes())
+            return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
+        try:
+            image = read_image(item.source)
+        except ImageError as exc:
+            # One failure per source, not one per output slot.
+            return self.failure_rows(item, exc.reason, str(exc)) if item.primary else []
+        if config.aligned:
+            from .canonical import aligned_landmarks
+
+            landmarks, n_faces = aligned_landmarks(image.shape[1], image.shape[0]), 1
+        else:
+            face = self.faces(state).get(item.source_id)
+            if face is None or face.status != STATUS_OK or face.landmarks is None:
+                status = face.status if face is not None else "no_landmarks"
+                if not item.primary:
+                    return []
+                if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
+                    files = self.write_output(item.copy_rel, data=Path(item.source).read_bytes())
+                    return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
+                             "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
+                message = "no face found" if status == "no_face" else f"landmarks: {status}"
+                return [{**self.failure_rows(item, status, message)[0], "n_faces": 0 if face is None else face.n_faces}]
+            landmarks, n_faces = face.landmarks, face.n_faces
+        renderer = state["renderer"]
+        rng = item_rng(config.seed, item.source_id, item.slot)
+        spec = self.spec.with_type(item.slot) if item.slot in MASK_TYPES else self.spec
+        params = renderer.sample(rng, landmarks, spec)
+        rendered = renderer.apply(image, params)
+        check = check_coverage(rendered.occlusion, landmarks, params.style.coverage)
+        files = self.write_output(item.out_rel, rendered.image)
+        return [{**base, "image_id": item.out_rel, "variant": "masked", "status": STATUS_OK, "n_faces": n_faces, **params.record(), **check.record(),
+                 "mask_params": rendered.params_json(), **files}]
+
+    def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
+        config = self.config
+        meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", landmark_backend=self.backend)
+        slots = config.slots()
+        first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
+        return self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext),
+                                   lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
+
+
+def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+               replace: bool = False) -> JobSummary:
+    """Make a masked version of a dataset (``mfrkit synth``).
+
+    Parameters
+    ----------
+    src : str, path or Manifest
+        A registered dataset name, a manifest, or a dataset folder (see
+        :func:`mfrkit.data.registry.resolve_source`).
+    out : path
+        Output folder: new, empty, or this job's own (a rerun with the same options
+        resumes). A folder holding files mfrkit did not write is refused.
+    config : SynthConfig
+    workers : int
+        Processes for landmarks and rendering (local executor).
+    executor : ExecutorSpec, optional
+        ``local`` (default, ``workers`` processes) or ``ray``.
+    progress : bool
+        Show progress bars.
+    replace : bool
+        When ``out`` holds another synth output made by mfrkit, remove the files it
+        recorded and make this one there (files mfrkit did not write are never touched).
+
+    Returns
+    -------
+    JobSummary
+
+    Raises
+    ------
+    JobError
+        Bad options, or no image could be made at all.
+    OutputFolderError, FolderInUseError
+        ``out`` cannot be used.
+    """
+    job = SynthJob(src, out, config, workers=workers, progress=progress, replace=replace)
+    with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
+        job.detect_needed(workers, progress)
+        return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+

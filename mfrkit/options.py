@@ -1,0 +1,154 @@
+"""Options declared once, beside the configuration they fill.
+
+A field of a configuration dataclass declared with :func:`option` carries its
+command-line form in the field's metadata: long flag names, at most one short flag, the
+help text and the function that parses the command-line text. The CLI
+(:mod:`mfrkit.cli.declare`) builds each command's options from these declarations, so a
+flag, its config field, its default and its help live in one place. This module imports
+nothing from the CLI (no typer): library modules declare their options with it.
+
+Example
+-------
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Settings:
+...     workers: int = option(1, short="-j", help="Worker processes.", min=0)
+...     far: tuple = option((1e-3,), flags=("--far",), parse=floats, help="FAR targets, comma-separated.")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import MISSING
+from typing import Any, Callable, Mapping
+
+#: The key of the field metadata holding an :class:`Option`.
+OPTION_KEY = "mfrkit.option"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """The command-line form of one configuration field.
+
+    Attributes
+    ----------
+    help : str
+        Help text.
+    flags : tuple of str
+        Long flags, e.g. ``("--batch",)``; empty: ``--<field-name>`` with dashes. A bool
+        field gets ``--x/--no-x`` unless ``negatable`` is False (then ``--x`` sets True).
+    short : str or None
+        One short flag such as ``-j``. Short flags mean the same in every command
+        (``-j`` --workers, ``-o`` --out, ``-m`` --manifest, ``-p`` --probe-manifest,
+        ``-f`` --format, ``-v`` --verbose).
+    parse : callable or None
+        Command-line text -> field value (raise ``ValueError`` with a message on bad
+        text); None: the field's own type (int, float, str, bool, Path, list of those).
+    metavar : str or None
+    min, max : number or None
+        Bounds checked by the parser (numeric fields).
+    switches : mapping
+        Extra flags that set the field to a fixed value, e.g. ``{"--no-cache": None}``.
+    entries : mapping
+        For a ``dict`` field: one text option per key (``{"input_size": "help", ...}``
+        gives ``--input-size``); the field holds the keys given.
+    negatable : bool
+        Bool fields: ``--x/--no-x`` (True) or just ``--x`` (False).
+    cli : bool
+        False: the field is not on the command line.
+    show_default : str or None
+        Default shown in the help; None: derived from the field's default.
+    """
+
+    help: str
+    flags: tuple[str, ...] = ()
+    short: str | None = None
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    min: float | None = None
+    max: float | None = None
+    switches: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    entries: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    negatable: bool = True
+    cli: bool = True
+    show_default: str | None = None
+
+    def __post_init__(self) -> None:
+        for flag in self.flags:
+            if not flag.startswith("--"):
+                raise ValueError(f"long flags start with '--', got {flag!r}")
+        if self.short is not None and not (len(self.short) == 2 and self.short[0] == "-" and self.short[1].isalpha()):
+            raise ValueError(f"a short flag is '-' and one letter, got {self.short!r}")
+
+
+def option(
+    default: Any = MISSING,
+    *,
+    help: str,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    flags: tuple[str, ...] | str = (),
+    short: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    switches: Mapping[str, Any] | None = None,
+    entries: Mapping[str, str] | None = None,
+    negatable: bool = True,
+    cli: bool = True,
+    show_default: str | None = None,
+) -> Any:
+    """A dataclass field with its command-line form (see :class:`Option`). Without
+    ``default`` and ``default_factory`` the option is required."""
+    spec = Option(
+        help=help, flags=(flags,) if isinstance(flags, str) else tuple(flags), short=short, parse=parse,
+        metavar=metavar, min=min, max=max, switches=dict(switches or {}), entries=dict(entries or {}),
+        negatable=negatable, cli=cli, show_default=show_default,
+    )  # fmt: skip
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={OPTION_KEY: spec})
+
+
+def declared_options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
+    """The fields of dataclass ``cls`` declared with :func:`option`, in field order."""
+    return [(f, f.metadata[OPTION_KEY]) for f in dataclasses.fields(cls) if OPTION_KEY in f.metadata]
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """The default of field ``f`` (``default_factory`` called), or ``MISSING``."""
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+# --- parse functions shared by declarations -----------------------------------------------------------
+
+
+def floats(text: str) -> tuple[float, ...]:
+    """``"1e-3, 1e-4"`` -> ``(0.001, 0.0001)``."""
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def names(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``."""
+    values = tuple(v.strip() for v in str(text).split(",") if v.strip())
+    if not values:
+        raise ValueError(f"expected comma-separated names, got {text!r}")
+    return values
+
+
+def none_for(*words: str) -> Callable[[str], str | None]:
+    """A parse function giving None for ``words`` (e.g. ``"none"``, ``""``), else the text."""
+
+    def parse(text: str) -> str | None:
+        return None if text in words else text
+
+    parse.__name__ = f"none_for{words!r}"
+    return parse

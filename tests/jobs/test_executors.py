@@ -1,0 +1,176 @@
+"""Executors give byte-identical outputs, resume alike, and never leave workers behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from mfrkit.data.manifest import read_manifest
+from mfrkit.jobs import EXECUTORS, ExecutorSpec, JobError
+from mfrkit.maskgen import PartialConfig, SynthConfig, make_partial, synthesize
+from mfrkit.maskgen.synth_job import SynthJob
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in (".jpg", ".png")}
+
+
+def _same_dataset(a, b):
+    assert _files(a) == _files(b) and _files(a)
+    ma, mb = read_manifest(a), read_manifest(b)
+    assert ma.fingerprint() == mb.fingerprint()
+    pd.testing.assert_frame_equal(ma.table, mb.table)
+
+
+SYNTH = SynthConfig(seed=5, types="random", coverage="random")
+PARTIAL = PartialConfig(regions="nose,leye", factors="0.2,0.4", placement="both", seed=5)
+
+
+@pytest.fixture(scope="module")
+def local_outputs(sample_manifest, tmp_path_factory):
+    root = tmp_path_factory.mktemp("local")
+    synthesize(sample_manifest, root / "synth", SYNTH, workers=1)
+    make_partial(sample_manifest, root / "partial", PARTIAL, workers=1)
+    return root
+
+
+def test_registry_names_the_executors():
+    assert EXECUTORS.names() == ["local", "ray"]
+    with pytest.raises(Exception, match="unknown executor 'dask'"):
+        ExecutorSpec(name="dask").create()
+
+
+def test_local_pool_of_two_gives_the_same_bytes(sample_manifest, local_outputs, tmp_path):
+    synthesize(sample_manifest, tmp_path / "synth", SYNTH, executor=ExecutorSpec("local", workers=2))
+    _same_dataset(local_outputs / "synth", tmp_path / "synth")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_bytes_as_local(sample_manifest, local_outputs, tmp_path, ray_local):
+    synthesize(sample_manifest, tmp_path / "synth", SYNTH, executor=ExecutorSpec("ray", workers=2))
+    _same_dataset(local_outputs / "synth", tmp_path / "synth")
+    make_partial(sample_manifest, tmp_path / "partial", PARTIAL, executor=ExecutorSpec("ray", workers=2))
+    _same_dataset(local_outputs / "partial", tmp_path / "partial")
+
+
+def test_an_interrupted_ray_run_resumes_like_a_local_one(sample_manifest, local_outputs, tmp_path, ray_local, monkeypatch):
+    target = tmp_path / "resumed"
+    from mfrkit.jobs import engine
+
+    real_create = ExecutorSpec.create
+    seen = {"chunks": 0}
+
+    class Interrupting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def run(self, job, chunks):
+            for out in self.inner.run(job, chunks):
+                seen["chunks"] += 1
+                yield out
+                if seen["chunks"] == 3:
+                    raise KeyboardInterrupt
+
+    monkeypatch.setattr(SynthJob, "chunk_size", 1)
+    monkeypatch.setattr(engine.ExecutorSpec, "create", lambda self: Interrupting(real_create(self)))
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(sample_manifest, target, SYNTH, executor=ExecutorSpec("ray", workers=2))
+    assert (target / ".journal").exists() and not (target / "manifest.parquet").exists()
+    monkeypatch.setattr(engine.ExecutorSpec, "create", real_create)
+    summary = synthesize(sample_manifest, target, SYNTH, executor=ExecutorSpec("ray", workers=2))
+    assert summary.resumed == 3 and summary.processed == len(sample_manifest.table) - 3
+    _same_dataset(local_outputs / "synth", target)
+
+
+def test_bad_limits_and_unwritable_sources_are_refused_up_front(sample_manifest, tmp_path):
+    with pytest.raises(JobError, match="--limit must be a positive"):
+        synthesize(sample_manifest, tmp_path / "a", SynthConfig(limit=-5))
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_synth_that_makes_no_image_fails_and_says_why(sample_manifest, tmp_path):
+    from mfrkit.data.manifest import Manifest, write_manifest
+
+    table = sample_manifest.table.copy()
+    table["path"] = "gone/" + table["path"]  # every file missing (an exported CSV used as --src does this)
+    src = Manifest(table, dict(sample_manifest.meta, root=str(sample_manifest.root)), None)
+    path = write_manifest(src, tmp_path / "src" / "manifest.parquet")
+    with pytest.raises(JobError, match=r"synth wrote no image: 6 missing.*failures.csv"):
+        synthesize(read_manifest(path), tmp_path / "out", SynthConfig(aligned=True))
+    assert (tmp_path / "out" / "failures.csv").exists()
+
+
+def test_workers_die_with_a_killed_main_process(sample_manifest, tmp_path):
+    """SIGKILL of the main process must not leave its pool's workers running."""
+    code = textwrap.dedent(f"""
+        import os, time
+        from mfrkit.data.manifest import read_manifest
+        from mfrkit.maskgen import SynthConfig
+        from mfrkit.maskgen.synth_job import SynthJob
+        from mfrkit.jobs import ExecutorSpec, run_job
+
+        class Slow(SynthJob):
+            chunk_size = 1
+            def run_item(self, item, state):
+                time.sleep(30)
+                return []
+
+        job = Slow(read_manifest({str(sample_manifest.path)!r}), {str(tmp_path / 'out')!r}, SynthConfig(aligned=True))
+        run_job(job, ExecutorSpec("local", workers=2))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.time() + 60
+    children: list[int] = []
+    while time.time() < deadline and len(children) < 2:
+        time.sleep(0.5)
+        children = _children(proc.pid)
+    assert len(children) >= 2, "the pool did not start"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.2)
+    assert not any(_alive(c) for c in children)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
