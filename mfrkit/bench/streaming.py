@@ -135,6 +135,7 @@ class ScanResult:
     excluded : int, comparisons left out (same image, same source).
     passes : int, full passes over the tiles (pilot not counted); pilot_tiles : int.
     seconds : dict of wall-clock time per stage.
+    device : ``cpu`` or ``cuda``.
     """
 
     bins: ScoreBins
@@ -152,6 +153,7 @@ class ScanResult:
     passes: int = 0
     pilot_tiles: int = 0
     seconds: dict = field(default_factory=dict)
+    device: str = "cpu"
 
     def concat(self) -> None:
         """Join the per-tile pieces into single arrays (once)."""
@@ -205,13 +207,15 @@ class _Tiles:
     """Tile geometry and the per-tile work shared by the passes."""
 
     def __init__(self, ref: Side, probe: Side, bins: ScoreBins, *, allow_same_source: bool, tile_rows: int,
-                 tile_cols: int, device: str) -> None:
+                 tile_cols: int, device: str, n_cells: tuple[int, int] | None = None) -> None:
         self.ref, self.probe, self.bins = ref, probe, bins
         self.allow_same_source = allow_same_source
         self.tr, self.tc = max(1, int(tile_rows)), max(1, int(tile_cols))
         self.device = device
-        self.n_probe_cells = probe.n_cells
-        self.n_cells = ref.n_cells * probe.n_cells
+        n_ref_cells, self.n_probe_cells = n_cells or (ref.n_cells, probe.n_cells)
+        if n_ref_cells < ref.n_cells or self.n_probe_cells < probe.n_cells:
+            raise StreamingError("n_cells is smaller than the sides' cell codes")
+        self.n_cells = n_ref_cells * self.n_probe_cells
         self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)]
         self.sentinel = bins.excluded_value
         self._torch = None
@@ -429,6 +433,7 @@ def score_all_pairs(
     bins: ScoreBins | None = None,
     thresholds_of: Callable[[str, dict], list] | None = None,
     max_passes: int = 8,
+    n_cells: tuple[int, int] | None = None,
     progress: Callable[[int], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, BinnedScores], dict[str, dict], ScanResult]:
@@ -450,6 +455,8 @@ def score_all_pairs(
     pilot_fraction, seed : the pilot's share of the tiles and its seed.
     max_passes : passes after which a still missing bin is an error (never seen: each
         extra pass asks for the bins the resolvers need, with room to spare).
+    n_cells : (reference classes, probe classes); default: from the sides' cell codes.
+    progress : called with 1 after each tile of the main pass; log : messages (extra passes).
 
     Returns
     -------
@@ -464,10 +471,10 @@ def score_all_pairs(
                              f"{probe.vectors.shape}")
     used = resolve_device(device)
     tiles = _Tiles(reference, probe, bins, allow_same_source=allow_same_source, tile_rows=tile_rows,
-                   tile_cols=tile_cols, device=used)
+                   tile_cols=tile_cols, device=used, n_cells=n_cells)
     nb = bins.n_bins
     res = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((tiles.n_cells, nb), np.int64),
-                     collected=np.zeros(nb, bool))
+                     collected=np.zeros(nb, bool), device=used)
     n_cmp = len(reference.vectors) * len(probe.vectors)
     t_start = time.perf_counter()
 
@@ -478,16 +485,16 @@ def score_all_pairs(
         collect = _pilot(tiles, views, far_targets, res, pilot_fraction, seed)
     res.seconds["pilot"] = time.perf_counter() - t_start
 
-    def scan(plan: _Plan, hist: np.ndarray | None) -> None:
+    def scan(plan: _Plan, hist: np.ndarray | None, report: bool = False) -> None:
         for tile in tiles.tiles:
             tiles.run(tile, plan, res, hist)
-            if progress:
+            if progress and report:
                 progress(1)
         tiles.synchronize()
 
     t0 = time.perf_counter()
     flat_hist = np.zeros(tiles.n_cells * nb, np.int64)
-    scan(_Plan(histogram=True, genuine=True, lut=np.tile(collect, tiles.n_cells)), flat_hist)
+    scan(_Plan(histogram=True, genuine=True, lut=np.tile(collect, tiles.n_cells)), flat_hist, report=True)
     res.hist = tiles.torch_hist() if used == "cuda" else flat_hist.reshape(tiles.n_cells, nb)
     # bin 1 holds exactly the comparisons overwritten with the sentinel, unless a score
     # fell below -1.25

@@ -153,7 +153,8 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
     the recorded fingerprints). Otherwise ``value`` names a registered spec, and the
     protocol is generated in memory from ``reference`` / ``probe`` with ``seed`` and
     ``options``: ``SPEC`` (``mr-mp``, ...) makes a 1:1 protocol
-    (:func:`make_verification`), ``SPEC:MODE`` (``umr-mp:closed``, ``umr-mp:open``,
+    (:func:`make_verification`), ``SPEC:all-pairs`` an all-pairs one
+    (:func:`make_all_pairs`), ``SPEC:MODE`` (``umr-mp:closed``, ``umr-mp:open``,
     ``umr-mp:megaface``) a 1:N one (:func:`make_identification`).
     """
     from .folder import INFO_NAME, load_protocol
@@ -164,13 +165,16 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
         manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
         return load_protocol(value, manifests or None)
     name, colon, mode = str(value).partition(":")
-    if name not in SPECS or (colon and mode not in MODES):
+    if name not in SPECS or (colon and mode not in (*MODES, "all-pairs")):
         raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a spec: give a protocol folder, a spec "
-                            f"({', '.join(SPECS.names())}) for 1:1, or SPEC:MODE with a mode of "
-                            f"{', '.join(MODES)} for 1:N")
+                            f"({', '.join(SPECS.names())}) for 1:1, SPEC:all-pairs for every reference x probe, or "
+                            f"SPEC:MODE with a mode of {', '.join(MODES)} for 1:N")
     if reference is None:
         raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest)")
     try:
+        if mode == "all-pairs":
+            return make_all_pairs(reference, probe, spec=name, spec_params=spec_params, seed=seed,
+                                  name=f"{name}:all-pairs")
         if mode:
             return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, mode=mode,
                                        **options)
