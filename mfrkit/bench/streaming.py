@@ -311,7 +311,12 @@ class _Tiles:
     def _run_torch(self, tile, plan: _Plan, out: ScanResult) -> None:
         torch = self._torch
         r0, c0 = tile
-        S = self._R[r0 : r0 + self.tr] @ self._Q[c0 : c0 + self.tc].T
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False  # full float32 products, whatever the caller set
+        try:
+            S = self._R[r0 : r0 + self.tr] @ self._Q[c0 : c0 + self.tc].T
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
         rows, cols, excluded = self.positions(r0, c0)
         offs = self.cell_offsets(r0, c0)
         tr = torch.from_numpy(rows).to(self._dev)
