@@ -17,7 +17,7 @@ process's resident high-water mark, embeddings included), the ratio to the bare
 product, and the figures scaled to 1e9 comparisons. Asserts nothing.
 
     python benchmarks/all_pairs.py [--refs 40000] [--probes 40000] [--dim 512] [--per-identity 4]
-        [--tile 2048] [--device cpu] [--seed 0]
+        [--tile 2048] [--device cpu] [--workers 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def all_pairs(args, queue) -> None:
     binned, resolved, scan = score_all_pairs(
         Side(ref, ir, np.arange(len(ref))), Side(probe, iq, np.arange(len(probe)) + len(ref)),
         {"overall": View([0])}, far_targets=TARGETS, device=args.device, tile_rows=args.tile, tile_cols=args.tile,
-        seed=args.seed,
+        seed=args.seed, workers=args.workers,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     r = resolved["overall"]
@@ -114,13 +114,14 @@ def main() -> None:
     ap.add_argument("--per-identity", type=int, default=4)
     ap.add_argument("--tile", type=int, default=2048)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=1, help="scoring threads (each with its own tile buffers)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     n = args.refs * args.probes
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy when other work runs)")
     print(f"{args.refs} x {args.probes} = {n:.3g} comparisons of {args.dim}-d float32, tiles of {args.tile}, "
-          f"device {args.device}")
+          f"device {args.device}, {args.workers} scoring thread(s)")
     b = run(bare, args)
     a = run(all_pairs, args)
     print()

@@ -28,7 +28,7 @@ The method, and what it costs
 
 Cost: matrix products for 1.03 (pilot and main pass; 2.03 when a second pass is
 needed) times all comparisons, plus about ten element-wise passes over each tile.
-Memory: the embeddings, one tile and its temporaries (about 25 bytes per tile entry),
+Memory: the embeddings, one tile and its temporaries (about 17 bytes per tile entry),
 one histogram per cell (8 bytes x 163,843 bins = 1.3 MB), 12 bytes per genuine score
 and 8 bytes per kept impostor score (the pilot plans a few bins per operating point).
 """
@@ -36,7 +36,11 @@ and 8 bytes per kept impostor score (the pilot plans a few bins per operating po
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -218,6 +222,7 @@ class _Tiles:
         self.n_cells = n_ref_cells * self.n_probe_cells
         self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)]
         self.sentinel = bins.excluded_value
+        self._local = threading.local()
         self._torch = None
         if device == "cuda":
             import torch
@@ -247,7 +252,7 @@ class _Tiles:
             return None
         nb = self.bins.n_bins
         r1, c1 = min(r0 + self.tr, len(self.ref.vectors)), min(c0 + self.tc, len(self.probe.vectors))
-        return (self.ref.cell[r0:r1] * self.n_probe_cells * nb).astype(np.int32), (self.probe.cell[c0:c1] * nb).astype(np.int32)
+        return (self.ref.cell[r0:r1] * self.n_probe_cells * nb).astype(np.int64), (self.probe.cell[c0:c1] * nb).astype(np.int64)
 
     def run(self, tile: tuple[int, int], plan: _Plan, out: ScanResult, hist: np.ndarray | None) -> None:
         if self._torch is not None:
@@ -257,12 +262,15 @@ class _Tiles:
 
     # numpy / BLAS
     def _buffers(self, shape: tuple[int, int]):
-        """Score, scratch and key buffers of a tile, allocated once (no page faults per tile)."""
-        if getattr(self, "_bufs", None) is None:
+        """Score, scratch and key buffers of a tile, allocated once per thread (no page
+        faults per tile)."""
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
             n = self.tr * self.tc
-            self._bufs = (np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.int32))
+            # int64 keys: bincount takes them as they are (int32 would be converted first, twice the cost)
+            bufs = self._local.bufs = (np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.int64))
         size = shape[0] * shape[1]
-        return tuple(b[:size].reshape(shape) for b in self._bufs)
+        return tuple(b[:size].reshape(shape) for b in bufs)
 
     def _run_numpy(self, tile, plan: _Plan, out: ScanResult, hist: np.ndarray | None) -> None:
         r0, c0 = tile
@@ -439,6 +447,7 @@ def score_all_pairs(
     thresholds_of: Callable[[str, dict], list] | None = None,
     max_passes: int = 8,
     n_cells: tuple[int, int] | None = None,
+    workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, BinnedScores], dict[str, dict], ScanResult]:
@@ -455,12 +464,13 @@ def score_all_pairs(
     far_targets : FAR targets of TAR@FAR (both rule sets).
     allow_same_source : compare different images of one source photo (genuine).
     device : ``auto`` | ``cuda`` | ``cpu``.
-    tile_rows, tile_cols : tile size (memory: about 25 bytes per tile entry).
+    tile_rows, tile_cols : tile size (memory: about 17 bytes per tile entry).
     collect_all : keep every impostor score (no pilot) up to this many comparisons.
     pilot_fraction, seed : the pilot's share of the tiles and its seed.
     max_passes : passes after which a still missing bin is an error (never seen: each
         extra pass asks for the bins the resolvers need, with room to spare).
     n_cells : (reference classes, probe classes); default: from the sides' cell codes.
+    workers : CPU threads scoring tiles at once (default 1; each gets its own buffers).
     progress : called with 1 after each tile of the main pass; log : messages (extra passes).
 
     Returns
@@ -490,12 +500,40 @@ def score_all_pairs(
         collect = _pilot(tiles, views, far_targets, res, pilot_fraction, seed)
     res.seconds["pilot"] = time.perf_counter() - t_start
 
+    n_workers = 1 if used == "cuda" else (workers or 1)
+
     def scan(plan: _Plan, hist: np.ndarray | None, report: bool = False) -> None:
-        for tile in tiles.tiles:
-            tiles.run(tile, plan, res, hist)
-            if progress and report:
-                progress(1)
-        tiles.synchronize()
+        if n_workers == 1:
+            for tile in tiles.tiles:
+                tiles.run(tile, plan, res, hist)
+                if progress and report:
+                    progress(1)
+            tiles.synchronize()
+            return
+        # several threads, each with its own buffers, histogram and output; numpy and
+        # BLAS release the GIL, so element-wise work of one tile overlaps another's product
+        outs = [ScanResult(bins=bins, n_cells=tiles.n_cells, hist=hist, collected=res.collected) for _ in range(n_workers)]
+        hists = [None if hist is None else np.zeros_like(hist) for _ in range(n_workers)]
+        slots, lock, local = iter(range(n_workers)), threading.Lock(), threading.local()
+
+        def work(tile):
+            if not hasattr(local, "slot"):
+                with lock:
+                    local.slot = next(slots)
+            tiles.run(tile, plan, outs[local.slot], hists[local.slot])
+
+        with _blas_threads(max(1, (os.cpu_count() or 1) // n_workers)), ThreadPoolExecutor(n_workers) as ex:
+            for _ in ex.map(work, tiles.tiles):
+                if progress and report:
+                    progress(1)
+        for o, h in zip(outs, hists):
+            for name in ("values", "value_cells", "genuine", "genuine_cells", "genuine_rows", "genuine_cols"):
+                if getattr(o, name):  # genuine scores come from the main pass only
+                    getattr(res, name).extend(getattr(o, name))
+            res.excluded += o.excluded
+            res.sentinels += o.sentinels
+            if h is not None:
+                hist += h
 
     t0 = time.perf_counter()
     flat_hist = np.zeros(tiles.n_cells * nb, np.int64)
@@ -650,3 +688,13 @@ def _eer_ranks(pilot_hist: np.ndarray, n_imp: float, view: View, genuine: np.nda
     frr = (np.searchsorted(gb, np.arange(len(far)), side="left") + view.fta_genuine) / n_gen
     b = int(np.clip(np.searchsorted(-(far - frr), 0.0), 2, len(far) - 1))
     return [far[b] * n_all + 1]
+
+
+def _blas_threads(n: int):
+    """Limit BLAS to ``n`` threads while several scoring threads run (threadpoolctl, when
+    installed; otherwise a no-op)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(n, user_api="blas")

@@ -57,3 +57,28 @@ def test_unknown_rule_set_is_refused(tmp_path, dataset, tiny_model):
     proto = write_protocol(tmp_path / "pairs", [dataset], name="pairs", pairs=all_pairs(dataset))
     with pytest.raises(MfrkitError, match="unknown rule set 'nist'"):
         run_benchmark(config(tmp_path, [tiny_model], [proto], rules="nist"))
+
+
+def test_cli_flags_fill_the_config(monkeypatch, capsys, tmp_path):
+    import sys
+
+    from mfrkit import cli
+    from mfrkit.bench import benchmark as run_module
+
+    seen = {}
+
+    def fake(cfg, **kw):
+        seen["cfg"] = cfg
+        return run_module.BenchRun(folder=tmp_path, results=[], leaderboard=pd.DataFrame(
+            {"model": ["m"], "protocol": ["p"], "provider": ["cpu"], "auc": [0.5]}))
+
+    monkeypatch.setattr(run_module, "run_benchmark", fake)
+    for args, want in ((["--rules", "insightface", "--save-embeddings", "--search-device", "cpu"],
+                        ("insightface", True, "cpu")), ([], ("mfrkit", False, "auto"))):
+        monkeypatch.setattr(sys, "argv", ["mfrkit", "bench", "--model", "a.onnx", "--protocol", "p", *args])
+        try:
+            cli.main()
+        except SystemExit as exc:
+            assert not exc.code
+        cfg = seen["cfg"]
+        assert (cfg.rules, cfg.save_embeddings, cfg.search_device) == want

@@ -100,12 +100,14 @@ def check(ref, probe, views, binned, resolved, allow_same_source=False):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("mode", ["collect-all", "pilot"])
+@pytest.mark.parametrize("mode", ["collect-all", "pilot", "threads"])
 def test_exact_on_tied_scores(seed, mode):
     ref, probe = sides(seed)
     views = views_of(ref, probe)
     views["overall"].thresholds = [0.05, 0.2]
     kw = {"collect_all": 10**9} if mode == "collect-all" else {"collect_all": 0, "pilot_fraction": 0.2}
+    if mode == "threads":
+        kw["workers"] = 3
     binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
                                              tile_cols=96, **kw)
     check(ref, probe, views, binned, resolved)
