@@ -87,7 +87,7 @@ def all_pairs(args, queue) -> None:
     auc, auc_err = binned["overall"].auc()
     queue.put({
         "seconds": seconds, "peak_gb": peak_rss_gb(), "inputs_gb": base, "passes": scan.passes,
-        "pilot_tiles": scan.pilot_tiles, "tiles": len(range(0, len(ref), args.tile)) * len(range(0, len(probe), args.tile)),
+        "pilot_rows": scan.pilot_rows, "tiles": len(range(0, len(ref), args.tile)) * len(range(0, len(probe), args.tile)),
         "stages": {k: round(v, 2) for k, v in scan.seconds.items()},
         "genuine": binned["overall"].n_genuine, "impostor": binned["overall"].n_impostor,
         "tar": r["tar_at_far"].tar.tolist(), "tar_insightface": r["nearest"].tar.tolist(),
@@ -132,7 +132,7 @@ def main() -> None:
     print(f"(the inputs alone: {a['inputs_gb']:.2f} GB peak RSS before scoring)")
     print()
     print(f"all-pairs: {a['genuine']:,} genuine, {a['impostor']:,} impostor comparisons; {a['passes']} pass(es) after a "
-          f"pilot of {a['pilot_tiles']} of {a['tiles']} tiles; {a['kept_values']:,} impostor scores kept; "
+          f"pilot of {a['pilot_rows']:,} reference images x every probe; {a['tiles']} tiles; {a['kept_values']:,} impostor scores kept; "
           f"stages {a['stages']}")
     for t, m, i, f in zip(TARGETS, a["tar"], a["tar_insightface"], a["far_insightface"]):
         print(f"  TAR@FAR={t:.0e}: mfrkit {m:.5f}   insightface {i:.5f} (at FAR {f:.3g})")

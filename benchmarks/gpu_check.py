@@ -271,7 +271,7 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     tar = resolved["overall"]["tar_at_far"].tar
     rows.append(Row("all-pairs", f"all-pairs exact scoring, {cmp:.3g} comparisons on {scan.device}",
                     f"{seconds:.2f} s, {cmp / seconds:.3g} comparisons/s ({seconds / bare:.2f}x bare); "
-                    f"{scan.passes} pass(es), pilot {scan.pilot_tiles} tiles; TAR@1e-6 {tar[-1]:.4f}",
+                    f"{scan.passes} pass(es), pilot {scan.pilot_rows:,} rows; TAR@1e-6 {tar[-1]:.4f}",
                     OK if scan.device == device and np.isfinite(tar).all() else FAIL))
     return rows
 

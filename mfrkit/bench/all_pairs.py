@@ -233,7 +233,7 @@ def evaluate_all_pairs(
         **counts,
         "device": scan.device,
         "passes": scan.passes,
-        "pilot_tiles": scan.pilot_tiles,
+        "pilot_rows": scan.pilot_rows,
         "tiles": len(range(0, len(rr), tile)) * len(range(0, len(qq), tile)),
         "kept_impostor_scores": int(len(scan.values)),
         "seconds": {k: round(v, 3) for k, v in scan.seconds.items()},

@@ -9,11 +9,11 @@ exact impostor scores of the bins around the operating points, and every genuine
 
 The method, and what it costs
 -----------------------------
-1. **Pilot** (large protocols only): a seeded random sample of about 3% of the tiles
-   is scored once to estimate where each operating point lies (TAR@FAR for every
-   target and both rule sets, the EER, the given thresholds), with a margin from the
-   spread between the sampled tiles. Its genuine scores come from a direct pass over
-   the same-identity comparisons.
+1. **Pilot** (large protocols only): a seeded random 3% of the reference images (at
+   least 64) is scored against every probe to estimate where each operating point lies
+   (TAR@FAR for every target and both rule sets, the EER, the given thresholds), with a
+   margin from the spread between 16 groups of the sample. Its genuine scores come from
+   a direct pass over the same-identity comparisons.
 2. **Main pass**: every tile once. Same-identity positions are found from the sorted
    identity codes; genuine scores are kept, and they and the excluded comparisons
    (same image, same source photo) are overwritten with a sentinel that falls in a
@@ -137,7 +137,8 @@ class ScanResult:
     genuine, genuine_cells : every genuine score (float32) and its cell.
     genuine_rows, genuine_cols : int64 positions of each genuine score in the inputs.
     excluded : int, comparisons left out (same image, same source).
-    passes : int, full passes over the tiles (pilot not counted); pilot_tiles : int.
+    passes : int, full passes over the tiles (pilot not counted).
+    pilot_rows : int, reference images the pilot scored against every probe (0: no pilot).
     seconds : dict of wall-clock time per stage.
     device : ``cpu`` or ``cuda``.
     """
@@ -155,7 +156,7 @@ class ScanResult:
     excluded: int = 0
     sentinels: int = 0
     passes: int = 0
-    pilot_tiles: int = 0
+    pilot_rows: int = 0
     seconds: dict = field(default_factory=dict)
     device: str = "cpu"
 
@@ -205,13 +206,17 @@ class _Plan:
     histogram: bool
     genuine: bool
     lut: np.ndarray | None  # bool (n_cells * n_bins,): keep scores of these (cell, bin) keys
+    # the pilot: a histogram per group of reference rows (group id of each row), the
+    # histogram argument then holding n_groups * n_cells * n_bins counts
+    row_groups: np.ndarray | None = None
 
 
 class _Tiles:
     """Tile geometry and the per-tile work shared by the passes."""
 
     def __init__(self, ref: Side, probe: Side, bins: ScoreBins, *, allow_same_source: bool, tile_rows: int,
-                 tile_cols: int, device: str, n_cells: tuple[int, int] | None = None) -> None:
+                 tile_cols: int, device: str, n_cells: tuple[int, int] | None = None,
+                 parent: "_Tiles | None" = None, rows: np.ndarray | None = None) -> None:
         self.ref, self.probe, self.bins = ref, probe, bins
         self.allow_same_source = allow_same_source
         self.tr, self.tc = max(1, int(tile_rows)), max(1, int(tile_cols))
@@ -229,8 +234,12 @@ class _Tiles:
 
             self._torch = torch
             self._dev = torch.device("cuda")
-            self._R = torch.from_numpy(ref.vectors).to(self._dev)
-            self._Q = torch.from_numpy(probe.vectors).to(self._dev)
+            if parent is not None:  # a subset of the parent's reference rows: share what is on the device
+                self._R = parent._R[torch.from_numpy(np.asarray(rows, np.int64)).to(self._dev)]
+                self._Q = parent._Q
+            else:
+                self._R = torch.from_numpy(ref.vectors).to(self._dev)
+                self._Q = torch.from_numpy(probe.vectors).to(self._dev)
             n = self.n_cells * bins.n_bins
             self._hist = torch.zeros(n, dtype=torch.int64, device=self._dev)
 
@@ -245,6 +254,15 @@ class _Tiles:
         if ref.image is not None and probe.image is not None:
             excluded |= ref.image[r0 + rows] == probe.image[c0 + cols]
         return rows, cols, excluded
+
+    def subset(self, rows: np.ndarray) -> "_Tiles":
+        """The same scoring for some reference rows only (all of them in one tile row)."""
+        r = self.ref
+        sub = Side(r.vectors[rows], r.identity[rows], r.unit[rows], None if r.image is None else r.image[rows],
+                   r.cell[rows])
+        return _Tiles(sub, self.probe, self.bins, allow_same_source=self.allow_same_source, tile_rows=len(rows),
+                      tile_cols=max(self.tc, (self.tr * self.tc) // max(len(rows), 1)), device=self.device,
+                      n_cells=(self.n_cells // self.n_probe_cells, self.n_probe_cells), parent=self, rows=rows)
 
     def cell_offsets(self, r0: int, c0: int):
         """Per-row and per-column key offsets of a tile (None with a single cell)."""
@@ -299,6 +317,8 @@ class _Tiles:
         if offs is not None:
             keys += offs[0][:, None]
             keys += offs[1][None, :]
+        if plan.row_groups is not None:
+            keys += (plan.row_groups[r0 : r0 + len(A)] * (self.n_cells * self.bins.n_bins))[:, None]
         if plan.histogram:
             assert hist is not None
             try:
@@ -345,12 +365,20 @@ class _Tiles:
         if offs is not None:
             keys += torch.from_numpy(offs[0].astype(np.int64)).to(self._dev)[:, None]
             keys += torch.from_numpy(offs[1].astype(np.int64)).to(self._dev)[None, :]
+        target = self._hist
+        if plan.row_groups is not None:
+            g = plan.row_groups[r0 : r0 + S.shape[0]] * (self.n_cells * self.bins.n_bins)
+            keys += torch.from_numpy(g.astype(np.int64)).to(self._dev)[:, None]
+            size = (int(plan.row_groups.max()) + 1) * self.n_cells * self.bins.n_bins
+            if getattr(self, "_group_hist", None) is None or len(self._group_hist) != size:
+                self._group_hist = torch.zeros(size, dtype=torch.int64, device=self._dev)
+            target = self._group_hist
         if plan.histogram:
             flat = keys.reshape(-1)
-            if bool((flat < 0).any()) or bool((flat >= len(self._hist)).any()):
+            if bool((flat < 0).any()) or bool((flat >= len(target)).any()):
                 raise StreamingError("a score is NaN, infinite or outside [-1.25, 1.25]: embeddings must be finite "
                                      "and L2-normalised")
-            self._hist += torch.bincount(flat, minlength=len(self._hist))
+            target += torch.bincount(flat, minlength=len(target))
         if plan.lut is not None:
             lut = self._lut_for(plan.lut)
             mask = lut[keys]
@@ -595,33 +623,32 @@ def score_all_pairs(
 
 
 def _pilot(tiles: _Tiles, views: dict[str, View], far_targets, res: ScanResult, fraction: float, seed: int) -> np.ndarray:
-    """Score a random sample of tiles and plan the bins the main pass keeps."""
+    """Score a random sample of reference rows against every probe and plan the bins the
+    main pass keeps. The sample is cut into groups; the spread between the groups sets
+    the planning margins."""
     bins = tiles.bins
     nb = bins.n_bins
-    n = len(tiles.tiles)
-    k = min(n, max(8, int(math.ceil(fraction * n))))
-    pick = np.sort(item_rng(seed, "all-pairs-pilot").choice(n, size=k, replace=False))
-    hist = np.zeros(tiles.n_cells * nb, np.int64)
-    tile_cum, tile_total = [], []
+    n = len(tiles.ref.vectors)
+    m = min(n, max(64, int(math.ceil(fraction * n))))
+    rows = np.sort(item_rng(seed, "all-pairs-pilot").choice(n, size=m, replace=False))
+    k = min(16, m)
+    groups = np.repeat(np.arange(k), [len(g) for g in np.array_split(np.arange(m), k)])
+    sub = tiles.subset(rows)  # one row of tiles: every sampled image in each product
+    stride = tiles.n_cells * nb
+    h = np.zeros(k * stride, np.int64)
     scratch = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((1, 1), np.int64), collected=np.zeros(nb, bool))
-    for i in pick:
-        h = np.zeros(tiles.n_cells * nb, np.int64)
-        if tiles.device == "cuda":
-            tiles._hist.zero_()
-            tiles.run(tiles.tiles[i], _Plan(histogram=True, genuine=False, lut=None), scratch, None)
-            h = tiles._hist.cpu().numpy()
-        else:
-            tiles.run(tiles.tiles[i], _Plan(histogram=True, genuine=False, lut=None), scratch, h)
-        hist += h
-        per_bin = h.reshape(tiles.n_cells, nb)[:, 2:].sum(0)
-        tile_cum.append(np.r_[0, 0, np.cumsum(per_bin[::-1])[::-1]])
-        tile_total.append(per_bin.sum())
-    if tiles.device == "cuda":
-        tiles._hist.zero_()
-    res.pilot_tiles = k
-    hist = hist.reshape(tiles.n_cells, nb)
-    tile_cum, tile_total = np.array(tile_cum, np.float64), np.array(tile_total, np.float64)
-    genuine = _planning_genuine(tiles)
+    plan = _Plan(histogram=True, genuine=False, lut=None, row_groups=groups)
+    for tile in sub.tiles:
+        sub.run(tile, plan, scratch, h)
+    if sub.device == "cuda":
+        h = sub._group_hist.cpu().numpy()
+    per_group = h.reshape(k, tiles.n_cells, nb)
+    hist = per_group.sum(0)
+    per_bin = per_group[:, :, 2:].sum(1)
+    tile_cum = np.c_[np.zeros((k, 2)), np.cumsum(per_bin[:, ::-1], axis=1)[:, ::-1]].astype(np.float64)
+    tile_total = per_bin.sum(1).astype(np.float64)
+    res.pilot_rows = m
+    genuine, genuine_cells = _planning_genuine(tiles, seed)
     collect = np.zeros(nb, bool)
     targets = np.atleast_1d(np.asarray(far_targets, np.float64))
     for view in views.values():
@@ -632,7 +659,8 @@ def _pilot(tiles: _Tiles, views: dict[str, View], far_targets, res: ScanResult, 
         n_all = n_imp + view.fta_impostor
         ranks = [math.floor(t * n_all) + 1 for t in targets] + [t * n_all for t in targets]
         g = genuine[np.isin(genuine[:, 1].astype(np.int64), cells), 0] if len(genuine) else np.zeros(0)
-        ranks += _eer_ranks(ph, n_imp, view, g, bins)
+        n_gen = int(np.isin(genuine_cells, cells).sum())
+        ranks += _eer_ranks(ph, n_imp, view, g, n_gen, bins)
         for b in _plan_bins(ph, tile_cum, tile_total, n_imp, ranks, bins):
             collect[b] = True
         for t in view.thresholds:
@@ -658,34 +686,39 @@ def _view_impostors(tiles: _Tiles, cells: np.ndarray) -> float:
     return float(total)
 
 
-def _planning_genuine(tiles: _Tiles) -> np.ndarray:
-    """(score, cell) of every genuine comparison, computed directly, for planning only."""
+def _planning_genuine(tiles: _Tiles, seed: int, sample: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """(score, cell) of up to ``sample`` genuine comparisons drawn at random, computed
+    directly, for planning only (the EER's estimated position), and the cell of every
+    usable genuine comparison."""
     ref, probe = tiles.ref, tiles.probe
-    out = []
-    for r0 in range(0, len(ref.vectors), 8192):
-        rows, cols = same_identity_pairs(ref.identity[r0 : r0 + 8192], probe.identity)
-        rows = rows + r0
-        keep = np.ones(len(rows), bool)
-        if not tiles.allow_same_source:
-            keep &= ref.unit[rows] != probe.unit[cols]
-        if ref.image is not None and probe.image is not None:
-            keep &= ref.image[rows] != probe.image[cols]
-        rows, cols = rows[keep], cols[keep]
-        s = np.einsum("ij,ij->i", ref.vectors[rows], probe.vectors[cols])
-        out.append(np.c_[s, ref.cell[rows] * tiles.n_probe_cells + probe.cell[cols]])
-    return np.concatenate(out) if out else np.zeros((0, 2))
+    rows, cols = same_identity_pairs(ref.identity, probe.identity)
+    keep = np.ones(len(rows), bool)
+    if not tiles.allow_same_source:
+        keep &= ref.unit[rows] != probe.unit[cols]
+    if ref.image is not None and probe.image is not None:
+        keep &= ref.image[rows] != probe.image[cols]
+    rows, cols = rows[keep], cols[keep]
+    all_cells = ref.cell[rows] * tiles.n_probe_cells + probe.cell[cols]
+    if len(rows) > sample:
+        pick = item_rng(seed, "all-pairs-genuine-sample").choice(len(rows), size=sample, replace=False)
+        rows, cols = rows[pick], cols[pick]
+    s = np.einsum("ij,ij->i", ref.vectors[rows], probe.vectors[cols])
+    return np.c_[s, ref.cell[rows] * tiles.n_probe_cells + probe.cell[cols]], all_cells
 
 
-def _eer_ranks(pilot_hist: np.ndarray, n_imp: float, view: View, genuine: np.ndarray, bins: ScoreBins) -> list[float]:
-    """Impostor rank where the estimated FAR meets the FRR."""
+def _eer_ranks(pilot_hist: np.ndarray, n_imp: float, view: View, genuine: np.ndarray, n_gen: int,
+               bins: ScoreBins) -> list[float]:
+    """Impostor rank where the estimated FAR meets the FRR (``genuine``: a sample of the
+    view's ``n_gen`` usable genuine scores)."""
     total = pilot_hist.sum()
-    n_gen = len(genuine) + view.fta_genuine
-    if total == 0 or n_gen == 0:
+    n_all_gen = n_gen + view.fta_genuine
+    if total == 0 or n_all_gen == 0 or len(genuine) == 0:
         return []
     n_all = n_imp + view.fta_impostor
     far = np.cumsum(pilot_hist[::-1])[::-1] * (n_imp / total) / n_all  # FAR at each bin's lower edge
     gb = np.sort(bins.of(np.clip(genuine, -bins.limit, bins.limit).astype(np.float32)))
-    frr = (np.searchsorted(gb, np.arange(len(far)), side="left") + view.fta_genuine) / n_gen
+    below = np.searchsorted(gb, np.arange(len(far)), side="left") / len(gb)  # usable genuine below the edge
+    frr = (below * n_gen + view.fta_genuine) / n_all_gen
     b = int(np.clip(np.searchsorted(-(far - frr), 0.0), 2, len(far) - 1))
     return [far[b] * n_all + 1]
 

@@ -111,7 +111,7 @@ def test_exact_on_tied_scores(seed, mode):
     binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
                                              tile_cols=96, **kw)
     check(ref, probe, views, binned, resolved)
-    assert scan.passes <= 3 and (mode == "collect-all") == (scan.pilot_tiles == 0)
+    assert scan.passes <= 3 and (mode == "collect-all") == (scan.pilot_rows == 0)
 
 
 @pytest.mark.parametrize("seed", range(2))
