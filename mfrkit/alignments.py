@@ -9,7 +9,7 @@ Names
 -----
 ``arcface<S>`` / ``arcface<S>p<P>``
     :func:`mfrkit.align.align_face`: the 5 landmarks onto the ArcFace template, with a
-    margin of ``P`` percent (``arcface160p30`` is PartialLFW's 160x160 crop with padding
+    margin of ``P`` percent (``S`` 1 to 2048, ``P`` 0 to 100) (``arcface160p30`` is PartialLFW's 160x160 crop with padding
     0.3). ``S`` is the crop side the name was made for; at another (square) input size
     the same template is scaled to it in one warp, which is the ``S``-pixel crop resized.
 ``dlib150``
@@ -73,6 +73,9 @@ class Alignment:
 ALIGNMENTS: Registry[Alignment] = Registry("alignment")
 
 _ARCFACE = re.compile(r"^arcface(\d+)(?:p(\d+))?$")
+#: Bounds of ``arcface<S>p<P>`` names: a crop side up to 2048 px, a margin up to 100% of
+#: the unpadded crop (the face then spans a third of the crop; PartialLFW uses 30%).
+MAX_CROP_SIDE, MAX_PADDING_PERCENT = 2048, 100
 #: dlib's chip: side in pixels and margin (``compute_face_descriptor``'s defaults).
 DLIB_CHIP_SIZE, DLIB_CHIP_PADDING = 150, 0.25
 
@@ -169,8 +172,12 @@ def get_alignment(name: str) -> Alignment:
     params = arcface_params(name)
     if params is not None:
         size, padding = params
-        if size <= 0:
-            raise UnknownNameError(f"alignment {name!r}: the crop size must be positive")
+        if not 0 < size <= MAX_CROP_SIDE:
+            raise UnknownNameError(f"alignment {name!r}: the crop size must be 1 to {MAX_CROP_SIDE} pixels, got {size}")
+        if padding * 100 > MAX_PADDING_PERCENT:
+            raise UnknownNameError(
+                f"alignment {name!r}: a padding of {padding * 100:g}% is over the limit of {MAX_PADDING_PERCENT}% "
+                f"(at 100% the face spans a third of the crop); ArcFace crops use 0 (arcface112) to 30 (arcface160p30)")
         what = "5-point similarity onto the ArcFace template" + (f", padding {padding:g}" if padding else "")
         return Alignment(_arcface(padding), True, what + ", scaled to the input size", size)
     if name not in ALIGNMENTS:

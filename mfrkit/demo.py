@@ -133,7 +133,8 @@ def run_demo(
     """Run the demo in ``out`` (default ``$MFRKIT_HOME/demo``).
 
     ``out/sample`` is the sample (registered as dataset ``demo``), ``out/sample-masked``
-    its masked copy (``demo-masked``), ``out/protocols/<spec>`` the protocols,
+    its masked copy (``demo-masked``), ``out/protocols/<spec>`` the protocols (registered
+    as ``demo/<spec>``, so ``--protocol mr-mp`` finds them),
     ``out/models/dlib_resnet.onnx`` the baseline model and ``out/runs`` the benchmark
     runs with their leaderboard. ``full=False`` stops after the landmarks.
     """
@@ -171,7 +172,7 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
         folder = out / "protocols" / spec
         make_protocol_folder(
             folder, folders[reference], folders[probe] if probe else None, spec=spec, seed=seed,
-            n_folds=1, allow_fewer=True, overwrite=True,
+            n_folds=1, allow_fewer=True, overwrite=True, register=f"demo/{spec}",
         )  # fmt: skip
         result.protocols[spec] = folder
     model = out / "models" / "dlib_resnet.onnx"

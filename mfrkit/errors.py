@@ -42,6 +42,18 @@ class UnsupportedImageError(ImageError):
     reason = "unsupported"
 
 
+class UnreadableImageError(ImageError):
+    """The file exists but cannot be read (permission denied, I/O error)."""
+
+    reason = "unreadable"
+
+
+class NotAFileError(ImageError):
+    """The path is a FIFO, device, socket or folder: only regular files are images."""
+
+    reason = "not_a_file"
+
+
 class LandmarkError(MfrkitError):
     """A landmark backend cannot be loaded or used."""
 

@@ -11,7 +11,7 @@ A model is an ONNX file with input ``[N, 3, H, W]`` float32 (dynamic ``N``) and 
 ===================== ==================================================================
 key                   value
 ===================== ==================================================================
-``mfrkit.input_size`` ``112`` or ``112,112`` (H, W), pixels
+``mfrkit.input_size`` ``112`` or ``112,112`` (H, W), pixels, at most 2048 a side
 ``mfrkit.color``      ``RGB`` or ``BGR``: channel order the model expects
 ``mfrkit.mean``       one or three numbers, **in 0-255 pixel units** (ArcFace: ``127.5``),
                       listed in the model's channel order (BGR models: B, G, R)
@@ -39,10 +39,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .alignments import get_alignment
+from .alignments import MAX_CROP_SIDE, get_alignment
 from .errors import MfrkitError, ModelError
 
 PREFIX = "mfrkit."
+#: Largest crop side, pixels. Face models take 96 to 512; a batch of 30000x30000 crops
+#: (a typo in metadata or an option on a model with dynamic H and W) would not fit in memory.
+MAX_INPUT_SIDE = MAX_CROP_SIDE
 REQUIRED_KEYS = ("input_size", "color", "mean", "std", "align")
 OPTIONAL_KEYS = ("family", "embedding_dim", "domain")
 DOMAINS = ("reference", "probe")
@@ -87,6 +90,8 @@ class ModelInput:
             raise ModelError(f"color must be one of {COLORS}, got {self.color!r}")
         if len(self.input_size) != 2 or min(self.input_size) <= 0:
             raise ModelError(f"input_size must be (height, width) > 0, got {self.input_size}")
+        if max(self.input_size) > MAX_INPUT_SIDE:
+            raise ModelError(_too_large(self.input_size))
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ModelError(f"mean and std need 3 values each, std > 0 (got {self.mean}, {self.std})")
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
@@ -185,6 +190,13 @@ def to_tensor(crops: np.ndarray, spec: ModelInput, *, flip: bool = False) -> np.
     return out
 
 
+def _too_large(size) -> str:
+    h, w = size
+    return (f"{h}x{w} pixels is over the limit of {MAX_INPUT_SIDE} a side (one float32 batch of 64 such crops "
+            f"would take {64 * 3 * 4 * h * w / 2**30:,.0f} GiB); face models take 96 to 512. Check the value "
+            "(--input-size, the sidecar or the model's mfrkit.input_size)")
+
+
 def _numbers(value: Any, key: str) -> list[float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [float(value)]
@@ -244,6 +256,10 @@ def parse_model_input(values: Mapping[str, Any], origin: Mapping[str, str] | Non
         size = size * 2
     if len(size) != 2 or min(size) <= 0:
         raise ModelError(f"{PREFIX}input_size: expected one or two positive integers, got {vals['input_size']!r}")
+    if max(size) > MAX_INPUT_SIDE:
+        where = {"metadata": "the model's metadata", "sidecar": "the sidecar", "option": "--input-size"}.get(
+            (origin or {}).get("input_size", ""))
+        raise ModelError(f"{PREFIX}input_size" + (f" (from {where})" if where else "") + ": " + _too_large(size))
     color = str(vals["color"]).strip().upper()
     if color not in ("RGB", "BGR"):
         raise ModelError(f"{PREFIX}color must be RGB or BGR, got {vals['color']!r}")

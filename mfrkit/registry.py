@@ -8,11 +8,29 @@ with a decorator, in the spirit of timm's ``register_model``; an unknown name ra
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import UnknownNameError
+from .errors import MfrkitError, UnknownNameError
 
 T = TypeVar("T")
+
+#: A name a user gives to something mfrkit stores under ``$MFRKIT_HOME`` (a dataset, a
+#: protocol): it becomes a file or folder name there, so it is a plain identifier.
+USER_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+
+
+def check_user_name(name: object, what: str = "name", error: type[MfrkitError] = MfrkitError) -> str:
+    """``name`` if it is a plain identifier: 1 to 64 letters, digits, ``-``, ``_`` and
+    ``.``, not starting with ``.``. Such a name is safe as a file or folder name under
+    ``$MFRKIT_HOME`` (no ``/``, ``..``, hidden or empty name); anything else raises
+    ``error`` (a :class:`~mfrkit.errors.MfrkitError` subclass) naming ``what`` it was for.
+    Every registry stored under ``$MFRKIT_HOME`` (datasets, protocols) checks its names
+    with this one function, on adding and on reading its file back."""
+    if not isinstance(name, str) or not USER_NAME.match(name):
+        raise error(f"invalid {what} name {name!r}: use 1 to 64 letters, digits, '-', '_' and '.' "
+                    "(not starting with '.')")
+    return name
 
 
 class Registry(Generic[T]):

@@ -19,6 +19,7 @@ from mfrkit.landmarks.cache import (
     detect_landmarks,
     get_landmarks,
     load_landmarks,
+    open_store,
 )
 
 
@@ -138,25 +139,55 @@ def test_cache_detects_once_and_resumes(sample_manifest, tmp_path):
         load_landmarks(manifest, "mediapipe")
     first = detect_landmarks(manifest, "mediapipe", chunk_size=2)
     assert first.detected == len(manifest) and first.counts == {"ok": len(manifest) - 1, "corrupt": 1}
-    assert not cache_path(manifest, "mediapipe").with_suffix(".parts").exists()
-    written = cache_path(manifest, "mediapipe").stat().st_mtime_ns
+    store = open_store(manifest, "mediapipe")
+    assert first.path == cache_path(manifest, "mediapipe") == store.folder
+    assert store.shard_numbers() == [0, 1, 2] and store.pending() == []  # one shard per chunk, all committed
+    written = store.index_path.stat().st_mtime_ns
+    before = {k: v for k, v in load_landmarks(manifest, "mediapipe").items()}
     again = detect_landmarks(manifest, "mediapipe")
     assert again.detected == 0 and again.reused == len(manifest) and again.counts == first.counts
-    assert cache_path(manifest, "mediapipe").stat().st_mtime_ns == written  # nothing new: not rewritten
-    # An interrupted run leaves shards; the next run keeps them and does only the rest.
-    cached = pd.read_parquet(cache_path(manifest, "mediapipe"))
-    cache_path(manifest, "mediapipe").unlink()
-    parts = cache_path(manifest, "mediapipe").with_suffix(".parts")
-    parts.mkdir()
-    cached.iloc[:2].to_parquet(parts / "part-000000.parquet")
+    assert store.index_path.stat().st_mtime_ns == written  # nothing new: not rewritten
+    # An interrupted run leaves shards the index does not list yet; the next run keeps them
+    # and does only the rest.
+    store.index_path.unlink()
+    (store.folder / "shard-000002.parquet").unlink()
+    assert store.pending() == [0, 1]
     resumed = detect_landmarks(manifest, "mediapipe")
-    assert resumed.detected == len(manifest) - 2
+    assert resumed.detected == len(manifest) - 4 and resumed.counts == first.counts
     result = load_landmarks(manifest, "mediapipe")
-    assert set(result) == set(manifest.table["image_id"])
-    # A changed image (new sha256) is detected again.
+    assert set(result) == set(manifest.table["image_id"]) and len(result) == len(manifest)
+    for image_id, face in before.items():
+        assert result[image_id].status == face.status
+        if face.landmarks is not None:
+            np.testing.assert_array_equal(result[image_id].landmarks.points68, face.landmarks.points68)
+            np.testing.assert_array_equal(result[image_id].landmarks.mesh, face.landmarks.mesh)
+    # A changed image (new sha256) is detected again; its new row wins.
     manifest.table.loc[0, "sha256"] = "0" * 64
     write_manifest(manifest)
     assert detect_landmarks(manifest, "mediapipe").detected == 1
+    assert open_store(manifest, "mediapipe").index_table().to_pandas().set_index("image_id").loc[manifest.table["image_id"][0], "sha256"] == "0" * 64
+
+
+def test_cache_mesh_is_within_a_64th_of_a_pixel_and_points_exact(sample_manifest, backends, tmp_path):
+    import shutil
+
+    from mfrkit.data.imageio import read_image
+    from mfrkit.data.manifest import read_manifest
+    from mfrkit.landmarks.mesh_codec import MAX_MESH_ERROR
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    manifest = read_manifest(root)
+    cached = get_landmarks(manifest, "mediapipe")
+    points_only = get_landmarks(manifest, "mediapipe", mesh=False)
+    for image_id, rel in zip(manifest.table["image_id"], manifest.table["path"]):
+        fresh = detect_primary(backends["mediapipe"], read_image(root / rel), image_id=image_id).landmarks
+        lm = cached[image_id].landmarks
+        for name in ("points5", "points68", "bbox"):
+            np.testing.assert_array_equal(getattr(lm, name), getattr(fresh, name))
+        assert np.abs(lm.mesh - fresh.mesh).max() <= MAX_MESH_ERROR + 1e-4
+        assert points_only[image_id].landmarks.mesh is None
+        np.testing.assert_array_equal(points_only[image_id].landmarks.points5, fresh.points5)
 
 
 def test_cache_is_independent_of_workers(sample_manifest, tmp_path):
@@ -189,9 +220,6 @@ def test_cache_keeps_rows_outside_a_subset_and_skips_idle_work(sample_manifest, 
     assert summary.detected == 0 and sum(summary.counts.values()) == 2
     assert set(load_landmarks(full, "dlib")) == set(full.table["image_id"])  # nothing was dropped
     assert cached_counts(subset) == {"dlib": {"ok": 2}} and cached_counts(full) == {"dlib": {"ok": len(full)}}
-    # Nothing left to do: the backend is not even created (the file backend would need its file).
-    shutil.copy(root / "landmarks.dlib.parquet", root / "landmarks.file.parquet")
-    assert detect_landmarks(full, "file").detected == 0
 
 
 def test_cache_of_the_file_backend_follows_the_file(sample_manifest, tmp_path):
@@ -215,5 +243,95 @@ def test_cache_of_the_file_backend_follows_the_file(sample_manifest, tmp_path):
     assert detect_landmarks(manifest, "file", backend_options=corrected).detected == len(manifest)
     image_id = manifest.table["image_id"][0]
     assert load_landmarks(manifest, "file")[image_id].landmarks.points5[0].tolist() == [100, 101]
-    # A reader that does not know the options (bench, training) takes what is cached.
+    # A reader that does not know the options (bench, training) takes what is cached;
+    # with nothing left to do the backend is not even created (it would need its file).
     assert detect_landmarks(manifest, "file").detected == 0
+    # Shards an interrupted run with other options left are not taken for this run's.
+    from mfrkit.landmarks import FaceResult
+    from mfrkit.landmarks.store import encode_results, write_shard
+
+    store = open_store(manifest, "file")
+    stale = write_shard(store.folder, 99, encode_results([image_id], [None], [FaceResult("no_face")]), '{"path": "another file"}')
+    assert store.pending() == [99]
+    assert detect_landmarks(manifest, "file").detected == 0 and not stale.exists()
+    assert load_landmarks(manifest, "file")[image_id].status == "ok"
+
+
+def _copy(sample_manifest, tmp_path):
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    return read_manifest(root)
+
+
+def test_one_detection_per_store_at_a_time(sample_manifest, tmp_path):
+    from mfrkit.jobs import FolderInUseError, FolderLock
+    from mfrkit.jobs.output import LOCK, MARKER, read_marker
+
+    manifest = _copy(sample_manifest, tmp_path)
+    folder = cache_path(manifest, "dlib")
+    with FolderLock(folder / LOCK, what=f"output folder {folder}", purpose="landmarks"):
+        with pytest.raises(FolderInUseError, match="in use by PID"):
+            detect_landmarks(manifest, "dlib")
+    assert detect_landmarks(manifest, "dlib").detected == len(manifest)
+    marker = read_marker(folder)
+    assert marker.kind == "landmarks" and marker.state == "finished" and (folder / MARKER).is_file()
+    # Nothing to do: the folder is not even claimed (a reader never waits for the lock).
+    with FolderLock(folder / LOCK, what=str(folder)):
+        assert detect_landmarks(manifest, "dlib").detected == 0
+
+
+def test_a_chunk_that_fails_as_a_whole_is_reported_and_retried(sample_manifest, tmp_path, monkeypatch):
+    from mfrkit.errors import LandmarkError
+    from mfrkit.landmarks.base import BACKENDS
+
+    manifest = _copy(sample_manifest, tmp_path)
+    victim = manifest.table["image_id"][3]
+
+    class Exploding:
+        name, has_68, has_mesh = "explode", False, False
+
+        def __init__(self, fail=True):
+            self.fail = fail
+
+        def detect(self, image, *, image_id=None):
+            if self.fail and image_id == victim:
+                raise RuntimeError("the detector crashed")
+            return [Landmarks(points5=np.ones((5, 2), np.float32), points68=None, bbox=np.array([0, 0, 9, 9], np.float32))]
+
+    monkeypatch.setitem(BACKENDS._entries, "explode", Exploding)
+    with pytest.raises(LandmarkError, match=r"2 image\(s\) in 1 chunk.*the detector crashed.*rerun"):
+        detect_landmarks(manifest, "explode", chunk_size=2)
+    assert cached_counts(manifest) == {"explode": {"ok": len(manifest) - 2}}  # the other chunks are kept
+    again = detect_landmarks(manifest, "explode", backend_options={"fail": False}, chunk_size=2)
+    assert again.detected == len(manifest) and again.counts == {"ok": len(manifest)}  # other options: all again
+    assert load_landmarks(manifest, "explode")[victim].landmarks.points5.sum() == 10
+
+
+def _store_bytes(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_detection_gives_the_same_store_whatever_the_executor(sample_manifest, tmp_path):
+    ray = pytest.importorskip("ray")
+    from mfrkit.data.manifest import read_manifest
+    from mfrkit.jobs import ExecutorSpec
+
+    stores = {}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for name, spec in [("inline", ExecutorSpec()), ("local2", ExecutorSpec("local", workers=2)), ("ray", ExecutorSpec("ray", workers=2))]:
+            manifest = _copy(sample_manifest, tmp_path / name)
+            detect_landmarks(manifest, "dlib", chunk_size=2, executor=spec)
+            stores[name] = _store_bytes(cache_path(manifest, "dlib"))
+    finally:
+        ray.shutdown()
+    assert len(stores["inline"]) == 4  # three shards and the index
+    assert stores["inline"] == stores["local2"] == stores["ray"]  # byte-identical files
+    manifest = read_manifest(tmp_path / "ray" / "copy")
+    assert cached_counts(manifest) == {"dlib": {"ok": len(manifest)}}

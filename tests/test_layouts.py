@@ -169,3 +169,42 @@ def test_probe_without_verify_reads_the_header_only(tmp_path, photos):
     for verify in (True, False):
         assert probe_image(str(tmp_path / "whole.jpg"), verify=verify, max_pixels=1000)["status"] == "too_large"
     assert probe_image(str(tmp_path / "gone.jpg"))["status"] == "missing"
+
+
+RWMFD = ["RWMFD_part_1/0000/0002.jpg", "RWMFD_part_1/0000/0003.jpg", "RWMFD_part_1/0001/0002.jpg",
+         "RWMFD_part_2/0005/0001.jpg", "example/0.jpg"]  # RMFD's raw samples, as in its repository
+
+
+def test_rmfd_raw_sample_folders_are_masked_trees(tmp_path):
+    """RWMFD_part_1/0000/... holds masked photos only: auto read them as imagefolder,
+    every one labelled unmasked, without a word."""
+    root = tree(tmp_path / "Real-World-Masked-Face-Dataset", RWMFD)
+    assert detect_layout(root) == "rmfd"
+    manifest, report = scan_dataset(root)  # --layout auto
+    t = manifest.table.set_index("path")
+    assert manifest.meta["layout"] == "rmfd"
+    assert (t.loc[[p for p in RWMFD if p.startswith("RWMFD")], "variant"] == "masked").all()
+    assert t.at["RWMFD_part_1/0001/0002.jpg", "identity"] == "0001"
+    assert t.at["example/0.jpg", "status"] == "no_identity"
+
+
+def test_a_masked_folder_read_as_identity_folders_is_warned_and_can_be_labelled(tmp_path):
+    root = tree(tmp_path, RWMFD) / "RWMFD_part_1"
+    manifest, report = scan_dataset(root)  # auto: identity folders 0000, 0001
+    assert manifest.meta["layout"] == "imagefolder" and set(manifest.table["variant"]) == {"unmasked"}
+    assert any("suggest masked photos" in w and "variant=masked" in w for w in report.warnings)
+    labelled, report = scan_dataset(root, layout="imagefolder", variant="masked")
+    assert set(labelled.table["variant"]) == {"masked"} and set(labelled.table["identity"]) == {"0000", "0001"}
+    assert not any("suggest masked" in w for w in report.warnings)
+    with pytest.raises(DatasetError, match="variant must be one of"):
+        read_layout(root, "imagefolder", variant="covered")
+
+
+@pytest.mark.parametrize("name, masked", [
+    ("AFDB_masked_face_dataset", True), ("AFDB_face_dataset", False), ("RWMFD_part_1", True), ("RMFRD", True),
+    ("without_mask", False), ("unmasked", False), ("faces", False), ("rmfd_no_mask", False),
+])
+def test_masked_tree_names(name, masked):
+    from mfrkit.data.layouts import _is_masked_dir
+
+    assert _is_masked_dir(name) is masked

@@ -126,6 +126,25 @@ def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):
     assert (board["model"] == "dlib_resnet").all() and board["auc"].between(0, 1).all()
     listed = runner.invoke(app, ["datasets", "list"]).output
     assert "demo-masked" in listed
+    # the demo registers its protocols: the user's own command runs as written
+    listed = runner.invoke(app, ["protocol", "list"]).output
+    assert all(f"demo/{spec}" in listed for spec in ("umr-ump", "umr-mp", "mr-mp"))
+    csn = tmp_path / "csn.onnx"
+    assert runner.invoke(app, ["models", "export", "--family", "csn", "--out", str(csn)]).exit_code == 0
+    result = runner.invoke(app, ["bench", "--model", str(csn), "--protocol", "mr-mp", "--out", str(tmp_path / "runs"), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert pd.read_csv(run / "leaderboard.csv")["protocol"].tolist() == ["mr-mp"]
+    assert (run / "report.html").is_file()
+    # leaderboard and report work on its runs, and on the demo's
+    runs = [str(tmp_path / "runs"), str(tmp_path / "demo" / "runs")]
+    result = runner.invoke(app, ["leaderboard", *runs, "--table", str(tmp_path / "table.md")])
+    assert result.exit_code == 0, result.output
+    assert "| csn |" in (tmp_path / "table.md").read_text() and "| dlib_resnet |" in (tmp_path / "table.md").read_text()
+    result = runner.invoke(app, ["report", *runs, "--out", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    assert "Protocol mr-mp" in page and "Threshold drift" in page and ">csn<" in page
 
 
 def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):

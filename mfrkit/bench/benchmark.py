@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import platform
 import re
+import shutil
 import uuid
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
-from ..landmarks.cache import get_landmarks
+from ..landmarks.cache import detect_landmarks, open_store
 from ..options import floats, none_for, option
 from . import evaluate as E
 from . import metrics as M
@@ -94,6 +96,7 @@ class BenchConfig:
     rules : the rule set the leaderboard shows (``mfrkit`` or ``insightface``, see
         :data:`~mfrkit.bench.metrics.RULE_SETS`); metrics.json always holds both.
     save_embeddings : write ``embeddings.parquet`` per model into the run folder.
+    report : write ``report.html`` (:mod:`mfrkit.bench.report`) into the run folder.
     """
 
     models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
@@ -120,7 +123,7 @@ class BenchConfig:
             "color": "Override mfrkit.color: RGB or BGR.",
             "mean": "Override mfrkit.mean (0-255 units), e.g. 127.5.",
             "std": "Override mfrkit.std (0-255 units), e.g. 127.5.",
-            "align": "Override mfrkit.align: arcface<S> or arcface<S>p<P> (e.g. arcface112, arcface160p30), dlib150 or none.",
+            "align": "Override mfrkit.align: arcface<S> or arcface<S>p<P> (S up to 2048 px, P up to 100 %; e.g. arcface112, arcface160p30), dlib150 or none.",
         },
     )  # fmt: skip
     sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
@@ -148,6 +151,17 @@ class BenchConfig:
                         "ddof=0); metrics.json always holds both.")
     save_embeddings: bool = option(False, negatable=False, help="Write embeddings.parquet per model into the run "
                                    "folder (FtA rows with a null embedding and their reason).")
+    report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
+    executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
+    ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
+
+    def executor_spec(self):
+        """The embedding step's executor (None: the local pipeline)."""
+        if self.executor == "local":
+            return None
+        from ..jobs import ExecutorSpec
+
+        return ExecutorSpec(self.executor, workers=self.workers or 0, address=self.ray_address)
 
 
 @dataclass
@@ -208,6 +222,23 @@ def _sides(proto, images: ImageTable) -> _Sides:
     )
 
 
+def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
+    """Landmarks (points only) of a few images, each from its manifest's landmark store:
+    the bench reads the landmarks of a chunk when it embeds that chunk."""
+
+    def lookup(refs: Sequence[ImageRef]) -> list:
+        rows = table.loc[[r.image_id for r in refs], ["manifest", "image_id"]]
+        out: list = [None] * len(refs)
+        for key, group in rows.reset_index(drop=True).groupby("manifest", sort=False):
+            if key in stores:
+                found = stores[key].get(group["image_id"].tolist(), mesh=False)
+                for pos, image_id in zip(group.index, group["image_id"]):
+                    out[pos] = found.get(image_id)
+        return out
+
+    return lookup
+
+
 def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
     """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
     ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
@@ -216,32 +247,31 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
         ref_uids.update(probe_uids)
     jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
     out = []
-    lm_cache: dict = {}
+    stores: dict = {}
     table = images.table
     for model, uids in jobs:
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
-        found: list = [None] * len(uids)
+        lookup = None
         if needs:
             for key in rows["manifest"].unique():
                 if not key:
                     continue  # MISSING_UID
-                if key not in lm_cache:
+                if key not in stores:
                     m = images.manifests[key]
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    lm_cache[key] = get_landmarks(m, cfg.landmarks, workers=lm_workers)
-            found = [lm_cache[k].get(i) if k else None for k, i in zip(rows["manifest"], rows["image_id"])]
-        refs = [
-            ImageRef(u, path, sha, status, lm)
-            for u, path, sha, status, lm in zip(uids, rows["path"], rows["sha256"], rows["status"], found)
-        ]
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec())
+                    stores[key] = open_store(m, cfg.landmarks)
+            lookup = _landmark_lookup(table, stores)
+        refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
         workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs))
         with progress(len(refs), f"embedding with {model.name}") as advance:
             emb = embed_images(
                 model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, progress=advance,
+                landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
+                executor=cfg.executor_spec(),
             )  # fmt: skip
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
@@ -393,6 +423,9 @@ def _validate(cfg: BenchConfig) -> None:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
     M.RULE_SETS.get(cfg.rules)
+    from ..jobs import EXECUTORS
+
+    EXECUTORS.get(cfg.executor)
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")
@@ -455,42 +488,72 @@ def run_benchmark(
             "environment": _environment(),
         },
     )
-    meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
-    results: list[dict] = []
-    for ms in model_sets:
-        log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
-        ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
-        mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
-        common = {
-            **meta,
-            "model": ms.describe(),
-            "settings": {**settings, "batch_size": cfg.batch_size},
-            "preprocessing": _preprocessing(ms, cfg),
-            "throughput": _throughput(ms, ref, probe),
-        }
-        if cfg.save_embeddings:
-            save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
-        # the transfer source goes first: all-pairs protocols then get its threshold up
-        # front and count at it in the same pass over their comparisons
-        per_model: list = [None] * len(protocols)
-        hint = None
-        for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != transfer_source):
-            proto, s = protocols[i], sides[i]
-            per_model[i] = _run_protocol(
-                proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}",
-                transfer=(cfg.transfer_far if proto.name == transfer_source else None,
-                          None if hint is None else hint["threshold"]),
-                progress=progress, log=log,
-            )  # fmt: skip
-            if proto.name == transfer_source:
-                hint = _source_threshold(per_model[i][1], cfg.transfer_far)
-        _apply_transfer(per_model, transfer_source, cfg.transfer_far)
-        for res, _ in per_model:
-            write_json(Path(res["path"]) / METRICS_NAME, res)
-            results.append(res)
-    board = pd.DataFrame([leaderboard_row(r) for r in results])
-    write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
-    return BenchRun(folder=folder, results=results, leaderboard=board)
+    with _failed_run_cleanup(folder):
+        meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
+        results: list[dict] = []
+        for ms in model_sets:
+            log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
+            ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
+            mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+            common = {
+                **meta,
+                "model": ms.describe(),
+                "settings": {**settings, "batch_size": cfg.batch_size},
+                "preprocessing": _preprocessing(ms, cfg),
+                "throughput": _throughput(ms, ref, probe),
+            }
+            if cfg.save_embeddings:
+                save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
+            # the transfer source goes first: all-pairs protocols then get its threshold up
+            # front and count at it in the same pass over their comparisons
+            per_model: list = [None] * len(protocols)
+            hint = None
+            for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != transfer_source):
+                proto, s = protocols[i], sides[i]
+                per_model[i] = _run_protocol(
+                    proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
+                    f"{ms.name} on {proto.name}",
+                    transfer=(cfg.transfer_far if proto.name == transfer_source else None,
+                              None if hint is None else hint["threshold"]),
+                    progress=progress, log=log,
+                )  # fmt: skip
+                if proto.name == transfer_source:
+                    hint = _source_threshold(per_model[i][1], cfg.transfer_far)
+            _apply_transfer(per_model, transfer_source, cfg.transfer_far)
+            for res, _ in per_model:
+                for metric, why in (res["metrics"].get("skipped") or {}).items():
+                    log(f"{ms.name} on {res['protocol']['name']}: {metric} skipped: {why}")
+                write_json(Path(res["path"]) / METRICS_NAME, res)
+                results.append(res)
+        board = pd.DataFrame([leaderboard_row(r) for r in results])
+        write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
+        if cfg.report:
+            from .report import REPORT_NAME, write_report
+
+            try:
+                write_report([folder], folder / REPORT_NAME)
+            except (MfrkitError, OSError) as exc:  # the run's results are written: keep them, say why
+                log(f"report not written: {exc}")
+        return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+@contextlib.contextmanager
+def _failed_run_cleanup(folder: Path):
+    """A run that fails (an error, Ctrl-C) leaves no half-written run folder behind: when
+    no (model, protocol) finished, the folder (made by this run, under a fresh id) is
+    removed; otherwise its ``run.json`` gets ``"status": "failed"`` and the error, and the
+    finished ``metrics.json`` files (each complete, written atomically) are kept."""
+    try:
+        yield
+    except BaseException as exc:
+        if not any(folder.rglob(METRICS_NAME)):
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(Exception):
+                run = json.loads((folder / "run.json").read_text())
+                run.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+                write_json(folder / "run.json", run)
+        raise
 
 
 def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:

@@ -21,6 +21,7 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK, file_sha256
 from ..errors import ModelError
 from ..landmarks.base import FaceResult, Landmarks
+from ..jobs import ExecutorSpec, FolderLock
 from ..model_input import to_tensor
 from .crops import CropJob, iter_crops
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
@@ -29,6 +30,12 @@ from .onnx_model import OnnxModel
 NO_LANDMARKS = "no_landmarks"
 NON_FINITE = "non_finite_embedding"
 TTA_MODES = (None, "flip")
+#: Images whose landmarks are looked up at once (a lookup reads a few landmark row groups).
+LOOKUP_BLOCK = 4096
+
+#: ``(images) -> landmarks``: the FaceResult (or None) of each of a few images, looked up
+#: when needed (e.g. ``LandmarkStore.get``), so no step holds every image's landmarks.
+LandmarkLookup = Callable[[Sequence["ImageRef"]], Sequence[FaceResult | None]]
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,8 @@ class ImageRef:
     path : str, absolute.
     sha256 : str or None (computed from the file when None).
     status : the manifest's status for the image (``ok`` or a reason).
-    landmarks : FaceResult or None, from the landmark cache when the alignment needs it.
+    landmarks : FaceResult or None, from the landmark cache when the alignment needs it
+        (or leave None and give :func:`embed_images` a ``landmark_lookup``).
     """
 
     image_id: str
@@ -99,6 +107,29 @@ def _strip(lm: Landmarks) -> Landmarks:
     return Landmarks(points5=lm.points5, points68=lm.points68, bbox=lm.bbox, score=lm.score, backend=lm.backend)
 
 
+def _usable(face: FaceResult | None) -> Landmarks | None:
+    return _strip(face.landmarks) if face is not None and face.status == STATUS_OK and face.landmarks is not None else None
+
+
+class _CropJobs(Sequence):
+    """The crop jobs of ``images[todo]``, made chunk by chunk as the pipeline slices them:
+    a chunk's landmarks are looked up then, so they are never all held at once."""
+
+    def __init__(self, images: Sequence[ImageRef], todo: list[int], faces: LandmarkLookup | None) -> None:
+        self.images, self.todo, self.faces = images, todo, faces
+
+    def __len__(self) -> int:
+        return len(self.todo)
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            i = range(len(self))[index]  # IndexError out of range
+            return self[i : i + 1][0]
+        refs = [self.images[i] for i in self.todo[index]]
+        faces = self.faces(refs) if self.faces is not None else [None] * len(refs)
+        return [CropJob(r.path, _usable(f)) for r, f in zip(refs, faces)]
+
+
 def l2_normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows divided by their norm; returns (normalised, usable) where usable rows are
     finite with a norm above 1e-12 (others become zero rows)."""
@@ -138,7 +169,9 @@ def embed_images(
     tta: str | None = None,
     cache_dir: str | Path | None = None,
     landmark_backend: str | None = None,
+    landmark_lookup: LandmarkLookup | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: ExecutorSpec | None = None,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
 
@@ -155,8 +188,17 @@ def embed_images(
         Embedding cache root; None disables the cache.
     landmark_backend : str or None
         Recorded in the cache key when the alignment uses landmarks.
+    landmark_lookup : callable, optional
+        ``(images) -> [FaceResult or None]`` for a few images at a time (at most
+        :data:`LOOKUP_BLOCK`, or one pipeline chunk); when given, the images' own
+        ``landmarks`` are ignored. Landmarks are looked up twice (for the cache keys,
+        then per chunk for the crops) rather than held for every image.
     progress : callable(n), optional
         Called with the number of images finished.
+    executor : ExecutorSpec, optional
+        ``ray``: crop and embed on Ray actors holding one ONNX session each
+        (:mod:`.embed_job`); None or ``local``: the streaming pipeline of this module
+        (``workers`` processes crop, this process runs the model).
 
     Returns
     -------
@@ -172,38 +214,52 @@ def embed_images(
         raise ModelError("images to embed contain duplicate ids")
     alignment = get_alignment(model.spec.align)
     status = np.array([im.status if im.status else STATUS_OK for im in images], dtype=object)
-    landmarks: list[Landmarks | None] = [None] * n
+    faces: LandmarkLookup | None = None
+    if alignment.needs_landmarks:
+        faces = landmark_lookup if landmark_lookup is not None else (lambda refs: [r.landmarks for r in refs])
     keys: list[str | None] = [None] * n
-    for i, im in enumerate(images):
-        if status[i] != STATUS_OK:
-            continue
-        if alignment.needs_landmarks:
-            fr = im.landmarks
-            if fr is None:
-                status[i] = NO_LANDMARKS
+    for start in range(0, n, LOOKUP_BLOCK):
+        block = range(start, min(n, start + LOOKUP_BLOCK))
+        found = faces([images[i] for i in block]) if faces is not None else [None] * len(block)
+        for i, fr in zip(block, found):
+            if status[i] != STATUS_OK:
                 continue
-            if fr.status != STATUS_OK or fr.landmarks is None:
-                status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
-                continue
-            landmarks[i] = _strip(fr.landmarks)
-        sha = im.sha256
-        if not sha:
-            if not Path(im.path).is_file():
-                status[i] = "missing"
-                continue
-            sha = file_sha256(im.path)
-        keys[i] = item_key(sha, landmarks[i])
+            lm = None
+            if faces is not None:
+                if fr is None:
+                    status[i] = NO_LANDMARKS
+                    continue
+                if fr.status != STATUS_OK or fr.landmarks is None:
+                    status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
+                    continue
+                lm = _strip(fr.landmarks)
+            im = images[i]
+            sha = im.sha256
+            if not sha:
+                if not Path(im.path).is_file():
+                    status[i] = "missing"
+                    continue
+                sha = file_sha256(im.path)
+            keys[i] = item_key(sha, lm)
 
     dim = model.embedding_dim
     vectors = np.zeros((n, dim or 0), np.float32)
     todo = [i for i in range(n) if status[i] == STATUS_OK]
     cached = 0
     cache = None
+    cache_lock = None
     if cache_dir is not None:
         spec = model.spec.preprocessing()
         prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
         cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
-        found, vec = cache.get([keys[i] for i in todo], dim)
+        # One writer per cache folder at a time: two runs appending parts to the same
+        # model's cache would number them alike.
+        cache_lock = FolderLock(cache.dir / ".lock", what=f"embedding cache {cache.dir}", purpose=f"bench of {model.name}").acquire()
+        try:
+            found, vec = cache.get([keys[i] for i in todo], dim)
+        except BaseException:
+            cache_lock.release()
+            raise
         if vec is not None and found.any():
             if vectors.shape[1] == 0:
                 vectors = np.zeros((n, vec.shape[1]), np.float32)
@@ -221,12 +277,28 @@ def embed_images(
     t0 = time.perf_counter()
     computed = 0
     bad_model = 0
-    jobs = [CropJob(images[i].path, landmarks[i]) for i in todo]
+    jobs = _CropJobs(images, todo, faces)
     buf: list[np.ndarray] = []
     buf_rows: list[int] = []
 
-    def flush(force: bool) -> None:
+    def record(rows_arr: np.ndarray, raw: np.ndarray) -> None:
+        """Normalise a batch's raw embeddings into the run's arrays and the cache."""
         nonlocal vectors, computed, bad_model
+        if vectors.shape[1] == 0:
+            vectors = np.zeros((n, raw.shape[1]), np.float32)
+        if raw.shape[1] != vectors.shape[1]:
+            raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
+        emb, usable = l2_normalise(raw)
+        vectors[rows_arr] = emb
+        status[rows_arr[~usable]] = NON_FINITE
+        bad_model += int((~usable).sum())
+        computed += int(usable.sum())
+        if cache is not None and usable.any():
+            cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
+        if progress:
+            progress(len(rows_arr))
+
+    def flush(force: bool) -> None:
         while buf_rows and (force or len(buf_rows) >= batch_size):
             crops = np.concatenate(buf) if len(buf) > 1 else buf[0]
             take, rest = crops[:batch_size], crops[batch_size:]
@@ -235,39 +307,40 @@ def embed_images(
             buf.clear()
             if len(rest):
                 buf.append(rest)
-            raw = embed_batch(model, take, tta)
-            if vectors.shape[1] == 0:
-                vectors = np.zeros((n, raw.shape[1]), np.float32)
-            if raw.shape[1] != vectors.shape[1]:
-                raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
-            emb, usable = l2_normalise(raw)
-            rows_arr = np.asarray(rows)
-            vectors[rows_arr] = emb
-            status[rows_arr[~usable]] = NON_FINITE
-            bad_model += int((~usable).sum())
-            computed += int(usable.sum())
-            if cache is not None and usable.any():
-                cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
-            if progress:
-                progress(len(rows))
+            record(np.asarray(rows), embed_batch(model, take, tta))
 
     try:
-        size = model.spec.input_size
-        for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
-            good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
-            for j, st in enumerate(statuses):
-                if st != STATUS_OK:
-                    status[todo[start + j]] = st
-            if progress and len(good) < len(statuses):
-                progress(len(statuses) - len(good))
-            if good:
-                buf.append(crops[good] if len(good) < len(crops) else crops)
-                buf_rows.extend(todo[start + j] for j in good)
-                flush(False)
-        flush(True)
+        if executor is not None and executor.kind != "local":
+            from .embed_job import embed_on_executor
+
+            for positions, statuses, raw in embed_on_executor(model, jobs, executor, tta=tta, batch_size=batch_size):
+                failed = [todo[p] for p, st in zip(positions, statuses) if st != STATUS_OK]
+                for p, st in zip(positions, statuses):
+                    if st != STATUS_OK:
+                        status[todo[p]] = st
+                if progress and failed:
+                    progress(len(failed))
+                if raw is not None:
+                    record(np.asarray([todo[p] for p, st in zip(positions, statuses) if st == STATUS_OK]), raw)
+        else:
+            size = model.spec.input_size
+            for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
+                good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
+                for j, st in enumerate(statuses):
+                    if st != STATUS_OK:
+                        status[todo[start + j]] = st
+                if progress and len(good) < len(statuses):
+                    progress(len(statuses) - len(good))
+                if good:
+                    buf.append(crops[good] if len(good) < len(crops) else crops)
+                    buf_rows.extend(todo[start + j] for j in good)
+                    flush(False)
+            flush(True)
     finally:
         if cache is not None:
             cache.flush()
+        if cache_lock is not None:
+            cache_lock.release()
     seconds = time.perf_counter() - t0
     if bad_model and computed == 0 and cached == 0:
         raise ModelError(f"{model.name} returned NaN, inf or zero embeddings for all {bad_model} images it was given")

@@ -5,7 +5,10 @@ stands for, for people) and parts written atomically as the run goes:
 ``part-<uuid>.emb.npy`` (float32, (n, D), L2-normalised) then ``part-<uuid>.keys.npy``
 (the item keys). A part counts only once its keys file exists, so a run killed
 mid-write loses at most the part it was writing, and the next run resumes from the
-others. Parts are plain ``.npy`` read with ``allow_pickle=False``.
+others. Parts are plain ``.npy`` read with ``allow_pickle=False``. A part that cannot be
+used (unreadable, truncated, rows not matching its keys, another dimension) is ignored
+when the cache is opened, its images are embedded again, and the next flush (by the
+writer holding the cache's lock) removes its files.
 
 An item key is the image's sha256, plus a hash of the landmarks the crop was aligned
 with when the alignment uses them (new landmarks, new crop, new key). Only successful
@@ -14,6 +17,7 @@ embeddings are cached; failures are cheap to find again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,6 +59,22 @@ def item_key(image_sha256: str, landmarks: Landmarks | None = None) -> str:
     return f"{image_sha256}:{h.hexdigest()[:16]}"
 
 
+def _read_part(keys_file: Path, emb_file: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(keys, memory-mapped embeddings) of one part, or None when it cannot be used: a
+    file missing, unreadable or truncated, not a 1-D string array / 2-D float32 array,
+    or row counts that differ."""
+    try:
+        keys = np.load(keys_file, allow_pickle=False)
+        emb = np.load(emb_file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if keys.ndim != 1 or keys.dtype.kind != "U" or emb.ndim != 2 or emb.dtype != np.float32:
+        return None
+    if emb.shape[0] != len(keys) or emb.shape[1] == 0:
+        return None
+    return keys, emb
+
+
 class EmbeddingCache:
     """Cached embeddings of one model under one preprocessing.
 
@@ -88,18 +108,32 @@ class EmbeddingCache:
         self._buf_emb: list[np.ndarray] = []
         self.hits = 0
         self.misses = 0
+        self.dropped_parts = 0
+        parts, broken = [], []
         for keys_file in sorted(self.dir.glob("part-*.keys.npy")):
             emb_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy"))
-            try:
-                keys = np.load(keys_file, allow_pickle=False)
-            except (OSError, ValueError):
-                continue  # an unreadable part is ignored; its images are embedded again
-            if not emb_file.exists():
+            part = _read_part(keys_file, emb_file)
+            (broken if part is None else parts).append((keys_file, emb_file, part))
+        # One model, one dimension: the one most embeddings have; parts of another are broken.
+        rows_by_dim: dict[int, int] = {}
+        for _, _, (keys, emb) in parts:
+            rows_by_dim[emb.shape[1]] = rows_by_dim.get(emb.shape[1], 0) + len(keys)
+        dim = max(rows_by_dim, key=lambda d: (rows_by_dim[d], d)) if rows_by_dim else None
+        for keys_file, emb_file, part in parts:
+            keys, emb = part
+            if emb.shape[1] != dim:
+                broken.append((keys_file, emb_file, None))
                 continue
             p = len(self._parts)
             self._parts.append(emb_file)
+            self._mmaps[p] = emb
             for row, k in enumerate(keys.tolist()):
                 self._index[k] = (p, row)
+        # Unreadable, truncated or of another shape: ignored, so its images are embedded
+        # again; the next flush (a writer, who holds the cache's lock) removes its files so
+        # no later run trips on it.
+        self._broken = [(k, e) for k, e, _ in broken]
+        self.dropped_parts = len(self._broken)
 
     def __len__(self) -> int:
         return len(self._index) + len(self._buf_keys)
@@ -141,7 +175,13 @@ class EmbeddingCache:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered embeddings as one part (embeddings first, keys last)."""
+        """Write buffered embeddings as one part (embeddings first, keys last), and remove
+        the files of parts found broken when the cache was opened."""
+        for keys_file, emb_file in self._broken:
+            for f in (keys_file, emb_file):  # keys first: without them the part never counts
+                with contextlib.suppress(OSError):
+                    f.unlink()
+        self._broken = []
         if not self._buf_keys:
             return
         name = f"part-{uuid.uuid4().hex}"

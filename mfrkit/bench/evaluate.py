@@ -52,9 +52,10 @@ def verification_metrics(
     ``auc``, ``eer`` (dict), then the rule-dependent metrics by the ``mfrkit`` rules at the
     top level and by the ``insightface`` rules under ``"insightface"`` (see
     :data:`~mfrkit.bench.metrics.RULE_SETS` and :func:`rule_metrics`): ``tar_at_far``
-    (one dict per target), ``accuracy`` (k-fold, when ``folds`` has >= 2 values) and, with
-    ``n_boot`` > 0, ``bootstrap`` (identity bootstrap intervals of TAR per target and of
-    the k-fold mean accuracy; one resampling serves both rule sets).
+    (one dict per target), ``accuracy`` (k-fold, when ``folds`` has >= 2 values; else
+    ``skipped`` maps ``accuracy`` to the reason) and, with ``n_boot`` > 0, ``bootstrap``
+    (identity bootstrap intervals of TAR per target and of the k-fold mean accuracy; one
+    resampling serves both rule sets).
     """
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, np.float64)
@@ -73,6 +74,9 @@ def verification_metrics(
         out["auc"] = M.roc_auc(y, s)
         out["eer"] = M.eer(y, s).as_dict()
         use_folds = folds is not None and len(np.unique(folds)) >= 2
+        if not use_folds:
+            n_folds = 0 if folds is None else len(np.unique(folds))
+            out["skipped"] = {"accuracy": f"k-fold accuracy needs at least 2 folds; the protocol has {n_folds}"}
         for r in rules:
             blocks[r.name]["tar_at_far"] = r.tar_at_far(y, s, far_targets, confidence=confidence).records()
             if use_folds:

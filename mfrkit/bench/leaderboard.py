@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -78,6 +80,23 @@ def leaderboard_row(result: dict) -> dict:
     return row
 
 
+def _checked_row(path: Path) -> dict:
+    """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
+    not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
+    result = read_result(path)
+    sections = ("model", "protocol", "metrics")
+    if not isinstance(result, dict) or not all(isinstance(result.get(k), dict) for k in sections):
+        raise ReportError(f"{path} is not a metrics.json written by mfrkit bench (expected a JSON object with "
+                          f"{', '.join(sections)}); move it out of the results folder")
+    try:
+        row = leaderboard_row(result)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise ReportError(f"{path} is malformed ({type(exc).__name__}: {exc}); move it out of the results folder") from None
+    if not row.get("model") or not row.get("protocol"):
+        raise ReportError(f"{path} names no model or protocol; move it out of the results folder")
+    return row
+
+
 def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     """Every ``metrics.json`` under ``results`` as leaderboard rows.
 
@@ -87,13 +106,16 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     1:1 rows show the numbers of the run's rule set (``rules`` column: ``mfrkit`` or
     ``insightface``); metrics.json holds both.
     """
-    root = Path(results)
-    if not root.is_dir():
-        raise ReportError(f"no results folder at {root}")
-    files = sorted(root.rglob(METRICS_NAME))
-    if not files:
-        raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
-    df = pd.DataFrame([leaderboard_row(read_result(f)) for f in files])
+    files = []
+    for root in [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]:
+        if not root.is_dir():
+            raise ReportError(f"no results folder at {root}")
+        found = sorted(root.rglob(METRICS_NAME))
+        if not found:
+            raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
+        files += found
+    files = list(dict.fromkeys(f.resolve() for f in files))
+    df = pd.DataFrame([_checked_row(f) for f in files])
     key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "rules", "mfrkit_version"]
     if "rules" not in df.columns:
         df["rules"] = None
@@ -129,3 +151,327 @@ def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None,
         atomic_write_text(md, to_markdown(df))
         written.append(Path(md))
     return written
+
+
+# --- results and headline metrics (the report and the comparison table) -------------------------------
+
+#: Protocol kinds scored as 1:1 comparisons.
+VERIFICATION_KINDS = ("verification", "1:1", "all-pairs")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One model x protocol result of a run: its ``metrics.json`` and its folder."""
+
+    data: dict
+    folder: Path
+
+    @property
+    def model(self) -> str:
+        return str(self.data.get("model", {}).get("name"))
+
+    @property
+    def protocol(self) -> str:
+        return str(self.data.get("protocol", {}).get("name"))
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("protocol", {}).get("kind"))
+
+    @property
+    def verification(self) -> bool:
+        return self.kind in VERIFICATION_KINDS
+
+
+def collect_results(paths: Sequence[str | os.PathLike]) -> list[Result]:
+    """Every ``metrics.json`` under ``paths`` (run folders, or folders of runs), one per
+    model x protocol entry as :func:`collect_leaderboard` keeps them (the latest run of
+    the same model, protocol, preprocessing, FtA policy and mfrkit version), sorted by
+    protocol then model."""
+    files: list[Path] = []
+    for p in paths:
+        root = Path(p)
+        if not root.is_dir():
+            raise ReportError(f"no results folder at {root}")
+        found = sorted(root.rglob(METRICS_NAME))
+        if not found:
+            raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
+        files += found
+    latest: dict[tuple, Result] = {}
+    for f in dict.fromkeys(f.resolve() for f in files):
+        data = read_result(f)
+        row = leaderboard_row(data)
+        key = tuple(row.get(k) for k in ("model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"))
+        key += ((data.get("settings") or {}).get("rules"),)
+        if key not in latest or str(row.get("created")) >= str(latest[key].data.get("created")):
+            latest[key] = Result(data, f.parent)
+    return sorted(latest.values(), key=lambda r: (r.protocol, r.model, str(r.data.get("created"))))
+
+
+def rule_set(result: dict, wanted: str | None = None) -> str:
+    """The rule set whose numbers are shown: ``wanted``, else the run's (``settings.rules``),
+    else ``mfrkit``."""
+    return wanted or (result.get("settings") or {}).get("rules") or "mfrkit"
+
+
+def _rule_block(result: dict, rules: str) -> dict:
+    m = result.get("metrics") or {}
+    return m if rules == "mfrkit" else (m.get(rules) or {})
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A headline number with its interval (None where the metric has none) and a flag
+    (``insufficient``: the FAR target cannot be resolved with that many impostors)."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to read one comparison-table metric from a result."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    verification: bool  # a 1:1 metric (else 1:N)
+
+
+def short_target(t: float) -> str:
+    """``1e-3`` rather than ``0.001``; ``0.1`` stays."""
+    if t >= 0.01:
+        return f"{t:g}"
+    mantissa, exponent = f"{t:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _num(v) -> float | None:
+    f = as_float(v)
+    return None if math.isnan(f) else f
+
+
+def parse_metric(name: str) -> MetricSpec:
+    """A metric name: ``tar@far=1e-3``, ``auc``, ``eer``, ``acc``, ``transfer_fnmr``,
+    ``transfer_fmr`` (1:1); ``rank1``, ``rank5``, ``rank10``, ``tpir@fpir=1e-2`` (1:N)."""
+    key = name.strip().lower()
+    for prefix, label, verif in (("tar@far=", "TAR@FAR", True), ("tpir@fpir=", "TPIR@FPIR", False)):
+        if key.startswith(prefix):
+            try:
+                t = float(key[len(prefix) :])
+            except ValueError:
+                break
+            return MetricSpec(f"{prefix}{_target(t)}", f"{label}={short_target(t)}", True, verif)
+    fixed = {
+        "auc": MetricSpec("auc", "AUC", True, True),
+        "eer": MetricSpec("eer", "EER", False, True),
+        "acc": MetricSpec("acc", "accuracy", True, True),
+        "transfer_fnmr": MetricSpec("transfer_fnmr", "FNMR at the transferred threshold", False, True),
+        "transfer_fmr": MetricSpec("transfer_fmr", "FMR at the transferred threshold", False, True),
+        "rank1": MetricSpec("rank1", "rank-1", True, False),
+        "rank5": MetricSpec("rank5", "rank-5", True, False),
+        "rank10": MetricSpec("rank10", "rank-10", True, False),
+    }
+    if key in fixed:
+        return fixed[key]
+    raise ReportError(
+        f"unknown metric {name!r}; choose tar@far=<FAR>, auc, eer, acc, transfer_fnmr, transfer_fmr (1:1) or "
+        "rank1, rank5, rank10, tpir@fpir=<FPIR> (1:N)"
+    )
+
+
+#: The headline of each kind when no metric is chosen.
+DEFAULT_METRICS = ("tar@far=1e-3", "rank1")
+
+
+def metric_value(result: dict, spec: MetricSpec, rules: str | None = None) -> MetricValue | None:
+    """``spec``'s value in ``result`` (a metrics.json dict) by rule set ``rules`` (see
+    :func:`rule_set`); None when the result does not hold it (another kind of protocol,
+    a target not computed, no transfer)."""
+    kind = (result.get("protocol") or {}).get("kind")
+    if (kind in VERIFICATION_KINDS) != spec.verification:
+        return None
+    m = result.get("metrics") or {}
+    block = _rule_block(result, rule_set(result, rules))
+    name = spec.name
+    if name.startswith(("tar@far=", "tpir@fpir=")):
+        target = float(name.split("=", 1)[1])
+        rows = block.get("tar_at_far", []) if spec.verification else m.get("tpir_at_fpir", [])
+        for r in rows:
+            if math.isclose(float(r["far_target"]), target, rel_tol=1e-9):
+                v = _num(r.get("tar"))
+                if v is None:
+                    return None
+                flag = "insufficient" if r.get("insufficient_negatives") else None
+                return MetricValue(v, _num(r.get("tar_ci_low")), _num(r.get("tar_ci_high")), flag)
+        return None
+    if name == "auc":
+        v = _num(m.get("auc"))
+        return None if v is None else MetricValue(v)
+    if name == "eer":
+        v = _num((m.get("eer") or {}).get("eer"))
+        return None if v is None else MetricValue(v)
+    if name == "acc":
+        acc = block.get("accuracy") or {}
+        v = _num(acc.get("mean"))
+        boot = (block.get("bootstrap") or {}).get("accuracy") or {}
+        return None if v is None else MetricValue(v, _num(boot.get("low")), _num(boot.get("high")))
+    if name.startswith("transfer_"):
+        tr = result.get("transfer") or {}
+        rate = name.split("_", 1)[1]
+        v = _num(tr.get(rate))
+        return None if v is None else MetricValue(v, _num(tr.get(f"{rate}_ci_low")), _num(tr.get(f"{rate}_ci_high")))
+    v = _num(m.get(name))
+    if v is None:
+        return None
+    lo, hi = (m.get("rank1_ci") or [None, None]) if name == "rank1" else (None, None)
+    return MetricValue(v, _num(lo), _num(hi))
+
+
+def model_labels(results: Sequence[Result]) -> dict[str, str]:
+    """A row label per model sha256: its name, with the sha256's first 8 characters when
+    two different models share a name."""
+    names: dict[str, set] = {}
+    for r in results:
+        names.setdefault(r.model, set()).add(r.data.get("model", {}).get("sha256"))
+    out = {}
+    for r in results:
+        sha = r.data.get("model", {}).get("sha256")
+        out[sha] = r.model if len(names[r.model]) == 1 else f"{r.model} ({str(sha)[:8]})"
+    return out
+
+
+def pivot_table(
+    results: Sequence[Result], metrics: Sequence[str] = DEFAULT_METRICS, *, rules: str | None = None
+) -> tuple[pd.DataFrame, dict[tuple[str, str], MetricValue]]:
+    """The comparison table: one row per model, one column per (protocol, metric) that
+    some result holds. Returns the values (DataFrame, NaN where missing; ``attrs["specs"]``
+    maps each column to its :class:`MetricSpec`) and the :class:`MetricValue` of each
+    (model label, column label) cell."""
+    specs = [parse_metric(m) for m in metrics]
+    labels = model_labels(results)
+    cells: dict[tuple[str, str], MetricValue] = {}
+    columns: list[str] = []
+    col_spec: dict[str, MetricSpec] = {}
+    for proto in dict.fromkeys(r.protocol for r in results):
+        for spec in specs:
+            col = f"{proto} {spec.label}" if len(specs) > 1 else proto
+            for r in results:
+                if r.protocol != proto:
+                    continue
+                mv = metric_value(r.data, spec, rules)
+                if mv is not None:
+                    cells[(labels[r.data.get("model", {}).get("sha256")], col)] = mv
+                    if col not in columns:
+                        columns.append(col)
+                        col_spec[col] = spec
+    rows = list(dict.fromkeys(labels[r.data.get("model", {}).get("sha256")] for r in results))
+    table = pd.DataFrame(
+        [[cells[(m, c)].value if (m, c) in cells else math.nan for c in columns] for m in rows],
+        index=pd.Index(rows, name="model"), columns=columns,
+    )  # fmt: skip
+    table.attrs["specs"] = col_spec  # column -> MetricSpec (direction of "best")
+    return table, cells
+
+
+def _fmt(v: float | None, digits: int) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def table_text(
+    table: pd.DataFrame, cells: dict, *, fmt: str, intervals: bool = True, digits: int = 4, caption: str = ""
+) -> str:
+    """The comparison table as ``md``, ``csv`` or ``tex``. With ``intervals`` each value
+    is followed by its interval (``[low, high]``; CSV: ``_low`` / ``_high`` columns); a
+    value whose FAR target is not resolvable with the impostors at hand gets ``†``."""
+    if fmt == "csv":
+        out = pd.DataFrame(index=table.index)
+        for col in table.columns:
+            out[col] = table[col]
+            if intervals:
+                out[f"{col}_low"] = [getattr(cells.get((m, col)), "low", None) for m in table.index]
+                out[f"{col}_high"] = [getattr(cells.get((m, col)), "high", None) for m in table.index]
+            out[f"{col}_insufficient"] = [getattr(cells.get((m, col)), "flag", None) == "insufficient" for m in table.index]
+        return out.reset_index().to_csv(index=False)
+
+    def cell(m: str, col: str, tex: bool) -> str:
+        mv = cells.get((m, col))
+        if mv is None:
+            return "--" if tex else "–"
+        text = _fmt(mv.value, digits)
+        if intervals and mv.low is not None and mv.high is not None:
+            text += f" [{_fmt(mv.low, digits)}, {_fmt(mv.high, digits)}]"
+        if mv.flag == "insufficient":
+            text += r"$^\dagger$" if tex else " †"
+        return text
+
+    flagged = any(c.flag == "insufficient" for c in cells.values())
+    if fmt == "md":
+        lines = ["| model | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |"]
+        lines.append("|---|" + "---|" * len(table.columns))
+        for m in table.index:
+            lines.append(f"| {m} | " + " | ".join(cell(m, c, False) for c in table.columns) + " |")
+        notes = [caption] if caption else []
+        if flagged:
+            notes.append("† FAR target below 1 / (impostor comparisons): not resolvable with this protocol.")
+        return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
+    if fmt == "tex":
+        def esc(s: str) -> str:
+            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+                s = s.replace(a, b)
+            return s
+
+        lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\hline"]
+        lines.append("model & " + " & ".join(esc(c) for c in table.columns) + r" \\")
+        lines.append(r"\hline")
+        for m in table.index:
+            lines.append(esc(m) + " & " + " & ".join(cell(m, c, True) for c in table.columns) + r" \\")
+        lines += [r"\hline", r"\end{tabular}"]
+        cap = esc(caption) + (r" $^\dagger$FAR target not resolvable with this many impostor comparisons." if flagged else "")
+        if cap.strip():
+            lines.append(r"\caption{" + cap.strip() + "}")
+        lines.append(r"\end{table}")
+        return "\n".join(lines) + "\n"
+    raise ReportError(f"unknown table format {fmt!r}; choose md, csv or tex")
+
+
+def table_caption(results: Sequence[Result], rules: str | None = None) -> str:
+    """What the table's numbers follow: the rule set(s) and the intervals' kind and level."""
+    used = sorted({rule_set(r.data, rules) for r in results if r.verification})
+    levels = sorted({float((r.data.get("settings") or {}).get("confidence") or 0.95) for r in results})
+    level = "/".join(f"{c:.0%}" for c in levels)
+    text = f"1:1 numbers by the {' and '.join(used)} rule set{'s' if len(used) > 1 else ''}. " if used else ""
+    return text + f"Intervals: {level} Clopper-Pearson (TAR, rank-1, error rates), identity bootstrap (accuracy)."
+
+
+def write_table(
+    results: Sequence[Result], path: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
+    intervals: bool = True, rules: str | None = None,
+) -> Path:
+    """Write the comparison table (:func:`pivot_table`) to ``path``; the format comes from
+    its extension (``.md``, ``.csv``, ``.tex``)."""
+    path = Path(path)
+    fmt = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ReportError(f"cannot tell the table format of {path}: name it .md, .csv or .tex")
+    table, cells = pivot_table(results, metrics, rules=rules)
+    if table.empty or not len(table.columns):
+        raise ReportError(f"no result holds the metric(s) {', '.join(metrics)}")
+    caption = table_caption(results, rules)
+    atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption))
+    return path
+
+
+def write_leaderboards(
+    results: Sequence[str | os.PathLike], *, csv=None, md=None, table=None, metrics: Sequence[str] = DEFAULT_METRICS,
+    intervals: bool = True, rules: str | None = None,
+) -> tuple[pd.DataFrame, list[Path]]:
+    """``mfrkit leaderboard``: the leaderboard of ``results`` and the files asked for
+    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see :func:`write_table`)."""
+    board = collect_leaderboard(results)
+    written = write_leaderboard(board, csv=csv, md=md)
+    if table is not None:
+        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules))
+    return board, written

@@ -98,6 +98,10 @@ class OnnxModel:
         import onnxruntime as ort
 
         self.path = Path(path)
+        # Kept so an executor's workers can open the same model the same way.
+        self.sidecar = None if sidecar is None else str(sidecar)
+        self.options = dict(options or {})
+        self.threads = int(threads)
         if not self.path.is_file():
             raise ModelError(f"no model file at {self.path}")
         providers = select_providers(provider, ort.get_available_providers())

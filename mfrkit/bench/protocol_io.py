@@ -30,14 +30,25 @@ __all__ = ["ProtocolError", "VERIFICATION", "IDENTIFICATION", "parse_manifest_op
 
 def parse_manifest_options(values: list[str] | None) -> dict[str, str]:
     """``--manifest`` values: ``PATH`` (both roles) or ``reference=PATH`` / ``probe=PATH``,
-    applied in order. A PATH may also be a registered dataset name or a dataset folder."""
+    applied in order. A PATH may also be a registered dataset name or a dataset folder.
+
+    ``WORD=...`` with a word that is no role (``foo=bar``, ``refrence=x``) raises
+    :class:`ProtocolError` naming the roles, unless the whole value is an existing path
+    (a file or folder whose name holds ``=``).
+    """
     out: dict[str, str] = {}
     for v in values or []:
-        role, sep, path = str(v).partition("=")
+        v = str(v)
+        role, sep, path = v.partition("=")
         if sep and role in ROLES:
+            if not path:
+                raise ProtocolError(f"--manifest {v}: give the manifest after '=' ({role}=PATH)")
             out[role] = path
+        elif sep and role and not any(c in role for c in "/\\") and not os.path.exists(v):
+            raise ProtocolError(f"--manifest {v}: unknown role {role!r}; use reference=PATH or probe=PATH, or PATH "
+                                "alone for both roles")
         else:
-            out["reference"] = out["probe"] = str(v)
+            out["reference"] = out["probe"] = v
     return out
 
 

@@ -10,6 +10,7 @@ A run writes ``<out>/<run_id>/``::
     <model>/<protocol>/candidates.csv  1:N: top-k list of each probe
     <model>/<protocol>/fta.csv      image_id,role,reason of every failure to acquire
     <model>/<protocol>/roc.png, det.png (1:1) or cmc.png (1:N)
+    report.html                     the run's HTML report (mfrkit.bench.report)
 
 JSON is strict: NaN is written as null, infinities as the strings "inf" / "-inf".
 ``mfrkit leaderboard`` gathers every ``metrics.json`` under a folder into one table,

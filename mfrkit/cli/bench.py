@@ -27,14 +27,34 @@ def bench(config: BenchConfig) -> None:
 
 @app.command()
 def leaderboard(
-    results: Annotated[Path, typer.Argument(help="Folder holding bench runs.")] = Path("runs"),
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the leaderboard as CSV.")] = None,
+    results: Annotated[Optional[list[Path]], typer.Argument(help="Run folders, or folders holding bench runs (default: runs).")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the leaderboard (one row per model x protocol) as CSV.")] = None,
     md: Annotated[Optional[Path], typer.Option("--md", help="Write the leaderboard as Markdown.")] = None,
+    table: Annotated[Optional[Path], typer.Option("--table", help="Write the comparison table (one row per model, one column per protocol and metric) to table.md, table.csv or table.tex.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="--table: metric(s) per protocol: tar@far=<FAR>, auc, eer, acc, transfer_fnmr, transfer_fmr (1:1), rank1, rank5, rank10, tpir@fpir=<FPIR> (1:N); repeatable (default tar@far=1e-3 and rank1).")] = None,
+    intervals: Annotated[bool, typer.Option("--intervals/--no-intervals", help="--table: give each value's interval.")] = True,
+    rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
 ) -> None:
     """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
-    from ..bench.leaderboard import collect_leaderboard, write_leaderboard
+    from ..bench.leaderboard import DEFAULT_METRICS, write_leaderboards
 
-    board = collect_leaderboard(results)
+    board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
+                                        metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules)
     print_board(board)
-    for path in write_leaderboard(board, csv=csv, md=md):
+    for path in written:
         console.print(f"wrote {path}")
+
+
+@app.command()
+def report(
+    results: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding bench runs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Headline metric(s) of the comparison table (as for leaderboard --table; default tar@far=1e-3 and rank1).")] = None,
+    rules: Annotated[Optional[str], typer.Option("--rules", help="Rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
+) -> None:
+    """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
+    from ..bench.leaderboard import DEFAULT_METRICS
+    from ..bench.report import write_report
+
+    path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules)
+    console.print(f"wrote {path}")

@@ -43,13 +43,6 @@ def print_table(title: str, df) -> None:
 
 
 
-def parse_floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
-
-
 #: Metrics the console shows; the CSV and Markdown files hold every one.
 _BOARD_METRICS = (
     "images_per_second", "fta_images", "auc", "eer", "acc_mean", "acc_std", "tar@far=1e-03", "tar@far=1e-04",

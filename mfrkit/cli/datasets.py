@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..jobs import ExecutorSpec
 from .app import app, console, datasets_app
-from .common import Workers, counts_text, key_values
+from .common import counts_text, key_values
+from .declare import with_config
 
 
 @datasets_app.command("add")
@@ -62,15 +64,16 @@ def datasets_export(
 
 
 @datasets_app.command("scan")
+@with_config(ExecutorSpec, into="executor")
 def datasets_scan(
     name: Annotated[str, typer.Argument(help="A registered name.")],
-    workers: Workers = 1,
+    executor: ExecutorSpec,
     verify: Annotated[bool, typer.Option(help="Decode every image fully (catches truncated files).")] = True,
 ) -> None:
     """Scan a registered dataset into its manifest (hashes, sizes, failures)."""
     from ..data.registry import scan_registered
 
-    manifest, report = scan_registered(name, workers=workers, verify=verify, progress=True)
+    manifest, report = scan_registered(name, workers=max(1, executor.workers), verify=verify, progress=True, executor=executor)
     ok = int((manifest.table["status"] == "ok").sum())
     console.print(f"{name}: {report.n_images} images ({ok} ok), {manifest.table['identity'].nunique()} identities, layout {report.layout} -> {manifest.path}")
     if report.failures:
@@ -80,19 +83,21 @@ def datasets_scan(
 
 
 @app.command()
+@with_config(ExecutorSpec, into="executor")
 def landmarks(
     src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
+    executor: ExecutorSpec,
     backend: Annotated[str, typer.Option(help="mediapipe, dlib or file.")] = "mediapipe",
     landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
-    workers: Workers = 1,
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import resolve_source
     from ..landmarks.cache import detect_landmarks
 
+    workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, progress=True, backend_options=options)
+    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 

@@ -15,9 +15,20 @@ from .common import ManifestOpt, ProbeOpt, print_table
 _EXPORT_LIMIT = 100_000_000
 
 
+def _folder(value: str) -> Path:
+    from ..protocols.registry import protocol_folder
+
+    return protocol_folder(value)
+
+
+ProtocolArg = Annotated[Path, typer.Argument(parser=_folder, metavar="PROTOCOL", help="Protocol folder, or a registered protocol's name (or the last part of one).")]
+NameOpt = Annotated[Optional[str], typer.Option(help="Name to register the protocol under (default: <dataset>/<spec> for make, the folder's name for import); also its recorded name.")]
+RegisterOpt = Annotated[bool, typer.Option("--register/--no-register", help="Register the protocol in $MFRKIT_HOME, so that --protocol NAME finds it.")]
+
+
 @protocol_app.command("list")
 def protocol_list() -> None:
-    """List protocol specs and pair-list formats."""
+    """List protocol specs, pair-list formats and registered protocols."""
     from ..protocols import FORMATS, describe_specs
 
     for name, text in describe_specs():
@@ -25,6 +36,26 @@ def protocol_list() -> None:
     console.print("\nformats: " + ", ".join(f"{n} ({'read' if FORMATS.get(n).reader or FORMATS.get(n).embeds_images else ''}"
                                             f"{'/write' if FORMATS.get(n).writer else ''})" for n in FORMATS.names()),
                   highlight=False)
+    from ..protocols.registry import list_protocols
+
+    entries = list_protocols()
+    if not entries:
+        console.print("\nno protocols registered (protocol make / import register what they write)")
+        return
+    console.print("\nregistered protocols:")
+    for e in entries:
+        status = e.status()
+        mark = "" if status == "ok" else f" [yellow]({'folder removed' if status == 'missing' else 'changed since registered'})[/]"
+        console.print(f"[bold]{e.name:24}[/] {e.kind or '-':14} {e.spec or '-':18} {e.folder}{mark}", highlight=False)
+
+
+@protocol_app.command("remove")
+def protocol_remove(name: Annotated[str, typer.Argument(help="A registered protocol name.")]) -> None:
+    """Forget a registered protocol (its folder is not touched)."""
+    from ..protocols.registry import remove_protocol
+
+    entry = remove_protocol(name)
+    console.print(f"removed {entry.name} (its folder {entry.folder} is untouched)", highlight=False)
 
 
 @protocol_app.command("make")
@@ -44,7 +75,7 @@ def protocol_make(
     allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
     allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
     people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
-    derive: Annotated[Optional[Path], typer.Option("--from", help="Derive from this 1:1 protocol folder: same pairs and folds, new variants.")] = None,
+    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants.")] = None,
     allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures.")] = False,
     region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
     region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
@@ -58,8 +89,9 @@ def protocol_make(
     probe_fraction: Annotated[float, typer.Option(help="1:N megaface: fraction of identities used as probes.")] = 0.5,
     distractors: Annotated[Optional[int], typer.Option(help="1:N megaface: number of distractor images.")] = None,
     max_identities: Annotated[Optional[int], typer.Option(help="1:N: at most this many enrolled / probe identities.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+    name: NameOpt = None,
+    register: RegisterOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
 ) -> None:
     """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
     from ..protocols.workflow import make_protocol_folder
@@ -85,10 +117,11 @@ def protocol_make(
         options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
                    "allow_fewer": allow_fewer, "allow_same_source": allow_same_source}
     written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
-                                   derive_from=derive, people=people, overwrite=force, name=name, **options)
+                                   derive_from=derive, people=people, overwrite=force, name=name,
+                                   register=(name or True) if register else False, **options)
     for folder, protocol in written:
-        what = _counts_text(protocol)
-        console.print(f"wrote {folder}: {protocol.spec}, {what}", highlight=False)
+        registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
+        console.print(f"wrote {folder}: {protocol.spec}, {_counts_text(protocol)}{registered}", highlight=False)
 
 
 def _counts_text(protocol) -> str:
@@ -114,8 +147,9 @@ def protocol_import(
     images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into.")] = None,
     variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
     strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
-    name: Annotated[Optional[str], typer.Option(help="Protocol name (default: the folder name).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder.")] = False,
+    name: NameOpt = None,
+    register: RegisterOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
 ) -> None:
     """Import a public pair list as a protocol folder."""
     from ..protocols.workflow import import_protocol_folder
@@ -125,10 +159,11 @@ def protocol_import(
         raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
     protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
                                               variant=variant, overwrite=force, name=name, strict=strict,
-                                              ext=ext, n_folds=folds)
+                                              ext=ext, n_folds=folds, register=(name or True) if register else False)
     counts = protocol.info["counts"]
     text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
-    console.print(f"wrote {out}: {text}", highlight=False)
+    registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
+    console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
         err_console.print(f"[yellow]warning:[/] {len(report.unresolved)} image reference(s) were not found; "
                           "run `mfrkit protocol validate` for details", highlight=False)
@@ -136,7 +171,7 @@ def protocol_import(
 
 @protocol_app.command("export")
 def protocol_export(
-    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    protocol: ProtocolArg,
     file: Annotated[Path, typer.Argument(help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="lfw, csv, pairs-label, mlfw, calfw, mfr2 or insightface-bin.")] = "csv",
     root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
@@ -162,7 +197,7 @@ def protocol_export(
 
 @protocol_app.command("show")
 def protocol_show(
-    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    protocol: ProtocolArg,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
 ) -> None:
@@ -180,7 +215,7 @@ def protocol_show(
 
 @protocol_app.command("validate")
 def protocol_validate(
-    protocol: Annotated[Path, typer.Argument(help="Protocol folder.")],
+    protocol: ProtocolArg,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
     files: Annotated[bool, typer.Option("--files/--no-files", help="Check that every image file exists.")] = True,

@@ -8,7 +8,8 @@ folder always gives the same records in the same order.
 ==============  ======================================================================
 layout          on disk
 ==============  ======================================================================
-``imagefolder`` ``<identity>/**/<image>`` (CASIA-WebFace ``0000045/001.jpg``)
+``imagefolder`` ``<identity>/**/<image>`` (CASIA-WebFace ``0000045/001.jpg``); ``variant=``
+                labels every image (``masked`` for RMFD's ``RWMFD_part_1``)
 ``lfw``         ``<Name>/<Name>_0001.jpg`` (LFW and its aligned versions)
 ``mfr2``        identity folders plus ``mfr2_labels.txt`` (``Dana_Kim, 2, no-mask``)
 ``rmfd``        a masked tree and an unmasked tree of identity folders (RMFD)
@@ -54,40 +55,72 @@ class LayoutResult:
     layout: str = ""
 
 
-def walk_images(root: Path) -> list[str]:
+def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
 
-    Hidden files and folders (starting with ``.``) are skipped; symbolic links to
-    folders are followed once (a link cycle is not walked twice).
+    Only regular files are images (a symbolic link counts by its target): a FIFO, device
+    or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
+    appended to ``not_files`` when given. Folders that cannot be listed (permission
+    denied) are appended to ``unreadable``, as ``"<folder>: <reason>"``. Hidden files and
+    folders (starting with ``.``) are skipped; symbolic links to folders are followed once
+    (a link cycle is not walked twice).
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
     found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def listing_failed(exc: OSError) -> None:
+        if unreadable is not None:
+            where = os.path.relpath(exc.filename, root) if exc.filename else str(root)
+            unreadable.append(f"{where}: {(exc.strerror or str(exc)).lower()}")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=listing_failed):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
         for name in filenames:
             if not name.startswith(".") and is_image_file(name):
-                found.append(str(rel_dir / name) if str(rel_dir) != "." else name)
+                rel = prefix + name
+                if os.path.isfile(os.path.join(dirpath, name)):  # stat follows links; S_ISREG only
+                    found.append(rel)
+                elif not_files is not None:
+                    not_files.append(rel)
     return sorted(found)
 
 
-def _require_images(paths: list[str], root: Path, layout: str) -> None:
+def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
+    """The images a layout reads (refusing a folder without any) and the warnings of the walk."""
+    not_files: list[str] = []
+    unreadable: list[str] = []
+    paths = walk_images(root, not_files, unreadable)
+    warnings = []
+    if not_files:
+        warnings.append(f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
+                        f"skipped: e.g. {not_files[0]}")
+    if unreadable:
+        warnings.append(f"{len(unreadable)} folder(s) could not be read, their images are not listed: e.g. "
+                        f"{unreadable[0]}")
     if not paths:
-        raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)")
+        raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)"
+                           + "".join(f"; {w}" for w in warnings))
+    return paths, warnings
 
 
 @LAYOUTS.register("imagefolder")
-def imagefolder(root: Path) -> LayoutResult:
-    """``<identity>/**/<image>``: the identity is the first folder under the root."""
-    paths = walk_images(root)
-    _require_images(paths, root, "imagefolder")
+def imagefolder(root: Path, variant: str | None = None) -> LayoutResult:
+    """``<identity>/**/<image>``: the identity is the first folder under the root.
+
+    ``variant`` (``-o variant=masked``) labels every image, e.g. a folder of masked
+    photos such as RMFD's ``RWMFD_part_1/<person>/``; without it images count as unmasked.
+    """
+    _check_variant(variant)
+    paths, warnings = _layout_images(root, "imagefolder")
     records, loose = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -98,17 +131,19 @@ def imagefolder(root: Path) -> LayoutResult:
             records.append({"path": rel, "identity": parts[0]})
     if loose == len(records):
         raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
-    warnings = [f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})"] if loose else []
-    return LayoutResult(records, warnings, "imagefolder")
+    if loose:
+        warnings.append(f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})")
+    return _set_variant(LayoutResult(records, warnings, "imagefolder"), variant)
 
 
 _LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
 
 
 @LAYOUTS.register("lfw")
-def lfw(root: Path) -> LayoutResult:
-    """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming."""
-    result = imagefolder(root)
+def lfw(root: Path, variant: str | None = None) -> LayoutResult:
+    """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming
+    (``variant`` as for ``imagefolder``)."""
+    result = imagefolder(root, variant)
     odd = 0
     for rec in result.records:
         if rec.get("identity") is None:
@@ -177,9 +212,34 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
     return result
 
 
+#: RMFD's own folder names for masked photos: the raw samples ``RWMFD_part_1`` (Real-World
+#: Masked Face Dataset) and the recognition set's ``RMFRD`` / ``RMFD`` trees.
+_RMFD_MASKED = re.compile(r"(?:^|[^a-z])(?:rw?mfr?d)(?:[^a-z]|$)")
+_UNMASKED_WORDS = ("unmask", "no_mask", "nomask", "no-mask", "without")
+
+
 def _is_masked_dir(name: str) -> bool:
+    """A folder whose name says it holds masked photos: "mask" (``AFDB_masked_face_dataset``)
+    or RMFD's ``RWMFD_part_1``, but not "unmasked", "no_mask", "without_mask", ..."""
     low = name.lower()
-    return "mask" in low and not any(k in low for k in ("unmask", "no_mask", "nomask", "no-mask", "without"))
+    if any(k in low for k in _UNMASKED_WORDS):
+        return False
+    return "mask" in low or bool(_RMFD_MASKED.search(low))
+
+
+def _check_variant(variant: str | None) -> str | None:
+    from .manifest import VARIANTS
+
+    if variant is not None and variant not in VARIANTS:
+        raise DatasetError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    return variant
+
+
+def _set_variant(result: LayoutResult, variant: str | None) -> LayoutResult:
+    if variant is not None:
+        for rec in result.records:
+            rec["variant"] = variant
+    return result
 
 
 @LAYOUTS.register("rmfd")
@@ -187,13 +247,13 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
 
     By default a top-level folder whose name contains "mask" (but not "unmask",
-    "no_mask", ...) is the masked tree (``AFDB_masked_face_dataset``) and the others are
-    unmasked (``AFDB_face_dataset``); ``masked_dir`` / ``unmasked_dir`` name them
-    explicitly. Identities are shared across trees by folder name.
+    "no_mask", ...) or is one of RMFD's raw sample folders (``RWMFD_part_1``) is a masked
+    tree (``AFDB_masked_face_dataset``) and the others are unmasked
+    (``AFDB_face_dataset``); ``masked_dir`` / ``unmasked_dir`` name them explicitly.
+    Identities are shared across trees by folder name.
     """
     root = Path(root)
-    paths = walk_images(root)
-    _require_images(paths, root, "rmfd")
+    paths, warnings = _layout_images(root, "rmfd")
     records, skipped = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -210,7 +270,8 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     variants = {r.get("variant") for r in records}
     if "masked" not in variants:
         raise DatasetError(f"no masked tree found under {root}; name it with masked_dir=... (folders: {sorted({PurePosixPath(p).parts[0] for p in paths})})")
-    warnings = [f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})"] if skipped else []
+    if skipped:
+        warnings.append(f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})")
     return LayoutResult(records, warnings, "rmfd")
 
 
@@ -218,22 +279,22 @@ _DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
 
 
 @LAYOUTS.register("flat")
-def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
+def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None) -> LayoutResult:
     """All images in one folder; the identity is parsed from the file stem.
 
     ``identity_regex`` must have a named group ``identity``; the default strips the
     trailing numeric groups (``Aaron_Peirsol_0001`` -> ``Aaron_Peirsol``,
     ``Aaron_Peirsol_0001_0002`` -> ``Aaron_Peirsol``). Files it does not match get a
-    null identity and status ``no_identity``.
+    null identity and status ``no_identity``. ``variant`` as for ``imagefolder``.
     """
+    _check_variant(variant)
     try:
         pattern = re.compile(identity_regex)
     except re.error as exc:
         raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
     if "identity" not in pattern.groupindex:
         raise DatasetError("identity_regex needs a named group (?P<identity>...)")
-    paths = walk_images(root)
-    _require_images(paths, root, "flat")
+    paths, warnings = _layout_images(root, "flat")
     records, bad = [], 0
     for rel in paths:
         m = pattern.match(PurePosixPath(rel).stem)
@@ -242,8 +303,9 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT) -> LayoutResult:
         else:
             bad += 1
             records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
-    warnings = [f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})"] if bad else []
-    return LayoutResult(records, warnings, "flat")
+    if bad:
+        warnings.append(f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})")
+    return _set_variant(LayoutResult(records, warnings, "flat"), variant)
 
 
 def detect_layout(root: Path) -> str:
@@ -275,7 +337,22 @@ def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> Lay
     check_layout_options(layout, options)
     result = LAYOUTS.get(layout)(root, **options)
     result.layout = layout
+    _warn_masked_names(root, result)
     return result
+
+
+def _warn_masked_names(root: Path, result: LayoutResult) -> None:
+    """Warn when folder names say "masked" but the layout labelled every image unmasked
+    (RMFD's ``RWMFD_part_1/0000/...`` read as identity folders)."""
+    if any(r.get("variant") not in (None, "unmasked") for r in result.records):
+        return
+    tops = sorted({r["path"].split("/", 1)[0] for r in result.records if "/" in r["path"]})
+    hinted = [n for n in [Path(root).resolve().name, *tops] if _is_masked_dir(n)]
+    if hinted:
+        result.warnings.append(
+            f"folder name(s) {', '.join(repr(n) for n in hinted[:3])} suggest masked photos, but the {result.layout!r} "
+            "layout labels every image unmasked: for a folder holding masked and unmasked trees use --layout rmfd "
+            "(-o masked_dir=NAME), for a folder of masked photos only add -o variant=masked")
 
 
 def check_layout_options(layout: str, options: dict) -> None:

@@ -107,7 +107,9 @@ class Manifest:
     @property
     def root(self) -> Path:
         """The dataset root that ``path`` columns are relative to."""
-        root = self.meta.get("root")
+        root = self.meta.get("root") if isinstance(self.meta, dict) else None
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise ManifestError(f"manifest metadata 'root' must be a folder path, got {type(root).__name__} {root!r:.60}")
         if root is None:
             if self.path is None:
                 raise ManifestError("manifest has no dataset root: set meta['root']")
@@ -229,8 +231,28 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
             df = table.to_pandas(types_mapper=_NULLABLE.get)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
-    validate_table(df)
+    try:
+        check_meta(meta)
+        validate_table(df)
+    except ManifestError as exc:
+        raise ManifestError(f"manifest {path}: {exc}") from None
     return Manifest(table=df, meta=meta, path=path)
+
+
+#: Metadata keys mfrkit reads back, and the JSON types they must have.
+_META_TYPES = {"name": str, "root": str, "layout": str, "layout_options": dict, "kind": str, "fingerprint": str,
+               "job_fingerprint": str, "known_dataset": str, "description": str}
+
+
+def check_meta(meta: object) -> None:
+    """Refuse manifest metadata mfrkit could not use: it must be a JSON object, and the
+    keys mfrkit reads (``root``, ``layout_options``, ...) must have their types."""
+    if not isinstance(meta, dict):
+        raise ManifestError(f"its metadata must be a JSON object, got {type(meta).__name__}")
+    for key, kind in _META_TYPES.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ManifestError(f"metadata {key!r} must be a {'string' if kind is str else 'JSON object'}, "
+                                f"got {type(meta[key]).__name__} {meta[key]!r:.60}")
 
 
 def export_csv(manifest: Manifest, path: str | os.PathLike) -> Path:

@@ -13,21 +13,19 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pandas as pd
 
 from ..atomic import atomic_write_text
 from ..errors import DatasetError, ManifestError
+from ..registry import USER_NAME, check_user_name
 from .imageio import is_image_file
-from .layouts import check_layout_options, detect_layout, read_layout
+from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
-from .scan import ScanReport, scan_dataset
+from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def mfrkit_home() -> Path:
@@ -66,7 +64,13 @@ class DatasetEntry:
     def manifest_path(self) -> Path:
         """The manifest of a folder mfrkit made (it holds its own), else one under ``$MFRKIT_HOME``."""
         own = Path(self.root) / MANIFEST_NAME
-        return own if own.is_file() else mfrkit_home() / "datasets" / self.name / MANIFEST_NAME
+        return own if own.is_file() else dataset_home(self.name) / MANIFEST_NAME
+
+
+def dataset_home(name: str) -> Path:
+    """``$MFRKIT_HOME/datasets/<name>``: what mfrkit keeps for a registered dataset (its
+    scan, landmarks). ``name`` is checked first, so the folder is always inside."""
+    return mfrkit_home() / "datasets" / check_user_name(name, "dataset", DatasetError)
 
 
 def _registry_file() -> Path:
@@ -78,10 +82,41 @@ def _load() -> dict[str, DatasetEntry]:
     if not path.exists():
         return {}
     try:
-        raw = json.loads(path.read_text())
-        return {name: DatasetEntry(**entry) for name, entry in raw.items()}
-    except (ValueError, TypeError) as exc:
-        raise DatasetError(f"the dataset registry {path} is corrupt ({exc}); fix or delete it") from None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"the dataset registry {path} cannot be read ({exc}); fix or delete it") from None
+    try:
+        return _entries_from_json(raw)
+    except DatasetError as exc:
+        raise DatasetError(f"the dataset registry {path} is corrupt: {exc}; fix or delete it") from None
+
+
+def _entries_from_json(raw: object) -> dict[str, DatasetEntry]:
+    """The registry's entries, every field checked: a hand-edited file never reaches a
+    path (a name such as ``../../x`` would point outside ``$MFRKIT_HOME``) or a traceback."""
+    if not isinstance(raw, dict):
+        raise DatasetError(f"expected a JSON object of name -> entry, got {type(raw).__name__}")
+    entries = {}
+    for name, entry in raw.items():
+        check_user_name(name, "dataset", DatasetError)
+        if not isinstance(entry, dict):
+            raise DatasetError(f"entry {name!r} must be a JSON object, got {type(entry).__name__}")
+        unknown = sorted(set(entry) - {"name", "root", "layout", "options", "added"})
+        if unknown:
+            raise DatasetError(f"entry {name!r} has unknown field(s) {', '.join(unknown)}")
+        for key in ("name", "root", "layout", "added"):
+            if key in entry and not isinstance(entry[key], str):
+                raise DatasetError(f"entry {name!r}: {key} must be a string, got {type(entry[key]).__name__}")
+        if entry.get("name", name) != name:
+            raise DatasetError(f"entry {name!r} is named {entry['name']!r} inside")
+        if not entry.get("root"):
+            raise DatasetError(f"entry {name!r} has no root folder")
+        options = entry.get("options", {})
+        if not isinstance(options, dict):
+            raise DatasetError(f"entry {name!r}: options must be a JSON object, got {type(options).__name__}")
+        entries[name] = DatasetEntry(name=name, root=entry["root"], layout=entry.get("layout", "auto"),
+                                     options=dict(options), added=entry.get("added", ""))
+    return entries
 
 
 def _save(entries: dict[str, DatasetEntry]) -> None:
@@ -94,8 +129,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     ``layout`` ``auto`` becomes the known dataset's layout when ``name`` is a known
     public dataset, else it is guessed from the folder. Nothing is scanned yet.
     """
-    if not _NAME.match(name):
-        raise DatasetError(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+    check_user_name(name, "dataset", DatasetError)
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DatasetError(f"{root_path} is not a folder")
@@ -117,7 +151,7 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
     """Delete what ``$MFRKIT_HOME`` holds for ``entry.name`` that describes another
     folder (a name removed and added again, or re-pointed with ``replace``), or the
     same folder read with another layout; mfrkit would otherwise serve it as this one."""
-    folder = mfrkit_home() / "datasets" / entry.name
+    folder = dataset_home(entry.name)
     scanned = folder / MANIFEST_NAME
     if not scanned.exists():
         return
@@ -166,12 +200,14 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False) -> tuple[Manifest, ScanReport]:
-    """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME``."""
+def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
+    """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
+    ``executor``, default a local pool of ``workers`` processes)."""
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, **entry.options)
+    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, executor=executor,
+                                    **entry.options)
     write_manifest(manifest, entry.manifest_path)
     return manifest, report
 
@@ -181,20 +217,15 @@ def _cache_manifest_path(root: Path) -> Path:
     return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
 
 
-def _scan_is_current(manifest: Manifest, root: Path) -> bool:
-    """True when a cached scan still lists the folder's images, name for name and size
-    for size (a walk and a stat per file, no hashing)."""
-    found = read_layout(root, manifest.meta.get("layout", "auto"), **manifest.meta.get("layout_options", {}))
-    table = manifest.table
-    if {r["path"] for r in found.records} != set(table["path"]):
-        return False
-    for rel, size in zip(table["path"], table["bytes"]):
-        try:
-            if pd.isna(size) or os.path.getsize(root / rel) != size:
-                return False
-        except OSError:
-            return False
-    return True
+def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tuple[Manifest, ScanChanges]:
+    """The scan at ``path`` (a manifest mfrkit wrote under ``$MFRKIT_HOME``), brought up
+    to date with its folder by :func:`~mfrkit.data.scan.update_scan` and written back
+    when anything changed: a stat per file, reading only new, resized or re-timed files."""
+    manifest = read_manifest(path)
+    updated, changes = update_scan(manifest, workers=workers, progress=progress)
+    if updated is not manifest:
+        write_manifest(updated, path)
+    return updated, changes
 
 
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
@@ -203,15 +234,25 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
     Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
     or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
-    ``$MFRKIT_HOME/cache``, scanned again when its files are added, removed or
-    change size).
+    ``$MFRKIT_HOME/cache``).
+
+    A scan kept under ``$MFRKIT_HOME`` (a registered dataset's, or the cache of a
+    folder) is checked against its folder every time (a stat per file) and updated
+    where files were added, removed, resized or re-timed (:func:`current_scan`), so a
+    photo replaced after the scan is never used with its old hash and landmarks.
     """
     src_str = str(src)
     entries = _load()
     if src_str in entries:
         entry = entries[src_str]
+        if entry.manifest_path == Path(entry.root) / MANIFEST_NAME:
+            return read_manifest(entry.manifest_path)  # a folder mfrkit made: its manifest is the data
         if entry.manifest_path.exists():
-            return read_manifest(entry.manifest_path)
+            try:
+                return current_scan(entry.manifest_path, workers=workers, progress=progress)[0]
+            except ManifestError as exc:
+                raise DatasetError(f"the scan of {entry.name!r} cannot be used ({exc}); scan it again: "
+                                   f"mfrkit datasets scan {entry.name}") from None
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
     if path.is_file():
@@ -230,13 +271,14 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         if cached.exists():
             try:
                 manifest = read_manifest(cached)
-                if _scan_is_current(manifest, root):
-                    return manifest
+                if manifest.meta.get("root") == str(root) and manifest.meta.get("layout") == (
+                        layout if layout != "auto" else detect_layout(root)):
+                    return current_scan(cached, workers=workers, progress=progress)[0]
             except ManifestError:
-                pass  # a stale or broken cache is rebuilt below
+                pass  # a broken cache is rebuilt below
         manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
         write_manifest(manifest, cached)
         return manifest
-    if not _NAME.match(src_str):  # cannot be a dataset name: a path that is not there
+    if not USER_NAME.match(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)

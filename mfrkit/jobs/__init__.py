@@ -12,7 +12,7 @@
 """
 
 from .base import Item, Job, JobError, RunStats, check_unique_outputs
-from .engine import run_job
+from .engine import map_chunks, run_job
 from .executors import EXECUTORS, ExecutorSpec
 from .journal import JOURNAL, Journal
 from .lock import FolderInUseError, FolderLock
@@ -20,5 +20,5 @@ from .output import MARKER, OutputFolder, OutputFolderError, read_marker
 
 __all__ = [
     "EXECUTORS", "ExecutorSpec", "FolderInUseError", "FolderLock", "Item", "JOURNAL", "Job", "JobError", "Journal", "MARKER",
-    "OutputFolder", "OutputFolderError", "RunStats", "check_unique_outputs", "read_marker", "run_job",
+    "OutputFolder", "OutputFolderError", "RunStats", "check_unique_outputs", "map_chunks", "read_marker", "run_job",
 ]  # fmt: skip

@@ -101,6 +101,10 @@ class Job:
     def run_item(self, item: Item, state: Any) -> list[dict]:
         raise NotImplementedError
 
+    def ray_resources(self) -> dict:
+        """What one Ray actor of this job reserves (``num_cpus``, ``num_gpus``)."""
+        return {"num_cpus": 1}
+
     def failure_rows(self, item: Item, status: str, message: str) -> list[dict]:
         """Rows recording that ``item`` failed (the job's manifest keeps failures)."""
         return [{"status": status, "message": message}]

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from ..progress import progress_bar
 from .base import Job, RunStats
@@ -62,3 +62,37 @@ def run_job(job: Job, executor: ExecutorSpec | None = None, *, progress: bool = 
         return result
     finally:
         output.release()
+
+
+class _MapJob(Job):
+    """A plain function over chunks of values, for work that writes no files (probing
+    images during a scan): each chunk is ``(start, values)`` and comes back as
+    ``fn(values)``, one result per value."""
+
+    kind = "map"
+
+    def __init__(self, fn: Callable[[list], list]) -> None:
+        self.fn = fn
+
+    def run_chunk(self, chunk, state) -> list:
+        start, values = chunk
+        return self.fn(list(values))
+
+
+def map_chunks(fn: Callable[[list], list], values: Sequence, *, executor: ExecutorSpec | None = None, chunk_size: int = 64,
+               progress: bool = False, description: str = "") -> list:
+    """``fn`` over ``values`` in chunks on ``executor``; the results, in order.
+
+    ``fn(list_of_values) -> list_of_results`` (one per value) must be picklable (a
+    module-level function) and pure.
+    """
+    executor = executor or ExecutorSpec()
+    chunks = [(i, values[i : i + chunk_size]) for i in range(0, len(values), chunk_size)]
+    out: list = [None] * len(values)
+    with progress_bar(len(values), description, enabled=progress and bool(values)) as advance, executor.create() as ex:
+        for (start, part), results in ex.run(_MapJob(fn), chunks):
+            if len(results) != len(part):
+                raise RuntimeError(f"{getattr(fn, '__name__', fn)} returned {len(results)} results for {len(part)} values")
+            out[start : start + len(part)] = results
+            advance(len(part))
+    return out

@@ -35,7 +35,7 @@ class ExecutorSpec:
 
     Attributes
     ----------
-    name : str
+    kind : str
         ``local`` (process pool; the default) or ``ray``.
     workers : int
         Local: worker processes (1 runs in-process). Ray: actors (0: one per CPU the
@@ -45,12 +45,12 @@ class ExecutorSpec:
         the cluster's address (``ray://host:10001`` or ``host:6379``).
     """
 
-    name: str = option("local", flags="--executor", help="Where the work runs: local (process pool) or ray (a local Ray instance, or a cluster with --ray-address).")
+    kind: str = option("local", flags="--executor", help="Where the work runs: local (process pool) or ray (a local Ray instance, or a cluster with --ray-address).")
     workers: int = option(1, short="-j", min=0, help="Worker processes (local) or Ray actors (0: one per CPU of the Ray cluster).")
     address: str | None = option(None, flags="--ray-address", help="Ray cluster to join: 'auto' (a running cluster), host:port or ray://host:10001; none starts a local Ray instance.")
 
     def create(self) -> "Executor":
-        return EXECUTORS.get(self.name)(self)
+        return EXECUTORS.get(self.kind)(self)
 
 
 class Executor:

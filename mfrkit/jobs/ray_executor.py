@@ -72,7 +72,7 @@ class RayExecutor(Executor):
     def run(self, job: Job, chunks: Iterable[Chunk]) -> Iterator[Result]:
         ray = self._ray
         n = self.spec.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor_cls = ray.remote(num_cpus=1)(_JobActor)
+        actor_cls = ray.remote(**job.ray_resources())(_JobActor)
         actors = [actor_cls.remote(job) for _ in range(n)]
         try:
             it = iter(chunks)

@@ -300,18 +300,29 @@ class DatasetJob(Job):
     def is_complete(self, rows: list[dict]) -> bool:
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
 
+    #: Whether items need the dense mesh (the mesh renderer) or the points only.
+    needs_mesh: bool = False
+
     def open_worker(self) -> dict:
-        return {"faces": None}
+        store = None
+        if self.backend != "aligned":
+            from ..landmarks.cache import open_store
+
+            store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+        return {"store": store, "faces": {}}
+
+    def run_chunk(self, items: Sequence[SourceItem], state: dict) -> list[list[dict]]:
+        # The chunk's landmarks in one read of the store (only the row groups holding them):
+        # no worker ever holds every image's landmarks.
+        if state["store"] is not None:
+            state["faces"] = state["store"].get([it.source_id for it in items], mesh=self.needs_mesh)
+        try:
+            return super().run_chunk(items, state)
+        finally:
+            state["faces"] = {}
 
     def faces(self, state: dict) -> dict[str, FaceResult]:
-        """The cached landmarks of the source, read once per worker when first needed."""
-        if state.get("faces") is None:
-            if self.backend == "aligned":
-                state["faces"] = {}
-            else:
-                from ..landmarks.cache import load_landmarks
-
-                state["faces"] = load_landmarks(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+        """The landmarks of the chunk being run, by source image_id."""
         return state["faces"]
 
     def failure_rows(self, item: SourceItem, status: str, message: str) -> list[dict]:
@@ -323,15 +334,17 @@ class DatasetJob(Job):
 
     # --- helpers for subclasses --------------------------------------------------------------
 
-    def detect_needed(self, workers: int, progress: bool) -> None:
-        """Fill the landmark cache for the job's usable images (nothing for ``aligned``)."""
+    def detect_needed(self, workers: int, progress: bool, executor=None) -> None:
+        """Fill the landmark store for the job's usable images (nothing for ``aligned``),
+        on the job's executor."""
         if self.backend == "aligned" or not len(self.usable):
             return
         from ..landmarks.cache import detect_landmarks
 
-        # A --limit run detects only its own images; the cache keeps every other image's rows.
+        # A --limit run detects only its own images; the store keeps every other image's rows.
         manifest = self.source if self.config.limit is None else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
-        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file))
+        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file),
+                         executor=executor)
 
     def write_output(self, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
         """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``

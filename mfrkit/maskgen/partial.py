@@ -165,15 +165,39 @@ def crop_region(aligned: np.ndarray, region: str, factor: float, *, centered: bo
     return out
 
 
-def parse_factors(text: str) -> tuple[float, ...]:
-    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list; repeats dropped."""
+#: Most factors one run may ask for: PartialLFW uses 9; every factor multiplies the
+#: outputs per image (by regions x placements), so a mistyped step must not plan millions.
+MAX_FACTORS = 100
+
+
+def factor_label(factor: float) -> str:
+    """How a factor is written in output names (``factor_0.3``): ``%g``, 6 significant digits."""
+    return f"{factor:g}"
+
+
+def parse_factors(text: str, *, max_count: int = MAX_FACTORS) -> tuple[float, ...]:
+    """``0.10:0.50:0.05`` (start:stop:step, stop included) or a comma list; exact repeats dropped.
+
+    Checked up front, before any work: every factor in (0, 1]; at most ``max_count`` of
+    them (:data:`MAX_FACTORS`); and no two that :func:`factor_label` writes alike
+    (``0.1`` and ``0.10000001`` would both be ``factor_0.1``), since the output names
+    would collide. Raises :class:`MfrkitError` naming the problem.
+    """
     text = str(text).strip()
     try:
         if ":" in text:
             start, stop, step = (float(x) for x in text.split(":"))
-            if step <= 0:
+            if not step > 0:
                 raise ValueError
-            n = int(np.floor((stop - start) / step + 1e-9)) + 1
+            if stop < start:
+                raise MfrkitError(f"factors {text!r}: start:stop:step needs stop >= start")
+            span = np.floor((stop - start) / step + 1e-9) + 1  # a float: a tiny step must not build a huge int
+            if not np.isfinite(span):
+                raise ValueError
+            if span > max_count:
+                raise MfrkitError(f"factors {text!r} make {span:.3g} values; at most {max_count} per run (PartialLFW "
+                                  "uses 9, 0.10:0.50:0.05): use a coarser step, or split the range over several runs")
+            n = int(span)
             values = [round(start + k * step, 6) for k in range(n)]
         else:
             values = [float(x) for x in text.split(",") if x.strip()]
@@ -181,7 +205,16 @@ def parse_factors(text: str) -> tuple[float, ...]:
         raise MfrkitError(f"cannot read factors {text!r}: use start:stop:step (e.g. 0.10:0.50:0.05) or a comma list") from None
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise MfrkitError(f"factors must lie in (0, 1], got {text!r}")
-    return tuple(dict.fromkeys(values))
+    values = list(dict.fromkeys(values))
+    if len(values) > max_count:
+        raise MfrkitError(f"{len(values)} factors given; at most {max_count} per run: split them over several runs")
+    by_label: dict[str, float] = {}
+    for v in values:
+        other = by_label.setdefault(factor_label(v), v)
+        if other != v:
+            raise MfrkitError(f"factors {other!r} and {v!r} are both written factor_{factor_label(v)} in output names "
+                              "(6 significant digits): keep one of them")
+    return tuple(values)
 
 
 def parse_regions(text: str) -> tuple[str, ...]:

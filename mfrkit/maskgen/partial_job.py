@@ -152,5 +152,5 @@ def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: 
     """
     job = PartialJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):
-        job.detect_needed(workers, progress)
+        job.detect_needed(workers, progress, executor)
         return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)

@@ -29,7 +29,7 @@ from .dataset_job import (
     job_backend,
 )
 from .quality import check_coverage
-from .renderers import RENDERERS, create_renderer
+from .renderers import RENDERERS, create_renderer, landmarks_needed
 from .styles import MASK_TYPES, StyleSpec
 
 
@@ -137,6 +137,7 @@ class SynthJob(DatasetJob):
         self.spec = config.spec()
         self.ext = output_ext(config.image_format)
         self.backend = job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
+        self.needs_mesh = landmarks_needed(config.renderer) == "mesh"
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
         self._check_formats()
         self.items = self._plan_items()
@@ -253,6 +254,6 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     """
     job = SynthJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
-        job.detect_needed(workers, progress)
+        job.detect_needed(workers, progress, executor)
         return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
 

@@ -256,7 +256,8 @@ def train(
     if not aligned and landmarks is None:
         from ..landmarks.cache import get_landmarks
 
-        landmarks = get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress)
+        # Points only (a lazy mapping over the landmark store): training never needs the mesh.
+        landmarks = get_landmarks(manifest, landmark_backend, workers=max(1, cfg.workers), progress=progress, mesh=False)
     dataset = PairedFaceDataset(
         manifest,
         cls.preprocessing_for(family_cfg),

@@ -84,6 +84,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
+from ..data.scan import modified_images
 from ..errors import MfrkitError
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
@@ -102,6 +103,8 @@ TABLES = {
     "probe_images.csv": ("image_id", "identity", "unit"),
 }
 _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
+#: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
+_MAX_INT = 2**31 - 1
 _FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv"),
                   "all-pairs": ("reference_images.csv", "probe_images.csv")}
 #: Which manifest each id column refers to.
@@ -139,6 +142,8 @@ class Protocol:
         Where it was loaded from or saved to.
     sha256 : str or None
         sha256 of ``protocol.json``'s bytes, once saved or loaded.
+    registered_as : str or None
+        Its name in the protocol registry (:mod:`.registry`), when it was registered.
     """
 
     info: dict
@@ -150,6 +155,7 @@ class Protocol:
     probe_images: pd.DataFrame | None = None
     folder: Path | None = None
     sha256: str | None = None
+    registered_as: str | None = None
     _images: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -217,6 +223,9 @@ def normalize_table(name: str, table: pd.DataFrame) -> pd.DataFrame:
                 raise ProtocolError(f"{name}: column {col} must hold integers ({exc})") from None
             if ints.isna().any() or (ints != ints.round()).any():
                 raise ProtocolError(f"{name}: column {col} must hold integers")
+            if len(ints) and (ints.abs() > _MAX_INT).any():
+                raise ProtocolError(f"{name}: column {col} holds {ints[ints.abs() > _MAX_INT].iloc[0]!r:.30}, out of "
+                                    f"range (folds are small non-negative integers, labels 0 or 1)")
             ints = ints.astype("int64")
             if col != "fold" and not ints.isin([0, 1]).all():
                 raise ProtocolError(f"{name}: column {col} must be 0 or 1")
@@ -441,6 +450,15 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
             if check:
                 raise StaleManifestError(msg)
             stale.append(msg)
+        elif role == "reference" or m is not out.get("reference"):
+            changed = modified_images(m)  # same manifest, but its photos replaced on disk since the scan
+            if changed:
+                msg = (f"{len(changed)} image(s) of the {role} manifest of protocol {info.get('name')!r} changed on disk "
+                       f"since they were scanned (e.g. {changed[0]}): they would be scored under their old hashes. "
+                       f"Scan the dataset again (mfrkit datasets scan NAME), then make or import the protocol again.")
+                if check:
+                    raise StaleManifestError(msg)
+                stale.append(msg)
         out[role] = m
     return out, stale
 

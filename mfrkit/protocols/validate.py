@@ -185,6 +185,14 @@ def validate_protocol(folder: str | os.PathLike | Protocol, manifests: ManifestA
     return report
 
 
+def _one_fold_asked(info: dict) -> bool:
+    """True when one fold is what was asked for: ``n_folds`` 1 given when making or
+    importing, or an LFW View 1 file (its header announces one set)."""
+    params = info.get("params") or {}
+    asked = params.get("n_folds", (params.get("read_options") or {}).get("n_folds"))
+    return asked == 1 or (info.get("source") or {}).get("format") == "lfw"
+
+
 def _image_problems(ids: pd.Series, check: _ImageCheck, role: str, column: str, file: str,
                     folds: pd.Series | None, status: list[str], report: ValidationReport) -> None:
     found: dict[str, list[int]] = defaultdict(list)
@@ -236,6 +244,12 @@ def _validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: 
         report.problems.append(Problem("unbalanced_fold", WARNING, "fold(s) with unequal genuine and impostor counts: "
                                        + ", ".join(f"{int(f)} ({per_fold.at[f, 1]} + {per_fold.at[f, 0]})"
                                                    for f in unbalanced[:10])))
+    if len(fold_ids) == 1 and n > 1 and not _one_fold_asked(protocol.info):
+        report.problems.append(Problem(
+            "single_fold", WARNING, f"all {n} pairs are in one fold, so the k-fold accuracy (mean and std over folds) "
+            "cannot be computed and the bench skips it. Public 1:1 protocols have folds (LFW View 2, CALFW, CPLFW, "
+            "MLFW, insightface .bin: 10): if this one was imported, check its format (a CPLFW pairs file is "
+            "--format cplfw, not calfw) or give --folds"))
     sizes = per_fold.sum(axis=1)
     if sizes.nunique() > 1:
         report.problems.append(Problem("uneven_folds", WARNING, f"folds differ in size (from {int(sizes.min())} to "

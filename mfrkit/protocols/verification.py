@@ -284,6 +284,15 @@ def sample_base_pairs(pool: Pool, *, seed: int, n_folds: int = DEFAULT_FOLDS,
             rows.append((fold, a, b, 1))
         for a, b in _sample_impostors(shuffled, units, n_imp, imp_cap, rng):
             rows.append((fold, a, b, 0))
+    if not rows:  # allow_fewer took what there is, and there is nothing: never an empty protocol
+        capacity = "; ".join(f"fold {f}: {len(i)} identities, {g} genuine + {m} impostor pairs available"
+                             for f, i, _, g, m in plan[:5])
+        raise InsufficientDataError(
+            f"no pair can be made: even with allow_fewer every fold is empty ({capacity}"
+            f"{'; ...' if len(plan) > 5 else ''}). A balanced request "
+            "stays balanced in each fold, so a fold needs two identities (impostors) and one with 2 or more images "
+            f"(genuine pairs). The manifests hold {len(by_identity)} identities with usable images for spec "
+            f"{pool.spec.name!r}: use fewer folds (--folds), or add images.")
     return pd.DataFrame(rows, columns=["fold", "a", "b", "label"])
 
 

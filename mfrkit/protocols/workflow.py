@@ -18,6 +18,7 @@ from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
+from .registry import default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
 from .spec import SPECS
 from .verification import make_verification
 
@@ -55,7 +56,7 @@ def partial_grid(spec: str, probe_manifest, spec_params: dict) -> list[dict]:
 def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | None = None, *, spec: str = "umr-ump",
                          spec_params: dict | None = None, kind: str = "verification", derive_from: PathLike | None = None,
                          people: PathLike | None = None, overwrite: bool = False, name: str | None = None,
-                         **options: Any) -> list[tuple[Path, Protocol]]:
+                         register: bool | str = False, **options: Any) -> list[tuple[Path, Protocol]]:
     """Make (or derive) a protocol and save it under ``out``.
 
     A partial spec without a region or factor makes one protocol per available crop,
@@ -71,6 +72,13 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
         :mod:`.all_pairs`) or ``identification``
     derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
     people : LFW ``people.txt`` giving the identity folds (1:1 only)
+    name : the protocol's recorded name (default: the folder's name)
+    register : False, True (register as ``<dataset>/<spec>``, with ``-<mode>`` for 1:N,
+        ``-all-pairs`` for an all-pairs protocol, and
+        the crop folder's name for a partial grid; the dataset is the reference
+        manifest's name) or the registry name (a grid adds ``/<crop folder>``, or
+        ``-<crop folder>`` after a name with a ``/``). ``overwrite`` also re-points a
+        name registered for another folder. The name is set in ``Protocol.registered_as``.
     options : forwarded to :func:`make_verification`, :func:`make_all_pairs`,
         :func:`make_identification` or :func:`derive_verification`.
 
@@ -112,6 +120,14 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
         if people is not None and derive_from is None and kind == "verification":
             protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
         save_protocol(protocol, folder, overwrite=overwrite)
+        if register:
+            if isinstance(register, str):
+                reg_name = register if len(jobs) == 1 else f"{register}{'-' if '/' in register else '/'}{folder.name}"
+            else:
+                what = folder.name if len(jobs) > 1 else (f"{spec}-{options.get('mode', 'closed')}" if kind == "identification"
+                                                          else f"{spec}-all-pairs" if kind == "all-pairs" else spec)
+                reg_name = default_name(protocol.manifests["reference"].name, what)
+            protocol.registered_as = register_protocol(reg_name, folder, replace=overwrite).name
         written.append((folder, protocol))
     return written
 
@@ -119,11 +135,14 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
 def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: PathLike | None = None,
                            probe: PathLike | None = None, *, images_to: PathLike | None = None,
                            variant: str = "unmasked", overwrite: bool = False, name: str | None = None,
-                           strict: bool = False, **read_options: Any) -> tuple[Protocol, ImportReport | None]:
+                           strict: bool = False, register: bool | str = False,
+                           **read_options: Any) -> tuple[Protocol, ImportReport | None]:
     """Import a public pair list (or an insightface ``.bin``) and save it as a protocol folder.
 
     For ``insightface-bin`` the images are unpacked into ``images_to`` (with a manifest)
     and ``reference`` / ``probe`` are not used; ``n_folds`` is the only read option.
+    ``register``: False, True (registered under the folder's name) or the registry name
+    (see :func:`make_protocol_folder`).
     """
     read_options = {k: v for k, v in read_options.items() if v is not None}
     if fmt == "insightface-bin":
@@ -141,16 +160,22 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
                                         **read_options)
     save_protocol(protocol, out, overwrite=overwrite)
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(Path(out).resolve().name)
+        protocol.registered_as = register_protocol(reg_name, out, replace=overwrite).name
     return protocol, report
 
 
 def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,
                      spec_params: dict | None = None, seed: int = 0, **options: Any) -> Protocol:
-    """A protocol from a folder or a spec name (what ``--protocol`` on the bench accepts).
+    """A protocol from a folder, a registered name or a spec name (what ``--protocol`` on
+    the bench accepts).
 
     A path to a protocol folder is loaded with :func:`load_protocol` (``reference`` /
     ``probe``, when given, replace the recorded manifest paths and are checked against
-    the recorded fingerprints). Otherwise ``value`` names a registered spec, and the
+    the recorded fingerprints). So is a registered protocol (:mod:`.registry`): its exact
+    name, or the last part of exactly one registered name (``mr-mp`` for ``demo/mr-mp``)
+    unless ``value`` is a spec and ``reference`` is given. Otherwise ``value`` names a spec, and the
     protocol is generated in memory from ``reference`` / ``probe`` with ``seed`` and
     ``options``: ``SPEC`` (``mr-mp``, ...) makes a 1:1 protocol
     (:func:`make_verification`), ``SPEC:all-pairs`` an all-pairs one
@@ -159,18 +184,30 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
     """
     from .folder import INFO_NAME, load_protocol
 
+    manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
     if Path(value).is_dir():
         if not (Path(value) / INFO_NAME).is_file():
             raise ProtocolError(f"{value} is a folder but not a protocol folder (no {INFO_NAME})")
-        manifests = {k: v for k, v in (("reference", reference), ("probe", probe or reference)) if v is not None}
         return load_protocol(value, manifests or None)
     name, colon, mode = str(value).partition(":")
-    if name not in SPECS or (colon and mode not in (*MODES, "all-pairs")):
-        raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a spec: give a protocol folder, a spec "
-                            f"({', '.join(SPECS.names())}) for 1:1, SPEC:all-pairs for every reference x probe, or "
-                            f"SPEC:MODE with a mode of {', '.join(MODES)} for 1:N")
+    is_spec = name in SPECS and (not colon or mode in (*MODES, "all-pairs"))
+    # A registered name wins; a bare suffix of one (mr-mp for demo/mr-mp) too, unless
+    # manifests are given with a spec name: then the spec is drawn from them, as always.
+    if not (is_spec and reference is not None) or get_protocol(str(value)) is not None:
+        entry = lookup(str(value))
+        if entry is not None:
+            protocol = load_protocol(entry.folder, manifests or None)
+            protocol.registered_as = entry.name
+            return protocol
+    if not is_spec:
+        registered = ", ".join(e.name for e in list_protocols()) or "none"
+        raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a spec, nor a registered protocol "
+                            f"(registered: {registered}): give a protocol folder, a registered name, a spec "
+                            f"({', '.join(SPECS.names())}) for 1:1, SPEC:all-pairs for every reference x probe, "
+                            f"or SPEC:MODE with a mode of {', '.join(MODES)} for 1:N")
     if reference is None:
-        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest)")
+        raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest), and no "
+                            f"registered protocol is called {str(value)!r} (see `mfrkit protocol list`)")
     try:
         if mode == "all-pairs":
             return make_all_pairs(reference, probe, spec=name, spec_params=spec_params, seed=seed,

@@ -154,6 +154,29 @@ def test_landmark_statuses_become_fta(tmp_path, dataset):
     assert emb.status.tolist() == ["ok", "no_face", "no_landmarks"]
 
 
+def test_a_landmark_lookup_is_asked_per_chunk_and_gives_the_same_embeddings(tmp_path, dataset, monkeypatch):
+    from mfrkit.bench import embed as E
+
+    model = OnnxModel(make_model(tmp_path / "al.onnx", meta={**ARCFACE_META, "mfrkit.align": "arcface112"}))
+    base = refs_of(dataset)[:6]
+    pts = (ARCFACE_112 * 24 / 112).astype(np.float32)
+    faces = {r.image_id: FaceResult("ok", Landmarks(points5=pts + k, points68=None, bbox=np.array([0, 0, 24, 24], np.float32)), 1) for k, r in enumerate(base)}
+    faces[base[4].image_id] = FaceResult("no_face")
+    given = embed_images(model, [ImageRef(r.image_id, r.path, r.sha256, landmarks=faces[r.image_id]) for r in base], batch_size=2)
+    asked = []
+
+    def lookup(refs):
+        asked.append(len(refs))
+        return [faces.get(r.image_id) for r in refs]
+
+    monkeypatch.setattr(E, "LOOKUP_BLOCK", 4)
+    looked_up = embed_images(model, base, batch_size=2, landmark_lookup=lookup)
+    assert looked_up.status.tolist() == given.status.tolist() and looked_up.status[4] == "no_face"
+    np.testing.assert_array_equal(looked_up.vectors, given.vectors)
+    # Keys in blocks of 4, then crops per pipeline chunk of 2 (the 5 images to embed): never all 6 at once.
+    assert asked == [4, 2, 2, 2, 1]
+
+
 def test_nan_outputs_are_fta_and_all_nan_is_an_error(tmp_path):
     imgs = []
     for name, value in (("dark", 20), ("bright", 230), ("dark2", 10)):

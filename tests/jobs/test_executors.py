@@ -9,7 +9,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,7 +47,7 @@ def local_outputs(sample_manifest, tmp_path_factory):
 def test_registry_names_the_executors():
     assert EXECUTORS.names() == ["local", "ray"]
     with pytest.raises(Exception, match="unknown executor 'dask'"):
-        ExecutorSpec(name="dask").create()
+        ExecutorSpec(kind="dask").create()
 
 
 def test_local_pool_of_two_gives_the_same_bytes(sample_manifest, local_outputs, tmp_path):
@@ -174,3 +176,24 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_path, ray_local):
+    """The bench's embedding step on Ray actors (one ONNX session each) gives the
+    embeddings of the local pipeline, failures to acquire included."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_helpers import ARCFACE_META, make_model
+
+    from mfrkit.bench.embed import ImageRef, embed_images
+    from mfrkit.bench.onnx_model import OnnxModel
+
+    path = make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"})
+    model = OnnxModel(path)
+    table = sample_manifest.table
+    refs = [ImageRef(str(i), str(sample_manifest.abspath(p)), None, "ok") for i, p in zip(table["image_id"], table["path"])]
+    refs.append(ImageRef("broken", str(tmp_path / "nowhere.jpg"), "0" * 64, "ok"))
+    local = embed_images(model, refs, batch_size=4, workers=0)
+    ray = embed_images(model, refs, batch_size=4, executor=ExecutorSpec("ray", workers=2))
+    assert list(ray.status) == list(local.status) and ray.status[-1] != "ok"
+    np.testing.assert_allclose(ray.vectors, local.vectors, atol=1e-6)
+    assert ray.computed == local.computed == len(table)

@@ -203,3 +203,26 @@ def test_demo_rerun_with_another_seed_remakes_its_own_outputs(tmp_path, mfrkit_h
     run_demo(out, seed=1, captures=1, full=False)
     assert read_manifest(out / "sample").meta["seed"] == 1
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_the_embedding_cache_is_locked_while_a_bench_writes_it(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_helpers import ARCFACE_META, make_model
+
+    from mfrkit.bench.embed import ImageRef, embed_images
+    from mfrkit.bench.embedding_cache import EmbeddingCache, preprocessing_key
+    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.jobs import FolderLock
+
+    model = OnnxModel(make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"}))
+    img = tmp_path / "a.png"
+    img.write_bytes(encode_image(__import__("numpy").full((20, 20, 3), 90, "uint8"), ".png"))
+    refs = [ImageRef("a", str(img))]
+    cache = EmbeddingCache(tmp_path / "cache", model.sha256, preprocessing_key(model.spec.preprocessing(), tta=None, landmark_backend=None))
+    with FolderLock(cache.dir / ".lock", what="x", purpose="bench of another"):
+        with pytest.raises(FolderInUseError, match=r"embedding cache .* in use by PID \d+ \(bench of another"):
+            embed_images(model, refs, cache_dir=tmp_path / "cache")
+    assert embed_images(model, refs, cache_dir=tmp_path / "cache").computed == 1  # free again

@@ -90,3 +90,40 @@ def test_parsing_factors_and_regions():
         parse_factors("1.5")
     with pytest.raises(UnknownNameError, match="leye"):
         parse_regions("forehead")
+
+
+def test_factors_that_name_the_same_files_are_refused_up_front():
+    """0.1 and 0.10000001 are both written factor_0.1: the old code ran to the end and then
+    failed on duplicate ids, leaving the output folder unusable."""
+    with pytest.raises(MfrkitError, match="both written factor_0.1"):
+        parse_factors("0.1,0.10000001")
+    with pytest.raises(MfrkitError, match="both written factor_0.123457"):
+        parse_factors("0.1234567,0.12345671")
+    assert parse_factors("0.123456,0.123457") == (0.123456, 0.123457)  # distinct names: fine
+
+
+@pytest.mark.parametrize("text", ["0.1:0.5:0.0000001", "0.1:0.5:1e-300", "0.01:1:0.0099"])
+def test_a_huge_factor_grid_is_refused_with_the_limit(text):
+    with pytest.raises(MfrkitError, match="at most 100 per run"):
+        parse_factors(text)
+
+
+def test_factor_limit_and_range_checks():
+    many = ",".join(f"{0.005 * k:.3f}" for k in range(1, 102))
+    with pytest.raises(MfrkitError, match="at most 100"):
+        parse_factors(many)
+    assert len(parse_factors(many, max_count=200)) == 101
+    assert len(parse_factors("0.01:1:0.01")) == 100
+    with pytest.raises(MfrkitError, match="stop >= start"):
+        parse_factors("0.5:0.1:0.1")
+    with pytest.raises(MfrkitError, match="cannot read"):
+        parse_factors("0.1:0.5:1e-320")
+
+
+def test_partial_job_refuses_colliding_factors_before_writing(tmp_path, sample_manifest):
+    from mfrkit.maskgen import PartialConfig, make_partial
+
+    out = tmp_path / "partial"
+    with pytest.raises(MfrkitError, match="factor_0.1"):
+        make_partial(sample_manifest.path, out, PartialConfig(factors="0.1,0.10000001"), workers=1)
+    assert not out.exists()

@@ -112,3 +112,36 @@ def test_a_corrupt_image_is_recorded_and_its_pair_kept(tmp_path):
     report = validate_protocol(folder)
     assert report.row_status == ["ok", "bad_status"] and not report.ok
     assert pd.Series(report.row_status).index.tolist() == [0, 1]
+
+
+def test_one_image_repeated_through_the_memo_is_refused(tmp_path):
+    """A 25 KB .bin whose lists point at one image thousands of times unpacked to 63 MB."""
+    rng = np.random.default_rng(1)
+    one = encode_image(rng.integers(0, 256, size=(100, 100, 3), dtype=np.uint8), ".png")  # ~30 KB of noise
+    bins = [one] * 4000  # pickle stores it once and then 4000 short memo references
+    data = pickle.dumps((bins, [True] * 2000), protocol=4)
+    assert len(data) < 60_000 and len(one) * 4000 > 100 * len(data) and len(one) * 4000 > (1 << 20) + 2 * len(data)
+    (tmp_path / "bomb.bin").write_bytes(data)
+    with pytest.raises(PairFormatError, match="repeated through the pickle's memo"):
+        read_bin(data)
+    with pytest.raises(PairFormatError, match="limit: 2x the file size"):
+        import_insightface_bin(tmp_path / "bomb.bin", tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()  # nothing written
+
+
+def test_a_few_repeats_within_the_limit_are_read():
+    bins = images(4)
+    bins[3] = bins[0]  # one image twice (a memo reference): the images still add up to less than 2x the file
+    assert read_bin(pickle.dumps((bins, [True, False]), protocol=4))[0] == bins
+
+
+@pytest.mark.parametrize("data, what", [
+    (b"Abel_Pacheco\t1\t4\nAkhmed_Zakayev\t1\t3\n", "a text file"),
+    (b"c__builtin__\neval\n(S'1'\ntR.", "a text file"),  # a protocol-0 pickle is text too: never loaded
+    (b"\xff\xd8\xff\xe0 jpeg", "a JPEG image"),
+    (b"\x00\x01\x02\x03", "binary data that is not a pickle"),
+])
+def test_a_file_that_is_no_binary_pickle_is_named_for_what_it_is(data, what):
+    with pytest.raises(PairFormatError) as err:
+        read_bin(data)
+    assert what in str(err.value) and "import or call code" not in str(err.value)

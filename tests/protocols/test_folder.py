@@ -135,3 +135,20 @@ def test_ids_with_commas_and_quotes_survive(tmp_path):
     p = make_verification(m, n_folds=2, genuine_per_fold=2, impostor_per_fold=2)
     q = load_protocol(save_protocol(p, tmp_path / "p"))
     pd.testing.assert_frame_equal(q.pairs, p.pairs)
+
+
+@pytest.mark.parametrize("fold", ["99999999999999999999999", "1e30", "inf", "-99999999999999999999"])
+def test_huge_fold_number_is_a_one_line_error(saved, fold):
+    """An edited pairs.csv (its sha256 updated too) with an absurd fold gave an OverflowError."""
+    import hashlib
+
+    folder, _ = saved
+    lines = (folder / "pairs.csv").read_text().splitlines(keepends=True)
+    lines[1] = fold + lines[1][lines[1].index(","):]
+    data = "".join(lines).encode()
+    (folder / "pairs.csv").write_bytes(data)
+    info = json.loads((folder / "protocol.json").read_text())
+    info["files"]["pairs.csv"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (folder / "protocol.json").write_text(json.dumps(info))
+    with pytest.raises(ProtocolError, match="column fold"):
+        load_protocol(folder)

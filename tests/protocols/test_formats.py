@@ -110,7 +110,7 @@ def test_calfw_positives_first_tokens_are_folds(tmp_path):
     assert pairs["label"].tolist() == [1, 1, 1, 0, 0, 0]
     assert pairs["fold"].tolist() == [0, 0, 1, 0, 0, 1]  # negatives: blocks sized like the positive folds
     assert pairs.loc[0, "left"] == "Aaron_Eckhart_0001.jpg"
-    assert pairs_bytes(pairs, "cplfw").decode() == CALFW
+    assert pairs_bytes(pairs, "calfw").decode() == CALFW
 
 
 def test_calfw_malformed(tmp_path):
@@ -214,13 +214,13 @@ def test_binary_garbage_is_not_a_pair_file(tmp_path):
         read_pairs(write(tmp_path, "p.txt", b"\x00\x01\x02"), "mlfw")
 
 
-@pytest.mark.parametrize("fmt", ["lfw", "mfr2", "calfw", "mlfw", "pairs-label", "csv"])
+@pytest.mark.parametrize("fmt", ["lfw", "mfr2", "calfw", "cplfw", "mlfw", "pairs-label", "csv"])
 def test_every_format_round_trips_a_generated_protocol(tmp_path, fmt):
     m = Manifest(make_table(lfw_rows([4] * 40 + [1] * 10)), {"name": "m"})
     m.path = tmp_path / "m" / "manifest.parquet"
     protocol = make_verification(m, seed=1, genuine_per_fold=6, impostor_per_fold=6)
     expected = protocol.pairs
-    if fmt == "calfw":  # CALFW lists every positive pair first, fold by fold
+    if fmt in ("calfw", "cplfw"):  # both list every positive pair first, fold by fold
         expected = expected.sort_values(["label", "fold"], ascending=[False, True], kind="stable").reset_index(drop=True)
     path, _ = export_protocol(protocol, tmp_path / f"out.{fmt}", fmt)
     options = {"ext": ".jpg"} if fmt == "mfr2" else {}

@@ -220,11 +220,16 @@ def test_properties_identity_disjoint_balanced_leak_free(counts, seed, spec, n_f
         ref = probe
     elif spec == "mr-ump":
         ref, probe = probe, ref
+    if max(counts) < 2:  # no genuine pair anywhere: a balanced request takes nothing, and says so
+        with pytest.raises(InsufficientDataError, match="no pair can be made"):
+            make_verification(ref, probe, spec=spec, seed=seed, n_folds=n_folds, genuine_per_fold=3,
+                              impostor_per_fold=3, allow_fewer=True)
+        return
     p = make_verification(ref, probe, spec=spec, seed=seed, n_folds=n_folds, genuine_per_fold=3,
                           impostor_per_fold=3, allow_fewer=True)
     pairs = p.pairs
     # >= 12 identities in <= 5 folds: a fold holding an identity with 2 photos has both kinds of pairs
-    assert len(pairs) > 0 or max(counts) < 2
+    assert len(pairs) > 0
     # Identity-disjoint folds.
     folds_of = {}
     for side, m in (("left_id", ref), ("right_id", probe)):
@@ -254,3 +259,34 @@ def test_a_huge_identity_does_not_crowd_its_fold():
     per_fold = genuine.assign(identity=ident.loc[genuine["left_id"]].to_numpy()).groupby("fold")["identity"]
     assert (per_fold.nunique() >= 10).all()
     assert (per_fold.agg(lambda s: s.value_counts().iloc[0]) <= 5).all()
+
+
+def test_allow_fewer_that_finds_nothing_is_an_error(tmp_path):
+    """Two identities dealt to two folds: no fold has an impostor pair, and a balanced
+    request stays balanced, so allow_fewer found 0 pairs and the old code wrote an empty
+    protocol with exit code 0."""
+    from .helpers import save
+
+    two = save(tmp_path / "two", lfw_rows([4, 4]), "two")
+    with pytest.raises(InsufficientDataError, match="no pair can be made.*fewer folds"):
+        make_verification(two, n_folds=2, genuine_per_fold=2, impostor_per_fold=2, allow_fewer=True)
+    p = make_verification(two, n_folds=1, genuine_per_fold=2, impostor_per_fold=2, allow_fewer=True)
+    assert len(p.pairs) == 4  # one fold of both identities works
+
+
+def test_cli_make_with_nothing_to_take_fails_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from mfrkit import cli
+
+    from .helpers import save
+
+    two = save(tmp_path / "two", lfw_rows([4, 4]), "two")
+    out = tmp_path / "p"
+    monkeypatch.setattr(sys, "argv", ["mfrkit", "protocol", "make", str(out), "-m", str(two.path), "--folds", "2",
+                                      "--genuine", "2", "--impostor", "2", "--allow-fewer"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 1
+    assert "error: no pair can be made" in capsys.readouterr().err
+    assert not out.exists()

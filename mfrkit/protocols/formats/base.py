@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import atomic_write_bytes
+from ...data.imageio import is_image_file
 from ...data.manifest import safe_relpath
 from ...errors import ManifestError
 from ...registry import Registry
@@ -124,6 +125,22 @@ def text_lines(data: bytes, source: str) -> list[tuple[int, str]]:
     except UnicodeDecodeError as exc:
         raise PairFormatError(f"{source} is not UTF-8 text: {exc}") from None
     return [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
+
+
+def looks_like_header(fields: list[str]) -> bool:
+    """True for a line such as ``name same_person`` or ``left,right,label``: words only,
+    none an integer or an image file name (a pair line always has one or the other)."""
+    if not fields:
+        return False
+    for f in fields:
+        try:
+            int(f)
+            return False
+        except ValueError:
+            pass
+        if is_image_file(f) or "/" in f or "\\" in f:
+            return False
+    return True
 
 
 def check_ref(ref: str, source: str, lineno: int) -> str:

@@ -1,4 +1,4 @@
-"""CALFW / CPLFW ``pairs_CALFW.txt``: two lines per pair, ``image token``.
+"""CALFW ``pairs_CALFW.txt``: two lines per pair, ``image token``.
 
 Both lines of a pair carry the same token: for a positive (genuine) pair it is the
 pair's fold, 1 to 10; every negative pair has token 0, and the file lists the
@@ -6,6 +6,10 @@ positives first. Negative fold membership is not written in the file: the n-th b
 of negatives, as large as the n-th fold's positives, is taken as fold n (the order in
 which the official file lists them). Image names are bare file names
 (``Name_0001.jpg``), matched to the manifest by :mod:`..interop`.
+
+CPLFW's file has the same two-line layout but its token is the label (1 genuine,
+0 impostor): it is the ``cplfw`` format (:mod:`.cplfw`), which shares
+:func:`read_two_line_pairs` with this one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .base import (
     PairFormat,
     check_ref,
     line_error,
+    looks_like_header,
     no_whitespace,
     pair_table,
     parse_int,
@@ -26,10 +31,22 @@ from .base import (
 )
 
 
-def read_calfw(data: bytes, *, source: str = "pairs_CALFW.txt") -> pd.DataFrame:
+def read_two_line_pairs(data: bytes, source: str, fmt: str) -> list[tuple[int, str, str, int]]:
+    """``(line number, left, right, token)`` of every pair of a two-lines-per-pair file.
+
+    Each line is ``image token``; both lines of a pair must carry the same token.
+    CRLF line ends are accepted, and so is a header line such as ``name same_person``
+    (copies found in the wild add one): line 1 is skipped when no field of it is an
+    integer or an image file name.
+    """
     lines = text_lines(data, source)
+    if lines and looks_like_header(lines[0][1].split()):
+        lines = lines[1:]
+    if not lines:
+        raise PairFormatError(f"{source} holds no pairs")
     if len(lines) % 2:
-        raise PairFormatError(f"{source}: {len(lines)} lines; CALFW/CPLFW files have two lines per pair")
+        raise PairFormatError(f"{source}: {len(lines)} pair lines; {fmt} files have two lines per pair "
+                              f"('image token' on each)")
     parsed = []
     for k in range(0, len(lines), 2):
         (l1, a), (l2, b) = lines[k], lines[k + 1]
@@ -42,7 +59,12 @@ def read_calfw(data: bytes, *, source: str = "pairs_CALFW.txt") -> pd.DataFrame:
             raise line_error(source, l2, f"the two lines of a pair carry different tokens ({ta} and {tb})")
         if ta < 0:
             raise line_error(source, l1, f"token must be >= 0, got {ta}")
-        parsed.append((check_ref(fa[0], source, l1), check_ref(fb[0], source, l2), ta))
+        parsed.append((l1, check_ref(fa[0], source, l1), check_ref(fb[0], source, l2), ta))
+    return parsed
+
+
+def read_calfw(data: bytes, *, source: str = "pairs_CALFW.txt") -> pd.DataFrame:
+    parsed = [(l, r, t) for _, l, r, t in read_two_line_pairs(data, source, "CALFW")]
     tokens = np.array([t for _, _, t in parsed], dtype=np.int64)
     pos = tokens > 0
     folds = np.zeros(len(parsed), dtype=np.int64)
@@ -79,5 +101,5 @@ def write_calfw(pairs: pd.DataFrame) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-register(PairFormat("calfw", "CALFW/CPLFW pairs file: two lines per pair, 'image token' (token = fold, 0 = negative)",
-                    read_calfw, write_calfw, aliases=("cplfw",)))
+register(PairFormat("calfw", "CALFW pairs file: two lines per pair, 'image token' (token = fold 1-10, 0 = negative)",
+                    read_calfw, write_calfw))

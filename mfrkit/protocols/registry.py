@@ -1,0 +1,220 @@
+"""The protocol registry: short names for protocol folders, in ``$MFRKIT_HOME``.
+
+``mfrkit protocol make`` and ``import`` register what they write (default name
+``<dataset>/<spec>`` for a made protocol, the folder's name for an imported one;
+``--name`` chooses), so that ``--protocol NAME`` works anywhere a protocol folder is
+accepted. A name is one or two parts joined by ``/``, each a plain identifier (letters,
+digits, ``.``, ``_``, ``+``, ``-``, starting with a letter or digit), so it can never
+reach outside the registry folder. Each entry is its own small JSON file,
+``$MFRKIT_HOME/protocols/<name>.json``, written atomically: two commands registering
+different protocols at once cannot lose each other's entry.
+
+Resolution (:func:`lookup`): an exact registered name; else, for a value without ``/``,
+the one registered protocol whose last part equals it (``mr-mp`` finds ``demo/mr-mp``;
+several is an error listing them). A registered folder removed or replaced by hand is
+reported as such, never silently skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..atomic import atomic_write_text
+from ..data.registry import mfrkit_home
+from .errors import ProtocolError
+from .folder import INFO_NAME
+
+_PART = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"
+_NAME = re.compile(rf"^{_PART}(?:/{_PART})?$")
+
+
+@dataclass(frozen=True)
+class ProtocolEntry:
+    """A registered protocol.
+
+    Attributes
+    ----------
+    name : str
+        ``part`` or ``part/part``.
+    folder : str
+        Absolute path of the protocol folder.
+    kind, spec : str or None
+        From ``protocol.json`` when registered.
+    sha256 : str
+        sha256 of ``protocol.json`` when registered.
+    registered : str
+        ISO time (UTC).
+    """
+
+    name: str
+    folder: str
+    kind: str | None = None
+    spec: str | None = None
+    sha256: str = ""
+    registered: str = ""
+    mfrkit_version: str = ""
+
+    def status(self) -> str:
+        """``ok``, ``missing`` (no protocol in the folder any more) or ``changed``
+        (``protocol.json`` differs from the one registered: made again by other means)."""
+        info = Path(self.folder) / INFO_NAME
+        if not info.is_file():
+            return "missing"
+        try:
+            sha = hashlib.sha256(info.read_bytes()).hexdigest()
+        except OSError:
+            return "missing"
+        return "ok" if sha == self.sha256 else "changed"
+
+
+def registry_dir() -> Path:
+    """``$MFRKIT_HOME/protocols``."""
+    return mfrkit_home() / "protocols"
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid registry name, else a :class:`ProtocolError` saying why."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ProtocolError(
+            f"invalid protocol name {name!r}: one or two parts joined by '/' (as in lfw/umr-mp), each of letters, "
+            "digits, '.', '_', '+' and '-', starting with a letter or digit"
+        )
+    return name
+
+
+def safe_part(text: str) -> str:
+    """``text`` made into one valid name part (other characters become ``_``)."""
+    part = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(text)).lstrip("._+-")[:64]
+    return part or "protocol"
+
+
+def default_name(dataset: str | None, what: str) -> str:
+    """``<dataset>/<what>`` (``what`` alone without a dataset name)."""
+    return f"{safe_part(dataset)}/{safe_part(what)}" if dataset else safe_part(what)
+
+
+def _entry_path(name: str) -> Path:
+    path = registry_dir() / f"{check_name(name)}.json"
+    # check_name allows no '..' or absolute part; this guards the invariant all the same
+    if registry_dir().resolve() not in path.resolve().parents:
+        raise ProtocolError(f"protocol name {name!r} leaves the registry")
+    return path
+
+
+def _read(path: Path, name: str) -> ProtocolEntry:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return ProtocolEntry(**{**raw, "name": name})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ProtocolError(f"the registry entry {path} is corrupt ({exc}); fix or delete it") from None
+
+
+def list_protocols() -> list[ProtocolEntry]:
+    """Registered protocols, sorted by name."""
+    root = registry_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
+        name = path.relative_to(root).with_suffix("").as_posix()
+        if _NAME.match(name):
+            out.append(_read(path, name))
+    return sorted(out, key=lambda e: e.name)
+
+
+def get_protocol(name: str) -> ProtocolEntry | None:
+    """The entry registered as exactly ``name``, or None."""
+    if not _NAME.match(str(name)):
+        return None
+    path = _entry_path(name)
+    return _read(path, name) if path.is_file() else None
+
+
+def register_protocol(name: str, folder: str | os.PathLike, *, replace: bool = False) -> ProtocolEntry:
+    """Register the protocol folder ``folder`` as ``name``.
+
+    A name already registered for another folder is refused unless ``replace`` is True
+    or that folder no longer holds a protocol.
+    """
+    from .folder import protocol_sha256, read_info
+
+    check_name(name)
+    folder = Path(folder).expanduser().resolve()
+    info = read_info(folder)  # refuses a folder that is not a protocol
+    old = get_protocol(name)
+    if old is not None and Path(old.folder) != folder and not replace and old.status() != "missing":
+        raise ProtocolError(
+            f"protocol name {name!r} is already registered for {old.folder}; choose another name (--name) or "
+            "replace that registration (--force)"
+        )
+    entry = ProtocolEntry(
+        name=name, folder=str(folder), kind=info.get("kind"), spec=info.get("spec"), sha256=protocol_sha256(folder),
+        registered=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), mfrkit_version=__version__,
+    )  # fmt: skip
+    data = {k: v for k, v in asdict(entry).items() if k != "name"}
+    atomic_write_text(_entry_path(name), json.dumps(data, indent=2) + "\n")
+    return entry
+
+
+def remove_protocol(name: str) -> ProtocolEntry:
+    """Forget a registered protocol (its folder is not touched)."""
+    entry = get_protocol(name)
+    if entry is None:
+        raise ProtocolError(f"no protocol is registered as {name!r}{_registered_hint()}")
+    _entry_path(name).unlink()
+    parent = _entry_path(name).parent
+    if parent != registry_dir() and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+    return entry
+
+
+def _registered_hint() -> str:
+    names = [e.name for e in list_protocols()]
+    return f" (registered: {', '.join(names)})" if names else " (none is registered)"
+
+
+def lookup(value: str) -> ProtocolEntry | None:
+    """The registered protocol ``value`` names: exactly, or (``value`` without ``/``) as
+    the last part of exactly one registered name. None when nothing matches.
+
+    Raises
+    ------
+    ProtocolError
+        Several registered names end with ``value``; or the matched entry's folder no
+        longer holds a protocol (removed by hand).
+    """
+    value = str(value)
+    entry = get_protocol(value)
+    if entry is None and "/" not in value and _NAME.match(value):
+        matches = [e for e in list_protocols() if e.name.rsplit("/", 1)[-1] == value]
+        if len(matches) > 1:
+            raise ProtocolError(
+                f"{value!r} matches {len(matches)} registered protocols: {', '.join(e.name for e in matches)}; "
+                "give the full name"
+            )
+        entry = matches[0] if matches else None
+    if entry is not None and entry.status() == "missing":
+        raise ProtocolError(
+            f"protocol {entry.name!r} is registered at {entry.folder}, which no longer holds a protocol (removed by "
+            f"hand?); make or import it again, or forget it with `mfrkit protocol remove {entry.name}`"
+        )
+    return entry
+
+
+def protocol_folder(value: str | os.PathLike) -> Path:
+    """The protocol folder ``value`` stands for: a folder on disk, else a registered name
+    (see :func:`lookup`). A clear error otherwise."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path
+    entry = lookup(str(value))
+    if entry is not None:
+        return Path(entry.folder)
+    raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a registered protocol{_registered_hint()}")
