@@ -50,7 +50,7 @@ def resolve(binned, values_of, targets=TARGETS, thresholds=()):
     raise AssertionError("no answer after 40 passes")
 
 
-CASES = [(seed, kind) for seed in range(3) for kind in ("continuous", "tied", "separated", "fta", "few")]
+CASES = [(seed, kind) for seed in range(2) for kind in ("continuous", "tied", "separated", "fta", "few")]
 
 
 @pytest.mark.parametrize("seed, kind", CASES)
