@@ -197,3 +197,19 @@ def test_device_selection():
         resolve_device("cuda", cuda_available=lambda: False)
     with pytest.raises(StreamingError, match="unknown scoring device"):
         resolve_device("tpu")
+
+
+def test_a_side_with_no_usable_image_gives_the_materialised_answers():
+    """Every reference failed to acquire: only -inf comparisons, counted through the view."""
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(10, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    empty = Side(np.zeros((0, 8), np.float32), np.zeros(0, int), np.zeros(0, int))
+    full = Side(v, np.arange(10) % 3, np.arange(10))
+    binned, resolved, _ = score_all_pairs(empty, full, {"overall": View([0], fta_impostor=20, fta_genuine=5)},
+                                          far_targets=(1e-1, 1e-3), device="cpu")
+    y, s = np.r_[np.ones(5, bool), np.zeros(20, bool)], np.full(25, -np.inf)
+    r = resolved["overall"]
+    np.testing.assert_array_equal(r["tar_at_far"].tar, M.tar_at_far(y, s, (1e-1, 1e-3)).tar)
+    np.testing.assert_array_equal(r["nearest"].threshold, M.tar_at_far_nearest(y, s, (1e-1, 1e-3)).threshold)
+    assert r["eer"] == M.eer(y, s) and binned["overall"].auc() == (M.roc_auc(y, s), 0.0)
