@@ -330,7 +330,11 @@ class _Tiles:
                 raise StreamingError("a score is above 1.25: embeddings must be L2-normalised")
             hist += counts
         if plan.lut is not None:
-            mask = plan.lut[keys]
+            mask = getattr(self._local, "mask", None)
+            if mask is None or mask.size < keys.size:
+                mask = self._local.mask = np.empty(self.tr * self.tc, bool)
+            mask = mask[: keys.size].reshape(keys.shape)
+            np.take(plan.lut, keys, out=mask)
             if mask.any():
                 out.values.append(S[mask])
                 out.value_cells.append((keys[mask] // self.bins.n_bins).astype(np.int64))
