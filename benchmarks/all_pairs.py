@@ -17,7 +17,7 @@ process's resident high-water mark, embeddings included), the ratio to the bare
 product, and the figures scaled to 1e9 comparisons. Asserts nothing.
 
     python benchmarks/all_pairs.py [--refs 40000] [--probes 40000] [--dim 512] [--per-identity 4]
-        [--tile 2048] [--device cpu] [--workers 1] [--seed 0]
+        [--tile 2048] [--device cpu] [--workers 1[,2]] [--seed 0]
 """
 
 from __future__ import annotations
@@ -114,20 +114,25 @@ def main() -> None:
     ap.add_argument("--per-identity", type=int, default=4)
     ap.add_argument("--tile", type=int, default=2048)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--workers", type=int, default=1, help="scoring threads (each with its own tile buffers)")
+    ap.add_argument("--workers", default="1", help="scoring threads (each with its own tile buffers); a comma list "
+                    "such as 1,2 times each, in the same run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     n = args.refs * args.probes
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy when other work runs)")
     print(f"{args.refs} x {args.probes} = {n:.3g} comparisons of {args.dim}-d float32, tiles of {args.tile}, "
-          f"device {args.device}, {args.workers} scoring thread(s)")
+          f"device {args.device}")
     b = run(bare, args)
-    a = run(all_pairs, args)
+    runs = []
+    for w in [int(x) for x in str(args.workers).split(",") if x]:
+        runs.append((w, run(all_pairs, argparse.Namespace(**{**vars(args), "workers": w}))))
+    a = runs[0][1]
     print()
-    print(f"{'what':<34}{'seconds':>10}{'cmp/s':>12}{'peak RSS GB':>13}{'s per 1e9':>11}{'x bare':>8}")
-    for name, r in (("bare float32 matrix product", b), ("all-pairs, exact (streaming)", a)):
-        print(f"{name:<34}{r['seconds']:>10.1f}{n / r['seconds']:>12.3g}{r['peak_gb']:>13.2f}"
+    print(f"{'what':<40}{'seconds':>10}{'cmp/s':>12}{'peak RSS GB':>13}{'s per 1e9':>11}{'x bare':>8}")
+    rows = [("bare float32 matrix product", b)] + [(f"all-pairs, exact, {w} thread(s)", r) for w, r in runs]
+    for name, r in rows:
+        print(f"{name:<40}{r['seconds']:>10.1f}{n / r['seconds']:>12.3g}{r['peak_gb']:>13.2f}"
               f"{r['seconds'] / n * 1e9:>11.1f}{r['seconds'] / b['seconds']:>8.2f}")
     print(f"(the inputs alone: {a['inputs_gb']:.2f} GB peak RSS before scoring)")
     print()

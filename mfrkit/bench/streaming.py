@@ -452,7 +452,9 @@ def _plan_bins(pilot_hist: np.ndarray, tile_counts: np.ndarray, pilot_total: np.
         if not (r >= 1):
             r = 1.0
         pos = int(np.clip(np.searchsorted(-cum, -r), 2, len(cum) - 1))  # first bin (from below) with cum < r
-        margin = r * (6 * rel[pos] + 0.02) + 6 * math.sqrt(r * scale) + 64
+        # 6 standard errors from the spread between the sampled groups of rows (the rows are a
+        # random sample, so the spread is the estimate's own), a binomial term and a little more
+        margin = r * (6 * rel[pos] + 0.005) + 6 * math.sqrt(r * scale) + 64
         hi_bin = int(np.searchsorted(-cum, -(max(r - margin, 0.5))))  # fewer above: higher bin
         lo_bin = int(np.searchsorted(-cum, -(r + margin))) - 1
         out.update(range(max(lo_bin - 1, 2), min(hi_bin + 2, bins.n_bins)))
