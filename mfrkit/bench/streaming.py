@@ -216,11 +216,14 @@ class _Tiles:
 
     def __init__(self, ref: Side, probe: Side, bins: ScoreBins, *, allow_same_source: bool, tile_rows: int,
                  tile_cols: int, device: str, n_cells: tuple[int, int] | None = None,
-                 parent: "_Tiles | None" = None, rows: np.ndarray | None = None) -> None:
+                 parent: "_Tiles | None" = None, rows: np.ndarray | None = None, backend: str = "auto") -> None:
         self.ref, self.probe, self.bins = ref, probe, bins
         self.allow_same_source = allow_same_source
         self.tr, self.tc = max(1, int(tile_rows)), max(1, int(tile_cols))
         self.device = device
+        # torch runs the tiles on a CUDA device; backend="torch" also on the CPU, which lets
+        # the CPU tests check the GPU code path
+        self.backend = "torch" if device == "cuda" else ("numpy" if backend == "auto" else backend)
         n_ref_cells, self.n_probe_cells = n_cells or (ref.n_cells, probe.n_cells)
         if n_ref_cells < ref.n_cells or self.n_probe_cells < probe.n_cells:
             raise StreamingError("n_cells is smaller than the sides' cell codes")
@@ -229,11 +232,11 @@ class _Tiles:
         self.sentinel = bins.excluded_value
         self._local = threading.local()
         self._torch = None
-        if device == "cuda":
+        if self.backend == "torch":
             import torch
 
             self._torch = torch
-            self._dev = torch.device("cuda")
+            self._dev = torch.device(device)
             if parent is not None:  # a subset of the parent's reference rows: share what is on the device
                 self._R = parent._R[torch.from_numpy(np.asarray(rows, np.int64)).to(self._dev)]
                 self._Q = parent._Q
@@ -262,7 +265,8 @@ class _Tiles:
                    r.cell[rows])
         return _Tiles(sub, self.probe, self.bins, allow_same_source=self.allow_same_source, tile_rows=len(rows),
                       tile_cols=max(self.tc, (self.tr * self.tc) // max(len(rows), 1)), device=self.device,
-                      n_cells=(self.n_cells // self.n_probe_cells, self.n_probe_cells), parent=self, rows=rows)
+                      n_cells=(self.n_cells // self.n_probe_cells, self.n_probe_cells), parent=self, rows=rows,
+                      backend=self.backend)
 
     def cell_offsets(self, r0: int, c0: int):
         """Per-row and per-column key offsets of a tile (None with a single cell)."""
@@ -399,7 +403,7 @@ class _Tiles:
         return self._hist.cpu().numpy().reshape(self.n_cells, self.bins.n_bins)
 
     def synchronize(self) -> None:
-        if self._torch is not None:
+        if self._torch is not None and self.device == "cuda":
             self._torch.cuda.synchronize()
 
 
@@ -482,6 +486,7 @@ def score_all_pairs(
     max_passes: int = 8,
     n_cells: tuple[int, int] | None = None,
     workers: int | None = None,
+    backend: str = "auto",
     progress: Callable[[int], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, BinnedScores], dict[str, dict], ScanResult]:
@@ -505,6 +510,8 @@ def score_all_pairs(
         extra pass asks for the bins the resolvers need, with room to spare).
     n_cells : (reference classes, probe classes); default: from the sides' cell codes.
     workers : CPU threads scoring tiles at once (default 1; each gets its own buffers).
+    backend : ``auto`` (torch on CUDA, numpy on the CPU) or ``torch`` (torch on the CPU
+        too: the GPU code path, checkable without a GPU).
     progress : called with 1 after each tile of the main pass; log : messages (extra passes).
 
     Returns
@@ -520,7 +527,7 @@ def score_all_pairs(
                              f"{probe.vectors.shape}")
     used = resolve_device(device)
     tiles = _Tiles(reference, probe, bins, allow_same_source=allow_same_source, tile_rows=tile_rows,
-                   tile_cols=tile_cols, device=used, n_cells=n_cells)
+                   tile_cols=tile_cols, device=used, n_cells=n_cells, backend=backend)
     nb = bins.n_bins
     res = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((tiles.n_cells, nb), np.int64),
                      collected=np.zeros(nb, bool), device=used)
@@ -534,7 +541,7 @@ def score_all_pairs(
         collect = _pilot(tiles, views, far_targets, res, pilot_fraction, seed)
     res.seconds["pilot"] = time.perf_counter() - t_start
 
-    n_workers = 1 if used == "cuda" else (workers or 1)
+    n_workers = 1 if tiles.backend == "torch" else (workers or 1)
 
     def scan(plan: _Plan, hist: np.ndarray | None, report: bool = False) -> None:
         if n_workers == 1:
@@ -572,7 +579,7 @@ def score_all_pairs(
     t0 = time.perf_counter()
     flat_hist = np.zeros(tiles.n_cells * nb, np.int64)
     scan(_Plan(histogram=True, genuine=True, lut=np.tile(collect, tiles.n_cells)), flat_hist, report=True)
-    res.hist = tiles.torch_hist() if used == "cuda" else flat_hist.reshape(tiles.n_cells, nb)
+    res.hist = tiles.torch_hist() if tiles.backend == "torch" else flat_hist.reshape(tiles.n_cells, nb)
     # bin 1 holds exactly the comparisons overwritten with the sentinel, unless a score
     # fell below -1.25
     if int(res.hist[:, 1].sum()) != res.sentinels or res.hist[:, 0].any():
@@ -646,7 +653,7 @@ def _pilot(tiles: _Tiles, views: dict[str, View], far_targets, res: ScanResult, 
     plan = _Plan(histogram=True, genuine=False, lut=None, row_groups=groups)
     for tile in sub.tiles:
         sub.run(tile, plan, scratch, h)
-    if sub.device == "cuda":
+    if sub.backend == "torch":
         h = sub._group_hist.cpu().numpy()
     per_group = h.reshape(k, tiles.n_cells, nb)
     hist = per_group.sum(0)

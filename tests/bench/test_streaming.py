@@ -100,7 +100,7 @@ def check(ref, probe, views, binned, resolved, allow_same_source=False):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("mode", ["collect-all", "pilot", "threads"])
+@pytest.mark.parametrize("mode", ["collect-all", "pilot", "threads", "torch"])
 def test_exact_on_tied_scores(seed, mode):
     ref, probe = sides(seed)
     views = views_of(ref, probe)
@@ -108,10 +108,13 @@ def test_exact_on_tied_scores(seed, mode):
     kw = {"collect_all": 10**9} if mode == "collect-all" else {"collect_all": 0, "pilot_fraction": 0.2}
     if mode == "threads":
         kw["workers"] = 3
+    if mode == "torch":  # the GPU code path (torch tensors, bincount, group histograms), run on the CPU
+        kw["backend"] = "torch"
     binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
                                              tile_cols=96, **kw)
     check(ref, probe, views, binned, resolved)
     assert scan.passes <= 3 and (mode == "collect-all") == (scan.pilot_rows == 0)
+    assert scan.device == "cpu"
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -160,11 +163,13 @@ def test_groups_wait_for_the_overall_thresholds():
     assert len(resolved["cell0"]["rates"]) == len(TARGETS)
 
 
-def test_coarse_bins_need_more_passes_and_stay_exact():
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_coarse_bins_need_more_passes_and_stay_exact(backend):
     ref, probe = sides(2)
     views = views_of(ref, probe)
     binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
-                                             tile_cols=64, collect_all=0, bins=ScoreBins(bins_per_unit=2**10))
+                                             tile_cols=64, collect_all=0, bins=ScoreBins(bins_per_unit=2**10),
+                                             backend=backend)
     check(ref, probe, views, binned, resolved)
 
 
