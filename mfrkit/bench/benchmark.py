@@ -646,11 +646,19 @@ def _environment() -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
     env["onnxruntime"] = onnxruntime.__version__
     env["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        env["torch"] = torch.__version__
-        env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
+    try:
+        env["torch"] = version("torch")
+    except PackageNotFoundError:
         pass
+    env["cuda_device"] = None
+    if "CUDAExecutionProvider" in env["onnxruntime_providers"]:
+        # Only then is there a device to name; importing torch costs ~180 MB of RSS.
+        try:
+            import torch
+
+            env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except ImportError:
+            pass
     return env
