@@ -128,6 +128,11 @@ class BenchConfig:
     )  # fmt: skip
     sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
     landmarks: str = option("mediapipe", help="Landmark backend whose (cached) landmarks align the faces.")
+    redetect: bool = option(
+        False, negatable=False,
+        help="Detect landmarks on the images themselves, replacing landmarks a masked copy inherited from its "
+        "source photos (what a deployed system would do; the default uses the inherited ones, as MLFW does).",
+    )  # fmt: skip
     cache_dir: Path | None = option(
         default_factory=default_cache_dir, flags="--cache", switches={"--no-cache": None},
         help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).",
@@ -262,7 +267,10 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec())
+                    # backend_options None reuses whatever is cached (a masked copy's inherited
+                    # landmarks); {} asks for landmarks detected on these very pixels.
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec(),
+                                     backend_options={} if cfg.redetect else None)
                     stores[key] = open_store(m, cfg.landmarks)
             lookup = _landmark_lookup(table, stores)
         refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
@@ -692,7 +700,9 @@ def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
     out = {}
     for side, model in (("reference", ms.reference), ("probe", ms.probe)):
         needs = get_alignment(model.spec.align).needs_landmarks
-        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": cfg.landmarks if needs else None}
+        # Redetected landmarks of masked copies give other crops than inherited ones: another entry.
+        landmarks = (cfg.landmarks + ("+redetect" if cfg.redetect else "")) if needs else None
+        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": landmarks}
     out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=cfg.tta, landmark_backend=None)[:12]
     return out
 
@@ -703,11 +713,19 @@ def _environment() -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
     env["onnxruntime"] = onnxruntime.__version__
     env["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        env["torch"] = torch.__version__
-        env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
+    try:
+        env["torch"] = version("torch")
+    except PackageNotFoundError:
         pass
+    env["cuda_device"] = None
+    if "CUDAExecutionProvider" in env["onnxruntime_providers"]:
+        # Only then is there a device to name; importing torch costs ~180 MB of RSS.
+        try:
+            import torch
+
+            env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except ImportError:
+            pass
     return env

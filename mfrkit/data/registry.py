@@ -155,6 +155,9 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
     scanned = folder / MANIFEST_NAME
     if not scanned.exists():
         return
+    if folder.resolve() == Path(entry.root).resolve():
+        return  # the dataset itself lives there (a folder mfrkit made, e.g. synth without --out): its own manifest, not a scan
+
     try:
         meta = read_manifest(scanned).meta
     except ManifestError:
