@@ -24,6 +24,7 @@ the non-null values of its two images (per mask type, coverage and region).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -203,6 +204,9 @@ def evaluate_all_pairs(
         ref_side, probe_side, views, far_targets=all_targets, allow_same_source=allow, device=device,
         tile_rows=tile, tile_cols=tile, collect_all=collect_all, seed=seed, thresholds_of=thresholds_of,
         log=log, progress=progress, n_cells=(n_cells_r, n_qc),
+        # two scoring threads overlap one tile's element-wise work with another's product
+        # (1.33x the bare product against 1.59x with one, on 2 shared cores)
+        workers=min(2, os.cpu_count() or 1),
     )  # fmt: skip
 
     keep_t = np.isin(all_targets, targets)
