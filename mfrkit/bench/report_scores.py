@@ -256,7 +256,7 @@ def scan_genuine(path: Path, n: int, thresholds=(), block_size: int = 16 << 20) 
         s = batch.column("score").to_numpy(zero_copy_only=False)
         total += len(s)
         minus_inf += int(np.isneginf(s).sum())
-        for t in thresholds:
+        for t in below:  # distinct thresholds (the gallery's and the transfer's may be one)
             below[t] += int((s < t).sum())
         fin = np.flatnonzero(np.isfinite(s))
         if not len(fin) or not n:
