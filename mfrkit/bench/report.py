@@ -405,8 +405,8 @@ class _Builder:
         genuine, impostor = src.hardest(GALLERY_SIZE)
         head = (f'<h4><span class="swatch" style="background:{self.colour_of(r)}"></span>{name}</h4>'
                 f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
-                f"{e.false_rejects} false reject(s) of {e.n_genuine} genuine, {e.false_accepts} false accept(s) of "
-                f"{e.n_impostor} impostor comparisons.</p>")
+                f"{e.false_rejects:,} false reject(s) of {e.n_genuine:,} genuine, {e.false_accepts:,} false accept(s) of "
+                f"{e.n_impostor:,} impostor comparisons.</p>")
         out = head + self._pair_grid(r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted")
         if isinstance(impostor, Missing):
             return out + (f'<h5>Highest-scoring impostor pairs</h5><p class="note missing">Not available: {_e(impostor.reason)}.</p>')

@@ -70,6 +70,8 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
 
         dev = torch.device(device)
         R, Q = torch.from_numpy(ref).to(dev), torch.from_numpy(probe).to(dev)
+    else:
+        buf = np.empty((min(tile, len(ref)), min(tile, len(probe))), np.float32)
     for r0 in range(0, len(ref), tile):
         for c0 in range(0, len(probe), tile):
             if backend == "torch":
@@ -79,7 +81,8 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
                 hit = hit.cpu().numpy()
                 r, c = hit[:, 0].astype(np.int64), hit[:, 1].astype(np.int64)
             else:
-                S = ref[r0 : r0 + tile] @ probe[c0 : c0 + tile].T
+                a, b = ref[r0 : r0 + tile], probe[c0 : c0 + tile]
+                S = np.matmul(a, b.T, out=buf[: len(a), : len(b)])  # one buffer for every tile
                 r, c = np.nonzero(S >= floor)
                 s = S[r, c]
             r, c = r + r0, c + c0

@@ -180,7 +180,7 @@ def test_report_of_all_pairs_protocols(all_pairs_run):
         t = next(e for e in r.data["metrics"]["tar_at_far"] if math.isclose(e["far_target"], 1e-3))
         n_fr = round(t["n_genuine"] - t["true_accepts"])
         assert f"Threshold {t['threshold']:.4f}" in html
-        assert f"{n_fr} false reject(s) of {int(t['n_genuine'])} genuine, {int(t['false_accepts'])} false accept(s)" in html
+        assert f"{n_fr:,} false reject(s) of {int(t['n_genuine']):,} genuine, {int(t['false_accepts']):,} false accept(s)" in html
 
 
 def test_without_saved_embeddings_the_report_says_why(tmp_path, all_pairs_run):
