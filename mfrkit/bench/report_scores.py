@@ -234,7 +234,7 @@ class GenuineScan:
     n_minus_inf: int
 
 
-def scan_genuine(path: Path, n: int, thresholds=(), block_size: int = 16 << 20) -> GenuineScan:
+def scan_genuine(path: Path, n: int, thresholds=(), block_size: int = 1 << 20) -> GenuineScan:
     """The ``n`` lowest finite genuine scores of ``genuine.csv`` and the count below each
     of ``thresholds``, reading the file in blocks (memory: one block and ``n`` rows).
 
