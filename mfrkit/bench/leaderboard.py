@@ -45,17 +45,23 @@ def leaderboard_row(result: dict) -> dict:
         "run_id": result.get("run_id"),
         "created": result.get("created"),
     }
-    if proto.get("kind") in ("verification", "1:1"):
+    if proto.get("kind") in ("verification", "1:1", "all-pairs"):
+        rules = settings.get("rules") or "mfrkit"
+        chosen = m if rules == "mfrkit" else (m.get(rules) or {})
+        row["rules"] = rules
         row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=as_float(m.get("auc")))
         row.update(eer=as_float(m.get("eer", {}).get("eer")), eer_threshold=as_float(m.get("eer", {}).get("threshold")))
-        acc = m.get("accuracy")
+        acc = chosen.get("accuracy")
         if acc:
-            row.update(acc_mean=as_float(acc.get("mean")), acc_std=as_float(acc.get("std")), acc_std_ddof=acc.get("ddof"))
-        for r in m.get("tar_at_far", []):
+            row.update(acc_mean=as_float(acc.get("mean")), acc_std=as_float(acc.get("std")), acc_std_ddof=acc.get("ddof"),
+                       acc_sem=as_float(acc.get("sem")))
+        for r in chosen.get("tar_at_far", []):
             t = _target(r["far_target"])
             row[f"tar@far={t}"] = as_float(r["tar"])
             row[f"threshold@far={t}"] = as_float(r["threshold"])
             row[f"insufficient@far={t}"] = bool(r["insufficient_negatives"])
+            if rules != "mfrkit":
+                row[f"far@far={t}"] = as_float(r["far"])  # the nearest point's FAR may exceed the target
         tr = result.get("transfer")
         if tr:
             row.update(
@@ -95,8 +101,10 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     """Every ``metrics.json`` under ``results`` as leaderboard rows.
 
     Rows with the same model sha256, protocol sha256, preprocessing (input size, colour,
-    mean/std, alignment, landmark backend, TTA), FtA policy and mfrkit version are one
-    entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    mean/std, alignment, landmark backend, TTA), FtA policy, rule set and mfrkit version
+    are one entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    1:1 rows show the numbers of the run's rule set (``rules`` column: ``mfrkit`` or
+    ``insightface``); metrics.json holds both.
     """
     files = []
     for root in [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]:
@@ -108,7 +116,9 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
         files += found
     files = list(dict.fromkeys(f.resolve() for f in files))
     df = pd.DataFrame([_checked_row(f) for f in files])
-    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"]
+    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "rules", "mfrkit_version"]
+    if "rules" not in df.columns:
+        df["rules"] = None
     df = df.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
     return df.sort_values(["protocol", "model"], kind="stable").reset_index(drop=True)
 
@@ -124,7 +134,7 @@ def _md_cell(v) -> str:
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (sha256 columns shortened to 12 characters)."""
-    cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@"))]
+    cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@", "far@"))]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in df[cols].iterrows():
         lines.append("| " + " | ".join(_md_cell(row[c]) for c in cols) + " |")

@@ -86,7 +86,7 @@ def test_report_sections_and_numbers_agree_with_metrics_json(demo_like_run):
             # the galleries' threshold is the metric's threshold: same rule, same scores
             assert f"Threshold {t['threshold']:.4f}" in html
             n_fr = int(round(t["n_genuine"] - t["true_accepts"]))
-            assert f"{n_fr} false reject(s) of {int(t['n_genuine'])} genuine" in html
+            assert f"{n_fr:,} false reject(s) of {int(t['n_genuine']):,} genuine" in html
         else:
             assert f"{m['rank1']:.4f}" in html
     for heading in ("Comparison", "Models", "ROC and DET", "Score distributions", "CMC", "Breakdowns",
