@@ -203,22 +203,25 @@ class MediapipeBackend:
         self.max_faces = int(max_faces)
         self.min_confidence = float(min_confidence)
         self.thorough = thorough
-        # Graphs that have not run yet: their first run logs (mediapipe's C++ logging is
-        # noisy; shown with --verbose), later runs do not, so only first runs pay for
-        # the quieting (it redirects stderr through a file).
-        self._cold: set[int] = set()
+        # (graph, square image?) pairs that have run: a graph's first run logs (mediapipe's
+        # C++ logging is noisy; shown with --verbose), and so does its first non-square
+        # image; later runs do not, so only those pay for the quieting (it redirects
+        # stderr through a file).
+        self._warm: set[tuple[int, bool]] = set()
         self._mesh = self._face_mesh(self.max_faces)
         # Made on first use: most datasets never need them (about 0.1 s each to load).
         self._crop_mesh = None
         self._detector = None
 
     def _run(self, graph, image: np.ndarray):
-        """``graph.process`` on an image, quietly the first time the graph runs."""
-        if id(graph) not in self._cold:
+        """``graph.process`` on an image, quietly the first time the graph runs, and the
+        first time it sees a non-square image (a calculator then logs a warning once)."""
+        key = (id(graph), image.shape[0] == image.shape[1])
+        if key in self._warm:
             return graph.process({"image": image})
         with native_logs(settle=graph._graph.wait_until_idle):
             out = graph.process({"image": image})
-        self._cold.discard(id(graph))
+        self._warm.add(key)
         return out
 
     def _face_mesh(self, faces: int):
@@ -230,7 +233,6 @@ class MediapipeBackend:
         made = []
         with native_logs(settle=lambda: made and made[0]._graph.wait_until_idle()):
             made.append(make())
-        self._cold.add(id(made[0]))
         return made[0]
 
     def _new_face_mesh(self, faces: int):
