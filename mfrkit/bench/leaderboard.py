@@ -175,6 +175,11 @@ class Result:
         return str(self.data.get("protocol", {}).get("name"))
 
     @property
+    def spec(self) -> str | None:
+        spec = self.data.get("protocol", {}).get("spec")
+        return str(spec) if spec else None
+
+    @property
     def kind(self) -> str:
         return str(self.data.get("protocol", {}).get("kind"))
 
@@ -206,6 +211,21 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[Result]:
         if key not in latest or str(row.get("created")) >= str(latest[key].data.get("created")):
             latest[key] = Result(data, f.parent)
     return sorted(latest.values(), key=lambda r: (r.protocol, r.model, str(r.data.get("created"))))
+
+
+#: Reading order of protocol specs in tables and reports: the unmasked baseline first,
+#: then what masks do to it, then partial faces.
+SPEC_ORDER = ("umr-ump", "umr-mp", "mr-ump", "mr-mp", "partial-same", "partial-holistic", "partial-cross")
+
+
+def protocol_order(results: Sequence["Result"]) -> list[str]:
+    """Protocol names of ``results`` in reading order: by spec (:data:`SPEC_ORDER`), then
+    name; protocols of other specs last."""
+    spec_of = {}
+    for r in results:
+        spec_of.setdefault(r.protocol, r.spec)
+    rank = {s: i for i, s in enumerate(SPEC_ORDER)}
+    return sorted(spec_of, key=lambda name: (rank.get(spec_of[name], len(SPEC_ORDER)), name))
 
 
 def rule_set(result: dict, wanted: str | None = None) -> str:
@@ -355,7 +375,7 @@ def pivot_table(
     cells: dict[tuple[str, str], MetricValue] = {}
     columns: list[str] = []
     col_spec: dict[str, MetricSpec] = {}
-    for proto in dict.fromkeys(r.protocol for r in results):
+    for proto in protocol_order(results):
         for spec in specs:
             col = f"{proto} {spec.label}" if len(specs) > 1 else proto
             for r in results:

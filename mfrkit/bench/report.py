@@ -54,6 +54,7 @@ from .leaderboard import (
     model_labels,
     parse_metric,
     pivot_table,
+    protocol_order,
     rule_set,
     short_target,
     table_caption,
@@ -190,7 +191,7 @@ class _Builder:
         order = {sha: i for i, sha in enumerate(shas)}
         for p in protocols.values():
             p.results.sort(key=lambda r: order[r.data.get("model", {}).get("sha256")])
-        self.protocols = list(protocols.values())
+        self.protocols = [protocols[name] for name in protocol_order(results)]
 
     def label(self, r: Result) -> str:
         return self.labels[r.data.get("model", {}).get("sha256")]
