@@ -30,7 +30,7 @@ from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import detect_landmarks, open_store
-from ..options import floats, none_for, option
+from ..options import none_for, option, rates
 from . import evaluate as E
 from . import metrics as M
 from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
@@ -138,7 +138,7 @@ class BenchConfig:
         help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).",
     )  # fmt: skip
     fta_policy: str = option("reject", flags="--fta", help="Failures to acquire: reject (scored as rejections) or exclude (left out, still counted).")
-    far_targets: tuple = option(M.DEFAULT_FAR_TARGETS, flags="--far", parse=floats, help="FAR/FPIR targets, comma-separated.")
+    far_targets: tuple = option(M.DEFAULT_FAR_TARGETS, flags="--far", parse=rates, help="FAR/FPIR targets, comma-separated.")
     max_rank: int = option(20, min=1, help="1:N candidate-list length and CMC range.")
     search_device: str = option("auto", help="1:N search and all-pairs scoring: auto, cuda (torch) or cpu (numpy).")
     n_boot: int = option(1000, flags="--bootstrap", min=0, help="Identity-bootstrap replicates (0: none).")

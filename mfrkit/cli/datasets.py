@@ -95,8 +95,10 @@ def landmarks(
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import resolve_source
+    from ..landmarks import BACKENDS
     from ..landmarks.cache import detect_landmarks
 
+    BACKENDS.get(backend)  # an unknown name fails before the dataset is read
     workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
