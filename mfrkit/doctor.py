@@ -93,6 +93,18 @@ def landmark_checks() -> list[Check]:
     return checks
 
 
+def first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of the first line of ``text`` (an exception's message), cut at
+    a word boundary with "..." when still longer than ``limit`` characters: a message
+    cut mid-word (or mid-quote) reads as a bug of its own."""
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    head, dot, rest = line.partition(". ")
+    line = head + "." if dot and rest else line
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+    return line
+
+
 def ray_checks(address: str | None = None) -> list[Check]:
     """Ray (the optional cluster executor): installed or not, and whether a running
     cluster is reachable (``address``, default ``auto``: the one ``ray start`` left
@@ -117,8 +129,8 @@ def ray_checks(address: str | None = None) -> list[Check]:
             ray.shutdown()
         checks.append(Check("ray cluster", True, f"reachable at {target}: {nodes} node(s), {cpus} CPUs, {gpus} GPUs"))
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the answer
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        checks.append(Check("ray cluster", None, f"none reachable at {target} ({first[:120]}); --executor ray starts a local instance"))
+        first = first_sentence(str(exc)) or type(exc).__name__
+        checks.append(Check("ray cluster", None, f"none reachable at {target} ({first}); --executor ray starts a local instance"))
     return checks
 
 

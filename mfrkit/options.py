@@ -136,6 +136,15 @@ def floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def rates(text: str) -> tuple[float, ...]:
+    """``"1e-3, 1e-4"`` -> ``(0.001, 0.0001)``, each in (0, 1] (FAR/FPIR targets)."""
+    values = floats(text)
+    bad = [v for v in values if not 0 < v <= 1]
+    if bad:
+        raise ValueError(f"rates must lie in (0, 1], got {', '.join(f'{v:g}' for v in bad)}")
+    return values
+
+
 def names(text: str) -> tuple[str, ...]:
     """``"a, b"`` -> ``("a", "b")``."""
     values = tuple(v.strip() for v in str(text).split(",") if v.strip())

@@ -89,3 +89,18 @@ def test_mediapipe_is_quiet_in_spawned_workers_and_verbose_on_request(tmp_path, 
     assert loud.returncode == 0, loud.stderr
     # mediapipe 0.10.21 (pinned) logs these on every graph it starts
     assert "inference_feedback_manager" in loud.stderr
+
+
+def test_a_first_non_square_image_after_square_ones_logs_nothing(capfd, monkeypatch, photos):
+    """mediapipe's projection calculator warns once, on the first non-square image a graph
+    sees (which is not always its first run)."""
+    from mfrkit.landmarks import create_backend
+    from mfrkit.landmarks.base import detect_primary
+
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    backend = create_backend("mediapipe")
+    img = photos["grace_hopper"]
+    detect_primary(backend, img[:300, :300].copy())
+    capfd.readouterr()
+    assert detect_primary(backend, img[:420, :300].copy()).status == "ok"
+    assert b"NORM_RECT" not in capfd.readouterr().err.encode()

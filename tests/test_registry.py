@@ -33,6 +33,9 @@ def test_add_list_scan_resolve(casia, mfrkit_home):
     assert resolve_source(str(casia)).fingerprint() == manifest.fingerprint()  # its root resolves to it too
     remove_dataset("casia")
     assert list_datasets() == []
+    # removing a name that is not registered says so (it used to say how to register it)
+    with pytest.raises(DatasetError, match=r"no dataset is registered as 'casia' \(registered: none\)"):
+        remove_dataset("casia")
 
 
 def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home, monkeypatch):
@@ -58,7 +61,7 @@ def test_unknown_names_say_how_to_register(mfrkit_home):
     with pytest.raises(DatasetError) as err:
         resolve_source("casia")
     msg = str(err.value)
-    assert "mfrkit datasets add casia" in msg and "mfrkit card casia-webface" in msg
+    assert "mfrkit datasets add casia" in msg and "mfrkit card --known casia-webface" in msg
     with pytest.raises(DatasetError, match="neither a registered dataset"):
         get_dataset("my-private-set")
 
@@ -84,7 +87,7 @@ def test_bad_registrations(casia, tmp_path):
     with pytest.raises(DatasetError, match="takes no option labels; its options: identity_regex"):
         add_dataset("x", casia, layout="flat", labels="mfr2_labels.txt")  # refused now, not at scan time
     add_dataset("x", casia)
-    with pytest.raises(DatasetError, match="already registered"):
+    with pytest.raises(DatasetError, match="already registered.*--replace"):
         add_dataset("x", tmp_path)
 
 
@@ -106,3 +109,23 @@ def test_a_name_pointed_at_another_folder_is_scanned_again(casia, tmp_path, mfrk
     assert len(m) == 1 and m.meta["root"] == str(other.resolve())  # not the old folder's manifest
     add_dataset("x", other, layout="flat", replace=True)
     assert resolve_source("x").meta["layout"] == "flat"
+
+
+def test_registering_a_folder_mfrkit_made(tmp_path, mfrkit_home):
+    """Such a folder carries its own manifest: `datasets add` no longer suggests a scan
+    that would fail, and refuses layout options it would silently ignore."""
+    from typer.testing import CliRunner
+
+    from mfrkit.cli import app
+    from mfrkit.data.manifest import write_manifest
+    from mfrkit.data.sample import build_sample
+    from mfrkit.data.scan import scan_dataset
+
+    build_sample(tmp_path / "made", captures=2)
+    manifest, _ = scan_dataset(tmp_path / "made", layout="imagefolder", name="made")
+    write_manifest(manifest, tmp_path / "made" / "manifest.parquet")
+    with pytest.raises(DatasetError, match=r"carries its own manifest; layout options \(variant\) do not apply"):
+        add_dataset("made", tmp_path / "made", variant="masked")
+    result = CliRunner().invoke(app, ["datasets", "add", "made", str(tmp_path / "made")])
+    assert result.exit_code == 0 and "its own manifest is used, nothing to scan" in result.output
+    assert "datasets scan" not in result.output

@@ -99,6 +99,21 @@ def test_card_command_generated_and_builtin(tmp_path, mfrkit_home):
     assert builtin.exit_code == 0 and "CASIA-WebFace" in builtin.output
 
 
+def test_card_known_gives_the_builtin_card_of_a_registered_name(tmp_path, mfrkit_home):
+    """With a dataset registered as `lfw` (as the README does), `mfrkit card lfw` is the
+    generated card; its pointer to the built-in card used to be `mfrkit card lfw`, the
+    same command again. `--known` always gives the built-in card, and the pointers say so."""
+    build_sample(tmp_path / "lfw", captures=2)
+    assert runner.invoke(app, ["datasets", "add", "lfw", str(tmp_path / "lfw")]).exit_code == 0
+    generated = runner.invoke(app, ["card", "lfw"])
+    assert generated.exit_code == 0 and "images: 4" in generated.output
+    assert "`mfrkit card --known lfw`" in generated.output
+    builtin = runner.invoke(app, ["card", "--known", "lfw"])
+    assert builtin.exit_code == 0 and "Labeled Faces in the Wild" in builtin.output and "images: 4" not in builtin.output
+    unknown = runner.invoke(app, ["card", "--known", "not-a-dataset"])
+    assert unknown.exit_code != 0 and "known datasets: calfw" in str(unknown.exception)
+
+
 def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
     from mfrkit import doctor
 
@@ -176,3 +191,38 @@ def test_datasets_export_csv_round_trips(tmp_path, mfrkit_home):
     back = read_manifest(out)
     assert sorted(back.table["image_id"]) == sorted(p.relative_to(tmp_path / "s").as_posix() for p in (tmp_path / "s").rglob("*.jpg"))
     assert set(back.table["identity"]) == {"eileen_collins", "grace_hopper"}
+
+
+def test_doctor_ray_message_is_a_whole_sentence(monkeypatch):
+    """Ray's 'no cluster' message was cut at 120 characters, mid-word and mid-quote."""
+    import types
+
+    from mfrkit import doctor
+
+    message = ("Could not find any running Ray instance. Please specify the one to connect to by setting `--address` "
+               "flag or `RAY_ADDRESS` environment variable.")
+
+    def init(**kw):
+        raise ConnectionError(message)
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", types.SimpleNamespace(init=init))
+    monkeypatch.setattr(doctor, "_version", lambda dist: "2.60.0")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster = [c for c in doctor.ray_checks() if c.name == "ray cluster"][0]
+    assert cluster.ok is None
+    assert cluster.detail == "none reachable at auto (Could not find any running Ray instance.); --executor ray starts a local instance"
+    assert doctor.first_sentence("word " * 50, limit=20) == "word word word word ..."
+    assert doctor.first_sentence("one line\nsecond") == "one line"
+
+
+def test_version_and_python_dash_m():
+    """`mfrkit --version` and `python -m mfrkit` (neither existed)."""
+    import subprocess
+    import sys
+
+    from mfrkit import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mfrkit {__version__}"
+    done = subprocess.run([sys.executable, "-m", "mfrkit", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"mfrkit {__version__}", done.stderr

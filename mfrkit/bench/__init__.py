@@ -10,10 +10,15 @@ The files follow the data flow of a run:
 ``images``          the images a run needs, across the protocols' manifests
 ``protocol_io``     protocols as the bench reads them
 ``search``          1:1 pair scores and blocked 1:N top-k search (numpy or torch)
-``metrics``         pure metric functions (ROC, TAR@FAR, EER, k-fold accuracy, CMC, ...)
+``streaming``       all-pairs scoring in tiles (numpy or torch), never the full matrix
+``binned_scores``   exact metrics from binned impostor scores plus a few exact bins
+``metrics``         pure metric functions (ROC, TAR@FAR, EER, k-fold accuracy, CMC, ...),
+                    two rule sets (``mfrkit``, ``insightface``)
 ``evaluate``        the metrics of one model on one protocol, with breakdowns
+``all_pairs``       the metrics of one model on an all-pairs protocol
 ``benchmark``       a whole run: models x protocols -> run folder
 ``results``         run-folder files (strict JSON, CSV)
+``embeddings_file`` ``embeddings.parquet``: a run's embeddings, to recheck it
 ``plots``           ROC, DET and CMC plots
 ``leaderboard``     one row per (model, protocol) gathered from run folders
 ==================  =====================================================================
@@ -42,6 +47,15 @@ _PUBLIC = {
     "EmbeddingCache": "embedding_cache",
     "pair_scores": "search",
     "topk_search": "search",
+    "score_all_pairs": "streaming",
+    "Side": "streaming",
+    "View": "streaming",
+    "BinnedScores": "binned_scores",
+    "ScoreBins": "binned_scores",
+    "evaluate_all_pairs": "all_pairs",
+    "RULE_SETS": "metrics",
+    "save_embeddings": "embeddings_file",
+    "read_embeddings": "embeddings_file",
     "collect_leaderboard": "leaderboard",
     "write_leaderboard": "leaderboard",
     "read_result": "results",

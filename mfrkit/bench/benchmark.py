@@ -30,17 +30,18 @@ from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import detect_landmarks, open_store
-from ..options import floats, none_for, option
+from ..options import none_for, option, rates
 from ..packs.pack import open_pack, serves
 from . import evaluate as E
 from . import metrics as M
+from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
 from .crops import default_workers
 from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
 from .embedding_cache import default_cache_dir, preprocessing_key
 from .images import ATTRIBUTES, MISSING_UID, ImageTable
 from .leaderboard import leaderboard_row, write_leaderboard
 from .onnx_model import ModelSet, load_models
-from .plots import plot_cmc, plot_verification
+from .plots import plot_cmc, plot_roc_det, plot_verification
 from .protocol_io import (
     VERIFICATION,
     ProtocolError,
@@ -48,6 +49,7 @@ from .protocol_io import (
     parse_manifest_options,
     resolve_protocol,
 )
+from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .results import METRICS_NAME, write_csv, write_json
 from .search import (
     SEARCH_DEVICES,
@@ -92,6 +94,9 @@ class BenchConfig:
         ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
         protocol of the run.
     plots : write PNG plots.
+    rules : the rule set the leaderboard shows (``mfrkit`` or ``insightface``, see
+        :data:`~mfrkit.bench.metrics.RULE_SETS`); metrics.json always holds both.
+    save_embeddings : write ``embeddings.parquet`` per model into the run folder.
     report : write ``report.html`` (:mod:`mfrkit.bench.report`) into the run folder.
     """
 
@@ -124,6 +129,11 @@ class BenchConfig:
     )  # fmt: skip
     sidecar: str | None = option(None, flags="--model-meta", help="Sidecar JSON with the mfrkit.* keys of a third-party model.")
     landmarks: str = option("mediapipe", help="Landmark backend whose (cached) landmarks align the faces.")
+    redetect: bool = option(
+        False, negatable=False,
+        help="Detect landmarks on the images themselves, replacing landmarks a masked copy inherited from its "
+        "source photos (what a deployed system would do; the default uses the inherited ones, as MLFW does).",
+    )  # fmt: skip
     packs: list[str] = option(
         default_factory=list, flags="--pack",
         help="A pack (mfrkit pack) of a manifest the protocols use: its crops are read instead of decoding and aligning the photos (repeatable).",
@@ -133,9 +143,9 @@ class BenchConfig:
         help="Embedding cache folder (default $MFRKIT_HOME/cache/embeddings).",
     )  # fmt: skip
     fta_policy: str = option("reject", flags="--fta", help="Failures to acquire: reject (scored as rejections) or exclude (left out, still counted).")
-    far_targets: tuple = option(M.DEFAULT_FAR_TARGETS, flags="--far", parse=floats, help="FAR/FPIR targets, comma-separated.")
+    far_targets: tuple = option(M.DEFAULT_FAR_TARGETS, flags="--far", parse=rates, help="FAR/FPIR targets, comma-separated.")
     max_rank: int = option(20, min=1, help="1:N candidate-list length and CMC range.")
-    search_device: str = option("auto", help="1:N search: auto, cuda (torch) or cpu (numpy).")
+    search_device: str = option("auto", help="1:N search and all-pairs scoring: auto, cuda (torch) or cpu (numpy).")
     n_boot: int = option(1000, flags="--bootstrap", min=0, help="Identity-bootstrap replicates (0: none).")
     seed: int = option(0, help="Seed of the bootstrap.")
     confidence: float = option(0.95, help="Confidence level of every interval (Clopper-Pearson and bootstrap).")
@@ -146,6 +156,11 @@ class BenchConfig:
     )  # fmt: skip
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
+    rules: str = option("mfrkit", help="Rule set the leaderboard shows: mfrkit (conservative TAR@FAR, midpoint "
+                        "thresholds) or insightface (nearest ROC point, threshold grid on squared L2 distance, std "
+                        "ddof=0); metrics.json always holds both.")
+    save_embeddings: bool = option(False, negatable=False, help="Write embeddings.parquet per model into the run "
+                                   "folder (FtA rows with a null embedding and their reason).")
     report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
     executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
     ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
@@ -199,6 +214,11 @@ class _Sides:
 def _sides(proto, images: ImageTable) -> _Sides:
     ref, prb = proto.manifests["reference"], proto.manifests["probe"]
     what = f"protocol {proto.name}"
+    if proto.kind == ALL_PAIRS:
+        return _Sides(
+            left=images.uids(ref, proto.reference_images["image_id"].tolist(), what=what),
+            right=images.uids(prb, proto.probe_images["image_id"].tolist(), what=what),
+        )
     if proto.kind == VERIFICATION:
         return _Sides(
             left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
@@ -265,6 +285,10 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
     stores: dict = {}
     table = images.table
     packs = [open_pack(p) for p in cfg.packs]
+    if packs and cfg.redetect:
+        # A pack's crops follow the landmarks it was made with, not redetected ones.
+        log("--redetect: packs are not used (their crops follow the landmarks they were made with)")
+        packs = []
     for model, uids in jobs:
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
@@ -278,7 +302,10 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                     log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                     # -j 0 means no worker processes here too
                     lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec())
+                    # backend_options None reuses whatever is cached (a masked copy's inherited
+                    # landmarks); {} asks for landmarks detected on these very pixels.
+                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec(),
+                                     backend_options={} if cfg.redetect else None)
                     stores[key] = open_store(m, cfg.landmarks)
             lookup = _landmark_lookup(table, stores)
         refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
@@ -292,9 +319,11 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
                 landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
                 executor=cfg.executor_spec(), packed=packed,
             )  # fmt: skip
+        # No rate when nothing was embedded (all from the cache): "0.0 img/s" read as a failure.
+        rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
         log(
-            f"{model.name}: {len(refs)} images, {emb.computed} embedded ({emb.images_per_second:.1f} img/s on "
-            f"{model.provider}), {emb.cached} from cache, {int((~emb.ok).sum())} failed to acquire"
+            f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
+            f"{int((~emb.ok).sum())} failed to acquire"
         )
         out.append(emb)
     return out[0], (out[1] if ms.heterogeneous else out[0])
@@ -441,6 +470,7 @@ def _validate(cfg: BenchConfig) -> None:
     if cfg.search_device not in SEARCH_DEVICES:
         raise BenchError(f"unknown search device {cfg.search_device!r}; choose one of: {', '.join(SEARCH_DEVICES)}")
     BACKENDS.get(cfg.landmarks)  # an unknown backend fails now, not after the models are loaded
+    M.RULE_SETS.get(cfg.rules)
     from ..jobs import EXECUTORS
 
     EXECUTORS.get(cfg.executor)
@@ -520,10 +550,23 @@ def run_benchmark(
                 "preprocessing": _preprocessing(ms, cfg),
                 "throughput": _throughput(ms, ref, probe),
             }
-            per_model = [
-                _run_protocol(proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name), f"{ms.name} on {proto.name}")
-                for proto, s in zip(protocols, sides)
-            ]
+            if cfg.save_embeddings:
+                save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
+            # the transfer source goes first: all-pairs protocols then get its threshold up
+            # front and count at it in the same pass over their comparisons
+            per_model: list = [None] * len(protocols)
+            hint = None
+            for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != transfer_source):
+                proto, s = protocols[i], sides[i]
+                per_model[i] = _run_protocol(
+                    proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
+                    f"{ms.name} on {proto.name}",
+                    transfer=(cfg.transfer_far if proto.name == transfer_source else None,
+                              None if hint is None else hint["threshold"]),
+                    progress=progress, log=log,
+                )  # fmt: skip
+                if proto.name == transfer_source:
+                    hint = _source_threshold(per_model[i][1], cfg.transfer_far)
             _apply_transfer(per_model, transfer_source, cfg.transfer_far)
             for res, _ in per_model:
                 for metric, why in (res["metrics"].get("skipped") or {}).items():
@@ -574,8 +617,13 @@ def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
     }
 
 
-def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str):
-    """Score and evaluate one protocol, write its files; returns (result dict, scored rows or None)."""
+def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str,
+                  *, transfer=(None, None), progress: ProgressFactory = _no_progress, log=lambda msg: None):
+    """Score and evaluate one protocol, write its files; returns (result dict, what the
+    threshold transfer reads: scored rows, an AllPairsOutcome, or None for 1:N).
+
+    ``transfer``: (FAR whose threshold this protocol must find, being the transfer
+    source; the source's threshold, known up front) -- both None when not needed."""
     pdir.mkdir(parents=True, exist_ok=True)
     fta_rows = _fta_rows(proto, s, ref, probe, images)
     res = {**common, "settings": dict(common["settings"]), "protocol": describe_protocol(proto)}
@@ -585,7 +633,24 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
         "policy": cfg.fta_policy,
     }
     use = None
-    if proto.kind == VERIFICATION:
+    if proto.kind == ALL_PAIRS:
+        source_far, threshold = transfer
+        with progress(max(1, int(np.ceil(len(s.left) / 2048)) * int(np.ceil(len(s.right) / 2048))),
+                      f"all-pairs scores of {proto.name}") as advance:
+            use = evaluate_all_pairs(
+                proto, s.left, s.right, ref, probe, (_attributes(images, s.left), _attributes(images, s.right)),
+                far_targets=cfg.far_targets, fta_policy=cfg.fta_policy, device=cfg.search_device, seed=cfg.seed,
+                confidence=cfg.confidence, transfer_far=source_far, thresholds=[] if threshold is None else [threshold],
+                log=log, progress=advance,
+            )  # fmt: skip
+        metrics, breakdowns = use.metrics, use.breakdowns
+        res["settings"]["search_device"] = use.device
+        write_csv(pdir / "genuine.csv", use.genuine)
+        write_csv(pdir / "histogram.csv", use.histogram)
+        write_csv(pdir / "images.csv", use.images)
+        if cfg.plots:
+            plot_roc_det(pdir, *use.roc, title)
+    elif proto.kind == VERIFICATION:
         pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
         res["settings"]["search_device"] = None
         write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
@@ -607,7 +672,7 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
 
 def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
     """image_id, role, reason of every image of the protocol that failed to acquire."""
-    if proto.kind == VERIFICATION:
+    if proto.kind in (VERIFICATION, ALL_PAIRS):
         sides = (("reference", ref, s.left), ("probe", probe, s.right))
     else:
         sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
@@ -625,7 +690,7 @@ def _transfer_source(protocols: list, wanted: str | None) -> str | None:
     else the only one whose spec is ``wanted``; None when there is none."""
     if not wanted:
         return None
-    verification = [p for p in protocols if p.kind == VERIFICATION]
+    verification = [p for p in protocols if p.kind in (VERIFICATION, ALL_PAIRS)]
     if any(p.name == wanted for p in verification):
         return wanted
     of_spec = [p.name for p in verification if p.spec == wanted]
@@ -635,21 +700,37 @@ def _transfer_source(protocols: list, wanted: str | None) -> str | None:
     return of_spec[0] if of_spec else None
 
 
-def _apply_transfer(per_model: list[tuple[dict, pd.DataFrame | None]], source_name: str | None, far_target: float) -> None:
+def _source_threshold(use, far_target: float) -> dict | None:
+    """The transfer source's threshold for ``far_target``: ``far_target, threshold, far``."""
+    if isinstance(use, AllPairsOutcome):
+        return use.transfer_threshold
+    if use is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
+        taf = M.tar_at_far(use["label"].to_numpy(), use["score"].to_numpy(), [far_target])
+    return {"far_target": far_target, "threshold": float(taf.threshold[0]), "far": float(taf.far[0])}
+
+
+def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | None, far_target: float) -> None:
     """Threshold for ``far_target`` on protocol ``source_name``, applied to the model's
-    other 1:1 protocols (recorded in their results as ``transfer``)."""
+    other 1:1 protocols, pair lists and all-pairs alike (recorded in their results as
+    ``transfer``)."""
     verification = [(r, u) for r, u in per_model if u is not None]
     source = [(r, u) for r, u in verification if r["protocol"]["name"] == source_name]
     if not source:
         return
     sres, suse = source[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-        taf = M.tar_at_far(suse["label"].to_numpy(), suse["score"].to_numpy(), [far_target])
-    threshold = float(taf.threshold[0])
-    sres["transfer_source"] = {"far_target": far_target, "threshold": threshold, "far": float(taf.far[0])}
+    src = _source_threshold(suse, far_target)
+    threshold = src["threshold"]
+    sres["transfer_source"] = src
     for res, use in verification:
-        if res is not sres:
+        if res is sres:
+            continue
+        if isinstance(use, AllPairsOutcome):
+            rate = use.rates[float(threshold)]  # counted in its scan (the source went first)
+            res["transfer"] = {"from": source_name, "far_target": far_target, **rate.as_dict()}
+        else:
             res["transfer"] = E.transfer(source_name, threshold, far_target, use["label"].to_numpy(), use["score"].to_numpy())
 
 
@@ -659,7 +740,9 @@ def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
     out = {}
     for side, model in (("reference", ms.reference), ("probe", ms.probe)):
         needs = get_alignment(model.spec.align).needs_landmarks
-        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": cfg.landmarks if needs else None}
+        # Redetected landmarks of masked copies give other crops than inherited ones: another entry.
+        landmarks = (cfg.landmarks + ("+redetect" if cfg.redetect else "")) if needs else None
+        out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": landmarks}
     out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=cfg.tta, landmark_backend=None)[:12]
     return out
 
@@ -670,11 +753,19 @@ def _environment() -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform(), "numpy": np.__version__}
     env["onnxruntime"] = onnxruntime.__version__
     env["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        env["torch"] = torch.__version__
-        env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
+    try:
+        env["torch"] = version("torch")
+    except PackageNotFoundError:
         pass
+    env["cuda_device"] = None
+    if "CUDAExecutionProvider" in env["onnxruntime_providers"]:
+        # Only then is there a device to name; importing torch costs ~180 MB of RSS.
+        try:
+            import torch
+
+            env["cuda_device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except ImportError:
+            pass
     return env

@@ -23,7 +23,7 @@ from .crops import CropJob, crop_chunk
 CHUNK = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EmbedItem(Item):
     """One image to crop and embed (``key`` is its row in the caller's list)."""
 

@@ -46,12 +46,16 @@ def verification_metrics(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict:
-    """Every 1:1 metric of one set of comparisons, as a JSON-ready dict.
+    """Every 1:1 metric of one set of comparisons, as a JSON-ready dict, by both rule sets.
 
     Keys: ``n_pairs``, ``n_genuine``, ``n_impostor``, ``n_fta`` (comparisons scored -inf),
-    ``auc``, ``eer`` (dict), ``tar_at_far`` (one dict per target), ``accuracy`` (k-fold,
-    when ``folds`` has >= 2 values; else ``skipped`` maps ``accuracy`` to the reason), and with ``n_boot`` > 0, ``bootstrap`` (identity
-    bootstrap intervals of TAR per target and of the k-fold mean accuracy).
+    ``auc``, ``eer`` (dict), then the rule-dependent metrics by the ``mfrkit`` rules at the
+    top level and by the ``insightface`` rules under ``"insightface"`` (see
+    :data:`~mfrkit.bench.metrics.RULE_SETS` and :func:`rule_metrics`): ``tar_at_far``
+    (one dict per target), ``accuracy`` (k-fold, when ``folds`` has >= 2 values; else
+    ``skipped`` maps ``accuracy`` to the reason) and, with ``n_boot`` > 0, ``bootstrap``
+    (identity bootstrap intervals of TAR per target and of the k-fold mean accuracy; one
+    resampling serves both rule sets).
     """
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, np.float64)
@@ -63,33 +67,63 @@ def verification_metrics(
     }
     if len(y) == 0:
         return out
+    rules = [M.RULE_SETS.get(name) for name in RULE_ORDER]
+    blocks: dict[str, dict] = {r.name: {} for r in rules}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.UndefinedMetricWarning)
         out["auc"] = M.roc_auc(y, s)
         out["eer"] = M.eer(y, s).as_dict()
-        taf = M.tar_at_far(y, s, far_targets, confidence=confidence)
-        out["tar_at_far"] = taf.records()
         use_folds = folds is not None and len(np.unique(folds)) >= 2
-        if use_folds:
-            out["accuracy"] = M.kfold_accuracy(y, s, folds).as_dict()
-        else:
+        if not use_folds:
             n_folds = 0 if folds is None else len(np.unique(folds))
             out["skipped"] = {"accuracy": f"k-fold accuracy needs at least 2 folds; the protocol has {n_folds}"}
-        if n_boot > 0 and clusters is not None and len(np.unique(clusters)) >= 2:
-            boot = {
-                "tar": M.bootstrap_interval(
-                    lambda w: M.tar_at_far(y, s, far_targets, sample_weight=w).tar,
-                    clusters, n_boot=n_boot, seed=seed, confidence=confidence,
-                ).as_dict()
-            }  # fmt: skip
+        for r in rules:
+            blocks[r.name]["tar_at_far"] = r.tar_at_far(y, s, far_targets, confidence=confidence).records()
             if use_folds:
-                boot["accuracy"] = M.bootstrap_interval(
-                    lambda w: M.kfold_accuracy(y, s, folds, sample_weight=w).mean,
+                blocks[r.name]["accuracy"] = r.kfold_accuracy(y, s, folds).as_dict()
+        if n_boot > 0 and clusters is not None and len(np.unique(clusters)) >= 2:
+            n_t = len(np.atleast_1d(far_targets))
+            tar = M.bootstrap_interval(
+                lambda w: np.concatenate([r.tar_at_far(y, s, far_targets, sample_weight=w).tar for r in rules]),
+                clusters, n_boot=n_boot, seed=seed, confidence=confidence,
+            )  # fmt: skip
+            acc = None
+            if use_folds:
+                acc = M.bootstrap_interval(
+                    lambda w: np.array([r.kfold_accuracy(y, s, folds, sample_weight=w).mean for r in rules]),
                     clusters, n_boot=n_boot, seed=seed, confidence=confidence,
-                ).as_dict()  # fmt: skip
-            boot["unit"] = "identity of the left image"
-            out["bootstrap"] = boot
+                )  # fmt: skip
+            for k, r in enumerate(rules):
+                boot = {"tar": _part(tar, slice(k * n_t, (k + 1) * n_t))}
+                if acc is not None:
+                    boot["accuracy"] = _part(acc, k)
+                boot["unit"] = "identity of the left image"
+                blocks[r.name]["bootstrap"] = boot
+    out.update(blocks.pop("mfrkit"))
+    out.update(blocks)
     return out
+
+
+#: Rule sets in metrics.json: ``mfrkit`` at the top level, the others under their name.
+RULE_ORDER = ("mfrkit", "insightface")
+#: The keys of a metrics dict that depend on the rule set.
+RULE_KEYS = ("tar_at_far", "accuracy", "bootstrap")
+
+
+def _part(b: M.BootstrapInterval, index) -> dict:
+    """One statistic's share of a bootstrap over several stacked statistics, as a dict."""
+    d = b.as_dict()
+    for key in ("low", "high", "std"):
+        d[key] = M._py(np.asarray(getattr(b, key))[index])
+    return d
+
+
+def rule_metrics(metrics: dict, rules: str = "mfrkit") -> dict:
+    """The rule-dependent part of a :func:`verification_metrics` dict for one rule set:
+    ``{"tar_at_far": ..., "accuracy": ..., "bootstrap": ...}`` (keys present in the dict only)."""
+    M.RULE_SETS.get(rules)
+    block = metrics if rules == "mfrkit" else metrics.get(rules, {})
+    return {k: block[k] for k in RULE_KEYS if k in block}
 
 
 def verification_breakdowns(

@@ -45,17 +45,23 @@ def leaderboard_row(result: dict) -> dict:
         "run_id": result.get("run_id"),
         "created": result.get("created"),
     }
-    if proto.get("kind") in ("verification", "1:1"):
+    if proto.get("kind") in ("verification", "1:1", "all-pairs"):
+        rules = settings.get("rules") or "mfrkit"
+        chosen = m if rules == "mfrkit" else (m.get(rules) or {})
+        row["rules"] = rules
         row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=as_float(m.get("auc")))
         row.update(eer=as_float(m.get("eer", {}).get("eer")), eer_threshold=as_float(m.get("eer", {}).get("threshold")))
-        acc = m.get("accuracy")
+        acc = chosen.get("accuracy")
         if acc:
-            row.update(acc_mean=as_float(acc.get("mean")), acc_std=as_float(acc.get("std")), acc_std_ddof=acc.get("ddof"))
-        for r in m.get("tar_at_far", []):
+            row.update(acc_mean=as_float(acc.get("mean")), acc_std=as_float(acc.get("std")), acc_std_ddof=acc.get("ddof"),
+                       acc_sem=as_float(acc.get("sem")))
+        for r in chosen.get("tar_at_far", []):
             t = _target(r["far_target"])
             row[f"tar@far={t}"] = as_float(r["tar"])
             row[f"threshold@far={t}"] = as_float(r["threshold"])
             row[f"insufficient@far={t}"] = bool(r["insufficient_negatives"])
+            if rules != "mfrkit":
+                row[f"far@far={t}"] = as_float(r["far"])  # the nearest point's FAR may exceed the target
         tr = result.get("transfer")
         if tr:
             row.update(
@@ -95,8 +101,10 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     """Every ``metrics.json`` under ``results`` as leaderboard rows.
 
     Rows with the same model sha256, protocol sha256, preprocessing (input size, colour,
-    mean/std, alignment, landmark backend, TTA), FtA policy and mfrkit version are one
-    entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    mean/std, alignment, landmark backend, TTA), FtA policy, rule set and mfrkit version
+    are one entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    1:1 rows show the numbers of the run's rule set (``rules`` column: ``mfrkit`` or
+    ``insightface``); metrics.json holds both.
     """
     files = []
     for root in [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]:
@@ -108,7 +116,9 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
         files += found
     files = list(dict.fromkeys(f.resolve() for f in files))
     df = pd.DataFrame([_checked_row(f) for f in files])
-    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"]
+    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "rules", "mfrkit_version"]
+    if "rules" not in df.columns:
+        df["rules"] = None
     df = df.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
     return df.sort_values(["protocol", "model"], kind="stable").reset_index(drop=True)
 
@@ -124,7 +134,7 @@ def _md_cell(v) -> str:
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (sha256 columns shortened to 12 characters)."""
-    cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@"))]
+    cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@", "far@"))]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in df[cols].iterrows():
         lines.append("| " + " | ".join(_md_cell(row[c]) for c in cols) + " |")
@@ -165,6 +175,11 @@ class Result:
         return str(self.data.get("protocol", {}).get("name"))
 
     @property
+    def spec(self) -> str | None:
+        spec = self.data.get("protocol", {}).get("spec")
+        return str(spec) if spec else None
+
+    @property
     def kind(self) -> str:
         return str(self.data.get("protocol", {}).get("kind"))
 
@@ -196,6 +211,21 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[Result]:
         if key not in latest or str(row.get("created")) >= str(latest[key].data.get("created")):
             latest[key] = Result(data, f.parent)
     return sorted(latest.values(), key=lambda r: (r.protocol, r.model, str(r.data.get("created"))))
+
+
+#: Reading order of protocol specs in tables and reports: the unmasked baseline first,
+#: then what masks do to it, then partial faces.
+SPEC_ORDER = ("umr-ump", "umr-mp", "mr-ump", "mr-mp", "partial-same", "partial-holistic", "partial-cross")
+
+
+def protocol_order(results: Sequence["Result"]) -> list[str]:
+    """Protocol names of ``results`` in reading order: by spec (:data:`SPEC_ORDER`), then
+    name; protocols of other specs last."""
+    spec_of = {}
+    for r in results:
+        spec_of.setdefault(r.protocol, r.spec)
+    rank = {s: i for i, s in enumerate(SPEC_ORDER)}
+    return sorted(spec_of, key=lambda name: (rank.get(spec_of[name], len(SPEC_ORDER)), name))
 
 
 def rule_set(result: dict, wanted: str | None = None) -> str:
@@ -345,7 +375,7 @@ def pivot_table(
     cells: dict[tuple[str, str], MetricValue] = {}
     columns: list[str] = []
     col_spec: dict[str, MetricSpec] = {}
-    for proto in dict.fromkeys(r.protocol for r in results):
+    for proto in protocol_order(results):
         for spec in specs:
             col = f"{proto} {spec.label}" if len(specs) > 1 else proto
             for r in results:

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import MfrkitError
+from ..registry import Registry
 from ..rng import item_rng
 
 #: Default FAR (and FPIR) targets: 1e-1 down to 1e-6.
@@ -155,6 +156,18 @@ def _budget(targets: np.ndarray, n_negative: float) -> tuple[np.ndarray, np.ndar
 # --- ROC, AUC --------------------------------------------------------------------------------------
 
 
+def _roc_points(y, s, w, drop_intermediate: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(thresholds, tps, fps)`` of the ROC's points, scikit-learn's way: one point per
+    distinct score, collinear intermediate points dropped when ``drop_intermediate`` (a
+    point is kept iff the counts at its score differ from those at the next lower
+    score, or it is the first or last), then a first point (+inf, 0, 0)."""
+    thresholds, tps, fps = _curve(y, s, w)
+    if drop_intermediate and len(fps) > 2:
+        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        thresholds, tps, fps = thresholds[keep], tps[keep], fps[keep]
+    return np.r_[np.inf, thresholds], np.r_[0.0, tps], np.r_[0.0, fps]
+
+
 def roc_curve(labels, scores, *, sample_weight=None, drop_intermediate: bool = True):
     """Receiver operating characteristic.
 
@@ -181,12 +194,7 @@ def roc_curve(labels, scores, *, sample_weight=None, drop_intermediate: bool = T
         Decreasing; ``thresholds[0] = inf``.
     """
     y, s, w = _check_binary(labels, scores, sample_weight)
-    thresholds, tps, fps = _curve(y, s, w)
-    if drop_intermediate and len(fps) > 2:
-        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        thresholds, tps, fps = thresholds[keep], tps[keep], fps[keep]
-    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
-    thresholds = np.r_[np.inf, thresholds]
+    thresholds, tps, fps = _roc_points(y, s, w, drop_intermediate)
     if fps[-1] <= 0:
         _warn("no impostor comparisons: FAR is undefined")
         fpr = np.full(fps.shape, np.nan)
@@ -534,10 +542,15 @@ class KFoldAccuracy:
     ----------
     folds : ndarray of shape (k,), the fold labels in sorted order.
     accuracy : ndarray of shape (k,), accuracy on each test fold.
-    threshold : ndarray of shape (k,), threshold chosen on the other folds.
+    threshold : ndarray of shape (k,), threshold chosen on the other folds, in
+        ``threshold_unit``.
     mean : mean of ``accuracy``.
     std : standard deviation of ``accuracy`` with ``ddof`` (1: sample standard deviation).
     ddof : int
+    sem : standard error of the mean, LFW's convention: the **sample** standard deviation
+        (ddof = 1, whatever ``ddof`` is) divided by ``sqrt(k)``, over the usable folds.
+    threshold_unit : ``score`` (accept iff ``score >= threshold``) or ``squared_l2``
+        (accept iff ``2 - 2 * score < threshold``, the insightface rule).
     """
 
     folds: np.ndarray
@@ -546,6 +559,8 @@ class KFoldAccuracy:
     mean: float
     std: float
     ddof: int
+    sem: float = math.nan
+    threshold_unit: str = "score"
 
     def as_dict(self) -> dict:
         return {k: _py(v) for k, v in asdict(self).items()}
@@ -558,7 +573,8 @@ def kfold_accuracy(labels, scores, folds, *, ddof: int = 1, sample_weight=None) 
     comparisons not in ``f``; the accuracy is the fraction of comparisons in ``f`` decided
     correctly by ``score >= threshold`` (FtA, -inf, is a reject). ``mean`` and ``std``
     (with ``ddof``; default 1, the sample standard deviation -- *not* the standard error)
-    are over the k fold accuracies.
+    are over the k fold accuracies; ``sem`` is the standard error, sample standard
+    deviation / sqrt(k) (LFW's convention).
 
     Parameters
     ----------
@@ -594,10 +610,16 @@ def kfold_accuracy(labels, scores, folds, *, ddof: int = 1, sample_weight=None) 
             total = ww[test].sum()
             thr[i] = t
             acc[i] = float((correct * ww[test]).sum() / total) if total > 0 else math.nan
+    return _fold_summary(names, acc, thr, ddof, "score")
+
+
+def _fold_summary(names: np.ndarray, acc: np.ndarray, thr: np.ndarray, ddof: int, unit: str) -> KFoldAccuracy:
+    """Mean, standard deviation (``ddof``) and standard error of the usable folds' accuracies."""
     valid = acc[~np.isnan(acc)]
     if len(valid) <= ddof:
         _warn(f"{len(valid)} usable folds: standard deviation with ddof={ddof} is undefined")
     std = float(np.std(valid, ddof=ddof)) if len(valid) > ddof else math.nan
+    sem = float(np.std(valid, ddof=1) / math.sqrt(len(valid))) if len(valid) > 1 else math.nan
     return KFoldAccuracy(
         folds=names,
         accuracy=acc,
@@ -605,7 +627,185 @@ def kfold_accuracy(labels, scores, folds, *, ddof: int = 1, sample_weight=None) 
         mean=float(valid.mean()) if len(valid) else math.nan,
         std=std,
         ddof=ddof,
+        sem=sem,
+        threshold_unit=unit,
     )
+
+
+# --- the insightface rule set ----------------------------------------------------------------------
+
+#: insightface's verification thresholds: squared L2 distances 0, 0.01, ..., 3.99, exactly
+#: ``np.arange(0, 4, 0.01)`` (so 0.07 is 0.07000000000000001, as there).
+INSIGHTFACE_GRID = np.arange(0, 4, 0.01)
+
+
+def squared_l2_distance(scores) -> np.ndarray:
+    """Squared L2 distance of two unit vectors from their cosine similarity: ``2 - 2 * score``.
+
+    Parameters
+    ----------
+    scores : array_like of shape (n,)
+        Cosine similarities; -inf (FtA) becomes +inf, a distance no threshold accepts.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,), in [0, 4] for finite scores.
+    """
+    return 2.0 - 2.0 * _check_scores(scores)
+
+
+def _grid_correct(y: np.ndarray, d: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Weighted number of correct decisions (accept iff ``d < t``) at each grid threshold."""
+    gen_order = np.argsort(d[y], kind="stable")
+    imp_order = np.argsort(d[~y], kind="stable")
+    gen_d, imp_d = d[y][gen_order], d[~y][imp_order]
+    gen_cw = np.r_[0.0, np.cumsum(w[y][gen_order])]
+    imp_cw = np.r_[0.0, np.cumsum(w[~y][imp_order])]
+    accepted_gen = gen_cw[np.searchsorted(gen_d, grid, side="left")]  # d < t
+    rejected_imp = imp_cw[-1] - imp_cw[np.searchsorted(imp_d, grid, side="left")]  # d >= t
+    return accepted_gen + rejected_imp
+
+
+def grid_kfold_accuracy(labels, scores, folds, *, grid=INSIGHTFACE_GRID, sample_weight=None) -> KFoldAccuracy:
+    """k-fold accuracy by insightface's rule (``recognition/arcface_torch/eval/verification.py``).
+
+    Distances are :func:`squared_l2_distance` of the scores and a comparison is accepted
+    iff ``distance < t``. For each fold ``f``: on the other folds, accuracy is evaluated
+    at every threshold of ``grid`` and the **first** best one is kept (``np.argmax``);
+    the accuracy of fold ``f`` at that threshold is ``(tp + tn) / n``. ``mean`` and ``std``
+    are over the k folds with **ddof = 0** (``np.std``), as insightface reports them;
+    ``sem`` is the sample standard deviation / sqrt(k).
+
+    insightface cuts its pair list into 10 contiguous folds (``KFold(shuffle=False)``),
+    which for LFW-style files are the files' own folds; here the folds are the
+    protocol's ``fold`` column. Distances come from the scores (``2 - 2 s``) rather
+    than from the embeddings: equal to insightface's up to float rounding.
+
+    Parameters
+    ----------
+    labels, scores, folds : array_like of shape (n,)
+    grid : array_like of shape (m,), increasing squared-L2 thresholds.
+    sample_weight : array_like of shape (n,), optional
+
+    Returns
+    -------
+    KFoldAccuracy with ``ddof = 0``, thresholds in ``squared_l2`` units.
+    """
+    y, s, w = _check_binary(labels, scores, sample_weight)
+    f = np.asarray(folds)
+    if f.shape != s.shape:
+        raise MetricInputError(f"folds has shape {f.shape}, expected {s.shape}")
+    names = np.unique(f)
+    if len(names) < 2:
+        raise MetricInputError(f"k-fold accuracy needs at least 2 folds, got {len(names)}")
+    g = np.asarray(grid, dtype=np.float64)
+    if g.ndim != 1 or len(g) == 0 or np.any(np.diff(g) <= 0):
+        raise MetricInputError("grid must be a non-empty increasing 1-D array of thresholds")
+    d = 2.0 - 2.0 * s
+    ww = np.ones_like(s) if w is None else w
+    acc, thr = np.empty(len(names)), np.empty(len(names))
+    for i, name in enumerate(names):
+        test = f == name
+        train = ~test & (ww > 0)
+        total = ww[test].sum()
+        if not train.any() or total <= 0:
+            acc[i] = thr[i] = math.nan
+            continue
+        t = float(g[int(np.argmax(_grid_correct(y[train], d[train], ww[train], g)))])
+        correct = (d[test] < t) == y[test]
+        thr[i] = t
+        acc[i] = float((correct * ww[test]).sum() / total)
+    return _fold_summary(names, acc, thr, 0, "squared_l2")
+
+
+def tar_at_far_nearest(
+    labels,
+    scores,
+    far_targets=DEFAULT_FAR_TARGETS,
+    *,
+    sample_weight=None,
+    confidence: float = 0.95,
+) -> TarAtFar:
+    """TAR at FAR by the nearest-point rule of insightface's IJB evaluation.
+
+    The ROC is :func:`roc_curve` with ``drop_intermediate=True`` (scikit-learn's points);
+    for each target the operating point is the **first** index minimising
+    ``|fpr - target|`` (insightface: ``min(zip(abs(fpr - x), range(len(fpr))))``), and
+    its TPR, FPR and threshold are reported. The achieved FAR may therefore be **above**
+    the target (the nearest point can lie on either side), and a target below
+    ``1 / (2 N)`` picks the first point, (FPR 0, TPR 0). FtA comparisons (-inf) are
+    kept in the curve as the lowest score, but a point at threshold -inf (one that
+    would accept them) is never chosen.
+
+    Parameters and returns as :func:`tar_at_far`; ``budget`` is ``floor(target * N)``
+    for reference only (this rule has no budget) and ``far`` can exceed ``far_target``.
+    """
+    y, s, w = _check_binary(labels, scores, sample_weight)
+    targets = _check_targets(far_targets)
+    thresholds, tps, fps = _roc_points(y, s, w, True)
+    n_pos, n_neg = float(tps[-1]), float(fps[-1])
+    if n_pos <= 0:
+        _warn("no genuine comparisons: TAR is undefined")
+    if n_neg <= 0:
+        _warn("no impostor comparisons: FAR targets cannot be met")
+    n_ops = len(thresholds) - int(thresholds[-1] == -np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpr = fps[:n_ops] / n_neg if n_neg > 0 else np.full(n_ops, np.nan)
+    idx = np.array([int(np.argmin(np.abs(fpr - t))) if n_neg > 0 else 0 for t in targets], np.int64)
+    ta, fa = tps[idx], fps[idx]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tar = ta / n_pos if n_pos > 0 else np.full_like(ta, np.nan)
+        far = fa / n_neg if n_neg > 0 else np.full_like(fa, np.nan)
+    budget, product = _budget(targets, n_neg)
+    low, high = clopper_pearson(np.minimum(ta, n_pos), np.full_like(ta, n_pos), confidence=confidence)
+    return TarAtFar(
+        far_target=targets,
+        budget=budget,
+        threshold=thresholds[idx].astype(np.float64),
+        tar=tar,
+        far=far,
+        false_accepts=fa,
+        true_accepts=ta,
+        insufficient_negatives=product * (1 + 1e-12) + 1e-9 < 1,
+        tar_ci_low=low,
+        tar_ci_high=high,
+        n_genuine=n_pos,
+        n_impostor=n_neg,
+    )
+
+
+# --- rule sets ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """How TAR@FAR and k-fold accuracy are decided (one entry of :data:`RULE_SETS`).
+
+    Attributes
+    ----------
+    name : str
+    tar_at_far : callable (labels, scores, far_targets, *, sample_weight, confidence) -> TarAtFar
+    kfold_accuracy : callable (labels, scores, folds, *, sample_weight) -> KFoldAccuracy
+    description : str
+    """
+
+    name: str
+    tar_at_far: Callable[..., TarAtFar]
+    kfold_accuracy: Callable[..., KFoldAccuracy]
+    description: str
+
+
+#: The rule sets: ``mfrkit`` (the default, conservative) and ``insightface`` (what
+#: published numbers from insightface's evaluation code use).
+RULE_SETS: Registry[RuleSet] = Registry("rule set")
+RULE_SETS.add("mfrkit", RuleSet(
+    "mfrkit", tar_at_far, kfold_accuracy,
+    "TAR@FAR: at most floor(FAR x N) false accepts, achieved FAR never above the target; accuracy: "
+    "midpoint thresholds fitted on the other folds, std with ddof=1"))
+RULE_SETS.add("insightface", RuleSet(
+    "insightface", tar_at_far_nearest, grid_kfold_accuracy,
+    "TAR@FAR: the ROC point (drop_intermediate) nearest the target, achieved FAR may exceed it; accuracy: "
+    "first best threshold of np.arange(0, 4, 0.01) on squared L2 distance, std with ddof=0"))
 
 
 # --- identification --------------------------------------------------------------------------------

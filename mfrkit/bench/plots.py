@@ -22,13 +22,19 @@ def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
     """``roc.png`` (TAR against log FAR) and ``det.png`` (FNMR against FMR, normal-deviate axes)."""
     import warnings
 
-    from scipy.stats import norm
-
     from .metrics import UndefinedMetricWarning, roc_curve
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return plot_roc_det(folder, fpr, tpr, title)
+
+
+def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
+    """``roc.png`` and ``det.png`` from ROC points (FAR and TAR arrays, increasing)."""
+    from scipy.stats import norm
+
+    fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return []
     plt = _pyplot()

@@ -2,10 +2,11 @@
 
 ``--protocol`` is resolved by the protocol engine (:func:`mfrkit.protocols.resolve_protocol`):
 a protocol folder, or a spec name such as ``mr-mp`` drawn from the ``--manifest``\\s. The
-bench uses only what every protocol has: ``name``, ``kind`` (``verification`` /
-``identification``), ``info``, ``manifests`` by role (``reference``, ``probe``), the
-``pairs`` or ``gallery`` / ``probes`` tables, ``folder`` and ``sha256`` (None for a
-protocol made in memory from a spec name).
+bench uses only what every protocol has: ``name``, ``kind`` (``verification``,
+``all-pairs`` or ``identification``), ``info``, ``manifests`` by role (``reference``,
+``probe``), the ``pairs``, ``reference_images`` / ``probe_images`` or ``gallery`` /
+``probes`` tables, ``folder`` and ``sha256`` (None for a protocol made in memory from a
+spec name).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from ..protocols import ProtocolError
 from ..protocols import resolve_protocol as _engine_resolve
 
-VERIFICATION, IDENTIFICATION = "verification", "identification"
+VERIFICATION, IDENTIFICATION, ALL_PAIRS = "verification", "identification", "all-pairs"
 ROLES = ("reference", "probe")
 
 __all__ = ["ProtocolError", "VERIFICATION", "IDENTIFICATION", "parse_manifest_options", "resolve_protocol",
@@ -64,7 +65,8 @@ def protocol_sha256(protocol) -> str:
         return protocol.sha256
     info = {k: protocol.info.get(k) for k in ("name", "kind", "spec", "spec_params", "seed")}
     h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
-    for df in (protocol.pairs, protocol.gallery, protocol.probes):
+    for df in (protocol.pairs, protocol.gallery, protocol.probes, getattr(protocol, "reference_images", None),
+               getattr(protocol, "probe_images", None)):
         if df is not None:
             h.update(df.to_csv(index=False).encode())
     return h.hexdigest()
@@ -82,6 +84,12 @@ def describe_protocol(protocol) -> dict:
     }
     if protocol.kind == VERIFICATION:
         d.update(n_pairs=int(len(protocol.pairs)), n_folds=int(protocol.pairs["fold"].nunique()))
+    elif protocol.kind == ALL_PAIRS:
+        from ..protocols.all_pairs import protocol_counts
+
+        counts = protocol_counts(protocol)
+        d.update(n_pairs=counts["comparisons"], n_references=counts["references"], n_probes=counts["probes"],
+                 counts=counts)
     else:
         mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
         d.update(n_gallery=int(len(protocol.gallery)), n_probes=int(len(protocol.probes)), n_mated=int(mated.sum()))

@@ -14,6 +14,14 @@ each model x protocol, as the leaderboard keeps them):
 - threshold drift: the FNMR of each masked protocol at the threshold chosen on the
   unmasked one (the bench's threshold transfer).
 
+A 1:1 result is read through :mod:`mfrkit.bench.report_scores`: a pair list from its
+``scores.csv``; an all-pairs protocol, which has no score list, from its exact
+``histogram.csv`` (curves through the exact points at the bin edges, histograms),
+``genuine.csv`` (the hardest genuine comparisons) and ``metrics.json`` (thresholds and
+error counts), its highest-scoring impostor pairs found again from the run's
+``embeddings.parquet`` when it was saved (:mod:`mfrkit.bench.report_impostors`), else
+a note saying why they are missing and how to get them.
+
 No script, no stylesheet or font from elsewhere: figures are inline SVG and faces inline
 JPEG (``data:`` URIs), so the file opens offline, can be mailed, and shows the same
 everywhere. ``mfrkit bench`` writes one into every run folder (``report.html``).
@@ -27,7 +35,6 @@ import html
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +45,6 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_text
 from ..errors import MfrkitError
-from . import metrics as M
 from . import report_figures as F
 from .leaderboard import (
     DEFAULT_METRICS,
@@ -48,6 +54,7 @@ from .leaderboard import (
     model_labels,
     parse_metric,
     pivot_table,
+    protocol_order,
     rule_set,
     short_target,
     table_caption,
@@ -58,15 +65,19 @@ from .report_gallery import (
     ImageSource,
     Picture,
     finite,
-    hardest_pairs,
-    identities,
     read_table,
+)
+from .report_scores import (
+    GALLERY_FAR,
+    AllPairsScores,
+    Errors,
+    Missing,
+    PairListScores,
+    display_edges,
 )
 from .results import ReportError
 
 REPORT_NAME = "report.html"
-#: FAR of the threshold the galleries and the per-group bars are drawn at.
-GALLERY_FAR = 1e-3
 #: Comparisons per gallery, failure-to-acquire images per result.
 GALLERY_SIZE, FTA_SHOWN = 8, 24
 #: Breakdown columns of metrics.json, with their headings.
@@ -93,6 +104,35 @@ def _picture(p: Picture, alt: str) -> str:
     if p.data is None:
         return f'<div class="noimg" title="{_e(p.note)}">{_e(p.note or "no image")}</div>'
     return f'<img class="face" alt="{_e(alt)}" src="{_data_uri(p.data, p.mime)}">'
+
+
+def _input_text(spec: dict) -> str:
+    size = spec.get("input_size")
+    size = "x".join(str(v) for v in size) if isinstance(size, (list, tuple)) else str(size)
+    return f"{size}, {spec.get('color')}, {spec.get('align')}"
+
+
+def model_family_and_input(model: dict) -> tuple[str, str]:
+    """(family, input) cells of the models table for a run.json ``model`` entry.
+
+    A heterogeneous pair has no ``spec`` of its own: its halves' (``reference``,
+    ``probe``) are shown, once when they agree.
+    """
+    spec = model.get("spec")
+    if spec:
+        return spec.get("family") or "–", _input_text(spec)
+    halves = [(k, (model.get(k) or {}).get("spec")) for k in ("reference", "probe")]
+    halves = [(k, h) for k, h in halves if h]
+    if not halves:
+        return "–", "–"
+    families = list(dict.fromkeys(h.get("family") or "–" for _, h in halves))
+    texts = list(dict.fromkeys(_input_text(h) for _, h in halves))
+    inputs = texts[0] if len(texts) == 1 else "; ".join(f"{k}: {_input_text(h)}" for k, h in halves)
+    return " / ".join(families), inputs
+
+
+def _count(v) -> str:
+    return "?" if v is None else f"{int(v):,}"
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -130,46 +170,28 @@ class _Protocol:
         return self.results[0].verification
 
 
-def _scores(r: Result) -> pd.DataFrame | None:
-    """The comparisons the metrics used (FtA rows left out under ``--fta exclude``)."""
-    df = read_table(r.folder, "scores.csv")
-    if df is None:
-        return None
-    if (r.data.get("settings") or {}).get("fta_policy") == "exclude" and "fta" in df:
-        df = df[~df["fta"].astype(str).str.lower().isin(["true", "1"])]
-    return df
-
-
-def _threshold(labels: np.ndarray, scores: np.ndarray, far: float) -> float | None:
-    """The mfrkit rule's threshold for ``far`` on these comparisons (None without impostors
-    or genuine pairs)."""
-    if not len(labels) or labels.all() or not labels.any():
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-        t = float(M.tar_at_far(labels, scores, [far]).threshold[0])
-    return t if math.isfinite(t) else None
-
-
 class _Builder:
     """Assembles the page; one instance per report."""
 
-    def __init__(self, results: list[Result], metrics: Sequence[str], rules: str | None) -> None:
+    def __init__(self, results: list[Result], metrics: Sequence[str], rules: str | None,
+                 impostor_pass_limit: float | None = None) -> None:
         self.results = results
         self.metrics = list(metrics)
         self.rules = rules
+        self.impostor_pass_limit = impostor_pass_limit
+        self._embeddings: dict = {}  # embeddings.parquet files read for the impostor pass, by path
         self.labels = model_labels(results)
         shas = list(dict.fromkeys(r.data.get("model", {}).get("sha256") for r in results))
         self.colour = dict(zip(shas, F.model_colours(len(shas))))
         self.images = ImageSource()
-        self._scores_cache: dict[str, tuple | None] = {}
+        self._sources: dict[str, PairListScores | AllPairsScores | None] = {}
         protocols: dict[str, _Protocol] = {}
         for r in results:
             protocols.setdefault(r.protocol, _Protocol(r.protocol, r.kind)).results.append(r)
         order = {sha: i for i, sha in enumerate(shas)}
         for p in protocols.values():
             p.results.sort(key=lambda r: order[r.data.get("model", {}).get("sha256")])
-        self.protocols = list(protocols.values())
+        self.protocols = [protocols[name] for name in protocol_order(results)]
 
     def label(self, r: Result) -> str:
         return self.labels[r.data.get("model", {}).get("sha256")]
@@ -241,15 +263,13 @@ class _Builder:
                 continue
             seen.add(sha)
             model = r.data.get("model") or {}
-            spec = model.get("spec") or {}
+            family, inputs = model_family_and_input(model)
             prep = (r.data.get("preprocessing") or {}).get("reference") or {}
-            size = spec.get("input_size")
-            size = "x".join(str(v) for v in size) if isinstance(size, list) else str(size)
             ips = (r.data.get("throughput") or {}).get("images_per_second")
             rows.append(
                 f'<tr><th><span class="swatch" style="background:{self.colour[sha]}"></span>{_e(self.label(r))}</th>'
-                f"<td>{_e(spec.get('family') or '–')}</td><td><code>{_e(str(sha)[:12])}</code></td>"
-                f"<td>{_e(size)}, {_e(spec.get('color'))}, {_e(spec.get('align'))}</td>"
+                f"<td>{_e(family)}</td><td><code>{_e(str(sha)[:12])}</code></td>"
+                f"<td>{_e(inputs)}</td>"
                 f"<td>{_e(prep.get('landmarks') or '–')}</td><td>{_e(prep.get('tta') or 'none')}</td>"
                 f"<td>{_e(model.get('provider'))}</td><td>{_fmt(ips, 1) if ips is not None else '–'}</td>"
                 f"<td>{'yes' if model.get('heterogeneous') else 'no'}</td></tr>"
@@ -259,8 +279,17 @@ class _Builder:
 
     def protocol(self, p: _Protocol) -> str:
         first = p.results[0].data.get("protocol") or {}
-        what = (f"1:1, {first.get('n_pairs', '?')} comparisons" if p.verification
-                else f"1:N, {first.get('n_gallery', '?')} gallery images, {first.get('n_probes', '?')} probes")
+        counts = first.get("counts") or {}
+        if p.kind == "all-pairs":
+            what = (f"1:1 all-pairs, every one of {_count(counts.get('references'))} reference images x every one of "
+                    f"{_count(counts.get('probes'))} probe images: {_count(first.get('n_pairs'))} comparisons "
+                    f"({_count(counts.get('genuine'))} genuine, {_count(counts.get('impostor'))} impostor; left out: "
+                    f"{_count(counts.get('excluded_self'))} of an image with itself, {_count(counts.get('excluded_same_source'))} "
+                    "of copies of one source photo)")
+        elif p.verification:
+            what = f"1:1, {_count(first.get('n_pairs'))} comparisons"
+        else:
+            what = f"1:N, {_count(first.get('n_gallery'))} gallery images, {_count(first.get('n_probes'))} probes"
         parts = [f'<section class="protocol" id="protocol-{_slug(p.name)}"><h2>Protocol {_e(p.name)}</h2>',
                  f"<p>{_e(what)}; spec {_e(first.get('spec') or '–')}; sha256 <code>{_e(str(first.get('sha256'))[:12])}</code>.</p>"]
         if p.verification:
@@ -274,42 +303,37 @@ class _Builder:
         parts.append("</section>")
         return "".join(parts)
 
-    def _verif_data(self, r: Result):
-        """(scores table, labels, scores) of a 1:1 result, read once; None without scores.csv."""
+    def source(self, r: Result) -> PairListScores | AllPairsScores | None:
+        """What the report reads of a 1:1 result's comparisons (read once); None when the
+        run folder lacks its files."""
         key = str(r.folder)
-        if key not in self._scores_cache:
-            df = _scores(r)
-            if df is None:
-                self._scores_cache[key] = None
+        if key not in self._sources:
+            if r.kind == "all-pairs":
+                self._sources[key] = AllPairsScores.read(r.data, r.folder, impostor_pass_limit=self.impostor_pass_limit,
+                                                         embeddings_cache=self._embeddings)
             else:
-                y = df["label"].astype(int).to_numpy().astype(bool)
-                s = df["score"].to_numpy(float)
-                self._scores_cache[key] = (df, y, s, _threshold(y, s, GALLERY_FAR))
-        got = self._scores_cache[key]
-        return None if got is None else got[:3]
-
-    def _gallery_threshold(self, r: Result) -> float | None:
-        """The mfrkit rule's threshold for FAR = 1e-3 on the result's comparisons."""
-        self._verif_data(r)
-        got = self._scores_cache.get(str(r.folder))
-        return None if got is None else got[3]
+                self._sources[key] = PairListScores.read(r.data, r.folder, self.images)
+        return self._sources[key]
 
     def _curves(self, p: _Protocol) -> str:
-        curves, missing = [], []
+        curves, missing, binned = [], [], False
         for r in p.results:
-            d = self._verif_data(r)
-            if d is None:
+            src = self.source(r)
+            roc = None if src is None else src.roc()
+            if roc is None:
                 missing.append(self.label(r))
                 continue
-            _, y, s = d
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-                fpr, tpr, _ = M.roc_curve(y, s, drop_intermediate=False)
-            if np.isnan(fpr).any() or np.isnan(tpr).any():
-                missing.append(self.label(r))
-                continue
-            curves.append((self.label(r), self.colour_of(r), fpr, tpr))
+            binned |= not src.exact_curve
+            curves.append((self.label(r), self.colour_of(r), *roc))
         note = f'<p class="note">No per-comparison scores for: {_e(", ".join(missing))}.</p>' if missing else ""
+        if binned:
+            width = next((((r.data.get("metrics") or {}).get("all_pairs") or {}).get("bin_width") for r in p.results
+                          if r.kind == "all-pairs"), None)
+            note += ('<p class="note">All-pairs protocol: the impostor scores were reduced to exact counts per score bin '
+                     f"(histogram.csv, bins {_fmt(width, 7) if width else '1.5e-5'} wide), so each curve is drawn through "
+                     "its exact ROC points at the bin edges (accept iff score ≥ edge): every drawn point is exact, and "
+                     "between two of them the true curve moves by at most one bin's comparisons. The TAR@FAR values "
+                     "and thresholds above are exact.</p>")
         if not curves:
             return '<div class="curves"><h3>ROC and DET</h3>' + note + "</div>"
         return ('<div class="curves"><h3>ROC and DET</h3><div class="row">'
@@ -317,19 +341,25 @@ class _Builder:
                 + "</div>" + note + "</div>")
 
     def _histograms(self, p: _Protocol) -> str:
-        panels, fta = [], []
+        panels, fta, binned = [], [], False
         for r in p.results:
-            d = self._verif_data(r)
-            if d is None:
+            src = self.source(r)
+            rng = None if src is None else src.score_range()
+            if rng is None:
                 continue
-            _, y, s = d
-            panels.append((self.label(r), s[y], s[~y], self._gallery_threshold(r)))
-            n_inf = int(np.isneginf(s).sum())
-            if n_inf:
-                fta.append(f"{self.label(r)}: {n_inf}")
+            binned |= not src.exact_curve
+            edges = display_edges(*rng)
+            gen, imp = src.histogram(edges)
+            e = src.errors()
+            panels.append((self.label(r), edges, gen, imp, e.threshold if isinstance(e, Errors) else None))
+            if src.n_minus_inf:
+                fta.append(f"{self.label(r)}: {src.n_minus_inf:,}")
         if not panels:
             return ""
         note = f'<p class="note">Comparisons scored −∞ (failures to acquire) are not drawn: {_e("; ".join(fta))}.</p>' if fta else ""
+        if binned:
+            note += ('<p class="note">All-pairs protocol: the bars add up the exact counts of histogram.csv (each fine bin '
+                     "counted in the bar holding its lower edge); the legend gives the totals.</p>")
         return ('<div class="hist"><h3>Score distributions</h3>'
                 + _figure(F.score_histograms(panels, f"{p.name}: genuine and impostor scores"), f"score histograms of {p.name}", "fig wide")
                 + note + "</div>")
@@ -389,26 +419,27 @@ class _Builder:
         return f'<div class="galleries"><h3>{title}</h3>{"".join(blocks)}</div>'
 
     def _gallery_verif(self, r: Result) -> str:
-        d = self._verif_data(r)
+        src = self.source(r)
         name = _e(self.label(r))
-        if d is None:
+        if src is None:
             return f'<h4>{name}</h4><p class="note">No per-comparison scores in {_e(r.folder)}.</p>'
-        df, y, s = d
-        t = self._gallery_threshold(r)
-        if t is None:
-            return f'<h4>{name}</h4><p class="note">Needs both genuine and impostor comparisons.</p>'
-        ref_ids, probe_ids = identities(self.images, r.data, "reference"), identities(self.images, r.data, "probe")
-        df = df.assign(left_identity=df["left_id"].astype(str).map(ref_ids), right_identity=df["right_id"].astype(str).map(probe_ids))
-        genuine, impostor = hardest_pairs(df, t, GALLERY_SIZE)
-        n_fr = int((y & (s < t)).sum())
-        n_fa = int((~y & (s >= t)).sum())
+        e = src.errors()
+        if isinstance(e, Missing):
+            return f'<h4>{name}</h4><p class="note">No FAR = 1e-3 threshold: {_e(e.reason)}.</p>'
+        genuine, impostor = src.hardest(GALLERY_SIZE)
         head = (f'<h4><span class="swatch" style="background:{self.colour_of(r)}"></span>{name}</h4>'
-                f'<p class="note">Threshold {t:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
-                f"{n_fr} false reject(s) of {int(y.sum())} genuine, {n_fa} false accept(s) of {int((~y).sum())} impostor comparisons.</p>")
-        return head + self._pair_grid(r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted") \
-            + self._pair_grid(r, "Highest-scoring impostor pairs", impostor, "false accept", "rejected")
+                f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
+                f"{e.false_rejects:,} false reject(s) of {e.n_genuine:,} genuine, {e.false_accepts:,} false accept(s) of "
+                f"{e.n_impostor:,} impostor comparisons.</p>")
+        out = head + self._pair_grid(r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted")
+        if isinstance(impostor, Missing):
+            return out + (f'<h5>Highest-scoring impostor pairs</h5><p class="note missing">Not available: {_e(impostor.reason)}.</p>')
+        note = ("Found by scoring the protocol again from the run's embeddings.parquet (an all-pairs run keeps impostor "
+                "scores only as counts per bin); these scores may differ from the run's in the last float32 bits."
+                if r.kind == "all-pairs" else "")
+        return out + self._pair_grid(r, "Highest-scoring impostor pairs", impostor, "false accept", "rejected", note)
 
-    def _pair_grid(self, r: Result, title: str, pairs: list[Comparison], bad: str, good: str) -> str:
+    def _pair_grid(self, r: Result, title: str, pairs: list[Comparison], bad: str, good: str, note: str = "") -> str:
         if not pairs:
             return f'<p class="note">{_e(title)}: none.</p>'
         tiles = []
@@ -421,7 +452,8 @@ class _Builder:
                 f"<figcaption>{badge} score {c.score:.4f}<br><code>{_e(c.left_id)}</code> ({_e(c.left_identity)})<br>"
                 f"<code>{_e(c.right_id)}</code> ({_e(c.right_identity)})</figcaption></figure>"
             )
-        return f'<h5>{_e(title)}</h5><div class="grid">{"".join(tiles)}</div>'
+        note = f'<p class="note">{_e(note)}</p>' if note else ""
+        return f'<h5>{_e(title)}</h5>{note}<div class="grid">{"".join(tiles)}</div>'
 
     def _gallery_ident(self, r: Result) -> str:
         name = _e(self.label(r))
@@ -530,13 +562,10 @@ class _Builder:
             return r.data["transfer"]
         ts = r.data.get("transfer_source")
         if r.protocol == source and ts and finite(ts.get("threshold")):
-            d = self._verif_data(r)
-            if d is None:
+            src = self.source(r)
+            rates = None if src is None else src.rates_at(float(ts["threshold"]), ts)
+            if rates is None:
                 return None
-            _, y, s = d
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-                rates = M.rates_at_threshold(y, s, float(ts["threshold"])).as_dict()
             return {**rates, "far_target": ts.get("far_target"), "threshold": ts["threshold"]}
         return None
 
@@ -561,7 +590,7 @@ nav a{color:#1f5fa8;text-decoration:none}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f4f4f4;text-align:left}td.best{background:#e8f5e9;font-weight:600}td.na{color:#999;text-align:center}
 .ci{color:#666;font-weight:normal;font-size:12px}.star{color:#2e7d32}.flag{color:#b26a00}
-.note{color:#555;font-size:13px;max-width:1100px}.rules{font-size:13px;color:#444}
+.note{color:#555;font-size:13px;max-width:1100px}.note.missing{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px;color:#5d4300}.rules{font-size:13px;color:#444}
 .row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 img.fig{max-width:100%;height:auto;border:1px solid #eee}img.wide{max-width:100%}
 .grid{display:flex;flex-wrap:wrap;gap:10px}
@@ -577,25 +606,32 @@ footer{margin-top:48px;color:#777;font-size:12px}code{font-size:12px}
 """
 
 
-def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_METRICS, rules: str | None = None) -> str:
-    """The HTML page of ``results`` (see the module docstring)."""
+def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_METRICS, rules: str | None = None,
+                 impostor_pass_limit: float | None = None) -> str:
+    """The HTML page of ``results`` (see the module docstring).
+
+    ``impostor_pass_limit``: the largest all-pairs protocol (comparisons) whose
+    highest-scoring impostor pairs are found by scoring it again from the run's
+    ``embeddings.parquet`` (None: :data:`~mfrkit.bench.report_impostors.DEFAULT_LIMIT`;
+    0: never).
+    """
     results = list(results)
     if not results:
         raise ReportError("no results to report")
     for m in metrics:
         parse_metric(m)  # an unknown metric fails before any figure is drawn
-    return _Builder(results, metrics, rules).page()
+    return _Builder(results, metrics, rules, impostor_pass_limit).page()
 
 
 def write_report(
     runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
-    rules: str | None = None,
+    rules: str | None = None, impostor_pass_limit: float | None = None,
 ) -> Path:
     """Write the report of every result under ``runs`` (run folders, or folders of runs)
     to ``out``, atomically. Returns ``out``."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give the HTML file to write (e.g. {out / REPORT_NAME})")
-    text = build_report(collect_results(runs), metrics=metrics, rules=rules)
+    text = build_report(collect_results(runs), metrics=metrics, rules=rules, impostor_pass_limit=impostor_pass_limit)
     atomic_write_text(out, text)
     return out

@@ -115,29 +115,30 @@ def cmc_figure(curves: Sequence[tuple[str, str, Sequence[float]]], title: str) -
     return _svg(fig)
 
 
-def score_histograms(panels: Sequence[tuple[str, np.ndarray, np.ndarray, float | None]], title: str) -> bytes:
-    """One panel per ``(label, genuine scores, impostor scores, threshold)``: the two
-    score distributions (densities, shared bins) and the threshold as a dashed line.
-    Scores of -inf (failures to acquire) are left out; the caller counts them."""
+def score_histograms(panels: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, float | None]], title: str) -> bytes:
+    """One panel per ``(label, edges, genuine counts, impostor counts, threshold)``: the
+    two score distributions as densities over the bars ``edges`` ((K + 1,) increasing;
+    counts (K,)), and the threshold as a dashed line. The caller counts the scores
+    (failures to acquire, -inf, are left out and counted by the caller); the legend
+    gives each distribution's total."""
     plt = _pyplot()
     n = max(1, len(panels))
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), dpi=100, squeeze=False)
-    for ax, (label, gen, imp, thr) in zip(axes.flat, panels):
-        gen = np.asarray(gen, float)
-        imp = np.asarray(imp, float)
-        gen, imp = gen[np.isfinite(gen)], imp[np.isfinite(imp)]
-        both = np.r_[gen, imp]
-        bins = np.linspace(both.min(), both.max(), 41) if len(both) and both.min() < both.max() else 20
-        if len(imp):
-            ax.hist(imp, bins=bins, density=True, alpha=0.55, color="#d62728", label=f"impostor ({len(imp)})")
-        if len(gen):
-            ax.hist(gen, bins=bins, density=True, alpha=0.55, color="#1f77b4", label=f"genuine ({len(gen)})")
+    for ax, (label, edges, gen, imp, thr) in zip(axes.flat, panels):
+        edges = np.asarray(edges, float)
+        width = np.diff(edges)
+        for counts, colour, name in ((imp, "#d62728", "impostor"), (gen, "#1f77b4", "genuine")):
+            counts = np.asarray(counts, np.float64)
+            total = counts.sum()
+            if total:
+                ax.stairs(counts / (total * width), edges, fill=True, alpha=0.55, color=colour, label=f"{name} ({int(total):,})")
         if thr is not None and np.isfinite(thr):
             ax.axvline(thr, color="k", ls="--", lw=1, label="FAR=1e-3 threshold")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("score", fontsize=8)
+        ax.set_ylabel("density", fontsize=8)  # each class's histogram integrates to 1: not counts
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:

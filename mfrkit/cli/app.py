@@ -13,9 +13,18 @@ protocol_app = typer.Typer(no_args_is_help=True, help="Make, import, export, ins
 models_app = typer.Typer(no_args_is_help=True, help="Train and export the reference model families.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"mfrkit {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the native libraries' log lines (mediapipe, TFLite, absl), hidden by default.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print mfrkit's version and exit.")] = False,
 ) -> None:
     """Masked-face recognition research toolkit."""
     from ..quiet import set_verbose

@@ -51,10 +51,11 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Headline metric(s) of the comparison table (as for leaderboard --table; default tar@far=1e-3 and rank1).")] = None,
     rules: Annotated[Optional[str], typer.Option("--rules", help="Rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
+    impostor_pass_limit: Annotated[Optional[float], typer.Option("--impostor-pass-limit", help="Largest all-pairs protocol (comparisons) whose highest-scoring impostor pairs are found by scoring it again from the run's embeddings.parquet (--save-embeddings); default 2e9 on the CPU, 2e11 on a CUDA device; 0: never.")] = None,
 ) -> None:
     """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
     from ..bench.leaderboard import DEFAULT_METRICS
     from ..bench.report import write_report
 
-    path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules)
+    path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit)
     console.print(f"wrote {path}")

@@ -45,7 +45,7 @@ def print_table(title: str, df) -> None:
 
 #: Metrics the console shows; the CSV and Markdown files hold every one.
 _BOARD_METRICS = (
-    "images_per_second", "fta_images", "auc", "eer", "acc_mean", "acc_std", "tar@far=1e-03", "tar@far=1e-04",
+    "images_per_second", "fta_images", "auc", "eer", "acc_mean", "acc_std", "acc_sem", "tar@far=1e-03", "tar@far=1e-04",
     "rank1", "rank5", "tpir@fpir=1e-02", "transfer_fnmr", "transfer_fmr",
 )  # fmt: skip
 
@@ -59,4 +59,6 @@ def print_board(board) -> None:
             if v is None or (isinstance(v, float) and v != v):
                 continue
             parts.append(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}")
-        console.print(f"{row['model']} on {row['protocol']} ({row['provider']}): " + ", ".join(parts), highlight=False)
+        rules = row.get("rules")
+        by = f", {rules} rules" if isinstance(rules, str) and rules != "mfrkit" else ""
+        console.print(f"{row['model']} on {row['protocol']} ({row['provider']}{by}): " + ", ".join(parts), highlight=False)

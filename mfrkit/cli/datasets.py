@@ -25,7 +25,10 @@ def datasets_add(
     from ..data.registry import add_dataset
 
     entry = add_dataset(name, path, layout=layout, replace=replace, **key_values(option))
-    console.print(f"registered {entry.name} -> {entry.root} (layout {entry.layout}); next: mfrkit datasets scan {entry.name}")
+    if entry.manifest_path == Path(entry.root) / "manifest.parquet":
+        console.print(f"registered {entry.name} -> {entry.root} (made by mfrkit: its own manifest is used, nothing to scan)")
+    else:
+        console.print(f"registered {entry.name} -> {entry.root} (layout {entry.layout}); next: mfrkit datasets scan {entry.name}")
 
 
 
@@ -92,8 +95,10 @@ def landmarks(
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import resolve_source
+    from ..landmarks import BACKENDS
     from ..landmarks.cache import detect_landmarks
 
+    BACKENDS.get(backend)  # an unknown name fails before the dataset is read
     workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
@@ -105,12 +110,13 @@ def landmarks(
 def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
+    known: Annotated[bool, typer.Option("--known", help="The built-in card of the known public dataset SRC names, even when a dataset of that name is registered.")] = False,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
     from ..atomic import atomic_write_text
     from ..data_cards import CARD_NAME, card_for_source
 
-    text = card_for_source(src)
+    text = card_for_source(src, known=known)
     if out is None:
         console.print(text, markup=False, highlight=False)
         return

@@ -11,6 +11,10 @@ from .app import console, err_console, protocol_app
 from .common import ManifestOpt, ProbeOpt, print_table
 
 
+#: Above this many comparisons, exporting an all-pairs protocol needs --force.
+_EXPORT_LIMIT = 100_000_000
+
+
 def _folder(value: str) -> Path:
     from ..protocols.registry import protocol_folder
 
@@ -62,6 +66,8 @@ def protocol_make(
     spec: Annotated[str, typer.Option(help="Protocol spec (see `mfrkit protocol list`).")] = "umr-ump",
     seed: Annotated[Optional[int], typer.Option(help="Seed (default 0; --from: the parent's): the same seed and manifests give the same files.")] = None,
     identification: Annotated[bool, typer.Option("--identification", help="Make a 1:N gallery/probe protocol.")] = False,
+    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="1:1 without a pair list: every reference image x every probe image (same image and same source photo excluded).")] = False,
+    max_per_identity: Annotated[Optional[int], typer.Option(min=1, help="--all-pairs: at most this many images per identity and side (seeded sample).")] = None,
     mode: Annotated[str, typer.Option(help="1:N mode: closed, open or megaface.")] = "closed",
     folds: Annotated[int, typer.Option(help="1:1: number of identity-disjoint folds.")] = 10,
     genuine: Annotated[int, typer.Option(help="1:1: genuine pairs per fold.")] = 300,
@@ -94,8 +100,14 @@ def protocol_make(
         raise typer.BadParameter("give the manifest to draw from (--manifest)")
     spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
                    "mask_types": mask_types, "mask_pairing": mask_pairing}
-    kind = "identification" if identification else "verification"
-    if derive is not None:
+    if identification and all_pairs:
+        raise typer.BadParameter("--identification and --all-pairs exclude each other")
+    if max_per_identity is not None and not all_pairs:
+        raise typer.BadParameter("--max-per-identity goes with --all-pairs")
+    kind = "identification" if identification else "all-pairs" if all_pairs else "verification"
+    if all_pairs:
+        options = {"seed": seed or 0, "max_per_identity": max_per_identity, "allow_same_source": allow_same_source}
+    elif derive is not None:
         options = {"seed": seed, "allow_missing": allow_missing, "allow_same_source": allow_same_source}
     elif identification:
         options = {"seed": seed or 0, "mode": mode, "gallery_per_identity": gallery_per_identity,
@@ -108,12 +120,19 @@ def protocol_make(
                                    derive_from=derive, people=people, overwrite=force, name=name,
                                    register=(name or True) if register else False, **options)
     for folder, protocol in written:
-        counts = protocol.info["counts"]
-        what = (f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
-                if protocol.kind == "verification" else
-                f"{counts['gallery']} gallery images, {counts['probes']} probes ({counts['mated']} mated)")
         registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
-        console.print(f"wrote {folder}: {protocol.spec}, {what}{registered}", highlight=False)
+        console.print(f"wrote {folder}: {protocol.spec}, {_counts_text(protocol)}{registered}", highlight=False)
+
+
+def _counts_text(protocol) -> str:
+    counts = protocol.info["counts"]
+    if protocol.kind == "verification":
+        return f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
+    if protocol.kind == "all-pairs":
+        return (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
+                f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
+                f"{counts['excluded_same_source']:,} same-source excluded)")
+    return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
 
 
 @protocol_app.command("import")
@@ -142,7 +161,7 @@ def protocol_import(
                                               variant=variant, overwrite=force, name=name, strict=strict,
                                               ext=ext, n_folds=folds, register=(name or True) if register else False)
     counts = protocol.info["counts"]
-    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} folds"
+    text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
     registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
     console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
@@ -158,12 +177,21 @@ def protocol_export(
     root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="All-pairs: write the CSV even above 100 million comparisons.")] = False,
 ) -> None:
-    """Export a 1:1 protocol as a public pair list."""
+    """Export a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison, as csv)."""
     from ..protocols import export_protocol, load_protocol
+    from ..protocols.all_pairs import export_size
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
-    path, used_root = export_protocol(load_protocol(protocol, manifests or None), file, fmt, root=root)
+    loaded = load_protocol(protocol, manifests or None)
+    if loaded.kind == "all-pairs" and fmt == "csv":
+        rows, size = export_size(loaded)
+        err_console.print(f"[yellow]warning:[/] {loaded.name} is an all-pairs protocol: the CSV gets one row per "
+                          f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", highlight=False)
+        if rows > _EXPORT_LIMIT and not force:
+            raise typer.BadParameter(f"{rows:,} rows is more than {_EXPORT_LIMIT:,}; pass --force to write them anyway")
+    path, used_root = export_protocol(loaded, file, fmt, root=root)
     console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
 
 
@@ -201,7 +229,11 @@ def protocol_validate(
         colour = "red" if problem.severity == "error" else "yellow"
         err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
     failed = len(report.failed_rows())
-    console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {failed} row(s) would be scored as failures",
-                  highlight=False)
+    if report.kind == "all-pairs":
+        failed += sum(1 for st in report.gallery_status if st != "ok")
+        text = f"{failed} image(s) would be failures to acquire (all their comparisons rejections)"
+    else:
+        text = f"{failed} row(s) would be scored as failures"
+    console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {text}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,6 +25,8 @@ def _job_report(s) -> None:
         reasons = f" ({counts_text(q['failed_by_reason'])})" if q["failed_by_reason"] else ""
         console.print(f"coverage checks: {q['passed']}/{q['checked']} passed{reasons}")
     console.print(f"manifest {s.manifest}; card {s.card}; contact sheet {s.contact_sheet}")
+    if getattr(s, "registered", None):
+        console.print(f"registered as dataset {s.registered!r} (use --src {s.registered})")
 
 
 @app.command()
@@ -32,9 +34,10 @@ def _job_report(s) -> None:
 @with_config(SynthConfig)
 def synth(
     src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
     config: SynthConfig,
     executor: ExecutorSpec,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes); default "
+                                                                   "$MFRKIT_HOME/datasets/<source>-<mask>, registered under that name.")] = None,
 ) -> None:
     """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
     from ..maskgen.synth_job import synthesize
@@ -47,9 +50,10 @@ def synth(
 @with_config(PartialConfig)
 def partial(
     src: Annotated[str, typer.Option("--src", help="Registered dataset name, manifest, or dataset folder.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes).")],
     config: PartialConfig,
     executor: ExecutorSpec,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (a rerun with the same options resumes); default "
+                                                                   "$MFRKIT_HOME/datasets/<source>-partial, registered under that name.")] = None,
 ) -> None:
     """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
     from ..maskgen.partial_job import make_partial

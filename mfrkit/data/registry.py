@@ -133,13 +133,17 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DatasetError(f"{root_path} is not a folder")
+    if options and (root_path / MANIFEST_NAME).is_file():
+        # Its manifest is the data (resolve_source): the options would be silently ignored.
+        raise DatasetError(f"{root_path} was made by mfrkit and carries its own manifest; layout options "
+                           f"({', '.join(sorted(options))}) do not apply to it: register it without --option")
     if layout == "auto":
         known = known_dataset(name)
         layout = known_layout(known) if known else detect_layout(root_path)
     check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
-        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; pass replace=True (--replace)")
+        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; re-point it with --replace (replace=True from Python)")
     entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _forget_other_scans(entry)
     entries[name] = entry
@@ -155,6 +159,9 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
     scanned = folder / MANIFEST_NAME
     if not scanned.exists():
         return
+    if folder.resolve() == Path(entry.root).resolve():
+        return  # the dataset itself lives there (a folder mfrkit made, e.g. synth without --out): its own manifest, not a scan
+
     try:
         meta = read_manifest(scanned).meta
     except ManifestError:
@@ -173,7 +180,9 @@ def list_datasets() -> list[DatasetEntry]:
 def remove_dataset(name: str) -> DatasetEntry:
     """Forget a registered dataset (its files are not touched)."""
     entries = _load()
-    entry = entries.pop(name, None) or _missing(name)
+    entry = entries.pop(name, None)
+    if entry is None:  # not "register it with ...": there is nothing to forget
+        raise DatasetError(f"no dataset is registered as {name!r} (registered: {', '.join(sorted(entries)) or 'none'})")
     _save(entries)
     return entry
 
@@ -184,7 +193,7 @@ def _missing(name: str):
     if known:
         raise DatasetError(
             f"dataset {name!r} is not registered. mfrkit never downloads datasets: {how}. "
-            f"How to obtain {known}: see its data card (mfrkit card {known})."
+            f"How to obtain {known}: see its data card (mfrkit card --known {known})."
         )
     registered = ", ".join(e.name for e in list_datasets()) or "none"
     raise DatasetError(f"{name!r} is neither a registered dataset nor a folder or manifest on disk; {how} (registered: {registered})")

@@ -35,16 +35,17 @@ __all__ = [
 
 
 
-def card_for_source(src: str) -> str:
+def card_for_source(src: str, *, known: bool = False) -> str:
     """The card for ``--src``-style input: a generated card for a registered name, manifest
     or dataset folder (with cached landmark counts); the built-in card for a known public
-    dataset that is neither registered nor a path here."""
+    dataset that is neither registered nor a path here, or always with ``known=True``
+    (``mfrkit card --known lfw`` when a dataset is registered as ``lfw``)."""
     from pathlib import Path
 
     from ..data.registry import is_registered, resolve_source
     from ..landmarks.cache import cached_counts
 
-    if resolve_known_name(src) and not is_registered(src) and not Path(src).exists():
+    if known or (resolve_known_name(src) and not is_registered(src) and not Path(src).exists()):
         return known_card(src)
     manifest = resolve_source(src)
     return render_card(manifest, landmark_summary=cached_counts(manifest) or None)

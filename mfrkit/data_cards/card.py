@@ -280,7 +280,7 @@ def _known_dataset(manifest: Manifest) -> dict | None:
             return {
                 "name": name,
                 "title": info.get("title", name),
-                "card": f"mfrkit card {name}",
+                "card": f"mfrkit card --known {name}",
                 "reported": info.get("reported", {}),
             }
     return None

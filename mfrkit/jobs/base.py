@@ -28,7 +28,7 @@ from ..errors import JobError, MfrkitError
 from .output import OutputFolder, OutputFolderError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One unit of work. Subclasses add the typed fields their job needs.
 
@@ -39,6 +39,8 @@ class Item:
     outputs : tuple of str
         Every path (relative to the output folder) the item may write; checked to be
         unique across items before anything runs.
+
+    Items are slotted: a plan of a million items is held by the main process.
     """
 
     key: str

@@ -42,21 +42,21 @@ def run_job(job: Job, executor: ExecutorSpec | None = None, *, progress: bool = 
     output.claim(replace=job.replace_files)
     try:
         journal = Journal(output.root / JOURNAL, output.fingerprint)
-        done = {**job.previous_results(), **journal.open()}
-        todo = [it for it in items if it.key not in done or not job.is_complete(done[it.key])]
+        done = journal.open(job.previous_results(), job.is_complete)
+        todo = [it for it in items if it.key not in done]
         size = max(1, job.chunk_size)
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
         try:
             with progress_bar(len(todo), job.kind, enabled=progress and bool(todo), completed=0) as advance, executor.create() as ex:
                 for chunk, rows in ex.run(job, chunks):
                     for item, item_rows in zip(chunk, rows):
-                        done[item.key] = item_rows
                         journal.add(item.key, item_rows)
                     advance(len(chunk))
         finally:
             journal.flush()
         stats = RunStats(processed=len(todo), resumed=len(items) - len(todo), elapsed=time.time() - started)
-        result = job.finish(done, items, stats)
+        # The rows stay on disk until finish() asks for them (a lazy mapping).
+        result = job.finish(journal.results(), items, stats)
         journal.remove()
         output.finished()
         return result

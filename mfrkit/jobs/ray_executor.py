@@ -58,7 +58,13 @@ def start_ray(address: str | None, num_cpus: int | None = None):
         else:
             ray.init(address=address, **kwargs)
     except ConnectionError as exc:
-        raise RayUnavailableError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
+        # Ray's own message ends by naming *its* CLI flag (`--address`): say mfrkit's.
+        reason = str(exc).strip().split(". ")[0].rstrip(".") or type(exc).__name__
+        raise RayUnavailableError(
+            f"cannot reach a Ray cluster at {address!r} ({reason}): start one (`ray start --head`) and give its "
+            "address (--ray-address HOST:PORT, or 'auto' on one of its nodes), or leave --ray-address out to start "
+            "a local Ray instance"
+        ) from None
     return ray, True
 
 

@@ -10,7 +10,9 @@ eyelid contour on half-closed eyes.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
+import sys
 from importlib import resources
 from typing import ClassVar
 
@@ -67,9 +69,103 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return float(np.linalg.norm(a[4, :2] - b[4, :2])) < 0.2 * width
 
 
+# --- loading mediapipe ---------------------------------------------------------------------------------
+
+_FACE_MESH_GRAPH = "mediapipe/modules/face_landmark/face_landmark_front_cpu.binarypb"
+_FULL_RANGE_GRAPH = "mediapipe/modules/face_detection/face_detection_full_range_cpu.binarypb"
+
+
+def _solution_base():
+    """mediapipe's ``SolutionBase`` (the graph runner behind every legacy solution).
+
+    ``import mediapipe`` runs the package's ``__init__``, which imports every legacy
+    solution, their drawing utilities (and with them matplotlib's pyplot) and the
+    tasks API: about half a second in every process that detects landmarks, of which
+    the face mesh needs none. When mediapipe is not imported yet, the package is
+    registered without running its ``__init__`` and the graph runner is imported
+    directly; the first access to any other attribute of the package (``import
+    mediapipe; mediapipe.solutions``) runs the ``__init__`` then, so other code in the
+    process sees the usual package. Any surprise falls back to the plain import.
+    """
+    if "mediapipe" not in sys.modules:
+        spec = importlib.util.find_spec("mediapipe")
+        if spec is None:
+            raise LandmarkError("mediapipe is not installed (pip install mediapipe==0.10.21)")
+        try:
+            package = importlib.util.module_from_spec(spec)
+
+            def finish(name: str):
+                # PEP 562: called for attributes the half-imported package lacks.
+                if name.startswith("__"):
+                    raise AttributeError(name)
+                package.__dict__.pop("__getattr__", None)
+                spec.loader.exec_module(package)
+                return getattr(package, name)
+
+            package.__getattr__ = finish
+            sys.modules["mediapipe"] = package
+            return _import_solution_base()
+        except Exception:  # noqa: BLE001 - fall back to the ordinary import below
+            for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")]:
+                del sys.modules[name]
+    return _import_solution_base()
+
+
+def _import_solution_base():
+    # The calculator options of the face mesh graph are proto extensions: their
+    # modules must be imported (as mediapipe's face_mesh module does) or the options
+    # are lost when the graph config passes through Python.
+    from mediapipe.calculators.core import constant_side_packet_calculator_pb2, gate_calculator_pb2, split_vector_calculator_pb2  # noqa: F401
+    from mediapipe.calculators.tensor import (  # noqa: F401
+        image_to_tensor_calculator_pb2,
+        inference_calculator_pb2,
+        tensors_to_classification_calculator_pb2,
+        tensors_to_detections_calculator_pb2,
+        tensors_to_landmarks_calculator_pb2,
+    )
+    from mediapipe.calculators.tflite import ssd_anchors_calculator_pb2  # noqa: F401
+    from mediapipe.calculators.util import (  # noqa: F401
+        association_calculator_pb2,
+        detections_to_rects_calculator_pb2,
+        landmarks_refinement_calculator_pb2,
+        logic_calculator_pb2,
+        non_max_suppression_calculator_pb2,
+        rect_transformation_calculator_pb2,
+        thresholding_calculator_pb2,
+    )
+    from mediapipe.framework.formats import detection_pb2, landmark_pb2, location_data_pb2  # noqa: F401
+    from mediapipe.modules.face_detection import face_detection_pb2  # noqa: F401
+    from mediapipe.python.solution_base import SolutionBase
+
+    return SolutionBase
+
+
+def _parse_landmarks(face) -> np.ndarray:
+    """(N, 3) float32 normalised x, y, z of a ``NormalizedLandmarkList`` proto.
+
+    Reading 478 landmarks attribute by attribute costs about 0.15 ms; the serialised
+    message is parsed here as a packed array instead (each landmark a 17-byte
+    submessage: tag, length, then x, y, z as fixed32 fields), checked field by field,
+    with the attribute path as the fallback for any other layout.
+    """
+    data = face.SerializeToString()
+    n = len(face.landmark)
+    if len(data) == 17 * n:
+        rec = np.frombuffer(data, dtype=_LANDMARK_RECORD)
+        if (rec["tag"] == 0x0A).all() and (rec["size"] == 15).all() and (rec["fx"] == 0x0D).all() and (rec["fy"] == 0x15).all() and (rec["fz"] == 0x1D).all():
+            return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
+    return np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+
+
+_LANDMARK_RECORD = np.dtype(
+    [("tag", "u1"), ("size", "u1"), ("fx", "u1"), ("x", "<f4"), ("fy", "u1"), ("y", "<f4"), ("fz", "u1"), ("z", "<f4")]
+)
+assert _LANDMARK_RECORD.itemsize == 17
+
+
 @BACKENDS.register("mediapipe")
 class MediapipeBackend:
-    """mediapipe face mesh, ``static_image_mode=True``, ``refine_landmarks=True``.
+    """mediapipe face mesh, static images, iris refinement (478 points).
 
     The face mesh finds faces with mediapipe's short-range detector, which misses faces
     smaller than about a fifth of the image. When it finds none, the full-range detector
@@ -77,10 +173,14 @@ class MediapipeBackend:
     With ``thorough=True`` the full-range detector always runs, so small secondary
     faces are found and counted too (about twice the time per image).
 
+    At most ``max_faces`` faces get a mesh, so ``n_faces`` (the faces found) saturates
+    there: with the default of 10, ``n_faces == 10`` means ten or more. Only images with
+    several faces pay for the higher cap (each face is one run of the mesh model).
+
     Parameters
     ----------
     max_faces : int
-        How many faces to look for (the primary one is chosen afterwards).
+        How many faces to mesh at most (the primary one is chosen afterwards).
     min_confidence : float
         mediapipe's ``min_detection_confidence``.
     thorough : bool
@@ -91,30 +191,74 @@ class MediapipeBackend:
     has_68: ClassVar[bool] = True
     has_mesh: ClassVar[bool] = True
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, thorough: bool = False) -> None:
+    def __init__(self, max_faces: int = 10, min_confidence: float = 0.5, thorough: bool = False) -> None:
+        if int(max_faces) < 1:
+            raise LandmarkError(f"max_faces must be at least 1, got {max_faces}")
         try:
-            from mediapipe.python.solutions import face_mesh
+            self._SolutionBase = _solution_base()
+        except LandmarkError:
+            raise
         except Exception as exc:  # pragma: no cover - depends on the install
             raise LandmarkError(f"cannot import mediapipe's face mesh: {exc}") from exc
-        from mediapipe.python.solutions import face_detection
-
-        with native_logs(settle=self._wait_idle):  # mediapipe's C++ logging is noisy (shown with --verbose)
-            self._mesh = face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=max_faces,
-                refine_landmarks=True,
-                min_detection_confidence=min_confidence,
-            )
-            self._crop_mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_confidence)
-            self._detector = face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
-        self.max_faces = max_faces
+        self.max_faces = int(max_faces)
+        self.min_confidence = float(min_confidence)
         self.thorough = thorough
+        # (graph, square image?) pairs that have run: a graph's first run logs (mediapipe's
+        # C++ logging is noisy; shown with --verbose), and so does its first non-square
+        # image; later runs do not, so only those pay for the quieting (it redirects
+        # stderr through a file).
+        self._warm: set[tuple[int, bool]] = set()
+        self._mesh = self._face_mesh(self.max_faces)
+        # Made on first use: most datasets never need them (about 0.1 s each to load).
+        self._crop_mesh = None
+        self._detector = None
+
+    def _run(self, graph, image: np.ndarray):
+        """``graph.process`` on an image, quietly the first time the graph runs, and the
+        first time it sees a non-square image (a calculator then logs a warning once)."""
+        key = (id(graph), image.shape[0] == image.shape[1])
+        if key in self._warm:
+            return graph.process({"image": image})
+        with native_logs(settle=graph._graph.wait_until_idle):
+            out = graph.process({"image": image})
+        self._warm.add(key)
+        return out
+
+    def _face_mesh(self, faces: int):
+        return self._quietly_made(lambda: self._new_face_mesh(faces))
+
+    def _quietly_made(self, make):
+        """A new graph, made with its start-up logs filtered (calculators open on graph
+        threads after the graph starts: wait until they are idle)."""
+        made = []
+        with native_logs(settle=lambda: made and made[0]._graph.wait_until_idle()):
+            made.append(make())
+        return made[0]
+
+    def _new_face_mesh(self, faces: int):
+        return self._SolutionBase(
+            binary_graph_path=_FACE_MESH_GRAPH,
+            side_inputs={"num_faces": faces, "with_attention": True, "use_prev_landmarks": False},
+            calculator_params={
+                "facedetectionshortrangecpu__facedetectionshortrange__facedetection__TensorsToDetectionsCalculator.min_score_thresh": self.min_confidence,
+                "facelandmarkcpu__ThresholdingCalculator.threshold": 0.5,
+            },
+            outputs=["multi_face_landmarks"],
+        )
+
+    def _full_range_detector(self):
+        if self._detector is None:
+            from mediapipe.modules.face_detection import face_detection_pb2
+
+            options = face_detection_pb2.FaceDetectionOptions(min_score_thresh=self.min_confidence)
+            self._detector = self._quietly_made(lambda: self._SolutionBase(binary_graph_path=_FULL_RANGE_GRAPH, graph_options=options, outputs=["detections"]))
+        return self._detector
 
     def _meshes(self, mesh, image: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
         out = []
-        for face in mesh.process(image).multi_face_landmarks or []:
-            pts = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+        for face in self._run(mesh, image).multi_face_landmarks or []:
+            pts = _parse_landmarks(face)
             if len(pts) != N_POINTS:
                 raise LandmarkError(f"mediapipe returned {len(pts)} points, expected {N_POINTS}")
             # Normalised coordinates -> pixels; mediapipe's z uses the x scale.
@@ -122,22 +266,13 @@ class MediapipeBackend:
         return out
 
     def detect(self, image: np.ndarray, *, image_id: str | None = None) -> list[Landmarks]:
-        with native_logs(settle=self._wait_idle):
-            return self._detect(np.ascontiguousarray(image))
-
-    def _wait_idle(self) -> None:
-        """Until the graphs' threads are idle (some log just after a result is returned)."""
-        for graph in (getattr(self, "_mesh", None), getattr(self, "_crop_mesh", None), getattr(self, "_detector", None)):
-            if graph is not None:
-                graph._graph.wait_until_idle()
-
-    def _detect(self, image: np.ndarray) -> list[Landmarks]:
+        image = np.ascontiguousarray(image)
         meshes = self._meshes(self._mesh, image)
         if not meshes or self.thorough:
             extra = self._small_faces(image)
             # Keep the crop meshes of faces the full-image pass did not find.
             meshes += [m for m in extra if not any(_same_face(m, k) for k in meshes)]
-        return [landmarks_from_mesh(m) for m in meshes]
+        return [landmarks_from_mesh(m) for m in meshes[: self.max_faces]]
 
     def _small_faces(self, image: np.ndarray, crop: int = 256) -> list[np.ndarray]:
         """Full-range detection, then the mesh on a square crop (twice the box) per face."""
@@ -145,7 +280,10 @@ class MediapipeBackend:
 
         h, w = image.shape[:2]
         meshes = []
-        detections = sorted(self._detector.process(image).detections or [], key=lambda d: -d.score[0])
+        found = self._run(self._full_range_detector(), image).detections or []
+        detections = sorted(found, key=lambda d: -d.score[0])
+        if detections and self._crop_mesh is None:
+            self._crop_mesh = self._face_mesh(1)
         for det in detections[: self.max_faces]:
             box = det.location_data.relative_bounding_box
             cx, cy = (box.xmin + box.width / 2) * w, (box.ymin + box.height / 2) * h
@@ -162,4 +300,6 @@ class MediapipeBackend:
 
     def close(self) -> None:
         for graph in (self._mesh, self._crop_mesh, self._detector):
-            graph.close()
+            if graph is not None:
+                graph.close()
+        self._mesh = self._crop_mesh = self._detector = None

@@ -28,17 +28,37 @@ _LUT_LINEAR = np.where(
     (((np.arange(256) / 255.0) + 0.055) / 1.055) ** 2.4,
 ).astype(np.float32)
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+# The same tables shaped for cv2.LUT, which maps uint8 pixels several times faster
+# than numpy's fancy indexing.
+_CV_LINEAR = _LUT_LINEAR.reshape(1, 256)
+_CV_LUMA = np.ascontiguousarray((_LUT_LINEAR[:, None] * _LUMA[None, :]).reshape(1, 256, 3))
+_ONES = np.ones((1, 3), np.float32)
 
 
 def to_linear(image: np.ndarray) -> np.ndarray:
     """uint8 sRGB (any shape) to float32 linear light in 0-1."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8 and image.ndim <= 3 and image.size and (image.ndim < 3 or image.shape[2] <= 4):
+        return cv2.LUT(np.ascontiguousarray(image), _CV_LINEAR)
     return _LUT_LINEAR[image]
 
 
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """float sRGB in 0-1 to linear light (exact formula)."""
+def _srgb_to_linear_exact(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+# sRGB -> linear through a 4k-entry table: the curve's steepest step (at white) is
+# then under 3e-4, a fifteenth of an 8-bit level.
+_LUT_TO_LINEAR_SIZE = 4096
+_LUT_TO_LINEAR = _srgb_to_linear_exact(np.arange(_LUT_TO_LINEAR_SIZE + 1, dtype=np.float64) / _LUT_TO_LINEAR_SIZE)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """float sRGB in 0-1 to linear light (table lookup, error < 3e-4)."""
+    x = np.asarray(x, dtype=np.float32)
+    idx = (np.clip(x, 0.0, 1.0) * np.float32(_LUT_TO_LINEAR_SIZE) + np.float32(0.5)).astype(np.int32)
+    return _LUT_TO_LINEAR[idx]
 
 
 def _srgb(x: np.ndarray) -> np.ndarray:
@@ -50,6 +70,7 @@ def _srgb(x: np.ndarray) -> np.ndarray:
 # then under a tenth of an 8-bit level.
 _LUT_SRGB_SIZE = 16384
 _LUT_SRGB = _srgb(np.arange(_LUT_SRGB_SIZE + 1, dtype=np.float64) / _LUT_SRGB_SIZE).astype(np.float32)
+_LUT_SRGB_255 = (_LUT_SRGB * 255.0).astype(np.float32)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -70,7 +91,35 @@ _LUT_LUMA = _LUT_LINEAR[None, :] * _LUMA[:, None]  # (3, 256): channel -> its lu
 
 def luminance_u8(image: np.ndarray) -> np.ndarray:
     """Linear relative luminance of a uint8 sRGB image (..., 3), by table lookup."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.size:
+        h, w = image.shape[:2]
+        return cv2.transform(cv2.LUT(np.ascontiguousarray(image), _CV_LUMA), _ONES).reshape(h, w)
     return _LUT_LUMA[0][image[..., 0]] + _LUT_LUMA[1][image[..., 1]] + _LUT_LUMA[2][image[..., 2]]
+
+
+# Standard normal quantiles of the 256 byte values: random bytes through this table
+# are Gaussian noise (unit variance, tails cut at 2.9 sigma) at a twentieth of the cost
+# of numpy's normal sampler. Grain and fabric mottling need the variance and the
+# independence, not the far tails.
+def _normal_table() -> np.ndarray:
+    from statistics import NormalDist
+
+    q = np.array([NormalDist().inv_cdf((k + 0.5) / 256.0) for k in range(256)])
+    return (q / q.std()).astype(np.float32).reshape(1, 256)
+
+
+_NORMAL_BYTES = _normal_table()
+
+
+def normal_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Unit-variance Gaussian noise of ``shape`` ((h, w) or (h, w, c) with c <= 4),
+    float32, from ``rng``'s random bytes (see ``_NORMAL_BYTES``)."""
+    n = int(np.prod(shape))
+    if n == 0:
+        return np.zeros(shape, np.float32)
+    raw = np.frombuffer(rng.bytes(n), dtype=np.uint8).reshape(shape)
+    return cv2.LUT(raw, _NORMAL_BYTES)
 
 
 # --- photo statistics -----------------------------------------------------------------------------------
@@ -87,8 +136,23 @@ def estimate_noise(gray: np.ndarray) -> float:
     if min(g.shape) < 3:
         return 0.0
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-    r = cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
-    return float(np.median(np.abs(r)) / (0.6745 * 6.0))
+    r = np.abs(cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]).ravel()
+    return median(r) / (0.6745 * 6.0)
+
+
+def median(values: np.ndarray) -> float:
+    """The median of an array of finite values, as ``np.median`` defines it (the mean of
+    the two middle values for an even count, here in float64), without its copies and
+    checks."""
+    x = np.asarray(values).ravel()
+    n = x.size
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, [k - 1, k])
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 def estimate_blur(gray: np.ndarray) -> float:
@@ -103,9 +167,9 @@ def estimate_blur(gray: np.ndarray) -> float:
         return 0.5
 
     def energy(x: np.ndarray) -> float:
-        gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=1)
-        gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=1)
-        return float((gx * gx + gy * gy)[2:-2, 2:-2].mean())
+        gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=1)[2:-2, 2:-2]
+        gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=1)[2:-2, 2:-2]
+        return float((np.einsum("ij,ij->", gx, gx, dtype=np.float64) + np.einsum("ij,ij->", gy, gy, dtype=np.float64)) / gx.size)
 
     e0 = energy(g)
     if e0 < 1e-6:
@@ -192,7 +256,8 @@ def sample_at(smooth: np.ndarray, origin: tuple[int, int], points: np.ndarray) -
     return smooth[yi, xi], inside
 
 
-def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray, face_box: tuple[int, int, int, int]) -> Lighting:
+def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray, face_box: tuple[int, int, int, int],
+                      smooth: tuple[np.ndarray, tuple[int, int]] | None = None) -> Lighting:
     """Fit the skin lighting model to sample points.
 
     Parameters
@@ -205,40 +270,45 @@ def estimate_lighting(image: np.ndarray, points: np.ndarray, normals: np.ndarray
     face_box : (x0, y0, x1, y1)
         The face and its surroundings: its highlights set the white level, its colours
         the light's tint and the photo's colourfulness.
+    smooth : (ndarray, (x0, y0)), optional
+        :func:`smooth_luminance` of ``image`` and ``face_box``, when the caller has it.
     """
-    smooth, origin = smooth_luminance(image, face_box)
+    smooth, origin = smooth if smooth is not None else smooth_luminance(image, face_box)
     values, inside = sample_at(smooth, origin, points)
     visible = inside & (normals[:, 2] < -0.2)
-    skin = float(np.median(values[visible])) if visible.sum() >= 8 else float(np.median(smooth))
+    skin = median(values[visible]) if visible.sum() >= 8 else median(smooth)
     skin = max(skin, 1e-3)
     ambient, direction = skin, np.zeros(3)
     if visible.sum() >= 12:
         design = np.column_stack([np.ones(int(visible.sum())), normals[visible]])
-        y = values[visible]
+        y = values[visible].astype(np.float64)
         keep = np.ones(len(y), dtype=bool)
         coef = np.zeros(4)
+        ridge = np.diag([0.0, 1.0, 1.0, 1.0]) * 0.5
         # Rounds of trimming: eyebrows, beard, glasses and hair are outliers.
         for _ in range(3):
             # A small ridge keeps the direction sane when the normals barely vary.
-            gram = design[keep].T @ design[keep] + np.diag([0.0, 1.0, 1.0, 1.0]) * 0.5
-            coef = np.linalg.solve(gram, design[keep].T @ y[keep])
+            d = design[keep]
+            coef = np.linalg.solve(d.T @ d + ridge, d.T @ y[keep])
             resid = y - design @ coef
-            mad = float(np.median(np.abs(resid[keep]))) + 1e-6
+            mad = median(np.abs(resid[keep])) + 1e-6
             keep = np.abs(resid) < 2.5 * 1.4826 * mad
         ambient, direction = float(coef[0]), coef[1:]
     x0, y0, x1, y1 = _box(face_box, image.shape)
     # Every other pixel is plenty for statistics of the whole box.
-    crop = image[y0:y1:2, x0:x1:2].reshape(-1, 3)
+    crop = np.ascontiguousarray(image[y0:y1:2, x0:x1:2])
     lin = to_linear(crop)
-    lum = luminance(lin)
-    white = float(np.partition(lum, int(0.98 * (len(lum) - 1)))[int(0.98 * (len(lum) - 1))])
+    lum = luminance_u8(crop).ravel()
+    k = int(0.98 * (len(lum) - 1))
+    white = float(np.partition(lum, k)[k])
     white = min(float(np.clip(white, 1.5 * skin, 6.0 * skin)), 1.0)
-    mean_rgb = lin.mean(0) + 1e-4
+    mean_rgb = np.array(cv2.mean(lin)[:3]) + 1e-4
     tint = (mean_rgb / luminance(mean_rgb)) ** 0.25
     tint = (tint / luminance(tint)).astype(np.float32)
     # Colourfulness: mean channel spread (sRGB levels); skin in a colour photo spreads
     # 30-60 levels, a greyscale photo none.
-    spread = float((crop.max(-1).astype(np.int16) - crop.min(-1)).mean())
+    r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
+    spread = float(cv2.mean(np.maximum(np.maximum(r, g), b))[0] - cv2.mean(np.minimum(np.minimum(r, g), b))[0])
     saturation = float(np.clip(spread / 20.0, 0.0, 1.0))
     return Lighting(ambient=ambient, direction=np.asarray(direction, dtype=np.float64), skin=skin, white=white, tint=tint, saturation=saturation)
 
@@ -271,19 +341,30 @@ def shade(
     if lighting.saturation < 1.0:
         grey = luminance(albedo)[..., None]
         albedo = grey + lighting.saturation * (albedo - grey)
-    e = lighting.irradiance(normals) * local
-    diffuse = albedo * (lighting.white * e)[..., None] * lighting.tint
-    d = lighting.direction
+    normals = np.asarray(normals, dtype=np.float32)
+    d = np.asarray(lighting.direction, dtype=np.float64)
+    # n . d per texel: cv2.transform does the length-3 dot products in one pass.
+    hw = normals.shape[:2]
+    lum = cv2.transform(normals, d.reshape(1, 3).astype(np.float32)).reshape(hw) + np.float32(lighting.ambient)
+    e = np.maximum(lum, np.float32(0.12 * lighting.skin)) * np.float32(lighting.white / lighting.skin)
+    e = e * local
+    # The light's tint per channel, then the irradiance per texel.
+    diffuse = cv2.transform(np.ascontiguousarray(albedo, dtype=np.float32), np.diag(np.asarray(lighting.tint, np.float32)))
+    diffuse *= e[..., None]
     norm = float(np.linalg.norm(d))
     if norm > 1e-6 and np.any(gloss > 0):
         # Blinn-Phong towards the fitted light; the viewer looks along +z.
         light = d / norm  # normals facing this way are brightest: towards the light
         half = light + np.array([0.0, 0.0, -1.0])
         half /= np.linalg.norm(half) + 1e-9
-        spec = np.clip(normals @ half, 0.0, 1.0) ** 24
+        c = np.clip(cv2.transform(normals, half.reshape(1, 3).astype(np.float32)).reshape(hw), 0.0, 1.0)
+        c2 = c * c
+        c8 = c2 * c2
+        c8 *= c8
+        spec = c8 * c8 * c8  # c ** 24
         strength = min(1.0, norm / max(lighting.skin, 1e-3))
-        diffuse = diffuse + (gloss * spec * lighting.white * strength)[..., None]
-    return diffuse.astype(np.float32)
+        diffuse += (gloss * spec * np.float32(lighting.white * strength))[..., None]
+    return diffuse.astype(np.float32, copy=False)
 
 
 def composite(
@@ -322,22 +403,45 @@ def composite(
     coverage : ndarray of shape (h, w), float32
         The final alpha.
     """
+    rgba = np.concatenate([np.asarray(color_linear, np.float32), np.asarray(alpha, np.float32)[..., None]], -1)
+    return composite_rgba(image, rgba, blur=blur, noise=noise, rng=rng, origin=origin, softness=softness)
+
+
+def composite_rgba(
+    image: np.ndarray,
+    rgba: np.ndarray,
+    *,
+    blur: float,
+    noise: float,
+    rng: np.random.Generator,
+    origin: tuple[int, int] = (0, 0),
+    softness: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`composite` with colour and alpha in one (h, w, 4) float32 array
+    (premultiplied linear RGB, alpha): blurred in one pass."""
     extra = float(np.sqrt(max(blur * blur - softness * softness, 0.0)))
     sigma = max(extra, 0.45)
-    color_linear = cv2.GaussianBlur(color_linear, (0, 0), sigma)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)
+    layer = cv2.GaussianBlur(np.ascontiguousarray(rgba, dtype=np.float32), (0, 0), sigma)
+    alpha = np.ascontiguousarray(layer[..., 3])
     x0, y0 = origin
     h, w = alpha.shape
     crop = image[y0 : y0 + h, x0 : x0 + w]
-    base = to_linear(crop)
-    out_lin = base * (1.0 - alpha[..., None]) + color_linear
-    out = linear_to_srgb(out_lin) * 255.0
+    out_lin = to_linear(crop)
+    out_lin *= (1.0 - alpha)[..., None]
+    out_lin += layer[..., :3]
+    idx = (np.clip(out_lin, 0.0, 1.0) * np.float32(_LUT_SRGB_SIZE) + np.float32(0.5)).astype(np.int32)
+    out = _LUT_SRGB_255[idx]
     if noise > 0.05:
-        grain = rng.standard_normal((h, w, 1)).astype(np.float32) * noise
-        grain = grain + rng.standard_normal((h, w, 3)).astype(np.float32) * (0.35 * noise)
-        out = out + grain * alpha[..., None]
+        # Grain: one luminance field (the fourth channel) plus weaker colour noise.
+        mix = np.zeros((3, 4), np.float32)
+        mix[:, 3] = noise
+        mix[[0, 1, 2], [0, 1, 2]] = 0.35 * noise
+        grain = cv2.transform(normal_noise(rng, (h, w, 4)), mix)
+        grain *= alpha[..., None]
+        out += grain
+    out += np.float32(0.5)
+    np.clip(out, 0, 255, out=out)
     result = image.copy()
-    touched = alpha > 0
     region = result[y0 : y0 + h, x0 : x0 + w]
-    region[touched] = np.clip(out + 0.5, 0, 255).astype(np.uint8)[touched]
+    np.copyto(region, out.astype(np.uint8), where=(alpha > 0)[..., None])
     return result, alpha

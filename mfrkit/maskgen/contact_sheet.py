@@ -7,8 +7,18 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.imageio import read_image, write_image
+from ..atomic import atomic_write_bytes
+from ..data.imageio import read_image
 from ..data.manifest import Manifest
+
+
+def label_scale(text: str, width: int, scale: float = 0.38) -> float:
+    """The font scale at which ``text`` fits in ``width`` pixels (``scale`` at most), so a
+    long label never runs into the next tile."""
+    import cv2
+
+    w = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    return scale if w <= width else scale * width / w
 
 
 def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int = 36, tile: int = 160, columns: int = 6, label: Callable[[dict], str] | None = None) -> Path | None:
@@ -37,7 +47,12 @@ def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int
         y, x = r * (tile + band), c * tile
         oy, ox = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
         sheet[y + oy : y + oy + small.shape[0], x + ox : x + ox + small.shape[1]] = small
-        text = (label(row) if label else str(row.get("image_id")))[:26]
-        cv2.putText(sheet, text, (x + 3, y + tile + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (30, 30, 30), 1, cv2.LINE_AA)
-    write_image(path, sheet)
+        text = (label(row) if label else str(row.get("image_id")))[:40]
+        cv2.putText(sheet, text, (x + 3, y + tile + 13), cv2.FONT_HERSHEY_SIMPLEX, label_scale(text, tile - 6), (30, 30, 30), 1, cv2.LINE_AA)
+    # Light PNG compression: the sheet is for looking at, and zlib's default level costs
+    # a few tenths of a second per job for a few percent of size.
+    ok, data = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - OpenCV always encodes a uint8 image
+        raise ValueError("could not encode the contact sheet")
+    atomic_write_bytes(path, data.tobytes())
     return path

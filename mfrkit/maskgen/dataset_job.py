@@ -21,6 +21,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -77,9 +78,10 @@ class JobSummary:
     card: Path | None = None
     contact_sheet: Path | None = None
     failures_file: Path | None = None
+    registered: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceItem(Item):
     """An item made from one source image.
 
@@ -88,15 +90,13 @@ class SourceItem(Item):
     source_id : str
         The source's ``image_id``.
     identity : str or None
-    source : str
-        Absolute path of the source image.
     source_rel : str
-        Its path relative to the source dataset.
+        Its path relative to the source dataset (:meth:`DatasetJob.source_path` makes it
+        absolute: the root is stored once, not per item).
     """
 
     source_id: str = ""
     identity: str | None = None
-    source: str = ""
     source_rel: str = ""
 
 
@@ -154,6 +154,61 @@ def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
     return manifest
 
 
+def source_label(src, source: Manifest) -> str:
+    """The name a made dataset is named after: a registered name as given, a folder's
+    name (the folder holding a manifest file), else the manifest's own name."""
+    from ..data.registry import is_registered
+
+    if not isinstance(src, Manifest):
+        text = str(src)
+        if is_registered(text):
+            return text
+        path = Path(text).expanduser()
+        folder = path if path.is_dir() else path.parent
+        if folder.name:
+            return folder.name
+    if source.name:
+        return source.name
+    return source.path.parent.name if source.path is not None else "dataset"
+
+
+def dataset_name(*parts: str) -> str:
+    """A registrable dataset name from parts (``lfw``, ``surgical``): joined with ``-``,
+    anything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``."""
+    import re
+
+    name = "-".join(p for p in parts if p)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "dataset"
+    return name[:64]
+
+
+def check_registrable(name: str, out: Path) -> None:
+    """Refuse, before any work, to register ``name`` for ``out`` when the name already
+    belongs to a user's own dataset elsewhere (one mfrkit did not make, still there)."""
+    from ..data.registry import get_dataset
+    from ..errors import DatasetError
+    from ..jobs.output import read_marker
+
+    try:
+        old = get_dataset(name)
+    except DatasetError:
+        return
+    old_root = Path(old.root)
+    if old_root.resolve() == Path(out).resolve() or not old_root.exists():
+        return
+    if read_marker(old_root) is None and legacy_fingerprint(old_root) is None:
+        raise JobError(f"dataset name {name!r} is registered to {old_root}, which mfrkit did not make; give --out (and register it yourself), "
+                       f"or free the name with `mfrkit datasets remove {name}` (your files are not touched)")
+
+
+def register_output(name: str, out: Path) -> str:
+    """Register a made dataset folder (it holds its own manifest) under ``name``."""
+    from ..data.registry import add_dataset
+
+    add_dataset(name, out, layout="imagefolder", replace=True)
+    return name
+
+
 def out_folder(out, source: Manifest) -> Path:
     """``out``, refused when it lies in the source dataset's folder (outputs mirror the
     source paths, so they would overwrite its images or mix with them) or holds it."""
@@ -209,6 +264,33 @@ def isna(v) -> bool:
         return False
 
 
+#: Result rows turned into one DataFrame at a time when a job finishes.
+_FRAME_BATCH = 4096
+
+
+class _ManifestRows(Mapping):
+    """``item key -> rows`` of a finished job's manifest (its ``job_item`` column), built
+    on demand: a rerun of a large finished job does not hold every row as a dict."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self._table = table.drop(columns=["job_item"])
+        keys = table["job_item"].astype(str).to_numpy()
+        order = np.argsort(keys, kind="stable")
+        uniq, starts = np.unique(keys[order], return_index=True)
+        bounds = list(starts[1:]) + [len(order)]
+        self._rows = {str(k): order[a:b] for k, a, b in zip(uniq, starts, bounds)}
+
+    def __getitem__(self, key: str) -> list[dict]:
+        part = self._table.iloc[self._rows[key]]
+        return [{k: (None if isna(v) else v) for k, v in r.items()} for r in part.to_dict("records")]
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 # --- the job base ----------------------------------------------------------------------------------------
 
 
@@ -223,12 +305,30 @@ class DatasetJob(Job):
     #: Name suffix of the made dataset (``<source>-<suffix>``) and its description.
     suffix: str = ""
 
+    def output_label(self) -> str:
+        """What the default output folder and dataset name add to the source's name."""
+        return self.suffix
+
+    def registered(self, summary: "JobSummary") -> "JobSummary":
+        """Register the made dataset when the job chose its folder (no ``--out``)."""
+        if self.register_as is not None:
+            summary.registered = register_output(self.register_as, self.out)
+        return summary
+
     def _setup(self, src, out, config, *, workers: int, progress: bool, replace: bool) -> None:
         check_limit(config.limit)
         check_no_face(config.on_no_face)
         self.config = config
         self.replace = replace
         self.source = resolve_manifest(src, workers, progress)
+        self.register_as: str | None = None
+        if out is None:
+            # No --out: $MFRKIT_HOME/datasets/<source>-<what>, registered under that name.
+            from ..data.registry import mfrkit_home
+
+            self.register_as = dataset_name(source_label(src, self.source), self.output_label())
+            out = mfrkit_home() / "datasets" / self.register_as
+            check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
         self.usable, self.unusable = source_rows(self.source, config.limit)
         self.source_fp = self.source.fingerprint()  # hashes every row: once per job
@@ -237,6 +337,7 @@ class DatasetJob(Job):
         # The cached landmarks are read by each worker for its own chunks; only the cache's
         # location travels with the job.
         self.landmark_manifest = self.source.path
+        self.source_root = self.source.root
         self.items: list[SourceItem] = []
 
     def __getstate__(self) -> dict:
@@ -281,7 +382,7 @@ class DatasetJob(Job):
                 continue
         return files
 
-    def previous_results(self) -> dict[str, list[dict]]:
+    def previous_results(self) -> Mapping[str, list[dict]]:
         final = self.out / MANIFEST_NAME
         if not final.exists():
             return {}
@@ -291,11 +392,9 @@ class DatasetJob(Job):
             table = read_manifest(final).table
         except ManifestError:
             return {}
-        done = {}
-        if "job_item" in table.columns:
-            for key, group in table.groupby("job_item", sort=False):
-                done[str(key)] = [{k: (None if isna(v) else v) for k, v in r.items()} for r in group.drop(columns=["job_item"]).to_dict("records")]
-        return done
+        if "job_item" not in table.columns:
+            return {}
+        return _ManifestRows(table)
 
     def is_complete(self, rows: list[dict]) -> bool:
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
@@ -324,6 +423,10 @@ class DatasetJob(Job):
     def faces(self, state: dict) -> dict[str, FaceResult]:
         """The landmarks of the chunk being run, by source image_id."""
         return state["faces"]
+
+    def source_path(self, item: SourceItem) -> Path:
+        """Absolute path of an item's source image."""
+        return self.source_root / item.source_rel
 
     def failure_rows(self, item: SourceItem, status: str, message: str) -> list[dict]:
         """A manifest row for a source that produced no image: it keeps the output's
@@ -361,7 +464,7 @@ class DatasetJob(Job):
         """The output manifest's metadata: what was made, from which manifest, how."""
         source = self.source
         return {
-            "name": f"{source.name or 'dataset'}-{self.suffix}",
+            "name": self.register_as or f"{source.name or 'dataset'}-{self.suffix}",
             "kind": self.kind,
             "root": ".",
             "description": f"{description} from {source.name or source.path}",
@@ -378,15 +481,24 @@ class DatasetJob(Job):
         from ..data_cards import write_card
 
         out = self.out
+        # Rows are turned into frames a batch at a time: the results stay on disk until
+        # read, and no list of every row's dict is ever held.
+        frames: list[pd.DataFrame] = []
         rows: list[dict[str, Any]] = []
         for it in items:
             for r in results.get(it.key, []):
                 rows.append({**r, "job_item": it.key})
+            if len(rows) >= _FRAME_BATCH:
+                frames.append(pd.DataFrame(rows))
+                rows = []
         for _, src in self.unusable.iterrows():
             rel = unusable_rel(str(src["path"]))
             rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
                          "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
-        frame = pd.DataFrame(rows)
+        frames.append(pd.DataFrame(rows))
+        frames = [f for f in frames if len(f)]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        del frames, rows
         ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
         failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
         if "fallback" in frame.columns:

@@ -23,8 +23,8 @@ import numpy as np
 from ..registry import Registry
 from .canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
-from .styles import COVERAGES, MASK_TYPES, StyleParams, hex_rgb
-from .textures import TEXTURES, Canvas, aa_coverage, smooth_noise
+from .styles import COVERAGES, MASK_TYPES, NATURAL, SHAPES, StyleParams, hex_rgb, top_edge
+from .textures import TEXTURES, Canvas, aa_coverage, clip, smooth_noise
 
 #: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
 #: part of it that its mask needs, snapped to whole cells of CELL units (the renderers'
@@ -130,10 +130,11 @@ def _wrap_outline(style: StyleParams, top_profile: Callable[[np.ndarray], np.nda
     """Outline of a mask that wraps the face: a top edge from cheek to cheek, sides
     following the face outline, a lower edge hanging below the jaw line."""
     cov = COVERAGES.get(style.coverage)
+    top_centre, top_side = top_edge(style)
     sh = style.shape
     width = float(sh.get("width", 1.0))
-    ts = cov.top_side + float(sh.get("side", 0.0))
-    tc = cov.top_centre + float(sh.get("top", 0.0))
+    ts = top_side + float(sh.get("side", 0.0))
+    tc = top_centre + float(sh.get("top", 0.0))
     hang = (cov.hang + float(sh.get("hang", 0.0))) * hang_scale
     corner_v = max(corner_v, ts + 6.0)
     half_top = (face_half(ts) - inset) * width
@@ -161,7 +162,7 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
     """A moulded cup: a superellipse from the top edge to under the chin."""
     cov = COVERAGES.get(style.coverage)
     sh = style.shape
-    tc = cov.top_centre - 1.0 + float(sh.get("top", 0.0))
+    tc = top_edge(style)[0] - 1.0 + float(sh.get("top", 0.0))
     bottom = min(CHIN_V + cov.hang + 1.0 + float(sh.get("hang", 0.0)) + (tc - 56.5) * 0.35, CHIN_V + 16.0)
     vc = 0.45 * tc + 0.55 * bottom
     a = half_width * float(sh.get("width", 1.0)) * (1.0 - 0.004 * max(0.0, tc - 57.0))
@@ -171,7 +172,7 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
     # Egg-shaped: narrower over the nose than under the chin; pulled down, the cup's
     # widest part lies across the mouth.
     narrow = 0.24 if style.coverage == "proper" else 0.06
-    taper = 1.0 - narrow * np.clip(-s, 0.0, 1.0) ** 1.5
+    taper = 1.0 - narrow * clip(-s, 0.0, 1.0) ** 1.5
     pu = CENTRE_U + a * taper * np.sign(c) * np.abs(c) ** (2 / exponent)
     pv = vc + np.where(s < 0, bt, bb) * np.sign(s) * np.abs(s) ** (2 / exponent)
     poly = np.column_stack([pu, pv])
@@ -186,9 +187,8 @@ def _cup_outline(style: StyleParams, half_width: float, exponent: float) -> Outl
 
 
 def _gas_outline(style: StyleParams) -> Outline:
-    cov = COVERAGES.get(style.coverage)
     sh = style.shape
-    tc = cov.top_centre - 1.5 + float(sh.get("top", 0.0))
+    tc = top_edge(style)[0] - 1.5 + float(sh.get("top", 0.0))
     bottom = min(CHIN_V + 4.0 + float(sh.get("hang", 0.0)) * 0.5 + max(0.0, tc - 56.0) * 0.4, CHIN_V + 14.0)
     span = bottom - tc
     w = float(sh.get("width", 1.0))
@@ -224,6 +224,46 @@ def _canvas_box(outline: "Outline") -> tuple[float, float, float, float]:
     snap_lo = np.floor((lo - (u0, v0)) / CELL) * CELL + (u0, v0)
     snap_hi = np.ceil((hi - (u0, v0)) / CELL) * CELL + (u0, v0)
     return max(u0, snap_lo[0]), max(v0, snap_lo[1]), min(u1, snap_hi[0]), min(v1, snap_hi[1])
+
+
+@dataclass(frozen=True, eq=False)
+class _WindowTables:
+    """What every drawing at one resolution shares: the canonical coordinates of the
+    whole window's texels and the face's depth maps sampled there. Drawings take
+    slices (their boxes are snapped to cells, a whole number of texels at quarter-step
+    resolutions)."""
+
+    u: np.ndarray  # (H, W) float32
+    v: np.ndarray
+    face_z: np.ndarray
+    envelope_z: np.ndarray
+
+
+@functools.lru_cache(maxsize=16)
+def _window_tables(res: float) -> _WindowTables:
+    u0, v0, u1, v1 = WINDOW
+    w = int(round((u1 - u0) * res))
+    h = int(round((v1 - v0) * res))
+    u = (u0 + np.arange(w, dtype=np.float32) / np.float32(res))[None, :].repeat(h, 0)
+    v = (v0 + np.arange(h, dtype=np.float32) / np.float32(res))[:, None].repeat(w, 1)
+    face = canonical_face()
+    tables = _WindowTables(u=u, v=v, face_z=face.sample(face.face_depth, u, v), envelope_z=face.sample(face.envelope_depth, u, v))
+    for arr in (tables.u, tables.v, tables.face_z, tables.envelope_z):
+        arr.setflags(write=False)  # shared by every drawing: read-only
+    return tables
+
+
+def _canvas_slice(res: float, box: tuple[float, float, float, float]) -> tuple[slice, slice] | None:
+    """Rows and columns of the window tables that ``box`` covers at ``res``; None when
+    the box does not start on a whole texel (any resolution but quarter steps)."""
+    u0, v0 = WINDOW[0], WINDOW[1]
+    c0, r0 = (box[0] - u0) * res, (box[1] - v0) * res
+    if abs(c0 - round(c0)) > 1e-6 or abs(r0 - round(r0)) > 1e-6:
+        return None
+    c0, r0 = int(round(c0)), int(round(r0))
+    w = int(round((box[2] - box[0]) * res))
+    h = int(round((box[3] - box[1]) * res))
+    return slice(r0, r0 + h), slice(c0, c0 + w)
 
 
 def _canvas_grid(res: float, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -273,11 +313,13 @@ def _mask_coords(mask: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.nda
     return s.astype(np.float32), t.astype(np.float32)
 
 
-def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Distance of texels to a polyline (all segments at once)."""
-    a, b = points[:-1, :, None, None], points[1:, :, None, None]  # (S, 2, 1, 1)
+def _curve_distance(u: np.ndarray, v: np.ndarray, points: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Distance of texels to a polyline, or to the nearest of several (all segments at once)."""
+    lines = [np.asarray(points)] if isinstance(points, np.ndarray) else [np.asarray(p) for p in points]
+    a = np.concatenate([line[:-1] for line in lines])[:, :, None, None]  # (S, 2, 1, 1)
+    b = np.concatenate([line[1:] for line in lines])[:, :, None, None]
     ab = b - a
-    t = np.clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
+    t = clip(((u - a[:, 0]) * ab[:, 0] + (v - a[:, 1]) * ab[:, 1]) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
     return np.hypot(u - (a[:, 0] + t * ab[:, 0]), v - (a[:, 1] + t * ab[:, 1])).min(0).astype(np.float32)
 
 
@@ -294,7 +336,7 @@ def _line(d: np.ndarray, width: float, res: float) -> np.ndarray:
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    t = clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
 
 
@@ -309,6 +351,7 @@ class _Paint:
         self.relief = np.zeros(shape, np.float32)
         self.raise_ = np.zeros(shape, np.float32)
         self.gloss = np.zeros(shape, np.float32)
+        self._blank = True
 
     def over(self, coverage: np.ndarray, color, relief=None, gloss=None, raise_=None, win: tuple[slice, slice] | None = None) -> None:
         """Composite a part with ``coverage`` (0-1) over what is drawn so far.
@@ -320,6 +363,19 @@ class _Paint:
         c = coverage[..., None]
         albedo = self.albedo[win]
         col = np.asarray(color, np.float32)
+        if self._blank and win == (slice(None), slice(None)):
+            # The first part on an empty canvas (the mask's body): nothing to blend with.
+            self._blank = False
+            np.multiply(col, c, out=albedo)
+            self.alpha[...] = coverage
+            if relief is not None:
+                np.multiply(relief, coverage, out=self.relief)
+            if gloss is not None:
+                np.multiply(gloss, coverage, out=self.gloss)
+            if raise_ is not None:
+                np.maximum(self.raise_, raise_ * coverage, out=self.raise_)
+            return
+        self._blank = False
         albedo[...] = albedo * (1 - c) + col * c
         alpha = self.alpha[win]
         alpha[...] = alpha + coverage * (1 - alpha)
@@ -343,15 +399,22 @@ class _Paint:
             return None
         return (slice(r0, r1), slice(c0, c1))
 
-    def cord(self, points: np.ndarray, width: float, color, gloss: float = 0.0) -> None:
-        """A strap or ear loop along a polyline, ``width`` units, rounded profile."""
-        win = self.window(points.min(0) - width, points.max(0) + width)
+    def cord(self, points: np.ndarray | list[np.ndarray], width: float, color, gloss: float = 0.0) -> None:
+        """A strap or ear loop along a polyline, ``width`` units, rounded profile.
+
+        Several polylines (e.g. the two loops on one side) are drawn in one pass over
+        the box holding them all, where they meet the nearer one shows.
+        """
+        lines = [points] if isinstance(points, np.ndarray) else list(points)
+        lo = np.min([line.min(0) for line in lines], axis=0)
+        hi = np.max([line.max(0) for line in lines], axis=0)
+        win = self.window(lo - width, hi + width)
         if win is None:
             return
-        d = _curve_distance(self.u[win], self.v[win], points)
+        d = _curve_distance(self.u[win], self.v[win], lines)
         cov = aa_coverage(width / 2 - d, self.res)
-        profile = np.sqrt(np.clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
-        shade = (0.85 + 0.15 * np.clip(1 - 2 * d / width, 0, 1))[..., None]
+        profile = np.sqrt(clip(1 - (2 * d / width) ** 2, 0, 1)) * width * 0.4
+        shade = (0.85 + 0.15 * clip(1 - 2 * d / width, 0, 1))[..., None]
         self.over(cov, np.asarray(color, np.float32) * shade, relief=profile + 1.0, gloss=gloss, raise_=1.0, win=win)
 
 
@@ -366,10 +429,10 @@ def _ear_loops(p: _Paint, outline: Outline, color, width: float, style: StylePar
         # The loops reach round the ear, just outside the face outline.
         ear_top = np.array([CENTRE_U + sign * (face_half(61.0) + 3.0), 61.0])
         ear_low = np.array([CENTRE_U + sign * (face_half(83.0) + 3.0), 83.0])
-        mid = 0.5 * (tc + ear_top) + np.array([0.0, -2.0])
-        p.cord(_bezier(tc, mid, ear_top), width, color)
-        mid = 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0])
-        p.cord(_bezier(bc, mid, ear_low), width, color)
+        # One pass per loop: the two loops' boxes barely overlap, one box holding both
+        # would be three times their area.
+        p.cord(_bezier(tc, 0.5 * (tc + ear_top) + np.array([0.0, -2.0]), ear_top), width, color)
+        p.cord(_bezier(bc, 0.5 * (bc + ear_low) + np.array([sign * 2.0, 2.0]), ear_low), width, color)
 
 
 def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
@@ -379,7 +442,7 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     # Three pleats, folded downwards, bunched towards the side hems: each is a band
     # of fabric sloping out to a fold edge, with a soft shadow cast below the edge.
     span = float(np.ptp(outline.polygon[:, 1]))
-    bunch = 1.0 - 0.35 * np.clip(np.abs(s), 0, 1) ** 3
+    bunch = 1.0 - 0.35 * clip(np.abs(s), 0, 1) ** 3
     shadow = np.zeros_like(edge)
     for t0 in (0.30, 0.50, 0.70):
         tk = 0.5 + (t0 - 0.5) * bunch
@@ -388,8 +451,8 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
         # texel or so, so the fold does not alias) and casts a shadow below.
         soft = max(0.4, 0.8 / res)
         drop = _smoothstep(soft, -soft, below)
-        relief += 1.4 * np.clip(1.0 + below / 6.0, 0.0, 1.0) * drop
-        shadow = np.maximum(shadow, np.exp(-np.clip(below, 0.0, None) / 1.3) * (1.0 - drop))
+        relief += 1.4 * clip(1.0 + below / 6.0, 0.0, 1.0) * drop
+        shadow = np.maximum(shadow, np.exp(-np.maximum(below, 0.0) / 1.3) * (1.0 - drop))
     base = base * (1.0 - 0.16 * shadow)[..., None]
     # Hems: top (with the nose wire), bottom and sides, slightly raised double fabric.
     side_dist = edge
@@ -398,8 +461,10 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     albedo = base * (1.0 - 0.05 * _smoothstep(2.6, 2.2, side_dist))[..., None]
     stitch = _line(side_dist - 2.6, 0.22, res)
     albedo = albedo * (1.0 - 0.10 * stitch)[..., None]
-    wire = _smoothstep(13.0, 9.0, np.abs(p.u - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline))
-    relief += 0.5 * wire
+    win = _near_top(p, outline, 13.0, 4.2)
+    if win is not None:
+        wire = _smoothstep(13.0, 9.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline, win))
+        relief[win] += 0.5 * wire
     p.over(cov, albedo, relief=relief, gloss=0.04)
     loop = hex_rgb(style.color_hex) * 0.15 + 0.85 * np.array([0.95, 0.95, 0.95], np.float32)
     if style.color in ("black",):
@@ -407,12 +472,29 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
     _ear_loops(p, outline, loop, 1.3, style)
 
 
-def _top_distance(p: _Paint, outline: Outline) -> np.ndarray:
-    """How far below the outline's top edge each texel is, units (vertically)."""
+def _top_edge(outline: Outline) -> tuple[np.ndarray, np.ndarray]:
+    """The outline's top edge as increasing ``u`` and its ``v``."""
     poly = outline.polygon
     top = poly[poly[:, 1] <= np.interp(poly[:, 0], *_top_chain(poly))]
     order = np.argsort(top[:, 0])
-    return p.v - np.interp(p.u, top[order, 0], top[order, 1])
+    return top[order, 0], top[order, 1]
+
+
+def _top_distance(p: _Paint, outline: Outline, win: tuple[slice, slice] | None = None) -> np.ndarray:
+    """How far below the outline's top edge each texel is (of the canvas, or of its
+    window ``win``), units (vertically)."""
+    tu, tv = _top_edge(outline)
+    u, v = (p.u, p.v) if win is None else (p.u[win], p.v[win])
+    return v - np.interp(u, tu, tv)
+
+
+def _near_top(p: _Paint, outline: Outline, half_width: float, below: float) -> tuple[slice, slice] | None:
+    """Canvas window holding the band ``below`` units under the top edge within
+    ``half_width`` of the centre line: where nose wires and welds are drawn."""
+    tu, tv = _top_edge(outline)
+    us = np.linspace(CENTRE_U - half_width, CENTRE_U + half_width, 33)
+    vs = np.interp(us, tu, tv)
+    return p.window((CENTRE_U - half_width - 1.0, float(vs.min()) - 1.0), (CENTRE_U + half_width + 1.0, float(vs.max()) + below + 1.0))
 
 
 def _top_chain(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -458,10 +540,11 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
     crease = _line(p.u - CENTRE_U, 0.5, res)
     albedo *= (1.0 - 0.08 * crease)[..., None]
     # Nose-clip pocket: a welded line a few units below the top edge.
-    top_d = _top_distance(p, outline)
-    weld = _line(top_d - 4.5, 0.3, res) * _smoothstep(31.0, 29.0, np.abs(p.u - CENTRE_U))
-    relief -= 0.25 * weld
-    albedo *= (1.0 - 0.05 * weld)[..., None]
+    win = _near_top(p, outline, 31.0, 6.5)
+    if win is not None:
+        weld = _line(_top_distance(p, outline, win) - 4.5, 0.3, res) * _smoothstep(31.0, 29.0, np.abs(p.u[win] - CENTRE_U))
+        relief[win] -= 0.25 * weld
+        albedo[win] *= (1.0 - 0.05 * weld)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.05)
     loop = np.array([0.94, 0.94, 0.94], np.float32) if style.color != "black" else hex_rgb(style.color_hex)
     _ear_loops(p, outline, loop, 1.6, style)
@@ -477,10 +560,12 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     relief = 0.5 * rim + 0.3 * ridge
     albedo *= (1.0 - 0.08 * rim)[..., None]
     # Aluminium nose clip under the fabric.
-    top_d = _top_distance(p, outline)
-    clip_ = _smoothstep(13.0, 11.0, np.abs(p.u - CENTRE_U)) * _smoothstep(0.8, 1.4, top_d) * _smoothstep(4.6, 3.8, top_d)
-    relief += 0.45 * clip_
-    albedo = albedo * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * np.array([0.75, 0.76, 0.78], np.float32)
+    win = _near_top(p, outline, 13.0, 4.6)
+    if win is not None:
+        top_d = _top_distance(p, outline, win)
+        clip_ = _smoothstep(13.0, 11.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(0.8, 1.4, top_d) * _smoothstep(4.6, 3.8, top_d)
+        relief[win] += 0.45 * clip_
+        albedo[win] = albedo[win] * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * np.array([0.75, 0.76, 0.78], np.float32)
     p.over(cov, albedo, relief=relief, gloss=0.03)
     accents = [hex_rgb(c) for c in style.accents] or [hex_rgb("yellow")]
     strap = accents[0]
@@ -544,7 +629,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
 
 def _hump(s: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Clipped mask coordinates and a 0-1 bump that is 0 at the top and bottom edges."""
-    return np.clip(s, -1.0, 1.0), np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
+    return clip(s, -1.0, 1.0), clip(np.sin(np.pi * clip(t, 0.0, 1.0)), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -573,37 +658,56 @@ DRAWINGS: Registry = Registry("mask drawing")
 
 def _flat_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 1.2 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+    return 1.2 * (1.0 - s**2) * hump * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _cloth_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 2.5 * (1.0 - s**2) * hump * np.clip(edge / 6.0, 0.0, 1.0)
+    return 2.5 * (1.0 - s**2) * hump * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _fold_bulge(s, t, edge):
     # Two flat panels meeting at the centre crease.
     s, hump = _hump(s, t)
-    return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * np.clip(edge / 6.0, 0.0, 1.0)
+    return 5.0 * (1.0 - np.abs(s)) ** 1.2 * hump**0.7 * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _cup_bulge(s, t, edge):
     s, hump = _hump(s, t)
-    return 7.0 * (1.0 - s**2) * hump**0.8 * np.clip(edge / 6.0, 0.0, 1.0)
+    return 7.0 * (1.0 - s**2) * hump**0.8 * clip(edge / 6.0, 0.0, 1.0)
 
 
 def _rubber_bulge(s, t, edge):
-    return 4.0 * np.clip(edge / 8.0, 0.0, 1.0)
+    return 4.0 * clip(edge / 8.0, 0.0, 1.0)
 
 
-DRAWINGS.add("surgical", Drawing(
-    outline=lambda style: _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2),
-    paint=paint_surgical, bulge=_flat_bulge))
+def _surgical_outline(style: StyleParams) -> Outline:
+    return _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2)
+
+
+DRAWINGS.add("surgical", Drawing(outline=_surgical_outline, paint=paint_surgical, bulge=_flat_bulge))
 DRAWINGS.add("cloth", Drawing(outline=lambda style: _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15), paint=paint_cloth, bulge=_cloth_bulge))
 DRAWINGS.add("kn95", Drawing(
     outline=lambda style: _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3), paint=paint_kn95, bulge=_fold_bulge))
 DRAWINGS.add("n95", Drawing(outline=lambda style: _cup_outline(style, 32.0, 2.2), paint=paint_n95, bulge=_cup_bulge))
 DRAWINGS.add("gas", Drawing(outline=_gas_outline, paint=paint_gas, bulge=_rubber_bulge))
+
+
+#: Outlines of the :data:`~mfrkit.maskgen.styles.SHAPES` other than ``natural`` (NIST's
+#: two shapes, drawn as mfrkit's choice): ``wide`` is the surgical mask's cheek-to-cheek
+#: outline, ``round`` a cup a little narrower than the N95's.
+SHAPE_OUTLINES: dict[str, Callable[[StyleParams], Outline]] = {
+    "wide": _surgical_outline,
+    "round": lambda style: _cup_outline(style, 30.0, 2.2),
+}
+
+
+def mask_outline(style: StyleParams) -> Outline:
+    """The outline ``style`` is drawn with: its shape's, or its type's own."""
+    if style.outline != NATURAL:
+        SHAPES.get(style.outline)
+        return SHAPE_OUTLINES[style.outline](style)
+    return DRAWINGS.get(style.mask_type).outline(style)
 
 
 def draw_mask(style: StyleParams, res: float) -> MaskLayer:
@@ -622,9 +726,14 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     """
     mtype = MASK_TYPES.get(style.mask_type)
     drawing: Drawing = DRAWINGS.get(style.mask_type)
-    outline = drawing.outline(style)
+    outline = mask_outline(style)
     box = _canvas_box(outline)
-    u, v = _canvas_grid(res, box)
+    window = _canvas_slice(res, box)
+    if window is not None:
+        tables = _window_tables(float(res))
+        u, v = tables.u[window], tables.v[window]
+    else:
+        u, v = _canvas_grid(res, box)
     body, edge = _fill(outline.polygon, u.shape, res, (box[0], box[1]))
     s, t = _mask_coords(body, u, v)
     canvas = Canvas(u=u, v=v, res=res, s=s, t=t)
@@ -633,14 +742,17 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
     base = TEXTURES.get(style.texture)(canvas, colors, style.pattern, rng).astype(np.float32)
     paint = _Paint(u, v, res)
     drawing.paint(paint, style, base, outline, edge, s, t)
-    face = canonical_face()
-    face_z = face.sample(face.face_depth, u, v)
-    env_z = face.sample(face.envelope_depth, u, v)
+    if window is not None:
+        face_z, env_z = tables.face_z[window], tables.envelope_z[window]
+    else:
+        face = canonical_face()
+        face_z = face.sample(face.face_depth, u, v)
+        env_z = face.sample(face.envelope_depth, u, v)
     depth = face_z - mtype.tent * (face_z - env_z) - drawing.bulge(s, t, edge) - paint.raise_
     return MaskLayer(
         origin=(box[0], box[1]),
         res=float(res),
-        albedo=np.clip(paint.albedo, 0.0, 1.0),
+        albedo=clip(paint.albedo, 0.0, 1.0),
         alpha=paint.alpha,
         relief=paint.relief.astype(np.float32),
         depth=depth.astype(np.float32),

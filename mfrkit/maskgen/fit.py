@@ -217,18 +217,32 @@ def fit_mesh(mesh: np.ndarray) -> FaceFit:
     )
 
 
-def fit_landmarks(landmarks: Landmarks, model: str) -> FaceFit:
-    """Fit ``model`` (``ibug68`` or ``mesh``) to a face's landmarks."""
+def check_landmarks(landmarks: Landmarks, model: str) -> None:
+    """Raise LandmarkError unless ``landmarks`` carry what ``model`` (``ibug68`` or
+    ``mesh``) is fitted to; cheap (no fit)."""
     if model == "mesh":
         if landmarks.mesh is None:
             raise LandmarkError(
                 f"the mesh renderer needs mediapipe's dense mesh; landmarks from backend {landmarks.backend!r} have none "
                 "(use --landmarks mediapipe or --renderer template)"
             )
-        return fit_mesh(landmarks.mesh)
+        pts = np.asarray(landmarks.mesh)
+        if pts.ndim != 2 or pts.shape[0] < 468 or pts.shape[1] != 3 or not np.isfinite(pts[:468]).all():
+            raise LandmarkError(f"the mesh renderer needs a 478-point mediapipe mesh with depth, got {pts.shape}")
+        return
     if landmarks.points68 is None:
         raise LandmarkError(
             f"the template renderer needs 68 landmarks; backend {landmarks.backend!r} gave only 5 "
             "(use --landmarks dlib or mediapipe)"
         )
+    pts = np.asarray(landmarks.points68)
+    if pts.shape != (68, 2) or not np.isfinite(pts).all():
+        raise LandmarkError(f"the template renderer needs 68 finite landmarks, got {pts.shape}")
+
+
+def fit_landmarks(landmarks: Landmarks, model: str) -> FaceFit:
+    """Fit ``model`` (``ibug68`` or ``mesh``) to a face's landmarks."""
+    check_landmarks(landmarks, model)
+    if model == "mesh":
+        return fit_mesh(landmarks.mesh)
     return fit_ibug68(landmarks.points68)

@@ -129,37 +129,43 @@ def rasterize_triangles(
     if len(order) == 0:
         return raster
     tri = np.asarray(triangles_xy, dtype=np.float64)[order] - np.asarray(origin, dtype=np.float64)
-    lo = np.floor(tri.min(1)).astype(np.int64)
-    span = int((np.ceil(tri.max(1)).astype(np.int64) - lo).max()) + 1
+    lo = np.floor(np.minimum(np.minimum(tri[:, 0], tri[:, 1]), tri[:, 2]))
+    span = int((np.ceil(np.maximum(np.maximum(tri[:, 0], tri[:, 1]), tri[:, 2])) - lo).max()) + 1
     if span > 24:
         fixed = np.round(tri * 16.0).astype(np.int32)
         for t, corners in zip(order.tolist(), fixed):
-            cv2.fillConvexPoly(raster, corners, t, lineType=cv2.LINE_8, shift=4)
+            cv2.fillConvexPoly(raster, corners, int(t), lineType=cv2.LINE_8, shift=4)
         return raster
-    # Candidate pixels: a span x span box from each triangle's corner.
-    offs = np.arange(span)
-    px = lo[:, 0, None, None] + offs[None, None, :]  # (K, 1, S)
-    py = lo[:, 1, None, None] + offs[None, :, None]  # (K, S, 1)
-    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-
-    def edge(p, q):
-        # Signed area of (p, q, pixel) for every candidate pixel: (K, S, S).
-        return (q[:, 0, None, None] - p[:, 0, None, None]) * (py - p[:, 1, None, None]) - (q[:, 1, None, None] - p[:, 1, None, None]) * (px - p[:, 0, None, None])
-
-    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
-    area = ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))[:, None, None]
-    eps = -1e-6 * np.abs(area)
+    # Candidate pixels: a span x span box from each triangle's corner. Corners are taken
+    # relative to that corner, so the numbers stay small and float32 is exact enough.
+    rel = tri - lo[:, None, :]
+    a, b, c = rel[:, 0], rel[:, 1], rel[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     sign = np.where(area >= 0, 1.0, -1.0)
-    inside = (sign * e0 >= eps) & (sign * e1 >= eps) & (sign * e2 >= eps)
-    inside &= (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
-    k, yy, xx = np.nonzero(inside)
-    if len(k) == 0:
-        return raster
-    flat = (py[k, yy, 0] * shape[1] + px[k, 0, xx]).astype(np.int64)
-    # Later triangles win: keep each pixel's last candidate in drawing order.
-    last = np.unique(flat[::-1], return_index=True)[1]
-    pick = len(flat) - 1 - last
-    raster.ravel()[flat[pick]] = order[k[pick]].astype(np.int32)
+    offs = np.arange(span, dtype=np.float32)
+    inside = None
+    for p, q in ((a, b), (b, c), (c, a)):
+        # Edge (p, q) at pixel (X, Y): (qx - px)(Y - py) - (qy - py)(X - px) = A Y + (C - B X),
+        # signed so that the inside is >= 0 whatever the winding, and given a hair of
+        # slack so that neighbours sharing the edge leave no gaps.
+        ea = (q[:, 0] - p[:, 0]) * sign
+        eb = (q[:, 1] - p[:, 1]) * sign
+        ec = eb * p[:, 0] - ea * p[:, 1] + 1e-6 * np.abs(area)
+        row = ea.astype(np.float32)[:, None, None] * offs[None, :, None]  # (K, S, 1)
+        col = (ec[:, None] - eb[:, None] * offs[None, :]).astype(np.float32)[:, None, :]  # (K, 1, S)
+        e = row + col
+        inside = e if inside is None else np.minimum(inside, e, out=inside)
+    k, yy, xx = np.nonzero(inside >= 0)
+    corner = lo.astype(np.int64)
+    ys = corner[k, 1] + yy
+    xs = corner[k, 0] + xx
+    keep = (xs >= 0) & (xs < shape[1]) & (ys >= 0) & (ys < shape[0])
+    k, flat = k[keep], ys[keep] * shape[1] + xs[keep]
+    # Later triangles win: each pixel takes the highest drawing rank among its candidates.
+    rank = np.full(shape[0] * shape[1], -1, dtype=np.int64)
+    np.maximum.at(rank, flat, k)
+    hit = rank >= 0
+    raster.ravel()[hit] = order[rank[hit]].astype(np.int32)
     return raster
 
 

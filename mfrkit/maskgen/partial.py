@@ -195,7 +195,8 @@ def parse_factors(text: str, *, max_count: int = MAX_FACTORS) -> tuple[float, ..
             if not np.isfinite(span):
                 raise ValueError
             if span > max_count:
-                raise MfrkitError(f"factors {text!r} make {span:.3g} values; at most {max_count} per run (PartialLFW "
+                count = f"{span:,.0f}" if span < 1e15 else f"about {span:.1e}"  # "1,001", not "1e+03"
+                raise MfrkitError(f"factors {text!r} make {count} values; at most {max_count} per run (PartialLFW "
                                   "uses 9, 0.10:0.50:0.05): use a coarser step, or split the range over several runs")
             n = int(span)
             values = [round(start + k * step, 6) for k in range(n)]

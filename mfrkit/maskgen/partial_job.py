@@ -54,7 +54,7 @@ class PartialConfig:
         return {"original": (False,), "centered": (True,), "both": (False, True)}[self.placement]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PartialItem(SourceItem):
     """One source image and the crops to make of it.
 
@@ -94,7 +94,7 @@ class PartialJob(DatasetJob):
             sid, rel = str(sid), str(rel)
             crops = tuple((partial_rel(rel, r, f, c), r, f, c) for r in self.regions for f in self.factors for c in config.centered())
             items.append(PartialItem(key=f"{sid}#partial", outputs=tuple(c[0] for c in crops), source_id=sid, identity=None if isna(identity) else identity,
-                                     source=str(self.source.abspath(rel)), source_rel=rel, crops=crops))
+                                     source_rel=rel, crops=crops))
         # Sources differing only in extension (x.jpg, x.png) both become x.png.
         check_unique_outputs(items, lambda it: it.source_id, "rename the sources")
         self.items = items
@@ -103,7 +103,7 @@ class PartialJob(DatasetJob):
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "variant": "partial"}
         try:
-            image = read_image(item.source)
+            image = read_image(self.source_path(item))
         except ImageError as exc:
             return self.failure_rows(item, exc.reason, str(exc))
         template = self.template
@@ -144,13 +144,15 @@ class PartialJob(DatasetJob):
                                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")
 
 
-def make_partial(src, out, config: PartialConfig = PartialConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+def make_partial(src, out=None, config: PartialConfig = PartialConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
                  replace: bool = False) -> JobSummary:
     """Make partial-face crops of a dataset (``mfrkit partial``); see :mod:`.partial`.
 
-    Parameters are as for :func:`mfrkit.maskgen.synth_job.synthesize`.
+    Parameters are as for :func:`mfrkit.maskgen.synth_job.synthesize`; without ``out``
+    the folder is ``$MFRKIT_HOME/datasets/<source>-partial``, registered under that name.
     """
     job = PartialJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):
         job.detect_needed(workers, progress, executor)
-        return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+        summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+    return job.registered(summary)

@@ -115,3 +115,55 @@ def check_coverage(occlusion: np.ndarray, landmarks: Landmarks, coverage: str, *
         if name in preset.exposes and occ[y, x].any():
             failed.append(f"{name}_covered")
     return CoverageCheck(coverage=coverage, covered=covered, failed=tuple(failed))
+
+
+# --- how photographed a mask's edge looks -----------------------------------------------------------
+
+
+def _gradient(image: np.ndarray) -> np.ndarray:
+    """Gradient magnitude (Sobel, 3x3) of an image's grey levels, float32 (H, W)."""
+    g = np.asarray(image)
+    if g.ndim == 3:
+        g = cv2.cvtColor(g, cv2.COLOR_RGB2GRAY)
+    g = g.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def boundary_band(occlusion: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels within ``width`` pixels of an occlusion mask's edge, (H, W) bool: the
+    dilated mask minus the eroded mask, clipped to the image."""
+    occ = np.asarray(occlusion, dtype=np.uint8)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    return (cv2.dilate(occ, kernel) > 0) & ~(cv2.erode(occ, kernel, borderType=cv2.BORDER_REPLICATE) > 0)
+
+
+def boundary_gradients(original: np.ndarray, masked: np.ndarray, occlusion: np.ndarray, *, width: int = 1) -> tuple[float, float, int]:
+    """Gradient energy on a mask's boundary, in the masked image and in the original.
+
+    A mask pasted onto a photo adds a step edge: the gradient on its boundary is far
+    above the photo's own there. A mask that looks photographed (edge softened like the
+    photo, lit like the face) adds less. The ratio of the two sums, pooled over many
+    images, measures that: 1.0 would be an edge as soft as the skin it covers.
+
+    Parameters
+    ----------
+    original, masked : ndarray of shape (H, W, 3), uint8
+        The photo before and after masking.
+    occlusion : ndarray of shape (H, W), bool
+        The renderer's occlusion mask.
+    width : int
+        Half-width of the boundary band, pixels (:func:`boundary_band`).
+
+    Returns
+    -------
+    masked_sum, original_sum : float
+        Sums of the gradient magnitude (grey levels per pixel) over the band.
+    pixels : int
+        Pixels in the band (0 when the mask is empty or covers everything).
+    """
+    band = boundary_band(occlusion, width)
+    if not band.any():
+        return 0.0, 0.0, 0
+    return float(_gradient(masked)[band].sum()), float(_gradient(original)[band].sum()), int(band.sum())

@@ -35,7 +35,7 @@ from ..landmarks.base import Landmarks
 from ..registry import Registry
 from .blend import (
     Lighting,
-    composite,
+    composite_rgba,
     estimate_blur,
     estimate_lighting,
     estimate_noise,
@@ -45,7 +45,7 @@ from .blend import (
 )
 from .canonical import canonical_face
 from .draw import CELL, WINDOW, MaskLayer, draw_mask
-from .fit import Anchors, FaceFit, fit_landmarks, landmark_model
+from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
 from .geometry import affine_from_triangles, rasterize_triangles
 from .styles import StyleParams, StyleSpec, sample_style
 
@@ -196,19 +196,22 @@ def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarra
 
 
 def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
-    """Unit normals (towards the camera) of a canonical depth map, in the camera frame."""
-    dzdv, dzdu = np.gradient(depth)
-    n = np.stack([dzdu * res, dzdv * res, -np.ones_like(depth)], -1)
-    n /= np.linalg.norm(n, axis=-1, keepdims=True)
-    return (n @ rotation.T).astype(np.float32)
+    """Unit normals (towards the camera) of a canonical depth map, in the camera frame,
+    (h, w, 3) float32."""
+    dzdv, dzdu = np.gradient(np.asarray(depth, dtype=np.float32))
+    gx, gy = dzdu * np.float32(res), dzdv * np.float32(res)
+    inv = 1.0 / np.sqrt(gx * gx + gy * gy + np.float32(1.0))
+    n = cv2.merge([gx * inv, gy * inv, -inv])
+    # Rotate every normal at once: cv2.transform applies the 3x3 matrix per texel.
+    return cv2.transform(n, np.asarray(rotation, dtype=np.float32))
 
 
 def _camera_normal_z(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
     """The camera-frame z of :func:`_camera_normals` alone (cheaper)."""
-    dzdv, dzdu = np.gradient(depth)
-    gx, gy = dzdu * res, dzdv * res
-    r = rotation[2]
-    return (r[0] * gx + r[1] * gy - r[2]) / np.sqrt(gx * gx + gy * gy + 1.0)
+    dzdv, dzdu = np.gradient(np.asarray(depth, dtype=np.float32))
+    gx, gy = dzdu * np.float32(res), dzdv * np.float32(res)
+    r = np.asarray(rotation[2], dtype=np.float32)
+    return (r[0] * gx + r[1] * gy - r[2]) / np.sqrt(gx * gx + gy * gy + np.float32(1.0))
 
 
 def _cell_coverage(layer: MaskLayer, grid: _Grid) -> np.ndarray:
@@ -262,15 +265,17 @@ def _warp(rgba: np.ndarray, layer: MaskLayer, grid: _Grid, tri_xy: np.ndarray, o
     triangle's affine map, then one ``cv2.remap``."""
     x0, y0, x1, y1 = box
     raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
-    to_tex = np.zeros((len(tri_xy), 2, 3))
-    to_tex[order] = affine_from_triangles(tri_xy[order], layer.to_texel(grid.uv[grid.triangles[order]]))
-    ys, xs = np.nonzero(raster >= 0)
-    a = to_tex[raster[ys, xs]]
-    px, py = xs + x0, ys + y0
-    map_x = np.full(raster.shape, -10.0, np.float32)
-    map_y = np.full(raster.shape, -10.0, np.float32)
-    map_x[ys, xs] = a[:, 0, 0] * px + a[:, 0, 1] * py + a[:, 0, 2]
-    map_y[ys, xs] = a[:, 1, 0] * px + a[:, 1, 1] * py + a[:, 1, 2]
+    # Pixel -> texel maps per triangle, relative to the box corner; one extra row for
+    # pixels no triangle covers, mapped far off the layer (transparent).
+    to_tex = np.zeros((len(tri_xy) + 1, 2, 3), np.float32)
+    to_tex[-1, :, 2] = -10.0
+    local = tri_xy[order] - np.array([x0, y0], dtype=np.float64)
+    to_tex[order] = affine_from_triangles(local, layer.to_texel(grid.uv[grid.triangles[order]]))
+    a = to_tex[raster]  # (h, w, 2, 3); raster -1 picks the extra row
+    xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
+    ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
+    map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
+    map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
     return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
@@ -323,15 +328,18 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     if not len(active) or box[2] <= box[0] or box[3] <= box[1]:
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
-    lighting = estimate_lighting(img, stats.skin_xy, stats.skin_n, stats.face_box)
-    local = _local_shading(img, stats, lighting, skin, grid, layer)
+    smooth = smooth_luminance(img, stats.face_box)
+    lighting = estimate_lighting(img, stats.skin_xy, stats.skin_n, stats.face_box, smooth=smooth)
+    local = _local_shading(smooth, stats, lighting, skin, grid, layer)
     normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
     # Surface turning away from the camera fades out smoothly (a silhouette that
     # follows the surface, not the triangle edges); the fine relief does not count.
     facing = np.clip((-_camera_normal_z(layer.depth, layer.res, fit.rotation) - 0.02) / 0.12, 0.0, 1.0)
     alpha = layer.alpha * facing
     lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
-    rgba = np.concatenate([lit * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
+    rgba = np.empty(alpha.shape + (4,), np.float32)
+    np.multiply(lit, alpha[..., None], out=rgba[..., :3])
+    rgba[..., 3] = alpha
 
     # Back-facing triangles go first so any front-facing one over them wins; then far to near.
     order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
@@ -339,21 +347,24 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
-    out, alpha = composite(img, warped[..., :3], warped[..., 3], blur=stats.blur, noise=stats.noise,
-                           rng=np.random.default_rng(noise_seed), origin=box[:2], softness=softness)
+    out, alpha = composite_rgba(img, warped, blur=stats.blur, noise=stats.noise, rng=np.random.default_rng(noise_seed), origin=box[:2],
+                                softness=softness)
     full_alpha = empty
     full_alpha[box[1] : box[3], box[0] : box[2]] = alpha
     info.update({**lighting.record(), "visible": True})
     return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
 
 
-def _local_shading(img, stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid, layer: MaskLayer) -> np.ndarray:
+def _local_shading(smooth: tuple[np.ndarray, tuple[int, int]], stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid,
+                   layer: MaskLayer) -> np.ndarray:
     """The face's own low-frequency shading relative to the lighting model, smoothed
-    over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25."""
+    over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25.
+
+    ``smooth`` is :func:`~mfrkit.maskgen.blend.smooth_luminance` of the photo's face box.
+    """
     shape = layer.alpha.shape
     skin_n = stats.skin_n
-    smooth, origin = smooth_luminance(img, stats.face_box)
-    values, inside = sample_at(smooth, origin, stats.skin_xy)
+    values, inside = sample_at(smooth[0], smooth[1], stats.skin_xy)
     ok = inside & (skin_n[:, 2] < -0.2)
     if ok.sum() < 12:
         return np.ones(shape, np.float32)
@@ -361,22 +372,21 @@ def _local_shading(img, stats: _PhotoStats, lighting: Lighting, skin: _SkinSampl
     ratio = np.where(ok, values / np.maximum(model, 1e-3), 1.0)
     ratio = np.clip(ratio, 0.6, 1.4)
     # Gaussian-weighted average over the grid (12 units): splat, blur, divide.
-    num = np.zeros(grid.shape[0] * grid.shape[1], np.float32)
-    den = np.zeros_like(num)
-    np.add.at(num, skin.vertex[ok], ratio[ok])
-    np.add.at(den, skin.vertex[ok], 1.0)
+    size = grid.shape[0] * grid.shape[1]
+    num = np.bincount(skin.vertex[ok], weights=ratio[ok], minlength=size).astype(np.float32)
+    den = np.bincount(skin.vertex[ok], minlength=size).astype(np.float32)
     sigma = 12.0 / GRID_STEP
     num = cv2.GaussianBlur(num.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
     den = cv2.GaussianBlur(den.reshape(grid.shape), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
     local = np.where(den > 1e-2, num / np.maximum(den, 1e-6), 1.0)
     local = (np.clip(local, 0.75, 1.25) ** 0.8).astype(np.float32)
-    # Grid vertex (r, c) sits on the layer's texel ((c - c0) k, (r - r0) k).
+    # Grid vertex (r, c) sits on the layer's texel ((c - c0) k, (r - r0) k): texel
+    # (i, j) reads the grid at (j / k + c0, i / k + r0), an affine map.
     k = GRID_STEP * layer.res
     c0 = (layer.origin[0] - WINDOW[0]) / GRID_STEP
     r0 = (layer.origin[1] - WINDOW[1]) / GRID_STEP
-    cols = (np.arange(shape[1], dtype=np.float32) / k + c0)[None, :].repeat(shape[0], 0)
-    rows = (np.arange(shape[0], dtype=np.float32) / k + r0)[:, None].repeat(shape[1], 1)
-    return cv2.remap(local, cols, rows, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    to_grid = np.array([[1.0 / k, 0.0, c0], [0.0, 1.0 / k, r0]])
+    return cv2.warpAffine(local, to_grid, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 # --- the registry -------------------------------------------------------------------------------------
@@ -406,7 +416,7 @@ class Renderer:
         spec : StyleSpec
             What to draw from.
         """
-        self.fit(landmarks)
+        check_landmarks(landmarks, self.model)
         style = sample_style(rng, spec)
         return RenderParams(renderer=self.name, style=style, landmarks=landmarks, noise_seed=int(rng.integers(0, 2**31 - 1)))
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import UnknownNameError
+from ..errors import MfrkitError, UnknownNameError
 from ..registry import Registry
 from .textures import TEXTURES
 
@@ -109,6 +109,65 @@ for _c in (
 
 
 @dataclass(frozen=True)
+class NoseCoverage:
+    """How far up the nose a properly worn mask reaches (NIST's "nose coverage" axis).
+
+    Attributes
+    ----------
+    name : str
+    top_centre, top_side : float
+        Canonical ``v`` of the mask's top edge over the centre line and at its top
+        corners; they replace the ``proper`` preset's (the bridge of the nose is near
+        v=55, the nose tip v=74, the eyes v=52).
+    description : str
+    """
+
+    name: str
+    top_centre: float
+    top_side: float
+    description: str
+
+
+#: NIST's three levels of nose coverage (NISTIR 8311): the names and their order are
+#: NIST's; the heights are mfrkit's choice (NIST's drawings are not public). All three
+#: still cover the nose tip, so a ``proper`` mask passes its coverage check at any level.
+NOSE_COVERAGES: Registry = Registry("nose coverage")
+for _n in (
+    NoseCoverage("high", 57.5, 66.0, "over the bridge of the nose, just below the eyes (the proper preset's own edge)"),
+    NoseCoverage("medium", 63.5, 69.0, "across the middle of the nose"),
+    NoseCoverage("low", 69.5, 72.5, "just over the nose tip: the nostrils' upper edge shows at the sides"),
+):
+    NOSE_COVERAGES.add(_n.name, _n)
+
+
+@dataclass(frozen=True)
+class MaskShape:
+    """An outline family a mask can take instead of its type's own (NIST's "shape" axis).
+
+    Attributes
+    ----------
+    name : str
+    description : str
+    """
+
+    name: str
+    description: str
+
+
+NATURAL = "natural"
+#: Mask outlines. ``natural`` is each type's own; ``wide`` and ``round`` are NIST's two
+#: shapes (NISTIR 8311): a mask as wide as the face, and a rounded mask over nose and
+#: mouth. How they are drawn is mfrkit's choice (see ``mfrkit.maskgen.draw``).
+SHAPES: Registry = Registry("mask shape")
+for _s in (
+    MaskShape(NATURAL, "the mask type's own outline"),
+    MaskShape("wide", "as wide as the face: the top edge runs cheek to cheek, the sides follow the face outline, the lower edge hangs under the jaw"),
+    MaskShape("round", "rounded over the nose and mouth, narrower than the face: an egg-shaped cup from the top edge to under the chin"),
+):
+    SHAPES.add(_s.name, _s)
+
+
+@dataclass(frozen=True)
 class MaskType:
     """A kind of mask and the looks it comes in.
 
@@ -192,6 +251,27 @@ for _t in (
 RANDOM = "random"
 
 
+class StyleError(MfrkitError):
+    """A mask style option that cannot be used (empty, malformed)."""
+
+
+def parse_names(text: str, option: str) -> tuple[str, ...] | None:
+    """A comma list as typed for ``option``: its names, or None for ``random``.
+
+    Raises StyleError for an empty value or an empty item: ``--mask ""`` or
+    ``--mask ",,"`` is a typo, not a request for random masks.
+    """
+    raw = str(text)
+    items = tuple(x.strip() for x in raw.split(","))
+    if not raw.strip() or not all(items):
+        raise StyleError(f"{option} {raw!r}: empty name in the list; give names separated by commas, or random")
+    if RANDOM in items:
+        if items != (RANDOM,):
+            raise StyleError(f"{option} {raw!r}: random cannot be mixed with names; give random alone or a list of names")
+        return None
+    return items
+
+
 @dataclass(frozen=True)
 class StyleSpec:
     """What to draw masks from. ``None`` means "sample from the declared weights".
@@ -210,8 +290,14 @@ class StyleSpec:
     colors: tuple[str, ...] | None = None
     textures: tuple[str, ...] | None = None
     coverages: tuple[str, ...] | None = None
+    shapes: tuple[str, ...] | None = None
+    noses: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        for field_name in ("types", "colors", "textures", "coverages", "shapes", "noses"):
+            value = getattr(self, field_name)
+            if value is not None and (not isinstance(value, tuple) or not value):
+                raise StyleError(f"{field_name} must be None (sample) or a non-empty tuple of names, got {value!r}")
         for name in self.types or ():
             MASK_TYPES.get(name)
         for name in self.colors or ():
@@ -220,19 +306,30 @@ class StyleSpec:
             TEXTURES.get(name)
         for name in self.coverages or ():
             COVERAGES.get(name)
+        for name in self.shapes or ():
+            SHAPES.get(name)
+        for name in self.noses or ():
+            NOSE_COVERAGES.get(name)
 
     @classmethod
-    def parse(cls, types: str = RANDOM, colors: str = RANDOM, textures: str = RANDOM, coverage: str = RANDOM) -> "StyleSpec":
-        """From comma lists as typed on the command line (``random`` = sample)."""
+    def parse(cls, types: str = RANDOM, colors: str = RANDOM, textures: str = RANDOM, coverage: str = RANDOM, shapes: str = NATURAL,
+              noses: str = RANDOM) -> "StyleSpec":
+        """From comma lists as typed on the command line (``random`` = sample).
 
-        def split(text: str) -> tuple[str, ...] | None:
-            items = tuple(x.strip() for x in str(text).split(",") if x.strip())
-            return None if not items or items == (RANDOM,) else items
-
-        return cls(split(types), split(colors), split(textures), split(coverage))
+        Raises StyleError for an empty value or an empty item (``""``, ``",,"``,
+        ``"surgical,"``): it is a typo, not a request for random masks.
+        """
+        return cls(
+            parse_names(types, "--mask"),
+            parse_names(colors, "--color"),
+            parse_names(textures, "--texture"),
+            parse_names(coverage, "--coverage"),
+            None if str(shapes).strip() == NATURAL else parse_names(shapes, "--shape"),
+            parse_names(noses, "--nose"),
+        )
 
     def with_type(self, name: str) -> "StyleSpec":
-        return StyleSpec((name,), self.colors, self.textures, self.coverages)
+        return replace(self, types=(name,))
 
 
 @dataclass(frozen=True)
@@ -255,6 +352,11 @@ class StyleParams:
         Type-specific options (``valve`` for n95).
     texture_seed : int
         Seeds the texture's noise.
+    outline : str
+        :data:`SHAPES` name: ``natural`` (the type's own) or NIST's ``wide``, ``round``.
+    nose : str or None
+        :data:`NOSE_COVERAGES` name when a ``proper`` mask's height on the nose was
+        chosen; None keeps the coverage preset's own top edge.
     """
 
     mask_type: str
@@ -267,6 +369,8 @@ class StyleParams:
     shape: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
     texture_seed: int = 0
+    outline: str = NATURAL
+    nose: str | None = None
 
     def as_dict(self) -> dict:
         """The fields as a plain dict (JSON-serialisable)."""
@@ -277,9 +381,12 @@ class StyleParams:
 
 
 def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    """A name drawn by weight: exactly ``rng.choice(len(names), p=p)`` (one uniform
+    draw against the cumulative weights, as numpy does), without its checks' cost."""
     names = sorted(weights)
-    p = np.array([weights[n] for n in names], dtype=np.float64)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
+    cdf = np.cumsum([weights[n] for n in names], dtype=np.float64)
+    cdf /= cdf[-1]
+    return names[int(cdf.searchsorted(rng.random(), side="right"))]
 
 
 def _pattern(rng: np.random.Generator, texture: str) -> dict:
@@ -340,6 +447,14 @@ def sample_style(rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Sty
         extras["valve"] = bool(rng.random() < 0.35)
     if mtype.name == "cloth":
         extras["seam"] = bool(rng.random() < 0.8)
+    pattern = _pattern(rng, texture)
+    texture_seed = int(rng.integers(0, 2**31 - 1))
+    # The NIST axes draw last and only when asked, so every other style samples
+    # exactly as before they existed.
+    outline = spec.shapes[int(rng.integers(len(spec.shapes)))] if spec.shapes else NATURAL
+    nose = None
+    if spec.noses and coverage == "proper":
+        nose = spec.noses[int(rng.integers(len(spec.noses)))]
     return StyleParams(
         mask_type=mtype.name,
         color=color,
@@ -347,8 +462,67 @@ def sample_style(rng: np.random.Generator, spec: StyleSpec = StyleSpec()) -> Sty
         texture=texture,
         coverage=coverage,
         accents=accents,
-        pattern=_pattern(rng, texture),
+        pattern=pattern,
         shape=shape,
         extras=extras,
-        texture_seed=int(rng.integers(0, 2**31 - 1)),
+        texture_seed=texture_seed,
+        outline=outline,
+        nose=nose,
     )
+
+
+def top_edge(style: StyleParams) -> tuple[float, float]:
+    """Canonical ``v`` of the mask's top edge (centre, top corners) before the per-image
+    jitter: the coverage preset's, or the nose coverage's when one was chosen."""
+    if style.nose is not None:
+        nose = NOSE_COVERAGES.get(style.nose)
+        return nose.top_centre, nose.top_side
+    cov = COVERAGES.get(style.coverage)
+    return cov.top_centre, cov.top_side
+
+
+# --- grids of styles --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of a style grid: a fully specified look (type, colour, coverage, shape,
+    nose coverage); what is still random per image is the small fit jitter and the
+    texture's noise.
+
+    Attributes
+    ----------
+    name : str
+        Unique within the grid, usable in file names (``wide-high-light_blue``).
+    spec : StyleSpec
+    params : dict
+        The grid's axes and their values for this cell (written to the manifest).
+    """
+
+    name: str
+    spec: StyleSpec
+    params: dict
+
+
+def _nist_grid() -> tuple[GridCell, ...]:
+    """NIST FRVT face-mask study's axes (NISTIR 8311 and 8331): shape (wide, round) x
+    nose coverage (high, medium, low) x colour (light blue, black, red, white), every
+    combination, worn properly. Drawn as mfrkit's wide surgical mask and its round
+    flat-fold (KN95) mask in those colours: NIST's own drawings are not public."""
+    cells = []
+    for shape, mask_type in (("wide", "surgical"), ("round", "kn95")):
+        for nose in ("high", "medium", "low"):
+            for color in ("light_blue", "black", "red", "white"):
+                spec = StyleSpec(types=(mask_type,), colors=(color,), textures=("nonwoven",), coverages=("proper",), shapes=(shape,), noses=(nose,))
+                cells.append(GridCell(f"{shape}-{nose}-{color}", spec, {"grid": "nist", "mask_shape": shape, "nose_coverage": nose, "mask_color": color}))
+    return tuple(cells)
+
+
+#: Style grids by name (``--mask grid:<name>``: one output per cell and image).
+GRIDS: Registry = Registry("mask grid")
+GRIDS.add("nist", _nist_grid())
+
+
+def grid_cells(name: str) -> tuple[GridCell, ...]:
+    """The cells of grid ``name`` (see :data:`GRIDS`)."""
+    return GRIDS.get(name)

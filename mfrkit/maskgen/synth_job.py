@@ -8,13 +8,16 @@ byte-identical whatever the executor, the worker count or the order.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
+import pandas as pd
+
 from .. import __version__
 from ..data.imageio import read_image
-from ..data.manifest import STATUS_OK
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
 from ..options import option
@@ -29,8 +32,9 @@ from .dataset_job import (
     job_backend,
 )
 from .quality import check_coverage
+from .occlusion import encode_occlusion, occlusion_rel
 from .renderers import RENDERERS, create_renderer, landmarks_needed
-from .styles import MASK_TYPES, StyleSpec
+from .styles import MASK_TYPES, StyleSpec, grid_cells, parse_names
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,16 @@ class SynthConfig:
         Only the first ``limit`` usable source images.
     """
 
-    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, or all (one output per type).")
+    types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, all (one output per type), "
+                                                       "or grid:nist (one output per cell of a NIST-style grid: shape x nose coverage x colour).")
     colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
     textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
-    coverage: str = option("random", help="proper, nose_exposed, chin; comma list or random.")
+    coverage: str = option("proper", help="How masks are worn: proper (default), nose_exposed, chin; a comma list, or random (70/20/10 %).")
+    shape: str = option("natural", help="Mask outline: natural (each type's own), or NIST's wide or round; a comma list.")
+    nose: str = option("random", help="How far up the nose a proper mask reaches: high, medium, low (NIST's levels); a comma list, or random "
+                                      "(each type's own top edge).")
+    save_occlusion: bool = option(False, negatable=False, help="Also write each output's binary occlusion mask (<name>_occlusion.png, "
+                                                                 "255 = covered) beside it, its path in the manifest.")
     renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
     seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
     landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
@@ -75,18 +85,40 @@ class SynthConfig:
     image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
     limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
+    def grid(self) -> str | None:
+        """The grid's name for ``--mask grid:<name>``, else None."""
+        text = str(self.types).strip()
+        return text[len("grid:") :].strip() if text.startswith("grid:") else None
+
     def spec(self) -> StyleSpec:
+        if self.grid() is not None:
+            grid_cells(self.grid())  # an unknown grid lists the known ones
+            if (self.colors, self.textures, self.shape, self.nose) != ("random", "random", "natural", "random") or self.coverage not in ("proper", "random"):
+                raise JobError(f"--mask {self.types} fixes each cell's type, colour, texture, coverage, shape and nose coverage; "
+                               "leave --color, --texture, --coverage, --shape and --nose at their defaults")
+            return StyleSpec()
         types = "random" if self.types == "all" else self.types
-        return StyleSpec.parse(types, self.colors, self.textures, self.coverage)
+        return StyleSpec.parse(types, self.colors, self.textures, self.coverage, self.shape, self.nose)
 
     def slots(self) -> tuple[str, ...]:
-        """Output slots per source: one per type for ``all``, else one (``mask``)."""
+        """Output slots per source: one per type for ``all``, one per cell for a grid,
+        else one (``mask``)."""
+        if self.grid() is not None:
+            return tuple(cell.name for cell in grid_cells(self.grid()))
         if self.types == "all":
             return tuple(MASK_TYPES.names())
         return ("mask",)
 
+    def label(self) -> str:
+        """What a default output folder is named after: ``masked`` for random types, the
+        types (``surgical``, ``surgical-cloth``, ``all``), or ``grid-<name>``."""
+        if self.grid() is not None:
+            return f"grid-{self.grid()}"
+        names = parse_names(self.types, "--mask")
+        return "masked" if names is None else "-".join(names)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class SynthItem(SourceItem):
     """One output slot of one source image.
 
@@ -125,6 +157,27 @@ def output_ext(fmt: str | None) -> str | None:
     return fmt
 
 
+def sheet_label(row: dict) -> str:
+    """A synth output's label on the contact sheet: mask type, then the NIST axes when
+    they were set (``--shape``, ``--nose``, ``grid:nist``: the cells of a grid differ only
+    there and in colour, which the picture shows), then how the mask is worn."""
+
+    def text(key: str) -> str | None:
+        value = row.get(key)
+        return value if isinstance(value, str) and value else None
+
+    parts = [text("mask_type") or text("variant") or ""]
+    shape, nose = text("mask_shape"), text("nose_coverage")
+    if shape and shape != "natural":
+        parts.append(shape)
+    if nose:
+        parts.append(f"nose:{nose}")
+    coverage = text("coverage")
+    if coverage and (coverage != "proper" or len(parts) == 1):
+        parts.append(coverage)
+    return " ".join(p for p in parts if p)
+
+
 class SynthJob(DatasetJob):
     """Masks on every usable image of a source manifest."""
 
@@ -156,29 +209,46 @@ class SynthJob(DatasetJob):
         slots = config.slots()
         for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)):
             sid, rel = str(sid), str(rel)
-            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source": str(self.source.abspath(rel)), "source_rel": rel}
+            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source_rel": rel}
             for slot in slots:
                 suffix = slot if slot != "mask" else ("masked" if config.mix else "")
                 rel_out = out_rel(rel, suffix, self.ext)
                 copy_rel = out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
-                items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
+                extra = (occlusion_rel(rel_out),) if config.save_occlusion else ()
+                items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + extra + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
                                        out_rel=rel_out, copy_rel=copy_rel, **common))
             if config.mix:
                 rel_out = out_rel(rel, "", None)
                 items.append(SynthItem(key=f"{sid}#unmasked", outputs=(rel_out,), slot="unmasked", primary=False, out_rel=rel_out, **common))
         return items
 
+    def output_label(self) -> str:
+        return self.config.label()
+
     def open_worker(self) -> dict:
         return {**super().open_worker(), "renderer": create_renderer(self.config.renderer)}
 
+    def is_complete(self, rows: list[dict]) -> bool:
+        # An item is done when its image and, with --save-occlusion, its mask are there.
+        return super().is_complete(rows) and all((self.out / r["occlusion_path"]).exists() for r in rows if r.get("occlusion_path"))
+
+    def _slot_spec(self, slot: str) -> tuple[StyleSpec, dict]:
+        """The style spec of an output slot and the manifest columns it adds."""
+        grid = self.config.grid()
+        if grid is not None:
+            cell = {c.name: c for c in grid_cells(grid)}[slot]
+            return cell.spec, {**cell.params, "grid_cell": cell.name}
+        if slot in MASK_TYPES:
+            return self.spec.with_type(slot), {}
+        return self.spec, {}
     def run_item(self, item: SynthItem, state: dict) -> list[dict]:
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
         if item.slot == "unmasked":
-            files = self.write_output(item.out_rel, data=Path(item.source).read_bytes())
+            files = self.write_output(item.out_rel, data=self.source_path(item).read_bytes())
             return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
         try:
-            image = read_image(item.source)
+            image = read_image(self.source_path(item))
         except ImageError as exc:
             # One failure per source, not one per output slot.
             return self.failure_rows(item, exc.reason, str(exc)) if item.primary else []
@@ -193,7 +263,7 @@ class SynthJob(DatasetJob):
                 if not item.primary:
                     return []
                 if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
-                    files = self.write_output(item.copy_rel, data=Path(item.source).read_bytes())
+                    files = self.write_output(item.copy_rel, data=self.source_path(item).read_bytes())
                     return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                              "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
                 message = "no face found" if status == "no_face" else f"landmarks: {status}"
@@ -201,24 +271,68 @@ class SynthJob(DatasetJob):
             landmarks, n_faces = face.landmarks, face.n_faces
         renderer = state["renderer"]
         rng = item_rng(config.seed, item.source_id, item.slot)
-        spec = self.spec.with_type(item.slot) if item.slot in MASK_TYPES else self.spec
+        spec, columns = self._slot_spec(item.slot)
         params = renderer.sample(rng, landmarks, spec)
         rendered = renderer.apply(image, params)
         check = check_coverage(rendered.occlusion, landmarks, params.style.coverage)
         files = self.write_output(item.out_rel, rendered.image)
-        return [{**base, "image_id": item.out_rel, "variant": "masked", "status": STATUS_OK, "n_faces": n_faces, **params.record(), **check.record(),
-                 "mask_params": rendered.params_json(), **files}]
+        style = params.style
+        row = {**base, "image_id": item.out_rel, "variant": "masked", "status": STATUS_OK, "n_faces": n_faces, **params.record(),
+               "mask_shape": style.outline, "nose_coverage": style.nose, **columns, **check.record(), "mask_params": rendered.params_json(), **files}
+        if config.save_occlusion:
+            rel = occlusion_rel(item.out_rel)
+            self._folder.write_bytes(rel, encode_occlusion(rendered.occlusion))
+            row["occlusion_path"] = rel
+        return [row]
 
     def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
         config = self.config
         meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", landmark_backend=self.backend)
+        if self.backend != "aligned":
+            meta["landmarks"] = {"backend": self.backend, "inherited": True, "from": str(self.source.path),
+                                 "note": "each output carries its source's landmarks (points, no mesh); detect on the masked pixels with mfrkit landmarks"}
         slots = config.slots()
         first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
-        return self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext),
-                                   lambda r: f"{r.get('mask_type') or r.get('variant')} {r.get('coverage') or ''}".strip())
+        summary = self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext), sheet_label)
+        self.inherit_landmarks(results, items)
+        return summary
+
+    def inherit_landmarks(self, results: dict[str, list[dict]], items: Sequence[SynthItem], chunk: int = 4096) -> Path | None:
+        """Write the landmarks every output was drawn from into the output's own landmark
+        store (``<out>/landmarks.<backend>/``), keyed by the output's id and sha256.
+
+        A masked copy keeps its source's geometry, so the source's landmarks are its
+        landmarks, as MLFW's aligned images carry LFW's. They are *inherited*: the store's
+        options key says so (``{"inherited_from": ...}``), so a reader that reuses whatever
+        is cached (the bench) uses them, and a detection with explicit backend options
+        (``mfrkit landmarks``, a later synth or partial on the copy) replaces them with
+        landmarks detected on the masked pixels. Points only: the dense mesh is not copied.
+        """
+        if self.backend == "aligned":
+            return None
+        from ..landmarks.cache import open_store
+        from ..landmarks.store import STORE_FILE, encode_results, write_shard
+
+        made = [(r["image_id"], r.get("sha256"), it.source_id) for it in items for r in results.get(it.key, [])
+                if r.get("status") == STATUS_OK and r.get("variant") in ("masked", "unmasked") and not r.get("fallback")]
+        if not made:
+            return None
+        source_store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+        key = json.dumps({"inherited_from": str(self.landmark_manifest), "source_options": source_store.options_key()}, sort_keys=True)
+        self._folder.path_for(f"landmarks.{self.backend}/{STORE_FILE}")  # refuses a link planted in the output folder
+        store = open_store(Manifest(pd.DataFrame(), {}, self.out / MANIFEST_NAME), self.backend)
+        store.reset(key)
+        for number, start in enumerate(range(0, len(made), chunk)):
+            part = made[start : start + chunk]
+            faces = source_store.get([sid for _, _, sid in part], mesh=False)
+            kept = [(oid, sha, faces[sid]) for oid, sha, sid in part if sid in faces and faces[sid].status == STATUS_OK]
+            if kept:
+                write_shard(store.folder, number, encode_results([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]), key)
+        store.commit()
+        return store.folder
 
 
-def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
                replace: bool = False) -> JobSummary:
     """Make a masked version of a dataset (``mfrkit synth``).
 
@@ -227,9 +341,13 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     src : str, path or Manifest
         A registered dataset name, a manifest, or a dataset folder (see
         :func:`mfrkit.data.registry.resolve_source`).
-    out : path
+    out : path, optional
         Output folder: new, empty, or this job's own (a rerun with the same options
-        resumes). A folder holding files mfrkit did not write is refused.
+        resumes). A folder holding files mfrkit did not write is refused. None:
+        ``$MFRKIT_HOME/datasets/<source>-<mask>`` (``<source>`` a registered name as given
+        or the source folder's name; ``<mask>`` the types, ``masked`` for random,
+        ``grid-<name>`` for a grid), registered as a dataset of that name
+        (``JobSummary.registered``).
     config : SynthConfig
     workers : int
         Processes for landmarks and rendering (local executor).
@@ -255,5 +373,6 @@ def synthesize(src, out, config: SynthConfig = SynthConfig(), *, workers: int = 
     job = SynthJob(src, out, config, workers=workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
         job.detect_needed(workers, progress, executor)
-        return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+        summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+    return job.registered(summary)
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..registry import Registry
+from .blend import normal_noise
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,14 +57,16 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float)
     # Broad noise is drawn on a coarser grid and enlarged: same look, a fraction of the work.
     step = int(max(1, sigma // 1.5))
     small = (-(-shape[0] // step) + 1, -(-shape[1] // step) + 1)
-    noise = rng.standard_normal(small).astype(np.float32)
+    noise = normal_noise(rng, small)
     if sigma / step > 0.3:
         noise = cv2.GaussianBlur(noise, (0, 0), sigma / step, borderType=cv2.BORDER_REFLECT)
     if step > 1:
         noise = cv2.resize(noise, (small[1] * step, small[0] * step), interpolation=cv2.INTER_LINEAR)
-    noise = noise[: shape[0], : shape[1]]
-    std = float(noise.std())
-    return noise / std if std > 1e-8 else noise
+    noise = np.ascontiguousarray(noise[: shape[0], : shape[1]])
+    std = float(cv2.meanStdDev(noise)[1][0, 0]) if noise.size else 0.0
+    if std > 1e-8:
+        noise *= np.float32(1.0 / std)
+    return noise
 
 
 def _fibres(canvas: Canvas, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -77,10 +80,16 @@ def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a * (1.0 - w[..., None]) + b * w[..., None]
 
 
+def clip(x, lo: float, hi: float) -> np.ndarray:
+    """``np.clip`` without its Python-level overhead (it is called on every texel
+    dozens of times per mask)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def aa_coverage(d: np.ndarray, res: float) -> np.ndarray:
     """Anti-aliased coverage, 0-1, of a signed distance ``d`` (canonical units, > 0
     inside) at ``res`` texels per unit: the edge blends over one texel."""
-    return np.clip(d * res + 0.5, 0.0, 1.0).astype(np.float32)
+    return clip(d * res + 0.5, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def _rotated(canvas: Canvas, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +197,7 @@ def camo(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Genera
     f = 0.7 * field + 0.3 * field2
     out = weave(canvas, colors[:1], params, rng)
     for k, level in enumerate((-0.25, 0.35, 0.95)[: len(colors) - 1]):
-        w = np.clip((f - level) / 0.08 + 0.5, 0.0, 1.0)
+        w = clip((f - level) / 0.08 + 0.5, 0.0, 1.0)
         out = _mix(out, np.broadcast_to(colors[k + 1], out.shape), w)
     return out
 

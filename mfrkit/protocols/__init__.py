@@ -1,8 +1,10 @@
-"""Protocols: 1:1 verification pair lists and 1:N identification splits.
+"""Protocols: 1:1 verification pair lists, all-pairs 1:1 protocols and 1:N identification splits.
 
 A protocol is a folder (see :mod:`.folder` for the exact format): ``protocol.json``
-plus ``pairs.csv`` (1:1) or ``gallery.csv`` / ``probes.csv`` (1:N), whose ids are
-``image_id``s of the manifests named, with their fingerprints, in ``protocol.json``.
+plus ``pairs.csv`` (1:1), ``reference_images.csv`` / ``probe_images.csv`` (all-pairs
+1:1: every reference against every probe, see :mod:`.all_pairs`) or ``gallery.csv`` /
+``probes.csv`` (1:N), whose ids are ``image_id``s of the manifests named, with their
+fingerprints, in ``protocol.json``.
 
 Typical use::
 
@@ -14,6 +16,7 @@ Typical use::
     p.abspath("probe", p.pairs.right_id[0])
 """
 
+from .all_pairs import count_comparisons, make_all_pairs
 from .derive import derive_verification
 from .errors import (
                      InsufficientDataError,
@@ -48,7 +51,7 @@ from .verification import make_verification
 from .workflow import resolve_protocol
 
 __all__ = [
-    "derive_verification", "InsufficientDataError", "PairFormatError", "ProtocolError", "StaleManifestError",
+    "count_comparisons", "make_all_pairs", "derive_verification", "InsufficientDataError", "PairFormatError", "ProtocolError", "StaleManifestError",
     "UnsafePickleError", "ROLE_OF_COLUMN", "TABLES", "Protocol", "load_protocol", "protocol_sha256", "read_info",
     "save_protocol", "FORMATS", "read_bin", "read_pairs", "read_people", "write_pairs", "MODES",
     "make_identification", "ImportReport", "export_protocol", "import_insightface_bin", "import_pairs",

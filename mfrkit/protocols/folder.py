@@ -7,6 +7,9 @@ Layout (format version 1)::
       pairs.csv         1:1 (kind "verification")
       gallery.csv       1:N (kind "identification")
       probes.csv        1:N
+      reference_images.csv, probe_images.csv
+                        1:1 all-pairs (kind "all-pairs", see :mod:`.all_pairs`): no
+                        pair list, every reference image x every probe image
 
 ``pairs.csv``, header ``fold,left_id,right_id,label``, one row per comparison:
 
@@ -28,11 +31,17 @@ the **probe** manifest; ``mated`` is 1 when the probe's identity is in the galle
 the probe against the gallery's distractors plus this single mate (a probe image can
 then appear in several rows, one per mate).
 
+``reference_images.csv`` and ``probe_images.csv``, header ``image_id,identity,unit``
+(kind ``all-pairs``): the images of each side, ``image_id`` of the **reference** /
+**probe** manifest, ``unit`` the source photo it belongs to. The comparisons are every
+reference x every probe image but the excluded ones (same image, same source photo);
+see :mod:`.all_pairs`.
+
 ``protocol.json`` (keys sorted, 2-space indent, UTF-8, trailing newline)::
 
     {
       "format": "mfrkit-protocol", "version": 1, "mfrkit_version": "0.1.0",
-      "name": "lfw-umr-mp", "kind": "verification" | "identification",
+      "name": "lfw-umr-mp", "kind": "verification" | "identification" | "all-pairs",
       "spec": "umr-mp" | null, "spec_params": {...}, "seed": 0 | null,
       "params": {...generation options...},
       "manifests": {
@@ -83,18 +92,21 @@ from .spec import ROLES
 FORMAT = "mfrkit-protocol"
 VERSION = 1
 INFO_NAME = "protocol.json"
-KINDS = ("verification", "identification")
+KINDS = ("verification", "identification", "all-pairs")
 
 #: File name -> columns, in order.
 TABLES = {
     "pairs.csv": ("fold", "left_id", "right_id", "label"),
     "gallery.csv": ("image_id", "identity", "distractor"),
     "probes.csv": ("image_id", "identity", "mated", "mate_id"),
+    "reference_images.csv": ("image_id", "identity", "unit"),
+    "probe_images.csv": ("image_id", "identity", "unit"),
 }
 _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
 #: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
 _MAX_INT = 2**31 - 1
-_FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv")}
+_FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv"),
+                  "all-pairs": ("reference_images.csv", "probe_images.csv")}
 #: Which manifest each id column refers to.
 ROLE_OF_COLUMN = {
     ("pairs.csv", "left_id"): "reference",
@@ -102,6 +114,8 @@ ROLE_OF_COLUMN = {
     ("gallery.csv", "image_id"): "reference",
     ("probes.csv", "image_id"): "probe",
     ("probes.csv", "mate_id"): "reference",
+    ("reference_images.csv", "image_id"): "reference",
+    ("probe_images.csv", "image_id"): "probe",
 }
 
 ManifestArg = Union[None, Manifest, str, os.PathLike, Mapping[str, Union[Manifest, str, os.PathLike]]]
@@ -122,6 +136,8 @@ class Protocol:
         1:1: columns ``fold`` (int), ``left_id``, ``right_id`` (str), ``label`` (int 0/1).
     gallery, probes : DataFrame or None
         1:N: see the module docstring.
+    reference_images, probe_images : DataFrame or None
+        All-pairs: ``image_id``, ``identity``, ``unit`` of each side (see :mod:`.all_pairs`).
     folder : Path or None
         Where it was loaded from or saved to.
     sha256 : str or None
@@ -135,6 +151,8 @@ class Protocol:
     pairs: pd.DataFrame | None = None
     gallery: pd.DataFrame | None = None
     probes: pd.DataFrame | None = None
+    reference_images: pd.DataFrame | None = None
+    probe_images: pd.DataFrame | None = None
     folder: Path | None = None
     sha256: str | None = None
     registered_as: str | None = None
@@ -178,7 +196,8 @@ class Protocol:
     def tables(self) -> dict[str, pd.DataFrame]:
         """File name -> table, for the files of this protocol's kind."""
         names = _FILES_OF_KIND[self.kind]
-        out = {"pairs.csv": self.pairs, "gallery.csv": self.gallery, "probes.csv": self.probes}
+        out = {"pairs.csv": self.pairs, "gallery.csv": self.gallery, "probes.csv": self.probes,
+               "reference_images.csv": self.reference_images, "probe_images.csv": self.probe_images}
         missing = [n for n in names if out[n] is None]
         if missing:
             raise ProtocolError(f"{self.kind} protocol {self.name!r} lacks {', '.join(missing)}")
@@ -288,7 +307,7 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
         if not (folder / INFO_NAME).exists():
             raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
         if not overwrite:
-            raise ProtocolError(f"a protocol already exists in {folder}; pass overwrite (--force) to replace it")
+            raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
     if protocol.kind not in KINDS:
         raise ProtocolError(f"protocol kind must be one of {KINDS}, got {protocol.kind!r}")
     for role in ROLES:
@@ -323,6 +342,10 @@ def count_summary(protocol: Protocol) -> dict:
             folds[str(int(fold))] = {"genuine": int(g["label"].sum()), "impostor": int((g["label"] == 0).sum())}
         return {"pairs": int(len(p)), "genuine": int(p["label"].sum()), "impostor": int((p["label"] == 0).sum()),
                 "folds": folds}
+    if protocol.kind == "all-pairs":
+        from .all_pairs import protocol_counts
+
+        return protocol_counts(protocol)
     g = normalize_table("gallery.csv", protocol.gallery)
     pr = normalize_table("probes.csv", protocol.probes)
     return {"gallery": int(len(g)), "gallery_identities": int(g["identity"].nunique()),
@@ -485,4 +508,5 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
         tables[name] = read_table(path, name)
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
-                    probes=tables.get("probes.csv"), folder=folder, sha256=protocol_sha256(folder))
+                    probes=tables.get("probes.csv"), reference_images=tables.get("reference_images.csv"),
+                    probe_images=tables.get("probe_images.csv"), folder=folder, sha256=protocol_sha256(folder))

@@ -221,7 +221,8 @@ def protocol_pair_table(protocol: Protocol, root: Path | None = None) -> tuple[p
 
 def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
                     root: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """Write a 1:1 protocol as a public pair list.
+    """Write a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison,
+    as ``csv`` only, see :func:`~.all_pairs.export_all_pairs`).
 
     Paths in the file are relative to ``root`` (default: the deepest folder holding
     both manifests' dataset roots; with one manifest, its root). Formats without
@@ -231,6 +232,14 @@ def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
     -------
     (path written, root the paths are relative to)
     """
+    if protocol.kind == "all-pairs":
+        from .all_pairs import export_all_pairs
+
+        if fmt != "csv":
+            raise PairFormatError(f"an all-pairs protocol has no pair list to write as {fmt}; it exports as csv only "
+                                  "(one row per comparison: see its size with `mfrkit protocol show` first)")
+        root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
+        return export_all_pairs(protocol, path, root=root), root
     table, root = protocol_pair_table(protocol, Path(root) if root is not None else None)
     options = {"root": root} if "root" in get_format(fmt).write_options else {}
     return write_pairs(table, path, fmt, **options), root

@@ -137,6 +137,21 @@ def get_protocol(name: str) -> ProtocolEntry | None:
     return _read(path, name) if path.is_file() else None
 
 
+def check_registrable(name: str, folder: str | os.PathLike, *, replace: bool = False) -> None:
+    """Raise :class:`ProtocolError` when :func:`register_protocol` would refuse ``name``
+    for ``folder``: an invalid name, or one registered for another folder that still holds
+    a protocol (unless ``replace``). Commands call it before writing anything, so a
+    refused name never leaves a written but unregistered folder behind."""
+    check_name(name)
+    folder = Path(folder).expanduser().resolve()
+    old = get_protocol(name)
+    if old is not None and Path(old.folder) != folder and not replace and old.status() != "missing":
+        raise ProtocolError(
+            f"protocol name {name!r} is already registered for {old.folder}; choose another name (--name) or "
+            "replace that registration (--force)"
+        )
+
+
 def register_protocol(name: str, folder: str | os.PathLike, *, replace: bool = False) -> ProtocolEntry:
     """Register the protocol folder ``folder`` as ``name``.
 
@@ -145,15 +160,9 @@ def register_protocol(name: str, folder: str | os.PathLike, *, replace: bool = F
     """
     from .folder import protocol_sha256, read_info
 
-    check_name(name)
     folder = Path(folder).expanduser().resolve()
+    check_registrable(name, folder, replace=replace)
     info = read_info(folder)  # refuses a folder that is not a protocol
-    old = get_protocol(name)
-    if old is not None and Path(old.folder) != folder and not replace and old.status() != "missing":
-        raise ProtocolError(
-            f"protocol name {name!r} is already registered for {old.folder}; choose another name (--name) or "
-            "replace that registration (--force)"
-        )
     entry = ProtocolEntry(
         name=name, folder=str(folder), kind=info.get("kind"), spec=info.get("spec"), sha256=protocol_sha256(folder),
         registered=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), mfrkit_version=__version__,

@@ -35,8 +35,13 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
     dict name -> DataFrame. 1:1: ``folds`` (fold, genuine, impostor, identities) and
     ``variants`` (left, right -> genuine, impostor, where a side is its variant plus
     mask type or crop). 1:N: ``sets`` (gallery / probes: images, identities, mated,
-    distractors) and ``variants`` (set, variant -> images).
+    distractors) and ``variants`` (set, variant -> images). All-pairs: ``sides``
+    (side: images, identities, source units), ``comparisons`` (what -> count: every
+    reference x probe, excluded self and same-source, genuine, impostor) and ``variants``
+    (left, right -> genuine, impostor, counted in closed form).
     """
+    if protocol.kind == "all-pairs":
+        return _summarize_all_pairs(protocol)
     if protocol.kind == "verification":
         p = protocol.pairs
         ident_l = _lookup(protocol, "reference", p["left_id"], "identity")
@@ -66,3 +71,30 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
         pd.DataFrame({"set": "probes", "variant": _variant(protocol, "probe", pr["image_id"].drop_duplicates())}),
     ]).groupby(["set", "variant"]).size().rename("images").reset_index()
     return {"sets": sets, "variants": variants}
+
+
+def _summarize_all_pairs(protocol: Protocol) -> dict[str, pd.DataFrame]:
+    from .all_pairs import count_comparisons, protocol_counts
+
+    refs, probes = protocol.reference_images, protocol.probe_images
+    sides = pd.DataFrame([
+        (side, len(t), t["identity"].nunique(), t["unit"].nunique())
+        for side, t in (("reference", refs), ("probe", probes))
+    ], columns=["side", "images", "identities", "source units"])
+    counts = protocol_counts(protocol)
+    labels = {"cross": "reference x probe", "excluded_self": "excluded: same image",
+              "excluded_same_source": "excluded: same source photo", "genuine": "genuine", "impostor": "impostor",
+              "comparisons": "comparisons"}
+    comparisons = pd.DataFrame([(text, counts[k]) for k, text in labels.items()], columns=["what", "count"])
+    same = protocol.manifest("reference").fingerprint() == protocol.manifest("probe").fingerprint()
+    allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
+    v_ref = _variant(protocol, "reference", refs["image_id"].astype(str)).to_numpy()
+    v_probe = _variant(protocol, "probe", probes["image_id"].astype(str)).to_numpy()
+    rows = []
+    for left in sorted(set(v_ref)):
+        for right in sorted(set(v_probe)):
+            c = count_comparisons(refs[v_ref == left], probes[v_probe == right], same_images=same,
+                                  allow_same_source=allow)
+            rows.append((left, right, c["genuine"], c["impostor"]))
+    variants = pd.DataFrame(rows, columns=["left", "right", "genuine", "impostor"])
+    return {"sides": sides, "comparisons": comparisons, "variants": variants}

@@ -11,7 +11,9 @@ Checks: manifests unchanged (fingerprint); every id in its manifest, with status
 ``ok``, a safe path and (``check_files``) an existing file; fold sizes and balance;
 identity-disjoint folds; labels consistent with identities; duplicate and self pairs;
 the leakage guard (two sides of one source photo); for 1:N, the gallery / probe
-identities, ``mated``, ``distractor`` and ``mate_id`` columns.
+identities, ``mated``, ``distractor`` and ``mate_id`` columns; for all-pairs, each
+side's images (ids, status, files, identities and source units against the manifests,
+duplicates) and the comparison counts recorded in ``protocol.json``.
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ class ValidationReport:
     name, kind : str
     problems : list of Problem
     row_status : list of str
-        One entry per row of ``pairs.csv`` (1:1) or ``probes.csv`` (1:N), in file
-        order: ``"ok"`` or the kind of the first problem that makes it a failure.
+        One entry per row of ``pairs.csv`` (1:1), ``probes.csv`` (1:N) or
+        ``probe_images.csv`` (all-pairs), in file order: ``"ok"`` or the kind of the first
+        problem that makes it a failure (an all-pairs image: all its comparisons).
     gallery_status : list of str
-        1:N only: the same for ``gallery.csv``.
+        1:N: the same for ``gallery.csv``; all-pairs: for ``reference_images.csv``.
     counts : dict
     """
 
@@ -175,6 +178,8 @@ def validate_protocol(folder: str | os.PathLike | Protocol, manifests: ManifestA
     checks = {role: _ImageCheck(protocol.manifest(role), resolver, check_files) for role in ("reference", "probe")}
     if protocol.kind == "verification":
         _validate_pairs(protocol, checks, report)
+    elif protocol.kind == "all-pairs":
+        _validate_all_pairs(protocol, checks, report)
     else:
         _validate_identification(protocol, checks, report)
     return report
@@ -363,3 +368,53 @@ def _validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck],
     report.counts = {"gallery": len(gallery), "probes": len(probes), "mated": int(probes["mated"].sum()),
                      "distractors": int(gallery["distractor"].sum())}
     report.row_status, report.gallery_status = p_status, g_status
+
+
+def _validate_all_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+    from .all_pairs import SIDE_FILES, count_comparisons
+
+    status = {}
+    for role, file in SIDE_FILES.items():
+        table = protocol.reference_images if role == "reference" else protocol.probe_images
+        st = ["ok"] * len(table)
+        _image_problems(table["image_id"], checks[role], role, "image_id", file, None, st, report)
+        status[role] = st
+        dup = [i + 1 for i in np.flatnonzero(table["image_id"].duplicated().to_numpy())]
+        if dup:
+            report.problems.append(Problem("duplicate_image", ERROR, f"{file} lists {len(dup)} image(s) twice (their "
+                                           f"comparisons would count twice): rows {_rows_text(dup)}", dup, file))
+        ids, idents, units = table["image_id"].tolist(), table["identity"].tolist(), table["unit"].tolist()
+        wrong = [i + 1 for i, (iid, ident) in enumerate(zip(ids, idents))
+                 if checks[role].identity.get(iid) is not None and checks[role].identity.get(iid) != ident]
+        if wrong:
+            report.problems.append(Problem("identity_mismatch", ERROR, f"{file}: {len(wrong)} row(s) whose identity "
+                                           f"differs from the manifest's: rows {_rows_text(wrong)}", wrong, file))
+        no_ident = [i + 1 for i, ident in enumerate(idents) if not ident]
+        if no_ident:
+            report.problems.append(Problem("unknown_identity", ERROR, f"{file}: {len(no_ident)} row(s) without an "
+                                           f"identity (genuine and impostor cannot be told apart): rows "
+                                           f"{_rows_text(no_ident)}", no_ident, file))
+        bad_unit = [i + 1 for i, (iid, unit) in enumerate(zip(ids, units))
+                    if iid in checks[role].status and checks[role].root(iid) != unit]
+        if bad_unit:
+            r = bad_unit[0]
+            report.problems.append(Problem(
+                "unit_mismatch", ERROR, f"{file}: {len(bad_unit)} row(s) whose source unit differs from the manifests' "
+                f"source_id chain (e.g. row {r}: {units[r - 1]!r}, the manifests say "
+                f"{checks[role].root(ids[r - 1])!r}): the same-source exclusion would be wrong; rows "
+                f"{_rows_text(bad_unit)}", bad_unit, file))
+    same = checks["reference"].manifest.fingerprint() == checks["probe"].manifest.fingerprint()
+    allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
+    counts = count_comparisons(protocol.reference_images, protocol.probe_images, same_images=same,
+                               allow_same_source=allow)
+    recorded = protocol.info.get("counts")
+    if isinstance(recorded, dict) and recorded:
+        differ = sorted(k for k, v in counts.items() if recorded.get(k) != v)
+        if differ:
+            report.problems.append(Problem("counts_mismatch", ERROR, "protocol.json's counts differ from the image "
+                                           "lists': " + ", ".join(f"{k} {recorded.get(k)} != {counts[k]}" for k in differ)))
+    for what in ("genuine", "impostor"):
+        if counts[what] == 0:
+            report.problems.append(Problem(f"no_{what}", ERROR, f"the protocol has no {what} comparison"))
+    report.counts = counts
+    report.row_status, report.gallery_status = status["probe"], status["reference"]

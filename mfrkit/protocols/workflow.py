@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..data.manifest import file_sha256
+from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
-from .registry import default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
+from .registry import check_registrable, default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
 from .spec import SPECS
 from .verification import make_verification
 
@@ -67,24 +68,29 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     out : path-like
     reference, probe : manifest paths
     spec, spec_params : the spec
-    kind : ``verification`` or ``identification``
+    kind : ``verification``, ``all-pairs`` (every reference x every probe image, see
+        :mod:`.all_pairs`) or ``identification``
     derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
     people : LFW ``people.txt`` giving the identity folds (1:1 only)
     name : the protocol's recorded name (default: the folder's name)
-    register : False, True (register as ``<dataset>/<spec>``, with ``-<mode>`` for 1:N and
+    register : False, True (register as ``<dataset>/<spec>``, with ``-<mode>`` for 1:N,
+        ``-all-pairs`` for an all-pairs protocol, and
         the crop folder's name for a partial grid; the dataset is the reference
         manifest's name) or the registry name (a grid adds ``/<crop folder>``, or
         ``-<crop folder>`` after a name with a ``/``). ``overwrite`` also re-points a
         name registered for another folder. The name is set in ``Protocol.registered_as``.
-    options : forwarded to :func:`make_verification`, :func:`make_identification` or
-        :func:`derive_verification`.
+    options : forwarded to :func:`make_verification`, :func:`make_all_pairs`,
+        :func:`make_identification` or :func:`derive_verification`.
 
     Returns
     -------
     list of (folder, Protocol) written.
     """
-    if kind not in ("verification", "identification"):
-        raise ProtocolError(f"kind must be verification or identification, got {kind!r}")
+    if kind not in ("verification", "all-pairs", "identification"):
+        raise ProtocolError(f"kind must be verification, all-pairs or identification, got {kind!r}")
+    if kind == "all-pairs" and (derive_from is not None or people is not None):
+        raise ProtocolError("an all-pairs protocol compares every image: it takes no parent protocol (--from) "
+                            "and no people.txt folds")
     spec_params = {k: v for k, v in (spec_params or {}).items() if v is not None}
     SPECS.get(spec)
     jobs: list[tuple[Path, dict]] = [(Path(out), spec_params)]
@@ -103,6 +109,8 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
                                            **options)
         elif kind == "identification":
             protocol = make_identification(reference, probe, spec=spec, spec_params=params, name=label, **options)
+        elif kind == "all-pairs":
+            protocol = make_all_pairs(reference, probe, spec=spec, spec_params=params, name=label, **options)
         else:
             folds = people_folds(people) if people is not None else None
             protocol = make_verification(reference, probe, spec=spec, spec_params=params, identity_folds=folds,
@@ -111,13 +119,17 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
             protocol.info["name"] = folder.name
         if people is not None and derive_from is None and kind == "verification":
             protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
-        save_protocol(protocol, folder, overwrite=overwrite)
+        reg_name = None
         if register:
             if isinstance(register, str):
                 reg_name = register if len(jobs) == 1 else f"{register}{'-' if '/' in register else '/'}{folder.name}"
             else:
-                what = folder.name if len(jobs) > 1 else (f"{spec}-{options.get('mode', 'closed')}" if kind == "identification" else spec)
+                what = folder.name if len(jobs) > 1 else (f"{spec}-{options.get('mode', 'closed')}" if kind == "identification"
+                                                          else f"{spec}-all-pairs" if kind == "all-pairs" else spec)
                 reg_name = default_name(protocol.manifests["reference"].name, what)
+            check_registrable(reg_name, folder, replace=overwrite)  # before writing: a refused name writes nothing
+        save_protocol(protocol, folder, overwrite=overwrite)
+        if reg_name is not None:
             protocol.registered_as = register_protocol(reg_name, folder, replace=overwrite).name
         written.append((folder, protocol))
     return written
@@ -136,6 +148,11 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
     (see :func:`make_protocol_folder`).
     """
     read_options = {k: v for k, v in read_options.items() if v is not None}
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(Path(out).resolve().name)
+        # Before anything is written (a .bin's images, the folder): a refused name writes nothing.
+        check_registrable(reg_name, out, replace=overwrite)
     if fmt == "insightface-bin":
         unknown = sorted(set(read_options) - {"n_folds"})
         if unknown:
@@ -151,8 +168,7 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
                                         **read_options)
     save_protocol(protocol, out, overwrite=overwrite)
-    if register:
-        reg_name = register if isinstance(register, str) else safe_part(Path(out).resolve().name)
+    if reg_name is not None:
         protocol.registered_as = register_protocol(reg_name, out, replace=overwrite).name
     return protocol, report
 
@@ -169,7 +185,8 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
     unless ``value`` is a spec and ``reference`` is given. Otherwise ``value`` names a spec, and the
     protocol is generated in memory from ``reference`` / ``probe`` with ``seed`` and
     ``options``: ``SPEC`` (``mr-mp``, ...) makes a 1:1 protocol
-    (:func:`make_verification`), ``SPEC:MODE`` (``umr-mp:closed``, ``umr-mp:open``,
+    (:func:`make_verification`), ``SPEC:all-pairs`` an all-pairs one
+    (:func:`make_all_pairs`), ``SPEC:MODE`` (``umr-mp:closed``, ``umr-mp:open``,
     ``umr-mp:megaface``) a 1:N one (:func:`make_identification`).
     """
     from .folder import INFO_NAME, load_protocol
@@ -180,7 +197,7 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
             raise ProtocolError(f"{value} is a folder but not a protocol folder (no {INFO_NAME})")
         return load_protocol(value, manifests or None)
     name, colon, mode = str(value).partition(":")
-    is_spec = name in SPECS and (not colon or mode in MODES)
+    is_spec = name in SPECS and (not colon or mode in (*MODES, "all-pairs"))
     # A registered name wins; a bare suffix of one (mr-mp for demo/mr-mp) too, unless
     # manifests are given with a spec name: then the spec is drawn from them, as always.
     if not (is_spec and reference is not None) or get_protocol(str(value)) is not None:
@@ -193,12 +210,15 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
         registered = ", ".join(e.name for e in list_protocols()) or "none"
         raise ProtocolError(f"{str(value)!r} is neither a protocol folder nor a spec, nor a registered protocol "
                             f"(registered: {registered}): give a protocol folder, a registered name, a spec "
-                            f"({', '.join(SPECS.names())}) for 1:1, or SPEC:MODE with a mode of "
-                            f"{', '.join(MODES)} for 1:N")
+                            f"({', '.join(SPECS.names())}) for 1:1, SPEC:all-pairs for every reference x probe, "
+                            f"or SPEC:MODE with a mode of {', '.join(MODES)} for 1:N")
     if reference is None:
         raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest), and no "
                             f"registered protocol is called {str(value)!r} (see `mfrkit protocol list`)")
     try:
+        if mode == "all-pairs":
+            return make_all_pairs(reference, probe, spec=name, spec_params=spec_params, seed=seed,
+                                  name=f"{name}:all-pairs")
         if mode:
             return make_identification(reference, probe, spec=name, spec_params=spec_params, seed=seed, mode=mode,
                                        **options)

@@ -96,3 +96,13 @@ def test_errors_are_one_line_messages(monkeypatch, capsys, tmp_path, dataset):
     monkeypatch.setattr(run_module, "run_benchmark", lambda *a, **k: (_ for _ in ()).throw(run_module.BenchError("install mfrkit[gpu] [/]")))
     code, _, err = invoke(monkeypatch, capsys, "bench", "--model", model, "--protocol", proto, "--out", tmp_path / "runs")
     assert code == 1 and "install mfrkit[gpu] [/]" in err
+
+
+def test_far_targets_out_of_range_name_the_flag(monkeypatch, capsys):
+    code, out, err = invoke(monkeypatch, capsys, "bench", "--model", "a.onnx", "--protocol", "p", "--far", "1e-3,2")
+    assert code == 2 and "--far" in err and "(0, 1]" in err
+
+
+def test_an_unknown_landmark_backend_fails_before_reading_the_dataset(monkeypatch, capsys):
+    code, out, err = invoke(monkeypatch, capsys, "landmarks", "no-such-dataset", "--backend", "foo")
+    assert code == 1 and "unknown landmark backend 'foo'" in err

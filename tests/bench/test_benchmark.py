@@ -130,7 +130,10 @@ def test_threshold_transfer_and_cache_reuse(tmp_path, dataset, tiny_model, pairs
     mr = write_protocol(tmp_path / "mr-mp", [dataset], name="mr-mp", pairs=masked)
     first = run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol]))
     assert json.loads((first.folder / "run.json").read_text())["models"][0]["provider"] == "cpu"
-    run = run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol, mr], transfer_far=0.1))
+    lines = []
+    run = run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol, mr], transfer_far=0.1), log=lines.append)
+    # all from the cache: no "0.0 img/s" rate in the log
+    assert f"tiny: {len(dataset)} images, 0 embedded, {len(dataset)} from cache, 0 failed to acquire" in lines, lines
     src = read_metrics(run, "tiny", "umr-ump")
     tgt = read_metrics(run, "tiny", "mr-mp")
     assert tgt["throughput"]["cached"] == len(dataset) and tgt["throughput"]["computed"] == 0  # all reused

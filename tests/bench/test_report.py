@@ -86,7 +86,7 @@ def test_report_sections_and_numbers_agree_with_metrics_json(demo_like_run):
             # the galleries' threshold is the metric's threshold: same rule, same scores
             assert f"Threshold {t['threshold']:.4f}" in html
             n_fr = int(round(t["n_genuine"] - t["true_accepts"]))
-            assert f"{n_fr} false reject(s) of {int(t['n_genuine'])} genuine" in html
+            assert f"{n_fr:,} false reject(s) of {int(t['n_genuine']):,} genuine" in html
         else:
             assert f"{m['rank1']:.4f}" in html
     for heading in ("Comparison", "Models", "ROC and DET", "Score distributions", "CMC", "Breakdowns",
@@ -218,3 +218,27 @@ def test_report_renders_in_headless_chromium(tmp_path, demo_like_run):
         # not a blank page: the top holds dark text on white
         top = np.asarray(im.convert("L").crop((0, 0, 800, 200)))
         assert top.min() < 80 and np.median(top) > 200
+
+
+def test_models_table_cells_of_a_heterogeneous_pair():
+    """A heterogeneous pair's run.json entry has no spec of its own: the table showed
+    'None, None, None' and no family; it shows its halves' input (once when they agree)."""
+    from mfrkit.bench.report import model_family_and_input
+
+    half = {"input_size": [112, 112], "color": "RGB", "align": "arcface112", "family": "heterogeneous"}
+    pair = {"name": "het-reference+het-probe", "heterogeneous": True,
+            "reference": {"spec": {**half, "domain": "reference"}}, "probe": {"spec": {**half, "domain": "probe"}}}
+    assert model_family_and_input(pair) == ("heterogeneous", "112x112, RGB, arcface112")
+    pair["probe"]["spec"] = {**half, "input_size": [160, 160], "align": "arcface160p30"}
+    assert model_family_and_input(pair) == ("heterogeneous", "reference: 112x112, RGB, arcface112; probe: 160x160, RGB, arcface160p30")
+    assert model_family_and_input({"spec": {**half, "family": "csn"}}) == ("csn", "112x112, RGB, arcface112")
+    assert model_family_and_input({"spec": {"input_size": [150, 150], "color": "RGB", "align": "dlib150"}}) == ("–", "150x150, RGB, dlib150")
+
+
+def test_score_histograms_say_their_y_axis_is_a_density():
+    """The histograms are densities (30 impostors drew bars up to 45): the axis says so."""
+    from mfrkit.bench.report_figures import score_histograms
+
+    edges = np.linspace(0, 1, 11)
+    svg = score_histograms([("m", edges, [0] * 7 + [10, 15, 5], [5, 20, 5] + [0] * 7, 0.5)], "t").decode()
+    assert "density" in svg

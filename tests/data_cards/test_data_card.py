@@ -213,10 +213,10 @@ def test_known_dataset_link():
     assert "known_dataset" not in header
     renamed = Manifest(table=make_table(_rows()), meta={"name": "CASIA"})
     known = summarize_manifest(renamed)["known_dataset"]
-    assert known["name"] == "casia-webface" and known["card"] == "mfrkit card casia-webface"
+    assert known["name"] == "casia-webface" and known["card"] == "mfrkit card --known casia-webface"
     assert known["reported"]["identities"] == 10575
     text = render_card(renamed)
-    assert "mfrkit card casia-webface" in text and "10,575" in text
+    assert "mfrkit card --known casia-webface" in text and "10,575" in text
 
 
 def test_landmark_summary_is_recorded_as_plain_yaml(tmp_path):

@@ -197,3 +197,23 @@ def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_p
     assert list(ray.status) == list(local.status) and ray.status[-1] != "ok"
     np.testing.assert_allclose(ray.vectors, local.vectors, atol=1e-6)
     assert ray.computed == local.computed == len(table)
+
+
+def test_an_unreachable_ray_cluster_names_mfrkits_option(monkeypatch):
+    """Ray's own message ends by naming its CLI's `--address` flag; the error names mfrkit's
+    --ray-address and the way to a local instance instead."""
+    import types
+
+    from mfrkit.jobs import ray_executor
+
+    def init(**kw):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init)
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: fake)
+    with pytest.raises(ray_executor.RayUnavailableError) as info:
+        ray_executor.start_ray("auto")
+    message = str(info.value)
+    assert message.startswith("cannot reach a Ray cluster at 'auto' (Could not find any running Ray instance):")
+    assert "--ray-address HOST:PORT" in message and "`--address`" not in message

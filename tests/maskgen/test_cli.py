@@ -34,6 +34,20 @@ def test_synth_maps_options(monkeypatch, tmp_path):
     assert "no_face" in result.output and "2/3 passed" in result.output
 
 
+def test_synth_needs_no_out(monkeypatch):
+    # The user's own command, as written (issue 12): no --out.
+    seen = {}
+
+    def fake(src, out, config, *, workers, executor, progress):
+        seen.update(src=src, out=out, config=config)
+        return _summary("synth", "/home/u/.mfrkit/datasets/casia-surgical")
+
+    monkeypatch.setattr("mfrkit.maskgen.synth_job.synthesize", fake)
+    result = runner.invoke(app, ["synth", "--src", "casia", "--mask", "surgical"])
+    assert result.exit_code == 0, result.output
+    assert seen["out"] is None and seen["config"] == SynthConfig(types="surgical") and seen["config"].coverage == "proper"
+
+
 def test_partial_maps_options(monkeypatch, tmp_path):
     seen = {}
 
@@ -55,6 +69,10 @@ def test_partial_maps_options(monkeypatch, tmp_path):
         (["synth", "--src", "nowhere-registered", "--out", "x", "--mask", "hazmat"], "surgical"),
         (["synth", "--src", "nowhere-registered", "--out", "x", "--renderer", "mesh", "--landmarks", "dlib"], "dense mesh"),
         (["partial", "--src", "nowhere-registered", "--out", "x", "--regions", "forehead"], "leye"),
+        # An empty mask list is a typo, not "random" (issue 10, item 13).
+        (["synth", "--src", "nowhere-registered", "--mask", ""], "empty name"),
+        (["synth", "--src", "nowhere-registered", "--mask", ",,"], "empty name"),
+        (["synth", "--src", "nowhere-registered", "--color", "white,"], "--color"),
     ],
 )
 def test_errors_become_messages(argv, message, capsys, monkeypatch, tmp_path):

@@ -108,6 +108,13 @@ def test_a_huge_factor_grid_is_refused_with_the_limit(text):
         parse_factors(text)
 
 
+def test_the_refused_grid_size_is_written_out():
+    with pytest.raises(MfrkitError, match=r"make 4,001 values; at most 100"):
+        parse_factors("0.1:0.5:0.0001")
+    with pytest.raises(MfrkitError, match=r"make about 4\.0e\+299 values"):
+        parse_factors("0.1:0.5:1e-300")
+
+
 def test_factor_limit_and_range_checks():
     many = ",".join(f"{0.005 * k:.3f}" for k in range(1, 102))
     with pytest.raises(MfrkitError, match="at most 100"):

@@ -27,7 +27,7 @@ def test_make_show_validate_export_import(tmp_path, lfw_files, masked_files):
     result = run("make", out, "-m", lfw_files.path, "-p", masked_files.path, "--spec", "umr-mp", "--folds", 3,
                  "--genuine", 3, "--impostor", 3, "--seed", 5)
     assert result.exit_code == 0, result.output
-    assert "18 pairs (9 genuine) in 3 folds" in result.output
+    assert "18 pairs (9 genuine) in 3 fold(s)" in result.output
     p = load_protocol(out)
     assert p.spec == "umr-mp" and p.seed == 5 and p.name == "p"
 

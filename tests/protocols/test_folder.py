@@ -105,7 +105,7 @@ def test_edited_data_file_is_detected(saved):
 
 def test_save_refuses_to_clobber(saved, tmp_path, lfw):
     folder, p = saved
-    with pytest.raises(ProtocolError, match="already exists"):
+    with pytest.raises(ProtocolError, match="already exists.*--force"):
         save_protocol(p, folder)
     other = tmp_path / "not-a-protocol"
     other.mkdir()

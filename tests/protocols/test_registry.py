@@ -104,6 +104,25 @@ def test_a_name_taken_by_another_folder_is_refused_unless_forced(tmp_path, lfw):
     assert [e.name for e in list_protocols()] == ["lfw/umr-ump"]
 
 
+def test_a_refused_name_writes_nothing_so_a_retry_under_another_name_needs_no_force(tmp_path, lfw_files):
+    """make/import check the registry name before writing: a refused name used to leave
+    the folder written, so the retry with --name then failed with 'a protocol already
+    exists' and needed --force."""
+    args = ("-m", lfw_files.path, "--spec", "umr-ump", "--folds", 2, "--genuine", 3, "--impostor", 3)
+    assert run("make", tmp_path / "first", *args).exit_code == 0
+    result = run("make", tmp_path / "second", *args)
+    assert result.exit_code != 0 and "already registered for" in str(result.exception)
+    assert not (tmp_path / "second").exists()
+    result = run("make", tmp_path / "second", *args, "--name", "lfw-small/umr-ump-2")
+    assert result.exit_code == 0 and "registered as lfw-small/umr-ump-2" in result.output, result.output
+    # import: the folder's name is taken by another folder
+    run("export", "lfw-small/umr-ump", tmp_path / "pairs.csv", "--format", "csv")
+    assert run("import", tmp_path / "pairs.csv", tmp_path / "a" / "imported", "-m", lfw_files.path).exit_code == 0
+    result = run("import", tmp_path / "pairs.csv", tmp_path / "b" / "imported", "-m", lfw_files.path)
+    assert result.exit_code != 0 and "already registered for" in str(result.exception)
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_changed_protocol_is_flagged(tmp_path, lfw):
     make(tmp_path, lfw, "p", register=True)
     # made again in place without registering: protocol.json differs from the registered one
