@@ -90,6 +90,7 @@ SMOKE_FAMILY_OPTIONS = {
     "attention": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16, "n_maps": 3, "input_size": 64},
     "heterogeneous": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16},
     "domain_adapt": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16, "domain_hidden": 8},
+    "cosface": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16},
 }
 #: Training variants timed per family: name -> TrainConfig fields. Add e.g. a bf16 or a
 #: distributed variant here once TrainConfig offers it.
