@@ -202,7 +202,8 @@ class IdentityFace:
         return FaceFrame.from_eyes(self.mesh[IRIS_IMAGE_LEFT, :2], self.mesh[IRIS_IMAGE_RIGHT, :2])
 
 
-def _iris_and_68(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mesh_indices() -> tuple[np.ndarray, np.ndarray]:
+    """Mesh vertices of the two iris centres (image-left first) and of the iBUG-68 points."""
     from ..landmarks.mediapipe_mesh import IRIS_IMAGE_LEFT, IRIS_IMAGE_RIGHT, ibug68_indices
 
     return np.array([IRIS_IMAGE_LEFT, IRIS_IMAGE_RIGHT]), ibug68_indices()
@@ -210,7 +211,7 @@ def _iris_and_68(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def render_identity(base: BaseFace, params: IdentityParams) -> IdentityFace:
     """Apply an identity's morph and appearance shifts to its base face."""
-    iris, idx68 = _iris_and_68(base.mesh)
+    iris, idx68 = _mesh_indices()
     xy = base.mesh[:, :2].astype(np.float64)
     frame = FaceFrame.from_eyes(xy[iris[0]], xy[iris[1]])
     d68 = morph_displacements(xy[idx68], frame, params.morph)
@@ -286,7 +287,7 @@ def sample_session(rng: np.random.Generator) -> SessionParams:
 def capture_transform(face: IdentityFace, posed: np.ndarray, params: SessionParams, size: int = CAPTURE_SIZE) -> np.ndarray:
     """The (2, 3) affine map from canvas pixels to capture pixels: the posed eyes
     levelled, then rolled, zoomed and shifted as ``params`` says."""
-    iris, _ = _iris_and_68(face.mesh)
+    iris, _ = _mesh_indices()
     left, right = posed[iris[0]], posed[iris[1]]
     mid = (left + right) / 2
     angle = np.degrees(np.arctan2(right[1] - left[1], right[0] - left[0]))

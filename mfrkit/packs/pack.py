@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..alignments import arcface_params, resize_crop
-from ..data.manifest import Manifest, read_manifest
+from ..data.manifest import read_manifest
 from ..errors import MfrkitError
 
 FORMAT = "mfrkit-pack-1"
