@@ -112,7 +112,7 @@ def models_export(
     for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option)):
         domain = f" ({r.metadata['mfrkit.domain']})" if "mfrkit.domain" in r.metadata else ""
         diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.max_abs_diff.items())
-        console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| {diffs}", highlight=False)
+        console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| (relative to the norm above 1) {diffs}", highlight=False)
     if checkpoint is None:
         console.print("[yellow]note:[/] untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy")
 

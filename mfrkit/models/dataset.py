@@ -185,6 +185,8 @@ class PairedFaceDataset(Dataset):
                 source = row
             elif source_id in rows:
                 source = rows[source_id]
+            elif not self.with_source and teacher_preprocessing is None:
+                source = row  # nothing reads the source: a copy without its sources (partial crops) trains as it is
             else:
                 self.dropped["source_missing"] += 1
                 continue

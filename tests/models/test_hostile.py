@@ -108,3 +108,50 @@ def test_a_diverging_loss_names_the_term_and_the_learning_rate(tiny_dataset, tmp
     monkeypatch.setattr(CosFaceBaseline, "training_step", exploding)
     with pytest.raises(MfrkitError, match="loss term\\(s\\) cls became non-finite at step 0 .*lower the learning rate"):
         train("cosface", tiny_dataset, tmp_path, options=TINY["cosface"], config=TrainConfig(**FAST), aligned=True)
+
+
+def test_a_copy_without_its_sources_trains_a_family_that_reads_none(tiny_dataset, tmp_path):
+    """The README's `models train --family attention --data partial-casia`: a partial (or
+    masked) copy holds no source photos; families that do not read the source train on it,
+    families that do still say which rows lack one."""
+    from mfrkit.models.dataset import PairedFaceDataset
+
+    table = tiny_dataset.table
+    copy = table[table["source_id"].notna()].reset_index(drop=True)  # sources left out, as in a partial copy
+    assert len(copy)
+    orphan = Manifest(copy, meta=dict(tiny_dataset.meta), path=tiny_dataset.path)
+    result = train("attention", orphan, tmp_path / "att", options=TINY["attention"], config=TrainConfig(**FAST), aligned=True, max_steps=1)
+    assert result.n_samples == len(copy) and not result.dropped.get("source_missing")
+    prep = ModelInput(input_size=(32, 32), align="arcface32")
+    with_source = PairedFaceDataset(orphan, prep, aligned=True)
+    assert with_source.dropped["source_missing"] == len(copy)
+
+
+def test_export_compares_onnx_and_torch_relative_to_huge_embedding_norms(tmp_path):
+    """A briefly trained network can put out norms of millions: the export check is
+    relative to the norm there (float32 rounding alone exceeds an absolute 1e-4)."""
+    from mfrkit.models.export import write_onnx
+
+    class Loud(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(3 * 16 * 16, 16)
+            with torch.no_grad():
+                self.fc.weight.mul_(1e5)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    import numpy as np
+    import onnxruntime as ort
+
+    prep = ModelInput(input_size=(16, 16), align="arcface16")
+    result = write_onnx(Loud(), tmp_path / "loud.onnx", prep, {"family": "test"})
+    assert all(d <= 1e-4 for d in result.max_abs_diff.values())
+    # The absolute difference itself is far above 1e-4 (the old check refused this model).
+    x = np.random.default_rng(1).normal(size=(8, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = Loud()(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(tmp_path / "loud.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert np.abs(got - expected).max() > 1e-4 and np.linalg.norm(expected, axis=1).max() > 1e5
