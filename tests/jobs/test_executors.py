@@ -125,18 +125,25 @@ def test_a_synth_that_makes_no_image_fails_and_says_why(sample_manifest, tmp_pat
 
 def test_workers_die_with_a_killed_main_process(sample_manifest, tmp_path):
     """SIGKILL of the main process must not leave its pool's workers running."""
-    code = textwrap.dedent(f"""
-        import os, time
-        from mfrkit.data.manifest import read_manifest
-        from mfrkit.maskgen import SynthConfig
+    # The job class lives in an importable module: spawned workers unpickle it by
+    # name, and a class defined in `python -c` code has no module they can import.
+    (tmp_path / "slow_job.py").write_text(textwrap.dedent("""
+        import time
         from mfrkit.maskgen.synth_job import SynthJob
-        from mfrkit.jobs import ExecutorSpec, run_job
 
         class Slow(SynthJob):
             chunk_size = 1
             def run_item(self, item, state):
                 time.sleep(30)
                 return []
+    """))
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from mfrkit.data.manifest import read_manifest
+        from mfrkit.maskgen import SynthConfig
+        from mfrkit.jobs import ExecutorSpec, run_job
+        from slow_job import Slow
 
         job = Slow(read_manifest({str(sample_manifest.path)!r}), {str(tmp_path / 'out')!r}, SynthConfig(aligned=True))
         run_job(job, ExecutorSpec("local", workers=2))
@@ -148,6 +155,8 @@ def test_workers_die_with_a_killed_main_process(sample_manifest, tmp_path):
         time.sleep(0.5)
         children = _children(proc.pid)
     assert len(children) >= 2, "the pool did not start"
+    time.sleep(1.0)  # the workers are past start-up and inside run_item
+    assert all(_alive(c) for c in children), "a worker died before the main process was killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 20
