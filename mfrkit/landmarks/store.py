@@ -128,7 +128,7 @@ def encode_results(image_ids: Sequence[str], sha256s: Sequence[str | None], resu
     has_lm = np.zeros(n, bool)
     has_68 = np.zeros(n, bool)
     has_mesh = np.zeros(n, bool)
-    meshes = np.zeros((n, MESH_POINTS, 3), np.float32)
+    meshes: dict[int, np.ndarray] = {}  # only the rows that have one: points-only rows cost no mesh buffer
     score = np.full(n, np.nan, np.float32)
     for i, r in enumerate(results):
         lm = r.landmarks
@@ -147,7 +147,12 @@ def encode_results(image_ids: Sequence[str], sha256s: Sequence[str | None], resu
                 raise LandmarkError(f"the landmark store holds meshes of shape ({MESH_POINTS}, 3); {image_ids[i]} has {mesh.shape}")
             has_mesh[i] = True
             meshes[i] = mesh
-    origin, planes, fits = encode_meshes(meshes)
+    origin = np.zeros((n, 3), np.float32)
+    planes = np.zeros((n, _MESH_BYTES), np.uint8)
+    fits = np.zeros(n, bool)
+    if meshes:
+        rows = np.fromiter(meshes, np.int64, len(meshes))
+        origin[rows], planes[rows], fits[rows] = encode_meshes(np.stack([meshes[i] for i in rows]))
     quantised = has_mesh & fits
     raw = has_mesh & ~fits
     q_valid = pa.array(quantised).buffers()[1] if n else None

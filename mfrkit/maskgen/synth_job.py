@@ -297,7 +297,7 @@ class SynthJob(DatasetJob):
         self.inherit_landmarks(results, items)
         return summary
 
-    def inherit_landmarks(self, results: dict[str, list[dict]], items: Sequence[SynthItem], chunk: int = 4096) -> Path | None:
+    def inherit_landmarks(self, results: dict[str, list[dict]], items: Sequence[SynthItem], chunk: int = 1024) -> Path | None:
         """Write the landmarks every output was drawn from into the output's own landmark
         store (``<out>/landmarks.<backend>/``), keyed by the output's id and sha256.
 
