@@ -30,6 +30,26 @@ def test_round_trip_keeps_types_metadata_and_extra_columns(tmp_path):
     assert back.root == tmp_path
 
 
+def test_a_read_without_records_leaves_them_on_disk_and_cannot_be_written_back(tmp_path):
+    """Protocols and the bench read masked manifests without synth's per-image
+    parameters (most of their bytes); such a manifest must never overwrite the file."""
+    table = make_table(rows())
+    table["mask_params"] = ['{"color": "blue"}', None]
+    path = write_manifest(Manifest(table, {"name": "m"}), tmp_path / "manifest.parquet")
+    whole = read_manifest(path)
+    light = read_manifest(path, records=False)
+    assert "mask_params" in whole.table.columns and whole.left_on_disk == ()
+    assert "mask_params" not in light.table.columns and light.left_on_disk == ("mask_params",)
+    assert light.fingerprint() == whole.fingerprint()
+    before = path.read_bytes()
+    with pytest.raises(ManifestError, match="without its mask_params column"):
+        write_manifest(light)
+    assert path.read_bytes() == before
+    # A manifest without record columns reads the same either way, and writes.
+    plain = write_manifest(Manifest(make_table(rows()), {}), tmp_path / "plain.parquet")
+    assert read_manifest(plain, records=False).left_on_disk == ()
+
+
 def test_fingerprint_ignores_extra_columns_but_not_labels():
     base = make_table(rows())
     extra = base.copy()

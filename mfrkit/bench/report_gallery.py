@@ -68,7 +68,7 @@ class ImageSource:
             return f"the {role} manifest's path is not recorded"
         if path not in self._manifests:
             try:
-                self._manifests[path] = read_manifest(path)
+                self._manifests[path] = read_manifest(path, records=False)
             except (MfrkitError, OSError) as exc:
                 self._manifests[path] = f"cannot read the manifest {path}: {exc}"
         return self._manifests[path]

@@ -79,6 +79,11 @@ REQUIRED = ("image_id", "path", "status")
 
 #: Columns that define *which* images a manifest holds; protocols pin these by hash.
 FINGERPRINT_COLUMNS = ("image_id", "path", "identity", "variant", "source_id", "sha256")
+#: Columns that record how each image was made (synth's per-image JSON of the drawn
+#: parameters: about two thirds of a masked manifest's bytes). Readers that only need
+#: which images a manifest holds (protocols, the bench, the report) leave them on disk:
+#: ``read_manifest(path, records=False)``.
+RECORD_COLUMNS = ("mask_params",)
 
 _META_KEY = b"mfrkit"
 # Nullable pandas dtypes, so an int column with a missing value stays an int column.
@@ -98,11 +103,16 @@ class Manifest:
         Dataset-level metadata (JSON-serialisable).
     path : Path or None
         Where the manifest was read from or last written to.
+    left_on_disk : tuple of str
+        :data:`RECORD_COLUMNS` the file holds that were not read
+        (``read_manifest(..., records=False)``). Such a manifest cannot be written:
+        the write would lose them.
     """
 
     table: pd.DataFrame
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    left_on_disk: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -203,6 +213,9 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) ->
     path = Path(path) if path is not None else manifest.path
     if path is None:
         raise ManifestError("no path to write the manifest to")
+    if manifest.left_on_disk:
+        raise ManifestError(f"the manifest {manifest.path} was read without its {', '.join(manifest.left_on_disk)} column(s); "
+                            "writing it would lose them: read it whole (read_manifest(path)) to write it")
     table = make_table(manifest.table)
     meta = dict(manifest.meta)
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -214,21 +227,42 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) ->
     return Path(path)
 
 
-def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Read a manifest written by :func:`write_manifest` (or a CSV with the same columns)."""
+def read_manifest(path: str | os.PathLike, *, records: bool = True) -> Manifest:
+    """Read a manifest written by :func:`write_manifest` (or a CSV with the same columns).
+
+    Parameters
+    ----------
+    path : path
+        The manifest file, or a folder holding ``manifest.parquet``.
+    records : bool
+        Read the :data:`RECORD_COLUMNS` too. False leaves them on disk (a reader that only
+        needs which images the manifest holds: its memory per image drops about threefold
+        for a masked copy); the manifest then lists them in ``left_on_disk`` and cannot be
+        written back.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(f"no manifest at {path}")
+    skipped: tuple[str, ...] = ()
     try:
         if path.suffix.lower() == ".csv":
             df, meta = pd.read_csv(path, dtype={"image_id": str, "path": str, "identity": str}), {}
+            if not records:
+                skipped = tuple(c for c in RECORD_COLUMNS if c in df.columns)
+                df = df.drop(columns=list(skipped))
         else:
-            table = pq.read_table(path)
+            columns = None
+            if not records:
+                names = pq.read_schema(path).names
+                skipped = tuple(c for c in RECORD_COLUMNS if c in names)
+                columns = [c for c in names if c not in skipped] if skipped else None
+            table = pq.read_table(path, columns=columns)
             raw = (table.schema.metadata or {}).get(_META_KEY)
             meta = json.loads(raw) if raw else {}
             df = table.to_pandas(types_mapper=_NULLABLE.get)
+            del table
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
     try:
@@ -236,7 +270,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         validate_table(df)
     except ManifestError as exc:
         raise ManifestError(f"manifest {path}: {exc}") from None
-    return Manifest(table=df, meta=meta, path=path)
+    return Manifest(table=df, meta=meta, path=path, left_on_disk=skipped)
 
 
 #: Metadata keys mfrkit reads back, and the JSON types they must have.

@@ -237,7 +237,7 @@ def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tup
     return updated, changes
 
 
-def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto") -> Manifest:
+def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 
     Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
@@ -249,13 +249,16 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
     folder) is checked against its folder every time (a stat per file) and updated
     where files were added, removed, resized or re-timed (:func:`current_scan`), so a
     photo replaced after the scan is never used with its old hash and landmarks.
+
+    ``records=False`` leaves a made dataset's record columns (synth's per-image
+    parameters) on disk: see :func:`~mfrkit.data.manifest.read_manifest`.
     """
     src_str = str(src)
     entries = _load()
     if src_str in entries:
         entry = entries[src_str]
         if entry.manifest_path == Path(entry.root) / MANIFEST_NAME:
-            return read_manifest(entry.manifest_path)  # a folder mfrkit made: its manifest is the data
+            return read_manifest(entry.manifest_path, records=records)  # a folder mfrkit made: its manifest is the data
         if entry.manifest_path.exists():
             try:
                 return current_scan(entry.manifest_path, workers=workers, progress=progress)[0]
@@ -268,14 +271,14 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         if path.suffix.lower() not in (".parquet", ".csv"):
             what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"
             raise DatasetError(f"{path} is {what}; give a registered dataset name, a manifest, or the dataset's folder")
-        return read_manifest(path)
+        return read_manifest(path, records=records)
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
-            return read_manifest(path / MANIFEST_NAME)
+            return read_manifest(path / MANIFEST_NAME, records=records)
         root = path.resolve()
         for entry in entries.values():
             if Path(entry.root) == root:
-                return resolve_source(entry.name, workers=workers, progress=progress)
+                return resolve_source(entry.name, workers=workers, progress=progress, records=records)
         cached = _cache_manifest_path(root)
         if cached.exists():
             try:

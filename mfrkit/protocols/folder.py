@@ -387,12 +387,19 @@ def protocol_sha256(folder: str | os.PathLike) -> str:
 def open_manifest(value: Manifest | str | os.PathLike) -> Manifest:
     """A manifest from a Manifest, a manifest file, a folder holding ``manifest.parquet``,
     a registered dataset name or a dataset folder (see
-    :func:`mfrkit.data.registry.resolve_source`)."""
+    :func:`mfrkit.data.registry.resolve_source`).
+
+    Protocols need which images a manifest holds, not how each was made: the record
+    columns (synth's per-image parameters) stay on disk."""
     if isinstance(value, Manifest):
         return value
     from ..data.registry import resolve_source
 
-    return resolve_source(value)
+    return resolve_source(value, records=False)
+
+
+def _read_without_records(path: Path) -> Manifest:
+    return read_manifest(path, records=False)
 
 
 def _manifest_args(manifests: ManifestArg) -> dict[str, Manifest | str | os.PathLike]:
@@ -429,7 +436,7 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
             if not entry.get("path"):
                 raise ProtocolError(f"protocol {info.get('name')!r} records no path for its {role} manifest; "
                                     "pass the manifest explicitly")
-            value, opener = (folder / entry["path"]).resolve(), read_manifest
+            value, opener = (folder / entry["path"]).resolve(), _read_without_records
         if isinstance(value, Manifest):
             m = value
         else:
