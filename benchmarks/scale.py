@@ -167,18 +167,18 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
     measure(stage_model, str(base / "home-model"), model)
     rows = []
     for executor in executors:
-        home = str(base / f"home-{executor}")
+        home = str(base / f"home-{n}-{executor}")
         shutil.rmtree(home, ignore_errors=True)
         name = f"scale{n}"
-        masked = str(base / f"masked-{executor}")
-        proto = str(base / f"protocol-{executor}")
+        masked = str(base / f"masked-{n}-{executor}")
+        proto = str(base / f"protocol-{n}-{executor}")
         shutil.rmtree(masked, ignore_errors=True)
         calls = {
             "scan": (stage_scan, (home, name, str(root), workers), n),
             "landmarks": (stage_landmarks, (home, name, executor, workers), n),
             "synth": (stage_synth, (home, name, masked, executor, workers), n),
             "protocol": (stage_protocol, (home, name, masked, proto, max(1, n // 40)), None),
-            "bench": (stage_bench, (home, model, proto, str(base / f"runs-{executor}"), workers), None),
+            "bench": (stage_bench, (home, model, proto, str(base / f"runs-{n}-{executor}"), workers), None),
         }
         for stage in stages:
             fn, args, images = calls[stage]
