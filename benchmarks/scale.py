@@ -135,11 +135,12 @@ def stage_protocol(home: str, name: str, masked: str, out: str, pairs_per_fold: 
     return int(written[0][1].info["counts"]["pairs"])
 
 
-def stage_bench(home: str, model: str, protocol: str, out: str, workers: int) -> int:
+def stage_bench(home: str, model: str, protocol: str, out: str, executor: str, workers: int) -> int:
     os.environ["MFRKIT_HOME"] = home
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 
-    run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), workers=workers, n_boot=0, cache_dir=None, plots=False))
+    run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), workers=workers, n_boot=0, cache_dir=None, plots=False,
+                                    executor=executor))
     # Images embedded (one model: every protocol of the run shares its embeddings).
     return int(max((r.get("throughput", {}).get("computed") or 0) + (r.get("throughput", {}).get("cached") or 0) for r in run.results))
 
@@ -178,7 +179,7 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
             "landmarks": (stage_landmarks, (home, name, executor, workers), n),
             "synth": (stage_synth, (home, name, masked, executor, workers), n),
             "protocol": (stage_protocol, (home, name, masked, proto, max(1, n // 40)), None),
-            "bench": (stage_bench, (home, model, proto, str(base / f"runs-{n}-{executor}"), workers), None),
+            "bench": (stage_bench, (home, model, proto, str(base / f"runs-{n}-{executor}"), executor, workers), None),
         }
         for stage in stages:
             fn, args, images = calls[stage]
