@@ -1,7 +1,6 @@
 """Both detectors on the real photos, primary-face selection, the file backend, the cache."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from skimage import data
 

@@ -398,12 +398,12 @@ class BinnedScores:
     def tar_at_far(self, far_targets=M.DEFAULT_FAR_TARGETS, *, confidence: float = 0.95) -> M.TarAtFar | MissingBins:
         """:func:`mfrkit.bench.metrics.tar_at_far` on the full scores, exactly."""
         targets = M._check_targets(far_targets)
-        budget, product = M._budget(targets, float(self.n_impostor))
+        budget, _ = M._budget(targets, float(self.n_impostor))
         points = [self.operating_point(b) for b in budget]
         missing = _union(points)
         if missing:
             return missing
-        return self._tar_result(targets, budget, product, points, confidence)
+        return self._tar_result(targets, points, confidence)
 
     # --- TAR@FAR, insightface rule -----------------------------------------------------------------
 
@@ -440,26 +440,16 @@ class BinnedScores:
                            confidence: float = 0.95) -> M.TarAtFar | MissingBins:
         """:func:`mfrkit.bench.metrics.tar_at_far_nearest` on the full scores, exactly."""
         targets = M._check_targets(far_targets)
-        budget, product = M._budget(targets, float(self.n_impostor))
         points = [self.nearest_point(t) for t in targets]
         missing = _union(points)
         if missing:
             return missing
-        return self._tar_result(targets, budget, product, points, confidence)
+        return self._tar_result(targets, points, confidence)
 
-    def _tar_result(self, targets, budget, product, points: list[_Point], confidence: float) -> M.TarAtFar:
-        n_pos, n_neg = float(self.n_genuine), float(self.n_impostor)
-        ta = np.array([p.true_accepts for p in points], np.float64)
-        fa = np.array([p.false_accepts for p in points], np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            tar = ta / n_pos if n_pos > 0 else np.full_like(ta, np.nan)
-            far = fa / n_neg if n_neg > 0 else np.full_like(fa, np.nan)
-        low, high = M.clopper_pearson(np.minimum(ta, n_pos), np.full_like(ta, n_pos), confidence=confidence)
-        return M.TarAtFar(
-            far_target=targets, budget=budget, threshold=np.array([p.threshold for p in points], np.float64),
-            tar=tar, far=far, false_accepts=fa, true_accepts=ta,
-            insufficient_negatives=product * (1 + 1e-12) + 1e-9 < 1, tar_ci_low=low, tar_ci_high=high,
-            n_genuine=n_pos, n_impostor=n_neg,
+    def _tar_result(self, targets, points: list[_Point], confidence: float) -> M.TarAtFar:
+        return M.tar_at_far_from_counts(
+            targets, [p.threshold for p in points], [p.true_accepts for p in points], [p.false_accepts for p in points],
+            self.n_genuine, self.n_impostor, confidence=confidence,
         )  # fmt: skip
 
     # --- EER -----------------------------------------------------------------------------------------

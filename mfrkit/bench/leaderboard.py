@@ -80,6 +80,21 @@ def leaderboard_row(result: dict) -> dict:
     return row
 
 
+def metrics_files(roots: Sequence[str | os.PathLike]) -> list[Path]:
+    """Every ``metrics.json`` under each root (a run folder or a folder of runs), resolved,
+    each once, in order; a root that is not a folder or holds none is an error."""
+    files: list[Path] = []
+    for p in roots:
+        root = Path(p)
+        if not root.is_dir():
+            raise ReportError(f"no results folder at {root}")
+        found = sorted(root.rglob(METRICS_NAME))
+        if not found:
+            raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
+        files += found
+    return list(dict.fromkeys(f.resolve() for f in files))
+
+
 def _checked_row(path: Path) -> dict:
     """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
     not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
@@ -106,15 +121,7 @@ def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
     1:1 rows show the numbers of the run's rule set (``rules`` column: ``mfrkit`` or
     ``insightface``); metrics.json holds both.
     """
-    files = []
-    for root in [Path(results)] if isinstance(results, (str, os.PathLike)) else [Path(r) for r in results]:
-        if not root.is_dir():
-            raise ReportError(f"no results folder at {root}")
-        found = sorted(root.rglob(METRICS_NAME))
-        if not found:
-            raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
-        files += found
-    files = list(dict.fromkeys(f.resolve() for f in files))
+    files = metrics_files([results] if isinstance(results, (str, os.PathLike)) else results)
     df = pd.DataFrame([_checked_row(f) for f in files])
     key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "rules", "mfrkit_version"]
     if "rules" not in df.columns:
@@ -193,17 +200,8 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[Result]:
     model x protocol entry as :func:`collect_leaderboard` keeps them (the latest run of
     the same model, protocol, preprocessing, FtA policy and mfrkit version), sorted by
     protocol then model."""
-    files: list[Path] = []
-    for p in paths:
-        root = Path(p)
-        if not root.is_dir():
-            raise ReportError(f"no results folder at {root}")
-        found = sorted(root.rglob(METRICS_NAME))
-        if not found:
-            raise ReportError(f"no {METRICS_NAME} under {root}; run `mfrkit bench` first")
-        files += found
     latest: dict[tuple, Result] = {}
-    for f in dict.fromkeys(f.resolve() for f in files):
+    for f in metrics_files(paths):
         data = read_result(f)
         row = leaderboard_row(data)
         key = tuple(row.get(k) for k in ("model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"))

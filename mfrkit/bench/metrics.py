@@ -348,7 +348,7 @@ def tar_at_far(
         _warn("no genuine comparisons: TAR is undefined")
     if n_neg <= 0:
         _warn("no impostor comparisons: FAR targets cannot be met")
-    budget, product = _budget(targets, n_neg)
+    budget, _ = _budget(targets, n_neg)
     n_ops = _finite_ops(thresholds)
     # fps is non-decreasing: the last operating point within budget is the lowest threshold.
     i = np.searchsorted(fps[:n_ops], budget, side="right") - 1
@@ -357,6 +357,19 @@ def tar_at_far(
     thr = np.where(ok, thresholds[ii] if n_ops else np.inf, np.inf)
     ta = np.where(ok, tps[ii] if n_ops else 0.0, 0.0)
     fa = np.where(ok, fps[ii] if n_ops else 0.0, 0.0)
+    return tar_at_far_from_counts(targets, thr, ta, fa, n_pos, n_neg, confidence=confidence)
+
+
+def tar_at_far_from_counts(targets: np.ndarray, threshold, true_accepts, false_accepts, n_genuine: float, n_impostor: float, *,
+                           confidence: float = 0.95) -> TarAtFar:
+    """A :class:`TarAtFar` from the operating point a rule chose for each target: its
+    threshold and (weighted) true and false accept counts, shape (n_targets,) each.
+    Every rule and every scorer (materialised, binned, all-pairs) ends here, so rates,
+    budgets and intervals are derived one way."""
+    ta = np.asarray(true_accepts, np.float64)
+    fa = np.asarray(false_accepts, np.float64)
+    n_pos, n_neg = float(n_genuine), float(n_impostor)
+    budget, product = _budget(targets, n_neg)
     with np.errstate(invalid="ignore", divide="ignore"):
         tar = ta / n_pos if n_pos > 0 else np.full_like(ta, np.nan)
         far = fa / n_neg if n_neg > 0 else np.full_like(fa, np.nan)
@@ -364,7 +377,7 @@ def tar_at_far(
     return TarAtFar(
         far_target=targets,
         budget=budget,
-        threshold=thr.astype(np.float64),
+        threshold=np.asarray(threshold, np.float64),
         tar=tar,
         far=far,
         false_accepts=fa,
@@ -752,26 +765,7 @@ def tar_at_far_nearest(
     with np.errstate(invalid="ignore", divide="ignore"):
         fpr = fps[:n_ops] / n_neg if n_neg > 0 else np.full(n_ops, np.nan)
     idx = np.array([int(np.argmin(np.abs(fpr - t))) if n_neg > 0 else 0 for t in targets], np.int64)
-    ta, fa = tps[idx], fps[idx]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tar = ta / n_pos if n_pos > 0 else np.full_like(ta, np.nan)
-        far = fa / n_neg if n_neg > 0 else np.full_like(fa, np.nan)
-    budget, product = _budget(targets, n_neg)
-    low, high = clopper_pearson(np.minimum(ta, n_pos), np.full_like(ta, n_pos), confidence=confidence)
-    return TarAtFar(
-        far_target=targets,
-        budget=budget,
-        threshold=thresholds[idx].astype(np.float64),
-        tar=tar,
-        far=far,
-        false_accepts=fa,
-        true_accepts=ta,
-        insufficient_negatives=product * (1 + 1e-12) + 1e-9 < 1,
-        tar_ci_low=low,
-        tar_ci_high=high,
-        n_genuine=n_pos,
-        n_impostor=n_neg,
-    )
+    return tar_at_far_from_counts(targets, thresholds[idx], tps[idx], fps[idx], n_pos, n_neg, confidence=confidence)
 
 
 # --- rule sets ---------------------------------------------------------------------------------------

@@ -18,6 +18,32 @@ def _pyplot():
     return plt
 
 
+#: Range of the DET axes: normal deviates of 1e-6 to 0.6 (rates outside sit on the border).
+DET_RANGE = (5e-7, 0.6)
+
+
+def det_coordinates(fmr, fnmr) -> tuple[np.ndarray, np.ndarray]:
+    """FMR and FNMR as normal deviates, clipped to :data:`DET_RANGE` (arrays of shape (n,))."""
+    from scipy.stats import norm
+
+    lo, hi = DET_RANGE
+    return norm.ppf(np.clip(fmr, lo, hi)), norm.ppf(np.clip(fnmr, lo, hi))
+
+
+def det_axes(ax, title: str) -> None:
+    """Ticks, limits, labels and grid of a DET plot (the bench's PNG and the report's SVG)."""
+    from scipy.stats import norm
+
+    lo, hi = DET_RANGE
+    ticks = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
+    ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks], rotation=45)
+    ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    ax.set_xlim(norm.ppf(lo), norm.ppf(hi))
+    ax.set_ylim(norm.ppf(lo), norm.ppf(hi))
+    ax.set(xlabel="FMR", ylabel="FNMR", title=f"DET: {title}")
+    ax.grid(True, alpha=0.3)
+
+
 def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
     """``roc.png`` (TAR against log FAR) and ``det.png`` (FNMR against FMR, normal-deviate axes)."""
     import warnings
@@ -32,7 +58,6 @@ def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
 
 def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     """``roc.png`` and ``det.png`` from ROC points (FAR and TAR arrays, increasing)."""
-    from scipy.stats import norm
 
     fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
@@ -49,18 +74,9 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
         fig.savefig(tmp)
     plt.close(fig)
     written.append(folder / "roc.png")
-    fnr = 1 - tpr
-    # normal-deviate axes from 1e-6 to 0.6; rates outside are drawn on the border
-    lo, hi = 5e-7, 0.6
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    ax.plot(norm.ppf(np.clip(fpr, lo, hi)), norm.ppf(np.clip(fnr, lo, hi)))
-    ticks = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
-    ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks], rotation=45)
-    ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
-    ax.set_xlim(norm.ppf(lo), norm.ppf(hi))
-    ax.set_ylim(norm.ppf(lo), norm.ppf(hi))
-    ax.set(xlabel="FMR", ylabel="FNMR", title=f"DET: {title}")
-    ax.grid(True, alpha=0.3)
+    ax.plot(*det_coordinates(fpr, 1 - tpr))
+    det_axes(ax, title)
     fig.tight_layout()
     with atomic_path(folder / "det.png") as tmp:
         fig.savefig(tmp)

@@ -78,22 +78,14 @@ def roc_figure(curves: Sequence[tuple[str, str, np.ndarray, np.ndarray]], title:
 def det_figure(curves: Sequence[tuple[str, str, np.ndarray, np.ndarray]], title: str) -> bytes:
     """FNMR (= 1 - TAR) against FMR (= FAR) on normal-deviate axes (1e-6 to 0.6; rates
     outside are drawn on the border) of each ``(label, colour, far, tar)``."""
-    from scipy.stats import norm
+    from .plots import det_axes, det_coordinates
 
     plt = _pyplot()
-    lo, hi = 5e-7, 0.6
     fig, ax = plt.subplots(figsize=(5.2, 4), dpi=100)
     for label, colour, far, tar in curves:
         fmr, tar = thin_curve(far, tar)
-        fnmr = 1 - tar
-        ax.plot(norm.ppf(np.clip(fmr, lo, hi)), norm.ppf(np.clip(fnmr, lo, hi)), color=colour, label=label, lw=1.6)
-    ticks = np.array([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
-    ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks], rotation=45)
-    ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
-    ax.set_xlim(norm.ppf(lo), norm.ppf(hi))
-    ax.set_ylim(norm.ppf(lo), norm.ppf(hi))
-    ax.set(xlabel="FMR", ylabel="FNMR", title=f"DET: {title}")
-    ax.grid(True, alpha=0.3)
+        ax.plot(*det_coordinates(fmr, 1 - tar), color=colour, label=label, lw=1.6)
+    det_axes(ax, title)
     if curves:
         ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()

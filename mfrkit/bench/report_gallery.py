@@ -81,6 +81,16 @@ class ImageSource:
         rel = self._paths[key].get(str(image_id))
         return None if rel is None else str(manifest.abspath(rel))
 
+    def _locate(self, result: dict, role: str, image_id: str) -> tuple[Manifest, str] | Picture:
+        """The ``role`` manifest and the file of ``image_id`` in it, or a note saying why not."""
+        m = self.manifest(result, role)
+        if isinstance(m, str):
+            return Picture(None, m)
+        path = self._path(m, image_id)
+        if path is None:
+            return Picture(None, f"{image_id} is not in {m.path}")
+        return m, path
+
     def _landmarks_of(self, manifest: Manifest, backend: str) -> dict | str:
         from ..landmarks.cache import load_landmarks
 
@@ -95,12 +105,10 @@ class ImageSource:
     def crop(self, result: dict, side: str, role: str, image_id: str) -> Picture:
         """The crop the model's ``side`` (``reference`` / ``probe`` half) saw of image
         ``image_id`` of the ``role`` manifest."""
-        m = self.manifest(result, role)
-        if isinstance(m, str):
-            return Picture(None, m)
-        path = self._path(m, image_id)
-        if path is None:
-            return Picture(None, f"{image_id} is not in {m.path}")
+        found = self._locate(result, role, image_id)
+        if isinstance(found, Picture):
+            return found
+        m, path = found
         prep = (result.get("preprocessing") or {}).get(side) or {}
         align, size = prep.get("align"), prep.get("input_size")
         if not align or not size:
@@ -122,12 +130,10 @@ class ImageSource:
 
     def thumbnail(self, result: dict, role: str, image_id: str, max_side: int = 128) -> Picture:
         """The image ``image_id`` of the ``role`` manifest as it is on disk, shrunk."""
-        m = self.manifest(result, role)
-        if isinstance(m, str):
-            return Picture(None, m)
-        path = self._path(m, image_id)
-        if path is None:
-            return Picture(None, f"{image_id} is not in {m.path}")
+        found = self._locate(result, role, image_id)
+        if isinstance(found, Picture):
+            return found
+        _, path = found
         try:
             return Picture(jpeg_bytes(read_image(path), max_side=max_side))
         except (MfrkitError, OSError, ValueError) as exc:

@@ -141,3 +141,22 @@ def write_protocol(folder: Path, manifests, *, name: str, pairs=None, gallery=No
         protocol = Protocol(info={**info, "kind": "identification"}, manifests=roles, gallery=g, probes=pr)
     save_protocol(protocol, folder, overwrite=True)
     return folder
+
+
+def sample_and_masked_copy(root: Path) -> tuple[Path, Path]:
+    """The demo-like data the report tests score: the sample of real photos plus an image
+    without a face (a failure to acquire), scanned, and its masked copy (seed 0).
+    Returns (sample manifest, masked manifest). Call with ``$MFRKIT_HOME`` set."""
+    from mfrkit.data.manifest import MANIFEST_NAME
+    from mfrkit.data.sample import build_sample
+    from mfrkit.data.scan import scan_dataset
+    from mfrkit.maskgen.synth_job import SynthConfig, synthesize
+
+    sample = root / "sample"
+    build_sample(sample, captures=4, seed=0)
+    write_image(sample / "grace_hopper" / "blank.jpg", np.full((250, 250, 3), 128, np.uint8))  # no face in it
+    manifest, _ = scan_dataset(sample, layout="imagefolder", name="demo")
+    manifest.meta["root"] = "."
+    write_manifest(manifest, sample / MANIFEST_NAME)
+    synthesize(manifest, root / "masked", SynthConfig(seed=0))
+    return sample / MANIFEST_NAME, root / "masked" / MANIFEST_NAME

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import make_model
+from bench_helpers import make_model, sample_and_masked_copy
 
 from mfrkit.bench.leaderboard import collect_results
 from mfrkit.bench.report import REPORT_NAME, build_report, write_report
@@ -27,29 +27,17 @@ def demo_like_run(tmp_path_factory):
     protocol and an image without a face (a failure to acquire). Two tiny random ONNX
     models with ArcFace alignment; landmarks from mediapipe; the bench writes report.html."""
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-    from mfrkit.data.imageio import write_image
-    from mfrkit.data.manifest import MANIFEST_NAME, write_manifest
-    from mfrkit.data.sample import build_sample
-    from mfrkit.data.scan import scan_dataset
-    from mfrkit.maskgen.synth_job import SynthConfig, synthesize
     from mfrkit.protocols.workflow import make_protocol_folder
 
     root = tmp_path_factory.mktemp("demo-like")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MFRKIT_HOME", str(root / "home"))
-        sample = root / "sample"
-        build_sample(sample, captures=4, seed=0)
-        write_image(sample / "grace_hopper" / "blank.jpg", np.full((250, 250, 3), 128, np.uint8))  # no face in it
-        manifest, _ = scan_dataset(sample, layout="imagefolder", name="demo")
-        manifest.meta["root"] = "."
-        write_manifest(manifest, sample / MANIFEST_NAME)
-        synthesize(manifest, root / "masked", SynthConfig(seed=0))
-        masked = root / "masked" / MANIFEST_NAME
+        reference, masked = sample_and_masked_copy(root)
         protocols = []
-        for spec, ref, probe in (("umr-ump", sample / MANIFEST_NAME, None), ("umr-mp", sample / MANIFEST_NAME, masked), ("mr-mp", masked, None)):
+        for spec, ref, probe in (("umr-ump", reference, None), ("umr-mp", reference, masked), ("mr-mp", masked, None)):
             make_protocol_folder(root / "protocols" / spec, ref, probe, spec=spec, seed=0, n_folds=1, allow_fewer=True)
             protocols.append(str(root / "protocols" / spec))
-        make_protocol_folder(root / "protocols" / "id", sample / MANIFEST_NAME, masked, spec="umr-mp", kind="identification",
+        make_protocol_folder(root / "protocols" / "id", reference, masked, spec="umr-mp", kind="identification",
                              seed=0, mode="closed", gallery_per_identity=1)
         protocols.append(str(root / "protocols" / "id"))
         models = [make_model(root / "models" / f"tiny-{k}.onnx", size=112, dim=16, seed=i, meta=ARC112) for i, k in enumerate("ab")]

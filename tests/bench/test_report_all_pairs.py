@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import make_model
+from bench_helpers import make_model, sample_and_masked_copy
 
 from mfrkit.bench import metrics as M
 from mfrkit.bench.binned_scores import ScoreBins
@@ -33,26 +33,14 @@ def all_pairs_run(tmp_path_factory):
     all-pairs on umr-ump (the transfer source), umr-mp and mr-mp by two tiny models, with
     --save-embeddings; the bench writes report.html."""
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-    from mfrkit.data.imageio import write_image
-    from mfrkit.data.manifest import MANIFEST_NAME, write_manifest
-    from mfrkit.data.sample import build_sample
-    from mfrkit.data.scan import scan_dataset
-    from mfrkit.maskgen.synth_job import SynthConfig, synthesize
     from mfrkit.protocols.workflow import make_protocol_folder
 
     root = tmp_path_factory.mktemp("all-pairs-report")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MFRKIT_HOME", str(root / "home"))
-        sample = root / "sample"
-        build_sample(sample, captures=4, seed=0)
-        write_image(sample / "grace_hopper" / "blank.jpg", np.full((250, 250, 3), 128, np.uint8))  # no face in it
-        manifest, _ = scan_dataset(sample, layout="imagefolder", name="demo")
-        manifest.meta["root"] = "."
-        write_manifest(manifest, sample / MANIFEST_NAME)
-        synthesize(manifest, root / "masked", SynthConfig(seed=0))
-        masked = root / "masked" / MANIFEST_NAME
+        reference, masked = sample_and_masked_copy(root)
         protocols = []
-        for name, ref, probe in (("umr-ump-all", sample / MANIFEST_NAME, None), ("umr-mp-all", sample / MANIFEST_NAME, masked),
+        for name, ref, probe in (("umr-ump-all", reference, None), ("umr-mp-all", reference, masked),
                                  ("mr-mp-all", masked, None)):
             make_protocol_folder(root / "protocols" / name, ref, probe, spec=name[:-4], kind="all-pairs", seed=0)
             protocols.append(str(root / "protocols" / name))

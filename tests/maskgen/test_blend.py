@@ -45,7 +45,6 @@ def test_lighting_recovers_a_side_light():
     size, radius = 300, 120.0
     yy, xx = np.mgrid[:size, :size].astype(np.float64)
     nx, ny = (xx - 150) / radius, (yy - 150) / radius
-    nz = -np.sqrt(np.clip(1 - nx**2 - ny**2, 0, 1))
     light = np.array([0.15, -0.05, 0.0])  # brighter towards image right and up
     lum = np.where(nx**2 + ny**2 < 1, 0.3 + nx * light[0] + ny * light[1], 0.3)
     image = np.repeat((linear_to_srgb(lum) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)

@@ -3,7 +3,6 @@ pairs, fold i = genuine 300i.. plus impostor 3000+300i.. (FaceX-Zoo's reading)."
 
 import hashlib
 
-import numpy as np
 import pytest
 
 from mfrkit.data.manifest import Manifest, make_table
