@@ -579,6 +579,17 @@ class KFoldAccuracy:
         return {k: _py(v) for k, v in asdict(self).items()}
 
 
+def _check_folds(folds, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fold label of each comparison (shape of ``scores``) and the fold names (at least 2)."""
+    f = np.asarray(folds)
+    if f.shape != scores.shape:
+        raise MetricInputError(f"folds has shape {f.shape}, expected {scores.shape}")
+    names = np.unique(f)
+    if len(names) < 2:
+        raise MetricInputError(f"k-fold accuracy needs at least 2 folds, got {len(names)}")
+    return f, names
+
+
 def kfold_accuracy(labels, scores, folds, *, ddof: int = 1, sample_weight=None) -> KFoldAccuracy:
     """LFW-style k-fold accuracy: threshold fitted on k-1 folds, accuracy on the held-out one.
 
@@ -602,12 +613,7 @@ def kfold_accuracy(labels, scores, folds, *, ddof: int = 1, sample_weight=None) 
     KFoldAccuracy
     """
     y, s, w = _check_binary(labels, scores, sample_weight)
-    f = np.asarray(folds)
-    if f.shape != s.shape:
-        raise MetricInputError(f"folds has shape {f.shape}, expected {s.shape}")
-    names = np.unique(f)
-    if len(names) < 2:
-        raise MetricInputError(f"k-fold accuracy needs at least 2 folds, got {len(names)}")
+    f, names = _check_folds(folds, s)
     ww = np.ones_like(s) if w is None else w
     acc, thr = np.empty(len(names)), np.empty(len(names))
     with warnings.catch_warnings():
@@ -705,12 +711,7 @@ def grid_kfold_accuracy(labels, scores, folds, *, grid=INSIGHTFACE_GRID, sample_
     KFoldAccuracy with ``ddof = 0``, thresholds in ``squared_l2`` units.
     """
     y, s, w = _check_binary(labels, scores, sample_weight)
-    f = np.asarray(folds)
-    if f.shape != s.shape:
-        raise MetricInputError(f"folds has shape {f.shape}, expected {s.shape}")
-    names = np.unique(f)
-    if len(names) < 2:
-        raise MetricInputError(f"k-fold accuracy needs at least 2 folds, got {len(names)}")
+    f, names = _check_folds(folds, s)
     g = np.asarray(grid, dtype=np.float64)
     if g.ndim != 1 or len(g) == 0 or np.any(np.diff(g) <= 0):
         raise MetricInputError("grid must be a non-empty increasing 1-D array of thresholds")
