@@ -19,12 +19,14 @@ Readers that open a file by path themselves (pyarrow, onnxruntime, ``np.load`` w
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import MfrkitError
 from .registry import Registry
@@ -130,6 +132,7 @@ _kind("array", "array file", None)  # memory-mapped .npy parts
 _kind("checkpoint", "training checkpoint", 16 * GiB)
 _kind("dlib-model", "dlib model file", 512 * MiB)
 _kind("text", "text file", 64 * MiB)
+_kind("log", "log file", 4 * GiB)  # a training run's losses.jsonl, a line per step
 
 
 def _kind_of(kind: str | FileKind) -> FileKind:
@@ -237,6 +240,28 @@ def read_user_bytes(path: str | os.PathLike, kind: str | FileKind, *, max_bytes:
     return data
 
 
+def user_file_sha256(path: str | os.PathLike, kind: str | FileKind = "text", *, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a user's file, streamed: a regular file only (opened without
+    blocking), any size (memory stays at ``chunk`` bytes)."""
+    kind = _kind_of(kind)
+    p = os.fspath(path)
+    h = hashlib.sha256()
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _os_error(p, kind, exc) from None
+    try:
+        _check_stat(p, os.fstat(fd), kind, None)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            while block := f.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        raise _os_error(p, kind, exc) from None
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
 def read_user_text(path: str | os.PathLike, kind: str | FileKind, *, encoding: str = "utf-8-sig") -> str:
     """:func:`read_user_bytes` decoded (a BOM dropped by default); NUL bytes or bytes that
     are not ``encoding`` raise :class:`MalformedUserFileError` naming the file."""
@@ -266,6 +291,16 @@ def read_user_yaml(path: str | os.PathLike, kind: str | FileKind = "yaml") -> An
     a syntax error or an unsafe tag is a one-line :class:`MalformedUserFileError`."""
     kind = _kind_of(kind)
     return parse_yaml(read_user_text(path, kind), source=f"{kind.what} {os.fspath(path)}")
+
+
+@contextlib.contextmanager
+def user_file_errors_as(error: type[MfrkitError]) -> Iterator[None]:
+    """Re-raise a :class:`UserFileError` inside the block as ``error`` (same message), for
+    modules whose callers catch their own error class (``DatasetError``, ``LandmarkError``)."""
+    try:
+        yield
+    except UserFileError as exc:
+        raise error(str(exc)) from None
 
 
 def parse_yaml(text: str, *, source: str) -> Any:

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DatasetError
 from ..registry import Registry
+from ..userfiles import read_user_text, user_file_errors_as
 from .imageio import is_image_file
 
 LAYOUTS: Registry = Registry("dataset layout")
@@ -179,10 +180,8 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
     for rec in result.records:
         if rec.get("identity") is not None:
             by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
-    try:
-        text = labels_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read the MFR2 labels file {labels_path} as UTF-8 text: {exc}") from None
+    with user_file_errors_as(DatasetError):
+        text = read_user_text(labels_path, "labels")
     unmatched = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import ManifestError
+from ..userfiles import check_user_file, user_file_sha256
 
 STATUS_OK = "ok"
 VARIANTS = ("unmasked", "masked", "partial")
@@ -245,6 +246,7 @@ def read_manifest(path: str | os.PathLike, *, records: bool = True) -> Manifest:
         path = path / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(f"no manifest at {path}")
+    check_user_file(path, "manifest")  # a FIFO or device named manifest.parquet: refused unread
     skipped: tuple[str, ...] = ()
     try:
         if path.suffix.lower() == ".csv":
@@ -316,9 +318,5 @@ def manifest_fingerprint(df: pd.DataFrame) -> str:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    """SHA-256 of a file's bytes, hex (a regular file only: see :mod:`mfrkit.userfiles`)."""
+    return user_file_sha256(path, chunk=chunk)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 
 from ..atomic import atomic_write_text
-from ..errors import DatasetError, ManifestError
+from ..errors import DatasetError, ManifestError, MfrkitError
 from ..registry import USER_NAME, check_user_name
+from ..userfiles import read_user_bytes
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
@@ -82,8 +83,8 @@ def _load() -> dict[str, DatasetEntry]:
     if not path.exists():
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = json.loads(read_user_bytes(path, "json"))
+    except (MfrkitError, OSError, ValueError) as exc:
         raise DatasetError(f"the dataset registry {path} cannot be read ({exc}); fix or delete it") from None
     try:
         return _entries_from_json(raw)

@@ -29,7 +29,8 @@ from typing import Callable, Iterable
 
 from .. import __version__
 from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import JobError
+from ..errors import JobError, MfrkitError
+from ..userfiles import read_user_bytes
 from .lock import FolderLock
 
 #: The marker file of a folder mfrkit made.
@@ -60,8 +61,8 @@ def read_marker(folder: str | os.PathLike) -> Marker | None:
     """The marker of ``folder``; None when it has none (or an unreadable one)."""
     path = Path(folder) / MARKER
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_user_bytes(path, "json"))
+    except (OSError, ValueError, MfrkitError):  # missing, not a regular file, too large, not JSON
         return None
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         return None

@@ -31,9 +31,10 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
-from ..errors import ManifestError
+from ..errors import ManifestError, MfrkitError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
+from ..userfiles import read_user_bytes
 from .contact_sheet import write_contact_sheet
 
 CARD = "DATA_CARD.md"
@@ -244,8 +245,8 @@ def legacy_fingerprint(root: Path) -> str | None:
     stamp = root / JOURNAL / "job.json"
     if stamp.is_file():
         try:
-            return str(json.loads(stamp.read_text())["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return str(json.loads(read_user_bytes(stamp, "json"))["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, MfrkitError):
             return None
     if (root / MANIFEST_NAME).is_file():
         try:
@@ -376,9 +377,9 @@ class DatasetJob(Job):
                 pass
         for part in sorted((root / JOURNAL).glob("part-*.json")):
             try:
-                for _, rows in json.loads(part.read_text()):
+                for _, rows in json.loads(read_user_bytes(part, "json")):
                     files += [r["path"] for r in rows if r.get("status") == STATUS_OK and r.get("path")]
-            except (OSError, ValueError, TypeError, KeyError):
+            except (OSError, ValueError, TypeError, KeyError, MfrkitError):
                 continue
         return files
 

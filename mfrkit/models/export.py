@@ -26,6 +26,7 @@ from torch import nn
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..errors import MfrkitError
+from ..userfiles import check_user_file
 from ..model_input import ModelInput
 
 INPUT_NAME = "input"
@@ -210,8 +211,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        raise MfrkitError(f"no ONNX model at {path}")
+    check_user_file(path, "onnx")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:

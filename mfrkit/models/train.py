@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 from ..atomic import atomic_write_text
 from ..data.manifest import Manifest
 from ..errors import MfrkitError
+from ..userfiles import read_user_text
 from ..packs.pack import Pack, is_pack
 from ..progress import progress_bar
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -135,7 +136,7 @@ def _trim_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_user_text(path, "log", encoding="utf-8").splitlines():
         try:
             if json.loads(line)["step"] <= step:
                 keep.append(line)

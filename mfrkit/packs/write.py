@@ -35,7 +35,9 @@ from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest, write_manifest
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..landmarks.base import FaceResult, Landmarks
+from ..errors import MfrkitError
 from ..options import option
+from ..userfiles import check_user_file, read_user_bytes
 from .pack import CROPS_DIR, FORMAT, INDEX_NAME, PACK_JSON, PackError, shard_name
 
 NO_LANDMARKS = "no_landmarks"
@@ -220,9 +222,9 @@ class PackJob(Job):
         for it in self.items:
             rel = it.outputs[0]
             try:
-                arr = np.load(self.out / rel, mmap_mode="r", allow_pickle=False)
-                statuses = json.loads((self.out / _status_rel(rel)).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                arr = np.load(check_user_file(self.out / rel, "array"), mmap_mode="r", allow_pickle=False)
+                statuses = json.loads(read_user_bytes(self.out / _status_rel(rel), "json"))
+            except (OSError, ValueError, MfrkitError):
                 continue
             if arr.shape == (len(it.rows), *it.size, 3) and arr.dtype == np.uint8 and isinstance(statuses, list) and len(statuses) == len(it.rows):
                 done[it.key] = [{"align": it.align, "shard": it.shard, "file": rel, "statuses": [str(v) for v in statuses]}]

@@ -86,6 +86,7 @@ from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
 from ..data.scan import modified_images
 from ..errors import MfrkitError
+from ..userfiles import read_user_bytes
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
 
@@ -247,12 +248,16 @@ def table_bytes(name: str, table: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def read_table(path: Path, name: str) -> pd.DataFrame:
-    """Read a protocol CSV written by :func:`table_bytes`; raises ProtocolError."""
+def read_table(path: Path, name: str, data: bytes | None = None) -> pd.DataFrame:
+    """Read a protocol CSV written by :func:`table_bytes` (``data``: its bytes, when read
+    already); raises ProtocolError, or UserFileError for a file that is not a bounded
+    regular file."""
+    if data is None:
+        data = read_user_bytes(path, "protocol-table")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"cannot read {path}: {exc}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(rows[0][: len(TABLES[name])]) != TABLES[name]:
         raise ProtocolError(f"{path}: header must be {','.join(TABLES[name])}")
@@ -363,8 +368,8 @@ def read_info(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ProtocolError(f"{folder} is not a protocol folder (no {INFO_NAME})")
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        info = json.loads(read_user_bytes(path, "json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"cannot read {path}: {exc}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ProtocolError(f"{path} is not an mfrkit protocol (format is not {FORMAT!r})")
@@ -378,10 +383,7 @@ def read_info(folder: str | os.PathLike) -> dict:
 
 def protocol_sha256(folder: str | os.PathLike) -> str:
     """sha256 of ``protocol.json``'s bytes: identifies the protocol (it pins the data files)."""
-    try:
-        return hashlib.sha256((Path(folder) / INFO_NAME).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ProtocolError(f"cannot read {Path(folder) / INFO_NAME}: {exc}") from None
+    return hashlib.sha256(read_user_bytes(Path(folder) / INFO_NAME, "json")).hexdigest()
 
 
 def open_manifest(value: Manifest | str | os.PathLike) -> Manifest:
@@ -508,11 +510,12 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
         if not path.is_file():
             raise ProtocolError(f"protocol folder {folder} lacks {name}")
         recorded = (info.get("files") or {}).get(name, {}).get("sha256")
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = read_user_bytes(path, "protocol-table")
+        actual = hashlib.sha256(data).hexdigest()
         if recorded != actual:
             raise ProtocolError(f"{path} changed after {INFO_NAME} was written (sha256 mismatch): the folder was "
                                 "edited or a write was interrupted. Make, import or derive the protocol again.")
-        tables[name] = read_table(path, name)
+        tables[name] = read_table(path, name, data)
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
                     probes=tables.get("probes.csv"), reference_images=tables.get("reference_images.csv"),

@@ -31,6 +31,7 @@ from ..data.manifest import (
     write_manifest,
 )
 from ..errors import ImageError, MfrkitError
+from ..userfiles import read_user_bytes
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
 from .formats import (
@@ -285,10 +286,7 @@ def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLi
     (Protocol, Manifest): the protocol is not saved yet; the manifest is written.
     """
     path, dataset_dir = Path(path), Path(dataset_dir)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    data = read_user_bytes(path, "bin")
     bins, issame = read_bin(data, source=str(path))
     folds = contiguous_folds(len(issame), n_folds)
     # The images go into a folder mfrkit owns: a new or empty one, or this very file's
@@ -339,7 +337,7 @@ def _write_bin_images(folder, bins: list[bytes], variant: str, name: str, file_n
         row["image_id"] = row["path"] = rel
         if row["status"] == STATUS_OK:
             target = folder.path_for(rel)
-            if not (target.is_file() and target.read_bytes() == blob):
+            if not (target.is_file() and target.stat().st_size == len(blob) and target.read_bytes() == blob):
                 folder.write_bytes(rel, blob)
         rows.append(row)
     manifest = Manifest(make_table(rows), {"name": name, "layout": "insightface-bin", "variant": variant,

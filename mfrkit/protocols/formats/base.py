@@ -23,6 +23,7 @@ from ...data.imageio import is_image_file
 from ...data.manifest import safe_relpath
 from ...errors import ManifestError
 from ...registry import Registry
+from ...userfiles import read_user_bytes
 from ..errors import PairFormatError
 
 PAIR_COLUMNS = ("fold", "left", "right", "label")
@@ -86,10 +87,7 @@ def read_pairs(path: str | os.PathLike, fmt: str, **options: Any) -> pd.DataFram
                               + ("; it embeds images: use import_insightface_bin" if spec.embeds_images else ""))
     options = _check_options(spec, options, spec.read_options, "read")
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    data = read_user_bytes(path, "pairs")
     return spec.reader(data, source=str(path), **options)
 
 

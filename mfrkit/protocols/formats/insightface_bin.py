@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...userfiles import read_user_bytes
 from ..errors import PairFormatError, UnsafePickleError
 from .base import PairFormat, check_contiguous, register
 
@@ -133,10 +134,7 @@ def write_bin(pairs: pd.DataFrame, *, root: str | Path) -> bytes:
     bins: list[bytes] = []
     for left, right in zip(pairs["left"], pairs["right"]):
         for ref in (left, right):
-            try:
-                bins.append((root / ref).read_bytes())
-            except OSError as exc:
-                raise PairFormatError(f"cannot read image {root / ref} for the .bin: {exc}") from None
+            bins.append(read_user_bytes(root / ref, "image"))
     issame = [bool(v) for v in pairs["label"]]
     return pickle.dumps((bins, issame), protocol=4)
 
