@@ -86,6 +86,7 @@ from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
 from ..data.scan import modified_images
 from ..errors import MfrkitError
+from ..jobs.output import OutputFolder
 from ..userfiles import read_user_bytes
 from .errors import ProtocolError, StaleManifestError
 from .spec import ROLES
@@ -317,7 +318,6 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
         raise ProtocolError(f"protocol kind must be one of {KINDS}, got {protocol.kind!r}")
     for role in ROLES:
         protocol.manifest(role)
-    folder.mkdir(parents=True, exist_ok=True)
 
     data = {name: table_bytes(name, table) for name, table in protocol.tables().items()}
     info = dict(protocol.info)
@@ -327,15 +327,38 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
                      for name, b in data.items()}
     info["counts"] = count_summary(protocol)
     blob = info_bytes(info)
-    for name, b in data.items():
-        atomic_write_bytes(folder / name, b)
-    atomic_write_bytes(folder / INFO_NAME, blob)
-    for name in TABLES:
-        if name not in data:
-            (folder / name).unlink(missing_ok=True)
+    # Claimed and locked like every output folder: a second `protocol make` into the same
+    # folder at the same time is refused ("in use by PID ..."), and one that finds a
+    # protocol made meanwhile replaces it only with --force (checked above without the lock).
+    claim = OutputFolder(folder, kind=OUTPUT_KIND, fingerprint=hashlib.sha256(blob).hexdigest(), adopt=_legacy_protocol)
+    with claim.claim(replace=_protocol_files if overwrite else None):
+        for name, b in data.items():
+            claim.write_bytes(name, b)
+        claim.write_bytes(INFO_NAME, blob)
+        for name in TABLES:
+            if name not in data:
+                claim.path_for(name, create=False).unlink(missing_ok=True)
+        claim.finished()
     protocol.info, protocol.folder = info, folder
     protocol.sha256 = hashlib.sha256(blob).hexdigest()
     return folder
+
+
+#: The output kind of a protocol folder (its marker, see :mod:`mfrkit.jobs.output`).
+OUTPUT_KIND = "protocol"
+
+
+def _protocol_files(root: Path) -> list[str]:
+    """The files a protocol folder's writer wrote (removed by a replacing ``--force``)."""
+    return [INFO_NAME, *TABLES]
+
+
+def _legacy_protocol(root: Path) -> str | None:
+    """A protocol folder written before output markers existed: its ``protocol.json``."""
+    try:
+        return hashlib.sha256(read_user_bytes(root / INFO_NAME, "json")).hexdigest()
+    except (OSError, MfrkitError):
+        return None
 
 
 def count_summary(protocol: Protocol) -> dict:
