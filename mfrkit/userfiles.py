@@ -58,8 +58,9 @@ class FileTooLargeError(UserFileError):
     problem = "too_large"
 
 
-class MalformedUserFileError(UserFileError):
-    """The bytes were read but are not what the kind of file holds (not UTF-8, bad JSON/YAML)."""
+class MalformedInputError(UserFileError):
+    """The bytes were read but are not what the kind of file holds (not UTF-8, bad JSON or
+    YAML); also a YAML value given on the command line (``--option width=[``)."""
 
     problem = "malformed"
 
@@ -264,31 +265,31 @@ def user_file_sha256(path: str | os.PathLike, kind: str | FileKind = "text", *, 
 
 def read_user_text(path: str | os.PathLike, kind: str | FileKind, *, encoding: str = "utf-8-sig") -> str:
     """:func:`read_user_bytes` decoded (a BOM dropped by default); NUL bytes or bytes that
-    are not ``encoding`` raise :class:`MalformedUserFileError` naming the file."""
+    are not ``encoding`` raise :class:`MalformedInputError` naming the file."""
     kind = _kind_of(kind)
     data = read_user_bytes(path, kind)
     if b"\x00" in data and not encoding.lower().startswith("utf-16"):
-        raise MalformedUserFileError(f"{kind.what} {os.fspath(path)} is not a text file (it contains NUL bytes)")
+        raise MalformedInputError(f"{kind.what} {os.fspath(path)} is not a text file (it contains NUL bytes)")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise MalformedUserFileError(f"{kind.what} {os.fspath(path)} is not {encoding.removesuffix('-sig').upper()} "
+        raise MalformedInputError(f"{kind.what} {os.fspath(path)} is not {encoding.removesuffix('-sig').upper()} "
                                      f"text (byte {exc.start}: {exc.reason})") from None
 
 
 def read_user_json(path: str | os.PathLike, kind: str | FileKind = "json") -> Any:
-    """A JSON file parsed; malformed JSON is a one-line :class:`MalformedUserFileError`."""
+    """A JSON file parsed; malformed JSON is a one-line :class:`MalformedInputError`."""
     kind = _kind_of(kind)
     text = read_user_text(path, kind, encoding="utf-8")
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise MalformedUserFileError(f"{kind.what} {os.fspath(path)} is not valid JSON: {exc}") from None
+        raise MalformedInputError(f"{kind.what} {os.fspath(path)} is not valid JSON: {exc}") from None
 
 
 def read_user_yaml(path: str | os.PathLike, kind: str | FileKind = "yaml") -> Any:
     """A YAML file parsed with ``yaml.safe_load`` (no object is ever constructed);
-    a syntax error or an unsafe tag is a one-line :class:`MalformedUserFileError`."""
+    a syntax error or an unsafe tag is a one-line :class:`MalformedInputError`."""
     kind = _kind_of(kind)
     return parse_yaml(read_user_text(path, kind), source=f"{kind.what} {os.fspath(path)}")
 
@@ -311,7 +312,7 @@ def parse_yaml(text: str, *, source: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise MalformedUserFileError(f"{source} is not valid YAML: {yaml_error_text(exc)}") from None
+        raise MalformedInputError(f"{source} is not valid YAML: {yaml_error_text(exc)}") from None
 
 
 def yaml_error_text(exc: Exception) -> str:

@@ -14,10 +14,11 @@ from .declare import with_config
 
 
 def _family_options(items: Optional[list[str]]) -> dict:
-    """``KEY=VALUE`` pairs with YAML-typed values (``width=32``, ``sub_dropout=[0.1,0.2]``)."""
-    import yaml
+    """``KEY=VALUE`` pairs with YAML-typed values (``width=32``, ``sub_dropout=[0.1,0.2]``);
+    safe YAML only: a tag such as ``!!python/object`` is refused, never constructed."""
+    from ..userfiles import parse_yaml
 
-    return {k: yaml.safe_load(v) for k, v in key_values(items).items()}
+    return {k: parse_yaml(v, source=f"--option {k}={v!r}") for k, v in key_values(items).items()}
 
 
 FamilyOption = Annotated[
