@@ -1,4 +1,11 @@
-"""Safe image reading and atomic writing.
+"""Safe image reading and atomic writing: the one reader of every image a manifest names.
+
+A manifest ``path`` names a file (``Aaron/Aaron_0001.jpg``) or a record inside a
+container file (``train.rec#17``: key 17 of insightface's RecordIO, read through
+``train.idx`` with no extraction; see :mod:`mfrkit.data.recordio`).
+:func:`read_image_bytes` returns either's encoded bytes and :func:`read_image` its pixels,
+so every stage (scan, landmarks, synth, partial, bench crops, pack, train, report
+galleries, contact sheets) reads both kinds the same way.
 
 :func:`read_image` always returns an (H, W, 3) uint8 RGB array with the EXIF
 orientation applied, whatever the file's mode (grayscale, RGBA, palette, 16-bit,
@@ -22,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path
+from .recordio import parse_record_ref, read_record_image
 from ..errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -183,8 +191,29 @@ def read_file_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES)
     return data
 
 
+def read_image_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The encoded bytes of an image a manifest names: a file (read by
+    :func:`read_file_bytes`) or a record (``<dir>/train.rec#17``, read through the
+    ``.idx`` offsets by :func:`mfrkit.data.recordio.read_record_image`, open files kept
+    per process).
+
+    Raises
+    ------
+    ImageError
+        As :func:`read_file_bytes`; for a record also ``MissingImageError`` (no such file
+        or key) and ``BadRecordError`` (reason ``bad_record``: wrong magic, truncated, ...).
+    """
+    ref = parse_record_ref(path)
+    if ref is not None:
+        data = read_record_image(*ref)
+        if len(data) > max_bytes:
+            raise ImageTooLargeError(f"{path} is {len(data)} bytes, over the limit of {max_bytes}")
+        return data
+    return read_file_bytes(path, max_bytes=max_bytes)
+
+
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read an image file as RGB.
+    """Read an image (a file, or a record such as ``train.rec#17``) as RGB.
 
     Parameters
     ----------
@@ -201,7 +230,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
     MissingImageError, UnreadableImageError, NotAFileError, CorruptImageError,
     ImageTooLargeError, UnsupportedImageError (see :func:`read_file_bytes`)
     """
-    return decode_image(read_file_bytes(path), max_pixels=max_pixels)
+    return decode_image(read_image_bytes(path), max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..registry import USER_NAME, check_user_name
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
 
@@ -127,7 +128,8 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     """Register the dataset folder ``root`` under ``name``.
 
     ``layout`` ``auto`` becomes the known dataset's layout when ``name`` is a known
-    public dataset, else it is guessed from the folder. Nothing is scanned yet.
+    public dataset (unless the folder holds insightface's ``train.rec`` + ``train.idx``:
+    ``insightface-rec``), else it is guessed from the folder. Nothing is scanned yet.
     """
     check_user_name(name, "dataset", DatasetError)
     root_path = Path(root).expanduser().resolve()
@@ -139,7 +141,8 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
                            f"({', '.join(sorted(options))}) do not apply to it: register it without --option")
     if layout == "auto":
         known = known_dataset(name)
-        layout = known_layout(known) if known else detect_layout(root_path)
+        # insightface's RecordIO form of a known set (faces_webface_112x112 for casia) is read as such
+        layout = known_layout(known) if known and not is_recordio_folder(root_path) else detect_layout(root_path)
     check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
@@ -209,7 +212,7 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
+def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
     ``executor``, default a local pool of ``workers`` processes)."""
     entry = get_dataset(name)

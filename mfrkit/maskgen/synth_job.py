@@ -16,7 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from .. import __version__
-from ..data.imageio import read_image
+from ..data.imageio import read_image, read_image_bytes
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
@@ -245,7 +245,7 @@ class SynthJob(DatasetJob):
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
         if item.slot == "unmasked":
-            files = self.write_output(item.out_rel, data=self.source_path(item).read_bytes())
+            files = self.write_output(item.out_rel, data=read_image_bytes(self.source_path(item)))
             return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
         try:
             image = read_image(self.source_path(item))
@@ -263,7 +263,7 @@ class SynthJob(DatasetJob):
                 if not item.primary:
                     return []
                 if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
-                    files = self.write_output(item.copy_rel, data=self.source_path(item).read_bytes())
+                    files = self.write_output(item.copy_rel, data=read_image_bytes(self.source_path(item)))
                     return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                              "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
                 message = "no face found" if status == "no_face" else f"landmarks: {status}"

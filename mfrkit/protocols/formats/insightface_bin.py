@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...data.imageio import read_image_bytes
+from ...errors import ImageError
 from ..errors import PairFormatError, UnsafePickleError
 from .base import PairFormat, check_contiguous, register
 
@@ -134,8 +136,8 @@ def write_bin(pairs: pd.DataFrame, *, root: str | Path) -> bytes:
     for left, right in zip(pairs["left"], pairs["right"]):
         for ref in (left, right):
             try:
-                bins.append((root / ref).read_bytes())
-            except OSError as exc:
+                bins.append(read_image_bytes(root / ref))
+            except ImageError as exc:
                 raise PairFormatError(f"cannot read image {root / ref} for the .bin: {exc}") from None
     issame = [bool(v) for v in pairs["label"]]
     return pickle.dumps((bins, issame), protocol=4)
