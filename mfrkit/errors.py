@@ -22,6 +22,15 @@ class RecordIOError(DatasetError):
     that contradicts the index. A single bad record is an :class:`BadRecordError`."""
 
 
+class BinFileError(DatasetError):
+    """An insightface verification ``.bin`` is malformed (not a binary pickle, lists that
+    do not match)."""
+
+
+class UnsafeBinError(BinFileError):
+    """A ``.bin`` pickle holds something other than plain data: refused unread."""
+
+
 class ManifestError(MfrkitError):
     """A manifest is missing, malformed or does not match what the caller expects."""
 

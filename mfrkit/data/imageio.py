@@ -2,7 +2,8 @@
 
 A manifest ``path`` names a file (``Aaron/Aaron_0001.jpg``) or a record inside a
 container file (``train.rec#17``: key 17 of insightface's RecordIO, read through
-``train.idx`` with no extraction; see :mod:`mfrkit.data.recordio`).
+``train.idx`` with no extraction; see :mod:`mfrkit.data.recordio`), or an image of an
+insightface verification ``.bin`` (``lfw.bin#7``; :mod:`mfrkit.data.verification_bin`).
 :func:`read_image_bytes` returns either's encoded bytes and :func:`read_image` its pixels,
 so every stage (scan, landmarks, synth, partial, bench crops, pack, train, report
 galleries, contact sheets) reads both kinds the same way.
@@ -30,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from .recordio import parse_record_ref, read_record_image
+from .verification_bin import parse_bin_ref, read_bin_image
 from ..errors import (
     CorruptImageError,
     ImageTooLargeError,
@@ -203,9 +205,9 @@ def read_image_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES
         As :func:`read_file_bytes`; for a record also ``MissingImageError`` (no such file
         or key) and ``BadRecordError`` (reason ``bad_record``: wrong magic, truncated, ...).
     """
-    ref = parse_record_ref(path)
-    if ref is not None:
-        data = read_record_image(*ref)
+    ref, binref = parse_record_ref(path), parse_bin_ref(path)
+    if ref is not None or binref is not None:
+        data = read_record_image(*ref) if ref is not None else read_bin_image(*binref)
         if len(data) > max_bytes:
             raise ImageTooLargeError(f"{path} is {len(data)} bytes, over the limit of {max_bytes}")
         return data

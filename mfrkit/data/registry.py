@@ -240,11 +240,31 @@ def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tup
     return updated, changes
 
 
+def _bin_manifest(path: Path) -> Manifest:
+    """The manifest of an insightface verification ``.bin`` (its images read in place),
+    cached under ``$MFRKIT_HOME/cache`` and made again when the file's stamp changes."""
+    from .scan import file_stamp
+    from .verification_bin import scan_bin
+
+    cached = _cache_manifest_path(path)
+    if cached.exists():
+        try:
+            manifest = read_manifest(cached)
+            if (manifest.meta.get("verification_bin") or {}).get("stamp") == list(file_stamp(path) or ()):
+                return manifest
+        except ManifestError:
+            pass  # rebuilt below
+    manifest = scan_bin(path)
+    write_manifest(manifest, cached)
+    return manifest
+
+
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 
-    Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
-    or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
+    Accepted, in this order: a registered dataset name; an insightface verification
+    ``.bin`` (its images read in place: :func:`~mfrkit.data.verification_bin.scan_bin`);
+    a manifest file (``.parquet`` or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
     ``$MFRKIT_HOME/cache``).
 
@@ -270,6 +290,8 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
                                    f"mfrkit datasets scan {entry.name}") from None
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
+    if path.is_file() and path.suffix.lower() == ".bin":
+        return _bin_manifest(path.resolve())
     if path.is_file():
         if path.suffix.lower() not in (".parquet", ".csv"):
             what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"
