@@ -301,8 +301,9 @@ def scan_recordio(root: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str
     manifest = Manifest(table=make_table(table), meta=meta)
     failures = table.loc[table["status"] != "ok", "status"].value_counts().to_dict()
     if bins:
-        warnings.append(f"verification sets beside it: {', '.join(bins)}; make each a protocol with "
-                        f"`mfrkit protocol import {root / bins[0]} --images <folder>` (see `mfrkit protocol import --help`)")
+        warnings.append(f"verification sets beside it: {', '.join(bins)}; each is a 1:1 protocol, its images read in place: "
+                        f"`mfrkit protocol import {root / bins[0]} {Path(bins[0]).stem}` (mask its probe side first with "
+                        f"`mfrkit synth --src {root / bins[0]} --mask surgical`)")
     report = ScanReport(layout=LAYOUT, n_images=len(table), failures={str(k): int(v) for k, v in failures.items()}, warnings=warnings)
     return manifest, report
 

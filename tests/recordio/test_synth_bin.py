@@ -69,3 +69,29 @@ def test_bin_output_refusals(lfw_bin, tmp_path):
         synthesize(str(lfw_bin), tmp_path / "a", SynthConfig(types="all"), workers=1)
     with pytest.raises(JobError, match="identity"):
         synthesize(str(lfw_bin), tmp_path / "b", SynthConfig(image_format="rec"), workers=1)
+
+
+def test_bins_become_protocols_in_place(lfw_bin, tmp_path):
+    from mfrkit.protocols import load_protocol
+    from mfrkit.protocols.workflow import import_protocol_folder
+
+    plain, _ = import_protocol_folder(lfw_bin, tmp_path / "p-lfw", "insightface-bin", n_folds=2)
+    assert plain.info["spec"] == "umr-ump" and len(plain.pairs) == 6
+    synthesize(str(lfw_bin), tmp_path / "masked", SynthConfig(types="surgical"), workers=1)
+    masked, _ = import_protocol_folder(tmp_path / "masked" / "lfw.bin", tmp_path / "p-mlfw", "insightface-bin", n_folds=2)
+    assert masked.info["spec"] == "umr-mp"  # the masked copy's manifest: reference unmasked, probe masked
+    loaded = load_protocol(tmp_path / "p-mlfw")
+    assert list(loaded.pairs["right_id"])[:2] == ["lfw.bin#1", "lfw.bin#3"]
+    assert read_image(loaded.abspath("probe", "lfw.bin#1")).shape == (112, 112, 3)
+    assert not (tmp_path / "images").exists()
+
+
+def test_recordio_scan_offers_the_bins_beside_it(rec_source, lfw_bin):
+    import shutil
+
+    from mfrkit.data.scan import scan_dataset
+
+    shutil.copy(lfw_bin, rec_source / "lfw.bin")
+    manifest, report = scan_dataset(rec_source)
+    assert manifest.meta["recordio"]["verification_bins"] == ["lfw.bin"]
+    assert any("mfrkit protocol import" in w and "lfw.bin" in w for w in report.warnings)
