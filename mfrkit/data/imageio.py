@@ -128,13 +128,55 @@ def _open(source, max_pixels: int) -> np.ndarray:
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless; not DHT/JPG/DAC).
+_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a plain JPEG's start-of-frame segment, walking the marker
+    segments before it (a few per file: ~5 us against ~100 us for Pillow's parser, which
+    a scan of millions of records feels). None, for Pillow to decide, when the file is
+    not such a JPEG, holds an EXIF block before its frame (the orientation may turn it),
+    or anything looks odd."""
+    n, pos = len(data), 2
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2 or pos + 2 + length > n:
+            return None
+        if marker == 0xE1 and data[pos + 4 : pos + 8] == b"Exif":
+            return None
+        if marker in _SOF:
+            if length < 8:
+                return None
+            h, w = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
+            return (w, h) if w and h else None
+        if marker in (0xD9, 0xDA):  # end of image or scan data before any frame: odd
+            return None
+        pos += 2 + length
+    return None
+
+
 def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """``(width, height)`` in pixels of encoded image bytes, from the header alone.
 
     The EXIF orientation is applied, so the size is that of :func:`read_image`'s array.
     Truncated pixel data goes unnoticed (nothing is decoded); the header's errors raise
-    the same :class:`~mfrkit.errors.ImageError` subclasses as :func:`read_image`.
+    the same :class:`~mfrkit.errors.ImageError` subclasses as :func:`read_image`. A plain
+    JPEG (no EXIF block) is measured from its frame header directly.
     """
+    fast = _jpeg_size(data)
+    if fast is not None:
+        if fast[0] * fast[1] > max_pixels:
+            raise ImageTooLargeError(f"image is {fast[0]}x{fast[1]} = {fast[0] * fast[1]} pixels, over the limit of {max_pixels}")
+        return fast
     with _opened(io.BytesIO(data), max_pixels) as img:
         w, h = img.size
         try:
