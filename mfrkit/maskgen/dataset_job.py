@@ -35,17 +35,8 @@ from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
 from .contact_sheet import write_contact_sheet
-from .container_output import (
-    CONTAINER_EXT,
-    PARTS,
-    BinOut,
-    PartSink,
-    RecordsOut,
-    container_of,
-    group_by_identity,
-    part_done,
-    record_labels,
-)
+from ..data.recordio_labels import group_by_identity, record_labels
+from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
 
 CARD = "DATA_CARD.md"
 FAILURES = "failures.csv"
