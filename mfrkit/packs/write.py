@@ -66,6 +66,9 @@ class PackConfig:
     landmarks: str = option("mediapipe", help="Landmark backend whose cached landmarks align the faces (detected first where missing).")
     shard_size: int = option(1024, min=1, help="Crops per shard file (the unit of parallel work and of resuming).")
     none_size: int = option(112, min=8, max=1024, help="Crop side for --align none (ready-aligned inputs, resized).")
+    output_format: str = option("npy", flags="--format", help="npy (the shards only) or rec: also insightface RecordIO of each "
+                                                              "alignment's crops (recordio/<align>/train.rec, train.idx, property; JPEG "
+                                                              "inside, labelled by identity) for arcface_torch and FaceX-Zoo.")
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,12 @@ class PackJob(Job):
             "landmarks": self.landmark_backend, "n_images": n, "counts": counts, "landmarks_from": origin_counts, "bytes": total,
             "source": source,
         }  # fmt: skip
+        if self.config.output_format == "rec":
+            from .recordio_out import write_pack_recordio
+
+            self._output.path_for("recordio/x")  # no link on the way
+            info["recordio"] = {a: write_pack_recordio(self.out, a, s, self.config.shard_size, table, self.manifest.meta)
+                                for a, s in self.alignments.items()}
         atomic_write_text(self._output.path_for(PACK_JSON), json.dumps(info, indent=2))
         return PackSummary(out=self.out, n_images=n, counts=counts, landmarks_from=origin_counts, shards_written=stats.processed,
                            shards_reused=stats.resumed, seconds=stats.elapsed, bytes=total)  # fmt: skip
@@ -362,6 +371,8 @@ def write_pack(
     from ..data.registry import resolve_source
 
     alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
+    if config.output_format not in ("npy", "rec"):
+        raise PackError(f"--format must be npy or rec, got {config.output_format!r}")
     manifest = src if isinstance(src, Manifest) else resolve_source(src, workers=max(1, workers), progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")

@@ -32,3 +32,20 @@ def test_train_on_recordio(rec_source, tmp_path):
                    config=cfg, max_steps=2)
     assert (tmp_path / "run" / "checkpoint.pt").is_file() and result is not None
     assert not list(rec_source.parent.glob("**/landmarks.*"))
+
+
+def test_pack_format_rec_writes_insightface_recordio(tmp_path, aligned_crops):
+    from mfrkit.data.imageio import write_image
+
+    root = tmp_path / "photos"
+    for i, (label, img) in enumerate(aligned_crops):
+        write_image(root / ["zed", "amy"][label] / f"{i:03d}.png", img)
+    a = write_pack(str(root), tmp_path / "a", PackConfig(align="none", output_format="rec", shard_size=5))
+    write_pack(str(root), tmp_path / "b", PackConfig(align="none", output_format="rec", shard_size=7), workers=2)
+    got = ref.read_dataset(tmp_path / "a" / "recordio" / "none")
+    assert a.counts == {"ok": 12} and len(got["images"]) == 12 and got["property"] == (2, 112, 112)
+    assert [label for label, _, _ in got["images"].values()] == [0] * 6 + [1] * 6  # amy, zed: grouped, sorted
+    first = decode_image(got["images"][1][1]).astype(np.int16)
+    assert np.abs(first - aligned_crops[6][1].astype(np.int16)).mean() < 6  # amy's first photo (JPEG q95 chroma noise)
+    for name in ("train.rec", "train.idx", "property"):  # same bytes whatever the shards and workers
+        assert (tmp_path / "a" / "recordio" / "none" / name).read_bytes() == (tmp_path / "b" / "recordio" / "none" / name).read_bytes()
