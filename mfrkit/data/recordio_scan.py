@@ -90,7 +90,7 @@ def read_structure(root: Path, rec: str = rio.REC_NAME) -> RecStructure:
         header = None
         warnings.append(f"{rec} has no record 0 (insightface's identity range): every key of its index is taken as an image")
     if header is not None and header.flag > 0:
-        first, end = _identity_range(header, rec)
+        first, end = _identity_range(header, rec, warnings)
         image_keys = np.arange(1, first, dtype=np.int64)
         ranges = _identity_records(rf, first, end, warnings)
         extra = int(((keys >= end) | (keys < 0)).sum())
@@ -129,12 +129,22 @@ def _header0(rf: rio.RecordFile) -> rio.IRHeader:
         raise RecordIOError(f"{rf.path}: record 0 (the identity range) cannot be read: {exc}") from None
 
 
-def _identity_range(header: rio.IRHeader, rec: str) -> tuple[int, int]:
+def _identity_range(header: rio.IRHeader, rec: str, warnings: list[str]) -> tuple[int, int]:
+    """``(first, end)`` of record 0: images are keys ``1 .. first - 1`` (all
+    ``MXFaceDataset`` reads), identity records ``first .. end - 1``. An ``end`` below
+    ``first`` (some writers put the identity count there) only costs the identity
+    records, with a warning."""
     labels = header.label if isinstance(header.label, tuple) else (header.label,)
-    if len(labels) < 2 or not all(float(v).is_integer() for v in labels[:2]) or not 1 <= labels[0] <= labels[1]:
+    if not labels or not float(labels[0]).is_integer() or labels[0] < 1:
         raise RecordIOError(f"{rec}: record 0 should hold insightface's range [first identity key, end key] "
-                            f"(1 <= first <= end), got {list(labels)}")
-    return int(labels[0]), int(labels[1])
+                            f"(first >= 1: the image keys are 1 .. first - 1), got {list(labels)}")
+    first = int(labels[0])
+    end = int(labels[1]) if len(labels) > 1 and float(labels[1]).is_integer() else first
+    if end < first:
+        warnings.append(f"{rec}: record 0's end key {end} is below its first identity key {first}; "
+                        "its identity records are not read (the images are)")
+        end = first
+    return first, end
 
 
 def _identity_records(rf: rio.RecordFile, first: int, end: int, warnings: list[str]) -> list[tuple[int, int]]:

@@ -158,3 +158,27 @@ def test_registered_scan_stays_current(rec_folder):
     assert updated.table["sha256"][3] == hashlib.sha256(images[3][1]).hexdigest()
     _, changes = update_scan(first)
     assert changes.modified == ["train.rec#4"] and not changes.added
+
+
+def test_record_0_variants_other_writers_use(tmp_path):
+    """Record 0 first in the file, no identity records, an end key below the first:
+    the images are read as MXFaceDataset reads them (keys 1 .. label[0] - 1)."""
+    images = face_images(6, classes=2)
+    lines = []
+    with open(tmp_path / "train.rec", "wb") as f:
+        lines.append(f"0\t{f.tell()}\n")
+        ref.write_record(f, struct.pack("<IfQQ", 2, 0.0, 0, 0) + struct.pack("<2f", 7, 2))  # [N + 1, num_ids]
+        for key, (label, img) in enumerate(images, 1):
+            lines.append(f"{key}\t{f.tell()}\n")
+            ref.write_record(f, struct.pack("<IfQQ", 0, float(label), key, 0) + img)
+    (tmp_path / "train.idx").write_text("".join(lines))
+    (tmp_path / "property").write_text("2,112,112")
+    manifest, report = scan_dataset(tmp_path)
+    assert list(manifest.table["path"]) == [f"train.rec#{k}" for k in range(1, 7)] and set(manifest.table["status"]) == {"ok"}
+    assert any("below its first identity key" in w for w in report.warnings)
+    with pytest.raises(RecordIOError, match="first >= 1"):
+        (tmp_path / "train.idx").write_text("".join(lines))
+        data = bytearray((tmp_path / "train.rec").read_bytes())
+        struct.pack_into("<2f", data, 32, 0, 2)
+        (tmp_path / "train.rec").write_bytes(bytes(data))
+        scan_dataset(tmp_path)
