@@ -552,6 +552,11 @@ class InsightfaceWriter:
         self.count = key
         return key
 
+    @property
+    def identities(self) -> int:
+        """Identity records written so far (one per run of images)."""
+        return len(self._runs)
+
     def close(self) -> RecordProperty:
         """Write record 0, the identity records and ``property``; rename into place."""
         first = self.count + 1

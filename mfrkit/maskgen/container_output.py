@@ -172,7 +172,7 @@ class RecordsOut:
         odd = sum(n for s, n in self.sizes.items() if s != size)
         return {"aligned_size": ALIGNED_SIZES.get(size), "recordio": {
             "rec": rio.REC_NAME, "num_classes": prop.num_classes, "image_size": list(size), "images": self._writer.count,
-            "identity_records": len({v for v in self.labels.values()}), "other_sizes": odd}}
+            "identity_records": self._writer.identities, "other_sizes": odd}}
 
     def abort(self) -> None:
         _close_handles(self._handles)
