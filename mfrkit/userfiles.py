@@ -120,10 +120,10 @@ _kind("landmarks", "landmark file", 1 * GiB)
 _kind("protocol-table", "protocol table", 4 * GiB)
 _kind("json", "JSON file", 64 * MiB)
 _kind("yaml", "YAML file", 1 * MiB)
-_kind("bin", "insightface .bin file", 4 * GiB)
+_kind("bin", "insightface .bin file", 2 * GiB)  # read whole and unpickled (LFW's ~60 MB)
 _kind("recordio", "RecordIO file", None)  # read by offset, never whole
-_kind("recordio-index", "RecordIO index", 2 * GiB)
-_kind("recordio-property", "RecordIO property file", 1 * MiB)
+_kind("recordio-index", "RecordIO index", 4 * GiB)  # WebFace42M's ~1 GB
+_kind("recordio-property", "RecordIO property file", 4 * KiB)  # one line "num_classes,height,width"
 _kind("onnx", "ONNX model", 4 * GiB)  # protobuf's own limit is 2 GiB without external data
 _kind("sidecar", "model sidecar", 1 * MiB)
 _kind("manifest", "manifest", 16 * GiB)
@@ -199,6 +199,40 @@ def check_user_file(path: str | os.PathLike, kind: str | FileKind, *, max_bytes:
     return Path(p)
 
 
+def open_user_file(path: str | os.PathLike, kind: str | FileKind, *, max_bytes: int | None = None,
+                   any_size: bool = False) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of a user's regular file within the kind's cap, and its
+    stat, for readers that keep the file open (a RecordIO ``.rec`` read by offset).
+
+    The file is opened without blocking (a FIFO is refused, never waited on) and checked
+    with ``fstat``; the caller closes the descriptor. ``any_size``: no size cap (a file
+    streamed through a hash). Raises as :func:`read_user_bytes`.
+    """
+    kind = _kind_of(kind)
+    cap = None if any_size else max_bytes if max_bytes is not None else kind.limit()
+    p = os.fspath(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _os_error(p, kind, exc) from None
+    try:
+        st = os.fstat(fd)
+        _check_stat(p, st, kind, cap)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def check_read_size(n: int, path: str | os.PathLike, kind: str | FileKind, *, max_bytes: int | None = None) -> None:
+    """Refuse ``n`` bytes read for a user's item (a record of a ``.rec``, an image of a
+    ``.bin``) over the kind's cap, with the message of an oversized file."""
+    kind = _kind_of(kind)
+    cap = max_bytes if max_bytes is not None else kind.limit()
+    if cap is not None and n > cap:
+        raise FileTooLargeError(_too_large(os.fspath(path), kind, cap, f"is {_size_text(n)}"))
+
+
 def read_user_bytes(path: str | os.PathLike, kind: str | FileKind, *, max_bytes: int | None = None) -> bytes:
     """The bytes of a user's file: a regular file of at most the kind's cap.
 
@@ -224,12 +258,8 @@ def read_user_bytes(path: str | os.PathLike, kind: str | FileKind, *, max_bytes:
     kind = _kind_of(kind)
     cap = max_bytes if max_bytes is not None else kind.limit()
     p = os.fspath(path)
+    fd, _ = open_user_file(p, kind, max_bytes=cap)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise _os_error(p, kind, exc) from None
-    try:
-        _check_stat(p, os.fstat(fd), kind, cap)
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read() if cap is None else f.read(cap + 1)  # the size may change while reading
     except OSError as exc:
@@ -247,12 +277,8 @@ def user_file_sha256(path: str | os.PathLike, kind: str | FileKind = "text", *, 
     kind = _kind_of(kind)
     p = os.fspath(path)
     h = hashlib.sha256()
+    fd, _ = open_user_file(p, kind, any_size=True)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        raise _os_error(p, kind, exc) from None
-    try:
-        _check_stat(p, os.fstat(fd), kind, None)
         with os.fdopen(fd, "rb", closefd=False) as f:
             while block := f.read(chunk):
                 h.update(block)
