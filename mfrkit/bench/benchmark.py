@@ -13,7 +13,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
 import shutil
 import uuid
 import warnings
@@ -30,6 +29,7 @@ from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..landmarks.cache import detect_landmarks, open_store
+from ..names import unique_components
 from ..options import none_for, option, rates
 from ..packs.pack import open_pack, serves
 from . import evaluate as E
@@ -187,8 +187,28 @@ def _no_progress(total: int, description: str):
     return contextlib.nullcontext(lambda n=1: None)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
+#: Files a run folder holds beside its model folders, and a model folder beside its
+#: protocol folders: a model or protocol named like one gets a hashed folder instead.
+RUN_FILES = ("run.json", "leaderboard.csv", "leaderboard.md", "report.html")
+MODEL_FILES = (EMBEDDINGS_NAME,)
+
+
+def _result_folders(model_sets, protocols) -> tuple[dict[int, str], dict[str, str]]:
+    """The folder of each model (by ``id``) and of each protocol (by name) in a run
+    folder: :func:`mfrkit.names.unique_components`, so two models whose names sanitise
+    alike (``model v1``, ``model_v1``), differ in case, or share a name (two
+    ``model.onnx`` from different folders, told apart by sha256) never share a folder.
+    The same model file given twice is refused before the run writes anything."""
+    try:
+        models = unique_components({id(ms): ms.name for ms in model_sets},
+                                   identities={id(ms): ms.sha256 for ms in model_sets}, reserved=RUN_FILES)
+    except ValueError as exc:
+        raise BenchError(f"two models of this run cannot be told apart: {exc}; give each model once") from None
+    try:
+        protos = unique_components({p.name: p.name for p in protocols}, reserved=MODEL_FILES)
+    except ValueError as exc:
+        raise BenchError(f"two protocols of this run cannot be told apart: {exc}") from None
+    return models, protos
 
 
 # --- images -----------------------------------------------------------------------------------------
@@ -510,9 +530,7 @@ def run_benchmark(
         cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads,
     )  # fmt: skip
-    seen: dict[str, int] = {}
-    for ms in model_sets:
-        seen[ms.name] = seen.get(ms.name, 0) + 1
+    model_dirs, proto_dirs = _result_folders(model_sets, protocols)  # refused here, before anything is written
     now = _dt.datetime.now(_dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     folder = Path(cfg.out) / run_id
@@ -542,7 +560,7 @@ def run_benchmark(
         for ms in model_sets:
             log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
             ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
-            mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+            mdir = folder / model_dirs[id(ms)]
             common = {
                 **meta,
                 "model": ms.describe(),
@@ -559,7 +577,7 @@ def run_benchmark(
             for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != transfer_source):
                 proto, s = protocols[i], sides[i]
                 per_model[i] = _run_protocol(
-                    proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
+                    proto, s, ref, probe, images, cfg, common, mdir / proto_dirs[proto.name],
                     f"{ms.name} on {proto.name}",
                     transfer=(cfg.transfer_far if proto.name == transfer_source else None,
                               None if hint is None else hint["threshold"]),

@@ -15,7 +15,8 @@ from typing import Sequence
 import pandas as pd
 
 from ..atomic import atomic_write_text
-from .results import METRICS_NAME, ReportError, as_float, read_result, write_csv
+from ..names import latex_text, markdown_cell
+from .results import METRICS_NAME, ReportError, as_float, read_result, spreadsheet_frame, write_csv
 
 
 def _target(t) -> str:
@@ -98,6 +99,12 @@ def metrics_files(roots: Sequence[str | os.PathLike]) -> list[Path]:
 def _checked_row(path: Path) -> dict:
     """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
     not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
+    return checked_result(path)[1]
+
+
+def checked_result(path: Path) -> tuple[dict, dict]:
+    """``(metrics.json dict, its leaderboard row)``, checked as :func:`_checked_row` says:
+    the one reader of a result for the leaderboard, the comparison table and the report."""
     result = read_result(path)
     sections = ("model", "protocol", "metrics")
     if not isinstance(result, dict) or not all(isinstance(result.get(k), dict) for k in sections):
@@ -109,7 +116,10 @@ def _checked_row(path: Path) -> dict:
         raise ReportError(f"{path} is malformed ({type(exc).__name__}: {exc}); move it out of the results folder") from None
     if not row.get("model") or not row.get("protocol"):
         raise ReportError(f"{path} names no model or protocol; move it out of the results folder")
-    return row
+    for k in ("settings", "transfer"):
+        if result.get(k) is not None and not isinstance(result[k], dict):
+            raise ReportError(f"{path} is malformed ({k} is not a JSON object); move it out of the results folder")
+    return result, row
 
 
 def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
@@ -136,13 +146,13 @@ def _md_cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
     s = str(v)
-    return s[:12] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else s.replace("|", "\\|")
+    return s[:12] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else markdown_cell(s)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (sha256 columns shortened to 12 characters)."""
     cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@", "far@"))]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, row in df[cols].iterrows():
         lines.append("| " + " | ".join(_md_cell(row[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
@@ -152,7 +162,7 @@ def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None,
     """Write the leaderboard as CSV and/or Markdown, atomically."""
     written = []
     if csv is not None:
-        write_csv(csv, df)
+        write_csv(csv, df, spreadsheet=True)
         written.append(Path(csv))
     if md is not None:
         atomic_write_text(md, to_markdown(df))
@@ -202,8 +212,7 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[Result]:
     protocol then model."""
     latest: dict[tuple, Result] = {}
     for f in metrics_files(paths):
-        data = read_result(f)
-        row = leaderboard_row(data)
+        data, row = checked_result(f)
         key = tuple(row.get(k) for k in ("model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"))
         key += ((data.get("settings") or {}).get("rules"),)
         if key not in latest or str(row.get("created")) >= str(latest[key].data.get("created")):
@@ -412,7 +421,7 @@ def table_text(
                 out[f"{col}_low"] = [getattr(cells.get((m, col)), "low", None) for m in table.index]
                 out[f"{col}_high"] = [getattr(cells.get((m, col)), "high", None) for m in table.index]
             out[f"{col}_insufficient"] = [getattr(cells.get((m, col)), "flag", None) == "insufficient" for m in table.index]
-        return out.reset_index().to_csv(index=False)
+        return spreadsheet_frame(out.reset_index()).to_csv(index=False)
 
     def cell(m: str, col: str, tex: bool) -> str:
         mv = cells.get((m, col))
@@ -427,27 +436,22 @@ def table_text(
 
     flagged = any(c.flag == "insufficient" for c in cells.values())
     if fmt == "md":
-        lines = ["| model | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |"]
+        lines = ["| model | " + " | ".join(markdown_cell(c) for c in table.columns) + " |"]
         lines.append("|---|" + "---|" * len(table.columns))
         for m in table.index:
-            lines.append(f"| {m} | " + " | ".join(cell(m, c, False) for c in table.columns) + " |")
-        notes = [caption] if caption else []
+            lines.append(f"| {markdown_cell(m)} | " + " | ".join(cell(m, c, False) for c in table.columns) + " |")
+        notes = [markdown_cell(caption)] if caption else []
         if flagged:
             notes.append("† FAR target below 1 / (impostor comparisons): not resolvable with this protocol.")
         return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
     if fmt == "tex":
-        def esc(s: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-                s = s.replace(a, b)
-            return s
-
         lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\hline"]
-        lines.append("model & " + " & ".join(esc(c) for c in table.columns) + r" \\")
+        lines.append("model & " + " & ".join(latex_text(c) for c in table.columns) + r" \\")
         lines.append(r"\hline")
         for m in table.index:
-            lines.append(esc(m) + " & " + " & ".join(cell(m, c, True) for c in table.columns) + r" \\")
+            lines.append(latex_text(m) + " & " + " & ".join(cell(m, c, True) for c in table.columns) + r" \\")
         lines += [r"\hline", r"\end{tabular}"]
-        cap = esc(caption) + (r" $^\dagger$FAR target not resolvable with this many impostor comparisons." if flagged else "")
+        cap = latex_text(caption) + (r" $^\dagger$FAR target not resolvable with this many impostor comparisons." if flagged else "")
         if cap.strip():
             lines.append(r"\caption{" + cap.strip() + "}")
         lines.append(r"\end{table}")

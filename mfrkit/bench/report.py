@@ -45,6 +45,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_text
 from ..errors import MfrkitError
+from ..names import short_hash
 from . import report_figures as F
 from .leaderboard import (
     DEFAULT_METRICS,
@@ -89,7 +90,10 @@ def _e(text) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+    """An HTML id for ``text``; a hash of ``text`` is added when characters were replaced,
+    so two protocols whose names differ only there (``a b``, ``a.b``) keep apart anchors."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+    return slug if slug == text else f"{slug}-{short_hash(text)}"
 
 
 def _data_uri(data: bytes, mime: str) -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.markup import escape
 
 from ..errors import MfrkitError
 from . import bench, datasets, demo, models, pack, protocol, synth  # noqa: F401  (they register their commands)
-from .app import app, err_console
+from .app import app, err_console, plain, styled
 
 __all__ = ["app", "main"]
 
@@ -53,7 +52,7 @@ def _fail(message: str) -> None:
     # One line: a message from a parser (YAML, pyarrow) can carry newlines and indentation.
     line = " ".join(message.split()) or "failed"
     # escape: messages hold brackets ("install mfrkit[gpu]") that rich would read as markup
-    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+    err_console.print(f"{styled('bold red', 'error:')} {plain(line)}", markup=True, highlight=False)
     sys.exit(1)
 
 

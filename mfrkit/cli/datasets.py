@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..jobs import ExecutorSpec
-from .app import app, console, datasets_app
+from .app import app, console, datasets_app, plain, styled
 from .common import counts_text, key_values
 from .declare import with_config
 
@@ -83,7 +83,7 @@ def datasets_scan(
     if report.failures:
         console.print(f"failures: {counts_text(report.failures)}")
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"{styled('yellow', 'warning:')} {plain(w)}", markup=True)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..models.train_config import TrainConfig
-from .app import console, models_app
+from .app import console, models_app, plain, styled
 from .common import counts_text, key_values
 from .declare import with_config
 
@@ -33,7 +33,7 @@ def models_list() -> None:
     from ..models import list_families
 
     for info in list_families():
-        console.print(f"[bold]{info.name}[/]: {info.summary}", highlight=False)
+        console.print(f"{styled('bold', info.name)}: {plain(info.summary)}", markup=True, highlight=False)
         console.print(f"  input {info.input} ({info.align}), {info.embedding_dim}-d; options: {info.options}", highlight=False)
     from ..models import BACKBONES
 
@@ -86,7 +86,7 @@ def models_recipes() -> None:
     from ..models.recipe import list_recipes
 
     for r in list_recipes():
-        console.print(f"[bold]{r.name}[/] ({r.family}): {r.summary}", highlight=False)
+        console.print(f"{styled('bold', r.name)} {plain(f'({r.family}): {r.summary}')}", markup=True, highlight=False)
 
 
 @models_app.command("recipe")
@@ -115,7 +115,7 @@ def models_export(
         diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.max_abs_diff.items())
         console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| (relative to the norm above 1) {diffs}", highlight=False)
     if checkpoint is None:
-        console.print("[yellow]note:[/] untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy")
+        console.print(styled("yellow", "note:") + " untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy", markup=True)
 
 
 @models_app.command("import-dlib")
