@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -234,22 +235,35 @@ class _Sides:
 def _sides(proto, images: ImageTable) -> _Sides:
     ref, prb = proto.manifests["reference"], proto.manifests["probe"]
     what = f"protocol {proto.name}"
+    uids = functools.partial(images.uids, what=what, why=_unmatched_cause(proto))
     if proto.kind == ALL_PAIRS:
         return _Sides(
-            left=images.uids(ref, proto.reference_images["image_id"].tolist(), what=what),
-            right=images.uids(prb, proto.probe_images["image_id"].tolist(), what=what),
+            left=uids(ref, proto.reference_images["image_id"].tolist()),
+            right=uids(prb, proto.probe_images["image_id"].tolist()),
         )
     if proto.kind == VERIFICATION:
         return _Sides(
-            left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
-            right=images.uids(prb, proto.pairs["right_id"].tolist(), what=what),
+            left=uids(ref, proto.pairs["left_id"].tolist()),
+            right=uids(prb, proto.pairs["right_id"].tolist()),
         )
     mates = proto.probes["mate_id"].tolist() if "mate_id" in proto.probes else [""] * len(proto.probes)
     return _Sides(
-        gallery=images.uids(ref, proto.gallery["image_id"].tolist(), what=what),
-        probes=images.uids(prb, proto.probes["image_id"].tolist(), what=what),
-        mates=images.uids(ref, mates, what=what),
+        gallery=uids(ref, proto.gallery["image_id"].tolist()),
+        probes=uids(prb, proto.probes["image_id"].tolist()),
+        mates=uids(ref, mates),
     )
+
+
+def _unmatched_cause(proto) -> str | None:
+    """Why a protocol can name images its manifest lacks, where its info says: an import
+    that kept references it could not match (``source.unresolved``)."""
+    source = (proto.info or {}).get("source") or {}
+    n = source.get("unresolved") if isinstance(source, dict) else None
+    if isinstance(n, int) and n > 0:
+        return (f"the import of {source.get('file', 'its pair list')} kept {n} reference(s) that match no image of "
+                "the manifest (`mfrkit protocol validate` lists them); import it again with the manifest that holds "
+                "those images, or the format options (--ext) that name them")
+    return None
 
 
 def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:

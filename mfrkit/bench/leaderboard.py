@@ -235,6 +235,63 @@ def protocol_order(results: Sequence["Result"]) -> list[str]:
     return sorted(spec_of, key=lambda name: (rank.get(spec_of[name], len(SPEC_ORDER)), name))
 
 
+def check_rules(rules: str | None) -> str | None:
+    """``rules`` if it names a rule set (or is None: each run's own); ReportError listing
+    the rule sets otherwise."""
+    from .metrics import RULE_SETS
+
+    if rules is not None and rules not in RULE_SETS.names():
+        raise ReportError(f"unknown rule set {rules!r}; choose {' or '.join(RULE_SETS.names())}")
+    return rules
+
+
+def check_table_choice(results: Sequence["Result"] | None, metrics: Sequence[str], rules: str | None) -> list[MetricSpec]:
+    """The one check of ``--metric`` and ``--rules`` for the leaderboard, its comparison
+    table and the report: every metric parses, the rule set exists, and (given
+    ``results``) at least one result holds one of the metrics, so nothing answers an
+    impossible request with an empty table. Returns the parsed metrics.
+
+    Raises
+    ------
+    ReportError
+        Naming the bad value, or the metrics the results do hold.
+    """
+    specs = [parse_metric(m) for m in metrics]
+    check_rules(rules)
+    if results is not None and not any(metric_value(r.data, spec, rules) is not None for r in results for spec in specs):
+        held = sorted({t for r in results for t in _targets_held(r.data)})
+        hint = f"; the results hold {', '.join(held)}" if held else ""
+        raise ReportError(f"no result holds the metric(s) {', '.join(metrics)}{hint}")
+    return specs
+
+
+def _targets_held(result: dict) -> list[str]:
+    m = result.get("metrics") or {}
+    out = [f"tar@far={short_target(float(r['far_target']))}" for r in m.get("tar_at_far") or [] if isinstance(r, dict) and "far_target" in r]
+    # TPIR@FPIR rows are TarAtFar records too (far_target holds the FPIR)
+    out += [f"tpir@fpir={short_target(float(r['far_target']))}" for r in m.get("tpir_at_fpir") or [] if isinstance(r, dict) and "far_target" in r]
+    return out + [k for k in ("auc", "rank1", "rank5", "rank10") if isinstance(m.get(k), (int, float))]
+
+
+#: Said wherever an insightface-rule TAR of 0 is shown (faithful to insightface, easy to misread).
+INSIGHTFACE_ZERO_NOTE = ("insightface rule: a TAR of 0 can mean perfect separation, not failure: it takes the first ROC "
+                         "point nearest the FAR target, and where no impostor passes any threshold that is the (FAR 0, "
+                         "TAR 0) point; the mfrkit rule set gives such a model its TAR.")
+
+
+def insightface_zero_shown(results: Sequence["Result"], specs: Sequence[MetricSpec], rules: str | None = None) -> bool:
+    """Whether a TAR@FAR of 0 by the insightface rule set is among the numbers shown."""
+    for r in results:
+        if not r.verification or rule_set(r.data, rules) != "insightface":
+            continue
+        for spec in specs:
+            if spec.name.startswith("tar@far="):
+                mv = metric_value(r.data, spec, rules)
+                if mv is not None and mv.value == 0:
+                    return True
+    return False
+
+
 def rule_set(result: dict, wanted: str | None = None) -> str:
     """The rule set whose numbers are shown: ``wanted``, else the run's (``settings.rules``),
     else ``mfrkit``."""
@@ -282,7 +339,8 @@ def _num(v) -> float | None:
 
 def parse_metric(name: str) -> MetricSpec:
     """A metric name: ``tar@far=1e-3``, ``auc``, ``eer``, ``acc``, ``transfer_fnmr``,
-    ``transfer_fmr`` (1:1); ``rank1``, ``rank5``, ``rank10``, ``tpir@fpir=1e-2`` (1:N)."""
+    ``transfer_fmr`` (1:1); ``rank1``, ``rank5``, ``rank10``, ``tpir@fpir=1e-2`` (1:N).
+    A target must be a rate in (0, 1] (``nan``, ``-1`` or ``2`` are refused)."""
     key = name.strip().lower()
     for prefix, label, verif in (("tar@far=", "TAR@FAR", True), ("tpir@fpir=", "TPIR@FPIR", False)):
         if key.startswith(prefix):
@@ -290,6 +348,9 @@ def parse_metric(name: str) -> MetricSpec:
                 t = float(key[len(prefix) :])
             except ValueError:
                 break
+            if not (math.isfinite(t) and 0 < t <= 1):
+                raise ReportError(f"metric {name!r}: the {label.split('@')[1]} target must be a rate in (0, 1], "
+                                  f"e.g. {prefix}1e-3")
             return MetricSpec(f"{prefix}{_target(t)}", f"{label}={short_target(t)}", True, verif)
     fixed = {
         "auc": MetricSpec("auc", "AUC", True, True),
@@ -478,10 +539,11 @@ def write_table(
     fmt = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex"}.get(path.suffix.lower())
     if fmt is None:
         raise ReportError(f"cannot tell the table format of {path}: name it .md, .csv or .tex")
+    specs = check_table_choice(results, metrics, rules)
     table, cells = pivot_table(results, metrics, rules=rules)
-    if table.empty or not len(table.columns):
-        raise ReportError(f"no result holds the metric(s) {', '.join(metrics)}")
     caption = table_caption(results, rules)
+    if insightface_zero_shown(results, specs, rules):
+        caption += " " + INSIGHTFACE_ZERO_NOTE
     atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption))
     return path
 
@@ -492,6 +554,7 @@ def write_leaderboards(
 ) -> tuple[pd.DataFrame, list[Path]]:
     """``mfrkit leaderboard``: the leaderboard of ``results`` and the files asked for
     (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see :func:`write_table`)."""
+    check_table_choice(None, metrics, rules)  # --metric / --rules are checked even without --table
     board = collect_leaderboard(results)
     written = write_leaderboard(board, csv=csv, md=md)
     if table is not None:

@@ -49,9 +49,12 @@ from ..names import short_hash
 from . import report_figures as F
 from .leaderboard import (
     DEFAULT_METRICS,
+    INSIGHTFACE_ZERO_NOTE,
     MetricValue,
     Result,
+    check_table_choice,
     collect_results,
+    insightface_zero_shown,
     model_labels,
     parse_metric,
     pivot_table,
@@ -254,6 +257,8 @@ class _Builder:
         chosen = ", ".join(f"{s.label} ({'higher' if s.higher_is_better else 'lower'} is better)" for s in specs)
         notes = f"<p class=note>Cells: {_e(chosen)}, with the interval in brackets; ★ best of the column (only with two or more models). " \
                 f"{_e(table_caption(self.results, self.rules))}"
+        if insightface_zero_shown(self.results, specs, self.rules):
+            notes += " " + _e(INSIGHTFACE_ZERO_NOTE)
         if any(c.flag == "insufficient" for c in cells.values()):
             notes += " † the protocol has fewer than 1 / FAR impostor comparisons: the target cannot be resolved."
         notes += "</p>"
@@ -622,8 +627,7 @@ def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_
     results = list(results)
     if not results:
         raise ReportError("no results to report")
-    for m in metrics:
-        parse_metric(m)  # an unknown metric fails before any figure is drawn
+    check_table_choice(results, metrics, rules)  # as the leaderboard: before any figure is drawn
     return _Builder(results, metrics, rules, impostor_pass_limit).page()
 
 

@@ -58,6 +58,9 @@ _BOARD_METRICS = (
 
 def print_board(board) -> None:
     """One line per (model, protocol): readable in a terminal and in a log file alike."""
+    from ..bench.leaderboard import INSIGHTFACE_ZERO_NOTE
+
+    zero_by_insightface = False
     for _, row in board.iterrows():
         parts = []
         for c in _BOARD_METRICS:
@@ -67,4 +70,8 @@ def print_board(board) -> None:
             parts.append(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}")
         rules = row.get("rules")
         by = f", {rules} rules" if isinstance(rules, str) and rules != "mfrkit" else ""
+        zero_by_insightface |= rules == "insightface" and any(
+            c.startswith("tar@far=") and row.get(c) == 0 for c in board.columns)
         console.print(f"{row['model']} on {row['protocol']} ({row['provider']}{by}): " + ", ".join(parts), highlight=False)
+    if zero_by_insightface:
+        console.print(f"note: {INSIGHTFACE_ZERO_NOTE}", highlight=False)

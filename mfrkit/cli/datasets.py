@@ -103,7 +103,8 @@ def landmarks(
     workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
+    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options,
+                          require_any=True)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 

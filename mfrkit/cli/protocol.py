@@ -167,8 +167,7 @@ def protocol_import(
     registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
     console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
-        err_console.print(f"{styled('yellow', 'warning:')} {len(report.unresolved)} image reference(s) were not found; "
-                          "run `mfrkit protocol validate` for details", markup=True, highlight=False)
+        err_console.print(f"{styled('yellow', 'warning:')} {plain(report.warning())}", markup=True, highlight=False)
 
 
 @protocol_app.command("export")

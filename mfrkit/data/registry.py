@@ -19,12 +19,12 @@ from pathlib import Path
 
 
 from ..atomic import atomic_write_text
-from ..errors import DatasetError, ManifestError, MfrkitError
+from ..errors import DatasetError, ManifestError, MfrkitError, require_made
 from ..registry import USER_NAME, check_user_name
 from ..userfiles import read_user_bytes
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
-from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest, write_manifest
 from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
@@ -222,6 +222,9 @@ def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, 
     manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, executor=executor,
                                     **entry.options)
     write_manifest(manifest, entry.manifest_path)
+    ok = int((manifest.table["status"] == STATUS_OK).sum()) if len(manifest.table) else 0
+    require_made(ok, f"{name}: no readable image among {len(manifest.table)}", dict(report.failures),
+                 where=f"each image's status is in {entry.manifest_path}")
     return manifest, report
 
 

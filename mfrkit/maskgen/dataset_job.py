@@ -31,7 +31,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
-from ..errors import ManifestError, MfrkitError
+from ..errors import ManifestError, MfrkitError, require_made
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
 from ..userfiles import read_user_bytes
@@ -584,8 +584,8 @@ class DatasetJob(Job):
         if not len(ok):
             if container is not None:
                 container.abort()
-            reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
-            raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+            require_made(0, f"{self.kind} wrote no image", failures,
+                         where=f"the reasons per source are in {fail_path}")
         if container is not None:
             meta = {**meta, **container.close()}
             frame = frame.drop(columns=[c for c in ("part_file", "part_offset") if c in frame.columns])

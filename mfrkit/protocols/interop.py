@@ -104,10 +104,13 @@ class ImportReport:
     folds: int
     genuine: int
     unresolved: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Pairs with an image that is in the manifest but not usable (corrupt, ...): each a
+    #: failure to acquire in the bench.
+    unusable: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.unresolved
+        return not self.unresolved and not self.unusable
 
     def summary(self) -> str:
         text = f"{self.pairs} pairs ({self.genuine} genuine) in {self.folds} fold(s)"
@@ -116,6 +119,16 @@ class ImportReport:
             text += (f"; {len(self.unresolved)} reference(s) not found in the manifests, kept in place "
                      f"(e.g. row {row} {side}: {ref!r})")
         return text
+
+    def warning(self) -> str | None:
+        """What the user should know of an import that is not :attr:`ok`, in one line."""
+        parts = []
+        if self.unresolved:
+            parts.append(f"{len(self.unresolved)} image reference(s) were not found")
+        if self.unusable:
+            parts.append(f"{self.unusable} pair(s) have an image that cannot be used (corrupt or failed), scored as "
+                         "failures to acquire")
+        return "; ".join(parts) + "; run `mfrkit protocol validate` for details" if parts else None
 
 
 def infer_spec(manifests: dict[str, Manifest], left_ids, right_ids) -> str | None:
