@@ -14,7 +14,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_new_file
 from ..names import latex_text, markdown_cell
 from .results import METRICS_NAME, ReportError, as_float, read_result, spreadsheet_frame, write_csv
 
@@ -158,14 +158,16 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None, md: str | os.PathLike | None = None) -> list[Path]:
-    """Write the leaderboard as CSV and/or Markdown, atomically."""
+def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None, md: str | os.PathLike | None = None,
+                      replace: bool = True) -> list[Path]:
+    """Write the leaderboard as CSV and/or Markdown, atomically (``replace=False``: an
+    existing file is refused, never replaced)."""
     written = []
     if csv is not None:
-        write_csv(csv, df, spreadsheet=True)
+        write_csv(csv, df, spreadsheet=True, replace=replace)
         written.append(Path(csv))
     if md is not None:
-        atomic_write_text(md, to_markdown(df))
+        atomic_write_text(md, to_markdown(df), replace=replace)
         written.append(Path(md))
     return written
 
@@ -531,10 +533,11 @@ def table_caption(results: Sequence[Result], rules: str | None = None) -> str:
 
 def write_table(
     results: Sequence[Result], path: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
-    intervals: bool = True, rules: str | None = None,
+    intervals: bool = True, rules: str | None = None, replace: bool = True,
 ) -> Path:
     """Write the comparison table (:func:`pivot_table`) to ``path``; the format comes from
-    its extension (``.md``, ``.csv``, ``.tex``)."""
+    its extension (``.md``, ``.csv``, ``.tex``). ``replace=False``: an existing file is
+    refused."""
     path = Path(path)
     fmt = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex"}.get(path.suffix.lower())
     if fmt is None:
@@ -544,19 +547,25 @@ def write_table(
     caption = table_caption(results, rules)
     if insightface_zero_shown(results, specs, rules):
         caption += " " + INSIGHTFACE_ZERO_NOTE
-    atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption))
+    atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption), replace=replace)
     return path
 
 
 def write_leaderboards(
     results: Sequence[str | os.PathLike], *, csv=None, md=None, table=None, metrics: Sequence[str] = DEFAULT_METRICS,
-    intervals: bool = True, rules: str | None = None,
+    intervals: bool = True, rules: str | None = None, force: bool = False,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """``mfrkit leaderboard``: the leaderboard of ``results`` and the files asked for
-    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see :func:`write_table`)."""
+    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see
+    :func:`write_table`). An existing file is replaced only with ``force``: every one is
+    checked before anything is read or written."""
     check_table_choice(None, metrics, rules)  # --metric / --rules are checked even without --table
+    for path in (csv, md, table):
+        if path is not None:
+            check_new_file(path, force=force)
     board = collect_leaderboard(results)
-    written = write_leaderboard(board, csv=csv, md=md)
+    written = write_leaderboard(board, csv=csv, md=md, replace=force)
     if table is not None:
-        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules))
+        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules,
+                                   replace=force))
     return board, written

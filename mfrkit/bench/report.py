@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_new_file
 from ..errors import MfrkitError
 from ..names import short_hash
 from . import report_figures as F
@@ -633,13 +633,15 @@ def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_
 
 def write_report(
     runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
-    rules: str | None = None, impostor_pass_limit: float | None = None,
+    rules: str | None = None, impostor_pass_limit: float | None = None, force: bool = True,
 ) -> Path:
     """Write the report of every result under ``runs`` (run folders, or folders of runs)
-    to ``out``, atomically. Returns ``out``."""
+    to ``out``, atomically. Returns ``out``. ``force=False`` (``mfrkit report`` without
+    ``--force``): an existing ``out`` is refused before anything is read."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give the HTML file to write (e.g. {out / REPORT_NAME})")
+    check_new_file(out, force=force, what="report")
     text = build_report(collect_results(runs), metrics=metrics, rules=rules, impostor_pass_limit=impostor_pass_limit)
-    atomic_write_text(out, text)
+    atomic_write_text(out, text, replace=force)
     return out

@@ -89,11 +89,11 @@ def spreadsheet_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(path: str | os.PathLike, df: pd.DataFrame, *, spreadsheet: bool = False) -> None:
+def write_csv(path: str | os.PathLike, df: pd.DataFrame, *, spreadsheet: bool = False, replace: bool = True) -> None:
     """``df`` as CSV (no index), atomically. ``spreadsheet``: a table people open in a
     spreadsheet (the leaderboard), its text cells neutralised by :func:`spreadsheet_frame`;
     the run's data files (scores.csv, ...) are read back by mfrkit and stay exact."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         (spreadsheet_frame(df) if spreadsheet else df).to_csv(tmp, index=False)
 
 

@@ -56,14 +56,14 @@ def datasets_remove(name: str) -> None:
 @datasets_app.command("export")
 def datasets_export(
     src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
-    out: Annotated[Path, typer.Argument(help="The CSV file to write.")],
+    out: Annotated[Path, typer.Argument(help="The CSV file to write (an existing one only with --force).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write a dataset's manifest as CSV (one row per image; dataset metadata is not kept)."""
-    from ..data.manifest import export_csv
-    from ..data.registry import resolve_source
+    from ..data.registry import export_source
 
-    manifest = resolve_source(src, progress=True)
-    console.print(f"wrote {export_csv(manifest, out)} ({len(manifest)} rows)")
+    out, rows = export_source(src, out, force=force)
+    console.print(f"wrote {out} ({rows} rows)")
 
 
 @datasets_app.command("scan")
@@ -113,16 +113,12 @@ def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
     known: Annotated[bool, typer.Option("--known", help="The built-in card of the known public dataset SRC names, even when a dataset of that name is registered.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="--out: replace an existing file.")] = False,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
-    from ..atomic import atomic_write_text
-    from ..data_cards import CARD_NAME, card_for_source
+    from ..data_cards import card_for_source, write_card_for_source
 
-    text = card_for_source(src, known=known)
     if out is None:
-        console.print(text, markup=False, highlight=False)
+        console.print(card_for_source(src, known=known), markup=False, highlight=False)
         return
-    # A folder (existing, or a new path without a file extension) gets DATA_CARD.md inside it.
-    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
-    atomic_write_text(path, text)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {write_card_for_source(src, out, known=known, force=force)}")

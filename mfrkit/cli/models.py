@@ -106,11 +106,12 @@ def models_export(
     family: Annotated[Optional[str], typer.Option(help="Model family; optional with --checkpoint.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Training checkpoint; without one the weights are untrained.")] = None,
     option: FamilyOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing ONNX file(s).")] = False,
 ) -> None:
     """Export a family's embedding graph to ONNX with its mfrkit.* metadata, checked against torch."""
     from ..models.export import export_family
 
-    for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option)):
+    for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option), replace=force):
         domain = f" ({r.metadata['mfrkit.domain']})" if "mfrkit.domain" in r.metadata else ""
         diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.max_abs_diff.items())
         console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| (relative to the norm above 1) {diffs}", highlight=False)

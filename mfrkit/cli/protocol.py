@@ -178,7 +178,7 @@ def protocol_export(
     root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="All-pairs: write the CSV even above 100 million comparisons.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE; all-pairs: write the CSV even above 100 million comparisons.")] = False,
 ) -> None:
     """Export a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison, as csv)."""
     from ..protocols import export_protocol, load_protocol
@@ -192,7 +192,7 @@ def protocol_export(
                           f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", markup=True, highlight=False)
         if rows > _EXPORT_LIMIT and not force:
             raise typer.BadParameter(f"{rows:,} rows is more than {_EXPORT_LIMIT:,}; pass --force to write them anyway")
-    path, used_root = export_protocol(loaded, file, fmt, root=root)
+    path, used_root = export_protocol(loaded, file, fmt, root=root, replace=force)
     console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
 
 

@@ -291,9 +291,10 @@ def check_meta(meta: object) -> None:
                                 f"got {type(meta[key]).__name__} {meta[key]!r:.60}")
 
 
-def export_csv(manifest: Manifest, path: str | os.PathLike) -> Path:
-    """Write the manifest table as CSV (metadata is not kept), atomically."""
-    with atomic_path(path) as tmp:
+def export_csv(manifest: Manifest, path: str | os.PathLike, *, replace: bool = True) -> Path:
+    """Write the manifest table as CSV (metadata is not kept), atomically; with
+    ``replace=False`` an existing file is refused (``OutputFileExistsError``)."""
+    with atomic_path(path, replace=replace) as tmp:
         manifest.table.to_csv(tmp, index=False)
     return Path(path)
 

@@ -263,6 +263,19 @@ def _bin_manifest(path: Path) -> Manifest:
     return manifest
 
 
+def export_source(src: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> tuple[Path, int]:
+    """``mfrkit datasets export``: the manifest behind ``src`` (:func:`resolve_source`) as
+    CSV at ``out``; an existing ``out`` only with ``force`` (checked before the scan).
+    Returns (path, rows). The cells are the manifest's exact values (the CSV is read back
+    as a manifest), not neutralised for spreadsheets."""
+    from ..atomic import check_new_file
+    from .manifest import export_csv
+
+    check_new_file(out, force=force, what="CSV file")
+    manifest = resolve_source(src, progress=True)
+    return export_csv(manifest, out, replace=force), len(manifest)
+
+
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 

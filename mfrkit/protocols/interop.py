@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from ..atomic import check_new_file
 from ..data.imageio import decode_image
 from ..data.verification_bin import open_bin
 from ..data.manifest import (
@@ -235,7 +236,7 @@ def protocol_pair_table(protocol: Protocol, root: Path | None = None) -> tuple[p
 
 
 def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
-                    root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+                    root: str | os.PathLike | None = None, replace: bool = True) -> tuple[Path, Path]:
     """Write a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison,
     as ``csv`` only, see :func:`~.all_pairs.export_all_pairs`).
 
@@ -243,10 +244,14 @@ def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
     both manifests' dataset roots; with one manifest, its root). Formats without
     folds refuse protocols whose folds they could not give back.
 
+    ``replace=False`` (``mfrkit protocol export`` without ``--force``): an existing
+    ``path`` is refused before anything is written.
+
     Returns
     -------
     (path written, root the paths are relative to)
     """
+    check_new_file(path, force=replace, what="pair list")
     if protocol.kind == "all-pairs":
         from .all_pairs import export_all_pairs
 
@@ -254,10 +259,10 @@ def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
             raise PairFormatError(f"an all-pairs protocol has no pair list to write as {fmt}; it exports as csv only "
                                   "(one row per comparison: see its size with `mfrkit protocol show` first)")
         root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
-        return export_all_pairs(protocol, path, root=root), root
+        return export_all_pairs(protocol, path, root=root, replace=replace), root
     table, root = protocol_pair_table(protocol, Path(root) if root is not None else None)
     options = {"root": root} if "root" in get_format(fmt).write_options else {}
-    return write_pairs(table, path, fmt, **options), root
+    return write_pairs(table, path, fmt, replace=replace, **options), root
 
 
 # --- insightface .bin ------------------------------------------------------------------------------

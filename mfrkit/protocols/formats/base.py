@@ -100,10 +100,11 @@ def pairs_bytes(pairs: pd.DataFrame, fmt: str, **options: Any) -> bytes:
     return spec.writer(check_pair_table(pairs), **options)
 
 
-def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike, fmt: str, **options: Any) -> Path:
-    """Write ``pairs`` to ``path`` in format ``fmt``, atomically."""
+def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike, fmt: str, *, replace: bool = True, **options: Any) -> Path:
+    """Write ``pairs`` to ``path`` in format ``fmt``, atomically (``replace=False``: an
+    existing file is refused)."""
     data = pairs_bytes(pairs, fmt, **options)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, replace=replace)
     return Path(path)
 
 
