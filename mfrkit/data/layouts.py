@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DatasetError
 from ..registry import Registry
+from ..user_regex import UnsafeRegexError, bounded_matches, compile_user_regex
 from ..userfiles import read_user_text, user_file_errors_as
 from .imageio import is_image_file
 
@@ -290,16 +291,17 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = 
     null identity and status ``no_identity``. ``variant`` as for ``imagefolder``.
     """
     _check_variant(variant)
-    try:
-        pattern = re.compile(identity_regex)
-    except re.error as exc:
-        raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
-    if "identity" not in pattern.groupindex:
-        raise DatasetError("identity_regex needs a named group (?P<identity>...)")
+    try:  # a user's pattern: refused when it could backtrack for ever, and run under a deadline
+        pattern = compile_user_regex(str(identity_regex), what="identity_regex", groups=("identity",))
+    except UnsafeRegexError as exc:
+        raise DatasetError(str(exc)) from None
     paths, warnings = _layout_images(root, "flat")
+    try:
+        matches = bounded_matches(pattern, [PurePosixPath(rel).stem for rel in paths], what="identity_regex")
+    except UnsafeRegexError as exc:
+        raise DatasetError(str(exc)) from None
     records, bad = [], 0
-    for rel in paths:
-        m = pattern.match(PurePosixPath(rel).stem)
+    for rel, m in zip(paths, matches):
         if m:
             records.append({"path": rel, "identity": m.group("identity")})
         else:
@@ -379,3 +381,8 @@ def check_layout_options(layout: str, options: dict) -> None:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"layout {layout!r} takes no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+    if "identity_regex" in options:  # a bad pattern is refused when registered, not at the first scan
+        try:
+            compile_user_regex(str(options["identity_regex"]), what="identity_regex", groups=("identity",))
+        except UnsafeRegexError as exc:
+            raise DatasetError(str(exc)) from None
