@@ -20,11 +20,13 @@ def datasets_add(
     layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat, insightface-rec (train.rec + train.idx) or auto.")] = "auto",
     replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
+    follow_links: Annotated[bool, typer.Option("--follow-links", help="Follow folder links that lead out of the dataset folder (by default they are skipped and counted: a link to / would catalogue the whole file system).")] = False,
 ) -> None:
     """Register a dataset folder under a short name (nothing is copied or scanned)."""
     from ..data.registry import add_dataset
 
-    entry = add_dataset(name, path, layout=layout, replace=replace, **key_values(option))
+    options = {**key_values(option), **({"follow_links": True} if follow_links else {})}
+    entry = add_dataset(name, path, layout=layout, replace=replace, **options)
     if entry.manifest_path == Path(entry.root) / "manifest.parquet":
         console.print(f"registered {entry.name} -> {entry.root} (made by mfrkit: its own manifest is used, nothing to scan)")
     else:
