@@ -54,9 +54,9 @@ def make_images(folder: Path, n: int, size: int) -> list:
 
 
 def bench_embedding(args) -> None:
-    from mfrkit.bench.crops import CropJob, crop_chunk, default_workers
+    from mfrkit.crops import CropJob, crop_chunk, default_workers
     from mfrkit.bench.embed import embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.model_input import to_tensor
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
 Sections (``--sections``; all by default):
 
-``onnx``       a family exported to ONNX, run by the bench's :class:`~mfrkit.bench.onnx_model.OnnxModel`
+``onnx``       a family exported to ONNX, run by the bench's :class:`~mfrkit.onnx_model.OnnxModel`
                on onnxruntime's CUDA provider with I/O binding: images/s beside a bare
                ``session.run`` loop on the same session, and the embeddings against the CPU
                provider's. Needs onnxruntime-gpu (``mfrkit[gpu]``): without a CUDA provider
@@ -138,7 +138,7 @@ def _normalised(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 def check_onnx(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     import onnxruntime as ort
 
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.models.export import export_family
 
     rows = []

@@ -36,10 +36,10 @@ _PUBLIC = {
     "BenchError": "benchmark",
     "BenchRun": "benchmark",
     "run_benchmark": "benchmark",
-    "OnnxModel": "onnx_model",
-    "ModelSet": "onnx_model",
-    "load_models": "onnx_model",
-    "select_providers": "onnx_model",
+    "OnnxModel": "..onnx_model",
+    "ModelSet": "..onnx_model",
+    "load_models": "..onnx_model",
+    "select_providers": "..onnx_model",
     "ImageRef": "embed",
     "Embeddings": "embed",
     "embed_images": "embed",
@@ -66,5 +66,6 @@ __all__ = sorted(_PUBLIC)
 
 def __getattr__(name: str):
     if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        where = _PUBLIC[name]
+        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,12 +35,12 @@ from ..packs.pack import open_pack, serves
 from . import evaluate as E
 from . import metrics as M
 from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
-from .crops import default_workers
+from ..crops import default_workers
 from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
 from .embedding_cache import default_cache_dir, preprocessing_key
 from .images import ATTRIBUTES, MISSING_UID, ImageTable
 from .leaderboard import leaderboard_row, write_leaderboard
-from .onnx_model import ModelSet, load_models
+from ..onnx_model import ModelSet, load_models
 from .plots import plot_cmc, plot_roc_det, plot_verification
 from .protocol_io import (
     VERIFICATION,
@@ -75,7 +75,7 @@ class BenchConfig:
 
     Attributes
     ----------
-    models : model files or folders (see :func:`~mfrkit.bench.onnx_model.load_models`).
+    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`).
     protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /

@@ -24,9 +24,9 @@ from ..landmarks.base import FaceResult, Landmarks
 from ..jobs import ExecutorSpec, FolderLock
 from ..model_input import to_tensor
 from ..packs.pack import Pack
-from .crops import CropJob, iter_crops
+from ..crops import CropJob, iter_crops
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
-from .onnx_model import OnnxModel
+from ..onnx_model import OnnxModel
 
 NO_LANDMARKS = "no_landmarks"
 NON_FINITE = "non_finite_embedding"

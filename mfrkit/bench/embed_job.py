@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..jobs import ExecutorSpec, Item, Job
-from .crops import CropJob, crop_chunk
+from ..crops import CropJob, crop_chunk
 
 #: Images per chunk sent to an actor.
 CHUNK = 256
@@ -60,7 +60,7 @@ class EmbedJob(Job):
         return {"num_cpus": 1}
 
     def open_worker(self) -> Any:
-        from .onnx_model import OnnxModel
+        from ..onnx_model import OnnxModel
 
         return OnnxModel(self.model_path, provider=self.provider, sidecar=self.sidecar, options=self.options, threads=self.threads)
 

@@ -22,7 +22,7 @@ from ..alignments import get_alignment
 from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK, Manifest, read_manifest
 from ..errors import MfrkitError
-from .crops import CropJob, make_crop
+from ..crops import CropJob, make_crop
 
 #: Role of the manifest an id of each table column / FtA role refers to.
 MANIFEST_ROLE = {"left_id": "reference", "right_id": "probe", "reference": "reference", "gallery": "reference", "probe": "probe"}

@@ -8,10 +8,10 @@ from bench_helpers import ARCFACE_META, make_model
 
 from mfrkit import model_input
 from mfrkit.align import ARCFACE_112
-from mfrkit.bench import crops as P
+from mfrkit import crops as P
 from mfrkit.bench import embedding_cache as C
 from mfrkit.bench.embed import ImageRef, embed_images, l2_normalise
-from mfrkit.bench.onnx_model import OnnxModel
+from mfrkit.onnx_model import OnnxModel
 from mfrkit.data.imageio import write_image
 from mfrkit.errors import ModelError
 from mfrkit.landmarks.base import FaceResult, Landmarks

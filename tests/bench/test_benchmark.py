@@ -106,7 +106,7 @@ def test_identification_end_to_end(tmp_path, dataset, tiny_model, id_protocol):
     assert m["n_mated"] == 6 and m["n_nonmated"] == 3 and len(m["cmc"]) == 3
     # rank-1 equals a dense computation on freshly computed embeddings
     from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
 
     t = dataset.table
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(p))) for i, p in zip(t["image_id"], t["path"])])
@@ -271,7 +271,7 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     res = read_metrics(run, "tiny", "mf")
     assert res["metrics"]["mode"] == "megaface" and res["metrics"]["distractors"] == 6
     from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
 
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(q))) for i, q in zip(t["image_id"], t["path"])])
     D = emb.vectors[emb.rows(distractors)]

@@ -194,7 +194,7 @@ def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_p
     from bench_helpers import ARCFACE_META, make_model
 
     from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
 
     path = make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"})
     model = OnnxModel(path)

@@ -214,7 +214,7 @@ def test_the_embedding_cache_is_locked_while_a_bench_writes_it(tmp_path):
 
     from mfrkit.bench.embed import ImageRef, embed_images
     from mfrkit.bench.embedding_cache import EmbeddingCache, preprocessing_key
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.jobs import FolderLock
 
     model = OnnxModel(make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"}))

@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..data.manifest import file_sha256
-from ..errors import MfrkitError, ModelError
-from ..model_input import read_sidecar, resolve_model_input, sidecar_path
+from .data.manifest import file_sha256
+from .errors import MfrkitError, ModelError
+from .model_input import read_sidecar, resolve_model_input, sidecar_path
 
 PROVIDERS = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
