@@ -3,7 +3,7 @@
 An all-pairs protocol (:mod:`mfrkit.protocols.all_pairs`) compares every reference
 image with every probe image. :func:`evaluate_all_pairs` scores them with
 :func:`mfrkit.bench.streaming.score_all_pairs` and returns the same metrics a pair list
-gets (:func:`mfrkit.bench.evaluate.verification_metrics`), computed without the score
+gets (:func:`mfrkit.bench.metrics.bundle.verification_metrics`), computed without the score
 list:
 
 * **exact**, equal to the materialised rules: TAR@FAR for every target by both rule
@@ -18,7 +18,7 @@ list:
 FtA images (an image that could not be embedded) are counted as for pair lists: with
 the ``reject`` policy each of their comparisons is a -inf score (a genuine one a false
 reject), with ``exclude`` they are left out and counted in ``n_fta_excluded``. Breakdown
-groups follow :mod:`mfrkit.bench.evaluate`: a comparison belongs to the group named by
+groups follow :mod:`mfrkit.bench.metrics.bundle`: a comparison belongs to the group named by
 the non-null values of its two images (per mask type, coverage and region).
 """
 
@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..protocols.all_pairs import count_comparisons
 from . import metrics as M
-from .evaluate import BREAKDOWN_COLUMNS, _group_key
+from .metrics.bundle import BREAKDOWN_COLUMNS, _group_key
 from .streaming import Side, View, resolve_device, same_identity_pairs, score_all_pairs
 
 ALL_PAIRS = "all-pairs"
@@ -46,7 +46,7 @@ class AllPairsOutcome:
 
     Attributes
     ----------
-    metrics : dict, the overall metrics (keys of :func:`~mfrkit.bench.evaluate.verification_metrics`
+    metrics : dict, the overall metrics (keys of :func:`~mfrkit.bench.metrics.bundle.verification_metrics`
         plus ``auc_max_error`` and ``all_pairs``: exclusions, passes, timings, what is exact).
     breakdowns : dict column -> group -> metrics (with ``at_overall_threshold``).
     genuine : DataFrame ``left_id, right_id, score, fta``: every genuine comparison.
@@ -121,7 +121,7 @@ def evaluate_all_pairs(
     ref, probe : Embeddings (the reference and probe models' embeddings; the same
         object for an ordinary model).
     attributes : (reference, probe) DataFrames of the images' breakdown attributes
-        (columns of :data:`~mfrkit.bench.evaluate.BREAKDOWN_COLUMNS`), one row per image.
+        (columns of :data:`~mfrkit.bench.metrics.bundle.BREAKDOWN_COLUMNS`), one row per image.
     far_targets, confidence : metric settings.
     fta_policy : ``reject`` or ``exclude``.
     device : ``auto`` | ``cuda`` | ``cpu`` (where the tiles are scored).

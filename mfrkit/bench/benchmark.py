@@ -32,7 +32,7 @@ from ..landmarks import BACKENDS
 from ..landmarks.cache import detect_landmarks, open_store
 from ..options import none_for, option, rates
 from ..packs.pack import open_pack, serves
-from . import evaluate as E
+from .metrics import bundle as E
 from . import metrics as M
 from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
 from ..crops import default_workers

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from bench_helpers import all_pairs, make_dataset, write_protocol
 
-from mfrkit.bench import evaluate as E
+from mfrkit.bench.metrics import bundle as E
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 from mfrkit.bench.embeddings_file import read_embeddings

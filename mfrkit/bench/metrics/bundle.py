@@ -1,6 +1,6 @@
 """From scores to a metrics bundle: overall, per mask type / coverage / region, and
 threshold transfer between protocols. Pure functions over arrays and DataFrames; the
-numbers come from :mod:`mfrkit.bench.metrics`.
+numbers come from the metric functions of this package.
 
 Breakdown groups
 ----------------
@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import metrics as M
+from .. import metrics as M
 
 BREAKDOWN_COLUMNS = ("mask_type", "coverage", "region")
 
@@ -31,7 +31,15 @@ def _group_key(values: list) -> str:
 
 
 def pair_groups(left: pd.Series, right: pd.Series) -> np.ndarray:
-    """Group name of each pair from its two images' values of one attribute (see module doc)."""
+    """Group name of each pair from its two images' values of one attribute (see module doc).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mfrkit.bench.metrics.bundle import pair_groups
+    >>> pair_groups(pd.Series([None, "surgical", "cloth"]), pd.Series(["surgical", "surgical", "surgical"])).tolist()
+    ['surgical', 'surgical', 'cloth+surgical']
+    """
     return np.array([_group_key([a, b]) for a, b in zip(left.tolist(), right.tolist())], dtype=object)
 
 
@@ -56,6 +64,16 @@ def verification_metrics(
     ``skipped`` maps ``accuracy`` to the reason) and, with ``n_boot`` > 0, ``bootstrap``
     (identity bootstrap intervals of TAR per target and of the k-fold mean accuracy; one
     resampling serves both rule sets).
+
+    Examples
+    --------
+    >>> from mfrkit.bench.metrics.bundle import verification_metrics
+    >>> m = verification_metrics([1, 1, 0, 0, 1, 1, 0, 0], [0.9, 0.7, 0.3, 0.6, 0.8, 0.4, 0.2, 0.5],
+    ...                          folds=[0, 0, 0, 0, 1, 1, 1, 1], far_targets=(0.5,))
+    >>> sorted(m)
+    ['accuracy', 'auc', 'eer', 'insightface', 'n_fta', 'n_genuine', 'n_impostor', 'n_pairs', 'tar_at_far']
+    >>> m["tar_at_far"][0]["tar"], m["insightface"]["tar_at_far"][0]["tar"], m["accuracy"]["mean"]
+    (1.0, 0.75, 0.875)
     """
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, np.float64)
@@ -120,7 +138,16 @@ def _part(b: M.BootstrapInterval, index) -> dict:
 
 def rule_metrics(metrics: dict, rules: str = "mfrkit") -> dict:
     """The rule-dependent part of a :func:`verification_metrics` dict for one rule set:
-    ``{"tar_at_far": ..., "accuracy": ..., "bootstrap": ...}`` (keys present in the dict only)."""
+    ``{"tar_at_far": ..., "accuracy": ..., "bootstrap": ...}`` (keys present in the dict only).
+
+    Examples
+    --------
+    >>> from mfrkit.bench.metrics.bundle import rule_metrics, verification_metrics
+    >>> m = verification_metrics([1, 1, 0, 0, 1, 1, 0, 0], [0.9, 0.7, 0.3, 0.6, 0.8, 0.4, 0.2, 0.5],
+    ...                          folds=[0, 0, 0, 0, 1, 1, 1, 1], far_targets=(0.5,))
+    >>> sorted(rule_metrics(m, "insightface"))
+    ['accuracy', 'tar_at_far']
+    """
     M.RULE_SETS.get(rules)
     block = metrics if rules == "mfrkit" else metrics.get(rules, {})
     return {k: block[k] for k in RULE_KEYS if k in block}
@@ -174,7 +201,17 @@ def identification_metrics(
 ) -> dict:
     """Every 1:N metric as a JSON-ready dict: ``n_probes``, ``n_mated``, ``n_nonmated``,
     ``n_fta``, ``cmc`` (list, rank 1..max_rank), ``rank1``, ``rank5``, ``rank10`` (where
-    ``<= max_rank``), ``tpir_at_fpir`` (rank 1, one dict per FPIR target; needs non-mated probes)."""
+    ``<= max_rank``), ``tpir_at_fpir`` (rank 1, one dict per FPIR target; needs non-mated probes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfrkit.bench.metrics.bundle import identification_metrics
+    >>> m = identification_metrics(np.array([1.0, 3.0, np.nan]), np.array([0.9, 0.5, np.nan]),
+    ...                            np.array([0.9, 0.7, 0.6]), np.array([True, True, False]), max_rank=5)
+    >>> m["n_mated"], m["cmc"], m["rank1"], m["rank5"]
+    (2, [0.5, 0.5, 1.0, 1.0, 1.0], 0.5, 1.0)
+    """
     mated = np.asarray(mated, bool)
     out: dict = {
         "n_probes": int(len(mated)),
@@ -220,13 +257,29 @@ def identification_breakdowns(probes: pd.DataFrame, *, max_rank: int, fpir_targe
 
 
 def overall_thresholds(metrics: dict) -> dict[float, float]:
-    """FAR target -> threshold, from a :func:`verification_metrics` result."""
+    """FAR target -> threshold, from a :func:`verification_metrics` result.
+
+    Examples
+    --------
+    >>> from mfrkit.bench.metrics.bundle import overall_thresholds, verification_metrics
+    >>> m = verification_metrics([1, 1, 0, 0, 1, 1, 0, 0], [0.9, 0.7, 0.3, 0.6, 0.8, 0.4, 0.2, 0.5], far_targets=(0.5,))
+    >>> overall_thresholds(m)
+    {0.5: 0.4}
+    """
     return {r["far_target"]: r["threshold"] for r in metrics.get("tar_at_far", [])}
 
 
 def transfer(source: str, threshold: float, far_target: float, labels, scores) -> dict:
     """Fixed-threshold transfer: a threshold chosen on protocol ``source`` (for
-    ``far_target``) applied to other comparisons; their FMR and FNMR with intervals."""
+    ``far_target``) applied to other comparisons; their FMR and FNMR with intervals.
+
+    Examples
+    --------
+    >>> from mfrkit.bench.metrics.bundle import transfer
+    >>> t = transfer("umr-ump", 0.55, 1e-3, [1, 1, 0, 0], [0.9, 0.5, 0.6, 0.1])
+    >>> t["from"], t["fmr"], t["fnmr"], t["false_accepts"]
+    ('umr-ump', 0.5, 0.5, 1.0)
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.UndefinedMetricWarning)
         r = M.rates_at_threshold(labels, scores, threshold)
