@@ -41,7 +41,7 @@ def write_result(root: Path, n_genuine: int, n_impostor: float, n_images: int, s
     """A synthetic all-pairs result folder (see the module docstring); returns it."""
     from scipy.stats import norm
 
-    from mfrkit.bench.binned_scores import ScoreBins
+    from mfrkit.bench.score.binned_scores import ScoreBins
 
     rng = np.random.default_rng(seed)
     folder = root / "run" / "model" / "proto"

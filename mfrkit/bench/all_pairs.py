@@ -2,7 +2,7 @@
 
 An all-pairs protocol (:mod:`mfrkit.protocols.all_pairs`) compares every reference
 image with every probe image. :func:`evaluate_all_pairs` scores them with
-:func:`mfrkit.bench.streaming.score_all_pairs` and returns the same metrics a pair list
+:func:`mfrkit.bench.score.streaming.score_all_pairs` and returns the same metrics a pair list
 gets (:func:`mfrkit.bench.metrics.bundle.verification_metrics`), computed without the score
 list:
 
@@ -35,7 +35,7 @@ import pandas as pd
 from ..protocols.all_pairs import count_comparisons
 from . import metrics as M
 from .metrics.bundle import BREAKDOWN_COLUMNS, _group_key
-from .streaming import Side, View, resolve_device, same_identity_pairs, score_all_pairs
+from .score.streaming import ScanOptions, Side, View, resolve_device, same_identity_pairs, score_all_pairs
 
 ALL_PAIRS = "all-pairs"
 
@@ -51,7 +51,7 @@ class AllPairsOutcome:
     breakdowns : dict column -> group -> metrics (with ``at_overall_threshold``).
     genuine : DataFrame ``left_id, right_id, score, fta``: every genuine comparison.
     images : DataFrame ``role, image_id, identity, unit, fta``: the protocol's images.
-    histogram : DataFrame of :meth:`~mfrkit.bench.binned_scores.BinnedScores.histogram`.
+    histogram : DataFrame of :meth:`~mfrkit.bench.score.binned_scores.BinnedScores.histogram`.
     roc : (far, tar) exact points at the bin edges, for plots.
     transfer_threshold : dict ``far_target, threshold, far`` when asked (the transfer source).
     rates : dict threshold -> :class:`~mfrkit.bench.metrics.Rates` for the thresholds asked for.
@@ -128,7 +128,7 @@ def evaluate_all_pairs(
     transfer_far : also find the threshold for this FAR (this protocol is the transfer source).
     thresholds : thresholds whose exact error rates are wanted (threshold transfer).
     tile : tile side (default: 2048 on the CPU, 16384 on a GPU, where each tile's kernel
-        launches must be amortised); collect_all : see :func:`~mfrkit.bench.streaming.score_all_pairs`.
+        launches must be amortised); collect_all : see :func:`~mfrkit.bench.score.streaming.score_all_pairs`.
     """
     if tile is None:
         tile = 16384 if resolve_device(device) == "cuda" else 2048
@@ -200,14 +200,15 @@ def evaluate_all_pairs(
                       None if image_q is None else image_q[qq], class_q[qq])
     # a class may have no usable image left (all failed): give the cell counts explicitly
     n_cells_r = max(len(table_r), 1)
-    binned, resolved, scan = score_all_pairs(
-        ref_side, probe_side, views, far_targets=all_targets, allow_same_source=allow, device=device,
-        tile_rows=tile, tile_cols=tile, collect_all=collect_all, seed=seed, thresholds_of=thresholds_of,
-        log=log, progress=progress, n_cells=(n_cells_r, n_qc),
+    scanning = ScanOptions(
+        allow_same_source=allow, n_cells=(n_cells_r, n_qc), device=device, tile_rows=tile, tile_cols=tile,
+        collect_all=collect_all, seed=seed,
         # two scoring threads overlap one tile's element-wise work with another's product
         # (1.33x the bare product against 1.59x with one, on 2 shared cores)
         workers=min(2, os.cpu_count() or 1),
     )  # fmt: skip
+    binned, resolved, scan = score_all_pairs(ref_side, probe_side, views, far_targets=all_targets, options=scanning,
+                                             thresholds_of=thresholds_of, log=log, progress=progress)
 
     keep_t = np.isin(all_targets, targets)
 

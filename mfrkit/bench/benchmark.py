@@ -51,7 +51,7 @@ from .protocol_io import (
 )
 from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .results import METRICS_NAME, write_csv, write_json
-from .search import (
+from .score.search import (
     SEARCH_DEVICES,
     identify,
     identify_with_distractors,

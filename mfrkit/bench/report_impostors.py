@@ -1,7 +1,7 @@
 """The highest-scoring impostor comparisons of an all-pairs result, found again from the
 run's saved embeddings.
 
-The streaming scoring (:mod:`mfrkit.bench.streaming`) reduces the impostor scores to
+The streaming scoring (:mod:`mfrkit.bench.score.streaming`) reduces the impostor scores to
 counts per bin: it knows how many impostor scores lie in each 1.5e-5-wide bin, not which
 pairs they are. ``histogram.csv`` therefore tells how high the ``n``-th highest impostor
 score is (the ``cut``: the lower edge of the bin where the count from the top reaches
@@ -31,7 +31,7 @@ import pandas as pd
 
 from .embeddings_file import read_embeddings
 from .report_gallery import read_table
-from .streaming import resolve_device
+from .score.streaming import resolve_device
 
 #: Largest number of comparisons scored again by default, per device: about 20 s on a
 #: 2-core CPU, a few seconds on a GPU.

@@ -196,7 +196,7 @@ class BinnedHistogram:
     def roc(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Exact ROC points (FAR, TAR increasing) at the lower edge of every non-empty bin
         (accept iff score >= edge), from (0, 0) to the finite scores' end, as
-        :meth:`~mfrkit.bench.binned_scores.BinnedScores.roc_points` draws them."""
+        :meth:`~mfrkit.bench.score.binned_scores.BinnedScores.roc_points` draws them."""
         n_gen, n_imp = self.n_genuine, self.n_impostor
         if not n_gen or not n_imp:
             return None

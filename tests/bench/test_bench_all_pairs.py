@@ -16,7 +16,7 @@ from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 from mfrkit.bench.embeddings_file import read_embeddings
 from mfrkit.bench.leaderboard import collect_leaderboard
-from mfrkit.bench.search import pair_scores
+from mfrkit.bench.score.search import pair_scores
 from mfrkit.protocols import make_all_pairs, save_protocol
 
 

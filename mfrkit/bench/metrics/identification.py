@@ -18,7 +18,7 @@ def mate_ranks(score_matrix, mate_index) -> np.ndarray:
     count as misses** (a non-mate tied with the mate is ranked above it), so a model that
     gives every entry the same score gets no hits. A probe whose mated score is -inf
     (FtA) has rank +inf. This is the reference definition; the blocked search in
-    :mod:`mfrkit.bench.search` reproduces it without the dense matrix.
+    :mod:`mfrkit.bench.score.search` reproduces it without the dense matrix.
 
     Parameters
     ----------

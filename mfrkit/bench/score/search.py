@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import MfrkitError
+from ...errors import MfrkitError
 
 SEARCH_DEVICES = ("auto", "cuda", "cpu")
 
