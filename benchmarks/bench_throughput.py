@@ -38,7 +38,7 @@ def make_images(folder: Path, n: int, size: int) -> list:
     import cv2
     from skimage import data as skdata
 
-    from mfrkit.bench.embed import ImageRef
+    from mfrkit.bench.embed.pipeline import ImageRef
     from mfrkit.data.imageio import write_image
 
     photo = skdata.astronaut()[:300, 100:400]
@@ -55,7 +55,7 @@ def make_images(folder: Path, n: int, size: int) -> list:
 
 def bench_embedding(args) -> None:
     from mfrkit.crops import CropJob, crop_chunk, default_workers
-    from mfrkit.bench.embed import embed_images
+    from mfrkit.bench.embed.pipeline import embed_images
     from mfrkit.onnx_model import OnnxModel
     from mfrkit.model_input import to_tensor
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
 import platform
 import re
 import shutil
 import uuid
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,16 +28,14 @@ from ..alignments import get_alignment
 from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
-from ..landmarks.cache import detect_landmarks, open_store
 from ..options import none_for, option, rates
-from ..packs.pack import open_pack, serves
 from .metrics import bundle as E
 from . import metrics as M
 from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
-from ..crops import default_workers
-from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
-from .embedding_cache import default_cache_dir, preprocessing_key
-from .images import ATTRIBUTES, MISSING_UID, ImageTable
+from .embed.pipeline import TTA_MODES, Embeddings
+from .embed.embedding_cache import default_cache_dir, preprocessing_key
+from .embed.images import ATTRIBUTES, MISSING_UID, ImageTable, Sides
+from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
 from .leaderboard import leaderboard_row, write_leaderboard
 from ..onnx_model import ModelSet, load_models
 from .plots import plot_cmc, plot_roc_det, plot_verification
@@ -49,7 +46,7 @@ from .protocol_io import (
     parse_manifest_options,
     resolve_protocol,
 )
-from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
+from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .results import METRICS_NAME, write_csv, write_json
 from .score.search import (
     SEARCH_DEVICES,
@@ -61,7 +58,6 @@ from .score.search import (
 
 FTA_POLICIES = ("reject", "exclude")
 
-ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
 
 
 class BenchError(MfrkitError):
@@ -165,6 +161,12 @@ class BenchConfig:
     executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
     ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
 
+    def embed_options(self) -> EmbedOptions:
+        """The embed stage's settings."""
+        return EmbedOptions(batch_size=self.batch_size, workers=self.workers, tta=self.tta, cache_dir=self.cache_dir,
+                            landmarks=self.landmarks, redetect=self.redetect, packs=tuple(self.packs),
+                            executor=self.executor_spec())
+
     def executor_spec(self):
         """The embedding step's executor (None: the local pipeline)."""
         if self.executor == "local":
@@ -183,10 +185,6 @@ class BenchRun:
     leaderboard: pd.DataFrame
 
 
-def _no_progress(total: int, description: str):
-    return contextlib.nullcontext(lambda n=1: None)
-
-
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
 
@@ -194,139 +192,30 @@ def _safe_name(name: str) -> str:
 # --- images -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Sides:
-    """uids a protocol uses, by side: ``reference`` (left, gallery, mates), ``probe`` (right, probes)."""
-
-    left: list = field(default_factory=list)
-    right: list = field(default_factory=list)
-    gallery: list = field(default_factory=list)
-    probes: list = field(default_factory=list)
-    mates: list = field(default_factory=list)
-
-    def reference(self) -> list:
-        return self.left + self.gallery + [u for u in self.mates if u != MISSING_UID]
-
-    def probe(self) -> list:
-        return self.right + self.probes
-
-
-def _sides(proto, images: ImageTable) -> _Sides:
+def _sides(proto, images: ImageTable) -> Sides:
     ref, prb = proto.manifests["reference"], proto.manifests["probe"]
     what = f"protocol {proto.name}"
     if proto.kind == ALL_PAIRS:
-        return _Sides(
+        return Sides(
             left=images.uids(ref, proto.reference_images["image_id"].tolist(), what=what),
             right=images.uids(prb, proto.probe_images["image_id"].tolist(), what=what),
         )
     if proto.kind == VERIFICATION:
-        return _Sides(
+        return Sides(
             left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
             right=images.uids(prb, proto.pairs["right_id"].tolist(), what=what),
         )
     mates = proto.probes["mate_id"].tolist() if "mate_id" in proto.probes else [""] * len(proto.probes)
-    return _Sides(
+    return Sides(
         gallery=images.uids(ref, proto.gallery["image_id"].tolist(), what=what),
         probes=images.uids(prb, proto.probes["image_id"].tolist(), what=what),
         mates=images.uids(ref, mates, what=what),
     )
 
 
-def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
-    """Landmarks (points only) of a few images, each from its manifest's landmark store:
-    the bench reads the landmarks of a chunk when it embeds that chunk."""
-
-    def lookup(refs: Sequence[ImageRef]) -> list:
-        rows = table.loc[[r.image_id for r in refs], ["manifest", "image_id"]]
-        out: list = [None] * len(refs)
-        for key, group in rows.reset_index(drop=True).groupby("manifest", sort=False):
-            if key in stores:
-                found = stores[key].get(group["image_id"].tolist(), mesh=False)
-                for pos, image_id in zip(group.index, group["image_id"]):
-                    out[pos] = found.get(image_id)
-        return out
-
-    return lookup
-
-
-def _packed_crops(rows: pd.DataFrame, images: ImageTable, packs: list, align: str, landmarks: str | None) -> dict:
-    """Position in ``rows`` -> (pack, pack row) for the images a pack can crop for this
-    model: a pack made from the same manifest (same fingerprint), whose alignment serves
-    the model's, with the same landmark backend, and whose crop of the image is ok."""
-    if not packs:
-        return {}
-    usable = []
-    for pack in packs:
-        if not any(serves(a, align) for a in pack.alignments) or (landmarks is not None and pack.info.get("landmarks") != landmarks):
-            continue
-        usable.append(pack)
-    out: dict = {}
-    if not usable:
-        return out
-    fingerprints = {key: m.fingerprint() for key, m in images.manifests.items() if key}
-    for pos, (key, image_id) in enumerate(zip(rows["manifest"], rows["image_id"])):
-        for pack in usable:
-            if pack.info["source"]["fingerprint"] == fingerprints.get(key) and pack.has(image_id):
-                row = pack.row(image_id)
-                if pack.index["crop_status"].iat[row] == STATUS_OK:
-                    out[pos] = (pack, row)
-                    break
-    return out
-
-
-def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
-    """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
-    ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
-    probe_uids = dict.fromkeys(u for s in sides for u in s.probe())
-    if not ms.heterogeneous:
-        ref_uids.update(probe_uids)
-    jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
-    out = []
-    stores: dict = {}
-    table = images.table
-    packs = [open_pack(p) for p in cfg.packs]
-    if packs and cfg.redetect:
-        # A pack's crops follow the landmarks it was made with, not redetected ones.
-        log("--redetect: packs are not used (their crops follow the landmarks they were made with)")
-        packs = []
-    for model, uids in jobs:
-        needs = get_alignment(model.spec.align).needs_landmarks
-        rows = table.loc[uids]
-        lookup = None
-        if needs:
-            for key in rows["manifest"].unique():
-                if not key:
-                    continue  # MISSING_UID
-                if key not in stores:
-                    m = images.manifests[key]
-                    log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
-                    # -j 0 means no worker processes here too
-                    lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    # backend_options None reuses whatever is cached (a masked copy's inherited
-                    # landmarks); {} asks for landmarks detected on these very pixels.
-                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec(),
-                                     backend_options={} if cfg.redetect else None)
-                    stores[key] = open_store(m, cfg.landmarks)
-            lookup = _landmark_lookup(table, stores)
-        refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
-        packed = _packed_crops(rows, images, packs, model.spec.align, cfg.landmarks if needs else None)
-        if packed:
-            log(f"{model.name}: {len(packed)} of {len(refs)} crops read from packs")
-        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs) - len(packed))
-        with progress(len(refs), f"embedding with {model.name}") as advance:
-            emb = embed_images(
-                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
-                executor=cfg.executor_spec(), packed=packed,
-            )  # fmt: skip
-        # No rate when nothing was embedded (all from the cache): "0.0 img/s" read as a failure.
-        rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
-        log(
-            f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
-            f"{int((~emb.ok).sum())} failed to acquire"
-        )
-        out.append(emb)
-    return out[0], (out[1] if ms.heterogeneous else out[0])
+def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
+    """The embed stage for one model set: (reference, probe) embeddings keyed by uid."""
+    return embed_model_set(ms, sides, images, cfg.embed_options(), log, progress)
 
 
 # --- per-protocol evaluation -----------------------------------------------------------------------
@@ -337,7 +226,7 @@ def _attributes(images: ImageTable, uids: list, prefix: str = "") -> pd.DataFram
     return attrs.add_prefix(prefix)
 
 
-def _verification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+def _verification(proto, s: Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
     pairs = proto.pairs[["fold", "left_id", "right_id", "label"]].reset_index(drop=True).copy()
     pairs["label"] = pd.to_numeric(pairs["label"]).astype(int)
     li, ri = ref.rows(s.left), probe.rows(s.right)
@@ -365,7 +254,7 @@ def _identities(df: pd.DataFrame, uids: list, images: ImageTable) -> pd.Series:
     return given.where(given.notna() & (given.astype(str).str.strip() != ""), known)
 
 
-def _identification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
+def _identification(proto, s: Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
     gal = proto.gallery.reset_index(drop=True).copy()
     prb = proto.probes.reset_index(drop=True).copy()
     prb["mated"] = pd.to_numeric(prb["mated"]).astype(bool)
@@ -496,7 +385,7 @@ def run_benchmark(
     BenchRun
     """
     log = log or (lambda msg: None)
-    progress = progress or _no_progress
+    progress = progress or no_progress
     _validate(cfg)
     manifest_options = parse_manifest_options([str(m) for m in cfg.manifests])
     protocols = [resolve_protocol(p, manifest_options) for p in cfg.protocols]
@@ -617,8 +506,8 @@ def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
     }
 
 
-def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str,
-                  *, transfer=(None, None), progress: ProgressFactory = _no_progress, log=lambda msg: None):
+def _run_protocol(proto, s: Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str,
+                  *, transfer=(None, None), progress: ProgressFactory = no_progress, log=lambda msg: None):
     """Score and evaluate one protocol, write its files; returns (result dict, what the
     threshold transfer reads: scored rows, an AllPairsOutcome, or None for 1:N).
 
@@ -670,7 +559,7 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
     return res, use
 
 
-def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
+def _fta_rows(proto, s: Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
     """image_id, role, reason of every image of the protocol that failed to acquire."""
     if proto.kind in (VERIFICATION, ALL_PAIRS):
         sides = (("reference", ref, s.left), ("probe", probe, s.right))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .embeddings_file import read_embeddings
+from .embed.embeddings_file import read_embeddings
 from .report_gallery import read_table
 from .score.streaming import resolve_device
 

@@ -14,7 +14,7 @@ from bench_helpers import all_pairs, make_dataset, write_protocol
 from mfrkit.bench.metrics import bundle as E
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.embeddings_file import read_embeddings
+from mfrkit.bench.embed.embeddings_file import read_embeddings
 from mfrkit.bench.leaderboard import collect_leaderboard
 from mfrkit.bench.score.search import pair_scores
 from mfrkit.protocols import make_all_pairs, save_protocol

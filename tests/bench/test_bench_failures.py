@@ -94,7 +94,7 @@ def _truncate(path, keep: int) -> None:
 def test_a_broken_cache_part_is_dropped_and_rebuilt(tmp_path, damage):
     import numpy as np
 
-    from mfrkit.bench import embedding_cache as C
+    from mfrkit.bench.embed import embedding_cache as C
 
     root = tmp_path / "c"
     with C.EmbeddingCache(root, "m" * 64, "k", flush_every=2) as cache:

@@ -16,7 +16,7 @@ from bench_helpers import make_model, sample_and_masked_copy
 
 from mfrkit.bench import metrics as M
 from mfrkit.bench.score.binned_scores import ScoreBins
-from mfrkit.bench.embeddings_file import read_embeddings
+from mfrkit.bench.embed.embeddings_file import read_embeddings
 from mfrkit.bench.leaderboard import collect_results
 from mfrkit.bench.report import REPORT_NAME, build_report
 from mfrkit.bench.report_gallery import hardest_pairs

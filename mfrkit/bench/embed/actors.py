@@ -1,7 +1,7 @@
 """The bench's embedding step as a job: crop and embed on a pool of executor workers,
 each holding its own ONNX session (``--executor ray``).
 
-On one machine the bench embeds with the streaming pipeline of :mod:`.embed` (workers
+On one machine the bench embeds with the streaming pipeline of :mod:`.pipeline` (workers
 crop, the main process runs the model with every core or the GPU). On a Ray cluster each
 actor opens the model once (with ``num_gpus=1`` when the CUDA provider is requested and
 the cluster has GPUs), crops its chunk of images and returns the raw embeddings; the
@@ -16,8 +16,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..jobs import ExecutorSpec, Item, Job
-from ..crops import CropJob, crop_chunk
+from ...jobs import ExecutorSpec, Item, Job
+from ...crops import CropJob, crop_chunk
 
 #: Images per chunk sent to an actor.
 CHUNK = 256
@@ -60,12 +60,12 @@ class EmbedJob(Job):
         return {"num_cpus": 1}
 
     def open_worker(self) -> Any:
-        from ..onnx_model import OnnxModel
+        from ...onnx_model import OnnxModel
 
         return OnnxModel(self.model_path, provider=self.provider, sidecar=self.sidecar, options=self.options, threads=self.threads)
 
     def run_chunk(self, items: Sequence[EmbedItem], state: Any) -> list[list[dict]]:
-        from .embed import embed_batch
+        from .pipeline import embed_batch
 
         crops, statuses = crop_chunk([it.crop for it in items], self.align, self.size)
         good = [j for j, st in enumerate(statuses) if st == "ok"]

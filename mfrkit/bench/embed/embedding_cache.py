@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_text
-from ..errors import MfrkitError
-from ..landmarks.base import Landmarks
+from ...atomic import atomic_path, atomic_write_text
+from ...errors import MfrkitError
+from ...landmarks.base import Landmarks
 
 CACHE_VERSION = 1
 

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
-from ..data.manifest import STATUS_OK
+from ...atomic import atomic_path
+from ...data.manifest import STATUS_OK
 from .images import ATTRIBUTES, MISSING_UID
 
 EMBEDDINGS_NAME = "embeddings.parquet"

@@ -16,8 +16,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..data.manifest import Manifest, safe_relpath
-from ..protocols import ProtocolError
+from ...data.manifest import Manifest, safe_relpath
+from ...protocols import ProtocolError
 
 #: uid of "no image" (an empty id in a protocol).
 MISSING_UID = "-"
@@ -89,3 +89,20 @@ class ImageTable:
                 f"e.g. {bad[0]!r}: it was made from another manifest"
             )
         return out
+
+
+@dataclass
+class Sides:
+    """uids a protocol uses, by side: ``reference`` (left, gallery, mates), ``probe`` (right, probes)."""
+
+    left: list = field(default_factory=list)
+    right: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)
+    probes: list = field(default_factory=list)
+    mates: list = field(default_factory=list)
+
+    def reference(self) -> list:
+        return self.left + self.gallery + [u for u in self.mates if u != MISSING_UID]
+
+    def probe(self) -> list:
+        return self.right + self.probes

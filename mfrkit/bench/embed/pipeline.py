@@ -1,4 +1,4 @@
-"""Embeddings of a set of images: cache, then pipeline, then model.
+"""Embeddings of a set of images: cache, then crop sources (:mod:`.crop_sources`), then model.
 
 An image that cannot be used is a *failure to acquire* (FtA) with a reason: its
 manifest status when that is not ``ok``, ``no_face`` / ``no_landmarks`` when the
@@ -17,27 +17,22 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..alignments import get_alignment
-from ..data.manifest import STATUS_OK, file_sha256
-from ..errors import ModelError
-from ..landmarks.base import FaceResult, Landmarks
-from ..jobs import ExecutorSpec, FolderLock
-from ..model_input import to_tensor
-from ..packs.pack import Pack
-from ..crops import CropJob, iter_crops
+from ...alignments import get_alignment
+from ...data.manifest import STATUS_OK, file_sha256
+from ...errors import ModelError
+from ...landmarks.base import FaceResult
+from ...jobs import ExecutorSpec, FolderLock
+from ...model_input import to_tensor
+from ...packs.pack import Pack
+from .crop_sources import ActorSource, CropSource, LandmarkLookup, PackSource, PoolSource, strip
 from .embedding_cache import EmbeddingCache, item_key, preprocessing_key
-from ..onnx_model import OnnxModel
+from ...onnx_model import OnnxModel
 
 NO_LANDMARKS = "no_landmarks"
 NON_FINITE = "non_finite_embedding"
 TTA_MODES = (None, "flip")
 #: Images whose landmarks are looked up at once (a lookup reads a few landmark row groups).
 LOOKUP_BLOCK = 4096
-
-#: ``(images) -> landmarks``: the FaceResult (or None) of each of a few images, looked up
-#: when needed (e.g. ``LandmarkStore.get``), so no step holds every image's landmarks.
-LandmarkLookup = Callable[[Sequence["ImageRef"]], Sequence[FaceResult | None]]
-
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -101,34 +96,6 @@ class Embeddings:
     def failures(self) -> dict[str, str]:
         """image_id -> FtA reason."""
         return {self.ids[i]: str(self.status[i]) for i in np.flatnonzero(~self.ok)}
-
-
-def _strip(lm: Landmarks) -> Landmarks:
-    # Workers need the points, not the 478-point mesh.
-    return Landmarks(points5=lm.points5, points68=lm.points68, bbox=lm.bbox, score=lm.score, backend=lm.backend)
-
-
-def _usable(face: FaceResult | None) -> Landmarks | None:
-    return _strip(face.landmarks) if face is not None and face.status == STATUS_OK and face.landmarks is not None else None
-
-
-class _CropJobs(Sequence):
-    """The crop jobs of ``images[todo]``, made chunk by chunk as the pipeline slices them:
-    a chunk's landmarks are looked up then, so they are never all held at once."""
-
-    def __init__(self, images: Sequence[ImageRef], todo: list[int], faces: LandmarkLookup | None) -> None:
-        self.images, self.todo, self.faces = images, todo, faces
-
-    def __len__(self) -> int:
-        return len(self.todo)
-
-    def __getitem__(self, index):
-        if not isinstance(index, slice):
-            i = range(len(self))[index]  # IndexError out of range
-            return self[i : i + 1][0]
-        refs = [self.images[i] for i in self.todo[index]]
-        faces = self.faces(refs) if self.faces is not None else [None] * len(refs)
-        return [CropJob(r.path, _usable(f)) for r, f in zip(refs, faces)]
 
 
 def l2_normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,8 +166,9 @@ def embed_images(
         Called with the number of images finished.
     executor : ExecutorSpec, optional
         ``ray``: crop and embed on Ray actors holding one ONNX session each
-        (:mod:`.embed_job`); None or ``local``: the streaming pipeline of this module
-        (``workers`` processes crop, this process runs the model).
+        (:class:`~.crop_sources.ActorSource`; packs are not read then); None or ``local``:
+        packed crops, then ``workers`` processes crop and this process runs the model
+        (:class:`~.crop_sources.PackSource`, :class:`~.crop_sources.PoolSource`).
     packed : mapping of position in ``images`` to (Pack, pack row), optional
         Images whose aligned crop a pack (``mfrkit pack``) already holds: read from it
         (resized to the model's input when the pack's crop is the same template at
@@ -224,6 +192,56 @@ def embed_images(
     faces: LandmarkLookup | None = None
     if alignment.needs_landmarks:
         faces = landmark_lookup if landmark_lookup is not None else (lambda refs: [r.landmarks for r in refs])
+    keys = _cache_keys(images, status, faces)
+    out = _Results(model, n, status, keys, progress)
+    todo = [i for i in range(n) if status[i] == STATUS_OK]
+    cache_lock = None
+    if cache_dir is not None:
+        landmarks = landmark_backend if alignment.needs_landmarks else None
+        todo, cache_lock = out.read_cache(cache_dir, todo, tta=tta, landmark_backend=landmarks)
+    if progress:
+        fta = n - out.cached - len(todo)
+        if fta:
+            progress(fta)
+
+    t0 = time.perf_counter()
+    sources = _crop_sources(images, faces, model, executor, packed, workers=workers, tta=tta, batch_size=batch_size)
+    batches = _Batches(batch_size, lambda rows, crops: out.record(rows, embed_batch(model, crops, tta)))
+    try:
+        for source in sources:
+            mine = source.serves(todo)
+            taken = set(mine)
+            todo = [i for i in todo if i not in taken]
+            for chunk in source.chunks(mine):
+                good = out.take_statuses(chunk.rows, chunk.statuses)
+                if chunk.raw is not None:
+                    out.record(np.asarray(good), chunk.raw)
+                elif good:
+                    batches.add(good, chunk.crops)
+        batches.flush(force=True)
+    finally:
+        if out.cache is not None:
+            out.cache.flush()
+        if cache_lock is not None:
+            cache_lock.release()
+    return out.embeddings(ids, seconds=time.perf_counter() - t0)
+
+
+def _crop_sources(images, faces, model, executor, packed, *, workers: int, tta: str | None,
+                  batch_size: int) -> list[CropSource]:
+    """The sources asked in turn: Ray actors for everything (``--executor ray``), else the
+    pack's crops first and the local pool for the rest."""
+    if executor is not None and executor.kind != "local":
+        return [ActorSource(images, faces, model, executor, tta=tta, batch_size=batch_size)]
+    sources: list[CropSource] = [PackSource(packed, model, batch_size)] if packed else []
+    return sources + [PoolSource(images, faces, model, workers=workers, batch_size=batch_size)]
+
+
+def _cache_keys(images: Sequence[ImageRef], status: np.ndarray, faces: LandmarkLookup | None) -> list[str | None]:
+    """The cache key of each image (None for a failure, whose ``status`` is set here): its
+    sha256 (read from the file when the manifest has none) and, when the alignment needs
+    them, its landmarks, looked up :data:`LOOKUP_BLOCK` images at a time."""
+    n = len(images)
     keys: list[str | None] = [None] * n
     for start in range(0, n, LOOKUP_BLOCK):
         block = range(start, min(n, start + LOOKUP_BLOCK))
@@ -239,7 +257,7 @@ def embed_images(
                 if fr.status != STATUS_OK or fr.landmarks is None:
                     status[i] = fr.status if fr.status != STATUS_OK else NO_LANDMARKS
                     continue
-                lm = _strip(fr.landmarks)
+                lm = strip(fr.landmarks)
             im = images[i]
             sha = im.sha256
             if not sha:
@@ -248,119 +266,99 @@ def embed_images(
                     continue
                 sha = file_sha256(im.path)
             keys[i] = item_key(sha, lm)
+    return keys
 
-    dim = model.embedding_dim
-    vectors = np.zeros((n, dim or 0), np.float32)
-    todo = [i for i in range(n) if status[i] == STATUS_OK]
-    cached = 0
-    cache = None
-    cache_lock = None
-    if cache_dir is not None:
+
+class _Results:
+    """The run's arrays being filled: vectors, statuses, counts, and the cache beside them."""
+
+    def __init__(self, model: OnnxModel, n: int, status: np.ndarray, keys: list, progress) -> None:
+        self.model, self.n, self.status, self.keys, self.progress = model, n, status, keys, progress
+        self.vectors = np.zeros((n, model.embedding_dim or 0), np.float32)
+        self.computed = self.cached = self.bad_model = 0
+        self.cache: EmbeddingCache | None = None
+
+    def read_cache(self, cache_dir, todo: list[int], *, tta: str | None, landmark_backend: str | None):
+        """Fill what the cache holds; returns (rows still to compute, the held cache lock)."""
+        model = self.model
         spec = model.spec.preprocessing()
-        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
-        cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
+        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend)
+        cache = self.cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
         # One writer per cache folder at a time: two runs appending parts to the same
         # model's cache would number them alike.
-        cache_lock = FolderLock(cache.dir / ".lock", what=f"embedding cache {cache.dir}", purpose=f"bench of {model.name}").acquire()
+        lock = FolderLock(cache.dir / ".lock", what=f"embedding cache {cache.dir}", purpose=f"bench of {model.name}").acquire()
         try:
-            found, vec = cache.get([keys[i] for i in todo], dim)
+            found, vec = cache.get([self.keys[i] for i in todo], model.embedding_dim)
         except BaseException:
-            cache_lock.release()
+            lock.release()
             raise
         if vec is not None and found.any():
-            if vectors.shape[1] == 0:
-                vectors = np.zeros((n, vec.shape[1]), np.float32)
-            rows = np.asarray(todo)[found]
-            vectors[rows] = vec[found]
-            cached = int(found.sum())
+            if self.vectors.shape[1] == 0:
+                self.vectors = np.zeros((self.n, vec.shape[1]), np.float32)
+            self.vectors[np.asarray(todo)[found]] = vec[found]
+            self.cached = int(found.sum())
             todo = [i for i, f in zip(todo, found) if not f]
-        if progress and cached:
-            progress(cached)
-    if progress:
-        fta = n - cached - len(todo)
-        if fta:
-            progress(fta)
+        if self.progress and self.cached:
+            self.progress(self.cached)
+        return todo, lock
 
-    t0 = time.perf_counter()
-    computed = 0
-    bad_model = 0
-    jobs = _CropJobs(images, todo, faces)
-    buf: list[np.ndarray] = []
-    buf_rows: list[int] = []
+    def take_statuses(self, rows: list[int], statuses: list[str]) -> list[int]:
+        """Record a chunk's failures; returns its usable rows."""
+        good = []
+        for r, st in zip(rows, statuses):
+            if st == STATUS_OK:
+                good.append(r)
+            else:
+                self.status[r] = st
+        if self.progress and len(good) < len(rows):
+            self.progress(len(rows) - len(good))
+        return good
 
-    def record(rows_arr: np.ndarray, raw: np.ndarray) -> None:
+    def record(self, rows: np.ndarray, raw: np.ndarray) -> None:
         """Normalise a batch's raw embeddings into the run's arrays and the cache."""
-        nonlocal vectors, computed, bad_model
-        if vectors.shape[1] == 0:
-            vectors = np.zeros((n, raw.shape[1]), np.float32)
-        if raw.shape[1] != vectors.shape[1]:
-            raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
+        if self.vectors.shape[1] == 0:
+            self.vectors = np.zeros((self.n, raw.shape[1]), np.float32)
+        if raw.shape[1] != self.vectors.shape[1]:
+            raise ModelError(f"{self.model.name}: embedding dimension {raw.shape[1]} differs from the cached {self.vectors.shape[1]}")
         emb, usable = l2_normalise(raw)
-        vectors[rows_arr] = emb
-        status[rows_arr[~usable]] = NON_FINITE
-        bad_model += int((~usable).sum())
-        computed += int(usable.sum())
-        if cache is not None and usable.any():
-            cache.put([keys[r] for r in rows_arr[usable]], emb[usable])
-        if progress:
-            progress(len(rows_arr))
+        self.vectors[rows] = emb
+        self.status[rows[~usable]] = NON_FINITE
+        self.bad_model += int((~usable).sum())
+        self.computed += int(usable.sum())
+        if self.cache is not None and usable.any():
+            self.cache.put([self.keys[r] for r in rows[usable]], emb[usable])
+        if self.progress:
+            self.progress(len(rows))
 
-    def flush(force: bool) -> None:
-        while buf_rows and (force or len(buf_rows) >= batch_size):
-            crops = np.concatenate(buf) if len(buf) > 1 else buf[0]
-            take, rest = crops[:batch_size], crops[batch_size:]
-            rows = buf_rows[:batch_size]
-            del buf_rows[:batch_size]
-            buf.clear()
+    def embeddings(self, ids: list[str], *, seconds: float) -> Embeddings:
+        if self.bad_model and self.computed == 0 and self.cached == 0:
+            raise ModelError(f"{self.model.name} returned NaN, inf or zero embeddings for all {self.bad_model} images it was given")
+        vectors = self.vectors if self.vectors.shape[1] else np.zeros((self.n, self.model.embedding_dim or 1), np.float32)
+        return Embeddings(ids=ids, vectors=vectors, status=self.status, computed=self.computed, cached=self.cached,
+                          seconds=seconds)
+
+
+class _Batches:
+    """Crops gathered from the sources into model batches of ``batch_size`` (the last one
+    smaller); ``run(rows, crops)`` embeds one."""
+
+    def __init__(self, batch_size: int, run: Callable[[np.ndarray, np.ndarray], None]) -> None:
+        self.batch_size, self.run = batch_size, run
+        self.buf: list[np.ndarray] = []
+        self.rows: list[int] = []
+
+    def add(self, rows: list[int], crops: np.ndarray) -> None:
+        self.buf.append(crops)
+        self.rows.extend(rows)
+        self.flush(force=False)
+
+    def flush(self, force: bool) -> None:
+        while self.rows and (force or len(self.rows) >= self.batch_size):
+            crops = np.concatenate(self.buf) if len(self.buf) > 1 else self.buf[0]
+            take, rest = crops[: self.batch_size], crops[self.batch_size :]
+            rows = self.rows[: self.batch_size]
+            del self.rows[: self.batch_size]
+            self.buf.clear()
             if len(rest):
-                buf.append(rest)
-            record(np.asarray(rows), embed_batch(model, take, tta))
-
-    try:
-        if executor is not None and executor.kind != "local":
-            from .embed_job import embed_on_executor
-
-            for positions, statuses, raw in embed_on_executor(model, jobs, executor, tta=tta, batch_size=batch_size):
-                failed = [todo[p] for p, st in zip(positions, statuses) if st != STATUS_OK]
-                for p, st in zip(positions, statuses):
-                    if st != STATUS_OK:
-                        status[todo[p]] = st
-                if progress and failed:
-                    progress(len(failed))
-                if raw is not None:
-                    record(np.asarray([todo[p] for p, st in zip(positions, statuses) if st == STATUS_OK]), raw)
-        else:
-            size = model.spec.input_size
-            if packed:
-                # Crops the pack holds go first, batch by batch, with no decoding at all.
-                from_pack = [i for i in todo if i in packed]
-                for start in range(0, len(from_pack), batch_size):
-                    rows = from_pack[start : start + batch_size]
-                    buf.append(np.stack([packed[i][0].crop(packed[i][1], model.spec.align, size) for i in rows]))
-                    buf_rows.extend(rows)
-                    flush(False)
-                todo = [i for i in todo if i not in packed]
-                jobs = _CropJobs(images, todo, faces)
-            for start, crops, statuses in iter_crops(jobs, align=model.spec.align, size=size, workers=workers, chunk_size=batch_size):
-                good = [j for j, st in enumerate(statuses) if st == STATUS_OK]
-                for j, st in enumerate(statuses):
-                    if st != STATUS_OK:
-                        status[todo[start + j]] = st
-                if progress and len(good) < len(statuses):
-                    progress(len(statuses) - len(good))
-                if good:
-                    buf.append(crops[good] if len(good) < len(crops) else crops)
-                    buf_rows.extend(todo[start + j] for j in good)
-                    flush(False)
-            flush(True)
-    finally:
-        if cache is not None:
-            cache.flush()
-        if cache_lock is not None:
-            cache_lock.release()
-    seconds = time.perf_counter() - t0
-    if bad_model and computed == 0 and cached == 0:
-        raise ModelError(f"{model.name} returned NaN, inf or zero embeddings for all {bad_model} images it was given")
-    if vectors.shape[1] == 0:
-        vectors = np.zeros((n, dim or 1), np.float32)
-    return Embeddings(ids=ids, vectors=vectors, status=status, computed=computed, cached=cached, seconds=seconds)
+                self.buf.append(rest)
+            self.run(np.asarray(rows), take)
