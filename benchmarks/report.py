@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.leaderboard import collect_results
-from mfrkit.bench.report import build_report
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.page import build_report
 
 
 def write_result(root: Path, model: str, protocol: str, n: int, seed: int) -> None:

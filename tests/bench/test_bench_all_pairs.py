@@ -15,7 +15,7 @@ from mfrkit.bench.metrics import bundle as E
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 from mfrkit.bench.embed.embeddings_file import read_embeddings
-from mfrkit.bench.leaderboard import collect_leaderboard
+from mfrkit.bench.report.leaderboard import collect_leaderboard
 from mfrkit.bench.score.search import pair_scores
 from mfrkit.protocols import make_all_pairs, save_protocol
 
@@ -40,7 +40,7 @@ def close(a, b) -> bool:
 
 
 def json_round_trip(obj):
-    from mfrkit.bench.results import _clean
+    from mfrkit.bench.results.files import _clean
 
     return json.loads(json.dumps(_clean(obj)))
 

@@ -15,10 +15,10 @@ from bench_helpers import (
     write_protocol,
 )
 
-from mfrkit.bench import leaderboard as R
+from mfrkit.bench.report import leaderboard as R
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.results import ReportError
+from mfrkit.bench.results.files import ReportError
 from mfrkit.errors import MfrkitError
 from mfrkit.protocols import ProtocolError, load_protocol
 

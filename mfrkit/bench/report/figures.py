@@ -78,7 +78,7 @@ def roc_figure(curves: Sequence[tuple[str, str, np.ndarray, np.ndarray]], title:
 def det_figure(curves: Sequence[tuple[str, str, np.ndarray, np.ndarray]], title: str) -> bytes:
     """FNMR (= 1 - TAR) against FMR (= FAR) on normal-deviate axes (1e-6 to 0.6; rates
     outside are drawn on the border) of each ``(label, colour, far, tar)``."""
-    from .plots import det_axes, det_coordinates
+    from ..results.plots import det_axes, det_coordinates
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4), dpi=100)

@@ -10,7 +10,7 @@ A run writes ``<out>/<run_id>/``::
     <model>/<protocol>/candidates.csv  1:N: top-k list of each probe
     <model>/<protocol>/fta.csv      image_id,role,reason of every failure to acquire
     <model>/<protocol>/roc.png, det.png (1:1) or cmc.png (1:N)
-    report.html                     the run's HTML report (mfrkit.bench.report)
+    report.html                     the run's HTML report (mfrkit.bench.report.page)
 
 JSON is strict: NaN is written as null, infinities as the strings "inf" / "-inf".
 ``mfrkit leaderboard`` gathers every ``metrics.json`` under a folder into one table,
@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, atomic_write_text
-from ..errors import MfrkitError
+from ...atomic import atomic_path, atomic_write_text
+from ...errors import MfrkitError
 
-METRICS_NAME = "metrics.json"
 
 
 class ReportError(MfrkitError):

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..atomic import atomic_write_text
-from .results import METRICS_NAME, ReportError, as_float, read_result, write_csv
+from ...atomic import atomic_write_text
+from ..results.files import METRICS_NAME, ReportError, as_float, read_result, write_csv
 
 
 def _target(t) -> str:

@@ -14,12 +14,12 @@ each model x protocol, as the leaderboard keeps them):
 - threshold drift: the FNMR of each masked protocol at the threshold chosen on the
   unmasked one (the bench's threshold transfer).
 
-A 1:1 result is read through :mod:`mfrkit.bench.report_scores`: a pair list from its
+A 1:1 result is read through :mod:`mfrkit.bench.report.scores`: a pair list from its
 ``scores.csv``; an all-pairs protocol, which has no score list, from its exact
 ``histogram.csv`` (curves through the exact points at the bin edges, histograms),
 ``genuine.csv`` (the hardest genuine comparisons) and ``metrics.json`` (thresholds and
 error counts), its highest-scoring impostor pairs found again from the run's
-``embeddings.parquet`` when it was saved (:mod:`mfrkit.bench.report_impostors`), else
+``embeddings.parquet`` when it was saved (:mod:`mfrkit.bench.report.impostors`), else
 a note saying why they are missing and how to get them.
 
 No script, no stylesheet or font from elsewhere: figures are inline SVG and faces inline
@@ -42,10 +42,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from ..atomic import atomic_write_text
-from ..errors import MfrkitError
-from . import report_figures as F
+from ... import __version__
+from ...atomic import atomic_write_text
+from ...errors import MfrkitError
+from . import figures as F
 from .leaderboard import (
     DEFAULT_METRICS,
     MetricValue,
@@ -59,7 +59,7 @@ from .leaderboard import (
     short_target,
     table_caption,
 )
-from .report_gallery import (
+from .gallery import (
     MANIFEST_ROLE,
     Comparison,
     ImageSource,
@@ -67,7 +67,7 @@ from .report_gallery import (
     finite,
     read_table,
 )
-from .report_scores import (
+from .scores import (
     GALLERY_FAR,
     AllPairsScores,
     Errors,
@@ -75,7 +75,7 @@ from .report_scores import (
     PairListScores,
     display_edges,
 )
-from .results import ReportError
+from ..results.files import ReportError
 
 REPORT_NAME = "report.html"
 #: Comparisons per gallery, failure-to-acquire images per result.
@@ -145,7 +145,7 @@ def _interval(lo, hi, digits: int = 4) -> str:
 
 def _rule_description(name: str) -> str:
     try:
-        from .metrics import (
+        from ..metrics import (
             RULE_SETS,  # the rule-set registry, where this mfrkit has it
         )
 
@@ -612,7 +612,7 @@ def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_
 
     ``impostor_pass_limit``: the largest all-pairs protocol (comparisons) whose
     highest-scoring impostor pairs are found by scoring it again from the run's
-    ``embeddings.parquet`` (None: :data:`~mfrkit.bench.report_impostors.DEFAULT_LIMIT`;
+    ``embeddings.parquet`` (None: :data:`~mfrkit.bench.report.impostors.DEFAULT_LIMIT`;
     0: never).
     """
     results = list(results)

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .embed.embeddings_file import read_embeddings
-from .report_gallery import read_table
-from .score.streaming import resolve_device
+from ..embed.embeddings_file import read_embeddings
+from .gallery import read_table
+from ..score.streaming import resolve_device
 
 #: Largest number of comparisons scored again by default, per device: about 20 s on a
 #: 2-core CPU, a few seconds on a GPU.
@@ -123,7 +123,7 @@ def find_hardest_impostors(data: dict, folder: Path, cut: float, n: int, *, limi
     Parameters
     ----------
     cut : a score at or below the ``n``-th highest impostor score (from ``histogram.csv``,
-        :meth:`~mfrkit.bench.report_scores.BinnedHistogram.impostor_cut`).
+        :meth:`~mfrkit.bench.report.scores.BinnedHistogram.impostor_cut`).
     limit : the most comparisons to score again (None: :data:`DEFAULT_LIMIT` of the device;
         0: never).
     device : ``auto`` | ``cuda`` | ``cpu``.

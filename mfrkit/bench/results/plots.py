@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ...atomic import atomic_path
 
 
 def _pyplot():
@@ -48,7 +48,7 @@ def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
     """``roc.png`` (TAR against log FAR) and ``det.png`` (FNMR against FMR, normal-deviate axes)."""
     import warnings
 
-    from .metrics import UndefinedMetricWarning, roc_curve
+    from ..metrics import UndefinedMetricWarning, roc_curve
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)

@@ -3,7 +3,7 @@
 * :class:`PairListScores`: a pair-list protocol's ``scores.csv`` (every comparison with
   its label and score). Everything is exact.
 * :class:`AllPairsScores`: an all-pairs protocol, which has no score list (see
-  :mod:`mfrkit.bench.all_pairs`): ``histogram.csv`` (the exact number of genuine and
+  :mod:`mfrkit.bench.evaluators.all_pairs`): ``histogram.csv`` (the exact number of genuine and
   impostor comparisons in each bin, 2^16 bins per unit of score), ``genuine.csv`` (every
   genuine comparison, exact, with its ids), ``images.csv`` (each side's images) and the
   exact numbers of ``metrics.json``. The ROC/DET curves are the exact points at the bins'
@@ -14,7 +14,7 @@
   highest-scoring impostor comparisons are not in the run folder (the streaming scoring
   keeps impostor scores as counts, not pairs): when the run saved its embeddings
   (``--save-embeddings``) they are found by one more pass over the comparisons
-  (:mod:`mfrkit.bench.report_impostors`), up to a size limit; otherwise the report says
+  (:mod:`mfrkit.bench.report.impostors`), up to a size limit; otherwise the report says
   why they are missing and how to get them.
 
 Conventions as in :mod:`mfrkit.bench.metrics`: accept iff score >= threshold; failures
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics as M
-from .report_gallery import (
+from .. import metrics as M
+from .gallery import (
     Comparison,
     ImageSource,
     finite,
@@ -288,7 +288,7 @@ class AllPairsScores:
     folder : its folder (``histogram.csv``, ``genuine.csv``, ``images.csv``; the model's
         ``embeddings.parquet`` one level up when the run saved it).
     impostor_pass_limit : the most comparisons the report scores again to find the
-        highest-scoring impostor pairs (None: :data:`~mfrkit.bench.report_impostors.DEFAULT_LIMIT`
+        highest-scoring impostor pairs (None: :data:`~mfrkit.bench.report.impostors.DEFAULT_LIMIT`
         for the device).
     """
 
@@ -364,7 +364,7 @@ class AllPairsScores:
     def hardest(self, n: int) -> tuple[list[Comparison], list[Comparison] | Missing]:
         """The ``n`` lowest-scoring genuine comparisons (``genuine.csv``) and the ``n``
         highest-scoring impostor ones (a pass over the saved embeddings, or why not)."""
-        from .report_impostors import find_hardest_impostors
+        from .impostors import find_hardest_impostors
 
         e = self.errors()
         t = e.threshold if isinstance(e, Errors) else math.inf

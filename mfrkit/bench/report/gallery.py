@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..alignments import get_alignment
-from ..data.imageio import read_image
-from ..data.manifest import STATUS_OK, Manifest, read_manifest
-from ..errors import MfrkitError
-from ..crops import CropJob, make_crop
+from ...alignments import get_alignment
+from ...data.imageio import read_image
+from ...data.manifest import STATUS_OK, Manifest, read_manifest
+from ...errors import MfrkitError
+from ...crops import CropJob, make_crop
 
 #: Role of the manifest an id of each table column / FtA role refers to.
 MANIFEST_ROLE = {"left_id": "reference", "right_id": "probe", "reference": "reference", "gallery": "reference", "probe": "probe"}
@@ -92,7 +92,7 @@ class ImageSource:
         return m, path
 
     def _landmarks_of(self, manifest: Manifest, backend: str) -> dict | str:
-        from ..landmarks.cache import load_landmarks
+        from ...landmarks.cache import load_landmarks
 
         key = (str(manifest.path), backend)
         if key not in self._landmarks:
