@@ -34,12 +34,11 @@ from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .embed.images import ImageTable, Sides
 from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
 from .embed.pipeline import TTA_MODES, Embeddings
-from .evaluators import EvalSettings, ProtocolRun, evaluator_of, fta_rows
+from .evaluators import EvalSettings, ProtocolRun, describe_protocol, evaluator_of, fta_rows
 from .evaluators.transfer import apply_transfer, source_threshold, transfer_source
-from .protocol_io import describe_protocol, parse_manifest_options, resolve_protocol
+from .protocol_io import parse_manifest_options, resolve_protocol
 from .report.leaderboard import leaderboard_row, write_leaderboard
-from .results.files import write_csv, write_json
-from .results.run_result import METRICS_NAME, FtaSummary, RunResult, new_result
+from .results import METRICS_NAME, FtaSummary, RunResult, new_result, write_csv, write_json
 from .score.search import SEARCH_DEVICES
 
 FTA_POLICIES = ("reject", "exclude")
@@ -277,7 +276,7 @@ def run_benchmark(
             for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, ms.name, source,
                                       progress, log):
                 for metric, why in (res.metrics.get("skipped") or {}).items():
-                    log(f"{ms.name} on {res.protocol.name}: {metric} skipped: {why}")
+                    log(f"{ms.name} on {res.protocol}: {metric} skipped: {why}")
                 res.write()
                 results.append(res)
         board = pd.DataFrame([leaderboard_row(r) for r in results])

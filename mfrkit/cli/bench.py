@@ -54,7 +54,7 @@ def report(
     impostor_pass_limit: Annotated[Optional[float], typer.Option("--impostor-pass-limit", help="Largest all-pairs protocol (comparisons) whose highest-scoring impostor pairs are found by scoring it again from the run's embeddings.parquet (--save-embeddings); default 2e9 on the CPU, 2e11 on a CUDA device; 0: never.")] = None,
 ) -> None:
     """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
-    from ..bench.report.leaderboard import DEFAULT_METRICS
+    from ..bench.report.table import DEFAULT_METRICS
     from ..bench.report.page import write_report
 
     path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit)

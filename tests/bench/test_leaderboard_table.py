@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mfrkit.bench.report.leaderboard import (
-    collect_results,
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.table import (
     metric_value,
     parse_metric,
     pivot_table,

@@ -39,6 +39,7 @@ from ..embed.images import ImageTable, Sides
 from ..results.files import write_csv
 from ..results.plots import plot_roc_det
 from ..score.streaming import ScanOptions, Side, View, resolve_device, same_identity_pairs, score_all_pairs
+from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text
 
 
@@ -381,9 +382,7 @@ class AllPairsEvaluator(Evaluator):
     points."""
 
     kind = "all-pairs"
-    one_to_one = True
     streamed = True
-    description = "1:1 all-pairs (reference_images.csv x probe_images.csv), streamed scores"
 
     def sides(self, protocol, images: ImageTable) -> Sides:
         ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
@@ -395,10 +394,10 @@ class AllPairsEvaluator(Evaluator):
         return {"n_pairs": counts["comparisons"], "n_references": counts["references"], "n_probes": counts["probes"],
                 "counts": counts}
 
-    def summary(self, protocol: dict) -> str:
-        counts = protocol.get("counts") or {}
+    def summary(self, protocol: ProtocolInfo) -> str:
+        counts = protocol.counts
         return (f"1:1 all-pairs, every one of {count_text(counts.get('references'))} reference images x every one of "
-                f"{count_text(counts.get('probes'))} probe images: {count_text(protocol.get('n_pairs'))} comparisons "
+                f"{count_text(counts.get('probes'))} probe images: {count_text(protocol.n_pairs)} comparisons "
                 f"({count_text(counts.get('genuine'))} genuine, {count_text(counts.get('impostor'))} impostor; left out: "
                 f"{count_text(counts.get('excluded_self'))} of an image with itself, "
                 f"{count_text(counts.get('excluded_same_source'))} of copies of one source photo)")

@@ -17,9 +17,11 @@ from typing import Callable, Protocol, Sequence
 import pandas as pd
 
 from ...data.manifest import STATUS_OK
+from ...protocols.kinds import protocol_kind
 from ..embed.images import ATTRIBUTES, ImageTable, Sides
 from ..embed.model_set import ProgressFactory, no_progress
 from ..embed.pipeline import Embeddings
+from ..results import ProtocolInfo
 
 
 @dataclass(frozen=True)
@@ -119,18 +121,26 @@ class Evaluator:
     Attributes
     ----------
     kind : the protocol kind it evaluates (its name in the registry).
-    one_to_one : its protocols are 1:1 comparisons: they get TAR@FAR, EER and AUC, the
-        threshold transfer, the leaderboard's 1:1 columns and the report's ROC and DET.
+    one_to_one : its protocols are 1:1 comparisons (their kind's
+        :attr:`~mfrkit.protocols.kinds.ProtocolKind.one_to_one`): they get TAR@FAR, EER
+        and AUC, the threshold transfer, the leaderboard's 1:1 columns and the report's
+        ROC and DET.
     streamed : its scores are kept as an exact histogram, not a list (``histogram.csv`` and
         ``genuine.csv`` instead of ``scores.csv``; the report finds the hardest impostor
         pairs again from saved embeddings).
-    description : a line for ``mfrkit`` listings.
+    description : a line for listings (the protocol kind's).
     """
 
     kind: str = ""
-    one_to_one: bool = False
     streamed: bool = False
-    description: str = ""
+
+    @property
+    def one_to_one(self) -> bool:
+        return protocol_kind(self.kind).one_to_one
+
+    @property
+    def description(self) -> str:
+        return protocol_kind(self.kind).description
 
     def sides(self, protocol, images: ImageTable) -> Sides:
         """The uids ``protocol`` uses by side (adding its manifests to ``images``)."""
@@ -145,8 +155,8 @@ class Evaluator:
         """The counts ``metrics.json`` records about ``protocol`` (beside its name, spec, sha256...)."""
         raise NotImplementedError
 
-    def summary(self, protocol: dict) -> str:
-        """A one-line description of a protocol from its ``metrics.json`` block (the report)."""
+    def summary(self, protocol: ProtocolInfo) -> str:
+        """A one-line description of a result's protocol (the report)."""
         raise NotImplementedError
 
     def evaluate(self, run: ProtocolRun) -> Outcome:

@@ -20,6 +20,7 @@ from ..metrics import bundle as E
 from ..results.files import write_csv
 from ..results.plots import plot_cmc
 from ..score.search import identify, identify_with_distractors, identity_templates
+from ..results import ProtocolInfo
 from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, count_text
 
 
@@ -27,7 +28,6 @@ class IdentificationEvaluator(Evaluator):
     """Gallery / probe protocols: see the module docstring."""
 
     kind = "identification"
-    description = "1:N identification (gallery.csv, probes.csv): closed, open or MegaFace mode"
 
     def sides(self, protocol, images: ImageTable) -> Sides:
         ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
@@ -44,8 +44,8 @@ class IdentificationEvaluator(Evaluator):
         mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
         return {"n_gallery": int(len(protocol.gallery)), "n_probes": int(len(protocol.probes)), "n_mated": int(mated.sum())}
 
-    def summary(self, protocol: dict) -> str:
-        return f"1:N, {count_text(protocol.get('n_gallery'))} gallery images, {count_text(protocol.get('n_probes'))} probes"
+    def summary(self, protocol: ProtocolInfo) -> str:
+        return f"1:N, {count_text(protocol.n_gallery)} gallery images, {count_text(protocol.n_probes)} probes"
 
     def evaluate(self, run: ProtocolRun) -> Outcome:
         prb, metrics, breakdowns, cand, device = _identification(run)

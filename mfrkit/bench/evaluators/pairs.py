@@ -21,6 +21,7 @@ from ..metrics import bundle as E
 from ..results.files import write_csv
 from ..results.plots import plot_verification
 from ..score.search import pair_scores
+from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text
 
 
@@ -45,8 +46,6 @@ class PairsEvaluator(Evaluator):
     """Pair lists: see the module docstring."""
 
     kind = "verification"
-    one_to_one = True
-    description = "1:1 pair list (pairs.csv), LFW-style folds"
 
     def sides(self, protocol, images: ImageTable) -> Sides:
         ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
@@ -56,8 +55,8 @@ class PairsEvaluator(Evaluator):
     def describe(self, protocol) -> dict:
         return {"n_pairs": int(len(protocol.pairs)), "n_folds": int(protocol.pairs["fold"].nunique())}
 
-    def summary(self, protocol: dict) -> str:
-        return f"1:1, {count_text(protocol.get('n_pairs'))} comparisons"
+    def summary(self, protocol: ProtocolInfo) -> str:
+        return f"1:1, {count_text(protocol.n_pairs)} comparisons"
 
     def evaluate(self, run: ProtocolRun) -> Outcome:
         cfg, s, ref, probe = run.settings, run.sides, run.ref, run.probe

@@ -7,7 +7,7 @@ threshold would suffer.
 from __future__ import annotations
 
 from ...errors import MfrkitError
-from . import one_to_one
+from ...protocols.kinds import is_one_to_one
 from .base import Outcome
 
 
@@ -17,7 +17,7 @@ def transfer_source(protocols: list, wanted: str | None, error: type[MfrkitError
     spec raise ``error`` (the caller's :class:`~mfrkit.errors.MfrkitError` class) naming them."""
     if not wanted:
         return None
-    verification = [p for p in protocols if one_to_one(p.kind)]
+    verification = [p for p in protocols if is_one_to_one(p.kind)]
     if any(p.name == wanted for p in verification):
         return wanted
     of_spec = [p.name for p in verification if p.spec == wanted]
@@ -39,7 +39,7 @@ def apply_transfer(per_model: list, source_name: str | None, far_target: float) 
     other 1:1 protocols (``per_model``: (RunResult, Outcome) pairs; recorded in their
     results as ``transfer``, the source's own as ``transfer_source``)."""
     verification = [(r, o) for r, o in per_model if o.scores is not None]
-    source = [(r, o) for r, o in verification if r.protocol.name == source_name]
+    source = [(r, o) for r, o in verification if r.protocol == source_name]
     if not source:
         return
     sres, sout = source[0]

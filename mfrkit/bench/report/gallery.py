@@ -23,6 +23,7 @@ from ...data.imageio import read_image
 from ...data.manifest import STATUS_OK, Manifest, read_manifest
 from ...errors import MfrkitError
 from ...crops import CropJob, make_crop
+from ..results import RunResult
 
 #: Role of the manifest an id of each table column / FtA role refers to.
 MANIFEST_ROLE = {"left_id": "reference", "right_id": "probe", "reference": "reference", "gallery": "reference", "probe": "probe"}
@@ -59,11 +60,10 @@ class ImageSource:
         self._landmarks: dict[tuple[str, str], dict | str] = {}
         self._paths: dict[str, dict[str, str]] = {}
 
-    def manifest(self, result: dict, role: str) -> Manifest | str:
+    def manifest(self, result: RunResult | dict, role: str) -> Manifest | str:
         """The manifest of ``role`` (``reference`` / ``probe``) of the result's protocol,
         or a note saying why it cannot be read."""
-        entry = ((result.get("protocol") or {}).get("manifests") or {}).get(role) or {}
-        path = entry.get("path")
+        path = RunResult.of(result).protocol_info.manifest(role).get("path")
         if not path:
             return f"the {role} manifest's path is not recorded"
         if path not in self._manifests:
@@ -81,7 +81,7 @@ class ImageSource:
         rel = self._paths[key].get(str(image_id))
         return None if rel is None else str(manifest.abspath(rel))
 
-    def _locate(self, result: dict, role: str, image_id: str) -> tuple[Manifest, str] | Picture:
+    def _locate(self, result: RunResult | dict, role: str, image_id: str) -> tuple[Manifest, str] | Picture:
         """The ``role`` manifest and the file of ``image_id`` in it, or a note saying why not."""
         m = self.manifest(result, role)
         if isinstance(m, str):
@@ -102,14 +102,14 @@ class ImageSource:
                 self._landmarks[key] = str(exc)
         return self._landmarks[key]
 
-    def crop(self, result: dict, side: str, role: str, image_id: str) -> Picture:
+    def crop(self, result: RunResult | dict, side: str, role: str, image_id: str) -> Picture:
         """The crop the model's ``side`` (``reference`` / ``probe`` half) saw of image
         ``image_id`` of the ``role`` manifest."""
         found = self._locate(result, role, image_id)
         if isinstance(found, Picture):
             return found
         m, path = found
-        prep = (result.get("preprocessing") or {}).get(side) or {}
+        prep = RunResult.of(result).preprocessing.side(side)
         align, size = prep.get("align"), prep.get("input_size")
         if not align or not size:
             return Picture(None, "the model's preprocessing is not recorded")
@@ -128,7 +128,7 @@ class ImageSource:
             return Picture(None, status)
         return Picture(jpeg_bytes(crop, max_side=160))
 
-    def thumbnail(self, result: dict, role: str, image_id: str, max_side: int = 128) -> Picture:
+    def thumbnail(self, result: RunResult | dict, role: str, image_id: str, max_side: int = 128) -> Picture:
         """The image ``image_id`` of the ``role`` manifest as it is on disk, shrunk."""
         found = self._locate(result, role, image_id)
         if isinstance(found, Picture):
@@ -181,7 +181,7 @@ def hardest_pairs(scores: pd.DataFrame, threshold: float, n: int = 8) -> tuple[l
     return build(gen, True), build(imp, False)
 
 
-def identities(source: ImageSource, result: dict, role: str) -> dict[str, str]:
+def identities(source: ImageSource, result: RunResult | dict, role: str) -> dict[str, str]:
     """image_id -> identity of the ``role`` manifest (empty when it cannot be read)."""
     m = source.manifest(result, role)
     if isinstance(m, str):

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..embed.embeddings_file import read_embeddings
+from ..results import RunResult
 from .gallery import read_table
 from ..score.streaming import resolve_device
 
@@ -114,10 +115,10 @@ def _prune(rows, cols, vals, n, floor):
     return [r], [c], [v], floor
 
 
-def find_hardest_impostors(data: dict, folder: Path, cut: float, n: int, *, limit: float | None = None,
+def find_hardest_impostors(result: RunResult | dict, folder: Path, cut: float, n: int, *, limit: float | None = None,
                            device: str = "auto", cache: dict | None = None) -> pd.DataFrame | str:
     """The ``n`` highest-scoring impostor comparisons of the all-pairs result in
-    ``folder`` (``metrics.json`` read as ``data``), or a sentence saying why they cannot
+    ``folder`` (its ``metrics.json`` read as ``result``), or a sentence saying why they cannot
     be found.
 
     Parameters
@@ -163,10 +164,10 @@ def find_hardest_impostors(data: dict, folder: Path, cut: float, n: int, *, limi
     if isinstance(cache[key], str):
         return cache[key]
     rows, vec = cache[key]
-    manifests = (data.get("protocol") or {}).get("manifests") or {}
+    protocol = RunResult.of(result).protocol_info
     side_vectors = {}
     for role, side in sides.items():
-        fp = (manifests.get(role) or {}).get("fingerprint")
+        fp = protocol.manifest(role).get("fingerprint")
         sel = np.flatnonzero(((rows["role"] == role) & (rows["manifest_fingerprint"] == fp)).to_numpy())
         index = pd.Index(rows["image_id"].astype(str).to_numpy()[sel])
         at = index.get_indexer(side["image_id"].astype(str))

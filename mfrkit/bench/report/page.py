@@ -29,81 +29,30 @@ everywhere. ``mfrkit bench`` writes one into every run folder (``report.html``).
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import pandas as pd
-
 from ... import __version__
 from ...atomic import atomic_write_text
 from ...errors import MfrkitError
+from ..evaluators import known_evaluator, streamed
+from ..results import ModelInfo, ReportError, RunResult
 from . import figures as F
-from .leaderboard import (
-    DEFAULT_METRICS,
-    MetricValue,
-    Result,
-    collect_results,
-    model_labels,
-    parse_metric,
-    pivot_table,
-    protocol_order,
-    rule_set,
-    short_target,
-    table_caption,
-)
-from .gallery import (
-    MANIFEST_ROLE,
-    Comparison,
-    ImageSource,
-    Picture,
-    finite,
-    read_table,
-)
-from .scores import (
-    GALLERY_FAR,
-    AllPairsScores,
-    Errors,
-    Missing,
-    PairListScores,
-    display_edges,
-)
-from ..results.files import ReportError
+from .drift import drift
+from .tiles import fta_section, galleries
+from .gallery import ImageSource, finite
+from .html import CSS, esc, figure, fmt, interval, slug
+from .leaderboard import collect_results
+from .scores import GALLERY_FAR, AllPairsScores, Errors, PairListScores, display_edges
+from .table import DEFAULT_METRICS, MetricValue, model_labels, parse_metric, pivot_table, protocol_order, table_caption
 
 REPORT_NAME = "report.html"
-#: Comparisons per gallery, failure-to-acquire images per result.
-GALLERY_SIZE, FTA_SHOWN = 8, 24
 #: Breakdown columns of metrics.json, with their headings.
 BREAKDOWNS = {"mask_type": "mask type", "coverage": "mask coverage", "region": "partial region"}
-
-
-def _e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _figure(svg: bytes, alt: str, cls: str = "fig") -> str:
-    return f'<img class="{cls}" alt="{_e(alt)}" src="{_data_uri(svg, "image/svg+xml")}">'
-
-
-def _picture(p: Picture, alt: str) -> str:
-    if p.data is None:
-        return f'<div class="noimg" title="{_e(p.note)}">{_e(p.note or "no image")}</div>'
-    return f'<img class="face" alt="{_e(alt)}" src="{_data_uri(p.data, p.mime)}">'
 
 
 def _input_text(spec: dict) -> str:
@@ -112,16 +61,18 @@ def _input_text(spec: dict) -> str:
     return f"{size}, {spec.get('color')}, {spec.get('align')}"
 
 
-def model_family_and_input(model: dict) -> tuple[str, str]:
-    """(family, input) cells of the models table for a run.json ``model`` entry.
+def model_family_and_input(model: ModelInfo | dict) -> tuple[str, str]:
+    """(family, input) cells of the models table for a result's model (or a run.json
+    ``model`` entry).
 
     A heterogeneous pair has no ``spec`` of its own: its halves' (``reference``,
     ``probe``) are shown, once when they agree.
     """
-    spec = model.get("spec")
+    model = model if isinstance(model, ModelInfo) else ModelInfo.from_dict(model)
+    spec = model.spec
     if spec:
         return spec.get("family") or "–", _input_text(spec)
-    halves = [(k, (model.get(k) or {}).get("spec")) for k in ("reference", "probe")]
+    halves = [(k, (getattr(model, k) or {}).get("spec")) for k in ("reference", "probe")]
     halves = [(k, h) for k, h in halves if h]
     if not halves:
         return "–", "–"
@@ -129,18 +80,6 @@ def model_family_and_input(model: dict) -> tuple[str, str]:
     texts = list(dict.fromkeys(_input_text(h) for _, h in halves))
     inputs = texts[0] if len(texts) == 1 else "; ".join(f"{k}: {_input_text(h)}" for k, h in halves)
     return " / ".join(families), inputs
-
-
-def _count(v) -> str:
-    return "?" if v is None else f"{int(v):,}"
-
-
-def _fmt(v: float | None, digits: int = 4) -> str:
-    return "–" if v is None or not finite(v) else f"{float(v):.{digits}f}"
-
-
-def _interval(lo, hi, digits: int = 4) -> str:
-    return "" if lo is None or hi is None or not finite(lo) or not finite(hi) else f" [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
 
 
 def _rule_description(name: str) -> str:
@@ -158,22 +97,22 @@ def _rule_description(name: str) -> str:
 
 
 @dataclass
-class _Protocol:
+class ProtocolResults:
     """The results of one protocol, in model order."""
 
     name: str
     kind: str
-    results: list[Result] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
 
     @property
     def verification(self) -> bool:
         return self.results[0].verification
 
 
-class _Builder:
+class ReportBuilder:
     """Assembles the page; one instance per report."""
 
-    def __init__(self, results: list[Result], metrics: Sequence[str], rules: str | None,
+    def __init__(self, results: list[RunResult], metrics: Sequence[str], rules: str | None,
                  impostor_pass_limit: float | None = None) -> None:
         self.results = results
         self.metrics = list(metrics)
@@ -181,46 +120,46 @@ class _Builder:
         self.impostor_pass_limit = impostor_pass_limit
         self._embeddings: dict = {}  # embeddings.parquet files read for the impostor pass, by path
         self.labels = model_labels(results)
-        shas = list(dict.fromkeys(r.data.get("model", {}).get("sha256") for r in results))
+        shas = list(dict.fromkeys(r.model_sha256 for r in results))
         self.colour = dict(zip(shas, F.model_colours(len(shas))))
         self.images = ImageSource()
         self._sources: dict[str, PairListScores | AllPairsScores | None] = {}
-        protocols: dict[str, _Protocol] = {}
+        protocols: dict[str, ProtocolResults] = {}
         for r in results:
-            protocols.setdefault(r.protocol, _Protocol(r.protocol, r.kind)).results.append(r)
+            protocols.setdefault(r.protocol, ProtocolResults(r.protocol, r.kind)).results.append(r)
         order = {sha: i for i, sha in enumerate(shas)}
         for p in protocols.values():
-            p.results.sort(key=lambda r: order[r.data.get("model", {}).get("sha256")])
+            p.results.sort(key=lambda r: order[r.model_sha256])
         self.protocols = [protocols[name] for name in protocol_order(results)]
 
-    def label(self, r: Result) -> str:
-        return self.labels[r.data.get("model", {}).get("sha256")]
+    def label(self, r: RunResult) -> str:
+        return self.labels[r.model_sha256]
 
-    def colour_of(self, r: Result) -> str:
-        return self.colour[r.data.get("model", {}).get("sha256")]
+    def colour_of(self, r: RunResult) -> str:
+        return self.colour[r.model_sha256]
 
     # --- sections ------------------------------------------------------------------------------
 
     def header(self) -> str:
-        runs = sorted({(r.data.get("run_id"), r.data.get("created")) for r in self.results}, key=lambda x: str(x[1]))
-        versions = sorted({str(r.data.get("mfrkit_version")) for r in self.results})
-        used = sorted({rule_set(r.data, self.rules) for r in self.results if r.verification})
-        rules = "".join(f"<li><b>{_e(u)}</b>: {_e(_rule_description(u))}</li>" for u in used)
-        run_list = ", ".join(f"<code>{_e(i)}</code>" for i, _ in runs)
+        runs = sorted({(r.run_id, r.created) for r in self.results}, key=lambda x: str(x[1]))
+        versions = sorted({str(r.mfrkit_version) for r in self.results})
+        used = sorted({r.rules(self.rules) for r in self.results if r.verification})
+        rules = "".join(f"<li><b>{esc(u)}</b>: {esc(_rule_description(u))}</li>" for u in used)
+        run_list = ", ".join(f"<code>{esc(i)}</code>" for i, _ in runs)
         return (
             "<header><h1>mfrkit report</h1>"
             f"<p>{len(self.labels)} model(s) on {len(self.protocols)} protocol(s) from {len(runs)} run(s): {run_list}. "
-            f"mfrkit {', '.join(_e(v) for v in versions)}; report written {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} "
-            f"by mfrkit {_e(__version__)}.</p>"
+            f"mfrkit {', '.join(esc(v) for v in versions)}; report written {esc(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} "
+            f"by mfrkit {esc(__version__)}.</p>"
             + (f'<div class="rules">Rule set of the 1:1 numbers:<ul>{rules}</ul></div>' if used else "")
             + "</header>"
         )
 
     def nav(self) -> str:
         items = [("comparison", "Comparison"), ("models", "Models")]
-        items += [(f"protocol-{_slug(p.name)}", f"Protocol {p.name}") for p in self.protocols]
+        items += [(f"protocol-{slug(p.name)}", f"Protocol {p.name}") for p in self.protocols]
         items += [("drift", "Threshold drift")]
-        return "<nav>" + " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in items) + "</nav>"
+        return "<nav>" + " · ".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in items) + "</nav>"
 
     def comparison(self) -> str:
         table, cells = pivot_table(self.results, self.metrics, rules=self.rules)
@@ -233,7 +172,7 @@ class _Builder:
             vals = table[col].dropna()
             if len(vals) > 1:
                 best[col] = vals.max() if higher[col] else vals.min()
-        head = "<tr><th>model</th>" + "".join(f"<th>{_e(c)}</th>" for c in table.columns) + "</tr>"
+        head = "<tr><th>model</th>" + "".join(f"<th>{esc(c)}</th>" for c in table.columns) + "</tr>"
         rows = []
         for m in table.index:
             tds = []
@@ -245,11 +184,11 @@ class _Builder:
                 is_best = col in best and math.isclose(mv.value, best[col], rel_tol=0, abs_tol=1e-12)
                 flag = ' <span class="flag" title="FAR target below 1 / (impostor comparisons)">†</span>' if mv.flag == "insufficient" else ""
                 star = ' <span class="star" title="best of the column">★</span>' if is_best else ""
-                tds.append(f'<td class="{"best" if is_best else ""}">{_fmt(mv.value)}<span class="ci">{_interval(mv.low, mv.high)}</span>{flag}{star}</td>')
-            rows.append(f"<tr><th>{_e(m)}</th>{''.join(tds)}</tr>")
+                tds.append(f'<td class="{"best" if is_best else ""}">{fmt(mv.value)}<span class="ci">{interval(mv.low, mv.high)}</span>{flag}{star}</td>')
+            rows.append(f"<tr><th>{esc(m)}</th>{''.join(tds)}</tr>")
         chosen = ", ".join(f"{s.label} ({'higher' if s.higher_is_better else 'lower'} is better)" for s in specs)
-        notes = f"<p class=note>Cells: {_e(chosen)}, with the interval in brackets; ★ best of the column (only with two or more models). " \
-                f"{_e(table_caption(self.results, self.rules))}"
+        notes = f"<p class=note>Cells: {esc(chosen)}, with the interval in brackets; ★ best of the column (only with two or more models). " \
+                f"{esc(table_caption(self.results, self.rules))}"
         if any(c.flag == "insufficient" for c in cells.values()):
             notes += " † the protocol has fewer than 1 / FAR impostor comparisons: the target cannot be resolved."
         notes += "</p>"
@@ -258,64 +197,56 @@ class _Builder:
     def models(self) -> str:
         seen, rows = set(), []
         for r in self.results:
-            sha = r.data.get("model", {}).get("sha256")
+            sha = r.model_sha256
             if sha in seen:
                 continue
             seen.add(sha)
-            model = r.data.get("model") or {}
+            model = r.model_info
             family, inputs = model_family_and_input(model)
-            prep = (r.data.get("preprocessing") or {}).get("reference") or {}
-            ips = (r.data.get("throughput") or {}).get("images_per_second")
+            prep = r.preprocessing.reference
+            ips = r.throughput.images_per_second
             rows.append(
-                f'<tr><th><span class="swatch" style="background:{self.colour[sha]}"></span>{_e(self.label(r))}</th>'
-                f"<td>{_e(family)}</td><td><code>{_e(str(sha)[:12])}</code></td>"
-                f"<td>{_e(inputs)}</td>"
-                f"<td>{_e(prep.get('landmarks') or '–')}</td><td>{_e(prep.get('tta') or 'none')}</td>"
-                f"<td>{_e(model.get('provider'))}</td><td>{_fmt(ips, 1) if ips is not None else '–'}</td>"
-                f"<td>{'yes' if model.get('heterogeneous') else 'no'}</td></tr>"
+                f'<tr><th><span class="swatch" style="background:{self.colour[sha]}"></span>{esc(self.label(r))}</th>'
+                f"<td>{esc(family)}</td><td><code>{esc(str(sha)[:12])}</code></td>"
+                f"<td>{esc(inputs)}</td>"
+                f"<td>{esc(prep.get('landmarks') or '–')}</td><td>{esc(prep.get('tta') or 'none')}</td>"
+                f"<td>{esc(model.provider)}</td><td>{fmt(ips, 1) if ips is not None else '–'}</td>"
+                f"<td>{'yes' if model.heterogeneous else 'no'}</td></tr>"
             )
         head = "<tr><th>model</th><th>family</th><th>sha256</th><th>input</th><th>landmarks</th><th>TTA</th><th>provider</th><th>images/s</th><th>two halves</th></tr>"
         return f'<section id="models"><h2>Models</h2><table>{head}{"".join(rows)}</table></section>'
 
-    def protocol(self, p: _Protocol) -> str:
-        first = p.results[0].data.get("protocol") or {}
-        counts = first.get("counts") or {}
-        if p.kind == "all-pairs":
-            what = (f"1:1 all-pairs, every one of {_count(counts.get('references'))} reference images x every one of "
-                    f"{_count(counts.get('probes'))} probe images: {_count(first.get('n_pairs'))} comparisons "
-                    f"({_count(counts.get('genuine'))} genuine, {_count(counts.get('impostor'))} impostor; left out: "
-                    f"{_count(counts.get('excluded_self'))} of an image with itself, {_count(counts.get('excluded_same_source'))} "
-                    "of copies of one source photo)")
-        elif p.verification:
-            what = f"1:1, {_count(first.get('n_pairs'))} comparisons"
-        else:
-            what = f"1:N, {_count(first.get('n_gallery'))} gallery images, {_count(first.get('n_probes'))} probes"
-        parts = [f'<section class="protocol" id="protocol-{_slug(p.name)}"><h2>Protocol {_e(p.name)}</h2>',
-                 f"<p>{_e(what)}; spec {_e(first.get('spec') or '–')}; sha256 <code>{_e(str(first.get('sha256'))[:12])}</code>.</p>"]
+    def protocol(self, p: ProtocolResults) -> str:
+        first = p.results[0]
+        evaluator = known_evaluator(p.kind)
+        info = first.protocol_info
+        what = evaluator.summary(info) if evaluator else f"{p.kind} protocol"
+        parts = [f'<section class="protocol" id="protocol-{slug(p.name)}"><h2>Protocol {esc(p.name)}</h2>',
+                 f"<p>{esc(what)}; spec {esc(info.spec or '–')}; sha256 <code>{esc(str(info.sha256)[:12])}</code>.</p>"]
         if p.verification:
             parts.append(self._curves(p))
             parts.append(self._histograms(p))
         else:
             parts.append(self._cmc(p))
         parts.append(self._breakdowns(p))
-        parts.append(self._galleries(p))
-        parts.append(self._fta(p))
+        parts.append(galleries(self, p))
+        parts.append(fta_section(self, p))
         parts.append("</section>")
         return "".join(parts)
 
-    def source(self, r: Result) -> PairListScores | AllPairsScores | None:
+    def source(self, r: RunResult) -> PairListScores | AllPairsScores | None:
         """What the report reads of a 1:1 result's comparisons (read once); None when the
         run folder lacks its files."""
         key = str(r.folder)
         if key not in self._sources:
-            if r.kind == "all-pairs":
-                self._sources[key] = AllPairsScores.read(r.data, r.folder, impostor_pass_limit=self.impostor_pass_limit,
+            if streamed(r.kind):
+                self._sources[key] = AllPairsScores.read(r, r.folder, impostor_pass_limit=self.impostor_pass_limit,
                                                          embeddings_cache=self._embeddings)
             else:
-                self._sources[key] = PairListScores.read(r.data, r.folder, self.images)
+                self._sources[key] = PairListScores.read(r, r.folder, self.images)
         return self._sources[key]
 
-    def _curves(self, p: _Protocol) -> str:
+    def _curves(self, p: ProtocolResults) -> str:
         curves, missing, binned = [], [], False
         for r in p.results:
             src = self.source(r)
@@ -325,22 +256,22 @@ class _Builder:
                 continue
             binned |= not src.exact_curve
             curves.append((self.label(r), self.colour_of(r), *roc))
-        note = f'<p class="note">No per-comparison scores for: {_e(", ".join(missing))}.</p>' if missing else ""
+        note = f'<p class="note">No per-comparison scores for: {esc(", ".join(missing))}.</p>' if missing else ""
         if binned:
-            width = next((((r.data.get("metrics") or {}).get("all_pairs") or {}).get("bin_width") for r in p.results
-                          if r.kind == "all-pairs"), None)
+            width = next(((r.metrics.get("all_pairs") or {}).get("bin_width") for r in p.results if streamed(r.kind)),
+                         None)
             note += ('<p class="note">All-pairs protocol: the impostor scores were reduced to exact counts per score bin '
-                     f"(histogram.csv, bins {_fmt(width, 7) if width else '1.5e-5'} wide), so each curve is drawn through "
+                     f"(histogram.csv, bins {fmt(width, 7) if width else '1.5e-5'} wide), so each curve is drawn through "
                      "its exact ROC points at the bin edges (accept iff score ≥ edge): every drawn point is exact, and "
                      "between two of them the true curve moves by at most one bin's comparisons. The TAR@FAR values "
                      "and thresholds above are exact.</p>")
         if not curves:
             return '<div class="curves"><h3>ROC and DET</h3>' + note + "</div>"
         return ('<div class="curves"><h3>ROC and DET</h3><div class="row">'
-                + _figure(F.roc_figure(curves, p.name), f"ROC of {p.name}") + _figure(F.det_figure(curves, p.name), f"DET of {p.name}")
+                + figure(F.roc_figure(curves, p.name), f"ROC of {p.name}") + figure(F.det_figure(curves, p.name), f"DET of {p.name}")
                 + "</div>" + note + "</div>")
 
-    def _histograms(self, p: _Protocol) -> str:
+    def _histograms(self, p: ProtocolResults) -> str:
         panels, fta, binned = [], [], False
         for r in p.results:
             src = self.source(r)
@@ -356,25 +287,25 @@ class _Builder:
                 fta.append(f"{self.label(r)}: {src.n_minus_inf:,}")
         if not panels:
             return ""
-        note = f'<p class="note">Comparisons scored −∞ (failures to acquire) are not drawn: {_e("; ".join(fta))}.</p>' if fta else ""
+        note = f'<p class="note">Comparisons scored −∞ (failures to acquire) are not drawn: {esc("; ".join(fta))}.</p>' if fta else ""
         if binned:
             note += ('<p class="note">All-pairs protocol: the bars add up the exact counts of histogram.csv (each fine bin '
                      "counted in the bar holding its lower edge); the legend gives the totals.</p>")
         return ('<div class="hist"><h3>Score distributions</h3>'
-                + _figure(F.score_histograms(panels, f"{p.name}: genuine and impostor scores"), f"score histograms of {p.name}", "fig wide")
+                + figure(F.score_histograms(panels, f"{p.name}: genuine and impostor scores"), f"score histograms of {p.name}", "fig wide")
                 + note + "</div>")
 
-    def _cmc(self, p: _Protocol) -> str:
-        curves = [(self.label(r), self.colour_of(r), (r.data.get("metrics") or {}).get("cmc")) for r in p.results]
+    def _cmc(self, p: ProtocolResults) -> str:
+        curves = [(self.label(r), self.colour_of(r), r.metrics.get("cmc")) for r in p.results]
         curves = [c for c in curves if c[2]]
         if not curves:
             return '<div class="curves"><h3>CMC</h3><p class="note">No mated probes: no CMC.</p></div>'
-        return '<div class="curves"><h3>CMC</h3><div class="row">' + _figure(F.cmc_figure(curves, p.name), f"CMC of {p.name}") + "</div></div>"
+        return '<div class="curves"><h3>CMC</h3><div class="row">' + figure(F.cmc_figure(curves, p.name), f"CMC of {p.name}") + "</div></div>"
 
-    def _breakdowns(self, p: _Protocol) -> str:
+    def _breakdowns(self, p: ProtocolResults) -> str:
         out = []
         for col, heading in BREAKDOWNS.items():
-            per_model = [(r, ((r.data.get("breakdowns") or {}).get(col) or {})) for r in p.results]
+            per_model = [(r, (r.breakdowns.get(col) or {})) for r in p.results]
             groups = sorted({g for _, b in per_model for g in b})
             if not groups:
                 continue
@@ -389,16 +320,16 @@ class _Builder:
                 ylabel, title = "FNMR at the FAR=1e-3 threshold", f"{p.name}: FNMR per {heading}"
             else:
                 ylabel, title = "rank-1 rate", f"{p.name}: rank-1 per {heading}"
-            out.append(_figure(F.bar_figure(groups, series, ylabel=ylabel, title=title), title))
+            out.append(figure(F.bar_figure(groups, series, ylabel=ylabel, title=title), title))
         if not out:
             return ""
         what = ("A comparison belongs to the group of its two images' values (e.g. cloth+surgical); bars: FNMR at the "
                 "threshold that gives FAR = 1e-3 over the whole protocol, with Clopper-Pearson intervals; n/a: the group "
                 "has no genuine comparisons.") if p.verification else "Bars: rank-1 identification rate of the group's mated probes, with Clopper-Pearson intervals."
-        return f'<div class="breakdowns"><h3>Breakdowns</h3><div class="row">{"".join(out)}</div><p class="note">{_e(what)}</p></div>'
+        return f'<div class="breakdowns"><h3>Breakdowns</h3><div class="row">{"".join(out)}</div><p class="note">{esc(what)}</p></div>'
 
     @staticmethod
-    def _group_value(p: _Protocol, g: dict | None) -> tuple[float | None, float | None, float | None]:
+    def _group_value(p: ProtocolResults, g: dict | None) -> tuple[float | None, float | None, float | None]:
         if not g:
             return None, None, None
         if p.verification:
@@ -411,202 +342,20 @@ class _Builder:
         ci = g.get("rank1_ci") or [None, None]
         return (float(v), ci[0], ci[1]) if finite(v) else (None, None, None)
 
-    def _galleries(self, p: _Protocol) -> str:
-        blocks = []
-        for r in p.results:
-            blocks.append(self._gallery_verif(r) if p.verification else self._gallery_ident(r))
-        title = "Hardest comparisons" if p.verification else "Hardest probes"
-        return f'<div class="galleries"><h3>{title}</h3>{"".join(blocks)}</div>'
-
-    def _gallery_verif(self, r: Result) -> str:
-        src = self.source(r)
-        name = _e(self.label(r))
-        if src is None:
-            return f'<h4>{name}</h4><p class="note">No per-comparison scores in {_e(r.folder)}.</p>'
-        e = src.errors()
-        if isinstance(e, Missing):
-            return f'<h4>{name}</h4><p class="note">No FAR = 1e-3 threshold: {_e(e.reason)}.</p>'
-        genuine, impostor = src.hardest(GALLERY_SIZE)
-        head = (f'<h4><span class="swatch" style="background:{self.colour_of(r)}"></span>{name}</h4>'
-                f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
-                f"{e.false_rejects:,} false reject(s) of {e.n_genuine:,} genuine, {e.false_accepts:,} false accept(s) of "
-                f"{e.n_impostor:,} impostor comparisons.</p>")
-        out = head + self._pair_grid(r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted")
-        if isinstance(impostor, Missing):
-            return out + (f'<h5>Highest-scoring impostor pairs</h5><p class="note missing">Not available: {_e(impostor.reason)}.</p>')
-        note = ("Found by scoring the protocol again from the run's embeddings.parquet (an all-pairs run keeps impostor "
-                "scores only as counts per bin); these scores may differ from the run's in the last float32 bits."
-                if r.kind == "all-pairs" else "")
-        return out + self._pair_grid(r, "Highest-scoring impostor pairs", impostor, "false accept", "rejected", note)
-
-    def _pair_grid(self, r: Result, title: str, pairs: list[Comparison], bad: str, good: str, note: str = "") -> str:
-        if not pairs:
-            return f'<p class="note">{_e(title)}: none.</p>'
-        tiles = []
-        for c in pairs:
-            left = self.images.crop(r.data, "reference", MANIFEST_ROLE["left_id"], c.left_id)
-            right = self.images.crop(r.data, "probe", MANIFEST_ROLE["right_id"], c.right_id)
-            badge = f'<span class="badge {"bad" if c.error else "ok"}">{bad if c.error else good}</span>'
-            tiles.append(
-                f'<figure class="pair">{_picture(left, c.left_id)}{_picture(right, c.right_id)}'
-                f"<figcaption>{badge} score {c.score:.4f}<br><code>{_e(c.left_id)}</code> ({_e(c.left_identity)})<br>"
-                f"<code>{_e(c.right_id)}</code> ({_e(c.right_identity)})</figcaption></figure>"
-            )
-        note = f'<p class="note">{_e(note)}</p>' if note else ""
-        return f'<h5>{_e(title)}</h5>{note}<div class="grid">{"".join(tiles)}</div>'
-
-    def _gallery_ident(self, r: Result) -> str:
-        name = _e(self.label(r))
-        df = read_table(r.folder, "probes.csv")
-        if df is None:
-            return f'<h4>{name}</h4><p class="note">No probes.csv in {_e(r.folder)}.</p>'
-        df = df[~df["fta"].astype(str).str.lower().isin(["true", "1"])] if "fta" in df else df
-        mated = df[df["mated"].astype(str).str.lower().isin(["true", "1"])].copy()
-        mated["rank_sort"] = pd.to_numeric(mated["rank"], errors="coerce").fillna(np.inf)
-        misses = mated.sort_values(["rank_sort", "mated_score", "probe_id"], ascending=[False, True, True], kind="stable").head(GALLERY_SIZE)
-        non = df[~df["mated"].astype(str).str.lower().isin(["true", "1"])].sort_values(["best_score", "probe_id"], ascending=[False, True], kind="stable").head(GALLERY_SIZE)
-        tiles = []
-        for row in misses.itertuples(index=False):
-            pic = self.images.crop(r.data, "probe", "probe", str(row.probe_id))
-            rank = "not in the candidate list" if not finite(row.rank_sort) else f"rank {int(row.rank_sort)}"
-            badge = f'<span class="badge {"bad" if row.rank_sort > 1 else "ok"}">{rank}</span>'
-            tiles.append(f'<figure class="single">{_picture(pic, row.probe_id)}<figcaption>{badge}<br>mated score {_fmt(row.mated_score)}'
-                         f"<br><code>{_e(row.probe_id)}</code> ({_e(row.identity)})<br>top-1: {_e(row.top1)}</figcaption></figure>")
-        tiles_non = []
-        for row in non.itertuples(index=False):
-            pic = self.images.crop(r.data, "probe", "probe", str(row.probe_id))
-            tiles_non.append(f'<figure class="single">{_picture(pic, row.probe_id)}<figcaption>best score {_fmt(row.best_score)}'
-                             f"<br><code>{_e(row.probe_id)}</code> ({_e(row.identity)})<br>top-1: {_e(row.top1)}</figcaption></figure>")
-        out = f'<h4><span class="swatch" style="background:{self.colour_of(r)}"></span>{name}</h4>'
-        out += f'<h5>Mated probes ranked worst</h5><div class="grid">{"".join(tiles)}</div>' if tiles else ""
-        out += f'<h5>Non-mated probes scoring highest</h5><div class="grid">{"".join(tiles_non)}</div>' if tiles_non else ""
-        return out
-
-    def _fta(self, p: _Protocol) -> str:
-        blocks = []
-        for r in p.results:
-            df = read_table(r.folder, "fta.csv")
-            n = 0 if df is None else len(df)
-            reasons = (r.data.get("fta") or {}).get("by_reason") or {}
-            if not n:
-                blocks.append(f'<p class="note">{_e(self.label(r))}: every image acquired.</p>')
-                continue
-            # One tile per image file: a protocol drawing both sides from one manifest lists
-            # a failed image once per role.
-            manifests = ((r.data.get("protocol") or {}).get("manifests") or {})
-            images: dict[tuple, dict] = {}
-            for row in df.itertuples(index=False):
-                role = MANIFEST_ROLE.get(str(row.role), "probe")
-                key = ((manifests.get(role) or {}).get("path"), str(row.image_id))
-                entry = images.setdefault(key, {"role": role, "id": str(row.image_id), "roles": [], "reasons": []})
-                entry["roles"].append(str(row.role))
-                entry["reasons"].append(str(row.reason))
-            tiles = []
-            for entry in list(images.values())[:FTA_SHOWN]:
-                pic = self.images.thumbnail(r.data, entry["role"], entry["id"])
-                reasons_text = ", ".join(dict.fromkeys(entry["reasons"]))
-                tiles.append(f'<figure class="single fta">{_picture(pic, entry["id"])}<figcaption><span class="badge bad">{_e(reasons_text)}</span>'
-                             f"<br><code>{_e(entry['id'])}</code> ({_e(', '.join(entry['roles']))})</figcaption></figure>")
-            more = f'<p class="note">… and {len(images) - FTA_SHOWN} more image(s) (see fta.csv).</p>' if len(images) > FTA_SHOWN else ""
-            summary = ", ".join(f"{v} {k}" for k, v in sorted(reasons.items()))
-            policy = (r.data.get("fta") or {}).get("policy") or "reject"
-            blocks.append(f"<h4>{_e(self.label(r))}: {len(images)} image(s), {n} failure(s) to acquire by role "
-                          f"({_e(summary)}; policy {_e(policy)})</h4><div class=\"grid\">{''.join(tiles)}</div>{more}")
-        return f'<div class="fta-section"><h3>Failures to acquire</h3>{"".join(blocks)}</div>'
-
-    def drift(self) -> str:
-        verif = [p for p in self.protocols if p.verification]
-        sources = {r.data["transfer"]["from"] for p in verif for r in p.results if r.data.get("transfer")}
-        if not sources:
-            return ('<section id="drift"><h2>Threshold drift</h2><p class="note">No threshold transfer in these runs: the bench '
-                    "applies the threshold of the protocol named by --transfer-from (default umr-ump) to the run's other 1:1 "
-                    "protocols when that protocol is in the run.</p></section>")
-        parts = ['<section id="drift"><h2>Threshold drift</h2>']
-        for source in sorted(sources):
-            targets = [p for p in verif if any((r.data.get("transfer") or {}).get("from") == source for r in p.results)]
-            src = next((p for p in verif if p.name == source), None)
-            groups = ([source] if src else []) + [p.name for p in targets]
-            series, rows, far = [], [], None
-            for sha, label in self.labels.items():
-                vals, lows, highs, cells = [], [], [], []
-                for name in groups:
-                    r = next((x for p in verif if p.name == name for x in p.results if x.data.get("model", {}).get("sha256") == sha), None)
-                    e = self._drift_entry(r, source) if r is not None else None
-                    if e is None:
-                        vals.append(None), lows.append(None), highs.append(None)
-                        cells.append("<td>–</td>")
-                        continue
-                    far = e.get("far_target", far)
-                    vals.append(e.get("fnmr")), lows.append(e.get("fnmr_ci_low")), highs.append(e.get("fnmr_ci_high"))
-                    cells.append(f"<td>{_fmt(e.get('fnmr'))}<span class=ci>{_interval(e.get('fnmr_ci_low'), e.get('fnmr_ci_high'))}</span>"
-                                 f"<br><small>FMR {_fmt(e.get('fmr'))}<span class=ci>{_interval(e.get('fmr_ci_low'), e.get('fmr_ci_high'))}</span>"
-                                 f", t = {_fmt(e.get('threshold'))}</small></td>")
-                if any(v is not None for v in vals):
-                    series.append((label, self.colour[sha], vals, lows, highs))
-                    rows.append(f"<tr><th>{_e(label)}</th>{''.join(cells)}</tr>")
-            title = f"FNMR at the {source} threshold" + (f" (FAR={short_target(far)})" if far else "")
-            parts.append(f"<h3>From {_e(source)}</h3>")
-            parts.append(_figure(F.bar_figure(groups, series, ylabel="FNMR", title=title), title))
-            head = "<tr><th>model</th>" + "".join(f"<th>{_e(g)}</th>" for g in groups) + "</tr>"
-            parts.append(f'<table class="cmp">{head}{"".join(rows)}</table>')
-            parts.append('<p class="note">The threshold is chosen on the first protocol (where FMR stays within the target) and '
-                         "applied unchanged to the others: a masked protocol's FNMR above the first one's is the drift a deployed "
-                         "threshold would suffer. Intervals: Clopper-Pearson.</p>")
-        parts.append("</section>")
-        return "".join(parts)
-
-    def _drift_entry(self, r: Result, source: str) -> dict | None:
-        """FNMR/FMR at the transferred threshold: the result's ``transfer`` for a target
-        protocol; for the source itself, its rates at its own threshold."""
-        if (r.data.get("transfer") or {}).get("from") == source:
-            return r.data["transfer"]
-        ts = r.data.get("transfer_source")
-        if r.protocol == source and ts and finite(ts.get("threshold")):
-            src = self.source(r)
-            rates = None if src is None else src.rates_at(float(ts["threshold"]), ts)
-            if rates is None:
-                return None
-            return {**rates, "far_target": ts.get("far_target"), "threshold": ts["threshold"]}
-        return None
-
     def page(self) -> str:
         body = [self.header(), self.nav(), self.comparison(), self.models()]
         body += [self.protocol(p) for p in self.protocols]
-        body.append(self.drift())
-        body.append(f"<footer>mfrkit {_e(__version__)}: every number above comes from the runs' metrics.json and CSV files.</footer>")
+        body.append(drift(self))
+        body.append(f"<footer>mfrkit {esc(__version__)}: every number above comes from the runs' metrics.json and CSV files.</footer>")
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>mfrkit report: {_e(', '.join(p.name for p in self.protocols))}</title>"
+            f"<title>mfrkit report: {esc(', '.join(p.name for p in self.protocols))}</title>"
             f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
         )
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222;background:#fff}
-h1{margin:24px 0 8px}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:40px}h3{margin-top:28px}h4{margin:18px 0 6px}h5{margin:10px 0 6px;color:#555}
-nav{position:sticky;top:0;background:#fafafa;border-bottom:1px solid #ddd;padding:8px 0;font-size:14px;z-index:2}
-nav a{color:#1f5fa8;text-decoration:none}
-table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
-th{background:#f4f4f4;text-align:left}td.best{background:#e8f5e9;font-weight:600}td.na{color:#999;text-align:center}
-.ci{color:#666;font-weight:normal;font-size:12px}.star{color:#2e7d32}.flag{color:#b26a00}
-.note{color:#555;font-size:13px;max-width:1100px}.note.missing{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px;color:#5d4300}.rules{font-size:13px;color:#444}
-.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-img.fig{max-width:100%;height:auto;border:1px solid #eee}img.wide{max-width:100%}
-.grid{display:flex;flex-wrap:wrap;gap:10px}
-figure{margin:0;border:1px solid #ddd;border-radius:4px;padding:6px;background:#fcfcfc;font-size:11px;max-width:260px}
-figure.pair img,figure.pair .noimg{width:112px;height:112px;object-fit:contain;margin-right:4px}
-figure.single img,figure.single .noimg{width:112px;height:112px;object-fit:contain}
-.noimg{display:inline-flex;align-items:center;justify-content:center;background:#eee;color:#777;font-size:10px;text-align:center;overflow:hidden;vertical-align:top}
-figcaption{margin-top:4px;line-height:1.35;word-break:break-all}
-.badge{display:inline-block;padding:1px 6px;border-radius:8px;font-weight:600;font-size:10px}
-.badge.bad{background:#fdecea;color:#b71c1c}.badge.ok{background:#e8f5e9;color:#1b5e20}
-.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:baseline}
-footer{margin-top:48px;color:#777;font-size:12px}code{font-size:12px}
-"""
-
-
-def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_METRICS, rules: str | None = None,
+def build_report(results: Sequence[RunResult], *, metrics: Sequence[str] = DEFAULT_METRICS, rules: str | None = None,
                  impostor_pass_limit: float | None = None) -> str:
     """The HTML page of ``results`` (see the module docstring).
 
@@ -620,7 +369,7 @@ def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_
         raise ReportError("no results to report")
     for m in metrics:
         parse_metric(m)  # an unknown metric fails before any figure is drawn
-    return _Builder(results, metrics, rules, impostor_pass_limit).page()
+    return ReportBuilder(results, metrics, rules, impostor_pass_limit).page()
 
 
 def write_report(

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics as M
+from ..results import RunResult
 from .gallery import (
     Comparison,
     ImageSource,
@@ -87,19 +88,20 @@ class PairListScores:
 
     exact_curve = True
 
-    def __init__(self, data: dict, folder: Path, df: pd.DataFrame, images: ImageSource) -> None:
-        if (data.get("settings") or {}).get("fta_policy") == "exclude" and "fta" in df:
+    def __init__(self, result: RunResult | dict, folder: Path, df: pd.DataFrame, images: ImageSource) -> None:
+        result = RunResult.of(result)
+        if result.settings.fta_policy == "exclude" and "fta" in df:
             df = df[~df["fta"].astype(str).str.lower().isin(["true", "1"])]
-        self.data, self.folder, self.df, self.images = data, folder, df, images
+        self.result, self.folder, self.df, self.images = result, folder, df, images
         self.labels = df["label"].astype(int).to_numpy().astype(bool)
         self.scores = df["score"].to_numpy(float)
         self.n_minus_inf = int(np.isneginf(self.scores).sum())
         self._errors: Errors | Missing | None = None
 
     @classmethod
-    def read(cls, data: dict, folder: Path, images: ImageSource) -> "PairListScores | None":
+    def read(cls, result: RunResult | dict, folder: Path, images: ImageSource) -> "PairListScores | None":
         df = read_table(folder, "scores.csv")
-        return None if df is None else cls(data, folder, df, images)
+        return None if df is None else cls(result, folder, df, images)
 
     def roc(self) -> tuple[np.ndarray, np.ndarray] | None:
         with warnings.catch_warnings():
@@ -137,7 +139,7 @@ class PairListScores:
 
     def hardest(self, n: int) -> tuple[list[Comparison], list[Comparison] | Missing]:
         """The ``n`` lowest-scoring genuine and ``n`` highest-scoring impostor comparisons."""
-        ref_ids, probe_ids = identities(self.images, self.data, "reference"), identities(self.images, self.data, "probe")
+        ref_ids, probe_ids = identities(self.images, self.result, "reference"), identities(self.images, self.result, "probe")
         df = self.df.assign(left_identity=self.df["left_id"].astype(str).map(ref_ids),
                             right_identity=self.df["right_id"].astype(str).map(probe_ids))
         e = self.errors()
@@ -284,7 +286,7 @@ class AllPairsScores:
 
     Parameters
     ----------
-    data : the result's ``metrics.json``.
+    result : the result (or its ``metrics.json`` dict).
     folder : its folder (``histogram.csv``, ``genuine.csv``, ``images.csv``; the model's
         ``embeddings.parquet`` one level up when the run saved it).
     impostor_pass_limit : the most comparisons the report scores again to find the
@@ -294,18 +296,18 @@ class AllPairsScores:
 
     exact_curve = False
 
-    def __init__(self, data: dict, folder: Path, hist: BinnedHistogram, *, impostor_pass_limit: float | None = None,
-                 embeddings_cache: dict | None = None) -> None:
-        self.data, self.folder, self.hist = data, folder, hist
+    def __init__(self, result: RunResult | dict, folder: Path, hist: BinnedHistogram, *,
+                 impostor_pass_limit: float | None = None, embeddings_cache: dict | None = None) -> None:
+        self.result, self.folder, self.hist = RunResult.of(result), folder, hist
         self.impostor_pass_limit = impostor_pass_limit
         self.n_minus_inf = hist.minus_inf_genuine + hist.minus_inf_impostor
         self._embeddings_cache = {} if embeddings_cache is None else embeddings_cache
         self._genuine: GenuineScan | None = None
 
     @classmethod
-    def read(cls, data: dict, folder: Path, **kw) -> "AllPairsScores | None":
+    def read(cls, result: RunResult | dict, folder: Path, **kw) -> "AllPairsScores | None":
         path = folder / "histogram.csv"
-        return cls(data, folder, BinnedHistogram.read(path), **kw) if path.is_file() else None
+        return cls(result, folder, BinnedHistogram.read(path), **kw) if path.is_file() else None
 
     def roc(self):
         return self.hist.roc()
@@ -318,7 +320,7 @@ class AllPairsScores:
 
     @property
     def metrics(self) -> dict:
-        return self.data.get("metrics") or {}
+        return self.result.metrics
 
     def _far_entry(self) -> dict | None:
         for e in self.metrics.get("tar_at_far") or []:
@@ -327,7 +329,7 @@ class AllPairsScores:
         return None
 
     def _source_threshold(self) -> float | None:
-        ts = self.data.get("transfer_source") or {}
+        ts = self.result.transfer_source or {}
         return float(ts["threshold"]) if finite(ts.get("threshold")) else None
 
     def genuine(self, n: int = 8) -> GenuineScan | Missing:
@@ -375,7 +377,7 @@ class AllPairsScores:
                        ids.get("probe", {}).get(r.right_id, ""))
             for r in gen.lowest.head(n).itertuples(index=False)
         ]  # fmt: skip
-        found = find_hardest_impostors(self.data, self.folder, self.hist.impostor_cut(n), n,
+        found = find_hardest_impostors(self.result, self.folder, self.hist.impostor_cut(n), n,
                                        limit=self.impostor_pass_limit, cache=self._embeddings_cache)
         if isinstance(found, str):
             return genuine, Missing(found)
@@ -395,5 +397,5 @@ class AllPairsScores:
             return None
         n_imp = self.hist.n_impostor
         fa = float(round(float(source["far"]) * n_imp))
-        conf = float((self.data.get("settings") or {}).get("confidence") or 0.95)
+        conf = float(self.result.settings.confidence or 0.95)
         return _rates(threshold, fa, n_imp, gen.below[float(threshold)], gen.n, conf)

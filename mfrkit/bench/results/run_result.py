@@ -17,8 +17,8 @@
                    rates at it), when the run made one
 
 :class:`RunResult` keeps the object exactly as read (``data``: files of older mfrkit
-versions keep every key) and gives typed views of its sections (``r.model.sha256``,
-``r.protocol.kind``, ``r.settings.rules``); the bench builds one with :func:`new_result`
+versions keep every key) and gives typed views of its sections (``r.model_info.sha256``,
+``r.protocol_info.kind``, ``r.settings.rules``); the bench builds one with :func:`new_result`
 and writes it with :meth:`RunResult.write`. The metrics blocks themselves stay plain
 dicts: their keys are documented where they are computed.
 """
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...protocols.kinds import is_one_to_one
 from .files import ReportError, read_result, write_json
 
 METRICS_NAME = "metrics.json"
@@ -135,8 +136,28 @@ class FtaSummary:
         return {"images": self.images, "by_reason": self.by_reason, "policy": self.policy}
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """``throughput``: the embed stage's speed over the images not found in the cache."""
+
+    images_per_second: float | None = None
+    computed: int | None = None
+    cached: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Throughput":
+        d = _block(d)
+        return cls(d.get("images_per_second"), d.get("computed"), d.get("cached"), d.get("seconds"))
+
+
 class RunResult:
     """One model x protocol result: the ``metrics.json`` object and typed views of it.
+
+    ``model`` and ``protocol`` are the names (what tables and pages group by); the
+    sections are ``model_info``, ``protocol_info``, ``settings``, ``preprocessing``,
+    ``throughput``, ``fta`` (typed) and ``metrics``, ``breakdowns``, ``transfer``,
+    ``transfer_source`` (plain dicts: their keys are documented where they are computed).
 
     Parameters
     ----------
@@ -147,6 +168,9 @@ class RunResult:
     def __init__(self, data: dict, folder: str | os.PathLike | None = None) -> None:
         self.data = data
         self.folder = None if folder is None else Path(folder)
+
+    def __repr__(self) -> str:
+        return f"RunResult(model={self.model!r}, protocol={self.protocol!r}, folder={str(self.folder)!r})"
 
     @classmethod
     def of(cls, result: "RunResult | dict") -> "RunResult":
@@ -164,6 +188,37 @@ class RunResult:
                               f"{', '.join(sections)}); move it out of the results folder")
         return cls(data, Path(path).parent)
 
+    # --- what it is of --------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model's name (``"None"`` when absent)."""
+        return str(self.model_info.name)
+
+    @property
+    def model_sha256(self) -> str | None:
+        return self.model_info.sha256
+
+    @property
+    def protocol(self) -> str:
+        """The protocol's name (``"None"`` when absent)."""
+        return str(self.protocol_info.name)
+
+    @property
+    def spec(self) -> str | None:
+        spec = self.protocol_info.spec
+        return str(spec) if spec else None
+
+    @property
+    def kind(self) -> str:
+        """The protocol's kind, as a string (``"None"`` when absent)."""
+        return str(self.protocol_info.kind)
+
+    @property
+    def verification(self) -> bool:
+        """Whether it holds 1:1 metrics (TAR@FAR, EER, ...; a kind this mfrkit does not know: False)."""
+        return is_one_to_one(self.protocol_info.kind)
+
     # --- the sections -----------------------------------------------------------------------------
 
     @property
@@ -179,11 +234,11 @@ class RunResult:
         return self.data.get("mfrkit_version")
 
     @property
-    def model(self) -> ModelInfo:
+    def model_info(self) -> ModelInfo:
         return ModelInfo.from_dict(self.data.get("model"))
 
     @property
-    def protocol(self) -> ProtocolInfo:
+    def protocol_info(self) -> ProtocolInfo:
         return ProtocolInfo.from_dict(self.data.get("protocol"))
 
     @property
@@ -199,8 +254,8 @@ class RunResult:
         return FtaSummary.from_dict(self.data.get("fta"))
 
     @property
-    def throughput(self) -> dict:
-        return _block(self.data.get("throughput"))
+    def throughput(self) -> Throughput:
+        return Throughput.from_dict(self.data.get("throughput"))
 
     @property
     def metrics(self) -> dict:
@@ -212,16 +267,13 @@ class RunResult:
 
     @property
     def transfer(self) -> dict | None:
+        """``from, far_target, fmr, fnmr, ...``: the rates at another protocol's threshold."""
         return self.data.get("transfer") or None
 
     @property
     def transfer_source(self) -> dict | None:
+        """``far_target, threshold, far``: this protocol's threshold the run transferred."""
         return self.data.get("transfer_source") or None
-
-    @property
-    def kind(self) -> str:
-        """The protocol's kind, as a string (``"None"`` when absent)."""
-        return str(self.protocol.kind)
 
     def rules(self, wanted: str | None = None) -> str:
         """The rule set whose numbers are shown: ``wanted``, else the run's, else ``mfrkit``."""
