@@ -37,7 +37,7 @@ def leaderboard(
     force: Annotated[bool, typer.Option("--force", help="Replace existing --csv / --md / --table files.")] = False,
 ) -> None:
     """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
-    from ..bench.leaderboard import DEFAULT_METRICS, write_leaderboards
+    from ..bench.report.leaderboard import DEFAULT_METRICS, write_leaderboards
 
     board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
                                         metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules, force=force)
@@ -56,8 +56,8 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
-    from ..bench.leaderboard import DEFAULT_METRICS
-    from ..bench.report import write_report
+    from ..bench.report.table import DEFAULT_METRICS
+    from ..bench.report.page import write_report
 
     path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit,
                         force=force)

@@ -58,7 +58,7 @@ _BOARD_METRICS = (
 
 def print_board(board) -> None:
     """One line per (model, protocol): readable in a terminal and in a log file alike."""
-    from ..bench.leaderboard import INSIGHTFACE_ZERO_NOTE
+    from ..bench.report.table import INSIGHTFACE_ZERO_NOTE
 
     zero_by_insightface = False
     for _, row in board.iterrows():
