@@ -6,16 +6,16 @@ Everything is inline (``data:`` URIs, one ``<style>``), so a report opens offlin
 from __future__ import annotations
 
 import base64
-import html
 import re
 
-from ...names import short_hash
+from ...names import html_text, short_hash
 from .gallery import Picture, finite
 
 
 def esc(text) -> str:
-    """``text`` escaped for HTML text and attribute values."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for HTML text and attribute values, control characters shown as
+    escapes (:func:`mfrkit.names.html_text`)."""
+    return html_text(text)
 
 
 def slug(text: str) -> str:

@@ -81,7 +81,7 @@ def spreadsheet_frame(df: pd.DataFrame) -> pd.DataFrame:
     (:func:`mfrkit.names.csv_cell`: no cell starting with ``= + - @`` runs as a formula)."""
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):  # pandas 3 infers "str", not object
             out[col] = out[col].map(csv_cell)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
