@@ -164,6 +164,20 @@ class OutputFolder:
             raise
         return self
 
+    def check(self) -> "OutputFolder":
+        """Refuse now, before a job's costly preparations (reading the data, detecting
+        landmarks), a folder :meth:`claim` would refuse whatever the job's options: a
+        link, a file, a user's folder, another kind's output. Writes nothing."""
+        root = self.root
+        if root.is_symlink():
+            raise OutputFolderError(f"{root} is a symbolic link; give the real folder (mfrkit does not write through links)")
+        if root.exists() and not root.is_dir():
+            raise OutputFolderError(f"{root} is a file, not a folder")
+        marker = self._foreign_marker(root)
+        if marker is not None and marker.kind != self.kind:
+            raise OutputFolderError(f"{root} holds mfrkit's {marker.kind} output, not a {self.kind}; choose another folder")
+        return self
+
     def _foreign_marker(self, root: Path) -> Marker | None:
         """The folder's marker (a legacy folder's, adopted); refuses a foreign folder."""
         if not root.exists():

@@ -70,6 +70,12 @@ def different_run_error(out: Path, problems: list[str]) -> OutputFolderError:
                              "choose a new output folder to start over")
 
 
+def check_run_folder(out: str | Path) -> None:
+    """Refuse, before any data is read, a run folder no training run may claim (a link,
+    a file, a user's folder, another job's output): see :meth:`OutputFolder.check`."""
+    OutputFolder(Path(out), kind=KIND, fingerprint="", adopt=_legacy_run).check()
+
+
 def claim_run_folder(out: str | Path, family: str, config: dict, manifest_fingerprint: str, classes: Sequence[str]) -> OutputFolder:
     """``out`` claimed and locked for a training run of ``family`` with ``config`` on the
     images of ``manifest_fingerprint`` (see the module docstring).

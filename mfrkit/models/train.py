@@ -60,7 +60,7 @@ from .distributed import (
 )
 from .families import FAMILIES, FamilyModel, build_family, config_dict, make_config
 from .precision import Precision, device_precision
-from .run_folder import claim_run_folder, different_run_error, resume_problems
+from .run_folder import check_run_folder, claim_run_folder, different_run_error, resume_problems
 from .teacher import Teacher, load_teacher
 from .train_config import TrainConfig
 
@@ -325,6 +325,7 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MfrkitError(f"the run folder {out} is a file; give a folder (it gets the checkpoint and the loss log)")
+    check_run_folder(out)  # a user's folder is refused before the data is read or landmarks detected
     device = resolve_device(cfg.device, env_world()[2])
     ctx = init_distributed(device)
     try:
