@@ -157,3 +157,19 @@ def test_explicit_output_files_are_not_overwritten_without_force(cli, runs, tmp_
     assert code == 0 and files["r.html"].read_text().startswith("<!DOCTYPE html>"), err
     code, _, err = cli("leaderboard", runs, "--csv", files["b.csv"], "--force")
     assert code == 0 and "model" in files["b.csv"].read_text().splitlines()[0], err
+
+
+def test_an_all_pairs_histogram_missing_a_column_is_one_line(cli, tmp_path):
+    # was: ArrowKeyError traceback from `report` of an all-pairs run whose histogram.csv lost a column
+    from mfrkit.protocols.workflow import make_protocol_folder
+
+    make_dataset(tmp_path / "data", n_ids=3, per_id=2)
+    make_protocol_folder(tmp_path / "ap", tmp_path / "data" / "manifest.parquet", None, spec="umr-ump", kind="all-pairs",
+                         seed=0)
+    model = make_model(tmp_path / "tiny.onnx")
+    run = run_benchmark(BenchConfig(models=[str(model)], protocols=[str(tmp_path / "ap")], out=tmp_path / "runs",
+                                    cache_dir=tmp_path / "cache", n_boot=0, plots=False, workers=0, report=False))
+    victim = next(run.folder.glob("*/*/histogram.csv"))
+    pd.read_csv(victim).drop(columns=["genuine"]).to_csv(victim, index=False)
+    code, _, err = cli("report", run.folder, "--out", tmp_path / "r.html")
+    one_line_error(code, err, "histogram.csv", "genuine")
