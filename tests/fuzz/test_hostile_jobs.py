@@ -74,6 +74,15 @@ def test_an_existing_export_file_is_not_overwritten_without_force(cli, tmp_path,
     assert code == 0 and "image_id" in (tmp_path / "mine.csv").read_text().splitlines()[0], err
 
 
+def test_an_existing_card_file_is_not_overwritten_without_force(cli, tmp_path):
+    (tmp_path / "card.md").write_text("the user's card\n")
+    code, _, err = cli("card", "lfw", "--known", "--out", tmp_path / "card.md")
+    one_line_error(code, err, "card.md", "--force")
+    assert (tmp_path / "card.md").read_text() == "the user's card\n"
+    code, _, err = cli("card", "lfw", "--known", "--out", tmp_path / "card.md", "--force")
+    assert code == 0 and (tmp_path / "card.md").read_text() != "the user's card\n", err
+
+
 def test_pack_of_no_usable_image_exits_1(cli, tmp_path):
     # was: "wrote 1 shard(s)" and exit 0
     for identity in ("a", "b"):
