@@ -74,6 +74,19 @@ def test_an_existing_export_file_is_not_overwritten_without_force(cli, tmp_path,
     assert code == 0 and "image_id" in (tmp_path / "mine.csv").read_text().splitlines()[0], err
 
 
+def test_an_existing_pair_list_is_not_overwritten_by_protocol_export(cli, tmp_path):
+    from bench_helpers import all_pairs, write_protocol
+
+    manifest = make_dataset(tmp_path / "data", n_ids=3, per_id=2)
+    proto = write_protocol(tmp_path / "p", [manifest], name="p", pairs=all_pairs(manifest))
+    (tmp_path / "pairs.csv").write_text("the user's pairs\n")
+    code, _, err = cli("protocol", "export", proto, tmp_path / "pairs.csv")
+    one_line_error(code, err, "pairs.csv", "--force")
+    assert (tmp_path / "pairs.csv").read_text() == "the user's pairs\n"
+    code, _, err = cli("protocol", "export", proto, tmp_path / "pairs.csv", "--force")
+    assert code == 0 and (tmp_path / "pairs.csv").read_text().startswith("fold,left,right,label"), err
+
+
 def test_an_existing_card_file_is_not_overwritten_without_force(cli, tmp_path):
     (tmp_path / "card.md").write_text("the user's card\n")
     code, _, err = cli("card", "lfw", "--known", "--out", tmp_path / "card.md")
