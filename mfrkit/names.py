@@ -65,9 +65,11 @@ def unique_components(names: Mapping[Hashable, str], *, identities: Mapping[Hash
                       reserved: Iterable[str] = ()) -> dict[Hashable, str]:
     """A distinct path component for each entry of ``names`` (key -> raw name).
 
-    A name that sanitises to itself and to no other entry's component (compared without
-    case: macOS and Windows fold it) keeps it; every other gets ``-<8 hex>``, a hash of
-    its raw name and its identity, appended (``model v1`` -> ``model_v1-3f2a9c1e``).
+    A name whose sanitised component is no other entry's (compared without case: macOS
+    and Windows fold it) and not reserved keeps it (``umr-mp:all-pairs`` ->
+    ``umr-mp_all-pairs``, the folder earlier runs used); every other gets ``-<8 hex>``, a
+    hash of its raw name and its identity, appended (``model v1`` beside ``model_v1`` ->
+    ``model_v1-3f2a9c1e`` and ``model_v1-5d07e2b4``).
 
     Parameters
     ----------
@@ -94,7 +96,7 @@ def unique_components(names: Mapping[Hashable, str], *, identities: Mapping[Hash
     out: dict[Hashable, str] = {}
     for k, raw in names.items():
         b = base[k]
-        plain = b == raw and counts[b.casefold()] == 1 and b.casefold() not in taken
+        plain = counts[b.casefold()] == 1 and b.casefold() not in taken
         out[k] = b if plain else f"{b[: MAX_COMPONENT - 9]}-{short_hash(raw + chr(0) + identities.get(k, ''))}"
     seen: dict[str, Hashable] = {}
     for k, c in out.items():

@@ -7,7 +7,7 @@ import os
 
 import pytest
 from bench_helpers import make_dataset
-from conftest import one_line_error, tree_digest
+from fuzz_support import one_line_error, tree_digest
 
 
 @pytest.fixture

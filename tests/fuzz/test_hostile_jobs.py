@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from bench_helpers import make_dataset
-from conftest import one_line_error, tree_digest
+from fuzz_support import one_line_error, tree_digest
 
 from mfrkit.data.imageio import encode_image
 from mfrkit.jobs.lock import FolderInUseError

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from bench_helpers import make_dataset
-from conftest import tree_digest
+from fuzz_support import tree_digest
 
 from mfrkit.errors import MfrkitError
 

@@ -10,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 from bench_helpers import all_pairs, make_dataset, make_model, write_protocol
-from conftest import one_line_error, tree_digest
+from fuzz_support import one_line_error, tree_digest
 
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 
