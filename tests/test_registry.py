@@ -107,7 +107,9 @@ def test_a_name_pointed_at_another_folder_is_scanned_again(casia, tmp_path, mfrk
     add_dataset("x", other)
     m = resolve_source("x")
     assert len(m) == 1 and m.meta["root"] == str(other.resolve())  # not the old folder's manifest
-    add_dataset("x", other, layout="flat", replace=True)
+    # a whole stem is the identity: with the default (name_0001) pattern "a" has none, and a
+    # scan that makes no usable image is refused
+    add_dataset("x", other, layout="flat", replace=True, identity_regex=r"^(?P<identity>.+)$")
     assert resolve_source("x").meta["layout"] == "flat"
 
 
