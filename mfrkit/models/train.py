@@ -206,8 +206,11 @@ class TrainStep:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [device.index] if device.type == "cuda" else None
-            # Some parameters sit out some steps (a teacher projection, attribute units).
-            runner = DistributedDataParallel(runner, device_ids=ids, find_unused_parameters=True)
+            # The reference families use every parameter in every step (tests check it);
+            # searching the graph for unused ones each step costs a traversal, so only a
+            # family that declares some sit out steps gets the search.
+            runner = DistributedDataParallel(runner, device_ids=ids,
+                                             find_unused_parameters=bool(getattr(model, "unused_parameters", False)))
         self.runner = runner
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision.loss_scaling)
 
