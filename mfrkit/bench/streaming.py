@@ -233,18 +233,9 @@ class _Tiles:
         self._local = threading.local()
         self._torch = None
         if self.backend == "torch":
-            import torch
+            from .streaming_torch import TorchTiles
 
-            self._torch = torch
-            self._dev = torch.device(device)
-            if parent is not None:  # a subset of the parent's reference rows: share what is on the device
-                self._R = parent._R[torch.from_numpy(np.asarray(rows, np.int64)).to(self._dev)]
-                self._Q = parent._Q
-            else:
-                self._R = torch.from_numpy(ref.vectors).to(self._dev)
-                self._Q = torch.from_numpy(probe.vectors).to(self._dev)
-            n = self.n_cells * bins.n_bins
-            self._hist = torch.zeros(n, dtype=torch.int64, device=self._dev)
+            self._torch = TorchTiles(self, parent=None if parent is None else parent._torch, rows=rows)
 
     def positions(self, r0: int, c0: int):
         """Same-identity (rows, cols) of a tile, and which of them are excluded."""
@@ -277,10 +268,18 @@ class _Tiles:
         return (self.ref.cell[r0:r1] * self.n_probe_cells * nb).astype(np.int64), (self.probe.cell[c0:c1] * nb).astype(np.int64)
 
     def run(self, tile: tuple[int, int], plan: _Plan, out: ScanResult, hist: np.ndarray | None) -> None:
+        """One tile on numpy (torch scans whole passes: :meth:`scan`)."""
+        self._run_numpy(tile, plan, out, hist)
+
+    def scan(self, plan: _Plan, out: ScanResult, hist: np.ndarray | None, progress=None) -> None:
+        """Every tile once, in order, on this scanner's backend, in this thread."""
         if self._torch is not None:
-            self._run_torch(tile, plan, out)
-        else:
+            self._torch.scan(plan, out, hist, progress)
+            return
+        for tile in self.tiles:
             self._run_numpy(tile, plan, out, hist)
+            if progress:
+                progress(1)
 
     # numpy / BLAS
     def _buffers(self, shape: tuple[int, int]):
@@ -342,69 +341,6 @@ class _Tiles:
             if mask.any():
                 out.values.append(S[mask])
                 out.value_cells.append((keys[mask] // self.bins.n_bins).astype(np.int64))
-
-    # torch / CUDA
-    def _run_torch(self, tile, plan: _Plan, out: ScanResult) -> None:
-        torch = self._torch
-        r0, c0 = tile
-        tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False  # full float32 products, whatever the caller set
-        try:
-            S = self._R[r0 : r0 + self.tr] @ self._Q[c0 : c0 + self.tc].T
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-        rows, cols, excluded = self.positions(r0, c0)
-        offs = self.cell_offsets(r0, c0)
-        tr = torch.from_numpy(rows).to(self._dev)
-        tc = torch.from_numpy(cols).to(self._dev)
-        if plan.genuine and len(rows):
-            keep = ~excluded
-            g = S[tr, tc].cpu().numpy()[keep]
-            g_r, g_c = rows[keep], cols[keep]
-            out.genuine.append(g)
-            out.genuine_rows.append(g_r + r0)
-            out.genuine_cols.append(g_c + c0)
-            out.genuine_cells.append((self.ref.cell[r0 + g_r] * self.n_probe_cells + self.probe.cell[c0 + g_c]).astype(np.int64))
-            out.excluded += int(excluded.sum())
-        if len(rows):
-            S[tr, tc] = float(self.sentinel)
-        out.sentinels += len(rows)
-        keys = (S * float(self.bins.bins_per_unit) + float(self.bins.offset)).to(torch.int64)
-        if offs is not None:
-            keys += torch.from_numpy(offs[0].astype(np.int64)).to(self._dev)[:, None]
-            keys += torch.from_numpy(offs[1].astype(np.int64)).to(self._dev)[None, :]
-        target = self._hist
-        if plan.row_groups is not None:
-            g = plan.row_groups[r0 : r0 + S.shape[0]] * (self.n_cells * self.bins.n_bins)
-            keys += torch.from_numpy(g.astype(np.int64)).to(self._dev)[:, None]
-            size = (int(plan.row_groups.max()) + 1) * self.n_cells * self.bins.n_bins
-            if getattr(self, "_group_hist", None) is None or len(self._group_hist) != size:
-                self._group_hist = torch.zeros(size, dtype=torch.int64, device=self._dev)
-            target = self._group_hist
-        if plan.histogram:
-            flat = keys.reshape(-1)
-            if bool((flat < 0).any()) or bool((flat >= len(target)).any()):
-                raise StreamingError("a score is NaN, infinite or outside [-1.25, 1.25]: embeddings must be finite "
-                                     "and L2-normalised")
-            target += torch.bincount(flat, minlength=len(target))
-        if plan.lut is not None:
-            lut = self._lut_for(plan.lut)
-            mask = lut[keys]
-            if bool(mask.any()):
-                out.values.append(S[mask].cpu().numpy())
-                out.value_cells.append((keys[mask] // self.bins.n_bins).cpu().numpy().astype(np.int64))
-
-    def _lut_for(self, lut: np.ndarray):
-        if getattr(self, "_lut_src", None) is not lut:
-            self._lut_src, self._lut_dev = lut, self._torch.from_numpy(lut).to(self._dev)
-        return self._lut_dev
-
-    def torch_hist(self) -> np.ndarray:
-        return self._hist.cpu().numpy().reshape(self.n_cells, self.bins.n_bins)
-
-    def synchronize(self) -> None:
-        if self._torch is not None and self.device == "cuda":
-            self._torch.cuda.synchronize()
 
 
 # --- planning ----------------------------------------------------------------------------------------
@@ -545,11 +481,7 @@ def score_all_pairs(
 
     def scan(plan: _Plan, hist: np.ndarray | None, report: bool = False) -> None:
         if n_workers == 1:
-            for tile in tiles.tiles:
-                tiles.run(tile, plan, res, hist)
-                if progress and report:
-                    progress(1)
-            tiles.synchronize()
+            tiles.scan(plan, res, hist, progress if report else None)
             return
         # several threads, each with its own buffers, histogram and output; numpy and
         # BLAS release the GIL, so element-wise work of one tile overlaps another's product
@@ -579,7 +511,7 @@ def score_all_pairs(
     t0 = time.perf_counter()
     flat_hist = np.zeros(tiles.n_cells * nb, np.int64)
     scan(_Plan(histogram=True, genuine=True, lut=np.tile(collect, tiles.n_cells)), flat_hist, report=True)
-    res.hist = tiles.torch_hist() if tiles.backend == "torch" else flat_hist.reshape(tiles.n_cells, nb)
+    res.hist = flat_hist.reshape(tiles.n_cells, nb)
     # bin 1 holds exactly the comparisons overwritten with the sentinel, unless a score
     # fell below -1.25
     if int(res.hist[:, 1].sum()) != res.sentinels or res.hist[:, 0].any():
@@ -651,10 +583,7 @@ def _pilot(tiles: _Tiles, views: dict[str, View], far_targets, res: ScanResult, 
     h = np.zeros(k * stride, np.int64)
     scratch = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((1, 1), np.int64), collected=np.zeros(nb, bool))
     plan = _Plan(histogram=True, genuine=False, lut=None, row_groups=groups)
-    for tile in sub.tiles:
-        sub.run(tile, plan, scratch, h)
-    if sub.backend == "torch":
-        h = sub._group_hist.cpu().numpy()
+    sub.scan(plan, scratch, h)
     per_group = h.reshape(k, tiles.n_cells, nb)
     hist = per_group.sum(0)
     per_bin = per_group[:, :, 2:].sum(1)

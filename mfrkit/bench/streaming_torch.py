@@ -1,0 +1,281 @@
+"""All-pairs scoring on torch: the tiles of :mod:`mfrkit.bench.streaming` on a CUDA device
+(or on the CPU, which runs the same code, so the CPU tests cover the GPU path).
+
+Per tile, in order on the device's stream (``S``: the tile's float32 scores):
+
+1. ``S = R @ Q.T`` in full float32 (TF32 off for the whole scan, set once);
+2. the same-identity positions (found on the CPU by a helper thread one tile ahead, and
+   uploaded as one flat index) give the genuine scores, kept on the device, and are
+   overwritten with the sentinel of the reserved bin;
+3. ``T = S * 2^k + offset`` (one ``addcmul``: the product by a power of two is exact, the
+   sum rounds once, as numpy's two steps do) and its int32 truncation, the keys;
+4. the keys are counted into the device histogram (``index_add_``: no host sync, unlike
+   ``bincount``, which reads the keys' minimum and maximum back first) and, when the pass
+   keeps some bins' scores, looked up in the bins' table; the positions found
+   (``nonzero``, the one host sync of a tile) give the kept scores and their cells.
+
+A key outside the histogram would be an out-of-range index on the device, so keys are
+checked before they are used. When every embedding is finite with a norm at most
+:data:`BOUNDED_NORM`, no float32 score can leave [-1.25, 1.25] (``|r.q| <= |r||q|`` plus
+float32 rounding of a dot product, far below the margin), which one check of the norms
+per scan proves; otherwise each tile's minimum and maximum are read back and checked.
+
+Two sets of tile buffers alternate: tile ``i + 1``'s product is queued before tile ``i``'s
+lookups, so the device computes while the host waits for a tile's positions. Genuine
+and kept scores stay on the device until the end of the pass: one copy each.
+
+Memory on the device: both sides' embeddings, two tiles of 12 bytes per entry (scores,
+``T``, keys) and one byte per entry (the lookup mask), the histogram (8 bytes x
+cells x 163,843 bins, x 16 groups in the pilot).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:  # the streaming module imports this one
+    from .streaming import ScanResult, _Plan, _Tiles
+
+#: Embeddings whose norms are all at most this (and finite) give scores inside the bins
+#: without a per-tile check: 1.1^2 = 1.21 < 1.25.
+BOUNDED_NORM = 1.1
+
+
+@contextlib.contextmanager
+def ieee_float32_matmul(torch_module=None):
+    """Float32 matrix products in full float32 (no TF32) inside the block, whatever the
+    caller had set; restored after.
+
+    Uses ``torch.backends.cuda.matmul.fp32_precision`` (``"ieee"``) where torch has it
+    (2.9 and later: mixing it with the older ``allow_tf32`` flag raises there once the new
+    one was set), else ``allow_tf32 = False``. Set once per scan, never per tile.
+    """
+    torch = torch_module
+    if torch is None:
+        import torch
+    m = torch.backends.cuda.matmul
+    if hasattr(m, "fp32_precision"):
+        before = m.fp32_precision
+        m.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            m.fp32_precision = before
+        return
+    before = m.allow_tf32
+    m.allow_tf32 = False
+    try:
+        yield
+    finally:
+        m.allow_tf32 = before
+
+
+def norms_bounded(torch, vectors, limit: float = BOUNDED_NORM) -> bool:
+    """True when every row of ``vectors`` (a device tensor) is finite with norm <= ``limit``."""
+    if vectors.numel() == 0:
+        return True
+    norms = torch.linalg.vector_norm(vectors, dim=1)
+    return bool((norms <= limit).all())  # NaN compares False
+
+
+class _HostValue:
+    """A small device tensor on its way to the host: the copy is queued now (pinned,
+    non-blocking on CUDA) and waited for only when the value is read."""
+
+    def __init__(self, torch, tensor) -> None:
+        if tensor.device.type == "cuda":
+            self._host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            self._host.copy_(tensor, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host, self._event = tensor, None
+
+    def numpy(self) -> np.ndarray:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._host.numpy()
+
+
+class _TileInput:
+    """What the CPU prepares for a tile: geometry, genuine positions, key offsets."""
+
+    __slots__ = ("r0", "c0", "rows", "cols", "flat", "keep", "cells", "excluded", "row_off", "col_off")
+
+
+class TorchTiles:
+    """The embeddings of a :class:`~mfrkit.bench.streaming._Tiles` on a torch device, and
+    its passes there.
+
+    Parameters
+    ----------
+    tiles : _Tiles
+        The geometry, sides, bins and the CPU helpers (positions, cell offsets).
+    parent : TorchTiles, optional
+        For a subset of the parent's reference rows (the pilot): shares the probe side
+        on the device and takes those rows from its reference side.
+    rows : ndarray of int64, the parent's reference rows of this subset.
+    """
+
+    def __init__(self, tiles: "_Tiles", parent: "TorchTiles | None" = None, rows: np.ndarray | None = None) -> None:
+        import torch
+
+        self.torch = torch
+        self.tiles = tiles
+        self.dev = torch.device(tiles.device)
+        if parent is not None:
+            self.R = parent.R[torch.from_numpy(np.asarray(rows, np.int64)).to(self.dev)]
+            self.Q = parent.Q
+            self.bounded = parent.bounded
+        else:
+            self.R = torch.from_numpy(tiles.ref.vectors).to(self.dev)
+            self.Q = torch.from_numpy(tiles.probe.vectors).to(self.dev)
+            self.bounded = norms_bounded(torch, self.R) and norms_bounded(torch, self.Q)
+
+    # --- the CPU side (a helper thread, one tile ahead) --------------------------------------
+
+    def _prepare(self, tile: tuple[int, int], plan: "_Plan", stride: int) -> _TileInput:
+        t = self.tiles
+        r0, c0 = tile
+        width = min(t.tc, len(t.probe.vectors) - c0)
+        rows, cols, excluded = t.positions(r0, c0)
+        x = _TileInput()
+        x.r0, x.c0, x.rows, x.cols, x.excluded = r0, c0, rows, cols, excluded
+        x.keep = ~excluded
+        x.flat = self._upload(rows * width + cols) if len(rows) else None
+        x.cells = None
+        if plan.genuine and len(rows):
+            g_r, g_c = rows[x.keep], cols[x.keep]
+            x.cells = (t.ref.cell[r0 + g_r] * t.n_probe_cells + t.probe.cell[c0 + g_c]).astype(np.int64)
+        offs = t.cell_offsets(r0, c0)
+        height = min(t.tr, len(t.ref.vectors) - r0)
+        row_off = None if offs is None else offs[0]
+        if plan.row_groups is not None:
+            groups = plan.row_groups[r0 : r0 + height].astype(np.int64) * stride
+            row_off = groups if row_off is None else row_off + groups
+        x.row_off = None if row_off is None else self._upload(row_off)
+        x.col_off = None if offs is None else self._upload(offs[1])
+        return x
+
+    def _upload(self, a: np.ndarray):
+        t = self.torch.from_numpy(np.ascontiguousarray(a, np.int64))
+        if self.dev.type == "cuda":
+            return t.pin_memory().to(self.dev, non_blocking=True)
+        return t
+
+    # --- the device side --------------------------------------------------------------------
+
+    def scan(self, plan: "_Plan", out: "ScanResult", hist: np.ndarray | None,
+             progress: Callable[[int], None] | None = None) -> None:
+        """One pass over every tile with ``plan``; adds the counts to ``hist`` (flat int64)
+        and the genuine and kept scores to ``out``, as the numpy path does."""
+        torch = self.torch
+        t = self.tiles
+        if not t.tiles:
+            return
+        nb = t.bins.n_bins
+        stride = t.n_cells * nb
+        size = len(hist) if hist is not None else stride
+        # int32 keys: half the memory traffic of int64 (the key range of any realistic
+        # breakdown fits; a huge one falls back to int64)
+        key_dtype = torch.int32 if size < 2**31 else torch.int64
+        n = t.tr * t.tc
+        bufs = [(torch.empty(n, dtype=torch.float32, device=self.dev), torch.empty(n, dtype=torch.float32, device=self.dev),
+                 torch.empty(n, dtype=key_dtype, device=self.dev)) for _ in range(2)]
+        self._mask = torch.empty(n, dtype=torch.bool, device=self.dev) if plan.lut is not None else None
+        self._ones = torch.ones((), dtype=torch.int64, device=self.dev).expand(n)
+        self._hist = torch.zeros(size, dtype=torch.int64, device=self.dev) if plan.histogram else None
+        self._lut = torch.from_numpy(np.ascontiguousarray(plan.lut)).to(self.dev) if plan.lut is not None else None
+        self._off = torch.tensor(float(t.bins.offset), dtype=torch.float32, device=self.dev)
+        self._scale = torch.tensor(float(t.bins.bins_per_unit), dtype=torch.float32, device=self.dev)
+        self._genuine, self._genuine_keep, self._values, self._value_cells = [], [], [], []
+        with ieee_float32_matmul(torch), torch.inference_mode(), ThreadPoolExecutor(1) as helper:
+            ahead = deque(helper.submit(self._prepare, tile, plan, stride) for tile in t.tiles[:2])
+            pending = None
+            for i in range(len(t.tiles)):
+                x = ahead.popleft().result()
+                if i + 2 < len(t.tiles):
+                    ahead.append(helper.submit(self._prepare, t.tiles[i + 2], plan, stride))
+                staged = self._score(x, plan, out, bufs[i % 2])
+                if pending is not None:  # the previous tile's lookups queue behind this product
+                    self._reduce(*pending, plan, out)
+                    if progress:
+                        progress(1)
+                pending = (x, staged)
+            self._reduce(*pending, plan, out)
+            if progress:
+                progress(1)
+        self._collect(out, hist)
+
+    def _score(self, x: _TileInput, plan: "_Plan", out: "ScanResult", buf):
+        """Product, genuine scores, sentinels and keys of one tile (all queued, no sync)."""
+        torch = self.torch
+        t = self.tiles
+        S_buf, T_buf, K_buf = buf
+        A = self.R[x.r0 : x.r0 + t.tr]
+        B = self.Q[x.c0 : x.c0 + t.tc]
+        m = len(A) * len(B)
+        S = torch.matmul(A, B.T, out=S_buf[:m].view(len(A), len(B))).view(-1)
+        if x.flat is not None:
+            if plan.genuine:
+                self._genuine.append(S[x.flat])
+                self._genuine_keep.append(x.keep)
+                out.genuine_rows.append(x.rows[x.keep] + x.r0)
+                out.genuine_cols.append(x.cols[x.keep] + x.c0)
+                out.genuine_cells.append(x.cells)
+                out.excluded += int(x.excluded.sum())
+            S[x.flat] = float(t.sentinel)
+        out.sentinels += len(x.rows)
+        T = torch.addcmul(self._off, S, self._scale, out=T_buf[:m])
+        K = K_buf[:m]
+        K.copy_(T)  # truncation = floor: every checked value is >= 1
+        check = None if self.bounded else _HostValue(torch, torch.stack(torch.aminmax(T)))
+        return S, T, K, (len(A), len(B)), check
+
+    def _reduce(self, x: _TileInput, staged, plan: "_Plan", out: "ScanResult") -> None:
+        """Check (unbounded inputs only), offset, count and look up one tile's keys."""
+        from .streaming import StreamingError
+
+        S, T, K, shape, check = staged
+        nb = self.tiles.bins.n_bins
+        if check is not None:
+            lo, hi = (float(v) for v in check.numpy())
+            if not lo >= 1.0:  # NaN too
+                raise StreamingError("a score is NaN, infinite or below -1.25: embeddings must be finite and "
+                                     "L2-normalised")
+            if not hi < nb:
+                raise StreamingError("a score is above 1.25: embeddings must be L2-normalised")
+        K2 = K.view(shape)
+        if x.row_off is not None:
+            K2 += x.row_off.to(K.dtype)[:, None]
+        if x.col_off is not None:
+            K2 += x.col_off.to(K.dtype)[None, :]
+        if self._hist is not None:
+            self._hist.index_add_(0, K, self._ones[: K.numel()])
+        if self._lut is not None:
+            mask = self.torch.index_select(self._lut, 0, K, out=self._mask[: K.numel()])
+            at = self.torch.nonzero(mask).view(-1)
+            if at.numel():
+                self._values.append(S[at])
+                self._value_cells.append(K[at].to(self.torch.int64) // nb)
+
+    def _collect(self, out: "ScanResult", hist: np.ndarray | None) -> None:
+        """The pass's device results into ``out`` and ``hist`` (one copy each)."""
+        torch = self.torch
+        if self._genuine:
+            # every same-identity score was gathered; the excluded ones (same image, same
+            # source) are dropped here, on the host
+            g = torch.cat(self._genuine).cpu().numpy()
+            out.genuine.append(g[np.concatenate(self._genuine_keep)])
+        if self._values:
+            out.values.append(torch.cat(self._values).cpu().numpy())
+            out.value_cells.append(torch.cat(self._value_cells).cpu().numpy())
+        if hist is not None and self._hist is not None:
+            hist += self._hist.cpu().numpy()
+        self._genuine, self._genuine_keep, self._values, self._value_cells = [], [], [], []
+        self._hist = self._lut = self._mask = None

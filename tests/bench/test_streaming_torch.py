@@ -1,0 +1,111 @@
+"""The torch all-pairs scorer (the CUDA code path, run on the CPU) gives exactly what the
+numpy scorer gives: the same histogram, kept scores and genuine scores, pass by pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_streaming import TARGETS, sides, views_of
+
+from mfrkit.bench import streaming_torch as ST
+from mfrkit.bench.streaming import Side, StreamingError, View, score_all_pairs
+
+
+def _scan(ref, probe, backend, **kw):
+    views = views_of(ref, probe)
+    return score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", backend=backend, **kw)
+
+
+def _same_scan(a, b):
+    a.concat(), b.concat()
+    np.testing.assert_array_equal(a.hist, b.hist)
+    np.testing.assert_array_equal(a.collected, b.collected)
+    for name in ("values", "value_cells"):
+        order_a = np.lexsort((getattr(a, "values"), a.value_cells))
+        order_b = np.lexsort((getattr(b, "values"), b.value_cells))
+        np.testing.assert_array_equal(getattr(a, name)[order_a], getattr(b, name)[order_b])
+    for name in ("genuine", "genuine_cells", "genuine_rows", "genuine_cols"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert (a.excluded, a.sentinels, a.passes, a.pilot_rows) == (b.excluded, b.sentinels, b.passes, b.pilot_rows)
+
+
+@pytest.mark.parametrize("kw", [{"collect_all": 10**9}, {"collect_all": 0, "pilot_fraction": 0.2}])
+@pytest.mark.parametrize("scale", [1.0, 1.25])
+def test_torch_scan_equals_numpy_scan(kw, scale):
+    """Exact-in-float32 scores, several cells, ragged tiles; ``scale`` 1.25 (exact in float32) puts the norms
+    above the bound, so every tile's minimum and maximum are checked instead."""
+    ref, probe = sides(3)
+    if scale != 1.0:  # |v| <= 0.5 * sqrt(16) / 2 = 1: scores stay inside [-1.25, 1.25]
+        ref = Side(ref.vectors * np.float32(scale), ref.identity, ref.unit, ref.image, ref.cell)
+    _, res_np, scan_np = _scan(ref, probe, "numpy", tile_rows=64, tile_cols=96, **kw)
+    _, res_t, scan_t = _scan(ref, probe, "torch", tile_rows=64, tile_cols=96, **kw)
+    _same_scan(scan_np, scan_t)
+    for name in res_np:
+        np.testing.assert_array_equal(res_t[name]["tar_at_far"].tar, res_np[name]["tar_at_far"].tar)
+        assert res_t[name]["eer"] == res_np[name]["eer"]
+
+
+def test_bounded_norms_skip_the_per_tile_check():
+    v = np.eye(4, dtype=np.float32)
+    assert ST.norms_bounded(torch, torch.from_numpy(v))
+    assert not ST.norms_bounded(torch, torch.from_numpy(v * 1.2))
+    v[0, 0] = np.nan
+    assert not ST.norms_bounded(torch, torch.from_numpy(v))
+
+
+@pytest.mark.parametrize("bad", ["large", "nan"])
+def test_bad_scores_are_refused_on_torch(bad):
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(20, 8)).astype(np.float32)  # not normalised: scores far above 1
+    if bad == "nan":
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        v[0, 0] = np.nan
+    side = Side(v, np.arange(20) % 4, np.arange(20))
+    with pytest.raises(StreamingError, match="above 1.25|below -1.25" if bad == "large" else "NaN"):
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu", backend="torch",
+                        tile_rows=8, tile_cols=8)
+
+
+def test_float32_products_are_ieee_inside_the_scan_and_restored(monkeypatch):
+    m = torch.backends.cuda.matmul
+    before = m.fp32_precision
+    m.fp32_precision = "tf32"
+    seen = []
+    real = torch.matmul
+
+    def spy(*a, **k):
+        seen.append(m.fp32_precision)
+        return real(*a, **k)
+
+    entered = []
+    real_ctx = ST.ieee_float32_matmul
+
+    def counting(*a, **k):
+        entered.append(1)
+        return real_ctx(*a, **k)
+
+    monkeypatch.setattr(torch, "matmul", spy)
+    monkeypatch.setattr(ST, "ieee_float32_matmul", counting)
+    try:
+        ref, probe = sides(1)
+        _scan(ref, probe, "torch", tile_rows=64, tile_cols=64, collect_all=10**9)
+        assert seen and set(seen) == {"ieee"}
+        assert len(entered) == 1  # once for the whole pass, not per tile
+        assert m.fp32_precision == "tf32"
+    finally:
+        m.fp32_precision = before
+
+
+def test_older_torch_uses_allow_tf32():
+    class Matmul:
+        allow_tf32 = True
+
+    class Fake:
+        class backends:
+            class cuda:
+                matmul = Matmul()
+
+    with ST.ieee_float32_matmul(Fake):
+        assert Fake.backends.cuda.matmul.allow_tf32 is False
+    assert Fake.backends.cuda.matmul.allow_tf32 is True
