@@ -257,7 +257,8 @@ def embed_images(
     cache_lock = None
     if cache_dir is not None:
         spec = model.spec.preprocessing()
-        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
+        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None,
+                                 numerics=model.numerics())
         cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
         # One writer per cache folder at a time: two runs appending parts to the same
         # model's cache would number them alike.
@@ -281,6 +282,7 @@ def embed_images(
         if fta:
             progress(fta)
 
+    model.pad_batches(batch_size)  # on CUDA: one batch shape, the last batch padded
     t0 = time.perf_counter()
     computed = 0
     bad_model = 0
