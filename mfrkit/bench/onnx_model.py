@@ -201,7 +201,6 @@ def cuda_session_providers(model_bytes: bytes | None = None, cuda: CudaOptions |
 
 def _tiny_model_bytes() -> bytes:
     """A one-node ONNX model (y = x @ W, 4 x 4 float32) for probing providers."""
-    import onnx
     from onnx import TensorProto, helper
 
     w = helper.make_tensor("W", TensorProto.FLOAT, [4, 4], [1.0 if i % 5 == 0 else 0.0 for i in range(16)])

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import onnxruntime as ort
 import pytest
-from bench_helpers import make_model
 
 from mfrkit import doctor
 from mfrkit.bench import embedding_cache as C

@@ -104,7 +104,7 @@ def test_each_rank_sets_its_device_also_when_the_group_exists(monkeypatch):
 
 
 def test_ddp_searches_unused_parameters_only_when_a_family_asks(monkeypatch):
-    from mfrkit.models import train as T
+    from mfrkit.models import train_step as T
 
     seen = []
 
