@@ -57,34 +57,35 @@ CPU_TORCH = "pip install torch==2.13.0 --index-url https://download.pytorch.org/
 
 
 def onnxruntime_checks() -> list[Check]:
-    """onnxruntime's providers, and the ones a tiny CUDA session really gets: CUDA is
-    listed whenever onnxruntime-gpu is installed, also when its libraries cannot load."""
+    """onnxruntime's providers, and the ones a tiny real session gets: CUDA is listed
+    whenever onnxruntime-gpu is installed, also when its libraries cannot load."""
     try:
         import onnxruntime as ort
 
         providers = ort.get_available_providers()
     except Exception as exc:  # noqa: BLE001 - the import failing is the answer
         return [Check("onnxruntime providers", False, f"cannot import onnxruntime: {exc}")]
-    checks = [Check("onnxruntime providers", True, ", ".join(providers))]
-    use = "CPUExecutionProvider"
-    if "CUDAExecutionProvider" in providers:
-        from .bench.onnx_model import cuda_session_providers
+    from .bench.onnx_model import tiny_session_providers
 
-        try:
-            got, how = cuda_session_providers()
-        except Exception as exc:  # noqa: BLE001
-            got, how = [], f"the session failed: {first_sentence(str(exc)) or type(exc).__name__}"
-        if got[:1] == ["CUDAExecutionProvider"]:
-            use = "CUDAExecutionProvider"
-            checks.append(Check("onnxruntime CUDA session", True, f"runs on {', '.join(got)} (CUDA libraries {how})"))
-        else:
-            checks.append(Check(
-                "onnxruntime CUDA session", False,
-                f"a CUDA session came up on {', '.join(got) or 'nothing'} ({how}): needs an NVIDIA driver >= 580 "
-                "(CUDA 13) and the CUDA 13 / cuDNN 9 libraries (a CUDA torch, or pip install "
-                "'onnxruntime-gpu[cuda,cudnn]==1.31.1')",
-            ))  # fmt: skip
-    checks.append(Check("onnxruntime will use", None, use))
+    checks = [Check("onnxruntime providers", True, ", ".join(providers))]
+    cuda = "CUDAExecutionProvider" in providers
+    try:
+        got, how = tiny_session_providers(use_cuda=cuda)
+    except Exception as exc:  # noqa: BLE001
+        got, how = [], f"the session failed: {first_sentence(str(exc)) or type(exc).__name__}"
+    name = "onnxruntime CUDA session" if cuda else "onnxruntime session"
+    if cuda and got[:1] == ["CUDAExecutionProvider"]:
+        checks.append(Check(name, True, f"runs on {', '.join(got)} (CUDA libraries {how})"))
+    elif cuda:
+        checks.append(Check(
+            name, False,
+            f"a CUDA session came up on {', '.join(got) or 'nothing'} ({how}): needs an NVIDIA driver >= 580 "
+            "(CUDA 13) and the CUDA 13 / cuDNN 9 libraries (a CUDA torch, or pip install "
+            "'onnxruntime-gpu[cuda,cudnn]==1.31.1')",
+        ))  # fmt: skip
+    else:
+        checks.append(Check(name, bool(got), f"runs on {', '.join(got)}" if got else how))
+    checks.append(Check("onnxruntime will use", None, got[0] if got else "nothing (no session opens)"))
     return checks
 
 

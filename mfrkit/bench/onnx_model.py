@@ -184,18 +184,26 @@ def _device_memory(device_id: int) -> int | None:
     return None
 
 
-def cuda_session_providers(model_bytes: bytes | None = None, cuda: CudaOptions | None = None) -> tuple[list[str], str]:
-    """The providers a tiny CUDA session really gets (``mfrkit doctor``): (providers in
-    order, how the CUDA libraries were found). ``get_available_providers()`` lists CUDA
-    whenever onnxruntime-gpu is installed, even when its libraries cannot load."""
+def tiny_session_providers(*, use_cuda: bool, cuda: CudaOptions | None = None,
+                           model_bytes: bytes | None = None) -> tuple[list[str], str]:
+    """The providers a tiny real session gets (``mfrkit doctor``): (providers in order,
+    how the CUDA libraries were found, "" without CUDA).
+
+    ``get_available_providers()`` lists CUDA whenever onnxruntime-gpu is installed, even
+    when its libraries cannot load; only a session tells.
+    """
     import onnxruntime as ort
 
-    how = prepare_cuda_libraries()
-    options = (cuda or CudaOptions()).provider_options()
+    how, providers = "", [_CPU]
+    if use_cuda:
+        how = prepare_cuda_libraries()
+        providers = [(_CUDA, (cuda or CudaOptions()).provider_options()), _CPU]
     so = ort.SessionOptions()
     so.log_severity_level = 4  # the failure is the answer, not a log line
-    session = ort.InferenceSession(model_bytes or _tiny_model_bytes(), sess_options=so,
-                                   providers=[(_CUDA, options), _CPU])
+    session = ort.InferenceSession(model_bytes or _tiny_model_bytes(), sess_options=so, providers=providers)
+    x = np.eye(1, 4, dtype=np.float32)
+    if not np.array_equal(session.run(None, {"x": x})[0], x):  # W is the identity
+        raise ModelError("a one-node session returned wrong numbers")
     return list(session.get_providers()), how
 
 

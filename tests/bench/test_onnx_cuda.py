@@ -197,3 +197,39 @@ def test_doctor_names_a_cuda_torch_without_a_gpu(monkeypatch):
     assert "--index-url https://download.pytorch.org/whl/cpu" in build.detail
     monkeypatch.setattr(torch.version, "cuda", None)
     assert "CPU build" in {c.name: c for c in doctor.torch_checks()}["torch build"].detail
+
+
+def test_doctor_opens_a_real_session_on_a_cpu_runtime(monkeypatch):
+    checks = {c.name: c for c in doctor.onnxruntime_checks()}
+    assert checks["onnxruntime session"].ok is True and checks["onnxruntime session"].detail == f"runs on {CPU}"
+    assert checks["onnxruntime will use"].detail == CPU
+
+    def broken(*a, **k):
+        raise RuntimeError("libonnxruntime_providers_shared.so: cannot open shared object file")
+
+    monkeypatch.setattr(ort, "InferenceSession", broken)
+    checks = {c.name: c for c in doctor.onnxruntime_checks()}  # before: "will use CPUExecutionProvider" from the list
+    assert checks["onnxruntime session"].ok is False and "cannot open shared object" in checks["onnxruntime session"].detail
+    assert checks["onnxruntime will use"].detail.startswith("nothing")
+
+
+def test_bench_tf32_reaches_the_session_metrics_and_cache(monkeypatch, tmp_path, tiny_model):
+    import json
+
+    from bench_helpers import all_pairs, make_dataset, write_protocol
+
+    from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+
+    rt = FakeGpuRuntime(monkeypatch, loads=True)
+    monkeypatch.setattr(R.OnnxModel, "_run_bound", lambda self, x, device: self._run_plain(x))  # the CPU session
+    data = make_dataset(tmp_path / "data")
+    proto = write_protocol(tmp_path / "umr-ump", [data], name="umr-ump", pairs=all_pairs(data))
+    for tf32 in (False, True):
+        cfg = BenchConfig(models=[str(tiny_model)], protocols=[str(proto)], out=tmp_path / f"runs-{tf32}", n_boot=10,
+                          cache_dir=tmp_path / "cache", plots=False, workers=0, tf32=tf32)
+        run = run_benchmark(cfg)
+        assert rt.cuda_options(-1)["use_tf32"] == ("1" if tf32 else "0")
+        model = json.loads((run.folder / "tiny" / "umr-ump" / "metrics.json").read_text())["model"]
+        assert model["numerics"] == {"provider": "cuda", "tf32": tf32} and model["cuda"]["tf32"] is tf32
+    (model_dir,) = (tmp_path / "cache").iterdir()
+    assert len([p for p in model_dir.iterdir() if p.is_dir()]) == 2  # TF32 did not reuse the float32 embeddings
