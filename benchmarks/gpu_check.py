@@ -437,7 +437,8 @@ def _exactness_row(device: str, sizes: Sizes) -> Row:
     got = resolved["overall"]
     same = (np.array_equal(got["tar_at_far"].tar, want_m.tar) and np.array_equal(got["nearest"].tar, want_i.tar)
             and np.array_equal(got["tar_at_far"].threshold, want_m.threshold) and got["eer"] == want_e)
-    return Row("all-pairs", f"exact on {scan.device} (torch): {ne} x {ne} vs materialised metrics (both rule sets, EER)",
+    return Row("all-pairs", f"exact on {scan.device} ({scan.reducer}): {ne} x {ne} vs materialised metrics (both rule "
+               "sets, EER)",
                "identical" if same else "DIFFERENT", OK if same and scan.device == device else FAIL)
 
 
@@ -457,6 +458,7 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
         return Side(v.astype(np.float32), ids, ids * 2 + salt)
 
     R, P = side(0), side(1)
+    rows.append(_reducers_row(device, R, P, tile))  # also compiles the kernel for these tiles
     bare = _bare_matmul_seconds(R.vectors, P.vectors, tile, device)
     t0 = time.perf_counter()
     binned, resolved, scan = score_all_pairs(R, P, {"overall": View([0])}, far_targets=targets, device=device,
@@ -471,11 +473,43 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     right = scan.device == device and np.isfinite(tar).all()
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in scan.seconds.items() if k != "total")
     status = OK if goal is None or ratio <= goal else MISSED
-    rows.append(Row("all-pairs", f"all-pairs exact scoring, {cmp:.3g} comparisons on {scan.device} (torch)",
+    rows.append(Row("all-pairs", f"all-pairs exact scoring, {cmp:.3g} comparisons on {scan.device} ({scan.reducer})",
                     f"{seconds:.2f} s, {cmp / seconds:.3g} comparisons/s, {ratio:.2f}x bare"
                     f"{'' if goal is None else f' (goal <= {goal}x)'}; {scan.passes} pass(es), pilot "
                     f"{scan.pilot_rows:,} rows ({stages}); TAR@1e-6 {tar[-1]:.4f}", status if right else FAIL))
     return rows
+
+
+def _reducers_row(device: str, R, P, tile: int) -> Row:
+    """The Triton kernel against torch operations on the same scores (the same product,
+    so the scans must be identical bin for bin), on a slice of the timed protocol."""
+    from mfrkit.bench import streaming_torch as ST
+    from mfrkit.bench.streaming import Side, StreamingError, View, score_all_pairs
+
+    n_r, n_p = min(len(R.vectors), 2 * tile), min(len(P.vectors), 4 * tile)
+    name = f"Triton kernel vs torch operations, {n_r:,} x {n_p:,}"
+    if device != "cuda":
+        return Row("all-pairs", name, "skipped: the kernel is for CUDA devices (the CPU tests run it interpreted)", SKIP)
+    part = [Side(s.vectors[:k], s.identity[:k], s.unit[:k]) for s, k in ((R, n_r), (P, n_p))]
+    scans, before = {}, ST.REDUCER
+    try:
+        for reducer in ("torch", "triton"):
+            ST.REDUCER = reducer
+            scans[reducer] = score_all_pairs(*part, {"overall": View([0])}, far_targets=(1e-3, 1e-5), device=device,
+                                             backend="torch", tile_rows=tile, tile_cols=tile, collect_all=0)[2]
+    except StreamingError as exc:
+        return Row("all-pairs", name, f"skipped: {exc}", SKIP)
+    finally:
+        ST.REDUCER = before
+    a, b = scans["torch"], scans["triton"]
+    if b.reducer != "triton":
+        return Row("all-pairs", name, "the kernel failed and torch operations took over (see the warning)", FAIL)
+    a.concat(), b.concat()
+    oa, ob = np.lexsort((a.values, a.value_cells)), np.lexsort((b.values, b.value_cells))
+    same = (np.array_equal(a.hist, b.hist) and np.array_equal(a.values[oa], b.values[ob])
+            and np.array_equal(a.value_cells[oa], b.value_cells[ob]) and np.array_equal(a.genuine, b.genuine))
+    return Row("all-pairs", name, f"{'identical' if same else 'DIFFERENT'} histograms, kept and genuine scores "
+               f"({b.passes} pass(es))", OK if same else FAIL)
 
 
 def _bare_matmul_seconds(A: np.ndarray, B: np.ndarray, tile: int, device: str) -> float:

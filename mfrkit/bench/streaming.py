@@ -141,6 +141,8 @@ class ScanResult:
     pilot_rows : int, reference images the pilot scored against every probe (0: no pilot).
     seconds : dict of wall-clock time per stage.
     device : ``cpu`` or ``cuda``.
+    reducer : what reduced the tiles' scores: ``numpy``, ``torch`` (torch operations) or
+        ``triton`` (:mod:`mfrkit.bench.streaming_triton`).
     """
 
     bins: ScoreBins
@@ -159,6 +161,7 @@ class ScanResult:
     pilot_rows: int = 0
     seconds: dict = field(default_factory=dict)
     device: str = "cpu"
+    reducer: str = "numpy"
 
     def concat(self) -> None:
         """Join the per-tile pieces into single arrays (once)."""

@@ -7,12 +7,19 @@ Per tile, in order on the device's stream (``S``: the tile's float32 scores):
 2. the same-identity positions (found on the CPU by a helper thread one tile ahead, and
    uploaded as one flat index) give the genuine scores, kept on the device, and are
    overwritten with the sentinel of the reserved bin;
-3. ``T = S * 2^k + offset`` (one ``addcmul``: the product by a power of two is exact, the
-   sum rounds once, as numpy's two steps do) and its int32 truncation, the keys;
-4. the keys are counted into the device histogram (``index_add_``: no host sync, unlike
-   ``bincount``, which reads the keys' minimum and maximum back first) and, when the pass
-   keeps some bins' scores, looked up in the bins' table; the positions found
-   (``nonzero``, the one host sync of a tile) give the kept scores and their cells.
+3. the keys ``int32(S * 2^k + offset)`` plus the cells' (and the pilot's row groups')
+   offsets are counted into the histogram and, when the pass keeps some bins' scores,
+   looked up in the bins' table; the positions found (``nonzero``, the one host sync of a
+   tile) give the kept scores and their cells.
+
+Step 3 is one Triton kernel on CUDA (:mod:`mfrkit.bench.streaming_triton`: one read of the
+scores, int32 atomic counts added to the int64 histogram before any bin could overflow,
+one byte written per score) where Triton imports and compiles (it comes with torch's CUDA
+wheels; :data:`REDUCER`). Elsewhere, and if the kernel fails (a warning, never a different
+result), torch operations do it: ``T = S * 2^k + offset`` (one ``addcmul``: the product by
+a power of two is exact, the sum rounds once, as numpy's two steps do), its int32
+truncation, the offsets, ``index_add_`` (no host sync, unlike ``bincount``, which reads the
+keys' minimum and maximum back first) and ``index_select`` in the bins' table.
 
 A key outside the histogram would be an out-of-range index on the device, so keys are
 checked before they are used. When every embedding is finite with a norm at most
@@ -24,14 +31,16 @@ Two sets of tile buffers alternate: tile ``i + 1``'s product is queued before ti
 lookups, so the device computes while the host waits for a tile's positions. Genuine
 and kept scores stay on the device until the end of the pass: one copy each.
 
-Memory on the device: both sides' embeddings, two tiles of 12 bytes per entry (scores,
-``T``, keys) and one byte per entry (the lookup mask), the histogram (8 bytes x
-cells x 163,843 bins, x 16 groups in the pilot).
+Memory on the device: both sides' embeddings, two tiles of 4 bytes per entry (scores;
+12 with torch operations: ``T`` and keys too) and one byte per entry (the lookup mask),
+the histogram (8 bytes x cells x 163,843 bins, x 16 groups in the pilot; 4 more with the
+kernel).
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
@@ -41,6 +50,9 @@ import numpy as np
 if TYPE_CHECKING:  # the streaming module imports this one
     from .streaming import ScanResult, _Plan, _Tiles
 
+#: Scores the Triton kernel counts into int32 before they are added to the int64 counts:
+#: no bin can overflow in between.
+FLUSH_AT = 2**31 - 1
 #: Embeddings whose norms are all at most this (and finite) give scores inside the bins
 #: without a per-tile check: 1.1^2 = 1.21 < 1.25.
 BOUNDED_NORM = 1.1
@@ -178,19 +190,24 @@ class TorchTiles:
         t = self.tiles
         if not t.tiles:
             return
-        nb = t.bins.n_bins
-        stride = t.n_cells * nb
+        stride = t.n_cells * t.bins.n_bins
         size = len(hist) if hist is not None else stride
-        # int32 keys: half the memory traffic of int64 (the key range of any realistic
-        # breakdown fits; a huge one falls back to int64)
-        key_dtype = torch.int32 if size < 2**31 else torch.int64
         n = t.tr * t.tc
-        bufs = [(torch.empty(n, dtype=torch.float32, device=self.dev), torch.empty(n, dtype=torch.float32, device=self.dev),
-                 torch.empty(n, dtype=key_dtype, device=self.dev)) for _ in range(2)]
-        self._mask = torch.empty(n, dtype=torch.bool, device=self.dev) if plan.lut is not None else None
-        self._ones = torch.ones((), dtype=torch.int64, device=self.dev).expand(n)
+        # int32 keys: half the memory traffic of int64 (the key range of any realistic
+        # breakdown fits; a huge one falls back to int64 on torch operations)
+        self._key_dtype = torch.int32 if size < 2**31 else torch.int64
+        self._kernel = _triton_kernel(self.dev) if size < 2**31 else None
+        out.reducer = "triton" if self._kernel is not None else "torch"
+        self._bufs = [{"S": torch.empty(n, dtype=torch.float32, device=self.dev)} for _ in range(2)]
         self._hist = torch.zeros(size, dtype=torch.int64, device=self.dev) if plan.histogram else None
-        self._lut = torch.from_numpy(np.ascontiguousarray(plan.lut)).to(self.dev) if plan.lut is not None else None
+        # the kernel counts into int32, added to the int64 counts before any bin could overflow
+        self._hist32 = torch.zeros(size, dtype=torch.int32, device=self.dev) if plan.histogram and self._kernel else None
+        self._since_flush = 0
+        self._lut = None if plan.lut is None else torch.from_numpy(np.ascontiguousarray(plan.lut)).to(self.dev)
+        self._lut8 = None if self._lut is None else self._lut.to(torch.uint8)
+        self._mask = None if self._lut is None else torch.empty(n, dtype=torch.uint8 if self._kernel else torch.bool,
+                                                                device=self.dev)
+        self._ones = torch.ones((), dtype=torch.int64, device=self.dev).expand(n)
         self._off = torch.tensor(float(t.bins.offset), dtype=torch.float32, device=self.dev)
         self._scale = torch.tensor(float(t.bins.bins_per_unit), dtype=torch.float32, device=self.dev)
         self._genuine, self._genuine_keep, self._values, self._value_cells = [], [], [], []
@@ -201,26 +218,25 @@ class TorchTiles:
                 x = ahead.popleft().result()
                 if i + 2 < len(t.tiles):
                     ahead.append(helper.submit(self._prepare, t.tiles[i + 2], plan, stride))
-                staged = self._score(x, plan, out, bufs[i % 2])
+                staged = self._score(x, plan, out, self._bufs[i % 2])
                 if pending is not None:  # the previous tile's lookups queue behind this product
-                    self._reduce(*pending, plan, out)
+                    self._reduce(pending[0], *pending[1])
                     if progress:
                         progress(1)
                 pending = (x, staged)
-            self._reduce(*pending, plan, out)
+            self._reduce(pending[0], *pending[1])
             if progress:
                 progress(1)
         self._collect(out, hist)
 
-    def _score(self, x: _TileInput, plan: "_Plan", out: "ScanResult", buf):
-        """Product, genuine scores, sentinels and keys of one tile (all queued, no sync)."""
+    def _score(self, x: _TileInput, plan: "_Plan", out: "ScanResult", buf: dict):
+        """Product, genuine scores and sentinels of one tile (all queued, no sync)."""
         torch = self.torch
         t = self.tiles
-        S_buf, T_buf, K_buf = buf
         A = self.R[x.r0 : x.r0 + t.tr]
         B = self.Q[x.c0 : x.c0 + t.tc]
         m = len(A) * len(B)
-        S = torch.matmul(A, B.T, out=S_buf[:m].view(len(A), len(B))).view(-1)
+        S = torch.matmul(A, B.T, out=buf["S"][:m].view(len(A), len(B))).view(-1)
         if x.flat is not None:
             if plan.genuine:
                 self._genuine.append(S[x.flat])
@@ -231,42 +247,100 @@ class TorchTiles:
                 out.excluded += int(x.excluded.sum())
             S[x.flat] = float(t.sentinel)
         out.sentinels += len(x.rows)
-        T = torch.addcmul(self._off, S, self._scale, out=T_buf[:m])
-        K = K_buf[:m]
-        K.copy_(T)  # truncation = floor: every checked value is >= 1
-        check = None if self.bounded else _HostValue(torch, torch.stack(torch.aminmax(T)))
-        return S, T, K, (len(A), len(B)), check
+        check = None if self.bounded else _HostValue(torch, torch.stack(torch.aminmax(S)))
+        return S, (len(A), len(B)), check, buf
 
-    def _reduce(self, x: _TileInput, staged, plan: "_Plan", out: "ScanResult") -> None:
-        """Check (unbounded inputs only), offset, count and look up one tile's keys."""
+    def _check(self, check: _HostValue) -> None:
+        """The tile's lowest and highest scores must fall inside the bins (NaN never does)."""
         from .streaming import StreamingError
 
-        S, T, K, shape, check = staged
-        nb = self.tiles.bins.n_bins
+        bins = self.tiles.bins
+        lo, hi = (np.float32(v) * np.float32(bins.bins_per_unit) + np.float32(bins.offset) for v in check.numpy())
+        if not lo >= 1.0:  # NaN too
+            raise StreamingError("a score is NaN, infinite or below -1.25: embeddings must be finite and "
+                                 "L2-normalised")
+        if not hi < bins.n_bins:
+            raise StreamingError("a score is above 1.25: embeddings must be L2-normalised")
+
+    def _reduce(self, x: _TileInput, S, shape: tuple[int, int], check: _HostValue | None, buf: dict) -> None:
+        """Check (unbounded inputs only), then count and look up one tile's keys."""
         if check is not None:
-            lo, hi = (float(v) for v in check.numpy())
-            if not lo >= 1.0:  # NaN too
-                raise StreamingError("a score is NaN, infinite or below -1.25: embeddings must be finite and "
-                                     "L2-normalised")
-            if not hi < nb:
-                raise StreamingError("a score is above 1.25: embeddings must be L2-normalised")
+            self._check(check)
+        if self._kernel is not None:
+            try:
+                self._reduce_fused(x, S, shape)
+                return
+            except Exception as exc:  # noqa: BLE001 - a kernel that cannot compile here: torch operations
+                warnings.warn(f"all-pairs: the Triton kernel failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "scoring the remaining tiles with torch operations", RuntimeWarning, stacklevel=2)
+                self._flush()
+                self._kernel = self._hist32 = None
+                if self._mask is not None:
+                    self._mask = self._mask.bool()
+        self._reduce_ops(x, S, shape, buf)
+
+    def _reduce_fused(self, x: _TileInput, S, shape: tuple[int, int]) -> None:
+        """The Triton kernel: keys counted and looked up in one read of the scores; the kept
+        scores' keys made again, for those few, by the same exact arithmetic."""
+        torch = self.torch
+        rows, cols = shape
+        m = rows * cols
+        if self._hist32 is not None and self._since_flush + m > FLUSH_AT:
+            self._flush()
+        keep = None if self._lut8 is None else self._mask[:m]
+        self._kernel(S.view(rows, cols), float(self.tiles.bins.bins_per_unit), float(self.tiles.bins.offset),
+                     x.row_off, x.col_off, self._hist32, self._lut8, keep)
+        self._since_flush += m
+        if keep is not None:
+            at = torch.nonzero(keep).view(-1)
+            if at.numel():
+                values = S[at]
+                keys = torch.addcmul(self._off, values, self._scale).to(torch.int64)
+                if x.row_off is not None:
+                    keys += x.row_off[at // cols]
+                if x.col_off is not None:
+                    keys += x.col_off[at % cols]
+                self._values.append(values)
+                self._value_cells.append(keys // self.tiles.bins.n_bins)
+
+    def _reduce_ops(self, x: _TileInput, S, shape: tuple[int, int], buf: dict) -> None:
+        """Torch operations: ``T = S * 2^k + offset`` (one ``addcmul``), its integer keys,
+        the offsets, ``index_add_`` into the histogram, the kept bins' lookup."""
+        torch = self.torch
+        nb = self.tiles.bins.n_bins
+        m = S.numel()
+        if "T" not in buf:  # made on first use: the Triton path needs neither
+            n = len(buf["S"])
+            buf["T"] = torch.empty(n, dtype=torch.float32, device=self.dev)
+            buf["K"] = torch.empty(n, dtype=self._key_dtype, device=self.dev)
+        T = torch.addcmul(self._off, S, self._scale, out=buf["T"][:m])
+        K = buf["K"][:m]
+        K.copy_(T)  # truncation = floor: every checked value is >= 1
         K2 = K.view(shape)
         if x.row_off is not None:
             K2 += x.row_off.to(K.dtype)[:, None]
         if x.col_off is not None:
             K2 += x.col_off.to(K.dtype)[None, :]
         if self._hist is not None:
-            self._hist.index_add_(0, K, self._ones[: K.numel()])
+            self._hist.index_add_(0, K, self._ones[:m])
         if self._lut is not None:
-            mask = self.torch.index_select(self._lut, 0, K, out=self._mask[: K.numel()])
-            at = self.torch.nonzero(mask).view(-1)
+            mask = torch.index_select(self._lut, 0, K, out=self._mask[:m])
+            at = torch.nonzero(mask).view(-1)
             if at.numel():
                 self._values.append(S[at])
-                self._value_cells.append(K[at].to(self.torch.int64) // nb)
+                self._value_cells.append(K[at].to(torch.int64) // nb)
+
+    def _flush(self) -> None:
+        """The kernel's int32 counts into the int64 histogram."""
+        if self._hist32 is not None:
+            self._hist += self._hist32
+            self._hist32.zero_()
+        self._since_flush = 0
 
     def _collect(self, out: "ScanResult", hist: np.ndarray | None) -> None:
         """The pass's device results into ``out`` and ``hist`` (one copy each)."""
         torch = self.torch
+        self._flush()
         if self._genuine:
             # every same-identity score was gathered; the excluded ones (same image, same
             # source) are dropped here, on the host
@@ -278,4 +352,31 @@ class TorchTiles:
         if hist is not None and self._hist is not None:
             hist += self._hist.cpu().numpy()
         self._genuine, self._genuine_keep, self._values, self._value_cells = [], [], [], []
-        self._hist = self._lut = self._mask = None
+        self._hist = self._hist32 = self._lut = self._lut8 = self._mask = self._bufs = None
+
+
+#: The element-wise reduction of the torch scorer: ``auto`` (the Triton kernel on CUDA
+#: where Triton imports, else torch operations), ``triton`` (also on CPU tensors when
+#: ``TRITON_INTERPRET=1``: the tests) or ``torch``.
+REDUCER = "auto"
+REDUCERS = ("auto", "triton", "torch")
+
+
+def _triton_kernel(dev) -> Callable | None:
+    """:func:`~mfrkit.bench.streaming_triton.tile_keys` when :data:`REDUCER` allows it and
+    Triton imports, else None."""
+    if REDUCER not in REDUCERS:
+        from .streaming import StreamingError
+
+        raise StreamingError(f"unknown all-pairs reducer {REDUCER!r}; choose one of: {', '.join(REDUCERS)}")
+    if REDUCER == "torch" or (REDUCER == "auto" and dev.type != "cuda"):
+        return None
+    try:
+        from .streaming_triton import tile_keys
+    except Exception as exc:  # noqa: BLE001 - no Triton, or one that cannot load here
+        if REDUCER == "triton":
+            from .streaming import StreamingError
+
+            raise StreamingError(f"the Triton all-pairs kernel was asked for but Triton does not import: {exc}") from None
+        return None
+    return tile_keys

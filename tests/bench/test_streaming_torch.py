@@ -109,3 +109,103 @@ def test_older_torch_uses_allow_tf32():
     with ST.ieee_float32_matmul(Fake):
         assert Fake.backends.cuda.matmul.allow_tf32 is False
     assert Fake.backends.cuda.matmul.allow_tf32 is True
+
+
+# --- the Triton kernel (run by Triton's interpreter on CPU tensors) ----------------------------------
+
+
+@pytest.fixture
+def interpreted_triton(monkeypatch):
+    """The kernel module imported afresh with ``TRITON_INTERPRET=1`` (Triton reads it when
+    the kernel is defined), and the reducer forced to it; skipped without Triton."""
+    import importlib
+    import sys
+
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    sys.modules.pop("mfrkit.bench.streaming_triton", None)
+    module = importlib.import_module("mfrkit.bench.streaming_triton")
+    monkeypatch.setattr(ST, "REDUCER", "triton")
+    yield module
+    sys.modules.pop("mfrkit.bench.streaming_triton", None)  # later imports compile for a GPU again
+
+
+@pytest.mark.parametrize("kw", [{"collect_all": 10**9}, {"collect_all": 0, "pilot_fraction": 0.2}])
+@pytest.mark.parametrize("scale", [1.0, 1.25])
+def test_triton_kernel_scan_equals_numpy_scan(interpreted_triton, kw, scale):
+    """Several cells (row and column offsets), ragged tiles, the pilot's row groups, an extra
+    pass, and (scale 1.25) the per-tile check: bin for bin what numpy gives."""
+    ref, probe = sides(3)
+    if scale != 1.0:
+        ref = Side(ref.vectors * np.float32(scale), ref.identity, ref.unit, ref.image, ref.cell)
+    _, res_np, scan_np = _scan(ref, probe, "numpy", tile_rows=64, tile_cols=96, **kw)
+    _, res_t, scan_t = _scan(ref, probe, "torch", tile_rows=64, tile_cols=96, **kw)
+    assert scan_t.reducer == "triton"
+    _same_scan(scan_np, scan_t)
+    for name in res_np:
+        np.testing.assert_array_equal(res_t[name]["tar_at_far"].tar, res_np[name]["tar_at_far"].tar)
+
+
+def test_triton_int32_counts_are_flushed_before_they_could_overflow(interpreted_triton, monkeypatch):
+    ref, probe = sides(1)
+    _, _, want = _scan(ref, probe, "numpy", tile_rows=64, tile_cols=64, collect_all=10**9)
+    flushes = []
+    real = ST.TorchTiles._flush
+
+    def counting(self):
+        flushes.append(self._since_flush)
+        real(self)
+
+    monkeypatch.setattr(ST, "FLUSH_AT", 64 * 64 * 2)  # at most two tiles' counts in int32
+    monkeypatch.setattr(ST.TorchTiles, "_flush", counting)
+    _, _, got = _scan(ref, probe, "torch", tile_rows=64, tile_cols=64, collect_all=10**9)
+    assert len(flushes) > 2 and max(flushes) <= 64 * 64 * 2
+    _same_scan(want, got)
+
+
+def test_triton_bad_scores_are_refused(interpreted_triton):
+    v = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)  # scores far above 1
+    side = Side(v, np.arange(20) % 4, np.arange(20))
+    with pytest.raises(StreamingError, match="above 1.25|below -1.25"):
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu", backend="torch",
+                        tile_rows=8, tile_cols=8)
+
+
+def test_a_kernel_that_fails_falls_back_to_torch_operations(monkeypatch):
+    """A Triton that cannot compile here (no C compiler, an old GPU) costs speed, never
+    the result: a warning, then torch operations from that tile on."""
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # one tile counted by the "kernel", then it fails
+            raise RuntimeError("Failed to find C compiler")
+        _kernel_by_torch_ops(*a, **k)
+
+    ref, probe = sides(1)
+    _, _, want = _scan(ref, probe, "numpy", tile_rows=64, tile_cols=64, collect_all=10**9)
+    monkeypatch.setattr(ST, "_triton_kernel", lambda dev: broken)
+    with pytest.warns(RuntimeWarning, match="Triton kernel failed.*torch operations"):
+        _, _, got = _scan(ref, probe, "torch", tile_rows=64, tile_cols=64, collect_all=10**9)
+    assert got.reducer == "triton" and len(calls) == 2
+    _same_scan(want, got)
+
+
+def _kernel_by_torch_ops(S, scale, offset, row_off, col_off, hist, lut, keep):
+    """What :func:`~mfrkit.bench.streaming_triton.tile_keys` computes, in torch (for the fallback test)."""
+    key = (S * scale + offset).to(torch.int32)
+    if row_off is not None:
+        key += row_off.to(torch.int32)[:, None]
+    if col_off is not None:
+        key += col_off.to(torch.int32)[None, :]
+    key = key.reshape(-1).clamp(0, len(hist if hist is not None else lut) - 1).long()
+    if hist is not None:
+        hist.index_add_(0, key, torch.ones_like(key, dtype=torch.int32))
+    if lut is not None:
+        keep.copy_(lut[key])
+
+
+def test_the_reducer_on_the_cpu_is_torch_operations_unless_asked():
+    ref, probe = sides(1)
+    assert _scan(ref, probe, "torch", tile_rows=64, tile_cols=64)[2].reducer == "torch"
+    assert _scan(ref, probe, "numpy", tile_rows=64, tile_cols=64)[2].reducer == "numpy"
