@@ -198,6 +198,7 @@ class TorchTiles:
         self._key_dtype = torch.int32 if size < 2**31 else torch.int64
         self._kernel = _triton_kernel(self.dev) if size < 2**31 else None
         out.reducer = "triton" if self._kernel is not None else "torch"
+        self._fell_back = False
         self._bufs = [{"S": torch.empty(n, dtype=torch.float32, device=self.dev)} for _ in range(2)]
         self._hist = torch.zeros(size, dtype=torch.int64, device=self.dev) if plan.histogram else None
         # the kernel counts into int32, added to the int64 counts before any bin could overflow
@@ -275,6 +276,7 @@ class TorchTiles:
                               "scoring the remaining tiles with torch operations", RuntimeWarning, stacklevel=2)
                 self._flush()
                 self._kernel = self._hist32 = None
+                self._fell_back = True
                 if self._mask is not None:
                     self._mask = self._mask.bool()
         self._reduce_ops(x, S, shape, buf)
@@ -341,6 +343,8 @@ class TorchTiles:
         """The pass's device results into ``out`` and ``hist`` (one copy each)."""
         torch = self.torch
         self._flush()
+        if self._fell_back:
+            out.reducer = FELL_BACK
         if self._genuine:
             # every same-identity score was gathered; the excluded ones (same image, same
             # source) are dropped here, on the host
@@ -360,6 +364,8 @@ class TorchTiles:
 #: ``TRITON_INTERPRET=1``: the tests) or ``torch``.
 REDUCER = "auto"
 REDUCERS = ("auto", "triton", "torch")
+#: :attr:`~mfrkit.bench.streaming.ScanResult.reducer` of a scan whose kernel failed.
+FELL_BACK = "torch (the Triton kernel failed)"
 
 
 def _triton_kernel(dev) -> Callable | None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_streaming_torch import interpreted_triton  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
@@ -157,3 +158,17 @@ def test_training_rows_time_no_loader_and_no_checkpoint(monkeypatch, tmp_path):
     torch.set_num_threads(1)
     rows = g.check_train("cpu", g.SMOKE_SIZES, tmp_path)
     assert rows and all(r.status == g.OK for r in rows), rows
+
+
+def test_the_kernel_row_compares_triton_with_torch_operations(interpreted_triton):
+    import numpy as np
+
+    from mfrkit.bench.streaming import Side
+
+    g = load()
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(300, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    side = Side(v, np.arange(300) // 3, np.arange(300))
+    row = g._reducers_row("cpu", side, side, 64)
+    assert row.status == g.OK and row.result.startswith("identical"), row

@@ -187,7 +187,7 @@ def test_a_kernel_that_fails_falls_back_to_torch_operations(monkeypatch):
     monkeypatch.setattr(ST, "_triton_kernel", lambda dev: broken)
     with pytest.warns(RuntimeWarning, match="Triton kernel failed.*torch operations"):
         _, _, got = _scan(ref, probe, "torch", tile_rows=64, tile_cols=64, collect_all=10**9)
-    assert got.reducer == "triton" and len(calls) == 2
+    assert got.reducer == ST.FELL_BACK and len(calls) == 2
     _same_scan(want, got)
 
 
