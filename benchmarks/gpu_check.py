@@ -214,6 +214,15 @@ def check_env(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
         mem = torch.cuda.get_device_properties(dev).total_memory / 2**30
         rows.append(Row("env", "device", f"{torch.cuda.get_device_name(dev)}, compute {cap}, {mem:.0f} GiB, "
                         f"native bf16: {native_bf16(dev)}"))
+    triton = "not installed (all-pairs tiles reduced by torch operations)"
+    if module_available("triton"):
+        import importlib.metadata as md
+
+        try:
+            triton = f"triton {md.version('triton')} (the all-pairs kernel)"
+        except md.PackageNotFoundError:
+            triton = "triton (version unknown)"
+    rows.append(Row("env", "triton", triton))
     missing = [m for m in OPTIONAL_MODULES if not module_available(m)]
     rows.append(Row("env", "optional modules missing here", ", ".join(missing) or "none"))
     return rows
