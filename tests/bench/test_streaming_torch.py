@@ -209,3 +209,96 @@ def test_the_reducer_on_the_cpu_is_torch_operations_unless_asked():
     ref, probe = sides(1)
     assert _scan(ref, probe, "torch", tile_rows=64, tile_cols=64)[2].reducer == "torch"
     assert _scan(ref, probe, "numpy", tile_rows=64, tile_cols=64)[2].reducer == "numpy"
+
+
+# --- which reducer a scan gets -------------------------------------------------------------------
+
+
+class _Dev:
+    """A ``torch.device`` stand-in: the choice reads only ``type``."""
+
+    def __init__(self, kind):
+        self.type = kind
+
+
+@pytest.fixture
+def triton_unimportable(monkeypatch):
+    """``import triton`` fails (as on a machine without it), the kernel module forgotten."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.delitem(sys.modules, "mfrkit.bench.streaming_triton", raising=False)
+
+
+def test_auto_picks_the_kernel_on_cuda_only_where_triton_imports(monkeypatch, triton_unimportable):
+    monkeypatch.setattr(ST, "REDUCER", "auto")
+    assert ST._triton_kernel(_Dev("cpu")) is None
+    assert ST._triton_kernel(_Dev("cuda")) is None  # no Triton: torch operations, no error
+
+
+def test_auto_on_cuda_gets_the_kernel_when_triton_imports(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.setattr(ST, "REDUCER", "auto")
+    kernel = ST._triton_kernel(_Dev("cuda"))
+    from mfrkit.bench.streaming_triton import tile_keys
+
+    assert kernel is tile_keys
+
+
+def test_torch_reducer_never_uses_the_kernel(monkeypatch):
+    monkeypatch.setattr(ST, "REDUCER", "torch")
+    assert ST._triton_kernel(_Dev("cuda")) is None
+
+
+def test_asking_for_triton_without_it_is_a_clear_error(monkeypatch, triton_unimportable):
+    monkeypatch.setattr(ST, "REDUCER", "triton")
+    with pytest.raises(StreamingError, match="Triton all-pairs kernel was asked for but Triton does not import"):
+        ST._triton_kernel(_Dev("cpu"))
+    ref, probe = sides(1)
+    with pytest.raises(StreamingError, match="asked for"):
+        _scan(ref, probe, "torch", tile_rows=64, tile_cols=64)
+
+
+def test_an_unknown_reducer_is_refused(monkeypatch):
+    monkeypatch.setattr(ST, "REDUCER", "cuda-graphs")
+    with pytest.raises(StreamingError, match="unknown all-pairs reducer 'cuda-graphs'; choose one of: auto"):
+        ST._triton_kernel(_Dev("cuda"))
+
+
+def test_a_kernel_failing_on_the_first_tile_with_kept_scores_falls_back(monkeypatch):
+    """Failing before any count (the usual case: compilation fails at the first launch), in a
+    scan that keeps scores (the uint8 mask becomes torch's bool mask): same result, said so."""
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        raise RuntimeError("triton.runtime.errors.OutOfResources: shared memory")
+
+    ref, probe = sides(3)
+    kw = dict(tile_rows=64, tile_cols=96, collect_all=0, pilot_fraction=0.2)
+    _, res_np, want = _scan(ref, probe, "numpy", **kw)
+    monkeypatch.setattr(ST, "_triton_kernel", lambda dev: broken)
+    scans, real_scan = [], ST.TorchTiles.scan
+    monkeypatch.setattr(ST.TorchTiles, "scan", lambda self, *a, **k: scans.append(1) or real_scan(self, *a, **k))
+    with pytest.warns(RuntimeWarning, match=r"Triton kernel failed \(RuntimeError: triton.runtime"):
+        _, res_t, got = _scan(ref, probe, "torch", **kw)
+    assert got.reducer == ST.FELL_BACK
+    # each pass over the tiles (pilot, main) tries the kernel once, then keeps to torch operations
+    assert len(scans) >= 2 and len(calls) == len(scans)
+    _same_scan(want, got)
+    for name in res_np:
+        np.testing.assert_array_equal(res_t[name]["tar_at_far"].tar, res_np[name]["tar_at_far"].tar)
+
+
+def test_a_scan_that_worked_says_triton_after_one_that_fell_back(monkeypatch):
+    """The fallback is per scan: it does not stick to the module or the next scan's result."""
+    ref, probe = sides(1)
+
+    def broken(*a, **k):
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(ST, "_triton_kernel", lambda dev: broken)
+    with pytest.warns(RuntimeWarning):
+        assert _scan(ref, probe, "torch", tile_rows=64, tile_cols=64)[2].reducer == ST.FELL_BACK
+    monkeypatch.setattr(ST, "_triton_kernel", lambda dev: _kernel_by_torch_ops)
+    assert _scan(ref, probe, "torch", tile_rows=64, tile_cols=64)[2].reducer == "triton"
