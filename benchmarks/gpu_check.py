@@ -36,9 +36,11 @@ Sections (``--sections``; all by default):
                random batches already on the device, so no loader start-up and no
                checkpoint is timed); losses must stay finite.
 
-Exit code: 1 when a check failed (a wrong result or an error), else 2 when every result
-was right but a speed goal was missed (status ``MISSED``), else 0. ``--cpu-smoke`` runs
-every section on the CPU at tiny sizes (what the CPU tests run; no goal applies).
+Exit code: 1 when a check failed (a wrong result or an error), else 3 when torch found no
+GPU (status ``NO GPU``, first row: the reason, and every section ran on the CPU at the
+smoke sizes instead), else 2 when every result was right but a speed goal was missed
+(status ``MISSED``), else 0. ``--cpu-smoke`` runs every section on the CPU at tiny sizes
+(what the CPU tests run; no goal applies; exit code 0 when all passed).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ import numpy as np
 OK, FAIL, SKIP = "ok", "FAIL", "skipped"
 #: Right results, but slower than the section's goal (exit code 2 when nothing failed).
 MISSED = "MISSED"
+#: A run meant for the GPU that found none and ran the CPU smoke checks (exit code 3).
+NO_GPU = "NO GPU"
 NO_CUDA_ORT = "skipped: onnxruntime has no CUDA provider here"
 
 
@@ -129,12 +133,14 @@ class CheckFailed(Exception):
 
 
 def choose_device(cpu_smoke: bool, cuda_available: bool) -> str:
-    """``cpu`` for the smoke run, else ``cuda``; no CUDA without ``--cpu-smoke`` is an error."""
-    if cpu_smoke:
-        return "cpu"
-    if not cuda_available:
-        raise SystemExit("gpu_check: torch sees no CUDA device; run with --cpu-smoke to check the script on a CPU")
-    return "cuda"
+    """``cpu`` for the smoke run or where torch sees no CUDA device, else ``cuda``."""
+    return "cuda" if cuda_available and not cpu_smoke else "cpu"
+
+
+def no_gpu_row(reason: str) -> Row:
+    """The first row of a run that asked for the GPU and found none: what ran instead."""
+    return Row("env", "CUDA device", f"none: {reason}; every section ran on the CPU at the smoke sizes, so no "
+               "figure here measures a GPU (exit code 3)", NO_GPU)
 
 
 def module_available(name: str) -> bool:
@@ -146,12 +152,22 @@ def module_available(name: str) -> bool:
         return False
 
 
-def _cuda_available() -> bool:
+def cuda_status() -> tuple[bool, str]:
+    """Whether torch can use a CUDA device, and if not why (a CPU build of torch, no
+    driver, no device), from CUDA's own initialisation error where there is one."""
     try:
         import torch
     except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
+        return False, "torch does not import"
+    if torch.version.cuda is None:
+        return False, f"torch {torch.__version__} is a CPU-only build"
+    try:
+        torch.cuda.init()
+    except Exception as exc:  # noqa: BLE001 - CUDA's reason, whatever its type
+        return False, f"torch {torch.__version__} (CUDA {torch.version.cuda}) found no usable GPU: {str(exc)[:160]}"
+    if not torch.cuda.is_available():
+        return False, f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device"
+    return True, ""
 
 
 def _sync(device: str) -> None:
@@ -614,14 +630,20 @@ def main(argv=None) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         ap.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    device = choose_device(args.cpu_smoke, _cuda_available())
-    sizes = SMOKE_SIZES if args.cpu_smoke else GPU_SIZES
-    if args.cpu_smoke:
+    cuda, why = (False, "") if args.cpu_smoke else cuda_status()
+    device = choose_device(args.cpu_smoke, cuda)
+    smoke = device == "cpu"
+    sizes = SMOKE_SIZES if smoke else GPU_SIZES
+    if smoke:
         import torch
 
         torch.set_num_threads(1)  # tiny models: one thread beats two contended cores
+    if not args.cpu_smoke and not cuda:
+        print(f"gpu_check: no GPU here ({why}); running the CPU smoke checks instead", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     rows = run_checks(device, sizes, sections)
+    if not args.cpu_smoke and not cuda:
+        rows.insert(0, no_gpu_row(why))
     rows.append(Row("all", "total wall time", f"{time.perf_counter() - t0:.1f} s"))
     print_table(rows)
     if args.json:
@@ -630,10 +652,12 @@ def main(argv=None) -> int:
 
 
 def exit_code(rows: list[Row]) -> int:
-    """1 when a check failed (a wrong result, an error), else 2 when a speed goal was
-    missed, else 0."""
+    """1 when a check failed (a wrong result, an error), else 3 when the GPU run found no
+    GPU (the CPU checks passed), else 2 when a speed goal was missed, else 0."""
     if any(r.status == FAIL for r in rows):
         return 1
+    if any(r.status == NO_GPU for r in rows):
+        return 3
     return 2 if any(r.status == MISSED for r in rows) else 0
 
 
