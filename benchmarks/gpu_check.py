@@ -15,7 +15,7 @@ Sections (``--sections``; all by default):
 ``env``        versions, the device, onnxruntime's providers, the optional modules missing.
 ``onnx``       a family exported to ONNX (mfrkit's exporter, or torch's TorchScript
                exporter where onnxscript is missing) and run by the bench's
-               :class:`~mfrkit.bench.onnx_model.OnnxModel` on onnxruntime's CUDA provider
+               :class:`~mfrkit.onnx_model.OnnxModel` on onnxruntime's CUDA provider
                (I/O binding, padded batches): images/s beside a bare ``session.run`` loop,
                and the embeddings against the CPU provider's with TF32 off (limit 1e-3 of
                the embedding norm) and on (limit 2e-2). Without onnxruntime-gpu the rows
@@ -24,9 +24,9 @@ Sections (``--sections``; all by default):
                module (what its ONNX file holds: no onnxruntime-gpu needed), in full
                float32 and in bf16 autocast, with the float32 embeddings against the same
                module's on the CPU (limit 1e-3 of the norm).
-``topk``       1:N search with torch (:func:`~mfrkit.bench.search.topk_search`), 10k probes x
+``topk``       1:N search with torch (:func:`~mfrkit.bench.score.search.topk_search`), 10k probes x
                1M gallery, 512-d; a sample of probes checked against numpy.
-``all-pairs``  streaming all-pairs scoring (:func:`~mfrkit.bench.streaming.score_all_pairs`):
+``all-pairs``  streaming all-pairs scoring (:func:`~mfrkit.bench.score.streaming.score_all_pairs`):
                exactness against the materialised metrics on embeddings whose scores are
                exact in float32, then >= 1e11 comparisons timed beside the device's bare
                float32 matrix product over the same tiles, measured in the same run
@@ -188,7 +188,7 @@ def full_float32():
     """Float32 products and convolutions without TF32 (what the scorers and the CPU compute)."""
     import torch
 
-    from mfrkit.bench.streaming_torch import ieee_float32_matmul
+    from mfrkit.bench.score.streaming_torch import ieee_float32_matmul
 
     conv = getattr(torch.backends.cudnn, "conv", None)
     with ieee_float32_matmul(torch):
@@ -297,7 +297,7 @@ def export_onnx(family: str, options: dict, path: Path) -> tuple[Path, str]:
 def check_onnx(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     import onnxruntime as ort
 
-    from mfrkit.bench.onnx_model import CudaOptions, OnnxModel
+    from mfrkit.onnx_model import CudaOptions, OnnxModel
 
     names = ("OnnxModel.run on cuda (I/O binding, padded batches)", "cuda vs cpu provider embeddings, TF32 off",
              "cuda vs cpu provider embeddings, TF32 on")
@@ -401,7 +401,7 @@ def _embed_family(family: str, device: str, sizes: Sizes) -> Row:
 
 
 def check_topk(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
-    from mfrkit.bench.search import topk_search
+    from mfrkit.bench.score.search import topk_search
 
     rng = np.random.default_rng(1)
     Q = _normalised(rng, sizes.topk_probes, sizes.topk_dim)
@@ -432,7 +432,7 @@ def check_topk(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
 def _exact_grid_sides(seed: int, n: int):
     """Embeddings whose dot products are exact in float32 (entries k/64): any device and
     any summation order give the same scores, so results must equal the CPU oracle."""
-    from mfrkit.bench.streaming import Side
+    from mfrkit.bench.score.streaming import Side
 
     rng = np.random.default_rng(seed)
     out = []
@@ -446,13 +446,14 @@ def _exact_grid_sides(seed: int, n: int):
 
 def _exactness_row(device: str, sizes: Sizes) -> Row:
     from mfrkit.bench import metrics as M
-    from mfrkit.bench.streaming import View, score_all_pairs
+    from mfrkit.bench.score.streaming import ScanOptions, View, score_all_pairs
 
     targets = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
     ne = sizes.all_pairs_exact_side
     ref, probe = _exact_grid_sides(0, ne)
-    _, resolved, scan = score_all_pairs(ref, probe, {"overall": View([0])}, far_targets=targets, device=device,
-                                        backend="torch", tile_rows=ne // 3, tile_cols=ne // 3, collect_all=0)
+    _, resolved, scan = score_all_pairs(ref, probe, {"overall": View([0])}, far_targets=targets,
+                                        options=ScanOptions(device=device, backend="torch", tile_rows=ne // 3,
+                                                            tile_cols=ne // 3, collect_all=0))
     S = ref.vectors.astype(np.float64) @ probe.vectors.astype(np.float64).T
     keep = ref.unit[:, None] != probe.unit[None, :]
     y = (ref.identity[:, None] == probe.identity[None, :])[keep]
@@ -469,7 +470,7 @@ def _exactness_row(device: str, sizes: Sizes) -> Row:
 
 
 def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
-    from mfrkit.bench.streaming import Side, View, score_all_pairs
+    from mfrkit.bench.score.streaming import ScanOptions, Side, View, score_all_pairs
 
     targets = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
     rows = [_exactness_row(device, sizes)]
@@ -487,8 +488,9 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     rows.append(_reducers_row(device, R, P, tile))  # also compiles the kernel for these tiles
     bare = _bare_matmul_seconds(R.vectors, P.vectors, tile, device)
     t0 = time.perf_counter()
-    binned, resolved, scan = score_all_pairs(R, P, {"overall": View([0])}, far_targets=targets, device=device,
-                                             backend="torch", tile_rows=tile, tile_cols=tile)
+    binned, resolved, scan = score_all_pairs(R, P, {"overall": View([0])}, far_targets=targets,
+                                             options=ScanOptions(device=device, backend="torch", tile_rows=tile,
+                                                                 tile_cols=tile))
     seconds = time.perf_counter() - t0
     cmp = n * n
     rows.append(Row("all-pairs", f"bare float32 matrix product, {n:,} x {n:,} x {d} in {tile} tiles on {device}",
@@ -509,8 +511,8 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
 def _reducers_row(device: str, R, P, tile: int) -> Row:
     """The Triton kernel against torch operations on the same scores (the same product,
     so the scans must be identical bin for bin), on a slice of the timed protocol."""
-    from mfrkit.bench import streaming_torch as ST
-    from mfrkit.bench.streaming import Side, StreamingError, View, score_all_pairs
+    from mfrkit.bench.score import streaming_torch as ST
+    from mfrkit.bench.score.streaming import ScanOptions, Side, StreamingError, View, score_all_pairs
 
     n_r, n_p = min(len(R.vectors), 2 * tile), min(len(P.vectors), 4 * tile)
     name = f"Triton kernel vs torch operations, {n_r:,} x {n_p:,}"
@@ -523,9 +525,8 @@ def _reducers_row(device: str, R, P, tile: int) -> Row:
             warnings.simplefilter("always")
             for reducer in ("torch", "triton"):
                 ST.REDUCER = reducer
-                scans[reducer] = score_all_pairs(*part, {"overall": View([0])}, far_targets=(1e-3, 1e-5),
-                                                 device=device, backend="torch", tile_rows=tile, tile_cols=tile,
-                                                 collect_all=0)[2]
+                opt = ScanOptions(device=device, backend="torch", tile_rows=tile, tile_cols=tile, collect_all=0)
+                scans[reducer] = score_all_pairs(*part, {"overall": View([0])}, far_targets=(1e-3, 1e-5), options=opt)[2]
     except StreamingError as exc:  # no Triton here
         return Row("all-pairs", name, f"skipped: {exc}", SKIP)
     finally:

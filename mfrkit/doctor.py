@@ -65,7 +65,7 @@ def onnxruntime_checks() -> list[Check]:
         providers = ort.get_available_providers()
     except Exception as exc:  # noqa: BLE001 - the import failing is the answer
         return [Check("onnxruntime providers", False, f"cannot import onnxruntime: {exc}")]
-    from .bench.onnx_model import tiny_session_providers
+    from .onnx_model import tiny_session_providers
 
     checks = [Check("onnxruntime providers", True, ", ".join(providers))]
     cuda = "CUDAExecutionProvider" in providers

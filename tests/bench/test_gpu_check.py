@@ -156,8 +156,8 @@ def test_cpu_smoke_runs_on_a_bare_gpu_machine(tmp_path):
 
 
 def test_gpu_side_modules_import_without_the_optional_ones(tmp_path):
-    modules = ["mfrkit.bench.onnx_model", "mfrkit.bench.embedding_cache", "mfrkit.bench.search",
-               "mfrkit.bench.streaming", "mfrkit.bench.streaming_torch",
+    modules = ["mfrkit.onnx_model", "mfrkit.bench.embed.embedding_cache", "mfrkit.bench.score.search",
+               "mfrkit.bench.score.streaming", "mfrkit.bench.score.streaming_torch", "mfrkit.bench.score.binned_scores",
                "mfrkit.bench.metrics", "mfrkit.models.families", "mfrkit.models.heads", "mfrkit.models.precision",
                "mfrkit.models.distributed", "mfrkit.models.train_step", "mfrkit.models.speed", "mfrkit.doctor",
                "mfrkit.progress"]
@@ -190,7 +190,7 @@ def test_training_rows_time_no_loader_and_no_checkpoint(monkeypatch, tmp_path):
 def test_the_kernel_row_compares_triton_with_torch_operations(interpreted_triton):
     import numpy as np
 
-    from mfrkit.bench.streaming import Side
+    from mfrkit.bench.score.streaming import Side
 
     g = load()
     rng = np.random.default_rng(0)

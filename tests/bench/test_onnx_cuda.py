@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 
 from mfrkit import doctor
-from mfrkit.bench import embedding_cache as C
-from mfrkit.bench import onnx_model as R
-from mfrkit.bench.embed import ImageRef, embed_images
+from mfrkit.bench.embed import embedding_cache as C
+from mfrkit import onnx_model as R
+from mfrkit.bench.embed.pipeline import ImageRef, embed_images
 from mfrkit.errors import ModelError
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"

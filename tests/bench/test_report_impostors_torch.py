@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from mfrkit.bench import report_impostors as RI
+from mfrkit.bench.report import impostors as RI
 
 
 def test_a_cut_of_minus_inf_gathers_only_the_tile_top():

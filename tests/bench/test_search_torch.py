@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mfrkit.bench import search as S
+from mfrkit.bench.score import search as S
 
 
 def unit(rng, n, d=16):

@@ -8,13 +8,13 @@ import pytest
 import torch
 from test_streaming import TARGETS, sides, views_of
 
-from mfrkit.bench import streaming_torch as ST
-from mfrkit.bench.streaming import Side, StreamingError, View, score_all_pairs
+from mfrkit.bench.score import streaming_torch as ST
+from mfrkit.bench.score.streaming import ScanOptions, Side, StreamingError, View, score_all_pairs
 
 
 def _scan(ref, probe, backend, **kw):
     views = views_of(ref, probe)
-    return score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", backend=backend, **kw)
+    return score_all_pairs(ref, probe, views, far_targets=TARGETS, options=ScanOptions(device="cpu", backend=backend, **kw))
 
 
 def _same_scan(a, b):
@@ -63,8 +63,8 @@ def test_bad_scores_are_refused_on_torch(bad):
         v[0, 0] = np.nan
     side = Side(v, np.arange(20) % 4, np.arange(20))
     with pytest.raises(StreamingError, match="above 1.25|below -1.25" if bad == "large" else "NaN"):
-        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu", backend="torch",
-                        tile_rows=8, tile_cols=8)
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS,
+                        options=ScanOptions(device="cpu", backend="torch", tile_rows=8, tile_cols=8))
 
 
 def test_float32_products_are_ieee_inside_the_scan_and_restored(monkeypatch):
@@ -123,11 +123,11 @@ def interpreted_triton(monkeypatch):
 
     pytest.importorskip("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    sys.modules.pop("mfrkit.bench.streaming_triton", None)
-    module = importlib.import_module("mfrkit.bench.streaming_triton")
+    sys.modules.pop("mfrkit.bench.score.streaming_triton", None)
+    module = importlib.import_module("mfrkit.bench.score.streaming_triton")
     monkeypatch.setattr(ST, "REDUCER", "triton")
     yield module
-    sys.modules.pop("mfrkit.bench.streaming_triton", None)  # later imports compile for a GPU again
+    sys.modules.pop("mfrkit.bench.score.streaming_triton", None)  # later imports compile for a GPU again
 
 
 @pytest.mark.parametrize("kw", [{"collect_all": 10**9}, {"collect_all": 0, "pilot_fraction": 0.2}])
@@ -167,8 +167,8 @@ def test_triton_bad_scores_are_refused(interpreted_triton):
     v = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)  # scores far above 1
     side = Side(v, np.arange(20) % 4, np.arange(20))
     with pytest.raises(StreamingError, match="above 1.25|below -1.25"):
-        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu", backend="torch",
-                        tile_rows=8, tile_cols=8)
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS,
+                        options=ScanOptions(device="cpu", backend="torch", tile_rows=8, tile_cols=8))
 
 
 def test_a_kernel_that_fails_falls_back_to_torch_operations(monkeypatch):
@@ -192,7 +192,7 @@ def test_a_kernel_that_fails_falls_back_to_torch_operations(monkeypatch):
 
 
 def _kernel_by_torch_ops(S, scale, offset, row_off, col_off, hist, lut, keep):
-    """What :func:`~mfrkit.bench.streaming_triton.tile_keys` computes, in torch (for the fallback test)."""
+    """What :func:`~mfrkit.bench.score.streaming_triton.tile_keys` computes, in torch (for the fallback test)."""
     key = (S * scale + offset).to(torch.int32)
     if row_off is not None:
         key += row_off.to(torch.int32)[:, None]
@@ -227,7 +227,7 @@ def triton_unimportable(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "triton", None)
-    monkeypatch.delitem(sys.modules, "mfrkit.bench.streaming_triton", raising=False)
+    monkeypatch.delitem(sys.modules, "mfrkit.bench.score.streaming_triton", raising=False)
 
 
 def test_auto_picks_the_kernel_on_cuda_only_where_triton_imports(monkeypatch, triton_unimportable):
@@ -240,7 +240,7 @@ def test_auto_on_cuda_gets_the_kernel_when_triton_imports(monkeypatch):
     pytest.importorskip("triton")
     monkeypatch.setattr(ST, "REDUCER", "auto")
     kernel = ST._triton_kernel(_Dev("cuda"))
-    from mfrkit.bench.streaming_triton import tile_keys
+    from mfrkit.bench.score.streaming_triton import tile_keys
 
     assert kernel is tile_keys
 
