@@ -33,15 +33,19 @@ def progress_bar(
         TimeRemainingColumn,
     )
 
+    from .names import terminal_text
+
+    # markup off and control characters shown: a description holds user-given names
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
     )
+    description = terminal_text(description, newlines=False)
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total, completed=completed, status="")
 
