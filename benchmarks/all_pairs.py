@@ -14,10 +14,12 @@ child process so that peak memory is its own:
 
 Prints one table: comparisons, seconds, comparisons per second, peak RSS (the
 process's resident high-water mark, embeddings included), the ratio to the bare
-product, and the figures scaled to 1e9 comparisons. Asserts nothing.
+product, and the figures scaled to 1e9 comparisons. Asserts nothing. ``--backend
+numpy,torch`` times both scorers in the same run (torch on the CPU runs the code path the
+GPU runs, :mod:`mfrkit.bench.score.streaming_torch`).
 
     python benchmarks/all_pairs.py [--refs 40000] [--probes 40000] [--dim 512] [--per-identity 4]
-        [--tile 2048] [--device cpu] [--workers 1[,2]] [--seed 0]
+        [--tile 2048] [--device cpu] [--workers 1[,2]] [--backend numpy[,torch]] [--seed 0]
 """
 
 from __future__ import annotations
@@ -61,13 +63,14 @@ def bare(args, queue) -> None:
     probe, _ = make_side(args.probes, args.per_identity, args.dim, args.seed, 2)
     base = peak_rss_gb()
     out = np.empty((args.tile, args.tile), np.float32)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for r in range(0, len(ref), args.tile):
         a = ref[r : r + args.tile]
         for c in range(0, len(probe), args.tile):
             b = probe[c : c + args.tile]
             np.matmul(a, b.T, out=out[: len(a), : len(b)])
-    queue.put({"seconds": time.perf_counter() - t0, "peak_gb": peak_rss_gb(), "inputs_gb": base})
+    queue.put({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "peak_gb": peak_rss_gb(),
+               "inputs_gb": base})
 
 
 def all_pairs(args, queue) -> None:
@@ -76,17 +79,22 @@ def all_pairs(args, queue) -> None:
     ref, ir = make_side(args.refs, args.per_identity, args.dim, args.seed, 1)
     probe, iq = make_side(args.probes, args.per_identity, args.dim, args.seed, 2)
     base = peak_rss_gb()
-    t0 = time.perf_counter()
+    if args.backend == "torch":
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    t0, c0 = time.perf_counter(), time.process_time()
     binned, resolved, scan = score_all_pairs(
         Side(ref, ir, np.arange(len(ref))), Side(probe, iq, np.arange(len(probe)) + len(ref)),
         {"overall": View([0])}, far_targets=TARGETS,
-        options=ScanOptions(device=args.device, tile_rows=args.tile, tile_cols=args.tile, seed=args.seed, workers=args.workers),
+        options=ScanOptions(device=args.device, tile_rows=args.tile, tile_cols=args.tile, seed=args.seed, workers=args.workers,
+                            backend=args.backend),
     )  # fmt: skip
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     r = resolved["overall"]
     auc, auc_err = binned["overall"].auc()
     queue.put({
-        "seconds": seconds, "peak_gb": peak_rss_gb(), "inputs_gb": base, "passes": scan.passes,
+        "seconds": seconds, "cpu_seconds": cpu_seconds, "peak_gb": peak_rss_gb(), "inputs_gb": base, "passes": scan.passes,
         "pilot_rows": scan.pilot_rows, "tiles": len(range(0, len(ref), args.tile)) * len(range(0, len(probe), args.tile)),
         "stages": {k: round(v, 2) for k, v in scan.seconds.items()},
         "genuine": binned["overall"].n_genuine, "impostor": binned["overall"].n_impostor,
@@ -116,6 +124,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", default="1", help="scoring threads (each with its own tile buffers); a comma list "
                     "such as 1,2 times each, in the same run")
+    ap.add_argument("--backend", default="numpy", help="scorer(s): numpy, torch (the GPU code path, here on the "
+                    "device given), or a comma list timed in the same run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     n = args.refs * args.probes
@@ -125,14 +135,18 @@ def main() -> None:
           f"device {args.device}")
     b = run(bare, args)
     runs = []
-    for w in [int(x) for x in str(args.workers).split(",") if x]:
-        runs.append((w, run(all_pairs, argparse.Namespace(**{**vars(args), "workers": w}))))
+    for backend in [x for x in args.backend.split(",") if x]:
+        for w in [int(x) for x in str(args.workers).split(",") if x]:
+            if backend == "torch" and w > 1:
+                continue  # torch scans on one thread (its own ops use the cores)
+            runs.append((f"all-pairs, exact, {backend}, {w} thread(s)",
+                         run(all_pairs, argparse.Namespace(**{**vars(args), "workers": w, "backend": backend}))))
     a = runs[0][1]
     print()
-    print(f"{'what':<40}{'seconds':>10}{'cmp/s':>12}{'peak RSS GB':>13}{'s per 1e9':>11}{'x bare':>8}")
-    rows = [("bare float32 matrix product", b)] + [(f"all-pairs, exact, {w} thread(s)", r) for w, r in runs]
+    print(f"{'what':<44}{'seconds':>9}{'CPU s':>8}{'cmp/s':>11}{'peak RSS GB':>13}{'s per 1e9':>11}{'x bare':>8}")
+    rows = [("bare float32 matrix product (numpy)", b)] + runs
     for name, r in rows:
-        print(f"{name:<40}{r['seconds']:>10.1f}{n / r['seconds']:>12.3g}{r['peak_gb']:>13.2f}"
+        print(f"{name:<44}{r['seconds']:>9.1f}{r['cpu_seconds']:>8.1f}{n / r['seconds']:>11.3g}{r['peak_gb']:>13.2f}"
               f"{r['seconds'] / n * 1e9:>11.1f}{r['seconds'] / b['seconds']:>8.2f}")
     print(f"(the inputs alone: {a['inputs_gb']:.2f} GB peak RSS before scoring)")
     print()

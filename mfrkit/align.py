@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .errors import MfrkitError
@@ -117,6 +116,8 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a (2, 3) affine matrix, as a (2, 3) float64 matrix."""
+    import cv2  # here, not at the top: scoring and training import this module without OpenCV
+
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 
 
@@ -164,6 +165,8 @@ def align_face(
     matrix = similarity_transform(points5, arcface_template(size, padding))
     if np.isscalar(border_value):
         border_value = (int(border_value),) * 3
+    import cv2
+
     crop = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value
     )

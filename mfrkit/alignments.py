@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from .align import align_face, dlib_chip
@@ -105,6 +104,8 @@ def resize_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (h, w):
         return image
     shrink = image.shape[0] > h or image.shape[1] > w
+    import cv2  # here, not at the top: model_input (and so scoring) imports this module without OpenCV
+
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 

@@ -51,26 +51,73 @@ def package_checks() -> list[Check]:
     return checks
 
 
-def accelerator_checks() -> list[Check]:
-    """onnxruntime providers (and which mfrkit will use), torch's view of CUDA."""
-    checks = []
+#: How a CPU-only machine gets torch without the CUDA libraries (about 200 MB instead of
+#: several GB).
+CPU_TORCH = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+
+
+def onnxruntime_checks() -> list[Check]:
+    """onnxruntime's providers, and the ones a tiny real session gets: CUDA is listed
+    whenever onnxruntime-gpu is installed, also when its libraries cannot load."""
     try:
         import onnxruntime as ort
 
         providers = ort.get_available_providers()
-        use = "CUDAExecutionProvider" if "CUDAExecutionProvider" in providers else "CPUExecutionProvider"
-        checks.append(Check("onnxruntime providers", True, ", ".join(providers)))
-        checks.append(Check("onnxruntime will use", None, use))
-    except Exception as exc:
-        checks.append(Check("onnxruntime providers", False, f"cannot import onnxruntime: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - the import failing is the answer
+        return [Check("onnxruntime providers", False, f"cannot import onnxruntime: {exc}")]
+    from .onnx_model import tiny_session_providers
+
+    checks = [Check("onnxruntime providers", True, ", ".join(providers))]
+    cuda = "CUDAExecutionProvider" in providers
+    try:
+        got, how = tiny_session_providers(use_cuda=cuda)
+    except Exception as exc:  # noqa: BLE001
+        got, how = [], f"the session failed: {first_sentence(str(exc)) or type(exc).__name__}"
+    name = "onnxruntime CUDA session" if cuda else "onnxruntime session"
+    if cuda and got[:1] == ["CUDAExecutionProvider"]:
+        checks.append(Check(name, True, f"runs on {', '.join(got)} (CUDA libraries {how})"))
+    elif cuda:
+        checks.append(Check(
+            name, False,
+            f"a CUDA session came up on {', '.join(got) or 'nothing'} ({how}): needs an NVIDIA driver >= 580 "
+            "(CUDA 13) and the CUDA 13 / cuDNN 9 libraries (a CUDA torch, or pip install "
+            "'onnxruntime-gpu[cuda,cudnn]==1.31.1')",
+        ))  # fmt: skip
+    else:
+        checks.append(Check(name, bool(got), f"runs on {', '.join(got)}" if got else how))
+    checks.append(Check("onnxruntime will use", None, got[0] if got else "nothing (no session opens)"))
+    return checks
+
+
+def torch_checks() -> list[Check]:
+    """torch's build (CPU or CUDA) and whether it sees a GPU; a CUDA build on a machine
+    without one is named, with the command for the CPU wheel."""
     try:
         import torch
+    except Exception as exc:  # noqa: BLE001
+        return [Check("GPU (torch)", False, f"cannot import torch: {exc}")]
+    cuda_build = getattr(torch.version, "cuda", None)
+    build = f"torch {torch.__version__}, " + (f"a CUDA {cuda_build} build" if cuda_build else "a CPU build")
+    if torch.cuda.is_available():
+        from .models.precision import native_bf16
 
-        cuda = torch.cuda.is_available()
-        detail = torch.cuda.get_device_name(0) if cuda else "no CUDA device visible to torch"
-        checks.append(Check("GPU (torch)", None, detail))
-    except Exception as exc:
-        checks.append(Check("GPU (torch)", False, f"cannot import torch: {exc}"))
+        dev = torch.device("cuda", 0)
+        major, minor = torch.cuda.get_device_capability(dev)
+        bf16 = "native bf16" if native_bf16(dev) else "no native bf16 (fp16 with loss scaling)"
+        detail = f"{torch.cuda.get_device_name(0)} (compute {major}.{minor}, {bf16}); {torch.cuda.device_count()} GPU(s)"
+        return [Check("torch build", None, build), Check("GPU (torch)", None, detail)]
+    checks = [Check("GPU (torch)", None, "no CUDA device visible to torch")]
+    if cuda_build:
+        checks.insert(0, Check("torch build", None, f"{build}, but no GPU is visible: its CUDA libraries (several GB) "
+                                                    f"are unused here; a CPU-only machine needs only `{CPU_TORCH}`"))
+    else:
+        checks.insert(0, Check("torch build", None, build))
+    return checks
+
+
+def accelerator_checks() -> list[Check]:
+    """onnxruntime providers (and which mfrkit will use), torch's build and view of CUDA."""
+    checks = onnxruntime_checks() + torch_checks()
     checks.append(Check("nvidia-smi", None, "found" if shutil.which("nvidia-smi") else "not found"))
     return checks
 

@@ -3,12 +3,35 @@
 The input contract (crop, colour, normalisation) a model declares is read by
 :mod:`mfrkit.model_input`; this module loads the file, checks its inputs and outputs
 against that contract and runs batches on the CPU or CUDA.
+
+On CUDA (``onnxruntime-gpu``, see :class:`CudaOptions`):
+
+* the CUDA and cuDNN libraries are made findable before the first session
+  (:func:`prepare_cuda_libraries`: onnxruntime's provider library carries no path to
+  them; torch, once imported, has loaded them, else ``onnxruntime.preload_dlls()`` does);
+  a session that still comes up on the CPU is retried once after importing torch, then
+  is an error (``--provider cuda``) or a warning (``auto``), never silent;
+* each process uses its own GPU (``device_id`` from ``LOCAL_RANK`` under torchrun), the
+  arena grows by what is asked (``kSameAsRequested``) up to a limit (half the device's
+  memory by default, leaving the rest to torch's scoring), cuDNN picks convolution
+  algorithms by heuristic (no search per new batch shape) and batches are padded to one
+  fixed size (:meth:`OnnxModel.pad_batches`);
+* float32 convolutions and products run in full float32 (``use_tf32=0``) unless TF32 is
+  allowed: the choice is recorded in :meth:`OnnxModel.describe` (``metrics.json``) and in
+  the embedding cache key (:meth:`OnnxModel.numerics`);
+* batches go through I/O binding with device buffers made once per batch shape (the
+  input copied into its buffer, the output read from its own), not allocated per call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import os
-from dataclasses import dataclass
+import sys
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,6 +73,178 @@ def provider_name(ort_provider: str) -> str:
     return {"CUDAExecutionProvider": "cuda", "CPUExecutionProvider": "cpu"}.get(ort_provider, ort_provider)
 
 
+CONV_SEARCHES = ("HEURISTIC", "DEFAULT", "EXHAUSTIVE")
+
+
+@dataclass(frozen=True)
+class CudaOptions:
+    """How onnxruntime's CUDA provider runs a model (not used on the CPU).
+
+    Attributes
+    ----------
+    device_id : int or None
+        The GPU; None: ``LOCAL_RANK`` (one GPU per torchrun process), else 0.
+    tf32 : bool
+        Let float32 convolutions and matrix products run in TF32 (Ampere and later:
+        faster, about 1e-3 relative error). Off by default: CPU and GPU embeddings of a
+        model then agree to float32 rounding.
+    memory_limit : int or None
+        Bytes the session's memory arena may hold; None: half the device's memory when
+        torch can tell it, else no limit.
+    conv_search : ``HEURISTIC`` | ``DEFAULT`` | ``EXHAUSTIVE``
+        cuDNN's choice of convolution algorithms; EXHAUSTIVE times every algorithm again
+        for each new input shape.
+    """
+
+    device_id: int | None = None
+    tf32: bool = False
+    memory_limit: int | None = None
+    conv_search: str = "HEURISTIC"
+
+    def __post_init__(self) -> None:
+        if self.conv_search not in CONV_SEARCHES:
+            raise ModelError(f"unknown cuDNN search {self.conv_search!r}; choose one of: {', '.join(CONV_SEARCHES)}")
+        if self.device_id is not None and self.device_id < 0:
+            raise ModelError(f"a CUDA device id is >= 0, got {self.device_id}")
+        if self.memory_limit is not None and self.memory_limit <= 0:
+            raise ModelError(f"the GPU memory limit must be positive, got {self.memory_limit}")
+
+    def resolved_device_id(self) -> int:
+        """``device_id``, or this torchrun process's ``LOCAL_RANK`` (0 without torchrun)."""
+        if self.device_id is not None:
+            return int(self.device_id)
+        try:
+            return max(0, int(os.environ.get("LOCAL_RANK", "0")))
+        except ValueError:
+            raise ModelError(f"LOCAL_RANK={os.environ.get('LOCAL_RANK')!r} is not a device number") from None
+
+    def provider_options(self, total_memory: int | None = None) -> dict[str, str]:
+        """The ``CUDAExecutionProvider`` options (strings, as onnxruntime takes them).
+
+        ``total_memory``: the device's memory in bytes (for the default limit).
+        """
+        opts = {
+            "device_id": str(self.resolved_device_id()),
+            "arena_extend_strategy": "kSameAsRequested",
+            "cudnn_conv_algo_search": self.conv_search,
+            "use_tf32": "1" if self.tf32 else "0",
+        }
+        limit = self.memory_limit if self.memory_limit is not None else (total_memory // 2 if total_memory else None)
+        if limit:
+            opts["gpu_mem_limit"] = str(int(limit))
+        return opts
+
+
+@functools.cache
+def prepare_cuda_libraries() -> str:
+    """Make the CUDA and cuDNN libraries loadable for onnxruntime's CUDA provider (once
+    per process) and say how.
+
+    onnxruntime-gpu's provider library has no path to cuBLAS/cuDNN: it finds them when
+    torch was imported first (torch loads its own copies globally) or after
+    ``onnxruntime.preload_dlls()``, which loads them from the ``nvidia-*`` packages.
+    """
+    if _torch_imported():
+        return "loaded by torch (imported before the session)"
+    import onnxruntime as ort
+
+    if not hasattr(ort, "preload_dlls"):
+        return _import_torch_libraries()
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said):  # it prints its warnings
+            ort.preload_dlls()
+    except Exception as exc:  # noqa: BLE001 - any failure: torch may still have them
+        return f"onnxruntime.preload_dlls() failed ({type(exc).__name__}: {exc}); " + _import_torch_libraries()
+    note = " ".join(said.getvalue().split())
+    return "onnxruntime.preload_dlls()" + (f" said: {note[:200]}" if note else "")
+
+
+def _torch_imported() -> bool:
+    return "torch" in sys.modules
+
+
+def _import_torch_libraries() -> str:
+    try:
+        import torch  # noqa: F401 - its CUDA libraries are what the provider needs
+    except ImportError:
+        return "no torch to load them from"
+    return "loaded by importing torch"
+
+
+def _device_memory(device_id: int) -> int | None:
+    """Total memory of CUDA device ``device_id`` in bytes, when a CUDA torch is there."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and device_id < torch.cuda.device_count():
+            return int(torch.cuda.get_device_properties(device_id).total_memory)
+    except Exception:  # noqa: BLE001 - no limit is the fallback
+        return None
+    return None
+
+
+def tiny_session_providers(*, use_cuda: bool, cuda: CudaOptions | None = None,
+                           model_bytes: bytes | None = None) -> tuple[list[str], str]:
+    """The providers a tiny real session gets (``mfrkit doctor``): (providers in order,
+    how the CUDA libraries were found, "" without CUDA).
+
+    ``get_available_providers()`` lists CUDA whenever onnxruntime-gpu is installed, even
+    when its libraries cannot load; only a session tells.
+    """
+    import onnxruntime as ort
+
+    how, providers = "", [_CPU]
+    if use_cuda:
+        how = prepare_cuda_libraries()
+        providers = [(_CUDA, (cuda or CudaOptions()).provider_options()), _CPU]
+    so = ort.SessionOptions()
+    so.log_severity_level = 4  # the failure is the answer, not a log line
+    session = ort.InferenceSession(model_bytes or _tiny_model_bytes(), sess_options=so, providers=providers)
+    x = np.eye(1, 4, dtype=np.float32)
+    if not np.array_equal(session.run(None, {"x": x})[0], x):  # W is the identity
+        raise ModelError("a one-node session returned wrong numbers")
+    return list(session.get_providers()), how
+
+
+def _tiny_model_bytes() -> bytes:
+    """A one-node ONNX model (y = x @ W, 4 x 4 float32) for probing providers."""
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("W", TensorProto.FLOAT, [4, 4], [1.0 if i % 5 == 0 else 0.0 for i in range(16)])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])], "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=[w],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+
+
+class _BoundIO:
+    """I/O binding with device buffers made once per batch shape: each call copies the
+    batch into the input buffer, runs, and reads the output buffer back."""
+
+    def __init__(self, session, input_name: str, output_name: str, device: str, device_id: int, out_dtype) -> None:
+        self.session, self.input_name, self.output_name = session, input_name, output_name
+        self.device, self.device_id, self.out_dtype = device, device_id, out_dtype
+        self.shape: tuple | None = None
+
+    def run(self, x: np.ndarray, dim: int) -> np.ndarray:
+        import onnxruntime as ort
+
+        if self.shape != (x.shape, x.dtype, dim):
+            self.x = ort.OrtValue.ortvalue_from_shape_and_type(x.shape, x.dtype, self.device, self.device_id)
+            self.y = ort.OrtValue.ortvalue_from_shape_and_type((len(x), dim), self.out_dtype, self.device, self.device_id)
+            self.binding = self.session.io_binding()
+            self.binding.bind_ortvalue_input(self.input_name, self.x)
+            self.binding.bind_ortvalue_output(self.output_name, self.y)
+            self.shape = (x.shape, x.dtype, dim)
+        self.x.update_inplace(x)
+        self.session.run_with_iobinding(self.binding)
+        # a copy: on the CPU device numpy() is a view of the buffer the next batch overwrites
+        return np.array(self.y.numpy(), copy=True)
+
+
 # --- the session -----------------------------------------------------------------------------------
 
 
@@ -75,6 +270,9 @@ class OnnxModel:
     spin : bool
         Let onnxruntime's threads busy-wait between operators (its default). Off by
         default: it competes with the pipeline's workers for the cores.
+    cuda : CudaOptions, optional
+        How the CUDA provider runs (device, TF32, memory, cuDNN search); default
+        :class:`CudaOptions()`.
 
     Attributes
     ----------
@@ -83,6 +281,7 @@ class OnnxModel:
     provider : ``cuda`` or ``cpu``, the provider the session actually runs on.
     fixed_batch : int or None; a model exported with a static batch size is fed
         batches of exactly that size (the last one padded).
+    cuda_libraries : str or None; how the CUDA libraries were found (CUDA sessions).
     """
 
     def __init__(
@@ -94,6 +293,7 @@ class OnnxModel:
         options: Mapping[str, Any] | None = None,
         threads: int = 0,
         spin: bool = False,
+        cuda: CudaOptions | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -102,6 +302,9 @@ class OnnxModel:
         self.sidecar = None if sidecar is None else str(sidecar)
         self.options = dict(options or {})
         self.threads = int(threads)
+        self.cuda_options = cuda or CudaOptions()
+        self.cuda_libraries: str | None = None
+        self.pad_to: int | None = None
         if not self.path.is_file():
             raise ModelError(f"no model file at {self.path}")
         providers = select_providers(provider, ort.get_available_providers())
@@ -112,14 +315,23 @@ class OnnxModel:
             # onnxruntime's CPU threads busy-wait between operators by default; next to the
             # pipeline's worker processes that spinning takes the cores the workers need.
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path} is not a loadable ONNX model: {first}") from None
+        self.session = self._open(ort, so, providers)
         used = self.session.get_providers()[0]
+        if _CUDA in providers and used != _CUDA:
+            # The provider is installed but did not load: torch's copies of the CUDA
+            # libraries are the last place to find them.
+            if not _torch_imported() and _import_torch_libraries() == "loaded by importing torch":
+                self.cuda_libraries = f"{self.cuda_libraries}; then loaded by importing torch"
+                self.session = self._open(ort, so, providers)
+                used = self.session.get_providers()[0]
         if provider == "cuda" and used != _CUDA:
-            raise ModelError(f"CUDA was requested but onnxruntime fell back to {used}: check the CUDA/cuDNN installation")
+            raise ModelError(f"CUDA was requested but onnxruntime fell back to {used} ({self.cuda_libraries}): check "
+                             "the driver (>= 580 for CUDA 13), the CUDA 13 / cuDNN 9 libraries (a CUDA torch, or "
+                             "pip install 'onnxruntime-gpu[cuda,cudnn]'), and `mfrkit doctor`")
+        if _CUDA in providers and used != _CUDA:
+            warnings.warn(f"{self.path.name}: onnxruntime lists the CUDA provider but could not load it "
+                          f"({self.cuda_libraries}); embedding on the CPU. `mfrkit doctor` says why.",
+                          RuntimeWarning, stacklevel=2)
         self.provider = provider_name(used)
         self.sha256 = file_sha256(self.path)
         metadata = dict(self.session.get_modelmeta().custom_metadata_map or {})
@@ -133,7 +345,20 @@ class OnnxModel:
         except MfrkitError as exc:
             raise type(exc)(f"{self.path.name}: {exc}") from None
         self._check_io()
-        self._binding = None
+        self._bound: _BoundIO | None = None
+
+    def _open(self, ort, so, providers: list[str]):
+        """The onnxruntime session (CUDA with this model's provider options first)."""
+        listed: list = list(providers)
+        if _CUDA in providers:
+            self.cuda_libraries = self.cuda_libraries or prepare_cuda_libraries()
+            device_id = self.cuda_options.resolved_device_id()
+            listed[providers.index(_CUDA)] = (_CUDA, self.cuda_options.provider_options(_device_memory(device_id)))
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=so, providers=listed)
+        except Exception as exc:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path} is not a loadable ONNX model: {first}") from None
 
     @property
     def name(self) -> str:
@@ -147,6 +372,7 @@ class OnnxModel:
             raise ModelError(f"{self.name}: the model has no output")
         inp, out = inputs[0], outputs[0]
         self.input_name, self.output_name = inp.name, out.name
+        self.output_dtype = np.float16 if out.type == "tensor(float16)" else np.float32
         if inp.type not in ("tensor(float)", "tensor(float16)"):
             raise ModelError(f"{self.name}: input {inp.name!r} is {inp.type}; expected float32 (or float16)")
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
@@ -171,23 +397,27 @@ class OnnxModel:
 
     # --- running ------------------------------------------------------------------------------------
 
+    def pad_batches(self, batch_size: int | None) -> None:
+        """On CUDA, feed every batch as ``batch_size`` rows (the last one padded by
+        repeating its last image): one input shape, so cuDNN and the bound buffers are
+        set up once. No effect on the CPU or on a model with a static batch size."""
+        if batch_size is not None and batch_size < 1:
+            raise ModelError(f"batch size must be >= 1, got {batch_size}")
+        self.pad_to = batch_size
+
     def _run_plain(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
     def _run_bound(self, x: np.ndarray, device: str) -> np.ndarray:
-        """One batch through I/O binding: the input is copied to ``device`` once and the
-        output is allocated there, so onnxruntime does not stage them per call."""
-        import onnxruntime as ort
-
-        if self._binding is None:
-            self._binding = self.session.io_binding()
-        b = self._binding
-        b.clear_binding_inputs()
-        b.clear_binding_outputs()
-        b.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(x, device, 0))
-        b.bind_output(self.output_name, device)
-        self.session.run_with_iobinding(b)
-        return b.copy_outputs_to_cpu()[0]
+        """One batch through I/O binding on ``device`` (``cuda``; ``cpu`` in tests), into
+        buffers made once per batch shape. The output's width is learnt from a plain run
+        when the graph does not declare it."""
+        if self.embedding_dim is None:
+            return self._run_plain(x)
+        if self._bound is None or self._bound.device != device:
+            device_id = self.cuda_options.resolved_device_id() if device == "cuda" else 0
+            self._bound = _BoundIO(self.session, self.input_name, self.output_name, device, device_id, self.output_dtype)
+        return self._bound.run(x, self.embedding_dim)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Raw embeddings of a preprocessed batch.
@@ -206,11 +436,12 @@ class OnnxModel:
             raise ModelError(f"{self.name}: batch has shape {x.shape}; expected (N, 3, {self.spec.input_size[0]}, {self.spec.input_size[1]})")
         if n == 0:
             return np.zeros((0, self.embedding_dim or 0), np.float32)
-        if self.fixed_batch is not None and n != self.fixed_batch:
+        size = self.fixed_batch or (self.pad_to if self.provider == "cuda" else None)
+        if size is not None and n != size:
             parts = []
-            for i in range(0, n, self.fixed_batch):
-                chunk = x[i : i + self.fixed_batch]
-                pad = self.fixed_batch - len(chunk)
+            for i in range(0, n, size):
+                chunk = x[i : i + size]
+                pad = size - len(chunk)
                 if pad:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
                 parts.append(self._run_once(chunk)[: len(chunk) - pad])
@@ -233,6 +464,13 @@ class OnnxModel:
         self.embedding_dim = y.shape[1]
         return y.astype(np.float32, copy=False)
 
+    def numerics(self) -> dict:
+        """What besides the model and its inputs changes the embeddings' last bits: the
+        provider, and on CUDA whether TF32 was allowed (part of the cache key)."""
+        if self.provider != "cuda":
+            return {"provider": self.provider}
+        return {"provider": "cuda", "tf32": bool(self.cuda_options.tf32)}
+
     def describe(self) -> dict:
         """What a report records about this model."""
         return {
@@ -243,6 +481,10 @@ class OnnxModel:
             "embedding_dim": self.embedding_dim,
             "fixed_batch": self.fixed_batch,
             "spec": self.spec.as_dict(),
+            "numerics": self.numerics(),
+            **({"cuda": {**asdict(self.cuda_options), "device_id": self.cuda_options.resolved_device_id(),
+                         "libraries": self.cuda_libraries, "padded_batch": self.pad_to}}
+               if self.provider == "cuda" else {}),
         }
 
 

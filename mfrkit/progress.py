@@ -1,18 +1,14 @@
-"""Progress bars for long jobs (rich), switched off cleanly for tests and pipes."""
+"""Progress bars for long jobs (rich), switched off cleanly for tests and pipes.
+
+rich is imported only when a bar is shown, so the modules that run jobs (training, the
+bench) import on a machine without it (a bare GPU machine running
+``benchmarks/gpu_check.py``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Callable, Iterator
-
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 
 @contextlib.contextmanager
@@ -27,6 +23,16 @@ def progress_bar(
     if not enabled:
         yield lambda n=1, status=None: None
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     from .names import terminal_text
 
     # markup off and control characters shown: a description holds user-given names
@@ -40,8 +46,6 @@ def progress_bar(
         TextColumn("{task.fields[status]}", markup=False),
     )
     description = terminal_text(description, newlines=False)
-    from rich.console import Console
-
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total, completed=completed, status="")
 

@@ -26,7 +26,7 @@ from ..alignments import get_alignment
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
 from ..names import unique_components
-from ..onnx_model import ModelSet, load_models
+from ..onnx_model import CudaOptions, ModelSet, load_models
 from ..options import none_for, option, rates
 from . import metrics as M
 from .embed.embedding_cache import default_cache_dir, preprocessing_key
@@ -64,6 +64,7 @@ class BenchConfig:
     out : results root; the run goes in ``out/<run_id>``.
     provider : ``auto`` | ``cuda`` | ``cpu`` (onnxruntime).
     batch_size, workers (None: automatic), tta (None or ``flip``), threads (onnxruntime).
+    tf32 : on CUDA, allow TF32 in onnxruntime (recorded in metrics.json and the cache key).
     model_options : preprocessing keys overriding the model's metadata; sidecar : a JSON of them.
     landmarks : landmark backend whose cached landmarks align the faces.
     cache_dir : embedding cache root; None disables it (default: :func:`default_cache_dir`).
@@ -98,6 +99,9 @@ class BenchConfig:
     workers: int | None = option(None, short="-j", min=0, help="Pipeline worker processes (default: automatic; 0: none).")
     tta: str | None = option(None, parse=none_for("none"), show_default="none", help="Test-time augmentation: none or flip.")
     threads: int = option(0, min=0, help="onnxruntime intra-op threads (0: its default).")
+    tf32: bool = option(False, help="On CUDA, let onnxruntime run float32 convolutions and products in TF32 (faster on "
+                        "Ampere and later, about 1e-3 relative error); recorded in metrics.json and the embedding "
+                        "cache key.")
     model_options: dict = option(
         default_factory=dict, help="Preprocessing keys overriding the model's metadata.",
         entries={
@@ -262,7 +266,7 @@ def run_benchmark(
     sides = [evaluator_of(p.kind).sides(p, images) for p in protocols]
     model_sets = load_models(
         cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
-        options=cfg.model_options, threads=cfg.threads,
+        options=cfg.model_options, threads=cfg.threads, cuda=CudaOptions(tf32=cfg.tf32),
     )  # fmt: skip
     model_dirs, proto_dirs = _result_folders(model_sets, protocols)  # refused here, before anything is written
     now = _dt.datetime.now(_dt.timezone.utc)

@@ -103,13 +103,15 @@ def init_distributed(device: torch.device) -> DistContext:
     world, rank, local = env_world()
     if world == 1:
         return DistContext()
+    if device.type == "cuda":
+        # Every rank's default CUDA device is its own, also when the process group was
+        # made elsewhere: NCCL and any tensor made without a device index use it.
+        torch.cuda.set_device(device)
     if dist.is_initialized():
         if dist.get_world_size() != world:
             raise MfrkitError(f"a process group of {dist.get_world_size()} processes exists, but WORLD_SIZE={world}")
         return DistContext(world=world, rank=rank, local_rank=local, owns_group=False)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     try:
         dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank)
     except (RuntimeError, ValueError) as exc:

@@ -80,6 +80,9 @@ class FamilyModel(nn.Module):
     Config: ClassVar[type] = object
     #: Batch entries ``training_step`` reads.
     batch_keys: ClassVar[frozenset[str]] = frozenset({"image", "label"})
+    #: True for a family some of whose trainable parameters sit out some steps:
+    #: data-parallel training then searches for them every step (slower).
+    unused_parameters: ClassVar[bool] = False
 
     def __init__(self, config: Any, n_classes: int) -> None:
         super().__init__()

@@ -6,6 +6,12 @@ logit is ``s * (cos(m1 * theta_y + m2) - m3)`` (insightface's combined margin).
 CosFace is ``m3 = 0.40``, ArcFace ``m2 = 0.50``, both with ``s = 64``. Training takes
 ``cross_entropy(head(x, labels), labels)``; rows with label ``-1`` (no identity) get no
 margin and are ignored by the loss (``ignore_index=-1``).
+
+The head computes in float32 whatever autocast says (autocast is switched off inside
+it). Under CUDA autocast ``F.linear`` would give a bfloat16 cosine while ``acos`` runs in
+float32, and the margin's clamp ``1 - 1e-7`` rounds to exactly 1.0 in bfloat16 or float16,
+where ``acos``'s gradient is infinite; a (N, n_classes) float32 cosine costs little next
+to the backbone.
 """
 
 from __future__ import annotations
@@ -66,11 +72,16 @@ class CombinedMarginHead(nn.Module):
         return self.weight.shape[0]
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Cosines ``(N, n_classes)`` between embeddings ``(N, D)`` and class centres."""
-        return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+        """Cosines ``(N, n_classes)``, float32, between embeddings ``(N, D)`` and class centres."""
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.weight.float(), dim=1))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(N, n_classes)``; the margin is applied only where ``labels >= 0``."""
+        """Logits ``(N, n_classes)``, float32; the margin is applied only where ``labels >= 0``."""
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return self._logits(embeddings, labels)
+
+    def _logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         cos = self.cosine(embeddings)
         if labels is None or (self.m1 == 1.0 and self.m2 == 0.0 and self.m3 == 0.0):
             return self.s * cos
@@ -109,7 +120,12 @@ def create_head(name: str, embedding_dim: int, n_classes: int, **kwargs) -> Comb
 
 
 def margin_loss(head: CombinedMarginHead, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the margin logits over rows with a label (0 when none has)."""
+    """Mean cross-entropy of the margin logits over rows with a label (0 when none has).
+
+    A batch without labels still reaches the class centres (with zero gradients), so
+    every parameter takes part in every step: DistributedDataParallel then needs no
+    search for unused parameters.
+    """
     if not bool((labels >= 0).any()):
-        return embeddings.sum() * 0.0
+        return (embeddings.sum() + head.weight.sum()).float() * 0.0
     return F.cross_entropy(head(embeddings, labels), labels, ignore_index=IGNORE_LABEL)

@@ -171,6 +171,8 @@ def pair_bce(
     scale, bias : scalar Tensors
     """
     logits = scale * F.linear(F.normalize(emb_a.float(), dim=1), F.normalize(emb_b.float(), dim=1)) + bias
+    if logits.numel() == 0:  # no labelled pair in the batch: 0, still reaching every input
+        return logits.sum() * 0.0
     target = same.float()
     n_pos, n_neg = target.sum(), (1 - target).sum()
     w = torch.where(same, 0.5 / n_pos.clamp_min(1), 0.5 / n_neg.clamp_min(1))

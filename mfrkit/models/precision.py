@@ -68,8 +68,7 @@ def select_precision(requested: str, device_type: str, *, bf16_supported: bool) 
     device_type : str
         ``cuda`` or ``cpu`` (other types train in float32 unless asked otherwise).
     bf16_supported : bool
-        Whether the device computes bfloat16 natively
-        (``torch.cuda.is_bf16_supported()`` on CUDA).
+        Whether the device computes bfloat16 natively (:func:`native_bf16`).
     """
     if requested not in PRECISIONS:
         raise MfrkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
@@ -89,7 +88,19 @@ def select_precision(requested: str, device_type: str, *, bf16_supported: bool) 
     return FP16
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA GPU of compute capability
+    8.0 or later (Ampere, Ada, Hopper, Blackwell).
+
+    ``torch.cuda.is_bf16_supported()`` also answers True on older GPUs, where bfloat16 is
+    emulated and slower than float16 with loss scaling, so the capability decides.
+    """
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def device_precision(requested: str, device: torch.device) -> Precision:
-    """:func:`select_precision` for a real device (asks torch whether it has bfloat16)."""
-    bf16 = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return select_precision(requested, device.type, bf16_supported=bool(bf16))
+    """:func:`select_precision` for a real device (native bfloat16 from :func:`native_bf16`)."""
+    return select_precision(requested, device.type, bf16_supported=native_bf16(device))

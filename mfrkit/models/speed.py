@@ -1,6 +1,6 @@
 """Training speed: N real optimisation steps of a family on a device, in a precision.
 
-:func:`run_training_steps` runs the same :class:`~mfrkit.models.train.TrainStep` as
+:func:`run_training_steps` runs the same :class:`~mfrkit.models.train_step.TrainStep` as
 ``mfrkit models train`` (autocast, loss checks, backward, clipping, SGD update) on
 random inputs of the family's input size, so steps per second measure the model and the
 device, not the data pipeline (``benchmarks/train_io.py`` measures that). Used by
@@ -107,7 +107,7 @@ def run_training_steps(
     n_classes : int
         Identities of the margin heads (the head's size matters at scale).
     """
-    from .train import TrainStep
+    from .train_step import TrainStep
 
     if steps < 1 or warmup < 0 or batch_size < 2:
         from ..errors import MfrkitError

@@ -37,7 +37,6 @@ from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_write_text
@@ -59,10 +58,13 @@ from .distributed import (
     resolve_device,
 )
 from .families import FAMILIES, FamilyModel, build_family, config_dict, make_config
-from .precision import Precision, device_precision
+from .precision import device_precision
 from .run_folder import check_run_folder, claim_run_folder, different_run_error, resume_problems
 from .teacher import Teacher, load_teacher
 from .train_config import TrainConfig
+from .train_step import TrainStep
+
+__all__ = ["TrainResult", "TrainStep", "epoch_batches", "lr_at", "train"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "losses.jsonl"
@@ -151,102 +153,6 @@ def _check_resume(state: Mapping[str, Any], family: str, config: dict, fingerpri
     problems = resume_problems(state, family, config, fingerprint, classes)
     if problems:
         raise different_run_error(out, problems)
-
-
-# --- one optimisation step --------------------------------------------------------------------------
-
-
-class _StepModule(nn.Module):
-    # DistributedDataParallel synchronises gradients of what runs inside its forward;
-    # the families' training_step is not forward, so this wrapper makes it one.
-    def __init__(self, model: FamilyModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
-        return self.model.training_step(batch, progress=progress)
-
-
-class TrainStep:
-    """One SGD step of a family: forward in the run's precision, the checks that keep a
-    broken run from passing silently, backward, gradient clipping, update.
-
-    Parameters
-    ----------
-    model : FamilyModel
-        On ``device`` already.
-    optimizer : torch.optim.Optimizer
-    precision : Precision
-    device : torch.device
-    clip_grad : float
-        Max global gradient norm (0: no clipping).
-    ctx : DistContext
-        With more than one rank the model is wrapped in DistributedDataParallel.
-    """
-
-    def __init__(self, model: FamilyModel, optimizer: torch.optim.Optimizer, precision: Precision, device: torch.device,
-                 *, clip_grad: float = 0.0, ctx: DistContext = DistContext()) -> None:  # fmt: skip
-        self.model = model
-        self.optimizer = optimizer
-        self.precision = precision
-        self.device = device
-        self.clip_grad = clip_grad
-        self.ctx = ctx
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        runner: nn.Module = _StepModule(model)
-        if ctx.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [device.index] if device.type == "cuda" else None
-            # Some parameters sit out some steps (a teacher projection, attribute units).
-            runner = DistributedDataParallel(runner, device_ids=ids, find_unused_parameters=True)
-        self.runner = runner
-        self.scaler = torch.amp.GradScaler("cuda", enabled=precision.loss_scaling)
-
-    def _all_ranks(self, ok: bool) -> bool:
-        # A check that fails on one rank must stop every rank, or the others hang in the
-        # next gradient all-reduce.
-        if not self.ctx.enabled:
-            return ok
-        import torch.distributed as dist
-
-        flag = torch.tensor([1.0 if ok else 0.0], device=self.device if dist.get_backend() == "nccl" else "cpu")
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item() > 0)
-
-    def __call__(self, batch: dict[str, torch.Tensor], *, lr: float, progress: float, step: int) -> dict[str, torch.Tensor]:
-        """Run one step on ``batch`` (tensors on the device); the losses, detached."""
-        teacher = batch.get("teacher_embedding")
-        if teacher is not None:
-            bad = int((~torch.isfinite(teacher).all(dim=1)).sum())
-            if not self._all_ranks(bad == 0):
-                raise MfrkitError(
-                    f"the teacher returned non-finite embeddings (NaN or inf) at step {step}"
-                    + (f" for {bad} of {teacher.shape[0]} images of this batch" if bad else " on another rank")
-                    + ": the teacher model is broken (or fed inputs it cannot take); the student was not updated"
-                )
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        with self.precision.autocast(self.device.type):
-            losses = self.runner(batch, progress)
-        loss = losses["loss"]
-        if not self._all_ranks(bool(torch.isfinite(loss))):
-            terms = [k for k, v in losses.items() if k != "loss" and not bool(torch.isfinite(v))]
-            what = f"loss term(s) {', '.join(terms)}" if terms else ("the loss" if not torch.isfinite(loss) else "the loss on another rank")
-            weights_ok = all(bool(torch.isfinite(p).all()) for p in self.params)
-            raise MfrkitError(
-                f"{what} became non-finite at step {step} (inputs{' and teacher embeddings' if teacher is not None else ''} were finite, "
-                f"weights {'finite' if weights_ok else 'already non-finite'}): training diverged; lower the learning rate "
-                f"(now {lr:.3g}) or the gradient clip"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.params, self.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {k: v.detach() for k, v in losses.items()}
 
 
 # --- the loop -------------------------------------------------------------------------------------

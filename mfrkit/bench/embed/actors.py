@@ -46,6 +46,7 @@ class EmbedJob(Job):
         self.options = dict(getattr(model, "options", None) or {})
         self.sidecar = getattr(model, "sidecar", None)
         self.threads = getattr(model, "threads", 0)
+        self.cuda = getattr(model, "cuda_options", None)  # TF32 and the rest: the cache key names them
         self.align = model.spec.align
         self.size = tuple(model.spec.input_size)
         self.tta = tta
@@ -62,7 +63,10 @@ class EmbedJob(Job):
     def open_worker(self) -> Any:
         from ...onnx_model import OnnxModel
 
-        return OnnxModel(self.model_path, provider=self.provider, sidecar=self.sidecar, options=self.options, threads=self.threads)
+        model = OnnxModel(self.model_path, provider=self.provider, sidecar=self.sidecar, options=self.options,
+                          threads=self.threads, cuda=self.cuda)
+        model.pad_batches(self.batch_size)
+        return model
 
     def run_chunk(self, items: Sequence[EmbedItem], state: Any) -> list[list[dict]]:
         from .pipeline import embed_batch

@@ -10,6 +10,9 @@ used (unreadable, truncated, rows not matching its keys, another dimension) is i
 when the cache is opened, its images are embedded again, and the next flush (by the
 writer holding the cache's lock) removes its files.
 
+The preprocessing key also names the numerics of the session (provider, TF32), so
+embeddings from the GPU and the CPU never share a folder.
+
 An item key is the image's sha256, plus a hash of the landmarks the crop was aligned
 with when the alignment uses them (new landmarks, new crop, new key). Only successful
 embeddings are cached; failures are cheap to find again.
@@ -41,12 +44,23 @@ def default_cache_dir() -> Path:
     return home / "cache" / "embeddings"
 
 
-def preprocessing_key(preprocessing: dict, *, tta: str | None, landmark_backend: str | None) -> str:
-    """Hex key of everything besides the image that changes an embedding."""
-    blob = json.dumps(
-        {"v": CACHE_VERSION, "pre": preprocessing, "tta": tta, "landmarks": landmark_backend}, sort_keys=True
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+#: The numerics of a CPU session: left out of the key, so caches made before the key
+#: named the numerics stay valid (no GPU had run mfrkit then).
+CPU_NUMERICS = {"provider": "cpu"}
+
+
+def preprocessing_key(preprocessing: dict, *, tta: str | None, landmark_backend: str | None,
+                      numerics: dict | None = None) -> str:
+    """Hex key of everything besides the image that changes an embedding.
+
+    ``numerics`` (:meth:`~mfrkit.onnx_model.OnnxModel.numerics`): the provider and,
+    on CUDA, whether TF32 was allowed; CUDA and CPU embeddings of one model differ in the
+    last bits (TF32 ones by about 1e-3), so they are never mixed in one cache entry.
+    """
+    entry = {"v": CACHE_VERSION, "pre": preprocessing, "tta": tta, "landmarks": landmark_backend}
+    if numerics and numerics != CPU_NUMERICS:
+        entry["numerics"] = numerics
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def item_key(image_sha256: str, landmarks: Landmarks | None = None) -> str:

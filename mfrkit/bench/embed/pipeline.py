@@ -204,6 +204,7 @@ def embed_images(
         if fta:
             progress(fta)
 
+    model.pad_batches(batch_size)  # on CUDA: one batch shape, the last batch padded
     t0 = time.perf_counter()
     sources = _crop_sources(images, faces, model, executor, packed, workers=workers, tta=tta, batch_size=batch_size)
     batches = _Batches(batch_size, lambda rows, crops: out.record(rows, embed_batch(model, crops, tta)))
@@ -282,7 +283,7 @@ class _Results:
         """Fill what the cache holds; returns (rows still to compute, the held cache lock)."""
         model = self.model
         spec = model.spec.preprocessing()
-        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend)
+        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend, numerics=model.numerics())
         cache = self.cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
         # One writer per cache folder at a time: two runs appending parts to the same
         # model's cache would number them alike.

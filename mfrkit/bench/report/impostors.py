@@ -23,6 +23,7 @@ vectors) and the final order is by the scores computed here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -67,42 +68,70 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
     rows, cols, vals = [], [], []
     kept = 0
     floor = np.float32(cut) if math.isfinite(cut) else np.float32(-np.inf)
+    precision = contextlib.nullcontext()
     if backend == "torch":
         import torch
 
+        from ..score.streaming_torch import ieee_float32_matmul
+
         dev = torch.device(device)
         R, Q = torch.from_numpy(ref).to(dev), torch.from_numpy(probe).to(dev)
+        precision = ieee_float32_matmul(torch)  # the run's scores were full float32: TF32 would move them past MARGIN
     else:
         buf = np.empty((min(tile, len(ref)), min(tile, len(probe))), np.float32)
-    for r0 in range(0, len(ref), tile):
-        for c0 in range(0, len(probe), tile):
-            if backend == "torch":
-                S = R[r0 : r0 + tile] @ Q[c0 : c0 + tile].T
-                hit = (S >= float(floor)).nonzero()
-                s = S[hit[:, 0], hit[:, 1]].cpu().numpy()
-                hit = hit.cpu().numpy()
-                r, c = hit[:, 0].astype(np.int64), hit[:, 1].astype(np.int64)
-            else:
-                a, b = ref[r0 : r0 + tile], probe[c0 : c0 + tile]
-                S = np.matmul(a, b.T, out=buf[: len(a), : len(b)])  # one buffer for every tile
-                # rows holding a score above the floor first: a row maximum costs 1/15 of
-                # a comparison-and-nonzero over the tile, and most rows hold none
-                rows_hit = np.flatnonzero(S.max(axis=1) >= floor)
-                sub = S[rows_hit]
-                rr, c = np.nonzero(sub >= floor)
-                r, s = rows_hit[rr], sub[rr, c]
-            r, c = r + r0, c + c0
-            imp = ref_identity[r] != probe_identity[c]
-            if imp.any():
-                rows.append(r[imp]), cols.append(c[imp]), vals.append(s[imp])
-                kept += int(imp.sum())
-            if kept > max(64 * n, 100_000):  # more than needed: keep the n highest (ties too), raise the floor
-                rows, cols, vals, floor = _prune(rows, cols, vals, n, floor)
-                kept = len(vals[0])
+    with precision:
+        for r0 in range(0, len(ref), tile):
+            for c0 in range(0, len(probe), tile):
+                if backend == "torch":
+                    r, c, s = _tile_candidates_torch(R[r0 : r0 + tile] @ Q[c0 : c0 + tile].T, floor, n + _genuine_count(
+                        ref_identity[r0 : r0 + tile], probe_identity[c0 : c0 + tile]))
+                else:
+                    a, b = ref[r0 : r0 + tile], probe[c0 : c0 + tile]
+                    S = np.matmul(a, b.T, out=buf[: len(a), : len(b)])  # one buffer for every tile
+                    # rows holding a score above the floor first: a row maximum costs 1/15 of
+                    # a comparison-and-nonzero over the tile, and most rows hold none
+                    rows_hit = np.flatnonzero(S.max(axis=1) >= floor)
+                    sub = S[rows_hit]
+                    rr, c = np.nonzero(sub >= floor)
+                    r, s = rows_hit[rr], sub[rr, c]
+                r, c = r + r0, c + c0
+                imp = ref_identity[r] != probe_identity[c]
+                if imp.any():
+                    rows.append(r[imp]), cols.append(c[imp]), vals.append(s[imp])
+                    kept += int(imp.sum())
+                if kept > max(64 * n, 100_000):  # more than needed: keep the n highest (ties too), raise the floor
+                    rows, cols, vals, floor = _prune(rows, cols, vals, n, floor)
+                    kept = len(vals[0])
     if not vals:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     rows, cols, vals, _ = _prune(rows, cols, vals, n, floor)
     return rows[0], cols[0], vals[0]
+
+
+def _genuine_count(a: np.ndarray, b: np.ndarray) -> int:
+    """Pairs (i, j) with ``a[i] == b[j]``: the genuine comparisons of a tile."""
+    u, ca = np.unique(a, return_counts=True)
+    at = np.searchsorted(u, b)
+    found = (at < len(u)) & (u[np.minimum(at, len(u) - 1)] == b)
+    return int(ca[at[found]].sum())
+
+
+def _tile_candidates_torch(S, floor, wanted: int):
+    """(rows, cols, scores) of a device tile's scores ``>= floor`` that can be among the
+    ``wanted`` highest (``n`` plus the tile's genuine comparisons, dropped later), with
+    every score tied with the last of them: the tile's ``wanted``-th highest score raises
+    the floor, so a low cut (``-inf``: every impostor) never gathers the whole tile's
+    indices (16,384^2 pairs of int64 would be 4 GB)."""
+    import torch
+
+    flat = S.reshape(-1)
+    thr = torch.tensor(float(floor), device=S.device)
+    if 0 < wanted < flat.numel():
+        thr = torch.maximum(thr, torch.topk(flat, wanted, sorted=False).values.min())
+    hit = (S >= thr).nonzero()
+    s = S[hit[:, 0], hit[:, 1]].cpu().numpy()
+    hit = hit.cpu().numpy()
+    return hit[:, 0].astype(np.int64), hit[:, 1].astype(np.int64), s
 
 
 def _prune(rows, cols, vals, n, floor):

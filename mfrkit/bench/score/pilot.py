@@ -30,9 +30,7 @@ def pilot_collect(tiles: Tiles, views: dict[str, View], far_targets, res: ScanRe
     h = np.zeros(k * stride, np.int64)
     scratch = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((1, 1), np.int64), collected=np.zeros(nb, bool))
     plan = Plan(histogram=True, genuine=False, lut=None, row_groups=groups)
-    for tile in sub.tiles:
-        sub.run(tile, plan, scratch, h)
-    h = sub.group_histogram(h)
+    sub.scan(plan, scratch, h)
     per_group = h.reshape(k, tiles.n_cells, nb)
     hist = per_group.sum(0)
     per_bin = per_group[:, :, 2:].sum(1)

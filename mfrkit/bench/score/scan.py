@@ -105,6 +105,9 @@ class ScanResult:
     pilot_rows : int, reference images the pilot scored against every probe (0: no pilot).
     seconds : dict of wall-clock time per stage.
     device : ``cpu`` or ``cuda``.
+    reducer : what reduced the tiles' scores: ``numpy``, ``torch`` (torch operations),
+        ``triton`` (:mod:`mfrkit.bench.score.streaming_triton`) or, where the kernel failed
+        part-way, :data:`~mfrkit.bench.score.streaming_torch.FELL_BACK`.
     """
 
     bins: ScoreBins
@@ -123,6 +126,7 @@ class ScanResult:
     pilot_rows: int = 0
     seconds: dict = field(default_factory=dict)
     device: str = "cpu"
+    reducer: str = "numpy"
 
     def concat(self) -> None:
         """Join the per-tile pieces into single arrays (once)."""

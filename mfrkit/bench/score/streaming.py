@@ -149,7 +149,7 @@ def score_all_pairs(
     t0 = time.perf_counter()
     flat_hist = np.zeros(tiles.n_cells * nb, np.int64)
     scan(Plan(histogram=True, genuine=True, lut=np.tile(collect, tiles.n_cells)), flat_hist, report=True)
-    res.hist = tiles.histogram(flat_hist)
+    res.hist = flat_hist.reshape(tiles.n_cells, nb)
     # bin 1 holds exactly the comparisons overwritten with the sentinel, unless a score
     # fell below -1.25
     if int(res.hist[:, 1].sum()) != res.sentinels or res.hist[:, 0].any():
@@ -173,11 +173,7 @@ class _Scanner:
     def __call__(self, plan: Plan, hist: np.ndarray | None, report: bool = False) -> None:
         tiles, res, progress = self.tiles, self.res, self.progress
         if self.workers == 1:
-            for tile in tiles.tiles:
-                tiles.run(tile, plan, res, hist)
-                if progress and report:
-                    progress(1)
-            tiles.synchronize()
+            tiles.scan(plan, res, hist, progress if report else None)
             return
         # several threads, each with its own buffers, histogram and output; numpy and
         # BLAS release the GIL, so element-wise work of one tile overlaps another's product

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -90,16 +91,14 @@ class Tiles:
         """Reduce one tile by ``plan`` into ``out`` and (a histogram pass) ``hist``."""
         self._run_numpy(tile, plan, out, hist)
 
-    def histogram(self, flat: np.ndarray) -> np.ndarray:
-        """The pass's histogram, shape (n_cells, n_bins), from the flat counts it filled."""
-        return flat.reshape(self.n_cells, self.bins.n_bins)
-
-    def group_histogram(self, flat: np.ndarray) -> np.ndarray:
-        """The pilot's per-group counts (flat) it filled."""
-        return flat
-
-    def synchronize(self) -> None:
-        """Wait for the tiles' work to finish (nothing to wait for on numpy)."""
+    def scan(self, plan: Plan, out: ScanResult, hist: np.ndarray | None,
+             progress: Callable[[int], None] | None = None) -> None:
+        """Every tile once, in order, in this thread (``progress(1)`` after each); the torch
+        tiles pipeline a whole pass on the device."""
+        for tile in self.tiles:
+            self.run(tile, plan, out, hist)
+            if progress:
+                progress(1)
 
     # numpy / BLAS
     def _buffers(self, shape: tuple[int, int]):
@@ -162,7 +161,6 @@ class Tiles:
                 out.values.append(S[mask])
                 out.value_cells.append((keys[mask] // self.bins.n_bins).astype(np.int64))
 
-    # torch / CUDA
 
 def make_tiles(ref: Side, probe: Side, bins: ScoreBins, *, device: str, backend: str = "auto", **kw) -> Tiles:
     """Tiles on torch when the device is CUDA (or ``backend="torch"``, the GPU code path on
