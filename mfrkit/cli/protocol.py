@@ -169,6 +169,30 @@ def protocol_import(
                           "run `mfrkit protocol validate` for details", highlight=False)
 
 
+@protocol_app.command("import-ijb")
+def protocol_import_ijb(
+    root: Annotated[Path, typer.Argument(help="insightface's IJB release: the set folder holding meta/ and loose_crop/ (or its parent).")],
+    set_name: Annotated[str, typer.Option("--set", help="ijbc or ijbb.")] = "ijbc",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Protocol folder to write (default $MFRKIT_HOME/ijb/<set>).")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="Write the protocol even when most listed faces are not in loose_crop/ (they count as failures to acquire).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Processes hashing the face crops.")] = 1,
+    name: NameOpt = None,
+    register: RegisterOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
+) -> None:
+    """Import IJB-B / IJB-C (insightface's release) as a template protocol: 1:1 template pairs and 1:N galleries S1/S2."""
+    from ..protocols.workflow import import_ijb_folder
+
+    result, registered = import_ijb_folder(root, out, set_name=set_name, name=name, register=(name or True) if register else False,
+                                           allow_missing=allow_missing, overwrite=force, workers=workers, progress=True)
+    note = f"; registered as {registered}" if registered else ""
+    console.print(f"wrote {result.folder}: {result.summary()}{note}", highlight=False)
+    missing = result.info["counts"]["faces"] - result.info["counts"]["faces_found"]
+    if missing:
+        err_console.print(f"[yellow]warning:[/] {missing:,} listed face(s) are not usable images in loose_crop/; "
+                          "they are failures to acquire (see `mfrkit protocol validate`)", highlight=False)
+
+
 @protocol_app.command("export")
 def protocol_export(
     protocol: ProtocolArg,

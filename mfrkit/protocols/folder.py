@@ -92,7 +92,7 @@ from .spec import ROLES
 FORMAT = "mfrkit-protocol"
 VERSION = 1
 INFO_NAME = "protocol.json"
-KINDS = ("verification", "identification", "all-pairs")
+KINDS = ("verification", "identification", "all-pairs", "ijb-templates")
 
 #: File name -> columns, in order.
 TABLES = {
@@ -106,7 +106,8 @@ _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
 #: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
 _MAX_INT = 2**31 - 1
 _FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv"),
-                  "all-pairs": ("reference_images.csv", "probe_images.csv")}
+                  "all-pairs": ("reference_images.csv", "probe_images.csv"),
+                  "ijb-templates": ()}  # Parquet tables, read by :mod:`.ijb`
 #: Which manifest each id column refers to.
 ROLE_OF_COLUMN = {
     ("pairs.csv", "left_id"): "reference",
@@ -138,6 +139,8 @@ class Protocol:
         1:N: see the module docstring.
     reference_images, probe_images : DataFrame or None
         All-pairs: ``image_id``, ``identity``, ``unit`` of each side (see :mod:`.all_pairs`).
+    ijb : IjbTables or None
+        IJB templates (kind ``ijb-templates``, see :mod:`.ijb`): faces, templates, pairs.
     folder : Path or None
         Where it was loaded from or saved to.
     sha256 : str or None
@@ -153,6 +156,7 @@ class Protocol:
     probes: pd.DataFrame | None = None
     reference_images: pd.DataFrame | None = None
     probe_images: pd.DataFrame | None = None
+    ijb: object | None = None
     folder: Path | None = None
     sha256: str | None = None
     registered_as: str | None = None
@@ -513,7 +517,12 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
             raise ProtocolError(f"{path} changed after {INFO_NAME} was written (sha256 mismatch): the folder was "
                                 "edited or a write was interrupted. Make, import or derive the protocol again.")
         tables[name] = read_table(path, name)
+    ijb = None
+    if info["kind"] == "ijb-templates":
+        from .ijb import load_ijb_tables
+
+        ijb = load_ijb_tables(folder, info)
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
                     probes=tables.get("probes.csv"), reference_images=tables.get("reference_images.csv"),
-                    probe_images=tables.get("probe_images.csv"), folder=folder, sha256=protocol_sha256(folder))
+                    probe_images=tables.get("probe_images.csv"), ijb=ijb, folder=folder, sha256=protocol_sha256(folder))

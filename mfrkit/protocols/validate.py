@@ -180,6 +180,8 @@ def validate_protocol(folder: str | os.PathLike | Protocol, manifests: ManifestA
         _validate_pairs(protocol, checks, report)
     elif protocol.kind == "all-pairs":
         _validate_all_pairs(protocol, checks, report)
+    elif protocol.kind == "ijb-templates":
+        _validate_ijb(protocol, checks, report)
     else:
         _validate_identification(protocol, checks, report)
     return report
@@ -300,6 +302,16 @@ def _validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: 
             f"{len(leak)} pair(s) compare two images of the same source photo (a synthetic image with its source or "
             f"another copy of it): rows {_rows_text(leak, folds)}", leak, "pairs.csv"))
     report.row_status = status
+
+
+def _validate_ijb(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+    """IJB templates: every face of the list is an image of the loose-crop manifest (a
+    template's other tables were checked against each other when imported)."""
+    faces = protocol.ijb.faces["image_id"].astype(str)
+    status = ["ok"] * len(faces)
+    _image_problems(faces, checks["reference"], "reference", "image_id", "faces.parquet", None, status, report)
+    report.row_status = status
+    report.counts = dict(protocol.info.get("counts") or {})
 
 
 def _validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:

@@ -173,6 +173,30 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
     return protocol, report
 
 
+def import_ijb_folder(root: PathLike, out: PathLike | None = None, *, set_name: str = "ijbc", name: str | None = None,
+                      register: bool | str = False, allow_missing: bool = False, overwrite: bool = False,
+                      workers: int = 1, progress: bool = False):
+    """Import insightface's IJB release as an ``ijb-templates`` protocol folder (see :mod:`.ijb`).
+
+    ``out`` defaults to ``$MFRKIT_HOME/ijb/<set>``; ``register``: False, True (registered
+    as the set's name, ``ijbc``) or the registry name. Returns (:class:`~.ijb.IjbImport`,
+    registered name or None).
+    """
+    from ..data.registry import mfrkit_home
+    from .ijb import import_ijb
+
+    folder = Path(out) if out is not None else mfrkit_home() / "ijb" / str(set_name).lower()
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(name or str(set_name).lower())
+        check_registrable(reg_name, folder, replace=overwrite)  # a refused name writes nothing
+    result = import_ijb(root, folder, set_name=set_name, name=name, allow_missing=allow_missing, overwrite=overwrite,
+                        workers=workers, progress=progress)
+    if reg_name is not None:
+        reg_name = register_protocol(reg_name, folder, replace=overwrite).name
+    return result, reg_name
+
+
 def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,
                      spec_params: dict | None = None, seed: int = 0, **options: Any) -> Protocol:
     """A protocol from a folder, a registered name or a spec name (what ``--protocol`` on
