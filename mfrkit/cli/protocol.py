@@ -76,7 +76,7 @@ def protocol_make(
     allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
     people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
     derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants.")] = None,
-    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures.")] = False,
+    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures; --people: go ahead when most of its identities have no usable image in the manifests.")] = False,
     region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
     region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
     factor: Annotated[Optional[float], typer.Option(help="partial-*: crop factor (all available if omitted).")] = None,
@@ -115,7 +115,7 @@ def protocol_make(
                    "probe_fraction": probe_fraction, "n_distractors": distractors, "max_identities": max_identities}
     else:
         options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
-                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source}
+                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source, "allow_missing": allow_missing}
     written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
                                    derive_from=derive, people=people, overwrite=force, name=name,
                                    register=(name or True) if register else False, **options)
@@ -127,7 +127,15 @@ def protocol_make(
 def _counts_text(protocol) -> str:
     counts = protocol.info["counts"]
     if protocol.kind == "verification":
-        return f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
+        text = f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
+        people = (protocol.info.get("params") or {}).get("identity_folds_found")
+        if people:
+            text += f"; {people['found']:,} of {people['listed']:,} people.txt identities found"
+        p = protocol.pairs
+        failed = int(((p["left_id"] == "") | (p["right_id"] == "")).sum()) if p is not None else 0
+        if failed:
+            text += f"; {counts['pairs'] - failed:,} pairs kept with both images, {failed:,} as failures (a variant missing)"
+        return text
     if protocol.kind == "all-pairs":
         return (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
                 f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
@@ -147,6 +155,7 @@ def protocol_import(
     images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into.")] = None,
     variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
     strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
+    allow_missing: Annotated[bool, typer.Option(help="Import even when most references match no image of the manifests (default: refuse, the file is probably not of these images).")] = False,
     name: NameOpt = None,
     register: RegisterOpt = True,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
@@ -158,7 +167,7 @@ def protocol_import(
     if not fmt:
         raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
     protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
-                                              variant=variant, overwrite=force, name=name, strict=strict,
+                                              variant=variant, overwrite=force, name=name, strict=strict, allow_missing=allow_missing,
                                               ext=ext, n_folds=folds, register=(name or True) if register else False)
     counts = protocol.info["counts"]
     text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"

@@ -138,7 +138,7 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
 def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: PathLike | None = None,
                            probe: PathLike | None = None, *, images_to: PathLike | None = None,
                            variant: str = "unmasked", overwrite: bool = False, name: str | None = None,
-                           strict: bool = False, register: bool | str = False,
+                           strict: bool = False, allow_missing: bool = False, register: bool | str = False,
                            **read_options: Any) -> tuple[Protocol, ImportReport | None]:
     """Import a public pair list (or an insightface ``.bin``) and save it as a protocol folder.
 
@@ -166,7 +166,7 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         if reference is None:
             raise ProtocolError("importing a pair list needs the manifest of the images it names (--manifest)")
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
-                                        **read_options)
+                                        allow_missing=allow_missing, **read_options)
     save_protocol(protocol, out, overwrite=overwrite)
     if reg_name is not None:
         protocol.registered_as = register_protocol(reg_name, out, replace=overwrite).name
