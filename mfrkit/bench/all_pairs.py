@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..protocols.all_pairs import count_comparisons
+from ..protocols.all_pairs import count_comparisons, protocol_counts
 from . import metrics as M
 from .evaluate import BREAKDOWN_COLUMNS, _group_key
 from .streaming import Side, View, resolve_device, same_identity_pairs, score_all_pairs
@@ -141,6 +141,9 @@ def evaluate_all_pairs(
     ident_r, ident_q = _codes(refs["identity"], probes["identity"])
     unit_r, unit_q = _codes(refs["unit"], probes["unit"])
     image_r, image_q = _codes(refs["image_id"], probes["image_id"]) if same_images else (None, None)
+    # One set of images and one model for both sides: scores are symmetric, each unordered
+    # comparison is scored once (a heterogeneous model's two towers are not: ordered).
+    triangle = bool(protocol_counts(protocol)["symmetric"]) and ref is probe
 
     # breakdown classes: columns with a value on some image
     attr_r, attr_q = (a.reset_index(drop=True) for a in attributes)
@@ -156,9 +159,15 @@ def evaluate_all_pairs(
     for cell in cells:
         rc, qc = divmod(cell, n_qc)
         r_sel, q_sel = class_r == rc, class_q == qc
-        full = count_comparisons(refs[r_sel], probes[q_sel], same_images=same_images, allow_same_source=allow)
+        if triangle and rc > qc:
+            # a pair of images of two classes is counted once, in the cell (lower class, higher
+            # class); breakdown groups are unordered in the two classes, so sums are right
+            r_sel = q_sel = np.zeros(len(refs), bool)
+        sym = triangle and rc == qc
+        full = count_comparisons(refs[r_sel], probes[q_sel], same_images=same_images, allow_same_source=allow,
+                                 symmetric=sym)
         usable = count_comparisons(refs[r_sel & ok_r], probes[q_sel & ok_q], same_images=same_images,
-                                   allow_same_source=allow)
+                                   allow_same_source=allow, symmetric=sym)
         fta_imp[cell] = full["impostor"] - usable["impostor"]
         fta_gen[cell] = full["genuine"] - usable["genuine"]
         totals[cell] = full
@@ -203,7 +212,7 @@ def evaluate_all_pairs(
     binned, resolved, scan = score_all_pairs(
         ref_side, probe_side, views, far_targets=all_targets, allow_same_source=allow, device=device,
         tile_rows=tile, tile_cols=tile, collect_all=collect_all, seed=seed, thresholds_of=thresholds_of,
-        log=log, progress=progress, n_cells=(n_cells_r, n_qc),
+        log=log, progress=progress, n_cells=(n_cells_r, n_qc), triangle=triangle,
         # two scoring threads overlap one tile's element-wise work with another's product
         # (1.33x the bare product against 1.59x with one, on 2 shared cores)
         workers=min(2, os.cpu_count() or 1),
@@ -236,8 +245,13 @@ def evaluate_all_pairs(
         "accuracy": "an all-pairs protocol has no folds: k-fold accuracy is not defined",
         "bootstrap": "not computed for all-pairs protocols (it would need a histogram per identity)",
     }
+    ordered = {k: sum(totals[c]["ordered"][k] for c in cells) for k in ("genuine", "impostor", "comparisons")}
+    if triangle:  # the ordered counts of the whole grid, as references x probes (N^2 with self pairs)
+        ordered = {**protocol_counts(protocol)["ordered"]}
     metrics["all_pairs"] = {
         **counts,
+        "unordered": triangle,
+        "ordered": ordered,
         "device": scan.device,
         "passes": scan.passes,
         "pilot_rows": scan.pilot_rows,
@@ -266,7 +280,7 @@ def evaluate_all_pairs(
     outcome = AllPairsOutcome(
         metrics=metrics, breakdowns=breakdowns, genuine=_genuine_table(scan, refs, probes, rr, qq, ok_r, ok_q,
                                                                        ident_r, ident_q, unit_r, unit_q, image_r,
-                                                                       image_q, allow, reject),
+                                                                       image_q, allow, reject, triangle),
         images=pd.concat([
             pd.DataFrame({"role": "reference", **{c: refs[c] for c in ("image_id", "identity", "unit")}, "fta": ~ok_r}),
             pd.DataFrame({"role": "probe", **{c: probes[c] for c in ("image_id", "identity", "unit")}, "fta": ~ok_q}),
@@ -291,7 +305,7 @@ def _subset(t: M.TarAtFar, keep: np.ndarray) -> M.TarAtFar:
 
 
 def _genuine_table(scan, refs, probes, rr, qq, ok_r, ok_q, ident_r, ident_q, unit_r, unit_q, image_r, image_q,
-                   allow, reject) -> pd.DataFrame:
+                   allow, reject, triangle=False) -> pd.DataFrame:
     """Every genuine comparison: the scanned ones with their scores, and (``reject``) the
     FtA ones at -inf."""
     scan.concat()
@@ -307,6 +321,8 @@ def _genuine_table(scan, refs, probes, rr, qq, ok_r, ok_q, ident_r, ident_q, uni
             keep &= unit_r[r] != unit_q[c]
         if image_r is not None:
             keep &= image_r[r] != image_q[c]
+        if triangle:
+            keep &= r < c
         r, c = r[keep], c[keep]
         rows.append(pd.DataFrame({"left_id": refs["image_id"].to_numpy()[r], "right_id": probes["image_id"].to_numpy()[c],
                                   "score": -np.inf, "fta": True}))

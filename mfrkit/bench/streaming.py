@@ -216,8 +216,11 @@ class _Tiles:
 
     def __init__(self, ref: Side, probe: Side, bins: ScoreBins, *, allow_same_source: bool, tile_rows: int,
                  tile_cols: int, device: str, n_cells: tuple[int, int] | None = None,
-                 parent: "_Tiles | None" = None, rows: np.ndarray | None = None, backend: str = "auto") -> None:
+                 parent: "_Tiles | None" = None, rows: np.ndarray | None = None, backend: str = "auto",
+                 triangle: bool = False) -> None:
         self.ref, self.probe, self.bins = ref, probe, bins
+        # one set of images on both sides: only comparisons (i, j) with i < j are made
+        self.triangle = bool(triangle)
         self.allow_same_source = allow_same_source
         self.tr, self.tc = max(1, int(tile_rows)), max(1, int(tile_cols))
         self.device = device
@@ -228,7 +231,8 @@ class _Tiles:
         if n_ref_cells < ref.n_cells or self.n_probe_cells < probe.n_cells:
             raise StreamingError("n_cells is smaller than the sides' cell codes")
         self.n_cells = n_ref_cells * self.n_probe_cells
-        self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)]
+        self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)
+                      if not self.triangle or min(c + self.tc, len(probe.vectors)) - 1 > r]
         self.sentinel = bins.excluded_value
         self._local = threading.local()
         self._torch = None
@@ -256,7 +260,17 @@ class _Tiles:
             excluded |= ref.unit[r0 + rows] == probe.unit[c0 + cols]
         if ref.image is not None and probe.image is not None:
             excluded |= ref.image[r0 + rows] == probe.image[c0 + cols]
+        if self.triangle:  # the mirror half is overwritten by lower_mask
+            upper = r0 + rows < c0 + cols
+            rows, cols, excluded = rows[upper], cols[upper], excluded[upper]
         return rows, cols, excluded
+
+    def lower_mask(self, r0: int, shape: tuple[int, int], c0: int) -> np.ndarray | None:
+        """Triangle mode: the tile's positions (i, j) with i >= j (the mirror of a comparison
+        made elsewhere, or an image against itself), None when there is none."""
+        if not self.triangle or c0 > r0 + shape[0] - 1:
+            return None
+        return (c0 + np.arange(shape[1]))[None, :] <= (r0 + np.arange(shape[0]))[:, None]
 
     def subset(self, rows: np.ndarray) -> "_Tiles":
         """The same scoring for some reference rows only (all of them in one tile row)."""
@@ -313,6 +327,10 @@ class _Tiles:
             out.excluded += int(excluded.sum())
         S[rows, cols] = self.sentinel
         out.sentinels += len(rows)
+        lower = self.lower_mask(r0, S.shape, c0)
+        if lower is not None:
+            S[lower] = self.sentinel
+            out.sentinels += int(lower.sum())
         # bin = floor(s * 2^k + offset): the product is exact, the sum rounds once (as on the GPU)
         np.multiply(S, np.float32(self.bins.bins_per_unit), out=T)
         T += np.float32(self.bins.offset)
@@ -369,6 +387,10 @@ class _Tiles:
         if len(rows):
             S[tr, tc] = float(self.sentinel)
         out.sentinels += len(rows)
+        lower = self.lower_mask(r0, tuple(S.shape), c0)
+        if lower is not None:
+            S.masked_fill_(torch.from_numpy(lower).to(self._dev), float(self.sentinel))
+            out.sentinels += int(lower.sum())
         keys = (S * float(self.bins.bins_per_unit) + float(self.bins.offset)).to(torch.int64)
         if offs is not None:
             keys += torch.from_numpy(offs[0].astype(np.int64)).to(self._dev)[:, None]
@@ -487,6 +509,7 @@ def score_all_pairs(
     n_cells: tuple[int, int] | None = None,
     workers: int | None = None,
     backend: str = "auto",
+    triangle: bool = False,
     progress: Callable[[int], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, BinnedScores], dict[str, dict], ScanResult]:
@@ -512,6 +535,10 @@ def score_all_pairs(
     workers : CPU threads scoring tiles at once (default 1; each gets its own buffers).
     backend : ``auto`` (torch on CUDA, numpy on the CPU) or ``torch`` (torch on the CPU
         too: the GPU code path, checkable without a GPU).
+    triangle : both sides are one set of images in the same order (a symmetric
+        all-pairs protocol): each unordered comparison is scored once, (i, j) with i < j;
+        tiles wholly below the diagonal are skipped. The pilot still samples whole rows
+        (it only plans which bins to keep).
     progress : called with 1 after each tile of the main pass; log : messages (extra passes).
 
     Returns
@@ -526,8 +553,10 @@ def score_all_pairs(
         raise StreamingError(f"reference and probe embeddings differ in dimension: {reference.vectors.shape} and "
                              f"{probe.vectors.shape}")
     used = resolve_device(device)
+    if triangle and (len(reference.vectors) != len(probe.vectors) or not np.array_equal(reference.identity, probe.identity)):
+        raise StreamingError("triangle scoring needs one set of images on both sides, in the same order")
     tiles = _Tiles(reference, probe, bins, allow_same_source=allow_same_source, tile_rows=tile_rows,
-                   tile_cols=tile_cols, device=used, n_cells=n_cells, backend=backend)
+                   tile_cols=tile_cols, device=used, n_cells=n_cells, backend=backend, triangle=triangle)
     nb = bins.n_bins
     res = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((tiles.n_cells, nb), np.int64),
                      collected=np.zeros(nb, bool), device=used)

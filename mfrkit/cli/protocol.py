@@ -137,9 +137,14 @@ def _counts_text(protocol) -> str:
             text += f"; {counts['pairs'] - failed:,} pairs kept with both images, {failed:,} as failures (a variant missing)"
         return text
     if protocol.kind == "all-pairs":
-        return (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
+        text = (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
                 f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
                 f"{counts['excluded_same_source']:,} same-source excluded)")
+        if counts.get("symmetric"):
+            ordered = counts["ordered"]
+            text += (f"; one set of images: each unordered pair once ({ordered['comparisons']:,} ordered comparisons, "
+                     f"{ordered['cross']:,} = N^2 with self pairs, as some published counts give them)")
+        return text
     return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
 
 
