@@ -67,7 +67,8 @@ class Embeddings:
     Attributes
     ----------
     ids : list of str, image ids in order.
-    vectors : ndarray of shape (n, D), float32, L2-normalised; zero rows for FtA.
+    vectors : ndarray of shape (n, D), float32, L2-normalised (raw with ``normalise=False``
+        in :func:`embed_images`); zero rows for FtA.
     status : ndarray of shape (n,), object: ``"ok"`` or the FtA reason.
     computed, cached : how many embeddings were computed now / read from the cache.
     seconds : wall time spent computing (pipeline + model), excluding cache reads.
@@ -174,6 +175,7 @@ def embed_images(
     progress: Callable[[int], None] | None = None,
     executor: ExecutorSpec | None = None,
     packed: Mapping[int, tuple[Pack, int]] | None = None,
+    normalise: bool = True,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
 
@@ -206,6 +208,11 @@ def embed_images(
         (resized to the model's input when the pack's crop is the same template at
         another size) instead of decoded and aligned. A packed crop is the bench's own
         crop of the same landmarks, so embeddings and cache entries are the same.
+    normalise : bool
+        L2-normalise the embeddings (the default). False keeps the model's raw outputs
+        (the flip test's sum with ``tta="flip"``), for pooling that weights a face by its
+        embedding norm (insightface's IJB templates); they are cached under their own
+        preprocessing key, never mixed with normalised ones.
 
     Returns
     -------
@@ -257,7 +264,8 @@ def embed_images(
     cache_lock = None
     if cache_dir is not None:
         spec = model.spec.preprocessing()
-        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend if alignment.needs_landmarks else None)
+        prep = preprocessing_key(spec if normalise else {**spec, "raw": True}, tta=tta,
+                                 landmark_backend=landmark_backend if alignment.needs_landmarks else None)
         cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
         # One writer per cache folder at a time: two runs appending parts to the same
         # model's cache would number them alike.
@@ -296,6 +304,8 @@ def embed_images(
         if raw.shape[1] != vectors.shape[1]:
             raise ModelError(f"{model.name}: embedding dimension {raw.shape[1]} differs from the cached {vectors.shape[1]}")
         emb, usable = l2_normalise(raw)
+        if not normalise:  # the same usable rows (finite, non-zero), their raw values
+            emb = np.where(usable[:, None], np.nan_to_num(np.asarray(raw, np.float32)), np.float32(0))
         vectors[rows_arr] = emb
         status[rows_arr[~usable]] = NON_FINITE
         bad_model += int((~usable).sum())

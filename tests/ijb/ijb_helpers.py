@@ -33,7 +33,8 @@ SRC[:, 0] += 8.0
 X_LABELS = [10**-6, 10**-5, 10**-4, 10**-3, 10**-2, 10**-1]
 
 
-def make_release(root: Path, *, n_subjects: int = 16, probes_per_subject: int = 4, seed: int = 0, size: int = 128) -> Path:
+def make_release(root: Path, *, n_subjects: int = 16, probes_per_subject: int = 4, seed: int = 0, size: int = 128,
+                 noise: float = 25.0) -> Path:
     """Write the release under ``root/IJBC``; returns that folder (about 240 faces)."""
     rng = np.random.default_rng(seed)
     base = root / "IJBC"
@@ -63,7 +64,7 @@ def make_release(root: Path, *, n_subjects: int = 16, probes_per_subject: int = 
             shift = rng.normal(0, 4, 2) + (size - 112) / 2
             M = cv2.getRotationMatrix2D((56, 56), angle, scale)
             M[:, 2] += shift
-            face = textures[s].astype(np.float32) + rng.normal(0, 25, (112, 112, 3))
+            face = textures[s].astype(np.float32) + rng.normal(0, noise, (112, 112, 3))
             face = np.clip(face, 0, 255).astype(np.uint8)
             picture = cv2.warpAffine(face, M, (size, size), borderValue=(90, 90, 90))
             cv2.imwrite(str(base / "loose_crop" / name), picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -192,3 +193,39 @@ def insightface_1n(base: Path, img_feats, faceness) -> dict:
     for f, k in zip(fars, required):
         out[f"tpir@{f}"] = float(np.sum(pos > neg[k - 1]) / len(mask))
     return out
+
+
+# --- a fixed small model -----------------------------------------------------------------------------
+
+ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5",
+          "mfrkit.align": "arcface112", "mfrkit.family": "tiny-ijb"}
+
+
+def make_ijb_model(path: Path, *, dim: int = 32, seed: int = 0) -> Path:
+    """Conv(3->8, 5x5, stride 2) -> Relu -> AveragePool(4) -> Flatten -> MatMul(dim): a fixed
+    little network on 112x112 RGB crops whose raw (unnormalised) outputs differ in norm."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w_conv = rng.normal(0, 0.2, (8, 3, 5, 5)).astype(np.float32)
+    w_fc = rng.normal(0, 1 / np.sqrt(8 * 14 * 14), (8 * 14 * 14, dim)).astype(np.float32)
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 112, 112])
+    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])
+    nodes = [
+        helper.make_node("Conv", ["input", "w_conv"], ["c"], pads=[2, 2, 2, 2], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Flatten", ["p"], ["f"], axis=1),
+        helper.make_node("MatMul", ["f", "w_fc"], ["embedding"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny-ijb", [x], [y], [numpy_helper.from_array(w_conv, "w_conv"),
+                                                           numpy_helper.from_array(w_fc, "w_fc")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for k, v in ARC112.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path

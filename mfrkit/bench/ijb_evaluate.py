@@ -1,0 +1,236 @@
+"""One model (or heterogeneous pair) on an IJB template protocol: faces -> embeddings ->
+templates -> 1:1 and 1:N metrics by both rule sets.
+
+The faces are aligned with the release's own 5 points (``faces.parquet``; no landmark
+detection), embedded raw (the flip test's sum when on: see
+:class:`~mfrkit.bench.ijb_scoring.IjbPooling`) through the bench's embedding pipeline
+and cache, and scored by :mod:`mfrkit.bench.ijb_scoring`.
+
+**Sides.** Reference-side templates (pair column 1, gallery templates) pool the faces
+of the protocol's reference manifest (the loose crops), probe-side templates (pair
+column 2, 1:N probes) those of its probe manifest. When the probe manifest is another
+one (a **masked IJB-C**: ``mfrkit synth`` over the loose-crop manifest, given as
+``--manifest probe=...``), each probe-side face is the image of that manifest whose
+``source_id`` is the face's id, aligned with the same 5 points (synth keeps the crop's
+geometry); a face without such an image is a failure to acquire (``no_masked_copy``),
+never silently the unmasked crop, and a face with several is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..data.manifest import STATUS_OK
+from ..errors import MfrkitError
+from ..landmarks.base import FaceResult, Landmarks
+from .embed import Embeddings, ImageRef, embed_images
+from .ijb_scoring import IjbPooling, score_template_pairs, search_galleries, side_features, verification_block
+
+#: FtA reason of a probe-side face the masked probe manifest has no copy of.
+NO_MASKED_COPY = "no_masked_copy"
+#: Landmark "backend" recorded in the embedding cache key: the release's own points.
+RELEASE_POINTS = "ijb-release-5pts"
+
+
+class IjbBenchError(MfrkitError):
+    """An IJB protocol and the manifests given for it do not fit together."""
+
+
+@dataclass
+class IjbOutcome:
+    """What :func:`evaluate_ijb` returns.
+
+    Attributes
+    ----------
+    metrics : dict, the 1:1 metrics (keys of an all-pairs result) plus ``identification``
+        (per gallery, mfrkit's open-set rule), ``insightface.identification`` and ``ijb``
+        (set, pooling, templates, passes).
+    genuine : DataFrame ``left_id, right_id, score, fta``: every genuine template pair.
+    histogram : DataFrame of the impostor/genuine histogram (``histogram.csv``).
+    templates : DataFrame ``template_id, side, faces, faces_used, usable``.
+    faces : DataFrame ``image_id, side, template_id, status`` (FtA rows are the failures).
+    embeddings : the Embeddings of each side (throughput, counts).
+    transfer_threshold : ``{far_target, threshold, far}`` when asked.
+    rates : threshold -> Rates for the thresholds asked.
+    """
+
+    metrics: dict
+    genuine: pd.DataFrame
+    histogram: pd.DataFrame
+    templates: pd.DataFrame
+    faces: pd.DataFrame
+    embeddings: list
+    transfer_threshold: dict | None = None
+    rates: dict = field(default_factory=dict)
+
+
+def _bbox(points: np.ndarray) -> np.ndarray:
+    return np.r_[points.min(0), points.max(0)].astype(np.float32)
+
+
+def _face(points: np.ndarray, score: float) -> FaceResult:
+    lm = Landmarks(points5=points.astype(np.float32), points68=None, bbox=_bbox(points), score=float(score),
+                   backend=RELEASE_POINTS)
+    return FaceResult(status=STATUS_OK, landmarks=lm, n_faces=1)
+
+
+def face_images(protocol, rows: np.ndarray, role: str) -> list[ImageRef]:
+    """ImageRefs of faces ``rows`` (positions in ``protocol.ijb.faces``) from the ``role``
+    manifest, each with the release's 5 points (see the module docstring)."""
+    tables = protocol.ijb
+    manifest = protocol.manifest(role)
+    loose = protocol.manifest("reference")
+    table = manifest.table
+    ids = tables.faces["image_id"].to_numpy()[rows]
+    if role == "reference" or manifest.fingerprint() == loose.fingerprint():
+        by_face = pd.Series(np.arange(len(table)), index=table["image_id"].astype(str))
+    else:
+        src = table["source_id"].astype(object) if "source_id" in table else pd.Series([None] * len(table))
+        src = src.where(src.notna(), None)
+        has = src.notna().to_numpy()
+        counts = src[has].astype(str).value_counts()
+        doubled = counts[counts > 1]
+        if len(doubled):
+            raise IjbBenchError(f"the probe manifest {manifest.path} holds {int(doubled.iloc[0])} images made from face "
+                                f"{doubled.index[0]!r}; a masked IJB probe side needs one per face (synth without a grid)")
+        by_face = pd.Series(np.flatnonzero(has), index=src[has].astype(str).to_numpy())
+        if not by_face.index.isin(ids).any() and len(ids):
+            raise IjbBenchError(f"no image of the probe manifest {manifest.path} was made from a face of "
+                                f"{protocol.name} (source_id); give the synth output of its loose-crop manifest")
+    at = by_face.reindex(ids).to_numpy()
+    out = []
+    for k, (face_id, pos) in enumerate(zip(ids, at)):
+        r = rows[k]
+        face = _face(tables.points[r], tables.faces["detector_score"].iat[r])
+        if pd.isna(pos):
+            out.append(ImageRef(f"{role}:{face_id}", "", None, NO_MASKED_COPY if role == "probe" else "missing", face))
+            continue
+        row = table.iloc[int(pos)]
+        sha = row["sha256"] if isinstance(row.get("sha256"), str) and row["sha256"] else None
+        out.append(ImageRef(f"{role}:{face_id}", str(manifest.abspath(row["path"])), sha, str(row["status"]), face))
+    return out
+
+
+def _side_rows(protocol, side: str) -> np.ndarray:
+    faces = protocol.ijb.faces
+    return np.flatnonzero(np.isin(faces["template_id"].to_numpy(np.int64), protocol.ijb.side_templates(side)))
+
+
+def _embed(model, refs: list[ImageRef], pooling: IjbPooling, embed_options: dict, progress) -> Embeddings:
+    return embed_images(model, refs, tta="flip" if pooling.flip else None, landmark_backend=RELEASE_POINTS,
+                        normalise=False, progress=progress, **embed_options)
+
+
+def embed_sides(protocol, models: tuple, pooling: IjbPooling, *, embed_options: dict,
+                progress: Callable[[int, str], object], log: Callable[[str], None]) -> dict:
+    """Raw face embeddings per side: ``{side: (rows, raw (n_faces, D), ok (n_faces,), Embeddings)}``;
+    one embedding pass when both sides read the same images with the same model."""
+    ref_model, probe_model = models
+    same = protocol.manifest("probe").fingerprint() == protocol.manifest("reference").fingerprint() and \
+        probe_model is ref_model
+    n = len(protocol.ijb.faces)
+    sides = {}
+    plan = [("reference", ref_model)] if same else [("reference", ref_model), ("probe", probe_model)]
+    for side, model in plan:
+        rows = np.arange(n) if same else _side_rows(protocol, side)
+        refs = face_images(protocol, rows, "reference" if same else side)
+        with progress(len(refs), f"embedding {len(refs):,} IJB faces ({side} side) with {model.name}") as advance:
+            emb = _embed(model, refs, pooling, embed_options, advance)
+        raw = np.zeros((n, emb.vectors.shape[1]), np.float32)
+        ok = np.zeros(n, bool)
+        raw[rows], ok[rows] = emb.vectors, emb.ok
+        log(f"{model.name}: {len(refs):,} IJB faces ({side}), {emb.computed:,} embedded, {emb.cached:,} from cache, "
+            f"{int((~emb.ok).sum()):,} failed to acquire")
+        sides[side] = (rows, raw, ok, emb)
+    if same:
+        sides["probe"] = sides["reference"]
+    return sides
+
+
+def _tables(protocol, sides: dict, left, right, gallery, probes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    faces = protocol.ijb.faces
+    face_rows = []
+    for side in ("reference", "probe"):
+        rows, _, ok, emb = sides[side]
+        face_rows.append(pd.DataFrame({"image_id": faces["image_id"].to_numpy()[rows], "side": side,
+                                       "template_id": faces["template_id"].to_numpy()[rows],
+                                       "status": np.asarray(emb.status, dtype=object).astype(str)}))
+        if sides["probe"] is sides["reference"]:
+            break
+    temp = []
+    for side, tf in (("reference", left), ("probe", right), ("gallery", gallery), ("probe-1:N", probes)):
+        temp.append(pd.DataFrame({"template_id": tf.ids, "side": side, "faces_used": tf.faces, "medias_used": tf.medias,
+                                  "usable": tf.usable}))
+    return pd.concat(temp, ignore_index=True), pd.concat(face_rows, ignore_index=True)
+
+
+def evaluate_ijb(protocol, models: tuple, *, pooling: IjbPooling, embed_options: dict, far_targets,
+                 fta_policy: str = "reject", confidence: float = 0.95, max_rank: int = 20, transfer_far: float | None = None,
+                 thresholds=(), progress=None, log: Callable[[str], None] | None = None) -> IjbOutcome:
+    """Score an ``ijb-templates`` protocol (see the module docstring).
+
+    Parameters
+    ----------
+    protocol : Protocol of kind ``ijb-templates``.
+    models : (reference model, probe model): OnnxModel, the same object twice for a plain model.
+    pooling : IjbPooling (flip test, norm score, detector score).
+    embed_options : :func:`~mfrkit.bench.embed.embed_images` keywords (batch_size, workers,
+        cache_dir, executor).
+    far_targets : FAR targets (1:1) and FPIR targets (1:N, mfrkit rule).
+    transfer_far, thresholds : the threshold-transfer source FAR and thresholds to rate.
+    """
+    import contextlib
+
+    log = log or (lambda msg: None)
+    progress = progress or (lambda n, d: contextlib.nullcontext(lambda k=1: None))
+    tables = protocol.ijb
+    sides = embed_sides(protocol, models, pooling, embed_options=embed_options, progress=progress, log=log)
+    t = tables.templates
+    _, raw_r, ok_r, _ = sides["reference"]
+    _, raw_q, ok_q, _ = sides["probe"]
+    faces = tables.faces
+    left = side_features(raw_r, ok_r, faces, t.loc[t["left"], "template_id"].to_numpy(np.int64), pooling)
+    right = side_features(raw_q, ok_q, faces, t.loc[t["right"], "template_id"].to_numpy(np.int64), pooling)
+    targets = np.unique(np.r_[np.asarray(far_targets, np.float64), [transfer_far] if transfer_far is not None else []])[::-1]
+    scores, resolved = score_template_pairs(tables.iter_pairs, left, right, far_targets=targets, fta_policy=fta_policy,
+                                            thresholds=list(thresholds), confidence=confidence, log=log)
+    metrics = verification_block(scores, resolved, far_targets)
+    gal = t[t["gallery"] != ""]
+    gallery = side_features(raw_r, ok_r, faces, gal["template_id"].to_numpy(np.int64), pooling)
+    prb = t[t["probe"]]
+    probes = side_features(raw_q, ok_q, faces, prb["template_id"].to_numpy(np.int64), pooling)
+    if len(gal) and len(prb):
+        one_n = search_galleries(gallery, gal["subject_id"].to_numpy(np.int64), gal["gallery"].to_numpy(str), probes,
+                                 prb["subject_id"].to_numpy(np.int64), fpir_targets=far_targets, max_rank=max_rank,
+                                 confidence=confidence)
+        metrics["identification"] = one_n["galleries"]
+        metrics["insightface"]["identification"] = one_n["insightface"]
+    metrics["skipped"] = {
+        "accuracy": "an IJB protocol has no folds: k-fold accuracy is not defined",
+        "bootstrap": "not computed for IJB protocols (the 1:1 scores are streamed into a histogram)",
+        **({} if len(gal) and len(prb) else {"identification": "the release lists no 1:N gallery or probe templates"}),
+    }
+    metrics["ijb"] = {
+        "set": protocol.info.get("set"), "pooling": pooling.as_dict(), "passes": scores.passes,
+        "templates": {name: {"templates": len(tf.ids), "not_usable": int((~tf.usable).sum())}
+                      for name, tf in (("reference", left), ("probe", right), ("gallery", gallery), ("probes", probes))},
+        "scores": "float64 template dot products rounded to float32 for the exact binned resolution",
+    }  # fmt: skip
+    templates, face_table = _tables(protocol, sides, left, right, gallery, probes)
+    genuine = pd.DataFrame({"left_id": scores.genuine_pairs[:, 0], "right_id": scores.genuine_pairs[:, 1],
+                            "score": scores.genuine_scores.astype(np.float64),
+                            "fta": np.isneginf(scores.genuine_scores)})
+    out = IjbOutcome(metrics=metrics, genuine=genuine, histogram=scores.binned.histogram(), templates=templates,
+                     faces=face_table, embeddings=[sides["reference"][3]] + ([] if sides["probe"] is sides["reference"]
+                                                                            else [sides["probe"][3]]))
+    if transfer_far is not None:
+        taf = resolved["tar_at_far"]
+        k = int(np.flatnonzero(taf.far_target == transfer_far)[0])
+        out.transfer_threshold = {"far_target": float(transfer_far), "threshold": float(taf.threshold[k]),
+                                  "far": float(taf.far[k])}
+    out.rates = {float(th): r for th, r in zip(thresholds, resolved["rates"])}
+    return out
