@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.manifest import STATUS_OK
-from ..errors import MfrkitError
 from ..landmarks.base import FaceResult, Landmarks
+from ..protocols.ijb_masked import masked_copies
 from .embed import Embeddings, ImageRef, embed_images
 from .ijb_scoring import IjbPooling, score_template_pairs, search_galleries, side_features, verification_block
 
@@ -34,10 +34,6 @@ from .ijb_scoring import IjbPooling, score_template_pairs, search_galleries, sid
 NO_MASKED_COPY = "no_masked_copy"
 #: Landmark "backend" recorded in the embedding cache key: the release's own points.
 RELEASE_POINTS = "ijb-release-5pts"
-
-
-class IjbBenchError(MfrkitError):
-    """An IJB protocol and the manifests given for it do not fit together."""
 
 
 @dataclass
@@ -87,21 +83,9 @@ def face_images(protocol, rows: np.ndarray, role: str) -> list[ImageRef]:
     table = manifest.table
     ids = tables.faces["image_id"].to_numpy()[rows]
     if role == "reference" or manifest.fingerprint() == loose.fingerprint():
-        by_face = pd.Series(np.arange(len(table)), index=table["image_id"].astype(str))
-    else:
-        src = table["source_id"].astype(object) if "source_id" in table else pd.Series([None] * len(table))
-        src = src.where(src.notna(), None)
-        has = src.notna().to_numpy()
-        counts = src[has].astype(str).value_counts()
-        doubled = counts[counts > 1]
-        if len(doubled):
-            raise IjbBenchError(f"the probe manifest {manifest.path} holds {int(doubled.iloc[0])} images made from face "
-                                f"{doubled.index[0]!r}; a masked IJB probe side needs one per face (synth without a grid)")
-        by_face = pd.Series(np.flatnonzero(has), index=src[has].astype(str).to_numpy())
-        if not by_face.index.isin(ids).any() and len(ids):
-            raise IjbBenchError(f"no image of the probe manifest {manifest.path} was made from a face of "
-                                f"{protocol.name} (source_id); give the synth output of its loose-crop manifest")
-    at = by_face.reindex(ids).to_numpy()
+        at = pd.Series(np.arange(len(table)), index=table["image_id"].astype(str)).reindex(ids).to_numpy()
+    else:  # a masked probe side: the image made from each face (protocols.ijb_masked)
+        at = masked_copies(pd.Series(ids), manifest).to_numpy()
     out = []
     for k, (face_id, pos) in enumerate(zip(ids, at)):
         r = rows[k]

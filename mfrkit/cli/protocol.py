@@ -75,7 +75,7 @@ def protocol_make(
     allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
     allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
     people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
-    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants.")] = None,
+    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants; or from an IJB protocol: the same templates with the probe side from --probe-manifest (its masked loose crops).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures; --people: go ahead when most of its identities have no usable image in the manifests.")] = False,
     region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
     region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
@@ -96,7 +96,7 @@ def protocol_make(
     """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
     from ..protocols.workflow import make_protocol_folder
 
-    if manifest is None:
+    if manifest is None and derive is None:
         raise typer.BadParameter("give the manifest to draw from (--manifest)")
     spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
                    "mask_types": mask_types, "mask_pairing": mask_pairing}
@@ -121,7 +121,8 @@ def protocol_make(
                                    register=(name or True) if register else False, **options)
     for folder, protocol in written:
         registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
-        console.print(f"wrote {folder}: {protocol.spec}, {_counts_text(protocol)}{registered}", highlight=False)
+        what = protocol.spec or protocol.kind
+        console.print(f"wrote {folder}: {what}, {_counts_text(protocol)}{registered}", highlight=False)
 
 
 def _counts_text(protocol) -> str:
@@ -144,6 +145,13 @@ def _counts_text(protocol) -> str:
             ordered = counts["ordered"]
             text += (f"; one set of images: each unordered pair once ({ordered['comparisons']:,} ordered comparisons, "
                      f"{ordered['cross']:,} = N^2 with self pairs, as some published counts give them)")
+        return text
+    if protocol.kind == "ijb-templates":
+        text = (f"{protocol.info.get('set')}: {counts['templates']:,} templates, {counts['pairs']:,} template pairs "
+                f"({counts['genuine']:,} genuine)")
+        if "probe_faces_masked" in counts:
+            text += (f"; {counts['probe_faces_masked']:,} of {counts['probe_faces']:,} probe-side faces masked "
+                     "(the others are failures to acquire)")
         return text
     return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
 

@@ -14,7 +14,7 @@ from ..data.manifest import file_sha256
 from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
-from .folder import Protocol, open_manifest, save_protocol
+from .folder import Protocol, open_manifest, read_info, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, bin_protocol_in_place, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
@@ -53,7 +53,7 @@ def partial_grid(spec: str, probe_manifest, spec_params: dict) -> list[dict]:
     return out
 
 
-def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | None = None, *, spec: str = "umr-ump",
+def make_protocol_folder(out: PathLike, reference: PathLike | None, probe: PathLike | None = None, *, spec: str = "umr-ump",
                          spec_params: dict | None = None, kind: str = "verification", derive_from: PathLike | None = None,
                          people: PathLike | None = None, overwrite: bool = False, name: str | None = None,
                          register: bool | str = False, **options: Any) -> list[tuple[Path, Protocol]]:
@@ -70,7 +70,9 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     spec, spec_params : the spec
     kind : ``verification``, ``all-pairs`` (every reference x every probe image, see
         :mod:`.all_pairs`) or ``identification``
-    derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
+    derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds), or of
+        an ``ijb-templates`` protocol: its masked-probe variant, ``probe`` (or ``reference``)
+        being the masked copy of its loose crops (:mod:`.ijb_masked`)
     people : LFW ``people.txt`` giving the identity folds (1:1 only)
     name : the protocol's recorded name (default: the folder's name)
     register : False, True (register as ``<dataset>/<spec>``, with ``-<mode>`` for 1:N,
@@ -86,6 +88,12 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     -------
     list of (folder, Protocol) written.
     """
+    if derive_from is not None and read_info(derive_from).get("kind") == "ijb-templates":
+        return [_derive_ijb_folder(out, derive_from, probe if probe is not None else reference, name=name,
+                                   register=register, overwrite=overwrite,
+                                   allow_missing=bool(options.get("allow_missing")))]
+    if reference is None:
+        raise ProtocolError("give the manifest to draw from (--manifest)")
     if kind not in ("verification", "all-pairs", "identification"):
         raise ProtocolError(f"kind must be verification, all-pairs or identification, got {kind!r}")
     if kind == "all-pairs" and (derive_from is not None or people is not None):
@@ -133,6 +141,28 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
             protocol.registered_as = register_protocol(reg_name, folder, replace=overwrite).name
         written.append((folder, protocol))
     return written
+
+
+def _derive_ijb_folder(out: PathLike, parent: PathLike, probe: PathLike | None, *, name: str | None,
+                       register: bool | str, overwrite: bool, allow_missing: bool) -> tuple[Path, Protocol]:
+    """The masked-probe variant of an IJB protocol (:mod:`.ijb_masked`), registered as
+    ``<parent name>-masked-probe`` (or ``register`` when a name)."""
+    from .folder import load_protocol
+    from .ijb_masked import derive_masked_ijb
+
+    if probe is None:
+        raise ProtocolError("give the masked copy of the IJB loose crops as the probe manifest (--probe-manifest)")
+    source = load_protocol(parent)
+    label = name or f"{source.name}-masked-probe"
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(label)
+        check_registrable(reg_name, Path(out), replace=overwrite)
+    derive_masked_ijb(source, probe, out, name=label, allow_missing=allow_missing, overwrite=overwrite)
+    protocol = load_protocol(out)
+    if reg_name is not None:
+        protocol.registered_as = register_protocol(reg_name, Path(out), replace=overwrite).name
+    return Path(out), protocol
 
 
 def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: PathLike | None = None,

@@ -90,14 +90,16 @@ def make_release(root: Path, *, n_subjects: int = 16, probes_per_subject: int = 
 # --- insightface's steps, written out -----------------------------------------------------------------
 
 
-def insightface_features(base: Path, model_file: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``ijb_onnx.py``'s AlignedDataSet + extract: (n, 2D) [emb, emb of the flipped crop], scores."""
+def insightface_features(base: Path, model_file: Path, images: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``ijb_onnx.py``'s AlignedDataSet + extract: (n, 2D) [emb, emb of the flipped crop], scores;
+    ``images``: face name -> another file to read for it (a masked copy)."""
     sess = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
     lines = (base / "meta" / "ijbc_name_5pts_score.txt").read_text().splitlines()
     feats, scores = [], []
     for line in lines:
         parts = line.strip().split(" ")
-        im = cv2.cvtColor(cv2.imread(str(base / "loose_crop" / parts[0])), cv2.COLOR_BGR2RGB)
+        path = images[parts[0]] if images else base / "loose_crop" / parts[0]
+        im = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         lm = np.array([float(x) for x in parts[1:-1]], dtype=np.float32).reshape((5, 2))
         st = trans.SimilarityTransform()
         st.estimate(lm, SRC)
@@ -229,3 +231,51 @@ def make_ijb_model(path: Path, *, dim: int = 32, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def make_masked_copy(release: Path, out: Path, *, skip_every: int = 0, keep_every: int = 1) -> Path:
+    """A stand-in for ``mfrkit synth`` over the loose-crop manifest: each crop with its lower
+    half painted (same size and geometry), ``source_id`` = the face's name, in a dataset
+    folder with its own manifest; with ``skip_every`` every that-many-th face gets none
+    (as synth finding no face), with ``keep_every`` only every that-many-th has one.
+    Returns the manifest path."""
+    import hashlib
+
+    from mfrkit.data.manifest import Manifest, make_table, write_manifest
+
+    rows = []
+    names = [line.split(" ")[0] for line in (release / "meta" / "ijbc_face_tid_mid.txt").read_text().splitlines()]
+    (out / "loose_crop").mkdir(parents=True)
+    for k, name in enumerate(names):
+        if (skip_every and k % skip_every == skip_every - 1) or k % keep_every:
+            continue
+        img = cv2.imread(str(release / "loose_crop" / name))
+        img[img.shape[0] // 2:] = (200, 60, 40)
+        rel = f"loose_crop/{Path(name).stem}_surgical.jpg"
+        cv2.imwrite(str(out / rel), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        data = (out / rel).read_bytes()
+        rows.append({"image_id": rel, "path": rel, "identity": None, "variant": "masked", "source_id": name,
+                     "mask_type": "surgical", "status": "ok", "sha256": hashlib.sha256(data).hexdigest(),
+                     "width": img.shape[1], "height": img.shape[0], "bytes": len(data)})
+    write_manifest(Manifest(make_table(rows), {"name": "ijbc-masked", "root": "."}), out / "manifest.parquet")
+    return out / "manifest.parquet"
+
+
+def insightface_11_two_sides(base: Path, feats_ref, feats_probe, faceness) -> list[float]:
+    """insightface_11 with TEMPLATE_1 pooled from ``feats_ref`` and TEMPLATE_2 from
+    ``feats_probe`` (the masked-probe protocol; every face embedded on both sides)."""
+    meta = pd.read_csv(base / "meta" / "ijbc_face_tid_mid.txt", sep=" ", header=None).values
+    templates, medias = meta[:, 1].astype(int), meta[:, 2].astype(int)
+    pairs = pd.read_csv(base / "meta" / "ijbc_template_pair_label.txt", sep=" ", header=None).values
+    p1, p2, label = pairs[:, 0].astype(int), pairs[:, 1].astype(int), pairs[:, 2].astype(int)
+    out_feats = []
+    for f in (feats_ref, feats_probe):
+        t, uniq = _image2template(_input_feats(f, faceness), templates, medias)
+        out_feats.append(normalize(t))
+    template2id = np.zeros((max(uniq) + 1, 1), dtype=int)
+    for c, u in enumerate(uniq):
+        template2id[u] = c
+    score = np.sum(out_feats[0][template2id[p1]] * out_feats[1][template2id[p2]], -1).flatten()
+    fpr, tpr, _ = roc_curve(label, score)
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
+    return [float(tpr[min(list(zip(abs(fpr - x), range(len(fpr)))))[1]]) for x in X_LABELS]

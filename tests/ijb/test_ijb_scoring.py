@@ -128,3 +128,56 @@ def test_streamed_template_pairs_equal_the_materialised_rules(policy):
         assert resolved["eer"] == M.eer(y, s)
         assert resolved["rates"][0] == M.rates_at_threshold(y, s, 0.3)
     assert got.binned.n_genuine == y.sum() and got.binned.n_impostor == (~y).sum()
+
+
+def test_masked_probe_side_against_insightface_steps(scored, tmp_path):
+    """protocol make --from IJB -p MASKED: the probe side (pair column 2, 1:N probes) from
+    the masked copies, the gallery side untouched, compared with insightface's steps run
+    on unmasked TEMPLATE_1 and masked TEMPLATE_2 faces."""
+    import pandas as pd
+    from ijb_helpers import insightface_11_two_sides, make_masked_copy
+    from typer.testing import CliRunner
+
+    from mfrkit.cli import app
+
+    release, protocol, ms, feats, faceness = scored
+    masked = make_masked_copy(release, tmp_path / "masked")
+    result = CliRunner().invoke(app, ["protocol", "make", str(tmp_path / "mp"), "--from", str(protocol.folder), "-p",
+                                      str(masked), "--no-register"])
+    assert result.exit_code == 0, result.output
+    assert "of" in result.output and "probe-side faces masked" in result.output
+    derived = load_protocol(tmp_path / "mp")
+    assert derived.kind == "ijb-templates" and derived.manifest("probe").fingerprint() != protocol.manifest("probe").fingerprint()
+    out = _run(derived, ms)
+    m = pd.read_parquet(masked)
+    images = {src: masked.parent / path for src, path in zip(m["source_id"], m["path"])}
+    feats_masked, _ = insightface_features(release, protocol.folder.parent / "tiny-ijb.onnx", images=images)
+    want = insightface_11_two_sides(release, feats, feats_masked, faceness)
+    got = {r["far_target"]: r["tar"] for r in out.metrics["insightface"]["tar_at_far"]}
+    np.testing.assert_allclose([got[x] for x in X_LABELS], want, atol=1e-12)
+    unmasked = {r["far_target"]: r["tar"] for r in _run(protocol, ms).metrics["insightface"]["tar_at_far"]}
+    assert got != unmasked  # the masks changed the scores
+    assert (out.faces.loc[out.faces["side"] == "probe", "status"] == "ok").all()
+
+
+def test_probe_faces_without_a_masked_copy_are_failures_to_acquire(scored, tmp_path):
+    from mfrkit.protocols.errors import InsufficientDataError
+    from mfrkit.protocols.ijb_masked import derive_masked_ijb
+
+    from ijb_helpers import make_masked_copy
+
+    release, protocol, ms, feats, faceness = scored
+    sparse = make_masked_copy(release, tmp_path / "m3", skip_every=3)
+    info = derive_masked_ijb(protocol, sparse, tmp_path / "p3")
+    c = info["counts"]
+    assert 0 < c["probe_faces_masked"] < c["probe_faces"]
+    out = _run(load_protocol(tmp_path / "p3"), ms)
+    probe = out.faces[out.faces["side"] == "probe"]
+    assert (probe["status"] == "no_masked_copy").sum() == c["probe_faces"] - c["probe_faces_masked"]
+    # too few: refused unless allowed
+    few = make_masked_copy(release, tmp_path / "m1", keep_every=4)
+    with pytest.raises(InsufficientDataError, match="probe-side faces of .* have a masked image"):
+        derive_masked_ijb(protocol, few, tmp_path / "p1")
+    assert not (tmp_path / "p1").exists()
+    info = derive_masked_ijb(protocol, few, tmp_path / "p1", allow_missing=True)
+    assert info["counts"]["probe_faces_masked"] < info["counts"]["probe_faces"] / 2
