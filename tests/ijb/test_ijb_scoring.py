@@ -174,6 +174,10 @@ def test_probe_faces_without_a_masked_copy_are_failures_to_acquire(scored, tmp_p
     out = _run(load_protocol(tmp_path / "p3"), ms)
     probe = out.faces[out.faces["side"] == "probe"]
     assert (probe["status"] == "no_masked_copy").sum() == c["probe_faces"] - c["probe_faces_masked"]
+    from mfrkit.protocols import validate_protocol
+
+    report = validate_protocol(tmp_path / "p3")
+    assert [p.kind for p in report.problems] == ["no_masked_copy"] and report.ok  # a warning, not an error
     # too few: refused unless allowed
     few = make_masked_copy(release, tmp_path / "m1", keep_every=4)
     with pytest.raises(InsufficientDataError, match="probe-side faces of .* have a masked image"):
