@@ -50,6 +50,7 @@ from .protocol_io import (
     resolve_protocol,
 )
 from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
+from .result_notes import provenance_warning
 from .results import METRICS_NAME, write_csv, write_json
 from .search import (
     SEARCH_DEVICES,
@@ -323,7 +324,7 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
         rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
         log(
             f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
-            f"{int((~emb.ok).sum())} failed to acquire"
+            f"{int((~emb.ok).sum())} images failed to acquire"
         )
         out.append(emb)
     return out[0], (out[1] if ms.heterogeneous else out[0])
@@ -513,6 +514,8 @@ def run_benchmark(
     seen: dict[str, int] = {}
     for ms in model_sets:
         seen[ms.name] = seen.get(ms.name, 0) + 1
+        if (untrained := provenance_warning(ms.describe())) is not None:
+            log(f"warning: {untrained}")
     now = _dt.datetime.now(_dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     folder = Path(cfg.out) / run_id
@@ -627,8 +630,11 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
     pdir.mkdir(parents=True, exist_ok=True)
     fta_rows = _fta_rows(proto, s, ref, probe, images)
     res = {**common, "settings": dict(common["settings"]), "protocol": describe_protocol(proto)}
+    # images: distinct images (one that serves both roles counts once); rows: fta.csv's
+    # image x role entries; the comparisons they touch are metrics.n_fta
     res["fta"] = {
-        "images": int(len(fta_rows)),
+        "images": int(fta_rows.attrs.get("distinct", len(fta_rows))),
+        "rows": int(len(fta_rows)),
         "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
         "policy": cfg.fta_policy,
     }
@@ -676,13 +682,16 @@ def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: Imag
         sides = (("reference", ref, s.left), ("probe", probe, s.right))
     else:
         sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
-    rows = []
+    rows, distinct = [], set()
     for role, emb, uids in sides:
         for uid in dict.fromkeys(uids):
             st = emb.status[emb.index[uid]]
             if st != STATUS_OK:
                 rows.append({"image_id": images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
-    return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+                distinct.add(uid)
+    out = pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+    out.attrs["distinct"] = len(distinct)  # an image of both roles is one image
+    return out
 
 
 def _transfer_source(protocols: list, wanted: str | None) -> str | None:

@@ -269,6 +269,8 @@ def search_galleries(gallery: TemplateFeatures, gallery_subjects: np.ndarray, ga
             "n_probes": len(ranks) + len(g.nonmated_scores), "n_mated": len(ranks), "n_nonmated": len(g.nonmated_scores),
             "n_fta": int(np.isneginf(g.mated_scores).sum() + np.isneginf(g.nonmated_scores).sum()),
             **{f"rank{k}": float(curve[k - 1]) if k <= max_rank else math.nan for k in INSIGHTFACE_RANKS},
+            "rank1_ci": [float(v) for v in M.clopper_pearson(int((ranks <= 1).sum()), len(ranks), confidence=confidence)]
+            if len(ranks) else [math.nan, math.nan],
             "cmc": curve.tolist(), "tpir_at_fpir": tpir.records(),
         }  # fmt: skip
     tops = reducer.insightface_ranks()

@@ -15,7 +15,12 @@ from typing import Sequence
 import pandas as pd
 
 from ..atomic import atomic_write_text
+from .result_notes import provenance_status
 from .results import METRICS_NAME, ReportError, as_float, read_result, write_csv
+
+
+#: Protocol kinds scored as 1:1 comparisons (IJB templates also hold 1:N figures).
+VERIFICATION_KINDS = ("verification", "1:1", "all-pairs", "ijb-templates")
 
 
 def _target(t) -> str:
@@ -28,6 +33,8 @@ def leaderboard_row(result: dict) -> dict:
     m = result.get("metrics", {})
     row = {
         "model": model.get("name"),
+        # trained, untrained or unknown (a foreign model): an untrained model's numbers are no result
+        "weights": provenance_status(model),
         "protocol": proto.get("name"),
         "kind": proto.get("kind"),
         "model_sha256": model.get("sha256"),
@@ -45,11 +52,11 @@ def leaderboard_row(result: dict) -> dict:
         "run_id": result.get("run_id"),
         "created": result.get("created"),
     }
-    if proto.get("kind") in ("verification", "1:1", "all-pairs"):
+    if proto.get("kind") in VERIFICATION_KINDS:
         rules = settings.get("rules") or "mfrkit"
         chosen = m if rules == "mfrkit" else (m.get(rules) or {})
         row["rules"] = rules
-        row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=as_float(m.get("auc")))
+        row.update(n_pairs=m.get("n_pairs"), fta_comparisons=m.get("n_fta"), auc=as_float(m.get("auc")))
         row.update(eer=as_float(m.get("eer", {}).get("eer")), eer_threshold=as_float(m.get("eer", {}).get("threshold")))
         acc = chosen.get("accuracy")
         if acc:
@@ -68,6 +75,13 @@ def leaderboard_row(result: dict) -> dict:
                 transfer_from=tr["from"], transfer_far=as_float(tr["far_target"]),
                 transfer_fmr=as_float(tr["fmr"]), transfer_fnmr=as_float(tr["fnmr"]),
             )  # fmt: skip
+        # IJB templates: the 1:N figures of each gallery beside the 1:1 ones (mfrkit's open-set rule)
+        for g, block in (m.get("identification") or {}).items():
+            row[f"rank1_{g}"] = as_float(block.get("rank1"))
+            for r in block.get("tpir_at_fpir", []):
+                t = _target(r["far_target"])
+                row[f"tpir@fpir={t}_{g}"] = as_float(r["tar"])
+                row[f"insufficient@fpir={t}_{g}"] = bool(r["insufficient_negatives"])
     else:
         row.update(n_probes=m.get("n_probes"), fta_probes=m.get("n_fta"))
         for r in (1, 5, 10):
@@ -162,8 +176,6 @@ def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None,
 
 # --- results and headline metrics (the report and the comparison table) -------------------------------
 
-#: Protocol kinds scored as 1:1 comparisons.
-VERIFICATION_KINDS = ("verification", "1:1", "all-pairs")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,12 @@ def _f(v) -> float:
         return math.nan
 
 
+def count_of(v) -> int:
+    """A count from a metrics.json value (0 when absent or not a number)."""
+    f = _f(v)
+    return 0 if math.isnan(f) else int(f)
+
+
 def short_far(t: float) -> str:
     """``1e-3`` rather than ``0.001``; ``0.1`` stays."""
     if t >= 0.01:
@@ -64,7 +70,7 @@ def size_warning(result: dict) -> str | None:
     name = (result.get("protocol") or {}).get("name")
     parts = []
     if kind in ONE_TO_ONE:
-        n_gen, n_imp = int(_f(m.get("n_genuine")) or 0), int(_f(m.get("n_impostor")) or 0)
+        n_gen, n_imp = count_of(m.get("n_genuine")), count_of(m.get("n_impostor"))
         records = m.get("tar_at_far") or []
         low = sorted(float(r["far_target"]) for r in records if r.get("insufficient_negatives"))
         if low:
@@ -72,20 +78,20 @@ def size_warning(result: dict) -> str | None:
             parts.append(f"{n_imp:,} impostor comparisons cannot resolve FAR {', '.join(short_far(t) for t in low)} "
                          f"(under 1/FAR): those TAR@FAR are flagged insufficient and mean 'at no false accept'"
                          + (f"; the smallest FAR it resolves is {short_far(best)}" if best else ""))
-        if n_gen < MIN_GENUINE:
+        if "n_genuine" in m and n_gen < MIN_GENUINE:
             w = _half_width(records)
             parts.append(f"only {n_gen:,} genuine comparisons: each TAR is uncertain by up to +-{w:.3f} "
                          f"({_level(result)} interval)" if not math.isnan(w) else f"only {n_gen:,} genuine comparisons")
     if kind == "identification" or (kind == "ijb-templates" and m.get("identification")):
         galleries = m.get("identification") if kind == "ijb-templates" else {"": m}
         for g, block in (galleries or {}).items():
-            mated = int(_f(block.get("n_mated")) or 0)
-            nonmated = int(_f(block.get("n_nonmated")) or 0)
+            mated = count_of(block.get("n_mated"))
+            nonmated = count_of(block.get("n_nonmated"))
             low = sorted(float(r["far_target"]) for r in block.get("tpir_at_fpir") or [] if r.get("insufficient_negatives"))
             where = f"gallery {g}: " if g else ""
             if low:
                 parts.append(f"{where}{nonmated:,} non-mated probes cannot resolve FPIR {', '.join(short_far(t) for t in low)}")
-            if mated < MIN_MATED:
+            if "n_mated" in block and mated < MIN_MATED:
                 parts.append(f"{where}only {mated:,} mated probes")
     if not parts:
         return None
@@ -135,3 +141,24 @@ def rule_differences(result: dict, *, block: dict | None = None) -> list[str]:
         out.append(f"TAR@FAR={short_far(t)}: mfrkit {ta:.4f}, insightface {tb:.4f} (interval width {width:.4f}): "
                    f"{_explain(t, a, b)}")
     return out
+
+
+# --- provenance ----------------------------------------------------------------------------------------
+
+
+def provenance_status(model: dict) -> str:
+    """``trained``, ``untrained`` or ``unknown`` of a result's ``model`` block (unknown
+    when the block predates provenance or the model does not say)."""
+    p = model.get("provenance") if isinstance(model, dict) else None
+    status = p.get("status") if isinstance(p, dict) else None
+    return status if status in ("trained", "untrained") else "unknown"
+
+
+def provenance_warning(model: dict) -> str | None:
+    """The bench's warning for a model whose weights were never trained (None otherwise)."""
+    if provenance_status(model) != "untrained":
+        return None
+    p = model.get("provenance") or {}
+    how = f" (weights {p['weights']})" if p.get("weights") else ""
+    return (f"{model.get('name')} has untrained weights{how}: its numbers measure a random network, not the method; "
+            "train it (mfrkit models train) and export the checkpoint")
