@@ -35,6 +35,10 @@ from ..packs.pack import open_pack, serves
 from . import evaluate as E
 from . import metrics as M
 from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
+from .ijb_evaluate import RELEASE_POINTS, IjbOutcome, evaluate_ijb, write_ijb_files
+from .ijb_evaluate import fta_table as ijb_fta_table
+from .ijb_evaluate import throughput as ijb_throughput
+from .ijb_scoring import IjbPooling
 from .crops import default_workers
 from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
 from .embedding_cache import default_cache_dir, preprocessing_key
@@ -61,6 +65,8 @@ from .search import (
 )
 
 FTA_POLICIES = ("reject", "exclude")
+#: The IJB template protocol kind (:mod:`mfrkit.protocols.ijb`).
+IJB = "ijb-templates"
 
 ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
 
@@ -156,6 +162,9 @@ class BenchConfig:
         "other 1:1 protocols ('' to skip).",
     )  # fmt: skip
     transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
+    ijb_pooling: str = option("flip,norm,detector", help="IJB template protocols: insightface's pooling switches, "
+                              "comma-separated: flip (flip test), norm (embedding norm weights the face), detector "
+                              "(detector score weights it); none for plain averages.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
     rules: str = option("mfrkit", help="Rule set the leaderboard shows: mfrkit (conservative TAR@FAR, midpoint "
                         "thresholds) or insightface (nearest ROC point, threshold grid on squared L2 distance, std "
@@ -220,6 +229,8 @@ def _sides(proto, images: ImageTable) -> _Sides:
             left=images.uids(ref, proto.reference_images["image_id"].tolist(), what=what),
             right=images.uids(prb, proto.probe_images["image_id"].tolist(), what=what),
         )
+    if proto.kind == IJB:  # its faces are embedded by its own evaluation (the release's 5 points, raw)
+        return _Sides()
     if proto.kind == VERIFICATION:
         return _Sides(
             left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
@@ -291,6 +302,9 @@ def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: Bench
         log("--redetect: packs are not used (their crops follow the landmarks they were made with)")
         packs = []
     for model, uids in jobs:
+        if not uids:  # only protocols that embed their own images (IJB templates)
+            out.append(Embeddings(ids=[], vectors=np.zeros((0, 1), np.float32), status=np.array([], dtype=object)))
+            continue
         needs = get_alignment(model.spec.align).needs_landmarks
         rows = table.loc[uids]
         lookup = None
@@ -462,6 +476,7 @@ def _validate(cfg: BenchConfig) -> None:
         raise BenchError(f"unknown test-time augmentation {cfg.tta!r}; choose none or flip")
     if cfg.batch_size < 1:
         raise BenchError(f"batch size must be >= 1, got {cfg.batch_size}")
+    IjbPooling.parse(cfg.ijb_pooling)  # a bad switch is named before anything runs
     if cfg.max_rank < 1:
         raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
     if not cfg.protocols:
@@ -563,7 +578,7 @@ def run_benchmark(
                 proto, s = protocols[i], sides[i]
                 per_model[i] = _run_protocol(
                     proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
-                    f"{ms.name} on {proto.name}",
+                    f"{ms.name} on {proto.name}", models=(ms.reference, ms.probe),
                     transfer=(cfg.transfer_far if proto.name == transfer_source else None,
                               None if hint is None else hint["threshold"]),
                     progress=progress, log=log,
@@ -621,7 +636,8 @@ def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
 
 
 def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str,
-                  *, transfer=(None, None), progress: ProgressFactory = _no_progress, log=lambda msg: None):
+                  *, transfer=(None, None), models=(None, None), progress: ProgressFactory = _no_progress,
+                  log=lambda msg: None):
     """Score and evaluate one protocol, write its files; returns (result dict, what the
     threshold transfer reads: scored rows, an AllPairsOutcome, or None for 1:N).
 
@@ -656,6 +672,12 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
         write_csv(pdir / "images.csv", use.images)
         if cfg.plots:
             plot_roc_det(pdir, *use.roc, title)
+    elif proto.kind == IJB:
+        use, metrics, breakdowns, fta_rows = _ijb(proto, models, cfg, pdir, title, transfer, progress, log)
+        res["throughput"] = ijb_throughput(use)
+        res["preprocessing"] = _ijb_preprocessing(models, cfg)
+        res["fta"].update(images=int(len(fta_rows)), rows=int(len(fta_rows)),
+                          by_reason=fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {})
     elif proto.kind == VERIFICATION:
         pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
         res["settings"]["search_device"] = None
@@ -674,6 +696,20 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
     write_csv(pdir / "fta.csv", fta_rows)
     res.update(metrics=metrics, breakdowns=breakdowns, path=str(pdir))
     return res, use
+
+
+def _ijb(proto, models, cfg: BenchConfig, pdir: Path, title: str, transfer, progress, log):
+    """An IJB template protocol (:mod:`.ijb_evaluate`): (outcome, metrics, breakdowns, fta rows)."""
+    source_far, threshold = transfer
+    embed_options = {"batch_size": cfg.batch_size, "workers": cfg.workers if cfg.workers is not None else
+                     default_workers(models[0].provider, len(proto.ijb.faces)), "cache_dir": cfg.cache_dir,
+                     "executor": cfg.executor_spec()}
+    use = evaluate_ijb(proto, models, pooling=IjbPooling.parse(cfg.ijb_pooling), embed_options=embed_options,
+                       far_targets=cfg.far_targets, fta_policy=cfg.fta_policy, confidence=cfg.confidence,
+                       max_rank=cfg.max_rank, transfer_far=source_far, thresholds=[] if threshold is None else [threshold],
+                       progress=progress, log=log)
+    write_ijb_files(use, pdir, title=title, plots=cfg.plots)
+    return use, use.metrics, {}, ijb_fta_table(use)
 
 
 def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
@@ -699,7 +735,7 @@ def _transfer_source(protocols: list, wanted: str | None) -> str | None:
     else the only one whose spec is ``wanted``; None when there is none."""
     if not wanted:
         return None
-    verification = [p for p in protocols if p.kind in (VERIFICATION, ALL_PAIRS)]
+    verification = [p for p in protocols if p.kind in (VERIFICATION, ALL_PAIRS, IJB)]
     if any(p.name == wanted for p in verification):
         return wanted
     of_spec = [p.name for p in verification if p.spec == wanted]
@@ -711,7 +747,7 @@ def _transfer_source(protocols: list, wanted: str | None) -> str | None:
 
 def _source_threshold(use, far_target: float) -> dict | None:
     """The transfer source's threshold for ``far_target``: ``far_target, threshold, far``."""
-    if isinstance(use, AllPairsOutcome):
+    if isinstance(use, (AllPairsOutcome, IjbOutcome)):
         return use.transfer_threshold
     if use is None:
         return None
@@ -736,7 +772,7 @@ def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | Non
     for res, use in verification:
         if res is sres:
             continue
-        if isinstance(use, AllPairsOutcome):
+        if isinstance(use, (AllPairsOutcome, IjbOutcome)):
             rate = use.rates[float(threshold)]  # counted in its scan (the source went first)
             res["transfer"] = {"from": source_name, "far_target": far_target, **rate.as_dict()}
         else:
@@ -753,6 +789,16 @@ def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:
         landmarks = (cfg.landmarks + ("+redetect" if cfg.redetect else "")) if needs else None
         out[side] = {**model.spec.preprocessing(), "tta": cfg.tta, "landmarks": landmarks}
     out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=cfg.tta, landmark_backend=None)[:12]
+    return out
+
+
+def _ijb_preprocessing(models, cfg: BenchConfig) -> dict:
+    """:func:`_preprocessing` of an IJB protocol: the release's 5 points, the pooling's flip test."""
+    pooling = IjbPooling.parse(cfg.ijb_pooling)
+    out = {side: {**m.spec.preprocessing(), "tta": "flip" if pooling.flip else None, "landmarks": RELEASE_POINTS,
+                  "ijb_pooling": pooling.text()} for side, m in zip(("reference", "probe"), models)}
+    out["key"] = preprocessing_key({"reference": out["reference"], "probe": out["probe"]}, tta=None,
+                                   landmark_backend=None)[:12]
     return out
 
 

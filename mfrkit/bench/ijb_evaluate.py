@@ -50,6 +50,7 @@ class IjbOutcome:
     templates : DataFrame ``template_id, side, faces, faces_used, usable``.
     faces : DataFrame ``image_id, side, template_id, status`` (FtA rows are the failures).
     embeddings : the Embeddings of each side (throughput, counts).
+    roc : (far, tar) exact points at the bin edges, for plots.
     transfer_threshold : ``{far_target, threshold, far}`` when asked.
     rates : threshold -> Rates for the thresholds asked.
     """
@@ -60,6 +61,7 @@ class IjbOutcome:
     templates: pd.DataFrame
     faces: pd.DataFrame
     embeddings: list
+    roc: tuple | None = None
     transfer_threshold: dict | None = None
     rates: dict = field(default_factory=dict)
 
@@ -169,8 +171,15 @@ def evaluate_ijb(protocol, models: tuple, *, pooling: IjbPooling, embed_options:
     """
     import contextlib
 
+    from ..alignments import get_alignment
+    from ..errors import ModelError
+
     log = log or (lambda msg: None)
     progress = progress or (lambda n, d: contextlib.nullcontext(lambda k=1: None))
+    for model in dict.fromkeys(models):
+        if not get_alignment(model.spec.align).needs_landmarks:
+            raise ModelError(f"{model.name} takes already-aligned crops (mfrkit.align={model.spec.align}); IJB loose crops "
+                             "are aligned with the release's 5 points: give the model's alignment (e.g. --align arcface112)")
     tables = protocol.ijb
     sides = embed_sides(protocol, models, pooling, embed_options=embed_options, progress=progress, log=log)
     t = tables.templates
@@ -209,6 +218,7 @@ def evaluate_ijb(protocol, models: tuple, *, pooling: IjbPooling, embed_options:
                             "score": scores.genuine_scores.astype(np.float64),
                             "fta": np.isneginf(scores.genuine_scores)})
     out = IjbOutcome(metrics=metrics, genuine=genuine, histogram=scores.binned.histogram(), templates=templates,
+                     roc=scores.binned.roc_points()[:2],
                      faces=face_table, embeddings=[sides["reference"][3]] + ([] if sides["probe"] is sides["reference"]
                                                                             else [sides["probe"][3]]))
     if transfer_far is not None:
@@ -218,3 +228,34 @@ def evaluate_ijb(protocol, models: tuple, *, pooling: IjbPooling, embed_options:
                                   "far": float(taf.far[k])}
     out.rates = {float(th): r for th, r in zip(thresholds, resolved["rates"])}
     return out
+
+
+def write_ijb_files(out: IjbOutcome, folder, *, title: str, plots: bool) -> None:
+    """The result folder's files: ``genuine.csv`` (template pairs), ``histogram.csv``
+    (exact counts per score bin, as an all-pairs result's), ``templates.csv``, ``faces.csv``
+    (each face's status) and, with ``plots``, ``roc.png`` / ``det.png``."""
+    from .plots import plot_roc_det
+    from .results import write_csv
+
+    write_csv(folder / "genuine.csv", out.genuine)
+    write_csv(folder / "histogram.csv", out.histogram)
+    write_csv(folder / "templates.csv", out.templates)
+    write_csv(folder / "faces.csv", out.faces)
+    if plots and out.roc is not None:
+        plot_roc_det(folder, *out.roc, title)
+
+
+def fta_table(out: IjbOutcome) -> pd.DataFrame:
+    """``image_id, role, reason`` of every face that could not be embedded (``fta.csv``)."""
+    bad = out.faces[out.faces["status"] != STATUS_OK]
+    return pd.DataFrame({"image_id": bad["image_id"].to_numpy(), "role": bad["side"].to_numpy(),
+                         "reason": bad["status"].to_numpy()}, columns=["image_id", "role", "reason"])
+
+
+def throughput(out: IjbOutcome) -> dict:
+    """The ``throughput`` block of the result: the IJB faces' own embedding pass(es)."""
+    seconds = sum(e.seconds for e in out.embeddings)
+    computed = sum(e.computed for e in out.embeddings)
+    return {"images_per_second": computed / seconds if seconds > 0 and computed else None, "computed": computed,
+            "cached": sum(e.cached for e in out.embeddings), "seconds": seconds,
+            "note": "pipeline + model over the IJB faces (flip test included when on), not found in the cache"}

@@ -90,6 +90,9 @@ def describe_protocol(protocol) -> dict:
         counts = protocol_counts(protocol)
         d.update(n_pairs=counts["comparisons"], n_references=counts["references"], n_probes=counts["probes"],
                  counts=counts)
+    elif protocol.kind == "ijb-templates":
+        counts = dict(protocol.info.get("counts") or {})
+        d.update(set=protocol.info.get("set"), n_pairs=counts.get("pairs"), counts=counts)
     else:
         mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
         d.update(n_gallery=int(len(protocol.gallery)), n_probes=int(len(protocol.probes)), n_mated=int(mated.sum()))

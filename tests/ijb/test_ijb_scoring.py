@@ -185,3 +185,42 @@ def test_probe_faces_without_a_masked_copy_are_failures_to_acquire(scored, tmp_p
     assert not (tmp_path / "p1").exists()
     info = derive_masked_ijb(protocol, few, tmp_path / "p1", allow_missing=True)
     assert info["counts"]["probe_faces_masked"] < info["counts"]["probe_faces"] / 2
+
+
+def test_mfrkit_bench_scores_an_ijb_protocol_end_to_end(scored, tmp_path):
+    """`mfrkit bench --model M --protocol <ijb protocol>`: metrics.json, files, leaderboard
+    row, console table, against insightface's steps."""
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from mfrkit.cli import app
+
+    release, protocol, ms, feats, faceness = scored
+    model = protocol.folder.parent / "tiny-ijb.onnx"
+    result = CliRunner().invoke(app, ["bench", "--model", str(model), "--protocol", str(protocol.folder), "-o",
+                                      str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"), "-j", "0",
+                                      "--far", "1e-1,1e-2,1e-3,1e-4,1e-5,1e-6"])
+    assert result.exit_code == 0, result.output
+    assert "1:1 results (mfrkit rule set)" in result.output and "gallery S1" in result.output
+    res = json.loads(next((tmp_path / "runs").rglob("metrics.json")).read_text())
+    assert res["protocol"]["kind"] == "ijb-templates" and res["protocol"]["n_pairs"] == protocol.info["counts"]["pairs"]
+    got = {r["far_target"]: r["tar"] for r in res["metrics"]["insightface"]["tar_at_far"]}
+    np.testing.assert_allclose([got[x] for x in X_LABELS], insightface_11(release, feats, faceness), atol=1e-12)
+    one_n = insightface_1n(release, feats, faceness)
+    assert res["metrics"]["insightface"]["identification"]["top1"] == pytest.approx(one_n["top1"], abs=1e-12)
+    folder = next((tmp_path / "runs").rglob("metrics.json")).parent
+    for f in ("genuine.csv", "histogram.csv", "templates.csv", "faces.csv", "fta.csv", "roc.png"):
+        assert (folder / f).is_file(), f
+    assert res["model"]["provenance"]["status"] == "unknown"  # a foreign model: not called trained
+    board = pd.read_csv(next((tmp_path / "runs").rglob("leaderboard.csv")))
+    row = board.iloc[0]
+    assert row["weights"] == "unknown" and row["kind"] == "ijb-templates" and "rank1_S1" in board.columns
+    # a second run reads every face embedding from the cache
+    again = CliRunner().invoke(app, ["bench", "--model", str(model), "--protocol", str(protocol.folder), "-o",
+                                     str(tmp_path / "runs2"), "--cache", str(tmp_path / "cache"), "-j", "0"])
+    assert again.exit_code == 0, again.output
+    res2 = json.loads(next((tmp_path / "runs2").rglob("metrics.json")).read_text())
+    assert res2["throughput"]["computed"] == 0 and res2["throughput"]["cached"] == len(protocol.ijb.faces)
+    assert res2["metrics"]["insightface"]["tar_at_far"] == res["metrics"]["insightface"]["tar_at_far"]
