@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -54,7 +55,7 @@ from .protocol_io import (
     resolve_protocol,
 )
 from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
-from .result_notes import provenance_warning
+from .result_notes import provenance_warning, short_far, smallest_supported_far
 from .results import METRICS_NAME, write_csv, write_json
 from .search import (
     SEARCH_DEVICES,
@@ -520,6 +521,11 @@ def run_benchmark(
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
     transfer_source = _transfer_source(protocols, cfg.transfer_from)
+    transfer_far, transfer_note = _transfer_far(protocols, transfer_source, cfg)
+    if transfer_note:
+        log(f"warning: {transfer_note}")
+    if transfer_far is None:
+        transfer_source = None
     images = ImageTable()
     sides = [_sides(p, images) for p in protocols]
     model_sets = load_models(
@@ -579,13 +585,13 @@ def run_benchmark(
                 per_model[i] = _run_protocol(
                     proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
                     f"{ms.name} on {proto.name}", models=(ms.reference, ms.probe),
-                    transfer=(cfg.transfer_far if proto.name == transfer_source else None,
+                    transfer=(transfer_far if proto.name == transfer_source else None,
                               None if hint is None else hint["threshold"]),
                     progress=progress, log=log,
                 )  # fmt: skip
                 if proto.name == transfer_source:
-                    hint = _source_threshold(per_model[i][1], cfg.transfer_far)
-            _apply_transfer(per_model, transfer_source, cfg.transfer_far)
+                    hint = _source_threshold(per_model[i][1], transfer_far)
+            _apply_transfer(per_model, transfer_source, transfer_far, note=transfer_note, asked=cfg.transfer_far)
             for res, _ in per_model:
                 for metric, why in (res["metrics"].get("skipped") or {}).items():
                     log(f"{ms.name} on {res['protocol']['name']}: {metric} skipped: {why}")
@@ -651,7 +657,7 @@ def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchCo
     res["fta"] = {
         "images": int(fta_rows.attrs.get("distinct", len(fta_rows))),
         "rows": int(len(fta_rows)),
-        "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
+        "by_reason": fta_rows.attrs.get("by_reason", {}),
         "policy": cfg.fta_policy,
     }
     use = None
@@ -718,15 +724,17 @@ def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: Imag
         sides = (("reference", ref, s.left), ("probe", probe, s.right))
     else:
         sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
-    rows, distinct = [], set()
+    rows, distinct = [], {}
     for role, emb, uids in sides:
         for uid in dict.fromkeys(uids):
             st = emb.status[emb.index[uid]]
             if st != STATUS_OK:
                 rows.append({"image_id": images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
-                distinct.add(uid)
+                distinct.setdefault(uid, str(st))
     out = pd.DataFrame(rows, columns=["image_id", "role", "reason"])
-    out.attrs["distinct"] = len(distinct)  # an image of both roles is one image
+    # an image of both roles is one image (a row per role in fta.csv)
+    out.attrs["distinct"] = len(distinct)
+    out.attrs["by_reason"] = pd.Series(list(distinct.values()), dtype=object).value_counts().to_dict()
     return out
 
 
@@ -745,6 +753,38 @@ def _transfer_source(protocols: list, wanted: str | None) -> str | None:
     return of_spec[0] if of_spec else None
 
 
+def _impostors(proto) -> int | None:
+    """Impostor comparisons of a 1:1 protocol (None for 1:N)."""
+    if proto.kind == VERIFICATION:
+        return int((pd.to_numeric(proto.pairs["label"]) == 0).sum())
+    if proto.kind == ALL_PAIRS:
+        from ..protocols.all_pairs import protocol_counts
+
+        return int(protocol_counts(proto)["impostor"])
+    if proto.kind == IJB:
+        return int((proto.info.get("counts") or {}).get("impostor") or 0)
+    return None
+
+
+def _transfer_far(protocols: list, source: str | None, cfg: BenchConfig) -> tuple[float | None, str | None]:
+    """The FAR whose threshold is transferred, and a note when it is not the one asked:
+    the threshold is chosen only where the source protocol has at least 1 / FAR impostor
+    comparisons, else at the smallest of ``--far`` it resolves (None: none, no transfer)."""
+    if source is None:
+        return cfg.transfer_far, None
+    proto = next(p for p in protocols if p.name == source)
+    n = _impostors(proto) or 0
+    if cfg.transfer_far * n >= 1 - 1e-9:
+        return cfg.transfer_far, None
+    best = smallest_supported_far(n, cfg.far_targets)
+    need = f"{n:,} impostor comparisons, too few for a threshold at FAR={short_far(cfg.transfer_far)} (that needs " \
+           f"{math.ceil(1 / cfg.transfer_far):,})"
+    if best is None:
+        return None, f"threshold transfer skipped: {source} has {need}, and no FAR of --far is resolved by it"
+    return best, (f"threshold transfer: {source} has {need}; the threshold is taken at FAR={short_far(best)}, the "
+                  "smallest FAR it resolves (--transfer-far asks for another)")
+
+
 def _source_threshold(use, far_target: float) -> dict | None:
     """The transfer source's threshold for ``far_target``: ``far_target, threshold, far``."""
     if isinstance(use, (AllPairsOutcome, IjbOutcome)):
@@ -757,7 +797,8 @@ def _source_threshold(use, far_target: float) -> dict | None:
     return {"far_target": far_target, "threshold": float(taf.threshold[0]), "far": float(taf.far[0])}
 
 
-def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | None, far_target: float) -> None:
+def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | None, far_target: float, *,
+                    note: str | None = None, asked: float | None = None) -> None:
     """Threshold for ``far_target`` on protocol ``source_name``, applied to the model's
     other 1:1 protocols, pair lists and all-pairs alike (recorded in their results as
     ``transfer``)."""
@@ -768,6 +809,8 @@ def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | Non
     sres, suse = source[0]
     src = _source_threshold(suse, far_target)
     threshold = src["threshold"]
+    if note:  # the FAR asked could not be resolved by the source: say which was used and why
+        src = {**src, "asked_far_target": asked, "note": note}
     sres["transfer_source"] = src
     for res, use in verification:
         if res is sres:
@@ -777,6 +820,8 @@ def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | Non
             res["transfer"] = {"from": source_name, "far_target": far_target, **rate.as_dict()}
         else:
             res["transfer"] = E.transfer(source_name, threshold, far_target, use["label"].to_numpy(), use["score"].to_numpy())
+        if note:
+            res["transfer"]["asked_far_target"] = asked
 
 
 def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:

@@ -33,10 +33,10 @@ def leaderboard_row(result: dict) -> dict:
     m = result.get("metrics", {})
     row = {
         "model": model.get("name"),
-        # trained, untrained or unknown (a foreign model): an untrained model's numbers are no result
-        "weights": provenance_status(model),
         "protocol": proto.get("name"),
         "kind": proto.get("kind"),
+        # trained, untrained or unknown (a foreign model): an untrained model's numbers are no result
+        "weights": provenance_status(model),
         "model_sha256": model.get("sha256"),
         "protocol_sha256": proto.get("sha256"),
         "provider": model.get("provider"),
