@@ -67,6 +67,7 @@ from .report_gallery import (
     finite,
     read_table,
 )
+from .result_notes import provenance_status, rule_differences, size_warning
 from .report_scores import (
     GALLERY_FAR,
     AllPairsScores,
@@ -157,6 +158,10 @@ def _rule_description(name: str) -> str:
         return ""
 
 
+#: The mark an untrained model's name carries in the report.
+UNTRAINED = " (untrained)"
+
+
 @dataclass
 class _Protocol:
     """The results of one protocol, in model order."""
@@ -181,6 +186,10 @@ class _Builder:
         self.impostor_pass_limit = impostor_pass_limit
         self._embeddings: dict = {}  # embeddings.parquet files read for the impostor pass, by path
         self.labels = model_labels(results)
+        for r in results:  # an untrained model is marked wherever it is named
+            sha = r.data.get("model", {}).get("sha256")
+            if provenance_status(r.data.get("model") or {}) == "untrained" and not self.labels[sha].endswith(UNTRAINED):
+                self.labels[sha] += UNTRAINED
         shas = list(dict.fromkeys(r.data.get("model", {}).get("sha256") for r in results))
         self.colour = dict(zip(shas, F.model_colours(len(shas))))
         self.images = ImageSource()
@@ -213,8 +222,17 @@ class _Builder:
             f"mfrkit {', '.join(_e(v) for v in versions)}; report written {_e(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} "
             f"by mfrkit {_e(__version__)}.</p>"
             + (f'<div class="rules">Rule set of the 1:1 numbers:<ul>{rules}</ul></div>' if used else "")
+            + self._untrained_note()
+            + "".join(f'<p class="note missing">{_e(n)}</p>' for n in getattr(self, "page_notes", []))
             + "</header>"
         )
+
+    def _untrained_note(self) -> str:
+        names = sorted({self.label(r) for r in self.results if provenance_status(r.data.get("model") or {}) == "untrained"})
+        if not names:
+            return ""
+        return (f'<p class="note missing">Untrained: {_e(", ".join(names))}: the weights were never trained (their export '
+                "says so); their numbers measure a random network, not a method.</p>")
 
     def nav(self) -> str:
         items = [("comparison", "Comparison"), ("models", "Models")]
@@ -272,9 +290,11 @@ class _Builder:
                 f"<td>{_e(inputs)}</td>"
                 f"<td>{_e(prep.get('landmarks') or '–')}</td><td>{_e(prep.get('tta') or 'none')}</td>"
                 f"<td>{_e(model.get('provider'))}</td><td>{_fmt(ips, 1) if ips is not None else '–'}</td>"
-                f"<td>{'yes' if model.get('heterogeneous') else 'no'}</td></tr>"
+                f"<td>{'yes' if model.get('heterogeneous') else 'no'}</td><td>{_e(provenance_status(model))}</td>"
+                f"<td><code>{_e(r.data.get('run_id'))}</code></td></tr>"
             )
-        head = "<tr><th>model</th><th>family</th><th>sha256</th><th>input</th><th>landmarks</th><th>TTA</th><th>provider</th><th>images/s</th><th>two halves</th></tr>"
+        head = ("<tr><th>model</th><th>family</th><th>sha256</th><th>input</th><th>landmarks</th><th>TTA</th><th>provider</th>"
+                "<th>images/s</th><th>two halves</th><th>weights</th><th>run</th></tr>")
         return f'<section id="models"><h2>Models</h2><table>{head}{"".join(rows)}</table></section>'
 
     def protocol(self, p: _Protocol) -> str:
@@ -292,6 +312,7 @@ class _Builder:
             what = f"1:N, {_count(first.get('n_gallery'))} gallery images, {_count(first.get('n_probes'))} probes"
         parts = [f'<section class="protocol" id="protocol-{_slug(p.name)}"><h2>Protocol {_e(p.name)}</h2>',
                  f"<p>{_e(what)}; spec {_e(first.get('spec') or '–')}; sha256 <code>{_e(str(first.get('sha256'))[:12])}</code>.</p>"]
+        parts.append(self._number_notes(p))
         if p.verification:
             parts.append(self._curves(p))
             parts.append(self._histograms(p))
@@ -303,6 +324,13 @@ class _Builder:
         parts.append("</section>")
         return "".join(parts)
 
+    def _number_notes(self, p: _Protocol) -> str:
+        """What the protocol's numbers rest on: one size warning, and per model where the
+        two rule sets differ by more than the interval (:mod:`.result_notes`)."""
+        notes = [size_warning(p.results[0].data)] if size_warning(p.results[0].data) else []
+        notes += [f"{self.label(r)}: {d}" for r in p.results for d in rule_differences(r.data)]
+        return "".join(f'<p class="note missing">{_e(n)}</p>' for n in notes)
+
     def source(self, r: Result) -> PairListScores | AllPairsScores | None:
         """What the report reads of a 1:1 result's comparisons (read once); None when the
         run folder lacks its files."""
@@ -313,6 +341,8 @@ class _Builder:
                                                          embeddings_cache=self._embeddings)
             else:
                 self._sources[key] = PairListScores.read(r.data, r.folder, self.images)
+            if self._sources[key] is not None:  # the galleries' threshold follows the page's rule set
+                self._sources[key].rules = rule_set(r.data, self.rules)
         return self._sources[key]
 
     def _curves(self, p: _Protocol) -> str:
@@ -386,14 +416,15 @@ class _Builder:
                     vals.append(v), lows.append(lo), highs.append(hi)
                 series.append((self.label(r), self.colour_of(r), vals, lows, highs))
             if p.verification:
-                ylabel, title = "FNMR at the FAR=1e-3 threshold", f"{p.name}: FNMR per {heading}"
+                ylabel, title = "FNMR at the FAR=1e-3 threshold (mfrkit rule)", f"{p.name}: FNMR per {heading}"
             else:
                 ylabel, title = "rank-1 rate", f"{p.name}: rank-1 per {heading}"
             out.append(_figure(F.bar_figure(groups, series, ylabel=ylabel, title=title), title))
         if not out:
             return ""
         what = ("A comparison belongs to the group of its two images' values (e.g. cloth+surgical); bars: FNMR at the "
-                "threshold that gives FAR = 1e-3 over the whole protocol, with Clopper-Pearson intervals; n/a: the group "
+                "threshold that gives FAR = 1e-3 over the whole protocol by the mfrkit rule (the breakdowns are computed "
+                "at that rule's thresholds, whatever the page's rule set), with Clopper-Pearson intervals; n/a: the group "
                 "has no genuine comparisons.") if p.verification else "Bars: rank-1 identification rate of the group's mated probes, with Clopper-Pearson intervals."
         return f'<div class="breakdowns"><h3>Breakdowns</h3><div class="row">{"".join(out)}</div><p class="note">{_e(what)}</p></div>'
 
@@ -428,7 +459,7 @@ class _Builder:
             return f'<h4>{name}</h4><p class="note">No FAR = 1e-3 threshold: {_e(e.reason)}.</p>'
         genuine, impostor = src.hardest(GALLERY_SIZE)
         head = (f'<h4><span class="swatch" style="background:{self.colour_of(r)}"></span>{name}</h4>'
-                f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
+                f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the {_e(src.rules)} rule, accept iff score ≥ threshold): '
                 f"{e.false_rejects:,} false reject(s) of {e.n_genuine:,} genuine, {e.false_accepts:,} false accept(s) of "
                 f"{e.n_impostor:,} impostor comparisons.</p>")
         out = head + self._pair_grid(r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted")
@@ -620,7 +651,41 @@ def build_report(results: Sequence[Result], *, metrics: Sequence[str] = DEFAULT_
         raise ReportError("no results to report")
     for m in metrics:
         parse_metric(m)  # an unknown metric fails before any figure is drawn
-    return _Builder(results, metrics, rules, impostor_pass_limit).page()
+    results, left_out = one_run_per_model(results)
+    used = sorted({rule_set(r.data) for r in results if r.verification})
+    page_rules = rules or (used[0] if len(used) == 1 else None)
+    if page_rules is None and used:  # runs of both rule sets: the page shows one (metrics.json holds both)
+        page_rules = rule_set(max(results, key=lambda r: str(r.data.get("created"))).data)
+        left_out.append(f"the runs used the {' and '.join(used)} rule sets; every 1:1 number on this page follows the "
+                        f"{page_rules} rule set (mfrkit report --rules picks the other)")
+    builder = _Builder(results, metrics, page_rules, impostor_pass_limit)
+    builder.page_notes = left_out
+    return builder.page()
+
+
+def one_run_per_model(results: Sequence[Result]) -> tuple[list[Result], list[str]]:
+    """The results of each model from one run only (the run holding most of its results,
+    the latest of those on a tie), so a page never sets one run's figures of a model
+    beside another's; the notes say what was left out."""
+    by_model: dict = {}
+    for r in results:
+        by_model.setdefault(r.data.get("model", {}).get("sha256"), []).append(r)
+    kept, notes = [], []
+    for rs in by_model.values():
+        runs: dict = {}
+        for r in rs:
+            runs.setdefault(r.data.get("run_id"), []).append(r)
+        best = max(runs, key=lambda k: (len(runs[k]), max(str(r.data.get("created")) for r in runs[k])))
+        chosen = {}
+        for r in sorted(runs[best], key=lambda r: str(r.data.get("created"))):
+            chosen[r.protocol] = r  # one rule set's copy per protocol: the latest
+        kept += list(chosen.values())
+        others = sorted({(k, r.protocol) for k, v in runs.items() if k != best for r in v})
+        if others:
+            notes.append(f"{rs[0].model}: its figures come from run {best}; results of other runs left out "
+                         f"({', '.join(f'{p} in {k}' for k, p in others)}): report those runs on their own")
+    order = {id(r): i for i, r in enumerate(results)}
+    return sorted(kept, key=lambda r: order[id(r)]), notes
 
 
 def write_report(
