@@ -47,10 +47,10 @@ def print_table(title: str, df) -> None:
 
 def print_results(results, *, rules: str | None = None) -> None:
     """The results as rich tables (counts, intervals, flags) and the notes under them
-    (:func:`mfrkit.bench.results_table.results_tables`)."""
+    (:func:`mfrkit.bench.report.console.results_tables`)."""
     from rich.table import Table
 
-    from ..bench.results_table import results_tables
+    from ..bench.report.console import results_tables
 
     tables, notes = results_tables(results, rules=rules)
     styles = {"warn": "yellow", "bad": "bold red"}

@@ -126,34 +126,9 @@ def protocol_make(
 
 
 def _counts_text(protocol) -> str:
-    counts = protocol.info["counts"]
-    if protocol.kind == "verification":
-        text = f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
-        people = (protocol.info.get("params") or {}).get("identity_folds_found")
-        if people:
-            text += f"; {people['found']:,} of {people['listed']:,} people.txt identities found"
-        p = protocol.pairs
-        failed = int(((p["left_id"] == "") | (p["right_id"] == "")).sum()) if p is not None else 0
-        if failed:
-            text += f"; {counts['pairs'] - failed:,} pairs kept with both images, {failed:,} as failures (a variant missing)"
-        return text
-    if protocol.kind == "all-pairs":
-        text = (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
-                f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
-                f"{counts['excluded_same_source']:,} same-source excluded)")
-        if counts.get("symmetric"):
-            ordered = counts["ordered"]
-            text += (f"; one set of images: each unordered pair once ({ordered['comparisons']:,} ordered comparisons, "
-                     f"{ordered['cross']:,} = N^2 with self pairs, as some published counts give them)")
-        return text
-    if protocol.kind == "ijb-templates":
-        text = (f"{protocol.info.get('set')}: {counts['templates']:,} templates, {counts['pairs']:,} template pairs "
-                f"({counts['genuine']:,} genuine)")
-        if "probe_faces_masked" in counts:
-            text += (f"; {counts['probe_faces_masked']:,} of {counts['probe_faces']:,} probe-side faces masked "
-                     "(the others are failures to acquire)")
-        return text
-    return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
+    from ..protocols.kinds import protocol_kind
+
+    return protocol_kind(protocol.kind).counts_text(protocol)
 
 
 @protocol_app.command("import")
@@ -229,10 +204,11 @@ def protocol_export(
     """Export a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison, as csv)."""
     from ..protocols import export_protocol, load_protocol
     from ..protocols.all_pairs import export_size
+    from ..protocols.kinds import protocol_kind
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
     loaded = load_protocol(protocol, manifests or None)
-    if loaded.kind == "all-pairs" and fmt == "csv":
+    if protocol_kind(loaded.kind).cross_product and fmt == "csv":
         rows, size = export_size(loaded)
         err_console.print(f"[yellow]warning:[/] {loaded.name} is an all-pairs protocol: the CSV gets one row per "
                           f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", highlight=False)
@@ -269,18 +245,14 @@ def protocol_validate(
 ) -> None:
     """Check ids, files, folds, identity-disjointness, duplicates and leakage; exit 1 on errors."""
     from ..protocols import validate_protocol
+    from ..protocols.kinds import protocol_kind
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
     report = validate_protocol(protocol, manifests or None, check_files=files)
     for problem in report.problems:
         colour = "red" if problem.severity == "error" else "yellow"
         err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
-    failed = len(report.failed_rows())
-    if report.kind == "all-pairs":
-        failed += sum(1 for st in report.gallery_status if st != "ok")
-        text = f"{failed} image(s) would be failures to acquire (all their comparisons rejections)"
-    else:
-        text = f"{failed} row(s) would be scored as failures"
+    text = protocol_kind(report.kind).failures_text(report)
     console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {text}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)

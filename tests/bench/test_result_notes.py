@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.result_notes import rule_differences, size_warning, smallest_supported_far
+from mfrkit.bench.report.notes import rule_differences, size_warning, smallest_supported_far
 
 TARGETS = (1e-1, 1e-2, 1e-3, 1e-4)
 

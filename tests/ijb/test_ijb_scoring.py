@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from ijb_helpers import X_LABELS, insightface_1n, insightface_11, insightface_features, make_ijb_model, make_release
 
-from mfrkit.bench.ijb_evaluate import evaluate_ijb
-from mfrkit.bench.ijb_scoring import IjbPooling, IjbScoringError
-from mfrkit.bench.onnx_model import load_models
+from mfrkit.bench.evaluators.ijb import evaluate_ijb
+from mfrkit.bench.score.ijb_templates import IjbPooling, IjbScoringError
+from mfrkit.onnx_model import load_models
 from mfrkit.protocols import load_protocol
 from mfrkit.protocols.ijb import import_ijb
 
@@ -38,7 +38,7 @@ def test_crops_and_embeddings_are_insightfaces(scored):
     out = _run(protocol, ms)
     # the flip test's raw sum per face, as ijb_onnx.py's F2 = emb + emb of the flipped crop
     assert out.faces["status"].eq("ok").all()
-    from mfrkit.bench.ijb_evaluate import embed_sides
+    from mfrkit.bench.evaluators.ijb import embed_sides
 
     sides = embed_sides(protocol, (ms.reference, ms.probe), IjbPooling(), embed_options={"workers": 0, "cache_dir": None},
                         progress=lambda n, d: __import__("contextlib").nullcontext(lambda k=1: None), log=lambda m: None)
@@ -91,8 +91,8 @@ def test_streamed_template_pairs_equal_the_materialised_rules(policy):
     import warnings
 
     from mfrkit.bench import metrics as M
-    from mfrkit.bench.binned_scores import ScoreBins
-    from mfrkit.bench.ijb_scoring import score_template_pairs
+    from mfrkit.bench.score.bins import ScoreBins
+    from mfrkit.bench.score.ijb_templates import score_template_pairs
     from mfrkit.protocols.ijb_templates import pair_scores, pool_templates
 
     rng = np.random.default_rng(4)
