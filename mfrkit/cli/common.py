@@ -35,12 +35,18 @@ def key_values(items: Optional[list[str]]) -> dict:
 def print_table(title: str, df) -> None:
     import pandas as pd
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    from ..names import terminal_text
+
+    def text(v) -> Text:  # Text, not str: a cell holding "[/x]" is shown, never parsed as markup
+        return Text("" if v is None or v is pd.NA or v != v else terminal_text(str(v), newlines=False))
+
+    table = Table(title=text(title), title_justify="left")
     for col in df.columns:
-        table.add_column(str(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
+        table.add_column(text(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*["" if v is None or v is pd.NA or v != v else str(v) for v in row])
+        table.add_row(*[text(v) for v in row])
     console.print(table)
 
 
