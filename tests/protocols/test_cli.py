@@ -157,7 +157,7 @@ def test_registered_dataset_scanned_with_the_lfw_layout(tmp_path, lfw_files):
 
 def test_import_of_pairs_of_other_images_fails_unless_allowed(tmp_path, lfw_files):
     # LFW-format pairs naming people the manifest does not hold (like the real LFW pairs.txt
-    # against an unrelated dataset): refused, nothing written; --allow-missing goes ahead.
+    # against an unrelated dataset): refused, nothing written.
     lines = ["1\t3"] + [f"Stranger_{i}\t1\t2" for i in range(3)] + [f"Stranger_{i}\t1\tOther_{i}\t1" for i in range(3)]
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("\n".join(lines) + "\n")
@@ -165,9 +165,11 @@ def test_import_of_pairs_of_other_images_fails_unless_allowed(tmp_path, lfw_file
     assert result.exit_code == 1
     assert "only 0 of the 12 image references of pairs.txt match an image" in str(result.exception)
     assert "--allow-missing" in str(result.exception) and not (tmp_path / "p").exists()
+    # --allow-missing lifts this refusal, but a pair list with no usable pair at all still
+    # makes nothing (the import's "made nothing -> exit 1" rule), saying so
     result = run("import", pairs, tmp_path / "p", "-f", "lfw", "-m", lfw_files.path, "--allow-missing")
-    assert result.exit_code == 0, result.output
-    assert "0 of 12 references found, 0 pairs with both images" in result.output
+    assert result.exit_code == 1 and "match an image" not in str(result.exception)
+    assert "no pair of" in str(result.exception) and "12 image references not in the manifest" in str(result.exception)
 
 
 def test_make_counts_line_says_how_many_people_were_found(tmp_path, lfw_files):
