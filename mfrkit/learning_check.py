@@ -193,7 +193,8 @@ def train_check_model(model: CheckModel, data: CheckData, out: str | Path, cfg: 
                          device="cpu", precision="fp32", seed=cfg.seed, log_every=10, checkpoint_every=10_000,
                          variants=model.variants)  # fmt: skip
     started = time.time()
-    result = train(model.family, data.pack, run, options=model.options, config=config, progress=progress)
+    result = train(model.family, data.pack, run, options=model.options, config=config, progress=progress,
+                   recipe=f"learning-check:{model.name}")
     seconds = time.time() - started
     timing = run / "train_seconds.json"  # a finished run is reused: keep the time it took
     if result.step > result.resumed_from or not timing.exists():

@@ -22,6 +22,18 @@ key                   value
 ``mfrkit.domain``     optional, ``reference`` or ``probe`` for heterogeneous models
 ===================== ==================================================================
 
+Besides the preprocessing, export writes the model's **provenance** (read by
+:func:`read_provenance`; a foreign model without these keys has *unknown* provenance,
+never "trained"):
+
+========================== =============================================================
+``mfrkit.trained``         ``true`` or ``false``: were the weights trained at all
+``mfrkit.weights``         ``untrained``, or ``sha256:<checkpoint>`` / ``dlib:<sha256>``
+``mfrkit.recipe``          the training recipe (``csn-zhao2022``, a file name), or empty
+``mfrkit.data_fingerprint`` fingerprint of the training manifest (or pack)
+``mfrkit.steps``           optimiser steps the weights were trained for
+========================== =============================================================
+
 Models without these keys get them from a sidecar JSON (``model.mfrkit.json`` beside
 ``model.onnx``, or a path given explicitly) or from options; mfrkit never guesses:
 a missing key is an error that says how to provide it. Lists may be written as JSON
@@ -49,6 +61,8 @@ PREFIX = "mfrkit."
 MAX_INPUT_SIDE = MAX_CROP_SIDE
 REQUIRED_KEYS = ("input_size", "color", "mean", "std", "align")
 OPTIONAL_KEYS = ("family", "embedding_dim", "domain")
+#: Provenance keys (:class:`Provenance`): accepted in a sidecar, not part of the preprocessing.
+PROVENANCE_KEYS = ("trained", "weights", "recipe", "data_fingerprint", "steps")
 DOMAINS = ("reference", "probe")
 COLORS = ("RGB", "BGR")
 
@@ -337,11 +351,92 @@ def resolve_model_input(
             if name == "metadata" and not k.startswith(PREFIX):
                 continue  # other tools' metadata
             if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
-                if name != "metadata":
-                    raise ModelError(f"unknown model key {k!r} in {name}; known: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+                if name != "metadata" and key not in PROVENANCE_KEYS:
+                    known = REQUIRED_KEYS + OPTIONAL_KEYS + PROVENANCE_KEYS
+                    raise ModelError(f"unknown model key {k!r} in {name}; known: {', '.join(known)}")
                 continue
             merged[key] = v
             origin[key] = name
     return parse_model_input(merged, origin)
 
 
+
+
+# --- provenance ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model's weights came from (see the module docstring).
+
+    Attributes
+    ----------
+    trained : bool or None
+        None when the model does not say (a foreign ONNX): unknown, not trained.
+    weights, recipe, data_fingerprint : str or None
+    steps : int or None
+    source : ``metadata``, ``sidecar`` or ``none``
+    """
+
+    trained: bool | None = None
+    weights: str | None = None
+    recipe: str | None = None
+    data_fingerprint: str | None = None
+    steps: int | None = None
+    source: str = "none"
+
+    @property
+    def label(self) -> str:
+        """``trained``, ``untrained`` or ``unknown``: the word results and reports show."""
+        return "unknown" if self.trained is None else ("trained" if self.trained else "untrained")
+
+    def as_dict(self) -> dict:
+        return {"status": self.label, "trained": self.trained, "weights": self.weights, "recipe": self.recipe,
+                "data_fingerprint": self.data_fingerprint, "steps": self.steps, "source": self.source}
+
+    @staticmethod
+    def to_metadata(*, trained: bool, weights: str, recipe: str | None = None, data_fingerprint: str | None = None,
+                    steps: int | None = None) -> dict[str, str]:
+        """The ``mfrkit.*`` provenance keys export writes (empty values left out)."""
+        meta = {"mfrkit.trained": "true" if trained else "false", "mfrkit.weights": str(weights)}
+        for key, value in (("recipe", recipe), ("data_fingerprint", data_fingerprint), ("steps", steps)):
+            if value not in (None, ""):
+                meta[PREFIX + key] = str(value)
+        return meta
+
+
+def read_provenance(metadata: Mapping[str, str], sidecar: Mapping[str, Any] | None = None) -> Provenance:
+    """A model's :class:`Provenance` from its metadata, a sidecar on top.
+
+    ``mfrkit.trained`` decides; without it an export older than the key is read from
+    ``mfrkit.weights`` (``untrained`` -> not trained, ``sha256:`` of a checkpoint -> trained);
+    with neither, provenance is unknown. A malformed ``trained`` or ``steps`` is an error.
+    """
+    vals: dict[str, Any] = {}
+    source = "none"
+    for name, given in (("metadata", metadata), ("sidecar", sidecar or {})):
+        for k, v in given.items():
+            key = k[len(PREFIX):] if k.startswith(PREFIX) else k
+            if name == "metadata" and not k.startswith(PREFIX):
+                continue
+            if key in PROVENANCE_KEYS and v is not None:
+                vals[key] = v
+                source = name
+    trained = vals.get("trained")
+    if trained is not None:
+        text = str(trained).strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ModelError(f"{PREFIX}trained must be true or false, got {trained!r}")
+        trained = text in ("true", "1", "yes")
+    elif "weights" in vals:
+        w = str(vals["weights"])
+        trained = False if w == "untrained" else True if w.startswith(("sha256:", "dlib:")) else None
+    steps = vals.get("steps")
+    if steps is not None:
+        try:
+            steps = int(str(steps))
+        except ValueError:
+            raise ModelError(f"{PREFIX}steps must be an integer, got {steps!r}") from None
+    text = lambda k: None if vals.get(k) in (None, "") else str(vals[k])  # noqa: E731
+    return Provenance(trained=trained, weights=text("weights"), recipe=text("recipe"),
+                      data_fingerprint=text("data_fingerprint"), steps=steps, source=source if vals else "none")

@@ -39,7 +39,7 @@ import numpy as np
 
 from .data.manifest import file_sha256
 from .errors import MfrkitError, ModelError
-from .model_input import read_sidecar, resolve_model_input, sidecar_path
+from .model_input import read_provenance, read_sidecar, resolve_model_input, sidecar_path
 
 PROVIDERS = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
@@ -342,6 +342,8 @@ class OnnxModel:
             side = read_sidecar(sidecar_path(self.path))
         try:
             self.spec = resolve_model_input(metadata, sidecar=side, options=options)
+            # trained, untrained or unknown (a foreign model without mfrkit's keys): never guessed
+            self.provenance = read_provenance(metadata, side)
         except MfrkitError as exc:
             raise type(exc)(f"{self.path.name}: {exc}") from None
         self._check_io()
@@ -485,6 +487,7 @@ class OnnxModel:
             **({"cuda": {**asdict(self.cuda_options), "device_id": self.cuda_options.resolved_device_id(),
                          "libraries": self.cuda_libraries, "padded_batch": self.pad_to}}
                if self.provider == "cuda" else {}),
+            "provenance": self.provenance.as_dict(),
         }
 
 
@@ -526,8 +529,16 @@ class ModelSet:
         d = {"name": self.name, "sha256": self.sha256, "provider": self.provider, "heterogeneous": self.heterogeneous}
         if not self.heterogeneous:
             return {**self.reference.describe(), **d}
-        d.update(reference=self.reference.describe(), probe=self.probe.describe())
+        d.update(reference=self.reference.describe(), probe=self.probe.describe(), provenance=self.provenance_status)
         return d
+
+    @property
+    def provenance_status(self) -> dict:
+        """``{"status": trained | untrained | unknown}`` of the set: untrained when a half is,
+        else unknown when a half is, else trained."""
+        labels = {self.reference.provenance.label, self.probe.provenance.label}
+        status = "untrained" if "untrained" in labels else "unknown" if "unknown" in labels else "trained"
+        return self.reference.provenance.as_dict() if not self.heterogeneous else {"status": status}
 
 
 def _pair(reference: OnnxModel, probe: OnnxModel, name: str) -> ModelSet:

@@ -35,10 +35,12 @@ from .embed.images import ImageTable, Sides
 from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
 from .embed.pipeline import TTA_MODES, Embeddings
 from .evaluators import EvalSettings, ProtocolRun, describe_protocol, evaluator_of, fta_rows
-from .evaluators.transfer import apply_transfer, source_threshold, transfer_source
+from .evaluators.transfer import apply_transfer, source_threshold, transfer_far, transfer_source
 from .protocol_io import parse_manifest_options, resolve_protocol
 from .report.leaderboard import leaderboard_row, write_leaderboard
+from .report.notes import provenance_warning
 from .results import METRICS_NAME, FtaSummary, RunResult, new_result, write_csv, write_json
+from .score.ijb_templates import IjbPooling
 from .score.search import SEARCH_DEVICES
 
 FTA_POLICIES = ("reject", "exclude")
@@ -139,7 +141,11 @@ class BenchConfig:
         help="Protocol (its name, or its spec when one protocol of the run has it) whose threshold is applied to the "
         "other 1:1 protocols ('' to skip).",
     )  # fmt: skip
-    transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen.")
+    transfer_far: float = option(1e-4, help="FAR at which that threshold is chosen (where the source protocol has "
+                                 "too few impostors for it, the smallest --far it resolves, said so).")
+    ijb_pooling: str = option("flip,norm,detector", help="IJB template protocols: insightface's pooling switches, "
+                              "comma-separated: flip (flip test), norm (embedding norm weights the face), detector "
+                              "(detector score weights it); none for plain averages.")
     plots: bool = option(True, help="Write ROC/DET/CMC plots.")
     rules: str = option("mfrkit", help="Rule set the leaderboard shows: mfrkit (conservative TAR@FAR, midpoint "
                         "thresholds) or insightface (nearest ROC point, threshold grid on squared L2 distance, std "
@@ -160,7 +166,7 @@ class BenchConfig:
         """The evaluators' settings."""
         return EvalSettings(fta_policy=self.fta_policy, far_targets=self.far_targets, n_boot=self.n_boot, seed=self.seed,
                             confidence=self.confidence, max_rank=self.max_rank, search_device=self.search_device,
-                            plots=self.plots)
+                            plots=self.plots, ijb_pooling=self.ijb_pooling)
 
     def executor_spec(self):
         """The embedding step's executor (None: the local pipeline)."""
@@ -221,6 +227,7 @@ def _validate(cfg: BenchConfig) -> None:
         raise BenchError(f"batch size must be >= 1, got {cfg.batch_size}")
     if cfg.max_rank < 1:
         raise BenchError(f"max rank must be >= 1, got {cfg.max_rank}")
+    IjbPooling.parse(cfg.ijb_pooling)  # a bad switch is named before anything runs
     if not cfg.protocols:
         raise BenchError("no protocol given: pass --protocol (a protocol folder or a spec name)")
     if cfg.n_boot == 1 or cfg.n_boot < 0:
@@ -262,12 +269,19 @@ def run_benchmark(
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
     source = transfer_source(protocols, cfg.transfer_from, BenchError)
+    far, note = transfer_far(protocols, source, cfg.transfer_far, cfg.far_targets)
+    if note:
+        log(f"warning: {note}")
+    transfer = (None if far is None else source, far, note)
     images = ImageTable()
     sides = [evaluator_of(p.kind).sides(p, images) for p in protocols]
     model_sets = load_models(
         cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads, cuda=CudaOptions(tf32=cfg.tf32),
     )  # fmt: skip
+    for ms in model_sets:
+        if (untrained := provenance_warning(ms.describe())) is not None:
+            log(f"warning: {untrained}")
     model_dirs, proto_dirs = _result_folders(model_sets, protocols)  # refused here, before anything is written
     now = _dt.datetime.now(_dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
@@ -295,8 +309,8 @@ def run_benchmark(
                       "preprocessing": _preprocessing(ms, cfg), "throughput": _throughput(ms, ref, probe)}
             if cfg.save_embeddings:
                 save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
-            for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, proto_dirs,
-                                      ms.name, source, progress, log):
+            for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, proto_dirs, ms,
+                                      transfer, progress, log):
                 for metric, why in (res.metrics.get("skipped") or {}).items():
                     log(f"{ms.name} on {res.protocol}: {metric} skipped: {why}")
                 res.write()
@@ -314,12 +328,15 @@ def run_benchmark(
 
 
 def _run_protocols(protocols, sides, ref, probe, images, cfg: BenchConfig, meta: dict, common: dict, mdir: Path,
-                   proto_dirs: dict[str, str], model_name: str, source: str | None, progress,
-                   log) -> list[RunResult]:
-    """One model set on every protocol, in the run's order, with the threshold transfer.
+                   proto_dirs: dict[str, str], ms: ModelSet, transfer: tuple, progress, log) -> list[RunResult]:
+    """One model set on every protocol, in the run's order, with the threshold transfer
+    (``transfer``: the source's name or None, the FAR, the note saying why it is not the
+    one asked).
 
     The transfer source goes first: all-pairs protocols then get its threshold up front
     and count at it in the same pass over their comparisons."""
+    source, far, note = transfer
+    model_name = ms.name
     per_model: list = [None] * len(protocols)
     hint = None
     for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != source):
@@ -328,19 +345,19 @@ def _run_protocols(protocols, sides, ref, probe, images, cfg: BenchConfig, meta:
         pdir = mdir / proto_dirs[proto.name]
         pdir.mkdir(parents=True, exist_ok=True)
         run = ProtocolRun(proto, sides[i], ref, probe, images, cfg.eval_settings(), pdir, f"{model_name} on {proto.name}",
-                          transfer_far=cfg.transfer_far if proto.name == source else None,
-                          transfer_threshold=None if hint is None else hint["threshold"], progress=progress, log=log)
-        failed = fta_rows(evaluator, run)
-        fta = FtaSummary(int(len(failed)), failed["reason"].value_counts().to_dict() if len(failed) else {},
-                         cfg.fta_policy)
-        res = new_result(meta, **common, protocol=describe_protocol(proto), fta=fta, folder=pdir)
+                          transfer_far=far if proto.name == source else None,
+                          transfer_threshold=None if hint is None else hint["threshold"], progress=progress, log=log,
+                          models=(ms.reference, ms.probe), embed=cfg.embed_options())
         outcome = evaluator.evaluate(run)
+        failed = outcome.fta if outcome.fta is not None else fta_rows(evaluator, run)
+        res = new_result(meta, **{**common, **outcome.sections}, protocol=describe_protocol(proto),
+                         fta=FtaSummary.of(failed, cfg.fta_policy), folder=pdir)
         write_csv(pdir / "fta.csv", failed)
         res.finish(outcome.metrics, outcome.breakdowns, outcome.search_device)
         per_model[i] = (res, outcome)
         if proto.name == source:
-            hint = source_threshold(outcome, cfg.transfer_far)
-    apply_transfer(per_model, source, cfg.transfer_far)
+            hint = source_threshold(outcome, far)
+    apply_transfer(per_model, source, far, note=note, asked=cfg.transfer_far)
     return [res for res, _ in per_model]
 
 

@@ -9,7 +9,7 @@ import typer
 
 from ..bench.benchmark import BenchConfig
 from .app import app, console, err_console
-from .common import print_board
+from .common import print_results
 from .declare import with_config
 
 
@@ -21,7 +21,7 @@ def bench(config: BenchConfig) -> None:
     from ..progress import progress_bar
 
     run = run_benchmark(config, log=lambda msg: err_console.print(msg, highlight=False), progress=lambda n, d: progress_bar(n, d, enabled=err_console.is_terminal))
-    print_board(run.leaderboard)
+    print_results(run.results)
     console.print(f"run folder: {run.folder}")
 
 
@@ -36,12 +36,13 @@ def leaderboard(
     rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing --csv / --md / --table files.")] = False,
 ) -> None:
-    """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
-    from ..bench.report.leaderboard import DEFAULT_METRICS, write_leaderboards
+    """Gather every run under RESULTS into one leaderboard: one row per model x protocol x rule set (and preprocessing, FtA policy, mfrkit version), the latest run of each winning; printed as tables with counts, intervals and flags, optionally written as CSV / Markdown rows or a comparison table."""
+    from ..bench.report.leaderboard import DEFAULT_METRICS, collect_results, write_leaderboards
 
-    board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
-                                        metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules, force=force)
-    print_board(board)
+    roots = results or [Path("runs")]
+    _, written = write_leaderboards(roots, csv=csv, md=md, table=table, metrics=metric or DEFAULT_METRICS,
+                                    intervals=intervals, rules=rules, force=force)
+    print_results(collect_results(roots), rules=rules)
     for path in written:
         console.print(f"wrote {path}")
 

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rich.markup import escape
+
 from .app import console
 
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")]
@@ -49,29 +51,21 @@ def print_table(title: str, df) -> None:
 
 
 
-#: Metrics the console shows; the CSV and Markdown files hold every one.
-_BOARD_METRICS = (
-    "images_per_second", "fta_images", "auc", "eer", "acc_mean", "acc_std", "acc_sem", "tar@far=1e-03", "tar@far=1e-04",
-    "rank1", "rank5", "tpir@fpir=1e-02", "transfer_fnmr", "transfer_fmr",
-)  # fmt: skip
+def print_results(results, *, rules: str | None = None) -> None:
+    """The results as rich tables (counts, intervals, flags) and the notes under them
+    (:func:`mfrkit.bench.report.console.results_tables`)."""
+    from rich.table import Table
 
+    from ..bench.report.console import results_tables
 
-def print_board(board) -> None:
-    """One line per (model, protocol): readable in a terminal and in a log file alike."""
-    from ..bench.report.table import INSIGHTFACE_ZERO_NOTE
-
-    zero_by_insightface = False
-    for _, row in board.iterrows():
-        parts = []
-        for c in _BOARD_METRICS:
-            v = row.get(c)
-            if v is None or (isinstance(v, float) and v != v):
-                continue
-            parts.append(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}")
-        rules = row.get("rules")
-        by = f", {rules} rules" if isinstance(rules, str) and rules != "mfrkit" else ""
-        zero_by_insightface |= rules == "insightface" and any(
-            c.startswith("tar@far=") and row.get(c) == 0 for c in board.columns)
-        console.print(f"{row['model']} on {row['protocol']} ({row['provider']}{by}): " + ", ".join(parts), highlight=False)
-    if zero_by_insightface:
-        console.print(f"note: {INSIGHTFACE_ZERO_NOTE}", highlight=False)
+    tables, notes = results_tables(results, rules=rules)
+    styles = {"warn": "yellow", "bad": "bold red"}
+    for t in tables:
+        table = Table(title=t.title, title_justify="left")
+        for name, right in t.columns:
+            table.add_column(name, justify="right" if right else "left")
+        for row in t.rows:
+            table.add_row(*[f"[{styles[st]}]{escape(text)}[/]" if st else escape(text) for text, st in row])
+        console.print(table)
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .app import app, console
-from .common import Workers, counts_text, print_board
+from .common import Workers, counts_text, print_results
 
 
 @app.command()
@@ -34,7 +34,7 @@ def demo(
         fam = result.families
         console.print(f"families: {', '.join(t.name for t in fam.trained)} trained on {fam.config.n_identities} synthetic identities "
                       f"in {sum(t.seconds for t in fam.trained):.0f} s -> {fam.models}", highlight=False)
-        print_board(result.bench.leaderboard)
+        print_results(result.bench.results)
         console.print(f"run folder: {result.bench.folder}")
         console.print("(two identities: a smoke test of the pipeline, not a benchmark)")
         console.print(f"(synthetic-* protocols and the four families: {fam.note})")

@@ -67,6 +67,7 @@ def models_train(
         plan.family, data, out or Path("runs") / plan.family, options=plan.options, config=plan.config,
         teacher=teacher, aligned=aligned, landmark_backend=landmarks,
         mask_transform=mask_augment() if plan.mask_on_the_fly else None, max_steps=max_steps, progress=True,
+        recipe=plan.recipe,
     )  # fmt: skip
     if result.rank != 0:
         return  # under torchrun, rank 0 reports

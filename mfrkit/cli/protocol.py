@@ -76,8 +76,8 @@ def protocol_make(
     allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
     allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
     people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
-    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants.")] = None,
-    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures.")] = False,
+    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants; or from an IJB protocol: the same templates with the probe side from --probe-manifest (its masked loose crops).")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures; --people: go ahead when most of its identities have no usable image in the manifests.")] = False,
     region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
     region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
     factor: Annotated[Optional[float], typer.Option(help="partial-*: crop factor (all available if omitted).")] = None,
@@ -97,7 +97,7 @@ def protocol_make(
     """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
     from ..protocols.workflow import make_protocol_folder
 
-    if manifest is None:
+    if manifest is None and derive is None:
         raise typer.BadParameter("give the manifest to draw from (--manifest)")
     spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
                    "mask_types": mask_types, "mask_pairing": mask_pairing}
@@ -116,19 +116,20 @@ def protocol_make(
                    "probe_fraction": probe_fraction, "n_distractors": distractors, "max_identities": max_identities}
     else:
         options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
-                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source}
+                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source, "allow_missing": allow_missing}
     written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
                                    derive_from=derive, people=people, overwrite=force, name=name,
                                    register=(name or True) if register else False, **options)
     for folder, protocol in written:
         registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
-        console.print(f"wrote {folder}: {protocol.spec}, {_counts_text(protocol)}{registered}", highlight=False)
+        what = protocol.spec or protocol.kind
+        console.print(f"wrote {folder}: {what}, {_counts_text(protocol)}{registered}", highlight=False)
 
 
 def _counts_text(protocol) -> str:
     from ..protocols.kinds import protocol_kind
 
-    return protocol_kind(protocol.kind).counts_text(protocol.info["counts"])
+    return protocol_kind(protocol.kind).counts_text(protocol)
 
 
 @protocol_app.command("import")
@@ -144,6 +145,7 @@ def protocol_import(
                                                         "the images are read in place from the .bin.")] = None,
     variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
     strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
+    allow_missing: Annotated[bool, typer.Option(help="Import even when most references match no image of the manifests (default: refuse, the file is probably not of these images).")] = False,
     name: NameOpt = None,
     register: RegisterOpt = True,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
@@ -155,7 +157,7 @@ def protocol_import(
     if not fmt:
         raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
     protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
-                                              variant=variant, overwrite=force, name=name, strict=strict,
+                                              variant=variant, overwrite=force, name=name, strict=strict, allow_missing=allow_missing,
                                               ext=ext, n_folds=folds, register=(name or True) if register else False)
     counts = protocol.info["counts"]
     text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
@@ -163,6 +165,30 @@ def protocol_import(
     console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
         err_console.print(f"{styled('yellow', 'warning:')} {plain(report.warning())}", markup=True, highlight=False)
+
+
+@protocol_app.command("import-ijb")
+def protocol_import_ijb(
+    root: Annotated[Path, typer.Argument(help="insightface's IJB release: the set folder holding meta/ and loose_crop/ (or its parent).")],
+    set_name: Annotated[str, typer.Option("--set", help="ijbc or ijbb.")] = "ijbc",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Protocol folder to write (default $MFRKIT_HOME/ijb/<set>).")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="Write the protocol even when most listed faces are not in loose_crop/ (they count as failures to acquire).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Processes hashing the face crops.")] = 1,
+    name: NameOpt = None,
+    register: RegisterOpt = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
+) -> None:
+    """Import IJB-B / IJB-C (insightface's release) as a template protocol: 1:1 template pairs and 1:N galleries S1/S2."""
+    from ..protocols.workflow import import_ijb_folder
+
+    result, registered = import_ijb_folder(root, out, set_name=set_name, name=name, register=(name or True) if register else False,
+                                           allow_missing=allow_missing, overwrite=force, workers=workers, progress=True)
+    note = f"; registered as {registered}" if registered else ""
+    console.print(f"wrote {result.folder}: {result.summary()}{note}", highlight=False)
+    missing = result.info["counts"]["faces"] - result.info["counts"]["faces_found"]
+    if missing:
+        err_console.print(f"[yellow]warning:[/] {missing:,} listed face(s) are not usable images in loose_crop/; "
+                          "they are failures to acquire (see `mfrkit protocol validate`)", highlight=False)
 
 
 @protocol_app.command("export")

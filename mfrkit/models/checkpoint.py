@@ -8,7 +8,7 @@ Keys: ``format``, ``family``, ``config`` (the family config as a dict), ``n_clas
 ``classes``, ``model`` (state dict), ``optimizer``, ``scaler``, ``epoch`` (epochs
 completed), ``batch_in_epoch`` (batches done in the current epoch), ``step``,
 ``total_steps``, ``train_config``, ``manifest_fingerprint``, ``teacher_dim``,
-``mfrkit_version``.
+``recipe`` (the recipe's name or file, "" without one), ``mfrkit_version``.
 """
 
 from __future__ import annotations

@@ -562,6 +562,10 @@ def dlib_metadata(model: DlibResNet, source_sha256: str = "") -> dict[str, str]:
     }
     if source_sha256:
         meta["mfrkit.source_sha256"] = source_sha256
+    # dlib's published weights (trained by dlib's author on about 3 million faces; the
+    # training data is not given, so no data fingerprint).
+    meta.update({"mfrkit.trained": "true", "mfrkit.weights": f"dlib:{source_sha256}" if source_sha256 else "dlib",
+                 "mfrkit.recipe": "dlib_face_recognition_resnet_model_v1"})
     return meta
 
 

@@ -27,7 +27,7 @@ from .. import __version__
 from ..atomic import atomic_write_bytes, check_new_file
 from ..errors import MfrkitError
 from ..userfiles import check_user_file
-from ..model_input import ModelInput
+from ..model_input import ModelInput, Provenance
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -285,7 +285,10 @@ def export_family(
     checkpoint : path, optional
         A training checkpoint; without one the weights are untrained (useful for
         benchmarking speed only; BatchNorm statistics come from
-        :func:`calibrate_batchnorm`) and ``mfrkit.weights`` says ``untrained``.
+        :func:`calibrate_batchnorm`) and ``mfrkit.trained`` says ``false``
+        (``mfrkit.weights`` ``untrained``). With one, the provenance keys say ``true``
+        and give the checkpoint's sha256, recipe, training-data fingerprint and steps
+        (see :mod:`mfrkit.model_input`).
     options : mapping
         Family config options when there is no checkpoint.
     replace : bool
@@ -310,6 +313,8 @@ def export_family(
             raise ExportError(f"checkpoint {checkpoint} holds family {state['family']!r}, not {family!r}")
         model = model_from_checkpoint(state)
         weights = f"sha256:{file_sha256(checkpoint)}"
+        provenance = Provenance.to_metadata(trained=True, weights=weights, recipe=state.get("recipe") or None,
+                                            data_fingerprint=state.get("manifest_fingerprint"), steps=state.get("step"))
     else:
         if family is None:
             raise ExportError("name a family or give a checkpoint")
@@ -317,6 +322,7 @@ def export_family(
         for module in model.export_modules().values():
             calibrate_batchnorm(module, model.preprocessing)
         weights = "untrained"
+        provenance = Provenance.to_metadata(trained=False, weights=weights, steps=0)
     modules = model.export_modules()
     paths = domain_paths(out, list(modules))
     for p in paths.values():
@@ -324,7 +330,7 @@ def export_family(
     pair_id = hashlib.sha256(f"{model.name}\n{weights}\n{sorted(modules)}".encode()).hexdigest()[:16]
     results = []
     for domain, module in modules.items():
-        extra: dict[str, object] = {"family": model.name, "weights": weights}
+        extra: dict[str, object] = {"family": model.name, **provenance}
         if domain:
             extra.update(domain=domain, pair_id=pair_id)
         results.append(

@@ -197,6 +197,7 @@ def train(
     mask_transform: MaskTransform | None = None,
     max_steps: int | None = None,
     progress: bool = False,
+    recipe: str | None = None,
 ) -> TrainResult:
     """Train family ``family`` on a manifest or pack, resuming from ``out`` when it holds a checkpoint.
 
@@ -226,6 +227,9 @@ def train(
         Stop (after checkpointing) once this many steps are done in total.
     progress : bool
         Show a rich progress bar on stderr (rank 0 only).
+    recipe : str, optional
+        The recipe the settings came from; saved in the checkpoint, so an export says
+        which recipe trained it (``mfrkit.recipe``).
     """
     cfg = config or TrainConfig()
     out = Path(out)
@@ -238,13 +242,14 @@ def train(
         with contextlib.ExitStack() as claims:  # rank 0's claim on the run folder, released at the end
             return _train(family, data, out, cfg, ctx, device, options=options, teacher=teacher, aligned=aligned, landmarks=landmarks,
                           landmark_backend=landmark_backend, mask_transform=mask_transform, max_steps=max_steps,
-                          progress=progress and ctx.is_main, claims=claims)  # fmt: skip
+                          progress=progress and ctx.is_main, claims=claims, recipe=recipe)  # fmt: skip
     finally:
         ctx.close()
 
 
 def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: torch.device, *, options, teacher, aligned,
-           landmarks, landmark_backend, mask_transform, max_steps, progress, claims: contextlib.ExitStack) -> TrainResult:  # fmt: skip
+           landmarks, landmark_backend, mask_transform, max_steps, progress, claims: contextlib.ExitStack,
+           recipe=None) -> TrainResult:  # fmt: skip
     manifest, pack = _main_first(ctx, lambda: _resolve_data(data, cfg.workers, progress))
     cls = FAMILIES.get(family)
     opts = dict(options or {})
@@ -359,6 +364,7 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
                 "teacher_dim": getattr(family_cfg, "teacher_dim", None),
                 "world": ctx.world,
                 "precision": precision.name,
+                "recipe": recipe or "",
             },
         )
 

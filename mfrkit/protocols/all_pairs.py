@@ -16,8 +16,17 @@ side and defines the comparisons by rule:
 
 Both lists hold every usable image (status ``ok``, with an identity) of the spec's
 variant for that role; ``max_per_identity`` keeps a seeded sample of at most that many
-images per identity and role. Both orientations of a pair are compared when both
-lists hold the same images (every reference x every probe, as the rule says).
+images per identity and role (the same sample for both roles when they read one
+manifest).
+
+**One manifest, one set of images** (*symmetric*: both roles read the same manifest
+and both lists hold the same images): a score is symmetric, so each **unordered**
+comparison is made and counted once (image *a* against *b*, never also *b* against
+*a*): ``genuine``, ``impostor`` and ``comparisons`` count unordered pairs. Published
+figures that count such a set as N^2 (insightface's MR-All: 1,624,305^2 = 2.64e12
+comparisons) are the ``ordered`` counts, kept beside them for comparison. Without
+this, every comparison was counted twice and intervals computed as if the duplicates
+were independent. (Changed from "both orientations are compared".)
 
 Files (beside ``protocol.json``): ``reference_images.csv`` and ``probe_images.csv``,
 header ``image_id,identity,unit``; ``unit`` is the source photo the image belongs to
@@ -25,9 +34,11 @@ header ``image_id,identity,unit``; ``unit`` is the source photo the image belong
 checked without the manifests' history. Rows are sorted by identity, then image id.
 
 ``protocol.json`` ``counts``: ``references``, ``probes`` (images per side),
-``reference_identities``, ``probe_identities``, ``cross`` (references x probes),
-``excluded_self``, ``excluded_same_source``, ``genuine``, ``impostor`` and
-``comparisons`` (= cross - excluded = genuine + impostor).
+``reference_identities``, ``probe_identities``, ``cross`` (references x probes; symmetric:
+the n(n+1)/2 unordered pairs, self included), ``excluded_self``, ``excluded_same_source``,
+``genuine``, ``impostor`` and ``comparisons`` (= cross - excluded = genuine + impostor),
+``symmetric`` (bool) and ``ordered`` (``cross``, ``genuine``, ``impostor``,
+``comparisons`` counted over ordered pairs, as references x probes).
 """
 
 from __future__ import annotations
@@ -104,6 +115,7 @@ def make_all_pairs(reference: Manifest | str | os.PathLike, probe: Manifest | st
     manifests = role_manifests(reference, probe)
     pool = build_pool(spec_obj, manifests)
     pool.require_roles()
+    same = manifests["reference"].fingerprint() == manifests["probe"].fingerprint()
     tables = {}
     for role in ROLES:
         by_identity: dict[str, list[tuple[str, str]]] = {}
@@ -114,10 +126,11 @@ def make_all_pairs(reference: Manifest | str | os.PathLike, probe: Manifest | st
         for ident in sorted(by_identity):
             items = sorted(by_identity[ident])
             unit_of = dict(items)
-            keep = _sample([i for i, _ in items], max_per_identity, item_rng(seed, "all-pairs", role, ident))
+            # one manifest: one sample for both roles, so the comparisons are symmetric
+            stream = item_rng(seed, "all-pairs", ident) if same else item_rng(seed, "all-pairs", role, ident)
+            keep = _sample([i for i, _ in items], max_per_identity, stream)
             rows += [(i, ident, unit_of[i]) for i in keep]
         tables[role] = side_table(rows)
-    same = manifests["reference"].fingerprint() == manifests["probe"].fingerprint()
     counts = count_comparisons(tables["reference"], tables["probe"], same_images=same,
                                allow_same_source=allow_same_source)
     if counts["genuine"] == 0 or counts["impostor"] == 0:
@@ -137,7 +150,7 @@ def make_all_pairs(reference: Manifest | str | os.PathLike, probe: Manifest | st
 
 
 def count_comparisons(references: pd.DataFrame, probes: pd.DataFrame, *, same_images: bool,
-                      allow_same_source: bool = False) -> dict:
+                      allow_same_source: bool = False, symmetric: bool | None = None) -> dict:
     """The comparison counts of an all-pairs protocol (see the module docstring), in closed form.
 
     Parameters
@@ -147,11 +160,17 @@ def count_comparisons(references: pd.DataFrame, probes: pd.DataFrame, *, same_im
         Both sides read the same manifest (same fingerprint): an id on both sides is one
         image, compared with itself.
     allow_same_source : bool
+    symmetric : bool, optional
+        Count unordered pairs (True), ordered ones (False); default: unordered exactly
+        when :func:`is_symmetric`.
 
     Returns
     -------
     dict of int: references, probes, reference_identities, probe_identities, cross,
-    excluded_self, excluded_same_source, genuine, impostor, comparisons.
+    excluded_self, excluded_same_source, genuine, impostor, comparisons; ``symmetric``
+    (bool: one set of images, see the module docstring: the counts are then of
+    unordered pairs) and ``ordered`` (cross, genuine, impostor, comparisons over
+    references x probes).
     """
     def pairs_sharing(column: str) -> int:
         a = references[column].astype(str).value_counts()
@@ -166,13 +185,30 @@ def count_comparisons(references: pd.DataFrame, probes: pd.DataFrame, *, same_im
     same_source = 0 if allow_same_source else same_unit - self_pairs
     genuine = same_identity - self_pairs - same_source
     impostor = n_r * n_q - same_identity
+    ordered = {"cross": n_r * n_q, "genuine": genuine, "impostor": impostor, "comparisons": genuine + impostor}
+    cross = n_r * n_q
+    if symmetric is None:
+        symmetric = is_symmetric(references, probes, same_images=same_images)
+    elif symmetric and not is_symmetric(references, probes, same_images=same_images):
+        raise ProtocolError("unordered counts need one set of images on both sides")
+    if symmetric:  # each unordered pair once; the ordered counts are all even but for the n self pairs
+        cross, same_source, genuine, impostor = (n_r * (n_r + 1)) // 2, same_source // 2, genuine // 2, impostor // 2
     return {
         "references": n_r, "probes": n_q,
         "reference_identities": int(references["identity"].nunique()),
         "probe_identities": int(probes["identity"].nunique()),
-        "cross": n_r * n_q, "excluded_self": self_pairs, "excluded_same_source": same_source,
+        "cross": cross, "excluded_self": self_pairs, "excluded_same_source": same_source,
         "genuine": genuine, "impostor": impostor, "comparisons": genuine + impostor,
+        "symmetric": symmetric, "ordered": ordered,
     }  # fmt: skip
+
+
+def is_symmetric(references: pd.DataFrame, probes: pd.DataFrame, *, same_images: bool) -> bool:
+    """True when both sides are one set of images (one manifest, the same ids in the same
+    order): every comparison then has its mirror image, scored once."""
+    if not same_images or len(references) != len(probes):
+        return False
+    return bool((references["image_id"].astype(str).to_numpy() == probes["image_id"].astype(str).to_numpy()).all())
 
 
 def protocol_counts(protocol: Protocol) -> dict:
@@ -192,7 +228,8 @@ def comparison_mask(references: pd.DataFrame, probes: pd.DataFrame, *, same_imag
     Returns
     -------
     labels : ndarray of bool, shape (n_references, n_probes): same identity.
-    keep : ndarray of bool, same shape: False for the excluded comparisons.
+    keep : ndarray of bool, same shape: False for the excluded comparisons, and (symmetric
+        protocols) for the mirror image of each comparison: only ``i < j`` is kept.
     """
     ident_r, ident_q = references["identity"].astype(str).to_numpy(), probes["identity"].astype(str).to_numpy()
     unit_r, unit_q = references["unit"].astype(str).to_numpy(), probes["unit"].astype(str).to_numpy()
@@ -202,6 +239,8 @@ def comparison_mask(references: pd.DataFrame, probes: pd.DataFrame, *, same_imag
         keep &= references["image_id"].astype(str).to_numpy()[:, None] != probes["image_id"].astype(str).to_numpy()[None, :]
     if not allow_same_source:
         keep &= unit_r[:, None] != unit_q[None, :]
+    if is_symmetric(references, probes, same_images=same_images):
+        keep &= np.triu(np.ones(labels.shape, bool), k=1)
     return labels, keep
 
 
@@ -225,7 +264,8 @@ def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path,
     """Write every comparison of an all-pairs protocol as a generic CSV pair list.
 
     ``fold,left,right,label`` (fold 0 throughout), one row per comparison in the order
-    reference row x probe row, excluded comparisons left out; paths relative to
+    reference row x probe row, excluded comparisons left out (a symmetric protocol:
+    each unordered pair once, probe row after reference row); paths relative to
     ``root``. Written in chunks, atomically: memory stays at one reference row's
     comparisons whatever the size. See :func:`export_size` first: the file can be huge.
     """
@@ -245,6 +285,7 @@ def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path,
     same = protocol.manifest("reference").fingerprint() == protocol.manifest("probe").fingerprint()
     allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
     refs, probes = protocol.reference_images, protocol.probe_images
+    symmetric = is_symmetric(refs, probes, same_images=same)
     ident_q = probes["identity"].astype(str).to_numpy()
     unit_q = probes["unit"].astype(str).to_numpy()
     id_q = probes["image_id"].astype(str).to_numpy()
@@ -256,6 +297,8 @@ def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path,
                 keep &= id_q != image_id
             if not allow:
                 keep &= unit_q != unit
+            if symmetric:
+                keep[: i + 1] = False
             labels = (ident_q == ident)[keep].astype(int)
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")

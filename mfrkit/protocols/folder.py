@@ -138,6 +138,8 @@ class Protocol:
         1:N: see the module docstring.
     reference_images, probe_images : DataFrame or None
         All-pairs: ``image_id``, ``identity``, ``unit`` of each side (see :mod:`.all_pairs`).
+    ijb : IjbTables or None
+        IJB templates (kind ``ijb-templates``, see :mod:`.ijb`): faces, templates, pairs.
     folder : Path or None
         Where it was loaded from or saved to.
     sha256 : str or None
@@ -153,6 +155,7 @@ class Protocol:
     probes: pd.DataFrame | None = None
     reference_images: pd.DataFrame | None = None
     probe_images: pd.DataFrame | None = None
+    ijb: object | None = None
     folder: Path | None = None
     sha256: str | None = None
     registered_as: str | None = None
@@ -523,7 +526,8 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
             raise ProtocolError(f"{path} changed after {INFO_NAME} was written (sha256 mismatch): the folder was "
                                 "edited or a write was interrupted. Make, import or derive the protocol again.")
         tables[name] = read_table(path, name, data)
+    ijb = protocol_kind(info["kind"]).load_tables(folder, info)
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
                     probes=tables.get("probes.csv"), reference_images=tables.get("reference_images.csv"),
-                    probe_images=tables.get("probe_images.csv"), folder=folder, sha256=protocol_sha256(folder))
+                    probe_images=tables.get("probe_images.csv"), ijb=ijb, folder=folder, sha256=protocol_sha256(folder))

@@ -45,7 +45,7 @@ from .formats import (
     read_people,
     write_pairs,
 )
-from .verification import role_manifests
+from .verification import check_references_found, role_manifests
 
 _AMBIGUOUS = object()
 
@@ -114,12 +114,23 @@ class ImportReport:
     def ok(self) -> bool:
         return not self.unresolved and not self.unusable
 
+    @property
+    def references(self) -> int:
+        """Image references in the file (two per pair)."""
+        return 2 * self.pairs
+
+    @property
+    def complete_pairs(self) -> int:
+        """Pairs whose two images were both found."""
+        return self.pairs - len({row for row, _, _ in self.unresolved})
+
     def summary(self) -> str:
         text = f"{self.pairs} pairs ({self.genuine} genuine) in {self.folds} fold(s)"
         if self.unresolved:
             row, side, ref = self.unresolved[0]
-            text += (f"; {len(self.unresolved)} reference(s) not found in the manifests, kept in place "
-                     f"(e.g. row {row} {side}: {ref!r})")
+            text += (f"; {self.references - len(self.unresolved):,} of {self.references:,} references found, "
+                     f"{self.complete_pairs:,} pairs with both images; {len(self.unresolved):,} reference(s) not found "
+                     f"in the manifests, kept in place as failures (e.g. row {row} {side}: {ref!r})")
         return text
 
     def warning(self) -> str | None:
@@ -148,7 +159,7 @@ def infer_spec(manifests: dict[str, Manifest], left_ids, right_ids) -> str | Non
 
 def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | os.PathLike,
                  probe: Manifest | str | os.PathLike | None = None, *, name: str | None = None,
-                 strict: bool = False, **read_options) -> tuple[Protocol, ImportReport]:
+                 strict: bool = False, allow_missing: bool = False, **read_options) -> tuple[Protocol, ImportReport]:
     """Read a public pair list as a 1:1 protocol over ``reference`` / ``probe`` manifests.
 
     Parameters
@@ -162,6 +173,9 @@ def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | 
         Manifests for the left and right images (``probe`` defaults to ``reference``).
     strict : bool
         Raise when a reference matches no image instead of keeping it in place.
+    allow_missing : bool
+        Import even when most references match no image (by default an
+        :class:`~.errors.InsufficientDataError`: the file is probably not of these images).
     **read_options
         Format options: ``ext`` (lfw, mfr2), ``n_folds`` (formats without folds).
 
@@ -186,6 +200,8 @@ def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | 
         row, side, ref = unresolved[0]
         raise ProtocolError(f"{len(unresolved)} reference(s) of {path} match no image of the manifests, e.g. row {row} "
                             f"{side}: {ref!r}. Check the manifests and the format options (ext).")
+    check_references_found(2 * len(pairs) - len(unresolved), 2 * len(pairs), f"image references of {path.name}",
+                           "match an image of the manifests", allow_missing=allow_missing)
     table = pd.DataFrame({"fold": pairs["fold"], "left_id": left, "right_id": right, "label": pairs["label"]})
     spec = infer_spec(manifests, left, right)  # unresolved ids are ignored
     info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,

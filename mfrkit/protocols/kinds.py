@@ -5,6 +5,8 @@
 ``identification``  1:N gallery / probes (``gallery.csv``, ``probes.csv``)
 ``all-pairs``       1:1, every reference x every probe image (``reference_images.csv``,
                     ``probe_images.csv``; the comparisons are counted, never listed)
+``ijb-templates``   IJB-B / IJB-C templates as insightface scores them: 1:1 template
+                    pairs and 1:N galleries S1 / S2 (Parquet tables, :mod:`.ijb`)
 ==================  =====================================================================
 
 Each :class:`ProtocolKind` says what a protocol of its kind holds (its tables, whether it
@@ -50,9 +52,18 @@ class ProtocolKind:
         """The small counts stored in ``protocol.json`` ``counts``."""
         raise NotImplementedError
 
-    def counts_text(self, counts: dict) -> str:
-        """One line of those counts, for ``protocol make``."""
+    def counts_text(self, protocol) -> str:
+        """One line of ``protocol``'s counts, for ``protocol make``."""
         raise NotImplementedError
+
+    def load_tables(self, folder, info: dict):
+        """Tables a protocol of this kind holds beside its CSVs (``Protocol.ijb``), or None."""
+        return None
+
+    def derive_folder(self, out, parent, probe, *, name, register, overwrite: bool, allow_missing: bool):
+        """``protocol make --from PARENT`` where PARENT is of this kind and derives its own
+        way: (folder, Protocol) written; None: the 1:1 derivation (:mod:`.derive`)."""
+        return None
 
     def summarize(self, protocol) -> dict:
         """``protocol show``'s tables (see :func:`mfrkit.protocols.summary.summarize`)."""
@@ -102,8 +113,17 @@ class Verification(ProtocolKind):
         return {"pairs": int(len(p)), "genuine": int(p["label"].sum()), "impostor": int((p["label"] == 0).sum()),
                 "folds": folds}
 
-    def counts_text(self, counts: dict) -> str:
-        return f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
+    def counts_text(self, protocol) -> str:
+        counts = protocol.info["counts"]
+        text = f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
+        people = (protocol.info.get("params") or {}).get("identity_folds_found")
+        if people:
+            text += f"; {people['found']:,} of {people['listed']:,} people.txt identities found"
+        p = protocol.pairs
+        failed = int(((p["left_id"] == "") | (p["right_id"] == "")).sum()) if p is not None else 0
+        if failed:
+            text += f"; {counts['pairs'] - failed:,} pairs kept with both images, {failed:,} as failures (a variant missing)"
+        return text
 
     def summarize(self, protocol) -> dict:
         from .summary import summarize_verification
@@ -138,7 +158,8 @@ class Identification(ProtocolKind):
                 "distractors": int(g["distractor"].sum()), "probes": int(len(pr)),
                 "mated": int(pr["mated"].sum()), "non_mated": int((pr["mated"] == 0).sum())}
 
-    def counts_text(self, counts: dict) -> str:
+    def counts_text(self, protocol) -> str:
+        counts = protocol.info["counts"]
         return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
 
     def summarize(self, protocol) -> dict:
@@ -172,10 +193,16 @@ class AllPairs(ProtocolKind):
 
         return protocol_counts(protocol)
 
-    def counts_text(self, counts: dict) -> str:
-        return (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
+    def counts_text(self, protocol) -> str:
+        counts = protocol.info["counts"]
+        text = (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
                 f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
                 f"{counts['excluded_same_source']:,} same-source excluded)")
+        if counts.get("symmetric"):
+            ordered = counts["ordered"]
+            text += (f"; one set of images: each unordered pair once ({ordered['comparisons']:,} ordered comparisons, "
+                     f"{ordered['cross']:,} = N^2 with self pairs, as some published counts give them)")
+        return text
 
     def summarize(self, protocol) -> dict:
         from .summary import summarize_all_pairs
@@ -212,6 +239,58 @@ class AllPairs(ProtocolKind):
         return f"{spec}-all-pairs"
 
 
+class IjbTemplates(ProtocolKind):
+    name = "ijb-templates"
+    one_to_one = True  # its 1:1 template pairs; the 1:N galleries S1 / S2 come with them
+    tables = ()  # Parquet tables (faces, templates, pairs), read by :mod:`.ijb`
+    description = "IJB-B / IJB-C templates (insightface's release): 1:1 template pairs, 1:N galleries S1 / S2"
+
+    def count_summary(self, protocol) -> dict:
+        return dict(protocol.info.get("counts") or {})  # counted when imported (:func:`.ijb.import_ijb`)
+
+    def counts_text(self, protocol) -> str:
+        counts = protocol.info["counts"]
+        text = (f"{protocol.info.get('set')}: {counts['templates']:,} templates, {counts['pairs']:,} template pairs "
+                f"({counts['genuine']:,} genuine)")
+        if "probe_faces_masked" in counts:
+            text += (f"; {counts['probe_faces_masked']:,} of {counts['probe_faces']:,} probe-side faces masked "
+                     "(the others are failures to acquire)")
+        return text
+
+    def load_tables(self, folder, info: dict):
+        from .ijb import load_ijb_tables
+
+        return load_ijb_tables(folder, info)
+
+    def summarize(self, protocol) -> dict:
+        from .summary import summarize_ijb
+
+        return summarize_ijb(protocol)
+
+    def validate(self, protocol, checks: dict, report) -> None:
+        from .validate import validate_ijb
+
+        validate_ijb(protocol, checks, report)
+
+    def check_make(self, derive_from, people) -> None:
+        from .errors import ProtocolError
+
+        raise ProtocolError("IJB template protocols are imported (mfrkit protocol import-ijb), not made; a masked one "
+                            "is made with --from IJB_PROTOCOL --probe-manifest MASKED_COPY")
+
+    def derive_folder(self, out, parent, probe, *, name, register, overwrite: bool, allow_missing: bool):
+        from .workflow import derive_ijb_folder
+
+        return derive_ijb_folder(out, parent, probe, name=name, register=register, overwrite=overwrite,
+                                 allow_missing=allow_missing)
+
+    def export(self, protocol, path, fmt: str, *, root=None):
+        from .errors import ProtocolError
+
+        raise ProtocolError(f"{protocol.name!r} is an IJB template protocol: its template pairs are not a pair list of "
+                            "images, so it cannot be exported")
+
+
 #: ``protocol.json`` kind -> its :class:`ProtocolKind`.
 PROTOCOL_KINDS: Registry[ProtocolKind] = Registry("protocol kind")
 _ORDER: list[str] = []
@@ -224,7 +303,7 @@ def register_kind(kind: ProtocolKind) -> ProtocolKind:
     return kind
 
 
-for _kind in (Verification(), Identification(), AllPairs()):
+for _kind in (Verification(), Identification(), AllPairs(), IjbTemplates()):
     register_kind(_kind)
 
 

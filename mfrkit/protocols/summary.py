@@ -39,7 +39,8 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
     distractors) and ``variants`` (set, variant -> images). All-pairs: ``sides``
     (side: images, identities, source units), ``comparisons`` (what -> count: every
     reference x probe, excluded self and same-source, genuine, impostor) and ``variants``
-    (left, right -> genuine, impostor, counted in closed form).
+    (left, right -> genuine, impostor, counted in closed form). IJB templates:
+    ``templates`` (set: templates, faces, medias, subjects) and ``comparisons``.
     """
     return protocol_kind(protocol.kind).summarize(protocol)
 
@@ -106,3 +107,19 @@ def summarize_all_pairs(protocol: Protocol) -> dict[str, pd.DataFrame]:
             rows.append((left, right, c["genuine"], c["impostor"]))
     variants = pd.DataFrame(rows, columns=["left", "right", "genuine", "impostor"])
     return {"sides": sides, "comparisons": comparisons, "variants": variants}
+
+
+def summarize_ijb(protocol: Protocol) -> dict[str, pd.DataFrame]:
+    """IJB templates' ``templates`` and ``comparisons`` (see :func:`summarize`)."""
+    t = protocol.ijb.templates
+    sets = [("1:1 reference (TEMPLATE_1)", t["left"]), ("1:1 probe (TEMPLATE_2)", t["right"]),
+            ("1:N gallery S1", t["gallery"] == "S1"), ("1:N gallery S2", t["gallery"] == "S2"),
+            ("1:N probes", t["probe"]), ("all", t["template_id"] >= -2**62)]
+    rows = [(name, int(m.sum()), int(t.loc[m, "faces"].sum()), int(t.loc[m, "medias"].sum()),
+             int(t.loc[m & (t["subject_id"] >= 0), "subject_id"].nunique())) for name, m in sets]
+    templates = pd.DataFrame(rows, columns=["set", "templates", "faces", "medias", "subjects"])
+    c = protocol.info.get("counts") or {}
+    comparisons = pd.DataFrame([("template pairs", c.get("pairs")), ("genuine", c.get("genuine")),
+                                ("impostor", c.get("impostor")), ("faces listed", c.get("faces")),
+                                ("faces found", c.get("faces_found"))], columns=["what", "count"])
+    return {"templates": templates, "comparisons": comparisons}

@@ -298,6 +298,27 @@ def validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: V
     report.row_status = status
 
 
+def validate_ijb(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+    """IJB templates: every face of the list is an image of the loose-crop manifest (a
+    template's other tables were checked against each other when imported)."""
+    faces = protocol.ijb.faces["image_id"].astype(str)
+    status = ["ok"] * len(faces)
+    _image_problems(faces, checks["reference"], "reference", "image_id", "faces.parquet", None, status, report)
+    if protocol.manifest("probe").fingerprint() != protocol.manifest("reference").fingerprint():
+        from .ijb_masked import masked_copies  # a masked probe side: each probe-side face's copy
+
+        table = protocol.ijb.faces
+        side = np.isin(table["template_id"].to_numpy(np.int64), protocol.ijb.side_templates("probe"))
+        lacking = np.flatnonzero(side)[masked_copies(faces[side], protocol.manifest("probe")).isna().to_numpy()]
+        if len(lacking):
+            rows = [int(i) + 1 for i in lacking]
+            report.problems.append(Problem("no_masked_copy", WARNING, f"{len(rows)} probe-side face(s) have no image in "
+                                           f"the probe manifest (by source_id): they are failures to acquire; rows "
+                                           f"{_rows_text(rows)}", rows, "faces.parquet"))
+    report.row_status = status
+    report.counts = dict(protocol.info.get("counts") or {})
+
+
 def validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
     gallery, probes = protocol.gallery, protocol.probes
     g_status, p_status = ["ok"] * len(gallery), ["ok"] * len(probes)

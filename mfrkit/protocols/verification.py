@@ -347,12 +347,28 @@ def realise_pairs(pool: Pool, base: pd.DataFrame, *, seed: int, allow_missing: b
 # --- the entry point -------------------------------------------------------------------------------
 
 
+#: Below this fraction of a file's references found in the manifests, protocol import
+#: and make refuse unless told to go ahead (allow_missing): the file is probably not of
+#: these images.
+MIN_FOUND_FRACTION = 0.5
+
+
+def check_references_found(found: int, total: int, what: str, where: str, *, allow_missing: bool) -> int:
+    """``found`` when at least half of ``total`` references were found (or ``allow_missing``);
+    else an :class:`InsufficientDataError` that says how many and how to go ahead."""
+    if total and found < MIN_FOUND_FRACTION * total and not allow_missing:
+        raise InsufficientDataError(
+            f"only {found:,} of the {total:,} {what} {where}: the file is probably not of these images (check the "
+            "manifest and the format options); pass --allow-missing (allow_missing=True) to keep the others as failures")
+    return found
+
+
 def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest | str | os.PathLike | None = None, *,
                       spec: str | ProtocolSpec = "umr-ump", spec_params: Mapping | None = None, seed: int = 0,
                       n_folds: int = DEFAULT_FOLDS, genuine_per_fold: int = DEFAULT_PAIRS,
                       impostor_per_fold: int = DEFAULT_PAIRS, allow_fewer: bool = False,
                       allow_same_source: bool = False, identity_folds: Mapping[str, int] | None = None,
-                      name: str | None = None) -> Protocol:
+                      allow_missing: bool = False, name: str | None = None) -> Protocol:
     """Generate a 1:1 protocol (in memory; write it with :func:`~.folder.save_protocol`).
 
     Parameters
@@ -378,6 +394,10 @@ def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest |
     identity_folds : mapping identity -> fold, optional
         Use these folds (e.g. LFW's ``people.txt``) instead of dealing identities;
         identities not listed are not used.
+    allow_missing : bool
+        With ``identity_folds``: go ahead when most listed identities have no usable
+        image in the manifests (by default that is an error: the folds were probably
+        meant for another dataset). ``params.identity_folds_found`` says how many were.
     name : str, optional
         Protocol name (default: the spec name).
 
@@ -389,6 +409,11 @@ def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest |
     manifests = role_manifests(reference, probe)
     pool = build_pool(spec_obj, manifests)
     pool.require_roles()
+    found = None
+    if identity_folds is not None:
+        found = check_references_found(len(set(pool.by_identity()) & set(identity_folds)), len(identity_folds),
+                                       "identities of the given folds (people.txt)", "have usable images in the manifests",
+                                       allow_missing=allow_missing)
     base = sample_base_pairs(pool, seed=seed, n_folds=n_folds, genuine_per_fold=genuine_per_fold,
                              impostor_per_fold=impostor_per_fold, allow_fewer=allow_fewer,
                              allow_same_source=allow_same_source, identity_folds=identity_folds)
@@ -397,6 +422,8 @@ def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest |
               "genuine_per_fold": genuine_per_fold, "impostor_per_fold": impostor_per_fold,
               "allow_fewer": allow_fewer, "allow_same_source": allow_same_source,
               "identity_folds": "given" if identity_folds is not None else "dealt"}
+    if found is not None:
+        params["identity_folds_found"] = {"found": found, "listed": len(identity_folds)}
     info = {"name": name or spec_obj.name, "kind": "verification", "spec": spec_obj.name,
             "spec_params": spec_obj.params, "seed": int(seed), "params": params,
             "pool": {"units": len(pool.units()), "identities": len(pool.by_identity()), "skipped": pool.skipped}}

@@ -17,7 +17,7 @@ from ..errors import require_made
 from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
-from .folder import Protocol, open_manifest, save_protocol
+from .folder import Protocol, open_manifest, read_info, save_protocol
 from .identification import MODES, make_identification
 from .interop import ImportReport, bin_protocol_in_place, import_insightface_bin, import_pairs
 from .kinds import PROTOCOL_KINDS, protocol_kind
@@ -59,7 +59,7 @@ def partial_grid(spec: str, probe_manifest, spec_params: dict) -> list[dict]:
     return out
 
 
-def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | None = None, *, spec: str = "umr-ump",
+def make_protocol_folder(out: PathLike, reference: PathLike | None, probe: PathLike | None = None, *, spec: str = "umr-ump",
                          spec_params: dict | None = None, kind: str = "verification", derive_from: PathLike | None = None,
                          people: PathLike | None = None, overwrite: bool = False, name: str | None = None,
                          register: bool | str = False, **options: Any) -> list[tuple[Path, Protocol]]:
@@ -76,7 +76,9 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     spec, spec_params : the spec
     kind : ``verification``, ``all-pairs`` (every reference x every probe image, see
         :mod:`.all_pairs`) or ``identification``
-    derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds)
+    derive_from : path of a 1:1 protocol folder to derive from (same pairs and folds), or of
+        an ``ijb-templates`` protocol: its masked-probe variant, ``probe`` (or ``reference``)
+        being the masked copy of its loose crops (:mod:`.ijb_masked`)
     people : LFW ``people.txt`` giving the identity folds (1:1 only)
     name : the protocol's recorded name (default: the folder's name)
     register : False, True (register as ``<dataset>/<spec>``, with ``-<mode>`` for 1:N,
@@ -92,6 +94,14 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     -------
     list of (folder, Protocol) written.
     """
+    if derive_from is not None:  # a parent kind that derives its own way (IJB templates: a masked probe side)
+        derived = protocol_kind(read_info(derive_from)["kind"]).derive_folder(
+            out, derive_from, probe if probe is not None else reference, name=name, register=register,
+            overwrite=overwrite, allow_missing=bool(options.get("allow_missing")))
+        if derived is not None:
+            return [derived]
+    if reference is None:
+        raise ProtocolError("give the manifest to draw from (--manifest)")
     if not isinstance(kind, str) or kind not in PROTOCOL_KINDS:
         raise ProtocolError(f"kind must be verification, all-pairs or identification, got {kind!r}")
     of_kind = protocol_kind(kind)
@@ -134,10 +144,32 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     return written
 
 
+def derive_ijb_folder(out: PathLike, parent: PathLike, probe: PathLike | None, *, name: str | None,
+                       register: bool | str, overwrite: bool, allow_missing: bool) -> tuple[Path, Protocol]:
+    """The masked-probe variant of an IJB protocol (:mod:`.ijb_masked`), registered as
+    ``<parent name>-masked-probe`` (or ``register`` when a name)."""
+    from .folder import load_protocol
+    from .ijb_masked import derive_masked_ijb
+
+    if probe is None:
+        raise ProtocolError("give the masked copy of the IJB loose crops as the probe manifest (--probe-manifest)")
+    source = load_protocol(parent)
+    label = name or f"{source.name}-masked-probe"
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(label)
+        check_registrable(reg_name, Path(out), replace=overwrite)
+    derive_masked_ijb(source, probe, out, name=label, allow_missing=allow_missing, overwrite=overwrite)
+    protocol = load_protocol(out)
+    if reg_name is not None:
+        protocol.registered_as = register_protocol(reg_name, Path(out), replace=overwrite).name
+    return Path(out), protocol
+
+
 def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: PathLike | None = None,
                            probe: PathLike | None = None, *, images_to: PathLike | None = None,
                            variant: str = "unmasked", overwrite: bool = False, name: str | None = None,
-                           strict: bool = False, register: bool | str = False,
+                           strict: bool = False, allow_missing: bool = False, register: bool | str = False,
                            **read_options: Any) -> tuple[Protocol, ImportReport | None]:
     """Import a public pair list (or an insightface ``.bin``) and save it as a protocol folder.
 
@@ -169,7 +201,7 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         if reference is None:
             raise ProtocolError("importing a pair list needs the manifest of the images it names (--manifest)")
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
-                                        **read_options)
+                                        allow_missing=allow_missing, **read_options)
     unusable = _require_usable_pair(protocol, file)  # nothing is saved for a pair list of nothing
     report.unusable = unusable - len({row for row, _, _ in report.unresolved})
     save_protocol(protocol, out, overwrite=overwrite)
@@ -193,6 +225,30 @@ def _require_usable_pair(protocol: Protocol, source: PathLike) -> int:
     require_made(usable, f"no pair of {source} has two usable images ({len(pairs)} pairs)",
                  {f"image references {k}": int(v) for k, v in why.value_counts().items()})
     return len(pairs) - usable
+
+
+def import_ijb_folder(root: PathLike, out: PathLike | None = None, *, set_name: str = "ijbc", name: str | None = None,
+                      register: bool | str = False, allow_missing: bool = False, overwrite: bool = False,
+                      workers: int = 1, progress: bool = False):
+    """Import insightface's IJB release as an ``ijb-templates`` protocol folder (see :mod:`.ijb`).
+
+    ``out`` defaults to ``$MFRKIT_HOME/ijb/<set>``; ``register``: False, True (registered
+    as the set's name, ``ijbc``) or the registry name. Returns (:class:`~.ijb.IjbImport`,
+    registered name or None).
+    """
+    from ..data.registry import mfrkit_home
+    from .ijb import import_ijb
+
+    folder = Path(out) if out is not None else mfrkit_home() / "ijb" / str(set_name).lower()
+    reg_name = None
+    if register:
+        reg_name = register if isinstance(register, str) else safe_part(name or str(set_name).lower())
+        check_registrable(reg_name, folder, replace=overwrite)  # a refused name writes nothing
+    result = import_ijb(root, folder, set_name=set_name, name=name, allow_missing=allow_missing, overwrite=overwrite,
+                        workers=workers, progress=progress)
+    if reg_name is not None:
+        reg_name = register_protocol(reg_name, folder, replace=overwrite).name
+    return result, reg_name
 
 
 def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,

@@ -99,6 +99,9 @@ def recheck_all_pairs(run_folder, model, proto_dir, res):
     keep = refs["unit"].to_numpy()[:, None] != probes["unit"].to_numpy()[None, :]
     if man["reference"]["fingerprint"] == man["probe"]["fingerprint"]:
         keep &= refs["image_id"].to_numpy()[:, None] != probes["image_id"].to_numpy()[None, :]
+    if res["metrics"]["all_pairs"]["unordered"]:  # one set of images: each unordered pair once
+        assert refs["image_id"].tolist() == probes["image_id"].tolist()
+        keep &= np.triu(np.ones(keep.shape, bool), k=1)
     if res["settings"]["fta_policy"] == "exclude":
         keep &= np.isfinite(S)
     far = res["settings"]["far_targets"]
@@ -111,7 +114,10 @@ def recheck_all_pairs(run_folder, model, proto_dir, res):
             assert close(M.tar_at_far_nearest(y, s, far).records(), metrics["insightface"]["tar_at_far"])
             assert close(M.eer(y, s).as_dict(), metrics["eer"])
             auc = M.roc_auc(y, s)
-        assert abs(auc - metrics["auc"]) <= metrics["auc_max_error"] + 1e-12
+        if metrics["auc"] is None:  # NaN (a group without genuine comparisons)
+            assert math.isnan(auc)
+        else:
+            assert abs(auc - metrics["auc"]) <= metrics["auc_max_error"] + 1e-12
         assert (metrics["n_genuine"], metrics["n_impostor"], metrics["n_fta"]) == (y.sum(), (~y).sum(),
                                                                                    np.isneginf(s).sum())
 
@@ -157,11 +163,16 @@ def test_all_pairs_run_rechecked_from_the_run_folder(tmp_path, masked_dataset, t
     labels, S, keep = recheck_all_pairs(run.folder, "tiny", d, res)
     src = json.loads((run.folder / "tiny" / "umr-ump" / "metrics.json").read_text())
     use = recheck_pairs(run.folder, "tiny", run.folder / "tiny" / "umr-ump", src)
-    # threshold transfer from the pair list onto the all-pairs protocol, exactly
-    t = M.tar_at_far(use["label"], use["score"], [1e-4]).threshold[0]
+    # threshold transfer from the pair list onto the all-pairs protocol, exactly, at the
+    # smallest FAR the pair list's impostors resolve (too few for the 1e-4 asked: said so)
+    n_imp = int((use["label"] == 0).sum())
+    far = min(f for f in (1e-1, 1e-2, 1e-3, 1e-4) if f * n_imp >= 1)
+    assert src["transfer_source"]["far_target"] == far and src["transfer_source"]["asked_far_target"] == 1e-4
+    assert "smallest FAR it resolves" in src["transfer_source"]["note"]
+    t = M.tar_at_far(use["label"], use["score"], [far]).threshold[0]
     assert src["transfer_source"]["threshold"] == t
     want = M.rates_at_threshold(labels[keep], S[keep], t).as_dict()
-    assert close(json_round_trip(want), {k: v for k, v in res["transfer"].items() if k not in ("from", "far_target")})
+    assert close(json_round_trip(want), {k: v for k, v in res["transfer"].items() if k not in ("from", "far_target", "asked_far_target")})
     board = collect_leaderboard(tmp_path / "runs")
     row = board[board["protocol"] == "ap-umr-mp"].iloc[0]
     assert row["kind"] == "all-pairs" and row["rules"] == "mfrkit" and row["n_pairs"] == m["n_pairs"]
@@ -186,8 +197,10 @@ def test_all_pairs_as_transfer_source_and_fta_policies(tmp_path, masked_dataset,
         else:
             assert m["n_fta"] == 0 and m["n_fta_excluded"] > 0
         assert res["fta"]["images"] == 2
-        # the all-pairs protocol's threshold, applied to the pair list
-        t = M.tar_at_far(labels[keep], S[keep], [1e-4]).threshold[0]
+        # the all-pairs protocol's threshold, applied to the pair list (at the smallest FAR it resolves)
+        far = res["transfer_source"]["far_target"]
+        assert far * res["protocol"]["counts"]["impostor"] >= 1
+        t = M.tar_at_far(labels[keep], S[keep], [far]).threshold[0]
         assert res["transfer_source"]["threshold"] == t and fta["transfer"]["threshold"] == t
         genuine = pd.read_csv(d / "genuine.csv")
         assert genuine["fta"].any() == (policy == "reject")
@@ -197,6 +210,33 @@ def test_all_pairs_as_transfer_source_and_fta_policies(tmp_path, masked_dataset,
         assert set(failed["fta_reason"]) == {"missing"} and not vec[failed.index].any()
         assert np.allclose(np.linalg.norm(vec[rows["fta_reason"].isna().to_numpy()], axis=1), 1, atol=1e-6)
         assert set(rows["role"]) == {"reference", "probe"} and not rows.duplicated(["role", "manifest", "image_id"]).any()
+
+
+@pytest.mark.parametrize("policy", ["reject", "exclude"])
+def test_one_manifest_all_pairs_scores_each_unordered_pair_once(tmp_path, tiny_model, policy):
+    # mr-mp on one manifest: both sides are the same masked images (two mask types, so
+    # breakdown cells across classes), one of them failing to acquire
+    data = make_dataset(tmp_path / "data", n_ids=6, per_id=4, masked_every=1)
+    (data.root / "id3" / "img2.png").unlink()
+    ap = save_protocol(make_all_pairs(data, spec="mr-mp", name="mr-mp-all"), tmp_path / "ap")
+    run = run_benchmark(config(tmp_path, [tiny_model], [ap], save_embeddings=True, plots=False, n_boot=0,
+                               fta_policy=policy))
+    d = run.folder / "tiny" / "mr-mp-all"
+    res = json.loads((d / "metrics.json").read_text())
+    counts, m = res["protocol"]["counts"], res["metrics"]
+    n = len(data.table)
+    assert counts["symmetric"] and m["all_pairs"]["unordered"]
+    # 24 images: 24 x 23 / 2 unordered comparisons; the ordered (N^2-style) counts beside them
+    assert counts["comparisons"] == n * (n - 1) // 2 and counts["genuine"] == 6 * 4 * 3 // 2
+    assert counts["ordered"]["comparisons"] == n * (n - 1) and counts["ordered"]["cross"] == n * n
+    assert m["all_pairs"]["ordered"]["comparisons"] == n * (n - 1)
+    n_fta_pairs = n - 1  # the failed image against each other one, once
+    assert m["n_pairs"] == counts["comparisons"] - (n_fta_pairs if policy == "exclude" else 0)
+    labels, S, keep = recheck_all_pairs(run.folder, "tiny", d, res)  # breakdowns too, on the upper triangle
+    assert set(res["breakdowns"]["mask_type"]) == {"cloth", "surgical", "cloth+surgical"}
+    genuine = pd.read_csv(d / "genuine.csv", dtype=str)
+    pairs = {frozenset(p) for p in zip(genuine["left_id"], genuine["right_id"])}
+    assert len(pairs) == len(genuine) == (labels & keep).sum()  # never A/B and B/A
 
 
 def test_all_pairs_from_a_spec_name_and_insightface_rules(tmp_path, masked_dataset, tiny_model):

@@ -45,7 +45,7 @@ def test_bench_options_map_to_config(monkeypatch, capsys, tmp_path):
     assert cfg.confidence == 0.9 and cfg.manifests == ["probe=masked"] and cfg.workers == 3 and cfg.out == tmp_path / "runs"
     # what was not given keeps the dataclass default
     assert cfg.plots is True and cfg.seed == 0 and cfg.landmarks == "mediapipe" and cfg.max_rank == 20
-    assert "m on p (cpu): auc=0.5" in out and "run folder" in out
+    assert "run folder" in out
 
 
 def test_bench_on_the_demo_sample_with_landmark_alignment(monkeypatch, capsys, tmp_path, sample_manifest):

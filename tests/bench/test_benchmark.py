@@ -89,7 +89,9 @@ def test_fta_pairs_are_rejections_not_dropped(tmp_path, dataset, tiny_model, pai
     hit = (scores["left_id"] == "id1/img2.png") | (scores["right_id"] == "id1/img2.png")
     assert len(scores) == len(all_pairs(dataset)) and scores.loc[hit, "fta"].all() and np.isneginf(scores.loc[hit, "score"]).all()
     m = read_metrics(run, "tiny", "umr-ump")
-    assert m["metrics"]["n_fta"] == hit.sum() and m["fta"]["images"] == 2 and m["fta"]["by_reason"] == {"missing": 2}
+    # one image (both roles: two rows of fta.csv), 11 comparisons
+    assert m["metrics"]["n_fta"] == hit.sum() and m["fta"]["images"] == 1 and m["fta"]["by_reason"] == {"missing": 1}
+    assert m["fta"]["rows"] == 2
     # excluded on request, and counted
     run2 = run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol], plots=False, fta_policy="exclude"))
     m2 = read_metrics(run2, "tiny", "umr-ump")["metrics"]
@@ -133,7 +135,7 @@ def test_threshold_transfer_and_cache_reuse(tmp_path, dataset, tiny_model, pairs
     lines = []
     run = run_benchmark(config(tmp_path, [tiny_model], [pairs_protocol, mr], transfer_far=0.1), log=lines.append)
     # all from the cache: no "0.0 img/s" rate in the log
-    assert f"tiny: {len(dataset)} images, 0 embedded, {len(dataset)} from cache, 0 failed to acquire" in lines, lines
+    assert f"tiny: {len(dataset)} images, 0 embedded, {len(dataset)} from cache, 0 images failed to acquire" in lines, lines
     src = read_metrics(run, "tiny", "umr-ump")
     tgt = read_metrics(run, "tiny", "mr-mp")
     assert tgt["throughput"]["cached"] == len(dataset) and tgt["throughput"]["computed"] == 0  # all reused
@@ -149,18 +151,35 @@ def test_transfer_source_found_by_spec_when_no_protocol_has_its_name(tmp_path, d
     from mfrkit.protocols import make_verification, save_protocol
 
     def made(spec, folder, seed=0):
-        p = make_verification(dataset, spec=spec, seed=seed, n_folds=2, genuine_per_fold=2, impostor_per_fold=2,
+        p = make_verification(dataset, spec=spec, seed=seed, n_folds=2, genuine_per_fold=2, impostor_per_fold=9,
                               allow_fewer=True, name=folder)
         return save_protocol(p, tmp_path / folder)
 
     lfw, other, masked = made("umr-ump", "lfw-umr-ump"), made("umr-ump", "calfw-umr-ump", 1), made("umr-mp", "lfw-umr-mp")
-    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, masked], n_boot=0, plots=False))
+    lines = []
+    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, masked], n_boot=0, plots=False, far_targets=(0.2, 0.1, 0.01)),
+                        log=lines.append)
     tgt = read_metrics(run, "tiny", "lfw-umr-mp")
     assert tgt["transfer"]["from"] == "lfw-umr-ump"
-    assert tgt["transfer"]["threshold"] == read_metrics(run, "tiny", "lfw-umr-ump")["transfer_source"]["threshold"]
+    # 8 impostors cannot resolve the default FAR 1e-4 (nor 0.1): the threshold is taken at 0.2, and said so
+    n_imp = int((load_protocol(lfw).pairs["label"] == 0).sum())
+    assert 5 <= n_imp < 10
+    assert tgt["transfer"]["far_target"] == 0.2 and tgt["transfer"]["asked_far_target"] == 1e-4
+    src = read_metrics(run, "tiny", "lfw-umr-ump")["transfer_source"]
+    assert src["far_target"] == 0.2 and "the smallest FAR it resolves" in src["note"]
+    assert tgt["transfer"]["threshold"] == src["threshold"]
+    assert any(line.startswith(f"warning: threshold transfer: lfw-umr-ump has {n_imp} impostor comparisons, too few "
+                               "for a threshold at FAR=1e-4 (that needs 10,000)") for line in lines), lines
+    # none of --far resolvable: no transfer, with the reason
+    lines = []
+    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, masked], n_boot=0, plots=False, far_targets=(1e-3,)),
+                        log=lines.append)
+    assert "transfer" not in read_metrics(run, "tiny", "lfw-umr-mp")
+    assert any("threshold transfer skipped: lfw-umr-ump has" in line for line in lines)
     with pytest.raises(MfrkitError, match="2 protocols of spec 'umr-ump'.*--transfer-from"):
         run_benchmark(config(tmp_path, [tiny_model], [lfw, other, masked], n_boot=0, plots=False))
-    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, other, masked], n_boot=0, plots=False, transfer_from="calfw-umr-ump"))
+    run = run_benchmark(config(tmp_path, [tiny_model], [lfw, other, masked], n_boot=0, plots=False, transfer_from="calfw-umr-ump",
+                               transfer_far=0.2))
     assert read_metrics(run, "tiny", "lfw-umr-mp")["transfer"]["from"] == "calfw-umr-ump"
 
 

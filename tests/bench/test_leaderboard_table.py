@@ -140,8 +140,24 @@ def test_report_marks_the_best_by_the_metric_direction(runs):
     # metrics.json files alone (no scores, no images): the report still builds, with notes
     from mfrkit.bench.report.page import build_report
 
-    html = build_report(collect_results([runs]), metrics=["eer", "auc"])
+    html = build_report([r for r in collect_results([runs]) if r.data["run_id"] == "r1"], metrics=["eer", "auc"])
     rows = dict(re.findall(r"<tr><th>(alpha|beta)</th>(.*?)</tr>", html))
     # beta has the lower EER (0.08 < 0.12) and the higher AUC (0.95 > 0.91): both its cells are best
     assert rows["beta"].count('class="best"') == 2 and 'class="best"' not in rows["alpha"]
     assert "No per-comparison scores" in html
+
+
+def test_combined_report_takes_a_models_figures_from_one_run(runs):
+    # beta: lfw-mr-mp in run r1, lfw-id in r2 (newer): the page shows r2's, and says what it left out
+    from mfrkit.bench.report.leaderboard import one_run_per_model
+    from mfrkit.bench.report.page import build_report
+
+    kept, notes = one_run_per_model(collect_results([runs]))
+    beta = [(r.protocol, r.data["run_id"]) for r in kept if r.model == "beta"]
+    assert beta == [("lfw-id", "r2")]
+    assert notes == ["beta: its figures come from run r2; results of other runs left out (lfw-mr-mp in r1): report "
+                     "those runs on their own"]
+    html = build_report(collect_results([runs]), metrics=["rank1", "auc"])
+    assert "results of other runs left out (lfw-mr-mp in r1)" in html
+    rows = dict(re.findall(r"<tr><th>(alpha|beta)</th>(.*?)</tr>", html))
+    assert rows["beta"].count('class="na"') == 1  # no AUC of beta from another run beside its r2 rank-1

@@ -84,6 +84,20 @@ def test_report_sections_and_numbers_agree_with_metrics_json(demo_like_run):
     assert "mfrkit</b>: TAR@FAR" in html  # the rule set is named and described
 
 
+def test_an_insightface_page_uses_the_insightface_rule_everywhere(demo_like_run):
+    # the same results shown by the insightface rule set: the table's TAR@FAR, the galleries'
+    # threshold and the histogram line all come from insightface's nearest ROC point
+    results = collect_results([demo_like_run.folder])
+    html = build_report(results, rules="insightface")
+    assert "by the mfrkit rule, accept" not in html and "FAR = 1e-3 by the insightface rule" in html
+    for r in results:
+        if r.verification:
+            t = next(e for e in r.data["metrics"]["insightface"]["tar_at_far"] if np.isclose(e["far_target"], 1e-3))
+            assert f"Threshold {t['threshold']:.4f} (FAR = 1e-3 by the insightface rule" in html
+    # the breakdowns name their (mfrkit) thresholds rather than borrow the page's name
+    assert "by the mfrkit rule (the breakdowns are computed at that rule" in html
+
+
 def test_failures_to_acquire_are_shown_with_their_reason(demo_like_run):
     results = collect_results([demo_like_run.folder])
     fta = [r for r in results if r.data["fta"]["images"]]

@@ -72,6 +72,9 @@ def materialised(result):
     keep = refs["unit"].to_numpy()[:, None] != probes["unit"].to_numpy()[None, :]
     if man["reference"]["fingerprint"] == man["probe"]["fingerprint"]:
         keep &= refs["image_id"].to_numpy()[:, None] != probes["image_id"].to_numpy()[None, :]
+    if data["metrics"]["all_pairs"]["unordered"]:  # one set of images: each unordered pair once
+        assert refs["image_id"].tolist() == probes["image_id"].tolist()
+        keep &= np.triu(np.ones(keep.shape, bool), k=1)
     return labels, S, keep, refs, probes
 
 
@@ -301,6 +304,13 @@ def test_top_impostors_is_the_brute_force_top(backend):
         assert (exact[r, c] >= max(nth, cut) - 1e-6).all() and len(r) >= min(n, len(above))
     r, c, s = top_impostors(ref, probe, ir, iq, 2.0, 3, backend=backend)  # nothing that high
     assert len(r) == len(c) == len(s) == 0
+    # one set of images on both sides: each unordered pair once (row < col), the brute-force top
+    square = probe.astype(np.float64) @ probe.astype(np.float64).T
+    upper = (iq[:, None] != iq[None, :]) & np.triu(np.ones(square.shape, bool), k=1)
+    want = np.sort(square[upper])[::-1][:50]
+    r, c, s = top_impostors(probe, probe, iq, iq, -math.inf, 50, tile=128, backend=backend, upper=True)
+    assert (r < c).all() and (iq[r] != iq[c]).all() and len(set(zip(r.tolist(), c.tolist()))) == len(r)
+    np.testing.assert_allclose(np.sort(s)[::-1][:50], want, atol=1e-6)
 
 
 def test_impostor_gallery_of_a_run_folder_without_images_csv(tmp_path, all_pairs_run):

@@ -13,9 +13,10 @@ from mfrkit.bench import metrics as M
 
 
 def insightface_tar(y, s, targets):
-    """insightface ``recognition/_evaluation_/ijb``: sklearn's roc_curve, then
-    ``min(zip(abs(fpr - x), range(len(fpr))))``."""
+    """insightface ``recognition/_evaluation_/ijb``: sklearn's roc_curve, reversed
+    (``np.flipud``: "select largest tpr at same fpr"), then ``min(zip(abs(fpr - x), range(len(fpr))))``."""
     fpr, tpr, thr = sk_roc_curve(y, s)
+    fpr, tpr, thr = np.flipud(fpr), np.flipud(tpr), np.flipud(thr)
     out = []
     for x in targets:
         _, i = min(zip(abs(fpr - x), range(len(fpr))))
@@ -42,7 +43,7 @@ def insightface_accuracy(y, s, n_folds):
 # --- hand-worked: where the rules differ ------------------------------------------------------------
 
 
-def test_ties_first_point_of_equal_fpr_has_the_lower_tar():
+def test_ties_of_equal_fpr_take_the_higher_tar_as_insightface_does():
     # genuine: 0.9, 0.7, 0.7, 0.3; impostors: 0.7, 0.7, 0.6, 0.2, 0.1, 0.1, 0.0, -0.1, -0.2, -0.3 (N = 10)
     gen = [0.9, 0.7, 0.7, 0.3]
     imp = [0.7, 0.7, 0.6, 0.2, 0.1, 0.1, 0.0, -0.1, -0.2, -0.3]
@@ -51,20 +52,25 @@ def test_ties_first_point_of_equal_fpr_has_the_lower_tar():
     # ROC points (score: accepted genuine / impostor): 0.9: 1/0, 0.7: 3/2, 0.6: 3/3, 0.3: 4/3,
     # 0.2: 4/4, 0.1: 4/6, then single impostors down to -0.3 (collinear: dropped but the last).
     # FAR 0.35: mfrkit allows floor(3.5) = 3 false accepts: accept >= 0.3, TAR 4/4.
-    # insightface: FPR 0.3 (|0.3-0.35| = 0.04999..) beats 0.4 (0.0500..04); the first point
-    # with FPR 0.3 is at 0.6, where 3 of 4 genuine are accepted.
+    # insightface: FPR 0.3 (|0.3-0.35| = 0.04999..) beats 0.4 (0.0500..04); of the two
+    # points with FPR 0.3 (at 0.6, 3 of 4 genuine; at 0.3, all 4) its reversed curve takes
+    # the one with the larger TPR.
     m = M.tar_at_far(y, s, [0.35])
     assert (m.tar[0], m.threshold[0], m.false_accepts[0]) == (1.0, 0.3, 3)
     i = M.tar_at_far_nearest(y, s, [0.35])
-    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.75, 0.3, 0.6)
+    assert (i.tar[0], i.far[0], i.threshold[0]) == (1.0, 0.3, 0.3)
     # FAR 0.1: mfrkit's budget of 1 false accept: above the tied 0.7s, TAR 1/4 at 0.9.
-    # insightface: FPR 0 (the first point, TAR 0) and FPR 0.2 are both 0.1 away: index 0 wins.
+    # insightface: FPR 0 (TAR 1/4 at 0.9) and FPR 0.2 (TAR 3/4 at 0.7) are both 0.1 away:
+    # the higher FPR wins (first in the reversed curve).
     m = M.tar_at_far(y, s, [0.1])
     assert (m.tar[0], m.threshold[0]) == (0.25, 0.9)
     i = M.tar_at_far_nearest(y, s, [0.1])
-    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.0, 0.0, math.inf)
-    # FAR 0.25: both land on the tie at 0.7 (2 false accepts).
-    assert M.tar_at_far(y, s, [0.25]).tar[0] == M.tar_at_far_nearest(y, s, [0.25]).tar[0] == 0.75
+    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.75, 0.2, 0.7)
+    # FAR 0.25: mfrkit lands on the tie at 0.7 (2 false accepts), TAR 3/4; for insightface
+    # FPR 0.2 and 0.3 are equally near in float64 (0.04999999999999999): the higher FPR,
+    # and of its two points the higher TPR: all 4 at 0.3.
+    assert M.tar_at_far(y, s, [0.25]).tar[0] == 0.75
+    assert M.tar_at_far_nearest(y, s, [0.25]).tar[0] == 1.0
     for target, want in zip((0.35, 0.1, 0.25), insightface_tar(y, s, (0.35, 0.1, 0.25))):
         got = M.tar_at_far_nearest(y, s, [target])
         assert (got.tar[0], got.far[0], got.threshold[0]) == want
@@ -80,10 +86,11 @@ def test_budget_just_below_an_integer():
     # threshold stays above it: accept >= 0.8, TAR 2/4, FAR 0.2.
     m = M.tar_at_far(y, s, [0.29])
     assert (m.budget[0], m.tar[0], m.far[0], m.threshold[0]) == (2, 0.5, 0.2, 0.8)
-    # insightface: FPR 0.3 is 0.01 away, 0.2 is 0.09 away: the point at 0.7 (3 false
-    # accepts, achieved FAR above the target) with 3 of 4 genuine.
+    # insightface: FPR 0.3 is 0.01 away, 0.2 is 0.09 away: of the points at FPR 0.3 (3 false
+    # accepts, achieved FAR above the target), 0.7 with 3 of 4 genuine and 0.65 with all 4,
+    # the larger TPR.
     i = M.tar_at_far_nearest(y, s, [0.29])
-    assert (i.tar[0], i.far[0], i.threshold[0], i.false_accepts[0]) == (0.75, 0.3, 0.7, 3)
+    assert (i.tar[0], i.far[0], i.threshold[0], i.false_accepts[0]) == (1.0, 0.3, 0.65, 3)
     assert i.far[0] > 0.29
     assert (i.tar[0], i.far[0], i.threshold[0]) == insightface_tar(y, s, [0.29])[0]
 
@@ -93,13 +100,17 @@ def test_far_target_below_one_over_n():
     imp = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
     y, s = [1] * 4 + [0] * 10, gen + imp
     # FAR 0.01 with N = 10: mfrkit's budget is 0 (flagged insufficient): genuine above
-    # every impostor, 0.95 only, TAR 1/4. insightface: FPR 0 is nearest; its first point
-    # is (0, 0): TAR 0.
+    # every impostor, 0.95 only, TAR 1/4. insightface: FPR 0 is nearest; of its two points
+    # there, (0, 0) at +inf and (0, 1/4) at 0.95, the reversed curve takes the second.
     m = M.tar_at_far(y, s, [0.01])
     assert (m.tar[0], m.threshold[0], bool(m.insufficient_negatives[0])) == (0.25, 0.95, True)
     i = M.tar_at_far_nearest(y, s, [0.01])
-    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.0, 0.0, math.inf)
+    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.25, 0.0, 0.95) == insightface_tar(y, s, [0.01])[0]
     assert bool(i.insufficient_negatives[0])
+    # an impostor scoring highest: FPR 0 is only the first point (0, 0), TAR 0
+    y2, s2 = y + [0], s + [0.99]
+    i = M.tar_at_far_nearest(y2, s2, [0.01])
+    assert (i.tar[0], i.far[0], i.threshold[0]) == (0.0, 0.0, math.inf) == insightface_tar(y2, s2, [0.01])[0]
 
 
 def test_accuracy_hand_worked():

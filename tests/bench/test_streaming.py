@@ -52,7 +52,7 @@ def sides(seed, n_ref=300, n_probe=400, cells=2, same=False, exact=True, d=16):
     return ref, probe
 
 
-def materialise(ref, probe, allow_same_source=False):
+def materialise(ref, probe, allow_same_source=False, triangle=False):
     S = ref.vectors @ probe.vectors.T
     labels = ref.identity[:, None] == probe.identity[None, :]
     keep = np.ones(S.shape, bool)
@@ -60,6 +60,8 @@ def materialise(ref, probe, allow_same_source=False):
         keep &= ref.unit[:, None] != probe.unit[None, :]
     if ref.image is not None:
         keep &= ref.image[:, None] != probe.image[None, :]
+    if triangle:  # one set of images: each unordered comparison once, (i, j) with i < j
+        keep &= np.triu(np.ones(S.shape, bool), k=1)
     cells = ref.cell[:, None] * probe.n_cells + probe.cell[None, :]
     return S, labels, keep, cells
 
@@ -73,14 +75,16 @@ def views_of(ref, probe):
     return v
 
 
-def check(ref, probe, views, binned, resolved, allow_same_source=False):
-    S, labels, keep, cells = materialise(ref, probe, allow_same_source)
+def check(ref, probe, views, binned, resolved, allow_same_source=False, triangle=False):
+    S, labels, keep, cells = materialise(ref, probe, allow_same_source, triangle)
     for name, view in views.items():
         sel = keep & np.isin(cells, view.cells)
         y = np.r_[labels[sel], np.ones(view.fta_genuine, bool), np.zeros(view.fta_impostor, bool)]
         s = np.r_[S[sel].astype(np.float64), np.full(view.fta_genuine + view.fta_impostor, -np.inf)]
         b = binned[name]
         assert b.n_genuine == y.sum() and b.n_impostor == (~y).sum()
+        if len(y) == 0:  # (triangle: a cell below the diagonal holds nothing)
+            continue
         np.testing.assert_array_equal(np.sort(b.genuine.astype(np.float64)), np.sort(s[y]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", M.UndefinedMetricWarning)
@@ -141,6 +145,36 @@ def test_same_images_on_both_sides_and_allow_same_source():
         scan.concat()
         assert labels[scan.genuine_rows, scan.genuine_cols].all() and keep[scan.genuine_rows, scan.genuine_cols].all()
         np.testing.assert_array_equal(scan.genuine, S[scan.genuine_rows, scan.genuine_cols])
+
+
+@pytest.mark.parametrize("mode", ["collect-all", "pilot", "threads", "torch"])
+@pytest.mark.parametrize("allow", [False, True])
+def test_one_set_of_images_scores_each_unordered_pair_once(mode, allow):
+    ref, probe = sides(7, n_ref=230, same=True, cells=2)
+    views = views_of(ref, probe)
+    views["overall"].thresholds = [0.05, 0.2]
+    kw = {"collect_all": 10**9} if mode == "collect-all" else {"collect_all": 0, "pilot_fraction": 0.2}
+    if mode == "threads":
+        kw["workers"] = 3
+    if mode == "torch":
+        kw["backend"] = "torch"
+    # tiles of unequal sides: some straddle the diagonal, some lie wholly below it (skipped)
+    opt = ScanOptions(device="cpu", tile_rows=40, tile_cols=64, allow_same_source=allow, triangle=True, **kw)
+    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, options=opt)
+    check(ref, probe, views, binned, resolved, allow_same_source=allow, triangle=True)
+    S, labels, keep, _ = materialise(ref, probe, allow, triangle=True)
+    upper = np.triu(np.ones(S.shape, bool), k=1)
+    assert scan.excluded == (labels & upper & ~keep).sum()
+    assert binned["overall"].n_genuine + binned["overall"].n_impostor == keep.sum() + 9  # + the view's FtA
+    scan.concat()
+    assert (scan.genuine_rows < scan.genuine_cols).all() and len(scan.genuine) == (labels & keep).sum()
+
+
+def test_triangle_needs_one_set_of_images():
+    ref, probe = sides(3)
+    with pytest.raises(StreamingError, match="one set of images"):
+        score_all_pairs(ref, probe, {"overall": View([0])}, far_targets=TARGETS,
+                        options=ScanOptions(device="cpu", triangle=True))
 
 
 def test_groups_wait_for_the_overall_thresholds():

@@ -14,6 +14,7 @@ from mfrkit.align import align_face
 from mfrkit.alignments import align_crop, arcface_name, arcface_params
 from mfrkit.onnx_model import OnnxModel
 from mfrkit.errors import MfrkitError
+from mfrkit.model_input import read_provenance
 from mfrkit.models import ModelInput, read_metadata, write_onnx
 from mfrkit.models.checkpoint import load_checkpoint, model_from_checkpoint
 from mfrkit.models.export import ExportError, export_family
@@ -38,6 +39,7 @@ def test_export_round_trip(name, tmp_path):
         onnx.checker.check_model(proto)
         meta = read_metadata(r.path)
         assert CONTRACT_KEYS <= set(meta) and meta["mfrkit.family"] == name and meta["mfrkit.weights"] == "untrained"
+        assert read_provenance(meta).label == "untrained" and meta["mfrkit.trained"] == "false"
         assert int(meta["mfrkit.embedding_dim"]) == TINY[name]["embedding_dim"]
         prep = ModelInput.from_metadata(meta)
         # the bench reads the same contract from the file (and accepts the alignment)
@@ -60,9 +62,13 @@ def test_export_round_trip(name, tmp_path):
 
 def test_export_from_checkpoint_matches_the_trained_model(tiny_dataset, tmp_path):
     cfg = TrainConfig(batch_size=6, workers=0, epochs=1, lr=0.02)
-    run = train("csn", tiny_dataset, tmp_path / "run", options=TINY["csn"], config=cfg, aligned=True, max_steps=2)
+    run = train("csn", tiny_dataset, tmp_path / "run", options=TINY["csn"], config=cfg, aligned=True, max_steps=2,
+                recipe="csn-zhao2022")
     (r,) = export_family(None, tmp_path / "csn.onnx", checkpoint=run.checkpoint)
     assert r.metadata["mfrkit.weights"].startswith("sha256:")
+    prov = read_provenance(read_metadata(r.path))
+    assert (prov.trained, prov.recipe, prov.steps) == (True, "csn-zhao2022", 2)
+    assert prov.data_fingerprint == load_checkpoint(run.checkpoint)["manifest_fingerprint"]
     model = model_from_checkpoint(load_checkpoint(run.checkpoint)).eval()
     x = torch.randn(8, 3, 112, 112)
     with torch.no_grad():

@@ -31,7 +31,9 @@ def brute_force(reference, probe, spec_variants, allow_same_source=False):
     """Every (reference row, probe row) of the manifests, enumerated one by one.
 
     ``spec_variants``: (reference variant, probe variant). Units follow ``source_id``
-    through both manifests; returns the counts and the genuine (left, right) pairs."""
+    through both manifests; returns the counts and the genuine (left, right) pairs. One
+    set of images on both sides (same manifest and variant): each unordered pair once
+    (self pairs included in ``cross``), genuine pairs as frozensets."""
     parent = {}
     for m in (reference, probe):
         for iid, src in zip(m.table["image_id"], m.table["source_id"]):
@@ -51,7 +53,9 @@ def brute_force(reference, probe, spec_variants, allow_same_source=False):
     same_manifest = reference.fingerprint() == probe.fingerprint()
     counts = dict.fromkeys(("cross", "excluded_self", "excluded_same_source", "genuine", "impostor"), 0)
     genuine = set()
-    for (r, ir), (q, iq) in itertools.product(refs, probes):
+    symmetric = same_manifest and spec_variants[0] == spec_variants[1]
+    grid = itertools.combinations_with_replacement(refs, 2) if symmetric else itertools.product(refs, probes)
+    for (r, ir), (q, iq) in grid:
         counts["cross"] += 1
         if same_manifest and r == q:
             counts["excluded_self"] += 1
@@ -59,7 +63,7 @@ def brute_force(reference, probe, spec_variants, allow_same_source=False):
             counts["excluded_same_source"] += 1
         elif ir == iq:
             counts["genuine"] += 1
-            genuine.add((r, q))
+            genuine.add(frozenset((r, q)) if symmetric else (r, q))
         else:
             counts["impostor"] += 1
     counts["comparisons"] = counts["genuine"] + counts["impostor"]
@@ -98,7 +102,11 @@ def test_counts_and_exclusions_equal_brute_force(tmp_path, spec, variants, allow
                                        same_images=ref.fingerprint() == probe.fingerprint(), allow_same_source=allow)
         assert int(keep.sum()) == want["comparisons"] and int((labels & keep).sum()) == want["genuine"]
         rows, cols = np.nonzero(labels & keep)
-        assert set(zip(p.reference_images["image_id"][rows], p.probe_images["image_id"][cols])) == genuine
+        pairs = zip(p.reference_images["image_id"][rows], p.probe_images["image_id"][cols])
+        assert {frozenset(x) if got["symmetric"] else x for x in pairs} == genuine
+        assert got["symmetric"] == (ref is probe and variants[0] == variants[1])
+        if got["symmetric"]:
+            assert got["ordered"]["comparisons"] == 2 * got["comparisons"]
 
 
 def test_partial_spec_and_units_across_manifests(tmp_path):

@@ -153,3 +153,30 @@ def test_registered_dataset_scanned_with_the_lfw_layout(tmp_path, lfw_files):
     result = run("import", tmp_path / "pairs.txt", tmp_path / "again", "--format", "lfw", "-m", "tiny-lfw")
     assert result.exit_code == 0, result.output
     assert load_protocol(tmp_path / "again").pairs.equals(load_protocol(tmp_path / "p").pairs)
+
+
+def test_import_of_pairs_of_other_images_fails_unless_allowed(tmp_path, lfw_files):
+    # LFW-format pairs naming people the manifest does not hold (like the real LFW pairs.txt
+    # against an unrelated dataset): refused, nothing written.
+    lines = ["1\t3"] + [f"Stranger_{i}\t1\t2" for i in range(3)] + [f"Stranger_{i}\t1\tOther_{i}\t1" for i in range(3)]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(lines) + "\n")
+    result = run("import", pairs, tmp_path / "p", "-f", "lfw", "-m", lfw_files.path)
+    assert result.exit_code == 1
+    assert "only 0 of the 12 image references of pairs.txt match an image" in str(result.exception)
+    assert "--allow-missing" in str(result.exception) and not (tmp_path / "p").exists()
+    # --allow-missing lifts this refusal, but a pair list with no usable pair at all still
+    # makes nothing (the import's "made nothing -> exit 1" rule), saying so
+    result = run("import", pairs, tmp_path / "p", "-f", "lfw", "-m", lfw_files.path, "--allow-missing")
+    assert result.exit_code == 1 and "match an image" not in str(result.exception)
+    assert "no pair of" in str(result.exception) and "12 image references not in the manifest" in str(result.exception)
+
+
+def test_make_counts_line_says_how_many_people_were_found(tmp_path, lfw_files):
+    people = tmp_path / "people.txt"
+    names = sorted({i.split("/")[0] for i in __import__("pandas").read_parquet(lfw_files.path)["image_id"]})
+    people.write_text("2\n" + f"{len(names) + 1}\n" + "\n".join(f"{n}\t3" for n in names) + "\nStranger\t2\n" + "1\nNobody\t1\n")
+    result = run("make", tmp_path / "p", "-m", lfw_files.path, "--people", people, "--genuine", 2, "--impostor", 2,
+                 "--allow-fewer")
+    assert result.exit_code == 0, result.output
+    assert f"{len(names)} of {len(names) + 2} people.txt identities found" in result.output

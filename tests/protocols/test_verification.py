@@ -290,3 +290,14 @@ def test_cli_make_with_nothing_to_take_fails_and_writes_nothing(tmp_path, monkey
     assert exit_info.value.code == 1
     assert "error: no pair can be made" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_folds_mostly_of_other_people_fail_unless_allowed(lfw):
+    from mfrkit.protocols.errors import InsufficientDataError
+
+    folds = {f"Person_{i:03d}": i % 3 for i in range(30)}
+    folds.update({f"Stranger_{i:03d}": i % 3 for i in range(40)})  # 30 of 70 found
+    with pytest.raises(InsufficientDataError, match="only 30 of the 70 identities of the given folds"):
+        make_verification(lfw, identity_folds=folds, genuine_per_fold=5, impostor_per_fold=5)
+    p = make_verification(lfw, identity_folds=folds, genuine_per_fold=5, impostor_per_fold=5, allow_missing=True)
+    assert p.info["params"]["identity_folds_found"] == {"found": 30, "listed": 70}

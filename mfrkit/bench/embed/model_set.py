@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ...alignments import get_alignment
@@ -125,6 +126,8 @@ def _embed_model(model: OnnxModel, uids: list, images: ImageTable, stores: dict,
                  log: Callable[[str], None], progress: ProgressFactory) -> Embeddings:
     """One model's embeddings of ``uids``, reading the landmark stores it needs (detecting
     what is not cached yet) and the packs that hold its crops."""
+    if not uids:  # only protocols that embed their own images (IJB templates)
+        return Embeddings(ids=[], vectors=np.zeros((0, 1), np.float32), status=np.array([], dtype=object))
     table = images.table
     needs = get_alignment(model.spec.align).needs_landmarks
     rows = table.loc[uids]
@@ -159,6 +162,6 @@ def _embed_model(model: OnnxModel, uids: list, images: ImageTable, stores: dict,
     rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
     log(
         f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
-        f"{int((~emb.ok).sum())} failed to acquire"
+        f"{int((~emb.ok).sum())} images failed to acquire"
     )
     return emb

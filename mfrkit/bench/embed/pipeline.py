@@ -62,7 +62,8 @@ class Embeddings:
     Attributes
     ----------
     ids : list of str, image ids in order.
-    vectors : ndarray of shape (n, D), float32, L2-normalised; zero rows for FtA.
+    vectors : ndarray of shape (n, D), float32, L2-normalised (raw with ``normalise=False``
+        in :func:`embed_images`); zero rows for FtA.
     status : ndarray of shape (n,), object: ``"ok"`` or the FtA reason.
     computed, cached : how many embeddings were computed now / read from the cache.
     seconds : wall time spent computing (pipeline + model), excluding cache reads.
@@ -141,6 +142,7 @@ def embed_images(
     progress: Callable[[int], None] | None = None,
     executor: ExecutorSpec | None = None,
     packed: Mapping[int, tuple[Pack, int]] | None = None,
+    normalise: bool = True,
 ) -> Embeddings:
     """Embed ``images`` with ``model``.
 
@@ -174,6 +176,8 @@ def embed_images(
         (resized to the model's input when the pack's crop is the same template at
         another size) instead of decoded and aligned. A packed crop is the bench's own
         crop of the same landmarks, so embeddings and cache entries are the same.
+    normalise : bool, False: raw outputs (flip: their sum) for pooling weighted by the norm
+        (IJB templates), cached under their own key, never mixed with normalised ones.
 
     Returns
     -------
@@ -193,7 +197,7 @@ def embed_images(
     if alignment.needs_landmarks:
         faces = landmark_lookup if landmark_lookup is not None else (lambda refs: [r.landmarks for r in refs])
     keys = _cache_keys(images, status, faces)
-    out = _Results(model, n, status, keys, progress)
+    out = _Results(model, n, status, keys, progress, normalise)
     todo = [i for i in range(n) if status[i] == STATUS_OK]
     cache_lock = None
     if cache_dir is not None:
@@ -273,8 +277,9 @@ def _cache_keys(images: Sequence[ImageRef], status: np.ndarray, faces: LandmarkL
 class _Results:
     """The run's arrays being filled: vectors, statuses, counts, and the cache beside them."""
 
-    def __init__(self, model: OnnxModel, n: int, status: np.ndarray, keys: list, progress) -> None:
+    def __init__(self, model: OnnxModel, n: int, status: np.ndarray, keys: list, progress, normalise: bool = True) -> None:
         self.model, self.n, self.status, self.keys, self.progress = model, n, status, keys, progress
+        self.normalise = normalise  # False: raw outputs kept (pooling weighted by the norm)
         self.vectors = np.zeros((n, model.embedding_dim or 0), np.float32)
         self.computed = self.cached = self.bad_model = 0
         self.cache: EmbeddingCache | None = None
@@ -283,7 +288,8 @@ class _Results:
         """Fill what the cache holds; returns (rows still to compute, the held cache lock)."""
         model = self.model
         spec = model.spec.preprocessing()
-        prep = preprocessing_key(spec, tta=tta, landmark_backend=landmark_backend, numerics=model.numerics())
+        prep = preprocessing_key(spec if self.normalise else {**spec, "raw": True}, tta=tta, landmark_backend=landmark_backend,
+                                 numerics=model.numerics())
         cache = self.cache = EmbeddingCache(cache_dir, model.sha256, prep, spec={**spec, "tta": tta, "model": model.describe()})
         # One writer per cache folder at a time: two runs appending parts to the same
         # model's cache would number them alike.
@@ -322,6 +328,8 @@ class _Results:
         if raw.shape[1] != self.vectors.shape[1]:
             raise ModelError(f"{self.model.name}: embedding dimension {raw.shape[1]} differs from the cached {self.vectors.shape[1]}")
         emb, usable = l2_normalise(raw)
+        if not self.normalise:  # the same usable rows (finite, non-zero), their raw values
+            emb = np.where(usable[:, None], np.nan_to_num(np.asarray(raw, np.float32)), np.float32(0))
         self.vectors[rows] = emb
         self.status[rows[~usable]] = NON_FINITE
         self.bad_model += int((~usable).sum())

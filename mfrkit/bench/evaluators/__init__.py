@@ -6,6 +6,8 @@
 ``pairs``           ``verification``: pair lists (``pairs.csv``)
 ``all_pairs``       ``all-pairs``: every reference x every probe, streamed scores
 ``identification``  ``identification``: 1:N gallery / probes (closed, open, MegaFace)
+``ijb``             ``ijb-templates``: IJB-B / IJB-C templates (insightface's pooling), 1:1
+                    template pairs streamed into exact binned scores, 1:N galleries S1 / S2
 ``transfer``        the threshold of one 1:1 protocol applied to the run's others
 ==================  =====================================================================
 
@@ -25,6 +27,7 @@ from ..protocol_io import protocol_sha256
 from .all_pairs import AllPairsEvaluator
 from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, fta_rows
 from .identification import IdentificationEvaluator
+from .ijb import IjbEvaluator
 from .pairs import PairsEvaluator
 
 #: Protocol kind -> its evaluator.
@@ -36,7 +39,7 @@ def register_evaluator(evaluator: Evaluator) -> Evaluator:
     return EVALUATORS.add(evaluator.kind, evaluator)
 
 
-for _evaluator in (PairsEvaluator(), AllPairsEvaluator(), IdentificationEvaluator()):
+for _evaluator in (PairsEvaluator(), AllPairsEvaluator(), IdentificationEvaluator(), IjbEvaluator()):
     register_evaluator(_evaluator)
 
 

@@ -184,7 +184,7 @@ def evaluate_all_pairs(
 
     scanning = ScanOptions(
         allow_same_source=c.allow, n_cells=(c.n_ref_classes, c.n_probe_classes), device=opt.device, tile_rows=tile,
-        tile_cols=tile, collect_all=opt.collect_all, seed=opt.seed,
+        tile_cols=tile, collect_all=opt.collect_all, seed=opt.seed, triangle=c.triangle,
         # two scoring threads overlap one tile's element-wise work with another's product
         # (1.33x the bare product against 1.59x with one, on 2 shared cores)
         workers=min(2, os.cpu_count() or 1),
@@ -227,6 +227,10 @@ class _Comparisons:
         self.reference, self.probe = reference, probe
         self.same_images = protocol.manifest("reference").fingerprint() == protocol.manifest("probe").fingerprint()
         self.allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
+        # One set of images and one model for both sides: scores are symmetric, each unordered
+        # comparison is scored once (a heterogeneous model's two towers are not: ordered).
+        self.protocol_counts = protocol_counts(protocol)
+        self.triangle = bool(self.protocol_counts["symmetric"]) and reference.embeddings is probe.embeddings
         self.ok_r = reference.embeddings.ok[reference.embeddings.rows(reference.uids)]
         self.ok_q = probe.embeddings.ok[probe.embeddings.rows(probe.uids)]
         self.ident_r, self.ident_q = _codes(self.refs["identity"], self.probes["identity"])
@@ -246,10 +250,15 @@ class _Comparisons:
         for cell in self.cells:
             rc, qc = divmod(cell, self.n_probe_classes)
             r_sel, q_sel = self.class_r == rc, self.class_q == qc
+            if self.triangle and rc > qc:
+                # a pair of images of two classes is counted once, in the cell (lower class, higher
+                # class); breakdown groups are unordered in the two classes, so sums are right
+                r_sel = q_sel = np.zeros(len(self.refs), bool)
+            sym = self.triangle and rc == qc
             full = count_comparisons(self.refs[r_sel], self.probes[q_sel], same_images=self.same_images,
-                                     allow_same_source=self.allow)
+                                     allow_same_source=self.allow, symmetric=sym)
             usable = count_comparisons(self.refs[r_sel & self.ok_r], self.probes[q_sel & self.ok_q],
-                                       same_images=self.same_images, allow_same_source=self.allow)
+                                       same_images=self.same_images, allow_same_source=self.allow, symmetric=sym)
             self.fta_imp[cell] = full["impostor"] - usable["impostor"]
             self.fta_gen[cell] = full["genuine"] - usable["genuine"]
             self.totals[cell] = full
@@ -295,7 +304,8 @@ class _Comparisons:
 
     def genuine_table(self, scan, reject: bool) -> pd.DataFrame:
         return _genuine_table(scan, self.refs, self.probes, self.rr, self.qq, self.ok_r, self.ok_q, self.ident_r,
-                              self.ident_q, self.unit_r, self.unit_q, self.image_r, self.image_q, self.allow, reject)
+                              self.ident_q, self.unit_r, self.unit_q, self.image_r, self.image_q, self.allow, reject,
+                              self.triangle)
 
 
 def _metrics_of(b, r: dict, keep_t: np.ndarray) -> dict:
@@ -325,8 +335,13 @@ def _run_facts(c: _Comparisons, scan, binned: dict, reject: bool, tile: int) -> 
         "accuracy": "an all-pairs protocol has no folds: k-fold accuracy is not defined",
         "bootstrap": "not computed for all-pairs protocols (it would need a histogram per identity)",
     }
+    ordered = {k: sum(c.totals[cell]["ordered"][k] for cell in c.cells) for k in ("genuine", "impostor", "comparisons")}
+    if c.triangle:  # the ordered counts of the whole grid, as references x probes (N^2 with self pairs)
+        ordered = {**c.protocol_counts["ordered"]}
     out["all_pairs"] = {
         **counts,
+        "unordered": c.triangle,
+        "ordered": ordered,
         "device": scan.device,
         "passes": scan.passes,
         "pilot_rows": scan.pilot_rows,
@@ -351,7 +366,7 @@ def _subset(t: M.TarAtFar, keep: np.ndarray) -> M.TarAtFar:
 
 
 def _genuine_table(scan, refs, probes, rr, qq, ok_r, ok_q, ident_r, ident_q, unit_r, unit_q, image_r, image_q,
-                   allow, reject) -> pd.DataFrame:
+                   allow, reject, triangle=False) -> pd.DataFrame:
     """Every genuine comparison: the scanned ones with their scores, and (``reject``) the
     FtA ones at -inf."""
     scan.concat()
@@ -367,6 +382,8 @@ def _genuine_table(scan, refs, probes, rr, qq, ok_r, ok_q, ident_r, ident_q, uni
             keep &= unit_r[r] != unit_q[c]
         if image_r is not None:
             keep &= image_r[r] != image_q[c]
+        if triangle:
+            keep &= r < c
         r, c = r[keep], c[keep]
         rows.append(pd.DataFrame({"left_id": refs["image_id"].to_numpy()[r], "right_id": probes["image_id"].to_numpy()[c],
                                   "score": -np.inf, "fta": True}))

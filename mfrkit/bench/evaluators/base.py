@@ -20,7 +20,7 @@ import pandas as pd
 from ...data.manifest import STATUS_OK
 from ...protocols.kinds import protocol_kind
 from ..embed.images import ATTRIBUTES, ImageTable, Sides
-from ..embed.model_set import ProgressFactory, no_progress
+from ..embed.model_set import EmbedOptions, ProgressFactory, no_progress
 from ..embed.pipeline import Embeddings
 from ..results import ProtocolInfo
 
@@ -55,6 +55,8 @@ class EvalSettings:
     max_rank : 1:N candidate-list length and CMC range.
     search_device : ``auto`` | ``cuda`` | ``cpu``: 1:N search and all-pairs scoring.
     plots : write the PNG plots.
+    ijb_pooling : IJB template protocols: insightface's pooling switches
+        (:class:`~mfrkit.bench.score.ijb_templates.IjbPooling`).
     """
 
     fta_policy: str = "reject"
@@ -65,6 +67,7 @@ class EvalSettings:
     max_rank: int = 20
     search_device: str = "auto"
     plots: bool = True
+    ijb_pooling: str = "flip,norm,detector"
 
 
 @dataclass
@@ -84,6 +87,9 @@ class ProtocolRun:
         source), or None.
     transfer_threshold : the transfer source's threshold when known up front, or None.
     progress, log : a progress-bar factory and a message sink.
+    models : the (reference, probe) OnnxModels, for a kind that embeds its own images
+        (IJB templates: the release's 5 points, raw embeddings); embed : the embed stage's
+        :class:`~mfrkit.bench.embed.model_set.EmbedOptions` for it.
     """
 
     protocol: object
@@ -98,6 +104,8 @@ class ProtocolRun:
     transfer_threshold: float | None = None
     progress: ProgressFactory = no_progress
     log: Callable[[str], None] = field(default=lambda msg: None)
+    models: tuple = (None, None)
+    embed: EmbedOptions | None = None
 
     def attributes(self, uids: list, prefix: str = "") -> pd.DataFrame:
         """The breakdown attributes (:data:`~mfrkit.bench.embed.images.ATTRIBUTES`) of ``uids``, one row each."""
@@ -126,12 +134,18 @@ class Outcome:
     metrics, breakdowns : the ``metrics`` and ``breakdowns`` of ``metrics.json``.
     search_device : where the scores were computed (None: no search).
     scores : what the threshold transfer reads (None: the kind has no 1:1 threshold).
+    fta : ``image_id, role, reason`` of its failures to acquire, for a kind that embeds its
+        own images (None: :func:`fta_rows` of the run's embeddings).
+    sections : result sections the evaluator gives itself (IJB templates: ``throughput``
+        and ``preprocessing`` of its own embedding pass), replacing the run's.
     """
 
     metrics: dict
     breakdowns: dict
     search_device: str | None = None
     scores: TransferScores | None = None
+    fta: pd.DataFrame | None = None
+    sections: dict = field(default_factory=dict)
 
 
 class Evaluator:
@@ -184,15 +198,21 @@ class Evaluator:
 
 
 def fta_rows(evaluator: Evaluator, run: ProtocolRun) -> pd.DataFrame:
-    """``image_id, role, reason`` of every image of the protocol that failed to acquire."""
-    rows = []
+    """``image_id, role, reason`` of every image of the protocol that failed to acquire
+    (a row per image and role); ``attrs``: ``distinct`` (images, one of both roles counted
+    once) and ``by_reason`` (distinct images per reason)."""
+    rows, distinct = [], {}
     for role, side, uids in evaluator.fta_roles(run.sides):
         emb = run.ref if side == "reference" else run.probe
         for uid in dict.fromkeys(uids):
             st = emb.status[emb.index[uid]]
             if st != STATUS_OK:
                 rows.append({"image_id": run.images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
-    return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+                distinct.setdefault(uid, str(st))
+    out = pd.DataFrame(rows, columns=["image_id", "role", "reason"])
+    out.attrs["distinct"] = len(distinct)
+    out.attrs["by_reason"] = pd.Series(list(distinct.values()), dtype=object).value_counts().to_dict()
+    return out
 
 
 def count_text(v) -> str:

@@ -6,8 +6,11 @@ threshold would suffer.
 
 from __future__ import annotations
 
+import math
+
 from ...errors import MfrkitError
-from ...protocols.kinds import is_one_to_one
+from ...protocols.kinds import is_one_to_one, protocol_kind
+from ..metrics.inputs import short_far, smallest_supported_far
 from .base import Outcome
 
 
@@ -27,6 +30,26 @@ def transfer_source(protocols: list, wanted: str | None, error: type[MfrkitError
     return of_spec[0] if of_spec else None
 
 
+def transfer_far(protocols: list, source: str | None, far: float, far_targets) -> tuple[float | None, str | None]:
+    """The FAR whose threshold is transferred, and a note when it is not ``far`` (the one
+    asked): the threshold is chosen only where the source protocol has at least 1 / FAR
+    impostor comparisons, else at the smallest of ``far_targets`` it resolves (None: none
+    is, no transfer)."""
+    if source is None:
+        return far, None
+    proto = next(p for p in protocols if p.name == source)
+    n = int(protocol_kind(proto.kind).count_summary(proto).get("impostor") or 0)
+    if far * n >= 1 - 1e-9:
+        return far, None
+    best = smallest_supported_far(n, far_targets)
+    need = (f"{n:,} impostor comparisons, too few for a threshold at FAR={short_far(far)} (that needs "
+            f"{math.ceil(1 / far):,})")
+    if best is None:
+        return None, f"threshold transfer skipped: {source} has {need}, and no FAR of --far is resolved by it"
+    return best, (f"threshold transfer: {source} has {need}; the threshold is taken at FAR={short_far(best)}, the "
+                  "smallest FAR it resolves (--transfer-far asks for another)")
+
+
 def source_threshold(outcome: Outcome | None, far_target: float) -> dict | None:
     """The transfer source's threshold for ``far_target``: ``far_target, threshold, far``."""
     if outcome is None or outcome.scores is None:
@@ -34,10 +57,13 @@ def source_threshold(outcome: Outcome | None, far_target: float) -> dict | None:
     return outcome.scores.source_threshold(far_target)
 
 
-def apply_transfer(per_model: list, source_name: str | None, far_target: float) -> None:
+def apply_transfer(per_model: list, source_name: str | None, far_target: float, *, note: str | None = None,
+                   asked: float | None = None) -> None:
     """Threshold for ``far_target`` on protocol ``source_name``, applied to the model's
     other 1:1 protocols (``per_model``: (RunResult, Outcome) pairs; recorded in their
-    results as ``transfer``, the source's own as ``transfer_source``)."""
+    results as ``transfer``, the source's own as ``transfer_source``). ``note`` and
+    ``asked``: why ``far_target`` is not the FAR asked (:func:`transfer_far`), recorded
+    beside them (``note``, ``asked_far_target``)."""
     verification = [(r, o) for r, o in per_model if o.scores is not None]
     source = [(r, o) for r, o in verification if r.protocol == source_name]
     if not source:
@@ -45,7 +71,10 @@ def apply_transfer(per_model: list, source_name: str | None, far_target: float) 
     sres, sout = source[0]
     src = source_threshold(sout, far_target)
     threshold = src["threshold"]
+    if note:  # the FAR asked could not be resolved by the source: say which was used and why
+        src = {**src, "asked_far_target": asked, "note": note}
     sres.set_transfer_source(src)
     for res, out in verification:
         if res is not sres:
-            res.set_transfer(out.scores.transfer(source_name, threshold, far_target))
+            rates = out.scores.transfer(source_name, threshold, far_target)
+            res.set_transfer({**rates, "asked_far_target": asked} if note else rates)

@@ -73,7 +73,7 @@ def verification_metrics(
     >>> sorted(m)
     ['accuracy', 'auc', 'eer', 'insightface', 'n_fta', 'n_genuine', 'n_impostor', 'n_pairs', 'tar_at_far']
     >>> m["tar_at_far"][0]["tar"], m["insightface"]["tar_at_far"][0]["tar"], m["accuracy"]["mean"]
-    (1.0, 0.75, 0.875)
+    (1.0, 1.0, 0.875)
     """
     y = np.asarray(labels).astype(bool)
     s = np.asarray(scores, np.float64)

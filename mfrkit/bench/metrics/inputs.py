@@ -75,6 +75,21 @@ def _check_targets(targets, name: str = "far_targets") -> np.ndarray:
     return t
 
 
+def short_far(t: float) -> str:
+    """A FAR target as people write it: ``1e-3`` rather than ``0.001``; ``0.1`` stays."""
+    if t >= 0.01:
+        return f"{t:g}"
+    mantissa, exponent = f"{t:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def smallest_supported_far(n_impostor: float, targets) -> float | None:
+    """The smallest of ``targets`` that ``n_impostor`` impostor comparisons resolve
+    (``target x n_impostor >= 1``); None when none is."""
+    ok = [float(t) for t in targets if float(t) * float(n_impostor) >= 1 - 1e-9]
+    return min(ok) if ok else None
+
+
 def _warn(msg: str) -> None:
     warnings.warn(msg, UndefinedMetricWarning, stacklevel=3)
 

@@ -128,20 +128,25 @@ def tar_at_far_nearest(
     """TAR at FAR by the nearest-point rule of insightface's IJB evaluation.
 
     The ROC is :func:`roc_curve` with ``drop_intermediate=True`` (scikit-learn's points);
-    for each target the operating point is the **first** index minimising
-    ``|fpr - target|`` (insightface: ``min(zip(abs(fpr - x), range(len(fpr))))``), and
-    its TPR, FPR and threshold are reported. The achieved FAR may therefore be **above**
-    the target (the nearest point can lie on either side), and a target below
-    ``1 / (2 N)`` picks the first point, (FPR 0, TPR 0). FtA comparisons (-inf) are
-    kept in the curve as the lowest score, but a point at threshold -inf (one that
-    would accept them) is never chosen.
+    insightface reverses it (``fpr = np.flipud(fpr); tpr = np.flipud(tpr)  # select
+    largest tpr at same fpr``) and takes the first index minimising ``|fpr - target|``
+    (``min(zip(abs(fpr - x), range(len(fpr))))``): among points equally near the target
+    the one with the **highest** FPR and TPR wins (of two points at one FPR, the larger
+    TPR). Its TPR, FPR and threshold are reported. The achieved FAR may therefore be
+    **above** the target (the nearest point can lie on either side), and a target below
+    ``1 / (2 N)`` gets the last point at FPR 0: the highest TPR with no false accept.
+    FtA comparisons (-inf) are kept in the curve as the lowest score, but a point at
+    threshold -inf (one that would accept them) is never chosen. (Changed: the first
+    point in scikit-learn's order was taken, without insightface's reversal, which gave
+    TAR 0 below 1 / (2 N) and the lower TAR of a tie.)
 
     Parameters and returns as :func:`tar_at_far`; ``budget`` is ``floor(target * N)``
     for reference only (this rule has no budget) and ``far`` can exceed ``far_target``.
 
     Examples
     --------
-    The nearest ROC point to FAR 0.5 has FAR 4/6, above the target; the ``mfrkit`` rule
+    The nearest ROC points to FAR 0.5 have FAR 4/6, above the target (of the two there,
+    insightface's reversal takes the larger TAR); the ``mfrkit`` rule
     (:func:`~mfrkit.bench.metrics.tar_at_far`) stops at 3/6:
 
     >>> from mfrkit.bench.metrics import tar_at_far, tar_at_far_nearest
@@ -149,7 +154,7 @@ def tar_at_far_nearest(
     >>> scores = [0.9, 0.8, 0.7, 0.2, 0.6, 0.5, 0.4, 0.3, 0.1, 0.0]
     >>> r = tar_at_far_nearest(labels, scores, [0.5])
     >>> r.tar.tolist(), [round(f, 4) for f in r.far], r.threshold.tolist()
-    ([0.75], [0.6667], [0.3])
+    ([1.0], [0.6667], [0.2])
     >>> r = tar_at_far(labels, scores, [0.5])
     >>> r.tar.tolist(), r.far.tolist(), r.threshold.tolist()
     ([0.75], [0.5], [0.4])
@@ -165,7 +170,9 @@ def tar_at_far_nearest(
     n_ops = len(thresholds) - int(thresholds[-1] == -np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         fpr = fps[:n_ops] / n_neg if n_neg > 0 else np.full(n_ops, np.nan)
-    idx = np.array([int(np.argmin(np.abs(fpr - t))) if n_neg > 0 else 0 for t in targets], np.int64)
+    # the last index minimising |fpr - t| in scikit-learn's order = the first in insightface's reversed one
+    idx = np.array([n_ops - 1 - int(np.argmin(np.abs(fpr[::-1] - t))) if n_neg > 0 and n_ops else 0 for t in targets],
+                   np.int64)
     return tar_at_far_from_counts(targets, thresholds[idx], tps[idx], fps[idx], n_pos, n_neg, confidence=confidence)
 
 

@@ -15,6 +15,9 @@
 ``drift``           the page's threshold-drift section
 ``figures``         inline SVG figures (ROC, DET, CMC, histograms, bars)
 ``html``            escaping, inline images, number formats, the stylesheet
+``notes``           what a reader must be told beside the numbers: small protocols,
+                    rule-set differences, untrained models (pure, on metrics.json dicts)
+``console``         the CLI's results tables (counts, intervals, flags) and notes
 ==================  =====================================================================
 
 Everything here reads results through :class:`mfrkit.bench.results.RunResult`, never

@@ -44,7 +44,8 @@ EMBEDDINGS_NAME = "embeddings.parquet"
 
 
 def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, probe_identity: np.ndarray, cut: float,
-                  n: int, *, tile: int = 2048, backend: str = "numpy", device: str = "cpu") -> tuple[np.ndarray, ...]:
+                  n: int, *, tile: int = 2048, backend: str = "numpy", device: str = "cpu",
+                  upper: bool = False) -> tuple[np.ndarray, ...]:
     """Every impostor comparison scoring ``>= cut`` (fewer once ``n`` of them are known:
     then only those that can still be among the ``n`` highest), in one tiled pass.
 
@@ -57,6 +58,9 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
     n : int, how many of the highest are wanted.
     tile : tile side.
     backend : ``numpy`` (BLAS) or ``torch`` (on ``device``: ``cuda``, or ``cpu`` in tests).
+    upper : both sides are one set of images in one order (a symmetric all-pairs
+        protocol): only comparisons ``row < col`` are looked at, so each unordered pair
+        comes once (tiles wholly below the diagonal are skipped).
 
     Returns
     -------
@@ -82,8 +86,15 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
     with precision:
         for r0 in range(0, len(ref), tile):
             for c0 in range(0, len(probe), tile):
+                if upper and c0 + tile - 1 <= r0:  # every position of the tile has col <= row
+                    continue
                 if backend == "torch":
-                    r, c, s = _tile_candidates_torch(R[r0 : r0 + tile] @ Q[c0 : c0 + tile].T, floor, n + _genuine_count(
+                    S = R[r0 : r0 + tile] @ Q[c0 : c0 + tile].T
+                    if upper and c0 <= r0 + len(S) - 1:  # the mirror half must not take a top-k place
+                        at_r = torch.arange(r0, r0 + S.shape[0], device=dev)[:, None]
+                        at_c = torch.arange(c0, c0 + S.shape[1], device=dev)[None, :]
+                        S.masked_fill_(at_c <= at_r, -float("inf"))
+                    r, c, s = _tile_candidates_torch(S, floor, n + _genuine_count(
                         ref_identity[r0 : r0 + tile], probe_identity[c0 : c0 + tile]))
                 else:
                     a, b = ref[r0 : r0 + tile], probe[c0 : c0 + tile]
@@ -96,6 +107,8 @@ def top_impostors(ref: np.ndarray, probe: np.ndarray, ref_identity: np.ndarray, 
                     r, s = rows_hit[rr], sub[rr, c]
                 r, c = r + r0, c + c0
                 imp = ref_identity[r] != probe_identity[c]
+                if upper:
+                    imp &= r < c
                 if imp.any():
                     rows.append(r[imp]), cols.append(c[imp]), vals.append(s[imp])
                     kept += int(imp.sum())
@@ -177,7 +190,7 @@ def find_hardest_impostors(result: RunResult | dict, folder: Path, cut: float, n
     sides = {role: images[(images["role"] == role) & ~fta].reset_index(drop=True) for role in ("reference", "probe")}
     dev = resolve_device(device)
     limit = DEFAULT_LIMIT[dev] if limit is None else float(limit)
-    size = len(sides["reference"]) * len(sides["probe"])
+    size = len(sides["reference"]) * len(sides["probe"])  # (about twice the unordered pairs scored)
     if size > limit:
         return (f"finding them means scoring the {size:,} comparisons again from {EMBEDDINGS_NAME}, more than the "
                 f"report's limit of {limit:,.0f} on the {dev}; write the report with `mfrkit report RUN "
@@ -206,12 +219,14 @@ def find_hardest_impostors(result: RunResult | dict, folder: Path, cut: float, n
         if rows["fta_reason"].notna().to_numpy()[at].any():
             return f"{EMBEDDINGS_NAME} has no embedding for some {role} images the run scored (another run's file?)"
         side_vectors[role] = vec[at]
+    # one set of images on both sides (scored once per unordered pair): each pair once
+    upper = bool((RunResult.of(result).metrics.get("all_pairs") or {}).get("unordered"))
     codes, _ = pd.factorize(pd.concat([sides["reference"]["identity"], sides["probe"]["identity"]]).astype(str))
     ident_r, ident_q = codes[: len(sides["reference"])], codes[len(sides["reference"]) :]
     lowered = cut - MARGIN if math.isfinite(cut) else -math.inf
     r, c, s = top_impostors(side_vectors["reference"], side_vectors["probe"], ident_r, ident_q, lowered, n,
                             tile=16384 if dev == "cuda" else 2048, backend="torch" if dev == "cuda" else "numpy",
-                            device=dev)
+                            device=dev, upper=upper)
     ref, probe = sides["reference"], sides["probe"]
     out = pd.DataFrame({
         "left_id": ref["image_id"].astype(str).to_numpy()[r], "right_id": probe["image_id"].astype(str).to_numpy()[c],

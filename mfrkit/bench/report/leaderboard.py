@@ -18,6 +18,7 @@ import pandas as pd
 from ...atomic import atomic_write_text, check_new_file
 from ...names import markdown_cell
 from ..results import ReportError, RunResult, as_float, metrics_files, write_csv
+from .notes import provenance_status
 from .table import DEFAULT_METRICS, check_table_choice, target_key, write_table
 
 
@@ -30,6 +31,8 @@ def leaderboard_row(result: RunResult | dict) -> dict:
         "model": model.name,
         "protocol": proto.name,
         "kind": proto.kind,
+        # trained, untrained or unknown (a foreign model): an untrained model's numbers are no result
+        "weights": provenance_status(r.data.get("model") or {}),
         "model_sha256": model.sha256,
         "protocol_sha256": proto.sha256,
         "provider": model.provider,
@@ -64,7 +67,7 @@ def _one_to_one_columns(r: RunResult, m: dict) -> dict:
     rules = r.rules()
     chosen = r.rule_block(rules)
     row: dict = {"rules": rules}
-    row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=as_float(m.get("auc")))
+    row.update(n_pairs=m.get("n_pairs"), fta_comparisons=m.get("n_fta"), auc=as_float(m.get("auc")))
     row.update(eer=as_float(m.get("eer", {}).get("eer")), eer_threshold=as_float(m.get("eer", {}).get("threshold")))
     acc = chosen.get("accuracy")
     if acc:
@@ -83,6 +86,13 @@ def _one_to_one_columns(r: RunResult, m: dict) -> dict:
             transfer_from=tr["from"], transfer_far=as_float(tr["far_target"]),
             transfer_fmr=as_float(tr["fmr"]), transfer_fnmr=as_float(tr["fnmr"]),
         )  # fmt: skip
+    # IJB templates: the 1:N figures of each gallery beside the 1:1 ones (mfrkit's open-set rule)
+    for g, block in (m.get("identification") or {}).items():
+        row[f"rank1_{g}"] = as_float(block.get("rank1"))
+        for e in block.get("tpir_at_fpir", []):
+            t = target_key(e["far_target"])
+            row[f"tpir@fpir={t}_{g}"] = as_float(e["tar"])
+            row[f"insufficient@fpir={t}_{g}"] = bool(e["insufficient_negatives"])
     return row
 
 
@@ -176,6 +186,31 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[RunResult]:
         if key not in latest or str(row.get("created")) >= str(latest[key].created):
             latest[key] = result
     return sorted(latest.values(), key=lambda r: (r.protocol, r.model, str(r.created)))
+
+
+def one_run_per_model(results: Sequence[RunResult]) -> tuple[list[RunResult], list[str]]:
+    """The results of each model from one run only (the run holding most of its results,
+    the latest of those on a tie), so a page never sets one run's figures of a model
+    beside another's; the notes say what was left out."""
+    by_model: dict = {}
+    for r in results:
+        by_model.setdefault(r.model_sha256, []).append(r)
+    kept, notes = [], []
+    for rs in by_model.values():
+        runs: dict = {}
+        for r in rs:
+            runs.setdefault(r.run_id, []).append(r)
+        best = max(runs, key=lambda k: (len(runs[k]), max(str(r.created) for r in runs[k])))
+        chosen = {}
+        for r in sorted(runs[best], key=lambda r: str(r.created)):
+            chosen[r.protocol] = r  # one rule set's copy per protocol: the latest
+        kept += list(chosen.values())
+        others = sorted({(k, r.protocol) for k, v in runs.items() if k != best for r in v})
+        if others:
+            notes.append(f"{rs[0].model}: its figures come from run {best}; results of other runs left out "
+                         f"({', '.join(f'{p} in {k}' for k, p in others)}): report those runs on their own")
+    order = {id(r): i for i, r in enumerate(results)}
+    return sorted(kept, key=lambda r: order[id(r)]), notes
 
 
 def write_leaderboards(

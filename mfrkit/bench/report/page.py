@@ -46,7 +46,8 @@ from .drift import drift
 from .tiles import fta_section, galleries
 from .gallery import ImageSource, finite
 from .html import CSS, esc, figure, fmt, interval, slug
-from .leaderboard import collect_results
+from .leaderboard import collect_results, one_run_per_model
+from .notes import provenance_status, rule_differences, size_warning
 from .scores import GALLERY_FAR, AllPairsScores, Errors, PairListScores, display_edges
 from .table import (
     DEFAULT_METRICS,
@@ -120,6 +121,10 @@ class ProtocolResults:
         return self.results[0].verification
 
 
+#: The mark an untrained model's name carries in the report.
+UNTRAINED = " (untrained)"
+
+
 class ReportBuilder:
     """Assembles the page; one instance per report."""
 
@@ -131,6 +136,10 @@ class ReportBuilder:
         self.impostor_pass_limit = impostor_pass_limit
         self._embeddings: dict = {}  # embeddings.parquet files read for the impostor pass, by path
         self.labels = model_labels(results)
+        self.page_notes: list[str] = []  # what the page left out or chose, said in its header
+        for r in results:  # an untrained model is marked wherever it is named
+            if self.untrained(r) and not self.labels[r.model_sha256].endswith(UNTRAINED):
+                self.labels[r.model_sha256] += UNTRAINED
         shas = list(dict.fromkeys(r.model_sha256 for r in results))
         self.colour = dict(zip(shas, F.model_colours(len(shas))))
         self.images = ImageSource()
@@ -142,6 +151,10 @@ class ReportBuilder:
         for p in protocols.values():
             p.results.sort(key=lambda r: order[r.model_sha256])
         self.protocols = [protocols[name] for name in protocol_order(results)]
+
+    @staticmethod
+    def untrained(r: RunResult) -> bool:
+        return provenance_status(r.data.get("model") or {}) == "untrained"
 
     def label(self, r: RunResult) -> str:
         return self.labels[r.model_sha256]
@@ -163,8 +176,17 @@ class ReportBuilder:
             f"mfrkit {', '.join(esc(v) for v in versions)}; report written {esc(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))} "
             f"by mfrkit {esc(__version__)}.</p>"
             + (f'<div class="rules">Rule set of the 1:1 numbers:<ul>{rules}</ul></div>' if used else "")
+            + self._untrained_note()
+            + "".join(f'<p class="note missing">{esc(n)}</p>' for n in self.page_notes)
             + "</header>"
         )
+
+    def _untrained_note(self) -> str:
+        names = sorted({self.label(r) for r in self.results if self.untrained(r)})
+        if not names:
+            return ""
+        return (f'<p class="note missing">Untrained: {esc(", ".join(names))}: the weights were never trained (their export '
+                "says so); their numbers measure a random network, not a method.</p>")
 
     def nav(self) -> str:
         items = [("comparison", "Comparison"), ("models", "Models")]
@@ -224,9 +246,11 @@ class ReportBuilder:
                 f"<td>{esc(inputs)}</td>"
                 f"<td>{esc(prep.get('landmarks') or '–')}</td><td>{esc(prep.get('tta') or 'none')}</td>"
                 f"<td>{esc(model.provider)}</td><td>{fmt(ips, 1) if ips is not None else '–'}</td>"
-                f"<td>{'yes' if model.heterogeneous else 'no'}</td></tr>"
+                f"<td>{'yes' if model.heterogeneous else 'no'}</td><td>{esc(provenance_status(r.data.get('model') or {}))}</td>"
+                f"<td><code>{esc(r.run_id)}</code></td></tr>"
             )
-        head = "<tr><th>model</th><th>family</th><th>sha256</th><th>input</th><th>landmarks</th><th>TTA</th><th>provider</th><th>images/s</th><th>two halves</th></tr>"
+        head = ("<tr><th>model</th><th>family</th><th>sha256</th><th>input</th><th>landmarks</th><th>TTA</th><th>provider</th>"
+                "<th>images/s</th><th>two halves</th><th>weights</th><th>run</th></tr>")
         return f'<section id="models"><h2>Models</h2><table>{head}{"".join(rows)}</table></section>'
 
     def protocol(self, p: ProtocolResults) -> str:
@@ -236,6 +260,7 @@ class ReportBuilder:
         what = evaluator.summary(info) if evaluator else f"{p.kind} protocol"
         parts = [f'<section class="protocol" id="protocol-{slug(p.name)}"><h2>Protocol {esc(p.name)}</h2>',
                  f"<p>{esc(what)}; spec {esc(info.spec or '–')}; sha256 <code>{esc(str(info.sha256)[:12])}</code>.</p>"]
+        parts.append(self._number_notes(p))
         if p.verification:
             parts.append(self._curves(p))
             parts.append(self._histograms(p))
@@ -247,6 +272,14 @@ class ReportBuilder:
         parts.append("</section>")
         return "".join(parts)
 
+    def _number_notes(self, p: ProtocolResults) -> str:
+        """What the protocol's numbers rest on: one size warning, and per model where the
+        two rule sets differ by more than the interval (:mod:`.notes`)."""
+        warning = size_warning(p.results[0].data)
+        notes = [warning] if warning else []
+        notes += [f"{self.label(r)}: {d}" for r in p.results for d in rule_differences(r.data)]
+        return "".join(f'<p class="note missing">{esc(n)}</p>' for n in notes)
+
     def source(self, r: RunResult) -> PairListScores | AllPairsScores | None:
         """What the report reads of a 1:1 result's comparisons (read once); None when the
         run folder lacks its files."""
@@ -257,6 +290,8 @@ class ReportBuilder:
                                                          embeddings_cache=self._embeddings)
             else:
                 self._sources[key] = PairListScores.read(r, r.folder, self.images)
+            if self._sources[key] is not None:  # the galleries' threshold follows the page's rule set
+                self._sources[key].rules = r.rules(self.rules)
         return self._sources[key]
 
     def _curves(self, p: ProtocolResults) -> str:
@@ -330,14 +365,15 @@ class ReportBuilder:
                     vals.append(v), lows.append(lo), highs.append(hi)
                 series.append((self.label(r), self.colour_of(r), vals, lows, highs))
             if p.verification:
-                ylabel, title = "FNMR at the FAR=1e-3 threshold", f"{p.name}: FNMR per {heading}"
+                ylabel, title = "FNMR at the FAR=1e-3 threshold (mfrkit rule)", f"{p.name}: FNMR per {heading}"
             else:
                 ylabel, title = "rank-1 rate", f"{p.name}: rank-1 per {heading}"
             out.append(figure(F.bar_figure(groups, series, ylabel=ylabel, title=title), title))
         if not out:
             return ""
         what = ("A comparison belongs to the group of its two images' values (e.g. cloth+surgical); bars: FNMR at the "
-                "threshold that gives FAR = 1e-3 over the whole protocol, with Clopper-Pearson intervals; n/a: the group "
+                "threshold that gives FAR = 1e-3 over the whole protocol by the mfrkit rule (the breakdowns are computed "
+                "at that rule's thresholds, whatever the page's rule set), with Clopper-Pearson intervals; n/a: the group "
                 "has no genuine comparisons.") if p.verification else "Bars: rank-1 identification rate of the group's mated probes, with Clopper-Pearson intervals."
         return f'<div class="breakdowns"><h3>Breakdowns</h3><div class="row">{"".join(out)}</div><p class="note">{esc(what)}</p></div>'
 
@@ -381,7 +417,16 @@ def build_report(results: Sequence[RunResult], *, metrics: Sequence[str] = DEFAU
     if not results:
         raise ReportError("no results to report")
     check_table_choice(results, metrics, rules)  # as the leaderboard: before any figure is drawn
-    return ReportBuilder(results, metrics, rules, impostor_pass_limit).page()
+    results, left_out = one_run_per_model(results)
+    used = sorted({r.rules() for r in results if r.verification})
+    page_rules = rules or (used[0] if len(used) == 1 else None)
+    if page_rules is None and used:  # runs of both rule sets: the page shows one (metrics.json holds both)
+        page_rules = max(results, key=lambda r: str(r.created)).rules()
+        left_out.append(f"the runs used the {' and '.join(used)} rule sets; every 1:1 number on this page follows the "
+                        f"{page_rules} rule set (mfrkit report --rules picks the other)")
+    builder = ReportBuilder(results, metrics, page_rules, impostor_pass_limit)
+    builder.page_notes = left_out
+    return builder.page()
 
 
 def write_report(

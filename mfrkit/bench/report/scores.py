@@ -101,9 +101,12 @@ def display_edges(lo: float, hi: float, n: int = 40) -> np.ndarray:
 
 
 class PairListScores:
-    """A pair-list result's ``scores.csv`` (FtA rows left out under ``--fta exclude``)."""
+    """A pair-list result's ``scores.csv`` (FtA rows left out under ``--fta exclude``).
+
+    ``rules``: the rule set whose FAR = 1e-3 threshold the galleries use (the page's)."""
 
     exact_curve = True
+    rules = "mfrkit"
 
     def __init__(self, result: RunResult | dict, folder: Path, df: pd.DataFrame, images: ImageSource) -> None:
         result = RunResult.of(result)
@@ -138,15 +141,16 @@ class PairListScores:
         return gen, imp
 
     def errors(self) -> Errors | Missing:
-        """The mfrkit rule's FAR = 1e-3 threshold on these comparisons and the errors there."""
+        """The FAR = 1e-3 threshold of :attr:`rules` on these comparisons and the errors there."""
         if self._errors is None:
             y, s = self.labels, self.scores
             if not len(y) or y.all() or not y.any():
                 self._errors = Missing(no_threshold_reason(int(y.sum()), int((~y).sum())))
             else:
+                rule = M.tar_at_far_nearest if self.rules == "insightface" else M.tar_at_far
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-                    t = float(M.tar_at_far(y, s, [GALLERY_FAR]).threshold[0])
+                    t = float(rule(y, s, [GALLERY_FAR]).threshold[0])
                 if not math.isfinite(t):
                     self._errors = Missing(no_threshold_reason(int(y.sum()), int((~y).sum())))
                 else:
@@ -315,6 +319,7 @@ class AllPairsScores:
     """
 
     exact_curve = False
+    rules = "mfrkit"  # the rule set whose FAR = 1e-3 threshold the galleries use (the page's)
 
     def __init__(self, result: RunResult | dict, folder: Path, hist: BinnedHistogram, *,
                  impostor_pass_limit: float | None = None, embeddings_cache: dict | None = None) -> None:
@@ -343,7 +348,8 @@ class AllPairsScores:
         return self.result.metrics
 
     def _far_entry(self) -> dict | None:
-        for e in self.metrics.get("tar_at_far") or []:
+        block = self.metrics if self.rules == "mfrkit" else (self.metrics.get(self.rules) or {})
+        for e in block.get("tar_at_far") or []:
             if math.isclose(float(e.get("far_target", 0)), GALLERY_FAR, rel_tol=1e-9):
                 return e
         return None
@@ -369,7 +375,7 @@ class AllPairsScores:
         return self._genuine
 
     def errors(self) -> Errors | Missing:
-        """The run's own FAR = 1e-3 threshold (mfrkit rule, exact, from ``metrics.json``)
+        """The run's own FAR = 1e-3 threshold (by :attr:`rules`, exact, from ``metrics.json``)
         and its error counts."""
         e = self._far_entry()
         if e is None:

@@ -149,9 +149,10 @@ def _targets_held(result: dict) -> list[str]:
 
 
 #: Said wherever an insightface-rule TAR of 0 is shown (faithful to insightface, easy to misread).
-INSIGHTFACE_ZERO_NOTE = ("insightface rule: a TAR of 0 can mean perfect separation, not failure: it takes the first ROC "
-                         "point nearest the FAR target, and where no impostor passes any threshold that is the (FAR 0, "
-                         "TAR 0) point; the mfrkit rule set gives such a model its TAR.")
+INSIGHTFACE_ZERO_NOTE = ("insightface rule: a TAR of 0 means the ROC point nearest the FAR target is (FAR 0, TAR 0): "
+                         "the highest-scoring comparison is an impostor (of equally near points insightface takes the "
+                         "highest TAR, as it reverses the curve, so a perfectly separated model gets its TAR); the mfrkit "
+                         "rule set gives the TAR within the target's false-accept budget.")
 
 
 def insightface_zero_shown(results: Sequence[RunResult], specs: Sequence[MetricSpec], rules: str | None = None) -> bool:

@@ -46,7 +46,7 @@ def gallery_verif(b: "ReportBuilder", r: RunResult) -> str:
         return f'<h4>{name}</h4><p class="note">No FAR = 1e-3 threshold: {esc(e.reason)}.</p>'
     genuine, impostor = src.hardest(GALLERY_SIZE)
     head = (f'<h4><span class="swatch" style="background:{b.colour_of(r)}"></span>{name}</h4>'
-            f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the mfrkit rule, accept iff score ≥ threshold): '
+            f'<p class="note">Threshold {e.threshold:.4f} (FAR = 1e-3 by the {esc(src.rules)} rule, accept iff score ≥ threshold): '
             f"{e.false_rejects:,} false reject(s) of {e.n_genuine:,} genuine, {e.false_accepts:,} false accept(s) of "
             f"{e.n_impostor:,} impostor comparisons.</p>")
     out = head + pair_grid(b, r, "Lowest-scoring genuine pairs", genuine, "false reject", "accepted")

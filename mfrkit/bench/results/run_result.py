@@ -121,19 +121,31 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class FtaSummary:
-    """``fta``: images that failed to acquire, by reason, and the policy applied to them."""
+    """``fta``: images that failed to acquire (distinct images: one serving both roles
+    counts once), by reason, the policy applied to them, and ``rows``: ``fta.csv``'s
+    image x role entries. The comparisons (probes) they touch are ``metrics.n_fta``."""
 
     images: int | None = None
     by_reason: dict = field(default_factory=dict)
     policy: str | None = None
+    rows: int | None = None
 
     @classmethod
     def from_dict(cls, d: Any) -> "FtaSummary":
         d = _block(d)
-        return cls(d.get("images"), _block(d.get("by_reason")), d.get("policy"))
+        return cls(d.get("images"), _block(d.get("by_reason")), d.get("policy"), d.get("rows"))
+
+    @classmethod
+    def of(cls, table, policy: str) -> "FtaSummary":
+        """The summary of an ``fta.csv`` table (``image_id, role, reason``; its ``attrs``
+        ``distinct`` / ``by_reason`` when it has them, else every row is one image)."""
+        by_reason = table.attrs.get("by_reason")
+        if by_reason is None:
+            by_reason = table["reason"].value_counts().to_dict() if len(table) else {}
+        return cls(int(table.attrs.get("distinct", len(table))), by_reason, policy, int(len(table)))
 
     def as_dict(self) -> dict:
-        return {"images": self.images, "by_reason": self.by_reason, "policy": self.policy}
+        return {"images": self.images, "rows": self.rows, "by_reason": self.by_reason, "policy": self.policy}
 
 
 @dataclass(frozen=True)

@@ -295,8 +295,9 @@ class BinnedScores:
     # --- TAR@FAR, insightface rule -----------------------------------------------------------------
 
     def nearest_point(self, target: float) -> _Point | MissingBins:
-        """The insightface rule's point for one FAR target: the first ROC point (with
-        scikit-learn's drop_intermediate) minimising ``|fpr - target|``, never one at -inf."""
+        """The insightface rule's point for one FAR target: the ROC point (drop_intermediate) nearest it, the last
+        of equally near ones in scikit-learn's order (insightface reverses the curve), never one at -inf; a window
+        is complete with a farther point on its high-FPR side (or the bottom) and none beyond the target first."""
         n = float(self.n_impostor)
         t = float(target)
 
@@ -308,15 +309,14 @@ class BinnedScores:
             if c.at_top:  # the first point of every ROC: (0, 0) at +inf
                 fpr, thr = np.r_[0.0, fpr], np.r_[np.inf, thr]
                 ta, fa = np.r_[0, ta], np.r_[0, fa]
-            beyond = fpr > t
-            if not beyond.any() and not c.at_bottom:
-                return DOWN
             if len(fpr) == 0:
+                return UP if c.at_bottom else DOWN
+            if fpr[0] > t and not c.at_top:
                 return UP
             d = np.abs(fpr - t)
-            f = int(np.argmin(d))
-            if f == 0 and not c.at_top:
-                return UP
+            f = len(d) - 1 - int(np.argmin(d[::-1]))  # the last of the nearest
+            if not c.at_bottom and not ((fpr > t) & (d > d[f])).any():
+                return DOWN
             return _Point(float(thr[f]), int(ta[f]), int(fa[f]))
 
         if len(self.nonempty) == 0 or n <= 0:

@@ -60,7 +60,7 @@ __all__ = ["ScanOptions", "score_all_pairs", "Side", "View", "ScanResult", "Stre
 @dataclass(frozen=True)
 class ScanOptions:
     """How :func:`score_all_pairs` scans the comparisons. Only ``allow_same_source``,
-    ``n_cells`` and ``bins`` change what is computed; the others change time and memory,
+    ``n_cells``, ``bins`` and ``triangle`` change what is computed; the others change time and memory,
     never a number.
 
     Attributes
@@ -77,6 +77,10 @@ class ScanOptions:
     workers : CPU threads scoring tiles at once (default 1; each gets its own buffers).
     backend : ``auto`` (torch on CUDA, numpy on the CPU) or ``torch`` (torch on the CPU
         too: the GPU code path, checkable without a GPU).
+    triangle : both sides are one set of images in the same order (a symmetric
+        all-pairs protocol): each unordered comparison is scored once, (i, j) with i < j;
+        tiles wholly below the diagonal are skipped. The pilot still samples whole rows
+        (it only plans which bins to keep). Changes what is counted.
     """
 
     allow_same_source: bool = False
@@ -91,6 +95,7 @@ class ScanOptions:
     max_passes: int = 8
     workers: int | None = None
     backend: str = "auto"
+    triangle: bool = False
 
 
 def score_all_pairs(
@@ -131,8 +136,12 @@ def score_all_pairs(
         raise StreamingError(f"reference and probe embeddings differ in dimension: {reference.vectors.shape} and "
                              f"{probe.vectors.shape}")
     used = resolve_device(opt.device)
+    if opt.triangle and (len(reference.vectors) != len(probe.vectors)
+                         or not np.array_equal(reference.identity, probe.identity)):
+        raise StreamingError("triangle scoring needs one set of images on both sides, in the same order")
     tiles = make_tiles(reference, probe, bins, allow_same_source=opt.allow_same_source, tile_rows=opt.tile_rows,
-                       tile_cols=opt.tile_cols, device=used, n_cells=opt.n_cells, backend=opt.backend)
+                       tile_cols=opt.tile_cols, device=used, n_cells=opt.n_cells, backend=opt.backend,
+                       triangle=opt.triangle)
     nb = bins.n_bins
     res = ScanResult(bins=bins, n_cells=tiles.n_cells, hist=np.zeros((tiles.n_cells, nb), np.int64),
                      collected=np.zeros(nb, bool), device=used)

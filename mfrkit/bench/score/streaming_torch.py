@@ -119,7 +119,7 @@ class _HostValue:
 class _TileInput:
     """What the CPU prepares for a tile: geometry, genuine positions, key offsets."""
 
-    __slots__ = ("r0", "c0", "rows", "cols", "flat", "keep", "cells", "excluded", "row_off", "col_off")
+    __slots__ = ("r0", "c0", "rows", "cols", "flat", "keep", "cells", "excluded", "row_off", "col_off", "n_lower")
 
 
 class TorchTiles(Tiles):
@@ -173,6 +173,7 @@ class TorchTiles(Tiles):
         x.keep = ~excluded
         x.flat = self._upload(rows * width + cols) if len(rows) else None
         x.cells = None
+        x.n_lower = self._lower_count(r0, c0)
         if plan.genuine and len(rows):
             g_r, g_c = rows[x.keep], cols[x.keep]
             x.cells = (t.ref.cell[r0 + g_r] * t.n_probe_cells + t.probe.cell[c0 + g_c]).astype(np.int64)
@@ -185,6 +186,16 @@ class TorchTiles(Tiles):
         x.row_off = None if row_off is None else self._upload(row_off)
         x.col_off = None if offs is None else self._upload(offs[1])
         return x
+
+    def _lower_count(self, r0: int, c0: int) -> int:
+        """How many positions of the tile at (r0, c0) :meth:`lower_mask` covers (counted on
+        the host, so the device mask needs no sync): row i holds ``r0 + i - c0 + 1`` of
+        them, clipped to the tile's width."""
+        if not self.triangle:
+            return 0
+        height = min(self.tr, len(self.ref.vectors) - r0)
+        width = min(self.tc, len(self.probe.vectors) - c0)
+        return int(np.clip(r0 + np.arange(height) - c0 + 1, 0, width).sum())
 
     def _upload(self, a: np.ndarray):
         t = self.torch.from_numpy(np.ascontiguousarray(a, np.int64))
@@ -265,6 +276,11 @@ class TorchTiles(Tiles):
                 out.excluded += int(x.excluded.sum())
             S[x.flat] = float(t.sentinel)
         out.sentinels += len(x.rows)
+        if x.n_lower:  # triangle mode: the mirror half and the diagonal are not comparisons
+            rows_at = torch.arange(x.r0, x.r0 + len(A), device=self.dev)
+            cols_at = torch.arange(x.c0, x.c0 + len(B), device=self.dev)
+            S.view(len(A), len(B)).masked_fill_(cols_at[None, :] <= rows_at[:, None], float(t.sentinel))
+            out.sentinels += x.n_lower
         check = None if self.bounded else _HostValue(torch, torch.stack(torch.aminmax(S)))
         return S, (len(A), len(B)), check, buf
 

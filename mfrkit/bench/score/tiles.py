@@ -41,8 +41,10 @@ class Tiles:
     backend = "numpy"
 
     def __init__(self, ref: Side, probe: Side, bins: ScoreBins, *, allow_same_source: bool, tile_rows: int,
-                 tile_cols: int, device: str, n_cells: tuple[int, int] | None = None) -> None:
+                 tile_cols: int, device: str, n_cells: tuple[int, int] | None = None, triangle: bool = False) -> None:
         self.ref, self.probe, self.bins = ref, probe, bins
+        # one set of images on both sides: only comparisons (i, j) with i < j are made
+        self.triangle = bool(triangle)
         self.allow_same_source = allow_same_source
         self.tr, self.tc = max(1, int(tile_rows)), max(1, int(tile_cols))
         self.device = device
@@ -50,7 +52,8 @@ class Tiles:
         if n_ref_cells < ref.n_cells or self.n_probe_cells < probe.n_cells:
             raise StreamingError("n_cells is smaller than the sides' cell codes")
         self.n_cells = n_ref_cells * self.n_probe_cells
-        self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)]
+        self.tiles = [(r, c) for r in range(0, len(ref.vectors), self.tr) for c in range(0, len(probe.vectors), self.tc)
+                      if not self.triangle or min(c + self.tc, len(probe.vectors)) - 1 > r]
         self.sentinel = bins.excluded_value
         self._local = threading.local()
 
@@ -64,7 +67,17 @@ class Tiles:
             excluded |= ref.unit[r0 + rows] == probe.unit[c0 + cols]
         if ref.image is not None and probe.image is not None:
             excluded |= ref.image[r0 + rows] == probe.image[c0 + cols]
+        if self.triangle:  # the mirror half is overwritten by lower_mask
+            upper = r0 + rows < c0 + cols
+            rows, cols, excluded = rows[upper], cols[upper], excluded[upper]
         return rows, cols, excluded
+
+    def lower_mask(self, r0: int, shape: tuple[int, int], c0: int) -> np.ndarray | None:
+        """Triangle mode: the tile's positions (i, j) with i >= j (the mirror of a comparison
+        made elsewhere, or an image against itself), None when there is none."""
+        if not self.triangle or c0 > r0 + shape[0] - 1:
+            return None
+        return (c0 + np.arange(shape[1]))[None, :] <= (r0 + np.arange(shape[0]))[:, None]
 
     def subset(self, rows: np.ndarray) -> "Tiles":
         """The same scoring for some reference rows only (all of them in one tile row)."""
@@ -131,6 +144,10 @@ class Tiles:
             out.excluded += int(excluded.sum())
         S[rows, cols] = self.sentinel
         out.sentinels += len(rows)
+        lower = self.lower_mask(r0, S.shape, c0)
+        if lower is not None:
+            S[lower] = self.sentinel
+            out.sentinels += int(lower.sum())
         # bin = floor(s * 2^k + offset): the product is exact, the sum rounds once (as on the GPU)
         np.multiply(S, np.float32(self.bins.bins_per_unit), out=T)
         T += np.float32(self.bins.offset)
