@@ -53,7 +53,7 @@ import numpy as np
 
 from .alignments import MAX_CROP_SIDE, get_alignment
 from .errors import MfrkitError, ModelError
-from .userfiles import read_user_json
+from .userfiles import MalformedInputError, read_user_json
 
 PREFIX = "mfrkit."
 #: Largest crop side, pixels. Face models take 96 to 512; a batch of 30000x30000 crops
@@ -324,7 +324,10 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 
 def read_sidecar(path: str | os.PathLike) -> dict:
     """Keys of a sidecar JSON file (an object; keys with or without ``mfrkit.``)."""
-    data = read_user_json(path, "sidecar")
+    try:
+        data = read_user_json(path, "sidecar")
+    except MalformedInputError as exc:  # a broken sidecar is a model error (what callers catch)
+        raise ModelError(str(exc)) from None
     if not isinstance(data, dict):
         raise ModelError(f"sidecar {path} must hold a JSON object of mfrkit.* keys")
     return data
