@@ -157,7 +157,7 @@ def stage_model(home: str, path: str) -> str:
 # --- the run --------------------------------------------------------------------------------------------
 
 
-def run(n: int, shape: str, executors: list[str], stages: list[str], workers: int, keep: Path | None) -> list[dict]:
+def run(n: int, shape: str, executors: list[str], stages: list[str], workers: int, keep: Path | None, where: bool = False) -> list[dict]:
     base = keep or Path(tempfile.mkdtemp(prefix="mfrkit-scale-"))
     base.mkdir(parents=True, exist_ok=True)
     root = base / f"{shape}-{n}"
@@ -184,7 +184,7 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
         for stage in stages:
             fn, args, images = calls[stage]
             t = time.perf_counter()
-            report = measure(fn, *args)
+            report = measure(fn, *args, where=where)
             seconds = time.perf_counter() - t
             count = images if images is not None else report.result
             row = {"executor": executor, "stage": stage, "seconds": seconds, "items": count, "per_second": count / seconds if seconds else float("nan"),
@@ -192,6 +192,8 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
             rows.append(row)
             print(f"{executor:6} {stage:10} {seconds:8.1f} s {count:>9} items {row['per_second']:9.1f}/s  peak RSS {row['rss_mib']:7.0f} MiB "
                   f"(main {row['self_mib']:.0f}, largest worker {row['workers_mib']:.0f})", flush=True)
+            if where and report.where:
+                print("         main's peak at: " + " > ".join(report.where), flush=True)
     if keep is None:
         shutil.rmtree(base, ignore_errors=True)
     return rows
@@ -205,9 +207,10 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma list of {', '.join(STAGES)} (each needs the ones before it)")
     ap.add_argument("-j", "--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--keep", type=Path, help="work folder to keep (and reuse the dataset from)")
+    ap.add_argument("--where", action="store_true", help="also print where (mfrkit frames) the main process's RSS peaked in each stage")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; workers {args.workers}")
-    rows = run(args.images, args.shape, [e for e in args.executors.split(",") if e], [s for s in args.stages.split(",") if s], args.workers, args.keep)
+    rows = run(args.images, args.shape, [e for e in args.executors.split(",") if e], [s for s in args.stages.split(",") if s], args.workers, args.keep, args.where)
     largest = max((r["rss_mib"] for r in rows), default=float("nan"))
     print(f"largest process over every stage: {largest:.0f} MiB")
 

@@ -89,6 +89,25 @@ _META_KEY = b"mfrkit"
 # Nullable pandas dtypes, so an int column with a missing value stays an int column.
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 MANIFEST_NAME = "manifest.parquet"
+#: Rows per Parquet row group of a manifest: the unit the driver reads, plans and writes
+#: at a time (:mod:`mfrkit.data.manifest_stream`).
+ROW_GROUP = 8192
+
+
+def dataset_root(meta: dict, path: Path | None) -> Path:
+    """The dataset root that a manifest's ``path`` values are relative to: ``meta["root"]``
+    (relative to the manifest file's folder when relative), else the file's folder."""
+    root = meta.get("root") if isinstance(meta, dict) else None
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ManifestError(f"manifest metadata 'root' must be a folder path, got {type(root).__name__} {root!r:.60}")
+    if root is None:
+        if path is None:
+            raise ManifestError("manifest has no dataset root: set meta['root']")
+        return path.parent
+    root = Path(root)
+    if not root.is_absolute() and path is not None:
+        root = path.parent / root
+    return root
 
 
 @dataclass
@@ -117,17 +136,7 @@ class Manifest:
     @property
     def root(self) -> Path:
         """The dataset root that ``path`` columns are relative to."""
-        root = self.meta.get("root") if isinstance(self.meta, dict) else None
-        if root is not None and not isinstance(root, (str, os.PathLike)):
-            raise ManifestError(f"manifest metadata 'root' must be a folder path, got {type(root).__name__} {root!r:.60}")
-        if root is None:
-            if self.path is None:
-                raise ManifestError("manifest has no dataset root: set meta['root']")
-            return self.path.parent
-        root = Path(root)
-        if not root.is_absolute() and self.path is not None:
-            root = self.path.parent / root
-        return root
+        return dataset_root(self.meta, self.path)
 
     @property
     def name(self) -> str:
@@ -147,6 +156,14 @@ class Manifest:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def batches(self, columns: list[str] | None = None, size: int = ROW_GROUP):
+        """The table in slices of ``size`` rows (``columns`` only): the same iteration as
+        :meth:`mfrkit.data.manifest_stream.ManifestReader.batches`, so a driver-side pass
+        runs alike over a manifest in memory and one streamed from its file."""
+        table = self.table if columns is None else self.table[[c for c in columns if c in self.table.columns]]
+        for start in range(0, len(table), size):
+            yield table.iloc[start : start + size]
 
 
 def safe_relpath(rel: str) -> PurePosixPath:
@@ -189,20 +206,39 @@ def validate_table(df: pd.DataFrame) -> None:
             raise ManifestError(f"unknown variant(s) {sorted(bad)}; expected one of {VARIANTS}")
 
 
-def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
-    fields = [SCHEMA.field(c) if c in COLUMNS else None for c in df.columns]
-    arrays, names = [], []
-    for col, fld in zip(df.columns, fields):
+def arrow_rows(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """A manifest table (:func:`make_table`'s columns) as Arrow: core columns with their
+    :data:`SCHEMA` types, extra columns as pyarrow reads them from pandas, or as ``schema``
+    says (a streamed manifest's types, fixed for every row group; a column the frame lacks
+    is null).
+    """
+    names = list(df.columns) if schema is None else schema.names
+    arrays = []
+    for col in names:
+        target = SCHEMA.field(col).type if col in COLUMNS else (schema.field(col).type if schema is not None else None)
+        if col not in df.columns:
+            arrays.append(pa.nulls(len(df), target))
+            continue
         values = df[col]
-        if fld is not None:
-            if pa.types.is_integer(fld.type) or pa.types.is_floating(fld.type) or pa.types.is_boolean(fld.type):
+        if col in COLUMNS:
+            if pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target):
                 values = values.astype(object).where(values.notna(), None)
-            arrays.append(pa.array(values.tolist(), type=fld.type, from_pandas=True))
-        else:
+            arrays.append(pa.array(values.tolist(), type=target, from_pandas=True))
+        elif target is None:
             arrays.append(pa.Array.from_pandas(values))
-        names.append(col)
-    table = pa.Table.from_arrays(arrays, names=names)
-    return table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+        else:
+            array = pa.Array.from_pandas(values)
+            arrays.append(array if array.type == target else array.cast(target))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def meta_bytes(meta: dict) -> dict[bytes, bytes]:
+    """A manifest's metadata as the Parquet schema metadata it is stored in."""
+    return {_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()}
+
+
+def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
+    return arrow_rows(df).replace_schema_metadata(meta_bytes(meta))
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) -> Path:
@@ -222,7 +258,7 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) ->
     meta["mfrkit_version"] = __version__
     meta["fingerprint"] = manifest_fingerprint(table)
     with atomic_path(path) as tmp:
-        pq.write_table(_arrow_table(table, meta), tmp)
+        pq.write_table(_arrow_table(table, meta), tmp, row_group_size=ROW_GROUP)
     manifest.table, manifest.meta, manifest.path = table, meta, Path(path)
     return Path(path)
 
