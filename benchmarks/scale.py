@@ -97,7 +97,7 @@ def stage_scan(home: str, name: str, root: str, workers: int) -> int:
 
     add_dataset(name, root, layout="imagefolder", replace=True)
     manifest, _ = scan_registered(name, workers=workers)
-    return len(manifest.table)
+    return len(manifest)
 
 
 def stage_landmarks(home: str, name: str, executor: str, workers: int) -> int:

@@ -77,8 +77,7 @@ def datasets_scan(
     from ..data.registry import scan_registered
 
     manifest, report = scan_registered(name, workers=max(1, executor.workers), verify=verify, progress=True, executor=executor)
-    ok = int((manifest.table["status"] == "ok").sum())
-    console.print(f"{name}: {report.n_images} images ({ok} ok), {manifest.table['identity'].nunique()} identities, layout {report.layout} -> {manifest.path}")
+    console.print(f"{name}: {report.n_images} images ({report.ok} ok), {report.identities} identities, layout {report.layout} -> {manifest.path}")
     if report.failures:
         console.print(f"failures: {counts_text(report.failures)}")
     for w in report.warnings:

@@ -61,7 +61,7 @@ from .manifest import (
     safe_relpath,
 )
 
-__all__ = ["ManifestReader", "ManifestWriter", "manifest_fingerprint_of", "open_manifest", "check_rows"]
+__all__ = ["ManifestReader", "ManifestWriter", "check_rows", "is_manifest", "manifest_fingerprint_of", "open_manifest"]
 
 
 def check_rows(df: pd.DataFrame) -> None:
@@ -186,6 +186,7 @@ class ManifestReader:
         self.left_on_disk: tuple[str, ...] = () if records else tuple(c for c in RECORD_COLUMNS if c in names)
         self.columns: list[str] = [c for c in names if c not in self.left_on_disk]
         self._fingerprint: str | None = None
+        self._table: pd.DataFrame | None = None
 
     def __getstate__(self):
         raise TypeError("a ManifestReader holds an open file; send its path instead")
@@ -251,6 +252,22 @@ class ManifestReader:
     def load(self) -> Manifest:
         """The whole manifest in memory (:func:`~mfrkit.data.manifest.read_manifest`)."""
         return read_manifest(self.path, records=not self.left_on_disk)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The whole table, read the first time it is asked for (for code that has not
+        moved to :meth:`batches`; it costs what :func:`read_manifest` costs)."""
+        if self._table is None:
+            self._table = self.load().table
+        return self._table
+
+    def ok(self) -> pd.DataFrame:
+        return self.table[self.table["status"] == "ok"]
+
+
+def is_manifest(value: object) -> bool:
+    """Whether ``value`` is a manifest, in memory or streamed from its file."""
+    return isinstance(value, (Manifest, ManifestReader))
 
 
 def open_manifest(path: str | os.PathLike, *, records: bool = True) -> ManifestReader | Manifest:

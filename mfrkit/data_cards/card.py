@@ -44,6 +44,7 @@ import yaml
 from .. import __version__
 from ..atomic import atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest
+from ..data.manifest_stream import is_manifest
 from ..errors import MfrkitError
 
 CARD_VERSION = 1
@@ -163,7 +164,7 @@ def summarize_manifest(manifest: Manifest, *, landmark_summary: dict | None = No
         The header described in the module docstring; :func:`render_card` dumps it as the
         card's YAML front matter.
     """
-    if not isinstance(manifest, Manifest):
+    if not is_manifest(manifest):
         raise CardError(f"expected a Manifest, got {type(manifest).__name__}")
     table = manifest.table
     if "status" not in table.columns:

@@ -31,6 +31,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data.manifest_stream import is_manifest
 from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
@@ -143,7 +144,7 @@ def backend_options(landmark_file: str | None) -> dict:
 
 def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
     """The source manifest of ``--src`` (a Manifest is used as it is)."""
-    if isinstance(src, Manifest):
+    if is_manifest(src):
         manifest = src
     else:
         from ..data.registry import resolve_source
@@ -159,7 +160,7 @@ def source_label(src, source: Manifest) -> str:
     name (the folder holding a manifest file), else the manifest's own name."""
     from ..data.registry import is_registered
 
-    if not isinstance(src, Manifest):
+    if not is_manifest(src):
         text = str(src)
         if is_registered(text):
             return text

@@ -33,6 +33,7 @@ from .. import __version__
 from ..alignments import get_alignment
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest, write_manifest
+from ..data.manifest_stream import is_manifest
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..landmarks.base import FaceResult, Landmarks
 from ..options import option
@@ -335,7 +336,7 @@ def write_pack(
     from ..data.registry import resolve_source
 
     alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
-    manifest = src if isinstance(src, Manifest) else resolve_source(src, workers=max(1, workers), progress=progress)
+    manifest = src if is_manifest(src) else resolve_source(src, workers=max(1, workers), progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")
     _refuse_foreign(Path(out))  # before detecting landmarks: a refused folder costs nothing
