@@ -102,10 +102,10 @@ def stage_scan(home: str, name: str, root: str, workers: int) -> int:
 
 def stage_landmarks(home: str, name: str, executor: str, workers: int) -> int:
     os.environ["MFRKIT_HOME"] = home
-    from mfrkit.data.registry import resolve_source
+    from mfrkit.data.registry import open_source
     from mfrkit.landmarks.cache import detect_landmarks
 
-    manifest = resolve_source(name)
+    manifest = open_source(name)
     kwargs = {}
     if executor != "local":
         from mfrkit.jobs import ExecutorSpec

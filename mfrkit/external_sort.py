@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 #: Rows gathered before a run is sorted and spilled.
-RUN_ROWS = 65536
-#: Rows of a run read back at a time while merging (fewer when there are many runs).
+RUN_ROWS = 16384
+#: Rows of a run read back at a time while merging (fewer when there are many runs:
+#: about :data:`MERGE_ROWS` over every run, at least 64 per run).
 MERGE_ROWS = 8192
 
 
@@ -111,7 +112,7 @@ class ExternalSort:
             return
         if self._held:
             self._spill()
-        yield from _merge(self._runs, self.sort_keys, max(64, min(batch_rows, 4 * self.run_rows // max(1, len(self._runs)))))
+        yield from _merge(self._runs, self.sort_keys, max(64, min(batch_rows, 2 * MERGE_ROWS // len(self._runs))))
 
 
 def _slices(table: pa.Table, size: int, key: str) -> Iterator[pa.Table]:

@@ -93,13 +93,13 @@ def landmarks(
     landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
-    from ..data.registry import resolve_source
+    from ..data.registry import open_source
     from ..landmarks import BACKENDS
     from ..landmarks.cache import detect_landmarks
 
     BACKENDS.get(backend)  # an unknown name fails before the dataset is read
     workers = max(1, executor.workers)
-    manifest = resolve_source(src, workers=workers, progress=True)
+    manifest = open_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
     s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")

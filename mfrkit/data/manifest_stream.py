@@ -29,7 +29,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -39,9 +38,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..atomic import atomic_path
 from ..errors import ManifestError
 from ..external_sort import ExternalSort
+from ..parquet_out import ParquetOut
 from .manifest import (
     _META_KEY,
     _NULLABLE,
@@ -297,9 +296,9 @@ class ManifestWriter:
         core columns, then the first frame's extra columns with the types pyarrow gives them.
 
     Each :meth:`write` takes a frame of rows (missing core columns are null) and writes it
-    as one or more row groups of a body file beside ``path``; :meth:`close` computes the
-    fingerprint (refusing an id repeated anywhere) and copies the body into ``path`` with
-    the metadata in its schema, row group by row group. Use as a context manager: an
+    as row groups of a body file beside ``path``; :meth:`close` computes the fingerprint
+    (refusing an id repeated anywhere) and finishes the file with the metadata in its
+    schema (:class:`~mfrkit.parquet_out.ParquetOut`). Use as a context manager: an
     exception leaves no file behind.
     """
 
@@ -309,8 +308,7 @@ class ManifestWriter:
         self.schema = schema
         self.num_rows = 0
         self._fp: _Fingerprint | None = None
-        self._body: Path | None = None
-        self._writer: pq.ParquetWriter | None = None
+        self._out: ParquetOut | None = None
 
     def __enter__(self) -> "ManifestWriter":
         return self
@@ -326,17 +324,13 @@ class ManifestWriter:
             extra = [c for c in df.columns if c not in COLUMNS]
             self.schema = pa.schema(list(SCHEMA) + list(arrow_rows(df[extra]).schema) if extra else list(SCHEMA))
         self._fp = _Fingerprint(self.schema.names)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, body = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".rows.tmp.parquet")
-        os.close(fd)
-        self._body = Path(body)
-        self._writer = pq.ParquetWriter(self._body, self.schema)
+        self._out = ParquetOut(self.path, self.schema, row_group_size=ROW_GROUP)
 
     def write(self, df: pd.DataFrame) -> None:
         """Append rows (a frame of manifest rows; any index)."""
         if not len(df):
             return
-        if self._writer is None:
+        if self._out is None:
             self._open(df)
         unknown = [c for c in df.columns if c not in self.schema.names]
         if unknown:
@@ -344,41 +338,26 @@ class ManifestWriter:
         check_rows(df)
         table = arrow_rows(df.reset_index(drop=True), self.schema)
         self._fp.add(table)
-        self._writer.write_table(table, row_group_size=ROW_GROUP)
+        self._out.write(table)
         self.num_rows += len(df)
 
     def close(self) -> Path:
         """Finish the file; returns its path. With no row written, an empty manifest."""
-        if self._writer is None:
+        if self._out is None:
             self._open(pd.DataFrame(columns=list(COLUMNS)))
-        self._writer.close()
         try:
             meta = dict(self.meta)
             meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             meta["mfrkit_version"] = __version__
             meta["fingerprint"] = self._fp.hexdigest()
-            body = pq.ParquetFile(self._body)
-            schema = self.schema.with_metadata(meta_bytes(meta))
-            with atomic_path(self.path) as tmp:
-                with pq.ParquetWriter(tmp, schema) as out:
-                    for g in range(body.num_row_groups):
-                        out.write_table(body.read_row_group(g).replace_schema_metadata(schema.metadata), row_group_size=ROW_GROUP)
-            self.meta = meta
-        finally:
-            self._drop_body()
+        except BaseException:
+            self.abort()
+            raise
+        self._out.close(meta_bytes(meta))
+        self.meta = meta
         return self.path
 
     def abort(self) -> None:
-        """Stop without writing the manifest (the body file is removed)."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
-        self._drop_body()
-
-    def _drop_body(self) -> None:
-        if self._body is not None:
-            self._body.unlink(missing_ok=True)
-            self._body = None
-        self._writer = None
+        """Stop without writing the manifest."""
+        if self._out is not None:
+            self._out.abort()
