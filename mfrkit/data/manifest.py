@@ -176,14 +176,19 @@ def safe_relpath(rel: str) -> PurePosixPath:
     return p
 
 
-def make_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """A manifest DataFrame from records: core columns first, missing ones null."""
-    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+def manifest_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the core columns first (missing ones null), then its other columns."""
+    df = df.copy()
     for name in COLUMNS:
         if name not in df.columns:
             df[name] = None
     extra = [c for c in df.columns if c not in COLUMNS]
-    df = df[list(COLUMNS) + extra]
+    return df[list(COLUMNS) + extra]
+
+
+def make_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """A manifest DataFrame from records: core columns first, missing ones null."""
+    df = manifest_columns(pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows)
     validate_table(df)
     return df.reset_index(drop=True)
 

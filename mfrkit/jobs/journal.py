@@ -148,9 +148,10 @@ class Journal:
         found = self.part(part)
         done = {k for k in keys if k in found and complete(found[k])}
         if previous is not None:
-            missing = [k for k in keys if k not in found]
-            for key, rows in (previous(missing) if missing else {}).items():
-                if complete(rows):
+            # Asked for every key of the part (a reader of the earlier run's rows in plan
+            # order must pass the part's rows, journalled or not).
+            for key, rows in previous(keys).items():
+                if key not in found and complete(rows):
                     self.add(part, key, rows)
                     done.add(key)
         return done

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,14 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
-from ..data.manifest_stream import is_manifest
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest
+from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
 from ..errors import ManifestError
-from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
+from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
 from ..landmarks.base import FaceResult
-from .contact_sheet import write_contact_sheet
+from .contact_sheet import draw_contact_sheet, sheet_picks
+from .dataset_finish import failures_of, manifest_schema, result_frames, survey, write_rows
+from .dataset_source import PreviousRows, SourceRows
 
 CARD = "DATA_CARD.md"
 FAILURES = "failures.csv"
@@ -142,14 +144,14 @@ def backend_options(landmark_file: str | None) -> dict:
     return {"path": str(landmark_file)} if landmark_file else {}
 
 
-def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
-    """The source manifest of ``--src`` (a Manifest is used as it is)."""
+def resolve_manifest(src, workers: int, progress: bool) -> Manifest | ManifestReader:
+    """The source manifest of ``--src`` (a manifest is used as it is), to stream."""
     if is_manifest(src):
         manifest = src
     else:
-        from ..data.registry import resolve_source
+        from ..data.registry import open_source
 
-        manifest = resolve_source(src, workers=workers, progress=progress)
+        manifest = open_source(src, workers=workers, progress=progress)
     if manifest.path is None:
         raise ManifestError(f"the manifest of {src} has no location; write it first")
     return manifest
@@ -223,16 +225,6 @@ def out_folder(out, source: Manifest) -> Path:
     return out
 
 
-def source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The source's usable rows (the first ``limit``) and its unusable ones."""
-    table = manifest.table
-    usable = table[table["status"] == STATUS_OK]
-    unusable = table[table["status"] != STATUS_OK]
-    if limit is not None:
-        usable = usable.iloc[: int(limit)]
-    return usable, unusable
-
-
 def fingerprint_of(kind: str, config, source_fp: str) -> str:
     """The job's identity: its kind, options (``--limit`` aside), source and version."""
     data = {"kind": kind, "config": dataclasses.asdict(config), "source": source_fp, "version": __version__}
@@ -250,7 +242,8 @@ def legacy_fingerprint(root: Path) -> str | None:
             return None
     if (root / MANIFEST_NAME).is_file():
         try:
-            meta = read_manifest(root / MANIFEST_NAME).meta
+            with ManifestReader(root / MANIFEST_NAME) as found:
+                meta = found.meta
         except ManifestError:
             return None
         if meta.get("kind") in ("synth", "partial") and meta.get("job_fingerprint"):
@@ -263,33 +256,6 @@ def isna(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
-
-
-#: Result rows turned into one DataFrame at a time when a job finishes.
-_FRAME_BATCH = 4096
-
-
-class _ManifestRows(Mapping):
-    """``item key -> rows`` of a finished job's manifest (its ``job_item`` column), built
-    on demand: a rerun of a large finished job does not hold every row as a dict."""
-
-    def __init__(self, table: pd.DataFrame) -> None:
-        self._table = table.drop(columns=["job_item"])
-        keys = table["job_item"].astype(str).to_numpy()
-        order = np.argsort(keys, kind="stable")
-        uniq, starts = np.unique(keys[order], return_index=True)
-        bounds = list(starts[1:]) + [len(order)]
-        self._rows = {str(k): order[a:b] for k, a, b in zip(uniq, starts, bounds)}
-
-    def __getitem__(self, key: str) -> list[dict]:
-        part = self._table.iloc[self._rows[key]]
-        return [{k: (None if isna(v) else v) for k, v in r.items()} for r in part.to_dict("records")]
-
-    def __iter__(self):
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
 
 # --- the job base ----------------------------------------------------------------------------------------
@@ -331,28 +297,43 @@ class DatasetJob(Job):
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
-        self.usable, self.unusable = source_rows(self.source, config.limit)
-        self.source_fp = self.source.fingerprint()  # hashes every row: once per job
+        self.rows = SourceRows(self.source, config.limit)
+        self.source_fp = self.source.fingerprint()  # hashes every row (streamed): once per job
         self.fingerprint = fingerprint_of(self.kind, config, self.source_fp)
         self._folder = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint, adopt=legacy_fingerprint)
         # The cached landmarks are read by each worker for its own chunks; only the cache's
         # location travels with the job.
         self.landmark_manifest = self.source.path
         self.source_root = self.source.root
-        self.items: list[SourceItem] = []
+        self.items: Sequence[SourceItem] | Plan = []
 
     def __getstate__(self) -> dict:
         # Workers need the items they are sent, the options and the output folder; not
         # the source table, the plan or the main process's caches.
         state = dict(self.__dict__)
-        for heavy in ("source", "usable", "unusable", "items"):
+        for heavy in ("source", "rows", "items"):
             state[heavy] = None
         return state
 
     # --- Job interface ---------------------------------------------------------------
 
-    def plan(self) -> Sequence[SourceItem]:
+    def plan(self) -> Sequence[SourceItem] | Plan:
         return self.items
+
+    def plan_sources(self, items_of: Callable[[str, str, str | None], list[SourceItem]], per_source: int) -> Plan:
+        """The plan: ``items_of(source_id, source_path, identity)`` for every usable source
+        row, one part per row group of the source (``per_source`` items each)."""
+        rows = self.rows
+
+        def parts():
+            for batch in rows.usable(["image_id", "path", "identity"]):
+                identities = batch["identity"] if "identity" in batch.columns else [None] * len(batch)
+                items: list[SourceItem] = []
+                for sid, rel, identity in zip(batch["image_id"], batch["path"], identities):
+                    items += items_of(str(sid), str(rel), None if isna(identity) else identity)
+                yield items
+
+        return Plan(parts, rows.n_usable * per_source)
 
     def output(self) -> OutputFolder:
         return self._folder
@@ -383,19 +364,18 @@ class DatasetJob(Job):
                 continue
         return files
 
-    def previous_results(self) -> Mapping[str, list[dict]]:
+    def previous_results(self) -> PreviousRows | dict:
         final = self.out / MANIFEST_NAME
         if not final.exists():
             return {}
         # A finished job rerun (e.g. with a larger --limit): its manifest lists what is
-        # done, failures included (their causes are in the source or its landmarks).
+        # done, failures included (their causes are in the source or its landmarks), in
+        # plan order; it is read a row group at a time as the parts are planned.
         try:
-            table = read_manifest(final).table
+            previous = PreviousRows(final)
         except ManifestError:
             return {}
-        if "job_item" not in table.columns:
-            return {}
-        return _ManifestRows(table)
+        return previous if "job_item" in previous.columns else {}
 
     def is_complete(self, rows: list[dict]) -> bool:
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
@@ -441,12 +421,12 @@ class DatasetJob(Job):
     def detect_needed(self, workers: int, progress: bool, executor=None) -> None:
         """Fill the landmark store for the job's usable images (nothing for ``aligned``),
         on the job's executor."""
-        if self.backend == "aligned" or not len(self.usable):
+        if self.backend == "aligned" or not self.rows.n_usable:
             return
         from ..landmarks.cache import detect_landmarks
 
         # A --limit run detects only its own images; the store keeps every other image's rows.
-        manifest = self.source if self.config.limit is None else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
+        manifest = self.source if self.config.limit is None else self.rows
         detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file),
                          executor=executor)
 
@@ -475,63 +455,44 @@ class DatasetJob(Job):
             "job_fingerprint": self.fingerprint,
         }
 
-    def finish_dataset(self, results: dict[str, list[dict]], items: Sequence[SourceItem], stats: RunStats, meta: dict,
+    def finish_dataset(self, results: Mapping[str, list[dict]], items: Sequence[SourceItem] | Plan, stats: RunStats, meta: dict,
                        unusable_rel: Callable[[str], str], sheet_label: Callable[[dict], str]) -> JobSummary:
-        """Write the manifest, failures, card and contact sheet; a job that made no image
-        at all is an error (after failures.csv is written, so the reasons can be read)."""
+        """Write the manifest, failures, card and contact sheet, a part of the plan at a
+        time (:mod:`mfrkit.maskgen.dataset_finish`); a job that made no image at all is
+        an error (after failures.csv is written, so the reasons can be read)."""
         from ..data_cards import write_card
 
         out = self.out
-        # Rows are turned into frames a batch at a time: the results stay on disk until
-        # read, and no list of every row's dict is ever held.
-        frames: list[pd.DataFrame] = []
-        rows: list[dict[str, Any]] = []
-        for it in items:
-            for r in results.get(it.key, []):
-                rows.append({**r, "job_item": it.key})
-            if len(rows) >= _FRAME_BATCH:
-                frames.append(pd.DataFrame(rows))
-                rows = []
-        for _, src in self.unusable.iterrows():
-            rel = unusable_rel(str(src["path"]))
-            rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
-                         "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
-        frames.append(pd.DataFrame(rows))
-        frames = [f for f in frames if len(f)]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        del frames, rows
-        ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
-        failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
-        if "fallback" in frame.columns:
-            # Images kept by a fallback (copied unmasked, PartialLFW's resize) still count.
-            fell = frame[frame["fallback"].notna() & (frame["status"] == STATUS_OK)].copy()
-            fell["status"] = fell["fallback"]
-            failed = pd.concat([failed, fell], ignore_index=True)
-        failures = {str(k): int(v) for k, v in failed["status"].value_counts().sort_index().items()} if len(failed) else {}
+
+        def frames():
+            return result_frames(results, items, lambda: self._unusable_rows(unusable_rel))
+
         fail_path = out / FAILURES
-        cols = ["source_id", "source_path", "status", "message"]
-        fail_frame = failed.reindex(columns=["image_id", *cols]) if len(failed) else pd.DataFrame(columns=["image_id", *cols])
-        with atomic_path(fail_path) as tmp:
-            fail_frame.to_csv(tmp, index=False)
-        if not len(ok):
+        found = survey(frames(), fail_path)
+        failures = failures_of(found)
+        if not found.outputs:
             reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
             raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
-        quality = None
-        if "quality_ok" in ok.columns and ok["quality_ok"].notna().any():
-            checked = ok[ok["quality_ok"].notna()]
-            reasons_q: dict[str, int] = {}
-            for failed_checks in checked.loc[~checked["quality_ok"].astype(bool), "quality_failed"]:
-                for reason in str(failed_checks or "").split(","):
-                    if reason:
-                        reasons_q[reason] = reasons_q.get(reason, 0) + 1
-            quality = {"checked": int(len(checked)), "passed": int(checked["quality_ok"].astype(bool).sum()), "failed_by_reason": dict(sorted(reasons_q.items()))}
-        meta = {**meta, "failures": failures, "quality": quality, "outputs": int(len(ok))}
+        quality = found.quality()
+        meta = {**meta, "failures": failures, "quality": quality, "outputs": int(found.outputs)}
         # Every source is accounted for: failed ones as rows whose status is the reason
         # (their messages go to failures.csv).
-        table = frame.drop(columns=[c for c in ("message", "source_path") if c in frame.columns]).reset_index(drop=True)
-        manifest = Manifest(table=make_table(table), meta=meta)
-        path = write_manifest(manifest, out / MANIFEST_NAME)
+        made_only, candidates = found.sheet()
+        picks = sheet_picks(candidates, seed=self.config.seed)
+        with ManifestWriter(out / MANIFEST_NAME, meta, schema=manifest_schema(found.signatures)) as writer:
+            sheet_rows = write_rows(frames(), writer, picks, made_only)
+        path = writer.path
+        manifest = ManifestReader(path)
         card = write_card(manifest, out / CARD)
-        sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label)
-        return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(len(ok)), processed=stats.processed, resumed=stats.resumed,
+        sheet = draw_contact_sheet(sheet_rows, manifest.abspath, out / CONTACT_SHEET, label=sheet_label) if sheet_rows else None
+        return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(found.outputs), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)
+
+    def _unusable_rows(self, unusable_rel: Callable[[str], str]) -> Iterator[dict]:
+        """A row per source that is not usable (its status the reason)."""
+        for batch in self.rows.unusable(["image_id", "path", "identity"]):
+            for src in batch.to_dict("records"):
+                rel = unusable_rel(str(src["path"]))
+                yield {"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
+                       "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"],
+                       "job_item": f"{src['image_id']}#source"}
