@@ -54,6 +54,7 @@ from .manifest import (
     Manifest,
     arrow_rows,
     check_meta,
+    check_relpaths,
     dataset_root,
     meta_bytes,
     read_manifest,
@@ -73,8 +74,7 @@ def check_rows(df: pd.DataFrame) -> None:
         if len(dup):
             raise ManifestError(f"manifest has duplicate image_ids, e.g. {dup.iloc[0]!r}")
     if "path" in df.columns:
-        for rel in df["path"]:
-            safe_relpath(rel)
+        check_relpaths(df["path"])
     if "variant" in df.columns:
         bad = set(df["variant"].dropna()) - set(VARIANTS)
         if bad:
@@ -232,6 +232,11 @@ class ManifestReader:
             except ManifestError as exc:
                 raise ManifestError(f"manifest {self.path}: {exc}") from None
             yield df
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of :attr:`columns`, with the file's metadata (``meta``)."""
+        full = self._file.schema_arrow
+        return pa.schema([full.field(c) for c in self.columns], metadata=full.metadata)
 
     def column(self, name: str) -> pa.ChunkedArray:
         """One column of every row, as Arrow (compact: no Python object per row)."""

@@ -20,8 +20,10 @@ import pandas as pd
 
 from ..errors import ImageError, ManifestError
 from .imageio import MAX_PIXELS, decode_image, image_size, read_file_bytes
-from .layouts import STATUS_NO_IDENTITY, stream_layout
+from .layouts import STATUS_NO_IDENTITY, check_layout_options, detect_layout, stream_layout
 from .manifest import COLUMNS, ROW_GROUP, SCHEMA, STATUS_OK, Manifest, make_table
+from .recordio_manifest import recordio_changes, scan_recordio, scan_recordio_to_file, update_recordio_scan, update_recordio_scan_file
+from .recordio_scan import LAYOUT as RECORDIO_LAYOUT
 
 
 @dataclass
@@ -219,7 +221,7 @@ def scan_dataset(
     layout: str = "auto",
     name: str = "",
     workers: int = 1,
-    verify: bool = True,
+    verify: bool | None = None,
     progress: bool = False,
     executor=None,
     **layout_options,
@@ -240,8 +242,10 @@ def scan_dataset(
         A name in :data:`mfrkit.data.layouts.LAYOUTS` or ``auto``.
     workers : int
         Processes used to hash and decode images.
-    verify : bool
-        Decode every image fully (slower, catches truncated files).
+    verify : bool or None
+        Decode every image fully (slower, catches truncated files). None: yes for a
+        folder of files, no for RecordIO (each record's framing, header and SHA-256 are
+        read, its image header parsed; see :mod:`mfrkit.data.recordio_scan`).
     executor : ExecutorSpec, optional
         Where the images are read (``ray`` on a cluster); default a local pool of
         ``workers`` processes.
@@ -251,19 +255,23 @@ def scan_dataset(
     (Manifest, ScanReport); the manifest is not written (see :func:`write_manifest`).
     """
     root = Path(root).expanduser().resolve()
-    stream, rows, meta = _scan_stream(root, layout, name, workers, verify, progress, executor, layout_options)
+    if _is_recordio(root, layout, layout_options):
+        return scan_recordio(root, name=name, workers=workers, verify=bool(verify), progress=progress, executor=executor, **layout_options)
+    stream, rows, meta = _scan_stream(root, layout, name, workers, True if verify is None else verify, progress, executor, layout_options)
     table = _table(list(rows))
     return Manifest(table=table, meta=meta), _report(table, stream.layout, stream.warnings)
 
 
-def scan_to_file(root: str | os.PathLike, path: str | os.PathLike, *, layout: str = "auto", name: str = "", workers: int = 1, verify: bool = True,
+def scan_to_file(root: str | os.PathLike, path: str | os.PathLike, *, layout: str = "auto", name: str = "", workers: int = 1, verify: bool | None = None,
                  progress: bool = False, executor=None, **layout_options) -> ScanReport:
     """:func:`scan_dataset` written straight into the manifest file ``path``, a row group
     at a time (atomically: the file appears complete, or not at all)."""
     from .manifest_stream import ManifestWriter
 
     root = Path(root).expanduser().resolve()
-    stream, rows, meta = _scan_stream(root, layout, name, workers, verify, progress, executor, layout_options)
+    if _is_recordio(root, layout, layout_options):
+        return scan_recordio_to_file(root, path, name=name, workers=workers, verify=bool(verify), progress=progress, executor=executor, **layout_options)
+    stream, rows, meta = _scan_stream(root, layout, name, workers, True if verify is None else verify, progress, executor, layout_options)
     tally = _Tally()
     with ManifestWriter(path, meta) as writer:
         for batch in batched(rows):
@@ -280,6 +288,14 @@ def _scan_schema(extra=None):
 
     kept = [f for f in (extra or []) if f.name not in COLUMNS and f.name not in STAMP_COLUMNS]
     return pa.schema(list(SCHEMA) + kept + [pa.field(c, pa.int64()) for c in STAMP_COLUMNS])
+
+
+def _is_recordio(root: Path, layout: str, layout_options: dict) -> bool:
+    """Whether ``root`` is scanned as insightface RecordIO (its options checked)."""
+    if (layout if layout != "auto" else detect_layout(root)) != RECORDIO_LAYOUT:
+        return False
+    check_layout_options(RECORDIO_LAYOUT, layout_options)
+    return True
 
 
 def _probe_many_verified(paths: list[str]) -> list[dict]:
@@ -366,6 +382,8 @@ def modified_images(manifest, *, workers: int = 1) -> list[str]:
     columns = _columns_of(manifest)
     if manifest.meta.get("kind") != "scanned" or "sha256" not in columns:
         return []
+    if manifest.meta.get("layout") == RECORDIO_LAYOUT:
+        return recordio_changes(manifest, workers=workers).modified
     base = str(manifest.root)
     modified, to_hash = [], []
     for table in manifest.batches(["path", "sha256", "bytes", *STAMP_COLUMNS]):
@@ -556,6 +574,8 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False,
     nothing changed the manifest returned is ``manifest`` itself. (:func:`update_scan_file`
     does the same a row group at a time, from the manifest's file into its file.)
     """
+    if manifest.meta.get("kind") == "scanned" and manifest.meta.get("layout") == RECORDIO_LAYOUT:
+        return update_recordio_scan(manifest, workers=workers, progress=progress, executor=executor)
     changes, rows = _rescan(manifest, workers, progress, executor)
     if rows is None:
         return manifest, changes
@@ -572,6 +592,9 @@ def update_scan_file(path: str | os.PathLike, *, workers: int = 1, progress: boo
     from .manifest_stream import ManifestReader, ManifestWriter
 
     reader = ManifestReader(path)
+    if reader.meta.get("kind") == "scanned" and reader.meta.get("layout") == RECORDIO_LAYOUT:
+        reader.close()
+        return update_recordio_scan_file(path, workers=workers, progress=progress, executor=executor)
     changes, rows = _rescan(reader, workers, progress, executor)
     if rows is None:
         return reader, changes

@@ -44,7 +44,7 @@ import yaml
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..data.manifest import STATUS_OK, Manifest
+from ..data.manifest import Manifest
 from ..data.manifest_stream import is_manifest
 from ..errors import MfrkitError
 from .card_counts import CardCounts, count_items, stats_of

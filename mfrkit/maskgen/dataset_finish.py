@@ -32,31 +32,38 @@ import pyarrow as pa
 from ..atomic import atomic_path
 from ..data.manifest import STATUS_OK, arrow_rows, manifest_columns
 from ..jobs import Plan
-from .contact_sheet import sheet_candidates, sheet_picks
+from .contact_sheet import sheet_candidates
 
 #: Result rows turned into one frame at a time.
 FRAME_ROWS = 4096
 #: Columns of ``failures.csv``.
 FAILURE_COLUMNS = ["image_id", "source_id", "source_path", "status", "message"]
-#: Columns of the result rows that go to ``failures.csv`` only.
-MESSAGE_COLUMNS = ("message", "source_path")
+#: Columns of the result rows that are not the manifest's: to ``failures.csv`` only, or
+#: where a container output's image waited in a worker's part file.
+MESSAGE_COLUMNS = ("message", "source_path", "part_file", "part_offset")
 
 
-def result_frames(results: Mapping, items: Sequence | Plan, unusable: Callable[[], Iterator[dict]]) -> Iterator[pd.DataFrame]:
-    """Every item's rows in plan order (``job_item`` added), then a row per unusable
-    source (``unusable()``), as frames of at least :data:`FRAME_ROWS` rows, cut at item
-    boundaries (the last frame holds the rest)."""
+def result_frames(results: Mapping, items: Sequence | Plan, extra: Callable[[], Iterator[dict]],
+                  place: Callable[[dict], dict] | None = None) -> Iterator[pd.DataFrame]:
+    """Every item's rows in plan order (``job_item`` added; each through ``place`` when
+    given: a container output's), then the rows ``extra()`` gives (a row per unusable
+    source), as frames of at least :data:`FRAME_ROWS` rows, cut at item boundaries."""
     parts = items.parts() if isinstance(items, Plan) else [(0, items)]
     rows: list[dict[str, Any]] = []
     for number, part in parts:
         found = results.part(number) if isinstance(items, Plan) else results
         for it in part:
             for r in found.get(it.key, []):
-                rows.append({**r, "job_item": it.key})
+                r = {**r, "job_item": it.key}
+                rows.append(place(r) if place is not None else r)
             if len(rows) >= FRAME_ROWS:
                 yield pd.DataFrame(rows)
                 rows = []
-    rows.extend(unusable())
+    for r in extra():
+        rows.append(r)
+        if len(rows) >= FRAME_ROWS:
+            yield pd.DataFrame(rows)
+            rows = []
     if rows:
         yield pd.DataFrame(rows)
 

@@ -28,14 +28,15 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest
 from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
 from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
 from ..landmarks.base import FaceResult
+from ..data.recordio_labels import record_labels_of
 from .contact_sheet import draw_contact_sheet, sheet_picks
+from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
 from .dataset_finish import failures_of, manifest_schema, result_frames, survey, write_rows
 from .dataset_source import PreviousRows, SourceRows
 
@@ -269,6 +270,8 @@ class DatasetJob(Job):
     """
 
     error_status = "render_error"
+    #: The container formats the job can write (``--format rec`` / ``bin``).
+    containers: tuple[str, ...] = ("rec", "bin")
     #: Name suffix of the made dataset (``<source>-<suffix>``) and its description.
     suffix: str = ""
 
@@ -297,7 +300,11 @@ class DatasetJob(Job):
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
-        self.rows = SourceRows(self.source, config.limit)
+        self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
+        self.rows = SourceRows(self.source, config.limit, self._container_source())
+        if self.container == "rec":
+            self.rec_labels, self.rec_classes = self._record_labels()
+        self._sink: PartSink | None = None
         self.source_fp = self.source.fingerprint()  # hashes every row (streamed): once per job
         self.fingerprint = fingerprint_of(self.kind, config, self.source_fp)
         self._folder = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint, adopt=legacy_fingerprint)
@@ -307,11 +314,29 @@ class DatasetJob(Job):
         self.source_root = self.source.root
         self.items: Sequence[SourceItem] | Plan = []
 
+    def _container_source(self) -> str | None:
+        """What a container output takes of the source (:class:`SourceRows`): RecordIO
+        groups the images by identity (records without one cannot be written:
+        ``no_identity``); a ``.bin`` masks its probe side and keeps the reference side."""
+        if self.container == "bin":
+            from .container_output import BIN_LAYOUT
+
+            columns = self.source.table.columns if isinstance(self.source, Manifest) else self.source.columns
+            if self.source.meta.get("layout") != BIN_LAYOUT or "side" not in columns:
+                raise JobError("--format bin writes a masked insightface verification .bin: give the .bin as --src (e.g. --src lfw.bin)")
+        return self.container
+
+    def _record_labels(self) -> tuple[dict, int]:
+        if not self.rows.n_usable:
+            raise JobError(f"--format rec writes class labels, and no usable image of {self.source.name or self.source.path} "
+                           "has an identity (an insightface .bin carries none: use --format bin)")
+        return record_labels_of(self.source)
+
     def __getstate__(self) -> dict:
         # Workers need the items they are sent, the options and the output folder; not
         # the source table, the plan or the main process's caches.
         state = dict(self.__dict__)
-        for heavy in ("source", "rows", "items"):
+        for heavy in ("source", "rows", "items", "rec_labels"):
             state[heavy] = None
         return state
 
@@ -345,12 +370,12 @@ class DatasetJob(Job):
 
     def _own_files(self, root: Path) -> list[str]:
         """Every file an earlier job of this kind wrote in ``root`` (by its records)."""
-        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL]
-        files += [p.name for p in root.glob("landmarks.*")]
+        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL, PARTS, "train.rec", "train.idx", "property"]
+        files += [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
         if (root / MANIFEST_NAME).is_file():
             try:
                 table = read_manifest(root / MANIFEST_NAME).table
-                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str)]
+                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p]
                 for col in ("occlusion_path",):
                     if col in table.columns:
                         files += [str(p) for p in table[col] if isinstance(p, str)]
@@ -378,6 +403,8 @@ class DatasetJob(Job):
         return previous if "job_item" in previous.columns else {}
 
     def is_complete(self, rows: list[dict]) -> bool:
+        if self.container is not None:
+            return all(part_done(self.out, r) for r in rows if r.get("status") == STATUS_OK and r.get("bytes") is not None)
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
 
     #: Whether items need the dense mesh (the mesh renderer) or the points only.
@@ -396,10 +423,19 @@ class DatasetJob(Job):
         # no worker ever holds every image's landmarks.
         if state["store"] is not None:
             state["faces"] = state["store"].get([it.source_id for it in items], mesh=self.needs_mesh)
+        if self.container is not None and "sink" not in state:
+            state["sink"] = PartSink(self._folder.path_for(f"{PARTS}/part").parent)  # checked: no link on the way
+        # write_output puts this chunk's images into the worker's part file; it is flushed
+        # before the rows go back to be journalled.
+        self._sink = state.get("sink")
         try:
-            return super().run_chunk(items, state)
+            rows = super().run_chunk(items, state)
+            if self._sink is not None:
+                self._sink.flush()
+            return rows
         finally:
             state["faces"] = {}
+            self._sink = None
 
     def faces(self, state: dict) -> dict[str, FaceResult]:
         """The landmarks of the chunk being run, by source image_id."""
@@ -434,12 +470,16 @@ class DatasetJob(Job):
         """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``
         as it is, atomically inside the output folder; the manifest's file columns."""
         if data is None:
-            data = encode_image(image, Path(rel).suffix)
+            data = encode_image(image, CONTAINER_EXT if self.container else Path(rel).suffix)
             h, w = image.shape[:2]
         else:
             w, h = image_size(data)
-        self._folder.write_bytes(rel, data)
-        return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data)}
+        if self.container is not None:
+            where = self._sink.add(data)  # into the container at the finish (container_output)
+        else:
+            self._folder.write_bytes(rel, data)
+            where = {}
+        return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data), **where}
 
     def meta(self, description: str, **params) -> dict:
         """The output manifest's metadata: what was made, from which manifest, how."""
@@ -455,32 +495,70 @@ class DatasetJob(Job):
             "job_fingerprint": self.fingerprint,
         }
 
+    def _container_writer(self):
+        """The finish's writer of a container output (None for image files)."""
+        if self.container == "rec":
+            return RecordsOut(self._folder.path_for("train.rec").parent, self.rec_labels, self.rec_classes)
+        if self.container == "bin":
+            name = str(self.source.meta["verification_bin"]["file"])
+            return BinOut(self._folder.path_for(name).parent, self.source.root / name)
+        return None
+
+    def _placing(self, container, write: bool) -> Callable[[dict], dict] | None:
+        """How each result row goes into a container output, in plan order: copied in
+        (``write``) or, for the finish's first pass, the same row without writing."""
+        if container is None:
+            return None
+        keys = iter(range(1, 1 << 62))
+
+        def place(row: dict) -> dict:
+            if row.get("status") != STATUS_OK or row.get("bytes") is None:
+                return row
+            if self.container == "rec":
+                return container.add(row) if write else container.placed(row, next(keys))
+            return container.add(row, str(row["source_id"])) if write else container.placed(row, str(row["source_id"]))
+
+        return place
+
     def finish_dataset(self, results: Mapping[str, list[dict]], items: Sequence[SourceItem] | Plan, stats: RunStats, meta: dict,
                        unusable_rel: Callable[[str], str], sheet_label: Callable[[dict], str]) -> JobSummary:
-        """Write the manifest, failures, card and contact sheet, a part of the plan at a
-        time (:mod:`mfrkit.maskgen.dataset_finish`); a job that made no image at all is
-        an error (after failures.csv is written, so the reasons can be read)."""
+        """Write the manifest, failures, card and contact sheet (and a container output),
+        a part of the plan at a time (:mod:`mfrkit.maskgen.dataset_finish`); a job that
+        made no image at all is an error (after failures.csv is written, so the reasons
+        can be read)."""
         from ..data_cards import write_card
 
         out = self.out
+        container = self._container_writer()
 
-        def frames():
-            return result_frames(results, items, lambda: self._unusable_rows(unusable_rel))
+        def frames(write: bool):
+            return result_frames(results, items, lambda: self._extra_rows(unusable_rel, container), self._placing(container, write))
 
         fail_path = out / FAILURES
-        found = survey(frames(), fail_path)
-        failures = failures_of(found)
-        if not found.outputs:
-            reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
-            raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
-        quality = found.quality()
-        meta = {**meta, "failures": failures, "quality": quality, "outputs": int(found.outputs)}
-        # Every source is accounted for: failed ones as rows whose status is the reason
-        # (their messages go to failures.csv).
-        made_only, candidates = found.sheet()
-        picks = sheet_picks(candidates, seed=self.config.seed)
-        with ManifestWriter(out / MANIFEST_NAME, meta, schema=manifest_schema(found.signatures)) as writer:
-            sheet_rows = write_rows(frames(), writer, picks, made_only)
+        try:
+            found = survey(frames(False), fail_path)
+            failures = failures_of(found)
+            if not found.outputs:
+                reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
+                raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+            quality = found.quality()
+            meta = {**meta, "failures": failures, "quality": quality, "outputs": int(found.outputs)}
+            # Every source is accounted for: failed ones as rows whose status is the reason
+            # (their messages go to failures.csv).
+            made_only, candidates = found.sheet()
+            picks = sheet_picks(candidates, seed=self.config.seed)
+            with ManifestWriter(out / MANIFEST_NAME, meta, schema=manifest_schema(found.signatures)) as writer:
+                sheet_rows = write_rows(frames(True), writer, picks, made_only)
+                if container is not None:
+                    writer.meta = {**meta, **container.close()}  # before the manifest, which names its records
+                    container = None
+        finally:
+            if container is not None:
+                container.abort()
+        if self.container is not None:
+            import shutil
+
+            shutil.rmtree(self._folder.path_for(f"{PARTS}/part", create=False).parent, ignore_errors=True)  # all copied in
         path = writer.path
         manifest = ManifestReader(path)
         card = write_card(manifest, out / CARD)
@@ -488,11 +566,15 @@ class DatasetJob(Job):
         return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(found.outputs), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)
 
-    def _unusable_rows(self, unusable_rel: Callable[[str], str]) -> Iterator[dict]:
-        """A row per source that is not usable (its status the reason)."""
+    def _extra_rows(self, unusable_rel: Callable[[str], str], container) -> Iterator[dict]:
+        """The rows after the items': a ``.bin``'s reference side (copied unchanged), then
+        a row per source that is not usable (its status the reason)."""
+        if self.container == "bin":
+            for batch in self.rows.reference(["image_id", "path", "sha256", "width", "height", "bytes", "pair"]):
+                yield from container.reference_rows(batch)
         for batch in self.rows.unusable(["image_id", "path", "identity"]):
             for src in batch.to_dict("records"):
-                rel = unusable_rel(str(src["path"]))
+                rel = f"{src['path']}#unusable" if self.container else unusable_rel(str(src["path"]))
                 yield {"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
                        "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"],
                        "job_item": f"{src['image_id']}#source"}

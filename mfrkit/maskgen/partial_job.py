@@ -16,6 +16,7 @@ from ..data.manifest import STATUS_OK
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
 from ..options import option
+from .container_output import placeholder
 from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, job_backend
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 
@@ -48,6 +49,9 @@ class PartialConfig:
     landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
     aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")
     on_no_face: str = option("skip", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")
+    image_format: str | None = option(None, flags="--format", short="-f", help="rec: write the crops as insightface RecordIO (train.rec, train.idx, "
+                                                                              "property; JPEG inside), labelled by identity; default: PNG files, or RecordIO "
+                                                                              "for a RecordIO source.")
     limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def centered(self) -> tuple[bool, ...]:
@@ -79,6 +83,7 @@ class PartialJob(DatasetJob):
     kind = "partial"
     suffix = "partial"
     chunk_size = 2  # an item is 36-72 images
+    containers = ("rec",)  # several crops per image: no .bin
 
     def __init__(self, src, out, config: PartialConfig = PartialConfig(), *, workers: int = 1, progress: bool = False, replace: bool = False) -> None:
         if config.placement not in ("original", "centered", "both"):
@@ -88,9 +93,14 @@ class PartialJob(DatasetJob):
         self.template = get_template(config.template)
         self.backend = job_backend(config.aligned, config.landmarks, config.landmark_file)
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
+        if config.image_format is not None and self.container is None:
+            raise JobError(f"partial writes PNG files, or --format rec; not {config.image_format!r}")
+        if self.source.meta.get("aligned") and config.landmarks is None:
+            self.backend = "aligned"
 
         def items_of(sid: str, rel: str, identity: str | None) -> list[PartialItem]:
-            crops = tuple((partial_rel(rel, r, f, c), r, f, c) for r in self.regions for f in self.factors for c in config.centered())
+            crops = tuple((placeholder(sid, f"{r}_{f:g}{'_c' if c else ''}") if self.container else partial_rel(rel, r, f, c), r, f, c)
+                          for r in self.regions for f in self.factors for c in config.centered())
             return [PartialItem(key=f"{sid}#partial", outputs=tuple(c[0] for c in crops), source_id=sid, identity=identity, source_rel=rel, crops=crops)]
 
         self.items = self.plan_sources(items_of, 1)
@@ -106,7 +116,7 @@ class PartialJob(DatasetJob):
             return self.failure_rows(item, exc.reason, str(exc))
         template = self.template
         fallback = None
-        if config.aligned:
+        if self.backend == "aligned":
             from .canonical import aligned_landmarks
 
             aligned = align(image, aligned_landmarks(image.shape[1], image.shape[0]).points5, template)
