@@ -228,7 +228,8 @@ def read_bounded(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
         if st.st_size > max_bytes:
             raise RecordIOError(f"{what} {path} is {st.st_size} bytes, over the limit of {max_bytes}")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
+            # read(n) allocates n bytes first: ask for the file's size (and one byte to see it grow)
+            data = f.read(st.st_size + 1)
     finally:
         os.close(fd)
     if len(data) > max_bytes:
