@@ -29,7 +29,7 @@ import pandas as pd
 
 from .. import __version__
 from ..data.imageio import encode_image, image_size
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
 from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
@@ -363,31 +363,34 @@ class DatasetJob(Job):
     def output(self) -> OutputFolder:
         return self._folder
 
-    def replace_files(self, root: Path):
+    def replace_files(self, root: Path) -> Iterator[str] | None:
         if not self.replace:
             return None
         return self._own_files(root)
 
-    def _own_files(self, root: Path) -> list[str]:
-        """Every file an earlier job of this kind wrote in ``root`` (by its records)."""
-        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL, PARTS, "train.rec", "train.idx", "property"]
-        files += [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
+    def _own_files(self, root: Path) -> Iterator[str]:
+        """Every file an earlier job of this kind wrote in ``root`` (by its records), named
+        as they are read: the manifest's files a row group at a time, then the journal's
+        part by part, then the job's own files (the manifest and journal last, so they are
+        read before they are removed)."""
         if (root / MANIFEST_NAME).is_file():
             try:
-                table = read_manifest(root / MANIFEST_NAME).table
-                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p]
-                for col in ("occlusion_path",):
-                    if col in table.columns:
-                        files += [str(p) for p in table[col] if isinstance(p, str)]
+                reader = ManifestReader(root / MANIFEST_NAME)
+                extra = [c for c in ("occlusion_path",) if c in reader.columns]
+                for batch in reader.batches(["path", "status", *extra]):
+                    yield from (str(p) for p, s in zip(batch["path"], batch["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p)
+                    for col in extra:
+                        yield from (str(p) for p in batch[col] if isinstance(p, str))
             except ManifestError:
                 pass
         for part in sorted((root / JOURNAL).glob("part-*.json")):
             try:
-                for _, rows in json.loads(part.read_text()):
-                    files += [r["path"] for r in rows if r.get("status") == STATUS_OK and r.get("path")]
+                names = [r["path"] for _, rows in json.loads(part.read_text()) for r in rows if r.get("status") == STATUS_OK and r.get("path")]
             except (OSError, ValueError, TypeError, KeyError):
                 continue
-        return files
+            yield from names
+        yield from [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
+        yield from ["train.rec", "train.idx", "property", CARD, FAILURES, CONTACT_SHEET, PARTS, MANIFEST_NAME, JOURNAL]
 
     def previous_results(self) -> PreviousRows | dict:
         final = self.out / MANIFEST_NAME
