@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 
 from ..errors import DatasetError
 from ..registry import Registry
+from ..user_regex import UnsafeRegexError, bounded_matches, compile_user_regex
+from ..userfiles import read_user_text, user_file_errors_as
 from .imageio import is_image_file
 
 LAYOUTS: Registry = Registry("dataset layout")
@@ -110,14 +112,17 @@ class LayoutStream:
         return LayoutResult(records, self.warnings, self.layout)
 
 
-def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None) -> Iterator[str]:
+def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None, *,
+                follow_links: bool = False, left_links: list[str] | None = None) -> Iterator[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted: the paths
     of :func:`walk_images` one at a time, never all held.
 
     Each folder's entries are sorted by name (a folder's name followed by ``/``), so the
     depth-first walk gives the paths in the order ``sorted()`` gives them. A symbolic
-    link to a folder is followed unless the folder it points to is walked anyway (before
-    this point, or later, when it is then skipped) or is one the walk is inside of.
+    link to a folder inside ``root`` is not walked: its images are listed at their own
+    path (a link to a hidden folder, walked nowhere else, is followed once); one that
+    leaves ``root`` is followed (once) only with ``follow_links``, else skipped and
+    appended to ``left_links`` as ``"<link> -> <target>"``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -147,21 +152,19 @@ def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list
             return []
         return sorted(found)
 
-    def walked_anyway(real: str, key: str) -> bool:
-        """Whether the walk reaches folder ``real`` by its own path: before ``key`` (the
-        walk's position; it was walked, or is an ancestor), or later (it will be)."""
+    def skip_link(path: str, real: str, rel: str) -> bool:
+        """Whether the folder link at ``path`` (to ``real``) is not walked."""
         if real in linked:
-            return True
-        if real != real_root and not real.startswith(real_root + os.sep):
+            return True  # walked once already (a link cycle, or two links to one folder)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            # walked at its own path anyway, unless hidden: listing its images there keeps
+            # their identity folder (p1/same -> ../p2 must not relabel p2's images as p1)
+            return not any(part.startswith(".") for part in Path(os.path.relpath(real, real_root)).parts)
+        if follow_links:
             return False
-        own = os.path.relpath(real, real_root).replace(os.sep, "/")
-        own_key = "" if own == "." else own + "/"
-        if any(part.startswith(".") for part in own_key.split("/") if part):
-            return False  # a hidden folder: the walk never goes there by itself
-        if own_key <= key:
-            return True  # walked before this point, or one of the folders the walk is in
-        linked.add(real)  # walked now, through the link; skipped when the walk gets there
-        return False
+        if left_links is not None:
+            left_links.append(f"{rel} -> {real}")
+        return True
 
     def walk(folder: str, rel: str, through_link: bool) -> Iterator[str]:
         prefix = rel + "/" if rel else ""
@@ -169,13 +172,11 @@ def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list
             path = os.path.join(folder, name)
             if is_dir:
                 sub_rel = prefix + name
-                if is_link or through_link:
+                if is_link:
                     real = os.path.realpath(path)
-                    if walked_anyway(real, sub_rel + "/"):
+                    if skip_link(path, real, sub_rel):
                         continue
                     linked.add(real)
-                elif linked and os.path.join(real_root, sub_rel) in linked:
-                    continue  # walked already through a link that came first
                 yield from walk(path, sub_rel, through_link or is_link)
             elif is_image_file(name):
                 if os.path.isfile(path):  # stat follows links; S_ISREG only
@@ -186,28 +187,33 @@ def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list
     yield from walk(str(root), "", False)
 
 
-def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None) -> list[str]:
+def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None, *,
+                follow_links: bool = False, left_links: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
 
     Only regular files are images (a symbolic link counts by its target): a FIFO, device
     or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
     appended to ``not_files`` when given. Folders that cannot be listed (permission
     denied) are appended to ``unreadable``, as ``"<folder>: <reason>"``. Hidden files and
-    folders (starting with ``.``) are skipped; symbolic links to folders are followed once
-    (a link cycle is not walked twice). See :func:`iter_images` for the stream.
+    folders (starting with ``.``) are skipped; folder links as :func:`iter_images` says
+    (its stream of the same paths).
     """
-    return list(iter_images(root, not_files, unreadable))
+    return list(iter_images(root, not_files, unreadable, follow_links=follow_links, left_links=left_links))
 
 
-def _layout_images(root: Path, layout: str, warnings: list[str]) -> Iterator[str]:
+def _layout_images(root: Path, layout: str, warnings: list[str], follow_links: bool = False) -> Iterator[str]:
     """The images a layout reads; the walk's warnings are appended to ``warnings`` at its
     end, where a folder without any image is refused."""
     not_files: list[str] = []
     unreadable: list[str] = []
+    left: list[str] = []
     n = 0
-    for rel in iter_images(root, not_files, unreadable):
+    for rel in iter_images(root, not_files, unreadable, follow_links=follow_links, left_links=left):
         n += 1
         yield rel
+    if left:
+        warnings.append(f"{len(left)} folder link(s) lead out of the dataset folder and were not followed, e.g. {left[0]} "
+                        "(register the dataset with --follow-links to follow them)")
     if not_files:
         warnings.append(f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
                         f"skipped: e.g. {not_files[0]}")
@@ -237,17 +243,19 @@ def _register_stream(name: str, make_stream: Callable[..., LayoutStream]) -> Cal
     return LAYOUTS.register(name)(read_whole)
 
 
-def imagefolder_stream(root: Path, variant: str | None = None) -> LayoutStream:
+def imagefolder_stream(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """``<identity>/**/<image>``: the identity is the first folder under the root.
 
     ``variant`` (``-o variant=masked``) labels every image, e.g. a folder of masked
     photos such as RMFD's ``RWMFD_part_1/<person>/``; without it images count as unmasked.
+    ``follow_links`` (every layout that walks folders takes it): follow folder links that
+    lead out of the root (see :func:`iter_images`).
     """
     _check_variant(variant)
 
     def records(stream: LayoutStream) -> Iterator[dict]:
         loose = total = 0
-        for rel in _layout_images(root, "imagefolder", stream.warnings):
+        for rel in _layout_images(root, "imagefolder", stream.warnings, follow_links):
             total += 1
             slash = rel.find("/")
             if slash < 0:
@@ -272,10 +280,10 @@ _LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
 imagefolder = _register_stream("imagefolder", imagefolder_stream)
 
 
-def lfw_stream(root: Path, variant: str | None = None) -> LayoutStream:
+def lfw_stream(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming
-    (``variant`` as for ``imagefolder``)."""
-    inner = imagefolder_stream(root, variant)
+    (``variant`` and ``follow_links`` as for ``imagefolder``)."""
+    inner = imagefolder_stream(root, variant, follow_links)
 
     def records(stream: LayoutStream) -> Iterator[dict]:
         odd = 0
@@ -298,7 +306,7 @@ _NO_MASK = {"no-mask", "nomask", "no_mask", "unmasked", "no mask", "none"}
 
 
 @LAYOUTS.register("mfr2")
-def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
+def mfr2(root: Path, labels: str | None = None, follow_links: bool = False) -> LayoutResult:
     """MFR2: identity folders plus a labels file with lines ``Name, index, label``.
 
     ``label`` is ``no-mask`` for an unmasked image and the mask's name otherwise; the
@@ -311,15 +319,13 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
         labels_path = root / labels_path
     if not labels_path.is_file():
         raise DatasetError(f"MFR2 layout needs a labels file; {labels_path} not found (pass labels=PATH)")
-    result = imagefolder(root)
+    result = imagefolder(root, follow_links=follow_links)
     by_key = {}
     for rec in result.records:
         if rec.get("identity") is not None:
             by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
-    try:
-        text = labels_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read the MFR2 labels file {labels_path} as UTF-8 text: {exc}") from None
+    with user_file_errors_as(DatasetError):
+        text = read_user_text(labels_path, "labels")
     unmatched = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -372,7 +378,7 @@ def _check_variant(variant: str | None) -> str | None:
     return variant
 
 
-def rmfd_stream(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None) -> LayoutStream:
+def rmfd_stream(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None, follow_links: bool = False) -> LayoutStream:
     """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
 
     By default a top-level folder whose name contains "mask" (but not "unmask",
@@ -385,7 +391,7 @@ def rmfd_stream(root: Path, masked_dir: str | None = None, unmasked_dir: str | N
 
     def records(stream: LayoutStream) -> Iterator[dict]:
         skipped, masked_seen, trees = 0, False, set()
-        for rel in _layout_images(root, "rmfd", stream.warnings):
+        for rel in _layout_images(root, "rmfd", stream.warnings, follow_links):
             parts = PurePosixPath(rel).parts
             trees.add(parts[0])  # a few trees: RMFD has two
             if len(parts) < 3:
@@ -413,7 +419,7 @@ rmfd = _register_stream("rmfd", rmfd_stream)
 _DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
 
 
-def flat_stream(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None) -> LayoutStream:
+def flat_stream(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """All images in one folder; the identity is parsed from the file stem.
 
     ``identity_regex`` must have a named group ``identity``; the default strips the
@@ -422,17 +428,30 @@ def flat_stream(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | 
     null identity and status ``no_identity``. ``variant`` as for ``imagefolder``.
     """
     _check_variant(variant)
-    try:
-        pattern = re.compile(identity_regex)
-    except re.error as exc:
-        raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
-    if "identity" not in pattern.groupindex:
-        raise DatasetError("identity_regex needs a named group (?P<identity>...)")
+    try:  # a user's pattern: refused when it could backtrack for ever, and run under a deadline
+        pattern = compile_user_regex(str(identity_regex), what="identity_regex", groups=("identity",))
+    except UnsafeRegexError as exc:
+        raise DatasetError(str(exc)) from None
+
+    def matched(rels: list[str]) -> Iterator[tuple[str, "re.Match | None"]]:
+        try:
+            found = bounded_matches(pattern, [PurePosixPath(rel).stem for rel in rels], what="identity_regex")
+        except UnsafeRegexError as exc:
+            raise DatasetError(str(exc)) from None
+        return zip(rels, found)
+
+    def pairs(stream: LayoutStream) -> Iterator[tuple[str, "re.Match | None"]]:
+        batch: list[str] = []  # matched a batch at a time: the walk is never held
+        for rel in _layout_images(root, "flat", stream.warnings, follow_links):
+            batch.append(rel)
+            if len(batch) >= 4096:
+                yield from matched(batch)
+                batch = []
+        yield from matched(batch)
 
     def records(stream: LayoutStream) -> Iterator[dict]:
         bad = 0
-        for rel in _layout_images(root, "flat", stream.warnings):
-            m = pattern.match(PurePosixPath(rel).stem)
+        for rel, m in pairs(stream):
             if m:
                 rec = {"path": rel, "identity": m.group("identity")}
             else:
@@ -492,6 +511,10 @@ def stream_layout(root: str | os.PathLike, layout: str = "auto", **options) -> L
     root = Path(root).expanduser()
     if layout == "auto":
         layout = detect_layout(root)
+    if "follow_links" not in inspect.signature(LAYOUTS.get(layout)).parameters:
+        options.pop("follow_links", None)  # a layout that walks no folders (insightface-rec)
+    elif isinstance(options.get("follow_links"), str):  # --option follow_links=no is not "yes"
+        options["follow_links"] = options["follow_links"].strip().lower() in ("1", "true", "yes", "on")
     check_layout_options(layout, options)
     make = STREAMS.get(layout)
     stream = make(root, **options) if make is not None else LayoutStream.of(LAYOUTS.get(layout)(root, **options))
@@ -542,3 +565,8 @@ def check_layout_options(layout: str, options: dict) -> None:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"layout {layout!r} takes no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+    if "identity_regex" in options:  # a bad pattern is refused when registered, not at the first scan
+        try:
+            compile_user_regex(str(options["identity_regex"]), what="identity_regex", groups=("identity",))
+        except UnsafeRegexError as exc:
+            raise DatasetError(str(exc)) from None

@@ -31,9 +31,10 @@ from .. import __version__
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
-from ..errors import ManifestError
+from ..errors import ManifestError, MfrkitError, require_made
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
 from ..landmarks.base import FaceResult
+from ..userfiles import read_user_bytes
 from ..data.recordio_labels import record_labels_of
 from .contact_sheet import draw_contact_sheet, sheet_picks
 from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
@@ -238,8 +239,8 @@ def legacy_fingerprint(root: Path) -> str | None:
     stamp = root / JOURNAL / "job.json"
     if stamp.is_file():
         try:
-            return str(json.loads(stamp.read_text())["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return str(json.loads(read_user_bytes(stamp, "json"))["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, MfrkitError):
             return None
     if (root / MANIFEST_NAME).is_file():
         try:
@@ -385,8 +386,8 @@ class DatasetJob(Job):
                 pass
         for part in sorted((root / JOURNAL).glob("part-*.json")):
             try:
-                names = [r["path"] for _, rows in json.loads(part.read_text()) for r in rows if r.get("status") == STATUS_OK and r.get("path")]
-            except (OSError, ValueError, TypeError, KeyError):
+                names = [r["path"] for _, rows in json.loads(read_user_bytes(part, "json")) for r in rows if r.get("status") == STATUS_OK and r.get("path")]
+            except (OSError, ValueError, TypeError, KeyError, MfrkitError):
                 continue
             yield from names
         yield from [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
@@ -541,9 +542,7 @@ class DatasetJob(Job):
         try:
             found = survey(frames(False), fail_path)
             failures = failures_of(found)
-            if not found.outputs:
-                reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
-                raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+            require_made(found.outputs, f"{self.kind} wrote no image", failures, where=f"the reasons per source are in {fail_path}")
             quality = found.quality()
             meta = {**meta, "failures": failures, "quality": quality, "outputs": int(found.outputs)}
             # Every source is accounted for: failed ones as rows whose status is the reason
