@@ -37,11 +37,14 @@ class Rss:
     result : the function's return value.
     self_mib : float, peak RSS of the process that ran the function, MiB.
     children_mib : float, largest peak RSS among the processes it started, MiB (0: none).
+    where : tuple of str, with ``where=True``: the innermost mfrkit frames of the measured
+        process's main thread when its RSS last rose to a new high (``file:line function``).
     """
 
     result: Any
     self_mib: float
     children_mib: float
+    where: tuple[str, ...] = ()
 
     @property
     def largest_mib(self) -> float:
@@ -77,20 +80,58 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-class _Watch(threading.Thread):
-    """Largest VmHWM among this process's descendants, sampled every ``period`` s."""
+def rss_mib(pid: int | str = "self") -> float:
+    """``VmRSS`` (resident set now) of process ``pid``, MiB; 0 when gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
-    def __init__(self, period: float = 0.05) -> None:
+
+def _stack(thread_id: int, depth: int = 6) -> tuple[str, ...]:
+    """The innermost ``depth`` mfrkit frames of a thread, innermost last."""
+    import sys
+
+    frame = sys._current_frames().get(thread_id)
+    frames = []
+    while frame is not None:
+        code = frame.f_code
+        if "mfrkit" in code.co_filename or "benchmarks" in code.co_filename:
+            frames.append(f"{Path(code.co_filename).name}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return tuple(reversed(frames[:depth]))
+
+
+class _Watch(threading.Thread):
+    """Largest VmHWM among this process's descendants, sampled every ``period`` s; with
+    ``where``, also the main thread's stack whenever this process's RSS reaches a new high."""
+
+    def __init__(self, period: float = 0.05, where: bool = False) -> None:
         super().__init__(daemon=True)
         self.period = period
         self.peak = 0.0
+        self.where = where
+        self.at_peak: tuple[str, ...] = ()
+        self._own_peak = 0.0
+        self._main = threading.main_thread().ident
         self._done = threading.Event()
 
     def run(self) -> None:
         me = os.getpid()
-        while not self._done.wait(self.period):
-            for pid in descendants(me):
-                self.peak = max(self.peak, hwm_mib(pid))
+        period = self.period / 5 if self.where else self.period
+        tick = 0
+        while not self._done.wait(period):
+            if self.where:
+                now = rss_mib()
+                if now > self._own_peak:
+                    self._own_peak, self.at_peak = now, _stack(self._main)
+            tick += 1
+            if not self.where or tick % 5 == 0:
+                for pid in descendants(me):
+                    self.peak = max(self.peak, hwm_mib(pid))
 
     def stop(self) -> float:
         self._done.set()
@@ -98,36 +139,37 @@ class _Watch(threading.Thread):
         return self.peak
 
 
-def _run(conn, fn: Callable, args: tuple, kwargs: dict) -> None:
-    watch = _Watch()
+def _run(conn, fn: Callable, args: tuple, kwargs: dict, where: bool) -> None:
+    watch = _Watch(where=where)
     watch.start()
     try:
         result = fn(*args, **kwargs)
         own = hwm_mib()
         kids = watch.stop()
-        conn.send(("ok", result, own, kids))
+        conn.send(("ok", result, own, kids, watch.at_peak))
     except BaseException as exc:  # noqa: BLE001 - reported to the caller
-        conn.send(("error", f"{type(exc).__name__}: {exc}", 0.0, 0.0))
+        conn.send(("error", f"{type(exc).__name__}: {exc}", 0.0, 0.0, ()))
     finally:
         conn.close()
 
 
-def measure(fn: Callable, *args, **kwargs) -> Rss:
-    """Run ``fn(*args, **kwargs)`` in a fresh spawned process; its result and peak RSS."""
+def measure(fn: Callable, *args, where: bool = False, **kwargs) -> Rss:
+    """Run ``fn(*args, **kwargs)`` in a fresh spawned process; its result and peak RSS
+    (``where``: and the stack at the measured process's highest RSS, sampled every 10 ms)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_run, args=(child, fn, args, kwargs))
+    proc = ctx.Process(target=_run, args=(child, fn, args, kwargs, where))
     proc.start()
     child.close()
     try:
-        status, result, own, kids = parent.recv()
+        status, result, own, kids, at_peak = parent.recv()
     except EOFError:
         proc.join()
         raise RuntimeError(f"the measured process died (exit code {proc.exitcode})") from None
     proc.join()
     if status != "ok":
         raise RuntimeError(f"the measured function failed: {result}")
-    return Rss(result=result, self_mib=own, children_mib=kids)
+    return Rss(result=result, self_mib=own, children_mib=kids, where=at_peak)
 
 
 def baseline(*modules: str) -> float:

@@ -42,8 +42,8 @@ def test_unregistered_path_is_scanned_once_and_cached(casia, mfrkit_home, monkey
     from mfrkit.data import registry
 
     scans = []
-    real = registry.scan_dataset
-    monkeypatch.setattr(registry, "scan_dataset", lambda *a, **k: scans.append(a) or real(*a, **k))
+    real = registry.scan_to_file
+    monkeypatch.setattr(registry, "scan_to_file", lambda *a, **k: scans.append(a) or real(*a, **k))
     m = resolve_source(str(casia))
     assert len(m) == 4 and m.path.is_relative_to(mfrkit_home / "cache")
     assert resolve_source(str(casia)).path == m.path and len(scans) == 1  # read, not scanned again

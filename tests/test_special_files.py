@@ -93,17 +93,14 @@ def test_an_unreadable_folder_is_reported_not_silently_skipped(tmp_path, monkeyp
     root = tmp_path / "ds"
     for ident in ("a", "b"):
         write_image(root / ident / "1.jpg", np.full((8, 8, 3), 60, np.uint8))
-    real_walk = os.walk
+    real_scandir = os.scandir
 
-    def walk(top, *a, onerror=None, **k):  # root ignores chmod: refuse to list folder b by hand
-        for dirpath, dirnames, filenames in real_walk(top, *a, onerror=onerror, **k):
-            if os.path.basename(dirpath) == "b":
-                onerror(PermissionError(13, "Permission denied", dirpath))
-                dirnames[:] = []
-                continue
-            yield dirpath, dirnames, filenames
+    def scandir(path, *a, **k):  # root ignores chmod: refuse to list folder b by hand
+        if os.path.basename(path) == "b":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path, *a, **k)
 
-    monkeypatch.setattr(layouts.os, "walk", walk)
+    monkeypatch.setattr(layouts.os, "scandir", scandir)
     manifest, report = scan_dataset(root, layout="imagefolder")
     assert list(manifest.table["path"]) == ["a/1.jpg"]
     assert any("could not be read" in w and "b: permission denied" in w for w in report.warnings)

@@ -80,8 +80,7 @@ def datasets_scan(
     from ..data.registry import scan_registered
 
     manifest, report = scan_registered(name, workers=max(1, executor.workers), verify=verify, progress=True, executor=executor)
-    ok = int((manifest.table["status"] == "ok").sum())
-    console.print(f"{name}: {report.n_images} images ({ok} ok), {manifest.table['identity'].nunique()} identities, layout {report.layout} -> {manifest.path}")
+    console.print(f"{name}: {report.n_images} images ({report.ok} ok), {report.identities} identities, layout {report.layout} -> {manifest.path}")
     if report.failures:
         console.print(f"failures: {counts_text(report.failures)}")
     for w in report.warnings:
@@ -97,13 +96,13 @@ def landmarks(
     landmark_file: Annotated[Optional[Path], typer.Option(help="For --backend file: the landmark file.")] = None,
 ) -> None:
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
-    from ..data.registry import resolve_source
+    from ..data.registry import open_source
     from ..landmarks import BACKENDS
     from ..landmarks.cache import detect_landmarks
 
     BACKENDS.get(backend)  # an unknown name fails before the dataset is read
     workers = max(1, executor.workers)
-    manifest = resolve_source(src, workers=workers, progress=True)
+    manifest = open_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
     s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options,
                           require_any=True)

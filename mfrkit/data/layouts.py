@@ -28,6 +28,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
 
 from ..errors import DatasetError
 from ..registry import Registry
@@ -60,6 +61,132 @@ class LayoutResult:
     layout: str = ""
 
 
+class LayoutStream:
+    """A layout's records made while they are read, for a scan of millions of images:
+    the walk of the folder is never held.
+
+    Iterate it once. Its :attr:`warnings` are complete, and a folder the layout cannot
+    use (no images, no identity folder) raises :class:`~mfrkit.errors.DatasetError`, when
+    the iteration ends; :meth:`result` reads it whole into a :class:`LayoutResult` (what
+    :func:`read_layout` returns). The records and warnings are those of the layout's
+    function in :data:`LAYOUTS`, in the same order.
+
+    Parameters
+    ----------
+    layout : str
+    make : callable(stream) -> iterator of dict
+        Yields the records; appends to ``stream.warnings``; raises at its end.
+    """
+
+    def __init__(self, layout: str, make: Callable[["LayoutStream"], Iterator[dict]]) -> None:
+        self.layout = layout
+        self.warnings: list[str] = []
+        self.count = 0
+        self._make = make
+        self._checks: list[Callable[[dict], None]] = []
+        self._ends: list[Callable[[], None]] = []
+
+    @classmethod
+    def of(cls, result: LayoutResult) -> "LayoutStream":
+        """A stream over the records of a layout read whole (layouts without a stream)."""
+        stream = cls(result.layout, lambda s: iter(result.records))
+        stream.warnings = list(result.warnings)
+        return stream
+
+    def watch(self, check: Callable[[dict], None], end: Callable[[], None]) -> None:
+        """Call ``check(record)`` on every record and ``end()`` after the last one."""
+        self._checks.append(check)
+        self._ends.append(end)
+
+    def __iter__(self) -> Iterator[dict]:
+        for rec in self._make(self):
+            self.count += 1
+            for check in self._checks:
+                check(rec)
+            yield rec
+        for end in self._ends:
+            end()
+
+    def result(self) -> LayoutResult:
+        records = list(self)
+        return LayoutResult(records, self.warnings, self.layout)
+
+
+def iter_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None, *,
+                follow_links: bool = False, left_links: list[str] | None = None) -> Iterator[str]:
+    """Relative POSIX paths of every image under ``root``, recursively, sorted: the paths
+    of :func:`walk_images` one at a time, never all held.
+
+    Each folder's entries are sorted by name (a folder's name followed by ``/``), so the
+    depth-first walk gives the paths in the order ``sorted()`` gives them. A symbolic
+    link to a folder inside ``root`` is not walked: its images are listed at their own
+    path (a link to a hidden folder, walked nowhere else, is followed once); one that
+    leaves ``root`` is followed (once) only with ``follow_links``, else skipped and
+    appended to ``left_links`` as ``"<link> -> <target>"``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
+    real_root = os.path.realpath(root)
+    linked: set[str] = set()  # real paths of the folders walked through a link
+
+    def listing_failed(exc: OSError, where: str) -> None:
+        if unreadable is not None:
+            unreadable.append(f"{where or '.'}: {(exc.strerror or str(exc)).lower()}")
+
+    def entries(folder: str, rel: str) -> list[tuple[str, str, bool, bool]]:
+        """(sort key, name, is a folder, is a link) of a folder's entries."""
+        try:
+            with os.scandir(folder) as it:
+                found = []
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    try:
+                        is_dir = e.is_dir()
+                    except OSError:
+                        is_dir = False
+                    found.append((e.name + "/" if is_dir else e.name, e.name, is_dir, is_dir and e.is_symlink()))
+        except OSError as exc:
+            listing_failed(exc, rel)
+            return []
+        return sorted(found)
+
+    def skip_link(path: str, real: str, rel: str) -> bool:
+        """Whether the folder link at ``path`` (to ``real``) is not walked."""
+        if real in linked:
+            return True  # walked once already (a link cycle, or two links to one folder)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            # walked at its own path anyway, unless hidden: listing its images there keeps
+            # their identity folder (p1/same -> ../p2 must not relabel p2's images as p1)
+            return not any(part.startswith(".") for part in Path(os.path.relpath(real, real_root)).parts)
+        if follow_links:
+            return False
+        if left_links is not None:
+            left_links.append(f"{rel} -> {real}")
+        return True
+
+    def walk(folder: str, rel: str, through_link: bool) -> Iterator[str]:
+        prefix = rel + "/" if rel else ""
+        for key, name, is_dir, is_link in entries(folder, rel):
+            path = os.path.join(folder, name)
+            if is_dir:
+                sub_rel = prefix + name
+                if is_link:
+                    real = os.path.realpath(path)
+                    if skip_link(path, real, sub_rel):
+                        continue
+                    linked.add(real)
+                yield from walk(path, sub_rel, through_link or is_link)
+            elif is_image_file(name):
+                if os.path.isfile(path):  # stat follows links; S_ISREG only
+                    yield prefix + name
+                elif not_files is not None:
+                    not_files.append(prefix + name)
+
+    yield from walk(str(root), "", False)
+
+
 def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None, *,
                 follow_links: bool = False, left_links: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
@@ -68,70 +195,22 @@ def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list
     or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
     appended to ``not_files`` when given. Folders that cannot be listed (permission
     denied) are appended to ``unreadable``, as ``"<folder>: <reason>"``. Hidden files and
-    folders (starting with ``.``) are skipped. A symbolic link to a folder inside
-    ``root`` is not walked twice: its images are listed at their own path (a link to a
-    hidden folder, walked nowhere else, is followed); one that
-    leaves it (``p1/root -> /`` would catalogue the whole file system) is followed only
-    with ``follow_links``, else skipped and appended to ``left_links`` as
-    ``"<link> -> <target>"``.
+    folders (starting with ``.``) are skipped; folder links as :func:`iter_images` says
+    (its stream of the same paths).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
-    found, seen = [], set()
-    real_root = os.path.realpath(root)
-
-    def inside(path: str) -> bool:
-        return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
-
-    def keep_dir(dirpath: str, d: str) -> bool:
-        if d.startswith("."):
-            return False
-        full = os.path.join(dirpath, d)
-        if not os.path.islink(full):
-            return True
-        target = os.path.realpath(full)
-        if inside(target):
-            # walked at its own path anyway, unless hidden: listing its images there keeps
-            # their identity folder (p1/same -> ../p2 must not relabel p2's images as p1)
-            return any(part.startswith(".") for part in Path(os.path.relpath(target, real_root)).parts)
-        if follow_links:
-            return True
-        if left_links is not None:
-            left_links.append(f"{os.path.relpath(full, root)} -> {target}")
-        return False
-
-    def listing_failed(exc: OSError) -> None:
-        if unreadable is not None:
-            where = os.path.relpath(exc.filename, root) if exc.filename else str(root)
-            unreadable.append(f"{where}: {(exc.strerror or str(exc)).lower()}")
-
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=listing_failed):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if keep_dir(dirpath, d))
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        for name in filenames:
-            if not name.startswith(".") and is_image_file(name):
-                rel = prefix + name
-                if os.path.isfile(os.path.join(dirpath, name)):  # stat follows links; S_ISREG only
-                    found.append(rel)
-                elif not_files is not None:
-                    not_files.append(rel)
-    return sorted(found)
+    return list(iter_images(root, not_files, unreadable, follow_links=follow_links, left_links=left_links))
 
 
-def _layout_images(root: Path, layout: str, follow_links: bool = False) -> tuple[list[str], list[str]]:
-    """The images a layout reads (refusing a folder without any) and the warnings of the walk."""
+def _layout_images(root: Path, layout: str, warnings: list[str], follow_links: bool = False) -> Iterator[str]:
+    """The images a layout reads; the walk's warnings are appended to ``warnings`` at its
+    end, where a folder without any image is refused."""
     not_files: list[str] = []
     unreadable: list[str] = []
     left: list[str] = []
-    paths = walk_images(root, not_files, unreadable, follow_links=follow_links, left_links=left)
-    warnings = []
+    n = 0
+    for rel in iter_images(root, not_files, unreadable, follow_links=follow_links, left_links=left):
+        n += 1
+        yield rel
     if left:
         warnings.append(f"{len(left)} folder link(s) lead out of the dataset folder and were not followed, e.g. {left[0]} "
                         "(register the dataset with --follow-links to follow them)")
@@ -141,58 +220,87 @@ def _layout_images(root: Path, layout: str, follow_links: bool = False) -> tuple
     if unreadable:
         warnings.append(f"{len(unreadable)} folder(s) could not be read, their images are not listed: e.g. "
                         f"{unreadable[0]}")
-    if not paths:
+    if not n:
         raise DatasetError(f"no images found under {root} (layout {layout!r}; extensions .jpg .jpeg .png .bmp .webp .tif)"
                            + "".join(f"; {w}" for w in warnings))
-    return paths, warnings
 
 
-@LAYOUTS.register("imagefolder")
-def imagefolder(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
+#: Layouts that can be read as a stream (:class:`LayoutStream`); the others are read whole.
+STREAMS: dict[str, Callable[..., LayoutStream]] = {}
+
+
+def _register_stream(name: str, make_stream: Callable[..., LayoutStream]) -> Callable[..., LayoutResult]:
+    """Register a layout by its stream: :data:`STREAMS` gets the stream, :data:`LAYOUTS`
+    (returned) the function that reads it whole."""
+
+    def read_whole(root: Path, **options) -> LayoutResult:
+        return make_stream(Path(root), **options).result()
+
+    read_whole.__signature__ = inspect.signature(make_stream).replace(return_annotation=LayoutResult)
+    read_whole.__doc__ = make_stream.__doc__
+    read_whole.__name__ = read_whole.__qualname__ = name
+    STREAMS[name] = make_stream
+    return LAYOUTS.register(name)(read_whole)
+
+
+def imagefolder_stream(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """``<identity>/**/<image>``: the identity is the first folder under the root.
 
     ``variant`` (``-o variant=masked``) labels every image, e.g. a folder of masked
     photos such as RMFD's ``RWMFD_part_1/<person>/``; without it images count as unmasked.
     ``follow_links`` (every layout that walks folders takes it): follow folder links that
-    lead out of the root (see :func:`walk_images`).
+    lead out of the root (see :func:`iter_images`).
     """
     _check_variant(variant)
-    paths, warnings = _layout_images(root, "imagefolder", follow_links)
-    records, loose = [], 0
-    for rel in paths:
-        parts = PurePosixPath(rel).parts
-        if len(parts) == 1:
-            loose += 1
-            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
-        else:
-            records.append({"path": rel, "identity": parts[0]})
-    if loose == len(records):
-        raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
-    if loose:
-        warnings.append(f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})")
-    return _set_variant(LayoutResult(records, warnings, "imagefolder"), variant)
+
+    def records(stream: LayoutStream) -> Iterator[dict]:
+        loose = total = 0
+        for rel in _layout_images(root, "imagefolder", stream.warnings, follow_links):
+            total += 1
+            slash = rel.find("/")
+            if slash < 0:
+                loose += 1
+                rec = {"path": rel, "identity": None, "status": STATUS_NO_IDENTITY}
+            else:
+                rec = {"path": rel, "identity": rel[:slash]}
+            if variant is not None:
+                rec["variant"] = variant
+            yield rec
+        if loose == total:
+            raise DatasetError(f"{root} has images but no identity folders; for a flat folder use --layout flat")
+        if loose:
+            stream.warnings.append(f"{loose} image(s) directly under the root have no identity folder (status {STATUS_NO_IDENTITY})")
+
+    return LayoutStream("imagefolder", records)
 
 
 _LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
 
 
-@LAYOUTS.register("lfw")
-def lfw(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
+imagefolder = _register_stream("imagefolder", imagefolder_stream)
+
+
+def lfw_stream(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming
     (``variant`` and ``follow_links`` as for ``imagefolder``)."""
-    result = imagefolder(root, variant, follow_links)
-    odd = 0
-    for rec in result.records:
-        if rec.get("identity") is None:
-            continue
-        m = _LFW_NAME.match(PurePosixPath(rec["path"]).stem)
-        if not m or m.group("name") != rec["identity"]:
-            odd += 1
-    if odd:
-        result.warnings.append(f"{odd} file(s) do not follow LFW's <Name>/<Name>_0001 naming; LFW pair lists cannot refer to them")
-    result.layout = "lfw"
-    return result
+    inner = imagefolder_stream(root, variant, follow_links)
 
+    def records(stream: LayoutStream) -> Iterator[dict]:
+        odd = 0
+        for rec in inner:
+            if rec.get("identity") is not None:
+                m = _LFW_NAME.match(PurePosixPath(rec["path"]).stem)
+                if not m or m.group("name") != rec["identity"]:
+                    odd += 1
+            yield rec
+        stream.warnings.extend(inner.warnings)
+        if odd:
+            stream.warnings.append(f"{odd} file(s) do not follow LFW's <Name>/<Name>_0001 naming; LFW pair lists cannot refer to them")
+
+    return LayoutStream("lfw", records)
+
+
+lfw = _register_stream("lfw", lfw_stream)
 
 _NO_MASK = {"no-mask", "nomask", "no_mask", "unmasked", "no mask", "none"}
 
@@ -270,15 +378,7 @@ def _check_variant(variant: str | None) -> str | None:
     return variant
 
 
-def _set_variant(result: LayoutResult, variant: str | None) -> LayoutResult:
-    if variant is not None:
-        for rec in result.records:
-            rec["variant"] = variant
-    return result
-
-
-@LAYOUTS.register("rmfd")
-def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None, follow_links: bool = False) -> LayoutResult:
+def rmfd_stream(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None, follow_links: bool = False) -> LayoutStream:
     """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
 
     By default a top-level folder whose name contains "mask" (but not "unmask",
@@ -288,33 +388,38 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     Identities are shared across trees by folder name.
     """
     root = Path(root)
-    paths, warnings = _layout_images(root, "rmfd", follow_links)
-    records, skipped = [], 0
-    for rel in paths:
-        parts = PurePosixPath(rel).parts
-        if len(parts) < 3:
-            skipped += 1
-            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
-            continue
-        tree = parts[0]
-        if masked_dir or unmasked_dir:
-            masked = tree == masked_dir if masked_dir else tree != unmasked_dir
-        else:
-            masked = _is_masked_dir(tree)
-        records.append({"path": rel, "identity": parts[1], "variant": "masked" if masked else "unmasked"})
-    variants = {r.get("variant") for r in records}
-    if "masked" not in variants:
-        raise DatasetError(f"no masked tree found under {root}; name it with masked_dir=... (folders: {sorted({PurePosixPath(p).parts[0] for p in paths})})")
-    if skipped:
-        warnings.append(f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})")
-    return LayoutResult(records, warnings, "rmfd")
+
+    def records(stream: LayoutStream) -> Iterator[dict]:
+        skipped, masked_seen, trees = 0, False, set()
+        for rel in _layout_images(root, "rmfd", stream.warnings, follow_links):
+            parts = PurePosixPath(rel).parts
+            trees.add(parts[0])  # a few trees: RMFD has two
+            if len(parts) < 3:
+                skipped += 1
+                yield {"path": rel, "identity": None, "status": STATUS_NO_IDENTITY}
+                continue
+            tree = parts[0]
+            if masked_dir or unmasked_dir:
+                masked = tree == masked_dir if masked_dir else tree != unmasked_dir
+            else:
+                masked = _is_masked_dir(tree)
+            masked_seen = masked_seen or masked
+            yield {"path": rel, "identity": parts[1], "variant": "masked" if masked else "unmasked"}
+        if not masked_seen:
+            raise DatasetError(f"no masked tree found under {root}; name it with masked_dir=... (folders: {sorted(trees)})")
+        if skipped:
+            stream.warnings.append(f"{skipped} image(s) are not inside <tree>/<identity>/ (status {STATUS_NO_IDENTITY})")
+
+    return LayoutStream("rmfd", records)
+
+
+rmfd = _register_stream("rmfd", rmfd_stream)
 
 
 _DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
 
 
-@LAYOUTS.register("flat")
-def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
+def flat_stream(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None, follow_links: bool = False) -> LayoutStream:
     """All images in one folder; the identity is parsed from the file stem.
 
     ``identity_regex`` must have a named group ``identity``; the default strips the
@@ -327,30 +432,50 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = 
         pattern = compile_user_regex(str(identity_regex), what="identity_regex", groups=("identity",))
     except UnsafeRegexError as exc:
         raise DatasetError(str(exc)) from None
-    paths, warnings = _layout_images(root, "flat", follow_links)
-    try:
-        matches = bounded_matches(pattern, [PurePosixPath(rel).stem for rel in paths], what="identity_regex")
-    except UnsafeRegexError as exc:
-        raise DatasetError(str(exc)) from None
-    records, bad = [], 0
-    for rel, m in zip(paths, matches):
-        if m:
-            records.append({"path": rel, "identity": m.group("identity")})
-        else:
-            bad += 1
-            records.append({"path": rel, "identity": None, "status": STATUS_NO_IDENTITY})
-    if bad:
-        warnings.append(f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})")
-    return _set_variant(LayoutResult(records, warnings, "flat"), variant)
+
+    def matched(rels: list[str]) -> Iterator[tuple[str, "re.Match | None"]]:
+        try:
+            found = bounded_matches(pattern, [PurePosixPath(rel).stem for rel in rels], what="identity_regex")
+        except UnsafeRegexError as exc:
+            raise DatasetError(str(exc)) from None
+        return zip(rels, found)
+
+    def pairs(stream: LayoutStream) -> Iterator[tuple[str, "re.Match | None"]]:
+        batch: list[str] = []  # matched a batch at a time: the walk is never held
+        for rel in _layout_images(root, "flat", stream.warnings, follow_links):
+            batch.append(rel)
+            if len(batch) >= 4096:
+                yield from matched(batch)
+                batch = []
+        yield from matched(batch)
+
+    def records(stream: LayoutStream) -> Iterator[dict]:
+        bad = 0
+        for rel, m in pairs(stream):
+            if m:
+                rec = {"path": rel, "identity": m.group("identity")}
+            else:
+                bad += 1
+                rec = {"path": rel, "identity": None, "status": STATUS_NO_IDENTITY}
+            if variant is not None:
+                rec["variant"] = variant
+            yield rec
+        if bad:
+            stream.warnings.append(f"{bad} file name(s) do not match {identity_regex!r} (status {STATUS_NO_IDENTITY})")
+
+    return LayoutStream("flat", records)
+
+
+flat = _register_stream("flat", flat_stream)
 
 
 @LAYOUTS.register("insightface-rec")
 def insightface_rec(root: Path, rec: str = "train.rec") -> LayoutResult:
     """insightface's RecordIO: ``<rec>`` (default ``train.rec``) with its ``.idx`` and
     ``property``. Its images are records (``train.rec#17``), read in place; a scan
-    (:func:`mfrkit.data.recordio_scan.scan_recordio`) reads them once, and this function
+    (:func:`mfrkit.data.recordio_manifest.scan_recordio`) reads them once, and this function
     returns the scan's path, identity and status per image."""
-    from .recordio_scan import scan_recordio
+    from .recordio_manifest import scan_recordio
 
     manifest, report = scan_recordio(root, rec=rec)
     table = manifest.table[["path", "identity", "status"]]
@@ -380,8 +505,9 @@ def detect_layout(root: Path) -> str:
     return "imagefolder"
 
 
-def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> LayoutResult:
-    """Records of the dataset at ``root`` read with ``layout`` (``auto`` guesses it)."""
+def stream_layout(root: str | os.PathLike, layout: str = "auto", **options) -> LayoutStream:
+    """The records of the dataset at ``root`` read with ``layout`` (``auto`` guesses it),
+    as a :class:`LayoutStream` (a layout without a stream is read whole first)."""
     root = Path(root).expanduser()
     if layout == "auto":
         layout = detect_layout(root)
@@ -390,24 +516,46 @@ def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> Lay
     elif isinstance(options.get("follow_links"), str):  # --option follow_links=no is not "yes"
         options["follow_links"] = options["follow_links"].strip().lower() in ("1", "true", "yes", "on")
     check_layout_options(layout, options)
-    result = LAYOUTS.get(layout)(root, **options)
-    result.layout = layout
-    _warn_masked_names(root, result)
-    return result
+    make = STREAMS.get(layout)
+    stream = make(root, **options) if make is not None else LayoutStream.of(LAYOUTS.get(layout)(root, **options))
+    stream.layout = layout
+    _warn_masked_names(root, stream)
+    return stream
 
 
-def _warn_masked_names(root: Path, result: LayoutResult) -> None:
-    """Warn when folder names say "masked" but the layout labelled every image unmasked
-    (RMFD's ``RWMFD_part_1/0000/...`` read as identity folders)."""
-    if any(r.get("variant") not in (None, "unmasked") for r in result.records):
-        return
-    tops = sorted({r["path"].split("/", 1)[0] for r in result.records if "/" in r["path"]})
-    hinted = [n for n in [Path(root).resolve().name, *tops] if _is_masked_dir(n)]
-    if hinted:
-        result.warnings.append(
-            f"folder name(s) {', '.join(repr(n) for n in hinted[:3])} suggest masked photos, but the {result.layout!r} "
-            "layout labels every image unmasked: for a folder holding masked and unmasked trees use --layout rmfd "
-            "(-o masked_dir=NAME), for a folder of masked photos only add -o variant=masked")
+def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> LayoutResult:
+    """Records of the dataset at ``root`` read with ``layout`` (``auto`` guesses it)."""
+    return stream_layout(root, layout, **options).result()
+
+
+def _warn_masked_names(root: Path, stream: LayoutStream) -> None:
+    """Warn, once the records are read, when folder names say "masked" but the layout
+    labelled every image unmasked (RMFD's ``RWMFD_part_1/0000/...`` read as identity
+    folders)."""
+    seen = {"labelled": False, "top": None, "hinted": set()}
+
+    def check(rec: dict) -> None:
+        if rec.get("variant") not in (None, "unmasked"):
+            seen["labelled"] = True
+        path = rec["path"]
+        if "/" in path:
+            top = path.split("/", 1)[0]
+            if top != seen["top"]:  # a top folder's images come together: one check per folder
+                seen["top"] = top
+                if _is_masked_dir(top):
+                    seen["hinted"].add(top)
+
+    def end() -> None:
+        if seen["labelled"]:
+            return
+        hinted = [n for n in [Path(root).resolve().name, *sorted(seen["hinted"])] if _is_masked_dir(n)]
+        if hinted:
+            stream.warnings.append(
+                f"folder name(s) {', '.join(repr(n) for n in hinted[:3])} suggest masked photos, but the {stream.layout!r} "
+                "layout labels every image unmasked: for a folder holding masked and unmasked trees use --layout rmfd "
+                "(-o masked_dir=NAME), for a folder of masked photos only add -o variant=masked")
+
+    stream.watch(check, end)
 
 
 def check_layout_options(layout: str, options: dict) -> None:

@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,6 +91,25 @@ _META_KEY = b"mfrkit"
 # Nullable pandas dtypes, so an int column with a missing value stays an int column.
 _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 MANIFEST_NAME = "manifest.parquet"
+#: Rows per Parquet row group of a manifest: the unit the driver reads, plans and writes
+#: at a time (:mod:`mfrkit.data.manifest_stream`).
+ROW_GROUP = 8192
+
+
+def dataset_root(meta: dict, path: Path | None) -> Path:
+    """The dataset root that a manifest's ``path`` values are relative to: ``meta["root"]``
+    (relative to the manifest file's folder when relative), else the file's folder."""
+    root = meta.get("root") if isinstance(meta, dict) else None
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ManifestError(f"manifest metadata 'root' must be a folder path, got {type(root).__name__} {root!r:.60}")
+    if root is None:
+        if path is None:
+            raise ManifestError("manifest has no dataset root: set meta['root']")
+        return path.parent
+    root = Path(root)
+    if not root.is_absolute() and path is not None:
+        root = path.parent / root
+    return root
 
 
 @dataclass
@@ -118,17 +138,7 @@ class Manifest:
     @property
     def root(self) -> Path:
         """The dataset root that ``path`` columns are relative to."""
-        root = self.meta.get("root") if isinstance(self.meta, dict) else None
-        if root is not None and not isinstance(root, (str, os.PathLike)):
-            raise ManifestError(f"manifest metadata 'root' must be a folder path, got {type(root).__name__} {root!r:.60}")
-        if root is None:
-            if self.path is None:
-                raise ManifestError("manifest has no dataset root: set meta['root']")
-            return self.path.parent
-        root = Path(root)
-        if not root.is_absolute() and self.path is not None:
-            root = self.path.parent / root
-        return root
+        return dataset_root(self.meta, self.path)
 
     @property
     def name(self) -> str:
@@ -149,6 +159,14 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.table)
 
+    def batches(self, columns: list[str] | None = None, size: int = ROW_GROUP):
+        """The table in slices of ``size`` rows (``columns`` only): the same iteration as
+        :meth:`mfrkit.data.manifest_stream.ManifestReader.batches`, so a driver-side pass
+        runs alike over a manifest in memory and one streamed from its file."""
+        table = self.table if columns is None else self.table[[c for c in columns if c in self.table.columns]]
+        for start in range(0, len(table), size):
+            yield table.iloc[start : start + size]
+
 
 def safe_relpath(rel: str) -> PurePosixPath:
     """Validate a manifest path: relative, POSIX, no ``..``; raises ManifestError."""
@@ -160,14 +178,40 @@ def safe_relpath(rel: str) -> PurePosixPath:
     return p
 
 
-def make_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """A manifest DataFrame from records: core columns first, missing ones null."""
-    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+def check_relpaths(paths: pd.Series) -> None:
+    """:func:`safe_relpath` of every path of a column, vectorised: a few Arrow kernels
+    flag the paths it could refuse (missing, empty, ``/...``, ``\\``, a ``..`` part,
+    ``X:...``), and only those go through it, so the first bad path raises its error."""
+    import pyarrow.compute as pc
+
+    if not len(paths):
+        return
+    try:
+        values = pa.array(paths.astype(object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is not text
+        flagged = np.arange(len(paths))
+    else:
+        bad = pc.or_(pc.is_null(values), pc.equal(pc.utf8_length(values), 0))
+        for pattern in (r"^/", r"\\", r"(^|/)\.\.(/|$)", r"^.:"):
+            bad = pc.or_(bad, pc.match_substring_regex(values, pattern))
+        flagged = np.flatnonzero(pc.fill_null(bad, True).to_numpy(zero_copy_only=False))
+    for i in flagged:
+        safe_relpath(paths.iloc[int(i)])
+
+
+def manifest_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the core columns first (missing ones null), then its other columns."""
+    df = df.copy()
     for name in COLUMNS:
         if name not in df.columns:
             df[name] = None
     extra = [c for c in df.columns if c not in COLUMNS]
-    df = df[list(COLUMNS) + extra]
+    return df[list(COLUMNS) + extra]
+
+
+def make_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """A manifest DataFrame from records: core columns first, missing ones null."""
+    df = manifest_columns(pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows)
     validate_table(df)
     return df.reset_index(drop=True)
 
@@ -182,28 +226,46 @@ def validate_table(df: pd.DataFrame) -> None:
     dup = df["image_id"][df["image_id"].duplicated()]
     if len(dup):
         raise ManifestError(f"manifest has duplicate image_ids, e.g. {dup.iloc[0]!r}")
-    for rel in df["path"]:
-        safe_relpath(rel)
+    check_relpaths(df["path"])
     if "variant" in df.columns:
         bad = set(df["variant"].dropna()) - set(VARIANTS)
         if bad:
             raise ManifestError(f"unknown variant(s) {sorted(bad)}; expected one of {VARIANTS}")
 
 
-def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
-    fields = [SCHEMA.field(c) if c in COLUMNS else None for c in df.columns]
-    arrays, names = [], []
-    for col, fld in zip(df.columns, fields):
+def arrow_rows(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """A manifest table (:func:`make_table`'s columns) as Arrow: core columns with their
+    :data:`SCHEMA` types, extra columns as pyarrow reads them from pandas, or as ``schema``
+    says (a streamed manifest's types, fixed for every row group; a column the frame lacks
+    is null).
+    """
+    names = list(df.columns) if schema is None else schema.names
+    arrays = []
+    for col in names:
+        target = SCHEMA.field(col).type if col in COLUMNS else (schema.field(col).type if schema is not None else None)
+        if col not in df.columns:
+            arrays.append(pa.nulls(len(df), target))
+            continue
         values = df[col]
-        if fld is not None:
-            if pa.types.is_integer(fld.type) or pa.types.is_floating(fld.type) or pa.types.is_boolean(fld.type):
+        if col in COLUMNS:
+            if pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target):
                 values = values.astype(object).where(values.notna(), None)
-            arrays.append(pa.array(values.tolist(), type=fld.type, from_pandas=True))
-        else:
+            arrays.append(pa.array(values.tolist(), type=target, from_pandas=True))
+        elif target is None:
             arrays.append(pa.Array.from_pandas(values))
-        names.append(col)
-    table = pa.Table.from_arrays(arrays, names=names)
-    return table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()})
+        else:
+            array = pa.Array.from_pandas(values)
+            arrays.append(array if array.type == target else array.cast(target))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def meta_bytes(meta: dict) -> dict[bytes, bytes]:
+    """A manifest's metadata as the Parquet schema metadata it is stored in."""
+    return {_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()}
+
+
+def _arrow_table(df: pd.DataFrame, meta: dict) -> pa.Table:
+    return arrow_rows(df).replace_schema_metadata(meta_bytes(meta))
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) -> Path:
@@ -223,7 +285,7 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) ->
     meta["mfrkit_version"] = __version__
     meta["fingerprint"] = manifest_fingerprint(table)
     with atomic_path(path) as tmp:
-        pq.write_table(_arrow_table(table, meta), tmp)
+        pq.write_table(_arrow_table(table, meta), tmp, row_group_size=ROW_GROUP)
     manifest.table, manifest.meta, manifest.path = table, meta, Path(path)
     return Path(path)
 

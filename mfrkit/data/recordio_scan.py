@@ -24,18 +24,17 @@ are one-line :class:`~mfrkit.errors.RecordIOError`\\ s.
 
 A scan stays current by the stamps (size, mtime, ctime) of the three files, kept in the
 manifest's metadata: unchanged files need no work at all; a changed file is scanned
-again and compared image by image (:func:`update_recordio_scan`).
+again and compared image by image. The manifest itself is made a row group at a time by
+:mod:`mfrkit.data.recordio_manifest` (:func:`~mfrkit.data.recordio_manifest.scan_recordio`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..errors import ImageError, RecordIOError
 from . import recordio as rio
@@ -201,10 +200,15 @@ def scan_span(span: Span) -> dict:
     return out
 
 
+def missing_record(name: str, key: int) -> tuple:
+    """:func:`scan_span`'s values of an image key record 0 promises but the index lacks."""
+    return None, None, None, None, None, "missing", f"{name} record {key}: record 0 promises it but the index lacks it"
+
+
 def _scan_record(rf, block, base, name, key, off, end, span) -> tuple:
     where = f"{name} record {key}"
     if off < 0:
-        return None, None, None, None, None, "missing", f"{where}: record 0 promises it but the index lacks it"
+        return missing_record(name, key)
     try:
         if block is not None and off < rf.size:
             payload = rio._parse(lambda p, n: block[p - base : p - base + n], off, base + len(block), where)[0]
@@ -229,49 +233,6 @@ def _scan_record(rf, block, base, name, key, off, end, span) -> tuple:
     return tuple(info)
 
 
-def plan_spans(structure: RecStructure, verify: bool, size: int = SPAN_RECORDS) -> list[Span]:
-    """Runs of ``size`` image records in file order (missing keys go with their neighbours)."""
-    order = np.argsort(np.where(structure.offsets >= 0, structure.offsets, np.iinfo(np.int64).max), kind="stable")
-    keys, offs, ends = structure.image_keys[order], structure.offsets[order], structure.ends[order]
-    return [Span(str(structure.rec), tuple(keys[i : i + size].tolist()), tuple(offs[i : i + size].tolist()),
-                 tuple(ends[i : i + size].tolist()), structure.prop.num_classes, verify) for i in range(0, len(keys), size)]
-
-
-# --- the driver: plan, run on the executor, assemble the manifest ---------------------------------------
-
-
-class _SpanScan:
-    """The job-engine view of a scan: each chunk is ``[(position, Span)]``."""
-
-    kind = "recordio-scan"
-
-    def open_worker(self):
-        return None
-
-    def ray_resources(self) -> dict:
-        return {"num_cpus": 1}
-
-    def run_chunk(self, chunk, state) -> list[dict]:
-        return [scan_span(span) for _, span in chunk]
-
-
-def _run_spans(spans: list[Span], executor, workers: int, progress: bool, description: str) -> list[dict]:
-    """:func:`scan_span` of every span on the job engine's executor, results in order;
-    the bar counts records."""
-    from ..jobs import ExecutorSpec
-    from ..progress import progress_bar
-
-    out: list = [None] * len(spans)
-    total = sum(len(s.keys) for s in spans)
-    executor = executor or ExecutorSpec(workers=max(1, workers))
-    with progress_bar(total, description, enabled=progress and total > 0) as advance, executor.create() as ex:
-        for chunk, results in ex.run(_SpanScan(), [[(i, s)] for i, s in enumerate(spans)]):
-            (i, span), = chunk
-            out[i] = results[0]
-            advance(len(span.keys))
-    return out
-
-
 def file_stamps(root: Path, rec: str = rio.REC_NAME) -> dict:
     """``{file: [size, mtime_ns, ctime_ns]}`` of the ``.rec``, its ``.idx`` and ``property``."""
     from .scan import file_stamp
@@ -280,110 +241,6 @@ def file_stamps(root: Path, rec: str = rio.REC_NAME) -> dict:
     return {p.name: list(file_stamp(p) or ()) for p in (rec_path, rec_path.with_suffix(".idx"), rec_path.parent / rio.PROPERTY_NAME)}
 
 
-def scan_recordio(root: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str = "", workers: int = 1, verify: bool = False,
-                  progress: bool = False, executor=None):
-    """Scan an insightface RecordIO folder into a manifest (see the module docstring).
-
-    Returns
-    -------
-    (Manifest, ScanReport). One row per image key, in key order: ``image_id`` = ``path`` =
-    ``<rec>#<key>``, ``identity`` = the class label as text, ``label`` (int64) the label
-    itself; ``meta["recordio"]`` holds the property, counts, the verification ``.bin``
-    files found beside it and the files' stamps.
-    """
-    from .manifest import Manifest, make_table
-    from .scan import ScanReport
-
-    root = Path(root).expanduser().resolve()
-    stamps = file_stamps(root, rec)
-    structure = read_structure(root, rec)
-    spans = plan_spans(structure, verify)
-    parts = _run_spans(spans, executor, workers, progress, f"scanning {name or root.name} ({rec})")
-    table = _assemble(structure, spans, parts, rec)
-    warnings = list(structure.warnings) + _record_warnings(table, parts, structure)
-    bins = verification_bins(root)
-    h, w = structure.prop.height, structure.prop.width
-    meta = {"name": name or root.name, "root": str(root), "layout": LAYOUT, "layout_options": {} if rec == rio.REC_NAME else {"rec": rec},
-            "kind": "scanned", "verify": bool(verify), "aligned": ALIGNED_SIZES.get((h, w)),
-            "recordio": {"rec": rec, "num_classes": structure.prop.num_classes, "image_size": [h, w], "images": int(len(table)),
-                         "identity_records": len(structure.identity_ranges), "verification_bins": bins, "stamps": stamps}}
-    manifest = Manifest(table=make_table(table), meta=meta)
-    failures = table.loc[table["status"] != "ok", "status"].value_counts().to_dict()
-    if bins:
-        warnings.append(f"verification sets beside it: {', '.join(bins)}; each is a 1:1 protocol, its images read in place: "
-                        f"`mfrkit protocol import {root / bins[0]} {Path(bins[0]).stem}` (mask its probe side first with "
-                        f"`mfrkit synth --src {root / bins[0]} --mask surgical`)")
-    report = ScanReport(layout=LAYOUT, n_images=len(table), failures={str(k): int(v) for k, v in failures.items()}, warnings=warnings)
-    return manifest, report
-
-
-def _assemble(structure: RecStructure, spans: list[Span], parts: list[dict], rec: str) -> pd.DataFrame:
-    """The manifest rows in key order from the spans' results (which are in file order)."""
-    keys = np.concatenate([np.asarray(s.keys, np.int64) for s in spans]) if spans else np.zeros(0, np.int64)
-    cols = {c: [v for p in parts for v in p[c]] for c in ("label", "sha256", "width", "height", "bytes", "status")}
-    order = np.argsort(keys, kind="stable")
-    paths = [rio.record_ref(rec, k) for k in keys[order].tolist()]
-    labels = pd.array([cols["label"][i] for i in order], dtype="Int64")
-    names = {}  # one str object per identity, shared by its rows
-    identity = [None if pd.isna(v) else names.setdefault(int(v), str(int(v))) for v in labels]
-    frame = pd.DataFrame({"image_id": paths, "path": paths, "identity": identity, "variant": "unmasked", "status": [cols["status"][i] for i in order],
-                          "sha256": [cols["sha256"][i] for i in order]})
-    for c in ("width", "height", "bytes"):
-        frame[c] = pd.array([cols[c][i] for i in order], dtype="Int64")
-    frame["label"] = labels
-    return frame
-
-
-def _record_warnings(table: pd.DataFrame, parts: list[dict], structure: RecStructure) -> list[str]:
-    """One line per kind of bad record (its count and the first one's message), and
-    images whose size is not the property's."""
-    first: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for part in parts:
-        for status, message in zip(part["status"], part["message"]):
-            if status != "ok":
-                counts[status] = counts.get(status, 0) + 1
-                first.setdefault(status, message or "")
-    out = [f"{n} record(s) {status}: e.g. {first[status]}" for status, n in sorted(counts.items())]
-    ok = table[table["status"] == "ok"]
-    h, w = structure.prop.height, structure.prop.width
-    odd = int(((ok["height"] != h) | (ok["width"] != w)).sum()) if len(ok) else 0
-    if odd:
-        out.append(f"{odd} image(s) are not the {h}x{w} of the property file")
-    return out
-
-
 def verification_bins(root: Path) -> list[str]:
     """The insightface verification ``.bin`` files (lfw.bin, cfp_fp.bin, agedb_30.bin, ...) in ``root``."""
     return sorted(p.name for p in Path(root).glob("*.bin") if p.is_file())
-
-
-def update_recordio_scan(manifest, *, workers: int = 1, progress: bool = False, executor=None):
-    """:func:`~mfrkit.data.scan.update_scan` for a RecordIO scan: nothing to do while the
-    three files keep their stamps; else a new scan, compared image by image by sha256.
-
-    Returns (Manifest, ScanChanges).
-    """
-    from .scan import ScanChanges
-
-    meta = manifest.meta
-    info = meta.get("recordio") or {}
-    root = manifest.root
-    rec = (meta.get("layout_options") or {}).get("rec", rio.REC_NAME)
-    if info.get("stamps") == file_stamps(root, rec):
-        return manifest, ScanChanges()
-    fresh, _ = scan_recordio(root, rec=rec, name=manifest.name, workers=workers, verify=bool(meta.get("verify")), progress=progress,
-                             executor=executor)
-    old = dict(zip(manifest.table["image_id"], manifest.table["sha256"]))
-    new = dict(zip(fresh.table["image_id"], fresh.table["sha256"]))
-    old_ids = dict(zip(manifest.table["image_id"], manifest.table["identity"]))
-    changes = ScanChanges(added=sorted(set(new) - set(old)), removed=sorted(set(old) - set(new)),
-                          modified=sorted(k for k in set(new) & set(old) if new[k] != old[k]))
-    changes.relabelled = sum(1 for k, v in zip(fresh.table["image_id"], fresh.table["identity"]) if k in old_ids and not _same(old_ids[k], v))
-    changes.restamped = 0 if changes.changed else len(new)
-    fresh.path = manifest.path
-    return fresh, changes
-
-
-def _same(a, b) -> bool:
-    return (pd.isna(a) and pd.isna(b)) or a == b

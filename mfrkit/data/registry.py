@@ -25,8 +25,9 @@ from ..userfiles import read_user_bytes
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest, write_manifest
+from .manifest_stream import ManifestReader, open_manifest
 from .recordio import is_recordio_folder
-from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
+from .scan import ScanChanges, ScanReport, scan_to_file, update_scan_file
 
 
 
@@ -167,7 +168,8 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
         return  # the dataset itself lives there (a folder mfrkit made, e.g. synth without --out): its own manifest, not a scan
 
     try:
-        meta = read_manifest(scanned).meta
+        with ManifestReader(scanned) as found:
+            meta = found.meta
     except ManifestError:
         meta = {}
     if meta.get("root") != entry.root:
@@ -213,18 +215,20 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
+def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[ManifestReader, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
-    ``executor``, default a local pool of ``workers`` processes)."""
+    ``executor``, default a local pool of ``workers`` processes), streamed: the manifest
+    comes back as a :class:`~mfrkit.data.manifest_stream.ManifestReader` of the file."""
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, executor=executor,
-                                    **entry.options)
-    write_manifest(manifest, entry.manifest_path)
-    ok = int((manifest.table["status"] == STATUS_OK).sum()) if len(manifest.table) else 0
-    require_made(ok, f"{name}: no readable image among {len(manifest.table)}", dict(report.failures),
-                 where=f"each image's status is in {entry.manifest_path}")
+    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress,
+                          executor=executor, **entry.options)
+    manifest = ManifestReader(entry.manifest_path)
+    ok = total = 0
+    for batch in manifest.batches(["status"]):
+        ok, total = ok + int((batch["status"] == STATUS_OK).sum()), total + len(batch)
+    require_made(ok, f"{name}: no readable image among {total}", dict(report.failures), where=f"each image's status is in {entry.manifest_path}")
     return manifest, report
 
 
@@ -233,15 +237,12 @@ def _cache_manifest_path(root: Path) -> Path:
     return mfrkit_home() / "cache" / f"{root.name}-{digest}" / MANIFEST_NAME
 
 
-def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tuple[Manifest, ScanChanges]:
+def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tuple[ManifestReader, ScanChanges]:
     """The scan at ``path`` (a manifest mfrkit wrote under ``$MFRKIT_HOME``), brought up
-    to date with its folder by :func:`~mfrkit.data.scan.update_scan` and written back
-    when anything changed: a stat per file, reading only new, resized or re-timed files."""
-    manifest = read_manifest(path)
-    updated, changes = update_scan(manifest, workers=workers, progress=progress)
-    if updated is not manifest:
-        write_manifest(updated, path)
-    return updated, changes
+    to date with its folder by :func:`~mfrkit.data.scan.update_scan_file` and written
+    back when anything changed: a stat per file, reading only new, resized or re-timed
+    files, a row group at a time."""
+    return update_scan_file(path, workers=workers, progress=progress)
 
 
 def _bin_manifest(path: Path) -> Manifest:
@@ -277,7 +278,16 @@ def export_source(src: str | os.PathLike, out: str | os.PathLike, *, force: bool
 
 
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:
-    """The manifest behind a ``--src`` value, scanning once when needed.
+    """The manifest behind a ``--src`` value, read whole (see :func:`open_source`, which
+    gives the same manifest to stream, and where the values ``src`` may take are listed)."""
+    found = open_source(src, workers=workers, progress=progress, layout=layout, records=records)
+    return found if isinstance(found, Manifest) else found.load()
+
+
+def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto",
+                records: bool = True) -> ManifestReader | Manifest:
+    """The manifest behind a ``--src`` value, scanning once when needed, to stream
+    (a :class:`~mfrkit.data.manifest_stream.ManifestReader`; a CSV manifest is read whole).
 
     Accepted, in this order: a registered dataset name; an insightface verification
     ``.bin`` (its images read in place: :func:`~mfrkit.data.verification_bin.scan_bin`);
@@ -298,7 +308,7 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
     if src_str in entries:
         entry = entries[src_str]
         if entry.manifest_path == Path(entry.root) / MANIFEST_NAME:
-            return read_manifest(entry.manifest_path, records=records)  # a folder mfrkit made: its manifest is the data
+            return ManifestReader(entry.manifest_path, records=records)  # a folder mfrkit made: its manifest is the data
         if entry.manifest_path.exists():
             try:
                 return current_scan(entry.manifest_path, workers=workers, progress=progress)[0]
@@ -313,26 +323,25 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
         if path.suffix.lower() not in (".parquet", ".csv"):
             what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"
             raise DatasetError(f"{path} is {what}; give a registered dataset name, a manifest, or the dataset's folder")
-        return read_manifest(path, records=records)
+        return open_manifest(path, records=records)
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
-            return read_manifest(path / MANIFEST_NAME, records=records)
+            return ManifestReader(path / MANIFEST_NAME, records=records)
         root = path.resolve()
         for entry in entries.values():
             if Path(entry.root) == root:
-                return resolve_source(entry.name, workers=workers, progress=progress, records=records)
+                return open_source(entry.name, workers=workers, progress=progress, records=records)
         cached = _cache_manifest_path(root)
         if cached.exists():
             try:
-                manifest = read_manifest(cached)
-                if manifest.meta.get("root") == str(root) and manifest.meta.get("layout") == (
-                        layout if layout != "auto" else detect_layout(root)):
+                with ManifestReader(cached) as manifest:
+                    meta = manifest.meta
+                if meta.get("root") == str(root) and meta.get("layout") == (layout if layout != "auto" else detect_layout(root)):
                     return current_scan(cached, workers=workers, progress=progress)[0]
             except ManifestError:
                 pass  # a broken cache is rebuilt below
-        manifest, _ = scan_dataset(root, layout=layout, workers=workers, progress=progress)
-        write_manifest(manifest, cached)
-        return manifest
+        scan_to_file(root, cached, layout=layout, workers=workers, progress=progress)
+        return ManifestReader(cached)
     if not USER_NAME.match(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)

@@ -35,6 +35,7 @@ import dataclasses
 import datetime as _dt
 import math
 import os
+from collections import Counter
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -43,9 +44,11 @@ import yaml
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..data.manifest import STATUS_OK, Manifest
+from ..data.manifest import Manifest
+from ..data.manifest_stream import is_manifest
 from ..errors import MfrkitError
 from ..userfiles import read_user_text, user_file_errors_as, yaml_error_text
+from .card_counts import CardCounts, count_items, stats_of
 
 CARD_VERSION = 1
 #: File name used when :func:`write_card` is given a folder.
@@ -103,46 +106,6 @@ def _plain(obj):
     return str(obj)
 
 
-def _counts(values: pd.Series) -> dict[str, int]:
-    """Non-null values and how often each occurs: most frequent first, ties by name."""
-    values = values.dropna()
-    if values.empty:
-        return {}
-    counted = values.astype(str).value_counts()
-    pairs = sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))
-    return {k: int(v) for k, v in pairs}
-
-
-def _stats(values: pd.Series, *, mean: bool = True) -> dict | None:
-    """min / median / (mean) / max of the non-null numeric values; None when there are none."""
-    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=np.float64)
-    if v.size == 0:
-        return None
-
-    def num(x: float):
-        return int(x) if float(x).is_integer() else float(x)
-
-    out = {"min": num(v.min()), "median": num(np.median(v))}
-    if mean:
-        out["mean"] = float(v.mean())
-    out["max"] = num(v.max())
-    return out
-
-
-def _histogram(sizes: np.ndarray) -> dict[str, int]:
-    return {label: int(((sizes >= lo) & (sizes <= hi)).sum()) for label, lo, hi in HIST_BINS}
-
-
-def _column(table: pd.DataFrame, name: str) -> pd.Series:
-    if name in table.columns:
-        return table[name]
-    return pd.Series([None] * len(table), index=table.index, dtype=object)
-
-
-def _factor_label(value) -> str:
-    return f"{float(value):g}"
-
-
 # --------------------------------------------------------------------------- summary
 
 
@@ -164,82 +127,67 @@ def summarize_manifest(manifest: Manifest, *, landmark_summary: dict | None = No
         The header described in the module docstring; :func:`render_card` dumps it as the
         card's YAML front matter.
     """
-    if not isinstance(manifest, Manifest):
+    if not is_manifest(manifest):
         raise CardError(f"expected a Manifest, got {type(manifest).__name__}")
-    table = manifest.table
-    if "status" not in table.columns:
+    columns = manifest.table.columns if isinstance(manifest, Manifest) else manifest.columns
+    if "status" not in columns:
         raise CardError("manifest table has no 'status' column")
-    status = table["status"]
-    is_ok = (status == STATUS_OK).fillna(False).astype(bool)
-    ok = table[is_ok]
-
-    identity = _column(ok, "identity")
-    per_identity = identity.dropna().astype(str).value_counts()
-    sizes = per_identity.to_numpy(dtype=np.int64)
-    ipi = _stats(pd.Series(sizes, dtype="float64"))
+    counts = CardCounts()
+    for batch in manifest.batches():
+        counts.add(batch)
+    sizes = counts.identity_sizes()
+    ipi = stats_of(Counter({float(k): v for k, v in sizes.items()}))
     if ipi is not None:
-        ipi["histogram"] = _histogram(sizes)
+        ipi["histogram"] = {label: int(sum(v for k, v in sizes.items() if lo <= k <= hi)) for label, lo, hi in HIST_BINS}
 
     header: dict = {
         "card_version": CARD_VERSION,
         "generator": f"mfrkit {__version__}",
         "name": manifest.name or (manifest.path.parent.name if manifest.path else ""),
         "counts": {
-            "images": int(len(table)),
-            "ok": int(is_ok.sum()),
-            "failed": int((~is_ok).sum()),
-            "identities": int(len(per_identity)),
-            "images_without_identity": int(identity.isna().sum()),
+            "images": int(counts.images),
+            "ok": int(counts.ok),
+            "failed": int(counts.images - counts.ok),
+            "identities": int(sum(sizes.values())),
+            "images_without_identity": int(counts.without_identity),
         },
         "images_per_identity": ipi,
-        "variants": _counts(_column(ok, "variant").fillna(_UNKNOWN)),
+        "variants": count_items(counts.counted["variant"]),
     }
 
-    masks = {
-        key: _counts(_column(ok, col))
-        for key, col in (("types", "mask_type"), ("colors", "mask_color"), ("textures", "mask_texture"), ("coverage", "coverage"))
-    }
+    masks = {key: count_items(counts.counted[col])
+             for key, col in (("types", "mask_type"), ("colors", "mask_color"), ("textures", "mask_texture"), ("coverage", "coverage"))}
     if any(masks.values()):
         header["masks"] = masks
 
-    regions = _counts(_column(ok, "region"))
-    factors = _column(ok, "factor")
-    factors = factors[pd.to_numeric(factors, errors="coerce").notna()]
-    centered = _column(ok, "centered").dropna()
-    if regions or len(factors) or len(centered):
-        factor_counts = factors.map(_factor_label).value_counts()
+    regions = count_items(counts.counted["region"])
+    if regions or counts.factors or counts.centered_seen:
         header["partial"] = {
             "regions": regions,
-            "factors": {k: int(factor_counts[k]) for k in sorted(factor_counts.index, key=float)},
-            "centered": {
-                "centered": int(centered.astype(bool).sum()),
-                "not_centered": int((~centered.astype(bool)).sum()),
-            }
-            if len(centered)
-            else {},
+            "factors": {k: int(counts.factors[k]) for k in sorted(counts.factors, key=float)},
+            "centered": {"centered": counts.centered[0], "not_centered": counts.centered[1]} if counts.centered_seen else {},
         }
 
-    failed = status[~is_ok].fillna("(no status)")
-    header["failures"] = {"total": int(len(failed)), "by_reason": _counts(failed)}
+    header["failures"] = {"total": int(sum(counts.failures.values())), "by_reason": count_items(counts.failures)}
 
-    landmarks: dict = {"backends": _counts(_column(ok, "landmark_backend"))}
+    landmarks: dict = {"backends": count_items(counts.counted["landmark_backend"])}
     if landmark_summary is not None:
         landmarks["summary"] = _plain(landmark_summary)
     header["landmarks"] = landmarks
 
     n_faces = {}
-    for col in sorted(c for c in table.columns if str(c).startswith("n_faces")):
-        values = pd.to_numeric(table[col], errors="coerce").dropna()
-        if values.empty:
+    for col in sorted(counts.n_faces):
+        values = counts.n_faces[col]
+        if not values:
             continue
-        entry = {"images": int(len(values)), **_stats(values)}
-        entry["none"] = int((values == 0).sum())
-        entry["several"] = int((values > 1).sum())
-        n_faces[str(col)] = entry
+        entry = {"images": int(sum(values.values())), **stats_of(values)}
+        entry["none"] = int(values.get(0.0, 0))
+        entry["several"] = int(sum(c for v, c in values.items() if v > 1))
+        n_faces[col] = entry
     if n_faces:
         header["n_faces"] = n_faces
 
-    size = {dim: _stats(_column(ok, dim), mean=False) for dim in ("width", "height")}
+    size = {dim: stats_of(counts.size[dim], mean=False) for dim in ("width", "height")}
     if any(size.values()):
         header["image_size"] = size
 

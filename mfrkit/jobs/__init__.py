@@ -11,8 +11,8 @@
 ==================  ===================================================================
 """
 
-from .base import Item, Job, JobError, RunStats, check_unique_outputs
-from .engine import map_chunks, run_job
+from .base import Item, Job, JobError, Plan, RunStats, check_unique_outputs
+from .engine import imap_chunks, map_chunks, run_job
 from .executors import EXECUTORS, ExecutorSpec
 from .journal import JOURNAL, Journal
 from .lock import FolderInUseError, FolderLock
@@ -20,5 +20,5 @@ from .output import MARKER, OutputFolder, OutputFolderError, read_marker
 
 __all__ = [
     "EXECUTORS", "ExecutorSpec", "FolderInUseError", "FolderLock", "Item", "JOURNAL", "Job", "JobError", "Journal", "MARKER",
-    "OutputFolder", "OutputFolderError", "RunStats", "check_unique_outputs", "map_chunks", "read_marker", "run_job",
+    "OutputFolder", "OutputFolderError", "Plan", "RunStats", "check_unique_outputs", "imap_chunks", "map_chunks", "read_marker", "run_job",
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 from ..errors import JobError, MfrkitError
 from .output import OutputFolder, OutputFolderError
@@ -45,6 +45,43 @@ class Item:
 
     key: str
     outputs: tuple[str, ...] = ()
+
+
+class Plan:
+    """A job's items in parts, made again each time they are walked, never all held.
+
+    A job over a manifest of millions of images plans one row group of it at a time:
+    ``parts()`` yields the items of each part in order (the engine runs a part's items,
+    journals them under the part's number, and the job's finish folds the results part
+    by part). Walking the plan twice must give the same items.
+
+    Parameters
+    ----------
+    parts : callable() -> iterable of sequences of Item
+    size : int
+        The number of items over every part (for progress bars and summaries).
+    """
+
+    def __init__(self, parts: Callable[[], Iterable[Sequence[Item]]], size: int) -> None:
+        self._parts = parts
+        self.size = int(size)
+
+    @classmethod
+    def whole(cls, items: Sequence[Item]) -> "Plan":
+        """A plan of one part holding ``items``."""
+        items = items if isinstance(items, list) else list(items)
+        return cls(lambda: [items], len(items))
+
+    def parts(self) -> Iterator[tuple[int, Sequence[Item]]]:
+        """``(part number, items)`` in plan order."""
+        return enumerate(self._parts())
+
+    def __iter__(self) -> Iterator[Item]:
+        for _, items in self.parts():
+            yield from items
+
+    def __len__(self) -> int:
+        return self.size
 
 
 @dataclass
@@ -75,7 +112,8 @@ class Job:
 
     # --- set by subclasses ---------------------------------------------------------------
 
-    def plan(self) -> Sequence[Item]:
+    def plan(self) -> Sequence[Item] | Plan:
+        """The items: a sequence (one part), or a :class:`Plan` made part by part."""
         raise NotImplementedError
 
     def output(self) -> OutputFolder:
@@ -87,9 +125,11 @@ class Job:
         replacing it; None refuses such a folder (the default)."""
         return None
 
-    def previous_results(self) -> dict[str, list[dict]]:
+    def previous_results(self) -> Any:
         """Results of a finished earlier run of this job (e.g. rerun with a larger
-        ``--limit``), by item key; they count as done."""
+        ``--limit``): a mapping item key -> rows, or an object whose ``take(keys)`` gives
+        that mapping for the keys of one part at a time (parts asked in plan order). They
+        count as done."""
         return {}
 
     def is_complete(self, rows: list[dict]) -> bool:
@@ -111,7 +151,10 @@ class Job:
         """Rows recording that ``item`` failed (the job's manifest keeps failures)."""
         return [{"status": status, "message": message}]
 
-    def finish(self, results: dict[str, list[dict]], items: Sequence[Item], stats: RunStats) -> Any:
+    def finish(self, results: dict[str, list[dict]], items: Sequence[Item] | Plan, stats: RunStats) -> Any:
+        """Fold the results (a :class:`~mfrkit.jobs.journal.JournalResults`: a mapping, and
+        ``results.part(n)`` per part of a :class:`Plan`) into the outputs; ``items`` is
+        what :meth:`plan` returned."""
         raise NotImplementedError
 
     # --- provided --------------------------------------------------------------------------
@@ -132,15 +175,38 @@ class Job:
         return out
 
 
-def check_unique_outputs(items: Sequence[Item], describe, hint: str) -> None:
+def check_unique_outputs(items: Iterable[Item], describe, hint: str) -> None:
     """Refuse, before any work, a job where two items would write the same file.
 
-    ``describe(item)`` names an item in the message (e.g. its source image).
+    ``describe(item)`` names an item in the message (e.g. its source image). Items may
+    come from a :class:`Plan`: their output paths are sorted in bounded memory
+    (:class:`~mfrkit.external_sort.ExternalSort`) rather than held in a set, and the
+    clash reported is the one met first in plan order.
     """
-    seen: dict[str, Item] = {}
-    for it in items:
-        for rel in dict.fromkeys(it.outputs):  # one item may list a path twice (masked + no-face copy)
-            other = seen.get(rel)
-            if other is not None and other is not it:
-                raise JobError(f"{describe(other)!r} and {describe(it)!r} would both be written to {rel!r}; {hint}")
-            seen[rel] = it
+    import pyarrow as pa
+
+    from ..external_sort import ExternalSort
+
+    schema = pa.schema([("path", pa.string()), ("seq", pa.int64()), ("who", pa.string())])
+    with ExternalSort(schema, [("path", "ascending"), ("seq", "ascending")]) as paths:
+        rows: dict[str, list] = {"path": [], "seq": [], "who": []}
+        for seq, it in enumerate(items):
+            for rel in dict.fromkeys(it.outputs):  # one item may list a path twice (masked + no-face copy)
+                rows["path"].append(rel)
+                rows["seq"].append(seq)
+                rows["who"].append(str(describe(it)))
+            if len(rows["path"]) >= 8192:
+                paths.add(pa.table(rows, schema=schema))
+                rows = {k: [] for k in rows}
+        paths.add(pa.table(rows, schema=schema))
+        clash = None  # (seq of the later item, first describe, later describe, path)
+        last = None
+        for table in paths.sorted():
+            for path, seq, who in zip(table["path"].to_pylist(), table["seq"].to_pylist(), table["who"].to_pylist()):
+                if last is not None and last[0] == path:
+                    if clash is None or seq < clash[0]:
+                        clash = (seq, last[2], who, path)
+                else:
+                    last = (path, seq, who)
+    if clash is not None:
+        raise JobError(f"{clash[1]!r} and {clash[2]!r} would both be written to {clash[3]!r}; {hint}")

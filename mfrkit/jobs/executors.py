@@ -12,6 +12,7 @@ stores are out of scope.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -109,15 +110,18 @@ class LocalExecutor(Executor):
     """
 
     def run(self, job: Job, chunks: Iterable[Chunk]) -> Iterator[Result]:
-        chunks = list(chunks)
-        if self.spec.workers <= 1 or len(chunks) <= 1:
-            yield from InlineExecutor(self.spec).run(job, chunks)
+        # Chunks are taken as workers free up (a stream: the plan is made as it runs);
+        # a job of one chunk runs in-process.
+        it = iter(chunks)
+        first = list(itertools.islice(it, 2))
+        if self.spec.workers <= 1 or len(first) <= 1:
+            yield from InlineExecutor(self.spec).run(job, itertools.chain(first, it))
             return
         context = multiprocessing.get_context("spawn")
         with single_threaded_children():
             pool = ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=context, initializer=init_worker, initargs=(job,))
             try:
-                it = iter(chunks)
+                it = itertools.chain(first, it)
                 pending = {}
                 for chunk in it:
                     pending[pool.submit(run_chunk, chunk)] = chunk

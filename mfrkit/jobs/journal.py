@@ -1,24 +1,32 @@
 """The journal of a running job: finished items, written in atomic shards.
 
 ``<folder>/.journal/`` holds ``job.json`` (the job's fingerprint) and shards
-``part-NNNNNN.json``, each a JSON list of ``[item_key, rows]``. A shard is written with a
-temporary name and renamed, so a killed job leaves only complete shards; items whose
-results were not flushed yet are simply run again (their outputs are byte-identical).
-A shard that cannot be read (edited or damaged by hand) is set aside with a warning and
-its items are run again, rather than stopping every later run.
+``part-PPPPPP-NNNNNN.json``, each a JSON list of ``[item_key, rows]`` of items of one
+part ``P`` of the plan (:class:`~mfrkit.jobs.base.Plan`), ``N`` counting shards. A shard
+is written with a temporary name and renamed, so a killed job leaves only complete
+shards; items whose results were not flushed yet are simply run again (their outputs are
+byte-identical). A shard that cannot be read (edited or damaged by hand) is set aside
+with a warning and its items are run again, rather than stopping every later run.
+
+Nothing is indexed by item: the journal knows which shard files each part has (a
+listing), and reads one part's shards when the engine plans that part, or when the
+job's finish asks for that part's rows. A job of millions of items therefore holds one
+part of its results at a time. (Shards of mfrkit 0.1.0, ``part-NNNNNN.json`` without a
+part, are read whole when the journal opens and serve every part.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import warnings
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -27,6 +35,8 @@ from ..errors import MfrkitError
 from ..userfiles import read_user_bytes
 
 JOURNAL = ".journal"
+_SHARD = re.compile(r"^part-(\d+)-(\d+)\.json$")
+_LEGACY = re.compile(r"^part-(\d+)\.json$")
 
 
 class JournalWarning(UserWarning):
@@ -48,11 +58,7 @@ def _json_default(obj):
 
 
 class Journal:
-    """Finished items of one job, indexed by item key; their rows stay on disk.
-
-    The main process keeps only ``key -> shard number`` for every finished item, so a
-    job of millions of items does not hold millions of result rows; :meth:`results`
-    reads them back lazily when the job finishes.
+    """Finished items of one job, in shards per part of its plan; their rows stay on disk.
 
     Parameters
     ----------
@@ -62,38 +68,24 @@ class Journal:
         The job's fingerprint; a journal of another job found there is discarded (the
         output folder's claim already decided the folder is this job's to use).
     flush_items, flush_seconds : int, float
-        Results are buffered and written as one shard when this many items finished or
-        this many seconds passed, so a million-item job does not leave a million files.
+        Results are buffered and written as one shard per part when this many items of
+        the part finished or this many seconds passed, so a million-item job does not
+        leave a million files.
     """
-
-    #: Shard number of results that come from a finished earlier run (``previous``).
-    PREVIOUS = -1
 
     def __init__(self, folder: str | os.PathLike, fingerprint: str, *, flush_items: int = 512, flush_seconds: float = 5.0) -> None:
         self.folder = Path(folder)
         self.fingerprint = fingerprint
         self.flush_items = flush_items
         self.flush_seconds = flush_seconds
-        self._buffer: list[list] = []
+        self._buffers: dict[int, list[list]] = {}
         self._last_flush = time.monotonic()
         self._number = 0
-        self.index: dict[str, int] = {}
-        self._previous: Mapping[str, list[dict]] = {}
+        self._files: dict[int, list[Path]] = {}
+        self._legacy: dict[str, list[dict]] = {}
 
-    def open(self, previous: Mapping[str, list[dict]] | None = None, is_complete: Callable[[list[dict]], bool] | None = None) -> dict[str, int]:
-        """Create the journal (or reopen this job's) and index what is done.
-
-        Parameters
-        ----------
-        previous : mapping key -> rows, optional
-            Results of a finished earlier run (they count as done).
-        is_complete : callable(rows) -> bool, optional
-            Whether an item's outputs are all still there; an incomplete item is not done.
-
-        Returns
-        -------
-        dict key -> shard number of every finished, complete item (:attr:`index`).
-        """
+    def open(self) -> None:
+        """Create the journal (or reopen this job's) and list the shards it holds."""
         stamp = self.folder / "job.json"
         if stamp.exists():
             try:
@@ -104,27 +96,17 @@ class Journal:
                 shutil.rmtree(self.folder)  # another job's leftovers in a folder this job now owns
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(stamp, json.dumps({"fingerprint": self.fingerprint}))
-        complete = is_complete or (lambda rows: True)
-        self._previous = previous or {}
-        index: dict[str, int] = {}
-        for key, rows in self._previous.items():
-            if complete(rows):
-                index[key] = self.PREVIOUS
-        parts = sorted(self.folder.glob("part-*.json"))
-        for part in parts:
-            number = int(part.stem.split("-")[1])
-            entries = self._read(part)
-            if entries is None:
-                continue
-            for key, rows in entries:
-                if complete(rows):
-                    index[key] = number
-                else:
-                    index.pop(key, None)
-        if parts:
-            self._number = max(int(p.stem.split("-")[1]) for p in parts) + 1
-        self.index = index
-        return index
+        self._files, self._legacy, numbers = {}, {}, [-1]
+        for path in sorted(self.folder.glob("part-*.json")):
+            if (m := _SHARD.match(path.name)) is not None:
+                self._files.setdefault(int(m.group(1)), []).append(path)
+                numbers.append(int(m.group(2)))
+            elif _LEGACY.match(path.name) is not None:
+                numbers.append(int(path.stem.split("-")[1]))
+                self._legacy.update(self._read(path) or [])
+        for paths in self._files.values():
+            paths.sort(key=lambda p: int(_SHARD.match(p.name).group(2)))
+        self._number = max(numbers) + 1
 
     def _read(self, part: Path) -> list | None:
         try:
@@ -137,31 +119,71 @@ class Journal:
                     raise ValueError("rows are not a list")
                 out.append((str(key), rows))
             return out
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, TypeError, MfrkitError) as exc:
             bad = part.with_name(part.name + ".unreadable")
             part.replace(bad)
             warnings.warn(f"journal shard {part} is unreadable ({exc}); set aside as {bad.name}, its items run again", JournalWarning, stacklevel=3)
             return None
 
-    def add(self, key: str, rows: list[dict]) -> None:
-        """Record a finished item (written at the next flush)."""
-        self._buffer.append([key, rows])
-        if len(self._buffer) >= self.flush_items or time.monotonic() - self._last_flush >= self.flush_seconds:
+    def _own(self, part: int) -> dict[str, list[dict]]:
+        found: dict[str, list[dict]] = {}
+        for path in self._files.get(part, []):
+            found.update(self._read(path) or [])
+        for key, rows in self._buffers.get(part, []):
+            found[key] = rows
+        return found
+
+    def part(self, part: int) -> Mapping[str, list[dict]]:
+        """``item key -> rows`` of the items of ``part`` journalled so far (a later shard
+        wins for an item journalled twice)."""
+        found = self._own(part)
+        return ChainMap(found, self._legacy) if self._legacy else found
+
+    def done(self, part: int, keys: list[str], previous: Callable[[list[str]], Mapping[str, list[dict]]] | None = None,
+             is_complete: Callable[[list[dict]], bool] | None = None) -> set[str]:
+        """Which of ``keys`` (the items of ``part``) are done: journalled, or finished by an
+        earlier run (``previous(keys)``: their rows are journalled now), and complete
+        (``is_complete(rows)``: every file they list is still there)."""
+        complete = is_complete or (lambda rows: True)
+        found = self.part(part)
+        done = {k for k in keys if k in found and complete(found[k])}
+        if previous is not None:
+            # Asked for every key of the part (a reader of the earlier run's rows in plan
+            # order must pass the part's rows, journalled or not).
+            for key, rows in previous(keys).items():
+                if key not in found and complete(rows):
+                    self.add(part, key, rows)
+                    done.add(key)
+        return done
+
+    def add(self, part: int, key: str, rows: list[dict]) -> None:
+        """Record a finished item of ``part`` (written at the next flush)."""
+        buffer = self._buffers.setdefault(part, [])
+        buffer.append([key, rows])
+        if len(buffer) >= self.flush_items:
+            self._flush_part(part)
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
-    def add_many(self, entries: Iterable[tuple[str, list[dict]]]) -> None:
-        for key, rows in entries:
-            self.add(key, rows)
+    def _flush_part(self, part: int) -> None:
+        buffer = self._buffers.pop(part, None)
+        if buffer:
+            path = self.folder / f"part-{part:06d}-{self._number:06d}.json"
+            atomic_write_text(path, json.dumps(buffer, default=_json_default))
+            self._files.setdefault(part, []).append(path)
+            self._number += 1
 
     def flush(self) -> None:
-        """Write the buffered items as one atomic shard."""
-        if self._buffer:
-            atomic_write_text(self.folder / f"part-{self._number:06d}.json", json.dumps(self._buffer, default=_json_default))
-            for key, _ in self._buffer:
-                self.index[key] = self._number
-            self._number += 1
-            self._buffer = []
+        """Write every buffered item, one atomic shard per part."""
+        for part in sorted(self._buffers):
+            self._flush_part(part)
         self._last_flush = time.monotonic()
+
+    def parts(self) -> list[int]:
+        """The parts with journalled items."""
+        return sorted(set(self._files) | set(self._buffers))
 
     def results(self) -> "JournalResults":
         """Every finished item's rows, read lazily from the shards (flush first)."""
@@ -170,56 +192,65 @@ class Journal:
 
     def remove(self) -> None:
         """Delete the journal (after the job's results are folded into its outputs)."""
-        self._buffer = []
+        self._buffers = {}
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class JournalResults(Mapping):
     """``item key -> rows`` of a finished job, read from the journal's shards on demand.
 
-    Looking items up in plan order mostly hits the few shards cached (chunks finish
-    roughly in the order they were sent); :meth:`items` streams every shard once.
+    :meth:`part` reads one part's rows (what a job whose plan has parts folds at a time);
+    the mapping interface, for jobs of one part, reads every shard the first time it is
+    used. :meth:`items` streams the parts one at a time.
     """
 
-    def __init__(self, journal: Journal, *, cached_shards: int = 4) -> None:
+    def __init__(self, journal: Journal) -> None:
         self._journal = journal
-        self._cache: OrderedDict[int, dict[str, list[dict]]] = OrderedDict()
-        self._cached_shards = cached_shards
+        self._cache: OrderedDict[int, Mapping[str, list[dict]]] = OrderedDict()
+        self._all: dict[str, int] | None = None
 
-    def _shard(self, number: int) -> dict[str, list[dict]]:
-        if number in self._cache:
-            self._cache.move_to_end(number)
-            return self._cache[number]
-        entries = self._journal._read(self._journal.folder / f"part-{number:06d}.json") or []
-        shard = dict(entries)
-        self._cache[number] = shard
-        if len(self._cache) > self._cached_shards:
+    def part(self, part: int) -> Mapping[str, list[dict]]:
+        """``item key -> rows`` of the items of ``part``."""
+        if part in self._cache:
+            self._cache.move_to_end(part)
+            return self._cache[part]
+        rows = self._journal.part(part)
+        self._cache[part] = rows
+        while len(self._cache) > 2:
             self._cache.popitem(last=False)
-        return shard
+        return rows
+
+    def _index(self) -> dict[str, int]:
+        if self._all is None:
+            index = {key: -1 for key in self._journal._legacy}
+            for part in self._journal.parts():
+                index.update((key, part) for key in self._journal._own(part))
+            self._all = index
+        return self._all
 
     def __getitem__(self, key: str) -> list[dict]:
-        number = self._journal.index[key]
-        if number == Journal.PREVIOUS:
-            return self._journal._previous[key]
-        return self._shard(number)[key]
+        part = self._index()[key]
+        return self._journal._legacy[key] if part == -1 else self.part(part)[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._journal.index)
+        return iter(self._index())
 
     def __len__(self) -> int:
-        return len(self._journal.index)
+        return len(self._index())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._journal.index
+        return key in self._index()
 
     def items(self) -> Iterator[tuple[str, list[dict]]]:  # type: ignore[override]
-        """Every (key, rows), one shard at a time (earlier results first)."""
-        index = self._journal.index
-        for key, number in index.items():
-            if number == Journal.PREVIOUS:
-                yield key, self._journal._previous[key]
-        numbers = sorted({n for n in index.values() if n != Journal.PREVIOUS})
-        for number in numbers:
-            for key, rows in self._shard(number).items():
-                if index.get(key) == number:
-                    yield key, rows
+        """Every (key, rows), one part at a time (an item journalled twice once, its
+        latest rows)."""
+        seen_legacy = set()
+        for part in self._journal.parts():
+            rows = self._journal._own(part)
+            for key in rows:
+                if key in self._journal._legacy:
+                    seen_legacy.add(key)
+                yield key, rows[key]
+        for key, rows in self._journal._legacy.items():
+            if key not in seen_legacy:
+                yield key, rows

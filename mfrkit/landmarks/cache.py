@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..data.manifest import STATUS_OK, Manifest, file_sha256
 from ..errors import LandmarkError, ManifestError, require_made
-from ..jobs import ExecutorSpec, run_job
+from ..jobs import ExecutorSpec, Plan, run_job
 from .base import FaceResult
 from .detect_job import DetectItem, LandmarkJob, ShardItem, detect_rows
 from .legacy import has_legacy, migrate_legacy
@@ -97,27 +97,66 @@ def _run_key(store: LandmarkStore, wanted: str | None) -> str:
     return (shard_options(store.folder / shard_name(pending[-1])) if pending else None) or _DEFAULT_OPTIONS
 
 
-def _todo(store: LandmarkStore, manifest: Manifest) -> list[DetectItem]:
-    """The images of ``manifest`` the committed store lacks, or holds for another sha256,
-    in manifest order."""
-    table = manifest.table
-    wanted = pd.DataFrame({"image_id": table["image_id"].astype(str),
-                           "sha256": table["sha256"].astype(object) if "sha256" in table.columns else None})  # fmt: skip
-    wanted["sha256"] = wanted["sha256"].where(wanted["sha256"].notna(), None)
-    cached = store.index_table(["image_id", "sha256"]).to_pandas().rename(columns={"sha256": "cached"})
-    merged = wanted.merge(cached, on="image_id", how="left", indicator=True)  # keeps manifest order
-    both_none = merged["sha256"].isna() & merged["cached"].isna()
-    same = (merged["_merge"] == "both") & ((merged["sha256"] == merged["cached"]) | both_none)
-    todo = []
-    for k in np.flatnonzero(~same.to_numpy()):
-        image_id, rel, status, sha = merged["image_id"].iat[k], table["path"].iat[k], table["status"].iat[k], merged["sha256"].iat[k]
-        ok = status == STATUS_OK
-        todo.append(DetectItem(str(image_id), str(manifest.abspath(rel)) if ok else "", None if sha is None else str(sha), STATUS_OK if ok else str(status)))
-    return todo
+#: Manifest rows read at a time while planning a detection.
+_BATCH = 8192
+
+
+def _batch_todo(store: LandmarkStore, batch: pd.DataFrame) -> np.ndarray:
+    """Which rows of a manifest batch the committed store lacks, or holds for another
+    sha256 (a bool per row)."""
+    ids = batch["image_id"].astype(str).tolist()
+    sha = batch["sha256"].astype(object).where(batch["sha256"].notna(), None).tolist() if "sha256" in batch.columns else [None] * len(ids)
+    cached_sha, cached_status = store.lookup(ids)
+    # Not in the store (no status), or cached for another image (sha256 differs; both None is the same).
+    return np.asarray([st is None or a != b for a, b, st in zip(sha, cached_sha, cached_status)], bool)
+
+
+def _any_todo(store: LandmarkStore, manifest) -> bool:
+    """Whether any image of ``manifest`` needs detecting (stops at the first one)."""
+    return any(_batch_todo(store, batch).any() for batch in manifest.batches(["image_id", "sha256"], _BATCH))
+
+
+def _todo_mask(store: LandmarkStore, manifest) -> tuple[list[np.ndarray], int, int]:
+    """Which rows of ``manifest`` need detecting (per batch of :data:`_BATCH` rows, its
+    bits packed: one bit per image), how many, and how many of those are usable images
+    (status ``ok``)."""
+    parts, n, usable = [], 0, 0
+    for batch in manifest.batches(["image_id", "sha256", "status"], _BATCH):
+        todo = _batch_todo(store, batch)
+        n += int(todo.sum())
+        usable += int((todo & (batch["status"].astype(str) == STATUS_OK).to_numpy()).sum())
+        parts.append(np.packbits(todo))
+    return parts, n, usable
+
+
+def _detect_plan(manifest, mask: list[np.ndarray], n_todo: int, first: int, chunk_size: int) -> Plan:
+    """The shard items of a detection, made from ``manifest`` a row group at a time: the
+    rows ``mask`` marks, in manifest order, ``chunk_size`` images per shard, numbered from
+    ``first``; about :data:`_BATCH` images per part of the plan."""
+    n_shards = -(-n_todo // chunk_size)
+
+    def parts():
+        number, held, part = first, [], []
+        for bits, batch in zip(mask, manifest.batches(["image_id", "path", "sha256", "status"], _BATCH)):
+            rows = batch[np.unpackbits(bits, count=len(batch)).astype(bool)]
+            ok = (rows["status"].astype(str) == STATUS_OK).tolist()
+            sha = rows["sha256"].astype(object).where(rows["sha256"].notna(), None).tolist() if "sha256" in rows.columns else [None] * len(rows)
+            for image_id, rel, st, h, good in zip(rows["image_id"].astype(str), rows["path"], rows["status"].astype(str), sha, ok):
+                held.append(DetectItem(image_id, str(manifest.abspath(rel)) if good else "", None if h is None else str(h), STATUS_OK if good else st))
+                if len(held) == chunk_size:
+                    part.append(ShardItem(key=shard_name(number), outputs=(shard_name(number),), shard=number, images=tuple(held)))
+                    number, held = number + 1, []
+            if part:
+                yield part
+                part = []
+        if held:
+            yield [ShardItem(key=shard_name(number), outputs=(shard_name(number),), shard=number, images=tuple(held))]
+
+    return Plan(parts, n_shards)
 
 
 def detect_landmarks(
-    manifest: Manifest,
+    manifest,
     backend: str,
     *,
     workers: int = 1,
@@ -134,6 +173,9 @@ def detect_landmarks(
     Results do not depend on ``workers`` or the executor: each image is processed
     independently. Each chunk of ``chunk_size`` images is one shard of the store, one
     item of a :class:`~mfrkit.landmarks.detect_job.LandmarkJob` on the job engine.
+    ``manifest`` may be a :class:`~mfrkit.data.manifest.Manifest` or a
+    :class:`~mfrkit.data.manifest_stream.ManifestReader`: it is read a row group at a time
+    (the plan holds a bit per image).
 
     ``backend_options`` given (even ``{}``) must match those the cache was made with, a
     landmark file compared by content, or everything is detected again; None reuses
@@ -148,8 +190,8 @@ def detect_landmarks(
     options = dict(backend_options or {})
     store = open_store(manifest, backend)
     key = _run_key(store, None if backend_options is None else _options_key(options))
-    todo = _todo(store, manifest) if store.options_key() == key else [None]
-    if todo or store.pending():
+    detected, todo_rows = 0, 0
+    if store.options_key() != key or _any_todo(store, manifest) or store.pending():
         job = LandmarkJob(store, options, key)
         folder = job.output()
         # Claimed (and locked) before the plan is made, so the plan holds under the lock.
@@ -159,13 +201,11 @@ def detect_landmarks(
                 store.reset(key)  # other options: everything is detected again
             store.create(key)
             store.commit()  # shards an interrupted run left
-            todo = _todo(store, manifest)
+            mask, todo_rows, detected = _todo_mask(store, manifest)
             first = store.next_shard()
-            job.items = [
-                ShardItem(key=shard_name(first + k), outputs=(shard_name(first + k),), shard=first + k, images=tuple(todo[i : i + chunk_size]))
-                for k, i in enumerate(range(0, len(todo), chunk_size))
-            ]
-            if job.items:
+            job.items = _detect_plan(manifest, mask, todo_rows, first, chunk_size)
+            job.shards = range(first, first + len(job.items))
+            if len(job.items):
                 failed = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
             else:
                 failed = []
@@ -177,12 +217,17 @@ def detect_landmarks(
             why = str(failed[0].get("message") or failed[0].get("status")).split("; Traceback")[0].splitlines()[0]
             raise LandmarkError(f"{n} image(s) in {len(failed)} chunk(s) could not be processed (first: {failed[0].get('first')}: {why}); "
                                 "everything else is cached, rerun to try them again")  # fmt: skip
-    detected = sum(1 for t in todo if t is not None and t.status == STATUS_OK)
-    counts = store.counts(manifest.table["image_id"])
+    counts = store.counts(_ids(manifest))
     if require_any:
-        require_made(counts.get(STATUS_OK, 0), f"{backend} found landmarks on no image of {len(manifest.table)}",
+        require_made(counts.get(STATUS_OK, 0), f"{backend} found landmarks on no image of {len(manifest)}",
                      {k: v for k, v in counts.items() if k != STATUS_OK}, where=f"the statuses are cached in {store.folder}")
-    return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=detected, reused=len(manifest.table) - len(todo))
+    return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=detected, reused=len(manifest) - todo_rows)
+
+
+def _ids(manifest) -> Iterator[str]:
+    """Every image id of ``manifest``, a row group at a time."""
+    for batch in manifest.batches(["image_id"], _BATCH):
+        yield from batch["image_id"].astype(str)
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -251,7 +296,7 @@ def cached_counts(manifest: Manifest) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for backend in sorted(backends):
         # The store may hold images of a larger manifest: count this one's.
-        counts[backend] = open_store(manifest, backend).counts(manifest.table["image_id"])
+        counts[backend] = open_store(manifest, backend).counts(_ids(manifest))
     return counts
 
 

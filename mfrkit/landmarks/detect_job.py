@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..data.imageio import read_image
 from ..errors import ImageError
-from ..jobs import Item, Job, OutputFolder, RunStats
+from ..jobs import Item, Job, OutputFolder, Plan, RunStats
 from .base import FaceResult, LandmarkBackend, create_backend, detect_primary
 from .store import INDEX_FILE, STORE_FILE, LandmarkStore, encode_results, shard_name, write_shard
 
@@ -99,7 +99,9 @@ class LandmarkJob(Job):
         self.store = store
         self.options = dict(options)
         self.options_key = options_key
-        self.items: list[ShardItem] = []
+        self.items: Sequence[ShardItem] | Plan = []
+        #: The shard numbers a :class:`Plan` of items writes (numbered in a row).
+        self.shards: range = range(0)
         self._folder = OutputFolder(store.folder, kind=self.kind, fingerprint=store_fingerprint(store.backend, options_key), adopt=self._adopt)
 
     def __getstate__(self) -> dict:
@@ -115,7 +117,7 @@ class LandmarkJob(Job):
             return None
         return None if key is None else store_fingerprint(self.store.backend, key)
 
-    def plan(self) -> Sequence[ShardItem]:
+    def plan(self) -> Sequence[ShardItem] | Plan:
         return self.items
 
     def output(self) -> OutputFolder:
@@ -145,6 +147,7 @@ class LandmarkJob(Job):
     def finish(self, results: dict[str, list[dict]], items: Sequence[ShardItem], stats: RunStats) -> list[dict]:
         """Commit the new shards; the chunks that failed (their images stay undetected)."""
         self.store.commit()
-        keys = {it.key for it in items}
+        # An item's key is its shard's name; failed chunks wrote no shard.
+        keys = {shard_name(n) for n in self.shards} if isinstance(items, Plan) else {it.key for it in items}
         return [r for key, rows in results.items() if key in keys for r in rows if "status" in r]
 

@@ -35,6 +35,7 @@ time.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import re
 import shutil
@@ -298,17 +299,19 @@ class _Index:
         self._groups: OrderedDict = OrderedDict()
         self._cache_groups = cache_groups
 
-    def group(self, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(sorted ids as an object array, shard, row) of index row group ``g``."""
+    def group(self, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(sorted ids as an object array, shard, row, sha256, status) of index row group ``g``."""
         hit = self._groups.get(g)
         if hit is not None:
             self._groups.move_to_end(g)
             return hit
-        t = self._file.read_row_group(g, columns=["image_id", "shard", "row"])
+        t = self._file.read_row_group(g, columns=["image_id", "sha256", "status", "shard", "row"])
         hit = (
             np.asarray(t["image_id"].to_pylist(), dtype=object),
             t["shard"].to_numpy().astype(np.int64),
             t["row"].to_numpy().astype(np.int64),
+            np.asarray(t["sha256"].to_pylist(), dtype=object),
+            np.asarray(t["status"].to_pylist(), dtype=object),
         )
         self._groups[g] = hit
         while len(self._groups) > self._cache_groups:
@@ -317,23 +320,31 @@ class _Index:
 
     def locate(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(shard, row) of each id; shard -1 where the index has no such id."""
+        found = self.find(ids)
+        return found[0], found[1]
+
+    def find(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(shard, row, sha256, status) of each id; shard -1 (and None) where the index
+        has no such id."""
         shard = np.full(len(ids), -1, np.int64)
         row = np.zeros(len(ids), np.int64)
+        sha = np.full(len(ids), None, dtype=object)
+        status = np.full(len(ids), None, dtype=object)
         by_group: dict[int, list[int]] = {}
         for k, image_id in enumerate(ids):
             g = bisect.bisect_right(self.first_ids, image_id) - 1
             if g >= 0:
                 by_group.setdefault(g, []).append(k)
-        for g, ks in by_group.items():
-            gids, gshard, grow = self.group(g)
+        for g, ks in sorted(by_group.items()):
+            gids, gshard, grow, gsha, gstatus = self.group(g)
             wanted = np.asarray([ids[k] for k in ks], dtype=object)
             pos = np.searchsorted(gids, wanted)
             pos_c = np.minimum(pos, len(gids) - 1)
             hit = (pos < len(gids)) & (gids[pos_c] == wanted)
-            ks_arr = np.asarray(ks)
-            shard[ks_arr[hit]] = gshard[pos_c[hit]]
-            row[ks_arr[hit]] = grow[pos_c[hit]]
-        return shard, row
+            ks_arr = np.asarray(ks)[hit]
+            at = pos_c[hit]
+            shard[ks_arr], row[ks_arr], sha[ks_arr], status[ks_arr] = gshard[at], grow[at], gsha[at], gstatus[at]
+        return shard, row, sha, status
 
     def iter_ids(self) -> Iterator[list[str]]:
         for g in range(self.num_groups):
@@ -450,8 +461,13 @@ class LandmarkStore:
         Pending shards made with other backend options than the store's (or
         ``options_key``, for a store being built) are deleted. For an image in several
         shards the highest-numbered (latest) row wins. Shards no image uses any more
-        are deleted after the index is written.
+        are deleted after the index is written. The old index and the new shards' rows
+        are merged in bounded memory (:class:`~mfrkit.external_sort.ExternalSort`), and
+        the index written a row group at a time.
         """
+        from ..external_sort import ExternalSort
+        from ..parquet_out import ParquetOut
+
         key = options_key if options_key is not None else self.options_key()
         fresh = []
         for number in self.pending():
@@ -459,30 +475,65 @@ class LandmarkStore:
             if key is None or shard_options(path) != key:
                 path.unlink(missing_ok=True)
                 continue
-            t = pq.read_table(path, columns=["image_id", "sha256", "status"])
-            t = t.append_column("shard", pa.array(np.full(t.num_rows, number, np.int32)))
-            fresh.append(t.append_column("row", pa.array(np.arange(t.num_rows, dtype=np.int32))))
+            fresh.append(number)
         if not fresh:
             return False
-        old = [pq.read_table(self.index_path).replace_schema_metadata(None)] if self.index_path.exists() else []
-        combined = pa.concat_tables([t.cast(INDEX_SCHEMA) for t in old + fresh])
-        order = pc.sort_indices(combined, sort_keys=[("image_id", "ascending"), ("shard", "descending"), ("row", "descending")])
-        combined = combined.take(order)
-        ids = combined["image_id"].combine_chunks()
-        first = np.ones(len(ids), bool)
-        if len(ids) > 1:
-            first[1:] = np.asarray(pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False), bool)
-        index = combined.filter(pa.array(first))
-        firsts = index["image_id"].take(pa.array(np.arange(0, index.num_rows, INDEX_GROUP))).to_pylist()
-        index = index.replace_schema_metadata({_FIRST_IDS_META: json.dumps(firsts).encode()})
-        with atomic_path(self.index_path) as tmp:
-            pq.write_table(index, tmp, row_group_size=INDEX_GROUP, compression="zstd")
-        live = set(pc.unique(index["shard"]).to_pylist())
+        with ExternalSort(INDEX_SCHEMA, [("image_id", "ascending"), ("shard", "descending"), ("row", "descending")]) as rows:
+            if self.index_path.exists():
+                old = pq.ParquetFile(self.index_path)
+                for g in range(old.num_row_groups):
+                    rows.add(old.read_row_group(g).replace_schema_metadata(None))
+            for number in fresh:
+                t = pq.read_table(self.folder / shard_name(number), columns=["image_id", "sha256", "status"])
+                t = t.append_column("shard", pa.array(np.full(t.num_rows, number, np.int32)))
+                rows.add(t.append_column("row", pa.array(np.arange(t.num_rows, dtype=np.int32))))
+            live = self._write_index(rows.sorted(INDEX_GROUP), ParquetOut(self.index_path, INDEX_SCHEMA, row_group_size=INDEX_GROUP, compression="zstd"))
         for number in self.shard_numbers():
             if number not in live:
                 (self.folder / shard_name(number)).unlink(missing_ok=True)
         self._reset_caches()
         return True
+
+    @staticmethod
+    def _write_index(tables: Iterator[pa.Table], out) -> set[int]:
+        """Write the index from rows sorted by id (latest first): the first row of each
+        id, in row groups of exactly :data:`INDEX_GROUP` ids (the last one fewer), each
+        group's first id in the metadata. Returns the shards the index uses."""
+        firsts: list[str] = []
+        live: set[int] = set()
+        held: list[pa.Table] = []
+        n_held = 0
+        last = None
+
+        def emit(table: pa.Table) -> None:
+            firsts.append(table["image_id"][0].as_py())
+            out.write(table)
+
+        try:
+            for table in tables:
+                ids = table["image_id"]
+                first = np.ones(table.num_rows, bool)
+                if table.num_rows > 1:
+                    first[1:] = np.asarray(pc.not_equal(ids.slice(1), ids.slice(0, table.num_rows - 1)).to_numpy(zero_copy_only=False), bool)
+                if last is not None and ids[0].as_py() == last:
+                    first[0] = False
+                last = ids[table.num_rows - 1].as_py()
+                kept = table.filter(pa.array(first))
+                live.update(pc.unique(kept["shard"]).to_pylist())
+                held.append(kept)
+                n_held += kept.num_rows
+                while n_held >= INDEX_GROUP:
+                    block = pa.concat_tables(held)
+                    emit(block.slice(0, INDEX_GROUP))
+                    rest = block.slice(INDEX_GROUP)
+                    held, n_held = ([rest] if rest.num_rows else []), rest.num_rows
+            if n_held:
+                emit(pa.concat_tables(held))
+        except BaseException:
+            out.abort()
+            raise
+        out.close({_FIRST_IDS_META: json.dumps(firsts).encode()})
+        return live
 
     def delete(self) -> None:
         """Remove the store's folder."""
@@ -606,14 +657,33 @@ class LandmarkStore:
         if batch:
             yield self.get(batch, mesh=mesh)
 
-    def counts(self, image_ids: Iterable[str] | None = None) -> dict[str, int]:
-        """Images per status, of ``image_ids`` (default: all), from the index alone."""
+    def lookup(self, image_ids: Sequence[str]) -> tuple[list, list]:
+        """(sha256, status) the committed index holds for each id (None where it holds
+        none), reading only the index row groups those ids fall in."""
+        index = self._open_index()
+        if index is None:
+            return [None] * len(image_ids), [None] * len(image_ids)
+        _, _, sha, status = index.find([str(i) for i in image_ids])
+        return sha.tolist(), status.tolist()
+
+    def counts(self, image_ids: Iterable[str] | None = None, *, batch: int = 8192) -> dict[str, int]:
+        """Images per status, of ``image_ids`` (default: all; each id counted once per
+        batch of ``batch``: give distinct ids), from the index alone, a batch at a time."""
         if not self.index_path.exists():
             return {}
-        table = pq.read_table(self.index_path, columns=["image_id", "status"])
-        status = table["status"]
-        if image_ids is not None:
-            wanted = pa.array(list(dict.fromkeys(str(i) for i in image_ids)), pa.string())
-            status = status.filter(pc.is_in(table["image_id"], value_set=wanted))
-        counts = {str(item["values"]): int(item["counts"]) for item in pc.value_counts(status).to_pylist()}
+        counts: dict[str, int] = {}
+
+        def add(statuses) -> None:
+            for st in statuses:
+                if st is not None:
+                    counts[str(st)] = counts.get(str(st), 0) + 1
+
+        if image_ids is None:
+            file = pq.ParquetFile(self.index_path)
+            for g in range(file.num_row_groups):
+                add(file.read_row_group(g, columns=["status"])["status"].to_pylist())
+        else:
+            it = iter(image_ids)
+            while chunk := list(dict.fromkeys(str(i) for i in itertools.islice(it, batch))):
+                add(self.lookup(chunk)[1])
         return dict(sorted(counts.items()))

@@ -21,25 +21,45 @@ def label_scale(text: str, width: int, scale: float = 0.38) -> float:
     return scale if w <= width else scale * width / w
 
 
+def sheet_picks(candidates: int, *, seed: int = 0, n: int = 36) -> np.ndarray:
+    """Which of ``candidates`` outputs (their order in the manifest) a contact sheet shows:
+    up to ``n`` drawn at random (seeded), sorted."""
+    rng = np.random.default_rng([int(seed), 7])
+    return np.sort(rng.choice(candidates, size=min(n, candidates), replace=False))
+
+
+def sheet_candidates(table) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a manifest frame a contact sheet may draw from, as two bools per row:
+    usable, and usable masked or partial outputs (a sheet draws from those, or from every
+    usable row when a manifest has none)."""
+    ok = (table["status"] == "ok").to_numpy(bool)
+    made = ok & table["variant"].isin(["masked", "partial"]).to_numpy(bool) if "variant" in table.columns else ok
+    return ok, made
+
+
 def write_contact_sheet(manifest: Manifest, path: Path, *, seed: int = 0, n: int = 36, tile: int = 160, columns: int = 6, label: Callable[[dict], str] | None = None) -> Path | None:
     """A PNG of up to ``n`` outputs drawn at random (seeded), labelled; None when empty."""
-    import cv2
-
     table = manifest.ok()
     if "variant" in table.columns:
         pick = table[table["variant"].isin(["masked", "partial"])]
         table = pick if len(pick) else table
     if not len(table):
         return None
-    rng = np.random.default_rng([int(seed), 7])
-    idx = np.sort(rng.choice(len(table), size=min(n, len(table)), replace=False))
-    rows = table.iloc[idx].to_dict("records")
+    rows = table.iloc[sheet_picks(len(table), seed=seed, n=n)].to_dict("records")
+    return draw_contact_sheet(rows, manifest.abspath, path, tile=tile, columns=columns, label=label)
+
+
+def draw_contact_sheet(rows: list[dict], abspath: Callable[[str], Path], path: Path, *, tile: int = 160, columns: int = 6,
+                       label: Callable[[dict], str] | None = None) -> Path:
+    """The contact sheet of manifest ``rows`` (their images found with ``abspath``), as a PNG at ``path``."""
+    import cv2
+
     cols = min(columns, len(rows))
     nrows = -(-len(rows) // cols)
     band = 18
     sheet = np.full((nrows * (tile + band), cols * tile, 3), 255, np.uint8)
     for k, row in enumerate(rows):
-        img = read_image(manifest.abspath(row["path"]))
+        img = read_image(abspath(row["path"]))
         h, w = img.shape[:2]
         s = tile / max(h, w)
         small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

@@ -155,12 +155,16 @@ class RecordsOut:
         """Copy one ok row's image in; the row with its record path, id and label."""
         if self._writer is None:
             self._writer = rio.InsightfaceWriter(self.out, image_size=(int(row["height"]), int(row["width"])), num_classes=self.num_classes)
-        label = self.labels[row["identity"]]
-        key = self._writer.add(label, _row_image(self.out, row, self._handles))
+        key = self._writer.add(self.labels[row["identity"]], _row_image(self.out, row, self._handles))
         size = (int(row["height"]), int(row["width"]))
         self.sizes[size] = self.sizes.get(size, 0) + 1
+        return self.placed(row, key)
+
+    def placed(self, row: dict, key: int) -> dict:
+        """The row :meth:`add` returns for the image it writes as record ``key`` (the
+        ``key``-th added), without writing it."""
         path = rio.record_ref(rio.REC_NAME, key)
-        return {**row, "image_id": path, "path": path, "label": label}
+        return {**row, "image_id": path, "path": path, "label": self.labels[row["identity"]]}
 
     def close(self) -> dict:
         """Write record 0, the identity records and ``property``; the metadata it adds."""
@@ -199,13 +203,20 @@ class BinOut:
 
     def add(self, row: dict, source_path: str) -> dict:
         """Put one masked row at its source's place; the row with its path in the output."""
+        self.bins[self._index(source_path)] = _row_image(self.out, row, self._handles)
+        return self.placed(row, source_path)
+
+    def placed(self, row: dict, source_path: str) -> dict:
+        """The row :meth:`add` returns, without putting its image in."""
+        path = f"{self.name}#{self._index(source_path)}"
+        return {**row, "image_id": path, "path": path}
+
+    @staticmethod
+    def _index(source_path: str) -> int:
         ref = parse_bin_ref(source_path)
         if ref is None:
             raise JobError(f"{source_path} is not an image of a .bin")
-        index = ref[1]
-        self.bins[index] = _row_image(self.out, row, self._handles)
-        path = f"{self.name}#{index}"
-        return {**row, "image_id": path, "path": path}
+        return ref[1]
 
     def reference_rows(self, source_rows: pd.DataFrame) -> list[dict]:
         """Manifest rows of the images copied unchanged (the reference side)."""

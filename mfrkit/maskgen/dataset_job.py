@@ -22,22 +22,24 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
-from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
+from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
 from ..errors import ManifestError, MfrkitError, require_made
-from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
+from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
 from ..landmarks.base import FaceResult
 from ..userfiles import read_user_bytes
-from .contact_sheet import write_contact_sheet
-from ..data.recordio_labels import group_by_identity, record_labels
+from ..data.recordio_labels import record_labels_of
+from .contact_sheet import draw_contact_sheet, sheet_picks
 from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
+from .dataset_finish import failures_of, manifest_schema, result_frames, survey, write_rows
+from .dataset_source import PreviousRows, SourceRows
 
 CARD = "DATA_CARD.md"
 FAILURES = "failures.csv"
@@ -144,14 +146,14 @@ def backend_options(landmark_file: str | None) -> dict:
     return {"path": str(landmark_file)} if landmark_file else {}
 
 
-def resolve_manifest(src, workers: int, progress: bool) -> Manifest:
-    """The source manifest of ``--src`` (a Manifest is used as it is)."""
-    if isinstance(src, Manifest):
+def resolve_manifest(src, workers: int, progress: bool) -> Manifest | ManifestReader:
+    """The source manifest of ``--src`` (a manifest is used as it is), to stream."""
+    if is_manifest(src):
         manifest = src
     else:
-        from ..data.registry import resolve_source
+        from ..data.registry import open_source
 
-        manifest = resolve_source(src, workers=workers, progress=progress)
+        manifest = open_source(src, workers=workers, progress=progress)
     if manifest.path is None:
         raise ManifestError(f"the manifest of {src} has no location; write it first")
     return manifest
@@ -162,7 +164,7 @@ def source_label(src, source: Manifest) -> str:
     name (the folder holding a manifest file), else the manifest's own name."""
     from ..data.registry import is_registered
 
-    if not isinstance(src, Manifest):
+    if not is_manifest(src):
         text = str(src)
         if is_registered(text):
             return text
@@ -225,16 +227,6 @@ def out_folder(out, source: Manifest) -> Path:
     return out
 
 
-def source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The source's usable rows (the first ``limit``) and its unusable ones."""
-    table = manifest.table
-    usable = table[table["status"] == STATUS_OK]
-    unusable = table[table["status"] != STATUS_OK]
-    if limit is not None:
-        usable = usable.iloc[: int(limit)]
-    return usable, unusable
-
-
 def fingerprint_of(kind: str, config, source_fp: str) -> str:
     """The job's identity: its kind, options (``--limit`` aside), source and version."""
     data = {"kind": kind, "config": dataclasses.asdict(config), "source": source_fp, "version": __version__}
@@ -252,7 +244,8 @@ def legacy_fingerprint(root: Path) -> str | None:
             return None
     if (root / MANIFEST_NAME).is_file():
         try:
-            meta = read_manifest(root / MANIFEST_NAME).meta
+            with ManifestReader(root / MANIFEST_NAME) as found:
+                meta = found.meta
         except ManifestError:
             return None
         if meta.get("kind") in ("synth", "partial") and meta.get("job_fingerprint"):
@@ -265,33 +258,6 @@ def isna(v) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
-
-
-#: Result rows turned into one DataFrame at a time when a job finishes.
-_FRAME_BATCH = 4096
-
-
-class _ManifestRows(Mapping):
-    """``item key -> rows`` of a finished job's manifest (its ``job_item`` column), built
-    on demand: a rerun of a large finished job does not hold every row as a dict."""
-
-    def __init__(self, table: pd.DataFrame) -> None:
-        self._table = table.drop(columns=["job_item"])
-        keys = table["job_item"].astype(str).to_numpy()
-        order = np.argsort(keys, kind="stable")
-        uniq, starts = np.unique(keys[order], return_index=True)
-        bounds = list(starts[1:]) + [len(order)]
-        self._rows = {str(k): order[a:b] for k, a, b in zip(uniq, starts, bounds)}
-
-    def __getitem__(self, key: str) -> list[dict]:
-        part = self._table.iloc[self._rows[key]]
-        return [{k: (None if isna(v) else v) for k, v in r.items()} for r in part.to_dict("records")]
-
-    def __iter__(self):
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
 
 # --- the job base ----------------------------------------------------------------------------------------
@@ -335,96 +301,110 @@ class DatasetJob(Job):
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
-        self.usable, self.unusable = source_rows(self.source, config.limit)
         self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
-        if self.container is not None:
-            self._container_rows()
-        self.source_fp = self.source.fingerprint()  # hashes every row: once per job
+        self.rows = SourceRows(self.source, config.limit, self._container_source())
+        if self.container == "rec":
+            self.rec_labels, self.rec_classes = self._record_labels()
+        self._sink: PartSink | None = None
+        self.source_fp = self.source.fingerprint()  # hashes every row (streamed): once per job
         self.fingerprint = fingerprint_of(self.kind, config, self.source_fp)
         self._folder = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint, adopt=legacy_fingerprint)
         # The cached landmarks are read by each worker for its own chunks; only the cache's
         # location travels with the job.
         self.landmark_manifest = self.source.path
         self.source_root = self.source.root
-        self.items: list[SourceItem] = []
+        self.items: Sequence[SourceItem] | Plan = []
 
-    def _container_rows(self) -> None:
-        """What a container output takes of the source: RecordIO groups the images by
-        identity (records without one cannot be written: ``no_identity``); a ``.bin``
-        masks its probe side and keeps the reference side as it is."""
-        if self.container == "rec":
-            missing = self.usable["identity"].isna()
-            if missing.all():
-                raise JobError(f"--format rec writes class labels, and no usable image of {self.source.name or self.source.path} "
-                               "has an identity (an insightface .bin carries none: use --format bin)")
-            self.unusable = pd.concat([self.unusable, self.usable[missing].assign(status="no_identity")])
-            self.usable = group_by_identity(self.usable[~missing])
-            self.rec_labels, self.rec_classes = record_labels(self.source.table, self.source.meta)
-        else:
+    def _container_source(self) -> str | None:
+        """What a container output takes of the source (:class:`SourceRows`): RecordIO
+        groups the images by identity (records without one cannot be written:
+        ``no_identity``); a ``.bin`` masks its probe side and keeps the reference side."""
+        if self.container == "bin":
             from .container_output import BIN_LAYOUT
 
-            if self.source.meta.get("layout") != BIN_LAYOUT or "side" not in self.usable.columns:
+            columns = self.source.table.columns if isinstance(self.source, Manifest) else self.source.columns
+            if self.source.meta.get("layout") != BIN_LAYOUT or "side" not in columns:
                 raise JobError("--format bin writes a masked insightface verification .bin: give the .bin as --src (e.g. --src lfw.bin)")
-            side = self.usable["side"]
-            self.bin_reference = self.usable[side == "reference"]
-            self.usable = self.usable[side == "probe"]
-        self._sink: PartSink | None = None
+        return self.container
+
+    def _record_labels(self) -> tuple[dict, int]:
+        if not self.rows.n_usable:
+            raise JobError(f"--format rec writes class labels, and no usable image of {self.source.name or self.source.path} "
+                           "has an identity (an insightface .bin carries none: use --format bin)")
+        return record_labels_of(self.source)
 
     def __getstate__(self) -> dict:
         # Workers need the items they are sent, the options and the output folder; not
         # the source table, the plan or the main process's caches.
         state = dict(self.__dict__)
-        for heavy in ("source", "usable", "unusable", "items", "bin_reference", "rec_labels"):
+        for heavy in ("source", "rows", "items", "rec_labels"):
             state[heavy] = None
         return state
 
     # --- Job interface ---------------------------------------------------------------
 
-    def plan(self) -> Sequence[SourceItem]:
+    def plan(self) -> Sequence[SourceItem] | Plan:
         return self.items
+
+    def plan_sources(self, items_of: Callable[[str, str, str | None], list[SourceItem]], per_source: int) -> Plan:
+        """The plan: ``items_of(source_id, source_path, identity)`` for every usable source
+        row, one part per row group of the source (``per_source`` items each)."""
+        rows = self.rows
+
+        def parts():
+            for batch in rows.usable(["image_id", "path", "identity"]):
+                identities = batch["identity"] if "identity" in batch.columns else [None] * len(batch)
+                items: list[SourceItem] = []
+                for sid, rel, identity in zip(batch["image_id"], batch["path"], identities):
+                    items += items_of(str(sid), str(rel), None if isna(identity) else identity)
+                yield items
+
+        return Plan(parts, rows.n_usable * per_source)
 
     def output(self) -> OutputFolder:
         return self._folder
 
-    def replace_files(self, root: Path):
+    def replace_files(self, root: Path) -> Iterator[str] | None:
         if not self.replace:
             return None
         return self._own_files(root)
 
-    def _own_files(self, root: Path) -> list[str]:
-        """Every file an earlier job of this kind wrote in ``root`` (by its records)."""
-        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL, PARTS, "train.rec", "train.idx", "property"]
-        files += [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
+    def _own_files(self, root: Path) -> Iterator[str]:
+        """Every file an earlier job of this kind wrote in ``root`` (by its records), named
+        as they are read: the manifest's files a row group at a time, then the journal's
+        part by part, then the job's own files (the manifest and journal last, so they are
+        read before they are removed)."""
         if (root / MANIFEST_NAME).is_file():
             try:
-                table = read_manifest(root / MANIFEST_NAME).table
-                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p]
-                for col in ("occlusion_path",):
-                    if col in table.columns:
-                        files += [str(p) for p in table[col] if isinstance(p, str)]
+                reader = ManifestReader(root / MANIFEST_NAME)
+                extra = [c for c in ("occlusion_path",) if c in reader.columns]
+                for batch in reader.batches(["path", "status", *extra]):
+                    yield from (str(p) for p, s in zip(batch["path"], batch["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p)
+                    for col in extra:
+                        yield from (str(p) for p in batch[col] if isinstance(p, str))
             except ManifestError:
                 pass
         for part in sorted((root / JOURNAL).glob("part-*.json")):
             try:
-                for _, rows in json.loads(read_user_bytes(part, "json")):
-                    files += [r["path"] for r in rows if r.get("status") == STATUS_OK and r.get("path")]
+                names = [r["path"] for _, rows in json.loads(read_user_bytes(part, "json")) for r in rows if r.get("status") == STATUS_OK and r.get("path")]
             except (OSError, ValueError, TypeError, KeyError, MfrkitError):
                 continue
-        return files
+            yield from names
+        yield from [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
+        yield from ["train.rec", "train.idx", "property", CARD, FAILURES, CONTACT_SHEET, PARTS, MANIFEST_NAME, JOURNAL]
 
-    def previous_results(self) -> Mapping[str, list[dict]]:
+    def previous_results(self) -> PreviousRows | dict:
         final = self.out / MANIFEST_NAME
         if not final.exists():
             return {}
         # A finished job rerun (e.g. with a larger --limit): its manifest lists what is
-        # done, failures included (their causes are in the source or its landmarks).
+        # done, failures included (their causes are in the source or its landmarks), in
+        # plan order; it is read a row group at a time as the parts are planned.
         try:
-            table = read_manifest(final).table
+            previous = PreviousRows(final)
         except ManifestError:
             return {}
-        if "job_item" not in table.columns:
-            return {}
-        return _ManifestRows(table)
+        return previous if "job_item" in previous.columns else {}
 
     def is_complete(self, rows: list[dict]) -> bool:
         if self.container is not None:
@@ -481,12 +461,12 @@ class DatasetJob(Job):
     def detect_needed(self, workers: int, progress: bool, executor=None) -> None:
         """Fill the landmark store for the job's usable images (nothing for ``aligned``),
         on the job's executor."""
-        if self.backend == "aligned" or not len(self.usable):
+        if self.backend == "aligned" or not self.rows.n_usable:
             return
         from ..landmarks.cache import detect_landmarks
 
         # A --limit run detects only its own images; the store keeps every other image's rows.
-        manifest = self.source if self.config.limit is None else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
+        manifest = self.source if self.config.limit is None else self.rows
         detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file),
                          executor=executor)
 
@@ -528,88 +508,75 @@ class DatasetJob(Job):
             return BinOut(self._folder.path_for(name).parent, self.source.root / name)
         return None
 
-    def _rows_frame(self, results, items: Sequence[SourceItem], unusable_rel: Callable[[str], str], container) -> pd.DataFrame:
-        """Every result row in plan order, then a row per unusable source, as one frame;
-        a container output gets each image as its row comes (its order is the plan's)."""
-        # Rows are turned into frames a batch at a time: the results stay on disk until
-        # read, and no list of every row's dict is ever held.
-        frames: list[pd.DataFrame] = []
-        rows: list[dict[str, Any]] = []
-        for it in items:
-            for r in results.get(it.key, []):
-                r = {**r, "job_item": it.key}
-                if container is not None and r.get("status") == STATUS_OK and r.get("bytes") is not None:
-                    r = container.add(r) if self.container == "rec" else container.add(r, str(r["source_id"]))
-                rows.append(r)
-            if len(rows) >= _FRAME_BATCH:
-                frames.append(pd.DataFrame(rows))
-                rows = []
-        if self.container == "bin":
-            rows += container.reference_rows(self.bin_reference)
-        for _, src in self.unusable.iterrows():
-            rel = f"{src['path']}#unusable" if self.container else unusable_rel(str(src["path"]))
-            rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
-                         "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
-        frames.append(pd.DataFrame(rows))
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    def _placing(self, container, write: bool) -> Callable[[dict], dict] | None:
+        """How each result row goes into a container output, in plan order: copied in
+        (``write``) or, for the finish's first pass, the same row without writing."""
+        if container is None:
+            return None
+        keys = iter(range(1, 1 << 62))
 
-    def finish_dataset(self, results: dict[str, list[dict]], items: Sequence[SourceItem], stats: RunStats, meta: dict,
+        def place(row: dict) -> dict:
+            if row.get("status") != STATUS_OK or row.get("bytes") is None:
+                return row
+            if self.container == "rec":
+                return container.add(row) if write else container.placed(row, next(keys))
+            return container.add(row, str(row["source_id"])) if write else container.placed(row, str(row["source_id"]))
+
+        return place
+
+    def finish_dataset(self, results: Mapping[str, list[dict]], items: Sequence[SourceItem] | Plan, stats: RunStats, meta: dict,
                        unusable_rel: Callable[[str], str], sheet_label: Callable[[dict], str]) -> JobSummary:
-        """Write the manifest, failures, card and contact sheet; a job that made no image
-        at all is an error (after failures.csv is written, so the reasons can be read)."""
+        """Write the manifest, failures, card and contact sheet (and a container output),
+        a part of the plan at a time (:mod:`mfrkit.maskgen.dataset_finish`); a job that
+        made no image at all is an error (after failures.csv is written, so the reasons
+        can be read)."""
         from ..data_cards import write_card
 
         out = self.out
         container = self._container_writer()
-        try:
-            frame = self._rows_frame(results, items, unusable_rel, container)
-        except BaseException:
-            if container is not None:
-                container.abort()
-            raise
-        ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
-        failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
-        if "fallback" in frame.columns:
-            # Images kept by a fallback (copied unmasked, PartialLFW's resize) still count.
-            fell = frame[frame["fallback"].notna() & (frame["status"] == STATUS_OK)].copy()
-            fell["status"] = fell["fallback"]
-            failed = pd.concat([failed, fell], ignore_index=True)
-        failures = {str(k): int(v) for k, v in failed["status"].value_counts().sort_index().items()} if len(failed) else {}
+
+        def frames(write: bool):
+            return result_frames(results, items, lambda: self._extra_rows(unusable_rel, container), self._placing(container, write))
+
         fail_path = out / FAILURES
-        cols = ["source_id", "source_path", "status", "message"]
-        fail_frame = failed.reindex(columns=["image_id", *cols]) if len(failed) else pd.DataFrame(columns=["image_id", *cols])
-        with atomic_path(fail_path) as tmp:
-            fail_frame.to_csv(tmp, index=False)
-        if not len(ok):
+        try:
+            found = survey(frames(False), fail_path)
+            failures = failures_of(found)
+            require_made(found.outputs, f"{self.kind} wrote no image", failures, where=f"the reasons per source are in {fail_path}")
+            quality = found.quality()
+            meta = {**meta, "failures": failures, "quality": quality, "outputs": int(found.outputs)}
+            # Every source is accounted for: failed ones as rows whose status is the reason
+            # (their messages go to failures.csv).
+            made_only, candidates = found.sheet()
+            picks = sheet_picks(candidates, seed=self.config.seed)
+            with ManifestWriter(out / MANIFEST_NAME, meta, schema=manifest_schema(found.signatures)) as writer:
+                sheet_rows = write_rows(frames(True), writer, picks, made_only)
+                if container is not None:
+                    writer.meta = {**meta, **container.close()}  # before the manifest, which names its records
+                    container = None
+        finally:
             if container is not None:
                 container.abort()
-            require_made(0, f"{self.kind} wrote no image", failures,
-                         where=f"the reasons per source are in {fail_path}")
-        if container is not None:
-            meta = {**meta, **container.close()}
-            frame = frame.drop(columns=[c for c in ("part_file", "part_offset") if c in frame.columns])
-            ok = frame[frame["status"] == STATUS_OK]
-        quality = None
-        if "quality_ok" in ok.columns and ok["quality_ok"].notna().any():
-            checked = ok[ok["quality_ok"].notna()]
-            reasons_q: dict[str, int] = {}
-            for failed_checks in checked.loc[~checked["quality_ok"].astype(bool), "quality_failed"]:
-                for reason in str(failed_checks or "").split(","):
-                    if reason:
-                        reasons_q[reason] = reasons_q.get(reason, 0) + 1
-            quality = {"checked": int(len(checked)), "passed": int(checked["quality_ok"].astype(bool).sum()), "failed_by_reason": dict(sorted(reasons_q.items()))}
-        meta = {**meta, "failures": failures, "quality": quality, "outputs": int(len(ok))}
-        # Every source is accounted for: failed ones as rows whose status is the reason
-        # (their messages go to failures.csv).
-        table = frame.drop(columns=[c for c in ("message", "source_path") if c in frame.columns]).reset_index(drop=True)
-        manifest = Manifest(table=make_table(table), meta=meta)
-        path = write_manifest(manifest, out / MANIFEST_NAME)
-        card = write_card(manifest, out / CARD)
-        sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label)
-        if container is not None:
+        if self.container is not None:
             import shutil
 
             shutil.rmtree(self._folder.path_for(f"{PARTS}/part", create=False).parent, ignore_errors=True)  # all copied in
-        return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(len(ok)), processed=stats.processed, resumed=stats.resumed,
+        path = writer.path
+        manifest = ManifestReader(path)
+        card = write_card(manifest, out / CARD)
+        sheet = draw_contact_sheet(sheet_rows, manifest.abspath, out / CONTACT_SHEET, label=sheet_label) if sheet_rows else None
+        return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(found.outputs), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)
+
+    def _extra_rows(self, unusable_rel: Callable[[str], str], container) -> Iterator[dict]:
+        """The rows after the items': a ``.bin``'s reference side (copied unchanged), then
+        a row per source that is not usable (its status the reason)."""
+        if self.container == "bin":
+            for batch in self.rows.reference(["image_id", "path", "sha256", "width", "height", "bytes", "pair"]):
+                yield from container.reference_rows(batch)
+        for batch in self.rows.unusable(["image_id", "path", "identity"]):
+            for src in batch.to_dict("records"):
+                rel = f"{src['path']}#unusable" if self.container else unusable_rel(str(src["path"]))
+                yield {"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
+                       "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"],
+                       "job_item": f"{src['image_id']}#source"}

@@ -17,7 +17,7 @@ from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
 from ..options import option
 from .container_output import placeholder
-from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, isna, job_backend
+from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, job_backend
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 
 
@@ -97,17 +97,15 @@ class PartialJob(DatasetJob):
             raise JobError(f"partial writes PNG files, or --format rec; not {config.image_format!r}")
         if self.source.meta.get("aligned") and config.landmarks is None:
             self.backend = "aligned"
-        items = []
-        identities = self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)
-        for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], identities):
-            sid, rel = str(sid), str(rel)
+
+        def items_of(sid: str, rel: str, identity: str | None) -> list[PartialItem]:
             crops = tuple((placeholder(sid, f"{r}_{f:g}{'_c' if c else ''}") if self.container else partial_rel(rel, r, f, c), r, f, c)
                           for r in self.regions for f in self.factors for c in config.centered())
-            items.append(PartialItem(key=f"{sid}#partial", outputs=tuple(c[0] for c in crops), source_id=sid, identity=None if isna(identity) else identity,
-                                     source_rel=rel, crops=crops))
+            return [PartialItem(key=f"{sid}#partial", outputs=tuple(c[0] for c in crops), source_id=sid, identity=identity, source_rel=rel, crops=crops)]
+
+        self.items = self.plan_sources(items_of, 1)
         # Sources differing only in extension (x.jpg, x.png) both become x.png.
-        check_unique_outputs(items, lambda it: it.source_id, "rename the sources")
-        self.items = items
+        check_unique_outputs(self.items, lambda it: it.source_id, "rename the sources")
 
     def run_item(self, item: PartialItem, state: dict) -> list[dict]:
         config = self.config

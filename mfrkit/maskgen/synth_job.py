@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import pandas as pd
 
 from .. import __version__
 from ..data.imageio import read_image, read_image_bytes
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
+from ..data.manifest_stream import ManifestReader
 from ..errors import ImageError
-from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
+from ..jobs import ExecutorSpec, Plan, RunStats, check_unique_outputs, run_job
 from ..options import option
 from ..rng import item_rng
 from .dataset_job import (
@@ -28,7 +29,6 @@ from .dataset_job import (
     JobError,
     JobSummary,
     SourceItem,
-    isna,
     job_backend,
 )
 from .container_output import CONTAINERS, placeholder
@@ -213,17 +213,20 @@ class SynthJob(DatasetJob):
     def _check_formats(self) -> None:
         if self.ext is not None or self.container is not None:
             return
-        unwritable = sorted({PurePosixPath(str(p)).suffix.lower() for p in self.usable["path"]} - set(WRITABLE) - {""})
+        found: set[str] = set()
+        for batch in self.rows.usable(["path"]):
+            found |= {PurePosixPath(str(p)).suffix.lower() for p in batch["path"]}
+        unwritable = sorted(found - set(WRITABLE) - {""})
         if unwritable:
             raise JobError(f"the source holds {', '.join(unwritable)} images, which mfrkit cannot write; give an output format: --format png (or jpg)")
 
-    def _plan_items(self) -> list[SynthItem]:
+    def _plan_items(self) -> Plan:
         config = self.config
-        items = []
         slots = config.slots()
-        for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)):
-            sid, rel = str(sid), str(rel)
-            common = {"source_id": sid, "identity": None if isna(identity) else identity, "source_rel": rel}
+
+        def items_of(sid: str, rel: str, identity: str | None) -> list[SynthItem]:
+            items = []
+            common = {"source_id": sid, "identity": identity, "source_rel": rel}
             for slot in slots:
                 suffix = slot if slot != "mask" else ("masked" if config.mix else "")
                 rel_out = placeholder(sid, slot) if self.container else out_rel(rel, suffix, self.ext)
@@ -235,7 +238,9 @@ class SynthJob(DatasetJob):
             if config.mix:
                 rel_out = placeholder(sid, "unmasked") if self.container else out_rel(rel, "", None)
                 items.append(SynthItem(key=f"{sid}#unmasked", outputs=(rel_out,), slot="unmasked", primary=False, out_rel=rel_out, **common))
-        return items
+            return items
+
+        return self.plan_sources(items_of, len(slots) + int(config.mix))
 
     def output_label(self) -> str:
         return self.config.label()
@@ -310,10 +315,10 @@ class SynthJob(DatasetJob):
         slots = config.slots()
         first = slots[0] if slots[0] != "mask" else ("masked" if config.mix else "")
         summary = self.finish_dataset(results, items, stats, meta, lambda rel: out_rel(rel, first, self.ext), sheet_label)
-        self.inherit_landmarks(results, items)
+        self.inherit_landmarks(summary.manifest)
         return summary
 
-    def inherit_landmarks(self, results: dict[str, list[dict]], items: Sequence[SynthItem], chunk: int = 1024) -> Path | None:
+    def inherit_landmarks(self, manifest_path: Path, chunk: int = 1024) -> Path | None:
         """Write the landmarks every output was drawn from into the output's own landmark
         store (``<out>/landmarks.<backend>/``), keyed by the output's id and sha256.
 
@@ -323,29 +328,56 @@ class SynthJob(DatasetJob):
         is cached (the bench) uses them, and a detection with explicit backend options
         (``mfrkit landmarks``, a later synth or partial on the copy) replaces them with
         landmarks detected on the masked pixels. Points only: the dense mesh is not copied.
+        The outputs are read from the manifest just written, ``chunk`` at a time.
         """
         if self.backend == "aligned":
             return None
         from ..landmarks.cache import open_store
         from ..landmarks.store import STORE_FILE, encode_results, write_shard
 
-        made = [(r["image_id"], r.get("sha256"), it.source_id) for it in items for r in results.get(it.key, [])
-                if r.get("status") == STATUS_OK and r.get("variant") in ("masked", "unmasked") and not r.get("fallback")]
-        if not made:
-            return None
-        source_store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
-        key = json.dumps({"inherited_from": str(self.landmark_manifest), "source_options": source_store.options_key()}, sort_keys=True)
-        self._folder.path_for(f"landmarks.{self.backend}/{STORE_FILE}")  # refuses a link planted in the output folder
-        store = open_store(Manifest(pd.DataFrame(), {}, self.out / MANIFEST_NAME), self.backend)
-        store.reset(key)
-        for number, start in enumerate(range(0, len(made), chunk)):
-            part = made[start : start + chunk]
+        store = None
+        number = 0
+        for part in _chunks(_made(manifest_path), chunk):
+            if store is None:
+                source_store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
+                key = json.dumps({"inherited_from": str(self.landmark_manifest), "source_options": source_store.options_key()}, sort_keys=True)
+                self._folder.path_for(f"landmarks.{self.backend}/{STORE_FILE}")  # refuses a link planted in the output folder
+                store = open_store(Manifest(pd.DataFrame(), {}, self.out / MANIFEST_NAME), self.backend)
+                store.reset(key)
             faces = source_store.get([sid for _, _, sid in part], mesh=False)
             kept = [(oid, sha, faces[sid]) for oid, sha, sid in part if sid in faces and faces[sid].status == STATUS_OK]
             if kept:
                 write_shard(store.folder, number, encode_results([k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]), key)
+            number += 1
+        if store is None:
+            return None
         store.commit()
         return store.folder
+
+
+def _made(manifest_path: Path) -> Iterator[tuple[str, str | None, str]]:
+    """(image id, sha256, source id) of every output a synth made from its source's pixels
+    (masked or unmasked copies, not the fallback copies of faceless sources), in order."""
+    columns = ["image_id", "sha256", "source_id", "status", "variant", "fallback"]
+    with ManifestReader(manifest_path) as manifest:
+        for batch in manifest.batches([c for c in columns if c in manifest.columns]):
+            made = (batch["status"] == STATUS_OK) & batch["variant"].isin(["masked", "unmasked"])
+            if "fallback" in batch.columns:
+                made &= batch["fallback"].isna() | (batch["fallback"].astype(str) == "")
+            made = batch[made]
+            sha = made["sha256"].astype(object).where(made["sha256"].notna(), None)
+            yield from zip(made["image_id"].astype(str), sha, made["source_id"].astype(str))
+
+
+def _chunks(values: Iterator, size: int) -> Iterator[list]:
+    part: list = []
+    for value in values:
+        part.append(value)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
 
 
 def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 
 from ..atomic import atomic_write_text
 from ..data.manifest import Manifest
+from ..data.manifest_stream import is_manifest
 from ..errors import MfrkitError
 from ..packs.pack import Pack, is_pack
 from ..progress import progress_bar
@@ -173,7 +174,7 @@ def _main_first(ctx: DistContext, fn: Callable[[], T]) -> T:
 def _resolve_data(data, workers: int, progress: bool) -> tuple[Manifest, Pack | None]:
     if isinstance(data, Pack):
         return data.manifest, data
-    if isinstance(data, Manifest):
+    if is_manifest(data):
         return data, None
     if isinstance(data, (str, os.PathLike)) and is_pack(data):
         pack = Pack(data)

@@ -36,6 +36,7 @@ from .. import __version__
 from ..alignments import get_alignment
 from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest, write_manifest
+from ..data.manifest_stream import is_manifest
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..landmarks.base import FaceResult, Landmarks
 from ..errors import MfrkitError, require_made
@@ -378,7 +379,7 @@ def write_pack(
     alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
     if config.output_format not in ("npy", "rec"):
         raise PackError(f"--format must be npy or rec, got {config.output_format!r}")
-    manifest = src if isinstance(src, Manifest) else resolve_source(src, workers=max(1, workers), progress=progress)
+    manifest = src if is_manifest(src) else resolve_source(src, workers=max(1, workers), progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")
     _refuse_foreign(Path(out))  # before detecting landmarks: a refused folder costs nothing

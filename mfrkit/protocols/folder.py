@@ -84,6 +84,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
+from ..data.manifest_stream import is_manifest
 from ..data.scan import modified_images
 from ..errors import MfrkitError
 from ..jobs.output import OutputFolder
@@ -403,7 +404,7 @@ def open_manifest(value: Manifest | str | os.PathLike) -> Manifest:
 
     Protocols need which images a manifest holds, not how each was made: the record
     columns (synth's per-image parameters) stay on disk."""
-    if isinstance(value, Manifest):
+    if is_manifest(value):
         return value
     from ..data.registry import resolve_source
 
@@ -449,7 +450,7 @@ def resolve_manifests(info: dict, folder: Path, manifests: ManifestArg = None, *
                 raise ProtocolError(f"protocol {info.get('name')!r} records no path for its {role} manifest; "
                                     "pass the manifest explicitly")
             value, opener = (folder / entry["path"]).resolve(), _read_without_records
-        if isinstance(value, Manifest):
+        if is_manifest(value):
             m = value
         else:
             key = str(value)

@@ -258,3 +258,37 @@ def test_bad_input():
         parse_front_matter("---\nname: x\n")
     with pytest.raises(CardError):
         read_card_header("/nonexistent/card.md")
+
+
+class _SmallBatches(Manifest):
+    """A manifest read back 97 rows at a time (a card of millions of rows sees many row groups)."""
+
+    def batches(self, columns=None, size=97):
+        return super().batches(columns, 97)
+
+
+def test_a_card_counted_over_row_groups_equals_the_whole_table_counts():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    ids = rng.integers(0, 150, n)
+    rows = [{"image_id": f"x{i}", "path": f"x{i}.jpg", "identity": f"p{ids[i]}" if i % 31 else None, "status": "ok" if i % 13 else "no_face",
+             "variant": ["masked", "partial", "unmasked", None][i % 4], "mask_type": ["surgical", "cloth", None][i % 3],
+             "factor": [0.3, 0.5, None][i % 3], "centered": [True, False, None][i % 3], "width": int(rng.integers(90, 130)),
+             "height": int(rng.integers(90, 130)), "n_faces": int(rng.integers(0, 4))} for i in range(n)]
+    whole = Manifest(table=make_table(rows), meta={"name": "toy"})
+    streamed = _SmallBatches(table=whole.table, meta=whole.meta)
+    assert summarize_manifest(streamed) == summarize_manifest(whole)
+    h = summarize_manifest(streamed)
+    t = whole.table
+    ok = t[t["status"] == "ok"]
+    per_id = ok["identity"].dropna().value_counts().to_numpy()
+    assert h["counts"]["identities"] == len(per_id) and h["counts"]["failed"] == int((t["status"] != "ok").sum())
+    assert h["images_per_identity"]["median"] == np.median(per_id) and h["images_per_identity"]["mean"] == pytest.approx(per_id.mean())
+    assert sum(h["images_per_identity"]["histogram"].values()) == len(per_id)
+    assert h["image_size"]["width"]["median"] == np.median(ok["width"].astype(float))
+    assert h["n_faces"]["n_faces"]["several"] == int((t["n_faces"] > 1).sum())
+    assert h["variants"] == {str(k): int(v) for k, v in ok["variant"].fillna("unknown").value_counts().items()}
+    assert h["partial"]["factors"] == {f"{k:g}": int(v) for k, v in pd.to_numeric(ok["factor"]).dropna().value_counts().sort_index().items()}
