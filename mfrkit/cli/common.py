@@ -9,7 +9,7 @@ import typer
 
 from rich.markup import escape
 
-from .app import console
+from .app import SafeConsole, console
 
 Workers = Annotated[int, typer.Option("--workers", "-j", min=1, help="Worker processes.")]
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Reference-side manifest: a manifest file, a dataset folder or a registered dataset name; also the probe side unless --probe-manifest is given.")]
@@ -53,19 +53,28 @@ def print_table(title: str, df) -> None:
 
 def print_results(results, *, rules: str | None = None) -> None:
     """The results as rich tables (counts, intervals, flags) and the notes under them
-    (:func:`mfrkit.bench.report.console.results_tables`)."""
+    (:func:`mfrkit.bench.report.console.results_tables`). Cells are ``Text`` (never parsed
+    as markup) with control characters shown, and fold rather than cut a number short on
+    a narrow terminal."""
     from rich.table import Table
+    from rich.text import Text
 
     from ..bench.report.console import results_tables
+    from ..names import terminal_text
+
+    def cell(text, style: str | None = None) -> Text:
+        return Text(terminal_text(str(text), newlines=False), style=style or "")
 
     tables, notes = results_tables(results, rules=rules)
+    # piped into a log or a file: tables at their own width (up to 200), not folded at 80
+    out = console if console.is_terminal else SafeConsole(file=console.file, soft_wrap=True, width=200)
     styles = {"warn": "yellow", "bad": "bold red"}
     for t in tables:
-        table = Table(title=t.title, title_justify="left")
+        table = Table(title=cell(t.title), title_justify="left")
         for name, right in t.columns:
-            table.add_column(name, justify="right" if right else "left")
+            table.add_column(cell(name), justify="right" if right else "left", overflow="fold")
         for row in t.rows:
-            table.add_row(*[f"[{styles[st]}]{escape(text)}[/]" if st else escape(text) for text, st in row])
-        console.print(table)
+            table.add_row(*[cell(text, styles.get(st)) for text, st in row])
+        out.print(table)
     for note in notes:
-        console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False)
+        console.print(Text.assemble(("warning: ", "yellow"), terminal_text(str(note))), highlight=False)
