@@ -175,7 +175,7 @@ def test_card_out_to_a_new_folder(tmp_path, mfrkit_home):
 def test_os_errors_become_messages(tmp_path, capsys, monkeypatch):
     from mfrkit import atomic, cli
 
-    def refuse(path, text):
+    def refuse(path, text, **kwargs):  # as atomic_write_text (replace=...)
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(atomic, "atomic_write_text", refuse)

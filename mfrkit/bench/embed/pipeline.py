@@ -183,14 +183,8 @@ def embed_images(
     -------
     Embeddings
     """
-    if tta not in TTA_MODES:
-        raise ModelError(f"unknown test-time augmentation {tta!r}; choose none or flip")
-    if batch_size < 1:
-        raise ModelError(f"batch size must be >= 1, got {batch_size}")
+    ids = _checked_request(images, tta, batch_size)
     n = len(images)
-    ids = [im.image_id for im in images]
-    if len(set(ids)) != n:
-        raise ModelError("images to embed contain duplicate ids")
     alignment = get_alignment(model.spec.align)
     status = np.array([im.status if im.status else STATUS_OK for im in images], dtype=object)
     faces: LandmarkLookup | None = None
@@ -230,6 +224,18 @@ def embed_images(
         if cache_lock is not None:
             cache_lock.release()
     return out.embeddings(ids, seconds=time.perf_counter() - t0)
+
+
+def _checked_request(images: Sequence[ImageRef], tta: str | None, batch_size: int) -> list[str]:
+    """The images' ids, once the request is known to make sense."""
+    if tta not in TTA_MODES:
+        raise ModelError(f"unknown test-time augmentation {tta!r}; choose none or flip")
+    if batch_size < 1:
+        raise ModelError(f"batch size must be >= 1, got {batch_size}")
+    ids = [im.image_id for im in images]
+    if len(set(ids)) != len(ids):
+        raise ModelError("images to embed contain duplicate ids")
+    return ids
 
 
 def _crop_sources(images, faces, model, executor, packed, *, workers: int, tta: str | None,
