@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..registry import Registry
-from .canonical import CENTRE_U, canonical_face
+from ..landmarks.canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, NATURAL, SHAPES, StyleParams, hex_rgb, top_edge
 from .textures import TEXTURES, Canvas, aa_coverage, clip, smooth_noise

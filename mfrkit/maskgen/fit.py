@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import LandmarkError
 from ..landmarks.base import Landmarks
-from .canonical import canonical_face
+from ..landmarks.canonical import canonical_face
 from .geometry import barycentric_weights, similarity_3d
 
 

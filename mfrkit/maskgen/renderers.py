@@ -43,7 +43,7 @@ from .blend import (
     shade,
     smooth_luminance,
 )
-from .canonical import canonical_face
+from ..landmarks.canonical import canonical_face
 from .draw import CELL, WINDOW, MaskLayer, draw_mask
 from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
 from .geometry import affine_from_triangles, rasterize_triangles
