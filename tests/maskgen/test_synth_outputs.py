@@ -17,7 +17,7 @@ from mfrkit.data.registry import add_dataset, get_dataset, resolve_source
 from mfrkit.data.sample import build_sample
 from mfrkit.jobs import JobError
 from mfrkit.maskgen import PartialConfig, SynthConfig, create_renderer, make_partial, synthesize
-from mfrkit.maskgen.canonical import aligned_landmarks
+from mfrkit.landmarks.template import template_landmarks
 from mfrkit.maskgen.occlusion import decode_occlusion, encode_occlusion, occlusion_rel
 from mfrkit.maskgen.styles import grid_cells
 from mfrkit.maskgen.synth_job import SynthJob
@@ -77,7 +77,7 @@ def test_a_name_taken_by_a_users_dataset_is_refused_before_any_work(lfw, tmp_pat
 
 
 def test_the_command_as_written_runs_without_out(lfw, mfrkit_home):
-    result = CliRunner().invoke(app, ["synth", "--src", "lfw", "--mask", "surgical", "--aligned", "--limit", "2"])
+    result = CliRunner().invoke(app, ["synth", "--src", "lfw", "--mask", "surgical", "--aligned", "arcface112", "--limit", "2"])
     assert result.exit_code == 0, result.output
     assert "registered as dataset 'lfw-surgical'" in result.output and "lfw-surgical" in result.output
 
@@ -106,7 +106,7 @@ def test_occlusion_pngs_equal_the_renderers_mask(lfw, tmp_path):
         from mfrkit.data.imageio import read_image
 
         image = read_image(source.abspath(source.table.set_index("image_id").loc[row["source_id"], "path"]))
-        params = renderer.sample(item_rng(config.seed, row["source_id"], "mask"), aligned_landmarks(image.shape[1], image.shape[0]), job_spec)
+        params = renderer.sample(item_rng(config.seed, row["source_id"], "mask"), template_landmarks("arcface112", image.shape[1], image.shape[0]), job_spec)
         expected = renderer.apply(image, params).occlusion
         assert saved.shape == expected.shape and saved.dtype == bool
         np.testing.assert_array_equal(saved, expected)
