@@ -319,6 +319,7 @@ def shade(
     gloss: np.ndarray,
     lighting: Lighting,
     local: np.ndarray | float = 1.0,
+    view: np.ndarray | None = None,
 ) -> np.ndarray:
     """Light a mask.
 
@@ -332,6 +333,10 @@ def shade(
     lighting : Lighting
     local : ndarray of shape (h, w) or float
         Low-frequency shading of the face itself relative to the model.
+    view : ndarray of shape (3,), optional
+        Towards the viewer, in the frame of ``normals`` and ``lighting.direction``
+        (default the camera's ``(0, 0, -1)``; renderers light cached canonical normals
+        with the light and the view turned into the canonical frame).
 
     Returns
     -------
@@ -355,7 +360,7 @@ def shade(
     if norm > 1e-6 and np.any(gloss > 0):
         # Blinn-Phong towards the fitted light; the viewer looks along +z.
         light = d / norm  # normals facing this way are brightest: towards the light
-        half = light + np.array([0.0, 0.0, -1.0])
+        half = light + (np.array([0.0, 0.0, -1.0]) if view is None else np.asarray(view, dtype=np.float64))
         half /= np.linalg.norm(half) + 1e-9
         c = np.clip(cv2.transform(normals, half.reshape(1, 3).astype(np.float32)).reshape(hw), 0.0, 1.0)
         c2 = c * c

@@ -610,6 +610,6 @@ class DatasetJob(Job):
         manifest = Manifest(table=make_table(table), meta=meta)
         path = write_manifest(manifest, out / MANIFEST_NAME)
         card = write_card(manifest, out / CARD)
-        sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label)
+        sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label, source=self.source)
         return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(len(ok)), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)

@@ -196,3 +196,80 @@ def affine_from_triangles(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     out[:, :, :2] = lin
     out[:, :, 2] = dst[:, 0] - (lin @ src[:, 0, :, None])[..., 0]
     return out
+
+
+def rasterize_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                   iterations: int = 5, tolerance: float = 0.35) -> np.ndarray | None:
+    """:func:`rasterize_triangles` for a regular grid mapped without folds, by inverting
+    the map instead of testing pixels against triangles.
+
+    The grid's cells are split into triangles ``(r, c), (r, c+1), (r+1, c+1)`` (index
+    ``cell``) and ``(r, c), (r+1, c+1), (r+1, c)`` (index ``cell + n_cells``), as the
+    renderers' warp grid is. Each pixel's grid coordinates are found by fixed-point
+    iterations on the bilinear interpolation of the vertex positions, preconditioned by
+    the affine map that fits them best; the pixel then takes the triangle of its cell
+    on its side of the diagonal. Where that lands next to the rasteriser's choice (at a
+    triangle edge, within the iteration's tolerance) the two triangles' maps agree there,
+    the map being continuous.
+
+    Parameters
+    ----------
+    grid_xy : ndarray of shape (rows, cols, 2)
+        Image position of each grid vertex, pixels. Every active triangle must keep its
+        orientation (no fold): the caller checks the signed areas.
+    active : ndarray of shape (rows - 1, cols - 1), bool
+        Cells to draw; pixels elsewhere get -1.
+    shape, origin
+        As for :func:`rasterize_triangles`.
+    iterations : int
+    tolerance : float
+        Pixels: the largest residual allowed on a drawn pixel.
+
+    Returns
+    -------
+    ndarray of shape ``shape``, int32, or None when the iterations did not converge (the
+    map is too far from affine there: use :func:`rasterize_triangles`).
+    """
+    rows, cols = grid_xy.shape[:2]
+    h, w = shape
+    cell_rc = np.argwhere(active)
+    if not len(cell_rc) or h <= 0 or w <= 0:
+        return np.full(shape, -1, np.int32)
+    # The affine map (c, r) -> (x, y) of the active cells on average: their mean edge
+    # vectors, through their corners' centroid (small closed forms: no LAPACK call).
+    xy64 = np.asarray(grid_xy, dtype=np.float64)
+    r, c = cell_rc[:, 0], cell_rc[:, 1]
+    du = (xy64[r, c + 1] - xy64[r, c] + xy64[r + 1, c + 1] - xy64[r + 1, c]).mean(0) / 2.0
+    dv = (xy64[r + 1, c] - xy64[r, c] + xy64[r + 1, c + 1] - xy64[r, c + 1]).mean(0) / 2.0
+    centre_cr = np.array([c.mean() + 0.5, r.mean() + 0.5])
+    centre_xy = (xy64[r, c] + xy64[r, c + 1] + xy64[r + 1, c] + xy64[r + 1, c + 1]).mean(0) / 4.0
+    det = du[0] * dv[1] - dv[0] * du[1]
+    if abs(det) < 1e-9:
+        return None
+    inv = (np.array([[dv[1], -dv[0]], [-du[1], du[0]]]) / det).astype(np.float32)  # (x, y) -> (c, r), linear part
+    offset = (centre_xy - np.array([du, dv]).T @ centre_cr).astype(np.float32)
+    px = (np.arange(w, dtype=np.float32) + np.float32(origin[0]))[None, :].repeat(h, 0)
+    py = (np.arange(h, dtype=np.float32) + np.float32(origin[1]))[:, None].repeat(w, 1)
+    target = cv2.merge([px, py])
+    g = cv2.transform(target - offset, inv)  # (h, w, 2): (c, r)
+    xy = np.ascontiguousarray(grid_xy, dtype=np.float32)
+    for _ in range(iterations):
+        f = cv2.remap(xy, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g += cv2.transform(target - f, inv)
+    gc, gr = g[..., 0], g[..., 1]
+    c0 = np.floor(gc).astype(np.int32)
+    r0 = np.floor(gr).astype(np.int32)
+    inside = (c0 >= 0) & (c0 < cols - 1) & (r0 >= 0) & (r0 < rows - 1)
+    c0c, r0c = np.clip(c0, 0, cols - 2), np.clip(r0, 0, rows - 2)
+    drawn = inside & active[r0c, c0c]
+    if drawn.any():
+        f = cv2.remap(xy, gc, gr, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.abs(f - target).max(-1)
+        if float(err[drawn].max()) > tolerance:
+            return None
+    n_cells = (rows - 1) * (cols - 1)
+    cell = r0c * (cols - 1) + c0c
+    upper = (gc - c0) >= (gr - r0)  # the (r, c), (r, c+1), (r+1, c+1) half
+    raster = np.where(upper, cell, cell + n_cells).astype(np.int32)
+    raster[~drawn] = -1
+    return raster

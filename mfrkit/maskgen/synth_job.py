@@ -167,24 +167,31 @@ def output_ext(fmt: str | None) -> str | None:
 
 
 def sheet_label(row: dict) -> str:
-    """A synth output's label on the contact sheet: mask type, then the NIST axes when
-    they were set (``--shape``, ``--nose``, ``grid:nist``: the cells of a grid differ only
-    there and in colour, which the picture shows), then how the mask is worn."""
+    """A synth output's label on the contact sheet (the image id goes on a line of its
+    own): the mask type with the NIST axes when they were set (``--shape``, ``--nose``,
+    ``grid:nist``), colour / texture, and how the mask is worn, e.g. ``surgical |
+    light_blue/nonwoven | proper``; an unmasked copy (``--mix``) is ``unmasked``."""
 
     def text(key: str) -> str | None:
         value = row.get(key)
         return value if isinstance(value, str) and value else None
 
-    parts = [text("mask_type") or text("variant") or ""]
+    mask_type = text("mask_type")
+    if mask_type is None:
+        return text("variant") or ""
+    kind = [mask_type]
     shape, nose = text("mask_shape"), text("nose_coverage")
     if shape and shape != "natural":
-        parts.append(shape)
+        kind.append(shape)
     if nose:
-        parts.append(f"nose:{nose}")
-    coverage = text("coverage")
-    if coverage and (coverage != "proper" or len(parts) == 1):
-        parts.append(coverage)
-    return " ".join(p for p in parts if p)
+        kind.append(f"nose:{nose}")
+    parts = [" ".join(kind)]
+    look = "/".join(v for v in (text("mask_color"), text("mask_texture")) if v)
+    if look:
+        parts.append(look)
+    if text("coverage"):
+        parts.append(text("coverage"))
+    return " | ".join(parts)
 
 
 class SynthJob(DatasetJob):
