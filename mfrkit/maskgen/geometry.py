@@ -198,43 +198,41 @@ def affine_from_triangles(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return out
 
 
-def rasterize_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
-                   iterations: int = 5, tolerance: float = 0.35) -> np.ndarray | None:
-    """:func:`rasterize_triangles` for a regular grid mapped without folds, by inverting
-    the map instead of testing pixels against triangles.
+def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                iterations: int = 4, tolerance: float = 0.35) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each pixel of a box lies on a regular grid mapped into the image without
+    folds: the inverse of the map, instead of testing pixels against triangles.
 
-    The grid's cells are split into triangles ``(r, c), (r, c+1), (r+1, c+1)`` (index
-    ``cell``) and ``(r, c), (r+1, c+1), (r+1, c)`` (index ``cell + n_cells``), as the
-    renderers' warp grid is. Each pixel's grid coordinates are found by fixed-point
-    iterations on the bilinear interpolation of the vertex positions, preconditioned by
-    the affine map that fits them best; the pixel then takes the triangle of its cell
-    on its side of the diagonal. Where that lands next to the rasteriser's choice (at a
-    triangle edge, within the iteration's tolerance) the two triangles' maps agree there,
-    the map being continuous.
+    Each pixel's grid coordinates are found by fixed-point iterations on the bilinear
+    interpolation of the vertex positions, preconditioned by the affine map of the
+    active cells on average (a smooth, fold-free map converges in a few iterations).
 
     Parameters
     ----------
     grid_xy : ndarray of shape (rows, cols, 2)
-        Image position of each grid vertex, pixels. Every active triangle must keep its
+        Image position of each grid vertex, pixels. The active cells must keep their
         orientation (no fold): the caller checks the signed areas.
     active : ndarray of shape (rows - 1, cols - 1), bool
-        Cells to draw; pixels elsewhere get -1.
-    shape, origin
-        As for :func:`rasterize_triangles`.
+        Cells that are drawn.
+    shape : (height, width)
+        Size of the box.
+    origin : (x0, y0)
+        Full-image pixel of the box's top-left corner.
     iterations : int
     tolerance : float
         Pixels: the largest residual allowed on a drawn pixel.
 
     Returns
     -------
-    ndarray of shape ``shape``, int32, or None when the iterations did not converge (the
-    map is too far from affine there: use :func:`rasterize_triangles`).
+    (grid, drawn) : ndarray of shape (h, w, 2) float32 (column, row on the grid) and of
+    shape (h, w) bool (in an active cell); or None when the iterations did not converge
+    (the map is too far from affine: rasterise the triangles instead).
     """
     rows, cols = grid_xy.shape[:2]
     h, w = shape
     cell_rc = np.argwhere(active)
     if not len(cell_rc) or h <= 0 or w <= 0:
-        return np.full(shape, -1, np.int32)
+        return np.zeros((max(h, 0), max(w, 0), 2), np.float32), np.zeros((max(h, 0), max(w, 0)), bool)
     # The affine map (c, r) -> (x, y) of the active cells on average: their mean edge
     # vectors, through their corners' centroid (small closed forms: no LAPACK call).
     xy64 = np.asarray(grid_xy, dtype=np.float64)
@@ -256,20 +254,12 @@ def rasterize_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, in
     for _ in range(iterations):
         f = cv2.remap(xy, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         g += cv2.transform(target - f, inv)
-    gc, gr = g[..., 0], g[..., 1]
-    c0 = np.floor(gc).astype(np.int32)
-    r0 = np.floor(gr).astype(np.int32)
+    c0 = np.floor(g[..., 0]).astype(np.int32)
+    r0 = np.floor(g[..., 1]).astype(np.int32)
     inside = (c0 >= 0) & (c0 < cols - 1) & (r0 >= 0) & (r0 < rows - 1)
-    c0c, r0c = np.clip(c0, 0, cols - 2), np.clip(r0, 0, rows - 2)
-    drawn = inside & active[r0c, c0c]
+    drawn = inside & active[np.clip(r0, 0, rows - 2), np.clip(c0, 0, cols - 2)]
     if drawn.any():
-        f = cv2.remap(xy, gc, gr, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = np.abs(f - target).max(-1)
-        if float(err[drawn].max()) > tolerance:
+        f = cv2.remap(xy, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if float(np.abs(f - target).max(-1)[drawn].max()) > tolerance:
             return None
-    n_cells = (rows - 1) * (cols - 1)
-    cell = r0c * (cols - 1) + c0c
-    upper = (gc - c0) >= (gr - r0)  # the (r, c), (r, c+1), (r+1, c+1) half
-    raster = np.where(upper, cell, cell + n_cells).astype(np.int32)
-    raster[~drawn] = -1
-    return raster
+    return g, drawn

@@ -50,7 +50,7 @@ from .blend import (
 from .assets import MaskAsset, asset_of, asset_resolution, deformed_uv, mask_albedo, sample_nearest
 from .draw import CELL, WINDOW, RoleLayer
 from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
-from .geometry import affine_from_triangles, rasterize_grid, rasterize_triangles
+from .geometry import affine_from_triangles, invert_grid, rasterize_triangles
 from .styles import MASK_TYPES, StyleParams, StyleSpec, sample_style
 
 #: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
@@ -216,29 +216,34 @@ def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoSta
     return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
 
 
-def _raster(xy: np.ndarray, grid: _Grid, tri_xy: np.ndarray, order: np.ndarray, area: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Which triangle each pixel of the box shows (-1: none). Without folds (every drawn
-    triangle keeps its orientation: a face not turned far) by inverting the grid's map
-    (:func:`~mfrkit.maskgen.geometry.rasterize_grid`, a fraction of the cost); else, or
-    if that does not converge, triangle by triangle in drawing order."""
+def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, order: np.ndarray, area: np.ndarray,
+          box: tuple[int, int, int, int]) -> np.ndarray:
+    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)`` with one
+    ``cv2.remap``; ``tex`` is the texel each grid vertex reads, ``xy`` where it lies in
+    the photo.
+
+    Without folds (every drawn triangle keeps its orientation: a face not turned far)
+    the grid's map is inverted (:func:`~mfrkit.maskgen.geometry.invert_grid`) and the
+    texel map interpolated from it; else, or if that does not converge, the triangles
+    (drawn in ``order``: back-facing first, far to near) are rasterised to an index
+    image and each pixel mapped through its triangle's affine map.
+    """
     x0, y0, x1, y1 = box
     shape, origin = (y1 - y0, x1 - x0), (x0, y0)
+    rows, cols = grid.shape
+    inverse = None
     if (area[order] > 0).all():
-        rows, cols = grid.shape
         cells = np.zeros((rows - 1) * (cols - 1), bool)
         cells[grid.cell[order]] = True
-        raster = rasterize_grid(xy.reshape(rows, cols, 2), cells.reshape(rows - 1, cols - 1), shape, origin)
-        if raster is not None:
-            return raster
-    return rasterize_triangles(tri_xy, order, shape, origin)
-
-
-def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, tri_xy: np.ndarray, order: np.ndarray, box: tuple[int, int, int, int],
-          raster: np.ndarray) -> np.ndarray:
-    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)``: each pixel of the
-    triangle index ``raster`` mapped back to texels through its triangle's affine map
-    (``tex``: the texel each grid vertex reads), then one ``cv2.remap``."""
-    x0, y0, x1, y1 = box
+        inverse = invert_grid(xy.reshape(rows, cols, 2), cells.reshape(rows - 1, cols - 1), shape, origin)
+    if inverse is not None:
+        at, drawn = inverse
+        texels = np.ascontiguousarray(tex.reshape(rows, cols, 2), dtype=np.float32)
+        maps = cv2.remap(texels, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        maps[~drawn] = -10.0  # off the layer: transparent
+        return cv2.remap(rgba, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    tri_xy = xy[grid.triangles]
+    raster = rasterize_triangles(tri_xy, order, shape, origin)
     # Pixel -> texel maps per triangle, relative to the box corner; one extra row for
     # pixels no triangle covers, mapped far off the layer (transparent).
     to_tex = np.zeros((len(tri_xy) + 1, 2, 3), np.float32)
@@ -329,7 +334,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
 
     # Back-facing triangles go first so any front-facing one over them wins; then far to near.
     order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
-    warped = _warp(rgba, tex, grid, tri_xy, order, box, _raster(xy, grid, tri_xy, order, area, box))
+    warped = _warp(rgba, tex, grid, xy, order, area, box)
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
