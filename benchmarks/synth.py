@@ -28,6 +28,12 @@ Sections:
   (nose tip, mouth corners and chin covered, eyes clear); then every coverage preset.
   ``--save DIR`` keeps the outputs as PNG, ``--compare DIR`` prints pixel differences
   against outputs saved earlier (same images, same parameters).
+* **RecordIO** (``--rec``, only this section): a synthetic insightface RecordIO of N
+  112x112 crops (``--rec-images``, default 2000), the scan's records/s, ``mfrkit synth
+  --src <it> --mask surgical --format rec -j 1`` whole process (masked img/s per core,
+  the ratio against MaskTheFace's 42 ms/img, the projection for CASIA-WebFace and MS1MV2
+  on 16 cores), and the container finish's cost per image (part files vs image files);
+  see ``benchmarks/_recordio_bench.py``.
 * **LFW-shaped run** (``--lfw``): 13,233 captures in 5,749 identity folders (LFW's
   counts), ``mfrkit synth -j 2`` from scratch (landmarks included), wall time.
 
@@ -263,10 +269,18 @@ def main() -> None:
     parser.add_argument("--lfw", action="store_true", help="Also run the 13,233-image LFW-shaped set with -j 2.")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "mfrkit-bench-synth", help="Where trees and outputs go (kept for reruns).")
     parser.add_argument("--skip-stages", action="store_true", help="Skip the per-stage timing.")
+    parser.add_argument("--rec", action="store_true", help="Only the RecordIO run (synth --format rec on synthetic 112x112 crops).")
+    parser.add_argument("--rec-images", type=int, default=2000, help="Records in the synthetic RecordIO of --rec.")
     args = parser.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} (figures are noisy when the machine is shared)")
+    if args.rec:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _recordio_bench import report
+
+        report(args.rec_images, args.workdir, run_synth, MASKTHEFACE_MS)
+        return
     if not args.skip_stages:
         ms = stages(args.images, args.repeat, args.renderer)
         total = sum(ms.values())

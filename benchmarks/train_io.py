@@ -1,9 +1,12 @@
-"""Training input speed: crops per second per core from a pack vs from JPEG photos.
+"""Training input speed: crops per second per core from a pack, from insightface RecordIO
+and from JPEG photos.
 
 A training sample needs its aligned crop. From photos that is: read the JPEG, decode it,
 warp it onto the ArcFace template (:class:`~mfrkit.models.dataset.PairedFaceDataset`
 with cached landmarks). From a pack (``mfrkit pack``) it is a copy out of a
-memory-mapped shard. This script times both paths through the training dataset itself,
+memory-mapped shard. From insightface's RecordIO (``train.rec``, the form MS1M and
+Glint360K ship in) it is a ``pread`` of the record through ``train.idx`` and a JPEG
+decode of the ready-aligned 112x112 crop (no warp). This script times the paths through the training dataset itself,
 in one process on one core (``torch`` and OpenCV set to one thread), so the figure is
 crops per second *per core*: multiply by the DataLoader workers a machine can spare.
 
@@ -66,6 +69,27 @@ def main() -> None:
     pack = open_pack(args.work / "pack")
     n = min(args.images, len(manifest))
 
+    # The pack's crops as insightface RecordIO (JPEG quality 95, as mxnet's pack_img), grouped by identity.
+    from mfrkit.data import recordio as rio
+    from mfrkit.data.imageio import encode_image
+    from mfrkit.data.scan import scan_dataset
+
+    ok = pack.manifest.table[pack.manifest.table["crop_status"] == "ok"].sort_values("identity", kind="stable")
+    labels = {name: i for i, name in enumerate(sorted(ok["identity"].unique()))}
+    rec_dir = args.work / "recordio"
+    if not (rec_dir / "train.rec").is_file():
+        rio.write_insightface(rec_dir, ((labels[i], encode_image(pack.crop(int(r), "arcface112"))) for i, r in zip(ok["identity"], ok["pack_row"])))
+    rec_manifest, _ = scan_dataset(rec_dir)
+    rec_manifest.meta["root"] = str(rec_dir)
+    records = PairedFaceDataset(rec_manifest, ARCFACE_112_INPUT, aligned=True, with_source=False)
+    rec_paths = [str(rec_manifest.abspath(p)) for p in rec_manifest.table["path"]]
+
+    def record_crops(k):
+        from mfrkit.data.imageio import read_image_bytes
+
+        for i in range(k):
+            cv2.imdecode(np.frombuffer(read_image_bytes(rec_paths[i % len(rec_paths)]), np.uint8), cv2.IMREAD_COLOR)
+
     photos = PairedFaceDataset(manifest, ARCFACE_112_INPUT, landmarks=faces, with_source=False)
     packed = PairedFaceDataset(pack.manifest, ARCFACE_112_INPUT, pack=pack, with_source=False)
     small = ModelInput(input_size=(64, 64), align="arcface64")
@@ -92,6 +116,8 @@ def main() -> None:
         ("pack: crop copy out of the mapped shard", _rate(pack_crops, n, args.repeats)),
         ("pack: training dataset item (copy, normalise)", _rate(dataset(packed), n, args.repeats)),
         ("pack 112 -> 64 px model: item (copy, resize, normalise)", _rate(dataset(packed64), n, args.repeats)),
+        ("RecordIO: record pread + decode (cv2)", _rate(record_crops, n, args.repeats)),
+        ("RecordIO: training dataset item (record, PIL decode, normalise)", _rate(dataset(records), min(n, len(records)), args.repeats)),
     ]
     print(f"# training input speed, crops/s on one core ({n} images, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; torch {torch.__version__}, OpenCV {cv2.__version__})")
@@ -100,7 +126,9 @@ def main() -> None:
     for name, rate in rows:
         print(f"| {name} | {rate:,.0f} |")
     jpeg, item = rows[1][1], rows[3][1]
-    print(f"\npack vs JPEG, training dataset item: {item / jpeg:.1f}x; pack size {pack.info['bytes'] / 2**20:.1f} MiB "
+    print(f"\nRecordIO vs JPEG, training dataset item: {rows[6][1] / jpeg:.1f}x; train.rec {(rec_dir / 'train.rec').stat().st_size / 2**20:.1f} MiB "
+          f"for {len(rec_manifest)} records ({(rec_dir / 'train.rec').stat().st_size / len(rec_manifest) / 1024:.1f} KiB each)")
+    print(f"pack vs JPEG, training dataset item: {item / jpeg:.1f}x; pack size {pack.info['bytes'] / 2**20:.1f} MiB "
           f"for {len(pack)} crops ({pack.info['bytes'] / len(pack) / 1024:.1f} KiB each)")
 
 

@@ -16,6 +16,21 @@ class DatasetError(MfrkitError):
     """A dataset name or folder cannot be resolved, or its layout does not match."""
 
 
+class RecordIOError(DatasetError):
+    """A RecordIO dataset (``train.rec`` / ``train.idx`` / ``property``) cannot be read or
+    written as a whole: a missing or malformed index or property file, a header record
+    that contradicts the index. A single bad record is an :class:`BadRecordError`."""
+
+
+class BinFileError(DatasetError):
+    """An insightface verification ``.bin`` is malformed (not a binary pickle, lists that
+    do not match)."""
+
+
+class UnsafeBinError(BinFileError):
+    """A ``.bin`` pickle holds something other than plain data: refused unread."""
+
+
 class ManifestError(MfrkitError):
     """A manifest is missing, malformed or does not match what the caller expects."""
 
@@ -32,6 +47,13 @@ class MissingImageError(ImageError):
 
 class CorruptImageError(ImageError):
     reason = "corrupt"
+
+
+class BadRecordError(CorruptImageError):
+    """A record of a RecordIO file cannot be read: wrong magic number, truncated, not the
+    start of a record, or a header that does not fit (``reason`` ``bad_record``)."""
+
+    reason = "bad_record"
 
 
 class ImageTooLargeError(ImageError):

@@ -159,3 +159,17 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("mode, progressive", [("RGB", False), ("RGB", True), ("L", False), ("CMYK", True)])
+def test_fast_jpeg_header_size_agrees_with_pillow(mode, progressive):
+    import io
+
+    from mfrkit.data.imageio import _jpeg_size
+
+    rng = np.random.default_rng(0)
+    for h, w in ((1, 1), (17, 300), (112, 96), (250, 250)):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode).save(buf, "JPEG", progressive=progressive)
+        assert _jpeg_size(buf.getvalue()) == (w, h) == image_size(buf.getvalue())
+    assert _jpeg_size(b"\xff\xd8\xff\xe0\x00\x10garbage") is None  # odd: Pillow decides

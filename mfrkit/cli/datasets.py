@@ -17,7 +17,7 @@ from .declare import with_config
 def datasets_add(
     name: Annotated[str, typer.Argument(help="Short name, e.g. casia, lfw.")],
     path: Annotated[Path, typer.Argument(help="The dataset folder.")],
-    layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat or auto.")] = "auto",
+    layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat, insightface-rec (train.rec + train.idx) or auto.")] = "auto",
     replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
 ) -> None:
@@ -71,7 +71,8 @@ def datasets_export(
 def datasets_scan(
     name: Annotated[str, typer.Argument(help="A registered name.")],
     executor: ExecutorSpec,
-    verify: Annotated[bool, typer.Option(help="Decode every image fully (catches truncated files).")] = True,
+    verify: Annotated[Optional[bool], typer.Option("--verify/--no-verify", help="Decode every image fully (catches truncated files); "
+                                                   "default yes for a folder of files, no for RecordIO (framing, header and SHA-256 of every record).")] = None,
 ) -> None:
     """Scan a registered dataset into its manifest (hashes, sizes, failures)."""
     from ..data.registry import scan_registered

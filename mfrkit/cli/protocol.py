@@ -144,7 +144,8 @@ def protocol_import(
     probe_manifest: ProbeOpt = None,
     ext: Annotated[Optional[str], typer.Option(help="lfw/mfr2: image extension (default .jpg / .png).")] = None,
     folds: Annotated[Optional[int], typer.Option(help="Formats without folds: number of contiguous folds (default 10).")] = None,
-    images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="insightface-bin: dataset folder to unpack the images into; default: none, "
+                                                        "the images are read in place from the .bin.")] = None,
     variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
     strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
     name: NameOpt = None,

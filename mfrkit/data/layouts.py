@@ -14,6 +14,9 @@ layout          on disk
 ``mfr2``        identity folders plus ``mfr2_labels.txt`` (``Dana_Kim, 2, no-mask``)
 ``rmfd``        a masked tree and an unmasked tree of identity folders (RMFD)
 ``flat``        all images in one folder, identity parsed from the file name (CALFW, MLFW)
+``insightface-rec`` ``train.rec`` + ``train.idx`` + ``property`` (insightface's
+                ``faces_webface_112x112``, ``faces_emore``, ...): images are records, the
+                identity each record's label (:mod:`mfrkit.data.recordio_scan`)
 ``auto``        guesses one of the above from what is on disk
 ==============  ======================================================================
 """
@@ -308,11 +311,26 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = 
     return _set_variant(LayoutResult(records, warnings, "flat"), variant)
 
 
+@LAYOUTS.register("insightface-rec")
+def insightface_rec(root: Path, rec: str = "train.rec") -> LayoutResult:
+    """insightface's RecordIO: ``<rec>`` (default ``train.rec``) with its ``.idx`` and
+    ``property``. Its images are records (``train.rec#17``), read in place; a scan
+    (:func:`mfrkit.data.recordio_scan.scan_recordio`) reads them once, and this function
+    returns the scan's path, identity and status per image."""
+    from .recordio_scan import scan_recordio
+
+    manifest, report = scan_recordio(root, rec=rec)
+    table = manifest.table[["path", "identity", "status"]]
+    return LayoutResult(table.astype(object).where(table.notna(), None).to_dict("records"), report.warnings, "insightface-rec")
+
+
 def detect_layout(root: Path) -> str:
     """Guess the layout of ``root`` from what is on disk (see :func:`read_layout`)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
+    if (root / "train.rec").is_file() and (root / "train.idx").is_file():
+        return "insightface-rec"
     if (root / "mfr2_labels.txt").is_file():
         return "mfr2"
     subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]

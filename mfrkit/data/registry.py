@@ -24,6 +24,7 @@ from ..registry import USER_NAME, check_user_name
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
 
@@ -127,7 +128,8 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     """Register the dataset folder ``root`` under ``name``.
 
     ``layout`` ``auto`` becomes the known dataset's layout when ``name`` is a known
-    public dataset, else it is guessed from the folder. Nothing is scanned yet.
+    public dataset (unless the folder holds insightface's ``train.rec`` + ``train.idx``:
+    ``insightface-rec``), else it is guessed from the folder. Nothing is scanned yet.
     """
     check_user_name(name, "dataset", DatasetError)
     root_path = Path(root).expanduser().resolve()
@@ -139,7 +141,8 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
                            f"({', '.join(sorted(options))}) do not apply to it: register it without --option")
     if layout == "auto":
         known = known_dataset(name)
-        layout = known_layout(known) if known else detect_layout(root_path)
+        # insightface's RecordIO form of a known set (faces_webface_112x112 for casia) is read as such
+        layout = known_layout(known) if known and not is_recordio_folder(root_path) else detect_layout(root_path)
     check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
     entries = _load()
     if name in entries and not replace and Path(entries[name].root) != root_path:
@@ -209,7 +212,7 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool = True, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
+def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[Manifest, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
     ``executor``, default a local pool of ``workers`` processes)."""
     entry = get_dataset(name)
@@ -237,11 +240,31 @@ def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tup
     return updated, changes
 
 
+def _bin_manifest(path: Path) -> Manifest:
+    """The manifest of an insightface verification ``.bin`` (its images read in place),
+    cached under ``$MFRKIT_HOME/cache`` and made again when the file's stamp changes."""
+    from .scan import file_stamp
+    from .verification_bin import scan_bin
+
+    cached = _cache_manifest_path(path)
+    if cached.exists():
+        try:
+            manifest = read_manifest(cached)
+            if (manifest.meta.get("verification_bin") or {}).get("stamp") == list(file_stamp(path) or ()):
+                return manifest
+        except ManifestError:
+            pass  # rebuilt below
+    manifest = scan_bin(path)
+    write_manifest(manifest, cached)
+    return manifest
+
+
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:
     """The manifest behind a ``--src`` value, scanning once when needed.
 
-    Accepted, in this order: a registered dataset name; a manifest file (``.parquet``
-    or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
+    Accepted, in this order: a registered dataset name; an insightface verification
+    ``.bin`` (its images read in place: :func:`~mfrkit.data.verification_bin.scan_bin`);
+    a manifest file (``.parquet`` or ``.csv``); a folder holding ``manifest.parquet``; a registered dataset's root
     folder; any other dataset folder (scanned with ``layout`` and cached under
     ``$MFRKIT_HOME/cache``).
 
@@ -267,6 +290,8 @@ def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool =
                                    f"mfrkit datasets scan {entry.name}") from None
         return scan_registered(src_str, workers=workers, progress=progress)[0]
     path = Path(src_str).expanduser()
+    if path.is_file() and path.suffix.lower() == ".bin":
+        return _bin_manifest(path.resolve())
     if path.is_file():
         if path.suffix.lower() not in (".parquet", ".csv"):
             what = "an image" if is_image_file(path) else "not a manifest (.parquet or .csv)"

@@ -11,8 +11,10 @@ import pandas as pd
 
 from ..errors import ImageError, ManifestError
 from .imageio import MAX_PIXELS, decode_image, image_size, read_file_bytes
-from .layouts import STATUS_NO_IDENTITY, read_layout
+from .layouts import STATUS_NO_IDENTITY, check_layout_options, detect_layout, read_layout
 from .manifest import COLUMNS, STATUS_OK, Manifest, make_table
+from .recordio_scan import LAYOUT as RECORDIO_LAYOUT
+from .recordio_scan import scan_recordio, update_recordio_scan
 
 
 @dataclass
@@ -135,7 +137,7 @@ def scan_dataset(
     layout: str = "auto",
     name: str = "",
     workers: int = 1,
-    verify: bool = True,
+    verify: bool | None = None,
     progress: bool = False,
     executor=None,
     **layout_options,
@@ -155,8 +157,10 @@ def scan_dataset(
         A name in :data:`mfrkit.data.layouts.LAYOUTS` or ``auto``.
     workers : int
         Processes used to hash and decode images.
-    verify : bool
-        Decode every image fully (slower, catches truncated files).
+    verify : bool or None
+        Decode every image fully (slower, catches truncated files). None: yes for a
+        folder of files, no for RecordIO (each record's framing, header and SHA-256 are
+        read, its image header parsed; see :mod:`mfrkit.data.recordio_scan`).
     executor : ExecutorSpec, optional
         Where the images are read (``ray`` on a cluster); default a local pool of
         ``workers`` processes.
@@ -166,6 +170,10 @@ def scan_dataset(
     (Manifest, ScanReport); the manifest is not written (see :func:`write_manifest`).
     """
     root = Path(root).expanduser().resolve()
+    if (layout if layout != "auto" else detect_layout(root)) == RECORDIO_LAYOUT:
+        check_layout_options(RECORDIO_LAYOUT, layout_options)
+        return scan_recordio(root, name=name, workers=workers, verify=bool(verify), progress=progress, executor=executor, **layout_options)
+    verify = True if verify is None else verify
     found = read_layout(root, layout, **layout_options)
     paths = [str(root / r["path"]) for r in found.records]
     probes = _run_chunks(_probe_many_verified if verify else _probe_many_header, paths, workers,
@@ -263,6 +271,8 @@ def modified_images(manifest: Manifest, *, workers: int = 1) -> list[str]:
     """
     if manifest.meta.get("kind") != "scanned" or "sha256" not in manifest.table.columns:
         return []
+    if manifest.meta.get("layout") == RECORDIO_LAYOUT:
+        return update_recordio_scan(manifest, workers=workers)[1].modified
     base = str(manifest.root)
     table = manifest.table
     cols = [_plain(table[c]) if c in table.columns else [None] * len(table)
@@ -310,6 +320,8 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False,
     meta = manifest.meta
     if meta.get("kind") != "scanned":
         raise ManifestError(f"{manifest.path or 'this manifest'} was not made by scanning a folder; nothing to update")
+    if meta.get("layout") == RECORDIO_LAYOUT:
+        return update_recordio_scan(manifest, workers=workers, progress=progress, executor=executor)
     root = manifest.root
     base = str(root)
     found = read_layout(root, meta.get("layout") or "auto", **(meta.get("layout_options") or {}))

@@ -35,6 +35,8 @@ from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
 from .contact_sheet import write_contact_sheet
+from ..data.recordio_labels import group_by_identity, record_labels
+from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
 
 CARD = "DATA_CARD.md"
 FAILURES = "failures.csv"
@@ -115,7 +117,7 @@ def check_no_face(action: str) -> None:
 
 #: Manifest metadata key a layout of aligned crops sets to its crop template
 #: (``arcface112`` for insightface's RecordIO sets): jobs then default to ``--aligned``.
-ALIGNED_META = "aligned_template"
+ALIGNED_META = "aligned"
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,8 @@ class DatasetJob(Job):
     """
 
     error_status = "render_error"
+    #: The container formats the job can write (``--format rec`` / ``bin``).
+    containers: tuple[str, ...] = ("rec", "bin")
     #: Name suffix of the made dataset (``<source>-<suffix>``) and its description.
     suffix: str = ""
 
@@ -390,6 +394,9 @@ class DatasetJob(Job):
         self.landmark_source = job_backend(aligned, config.landmarks, config.landmark_file, getattr(config, "renderer", None),
                                            redetect=bool(getattr(config, "redetect", False)))
         self.backend = self.landmark_source.backend
+        self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
+        if self.container is not None:
+            self._container_rows()
         self.source_fp = self.source.fingerprint()  # hashes every row: once per job
         self.fingerprint = fingerprint_of(self.kind, config, self.source_fp)
         self._folder = OutputFolder(self.out, kind=self.kind, fingerprint=self.fingerprint, adopt=legacy_fingerprint)
@@ -399,11 +406,33 @@ class DatasetJob(Job):
         self.source_root = self.source.root
         self.items: list[SourceItem] = []
 
+    def _container_rows(self) -> None:
+        """What a container output takes of the source: RecordIO groups the images by
+        identity (records without one cannot be written: ``no_identity``); a ``.bin``
+        masks its probe side and keeps the reference side as it is."""
+        if self.container == "rec":
+            missing = self.usable["identity"].isna()
+            if missing.all():
+                raise JobError(f"--format rec writes class labels, and no usable image of {self.source.name or self.source.path} "
+                               "has an identity (an insightface .bin carries none: use --format bin)")
+            self.unusable = pd.concat([self.unusable, self.usable[missing].assign(status="no_identity")])
+            self.usable = group_by_identity(self.usable[~missing])
+            self.rec_labels, self.rec_classes = record_labels(self.source.table, self.source.meta)
+        else:
+            from .container_output import BIN_LAYOUT
+
+            if self.source.meta.get("layout") != BIN_LAYOUT or "side" not in self.usable.columns:
+                raise JobError("--format bin writes a masked insightface verification .bin: give the .bin as --src (e.g. --src lfw.bin)")
+            side = self.usable["side"]
+            self.bin_reference = self.usable[side == "reference"]
+            self.usable = self.usable[side == "probe"]
+        self._sink: PartSink | None = None
+
     def __getstate__(self) -> dict:
         # Workers need the items they are sent, the options and the output folder; not
         # the source table, the plan or the main process's caches.
         state = dict(self.__dict__)
-        for heavy in ("source", "usable", "unusable", "items"):
+        for heavy in ("source", "usable", "unusable", "items", "bin_reference", "rec_labels"):
             state[heavy] = None
         return state
 
@@ -422,12 +451,12 @@ class DatasetJob(Job):
 
     def _own_files(self, root: Path) -> list[str]:
         """Every file an earlier job of this kind wrote in ``root`` (by its records)."""
-        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL]
-        files += [p.name for p in root.glob("landmarks.*")]
+        files = [MANIFEST_NAME, CARD, FAILURES, CONTACT_SHEET, JOURNAL, PARTS, "train.rec", "train.idx", "property"]
+        files += [p.name for p in root.glob("landmarks.*")] + [p.name for p in root.glob("*.bin")]
         if (root / MANIFEST_NAME).is_file():
             try:
                 table = read_manifest(root / MANIFEST_NAME).table
-                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str)]
+                files += [str(p) for p, s in zip(table["path"], table["status"]) if s == STATUS_OK and isinstance(p, str) and "#" not in p]
                 for col in ("occlusion_path",):
                     if col in table.columns:
                         files += [str(p) for p in table[col] if isinstance(p, str)]
@@ -456,6 +485,8 @@ class DatasetJob(Job):
         return _ManifestRows(table)
 
     def is_complete(self, rows: list[dict]) -> bool:
+        if self.container is not None:
+            return all(part_done(self.out, r) for r in rows if r.get("status") == STATUS_OK and r.get("bytes") is not None)
         return all((self.out / r["path"]).exists() for r in rows if r.get("status") == STATUS_OK and r.get("path"))
 
     #: Whether items need the dense mesh (the mesh renderer) or the points only.
@@ -474,11 +505,20 @@ class DatasetJob(Job):
         # no worker ever holds every image's landmarks.
         if state["store"] is not None:
             state["faces"] = state["store"].get([it.source_id for it in items], mesh=self.needs_mesh)
+        if self.container is not None and "sink" not in state:
+            state["sink"] = PartSink(self._folder.path_for(f"{PARTS}/part").parent)  # checked: no link on the way
+        # write_output puts this chunk's images into the worker's part file; it is flushed
+        # before the rows go back to be journalled.
+        self._sink = state.get("sink")
         try:
-            return super().run_chunk(items, state)
+            rows = super().run_chunk(items, state)
+            if self._sink is not None:
+                self._sink.flush()
+            return rows
         finally:
             state["faces"] = {}
             state.pop("decoded", None)
+            self._sink = None
 
     def source_image(self, item: SourceItem, state: dict) -> np.ndarray:
         """An item's source image, decoded once for all of its slots (``--mask all``,
@@ -532,12 +572,16 @@ class DatasetJob(Job):
         """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``
         as it is, atomically inside the output folder; the manifest's file columns."""
         if data is None:
-            data = encode_image(image, Path(rel).suffix)
+            data = encode_image(image, CONTAINER_EXT if self.container else Path(rel).suffix)
             h, w = image.shape[:2]
         else:
             w, h = image_size(data)
-        self._folder.write_bytes(rel, data)
-        return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data)}
+        if self.container is not None:
+            where = self._sink.add(data)  # into the container at the finish (container_output)
+        else:
+            self._folder.write_bytes(rel, data)
+            where = {}
+        return {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "width": int(w), "height": int(h), "bytes": len(data), **where}
 
     def meta(self, description: str, **params) -> dict:
         """The output manifest's metadata: what was made, from which manifest, how."""
@@ -553,6 +597,41 @@ class DatasetJob(Job):
             "job_fingerprint": self.fingerprint,
         }
 
+    def _container_writer(self):
+        """The finish's writer of a container output (None for image files)."""
+        if self.container == "rec":
+            return RecordsOut(self._folder.path_for("train.rec").parent, self.rec_labels, self.rec_classes)
+        if self.container == "bin":
+            name = str(self.source.meta["verification_bin"]["file"])
+            return BinOut(self._folder.path_for(name).parent, self.source.root / name)
+        return None
+
+    def _rows_frame(self, results, items: Sequence[SourceItem], unusable_rel: Callable[[str], str], container) -> pd.DataFrame:
+        """Every result row in plan order, then a row per unusable source, as one frame;
+        a container output gets each image as its row comes (its order is the plan's)."""
+        # Rows are turned into frames a batch at a time: the results stay on disk until
+        # read, and no list of every row's dict is ever held.
+        frames: list[pd.DataFrame] = []
+        rows: list[dict[str, Any]] = []
+        for it in items:
+            for r in results.get(it.key, []):
+                r = {**r, "job_item": it.key}
+                if container is not None and r.get("status") == STATUS_OK and r.get("bytes") is not None:
+                    r = container.add(r) if self.container == "rec" else container.add(r, str(r["source_id"]))
+                rows.append(r)
+            if len(rows) >= _FRAME_BATCH:
+                frames.append(pd.DataFrame(rows))
+                rows = []
+        if self.container == "bin":
+            rows += container.reference_rows(self.bin_reference)
+        for _, src in self.unusable.iterrows():
+            rel = f"{src['path']}#unusable" if self.container else unusable_rel(str(src["path"]))
+            rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
+                         "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
+        frames.append(pd.DataFrame(rows))
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     def finish_dataset(self, results: dict[str, list[dict]], items: Sequence[SourceItem], stats: RunStats, meta: dict,
                        unusable_rel: Callable[[str], str], sheet_label: Callable[[dict], str]) -> JobSummary:
         """Write the manifest, failures, card and contact sheet; a job that made no image
@@ -560,24 +639,13 @@ class DatasetJob(Job):
         from ..data_cards import write_card
 
         out = self.out
-        # Rows are turned into frames a batch at a time: the results stay on disk until
-        # read, and no list of every row's dict is ever held.
-        frames: list[pd.DataFrame] = []
-        rows: list[dict[str, Any]] = []
-        for it in items:
-            for r in results.get(it.key, []):
-                rows.append({**r, "job_item": it.key})
-            if len(rows) >= _FRAME_BATCH:
-                frames.append(pd.DataFrame(rows))
-                rows = []
-        for _, src in self.unusable.iterrows():
-            rel = unusable_rel(str(src["path"]))
-            rows.append({"image_id": rel, "path": rel, "identity": None if isna(src.get("identity")) else src.get("identity"), "source_id": src["image_id"],
-                         "status": str(src["status"]), "message": "unusable in the source manifest", "source_path": src["path"], "job_item": f"{src['image_id']}#source"})
-        frames.append(pd.DataFrame(rows))
-        frames = [f for f in frames if len(f)]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        del frames, rows
+        container = self._container_writer()
+        try:
+            frame = self._rows_frame(results, items, unusable_rel, container)
+        except BaseException:
+            if container is not None:
+                container.abort()
+            raise
         ok = frame[frame["status"] == STATUS_OK] if len(frame) else frame
         failed = frame[frame["status"] != STATUS_OK] if len(frame) else frame
         if "fallback" in frame.columns:
@@ -592,8 +660,14 @@ class DatasetJob(Job):
         with atomic_path(fail_path) as tmp:
             fail_frame.to_csv(tmp, index=False)
         if not len(ok):
+            if container is not None:
+                container.abort()
             reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
             raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+        if container is not None:
+            meta = {**meta, **container.close()}
+            frame = frame.drop(columns=[c for c in ("part_file", "part_offset") if c in frame.columns])
+            ok = frame[frame["status"] == STATUS_OK]
         quality = None
         if "quality_ok" in ok.columns and ok["quality_ok"].notna().any():
             checked = ok[ok["quality_ok"].notna()]
@@ -611,5 +685,9 @@ class DatasetJob(Job):
         path = write_manifest(manifest, out / MANIFEST_NAME)
         card = write_card(manifest, out / CARD)
         sheet = write_contact_sheet(manifest, out / CONTACT_SHEET, seed=self.config.seed, label=sheet_label, source=self.source)
+        if container is not None:
+            import shutil
+
+            shutil.rmtree(self._folder.path_for(f"{PARTS}/part", create=False).parent, ignore_errors=True)  # all copied in
         return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(len(ok)), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)

@@ -16,6 +16,7 @@ from ..data.manifest import STATUS_OK
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
 from ..options import option
+from .container_output import placeholder
 from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, isna, job_backend
 from .partial import align, crop_region, get_template, parse_factors, parse_regions
 
@@ -49,6 +50,9 @@ class PartialConfig:
     aligned: str | None = option(None, metavar="TEMPLATE", help="Inputs are aligned crops of this template (arcface112, arcface112x96, mfr2, "
                                                                 "arcface160p30, ...): use the template's points, detect nothing.")
     on_no_face: str = option("skip", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")
+    image_format: str | None = option(None, flags="--format", short="-f", help="rec: write the crops as insightface RecordIO (train.rec, train.idx, "
+                                                                              "property; JPEG inside), labelled by identity; default: PNG files, or RecordIO "
+                                                                              "for a RecordIO source.")
     limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def centered(self) -> tuple[bool, ...]:
@@ -80,6 +84,7 @@ class PartialJob(DatasetJob):
     kind = "partial"
     suffix = "partial"
     chunk_size = 2  # an item is 36-72 images
+    containers = ("rec",)  # several crops per image: no .bin
 
     def __init__(self, src, out, config: PartialConfig = PartialConfig(), *, workers: int = 1, progress: bool = False, replace: bool = False) -> None:
         if config.placement not in ("original", "centered", "both"):
@@ -89,11 +94,14 @@ class PartialJob(DatasetJob):
         self.template = get_template(config.template)
         job_backend(config.aligned, config.landmarks, config.landmark_file)  # bad options: before the scan
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
+        if config.image_format is not None and self.container is None:
+            raise JobError(f"partial writes PNG files, or --format rec; not {config.image_format!r}")
         items = []
         identities = self.usable["identity"] if "identity" in self.usable else [None] * len(self.usable)
         for sid, rel, identity in zip(self.usable["image_id"], self.usable["path"], identities):
             sid, rel = str(sid), str(rel)
-            crops = tuple((partial_rel(rel, r, f, c), r, f, c) for r in self.regions for f in self.factors for c in config.centered())
+            crops = tuple((placeholder(sid, f"{r}_{f:g}{'_c' if c else ''}") if self.container else partial_rel(rel, r, f, c), r, f, c)
+                          for r in self.regions for f in self.factors for c in config.centered())
             items.append(PartialItem(key=f"{sid}#partial", outputs=tuple(c[0] for c in crops), source_id=sid, identity=None if isna(identity) else identity,
                                      source_rel=rel, crops=crops))
         # Sources differing only in extension (x.jpg, x.png) both become x.png.

@@ -16,6 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from .. import __version__
+from ..data.imageio import read_image_bytes
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
@@ -31,6 +32,7 @@ from .dataset_job import (
     isna,
     job_backend,
 )
+from .container_output import CONTAINERS, placeholder
 from .quality import check_coverage
 from .occlusion import encode_occlusion, occlusion_rel
 from .renderers import RENDERERS, create_renderer, landmarks_needed
@@ -91,7 +93,9 @@ class SynthConfig:
                                                          "face; no face detector) instead of using the template's landmarks.")
     mix: bool = option(False, negatable=False, help="Also keep every source image unmasked (a mixed training set).")
     on_no_face: str = option("skip", help="skip (record it) or copy (also copy the image unmasked).")
-    image_format: str | None = option(None, flags="--format", short="-f", help="Output format (jpg, png); default: each source's.")
+    image_format: str | None = option(None, flags="--format", short="-f", help="Output format: jpg, png (image files), rec (insightface RecordIO: "
+                                                                              "train.rec, train.idx, property) or bin (a masked verification .bin); "
+                                                                              "default: the source's (RecordIO for RecordIO, .bin for a .bin, else each file's).")
     limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
 
     def grid(self) -> str | None:
@@ -158,11 +162,11 @@ def out_rel(source_rel: str, suffix: str, ext: str | None) -> str:
 
 def output_ext(fmt: str | None) -> str | None:
     """``--format`` as an extension (None keeps each source's)."""
-    if fmt is None:
+    if fmt is None or fmt.lower().lstrip(".") in CONTAINERS:
         return None
     fmt = fmt.lower() if fmt.startswith(".") else "." + fmt.lower()
     if fmt not in WRITABLE:
-        raise JobError(f"cannot write images as {fmt!r}; use jpg or png")
+        raise JobError(f"cannot write images as {fmt!r}; use jpg or png (or rec, bin)")
     return fmt
 
 
@@ -208,12 +212,21 @@ class SynthJob(DatasetJob):
         job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer, redetect=config.redetect)  # bad options: before the scan
         self.needs_mesh = landmarks_needed(config.renderer) == "mesh"
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
+        self._check_container()
         self._check_formats()
         self.items = self._plan_items()
         check_unique_outputs(self.items, lambda it: it.source_id, "use --format to keep source extensions apart or rename the sources")
 
+    def _check_container(self) -> None:
+        if self.container is None:
+            return
+        if self.config.save_occlusion:
+            raise JobError(f"--save-occlusion writes a file beside each image; a --format {self.container} output has none")
+        if self.container == "bin" and (len(self.config.slots()) > 1 or self.config.mix):
+            raise JobError("a .bin holds one probe image per pair: --format bin takes one mask per image (not --mask all, a grid, or --mix)")
+
     def _check_formats(self) -> None:
-        if self.ext is not None:
+        if self.ext is not None or self.container is not None:
             return
         unwritable = sorted({PurePosixPath(str(p)).suffix.lower() for p in self.usable["path"]} - set(WRITABLE) - {""})
         if unwritable:
@@ -228,13 +241,14 @@ class SynthJob(DatasetJob):
             common = {"source_id": sid, "identity": None if isna(identity) else identity, "source_rel": rel}
             for slot in slots:
                 suffix = slot if slot != "mask" else ("masked" if config.mix else "")
-                rel_out = out_rel(rel, suffix, self.ext)
-                copy_rel = out_rel(rel, "", None) if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
+                rel_out = placeholder(sid, slot) if self.container else out_rel(rel, suffix, self.ext)
+                copy_rel = (placeholder(sid, "copy") if self.container else out_rel(rel, "", None)) \
+                    if (config.on_no_face == "copy" and slot == slots[0] and not config.mix) else None
                 extra = (occlusion_rel(rel_out),) if config.save_occlusion else ()
                 items.append(SynthItem(key=f"{sid}#{slot}", outputs=(rel_out,) + extra + ((copy_rel,) if copy_rel else ()), slot=slot, primary=slot == slots[0],
                                        out_rel=rel_out, copy_rel=copy_rel, **common))
             if config.mix:
-                rel_out = out_rel(rel, "", None)
+                rel_out = placeholder(sid, "unmasked") if self.container else out_rel(rel, "", None)
                 items.append(SynthItem(key=f"{sid}#unmasked", outputs=(rel_out,), slot="unmasked", primary=False, out_rel=rel_out, **common))
         return items
 
@@ -261,7 +275,7 @@ class SynthJob(DatasetJob):
         config = self.config
         base = {"identity": item.identity, "source_id": item.source_id, "seed": config.seed, "landmark_backend": self.backend, "renderer": config.renderer}
         if item.slot == "unmasked":
-            files = self.write_output(item.out_rel, data=self.source_path(item).read_bytes())
+            files = self.write_output(item.out_rel, data=read_image_bytes(self.source_path(item)))
             return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
         try:
             image = self.source_image(item, state)
@@ -274,7 +288,7 @@ class SynthJob(DatasetJob):
             if not item.primary:
                 return []
             if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
-                files = self.write_output(item.copy_rel, data=self.source_path(item).read_bytes())
+                files = self.write_output(item.copy_rel, data=read_image_bytes(self.source_path(item)))
                 return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
                          "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
             message = "no face found" if status == "no_face" else f"landmarks: {status}"

@@ -357,6 +357,7 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
     if getattr(family_cfg, "teacher_dim", None) is not None and teacher_obj is None:
         raise MfrkitError(f"{family} is configured for a {family_cfg.teacher_dim}-d teacher: pass the teacher model")
     precision = device_precision(cfg.precision, device)
+    aligned = aligned or bool(manifest.meta.get("aligned"))  # insightface's RecordIO holds aligned crops
 
     if pack is None and not aligned and landmarks is None:
         from ..landmarks.cache import get_landmarks

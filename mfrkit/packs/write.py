@@ -7,6 +7,9 @@ first where missing) -> each shard's crops, made by the benchmark's own crop fun
 bench would make) and written atomically with a small status file -> the index and
 ``pack.json`` last. Shards run in parallel on the job's executor (``-j``, or Ray).
 
+A dataset of aligned crops (insightface's RecordIO, ``meta["aligned"]``) is aligned by
+its template's landmarks: nothing is detected, and its records are read in place.
+
 An image without landmarks of its own borrows its source's (``source_id``) when both
 have the same size: a synthetic masked copy is drawn on its source photo in place, and
 a mask can defeat the detector. ``landmarks_from`` records which (``own``, ``source``).
@@ -63,6 +66,9 @@ class PackConfig:
     landmarks: str = option("mediapipe", help="Landmark backend whose cached landmarks align the faces (detected first where missing).")
     shard_size: int = option(1024, min=1, help="Crops per shard file (the unit of parallel work and of resuming).")
     none_size: int = option(112, min=8, max=1024, help="Crop side for --align none (ready-aligned inputs, resized).")
+    output_format: str = option("npy", flags="--format", help="npy (the shards only) or rec: also insightface RecordIO of each "
+                                                              "alignment's crops (recordio/<align>/train.rec, train.idx, property; JPEG "
+                                                              "inside, labelled by identity) for arcface_torch and FaceX-Zoo.")
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ class PackJob(Job):
         self.config = config
         self.alignments = parse_alignments(config.align, config.none_size)
         needs = any(get_alignment(a).needs_landmarks for a in self.alignments)
-        self.landmark_backend = config.landmarks if needs else None
+        self.landmark_backend = ("template" if isinstance(faces, _SameFace) else config.landmarks) if needs else None
         self.manifest_fp = manifest.fingerprint()
         text = json.dumps({"format": FORMAT, "manifest": self.manifest_fp, "alignments": {k: list(v) for k, v in self.alignments.items()},
                            "landmarks": self.landmark_backend, "shard_size": config.shard_size}, sort_keys=True)  # fmt: skip
@@ -283,9 +289,41 @@ class PackJob(Job):
             "landmarks": self.landmark_backend, "n_images": n, "counts": counts, "landmarks_from": origin_counts, "bytes": total,
             "source": source,
         }  # fmt: skip
+        if self.config.output_format == "rec":
+            from .recordio_out import write_pack_recordio
+
+            self._output.path_for("recordio/x")  # no link on the way
+            info["recordio"] = {a: write_pack_recordio(self.out, a, s, self.config.shard_size, table, self.manifest.meta)
+                                for a, s in self.alignments.items()}
         atomic_write_text(self._output.path_for(PACK_JSON), json.dumps(info, indent=2))
         return PackSummary(out=self.out, n_images=n, counts=counts, landmarks_from=origin_counts, shards_written=stats.processed,
                            shards_reused=stats.resumed, seconds=stats.elapsed, bytes=total)  # fmt: skip
+
+
+class _SameFace(dict):
+    """Every image's landmarks are the same template's (aligned crops)."""
+
+    def __init__(self, face: FaceResult) -> None:
+        super().__init__()
+        self.face = face
+
+    def get(self, key, default=None):
+        return self.face
+
+
+def template_faces(manifest: Manifest) -> dict | None:
+    """For a dataset of aligned crops (``meta["aligned"]``, a crop template such as
+    insightface's ``arcface112``), the template's landmarks for every image
+    (:func:`~mfrkit.landmarks.template.template_landmarks`), so packing detects nothing;
+    else None."""
+    name = manifest.meta.get("aligned")
+    if not name:
+        return None
+    from ..alignments import crop_template
+    from ..landmarks.template import template_landmarks
+
+    height, width = crop_template(str(name)).crop_size
+    return _SameFace(FaceResult("ok", _points_only(template_landmarks(str(name), width, height)), 1))
 
 
 def _refuse_foreign(out: Path) -> None:
@@ -335,6 +373,8 @@ def write_pack(
     from ..data.registry import resolve_source
 
     alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
+    if config.output_format not in ("npy", "rec"):
+        raise PackError(f"--format must be npy or rec, got {config.output_format!r}")
     manifest = src if isinstance(src, Manifest) else resolve_source(src, workers=max(1, workers), progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")
@@ -343,6 +383,8 @@ def write_pack(
     if any(get_alignment(a).needs_landmarks for a in alignments):
         from ..landmarks.cache import get_landmarks
 
-        faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress, mesh=False)
+        faces = template_faces(manifest)
+        if faces is None:
+            faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress, mesh=False)
     job = PackJob(manifest, out, config, faces)
     return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)

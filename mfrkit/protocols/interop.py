@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.imageio import decode_image
+from ..data.verification_bin import open_bin
 from ..data.manifest import (
     STATUS_OK,
     Manifest,
@@ -310,6 +311,53 @@ def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLi
             "source": {"format": "insightface-bin", "file": path.name, "sha256": manifest.meta["source"]["sha256"],
                        "unresolved": 0}}
     return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest
+
+
+def bin_protocol_in_place(path: str | os.PathLike, *, n_folds: int = 10, name: str | None = None) -> tuple[Protocol, Manifest]:
+    """The 1:1 protocol of an insightface ``.bin`` whose images stay in the file.
+
+    The manifest is the ``.bin``'s own: the one mfrkit wrote beside it (a masked copy
+    made by ``mfrkit synth --src lfw.bin``: reference side unmasked, probe side masked, so
+    the protocol is ``umr-mp``), else an in-place scan
+    (:func:`mfrkit.data.registry.resolve_source`; every image ``unmasked``). Image ``2k``
+    and ``2k + 1`` form pair ``k``; folds are contiguous as insightface's.
+
+    Returns
+    -------
+    (Protocol, Manifest): the protocol is not saved yet.
+    """
+    from ..data.registry import resolve_source
+
+    path = Path(path).resolve()
+    manifest = _made_bin_manifest(path) or resolve_source(str(path))
+    bins, issame = open_bin(path)
+    t = manifest.table.set_index("path")
+    refs = [f"{path.name}#{i}" for i in range(len(bins))]
+    missing = [r for r in refs if r not in t.index]
+    if missing:
+        raise PairFormatError(f"the manifest beside {path} does not list {missing[0]} ({len(missing)} image(s)): "
+                              "it belongs to another file; move it away or scan the .bin alone")
+    ids = t.loc[refs, "image_id"].astype(str).tolist()
+    pairs = pd.DataFrame({"fold": contiguous_folds(len(issame), n_folds), "left_id": ids[0::2], "right_id": ids[1::2],
+                          "label": np.asarray(issame, dtype=np.int64)})
+    variants = t.loc[refs, "variant"].astype(str).tolist()
+    spec = _SPEC_OF_VARIANTS.get((variants[0], variants[1]))
+    info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
+            "params": {"read_options": {"n_folds": n_folds}},
+            "source": {"format": "insightface-bin", "file": path.name, "sha256": file_sha256(path), "unresolved": 0, "in_place": True}}
+    return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest
+
+
+def _made_bin_manifest(path: Path) -> Manifest | None:
+    """The manifest mfrkit wrote beside a ``.bin`` it made (``synth --src lfw.bin``), if any."""
+    beside = path.parent / "manifest.parquet"
+    if not beside.is_file():
+        return None
+    try:
+        manifest = read_manifest(beside, records=False)
+    except MfrkitError:
+        return None
+    return manifest if (manifest.meta.get("verification_bin") or {}).get("file") == path.name else None
 
 
 def _legacy_bin_images(root: Path) -> str | None:

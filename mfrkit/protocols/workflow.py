@@ -16,7 +16,7 @@ from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
-from .interop import ImportReport, import_insightface_bin, import_pairs, people_folds
+from .interop import ImportReport, bin_protocol_in_place, import_insightface_bin, import_pairs, people_folds
 from .pool import available_crops
 from .registry import check_registrable, default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
 from .spec import SPECS
@@ -142,8 +142,10 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
                            **read_options: Any) -> tuple[Protocol, ImportReport | None]:
     """Import a public pair list (or an insightface ``.bin``) and save it as a protocol folder.
 
-    For ``insightface-bin`` the images are unpacked into ``images_to`` (with a manifest)
-    and ``reference`` / ``probe`` are not used; ``n_folds`` is the only read option.
+    For ``insightface-bin`` the images are unpacked into ``images_to`` (with a manifest),
+    or, without ``images_to``, read in place from the ``.bin``
+    (:func:`~mfrkit.protocols.interop.bin_protocol_in_place`); ``reference`` / ``probe``
+    are not used and ``n_folds`` is the only read option.
     ``register``: False, True (registered under the folder's name) or the registry name
     (see :func:`make_protocol_folder`).
     """
@@ -157,10 +159,11 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         unknown = sorted(set(read_options) - {"n_folds"})
         if unknown:
             raise ProtocolError(f"a .bin import takes no {', '.join(unknown)} option")
-        if images_to is None:
-            raise ProtocolError("importing a .bin unpacks its images: give a dataset folder (--images)")
-        protocol, _ = import_insightface_bin(file, images_to, variant=variant, name=name or Path(out).name,
-                                             **read_options)
+        if images_to is None:  # the images stay in the .bin (read in place)
+            protocol, _ = bin_protocol_in_place(file, name=name or Path(out).name, **read_options)
+        else:
+            protocol, _ = import_insightface_bin(file, images_to, variant=variant, name=name or Path(out).name,
+                                                 **read_options)
         report = None
     else:
         if reference is None:
