@@ -33,7 +33,8 @@ import numpy as np
 from ..landmarks.canonical import CENTRE_U
 from .draw import CELL, DRAWINGS, RoleLayer, draw_roles
 from .styles import StyleParams, hex_rgb
-from .textures import TEXTURES, TextureNoise, clip
+from .pixels import clip01, scale, transform
+from .textures import TEXTURES, TextureNoise
 
 #: Texels per canonical unit assets are drawn at (multiples of 1/4 so that boxes start on
 #: whole texels); a face gets the smallest at least as fine as the photo shows it.
@@ -150,9 +151,9 @@ def mask_albedo(asset: MaskAsset, style: StyleParams) -> np.ndarray:
     palette = DRAWINGS.get(style.mask_type).palette(style)  # (4, 3)
     noise = TextureNoise(np.random.default_rng(style.texture_seed), layer.window)
     texture = TEXTURES.get(style.texture)(layer.canvas, texture_colors(style), style.pattern, noise)
-    albedo = cv2.transform(layer.parts, np.ascontiguousarray(palette.T))
-    albedo += layer.body[..., None] * texture
-    return clip(albedo, 0.0, 1.0)
+    albedo = transform(layer.parts, palette.T)
+    albedo += scale(np.ascontiguousarray(texture, dtype=np.float32), layer.body)
+    return clip01(albedo)
 
 
 def deformed_uv(uv: np.ndarray, style: StyleParams, layer: RoleLayer) -> np.ndarray:

@@ -51,6 +51,7 @@ from .assets import MaskAsset, asset_of, asset_resolution, deformed_uv, mask_alb
 from .draw import CELL, WINDOW, RoleLayer
 from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
 from .geometry import affine_from_triangles, invert_grid, rasterize_triangles
+from .pixels import scale
 from .styles import MASK_TYPES, StyleParams, StyleSpec, sample_style
 
 #: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
@@ -358,10 +359,8 @@ def _lit_layer(asset: MaskAsset, style: StyleParams, lighting: Lighting, local: 
     facing = np.clip((-facing_z - np.float32(0.02)) * np.float32(1.0 / 0.12), 0.0, 1.0)
     alpha = asset.layer.alpha * facing
     lit = shade(mask_albedo(asset, style), asset.normals, asset.layer.gloss, canonical_light, local, view=-rot[2])
-    rgba = np.empty(alpha.shape + (4,), np.float32)
-    np.multiply(lit, alpha[..., None], out=rgba[..., :3])
-    rgba[..., 3] = alpha
-    return rgba
+    alpha = alpha.astype(np.float32, copy=False)
+    return cv2.merge((scale(lit, alpha), alpha))
 
 
 def _local_shading(smooth: tuple[np.ndarray, tuple[int, int]], stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid,

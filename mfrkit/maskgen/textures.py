@@ -2,8 +2,8 @@
 
 Every texture is a pure function ``(canvas, colors, params, noise) -> colour``:
 ``canvas`` gives the canonical coordinates of each texel (units: ArcFace-112 pixels)
-and the mask's own coordinates, ``colors`` the colours to use (first is the base; the
-renderers pass colour *roles*, one-hot rows, and colour them per image), ``params`` the
+and the mask's own coordinates, ``colors`` the sRGB colours to use, (n, 3) (first is
+the base, then the image's accents), ``params`` the
 sampled pattern parameters (scales in canonical units), ``noise`` a
 :class:`TextureNoise` seeded from the sampled ``texture_seed``: smooth noise fields cut
 at a per-image offset from tiles made once per process, and a generator for small
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..registry import Registry
 from .blend import normal_noise
+from .pixels import mix, paint
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,10 +135,6 @@ def _fibres(canvas: Canvas, noise: TextureNoise, strength: float) -> np.ndarray:
     return 1.0 + strength * (0.6 * fine + 0.4 * blotch)
 
 
-def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return a * (1.0 - w[..., None]) + b * w[..., None]
-
-
 def clip(x, lo: float, hi: float) -> np.ndarray:
     """``np.clip`` without its Python-level overhead (it is called on every texel
     dozens of times per mask)."""
@@ -158,18 +155,18 @@ def _rotated(canvas: Canvas, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
 @TEXTURES.register("plain")
 def plain(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """A flat colour with faint mottling."""
-    return colors[0] * _fibres(canvas, noise, 0.015)[..., None]
+    return paint(_fibres(canvas, noise, 0.015), colors[0])
 
 
 @TEXTURES.register("nonwoven")
 def nonwoven(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Spun-bond polypropylene (surgical masks, respirators): speckled fibre mottling."""
-    return colors[0] * _fibres(canvas, noise, float(params.get("grain", 0.035)))[..., None]
+    return paint(_fibres(canvas, noise, float(params.get("grain", 0.035))), colors[0])
 
 
-@TEXTURES.register("weave")
-def weave(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
-    """Plain-weave cotton: alternating warp and weft threads with slub irregularity."""
+def _weave_shade(canvas: Canvas, params: dict, noise: TextureNoise) -> np.ndarray:
+    """Plain-weave cotton's brightness, mean 1, (h, w): alternating warp and weft
+    threads with slub irregularity."""
     period = float(params.get("thread", 0.9))
     a, b = _rotated(canvas, float(params.get("angle", 0.0)))
     pa, pb = 2 * np.pi * a / period, 2 * np.pi * b / period
@@ -179,8 +176,13 @@ def weave(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise)
     # Fine threads alias below about two texels per period; fade them out there.
     visible = float(np.clip((period * canvas.res - 1.5) / 2.0, 0.0, 1.0))
     slub = noise.smooth(canvas.shape, 1.2 * canvas.res, canvas.res)
-    shade = 1.0 + visible * 0.07 * (thread - 0.5) + 0.025 * slub
-    return colors[0] * shade[..., None]
+    return (1.0 + visible * 0.07 * (thread - 0.5) + 0.025 * slub).astype(np.float32, copy=False)
+
+
+@TEXTURES.register("weave")
+def weave(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
+    """Plain-weave cotton: alternating warp and weft threads with slub irregularity."""
+    return paint(_weave_shade(canvas, params, noise), colors[0])
 
 
 @TEXTURES.register("stripes")
@@ -194,7 +196,9 @@ def stripes(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNois
     d = np.minimum(phase, duty - phase) * period
     d = np.where(phase < duty, d, -np.minimum(phase - duty, 1.0 - phase) * period)
     w = aa_coverage(d, canvas.res)
-    return weave(canvas, colors[:1], params, noise) * (1 - w[..., None]) + weave(canvas, colors[1:2], params, noise) * w[..., None]
+    # One woven cloth printed in two colours.
+    shade = _weave_shade(canvas, params, noise)
+    return cv2.add(paint(shade * (1.0 - w), colors[0]), paint(shade * w, colors[1]))
 
 
 @TEXTURES.register("dots")
@@ -207,8 +211,7 @@ def dots(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) 
     du = (u / period - np.round(u / period)) * period
     dv = (canvas.v / period - np.floor(canvas.v / period) - 0.5) * period
     w = aa_coverage(radius - np.hypot(du, dv), canvas.res)
-    base = weave(canvas, colors[:1], params, noise)
-    return _mix(base, np.broadcast_to(colors[1], base.shape), w)
+    return mix(weave(canvas, colors[:1], params, noise), colors[1], w)
 
 
 @TEXTURES.register("floral")
@@ -240,9 +243,8 @@ def floral(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise
             petal_r = size * (0.55 + 0.45 * np.abs(np.cos(2.5 * theta)))
             petal = aa_coverage(petal_r - r, canvas.res)
             centre = aa_coverage(0.28 * size - r, canvas.res)
-            px = out[r0:r1, c0:c1]
-            px = _mix(px, np.broadcast_to(colors[pick[j, i]], px.shape), petal)
-            out[r0:r1, c0:c1] = _mix(px, np.broadcast_to(colors[-1], px.shape), centre)
+            px = mix(np.ascontiguousarray(out[r0:r1, c0:c1]), colors[pick[j, i]], petal)
+            out[r0:r1, c0:c1] = mix(px, colors[-1], centre)
     return out
 
 
@@ -256,7 +258,7 @@ def camo(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) 
     out = weave(canvas, colors[:1], params, noise)
     for k, level in enumerate((-0.25, 0.35, 0.95)[: len(colors) - 1]):
         w = clip((f - level) / 0.08 + 0.5, 0.0, 1.0)
-        out = _mix(out, np.broadcast_to(colors[k + 1], out.shape), w)
+        out = mix(out, colors[k + 1], w)
     return out
 
 
@@ -271,8 +273,8 @@ def plaid(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise)
         wide = aa_coverage(0.18 * period - np.abs(phase - 0.5) * period, canvas.res)
         thin = aa_coverage(0.04 * period - np.abs(phase - 0.12) * period, canvas.res)
         col = colors[1 + (k % max(1, len(colors) - 1))]
-        out = _mix(out, out * 0.45 + 0.55 * col, wide)
-        out = _mix(out, np.broadcast_to(colors[-1], out.shape), 0.8 * thin)
+        out = mix(out, cv2.add(out * np.float32(0.45), tuple(float(c) for c in 0.55 * col) + (0.0,)), wide)
+        out = mix(out, colors[-1], 0.8 * thin)
     return out
 
 
@@ -280,4 +282,4 @@ def plaid(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise)
 def rubber(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Moulded rubber or silicone: near-uniform with a faint matte grain."""
     grain = noise.smooth(canvas.shape, 0.5 * canvas.res, canvas.res)
-    return colors[0] * (1.0 + 0.02 * grain)[..., None]
+    return paint(1.0 + 0.02 * grain, colors[0])
