@@ -240,42 +240,52 @@ def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int],
         return np.zeros((max(h, 0), max(w, 0), 2), np.float32), np.zeros((max(h, 0), max(w, 0)), bool)
     # The affine map (c, r) -> (x, y) of the active cells on average: their mean edge
     # vectors, through their corners' centroid (small closed forms: no LAPACK call).
-    xy64 = np.asarray(grid_xy, dtype=np.float64)
-    r, c = cell_rc[:, 0], cell_rc[:, 1]
-    du = (xy64[r, c + 1] - xy64[r, c] + xy64[r + 1, c + 1] - xy64[r + 1, c]).mean(0) / 2.0
-    dv = (xy64[r + 1, c] - xy64[r, c] + xy64[r + 1, c + 1] - xy64[r, c + 1]).mean(0) / 2.0
-    centre_cr = np.array([c.mean() + 0.5, r.mean() + 0.5])
-    centre_xy = (xy64[r, c] + xy64[r, c + 1] + xy64[r + 1, c] + xy64[r + 1, c + 1]).mean(0) / 4.0
+    xy = np.ascontiguousarray(grid_xy, dtype=np.float32)
+    weight = active.astype(np.float32)
+    n = float(len(cell_rc))
+    across = xy[:, 1:] - xy[:, :-1]  # (rows, cols - 1, 2)
+    down = xy[1:] - xy[:-1]  # (rows - 1, cols, 2)
+    corners = xy[:-1, :-1] + xy[:-1, 1:] + xy[1:, :-1] + xy[1:, 1:]
+    du = np.einsum("rc,rck->k", weight, across[:-1] + across[1:], dtype=np.float64) / (2.0 * n)
+    dv = np.einsum("rc,rck->k", weight, down[:, :-1] + down[:, 1:], dtype=np.float64) / (2.0 * n)
+    centre_xy = np.einsum("rc,rck->k", weight, corners, dtype=np.float64) / (4.0 * n)
+    centre_cr = cell_rc[:, ::-1].mean(0) + 0.5
     det = du[0] * dv[1] - dv[0] * du[1]
     if abs(det) < 1e-9:
         return None
     inv = (np.array([[dv[1], -dv[0]], [-du[1], du[0]]]) / det).astype(np.float32)  # (x, y) -> (c, r), linear part
-    offset = (centre_xy - np.array([du, dv]).T @ centre_cr).astype(np.float32)
+    offset = centre_xy - np.array([du, dv]).T @ centre_cr
     step = max(1, int(step))
-    # Samples reach past the last pixel, so that every pixel lies between four of them.
-    hs, ws = ((h - 1) // step + 2, (w - 1) // step + 2) if step > 1 else (h, w)
-    px = (np.arange(ws, dtype=np.float32) * np.float32(step) + np.float32(origin[0]))[None, :].repeat(hs, 0)
-    py = (np.arange(hs, dtype=np.float32) * np.float32(step) + np.float32(origin[1]))[:, None].repeat(ws, 1)
-    target = cv2.merge([px, py])
-    g = cv2.transform(target - offset, inv)  # (hs, ws, 2): (c, r)
-    xy = np.ascontiguousarray(grid_xy, dtype=np.float32)
+    # With step > 1, samples start a step before the box and end a step or more past
+    # it (every pixel lies between four of them), offset by (step - 1) / 2 so that
+    # cv2.resize by ``step`` puts pixel x + step of its output exactly on pixel x.
+    if step > 1:
+        hs, ws = -(-h // step) + 2, -(-w // step) + 2
+        first = -step + (step - 1) / 2.0
+    else:
+        hs, ws, first = h, w, 0.0
+    # Sample pixel positions relative to the affine map's offset, then (c, r) by it.
+    sx = (np.arange(ws) * step + (first + origin[0] - offset[0])).astype(np.float32)
+    sy = (np.arange(hs) * step + (first + origin[1] - offset[1])).astype(np.float32)
+    rel = cv2.merge([np.broadcast_to(sx[None, :], (hs, ws)).copy(), np.broadcast_to(sy[:, None], (hs, ws)).copy()])
+    g = cv2.transform(rel, inv)  # (hs, ws, 2): (c, r)
+    target = rel + offset.astype(np.float32)
     for _ in range(iterations):
-        f = cv2.remap(xy, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        f = cv2.remap(xy, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         g += cv2.transform(target - f, inv)
     # Activity of each sample's cell (0 outside the grid), nearest cell.
     cells = np.zeros((rows + 1, cols + 1), np.uint8)
     cells[1:rows, 1:cols] = active
+
     def drawn_at(at: np.ndarray) -> np.ndarray:
-        return cv2.remap(cells, at[..., 0] + np.float32(0.5), at[..., 1] + np.float32(0.5), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0) > 0
+        return cv2.remap(cells, at + np.float32(0.5), None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+
     drawn = drawn_at(g)
     if drawn.any():
-        f = cv2.remap(xy, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if float(np.abs(f - target).max(-1)[drawn].max()) > tolerance:
+        f = cv2.remap(xy, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if float(cv2.absdiff(f, target).max(-1)[drawn].max()) > tolerance:
             return None
     if step > 1:
-        # Pixel (x, y) of the box reads sample (x / step, y / step).
-        up = np.array([[1.0 / step, 0.0, 0.0], [0.0, 1.0 / step, 0.0]])
-        g = cv2.warpAffine(g, up, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        g = np.ascontiguousarray(cv2.resize(g, (ws * step, hs * step), interpolation=cv2.INTER_LINEAR)[step : step + h, step : step + w])
         drawn = drawn_at(g)
     return g, drawn

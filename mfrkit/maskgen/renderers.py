@@ -217,32 +217,35 @@ def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoSta
     return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
 
 
-def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, order: np.ndarray, area: np.ndarray,
+def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, z: np.ndarray, area: np.ndarray, active: np.ndarray,
           box: tuple[int, int, int, int]) -> np.ndarray:
     """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)`` with one
-    ``cv2.remap``; ``tex`` is the texel each grid vertex reads, ``xy`` where it lies in
-    the photo.
+    ``cv2.remap``; ``tex`` is the texel each grid vertex reads, ``xy`` and ``z`` where
+    it lies in the photo, ``area`` the triangles' signed areas there, ``active`` the
+    triangles drawn.
 
     Without folds (every drawn triangle keeps its orientation: a face not turned far)
     the grid's map is inverted (:func:`~mfrkit.maskgen.geometry.invert_grid`) and the
     texel map interpolated from it; else, or if that does not converge, the triangles
-    (drawn in ``order``: back-facing first, far to near) are rasterised to an index
-    image and each pixel mapped through its triangle's affine map.
+    (back-facing first, far to near) are rasterised to an index image and each pixel
+    mapped through its triangle's affine map.
     """
     x0, y0, x1, y1 = box
     shape, origin = (y1 - y0, x1 - x0), (x0, y0)
     rows, cols = grid.shape
     inverse = None
-    if (area[order] > 0).all():
+    if (area[active] > 0).all():
         cells = np.zeros((rows - 1) * (cols - 1), bool)
-        cells[grid.cell[order]] = True
+        cells[grid.cell[active]] = True
         inverse = invert_grid(xy.reshape(rows, cols, 2), cells.reshape(rows - 1, cols - 1), shape, origin)
     if inverse is not None:
         at, drawn = inverse
         texels = np.ascontiguousarray(tex.reshape(rows, cols, 2), dtype=np.float32)
-        maps = cv2.remap(texels, at[..., 0], at[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        maps[~drawn] = -10.0  # off the layer: transparent
-        return cv2.remap(rgba, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        maps = cv2.remap(texels, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(rgba, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.copyTo(warped, drawn.view(np.uint8))  # zero (transparent) off the drawn cells
+    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
+    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
     tri_xy = xy[grid.triangles]
     raster = rasterize_triangles(tri_xy, order, shape, origin)
     # Pixel -> texel maps per triangle, relative to the box corner; one extra row for
@@ -257,6 +260,37 @@ def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, order:
     map_x = a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]
     map_y = a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]
     return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _triangle_areas(xy: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Signed areas (pixels, > 0 facing the camera) of the grid's triangles placed at
+    ``xy`` (P, 2): the ``(r, c), (r, c+1), (r+1, c+1)`` halves of the cells, then the
+    ``(r, c), (r+1, c+1), (r+1, c)`` halves, as :func:`_grid` lists them."""
+    p = xy.reshape(grid.shape[0], grid.shape[1], 2)
+    x, y = p[..., 0], p[..., 1]
+    xa, ya = x[:-1, :-1], y[:-1, :-1]
+    bx, by = x[:-1, 1:] - xa, y[:-1, 1:] - ya
+    cx, cy = x[1:, :-1] - xa, y[1:, :-1] - ya
+    dx, dy = x[1:, 1:] - xa, y[1:, 1:] - ya
+    return np.concatenate([(bx * dy - by * dx).ravel(), (dx * cy - dy * cx).ravel()])
+
+
+def _active_box(xy: np.ndarray, grid: _Grid, active: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The photo box ``(x0, y0, x1, y1)`` holding the active triangles' cells, with a
+    margin, clipped to an image of ``shape`` (h, w)."""
+    rows, cols = grid.shape
+    cells = np.zeros((rows - 1) * (cols - 1), bool)
+    cells[grid.cell[active]] = True
+    cells = cells.reshape(rows - 1, cols - 1)
+    corner = np.zeros((rows, cols), bool)
+    corner[:-1, :-1] |= cells
+    corner[:-1, 1:] |= cells
+    corner[1:, :-1] |= cells
+    corner[1:, 1:] |= cells
+    pts = xy[corner.ravel()]
+    lo = np.floor(pts.min(0)).astype(int) - 2
+    hi = np.ceil(pts.max(0)).astype(int) + 3
+    return max(0, lo[0]), max(0, lo[1]), min(shape[1], hi[0]), min(shape[0], hi[1])
 
 
 @functools.lru_cache(maxsize=None)
@@ -313,18 +347,14 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     tex = layer.to_texel(deformed_uv(grid.uv, style, layer))
     depth = _taut_depth(fit.model.name, MASK_TYPES.get(style.mask_type).tent) - sample_nearest(layer.standoff, tex)
     xy, z = _place_smooth(fit, np.column_stack([grid.uv, depth]), grid)
-    tri_xy = xy[grid.triangles]
-    e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
-    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    area = _triangle_areas(xy, grid)
     active = _active_triangles(asset, tex, grid, area)
     yaw, pitch, roll = fit.yaw_pitch_roll
     info = {"renderer": renderer, **style.as_dict(), "texture_res": res, "yaw": round(yaw, 2), "pitch": round(pitch, 2),
             "roll": round(roll, 2), "scale": round(float(fit.scale), 4), "blur": round(stats.blur, 3), "noise": round(stats.noise, 3)}
     empty = np.zeros((h_img, w_img), np.float32)
     if len(active):
-        lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
-        hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
-        box = (max(0, lo[0]), max(0, lo[1]), min(w_img, hi[0]), min(h_img, hi[1]))
+        box = _active_box(xy, grid, active, (h_img, w_img))
     if not len(active) or box[2] <= box[0] or box[3] <= box[1]:
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
@@ -333,9 +363,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     local = _local_shading(smooth, stats, lighting, skin, grid, layer)
     rgba = _lit_layer(asset, style, lighting, local, fit.rotation)
 
-    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
-    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
-    warped = _warp(rgba, tex, grid, xy, order, area, box)
+    warped = _warp(rgba, tex, grid, xy, z, area, active, box)
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
@@ -356,7 +384,7 @@ def _lit_layer(asset: MaskAsset, style: StyleParams, lighting: Lighting, local: 
     # Surface turning away from the camera fades out smoothly (a silhouette that
     # follows the surface, not the triangle edges); the fine relief does not count.
     facing_z = cv2.transform(asset.surface_normals, rot[2].reshape(1, 3).astype(np.float32))
-    facing = np.clip((-facing_z - np.float32(0.02)) * np.float32(1.0 / 0.12), 0.0, 1.0)
+    facing = np.minimum(np.maximum((-facing_z - np.float32(0.02)) * np.float32(1.0 / 0.12), np.float32(0.0)), np.float32(1.0))
     alpha = asset.layer.alpha * facing
     lit = shade(mask_albedo(asset, style), asset.normals, asset.layer.gloss, canonical_light, local, view=-rot[2])
     alpha = alpha.astype(np.float32, copy=False)
