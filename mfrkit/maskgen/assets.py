@@ -106,6 +106,8 @@ class MaskAsset:
         Canonical normals of the surface without it: where it turns away.
     reach : ndarray of shape (h, w), uint8
         1 within a warp cell of the mask: which grid cells the warp needs.
+    glossy : bool
+        Whether any texel has a specular highlight.
     """
 
     key: AssetKey
@@ -113,6 +115,7 @@ class MaskAsset:
     normals: np.ndarray
     surface_normals: np.ndarray
     reach: np.ndarray
+    glossy: bool = False
 
 
 @functools.lru_cache(maxsize=96)
@@ -125,7 +128,7 @@ def mask_asset(key: AssetKey, res: float) -> MaskAsset:
     radius = int(np.ceil(CELL * res))
     reach = cv2.dilate((layer.alpha > 1e-3).astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
     asset = MaskAsset(key=key, layer=layer, normals=canonical_normals(layer.depth - layer.relief, res),
-                      surface_normals=canonical_normals(layer.depth, res), reach=reach)
+                      surface_normals=canonical_normals(layer.depth, res), reach=reach, glossy=bool((layer.gloss > 0).any()))
     for array in (asset.normals, asset.surface_normals, asset.reach, layer.parts, layer.body, layer.alpha, layer.gloss, layer.standoff, layer.depth):
         array.setflags(write=False)
     return asset

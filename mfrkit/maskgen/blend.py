@@ -335,8 +335,8 @@ def shade(
     albedo_srgb : ndarray of shape (h, w, 3), sRGB 0-1
     normals : ndarray of shape (h, w, 3)
         Camera frame, unit, towards the camera.
-    gloss : ndarray of shape (h, w)
-        Specular strength.
+    gloss : ndarray of shape (h, w) or None
+        Specular strength (None: matte).
     lighting : Lighting
     local : ndarray of shape (h, w) or float
         Low-frequency shading of the face itself relative to the model.
@@ -367,7 +367,7 @@ def shade(
     e = e * local
     diffuse = scale(cv2.transform(albedo, colour.astype(np.float32)), e.astype(np.float32, copy=False))
     norm = float(np.linalg.norm(d))
-    if norm > 1e-6 and np.any(gloss > 0):
+    if norm > 1e-6 and gloss is not None and np.any(gloss > 0):
         # Blinn-Phong towards the fitted light; the viewer looks along +z.
         light = d / norm  # normals facing this way are brightest: towards the light
         half = light + (np.array([0.0, 0.0, -1.0]) if view is None else np.asarray(view, dtype=np.float64))

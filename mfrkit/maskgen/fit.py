@@ -173,6 +173,14 @@ class FaceFit:
         placed += np.einsum("pj,pjk->pk", anchors.weight, self._points_xyz[anchors.index])
         return placed[:, :2], placed[:, 2]
 
+    def memo(self, key: str, make):
+        """``make()``, computed once per fit and ``key`` (what depends on the fit alone,
+        such as where fixed canonical points land)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
     @functools.cached_property
     def _points_xyz(self) -> np.ndarray:
         """The landmarks with their depth, (K, 3) float64."""

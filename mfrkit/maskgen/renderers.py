@@ -204,7 +204,7 @@ class _PhotoStats:
 def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoStats:
     """Where the skin is, and how blurred and noisy the photo is around the face."""
     h, w = img.shape[:2]
-    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    skin_xy = fit.memo("skin", lambda: fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)[0])
     lo, hi = skin_xy.min(0), skin_xy.max(0)
     pad = 0.3 * (hi - lo)
     face_box = tuple(int(x) for x in (*(lo - pad), *(hi + pad)))
@@ -386,7 +386,7 @@ def _lit_layer(asset: MaskAsset, style: StyleParams, lighting: Lighting, local: 
     facing_z = cv2.transform(asset.surface_normals, rot[2].reshape(1, 3).astype(np.float32))
     facing = np.minimum(np.maximum((-facing_z - np.float32(0.02)) * np.float32(1.0 / 0.12), np.float32(0.0)), np.float32(1.0))
     alpha = asset.layer.alpha * facing
-    lit = shade(mask_albedo(asset, style), asset.normals, asset.layer.gloss, canonical_light, local, view=-rot[2])
+    lit = shade(mask_albedo(asset, style), asset.normals, asset.layer.gloss if asset.glossy else None, canonical_light, local, view=-rot[2])
     alpha = alpha.astype(np.float32, copy=False)
     return cv2.merge((scale(lit, alpha), alpha))
 
@@ -437,8 +437,20 @@ class Renderer:
 
     def fit(self, landmarks: Landmarks) -> FaceFit:
         """Place the canonical face on ``landmarks``; raises LandmarkError when the
-        landmarks lack what this renderer needs."""
-        return fit_landmarks(landmarks, self.model)
+        landmarks lack what this renderer needs.
+
+        The last fit is kept for landmarks whose arrays are read-only (a crop
+        template's, shared by every crop of a size): aligned inputs fit once, not per
+        image; it is still a pure function of the landmarks.
+        """
+        last = getattr(self, "_last_fit", None)
+        if last is not None and last[0] is landmarks:
+            return last[1]
+        fit = fit_landmarks(landmarks, self.model)
+        arrays = [a for a in (landmarks.points5, landmarks.points68, landmarks.mesh) if a is not None]
+        if all(not a.flags.writeable for a in arrays):
+            self._last_fit = (landmarks, fit)
+        return fit
 
     def sample(self, rng: np.random.Generator, landmarks: Landmarks, spec: StyleSpec = StyleSpec()) -> RenderParams:
         """Draw the random parameters of one masked image.
