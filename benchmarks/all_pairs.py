@@ -9,7 +9,7 @@ child process so that peak memory is its own:
 1. **bare**: the float32 matrix product of the same size, tile by tile into one reused
    buffer (numpy/BLAS; the whole 40k x 40k product would be 6.4 GB): the physical
    bound of any exact method, since every score must be computed once;
-2. **all-pairs**: :func:`mfrkit.bench.streaming.score_all_pairs` with FAR targets
+2. **all-pairs**: :func:`mfrkit.bench.score.streaming.score_all_pairs` with FAR targets
    1e-1 ... 1e-6: exact TAR@FAR by both rule sets, EER, AUC bound, genuine scores kept.
 
 Prints one table: comparisons, seconds, comparisons per second, peak RSS (the
@@ -71,7 +71,7 @@ def bare(args, queue) -> None:
 
 
 def all_pairs(args, queue) -> None:
-    from mfrkit.bench.streaming import Side, View, score_all_pairs
+    from mfrkit.bench.score.streaming import ScanOptions, Side, View, score_all_pairs
 
     ref, ir = make_side(args.refs, args.per_identity, args.dim, args.seed, 1)
     probe, iq = make_side(args.probes, args.per_identity, args.dim, args.seed, 2)
@@ -79,8 +79,8 @@ def all_pairs(args, queue) -> None:
     t0 = time.perf_counter()
     binned, resolved, scan = score_all_pairs(
         Side(ref, ir, np.arange(len(ref))), Side(probe, iq, np.arange(len(probe)) + len(ref)),
-        {"overall": View([0])}, far_targets=TARGETS, device=args.device, tile_rows=args.tile, tile_cols=args.tile,
-        seed=args.seed, workers=args.workers,
+        {"overall": View([0])}, far_targets=TARGETS,
+        options=ScanOptions(device=args.device, tile_rows=args.tile, tile_cols=args.tile, seed=args.seed, workers=args.workers),
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     r = resolved["overall"]

@@ -6,8 +6,8 @@
    model is dlib's face-recognition ResNet converted by ``mfrkit models import-dlib``
    (a real 29-convolution network, 150x150 input), fed already-aligned JPEG crops
    (``align=none``); ``--source-size 250`` feeds LFW-sized photos resized by the pipeline.
-2. 1:1 scoring: pairs/second of :func:`mfrkit.bench.search.pair_scores`.
-3. 1:N search: time and peak memory of :func:`mfrkit.bench.search.topk_search` (blocked
+2. 1:1 scoring: pairs/second of :func:`mfrkit.bench.score.search.pair_scores`.
+3. 1:N search: time and peak memory of :func:`mfrkit.bench.score.search.topk_search` (blocked
    matrix products, streaming top-k) for ``--probes`` x ``--gallery`` synthetic embeddings,
    against one plain numpy matrix product of the same size. The plain product holds the
    whole probes x gallery matrix (10k x 1M float32 is 40 GB), so it runs at
@@ -38,7 +38,7 @@ def make_images(folder: Path, n: int, size: int) -> list:
     import cv2
     from skimage import data as skdata
 
-    from mfrkit.bench.embed import ImageRef
+    from mfrkit.bench.embed.pipeline import ImageRef
     from mfrkit.data.imageio import write_image
 
     photo = skdata.astronaut()[:300, 100:400]
@@ -54,9 +54,9 @@ def make_images(folder: Path, n: int, size: int) -> list:
 
 
 def bench_embedding(args) -> None:
-    from mfrkit.bench.crops import CropJob, crop_chunk, default_workers
-    from mfrkit.bench.embed import embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.crops import CropJob, crop_chunk, default_workers
+    from mfrkit.bench.embed.pipeline import embed_images
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.model_input import to_tensor
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,7 +128,7 @@ def bench_embedding(args) -> None:
 
 
 def bench_pairs(args) -> None:
-    from mfrkit.bench.search import pair_scores
+    from mfrkit.bench.score.search import pair_scores
 
     rng = np.random.default_rng(1)
     n_emb, n_pairs = 100_000, args.pairs
@@ -156,7 +156,7 @@ def traced(fn):
 
 
 def bench_search(args) -> None:
-    from mfrkit.bench.search import topk_search
+    from mfrkit.bench.score.search import topk_search
 
     rng = np.random.default_rng(2)
 

@@ -2,14 +2,14 @@
 
 Sections (``--sections``; all by default):
 
-``onnx``       a family exported to ONNX, run by the bench's :class:`~mfrkit.bench.onnx_model.OnnxModel`
+``onnx``       a family exported to ONNX, run by the bench's :class:`~mfrkit.onnx_model.OnnxModel`
                on onnxruntime's CUDA provider with I/O binding: images/s beside a bare
                ``session.run`` loop on the same session, and the embeddings against the CPU
                provider's. Needs onnxruntime-gpu (``mfrkit[gpu]``): without a CUDA provider
                the section fails, it does not fall back.
-``topk``       1:N search with torch on CUDA (:func:`~mfrkit.bench.search.topk_search`),
+``topk``       1:N search with torch on CUDA (:func:`~mfrkit.bench.score.search.topk_search`),
                10k probes x 1M gallery, 512-d; a sample of probes checked against numpy.
-``all-pairs``  streaming all-pairs scoring on CUDA (:func:`~mfrkit.bench.streaming.score_all_pairs`):
+``all-pairs``  streaming all-pairs scoring on CUDA (:func:`~mfrkit.bench.score.streaming.score_all_pairs`):
                exactness against the materialised metrics on embeddings whose scores are
                exact in float32, then >= 1e11 comparisons timed beside the device's bare
                float32 matrix-product rate over the same tiles, measured in the same run.
@@ -138,7 +138,7 @@ def _normalised(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 def check_onnx(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     import onnxruntime as ort
 
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.models.export import export_family
 
     rows = []
@@ -181,7 +181,7 @@ def check_onnx(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
 
 
 def check_topk(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
-    from mfrkit.bench.search import topk_search
+    from mfrkit.bench.score.search import topk_search
 
     rng = np.random.default_rng(1)
     Q = _normalised(rng, sizes.topk_probes, sizes.topk_dim)
@@ -212,7 +212,7 @@ def check_topk(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
 def _exact_grid_sides(seed: int, n: int):
     """Embeddings whose dot products are exact in float32 (entries k/64): any device and
     any summation order give the same scores, so results must equal the CPU oracle."""
-    from mfrkit.bench.streaming import Side
+    from mfrkit.bench.score.streaming import Side
 
     rng = np.random.default_rng(seed)
     out = []
@@ -228,15 +228,15 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     import warnings
 
     from mfrkit.bench import metrics as M
-    from mfrkit.bench.streaming import Side, View, score_all_pairs
+    from mfrkit.bench.score.streaming import ScanOptions, Side, View, score_all_pairs
 
     targets = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
     rows = []
     # exactness on the device
     ne = sizes.all_pairs_exact_side
     ref, probe = _exact_grid_sides(0, ne)
-    _, resolved, scan = score_all_pairs(ref, probe, {"overall": View([0])}, far_targets=targets, device=device,
-                                        tile_rows=ne // 3, tile_cols=ne // 3, collect_all=0)
+    _, resolved, scan = score_all_pairs(ref, probe, {"overall": View([0])}, far_targets=targets,
+                                        options=ScanOptions(device=device, tile_rows=ne // 3, tile_cols=ne // 3, collect_all=0))
     S = ref.vectors.astype(np.float64) @ probe.vectors.astype(np.float64).T
     keep = ref.unit[:, None] != probe.unit[None, :]
     y = (ref.identity[:, None] == probe.identity[None, :])[keep]
@@ -263,8 +263,8 @@ def check_all_pairs(device: str, sizes: Sizes, tmp: Path) -> list[Row]:
     R, P = side(0), side(1)
     bare = _bare_matmul_seconds(R.vectors, P.vectors, tile, device)
     t0 = time.perf_counter()
-    binned, resolved, scan = score_all_pairs(R, P, {"overall": View([0])}, far_targets=targets, device=device,
-                                             tile_rows=tile, tile_cols=tile)
+    binned, resolved, scan = score_all_pairs(R, P, {"overall": View([0])}, far_targets=targets,
+                                             options=ScanOptions(device=device, tile_rows=tile, tile_cols=tile))
     seconds = time.perf_counter() - t0
     cmp = n * n
     rows.append(Row("all-pairs", f"bare float32 matrix product, {n:,} x {n:,} x {d} in {tile} tiles on {device}",

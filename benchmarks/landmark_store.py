@@ -228,8 +228,8 @@ def read_store(folder: str, mesh: bool) -> tuple[int, float]:
 def bench_keys(folder: str) -> int:
     """The bench's landmark use: points of every image, LOOKUP_BLOCK at a time, reduced
     to the embedding cache's item keys (as ``embed_images`` does)."""
-    from mfrkit.bench.embed import LOOKUP_BLOCK
-    from mfrkit.bench.embedding_cache import item_key
+    from mfrkit.bench.embed.pipeline import LOOKUP_BLOCK
+    from mfrkit.bench.embed.embedding_cache import item_key
     from mfrkit.landmarks.store import LandmarkStore
 
     store = LandmarkStore(folder, "mediapipe")
@@ -248,7 +248,7 @@ def size_mib(path: Path) -> float:
 
 def memory_section(faces, folder: Path, sizes: list[int]) -> None:
     base = baseline("mfrkit.landmarks.cache", "pandas", "pyarrow.parquet")
-    bench_base = baseline("mfrkit.landmarks.cache", "mfrkit.bench.embed", "pandas", "pyarrow.parquet")
+    bench_base = baseline("mfrkit.landmarks.cache", "mfrkit.bench.embed.pipeline", "pandas", "pyarrow.parquet")
     print(f"\n2. Size on disk and peak RSS above a process that only imports the modules ({base:.0f} MiB)")
     header = f"   {'rows':>8} {'0.1.0 file':>11} {'store':>8} {'per row':>8} | {'0.1.0 load all':>15} {'store: all chunks':>18} {'points only':>12} {'bench keys':>11} {'read rows/s':>12}"
     print(header)
@@ -279,8 +279,8 @@ def bench_tables(n: int, dim: int = 512) -> int:
     one model's Embeddings."""
     import pandas as pd
 
-    from mfrkit.bench.embed import Embeddings
-    from mfrkit.bench.images import ImageTable
+    from mfrkit.bench.embed.pipeline import Embeddings
+    from mfrkit.bench.embed.images import ImageTable
     from mfrkit.data.manifest import Manifest
 
     ids = [f"id{k // 20:05d}/img_{k:07d}.jpg" for k in range(n)]
@@ -294,7 +294,7 @@ def bench_tables(n: int, dim: int = 512) -> int:
 
 
 def bench_section(sizes: list[int]) -> None:
-    base = baseline("mfrkit.bench.embed", "mfrkit.bench.images", "pandas")
+    base = baseline("mfrkit.bench.embed.pipeline", "mfrkit.bench.embed.images", "pandas")
     print("\n3. Bench per-image structures (one manifest, one 512-d model), peak RSS above imports")
     got = {n: measure(bench_tables, n).self_mib - base for n in sizes}
     for n in sizes:

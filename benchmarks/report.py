@@ -6,7 +6,7 @@ breakdowns) for ``--models`` x ``--protocols``, then times :func:`build_report` 
 reports the page's size. The manifests named by the results do not exist, so the
 galleries are notes: this measures the part that grows with the protocol (reading the
 scores, the ROC/DET curves, the histograms, the SVGs); the crops are a fixed
-``16 x 2`` per model x protocol (about 5 KB each, see ``report_gallery.jpeg_bytes``).
+``16 x 2`` per model x protocol (about 5 KB each, see ``mfrkit.bench.report.gallery.jpeg_bytes``).
 
     python benchmarks/report.py [--pairs 600000] [--models 3] [--protocols 2] [--repeats 2]
 """
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.leaderboard import collect_results
-from mfrkit.bench.report import build_report
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.page import build_report
 
 
 def write_result(root: Path, model: str, protocol: str, n: int, seed: int) -> None:

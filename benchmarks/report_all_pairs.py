@@ -9,7 +9,7 @@ RSS: reading ``histogram.csv``, the streaming pass over ``genuine.csv``, and the
 ``build_report``.
 
 Part 2 (``--refs``, ``--probes``): the pass that finds the highest-scoring impostor pairs
-from saved embeddings (:func:`mfrkit.bench.report_impostors.top_impostors`), beside the
+from saved embeddings (:func:`mfrkit.bench.report.impostors.top_impostors`), beside the
 bare float32 matrix product of the same size (tile by tile into one buffer), with the
 histogram's cut (about the 8th highest impostor score) and without one (-inf: the
 running top-8 raises the floor after the first tile). Asserts nothing.
@@ -41,7 +41,7 @@ def write_result(root: Path, n_genuine: int, n_impostor: float, n_images: int, s
     """A synthetic all-pairs result folder (see the module docstring); returns it."""
     from scipy.stats import norm
 
-    from mfrkit.bench.binned_scores import ScoreBins
+    from mfrkit.bench.score.binned_scores import ScoreBins
 
     rng = np.random.default_rng(seed)
     folder = root / "run" / "model" / "proto"
@@ -89,20 +89,20 @@ def write_result(root: Path, n_genuine: int, n_impostor: float, n_images: int, s
 
 
 def read_histogram(folder: str) -> int:
-    from mfrkit.bench.report_scores import BinnedHistogram
+    from mfrkit.bench.report.scores import BinnedHistogram
 
     return len(BinnedHistogram.read(Path(folder) / "histogram.csv").lower)
 
 
 def scan(folder: str) -> int:
-    from mfrkit.bench.report_scores import scan_genuine
+    from mfrkit.bench.report.scores import scan_genuine
 
     return scan_genuine(Path(folder) / "genuine.csv", 8, [0.5]).n
 
 
 def report(folder: str) -> int:
-    from mfrkit.bench.leaderboard import collect_results
-    from mfrkit.bench.report import build_report
+    from mfrkit.bench.report.leaderboard import collect_results
+    from mfrkit.bench.report.page import build_report
 
     return len(build_report(collect_results([Path(folder).parent.parent])).encode())
 
@@ -114,7 +114,7 @@ def timed(fn, *args):
 
 
 def impostor_pass(args) -> None:
-    from mfrkit.bench.report_impostors import top_impostors
+    from mfrkit.bench.report.impostors import top_impostors
 
     ref, ir = make_side(args.refs, 4, args.dim, 0, 1)
     probe, iq = make_side(args.probes, 4, args.dim, 0, 2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mfrkit.bench.crops import CropJob, make_crop
+from mfrkit.crops import CropJob, make_crop
 from mfrkit.data.manifest import Manifest, make_table, write_manifest
 from mfrkit.errors import MfrkitError
 from mfrkit.landmarks.cache import get_landmarks

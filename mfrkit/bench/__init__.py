@@ -1,30 +1,29 @@
-"""Scoring ONNX face-recognition models on protocols.
+"""Scoring ONNX face-recognition models on protocols, as the stages of a run.
 
-The files follow the data flow of a run:
+The sub-packages follow the data flow of ``mfrkit bench``:
 
 ==================  =====================================================================
-``onnx_model``      a validated onnxruntime session for one model (provider, I/O checks)
-``crops``           decode, align and crop images in worker processes, ahead of the model
-``embed``           crops -> L2-normalised embeddings, with failures to acquire kept
-``embedding_cache`` embeddings cached by model, image and preprocessing
-``images``          the images a run needs, across the protocols' manifests
-``protocol_io``     protocols as the bench reads them
-``search``          1:1 pair scores and blocked 1:N top-k search (numpy or torch)
-``streaming``       all-pairs scoring in tiles (numpy or torch), never the full matrix
-``binned_scores``   exact metrics from binned impostor scores plus a few exact bins
-``metrics``         pure metric functions (ROC, TAR@FAR, EER, k-fold accuracy, CMC, ...),
-                    two rule sets (``mfrkit``, ``insightface``)
-``evaluate``        the metrics of one model on one protocol, with breakdowns
-``all_pairs``       the metrics of one model on an all-pairs protocol
-``benchmark``       a whole run: models x protocols -> run folder
-``results``         run-folder files (strict JSON, CSV)
-``embeddings_file`` ``embeddings.parquet``: a run's embeddings, to recheck it
-``plots``           ROC, DET and CMC plots
-``leaderboard``     one row per (model, protocol) gathered from run folders
+``protocol_io``     ``--protocol`` / ``--manifest`` resolved by :mod:`mfrkit.protocols`
+``embed/``          images -> L2-normalised embeddings (ONNX model, one crop-source
+                    interface behind pack / local pool / Ray actors, the cache,
+                    ``embeddings.parquet``); FtA kept
+``score/``          embeddings -> scores: 1:1 pair scores, blocked 1:N top-k search,
+                    all-pairs streamed in tiles into exact binned scores
+``metrics/``        scores -> metrics: pure functions (ROC, TAR@FAR, EER, k-fold accuracy,
+                    CMC, TPIR@FPIR, intervals) by two rule sets (``mfrkit``, ``insightface``)
+``evaluators/``     one evaluator per protocol kind (pairs, all-pairs, identification) in
+                    :data:`~mfrkit.bench.evaluators.EVALUATORS`: a protocol's scores,
+                    metrics and files; the threshold transfer
+``results/``        :class:`~mfrkit.bench.results.RunResult` (``metrics.json``, written and
+                    read in one module), strict JSON / CSV, PNG plots
+``report/``         the leaderboard, the comparison table and the HTML report
+``benchmark``       :func:`run_benchmark`: a whole run, models x protocols -> run folder
 ==================  =====================================================================
 
-The public names below are imported lazily (``from mfrkit.bench import run_benchmark``),
-so importing :mod:`mfrkit.bench` costs nothing until one is used.
+The ONNX model (:mod:`mfrkit.onnx_model`) and the crops (:mod:`mfrkit.crops`) sit below
+bench: packs and training use them too. The public names below are imported lazily
+(``from mfrkit.bench import run_benchmark``), so importing :mod:`mfrkit.bench` costs
+nothing until one is used.
 """
 
 from __future__ import annotations
@@ -36,28 +35,33 @@ _PUBLIC = {
     "BenchError": "benchmark",
     "BenchRun": "benchmark",
     "run_benchmark": "benchmark",
-    "OnnxModel": "onnx_model",
-    "ModelSet": "onnx_model",
-    "load_models": "onnx_model",
-    "select_providers": "onnx_model",
-    "ImageRef": "embed",
-    "Embeddings": "embed",
-    "embed_images": "embed",
-    "l2_normalise": "embed",
-    "EmbeddingCache": "embedding_cache",
-    "pair_scores": "search",
-    "topk_search": "search",
-    "score_all_pairs": "streaming",
-    "Side": "streaming",
-    "View": "streaming",
-    "BinnedScores": "binned_scores",
-    "ScoreBins": "binned_scores",
-    "evaluate_all_pairs": "all_pairs",
+    "OnnxModel": "..onnx_model",
+    "ModelSet": "..onnx_model",
+    "load_models": "..onnx_model",
+    "select_providers": "..onnx_model",
+    "ImageRef": "embed.pipeline",
+    "Embeddings": "embed.pipeline",
+    "embed_images": "embed.pipeline",
+    "l2_normalise": "embed.pipeline",
+    "EmbeddingCache": "embed.embedding_cache",
+    "pair_scores": "score.search",
+    "topk_search": "score.search",
+    "score_all_pairs": "score.streaming",
+    "Side": "score.streaming",
+    "View": "score.streaming",
+    "ScanOptions": "score.streaming",
+    "BinnedScores": "score.binned_scores",
+    "ScoreBins": "score.binned_scores",
+    "evaluate_all_pairs": "evaluators.all_pairs",
+    "AllPairsOptions": "evaluators.all_pairs",
+    "AllPairsSide": "evaluators.all_pairs",
+    "EVALUATORS": "evaluators",
+    "RunResult": "results",
     "RULE_SETS": "metrics",
-    "save_embeddings": "embeddings_file",
-    "read_embeddings": "embeddings_file",
-    "collect_leaderboard": "leaderboard",
-    "write_leaderboard": "leaderboard",
+    "save_embeddings": "embed.embeddings_file",
+    "read_embeddings": "embed.embeddings_file",
+    "collect_leaderboard": "report.leaderboard",
+    "write_leaderboard": "report.leaderboard",
     "read_result": "results",
 }
 
@@ -66,5 +70,6 @@ __all__ = sorted(_PUBLIC)
 
 def __getattr__(name: str):
     if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        where = _PUBLIC[name]
+        return getattr(importlib.import_module(where if where.startswith(".") else f".{where}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,57 +11,38 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
 import platform
 import re
 import shutil
 import uuid
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__
 from ..alignments import get_alignment
-from ..data.manifest import STATUS_OK
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
-from ..landmarks.cache import detect_landmarks, open_store
+from ..onnx_model import ModelSet, load_models
 from ..options import none_for, option, rates
-from ..packs.pack import open_pack, serves
-from . import evaluate as E
 from . import metrics as M
-from .all_pairs import ALL_PAIRS, AllPairsOutcome, evaluate_all_pairs
-from .crops import default_workers
-from .embed import TTA_MODES, Embeddings, ImageRef, embed_images
-from .embedding_cache import default_cache_dir, preprocessing_key
-from .images import ATTRIBUTES, MISSING_UID, ImageTable
-from .leaderboard import leaderboard_row, write_leaderboard
-from .onnx_model import ModelSet, load_models
-from .plots import plot_cmc, plot_roc_det, plot_verification
-from .protocol_io import (
-    VERIFICATION,
-    ProtocolError,
-    describe_protocol,
-    parse_manifest_options,
-    resolve_protocol,
-)
-from .embeddings_file import EMBEDDINGS_NAME, save_embeddings
-from .results import METRICS_NAME, write_csv, write_json
-from .search import (
-    SEARCH_DEVICES,
-    identify,
-    identify_with_distractors,
-    identity_templates,
-    pair_scores,
-)
+from .embed.embedding_cache import default_cache_dir, preprocessing_key
+from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
+from .embed.images import ImageTable, Sides
+from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
+from .embed.pipeline import TTA_MODES, Embeddings
+from .evaluators import EvalSettings, ProtocolRun, describe_protocol, evaluator_of, fta_rows
+from .evaluators.transfer import apply_transfer, source_threshold, transfer_source
+from .protocol_io import parse_manifest_options, resolve_protocol
+from .report.leaderboard import leaderboard_row, write_leaderboard
+from .results import METRICS_NAME, FtaSummary, RunResult, new_result, write_csv, write_json
+from .score.search import SEARCH_DEVICES
 
 FTA_POLICIES = ("reject", "exclude")
 
-ProgressFactory = Callable[[int, str], ContextManager[Callable[[int], None]]]
 
 
 class BenchError(MfrkitError):
@@ -75,7 +56,7 @@ class BenchConfig:
 
     Attributes
     ----------
-    models : model files or folders (see :func:`~mfrkit.bench.onnx_model.load_models`).
+    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`).
     protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
@@ -97,7 +78,7 @@ class BenchConfig:
     rules : the rule set the leaderboard shows (``mfrkit`` or ``insightface``, see
         :data:`~mfrkit.bench.metrics.RULE_SETS`); metrics.json always holds both.
     save_embeddings : write ``embeddings.parquet`` per model into the run folder.
-    report : write ``report.html`` (:mod:`mfrkit.bench.report`) into the run folder.
+    report : write ``report.html`` (:mod:`mfrkit.bench.report.page`) into the run folder.
     """
 
     models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
@@ -165,6 +146,18 @@ class BenchConfig:
     executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
     ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
 
+    def embed_options(self) -> EmbedOptions:
+        """The embed stage's settings."""
+        return EmbedOptions(batch_size=self.batch_size, workers=self.workers, tta=self.tta, cache_dir=self.cache_dir,
+                            landmarks=self.landmarks, redetect=self.redetect, packs=tuple(self.packs),
+                            executor=self.executor_spec())
+
+    def eval_settings(self) -> EvalSettings:
+        """The evaluators' settings."""
+        return EvalSettings(fta_policy=self.fta_policy, far_targets=self.far_targets, n_boot=self.n_boot, seed=self.seed,
+                            confidence=self.confidence, max_rank=self.max_rank, search_device=self.search_device,
+                            plots=self.plots)
+
     def executor_spec(self):
         """The embedding step's executor (None: the local pipeline)."""
         if self.executor == "local":
@@ -176,279 +169,20 @@ class BenchConfig:
 
 @dataclass
 class BenchRun:
-    """What a run produced: its folder, one result dict per (model, protocol), the leaderboard rows."""
+    """What a run produced: its folder, one result per (model, protocol), the leaderboard rows."""
 
     folder: Path
-    results: list[dict]
+    results: list[RunResult]
     leaderboard: pd.DataFrame
-
-
-def _no_progress(total: int, description: str):
-    return contextlib.nullcontext(lambda n=1: None)
 
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
 
 
-# --- images -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Sides:
-    """uids a protocol uses, by side: ``reference`` (left, gallery, mates), ``probe`` (right, probes)."""
-
-    left: list = field(default_factory=list)
-    right: list = field(default_factory=list)
-    gallery: list = field(default_factory=list)
-    probes: list = field(default_factory=list)
-    mates: list = field(default_factory=list)
-
-    def reference(self) -> list:
-        return self.left + self.gallery + [u for u in self.mates if u != MISSING_UID]
-
-    def probe(self) -> list:
-        return self.right + self.probes
-
-
-def _sides(proto, images: ImageTable) -> _Sides:
-    ref, prb = proto.manifests["reference"], proto.manifests["probe"]
-    what = f"protocol {proto.name}"
-    if proto.kind == ALL_PAIRS:
-        return _Sides(
-            left=images.uids(ref, proto.reference_images["image_id"].tolist(), what=what),
-            right=images.uids(prb, proto.probe_images["image_id"].tolist(), what=what),
-        )
-    if proto.kind == VERIFICATION:
-        return _Sides(
-            left=images.uids(ref, proto.pairs["left_id"].tolist(), what=what),
-            right=images.uids(prb, proto.pairs["right_id"].tolist(), what=what),
-        )
-    mates = proto.probes["mate_id"].tolist() if "mate_id" in proto.probes else [""] * len(proto.probes)
-    return _Sides(
-        gallery=images.uids(ref, proto.gallery["image_id"].tolist(), what=what),
-        probes=images.uids(prb, proto.probes["image_id"].tolist(), what=what),
-        mates=images.uids(ref, mates, what=what),
-    )
-
-
-def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
-    """Landmarks (points only) of a few images, each from its manifest's landmark store:
-    the bench reads the landmarks of a chunk when it embeds that chunk."""
-
-    def lookup(refs: Sequence[ImageRef]) -> list:
-        rows = table.loc[[r.image_id for r in refs], ["manifest", "image_id"]]
-        out: list = [None] * len(refs)
-        for key, group in rows.reset_index(drop=True).groupby("manifest", sort=False):
-            if key in stores:
-                found = stores[key].get(group["image_id"].tolist(), mesh=False)
-                for pos, image_id in zip(group.index, group["image_id"]):
-                    out[pos] = found.get(image_id)
-        return out
-
-    return lookup
-
-
-def _packed_crops(rows: pd.DataFrame, images: ImageTable, packs: list, align: str, landmarks: str | None) -> dict:
-    """Position in ``rows`` -> (pack, pack row) for the images a pack can crop for this
-    model: a pack made from the same manifest (same fingerprint), whose alignment serves
-    the model's, with the same landmark backend, and whose crop of the image is ok."""
-    if not packs:
-        return {}
-    usable = []
-    for pack in packs:
-        if not any(serves(a, align) for a in pack.alignments) or (landmarks is not None and pack.info.get("landmarks") != landmarks):
-            continue
-        usable.append(pack)
-    out: dict = {}
-    if not usable:
-        return out
-    fingerprints = {key: m.fingerprint() for key, m in images.manifests.items() if key}
-    for pos, (key, image_id) in enumerate(zip(rows["manifest"], rows["image_id"])):
-        for pack in usable:
-            if pack.info["source"]["fingerprint"] == fingerprints.get(key) and pack.has(image_id):
-                row = pack.row(image_id)
-                if pack.index["crop_status"].iat[row] == STATUS_OK:
-                    out[pos] = (pack, row)
-                    break
-    return out
-
-
-def _embed_for(ms: ModelSet, sides: list[_Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
-    """Embeddings of every image the protocols need, per side of the model set (keyed by uid)."""
-    ref_uids = dict.fromkeys(u for s in sides for u in s.reference())
-    probe_uids = dict.fromkeys(u for s in sides for u in s.probe())
-    if not ms.heterogeneous:
-        ref_uids.update(probe_uids)
-    jobs = [(ms.reference, list(ref_uids))] + ([(ms.probe, list(probe_uids))] if ms.heterogeneous else [])
-    out = []
-    stores: dict = {}
-    table = images.table
-    packs = [open_pack(p) for p in cfg.packs]
-    if packs and cfg.redetect:
-        # A pack's crops follow the landmarks it was made with, not redetected ones.
-        log("--redetect: packs are not used (their crops follow the landmarks they were made with)")
-        packs = []
-    for model, uids in jobs:
-        needs = get_alignment(model.spec.align).needs_landmarks
-        rows = table.loc[uids]
-        lookup = None
-        if needs:
-            for key in rows["manifest"].unique():
-                if not key:
-                    continue  # MISSING_UID
-                if key not in stores:
-                    m = images.manifests[key]
-                    log(f"{cfg.landmarks} landmarks of {m.path} (detecting any not cached yet)")
-                    # -j 0 means no worker processes here too
-                    lm_workers = (os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
-                    # backend_options None reuses whatever is cached (a masked copy's inherited
-                    # landmarks); {} asks for landmarks detected on these very pixels.
-                    detect_landmarks(m, cfg.landmarks, workers=lm_workers, executor=cfg.executor_spec(),
-                                     backend_options={} if cfg.redetect else None)
-                    stores[key] = open_store(m, cfg.landmarks)
-            lookup = _landmark_lookup(table, stores)
-        refs = [ImageRef(u, path, sha, status) for u, path, sha, status in zip(uids, rows["path"], rows["sha256"], rows["status"])]
-        packed = _packed_crops(rows, images, packs, model.spec.align, cfg.landmarks if needs else None)
-        if packed:
-            log(f"{model.name}: {len(packed)} of {len(refs)} crops read from packs")
-        workers = cfg.workers if cfg.workers is not None else default_workers(model.provider, len(refs) - len(packed))
-        with progress(len(refs), f"embedding with {model.name}") as advance:
-            emb = embed_images(
-                model, refs, batch_size=cfg.batch_size, workers=workers, tta=cfg.tta, cache_dir=cfg.cache_dir,
-                landmark_backend=cfg.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
-                executor=cfg.executor_spec(), packed=packed,
-            )  # fmt: skip
-        # No rate when nothing was embedded (all from the cache): "0.0 img/s" read as a failure.
-        rate = f" ({emb.images_per_second:.1f} img/s on {model.provider})" if emb.computed else ""
-        log(
-            f"{model.name}: {len(refs)} images, {emb.computed} embedded{rate}, {emb.cached} from cache, "
-            f"{int((~emb.ok).sum())} failed to acquire"
-        )
-        out.append(emb)
-    return out[0], (out[1] if ms.heterogeneous else out[0])
-
-
-# --- per-protocol evaluation -----------------------------------------------------------------------
-
-
-def _attributes(images: ImageTable, uids: list, prefix: str = "") -> pd.DataFrame:
-    attrs = images.table.loc[uids, list(ATTRIBUTES)].reset_index(drop=True)
-    return attrs.add_prefix(prefix)
-
-
-def _verification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
-    pairs = proto.pairs[["fold", "left_id", "right_id", "label"]].reset_index(drop=True).copy()
-    pairs["label"] = pd.to_numeric(pairs["label"]).astype(int)
-    li, ri = ref.rows(s.left), probe.rows(s.right)
-    scores = pair_scores(ref.vectors, probe.vectors, left_index=li, right_index=ri, left_ok=ref.ok, right_ok=probe.ok)
-    pairs["score"] = scores
-    pairs["fta"] = np.isneginf(scores)
-    pairs = pd.concat([pairs, _attributes(images, s.left, "left_"), _attributes(images, s.right, "right_")], axis=1)
-    use = pairs if cfg.fta_policy == "reject" else pairs[~pairs["fta"]]
-    clusters = use["left_identity"].where(use["left_identity"].notna(), use["left_id"]).astype(str).to_numpy()
-    metrics = E.verification_metrics(
-        use["label"].to_numpy(), use["score"].to_numpy(), use["fold"].to_numpy(), clusters,
-        far_targets=cfg.far_targets, n_boot=cfg.n_boot, seed=cfg.seed, confidence=cfg.confidence,
-    )  # fmt: skip
-    metrics["n_fta_excluded"] = int(len(pairs) - len(use))
-    breakdowns = E.verification_breakdowns(use, thresholds=E.overall_thresholds(metrics), far_targets=cfg.far_targets)
-    return pairs, use, metrics, breakdowns
-
-
-def _identities(df: pd.DataFrame, uids: list, images: ImageTable) -> pd.Series:
-    """The protocol's identity column where given, else the manifest's."""
-    known = pd.Series(images.table.loc[uids, "identity"].to_numpy(), index=df.index, dtype=object)
-    if "identity" not in df.columns:
-        return known
-    given = df["identity"].astype(object)
-    return given.where(given.notna() & (given.astype(str).str.strip() != ""), known)
-
-
-def _identification(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable, cfg: BenchConfig):
-    gal = proto.gallery.reset_index(drop=True).copy()
-    prb = proto.probes.reset_index(drop=True).copy()
-    prb["mated"] = pd.to_numeric(prb["mated"]).astype(bool)
-    gal["identity"] = _identities(gal, s.gallery, images)
-    prb["identity"] = _identities(prb, s.probes, images)
-    pi = probe.rows(s.probes)
-    megaface = any(u != MISSING_UID for u in s.mates)
-    if megaface:
-        res, names, extra = _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg)
-    else:
-        res, names, extra = _search_templates(proto, s, gal, prb, ref, probe, pi, cfg)
-    prb["rank"] = res.ranks
-    prb["mated_score"] = res.mated_scores
-    prb["best_score"] = res.best_scores
-    prb["fta"] = ~probe.ok[pi]
-    prb["top1"] = [names[t] if t >= 0 else None for t in res.top_index[:, 0]]
-    prb = pd.concat([prb, _attributes(images, s.probes).drop(columns=["identity"])], axis=1)
-    use = prb if cfg.fta_policy == "reject" else prb[~prb["fta"]]
-    metrics = E.identification_metrics(
-        use["rank"].to_numpy(float), use["mated_score"].to_numpy(float), use["best_score"].to_numpy(float),
-        use["mated"].to_numpy(bool), max_rank=cfg.max_rank, fpir_targets=cfg.far_targets, confidence=cfg.confidence,
-    )  # fmt: skip
-    metrics["n_fta_excluded"] = int(len(prb) - len(use))
-    metrics.update(extra)
-    breakdowns = E.identification_breakdowns(use, max_rank=cfg.max_rank, fpir_targets=cfg.far_targets)
-    k = res.top_index.shape[1]
-    cand = pd.DataFrame(
-        {
-            "probe_id": np.repeat(prb["image_id"].to_numpy(), k),
-            "rank": np.tile(np.arange(1, k + 1), len(prb)),
-            "candidate": [names[t] if t >= 0 else None for t in res.top_index.ravel()],
-            "score": res.top_scores.ravel().astype(np.float64),
-        }
-    )
-    return prb, use, metrics, breakdowns, cand[cand["candidate"].notna()], res.device
-
-
-def _search_templates(proto, s, gal, prb, ref, probe, pi, cfg):
-    """Standard 1:N: one template per gallery identity."""
-    if gal["identity"].isna().any():
-        raise ProtocolError(f"protocol {proto.name}: gallery image {gal['image_id'][gal['identity'].isna()].iloc[0]!r} has no identity")
-    gi = ref.rows(s.gallery)
-    templates, names, lost = identity_templates(ref.vectors[gi], ref.ok[gi], gal["identity"].astype(str).to_numpy())
-    enrolled = set(gal["identity"].astype(str))
-    pos = {n: i for i, n in enumerate(names)}
-    lost_set = set(lost.tolist())
-    mate = np.full(len(prb), -1, np.int64)
-    for j, (pid, ident, mated) in enumerate(zip(prb["image_id"], prb["identity"], prb["mated"])):
-        ident = None if ident is None or pd.isna(ident) else str(ident)
-        if mated:
-            if ident is None or ident not in enrolled:
-                raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked mated but its identity {ident!r} is not in the gallery")
-            mate[j] = pos[ident] if ident not in lost_set else -2
-        elif ident is not None and ident in enrolled:
-            raise ProtocolError(f"protocol {proto.name}: probe {pid!r} is marked non-mated but its identity {ident!r} is enrolled")
-    res = identify(probe.vectors[pi], probe.ok[pi], templates, mate, k=cfg.max_rank, device=cfg.search_device)
-    extra = {"gallery_identities": len(enrolled), "gallery_identities_without_template": sorted(lost_set)}
-    return res, names, extra
-
-
-def _search_distractors(proto, s, gal, prb, ref, probe, pi, cfg):
-    """MegaFace mode: each probe row against the gallery's distractors plus its own mate (``mate_id``)."""
-    if "distractor" in gal.columns:
-        is_d = pd.to_numeric(gal["distractor"]).astype(bool).to_numpy()
-    else:
-        is_d = ~gal["identity"].isin(set(prb["identity"].dropna())).to_numpy()
-    d_uids = [u for u, d in zip(s.gallery, is_d) if d]
-    di = ref.rows(d_uids)
-    usable = ref.ok[di]
-    distractors = ref.vectors[di][usable]
-    names = [i for i, u in zip(gal["image_id"][is_d], usable) if u]
-    mated = prb["mated"].to_numpy(bool)
-    if (mated & (np.asarray(s.mates) == MISSING_UID)).any():
-        raise ProtocolError(f"protocol {proto.name}: in a protocol with mate_id, every mated probe needs one")
-    mi = np.array([ref.index[u] if u != MISSING_UID else 0 for u in s.mates], np.int64)
-    mate_ok = mated & ref.ok[mi] & (np.asarray(s.mates) != MISSING_UID)
-    res = identify_with_distractors(
-        probe.vectors[pi], probe.ok[pi], distractors, ref.vectors[mi], mate_ok, k=cfg.max_rank, device=cfg.search_device,
-    )  # fmt: skip
-    res.ranks[~mated] = np.nan
-    res.mated_scores[~mated] = np.nan
-    extra = {"mode": "megaface", "distractors": int(len(d_uids)), "distractors_failed": int((~usable).sum())}
-    return res, names, extra
+def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
+    """The embed stage for one model set: (reference, probe) embeddings keyed by uid."""
+    return embed_model_set(ms, sides, images, cfg.embed_options(), log, progress)
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -496,16 +230,16 @@ def run_benchmark(
     BenchRun
     """
     log = log or (lambda msg: None)
-    progress = progress or _no_progress
+    progress = progress or no_progress
     _validate(cfg)
     manifest_options = parse_manifest_options([str(m) for m in cfg.manifests])
     protocols = [resolve_protocol(p, manifest_options) for p in cfg.protocols]
     names = [p.name for p in protocols]
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
-    transfer_source = _transfer_source(protocols, cfg.transfer_from)
+    source = transfer_source(protocols, cfg.transfer_from, BenchError)
     images = ImageTable()
-    sides = [_sides(p, images) for p in protocols]
+    sides = [evaluator_of(p.kind).sides(p, images) for p in protocols]
     model_sets = load_models(
         cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads,
@@ -524,65 +258,67 @@ def run_benchmark(
         k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
     }
     settings["far_targets"] = list(cfg.far_targets)
-    write_json(
-        folder / "run.json",
-        {
-            "run_id": run_id,
-            "created": now.isoformat(timespec="seconds"),
-            "mfrkit_version": __version__,
-            "settings": settings,
-            "models": [ms.describe() for ms in model_sets],
-            "protocols": [describe_protocol(p) for p in protocols],
-            "environment": _environment(),
-        },
-    )
+    meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
+    write_json(folder / "run.json", {
+        **meta, "settings": settings, "models": [ms.describe() for ms in model_sets],
+        "protocols": [describe_protocol(p) for p in protocols], "environment": _environment(),
+    })  # fmt: skip
     with _failed_run_cleanup(folder):
-        meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
-        results: list[dict] = []
+        results: list[RunResult] = []
         for ms in model_sets:
             log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
             ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
             mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
-            common = {
-                **meta,
-                "model": ms.describe(),
-                "settings": {**settings, "batch_size": cfg.batch_size},
-                "preprocessing": _preprocessing(ms, cfg),
-                "throughput": _throughput(ms, ref, probe),
-            }
+            common = {"model": ms.describe(), "settings": {**settings, "batch_size": cfg.batch_size},
+                      "preprocessing": _preprocessing(ms, cfg), "throughput": _throughput(ms, ref, probe)}
             if cfg.save_embeddings:
                 save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
-            # the transfer source goes first: all-pairs protocols then get its threshold up
-            # front and count at it in the same pass over their comparisons
-            per_model: list = [None] * len(protocols)
-            hint = None
-            for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != transfer_source):
-                proto, s = protocols[i], sides[i]
-                per_model[i] = _run_protocol(
-                    proto, s, ref, probe, images, cfg, common, mdir / _safe_name(proto.name),
-                    f"{ms.name} on {proto.name}",
-                    transfer=(cfg.transfer_far if proto.name == transfer_source else None,
-                              None if hint is None else hint["threshold"]),
-                    progress=progress, log=log,
-                )  # fmt: skip
-                if proto.name == transfer_source:
-                    hint = _source_threshold(per_model[i][1], cfg.transfer_far)
-            _apply_transfer(per_model, transfer_source, cfg.transfer_far)
-            for res, _ in per_model:
-                for metric, why in (res["metrics"].get("skipped") or {}).items():
-                    log(f"{ms.name} on {res['protocol']['name']}: {metric} skipped: {why}")
-                write_json(Path(res["path"]) / METRICS_NAME, res)
+            for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, ms.name, source,
+                                      progress, log):
+                for metric, why in (res.metrics.get("skipped") or {}).items():
+                    log(f"{ms.name} on {res.protocol}: {metric} skipped: {why}")
+                res.write()
                 results.append(res)
         board = pd.DataFrame([leaderboard_row(r) for r in results])
         write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
         if cfg.report:
-            from .report import REPORT_NAME, write_report
+            from .report.page import REPORT_NAME, write_report
 
             try:
                 write_report([folder], folder / REPORT_NAME)
             except (MfrkitError, OSError) as exc:  # the run's results are written: keep them, say why
                 log(f"report not written: {exc}")
         return BenchRun(folder=folder, results=results, leaderboard=board)
+
+
+def _run_protocols(protocols, sides, ref, probe, images, cfg: BenchConfig, meta: dict, common: dict, mdir: Path,
+                   model_name: str, source: str | None, progress, log) -> list[RunResult]:
+    """One model set on every protocol, in the run's order, with the threshold transfer.
+
+    The transfer source goes first: all-pairs protocols then get its threshold up front
+    and count at it in the same pass over their comparisons."""
+    per_model: list = [None] * len(protocols)
+    hint = None
+    for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != source):
+        proto = protocols[i]
+        evaluator = evaluator_of(proto.kind)
+        pdir = mdir / _safe_name(proto.name)
+        pdir.mkdir(parents=True, exist_ok=True)
+        run = ProtocolRun(proto, sides[i], ref, probe, images, cfg.eval_settings(), pdir, f"{model_name} on {proto.name}",
+                          transfer_far=cfg.transfer_far if proto.name == source else None,
+                          transfer_threshold=None if hint is None else hint["threshold"], progress=progress, log=log)
+        failed = fta_rows(evaluator, run)
+        fta = FtaSummary(int(len(failed)), failed["reason"].value_counts().to_dict() if len(failed) else {},
+                         cfg.fta_policy)
+        res = new_result(meta, **common, protocol=describe_protocol(proto), fta=fta, folder=pdir)
+        outcome = evaluator.evaluate(run)
+        write_csv(pdir / "fta.csv", failed)
+        res.finish(outcome.metrics, outcome.breakdowns, outcome.search_device)
+        per_model[i] = (res, outcome)
+        if proto.name == source:
+            hint = source_threshold(outcome, cfg.transfer_far)
+    apply_transfer(per_model, source, cfg.transfer_far)
+    return [res for res, _ in per_model]
 
 
 @contextlib.contextmanager
@@ -615,123 +351,6 @@ def _throughput(ms: ModelSet, ref: Embeddings, probe: Embeddings) -> dict:
         "seconds": seconds,
         "note": "pipeline + model, over the images of the run not found in the cache",
     }
-
-
-def _run_protocol(proto, s: _Sides, ref, probe, images: ImageTable, cfg: BenchConfig, common: dict, pdir: Path, title: str,
-                  *, transfer=(None, None), progress: ProgressFactory = _no_progress, log=lambda msg: None):
-    """Score and evaluate one protocol, write its files; returns (result dict, what the
-    threshold transfer reads: scored rows, an AllPairsOutcome, or None for 1:N).
-
-    ``transfer``: (FAR whose threshold this protocol must find, being the transfer
-    source; the source's threshold, known up front) -- both None when not needed."""
-    pdir.mkdir(parents=True, exist_ok=True)
-    fta_rows = _fta_rows(proto, s, ref, probe, images)
-    res = {**common, "settings": dict(common["settings"]), "protocol": describe_protocol(proto)}
-    res["fta"] = {
-        "images": int(len(fta_rows)),
-        "by_reason": fta_rows["reason"].value_counts().to_dict() if len(fta_rows) else {},
-        "policy": cfg.fta_policy,
-    }
-    use = None
-    if proto.kind == ALL_PAIRS:
-        source_far, threshold = transfer
-        with progress(max(1, int(np.ceil(len(s.left) / 2048)) * int(np.ceil(len(s.right) / 2048))),
-                      f"all-pairs scores of {proto.name}") as advance:
-            use = evaluate_all_pairs(
-                proto, s.left, s.right, ref, probe, (_attributes(images, s.left), _attributes(images, s.right)),
-                far_targets=cfg.far_targets, fta_policy=cfg.fta_policy, device=cfg.search_device, seed=cfg.seed,
-                confidence=cfg.confidence, transfer_far=source_far, thresholds=[] if threshold is None else [threshold],
-                log=log, progress=advance,
-            )  # fmt: skip
-        metrics, breakdowns = use.metrics, use.breakdowns
-        res["settings"]["search_device"] = use.device
-        write_csv(pdir / "genuine.csv", use.genuine)
-        write_csv(pdir / "histogram.csv", use.histogram)
-        write_csv(pdir / "images.csv", use.images)
-        if cfg.plots:
-            plot_roc_det(pdir, *use.roc, title)
-    elif proto.kind == VERIFICATION:
-        pairs, use, metrics, breakdowns = _verification(proto, s, ref, probe, images, cfg)
-        res["settings"]["search_device"] = None
-        write_csv(pdir / "scores.csv", pairs[["fold", "left_id", "right_id", "label", "score", "fta"]])
-        if cfg.plots:
-            plot_verification(pdir, use["label"].to_numpy(), use["score"].to_numpy(), title)
-    else:
-        prb, _, metrics, breakdowns, cand, device = _identification(proto, s, ref, probe, images, cfg)
-        res["settings"]["search_device"] = device
-        cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
-        cols += ["rank", "mated_score", "best_score", "top1", "fta"]
-        write_csv(pdir / "probes.csv", prb[cols].rename(columns={"image_id": "probe_id"}))
-        write_csv(pdir / "candidates.csv", cand)
-        if cfg.plots and "cmc" in metrics:
-            plot_cmc(pdir, metrics["cmc"], title)
-    write_csv(pdir / "fta.csv", fta_rows)
-    res.update(metrics=metrics, breakdowns=breakdowns, path=str(pdir))
-    return res, use
-
-
-def _fta_rows(proto, s: _Sides, ref: Embeddings, probe: Embeddings, images: ImageTable) -> pd.DataFrame:
-    """image_id, role, reason of every image of the protocol that failed to acquire."""
-    if proto.kind in (VERIFICATION, ALL_PAIRS):
-        sides = (("reference", ref, s.left), ("probe", probe, s.right))
-    else:
-        sides = (("gallery", ref, s.gallery + [u for u in s.mates if u != MISSING_UID]), ("probe", probe, s.probes))
-    rows = []
-    for role, emb, uids in sides:
-        for uid in dict.fromkeys(uids):
-            st = emb.status[emb.index[uid]]
-            if st != STATUS_OK:
-                rows.append({"image_id": images.table.at[uid, "image_id"], "role": role, "reason": str(st)})
-    return pd.DataFrame(rows, columns=["image_id", "role", "reason"])
-
-
-def _transfer_source(protocols: list, wanted: str | None) -> str | None:
-    """Name of the 1:1 protocol whose threshold is transferred: the one called ``wanted``,
-    else the only one whose spec is ``wanted``; None when there is none."""
-    if not wanted:
-        return None
-    verification = [p for p in protocols if p.kind in (VERIFICATION, ALL_PAIRS)]
-    if any(p.name == wanted for p in verification):
-        return wanted
-    of_spec = [p.name for p in verification if p.spec == wanted]
-    if len(of_spec) > 1:
-        raise BenchError(f"{len(of_spec)} protocols of spec {wanted!r} in this run ({', '.join(of_spec)}): name the one "
-                         "whose threshold is transferred with --transfer-from NAME ('' for none)")
-    return of_spec[0] if of_spec else None
-
-
-def _source_threshold(use, far_target: float) -> dict | None:
-    """The transfer source's threshold for ``far_target``: ``far_target, threshold, far``."""
-    if isinstance(use, AllPairsOutcome):
-        return use.transfer_threshold
-    if use is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-        taf = M.tar_at_far(use["label"].to_numpy(), use["score"].to_numpy(), [far_target])
-    return {"far_target": far_target, "threshold": float(taf.threshold[0]), "far": float(taf.far[0])}
-
-
-def _apply_transfer(per_model: list[tuple[dict, object]], source_name: str | None, far_target: float) -> None:
-    """Threshold for ``far_target`` on protocol ``source_name``, applied to the model's
-    other 1:1 protocols, pair lists and all-pairs alike (recorded in their results as
-    ``transfer``)."""
-    verification = [(r, u) for r, u in per_model if u is not None]
-    source = [(r, u) for r, u in verification if r["protocol"]["name"] == source_name]
-    if not source:
-        return
-    sres, suse = source[0]
-    src = _source_threshold(suse, far_target)
-    threshold = src["threshold"]
-    sres["transfer_source"] = src
-    for res, use in verification:
-        if res is sres:
-            continue
-        if isinstance(use, AllPairsOutcome):
-            rate = use.rates[float(threshold)]  # counted in its scan (the source went first)
-            res["transfer"] = {"from": source_name, "far_target": far_target, **rate.as_dict()}
-        else:
-            res["transfer"] = E.transfer(source_name, threshold, far_target, use["label"].to_numpy(), use["score"].to_numpy())
 
 
 def _preprocessing(ms: ModelSet, cfg: BenchConfig) -> dict:

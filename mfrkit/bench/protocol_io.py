@@ -16,16 +16,12 @@ import json
 import os
 from typing import Mapping
 
-import pandas as pd
-
 from ..protocols import ProtocolError
 from ..protocols import resolve_protocol as _engine_resolve
 
-VERIFICATION, IDENTIFICATION, ALL_PAIRS = "verification", "identification", "all-pairs"
 ROLES = ("reference", "probe")
 
-__all__ = ["ProtocolError", "VERIFICATION", "IDENTIFICATION", "parse_manifest_options", "resolve_protocol",
-           "protocol_sha256", "describe_protocol"]  # fmt: skip
+__all__ = ["ProtocolError", "parse_manifest_options", "resolve_protocol", "protocol_sha256"]
 
 
 def parse_manifest_options(values: list[str] | None) -> dict[str, str]:
@@ -70,27 +66,3 @@ def protocol_sha256(protocol) -> str:
         if df is not None:
             h.update(df.to_csv(index=False).encode())
     return h.hexdigest()
-
-
-def describe_protocol(protocol) -> dict:
-    """What a report records about a protocol."""
-    info = protocol.info
-    d = {"name": protocol.name, "kind": protocol.kind, "spec": info.get("spec"), "spec_params": info.get("spec_params")}
-    d.update(seed=info.get("seed"), version=info.get("version"), sha256=protocol_sha256(protocol))
-    d["folder"] = None if protocol.folder is None else str(protocol.folder)
-    d["manifests"] = {
-        r: {"name": m.name, "path": None if m.path is None else str(m.path), "fingerprint": m.fingerprint()}
-        for r, m in protocol.manifests.items()
-    }
-    if protocol.kind == VERIFICATION:
-        d.update(n_pairs=int(len(protocol.pairs)), n_folds=int(protocol.pairs["fold"].nunique()))
-    elif protocol.kind == ALL_PAIRS:
-        from ..protocols.all_pairs import protocol_counts
-
-        counts = protocol_counts(protocol)
-        d.update(n_pairs=counts["comparisons"], n_references=counts["references"], n_probes=counts["probes"],
-                 counts=counts)
-    else:
-        mated = pd.to_numeric(protocol.probes["mated"]).astype(bool)
-        d.update(n_gallery=int(len(protocol.gallery)), n_probes=int(len(protocol.probes)), n_mated=int(mated.sum()))
-    return d

@@ -36,7 +36,7 @@ def leaderboard(
     rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
 ) -> None:
     """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
-    from ..bench.leaderboard import DEFAULT_METRICS, write_leaderboards
+    from ..bench.report.leaderboard import DEFAULT_METRICS, write_leaderboards
 
     board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
                                         metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules)
@@ -54,8 +54,8 @@ def report(
     impostor_pass_limit: Annotated[Optional[float], typer.Option("--impostor-pass-limit", help="Largest all-pairs protocol (comparisons) whose highest-scoring impostor pairs are found by scoring it again from the run's embeddings.parquet (--save-embeddings); default 2e9 on the CPU, 2e11 on a CUDA device; 0: never.")] = None,
 ) -> None:
     """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
-    from ..bench.leaderboard import DEFAULT_METRICS
-    from ..bench.report import write_report
+    from ..bench.report.table import DEFAULT_METRICS
+    from ..bench.report.page import write_report
 
     path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit)
     console.print(f"wrote {path}")

@@ -125,14 +125,9 @@ def protocol_make(
 
 
 def _counts_text(protocol) -> str:
-    counts = protocol.info["counts"]
-    if protocol.kind == "verification":
-        return f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
-    if protocol.kind == "all-pairs":
-        return (f"{counts['references']} reference x {counts['probes']} probe images: {counts['genuine']:,} genuine and "
-                f"{counts['impostor']:,} impostor comparisons ({counts['excluded_self']:,} same-image and "
-                f"{counts['excluded_same_source']:,} same-source excluded)")
-    return f"{counts['gallery']} gallery image(s), {counts['probes']} probes ({counts['mated']} mated)"
+    from ..protocols.kinds import protocol_kind
+
+    return protocol_kind(protocol.kind).counts_text(protocol.info["counts"])
 
 
 @protocol_app.command("import")
@@ -183,10 +178,11 @@ def protocol_export(
     """Export a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison, as csv)."""
     from ..protocols import export_protocol, load_protocol
     from ..protocols.all_pairs import export_size
+    from ..protocols.kinds import protocol_kind
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
     loaded = load_protocol(protocol, manifests or None)
-    if loaded.kind == "all-pairs" and fmt == "csv":
+    if protocol_kind(loaded.kind).cross_product and fmt == "csv":
         rows, size = export_size(loaded)
         err_console.print(f"[yellow]warning:[/] {loaded.name} is an all-pairs protocol: the CSV gets one row per "
                           f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", highlight=False)
@@ -223,18 +219,14 @@ def protocol_validate(
 ) -> None:
     """Check ids, files, folds, identity-disjointness, duplicates and leakage; exit 1 on errors."""
     from ..protocols import validate_protocol
+    from ..protocols.kinds import protocol_kind
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
     report = validate_protocol(protocol, manifests or None, check_files=files)
     for problem in report.problems:
         colour = "red" if problem.severity == "error" else "yellow"
         err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
-    failed = len(report.failed_rows())
-    if report.kind == "all-pairs":
-        failed += sum(1 for st in report.gallery_status if st != "ok")
-        text = f"{failed} image(s) would be failures to acquire (all their comparisons rejections)"
-    else:
-        text = f"{failed} row(s) would be scored as failures"
+    text = protocol_kind(report.kind).failures_text(report)
     console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {text}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)

@@ -34,7 +34,7 @@ class Teacher(Protocol):
 
 class OnnxTeacher:
     """An ONNX embedding model as a teacher, run by the benchmark's
-    :class:`~mfrkit.bench.onnx_model.OnnxModel` (CUDA when available, else CPU; the same
+    :class:`~mfrkit.onnx_model.OnnxModel` (CUDA when available, else CPU; the same
     checks of the model file, its inputs and outputs, and its ``mfrkit.*`` metadata).
 
     Parameters
@@ -47,7 +47,7 @@ class OnnxTeacher:
     """
 
     def __init__(self, path: str | os.PathLike, *, preprocessing: ModelInput | None = None) -> None:
-        from ..bench.onnx_model import OnnxModel
+        from ..onnx_model import OnnxModel
 
         self.path = Path(path)
         options = preprocessing.to_metadata() if preprocessing is not None else None

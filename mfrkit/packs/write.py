@@ -3,7 +3,7 @@
 See :mod:`mfrkit.packs.pack` for the format. Packing is a job on :mod:`mfrkit.jobs`,
 one item per (alignment, shard): the source manifest and its cached landmarks (detected
 first where missing) -> each shard's crops, made by the benchmark's own crop function
-(:func:`mfrkit.bench.crops.make_crop`, so a packed crop is bit-identical to the one the
+(:func:`mfrkit.crops.make_crop`, so a packed crop is bit-identical to the one the
 bench would make) and written atomically with a small status file -> the index and
 ``pack.json`` last. Shards run in parallel on the job's executor (``-j``, or Ray).
 
@@ -235,7 +235,7 @@ class PackJob(Job):
         return done
 
     def run_item(self, item: ShardItem, state) -> list[dict]:
-        from ..bench.crops import CropJob, make_crop
+        from ..crops import CropJob, make_crop
 
         array = np.zeros((len(item.rows), *item.size, 3), np.uint8)
         statuses = []

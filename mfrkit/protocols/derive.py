@@ -20,6 +20,7 @@ import pandas as pd
 from ..data.manifest import Manifest
 from .errors import ProtocolError
 from .folder import Protocol, load_protocol
+from .kinds import has_pair_list
 from .pool import build_pool
 from .spec import ProtocolSpec
 from .verification import as_spec, realise_pairs, role_manifests
@@ -55,7 +56,7 @@ def derive_verification(parent: Protocol | str | os.PathLike, reference: Manifes
     """
     if not isinstance(parent, Protocol):
         parent = load_protocol(parent)
-    if parent.kind != "verification" or parent.pairs is None:
+    if not has_pair_list(parent.kind) or parent.pairs is None:
         raise ProtocolError(f"protocol {parent.name!r} is a {parent.kind} protocol; only 1:1 protocols can be derived")
     spec_obj = as_spec(spec, spec_params)
     manifests = role_manifests(reference, probe)

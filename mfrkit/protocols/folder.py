@@ -87,12 +87,12 @@ from ..data.manifest import Manifest, read_manifest
 from ..data.scan import modified_images
 from ..errors import MfrkitError
 from .errors import ProtocolError, StaleManifestError
+from .kinds import PROTOCOL_KINDS, kind_names, protocol_kind
 from .spec import ROLES
 
 FORMAT = "mfrkit-protocol"
 VERSION = 1
 INFO_NAME = "protocol.json"
-KINDS = ("verification", "identification", "all-pairs")
 
 #: File name -> columns, in order.
 TABLES = {
@@ -105,8 +105,6 @@ TABLES = {
 _INT_COLUMNS = {"fold", "label", "distractor", "mated"}
 #: Largest value an integer column may hold (a fold number beyond it is an edit gone wrong).
 _MAX_INT = 2**31 - 1
-_FILES_OF_KIND = {"verification": ("pairs.csv",), "identification": ("gallery.csv", "probes.csv"),
-                  "all-pairs": ("reference_images.csv", "probe_images.csv")}
 #: Which manifest each id column refers to.
 ROLE_OF_COLUMN = {
     ("pairs.csv", "left_id"): "reference",
@@ -195,7 +193,7 @@ class Protocol:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """File name -> table, for the files of this protocol's kind."""
-        names = _FILES_OF_KIND[self.kind]
+        names = protocol_kind(self.kind).tables
         out = {"pairs.csv": self.pairs, "gallery.csv": self.gallery, "probes.csv": self.probes,
                "reference_images.csv": self.reference_images, "probe_images.csv": self.probe_images}
         missing = [n for n in names if out[n] is None]
@@ -308,8 +306,8 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
             raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
         if not overwrite:
             raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
-    if protocol.kind not in KINDS:
-        raise ProtocolError(f"protocol kind must be one of {KINDS}, got {protocol.kind!r}")
+    if protocol.kind not in PROTOCOL_KINDS:
+        raise ProtocolError(f"protocol kind must be one of {kind_names()}, got {protocol.kind!r}")
     for role in ROLES:
         protocol.manifest(role)
     folder.mkdir(parents=True, exist_ok=True)
@@ -334,23 +332,9 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
 
 
 def count_summary(protocol: Protocol) -> dict:
-    """Small counts stored in ``protocol.json`` (the full breakdown is ``summarize``)."""
-    if protocol.kind == "verification":
-        p = normalize_table("pairs.csv", protocol.pairs)
-        folds = {}
-        for fold, g in p.groupby("fold", sort=True):
-            folds[str(int(fold))] = {"genuine": int(g["label"].sum()), "impostor": int((g["label"] == 0).sum())}
-        return {"pairs": int(len(p)), "genuine": int(p["label"].sum()), "impostor": int((p["label"] == 0).sum()),
-                "folds": folds}
-    if protocol.kind == "all-pairs":
-        from .all_pairs import protocol_counts
-
-        return protocol_counts(protocol)
-    g = normalize_table("gallery.csv", protocol.gallery)
-    pr = normalize_table("probes.csv", protocol.probes)
-    return {"gallery": int(len(g)), "gallery_identities": int(g["identity"].nunique()),
-            "distractors": int(g["distractor"].sum()), "probes": int(len(pr)),
-            "mated": int(pr["mated"].sum()), "non_mated": int((pr["mated"] == 0).sum())}
+    """Small counts stored in ``protocol.json`` (the full breakdown is ``summarize``), by
+    the protocol's kind (:meth:`~.kinds.ProtocolKind.count_summary`)."""
+    return protocol_kind(protocol.kind).count_summary(protocol)
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -371,8 +355,8 @@ def read_info(folder: str | os.PathLike) -> dict:
     if info.get("version") != VERSION:
         raise ProtocolError(f"{path} has protocol format version {info.get('version')!r}; "
                             f"this mfrkit reads version {VERSION}")
-    if info.get("kind") not in KINDS:
-        raise ProtocolError(f"{path}: kind must be one of {KINDS}")
+    if not isinstance(info.get("kind"), str) or info["kind"] not in PROTOCOL_KINDS:
+        raise ProtocolError(f"{path}: kind must be one of {kind_names()}")
     return info
 
 
@@ -503,7 +487,7 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
     folder = Path(folder)
     info = read_info(folder)
     tables: dict[str, pd.DataFrame] = {}
-    for name in _FILES_OF_KIND[info["kind"]]:
+    for name in protocol_kind(info["kind"]).tables:
         path = folder / name
         if not path.is_file():
             raise ProtocolError(f"protocol folder {folder} lacks {name}")

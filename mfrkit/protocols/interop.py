@@ -34,6 +34,7 @@ from ..data.manifest import (
 from ..errors import ImageError, MfrkitError
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
+from .kinds import has_pair_list, protocol_kind
 from .formats import (
     contiguous_folds,
     get_format,
@@ -198,7 +199,7 @@ def export_root(protocol: Protocol) -> Path:
 
 def protocol_pair_table(protocol: Protocol, root: Path | None = None) -> tuple[pd.DataFrame, Path]:
     """A 1:1 protocol as a pair table of paths relative to ``root`` (default :func:`export_root`)."""
-    if protocol.kind != "verification" or protocol.pairs is None:
+    if not has_pair_list(protocol.kind) or protocol.pairs is None:
         raise ProtocolError(f"only 1:1 protocols can be exported as pair lists; {protocol.name!r} is {protocol.kind}")
     root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
     sides = {}
@@ -233,14 +234,12 @@ def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
     -------
     (path written, root the paths are relative to)
     """
-    if protocol.kind == "all-pairs":
-        from .all_pairs import export_all_pairs
+    return protocol_kind(protocol.kind).export(protocol, path, fmt, root=root)
 
-        if fmt != "csv":
-            raise PairFormatError(f"an all-pairs protocol has no pair list to write as {fmt}; it exports as csv only "
-                                  "(one row per comparison: see its size with `mfrkit protocol show` first)")
-        root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
-        return export_all_pairs(protocol, path, root=root), root
+
+def export_pair_list(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
+                     root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """A protocol's pair list written in ``fmt`` (see :func:`export_protocol`)."""
     table, root = protocol_pair_table(protocol, Path(root) if root is not None else None)
     options = {"root": root} if "root" in get_format(fmt).write_options else {}
     return write_pairs(table, path, fmt, **options), root
@@ -394,3 +393,15 @@ def _write_bin_images(folder, bins: list[bytes], variant: str, name: str, file_n
                                            "source": {"file": file_name, "sha256": file_sha256}})
     write_manifest(manifest, folder.root / "manifest.parquet")
     return manifest, rows
+
+
+def export_every_comparison(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
+                            root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """An all-pairs protocol as a CSV of every comparison (see :func:`export_protocol`)."""
+    from .all_pairs import export_all_pairs
+
+    if fmt != "csv":
+        raise PairFormatError(f"an all-pairs protocol has no pair list to write as {fmt}; it exports as csv only "
+                              "(one row per comparison: see its size with `mfrkit protocol show` first)")
+    root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
+    return export_all_pairs(protocol, path, root=root), root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .folder import Protocol
+from .kinds import protocol_kind
 
 
 def _lookup(protocol: Protocol, role: str, ids: pd.Series, column: str) -> pd.Series:
@@ -40,26 +41,32 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
     reference x probe, excluded self and same-source, genuine, impostor) and ``variants``
     (left, right -> genuine, impostor, counted in closed form).
     """
-    if protocol.kind == "all-pairs":
-        return _summarize_all_pairs(protocol)
-    if protocol.kind == "verification":
-        p = protocol.pairs
-        ident_l = _lookup(protocol, "reference", p["left_id"], "identity")
-        ident_r = _lookup(protocol, "probe", p["right_id"], "identity")
-        folds = []
-        for fold, idx in p.groupby("fold", sort=True).groups.items():
-            labels = p.loc[idx, "label"]
-            ids = set(ident_l[idx]) | set(ident_r[idx])
-            ids.discard("-")
-            folds.append((int(fold), int(labels.sum()), int((labels == 0).sum()), len(ids)))
-        fold_table = pd.DataFrame(folds, columns=["fold", "genuine", "impostor", "identities"])
-        sides = pd.DataFrame({"left": _variant(protocol, "reference", p["left_id"]),
-                              "right": _variant(protocol, "probe", p["right_id"]),
-                              "label": p["label"].map({1: "genuine", 0: "impostor"})})
-        variants = sides.groupby(["left", "right", "label"]).size().unstack(fill_value=0)
-        variants = variants.reindex(columns=["genuine", "impostor"], fill_value=0).reset_index()
-        variants.columns.name = None
-        return {"folds": fold_table, "variants": variants}
+    return protocol_kind(protocol.kind).summarize(protocol)
+
+
+def summarize_verification(protocol: Protocol) -> dict[str, pd.DataFrame]:
+    """A pair list's ``folds`` and ``variants`` (see :func:`summarize`)."""
+    p = protocol.pairs
+    ident_l = _lookup(protocol, "reference", p["left_id"], "identity")
+    ident_r = _lookup(protocol, "probe", p["right_id"], "identity")
+    folds = []
+    for fold, idx in p.groupby("fold", sort=True).groups.items():
+        labels = p.loc[idx, "label"]
+        ids = set(ident_l[idx]) | set(ident_r[idx])
+        ids.discard("-")
+        folds.append((int(fold), int(labels.sum()), int((labels == 0).sum()), len(ids)))
+    fold_table = pd.DataFrame(folds, columns=["fold", "genuine", "impostor", "identities"])
+    sides = pd.DataFrame({"left": _variant(protocol, "reference", p["left_id"]),
+                          "right": _variant(protocol, "probe", p["right_id"]),
+                          "label": p["label"].map({1: "genuine", 0: "impostor"})})
+    variants = sides.groupby(["left", "right", "label"]).size().unstack(fill_value=0)
+    variants = variants.reindex(columns=["genuine", "impostor"], fill_value=0).reset_index()
+    variants.columns.name = None
+    return {"folds": fold_table, "variants": variants}
+
+
+def summarize_identification(protocol: Protocol) -> dict[str, pd.DataFrame]:
+    """A 1:N protocol's ``sets`` and ``variants`` (see :func:`summarize`)."""
     g, pr = protocol.gallery, protocol.probes
     sets = pd.DataFrame([
         ("gallery", len(g), g["image_id"].nunique(), g["identity"].nunique(), None, int(g["distractor"].sum())),
@@ -73,7 +80,8 @@ def summarize(protocol: Protocol) -> dict[str, pd.DataFrame]:
     return {"sets": sets, "variants": variants}
 
 
-def _summarize_all_pairs(protocol: Protocol) -> dict[str, pd.DataFrame]:
+def summarize_all_pairs(protocol: Protocol) -> dict[str, pd.DataFrame]:
+    """An all-pairs protocol's ``sides``, ``comparisons`` and ``variants`` (see :func:`summarize`)."""
     from .all_pairs import count_comparisons, protocol_counts
 
     refs, probes = protocol.reference_images, protocol.probe_images

@@ -29,6 +29,7 @@ import pandas as pd
 from ..data.manifest import STATUS_OK, Manifest, safe_relpath
 from ..errors import ManifestError
 from .folder import ManifestArg, Protocol, load_protocol, read_info, resolve_manifests
+from .kinds import protocol_kind
 from .pool import RootResolver
 
 ERROR, WARNING = "error", "warning"
@@ -176,12 +177,7 @@ def validate_protocol(folder: str | os.PathLike | Protocol, manifests: ManifestA
             distinct.append(m)
     resolver = RootResolver(distinct)
     checks = {role: _ImageCheck(protocol.manifest(role), resolver, check_files) for role in ("reference", "probe")}
-    if protocol.kind == "verification":
-        _validate_pairs(protocol, checks, report)
-    elif protocol.kind == "all-pairs":
-        _validate_all_pairs(protocol, checks, report)
-    else:
-        _validate_identification(protocol, checks, report)
+    protocol_kind(protocol.kind).validate(protocol, checks, report)
     return report
 
 
@@ -214,7 +210,7 @@ def _image_problems(ids: pd.Series, check: _ImageCheck, role: str, column: str, 
                 f"{_rows_text(rows, folds)}. They are kept in place and count as failures.", rows, file))
 
 
-def _validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+def validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
     pairs = protocol.pairs
     n = len(pairs)
     status = ["ok"] * n
@@ -302,7 +298,7 @@ def _validate_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: 
     report.row_status = status
 
 
-def _validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+def validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
     gallery, probes = protocol.gallery, protocol.probes
     g_status, p_status = ["ok"] * len(gallery), ["ok"] * len(probes)
     _image_problems(gallery["image_id"], checks["reference"], "reference", "image_id", "gallery.csv", None, g_status,
@@ -370,7 +366,7 @@ def _validate_identification(protocol: Protocol, checks: dict[str, _ImageCheck],
     report.row_status, report.gallery_status = p_status, g_status
 
 
-def _validate_all_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
+def validate_all_pairs(protocol: Protocol, checks: dict[str, _ImageCheck], report: ValidationReport) -> None:
     from .all_pairs import SIDE_FILES, count_comparisons
 
     status = {}

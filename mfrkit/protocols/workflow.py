@@ -16,13 +16,16 @@ from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, open_manifest, save_protocol
 from .identification import MODES, make_identification
-from .interop import ImportReport, bin_protocol_in_place, import_insightface_bin, import_pairs, people_folds
+from .interop import ImportReport, bin_protocol_in_place, import_insightface_bin, import_pairs
+from .kinds import PROTOCOL_KINDS, protocol_kind
 from .pool import available_crops
 from .registry import check_registrable, default_name, get_protocol, list_protocols, lookup, register_protocol, safe_part
 from .spec import SPECS
 from .verification import make_verification
 
 PathLike = str | os.PathLike
+#: ``SPEC:all-pairs`` names an all-pairs protocol drawn from the manifests (beside 1:N's ``SPEC:MODE``).
+ALL_PAIRS_MODE = "all-pairs"
 
 
 def _crop_folder(spec: str, region: str, region2: str | None, factor: float, centered: bool | None) -> str:
@@ -86,11 +89,10 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     -------
     list of (folder, Protocol) written.
     """
-    if kind not in ("verification", "all-pairs", "identification"):
+    if not isinstance(kind, str) or kind not in PROTOCOL_KINDS:
         raise ProtocolError(f"kind must be verification, all-pairs or identification, got {kind!r}")
-    if kind == "all-pairs" and (derive_from is not None or people is not None):
-        raise ProtocolError("an all-pairs protocol compares every image: it takes no parent protocol (--from) "
-                            "and no people.txt folds")
+    of_kind = protocol_kind(kind)
+    of_kind.check_make(derive_from, people)
     spec_params = {k: v for k, v in (spec_params or {}).items() if v is not None}
     SPECS.get(spec)
     jobs: list[tuple[Path, dict]] = [(Path(out), spec_params)]
@@ -103,29 +105,23 @@ def make_protocol_folder(out: PathLike, reference: PathLike, probe: PathLike | N
     for folder, params in jobs:
         label = name if len(jobs) == 1 else f"{name or spec}:{folder.name}"
         if derive_from is not None:
-            if kind != "verification":
+            if not of_kind.pair_list:
                 raise ProtocolError("only 1:1 protocols can be derived")
             protocol = derive_verification(derive_from, reference, probe, spec=spec, spec_params=params, name=label,
                                            **options)
-        elif kind == "identification":
-            protocol = make_identification(reference, probe, spec=spec, spec_params=params, name=label, **options)
-        elif kind == "all-pairs":
-            protocol = make_all_pairs(reference, probe, spec=spec, spec_params=params, name=label, **options)
         else:
-            folds = people_folds(people) if people is not None else None
-            protocol = make_verification(reference, probe, spec=spec, spec_params=params, identity_folds=folds,
-                                         name=label, **options)
+            protocol = of_kind.make(reference, probe, spec=spec, spec_params=params, name=label, people=people,
+                                    options=options)
         if label is None:
             protocol.info["name"] = folder.name
-        if people is not None and derive_from is None and kind == "verification":
+        if people is not None and derive_from is None and of_kind.pair_list:
             protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
         reg_name = None
         if register:
             if isinstance(register, str):
                 reg_name = register if len(jobs) == 1 else f"{register}{'-' if '/' in register else '/'}{folder.name}"
             else:
-                what = folder.name if len(jobs) > 1 else (f"{spec}-{options.get('mode', 'closed')}" if kind == "identification"
-                                                          else f"{spec}-all-pairs" if kind == "all-pairs" else spec)
+                what = folder.name if len(jobs) > 1 else of_kind.registered_suffix(spec, options)
                 reg_name = default_name(protocol.manifests["reference"].name, what)
             check_registrable(reg_name, folder, replace=overwrite)  # before writing: a refused name writes nothing
         save_protocol(protocol, folder, overwrite=overwrite)
@@ -200,7 +196,7 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
             raise ProtocolError(f"{value} is a folder but not a protocol folder (no {INFO_NAME})")
         return load_protocol(value, manifests or None)
     name, colon, mode = str(value).partition(":")
-    is_spec = name in SPECS and (not colon or mode in (*MODES, "all-pairs"))
+    is_spec = name in SPECS and (not colon or mode in (*MODES, ALL_PAIRS_MODE))
     # A registered name wins; a bare suffix of one (mr-mp for demo/mr-mp) too, unless
     # manifests are given with a spec name: then the spec is drawn from them, as always.
     if not (is_spec and reference is not None) or get_protocol(str(value)) is not None:
@@ -219,7 +215,7 @@ def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: 
         raise ProtocolError(f"spec {name!r} needs the manifest(s) to draw the protocol from (--manifest), and no "
                             f"registered protocol is called {str(value)!r} (see `mfrkit protocol list`)")
     try:
-        if mode == "all-pairs":
+        if mode == ALL_PAIRS_MODE:
             return make_all_pairs(reference, probe, spec=name, spec_params=spec_params, seed=seed,
                                   name=f"{name}:all-pairs")
         if mode:

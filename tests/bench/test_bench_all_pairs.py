@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from bench_helpers import all_pairs, make_dataset, write_protocol
 
-from mfrkit.bench import evaluate as E
+from mfrkit.bench.metrics import bundle as E
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.embeddings_file import read_embeddings
-from mfrkit.bench.leaderboard import collect_leaderboard
-from mfrkit.bench.search import pair_scores
+from mfrkit.bench.embed.embeddings_file import read_embeddings
+from mfrkit.bench.report.leaderboard import collect_leaderboard
+from mfrkit.bench.score.search import pair_scores
 from mfrkit.protocols import make_all_pairs, save_protocol
 
 
@@ -40,7 +40,7 @@ def close(a, b) -> bool:
 
 
 def json_round_trip(obj):
-    from mfrkit.bench.results import _clean
+    from mfrkit.bench.results.files import _clean
 
     return json.loads(json.dumps(_clean(obj)))
 

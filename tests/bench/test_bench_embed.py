@@ -8,10 +8,10 @@ from bench_helpers import ARCFACE_META, make_model
 
 from mfrkit import model_input
 from mfrkit.align import ARCFACE_112
-from mfrkit.bench import crops as P
-from mfrkit.bench import embedding_cache as C
-from mfrkit.bench.embed import ImageRef, embed_images, l2_normalise
-from mfrkit.bench.onnx_model import OnnxModel
+from mfrkit import crops as P
+from mfrkit.bench.embed import embedding_cache as C
+from mfrkit.bench.embed.pipeline import ImageRef, embed_images, l2_normalise
+from mfrkit.onnx_model import OnnxModel
 from mfrkit.data.imageio import write_image
 from mfrkit.errors import ModelError
 from mfrkit.landmarks.base import FaceResult, Landmarks
@@ -155,7 +155,7 @@ def test_landmark_statuses_become_fta(tmp_path, dataset):
 
 
 def test_a_landmark_lookup_is_asked_per_chunk_and_gives_the_same_embeddings(tmp_path, dataset, monkeypatch):
-    from mfrkit.bench import embed as E
+    from mfrkit.bench.embed import pipeline as E
 
     model = OnnxModel(make_model(tmp_path / "al.onnx", meta={**ARCFACE_META, "mfrkit.align": "arcface112"}))
     base = refs_of(dataset)[:6]

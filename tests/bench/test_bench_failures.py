@@ -9,7 +9,7 @@ from bench_helpers import all_pairs, write_protocol
 
 from mfrkit.bench import benchmark as B
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.leaderboard import collect_leaderboard
+from mfrkit.bench.report.leaderboard import collect_leaderboard
 
 
 def _config(tmp_path, model, protocols, **kw):
@@ -77,7 +77,7 @@ def test_a_run_failing_after_a_model_finished_is_marked_failed(tmp_path, dataset
                                      '{"model": {"name": "m"}, "protocol": {"name": "p", "kind": "verification"}, '
                                      '"metrics": {"eer": 5}}'])
 def test_leaderboard_over_a_foreign_metrics_json_is_a_one_line_error(tmp_path, content):
-    from mfrkit.bench.results import ReportError
+    from mfrkit.bench.results.files import ReportError
 
     (tmp_path / "runs" / "x").mkdir(parents=True)
     (tmp_path / "runs" / "x" / "metrics.json").write_text(content)
@@ -94,7 +94,7 @@ def _truncate(path, keep: int) -> None:
 def test_a_broken_cache_part_is_dropped_and_rebuilt(tmp_path, damage):
     import numpy as np
 
-    from mfrkit.bench import embedding_cache as C
+    from mfrkit.bench.embed import embedding_cache as C
 
     root = tmp_path / "c"
     with C.EmbeddingCache(root, "m" * 64, "k", flush_every=2) as cache:

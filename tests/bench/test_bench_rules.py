@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from bench_helpers import all_pairs, write_protocol
 
-from mfrkit.bench import leaderboard as L
+from mfrkit.bench.report import leaderboard as L
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.evaluate import rule_metrics
+from mfrkit.bench.metrics.bundle import rule_metrics
 from mfrkit.errors import MfrkitError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench import search as S
+from mfrkit.bench.score import search as S
 
 
 def unit(rng, n, d=16):

@@ -15,10 +15,10 @@ from bench_helpers import (
     write_protocol,
 )
 
-from mfrkit.bench import leaderboard as R
+from mfrkit.bench.report import leaderboard as R
 from mfrkit.bench import metrics as M
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-from mfrkit.bench.results import ReportError
+from mfrkit.bench.results.files import ReportError
 from mfrkit.errors import MfrkitError
 from mfrkit.protocols import ProtocolError, load_protocol
 
@@ -105,8 +105,8 @@ def test_identification_end_to_end(tmp_path, dataset, tiny_model, id_protocol):
     m = read_metrics(run, "tiny", "search")["metrics"]
     assert m["n_mated"] == 6 and m["n_nonmated"] == 3 and len(m["cmc"]) == 3
     # rank-1 equals a dense computation on freshly computed embeddings
-    from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.bench.embed.pipeline import ImageRef, embed_images
+    from mfrkit.onnx_model import OnnxModel
 
     t = dataset.table
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(p))) for i, p in zip(t["image_id"], t["path"])])
@@ -270,8 +270,8 @@ def test_megaface_mode_end_to_end(tmp_path, dataset, tiny_model):
     run = run_benchmark(config(tmp_path, [tiny_model], [p], n_boot=0, max_rank=3))
     res = read_metrics(run, "tiny", "mf")
     assert res["metrics"]["mode"] == "megaface" and res["metrics"]["distractors"] == 6
-    from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.bench.embed.pipeline import ImageRef, embed_images
+    from mfrkit.onnx_model import OnnxModel
 
     emb = embed_images(OnnxModel(tiny_model), [ImageRef(i, str(dataset.abspath(q))) for i, q in zip(t["image_id"], t["path"])])
     D = emb.vectors[emb.rows(distractors)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.binned_scores import BinnedScores, MissingBins, ScoreBins, resolve_all
+from mfrkit.bench.score.binned_scores import BinnedScores, MissingBins, ScoreBins, resolve_all
 
 TARGETS = (0.5, 1e-1, 3e-2, 1e-2, 2.9e-3, 1e-3, 1e-4, 1e-5, 1e-6, 0.0)
 

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mfrkit.bench.leaderboard import (
-    collect_results,
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.table import (
     metric_value,
     parse_metric,
     pivot_table,
     table_text,
     write_table,
 )
-from mfrkit.bench.results import ReportError
+from mfrkit.bench.results.files import ReportError
 from mfrkit.cli import app
 
 
@@ -138,7 +138,7 @@ def test_leaderboard_cli_table(runs, tmp_path):
 
 def test_report_marks_the_best_by_the_metric_direction(runs):
     # metrics.json files alone (no scores, no images): the report still builds, with notes
-    from mfrkit.bench.report import build_report
+    from mfrkit.bench.report.page import build_report
 
     html = build_report(collect_results([runs]), metrics=["eer", "auc"])
     rows = dict(re.findall(r"<tr><th>(alpha|beta)</th>(.*?)</tr>", html))

@@ -9,7 +9,7 @@ import pytest
 from bench_helpers import ARCFACE_META, make_model
 
 from mfrkit import model_input as MI
-from mfrkit.bench import onnx_model as R
+from mfrkit import onnx_model as R
 from mfrkit.errors import MfrkitError, ModelError, UnknownNameError
 
 # --- the preprocessing contract --------------------------------------------------------------------

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from bench_helpers import make_model, sample_and_masked_copy
 
-from mfrkit.bench.leaderboard import collect_results
-from mfrkit.bench.report import REPORT_NAME, build_report, write_report
-from mfrkit.bench.report_gallery import hardest_pairs
-from mfrkit.bench.results import ReportError
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.page import REPORT_NAME, build_report, write_report
+from mfrkit.bench.report.gallery import hardest_pairs
+from mfrkit.bench.results.files import ReportError
 
 ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 
@@ -211,7 +211,7 @@ def test_report_renders_in_headless_chromium(tmp_path, demo_like_run):
 def test_models_table_cells_of_a_heterogeneous_pair():
     """A heterogeneous pair's run.json entry has no spec of its own: the table showed
     'None, None, None' and no family; it shows its halves' input (once when they agree)."""
-    from mfrkit.bench.report import model_family_and_input
+    from mfrkit.bench.report.page import model_family_and_input
 
     half = {"input_size": [112, 112], "color": "RGB", "align": "arcface112", "family": "heterogeneous"}
     pair = {"name": "het-reference+het-probe", "heterogeneous": True,
@@ -225,7 +225,7 @@ def test_models_table_cells_of_a_heterogeneous_pair():
 
 def test_score_histograms_say_their_y_axis_is_a_density():
     """The histograms are densities (30 impostors drew bars up to 45): the axis says so."""
-    from mfrkit.bench.report_figures import score_histograms
+    from mfrkit.bench.report.figures import score_histograms
 
     edges = np.linspace(0, 1, 11)
     svg = score_histograms([("m", edges, [0] * 7 + [10, 15, 5], [5, 20, 5] + [0] * 7, 0.5)], "t").decode()

@@ -15,13 +15,13 @@ import pytest
 from bench_helpers import make_model, sample_and_masked_copy
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.binned_scores import ScoreBins
-from mfrkit.bench.embeddings_file import read_embeddings
-from mfrkit.bench.leaderboard import collect_results
-from mfrkit.bench.report import REPORT_NAME, build_report
-from mfrkit.bench.report_gallery import hardest_pairs
-from mfrkit.bench.report_impostors import top_impostors
-from mfrkit.bench.report_scores import AllPairsScores, BinnedHistogram, Errors, Missing, display_edges, scan_genuine
+from mfrkit.bench.score.binned_scores import ScoreBins
+from mfrkit.bench.embed.embeddings_file import read_embeddings
+from mfrkit.bench.report.leaderboard import collect_results
+from mfrkit.bench.report.page import REPORT_NAME, build_report
+from mfrkit.bench.report.gallery import hardest_pairs
+from mfrkit.bench.report.impostors import top_impostors
+from mfrkit.bench.report.scores import AllPairsScores, BinnedHistogram, Errors, Missing, display_edges, scan_genuine
 
 ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 PROTOCOLS = ("umr-ump-all", "umr-mp-all", "mr-mp-all")

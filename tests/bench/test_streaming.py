@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mfrkit.bench import metrics as M
-from mfrkit.bench.binned_scores import ScoreBins
-from mfrkit.bench.streaming import Side, StreamingError, View, resolve_device, same_identity_pairs, score_all_pairs
+from mfrkit.bench.score.binned_scores import ScoreBins
+from mfrkit.bench.score.streaming import ScanOptions, Side, StreamingError, View, resolve_device, same_identity_pairs, score_all_pairs
 
 TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
@@ -109,8 +109,8 @@ def test_exact_on_tied_scores(seed, mode):
         kw["workers"] = 3
     if mode == "torch":  # the GPU code path (torch tensors, bincount, group histograms), run on the CPU
         kw["backend"] = "torch"
-    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
-                                             tile_cols=96, **kw)
+    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS,
+                                             options=ScanOptions(device="cpu", tile_rows=64, tile_cols=96, **kw))
     check(ref, probe, views, binned, resolved)
     assert scan.passes <= 3 and (mode == "collect-all") == (scan.pilot_rows == 0)
     assert scan.device == "cpu"
@@ -121,8 +121,8 @@ def test_exact_on_continuous_scores_in_one_tile(seed):
     # one tile: the scanner's product is the same BLAS call as the materialised one
     ref, probe = sides(seed, exact=False, n_ref=500, n_probe=700, d=32)
     views = views_of(ref, probe)
-    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=500,
-                                             tile_cols=700, collect_all=0)
+    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS,
+                                             options=ScanOptions(device="cpu", tile_rows=500, tile_cols=700, collect_all=0))
     check(ref, probe, views, binned, resolved)
 
 
@@ -130,9 +130,10 @@ def test_same_images_on_both_sides_and_allow_same_source():
     ref, probe = sides(5, same=True)
     views = {"overall": View([0, 1, 2, 3])}
     for allow in (False, True):
-        binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=50,
-                                                 tile_cols=70, allow_same_source=allow, collect_all=0,
-                                                 pilot_fraction=0.3)
+        binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS,
+                                                 options=ScanOptions(device="cpu", tile_rows=50, tile_cols=70,
+                                                                     allow_same_source=allow, collect_all=0,
+                                                                     pilot_fraction=0.3))
         check(ref, probe, views, binned, resolved, allow_same_source=allow)
         S, labels, keep, _ = materialise(ref, probe, allow)
         assert scan.excluded == (labels & ~keep).sum()
@@ -153,8 +154,9 @@ def test_groups_wait_for_the_overall_thresholds():
             return None
         return resolved["overall"]["tar_at_far"].threshold.tolist()
 
-    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
-                                             tile_cols=64, collect_all=0, thresholds_of=thresholds_of)
+    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS,
+                                             options=ScanOptions(device="cpu", tile_rows=64, tile_cols=64, collect_all=0),
+                                             thresholds_of=thresholds_of)
     for name in views:
         if name != "overall":
             views[name].thresholds = resolved["overall"]["tar_at_far"].threshold.tolist()
@@ -166,9 +168,9 @@ def test_groups_wait_for_the_overall_thresholds():
 def test_coarse_bins_need_more_passes_and_stay_exact(backend):
     ref, probe = sides(2)
     views = views_of(ref, probe)
-    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS, device="cpu", tile_rows=64,
-                                             tile_cols=64, collect_all=0, bins=ScoreBins(bins_per_unit=2**10),
-                                             backend=backend)
+    binned, resolved, scan = score_all_pairs(ref, probe, views, far_targets=TARGETS,
+                                             options=ScanOptions(device="cpu", tile_rows=64, tile_cols=64, collect_all=0,
+                                                                 bins=ScoreBins(bins_per_unit=2**10), backend=backend))
     check(ref, probe, views, binned, resolved)
 
 
@@ -177,11 +179,11 @@ def test_bad_scores_are_refused():
     v = rng.normal(size=(20, 8)).astype(np.float32)  # not normalised: scores far above 1
     side = Side(v, np.arange(20) % 4, np.arange(20))
     with pytest.raises(StreamingError, match="above 1.25|below -1.25"):
-        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu")
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, options=ScanOptions(device="cpu"))
     v[0, 0] = np.nan
     side = Side(v / np.linalg.norm(v, axis=1, keepdims=True), np.arange(20) % 4, np.arange(20))
     with pytest.raises(StreamingError, match="NaN"):
-        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, device="cpu")
+        score_all_pairs(side, side, {"overall": View([0])}, far_targets=TARGETS, options=ScanOptions(device="cpu"))
 
 
 def test_same_identity_pairs_equal_brute_force():
@@ -211,7 +213,7 @@ def test_a_side_with_no_usable_image_gives_the_materialised_answers():
     empty = Side(np.zeros((0, 8), np.float32), np.zeros(0, int), np.zeros(0, int))
     full = Side(v, np.arange(10) % 3, np.arange(10))
     binned, resolved, _ = score_all_pairs(empty, full, {"overall": View([0], fta_impostor=20, fta_genuine=5)},
-                                          far_targets=(1e-1, 1e-3), device="cpu")
+                                          far_targets=(1e-1, 1e-3), options=ScanOptions(device="cpu"))
     y, s = np.r_[np.ones(5, bool), np.zeros(20, bool)], np.full(25, -np.inf)
     r = resolved["overall"]
     np.testing.assert_array_equal(r["tar_at_far"].tar, M.tar_at_far(y, s, (1e-1, 1e-3)).tar)

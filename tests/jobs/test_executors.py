@@ -193,8 +193,8 @@ def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_p
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from bench_helpers import ARCFACE_META, make_model
 
-    from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.bench.embed.pipeline import ImageRef, embed_images
+    from mfrkit.onnx_model import OnnxModel
 
     path = make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"})
     model = OnnxModel(path)

@@ -212,9 +212,9 @@ def test_the_embedding_cache_is_locked_while_a_bench_writes_it(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from bench_helpers import ARCFACE_META, make_model
 
-    from mfrkit.bench.embed import ImageRef, embed_images
-    from mfrkit.bench.embedding_cache import EmbeddingCache, preprocessing_key
-    from mfrkit.bench.onnx_model import OnnxModel
+    from mfrkit.bench.embed.pipeline import ImageRef, embed_images
+    from mfrkit.bench.embed.embedding_cache import EmbeddingCache, preprocessing_key
+    from mfrkit.onnx_model import OnnxModel
     from mfrkit.jobs import FolderLock
 
     model = OnnxModel(make_model(tmp_path / "m.onnx", meta={**ARCFACE_META, "mfrkit.align": "none"}))

@@ -12,7 +12,7 @@ from torch import nn
 
 from mfrkit.align import align_face
 from mfrkit.alignments import align_crop, arcface_name, arcface_params
-from mfrkit.bench.onnx_model import OnnxModel
+from mfrkit.onnx_model import OnnxModel
 from mfrkit.errors import MfrkitError
 from mfrkit.models import ModelInput, read_metadata, write_onnx
 from mfrkit.models.checkpoint import load_checkpoint, model_from_checkpoint

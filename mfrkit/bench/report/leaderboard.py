@@ -1,0 +1,178 @@
+"""The leaderboard: one row per (model, protocol) gathered from run folders' metrics.json.
+
+``mfrkit leaderboard`` gathers every ``metrics.json`` under a folder into one table,
+one row per (model, protocol, preprocessing, FtA policy, rule set, mfrkit version), the
+latest run winning; :func:`collect_results` keeps the same results for the comparison
+table (:mod:`.table`) and the report (:mod:`.page`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ...atomic import atomic_write_text
+from ..results import ReportError, RunResult, as_float, metrics_files, write_csv
+from .table import DEFAULT_METRICS, target_key, write_table
+
+
+def leaderboard_row(result: RunResult | dict) -> dict:
+    """One flat leaderboard row from a result (or a ``metrics.json`` dict)."""
+    r = RunResult.of(result)
+    model, proto, settings, prep = r.model_info, r.protocol_info, r.settings, r.preprocessing
+    m = r.metrics
+    row = {
+        "model": model.name,
+        "protocol": proto.name,
+        "kind": proto.kind,
+        "model_sha256": model.sha256,
+        "protocol_sha256": proto.sha256,
+        "provider": model.provider,
+        "search_device": settings.search_device,
+        "batch_size": settings.batch_size,
+        "tta": settings.tta or "none",
+        "landmarks": prep.reference.get("landmarks"),
+        "preprocessing": prep.key,
+        "fta_policy": settings.fta_policy,
+        "images_per_second": as_float(r.throughput.images_per_second),
+        "fta_images": r.fta.images,
+        "mfrkit_version": r.mfrkit_version,
+        "run_id": r.run_id,
+        "created": r.created,
+    }
+    if r.verification:
+        row.update(_one_to_one_columns(r, m))
+    else:
+        row.update(n_probes=m.get("n_probes"), fta_probes=m.get("n_fta"))
+        for k in (1, 5, 10):
+            if f"rank{k}" in m:
+                row[f"rank{k}"] = as_float(m[f"rank{k}"])
+        for e in m.get("tpir_at_fpir", []):
+            t = target_key(e["far_target"])
+            row[f"tpir@fpir={t}"] = as_float(e["tar"])
+            row[f"insufficient@fpir={t}"] = bool(e["insufficient_negatives"])
+    return row
+
+
+def _one_to_one_columns(r: RunResult, m: dict) -> dict:
+    """The 1:1 columns: the run's rule set's TAR@FAR and accuracy, AUC, EER, the transfer."""
+    rules = r.rules()
+    chosen = r.rule_block(rules)
+    row: dict = {"rules": rules}
+    row.update(n_pairs=m.get("n_pairs"), fta_pairs=m.get("n_fta"), auc=as_float(m.get("auc")))
+    row.update(eer=as_float(m.get("eer", {}).get("eer")), eer_threshold=as_float(m.get("eer", {}).get("threshold")))
+    acc = chosen.get("accuracy")
+    if acc:
+        row.update(acc_mean=as_float(acc.get("mean")), acc_std=as_float(acc.get("std")), acc_std_ddof=acc.get("ddof"),
+                   acc_sem=as_float(acc.get("sem")))
+    for e in chosen.get("tar_at_far", []):
+        t = target_key(e["far_target"])
+        row[f"tar@far={t}"] = as_float(e["tar"])
+        row[f"threshold@far={t}"] = as_float(e["threshold"])
+        row[f"insufficient@far={t}"] = bool(e["insufficient_negatives"])
+        if rules != "mfrkit":
+            row[f"far@far={t}"] = as_float(e["far"])  # the nearest point's FAR may exceed the target
+    tr = r.transfer
+    if tr:
+        row.update(
+            transfer_from=tr["from"], transfer_far=as_float(tr["far_target"]),
+            transfer_fmr=as_float(tr["fmr"]), transfer_fnmr=as_float(tr["fnmr"]),
+        )  # fmt: skip
+    return row
+
+
+def _checked_row(path: Path) -> dict:
+    """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
+    not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
+    result = RunResult.read(path)
+    try:
+        row = leaderboard_row(result)
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise ReportError(f"{path} is malformed ({type(exc).__name__}: {exc}); move it out of the results folder") from None
+    if not row.get("model") or not row.get("protocol"):
+        raise ReportError(f"{path} names no model or protocol; move it out of the results folder")
+    return row
+
+
+def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
+    """Every ``metrics.json`` under ``results`` as leaderboard rows.
+
+    Rows with the same model sha256, protocol sha256, preprocessing (input size, colour,
+    mean/std, alignment, landmark backend, TTA), FtA policy, rule set and mfrkit version
+    are one entry: the latest (by ``created``) is kept. Sorted by protocol, then model.
+    1:1 rows show the numbers of the run's rule set (``rules`` column: ``mfrkit`` or
+    ``insightface``); metrics.json holds both.
+    """
+    files = metrics_files([results] if isinstance(results, (str, os.PathLike)) else results)
+    df = pd.DataFrame([_checked_row(f) for f in files])
+    key = ["model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "rules", "mfrkit_version"]
+    if "rules" not in df.columns:
+        df["rules"] = None
+    df = df.sort_values("created", kind="stable").drop_duplicates(key, keep="last")
+    return df.sort_values(["protocol", "model"], kind="stable").reset_index(drop=True)
+
+
+def _md_cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
+    s = str(v)
+    return s[:12] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else s.replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (sha256 columns shortened to 12 characters)."""
+    cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@", "far@"))]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df[cols].iterrows():
+        lines.append("| " + " | ".join(_md_cell(row[c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None, md: str | os.PathLike | None = None) -> list[Path]:
+    """Write the leaderboard as CSV and/or Markdown, atomically."""
+    written = []
+    if csv is not None:
+        write_csv(csv, df)
+        written.append(Path(csv))
+    if md is not None:
+        atomic_write_text(md, to_markdown(df))
+        written.append(Path(md))
+    return written
+
+
+# --- results and headline metrics (the report and the comparison table) -------------------------------
+
+
+def collect_results(paths: Sequence[str | os.PathLike]) -> list[RunResult]:
+    """Every ``metrics.json`` under ``paths`` (run folders, or folders of runs), one per
+    model x protocol entry as :func:`collect_leaderboard` keeps them (the latest run of
+    the same model, protocol, preprocessing, FtA policy and mfrkit version), sorted by
+    protocol then model."""
+    latest: dict[tuple, RunResult] = {}
+    for f in metrics_files(paths):
+        result = RunResult.read(f, check=False)
+        row = leaderboard_row(result)
+        key = tuple(row.get(k) for k in ("model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"))
+        key += (result.settings.rules,)
+        if key not in latest or str(row.get("created")) >= str(latest[key].created):
+            latest[key] = result
+    return sorted(latest.values(), key=lambda r: (r.protocol, r.model, str(r.created)))
+
+
+def write_leaderboards(
+    results: Sequence[str | os.PathLike], *, csv=None, md=None, table=None, metrics: Sequence[str] = DEFAULT_METRICS,
+    intervals: bool = True, rules: str | None = None,
+) -> tuple[pd.DataFrame, list[Path]]:
+    """``mfrkit leaderboard``: the leaderboard of ``results`` and the files asked for
+    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see :func:`write_table`)."""
+    board = collect_leaderboard(results)
+    written = write_leaderboard(board, csv=csv, md=md)
+    if table is not None:
+        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules))
+    return board, written
