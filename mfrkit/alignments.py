@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
 from .align import ARCFACE_112, align_face, arcface_template, dlib_chip, dlib_chip_template, similarity_transform
 from .errors import MfrkitError, UnknownNameError
-from .landmarks.base import Landmarks
 from .registry import Registry
 
 
@@ -55,7 +54,10 @@ class AlignmentError(MfrkitError):
 
 #: ``landmarks`` argument of a crop: a :class:`Landmarks`, or (``arcface*`` only) the
 #: 5 ArcFace points as an array of shape (5, 2).
-LandmarksLike = Landmarks | np.ndarray | None
+#: Landmarks are recognised by their attributes (``points5``, ``points68``), not by
+#: class: :mod:`mfrkit.landmarks` imports the crop templates from here, so this module
+#: does not import it back.
+LandmarksLike = Any
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,11 @@ def resize_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def _points5(landmarks: LandmarksLike) -> np.ndarray:
+    """The 5 ArcFace points of a :class:`~mfrkit.landmarks.Landmarks` or of a (5, 2) array."""
+    return landmarks.points5 if hasattr(landmarks, "points5") else landmarks
+
+
 def _none(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
     return resize_crop(image, size)
 
@@ -146,7 +153,7 @@ def _arcface(padding: float) -> Callable[[np.ndarray, LandmarksLike, tuple[int, 
         h, w = size
         if h != w:
             raise AlignmentError(f"arcface alignment makes square crops; the model wants {h}x{w}")
-        points = landmarks.points5 if isinstance(landmarks, Landmarks) else landmarks
+        points = _points5(landmarks)
         try:
             return align_face(image, points, size=h, padding=padding).image
         except MfrkitError as exc:
@@ -162,7 +169,7 @@ def _template_crop(alignment_name: str) -> Callable[[np.ndarray, LandmarksLike, 
     def crop(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
         if landmarks is None:
             raise AlignmentError(f"the {alignment_name} alignment needs landmarks")
-        points = np.asarray(landmarks.points5 if isinstance(landmarks, Landmarks) else landmarks, dtype=np.float64).reshape(-1, 2)
+        points = np.asarray(_points5(landmarks), dtype=np.float64).reshape(-1, 2)
         if points.shape != (5, 2):
             raise AlignmentError(f"the {alignment_name} alignment needs 5 landmarks, got {points.shape[0]}")
         h, w = size
@@ -175,7 +182,7 @@ def _template_crop(alignment_name: str) -> Callable[[np.ndarray, LandmarksLike, 
     return crop
 
 
-def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
+def dlib150_crop(image: np.ndarray, landmarks: LandmarksLike) -> np.ndarray:
     """dlib's 150x150 face chip, the input of its face-recognition ResNet.
 
     Uses dlib's own 68-point fit when the landmarks have iBUG-68 points (bit-exact with
@@ -192,7 +199,7 @@ def dlib150_crop(image: np.ndarray, landmarks: Landmarks) -> np.ndarray:
 
 
 def _dlib150(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
-    if not isinstance(landmarks, Landmarks):
+    if not hasattr(landmarks, "points68"):
         raise AlignmentError("the dlib150 chip needs landmarks")
     if tuple(size) != (DLIB_CHIP_SIZE, DLIB_CHIP_SIZE):
         raise AlignmentError(f"the dlib150 chip is 150x150; the model wants {size[0]}x{size[1]}")
