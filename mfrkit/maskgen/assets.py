@@ -34,6 +34,7 @@ from ..landmarks.canonical import CENTRE_U
 from .draw import CELL, DRAWINGS, RoleLayer, draw_roles
 from .styles import StyleParams, hex_rgb
 from .pixels import clip01, scale, transform
+from .texture_files import is_texture_file, tiled_texture
 from .textures import TEXTURES, TextureNoise
 
 #: Texels per canonical unit assets are drawn at (multiples of 1/4 so that boxes start on
@@ -153,7 +154,10 @@ def mask_albedo(asset: MaskAsset, style: StyleParams) -> np.ndarray:
     layer = asset.layer
     palette = DRAWINGS.get(style.mask_type).palette(style)  # (4, 3)
     noise = TextureNoise(np.random.default_rng(style.texture_seed), layer.window)
-    texture = TEXTURES.get(style.texture)(layer.canvas, texture_colors(style), style.pattern, noise)
+    if is_texture_file(style.texture):
+        texture = tiled_texture(style.texture, layer.canvas, style.pattern, noise)
+    else:
+        texture = TEXTURES.get(style.texture)(layer.canvas, texture_colors(style), style.pattern, noise)
     albedo = transform(layer.parts, palette.T)
     albedo += scale(np.ascontiguousarray(texture, dtype=np.float32), layer.body)
     return clip01(albedo)

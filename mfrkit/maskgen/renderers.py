@@ -52,6 +52,7 @@ from .draw import CELL, WINDOW, RoleLayer
 from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
 from .geometry import affine_from_triangles, invert_grid, rasterize_triangles
 from .pixels import scale
+from .texture_files import texture_label
 from .styles import MASK_TYPES, StyleParams, StyleSpec, sample_style
 
 #: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
@@ -83,7 +84,7 @@ class RenderParams:
         return {
             "mask_type": self.style.mask_type,
             "mask_color": self.style.color,
-            "mask_texture": self.style.texture,
+            "mask_texture": texture_label(self.style.texture),
             "coverage": self.style.coverage,
         }
 

@@ -74,7 +74,8 @@ class SynthConfig:
     types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, all (one output per type), "
                                                        "or grid:nist (one output per cell of a NIST-style grid: shape x nose coverage x colour).")
     colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
-    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
+    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber, or an image file or folder of them "
+                             "(tiled over the mask, as MaskTheFace's --pattern); comma list or random.")
     coverage: str = option("proper", help="How masks are worn: proper (default), nose_exposed, chin; a comma list, or random (70/20/10 %).")
     shape: str = option("natural", help="Mask outline: natural (each type's own), or NIST's wide or round; a comma list.")
     nose: str = option("random", help="How far up the nose a proper mask reaches: high, medium, low (NIST's levels); a comma list, or random "
