@@ -37,6 +37,11 @@ from .pixels import clip01, scale, transform
 from .texture_files import is_texture_file, tiled_texture
 from .textures import TEXTURES, TextureNoise
 
+#: The drawing's version, in every synthesized copy's description (and so its card):
+#: 2 draws each shape once as an asset (this module); images of the same seed differ
+#: from version 1's (each image drew its own mask), though the looks are the same.
+DRAWING_VERSION = 2
+
 #: Texels per canonical unit assets are drawn at (multiples of 1/4 so that boxes start on
 #: whole texels); a face gets the smallest at least as fine as the photo shows it.
 ASSET_RESOLUTIONS = (1.0, 1.5, 2.0, 3.0, 4.0)

@@ -35,6 +35,7 @@ from .dataset_job import (
 from .container_output import CONTAINERS, placeholder
 from .quality import check_coverage
 from .occlusion import encode_occlusion, occlusion_rel
+from .assets import DRAWING_VERSION
 from .renderers import RENDERERS, create_renderer, landmarks_needed
 from .styles import MASK_TYPES, StyleSpec, grid_cells, parse_names
 
@@ -313,7 +314,8 @@ class SynthJob(DatasetJob):
 
     def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
         config = self.config
-        meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", landmark_backend=self.backend,
+        meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer; drawing version "
+                         f"{DRAWING_VERSION}, whose images differ from earlier versions' for the same seed)", landmark_backend=self.backend,
                          aligned_template=self.landmark_source.template)
         if self.landmark_source.template is not None:
             meta[ALIGNED_META] = self.landmark_source.template  # the masked copy is aligned like its source
