@@ -70,9 +70,7 @@ def difficulty(images: list[np.ndarray], masked: list[np.ndarray], points68: lis
     for name, p in (("unmasked", ref), ("masked", probe)):
         sim = p @ ref.T
         genuine, impostor = sim[same & off], sim[~same]
-        out[name] = {"genuine": float(genuine.mean()), "impostor": float(impostor.mean()), "d_prime": _separation(genuine, impostor),
-                     # dlib's own decision: the same person below a distance of 0.6 (unit vectors: cos > 0.82)
-                     "tar": float((genuine > 1 - 0.6**2 / 2).mean()), "far": float((impostor > 1 - 0.6**2 / 2).mean())}
+        out[name] = {"genuine": float(genuine.mean()), "impostor": float(impostor.mean()), "d_prime": _separation(genuine, impostor)}
     return out
 
 
@@ -83,8 +81,8 @@ def print_difficulty(result: dict | None, n: int) -> None:
     u, m = result["unmasked"], result["masked"]
     print(f"  recognition difficulty (dlib ResNet, {n} captures, every pair; masked probe vs unmasked reference): "
           f"genuine cos {u['genuine']:.3f} -> {m['genuine']:.3f}, impostor {u['impostor']:.3f} -> {m['impostor']:.3f}, "
-          f"d' {u['d_prime']:.2f} -> {m['d_prime']:.2f}, TAR at dlib's 0.6 {100 * u['tar']:.1f}% -> {100 * m['tar']:.1f}% "
-          f"(FAR {100 * u['far']:.2f}% -> {100 * m['far']:.2f}%)")
+          f"d' {u['d_prime']:.2f} -> {m['d_prime']:.2f} (the captures are of the sample's two people, so only the drop "
+          f"is meaningful, not the level; dlib's 0.6 threshold does not apply to these chips)")
 
 
 # --- start-up -----------------------------------------------------------------------------------------

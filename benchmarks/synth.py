@@ -33,7 +33,7 @@ Sections:
   MaskTheFace's 2.71 was measured on the development machine) and the coverage checks
   (nose tip, mouth corners and chin covered, eyes clear); then every coverage preset;
   and how hard the masks make recognition for a real recogniser (dlib's ResNet, when
-  dlib is installed: genuine and impostor similarity, d' and TAR of masked probes
+  dlib is installed: genuine and impostor similarity and d' of masked probes
   against unmasked references, beside unmasked against unmasked). ``--save DIR`` keeps the outputs as PNG, ``--compare DIR`` prints pixel differences
   against outputs saved earlier (same images, same parameters).
 * **RecordIO** (``--rec``, only this section): a synthetic insightface RecordIO of N
