@@ -36,32 +36,50 @@ def aligned_faces() -> list[np.ndarray]:
         backend.close()
 
 
-def build_rec(root: Path, n: int, per_identity: int = 20, seed: int = 0) -> Path:
-    """A RecordIO folder of ``n`` 112x112 JPEG crops (q95), ``per_identity`` per label:
-    the aligned photos with a small random shift, rotation, brightness and mirror each,
-    so every record is a distinct JPEG of face-crop size. Reused when it exists."""
+def _crops(n: int, per_identity: int, seed: int):
+    """``n`` (label, JPEG bytes) of 112x112 crops (q95), ``per_identity`` per label: the
+    aligned photos with a small random shift, rotation, brightness and mirror each, so
+    every one is a distinct JPEG of face-crop size. The same for the same arguments."""
     import cv2
 
-    from mfrkit.data import recordio as rio
     from mfrkit.data.imageio import encode_image
+
+    faces = aligned_faces()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        base = faces[(i // per_identity) % len(faces)]
+        m = cv2.getRotationMatrix2D((56, 56), rng.uniform(-4, 4), rng.uniform(0.97, 1.03))
+        m[:, 2] += rng.uniform(-2, 2, 2)
+        img = cv2.warpAffine(base, m, (112, 112), borderMode=cv2.BORDER_REFLECT)
+        img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
+        yield i // per_identity, encode_image(np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img), ".jpg")
+
+
+def build_rec(root: Path, n: int, per_identity: int = 20, seed: int = 0) -> Path:
+    """A RecordIO folder of ``n`` crops of :func:`_crops`. Reused when it exists."""
+    from mfrkit.data import recordio as rio
 
     if (root / "train.rec").is_file() and (root / ".n").is_file() and (root / ".n").read_text() == str(n):
         return root
-    faces = aligned_faces()
-    rng = np.random.default_rng(seed)
-
-    def images():
-        for i in range(n):
-            base = faces[(i // per_identity) % len(faces)]
-            m = cv2.getRotationMatrix2D((56, 56), rng.uniform(-4, 4), rng.uniform(0.97, 1.03))
-            m[:, 2] += rng.uniform(-2, 2, 2)
-            img = cv2.warpAffine(base, m, (112, 112), borderMode=cv2.BORDER_REFLECT)
-            img = np.clip(img.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8)
-            yield i // per_identity, encode_image(np.ascontiguousarray(img[:, ::-1] if rng.random() < 0.5 else img), ".jpg")
-
     shutil.rmtree(root, ignore_errors=True)
-    rio.write_insightface(root, images())
+    rio.write_insightface(root, _crops(n, per_identity, seed))
     (root / ".n").write_text(str(n))
+    return root
+
+
+def build_folder(root: Path, n: int, per_identity: int = 20, seed: int = 0) -> Path:
+    """The same crops as :func:`build_rec` as JPEG files, one folder per identity
+    (``<label>/<i>.jpg``), as an aligned set kept as images is. Reused when it exists.
+    The ``.n`` stamp lives beside the folder (a file inside would be scanned)."""
+    stamp = root.with_name(root.name + ".n")
+    if root.is_dir() and stamp.is_file() and stamp.read_text() == str(n):
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for i, (label, data) in enumerate(_crops(n, per_identity, seed)):
+        path = root / f"{label:05d}" / f"{i:07d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    stamp.write_text(str(n))
     return root
 
 
@@ -124,6 +142,17 @@ def finish_costs(n: int, size: int = 6000) -> dict:
     return out
 
 
+def _print_run(what: str, r: dict, n: int, masktheface_ms: float) -> float:
+    """One whole-process line: wall and CPU seconds, masked images per second per core
+    (wall, one process) and per CPU second, and the ratio to MaskTheFace's per-image
+    time; returns the wall rate."""
+    rate_wall, rate_cpu, ms = n / r["wall"], n / r["cpu"], 1000 * r["wall"] / n
+    print(f"whole process ({what}; scan + template landmarks + render + write + card, start-up included): "
+          f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU = {rate_wall:.0f} masked img/s per core ({rate_cpu:.0f} per CPU second); "
+          f"{ms:.2f} ms/img vs MaskTheFace's recorded {masktheface_ms:.0f} ms/img: {masktheface_ms / ms:.1f}x ({r['summary']})")
+    return rate_wall
+
+
 def report(n: int, workdir: Path, run_synth, masktheface_ms: float) -> None:
     """Build (or reuse) the RecordIO, then print the scan rate, the whole-process synth
     rate per core with the MaskTheFace ratio and the 16-core projections, and the
@@ -139,12 +168,10 @@ def report(n: int, workdir: Path, run_synth, masktheface_ms: float) -> None:
           f"{s['n'] / s['wall']:,.0f} records/s wall, {s['n'] / s['cpu']:,.0f} per CPU second; MS1MV2 {PROJECTIONS[1][1] * s['cpu'] / s['n'] / 60:.1f} "
           f"CPU min; with --verify (every image decoded) {v['n'] / v['wall']:,.0f} records/s")
     r = run_synth(rec, workdir / f"rec-{n}-masked", 1, "--mask", "surgical", "--format", "rec")
-    rate_wall, rate_cpu = n / r["wall"], n / r["cpu"]
-    ms = 1000 * r["wall"] / n
-    print(f"whole process (mfrkit synth --src <rec> --mask surgical --format rec -j 1, {n} images, scan + render + finish, "
-          f"start-up included): {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU = {rate_wall:.0f} masked img/s per core "
-          f"({rate_cpu:.0f} per CPU second); {ms:.2f} ms/img vs MaskTheFace's {masktheface_ms:.0f} ms/img: "
-          f"{masktheface_ms / ms:.1f}x ({r['summary']})")
+    rate_wall = _print_run(f"mfrkit synth --src <rec> --mask surgical --format rec -j 1, {n} records", r, n, masktheface_ms)
+    folder = build_folder(workdir / f"crops-{n}", n)
+    f = run_synth(folder, workdir / f"crops-{n}-masked", 1, "--mask", "surgical", "--aligned", "arcface112")
+    _print_run(f"mfrkit synth --src <folder of {n} 112x112 JPEGs> --aligned arcface112 --mask surgical -j 1", f, n, masktheface_ms)
     for name, images in PROJECTIONS:
         print(f"  projection, {name} ({images:,} images) on 16 cores at this rate: {images / (16 * rate_wall) / 60:.1f} min")
     costs = finish_costs(min(n, 20000))

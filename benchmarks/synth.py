@@ -7,6 +7,7 @@ Run from the repository root (figures are noisy on a shared machine: rerun idle)
     PYTHONPATH=. python benchmarks/synth.py --lfw           # + the 13,233-image LFW-shaped run, -j 2
     PYTHONPATH=. python benchmarks/synth.py --quality 400 --save /tmp/q-before   # keep outputs
     PYTHONPATH=. python benchmarks/synth.py --quality 400 --compare /tmp/q-before  # pixel diffs
+    PYTHONPATH=/path/to/other/checkout python benchmarks/synth.py ...   # the same figures for other code
 
 Sections:
 
@@ -19,14 +20,21 @@ Sections:
   (single process, whole run). CPU time counts every thread of the process.
 * **whole process**: ``mfrkit synth`` as a user runs it, single process (``-j 1``), on a
   fresh folder of N captures with a fresh ``$MFRKIT_HOME`` (scan, landmarks, render,
-  write, data card, contact sheet, start-up and imports included): wall seconds, ms per
-  image all in, and the ratio against MaskTheFace's 42 ms per image.
+  write, data card, contact sheet, start-up and imports included): wall and CPU
+  seconds, ms per image all in, and the ratio against MaskTheFace: measured in the
+  same run on the same images when ``--masktheface DIR`` names a checkout of it (its
+  dlib model in place; ``--masktheface-python`` its interpreter), else its recorded
+  42 ms per image (development machine, 400 LFW-like images, one process), labelled so.
+* **start-up**: the same command on 4 images under ``python -X importtime``: its CPU
+  seconds (the fixed cost of a run) and the imports by package.
 * **quality** (must not drop when the speed changes): on N captures, every mask worn
   ``proper``: the boundary gradient ratio (gradient magnitude on the mask's edge in the
   masked image over the original's at the same pixels, pooled; a pasted mask is ~2.7,
   MaskTheFace's 2.71 was measured on the development machine) and the coverage checks
-  (nose tip, mouth corners and chin covered, eyes clear); then every coverage preset.
-  ``--save DIR`` keeps the outputs as PNG, ``--compare DIR`` prints pixel differences
+  (nose tip, mouth corners and chin covered, eyes clear); then every coverage preset;
+  and how hard the masks make recognition for a real recogniser (dlib's ResNet, when
+  dlib is installed: genuine and impostor similarity and d' of masked probes
+  against unmasked references, beside unmasked against unmasked). ``--save DIR`` keeps the outputs as PNG, ``--compare DIR`` prints pixel differences
   against outputs saved earlier (same images, same parameters).
 * **RecordIO** (``--rec``, only this section): a synthetic insightface RecordIO of N
   112x112 crops (``--rec-images``, default 2000), the scan's records/s, ``mfrkit synth
@@ -175,6 +183,7 @@ def quality(n: int, renderer_name: str, save: Path | None, compare: Path | None)
     faces = _faces(images)
     found = [(i, img, f.landmarks) for i, (img, f) in enumerate(zip(images, faces)) if f.status == "ok"]
     print(f"quality: {len(found)}/{n} captures with a face ({renderer_name} renderer)")
+    kept = []
     for label, spec in (("proper", StyleSpec(coverages=("proper",))), ("all coverages", StyleSpec())):
         sums = np.zeros(2)
         ratios, failed, per_cov = [], {}, {}
@@ -188,6 +197,8 @@ def quality(n: int, renderer_name: str, save: Path | None, compare: Path | None)
             per_cov[cov] = (ok + check.ok, total + 1)
             for reason in check.failed:
                 failed[reason] = failed.get(reason, 0) + 1
+            if label == "proper":
+                kept.append((img, out.image, lm.points68, paths[i].parent.name))
             g_masked, g_orig, px = boundary_gradients(img, out.image, out.occlusion)
             if px:
                 sums += (g_masked, g_orig)
@@ -208,6 +219,10 @@ def quality(n: int, renderer_name: str, save: Path | None, compare: Path | None)
             d = np.array(diffs)
             print(f"  {'':<14} vs {compare}: mean |diff| {d[:, 0].mean():.3f} levels (worst image {d[:, 0].max():.2f}), max {int(d[:, 1].max())}, "
                   f"pixels off by > 8 levels {100 * d[:, 2].mean():.3f}%, changed at all {100 * d[:, 3].mean():.2f}% ({len(d)} images)")
+    if kept:
+        from _synth_checks import difficulty, print_difficulty
+
+        print_difficulty(difficulty(*(list(col) for col in zip(*kept))), len(kept))
 
 
 # --- LFW-shaped tree ------------------------------------------------------------------------------------
@@ -254,6 +269,38 @@ def build_lfw_tree(root: Path) -> int:
     return k
 
 
+# --- printing -----------------------------------------------------------------------------------------
+
+MTF_RECORDED = f"MaskTheFace's recorded {MASKTHEFACE_MS:.0f} ms/img (development machine; not run here)"
+
+
+def print_stages(ms: dict, renderer: str, images: int, repeat: int) -> None:
+    """The stage table: CPU ms per image, share, and the per-core rate of their sum."""
+    total = sum(ms.values())
+    print(f"stages ({renderer} renderer, 250x250 captures, one process, CPU ms per image over {images} images x {repeat} passes):")
+    print(f"  {'stage':<10}{'CPU ms/img':>11}{'share':>8}")
+    for stage in STAGES:
+        print(f"  {stage:<10}{ms[stage]:>11.2f}{100 * ms[stage] / total:>7.0f}%")
+    print(f"  {'sum':<10}{total:>11.2f}   = {1000 / total:.1f} img/s per core, {MASKTHEFACE_MS / total:.2f}x {MTF_RECORDED}; "
+          f"render alone {1000 / ms['render']:.0f} img/s")
+
+
+def print_whole(r: dict, n: int, src: Path, checkout: Path | None, python: str | None) -> None:
+    """The whole-process line, with MaskTheFace measured on the same images when a
+    checkout is given, else its recorded figure."""
+    wall_ms, cpu_ms = 1000 * r["wall"] / n, 1000 * r["cpu"] / n
+    print(f"whole process (mfrkit synth -j 1, {n} images, fresh scan + landmarks, start-up included): {r['wall']:.2f} s wall, "
+          f"{r['cpu']:.2f} s CPU; {wall_ms:.1f} ms/img wall, {cpu_ms:.1f} ms/img CPU ({r['summary']})")
+    if checkout is not None:
+        from _synth_checks import masktheface
+
+        m = masktheface(checkout, src, python)
+        print(f"  MaskTheFace measured now on the same {n} images: {m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU: mfrkit is "
+              f"{m['wall'] / r['wall']:.2f}x faster (wall), {m['cpu'] / r['cpu']:.2f}x per core (CPU)")
+    else:
+        print(f"  vs {MTF_RECORDED}: {MASKTHEFACE_MS / wall_ms:.2f}x (wall), {MASKTHEFACE_MS / cpu_ms:.2f}x per core (CPU)")
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -271,28 +318,30 @@ def main() -> None:
     parser.add_argument("--skip-stages", action="store_true", help="Skip the per-stage timing.")
     parser.add_argument("--rec", action="store_true", help="Only the RecordIO run (synth --format rec on synthetic 112x112 crops).")
     parser.add_argument("--rec-images", type=int, default=2000, help="Records in the synthetic RecordIO of --rec.")
+    parser.add_argument("--masktheface", type=Path, help="A MaskTheFace checkout: run it on the whole-process images for the ratio.")
+    parser.add_argument("--masktheface-python", help="The interpreter of MaskTheFace's environment (default: this one).")
     args = parser.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} (figures are noisy when the machine is shared)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    print(f"{os.cpu_count()} cores; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (figures are noisy when the machine is shared)")
     if args.rec:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _recordio_bench import report
 
         report(args.rec_images, args.workdir, run_synth, MASKTHEFACE_MS)
         return
     if not args.skip_stages:
         ms = stages(args.images, args.repeat, args.renderer)
-        total = sum(ms.values())
-        cells = "  ".join(f"{s} {ms[s]:.2f}" for s in STAGES)
-        print(f"stages ({args.renderer}, 250x250, CPU ms/img over {args.images} images x {args.repeat}): {cells}; "
-              f"sum {total:.2f} ms = {1000 / total:.1f} img/s per core, {MASKTHEFACE_MS / total:.2f}x MaskTheFace "
-              f"(render alone {1000 / ms['render']:.1f} img/s)")
+        print_stages(ms, args.renderer, args.images, args.repeat)
     if args.whole:
         r = whole_process(args.whole, args.workdir)
-        per = 1000 * r["wall"] / args.whole
-        print(f"whole process (mfrkit synth -j 1, {args.whole} images, fresh scan + landmarks, start-up included): {r['wall']:.2f} s wall, "
-              f"{r['cpu']:.2f} s CPU; {per:.1f} ms/img all in = {MASKTHEFACE_MS / per:.2f}x MaskTheFace per core ({r['summary']})")
+        print_whole(r, args.whole, args.workdir / f"captures-{args.whole}", args.masktheface, args.masktheface_python)
+        from _synth_checks import print_startup, startup
+
+        small = args.workdir / "captures-4"
+        if not small.exists():
+            _sample_tree(small, 4)
+        print_startup(startup(small, args.workdir), 4)
     if args.quality:
         quality(args.quality, args.renderer, args.save, args.compare)
     if args.lfw:

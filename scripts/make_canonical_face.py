@@ -1,4 +1,4 @@
-"""Derive mfrkit's canonical frontal face: ``mfrkit/maskgen/data/canonical_face.npz``.
+"""Derive mfrkit's canonical frontal face: ``mfrkit/landmarks/data/canonical_face.npz``.
 
 mediapipe 0.10.21 ships neither its canonical face model nor a UV map, so mfrkit makes
 its own from mediapipe's output on real frontal photos that ship with scikit-image and
@@ -43,7 +43,7 @@ from mfrkit.align import ARCFACE_112, similarity_transform, transform_points
 from mfrkit.landmarks.mediapipe_mesh import five_vertices
 from mfrkit.maskgen.geometry import similarity_3d
 
-OUT = Path(__file__).resolve().parents[1] / "mfrkit" / "maskgen" / "data" / "canonical_face.npz"
+OUT = Path(__file__).resolve().parents[1] / "mfrkit" / "landmarks" / "data" / "canonical_face.npz"
 
 # mediapipe vertices for the ArcFace 5 points: iris centres (image-left first),
 # pronasale, mouth corners (image-left first).

@@ -1,18 +1,55 @@
 """The ``mfrkit`` command line. Each command group lives in its own module; each command
 parses options, calls one library function and prints. Library errors become a one-line
-message and exit code 1 in :func:`main`, the only place that handles them."""
+message and exit code 1 in :func:`main`, the only place that handles them.
+
+Start-up imports only what the command run needs: ``mfrkit synth ...`` loads the synth
+command module (and the library it calls), not the bench, training or protocol code
+(:data:`COMMANDS`, :func:`load_commands`). ``mfrkit --help`` and ``from mfrkit.cli import
+app`` (tests, documentation) get every command.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
 from ..errors import MfrkitError
-from . import bench, datasets, demo, models, pack, protocol, synth  # noqa: F401  (they register their commands)
-from .app import app, err_console, plain, styled
+from . import app as _application  # the typer app and the consoles (module mfrkit.cli.app)
+from .app import err_console, plain, styled
 
-__all__ = ["app", "main"]
+# The import above bound the submodule to this package's name `app`; `app` is the typer
+# application with every command registered instead (see __getattr__).
+del app  # noqa: F821
+
+#: The module registering each top-level command (or command group).
+COMMANDS = {
+    "bench": "bench", "leaderboard": "bench", "report": "bench",
+    "datasets": "datasets", "landmarks": "datasets", "card": "datasets",
+    "demo": "demo", "doctor": "demo",
+    "models": "models", "pack": "pack", "protocol": "protocol",
+    "synth": "synth", "partial": "synth",
+}  # fmt: skip
+
+__all__ = ["COMMANDS", "app", "load_commands", "main"]
+
+
+def load_commands(argv: list[str] | None = None) -> None:
+    """Register the command ``argv`` runs (its first word that is not an option), or
+    every command when it names none or one not in :data:`COMMANDS` (help, a typo:
+    typer then lists them all)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    name = words[0] if words else None
+    for module in sorted({COMMANDS[name]} if name in COMMANDS else set(COMMANDS.values())):
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def __getattr__(name: str):
+    if name == "app":
+        load_commands()
+        return _application.app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -23,6 +60,8 @@ def main() -> None:
     full), running out of memory, and (as a last resort) anything unexpected, named as
     a bug. ``--verbose`` or ``MFRKIT_TRACEBACK=1`` shows the traceback of the last kind.
     """
+    load_commands(sys.argv[1:])
+    app = _application.app
     try:
         code = app(standalone_mode=False)
     except MfrkitError as exc:

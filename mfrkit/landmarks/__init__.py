@@ -1,7 +1,7 @@
 """Landmark backends behind one interface (see :mod:`mfrkit.landmarks.base`)."""
 
 # Importing the backend modules registers them; they load their models lazily.
-from . import dlib68, file, mediapipe_mesh  # noqa: F401
+from . import dlib68, file, mediapipe_mesh, template  # noqa: F401
 from .base import (
     BACKENDS,
     FaceResult,

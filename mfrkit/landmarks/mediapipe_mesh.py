@@ -73,6 +73,41 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
 
 _FACE_MESH_GRAPH = "mediapipe/modules/face_landmark/face_landmark_front_cpu.binarypb"
 _FULL_RANGE_GRAPH = "mediapipe/modules/face_detection/face_detection_full_range_cpu.binarypb"
+#: The mesh alone on a given region: the front graph's landmark subgraph, fed a
+#: NormalizedRect instead of the face detector's output (no detection runs).
+_ROI_MESH_GRAPH = """
+input_stream: "image"
+input_stream: "roi"
+output_stream: "face_landmarks"
+input_side_packet: "with_attention"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:face_landmarks"
+}
+"""
+#: mediapipe's region from a face's landmarks (face_landmark_landmarks_to_roi): their
+#: box, turned so the eye corners 33 -> 263 are level, enlarged 1.5 times, made square.
+_ROI_EYES = (33, 263)
+_ROI_SCALE = 1.5
+
+
+def mesh_roi(mesh: np.ndarray, width: int, height: int):
+    """The region (a ``NormalizedRect``) mediapipe's mesh graph would take from a face's
+    mesh (478 or 468, 2+) in a ``width`` x ``height`` image, as its tracking does."""
+    from mediapipe.framework.formats import rect_pb2
+
+    xy = np.asarray(mesh, dtype=np.float64)[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    (x0, y0), (x1, y1) = xy[_ROI_EYES[0]], xy[_ROI_EYES[1]]
+    rotation = float(np.arctan2(y1 - y0, x1 - x0))  # mediapipe: target 0 - atan2(-(dy), dx)
+    rotation = (rotation + np.pi) % (2 * np.pi) - np.pi
+    side = _ROI_SCALE * float(max(hi[0] - lo[0], hi[1] - lo[1]))
+    centre = (lo + hi) / 2.0
+    return rect_pb2.NormalizedRect(x_center=float(centre[0] / width), y_center=float(centre[1] / height), width=side / width,
+                                   height=side / height, rotation=rotation)
 
 
 def _solution_base():
@@ -185,13 +220,18 @@ class MediapipeBackend:
         mediapipe's ``min_detection_confidence``.
     thorough : bool
         Always run the full-range detector as well (see above).
+    roi_template : str or None
+        The images are aligned crops of this template (:mod:`mfrkit.alignments`): no
+        face is detected, the mesh runs once on the region the template's face gives
+        (what ``synth --aligned T --redetect`` asks for; about two thirds of the time).
+        ``n_faces`` is then 1, or 0 when the mesh finds no face there.
     """
 
     name: ClassVar[str] = "mediapipe"
     has_68: ClassVar[bool] = True
     has_mesh: ClassVar[bool] = True
 
-    def __init__(self, max_faces: int = 10, min_confidence: float = 0.5, thorough: bool = False) -> None:
+    def __init__(self, max_faces: int = 10, min_confidence: float = 0.5, thorough: bool = False, roi_template: str | None = None) -> None:
         if int(max_faces) < 1:
             raise LandmarkError(f"max_faces must be at least 1, got {max_faces}")
         try:
@@ -203,15 +243,21 @@ class MediapipeBackend:
         self.max_faces = int(max_faces)
         self.min_confidence = float(min_confidence)
         self.thorough = thorough
+        self.roi_template = roi_template
+        if roi_template is not None:
+            from ..alignments import crop_template
+
+            crop_template(roi_template)  # an unknown template lists the valid ones
         # (graph, square image?) pairs that have run: a graph's first run logs (mediapipe's
         # C++ logging is noisy; shown with --verbose), and so does its first non-square
         # image; later runs do not, so only those pay for the quieting (it redirects
         # stderr through a file).
         self._warm: set[tuple[int, bool]] = set()
-        self._mesh = self._face_mesh(self.max_faces)
-        # Made on first use: most datasets never need them (about 0.1 s each to load).
+        # Made on first use: most datasets never need the others (about 0.1 s each to load).
+        self._mesh = self._face_mesh(self.max_faces) if roi_template is None else None
         self._crop_mesh = None
         self._detector = None
+        self._roi_mesh = None
 
     def _run(self, graph, image: np.ndarray):
         """``graph.process`` on an image, quietly the first time the graph runs, and the
@@ -265,8 +311,36 @@ class MediapipeBackend:
             out.append(pts * np.array([w, h, w], dtype=np.float32))
         return out
 
+    def mesh_in_region(self, image: np.ndarray, region) -> list[np.ndarray]:
+        """The mesh of the face in ``region`` (a ``NormalizedRect``, see :func:`mesh_roi`),
+        without detecting: ``[]`` or one (478, 3) array in pixels."""
+        if self._roi_mesh is None:
+            self._roi_mesh = self._quietly_made(
+                lambda: self._SolutionBase(graph_config=_ROI_MESH_GRAPH, side_inputs={"with_attention": True}, outputs=["face_landmarks"]))
+        image = np.ascontiguousarray(image)
+        h, w = image.shape[:2]
+        key = (id(self._roi_mesh), h == w)
+        if key in self._warm:
+            face = self._roi_mesh.process({"image": image, "roi": region}).face_landmarks
+        else:
+            with native_logs(settle=self._roi_mesh._graph.wait_until_idle):
+                face = self._roi_mesh.process({"image": image, "roi": region}).face_landmarks
+            self._warm.add(key)
+        if face is None:
+            return []
+        pts = _parse_landmarks(face)
+        if len(pts) != N_POINTS:
+            raise LandmarkError(f"mediapipe returned {len(pts)} points, expected {N_POINTS}")
+        return [pts * np.array([w, h, w], dtype=np.float32)]
+
     def detect(self, image: np.ndarray, *, image_id: str | None = None) -> list[Landmarks]:
         image = np.ascontiguousarray(image)
+        if self.roi_template is not None:
+            from .template import template_landmarks
+
+            h, w = image.shape[:2]
+            region = mesh_roi(template_landmarks(self.roi_template, w, h).mesh, w, h)
+            return [landmarks_from_mesh(m) for m in self.mesh_in_region(image, region)]
         meshes = self._meshes(self._mesh, image)
         if not meshes or self.thorough:
             extra = self._small_faces(image)
@@ -299,7 +373,7 @@ class MediapipeBackend:
         return meshes
 
     def close(self) -> None:
-        for graph in (self._mesh, self._crop_mesh, self._detector):
+        for graph in (self._mesh, self._crop_mesh, self._detector, self._roi_mesh):
             if graph is not None:
                 graph.close()
-        self._mesh = self._crop_mesh = self._detector = None
+        self._mesh = self._crop_mesh = self._detector = self._roi_mesh = None

@@ -13,7 +13,6 @@ Public API::
 
 from .augment import MaskAugment
 from .partial import REGIONS, crop_region, partial_box
-from .canonical import aligned_landmarks
 from .dataset_job import JobSummary
 from .partial_job import PartialConfig, make_partial
 from .quality import CoverageCheck, check_coverage
@@ -39,7 +38,6 @@ __all__ = [
     "StyleSpec",
     "SynthConfig",
     "TEXTURES",
-    "aligned_landmarks",
     "check_coverage",
     "create_renderer",
     "crop_region",

@@ -6,8 +6,9 @@ reproducible whatever the data-loader worker count)::
     augment = MaskAugment(types="surgical,cloth,kn95", coverage="random")
     masked = augment(crop, rng)          # (H, W, 3) uint8 -> same shape
 
-The crop must be ArcFace-aligned (112x112, 112x96, or any size with the same framing);
-its landmarks are the mean face's, so nothing is detected. Sampling and rendering are
+The crop must be aligned to a crop template (default ArcFace: 112x112, 112x96, or any
+size with the same framing; ``template=`` names another, e.g. ``mfr2``); its landmarks
+are the template's mean face (:mod:`mfrkit.landmarks.template`), so nothing is detected. Sampling and rendering are
 the synthesis renderers' own, so training-time masks look like ``mfrkit synth`` output.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MfrkitError
-from .canonical import aligned_landmarks
+from ..landmarks.template import DEFAULT_TEMPLATE, template_landmarks
 from .renderers import Rendered, create_renderer
 from .styles import StyleSpec
 
@@ -32,15 +33,19 @@ class MaskAugment:
         ``mesh`` (default; lit with the canonical mesh's normals) or ``template``.
     p : float
         Probability of masking a call's crop (1: always; the caller may decide instead).
+    template : str
+        The crop template the crops follow (:mod:`mfrkit.alignments`).
     """
 
-    def __init__(self, types: str = "random", colors: str = "random", textures: str = "random", coverage: str = "random", renderer: str = "mesh", p: float = 1.0) -> None:
+    def __init__(self, types: str = "random", colors: str = "random", textures: str = "random", coverage: str = "random", renderer: str = "mesh", p: float = 1.0,
+                 template: str = DEFAULT_TEMPLATE) -> None:
         if not 0.0 <= p <= 1.0:
             raise MfrkitError(f"MaskAugment probability must be in [0, 1], got {p}")
         self.spec = StyleSpec.parse(types, colors, textures, coverage)
         self.renderer = create_renderer(renderer)
         self.p = float(p)
-        self._landmarks: dict[tuple[int, int], object] = {}
+        self.template = template
+        template_landmarks(template, 112, 112)  # an unknown template fails here, not in a data loader
 
     def __repr__(self) -> str:
         return f"MaskAugment(spec={self.spec}, renderer={self.renderer.name!r}, p={self.p})"
@@ -51,10 +56,7 @@ class MaskAugment:
         img = np.asarray(image)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise MfrkitError(f"MaskAugment expects an (H, W, 3) uint8 RGB crop, got {img.shape} {img.dtype}")
-        key = (img.shape[1], img.shape[0])
-        if key not in self._landmarks:
-            self._landmarks[key] = aligned_landmarks(*key)
-        params = self.renderer.sample(rng, self._landmarks[key], self.spec)
+        params = self.renderer.sample(rng, template_landmarks(self.template, img.shape[1], img.shape[0]), self.spec)
         return self.renderer.apply(img, params)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..data.imageio import encode_image, image_size
+from ..data.imageio import encode_image, image_size, read_image
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
 from ..errors import ManifestError, MfrkitError, require_made
@@ -118,32 +118,86 @@ def check_no_face(action: str) -> None:
         raise JobError(f"--on-no-face must be one of {', '.join(NO_FACE_ACTIONS)}, got {action!r}")
 
 
-def job_backend(aligned: bool, landmarks: str | None, landmark_file: str | None, renderer: str | None = None) -> str:
-    """The landmark backend a job uses, checked before the job claims its ``out`` folder.
+#: Manifest metadata key a layout of aligned crops sets to its crop template
+#: (``arcface112`` for insightface's RecordIO sets): jobs then default to ``--aligned``.
+ALIGNED_META = "aligned"
 
-    ``aligned`` jobs use the template landmarks (``"aligned"``); a renderer, when
-    given, must get what it fits from the backend.
+
+@dataclass(frozen=True)
+class LandmarkSource:
+    """Where a dataset job's landmarks come from.
+
+    Attributes
+    ----------
+    backend : str
+        A :data:`~mfrkit.landmarks.base.BACKENDS` name: ``template`` (aligned crops,
+        nothing detected or stored), ``mediapipe``, ``dlib`` or ``file``.
+    options : dict
+        The backend's options (``{"template": ...}``, ``{"roi_template": ...}`` for
+        mediapipe on aligned crops, ``{"path": ...}`` for a landmark file).
+    template : str or None
+        The crop template of aligned inputs, None for photos.
     """
-    if aligned:
-        return "aligned"
+
+    backend: str
+    options: dict
+    template: str | None = None
+
+    @property
+    def detects(self) -> bool:
+        """Whether landmarks are detected (and cached in the source's store)."""
+        return self.backend != "template"
+
+
+def aligned_template(aligned) -> str | None:
+    """The crop template of ``--aligned``: a name (checked), ``True`` for insightface's
+    ``arcface112`` (what the flag meant before it took a template), None / False / ""
+    for photos."""
+    if aligned is None or aligned is False or aligned == "":
+        return None
+    name = "arcface112" if aligned is True else str(aligned)
+    from ..alignments import crop_template
+
+    crop_template(name)  # an unknown name lists the templates
+    return name
+
+
+def job_backend(aligned, landmarks: str | None, landmark_file: str | None, renderer: str | None = None, *, redetect: bool = False) -> LandmarkSource:
+    """The landmark source a job uses, checked before the job claims its ``out`` folder.
+
+    Aligned inputs (``aligned`` a crop template) take the template's landmarks (backend
+    ``template``, the default there), or with ``redetect`` mediapipe's mesh run on the
+    crop where the template puts the face (no face detector). Photos default to
+    ``mediapipe``. A renderer, when given, must get what it fits from the backend.
+    """
     from ..landmarks.base import BACKENDS
     from .renderers import landmarks_needed
 
-    backend = landmarks or "mediapipe"
+    template = aligned_template(aligned)
+    if landmarks == "template" and template is None:
+        raise JobError("--landmarks template needs aligned inputs: give --aligned TEMPLATE (arcface112, arcface112x96, mfr2, ...)")
+    if redetect and template is None:
+        raise JobError("--redetect runs mediapipe on aligned crops: give --aligned TEMPLATE too (photos are always detected)")
+    if template is not None and redetect:
+        if landmarks not in (None, "mediapipe"):
+            raise JobError(f"--redetect detects with mediapipe on the crop; --landmarks {landmarks} cannot be combined with it")
+        backend, options = "mediapipe", {"roi_template": template}
+    elif template is not None and landmarks in (None, "template"):
+        backend, options = "template", {"template": template}
+    else:
+        backend, options = landmarks or "mediapipe", {}
     factory = BACKENDS.get(backend)
-    if backend == "file" and not landmark_file:
-        raise JobError("--landmarks file needs the landmark file: --landmark-file PATH")
+    if backend == "file":
+        if not landmark_file:
+            raise JobError("--landmarks file needs the landmark file: --landmark-file PATH")
+        options = {"path": str(landmark_file)}
     needs = landmarks_needed(renderer) if renderer else None
     if needs == "mesh" and not getattr(factory, "has_mesh", False):
         raise JobError(f"the mesh renderer needs a dense mesh; backend {backend!r} has none (use --landmarks mediapipe or --renderer template)")
     # The file backend gives 68 points when its file holds them; the renderer checks each face.
     if needs == "68" and not getattr(factory, "has_68", False) and backend != "file":
         raise JobError(f"the template renderer needs 68 landmarks; backend {backend!r} gives none (use --landmarks mediapipe or dlib)")
-    return backend
-
-
-def backend_options(landmark_file: str | None) -> dict:
-    return {"path": str(landmark_file)} if landmark_file else {}
+    return LandmarkSource(backend, options, template)
 
 
 def resolve_manifest(src, workers: int, progress: bool) -> Manifest | ManifestReader:
@@ -301,6 +355,11 @@ class DatasetJob(Job):
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
+        # Aligned inputs by the option, or by the layout (a RecordIO set of ArcFace crops).
+        aligned = config.aligned if config.aligned not in (None, False, "") else self.source.meta.get(ALIGNED_META)
+        self.landmark_source = job_backend(aligned, config.landmarks, config.landmark_file, getattr(config, "renderer", None),
+                                           redetect=bool(getattr(config, "redetect", False)))
+        self.backend = self.landmark_source.backend
         self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
         self.rows = SourceRows(self.source, config.limit, self._container_source())
         if self.container == "rec":
@@ -416,7 +475,7 @@ class DatasetJob(Job):
 
     def open_worker(self) -> dict:
         store = None
-        if self.backend != "aligned":
+        if self.landmark_source.detects:
             from ..landmarks.cache import open_store
 
             store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
@@ -439,11 +498,31 @@ class DatasetJob(Job):
             return rows
         finally:
             state["faces"] = {}
+            state.pop("decoded", None)
             self._sink = None
+
+    def source_image(self, item: SourceItem, state: dict) -> np.ndarray:
+        """An item's source image, decoded once for all of its slots (``--mask all``,
+        a grid, ``--mix``: a source's items are consecutive in a chunk)."""
+        held = state.get("decoded")
+        if held is not None and held[0] == item.source_id:
+            return held[1]
+        image = read_image(self.source_path(item))
+        state["decoded"] = (item.source_id, image)
+        return image
 
     def faces(self, state: dict) -> dict[str, FaceResult]:
         """The landmarks of the chunk being run, by source image_id."""
         return state["faces"]
+
+    def face_of(self, item: SourceItem, image: np.ndarray, state: dict) -> FaceResult | None:
+        """The landmarks of an item's source image: its template's for aligned inputs,
+        else the chunk's cached ones (None when the store has none)."""
+        if not self.landmark_source.detects:
+            from ..landmarks.template import template_landmarks
+
+            return FaceResult("ok", template_landmarks(self.landmark_source.template, image.shape[1], image.shape[0]), 1)
+        return state["faces"].get(item.source_id)
 
     def source_path(self, item: SourceItem) -> Path:
         """Absolute path of an item's source image."""
@@ -459,15 +538,15 @@ class DatasetJob(Job):
     # --- helpers for subclasses --------------------------------------------------------------
 
     def detect_needed(self, workers: int, progress: bool, executor=None) -> None:
-        """Fill the landmark store for the job's usable images (nothing for ``aligned``),
-        on the job's executor."""
-        if self.backend == "aligned" or not self.rows.n_usable:
+        """Fill the landmark store for the job's usable images (nothing for template
+        landmarks), on the job's executor."""
+        if not self.landmark_source.detects or not self.rows.n_usable:
             return
         from ..landmarks.cache import detect_landmarks
 
         # A --limit run detects only its own images; the store keeps every other image's rows.
         manifest = self.source if self.config.limit is None else self.rows
-        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file),
+        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=self.landmark_source.options,
                          executor=executor)
 
     def write_output(self, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
@@ -564,7 +643,8 @@ class DatasetJob(Job):
         path = writer.path
         manifest = ManifestReader(path)
         card = write_card(manifest, out / CARD)
-        sheet = draw_contact_sheet(sheet_rows, manifest.abspath, out / CONTACT_SHEET, label=sheet_label) if sheet_rows else None
+        sheet = (draw_contact_sheet(sheet_rows, manifest.abspath, out / CONTACT_SHEET, label=sheet_label, source=self.source)
+                 if sheet_rows else None)
         return JobSummary(kind=self.kind, out=out, manifest=path, outputs=int(found.outputs), processed=stats.processed, resumed=stats.resumed,
                           failures=failures, quality=quality, elapsed=stats.elapsed, card=card, contact_sheet=sheet, failures_file=fail_path)
 

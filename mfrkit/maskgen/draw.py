@@ -1,14 +1,18 @@
 """Drawing masks in canonical space: outline, material, relief and parts of each type.
 
-:func:`draw_mask` turns a sampled :class:`~mfrkit.maskgen.styles.StyleParams` into a
-:class:`MaskLayer`: per-texel colour, coverage, relief (for shading) and surface depth
-over a fixed window of the canonical face. Renderers then light that layer and warp it
-into the photo. Everything here is procedural; shapes are placed relative to the
-canonical face's own outline (derived data, see ``scripts/make_canonical_face.py``).
+:func:`draw_roles` draws one mask shape (:class:`~mfrkit.maskgen.styles.StyleParams`
+without its per-image jitter) into a :class:`RoleLayer` over a fixed window of the
+canonical face: per-texel coverage, relief (for shading), surface depth, gloss, and
+colour as *weights of colour roles* rather than RGB: the body, up to three other
+colours (ear loops, straps, accents, a nose clip) and the body's texture. A drawing's
+palette gives each role its colour per image, and the texture is laid in per image
+(:mod:`~mfrkit.maskgen.assets`), so one drawing serves every colour and print of a
+shape. Everything here is procedural; shapes are placed relative to the canonical
+face's own outline (derived data, see ``scripts/make_canonical_face.py``).
 
 A new mask type is a :class:`~mfrkit.maskgen.styles.MaskType` in ``MASK_TYPES`` (its
 looks and sampling weights) plus a :class:`Drawing` in :data:`DRAWINGS` (its outline,
-painter and bulge).
+painter, bulge and palette).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import cv2
 import numpy as np
 
 from ..registry import Registry
-from .canonical import CENTRE_U, canonical_face
+from ..landmarks.canonical import CENTRE_U, canonical_face
 from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, NATURAL, SHAPES, StyleParams, hex_rgb, top_edge
-from .textures import TEXTURES, Canvas, aa_coverage, clip, smooth_noise
+from .textures import Canvas, aa_coverage, clip, smooth_noise
 
 #: Canonical window masks are drawn in: u0, v0, u1, v1 (units). Each drawing uses the
 #: part of it that its mask needs, snapped to whole cells of CELL units (the renderers'
@@ -34,12 +38,20 @@ CELL = 4.0
 #: Canonical chin (lowest point of the face outline) and nose-bridge heights.
 CHIN_V = 118.5
 
+#: Colour roles, as one-hot vectors: the body colour, three more per drawing (its
+#: palette says which: loops, straps, accents, metal) and the body's texture.
+N_ROLES = 4
+_ROLE_BASIS = np.eye(N_ROLES + 1, dtype=np.float32)
+BODY, ROLE1, ROLE2, ROLE3, TEXTURE = _ROLE_BASIS
+
 
 @dataclass(frozen=True, eq=False)
-class MaskLayer:
-    """A mask drawn on the canonical window.
+class RoleLayer:
+    """A mask shape drawn on the canonical window, its colours as role weights.
 
-    Texel ``[i, j]`` sits at canonical ``(u0 + j / res, v0 + i / res)``.
+    Texel ``[i, j]`` sits at canonical ``(u0 + j / res, v0 + i / res)``. The sRGB colour
+    of a texel is ``parts @ palette + body * texture`` before lighting (``palette`` the
+    roles' colours (4, 3), ``texture`` the body's textured sRGB colours (h, w, 3)).
 
     Attributes
     ----------
@@ -47,25 +59,41 @@ class MaskLayer:
         ``(u0, v0)``, canonical units.
     res : float
         Texels per canonical unit.
-    albedo : ndarray of shape (h, w, 3), float32
-        sRGB colour, 0-1, before lighting.
+    parts : ndarray of shape (h, w, 4), float32
+        Weights of the colour roles that are not textured (loops, straps, valves).
+    body : ndarray of shape (h, w), float32
+        Weight of the textured body (pleat shadows and hems darken it).
     alpha : ndarray of shape (h, w), float32
         Coverage, 0-1, anti-aliased.
     relief : ndarray of shape (h, w), float32
         Fine relief towards the camera (pleats, seams), units; for shading only.
     depth : ndarray of shape (h, w), float32
         Canonical depth of the mask surface (the face's, pulled taut and raised).
+    standoff : ndarray of shape (h, w), float32
+        How far the mask stands in front of the taut face there (bulge and raised
+        parts), units: ``depth`` is the taut face minus this.
     gloss : ndarray of shape (h, w), float32
         Specular strength, 0-1.
+    canvas : Canvas
+        The texels' canonical and mask coordinates (textures are laid in on it).
+    window : (row, col) or None
+        Where texel ``[0, 0]`` lies in the whole window's texel grid at ``res``.
+    extent : (v_top, v_bottom, half_width)
+        The outline's top and bottom (canonical ``v``) and half width, units.
     """
 
     origin: tuple[float, float]
     res: float
-    albedo: np.ndarray
+    parts: np.ndarray
+    body: np.ndarray
     alpha: np.ndarray
     relief: np.ndarray
     depth: np.ndarray
+    standoff: np.ndarray
     gloss: np.ndarray
+    canvas: Canvas
+    window: tuple[int, int] | None
+    extent: tuple[float, float, float]
 
     def to_texel(self, uv: np.ndarray) -> np.ndarray:
         """Canonical ``(u, v)`` (..., 2) to texel ``(col, row)`` coordinates."""
@@ -346,7 +374,7 @@ class _Paint:
     def __init__(self, u: np.ndarray, v: np.ndarray, res: float) -> None:
         self.u, self.v, self.res = u, v, res
         shape = u.shape
-        self.albedo = np.zeros(shape + (3,), np.float32)
+        self.albedo = np.zeros(shape + (N_ROLES + 1,), np.float32)  # colour-role weights
         self.alpha = np.zeros(shape, np.float32)
         self.relief = np.zeros(shape, np.float32)
         self.raise_ = np.zeros(shape, np.float32)
@@ -466,10 +494,7 @@ def paint_surgical(p: _Paint, style: StyleParams, base: np.ndarray, outline: Out
         wire = _smoothstep(13.0, 9.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(4.2, 3.0, _top_distance(p, outline, win))
         relief[win] += 0.5 * wire
     p.over(cov, albedo, relief=relief, gloss=0.04)
-    loop = hex_rgb(style.color_hex) * 0.15 + 0.85 * np.array([0.95, 0.95, 0.95], np.float32)
-    if style.color in ("black",):
-        loop = hex_rgb(style.color_hex)
-    _ear_loops(p, outline, loop, 1.3, style)
+    _ear_loops(p, outline, ROLE1, 1.3, style)
 
 
 def _top_edge(outline: Outline) -> tuple[np.ndarray, np.ndarray]:
@@ -523,7 +548,7 @@ def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outlin
         relief += 0.9 * np.exp(-(((p.u - CENTRE_U) / 1.6) ** 2)) - 0.6 * seam
         albedo *= (1.0 - 0.25 * seam)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.03)
-    _ear_loops(p, outline, hex_rgb(style.color_hex) * 0.9, 2.2, style)
+    _ear_loops(p, outline, BODY * 0.9, 2.2, style)
 
 
 def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
@@ -546,8 +571,7 @@ def paint_kn95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline
         relief[win] -= 0.25 * weld
         albedo[win] *= (1.0 - 0.05 * weld)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.05)
-    loop = np.array([0.94, 0.94, 0.94], np.float32) if style.color != "black" else hex_rgb(style.color_hex)
-    _ear_loops(p, outline, loop, 1.6, style)
+    _ear_loops(p, outline, ROLE1, 1.6, style)
 
 
 def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
@@ -565,10 +589,9 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
         top_d = _top_distance(p, outline, win)
         clip_ = _smoothstep(13.0, 11.0, np.abs(p.u[win] - CENTRE_U)) * _smoothstep(0.8, 1.4, top_d) * _smoothstep(4.6, 3.8, top_d)
         relief[win] += 0.45 * clip_
-        albedo[win] = albedo[win] * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * np.array([0.75, 0.76, 0.78], np.float32)
+        albedo[win] = albedo[win] * (1 - 0.12 * clip_[..., None]) + 0.12 * clip_[..., None] * ROLE1  # aluminium
     p.over(cov, albedo, relief=relief, gloss=0.03)
-    accents = [hex_rgb(c) for c in style.accents] or [hex_rgb("yellow")]
-    strap = accents[0]
+    strap = ROLE2
     # Head straps leave the cup's sides towards the crown and the nape.
     for side in (0, 1):
         sign = -1.0 if side == 0 else 1.0
@@ -581,7 +604,7 @@ def paint_n95(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
         cu, cv_ = CENTRE_U, outline.polygon[:, 1].min() + 0.62 * np.ptp(outline.polygon[:, 1])
         r = np.hypot(p.u - cu, (p.v - cv_) * 1.1)
         body_v = aa_coverage(8.5 - r, res)
-        valve_col = accents[1 % len(accents)] * 0.5 + 0.5 * np.array([0.55, 0.56, 0.58], np.float32)
+        valve_col = ROLE3
         rings = 0.5 + 0.5 * np.cos(2 * np.pi * r / 1.6)
         slots = (np.abs(np.sin(np.arctan2(p.v - cv_, p.u - cu) * 9)) > 0.6) & (r < 6.5) & (r > 3.0)
         col = valve_col[None, None, :] * (0.9 + 0.1 * rings)[..., None] * np.where(slots, 0.55, 1.0)[..., None]
@@ -595,8 +618,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     relief = 1.2 * rim + 0.4 * _smoothstep(6.0, 10.0, edge)
     albedo = base * (1.0 - 0.1 * rim)[..., None]
     p.over(cov, albedo, relief=relief, gloss=0.35, raise_=1.5 * _smoothstep(0.0, 8.0, edge))
-    accents = [hex_rgb(c) for c in style.accents] or [hex_rgb("magenta")]
-    strap = np.array([0.09, 0.09, 0.1], np.float32)
+    strap = ROLE1
     for side in (0, 1):
         sign = -1.0 if side == 0 else 1.0
         a, b = outline.top_corners[side], outline.bottom_corners[side]
@@ -606,7 +628,7 @@ def paint_gas(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline,
     # Filter cartridges: discs on the cheeks, facing forwards and outwards.
     top_v = outline.polygon[:, 1].min()
     span = np.ptp(outline.polygon[:, 1])
-    cart = accents[0]
+    cart = ROLE2
     for sign in (-1.0, 1.0):
         cu, cv_ = CENTRE_U + sign * 25.0, top_v + 0.64 * span
         du, dv = (p.u - cu) / 0.82, p.v - cv_  # seen obliquely: narrower than tall
@@ -645,11 +667,17 @@ class Drawing:
         parts (straps, valves, cartridges) onto the canvas, over the textured ``base``.
     bulge : callable
         ``(s, t, edge) -> units``: how far the mask stands off the taut face.
+    palette : callable
+        ``(style) -> (4, 3)`` sRGB colours of the roles (body, ROLE1-3) for one image.
+    loops : bool
+        Whether the drawing has ear loops (the ``loops`` jitter matters).
     """
 
     outline: Callable[[StyleParams], Outline]
     paint: Callable[..., None]
     bulge: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    palette: Callable[[StyleParams], np.ndarray]
+    loops: bool = True
 
 
 #: Drawings by mask type (every entry of :data:`~mfrkit.maskgen.styles.MASK_TYPES` has one).
@@ -681,16 +709,57 @@ def _rubber_bulge(s, t, edge):
     return 4.0 * clip(edge / 8.0, 0.0, 1.0)
 
 
+def _palette(body, *others) -> np.ndarray:
+    out = np.zeros((N_ROLES, 3), np.float32)
+    out[0] = body
+    for k, color in enumerate(others, start=1):
+        out[k] = color
+    return out
+
+
+def _accents(style: StyleParams, default: str) -> list[np.ndarray]:
+    return [hex_rgb(c) for c in style.accents] or [hex_rgb(default)]
+
+
+def _surgical_palette(style: StyleParams) -> np.ndarray:
+    body = hex_rgb(style.color_hex)
+    # Ear loops: white elastic tinted by the fabric, or black on a black mask.
+    loop = body if style.color == "black" else body * 0.15 + 0.85 * np.float32(0.95)
+    return _palette(body, loop)
+
+
+def _kn95_palette(style: StyleParams) -> np.ndarray:
+    body = hex_rgb(style.color_hex)
+    return _palette(body, body if style.color == "black" else np.full(3, 0.94, np.float32))
+
+
+def _cloth_palette(style: StyleParams) -> np.ndarray:
+    # Prints use the accents (ROLE1-3, the texture's colours after the body).
+    return _palette(hex_rgb(style.color_hex), *[hex_rgb(c) for c in style.accents[:3]])
+
+
+def _n95_palette(style: StyleParams) -> np.ndarray:
+    accents = _accents(style, "yellow")
+    valve = accents[1 % len(accents)] * 0.5 + 0.5 * np.array([0.55, 0.56, 0.58], np.float32)
+    return _palette(hex_rgb(style.color_hex), np.array([0.75, 0.76, 0.78], np.float32), accents[0], valve)
+
+
+def _gas_palette(style: StyleParams) -> np.ndarray:
+    return _palette(hex_rgb(style.color_hex), np.array([0.09, 0.09, 0.1], np.float32), _accents(style, "magenta")[0])
+
+
 def _surgical_outline(style: StyleParams) -> Outline:
     return _wrap_outline(style, lambda x: 0.55 * x + 0.45 * x**2 - 0.12 * np.exp(-(x / 0.12) ** 2) + 0.12, 101.0, 1.2)
 
 
-DRAWINGS.add("surgical", Drawing(outline=_surgical_outline, paint=paint_surgical, bulge=_flat_bulge))
-DRAWINGS.add("cloth", Drawing(outline=lambda style: _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15), paint=paint_cloth, bulge=_cloth_bulge))
+DRAWINGS.add("surgical", Drawing(outline=_surgical_outline, paint=paint_surgical, bulge=_flat_bulge, palette=_surgical_palette))
+DRAWINGS.add("cloth", Drawing(outline=lambda style: _wrap_outline(style, lambda x: x**1.6, 97.0, 2.0, hang_scale=1.15), paint=paint_cloth, bulge=_cloth_bulge,
+                              palette=_cloth_palette))
 DRAWINGS.add("kn95", Drawing(
-    outline=lambda style: _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3), paint=paint_kn95, bulge=_fold_bulge))
-DRAWINGS.add("n95", Drawing(outline=lambda style: _cup_outline(style, 32.0, 2.2), paint=paint_n95, bulge=_cup_bulge))
-DRAWINGS.add("gas", Drawing(outline=_gas_outline, paint=paint_gas, bulge=_rubber_bulge))
+    outline=lambda style: _wrap_outline(style, lambda x: np.sqrt(x**2 + 0.01) - 0.1, 98.0, 2.5, hang_scale=1.3), paint=paint_kn95, bulge=_fold_bulge,
+    palette=_kn95_palette))
+DRAWINGS.add("n95", Drawing(outline=lambda style: _cup_outline(style, 32.0, 2.2), paint=paint_n95, bulge=_cup_bulge, palette=_n95_palette, loops=False))
+DRAWINGS.add("gas", Drawing(outline=_gas_outline, paint=paint_gas, bulge=_rubber_bulge, palette=_gas_palette, loops=False))
 
 
 #: Outlines of the :data:`~mfrkit.maskgen.styles.SHAPES` other than ``natural`` (NIST's
@@ -710,19 +779,23 @@ def mask_outline(style: StyleParams) -> Outline:
     return DRAWINGS.get(style.mask_type).outline(style)
 
 
-def draw_mask(style: StyleParams, res: float) -> MaskLayer:
-    """Draw ``style`` on the canonical window at ``res`` texels per unit.
+def draw_roles(style: StyleParams, res: float) -> RoleLayer:
+    """Draw the shape of ``style`` on the canonical window at ``res`` texels per unit.
+
+    Only what shapes the mask is used: type, outline, coverage, nose coverage, the
+    ``shape`` values (the assets draw them at zero and move the mask per image
+    instead), extras and ``texture_seed`` (cloth wrinkles); colours and texture are
+    roles (see :class:`RoleLayer`).
 
     Parameters
     ----------
     style : StyleParams
     res : float
-        Texels per canonical unit (about the photo's pixels per unit keeps the
-        pattern sharp without aliasing).
+        Texels per canonical unit, a multiple of 1/4 (boxes then start on whole texels).
 
     Returns
     -------
-    MaskLayer
+    RoleLayer
     """
     mtype = MASK_TYPES.get(style.mask_type)
     drawing: Drawing = DRAWINGS.get(style.mask_type)
@@ -736,11 +809,8 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
         u, v = _canvas_grid(res, box)
     body, edge = _fill(outline.polygon, u.shape, res, (box[0], box[1]))
     s, t = _mask_coords(body, u, v)
-    canvas = Canvas(u=u, v=v, res=res, s=s, t=t)
-    colors = np.array([hex_rgb(style.color_hex)] + [hex_rgb(c) for c in style.accents], dtype=np.float32)
-    rng = np.random.default_rng(style.texture_seed)
-    base = TEXTURES.get(style.texture)(canvas, colors, style.pattern, rng).astype(np.float32)
     paint = _Paint(u, v, res)
+    base = np.broadcast_to(TEXTURE, u.shape + (N_ROLES + 1,))
     drawing.paint(paint, style, base, outline, edge, s, t)
     if window is not None:
         face_z, env_z = tables.face_z[window], tables.envelope_z[window]
@@ -748,13 +818,21 @@ def draw_mask(style: StyleParams, res: float) -> MaskLayer:
         face = canonical_face()
         face_z = face.sample(face.face_depth, u, v)
         env_z = face.sample(face.envelope_depth, u, v)
-    depth = face_z - mtype.tent * (face_z - env_z) - drawing.bulge(s, t, edge) - paint.raise_
-    return MaskLayer(
+    standoff = drawing.bulge(s, t, edge) + paint.raise_
+    depth = face_z - mtype.tent * (face_z - env_z) - standoff
+    poly = outline.polygon
+    extent = (float(poly[:, 1].min()), float(poly[:, 1].max()), float(np.abs(poly[:, 0] - CENTRE_U).max()))
+    return RoleLayer(
         origin=(box[0], box[1]),
         res=float(res),
-        albedo=clip(paint.albedo, 0.0, 1.0),
+        parts=np.ascontiguousarray(paint.albedo[..., :N_ROLES]),
+        body=np.ascontiguousarray(paint.albedo[..., N_ROLES]),
         alpha=paint.alpha,
         relief=paint.relief.astype(np.float32),
         depth=depth.astype(np.float32),
+        standoff=standoff.astype(np.float32),
         gloss=paint.gloss,
+        canvas=Canvas(u=u, v=v, res=res, s=s, t=t),
+        window=None if window is None else (window[0].start, window[1].start),
+        extent=extent,
     )

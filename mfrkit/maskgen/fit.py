@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import LandmarkError
 from ..landmarks.base import Landmarks
-from .canonical import canonical_face
+from ..landmarks.canonical import canonical_face
 from .geometry import barycentric_weights, similarity_3d
 
 
@@ -166,12 +166,25 @@ class FaceFit:
         uvz = np.asarray(uvz, dtype=np.float64)
         if anchors is None:
             anchors = self.model.anchors(uvz[:, :2])
-        w = anchors.weight[..., None]
         offset = uvz - np.column_stack([anchors.base, anchors.base_z])
-        moved = offset @ self.linear.T
-        xy = (self.points[anchors.index] * w).sum(1) + moved[:, :2]
-        z = (self.depth[anchors.index] * anchors.weight).sum(1) + moved[:, 2]
-        return xy, z
+        placed = offset @ self.linear.T
+        # Each point's three landmarks (x, y, depth), weighted: one einsum (numpy's
+        # broadcasting over a last axis of 2 or 3 is slow).
+        placed += np.einsum("pj,pjk->pk", anchors.weight, self._points_xyz[anchors.index])
+        return placed[:, :2], placed[:, 2]
+
+    def memo(self, key: str, make):
+        """``make()``, computed once per fit and ``key`` (what depends on the fit alone,
+        such as where fixed canonical points land)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
+    @functools.cached_property
+    def _points_xyz(self) -> np.ndarray:
+        """The landmarks with their depth, (K, 3) float64."""
+        return np.column_stack([np.asarray(self.points, dtype=np.float64), np.asarray(self.depth, dtype=np.float64)])
 
 
 def _orthonormal_camera(m: np.ndarray) -> tuple[float, np.ndarray]:

@@ -196,3 +196,96 @@ def affine_from_triangles(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     out[:, :, :2] = lin
     out[:, :, 2] = dst[:, 0] - (lin @ src[:, 0, :, None])[..., 0]
     return out
+
+
+def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                iterations: int = 4, tolerance: float = 0.35, step: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each pixel of a box lies on a regular grid mapped into the image without
+    folds: the inverse of the map, instead of testing pixels against triangles.
+
+    The inverse is solved at every ``step``-th pixel (fixed-point iterations on the
+    bilinear interpolation of the vertex positions, preconditioned by the affine map of
+    the active cells on average: a smooth, fold-free map converges in a few
+    iterations) and interpolated bilinearly in between: the map is smooth within a
+    cell of the grid (several pixels wide), so the interpolation is good to a small
+    fraction of a pixel, at a ninth of the work.
+
+    Parameters
+    ----------
+    grid_xy : ndarray of shape (rows, cols, 2)
+        Image position of each grid vertex, pixels. The active cells must keep their
+        orientation (no fold): the caller checks the signed areas.
+    active : ndarray of shape (rows - 1, cols - 1), bool
+        Cells that are drawn.
+    shape : (height, width)
+        Size of the box.
+    origin : (x0, y0)
+        Full-image pixel of the box's top-left corner.
+    iterations : int
+    tolerance : float
+        Pixels: the largest residual allowed on a drawn sample.
+    step : int
+        Pixels between the samples the inverse is solved at (1: every pixel).
+
+    Returns
+    -------
+    (grid, drawn) : ndarray of shape (h, w, 2) float32 (column, row on the grid) and of
+    shape (h, w) bool (in an active cell); or None when the iterations did not converge
+    (the map is too far from affine: rasterise the triangles instead).
+    """
+    rows, cols = grid_xy.shape[:2]
+    h, w = shape
+    cell_rc = np.argwhere(active)
+    if not len(cell_rc) or h <= 0 or w <= 0:
+        return np.zeros((max(h, 0), max(w, 0), 2), np.float32), np.zeros((max(h, 0), max(w, 0)), bool)
+    # The affine map (c, r) -> (x, y) of the active cells on average: their mean edge
+    # vectors, through their corners' centroid (small closed forms: no LAPACK call).
+    xy = np.ascontiguousarray(grid_xy, dtype=np.float32)
+    weight = active.astype(np.float32)
+    n = float(len(cell_rc))
+    across = xy[:, 1:] - xy[:, :-1]  # (rows, cols - 1, 2)
+    down = xy[1:] - xy[:-1]  # (rows - 1, cols, 2)
+    corners = xy[:-1, :-1] + xy[:-1, 1:] + xy[1:, :-1] + xy[1:, 1:]
+    du = np.einsum("rc,rck->k", weight, across[:-1] + across[1:], dtype=np.float64) / (2.0 * n)
+    dv = np.einsum("rc,rck->k", weight, down[:, :-1] + down[:, 1:], dtype=np.float64) / (2.0 * n)
+    centre_xy = np.einsum("rc,rck->k", weight, corners, dtype=np.float64) / (4.0 * n)
+    centre_cr = cell_rc[:, ::-1].mean(0) + 0.5
+    det = du[0] * dv[1] - dv[0] * du[1]
+    if abs(det) < 1e-9:
+        return None
+    inv = (np.array([[dv[1], -dv[0]], [-du[1], du[0]]]) / det).astype(np.float32)  # (x, y) -> (c, r), linear part
+    offset = centre_xy - np.array([du, dv]).T @ centre_cr
+    step = max(1, int(step))
+    # With step > 1, samples start a step before the box and end a step or more past
+    # it (every pixel lies between four of them), offset by (step - 1) / 2 so that
+    # cv2.resize by ``step`` puts pixel x + step of its output exactly on pixel x.
+    if step > 1:
+        hs, ws = -(-h // step) + 2, -(-w // step) + 2
+        first = -step + (step - 1) / 2.0
+    else:
+        hs, ws, first = h, w, 0.0
+    # Sample pixel positions relative to the affine map's offset, then (c, r) by it.
+    sx = (np.arange(ws) * step + (first + origin[0] - offset[0])).astype(np.float32)
+    sy = (np.arange(hs) * step + (first + origin[1] - offset[1])).astype(np.float32)
+    rel = cv2.merge([np.broadcast_to(sx[None, :], (hs, ws)).copy(), np.broadcast_to(sy[:, None], (hs, ws)).copy()])
+    g = cv2.transform(rel, inv)  # (hs, ws, 2): (c, r)
+    target = rel + offset.astype(np.float32)
+    for _ in range(iterations):
+        f = cv2.remap(xy, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g += cv2.transform(target - f, inv)
+    # Activity of each sample's cell (0 outside the grid), nearest cell.
+    cells = np.zeros((rows + 1, cols + 1), np.uint8)
+    cells[1:rows, 1:cols] = active
+
+    def drawn_at(at: np.ndarray) -> np.ndarray:
+        return cv2.remap(cells, at + np.float32(0.5), None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+
+    drawn = drawn_at(g)
+    if drawn.any():
+        f = cv2.remap(xy, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if float(cv2.absdiff(f, target).max(-1)[drawn].max()) > tolerance:
+            return None
+    if step > 1:
+        g = np.ascontiguousarray(cv2.resize(g, (ws * step, hs * step), interpolation=cv2.INTER_LINEAR)[step : step + h, step : step + w])
+        drawn = drawn_at(g)
+    return g, drawn

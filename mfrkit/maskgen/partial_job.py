@@ -47,7 +47,8 @@ class PartialConfig:
     seed: int = option(0, help="Seed of the contact sheet's sample (the crops themselves draw nothing at random).")
     landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file.")
     landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
-    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the template points, detect nothing.")
+    aligned: str | None = option(None, metavar="TEMPLATE", help="Inputs are aligned crops of this template (arcface112, arcface112x96, mfr2, "
+                                                                "arcface160p30, ...): use the template's points, detect nothing.")
     on_no_face: str = option("skip", help="skip (record it) or copy (PartialLFW's fallback: crop the resized image).")
     image_format: str | None = option(None, flags="--format", short="-f", help="rec: write the crops as insightface RecordIO (train.rec, train.idx, "
                                                                               "property; JPEG inside), labelled by identity; default: PNG files, or RecordIO "
@@ -91,13 +92,10 @@ class PartialJob(DatasetJob):
         self.regions = parse_regions(config.regions)
         self.factors = parse_factors(config.factors)
         self.template = get_template(config.template)
-        self.backend = job_backend(config.aligned, config.landmarks, config.landmark_file)
+        job_backend(config.aligned, config.landmarks, config.landmark_file)  # bad options: before the scan
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
         if config.image_format is not None and self.container is None:
             raise JobError(f"partial writes PNG files, or --format rec; not {config.image_format!r}")
-        if self.source.meta.get("aligned") and config.landmarks is None:
-            self.backend = "aligned"
-
         def items_of(sid: str, rel: str, identity: str | None) -> list[PartialItem]:
             crops = tuple((placeholder(sid, f"{r}_{f:g}{'_c' if c else ''}") if self.container else partial_rel(rel, r, f, c), r, f, c)
                           for r in self.regions for f in self.factors for c in config.centered())
@@ -116,23 +114,18 @@ class PartialJob(DatasetJob):
             return self.failure_rows(item, exc.reason, str(exc))
         template = self.template
         fallback = None
-        if self.backend == "aligned":
-            from .canonical import aligned_landmarks
-
-            aligned = align(image, aligned_landmarks(image.shape[1], image.shape[0]).points5, template)
+        face = self.face_of(item, image, state)
+        if face is not None and face.status == STATUS_OK and face.landmarks is not None:
+            aligned = align(image, face.landmarks.points5, template)
         else:
-            face = self.faces(state).get(item.source_id)
-            if face is not None and face.status == STATUS_OK and face.landmarks is not None:
-                aligned = align(image, face.landmarks.points5, template)
-            else:
-                status = face.status if face is not None else "no_landmarks"
-                if config.on_no_face != "copy" or status != "no_face":
-                    return self.failure_rows(item, status, "no face found" if status == "no_face" else f"landmarks: {status}")
-                import cv2
+            status = face.status if face is not None else "no_landmarks"
+            if config.on_no_face != "copy" or status != "no_face":
+                return self.failure_rows(item, status, "no face found" if status == "no_face" else f"landmarks: {status}")
+            import cv2
 
-                # PartialLFW's own fallback: the whole image resized to the crop size.
-                aligned = cv2.resize(image, (template.size, template.size), interpolation=cv2.INTER_LINEAR)
-                fallback = "no_face"
+            # PartialLFW's own fallback: the whole image resized to the crop size.
+            aligned = cv2.resize(image, (template.size, template.size), interpolation=cv2.INTER_LINEAR)
+            fallback = "no_face"
         rows = []
         for rel, region, factor, centered in item.crops:
             crop = crop_region(aligned, region, factor, centered=centered, template=template)

@@ -1,8 +1,10 @@
 """Mask renderers: one interface, two ways of placing the canonical mask in a photo.
 
-Both renderers draw the mask on the canonical face (:mod:`~mfrkit.maskgen.draw`),
-light it from the photo (:mod:`~mfrkit.maskgen.blend`) and warp it into the image
-through a regular grid of canonical points, triangle by triangle:
+Both renderers take the mask's drawing on the canonical face from a per-process cache
+(:mod:`~mfrkit.maskgen.assets`: drawn once per shape), colour and texture it for the
+image, light it from the photo (:mod:`~mfrkit.maskgen.blend`) and warp it into the
+image through a regular grid of canonical points, triangle by triangle (the image's
+shape jitter moves where the grid reads the drawing):
 
 * ``template`` places the grid with the 68 iBUG landmarks: a piecewise-affine warp over
   their triangulation (so the mask bends with the jaw), extended rigidly below the jaw
@@ -22,6 +24,7 @@ Sampling and applying are separate (``sample(rng, landmarks, spec) -> params``, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ import numpy as np
 
 from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
+from ..landmarks.canonical import canonical_face
 from ..registry import Registry
 from .blend import (
     Lighting,
@@ -43,11 +47,13 @@ from .blend import (
     shade,
     smooth_luminance,
 )
-from .canonical import canonical_face
-from .draw import CELL, WINDOW, MaskLayer, draw_mask
+from .assets import MaskAsset, asset_of, asset_resolution, deformed_uv, mask_albedo, sample_nearest
+from .draw import CELL, WINDOW, RoleLayer
 from .fit import Anchors, FaceFit, check_landmarks, fit_landmarks, landmark_model
-from .geometry import affine_from_triangles, rasterize_triangles
-from .styles import StyleParams, StyleSpec, sample_style
+from .geometry import affine_from_triangles, invert_grid, rasterize_triangles
+from .pixels import scale
+from .texture_files import texture_label
+from .styles import MASK_TYPES, StyleParams, StyleSpec, sample_style
 
 #: Spacing of the warp grid, canonical units (about 4 px on an LFW face).
 GRID_STEP = CELL
@@ -78,7 +84,7 @@ class RenderParams:
         return {
             "mask_type": self.style.mask_type,
             "mask_color": self.style.color,
-            "mask_texture": self.style.texture,
+            "mask_texture": texture_label(self.style.texture),
             "coverage": self.style.coverage,
         }
 
@@ -175,14 +181,6 @@ def _skin(model: str) -> _SkinSamples:
     return _SkinSamples(uv=uv, normals=_face_normals(uv[:, 0], uv[:, 1]), anchors=landmark_model(model).anchors(uv), vertex=vertex)
 
 
-def texture_resolution(scale: float, blur: float = 0.0) -> float:
-    """Texels per canonical unit for a face at ``scale`` pixels per unit in a photo
-    blurred by ``blur`` (sigma, pixels): about one texel per pixel, fewer when the
-    photo is soft (detail finer than its blur would not show), in quarter steps, 1-4."""
-    sharp = scale / max(1.0, blur / 0.8)
-    return float(np.clip(np.round(sharp * 4.0) / 4.0, 1.0, 4.0))
-
-
 def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     """Place the grid, keeping the rigid pose exact and smoothing what the landmarks
     add to it over about a cell: the landmarks' own jitter would otherwise put a kink
@@ -193,45 +191,6 @@ def _place_smooth(fit: FaceFit, uvz: np.ndarray, grid: _Grid) -> tuple[np.ndarra
     resid = cv2.GaussianBlur(resid, (5, 5), 1.0, borderType=cv2.BORDER_REPLICATE).reshape(-1, 3)
     placed = rigid + resid
     return placed[:, :2], placed[:, 2]
-
-
-def _camera_normals(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
-    """Unit normals (towards the camera) of a canonical depth map, in the camera frame,
-    (h, w, 3) float32."""
-    dzdv, dzdu = np.gradient(np.asarray(depth, dtype=np.float32))
-    gx, gy = dzdu * np.float32(res), dzdv * np.float32(res)
-    inv = 1.0 / np.sqrt(gx * gx + gy * gy + np.float32(1.0))
-    n = cv2.merge([gx * inv, gy * inv, -inv])
-    # Rotate every normal at once: cv2.transform applies the 3x3 matrix per texel.
-    return cv2.transform(n, np.asarray(rotation, dtype=np.float32))
-
-
-def _camera_normal_z(depth: np.ndarray, res: float, rotation: np.ndarray) -> np.ndarray:
-    """The camera-frame z of :func:`_camera_normals` alone (cheaper)."""
-    dzdv, dzdu = np.gradient(np.asarray(depth, dtype=np.float32))
-    gx, gy = dzdu * np.float32(res), dzdv * np.float32(res)
-    r = np.asarray(rotation[2], dtype=np.float32)
-    return (r[0] * gx + r[1] * gy - r[2]) / np.sqrt(gx * gx + gy * gy + np.float32(1.0))
-
-
-def _cell_coverage(layer: MaskLayer, grid: _Grid) -> np.ndarray:
-    """Largest alpha in each grid cell, flat (cells,); 0 for cells off the layer."""
-    k = int(round(GRID_STEP * layer.res))
-    rows, cols = grid.shape[0] - 1, grid.shape[1] - 1
-    # The layer's window starts on a cell corner.
-    c0 = int(round((layer.origin[0] - WINDOW[0]) / GRID_STEP))
-    r0 = int(round((layer.origin[1] - WINDOW[1]) / GRID_STEP))
-    h, w = layer.alpha.shape
-    lr, lc = -(-h // k), -(-w // k)
-    padded = np.zeros((lr * k + 1, lc * k + 1), np.float32)
-    padded[:h, :w] = layer.alpha
-    # Cells share their border texels: look one texel past each cell's end.
-    dil = cv2.dilate(padded, np.ones((3, 3), np.uint8))
-    local = dil[: lr * k, : lc * k].reshape(lr, k, lc, k).max(axis=(1, 3))
-    out = np.zeros((rows, cols), np.float32)
-    rr, cc = min(rows - r0, lr), min(cols - c0, lc)
-    out[r0 : r0 + rr, c0 : c0 + cc] = local[:rr, :cc]
-    return out.ravel()
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,7 +205,7 @@ class _PhotoStats:
 def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoStats:
     """Where the skin is, and how blurred and noisy the photo is around the face."""
     h, w = img.shape[:2]
-    skin_xy, _ = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)
+    skin_xy = fit.memo("skin", lambda: fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)[0])
     lo, hi = skin_xy.min(0), skin_xy.max(0)
     pad = 0.3 * (hi - lo)
     face_box = tuple(int(x) for x in (*(lo - pad), *(hi + pad)))
@@ -259,18 +218,43 @@ def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoSta
     return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
 
 
-def _warp(rgba: np.ndarray, layer: MaskLayer, grid: _Grid, tri_xy: np.ndarray, order: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)``: an index raster
-    of the triangles (drawn in ``order``), each pixel mapped back to texels through its
-    triangle's affine map, then one ``cv2.remap``."""
+def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, z: np.ndarray, area: np.ndarray, active: np.ndarray,
+          box: tuple[int, int, int, int]) -> np.ndarray:
+    """Warp the layer's texels into the photo box ``(x0, y0, x1, y1)`` with one
+    ``cv2.remap``; ``tex`` is the texel each grid vertex reads, ``xy`` and ``z`` where
+    it lies in the photo, ``area`` the triangles' signed areas there, ``active`` the
+    triangles drawn.
+
+    Without folds (every drawn triangle keeps its orientation: a face not turned far)
+    the grid's map is inverted (:func:`~mfrkit.maskgen.geometry.invert_grid`) and the
+    texel map interpolated from it; else, or if that does not converge, the triangles
+    (back-facing first, far to near) are rasterised to an index image and each pixel
+    mapped through its triangle's affine map.
+    """
     x0, y0, x1, y1 = box
-    raster = rasterize_triangles(tri_xy, order, (y1 - y0, x1 - x0), (x0, y0))
+    shape, origin = (y1 - y0, x1 - x0), (x0, y0)
+    rows, cols = grid.shape
+    inverse = None
+    if (area[active] > 0).all():
+        cells = np.zeros((rows - 1) * (cols - 1), bool)
+        cells[grid.cell[active]] = True
+        inverse = invert_grid(xy.reshape(rows, cols, 2), cells.reshape(rows - 1, cols - 1), shape, origin)
+    if inverse is not None:
+        at, drawn = inverse
+        texels = np.ascontiguousarray(tex.reshape(rows, cols, 2), dtype=np.float32)
+        maps = cv2.remap(texels, at, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(rgba, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return cv2.copyTo(warped, drawn.view(np.uint8))  # zero (transparent) off the drawn cells
+    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
+    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
+    tri_xy = xy[grid.triangles]
+    raster = rasterize_triangles(tri_xy, order, shape, origin)
     # Pixel -> texel maps per triangle, relative to the box corner; one extra row for
     # pixels no triangle covers, mapped far off the layer (transparent).
     to_tex = np.zeros((len(tri_xy) + 1, 2, 3), np.float32)
     to_tex[-1, :, 2] = -10.0
     local = tri_xy[order] - np.array([x0, y0], dtype=np.float64)
-    to_tex[order] = affine_from_triangles(local, layer.to_texel(grid.uv[grid.triangles[order]]))
+    to_tex[order] = affine_from_triangles(local, tex[grid.triangles[order]])
     a = to_tex[raster]  # (h, w, 2, 3); raster -1 picks the extra row
     xs = np.arange(x1 - x0, dtype=np.float32)[None, :]
     ys = np.arange(y1 - y0, dtype=np.float32)[:, None]
@@ -279,8 +263,61 @@ def _warp(rgba: np.ndarray, layer: MaskLayer, grid: _Grid, tri_xy: np.ndarray, o
     return cv2.remap(rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def _triangle_areas(xy: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Signed areas (pixels, > 0 facing the camera) of the grid's triangles placed at
+    ``xy`` (P, 2): the ``(r, c), (r, c+1), (r+1, c+1)`` halves of the cells, then the
+    ``(r, c), (r+1, c+1), (r+1, c)`` halves, as :func:`_grid` lists them."""
+    p = xy.reshape(grid.shape[0], grid.shape[1], 2)
+    x, y = p[..., 0], p[..., 1]
+    xa, ya = x[:-1, :-1], y[:-1, :-1]
+    bx, by = x[:-1, 1:] - xa, y[:-1, 1:] - ya
+    cx, cy = x[1:, :-1] - xa, y[1:, :-1] - ya
+    dx, dy = x[1:, 1:] - xa, y[1:, 1:] - ya
+    return np.concatenate([(bx * dy - by * dx).ravel(), (dx * cy - dy * cx).ravel()])
+
+
+def _active_box(xy: np.ndarray, grid: _Grid, active: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The photo box ``(x0, y0, x1, y1)`` holding the active triangles' cells, with a
+    margin, clipped to an image of ``shape`` (h, w)."""
+    rows, cols = grid.shape
+    cells = np.zeros((rows - 1) * (cols - 1), bool)
+    cells[grid.cell[active]] = True
+    cells = cells.reshape(rows - 1, cols - 1)
+    corner = np.zeros((rows, cols), bool)
+    corner[:-1, :-1] |= cells
+    corner[:-1, 1:] |= cells
+    corner[1:, :-1] |= cells
+    corner[1:, 1:] |= cells
+    pts = xy[corner.ravel()]
+    lo = np.floor(pts.min(0)).astype(int) - 2
+    hi = np.ceil(pts.max(0)).astype(int) + 3
+    return max(0, lo[0]), max(0, lo[1]), min(shape[1], hi[0]), min(shape[0], hi[1])
+
+
+@functools.lru_cache(maxsize=None)
+def _taut_depth(model: str, tent: float) -> np.ndarray:
+    """Canonical depth of the face pulled taut by ``tent`` at each grid vertex, (P,)."""
+    face = canonical_face()
+    uv = _grid(model).uv
+    face_z = face.sample(face.face_depth, uv[:, 0], uv[:, 1]).astype(np.float64)
+    env_z = face.sample(face.envelope_depth, uv[:, 0], uv[:, 1]).astype(np.float64)
+    out = face_z - tent * (face_z - env_z)
+    out.setflags(write=False)
+    return out
+
+
+def _active_triangles(asset: MaskAsset, tex: np.ndarray, grid: _Grid, area: np.ndarray) -> np.ndarray:
+    """Triangles the warp draws: those of grid cells with a vertex within a cell of the
+    mask (front- and back-facing), not degenerate."""
+    near = sample_nearest(asset.reach, tex) > 0
+    rows, cols = grid.shape
+    v = near.reshape(rows, cols)
+    cell = (v[:-1, :-1] | v[:-1, 1:] | v[1:, :-1] | v[1:, 1:]).ravel()
+    return np.flatnonzero(cell[grid.cell] & (np.abs(area) > 1e-9))
+
+
 def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int, *, renderer: str) -> Rendered:
-    """Draw, light and warp ``style`` onto ``image`` where ``fit`` places the face.
+    """Colour, light and warp ``style``'s mask onto ``image`` where ``fit`` places the face.
 
     Parameters
     ----------
@@ -302,48 +339,32 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     grid = _grid(fit.model.name)
     skin = _skin(fit.model.name)
     stats = _photo_stats(img, fit, skin)
-    res = texture_resolution(fit.scale, stats.blur)
-    layer = draw_mask(style, res)
+    res = asset_resolution(fit.scale, stats.blur)
+    asset = asset_of(style, res)
+    layer = asset.layer
 
-    # Place the grid: depth from the mask surface at each vertex.
-    tex = layer.to_texel(grid.uv)
-    cols = np.clip(np.round(tex[:, 0]).astype(int), 0, layer.depth.shape[1] - 1)
-    rows = np.clip(np.round(tex[:, 1]).astype(int), 0, layer.depth.shape[0] - 1)
-    xy, z = _place_smooth(fit, np.column_stack([grid.uv, layer.depth[rows, cols]]), grid)
-
-    # Triangles worth drawing: those the mask covers (front- and back-facing).
-    covered = _cell_coverage(layer, grid)[grid.cell] > 1e-3
-    tri_xy = xy[grid.triangles]
-    e1, e2 = tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]
-    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    active = np.flatnonzero(covered & (np.abs(area) > 1e-9))
+    # Place the grid: each vertex reads the asset where the image's jitter moves it; its
+    # depth is the taut face's minus the mask's standoff there.
+    tex = layer.to_texel(deformed_uv(grid.uv, style, layer))
+    depth = _taut_depth(fit.model.name, MASK_TYPES.get(style.mask_type).tent) - sample_nearest(layer.standoff, tex)
+    xy, z = _place_smooth(fit, np.column_stack([grid.uv, depth]), grid)
+    area = _triangle_areas(xy, grid)
+    active = _active_triangles(asset, tex, grid, area)
     yaw, pitch, roll = fit.yaw_pitch_roll
     info = {"renderer": renderer, **style.as_dict(), "texture_res": res, "yaw": round(yaw, 2), "pitch": round(pitch, 2),
             "roll": round(roll, 2), "scale": round(float(fit.scale), 4), "blur": round(stats.blur, 3), "noise": round(stats.noise, 3)}
     empty = np.zeros((h_img, w_img), np.float32)
     if len(active):
-        lo = np.floor(tri_xy[active].reshape(-1, 2).min(0)).astype(int) - 2
-        hi = np.ceil(tri_xy[active].reshape(-1, 2).max(0)).astype(int) + 3
-        box = (max(0, lo[0]), max(0, lo[1]), min(w_img, hi[0]), min(h_img, hi[1]))
+        box = _active_box(xy, grid, active, (h_img, w_img))
     if not len(active) or box[2] <= box[0] or box[3] <= box[1]:
         return Rendered(image=img.copy(), occlusion=empty > 0, alpha=empty, params={**info, "visible": False})
 
     smooth = smooth_luminance(img, stats.face_box)
     lighting = estimate_lighting(img, stats.skin_xy, stats.skin_n, stats.face_box, smooth=smooth)
     local = _local_shading(smooth, stats, lighting, skin, grid, layer)
-    normals = _camera_normals(layer.depth - layer.relief, layer.res, fit.rotation)
-    # Surface turning away from the camera fades out smoothly (a silhouette that
-    # follows the surface, not the triangle edges); the fine relief does not count.
-    facing = np.clip((-_camera_normal_z(layer.depth, layer.res, fit.rotation) - 0.02) / 0.12, 0.0, 1.0)
-    alpha = layer.alpha * facing
-    lit = shade(layer.albedo, normals, layer.gloss, lighting, local)
-    rgba = np.empty(alpha.shape + (4,), np.float32)
-    np.multiply(lit, alpha[..., None], out=rgba[..., :3])
-    rgba[..., 3] = alpha
+    rgba = _lit_layer(asset, style, lighting, local, fit.rotation)
 
-    # Back-facing triangles go first so any front-facing one over them wins; then far to near.
-    order = active[np.lexsort((-z[grid.triangles[active]].mean(1), area[active] > 0))]
-    warped = _warp(rgba, layer, grid, tri_xy, order, box)
+    warped = _warp(rgba, tex, grid, xy, z, area, active, box)
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
@@ -355,8 +376,24 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     return Rendered(image=out, occlusion=full_alpha > 0.5, alpha=full_alpha, params=info)
 
 
+def _lit_layer(asset: MaskAsset, style: StyleParams, lighting: Lighting, local: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """The asset coloured for ``style`` and lit, as premultiplied linear RGB + alpha
+    (h, w, 4) float32. The light is turned into the canonical frame (``rotation``:
+    canonical to camera), so the asset's cached normals are used as they are."""
+    rot = np.asarray(rotation, dtype=np.float64)
+    canonical_light = dataclasses.replace(lighting, direction=rot.T @ np.asarray(lighting.direction, dtype=np.float64))
+    # Surface turning away from the camera fades out smoothly (a silhouette that
+    # follows the surface, not the triangle edges); the fine relief does not count.
+    facing_z = cv2.transform(asset.surface_normals, rot[2].reshape(1, 3).astype(np.float32))
+    facing = np.minimum(np.maximum((-facing_z - np.float32(0.02)) * np.float32(1.0 / 0.12), np.float32(0.0)), np.float32(1.0))
+    alpha = asset.layer.alpha * facing
+    lit = shade(mask_albedo(asset, style), asset.normals, asset.layer.gloss if asset.glossy else None, canonical_light, local, view=-rot[2])
+    alpha = alpha.astype(np.float32, copy=False)
+    return cv2.merge((scale(lit, alpha), alpha))
+
+
 def _local_shading(smooth: tuple[np.ndarray, tuple[int, int]], stats: _PhotoStats, lighting: Lighting, skin: _SkinSamples, grid: _Grid,
-                   layer: MaskLayer) -> np.ndarray:
+                   layer: RoleLayer) -> np.ndarray:
     """The face's own low-frequency shading relative to the lighting model, smoothed
     over the canonical grid and resampled to the layer's texels, clipped to 0.75-1.25.
 
@@ -401,8 +438,20 @@ class Renderer:
 
     def fit(self, landmarks: Landmarks) -> FaceFit:
         """Place the canonical face on ``landmarks``; raises LandmarkError when the
-        landmarks lack what this renderer needs."""
-        return fit_landmarks(landmarks, self.model)
+        landmarks lack what this renderer needs.
+
+        The last fit is kept for landmarks whose arrays are read-only (a crop
+        template's, shared by every crop of a size): aligned inputs fit once, not per
+        image; it is still a pure function of the landmarks.
+        """
+        last = getattr(self, "_last_fit", None)
+        if last is not None and last[0] is landmarks:
+            return last[1]
+        fit = fit_landmarks(landmarks, self.model)
+        arrays = [a for a in (landmarks.points5, landmarks.points68, landmarks.mesh) if a is not None]
+        if all(not a.flags.writeable for a in arrays):
+            self._last_fit = (landmarks, fit)
+        return fit
 
     def sample(self, rng: np.random.Generator, landmarks: Landmarks, spec: StyleSpec = StyleSpec()) -> RenderParams:
         """Draw the random parameters of one masked image.
@@ -466,5 +515,4 @@ __all__ = [
     "TemplateRenderer",
     "create_renderer",
     "render",
-    "texture_resolution",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import MfrkitError, UnknownNameError
 from ..registry import Registry
+from .texture_files import check_texture_file, expand_textures, is_texture_file, sample_file_pattern
 from .textures import TEXTURES
 
 #: Named colours (sRGB hex). Users may also give any ``#rrggbb``.
@@ -303,7 +304,10 @@ class StyleSpec:
         for name in self.colors or ():
             color_hex(name)
         for name in self.textures or ():
-            TEXTURES.get(name)
+            if is_texture_file(name):
+                check_texture_file(name)
+            else:
+                TEXTURES.get(name)
         for name in self.coverages or ():
             COVERAGES.get(name)
         for name in self.shapes or ():
@@ -322,7 +326,7 @@ class StyleSpec:
         return cls(
             parse_names(types, "--mask"),
             parse_names(colors, "--color"),
-            parse_names(textures, "--texture"),
+            expand_textures(parse_names(textures, "--texture")),
             parse_names(coverage, "--coverage"),
             None if str(shapes).strip() == NATURAL else parse_names(shapes, "--shape"),
             parse_names(noses, "--nose"),
@@ -390,6 +394,8 @@ def _choose(rng: np.random.Generator, weights: dict[str, float]) -> str:
 
 
 def _pattern(rng: np.random.Generator, texture: str) -> dict:
+    if is_texture_file(texture):
+        return sample_file_pattern(rng)
     if texture == "stripes":
         return {"period": float(rng.uniform(5, 11)), "duty": float(rng.uniform(0.3, 0.6)), "angle": float(rng.choice([0.0, 90.0, 45.0, -45.0, 0.0])), "thread": 0.9}
     if texture == "dots":

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import pandas as pd
 
 from .. import __version__
-from ..data.imageio import read_image, read_image_bytes
+from ..data.imageio import read_image_bytes
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader
 from ..errors import ImageError
@@ -24,6 +24,7 @@ from ..jobs import ExecutorSpec, Plan, RunStats, check_unique_outputs, run_job
 from ..options import option
 from ..rng import item_rng
 from .dataset_job import (
+    ALIGNED_META,
     WRITABLE,
     DatasetJob,
     JobError,
@@ -34,6 +35,7 @@ from .dataset_job import (
 from .container_output import CONTAINERS, placeholder
 from .quality import check_coverage
 from .occlusion import encode_occlusion, occlusion_rel
+from .assets import DRAWING_VERSION
 from .renderers import RENDERERS, create_renderer, landmarks_needed
 from .styles import MASK_TYPES, StyleSpec, grid_cells, parse_names
 
@@ -51,11 +53,15 @@ class SynthConfig:
     renderer : str
         ``mesh`` or ``template``.
     landmarks : str or None
-        Landmark backend; default ``mediapipe``. Ignored with ``aligned``.
+        Landmark backend; default ``mediapipe`` for photos, ``template`` for aligned inputs.
     landmark_file : str or None
         For the ``file`` backend: the landmark file.
-    aligned : bool
-        Inputs are ArcFace crops (112x112 or 112x96): use the template landmarks.
+    aligned : str or None
+        Inputs are aligned crops of this template (``arcface112``, ``arcface112x96``,
+        ``mfr2``, ``arcface160p30``, ...; ``True`` means ``arcface112``): the landmarks
+        come from the template, nothing is detected.
+    redetect : bool
+        With ``aligned``: mediapipe's mesh on each crop (no face detector) instead.
     mix : bool
         Also keep each source image, unmasked (a mixed training set).
     on_no_face : str
@@ -69,7 +75,8 @@ class SynthConfig:
     types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, all (one output per type), "
                                                        "or grid:nist (one output per cell of a NIST-style grid: shape x nose coverage x colour).")
     colors: str = option("random", flags="--color", help="Colour names or #rrggbb, comma list, or random (each type's palette).")
-    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber; comma list or random.")
+    textures: str = option("random", flags="--texture", help="plain, nonwoven, weave, stripes, dots, floral, camo, plaid, rubber, or an image file or folder of them "
+                             "(tiled over the mask, as MaskTheFace's --pattern); comma list or random.")
     coverage: str = option("proper", help="How masks are worn: proper (default), nose_exposed, chin; a comma list, or random (70/20/10 %).")
     shape: str = option("natural", help="Mask outline: natural (each type's own), or NIST's wide or round; a comma list.")
     nose: str = option("random", help="How far up the nose a proper mask reaches: high, medium, low (NIST's levels); a comma list, or random "
@@ -78,9 +85,14 @@ class SynthConfig:
                                                                  "255 = covered) beside it, its path in the manifest.")
     renderer: str = option("mesh", help="mesh (3D face mesh, follows pose) or template (68-point warp).")
     seed: int = option(0, help="Seed: the same seed gives the same images, whatever --workers.")
-    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default), dlib or file (template renderer only).")
+    landmarks: str | None = option(None, help="Landmark backend: mediapipe (default for photos), dlib or file (template renderer only), "
+                                                "template (default with --aligned).")
     landmark_file: str | None = option(None, help="For --landmarks file: the landmark file.")
-    aligned: bool = option(False, negatable=False, help="Inputs are ArcFace 112x112 crops: use the mean face, detect nothing.")
+    aligned: str | None = option(None, metavar="TEMPLATE", help="Inputs are aligned crops of this template: arcface112 (insightface 112x112), "
+                                                                "arcface112x96, mfr2 (160x160), arcface160p30 (PartialLFW), dlib150, arcface<S>[p<P>]; "
+                                                                "landmarks come from the template, nothing is detected.")
+    redetect: bool = option(False, negatable=False, help="With --aligned: run mediapipe's face mesh on each crop (where the template puts the "
+                                                         "face; no face detector) instead of using the template's landmarks.")
     mix: bool = option(False, negatable=False, help="Also keep every source image unmasked (a mixed training set).")
     on_no_face: str = option("skip", help="skip (record it) or copy (also copy the image unmasked).")
     image_format: str | None = option(None, flags="--format", short="-f", help="Output format: jpg, png (image files), rec (insightface RecordIO: "
@@ -161,24 +173,31 @@ def output_ext(fmt: str | None) -> str | None:
 
 
 def sheet_label(row: dict) -> str:
-    """A synth output's label on the contact sheet: mask type, then the NIST axes when
-    they were set (``--shape``, ``--nose``, ``grid:nist``: the cells of a grid differ only
-    there and in colour, which the picture shows), then how the mask is worn."""
+    """A synth output's label on the contact sheet (the image id goes on a line of its
+    own): the mask type with the NIST axes when they were set (``--shape``, ``--nose``,
+    ``grid:nist``), colour / texture, and how the mask is worn, e.g. ``surgical |
+    light_blue/nonwoven | proper``; an unmasked copy (``--mix``) is ``unmasked``."""
 
     def text(key: str) -> str | None:
         value = row.get(key)
         return value if isinstance(value, str) and value else None
 
-    parts = [text("mask_type") or text("variant") or ""]
+    mask_type = text("mask_type")
+    if mask_type is None:
+        return text("variant") or ""
+    kind = [mask_type]
     shape, nose = text("mask_shape"), text("nose_coverage")
     if shape and shape != "natural":
-        parts.append(shape)
+        kind.append(shape)
     if nose:
-        parts.append(f"nose:{nose}")
-    coverage = text("coverage")
-    if coverage and (coverage != "proper" or len(parts) == 1):
-        parts.append(coverage)
-    return " ".join(p for p in parts if p)
+        kind.append(f"nose:{nose}")
+    parts = [" ".join(kind)]
+    look = "/".join(v for v in (text("mask_color"), text("mask_texture")) if v)
+    if look:
+        parts.append(look)
+    if text("coverage"):
+        parts.append(text("coverage"))
+    return " | ".join(parts)
 
 
 class SynthJob(DatasetJob):
@@ -192,11 +211,9 @@ class SynthJob(DatasetJob):
         RENDERERS.get(config.renderer)
         self.spec = config.spec()
         self.ext = output_ext(config.image_format)
-        self.backend = job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer)
+        job_backend(config.aligned, config.landmarks, config.landmark_file, config.renderer, redetect=config.redetect)  # bad options: before the scan
         self.needs_mesh = landmarks_needed(config.renderer) == "mesh"
         self._setup(src, out, config, workers=workers, progress=progress, replace=replace)
-        if self.source.meta.get("aligned") and config.landmarks is None:
-            self.backend = "aligned"  # insightface's aligned crops (RecordIO, .bin): the template gives the landmarks
         self._check_container()
         self._check_formats()
         self.items = self._plan_items()
@@ -268,27 +285,22 @@ class SynthJob(DatasetJob):
             files = self.write_output(item.out_rel, data=read_image_bytes(self.source_path(item)))
             return [{**base, "image_id": item.out_rel, "variant": "unmasked", "status": STATUS_OK, **files}]
         try:
-            image = read_image(self.source_path(item))
+            image = self.source_image(item, state)
         except ImageError as exc:
             # One failure per source, not one per output slot.
             return self.failure_rows(item, exc.reason, str(exc)) if item.primary else []
-        if self.backend == "aligned":
-            from .canonical import aligned_landmarks
-
-            landmarks, n_faces = aligned_landmarks(image.shape[1], image.shape[0]), 1
-        else:
-            face = self.faces(state).get(item.source_id)
-            if face is None or face.status != STATUS_OK or face.landmarks is None:
-                status = face.status if face is not None else "no_landmarks"
-                if not item.primary:
-                    return []
-                if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
-                    files = self.write_output(item.copy_rel, data=read_image_bytes(self.source_path(item)))
-                    return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
-                             "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
-                message = "no face found" if status == "no_face" else f"landmarks: {status}"
-                return [{**self.failure_rows(item, status, message)[0], "n_faces": 0 if face is None else face.n_faces}]
-            landmarks, n_faces = face.landmarks, face.n_faces
+        face = self.face_of(item, image, state)
+        if face is None or face.status != STATUS_OK or face.landmarks is None:
+            status = face.status if face is not None else "no_landmarks"
+            if not item.primary:
+                return []
+            if config.on_no_face == "copy" and status == "no_face" and item.copy_rel:
+                files = self.write_output(item.copy_rel, data=read_image_bytes(self.source_path(item)))
+                return [{**base, "image_id": item.copy_rel, "variant": "unmasked", "status": STATUS_OK, "n_faces": 0, "fallback": "no_face",
+                         "message": "no face found; copied unmasked", "source_path": item.source_rel, **files}]
+            message = "no face found" if status == "no_face" else f"landmarks: {status}"
+            return [{**self.failure_rows(item, status, message)[0], "n_faces": 0 if face is None else face.n_faces}]
+        landmarks, n_faces = face.landmarks, face.n_faces
         renderer = state["renderer"]
         rng = item_rng(config.seed, item.source_id, item.slot)
         spec, columns = self._slot_spec(item.slot)
@@ -307,9 +319,12 @@ class SynthJob(DatasetJob):
 
     def finish(self, results: dict[str, list[dict]], items: Sequence[SynthItem], stats: RunStats) -> JobSummary:
         config = self.config
-        meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer)", landmark_backend=self.backend)
-        meta["aligned"] = self.source.meta.get("aligned")  # a mask keeps the crop's geometry
-        if self.backend != "aligned":
+        meta = self.meta(f"masked faces synthesized by mfrkit {__version__} ({config.renderer} renderer; drawing version "
+                         f"{DRAWING_VERSION}, whose images differ from earlier versions' for the same seed)", landmark_backend=self.backend,
+                         aligned_template=self.landmark_source.template)
+        if self.landmark_source.template is not None:
+            meta[ALIGNED_META] = self.landmark_source.template  # the masked copy is aligned like its source
+        if self.landmark_source.detects:
             meta["landmarks"] = {"backend": self.backend, "inherited": True, "from": str(self.source.path),
                                  "note": "each output carries its source's landmarks (points, no mesh); detect on the masked pixels with mfrkit landmarks"}
         slots = config.slots()
@@ -330,7 +345,7 @@ class SynthJob(DatasetJob):
         landmarks detected on the masked pixels. Points only: the dense mesh is not copied.
         The outputs are read from the manifest just written, ``chunk`` at a time.
         """
-        if self.backend == "aligned":
+        if not self.landmark_source.detects:
             return None
         from ..landmarks.cache import open_store
         from ..landmarks.store import STORE_FILE, encode_results, write_shard

@@ -1,15 +1,19 @@
 """Procedural mask materials and print patterns, drawn in canonical mask space.
 
-Every texture is a pure function ``(canvas, colors, params, rng) -> rgb``: ``canvas``
-gives the canonical coordinates of each texel (units: ArcFace-112 pixels) and the
-mask's own coordinates, ``colors`` the sRGB colours to use (first is the base),
-``params`` the sampled pattern parameters (scales in canonical units), ``rng`` a
-generator seeded from the sampled ``texture_seed``. Patterns are defined in units, not
-texels, so a pattern looks the same at any resolution.
+Every texture is a pure function ``(canvas, colors, params, noise) -> colour``:
+``canvas`` gives the canonical coordinates of each texel (units: ArcFace-112 pixels)
+and the mask's own coordinates, ``colors`` the sRGB colours to use, (n, 3) (first is
+the base, then the image's accents), ``params`` the
+sampled pattern parameters (scales in canonical units), ``noise`` a
+:class:`TextureNoise` seeded from the sampled ``texture_seed``: smooth noise fields cut
+at a per-image offset from tiles made once per process, and a generator for small
+draws. Patterns are defined in units, not texels, so a pattern looks the same at any
+resolution.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +22,7 @@ import numpy as np
 
 from ..registry import Registry
 from .blend import normal_noise
+from .pixels import mix, paint
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +51,8 @@ class Canvas:
         return self.u.shape
 
 
-#: ``(canvas, colors (n, 3) float sRGB 0-1, params, rng) -> (h, w, 3) float32``.
-TextureFn = Callable[[Canvas, np.ndarray, dict, np.random.Generator], np.ndarray]
+#: ``(canvas, colors (n, c) float, params, noise) -> (h, w, c) float32``.
+TextureFn = Callable[[Canvas, np.ndarray, dict, "TextureNoise"], np.ndarray]
 TEXTURES: Registry = Registry("mask texture")
 
 
@@ -69,15 +74,65 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float)
     return noise
 
 
-def _fibres(canvas: Canvas, rng: np.random.Generator, strength: float) -> np.ndarray:
+#: Tiles of smooth noise are the canonical window at the texture's resolution plus this
+#: margin (units) each way: the per-image offset moves within it.
+NOISE_MARGIN = 24.0
+#: Canonical window size (units, width x height) the tiles cover: the drawings' window.
+NOISE_WINDOW = (128.0, 108.0)
+
+
+@functools.lru_cache(maxsize=48)
+def _noise_tile(sigma: float, rows: int, cols: int) -> np.ndarray:
+    """A read-only tile of :func:`smooth_noise` (fixed seed: the same in every process)."""
+    tile = smooth_noise(np.random.default_rng([17, int(round(sigma * 4)), rows, cols]), (rows, cols), sigma)
+    tile.setflags(write=False)
+    return tile
+
+
+class TextureNoise:
+    """The noise one image's texture draws on.
+
+    Smooth noise fields are cut from tiles made once per process and resolution (a
+    fixed seed), at an offset drawn from ``rng`` per field, so masks differ from image
+    to image at the price of a slice; a canvas that is not part of the canonical window
+    (``window`` None) gets fresh noise from ``rng`` instead.
+
+    Parameters
+    ----------
+    rng : Generator
+        Seeded from the image's ``texture_seed``; also for a texture's small draws
+        (``self.rng``: flower positions, colours).
+    window : (row, col) or None
+        Where the canvas's first texel lies in the whole window's texel grid.
+    """
+
+    def __init__(self, rng: np.random.Generator, window: tuple[int, int] | None = None) -> None:
+        self.rng = rng
+        self.window = window
+
+    def smooth(self, shape: tuple[int, int], sigma: float, res: float) -> np.ndarray:
+        """Unit-variance smooth noise of ``shape`` (h, w), ``sigma`` in texels, at ``res``
+        texels per unit (read-only when cut from a tile)."""
+        if self.window is None:
+            return smooth_noise(self.rng, shape, sigma)
+        margin = int(round(NOISE_MARGIN * res))
+        rows = int(round(NOISE_WINDOW[1] * res)) + margin
+        cols = int(round(NOISE_WINDOW[0] * res)) + margin
+        sigma_q = max(0.25, round(float(sigma) * 4.0) / 4.0)
+        tile = _noise_tile(sigma_q, rows, cols)
+        dy, dx = (int(x) for x in self.rng.integers(0, margin + 1, 2))
+        r0, c0 = self.window[0] + dy, self.window[1] + dx
+        out = tile[r0 : r0 + shape[0], c0 : c0 + shape[1]]
+        if out.shape != tuple(shape):  # pragma: no cover - a canvas larger than the window
+            return smooth_noise(self.rng, shape, sigma)
+        return out
+
+
+def _fibres(canvas: Canvas, noise: TextureNoise, strength: float) -> np.ndarray:
     """Non-woven fibre mottling: fine speckle plus soft blotches, mean 1."""
-    fine = smooth_noise(rng, canvas.shape, 0.35 * canvas.res)
-    blotch = smooth_noise(rng, canvas.shape, 2.5 * canvas.res)
+    fine = noise.smooth(canvas.shape, 0.35 * canvas.res, canvas.res)
+    blotch = noise.smooth(canvas.shape, 2.5 * canvas.res, canvas.res)
     return 1.0 + strength * (0.6 * fine + 0.4 * blotch)
-
-
-def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return a * (1.0 - w[..., None]) + b * w[..., None]
 
 
 def clip(x, lo: float, hi: float) -> np.ndarray:
@@ -98,20 +153,20 @@ def _rotated(canvas: Canvas, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @TEXTURES.register("plain")
-def plain(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def plain(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """A flat colour with faint mottling."""
-    return colors[0] * _fibres(canvas, rng, 0.015)[..., None]
+    return paint(_fibres(canvas, noise, 0.015), colors[0])
 
 
 @TEXTURES.register("nonwoven")
-def nonwoven(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def nonwoven(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Spun-bond polypropylene (surgical masks, respirators): speckled fibre mottling."""
-    return colors[0] * _fibres(canvas, rng, float(params.get("grain", 0.035)))[..., None]
+    return paint(_fibres(canvas, noise, float(params.get("grain", 0.035))), colors[0])
 
 
-@TEXTURES.register("weave")
-def weave(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
-    """Plain-weave cotton: alternating warp and weft threads with slub irregularity."""
+def _weave_shade(canvas: Canvas, params: dict, noise: TextureNoise) -> np.ndarray:
+    """Plain-weave cotton's brightness, mean 1, (h, w): alternating warp and weft
+    threads with slub irregularity."""
     period = float(params.get("thread", 0.9))
     a, b = _rotated(canvas, float(params.get("angle", 0.0)))
     pa, pb = 2 * np.pi * a / period, 2 * np.pi * b / period
@@ -120,13 +175,18 @@ def weave(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gener
     thread = 0.5 + 0.5 * np.tanh(2.0 * checker)
     # Fine threads alias below about two texels per period; fade them out there.
     visible = float(np.clip((period * canvas.res - 1.5) / 2.0, 0.0, 1.0))
-    slub = smooth_noise(rng, canvas.shape, 1.2 * canvas.res)
-    shade = 1.0 + visible * 0.07 * (thread - 0.5) + 0.025 * slub
-    return colors[0] * shade[..., None]
+    slub = noise.smooth(canvas.shape, 1.2 * canvas.res, canvas.res)
+    return (1.0 + visible * 0.07 * (thread - 0.5) + 0.025 * slub).astype(np.float32, copy=False)
+
+
+@TEXTURES.register("weave")
+def weave(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
+    """Plain-weave cotton: alternating warp and weft threads with slub irregularity."""
+    return paint(_weave_shade(canvas, params, noise), colors[0])
 
 
 @TEXTURES.register("stripes")
-def stripes(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def stripes(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Two-colour stripes of a given period (units) and angle (degrees)."""
     period = float(params.get("period", 8.0))
     duty = float(params.get("duty", 0.5))
@@ -136,11 +196,13 @@ def stripes(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gen
     d = np.minimum(phase, duty - phase) * period
     d = np.where(phase < duty, d, -np.minimum(phase - duty, 1.0 - phase) * period)
     w = aa_coverage(d, canvas.res)
-    return weave(canvas, colors[:1], params, rng) * (1 - w[..., None]) + weave(canvas, colors[1:2], params, rng) * w[..., None]
+    # One woven cloth printed in two colours.
+    shade = _weave_shade(canvas, params, noise)
+    return cv2.add(paint(shade * (1.0 - w), colors[0]), paint(shade * w, colors[1]))
 
 
 @TEXTURES.register("dots")
-def dots(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def dots(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Polka dots on a staggered lattice."""
     period = float(params.get("period", 8.0))
     radius = float(params.get("radius", 1.8))
@@ -149,23 +211,22 @@ def dots(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Genera
     du = (u / period - np.round(u / period)) * period
     dv = (canvas.v / period - np.floor(canvas.v / period) - 0.5) * period
     w = aa_coverage(radius - np.hypot(du, dv), canvas.res)
-    base = weave(canvas, colors[:1], params, rng)
-    return _mix(base, np.broadcast_to(colors[1], base.shape), w)
+    return mix(weave(canvas, colors[:1], params, noise), colors[1], w)
 
 
 @TEXTURES.register("floral")
-def floral(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def floral(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Scattered five-petal flowers with a centre, on a jittered lattice."""
     period = float(params.get("period", 14.0))
     size = float(params.get("size", 4.0))
-    out = weave(canvas, colors[:1], params, rng)
+    out = weave(canvas, colors[:1], params, noise)
     u0, v0 = float(canvas.u[0, 0]), float(canvas.v[0, 0])
     h, w = canvas.shape
     nu = int(np.ceil(w / canvas.res / period)) + 2
     nv = int(np.ceil(h / canvas.res / period)) + 2
-    jitter = rng.uniform(-0.3, 0.3, (nv, nu, 2)) * period
-    turn = rng.uniform(0, 2 * np.pi, (nv, nu))
-    pick = rng.integers(1, max(2, len(colors) - 1), (nv, nu))
+    jitter = noise.rng.uniform(-0.3, 0.3, (nv, nu, 2)) * period
+    turn = noise.rng.uniform(0, 2 * np.pi, (nv, nu))
+    pick = noise.rng.integers(1, max(2, len(colors) - 1), (nv, nu))
     reach = 1.05 * size
     for j in range(nv):
         for i in range(nu):
@@ -182,44 +243,43 @@ def floral(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Gene
             petal_r = size * (0.55 + 0.45 * np.abs(np.cos(2.5 * theta)))
             petal = aa_coverage(petal_r - r, canvas.res)
             centre = aa_coverage(0.28 * size - r, canvas.res)
-            px = out[r0:r1, c0:c1]
-            px = _mix(px, np.broadcast_to(colors[pick[j, i]], px.shape), petal)
-            out[r0:r1, c0:c1] = _mix(px, np.broadcast_to(colors[-1], px.shape), centre)
+            px = mix(np.ascontiguousarray(out[r0:r1, c0:c1]), colors[pick[j, i]], petal)
+            out[r0:r1, c0:c1] = mix(px, colors[-1], centre)
     return out
 
 
 @TEXTURES.register("camo")
-def camo(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def camo(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Camouflage blotches: thresholded smooth noise in three or four colours."""
     scale = float(params.get("scale", 6.0))
-    field = smooth_noise(rng, canvas.shape, scale * canvas.res)
-    field2 = smooth_noise(rng, canvas.shape, 0.6 * scale * canvas.res)
+    field = noise.smooth(canvas.shape, scale * canvas.res, canvas.res)
+    field2 = noise.smooth(canvas.shape, 0.6 * scale * canvas.res, canvas.res)
     f = 0.7 * field + 0.3 * field2
-    out = weave(canvas, colors[:1], params, rng)
+    out = weave(canvas, colors[:1], params, noise)
     for k, level in enumerate((-0.25, 0.35, 0.95)[: len(colors) - 1]):
         w = clip((f - level) / 0.08 + 0.5, 0.0, 1.0)
-        out = _mix(out, np.broadcast_to(colors[k + 1], out.shape), w)
+        out = mix(out, colors[k + 1], w)
     return out
 
 
 @TEXTURES.register("plaid")
-def plaid(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def plaid(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Tartan checks: bands of colour in both directions, blended where they cross."""
     period = float(params.get("period", 12.0))
-    base = weave(canvas, colors[:1], params, rng)
+    base = weave(canvas, colors[:1], params, noise)
     out = base
     for k, axis in enumerate((canvas.u, canvas.v)):
         phase = (axis / period) % 1.0
         wide = aa_coverage(0.18 * period - np.abs(phase - 0.5) * period, canvas.res)
         thin = aa_coverage(0.04 * period - np.abs(phase - 0.12) * period, canvas.res)
         col = colors[1 + (k % max(1, len(colors) - 1))]
-        out = _mix(out, out * 0.45 + 0.55 * col, wide)
-        out = _mix(out, np.broadcast_to(colors[-1], out.shape), 0.8 * thin)
+        out = mix(out, cv2.add(out * np.float32(0.45), tuple(float(c) for c in 0.55 * col) + (0.0,)), wide)
+        out = mix(out, colors[-1], 0.8 * thin)
     return out
 
 
 @TEXTURES.register("rubber")
-def rubber(canvas: Canvas, colors: np.ndarray, params: dict, rng: np.random.Generator) -> np.ndarray:
+def rubber(canvas: Canvas, colors: np.ndarray, params: dict, noise: TextureNoise) -> np.ndarray:
     """Moulded rubber or silicone: near-uniform with a faint matte grain."""
-    grain = smooth_noise(rng, canvas.shape, 0.5 * canvas.res)
-    return colors[0] * (1.0 + 0.02 * grain)[..., None]
+    grain = noise.smooth(canvas.shape, 0.5 * canvas.res, canvas.res)
+    return paint(1.0 + 0.02 * grain, colors[0])

@@ -318,16 +318,18 @@ class _SameFace(dict):
 
 
 def template_faces(manifest: Manifest) -> dict | None:
-    """For a dataset of aligned crops (``meta["aligned"]``: insightface's RecordIO), the
-    crop template's landmarks for every image, so packing detects nothing; else None."""
-    from ..data.recordio_scan import ALIGNED_SIZES
-
-    size = {name: hw for hw, name in ALIGNED_SIZES.items()}.get(str(manifest.meta.get("aligned")))
-    if size is None:
+    """For a dataset of aligned crops (``meta["aligned"]``, a crop template such as
+    insightface's ``arcface112``), the template's landmarks for every image
+    (:func:`~mfrkit.landmarks.template.template_landmarks`), so packing detects nothing;
+    else None."""
+    name = manifest.meta.get("aligned")
+    if not name:
         return None
-    from ..maskgen.canonical import aligned_landmarks
+    from ..alignments import crop_template
+    from ..landmarks.template import template_landmarks
 
-    return _SameFace(FaceResult("ok", _points_only(aligned_landmarks(size[1], size[0])), 1))
+    height, width = crop_template(str(name)).crop_size
+    return _SameFace(FaceResult("ok", _points_only(template_landmarks(str(name), width, height)), 1))
 
 
 def _refuse_foreign(out: Path) -> None:

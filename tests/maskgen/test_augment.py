@@ -6,7 +6,7 @@ import pytest
 from mfrkit.align import align_face
 from mfrkit.errors import MfrkitError
 from mfrkit.maskgen import MaskAugment, check_coverage
-from mfrkit.maskgen.canonical import aligned_landmarks
+from mfrkit.landmarks.template import template_landmarks
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_masks_the_lower_face_reproducibly(crop):
     assert changed[70:].mean() > 0.4 and not changed[:40].any()
     out = augment.render(crop, np.random.default_rng(1))
     assert out.params["mask_type"] in ("surgical", "kn95")
-    assert check_coverage(out.occlusion, aligned_landmarks(112, 112), "proper").ok
+    assert check_coverage(out.occlusion, template_landmarks("arcface112", 112, 112), "proper").ok
 
 
 def test_probability_and_other_sizes(crop):

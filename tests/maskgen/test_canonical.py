@@ -8,7 +8,7 @@ import numpy as np
 from mfrkit.align import ARCFACE_112
 from mfrkit.landmarks import five_from_68
 from mfrkit.landmarks.mediapipe_mesh import five_from_mesh, five_vertices
-from mfrkit.maskgen.canonical import CENTRE_U, canonical_face, mean_face_68
+from mfrkit.landmarks.canonical import CENTRE_U, canonical_face, mean_face_68
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_canonical_face.py"
 

@@ -147,9 +147,9 @@ def test_aligned_inputs_use_the_template_landmarks(faces, tmp_path):
     src = _scan(root, "aligned")
     for renderer in ("mesh", "template"):
         out = tmp_path / renderer
-        summary = synthesize(src, out, SynthConfig(aligned=True, renderer=renderer, coverage="proper"), workers=1)
+        summary = synthesize(src, out, SynthConfig(aligned="arcface112", renderer=renderer, coverage="proper"), workers=1)
         t = read_manifest(out).table
-        assert summary.outputs == 2 and (t["landmark_backend"] == "aligned").all() and t["quality_ok"].all()
+        assert summary.outputs == 2 and (t["landmark_backend"] == "template").all() and t["quality_ok"].all()
         for p in t["path"]:
             img = read_image(out / p)
             assert img.shape == (112, 112, 3)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mfrkit.landmarks import Landmarks
-from mfrkit.maskgen.canonical import mean_face_68
+from mfrkit.landmarks.canonical import mean_face_68
 from mfrkit.maskgen.quality import check_coverage
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mfrkit.errors import UnknownNameError
-from mfrkit.maskgen.draw import DRAWINGS, draw_mask
+from mfrkit.maskgen.draw import DRAWINGS, draw_roles
 from mfrkit.maskgen.styles import (
     COLORS,
     COVERAGES,
@@ -13,7 +13,7 @@ from mfrkit.maskgen.styles import (
     color_hex,
     sample_style,
 )
-from mfrkit.maskgen.textures import TEXTURES, Canvas
+from mfrkit.maskgen.textures import TEXTURES, Canvas, TextureNoise
 
 
 def test_registries_hold_the_required_families():
@@ -74,7 +74,7 @@ def test_textures_are_resolution_independent(name):
     for res in (1.0, 2.0):
         u, v = np.meshgrid(np.arange(0, 200, 1 / res, dtype=np.float32), np.arange(0, 160, 1 / res, dtype=np.float32))
         canvas = Canvas(u=u, v=v, res=res, s=np.zeros_like(u), t=np.zeros_like(u))
-        img = TEXTURES.get(name)(canvas, colors, {"period": 8.0, "scale": 5.0}, np.random.default_rng(0))
+        img = TEXTURES.get(name)(canvas, colors, {"period": 8.0, "scale": 5.0}, TextureNoise(np.random.default_rng(0)))
         assert img.shape == u.shape + (3,) and np.isfinite(img).all()
         means.append(img.reshape(-1, 3).mean(0))
     # Patterns are defined in canonical units: the colour mix does not depend on the resolution.
@@ -86,7 +86,7 @@ def test_every_type_and_coverage_draws_where_the_preset_says(mtype):
     tops = {}
     for coverage in ("proper", "nose_exposed", "chin"):
         style = sample_style(np.random.default_rng(1), StyleSpec(types=(mtype,), coverages=(coverage,)))
-        layer = draw_mask(style, 1.0)
+        layer = draw_roles(style, 1.0)
         alpha = layer.alpha
         assert alpha.max() == pytest.approx(1.0) and alpha.min() >= 0.0
         col = int(round(56 - layer.origin[0]))  # the face's centre line

@@ -17,7 +17,7 @@ from mfrkit.data.registry import add_dataset, get_dataset, resolve_source
 from mfrkit.data.sample import build_sample
 from mfrkit.jobs import JobError
 from mfrkit.maskgen import PartialConfig, SynthConfig, create_renderer, make_partial, synthesize
-from mfrkit.maskgen.canonical import aligned_landmarks
+from mfrkit.landmarks.template import template_landmarks
 from mfrkit.maskgen.occlusion import decode_occlusion, encode_occlusion, occlusion_rel
 from mfrkit.maskgen.styles import grid_cells
 from mfrkit.maskgen.synth_job import SynthJob
@@ -77,7 +77,7 @@ def test_a_name_taken_by_a_users_dataset_is_refused_before_any_work(lfw, tmp_pat
 
 
 def test_the_command_as_written_runs_without_out(lfw, mfrkit_home):
-    result = CliRunner().invoke(app, ["synth", "--src", "lfw", "--mask", "surgical", "--aligned", "--limit", "2"])
+    result = CliRunner().invoke(app, ["synth", "--src", "lfw", "--mask", "surgical", "--aligned", "arcface112", "--limit", "2"])
     assert result.exit_code == 0, result.output
     assert "registered as dataset 'lfw-surgical'" in result.output and "lfw-surgical" in result.output
 
@@ -106,7 +106,7 @@ def test_occlusion_pngs_equal_the_renderers_mask(lfw, tmp_path):
         from mfrkit.data.imageio import read_image
 
         image = read_image(source.abspath(source.table.set_index("image_id").loc[row["source_id"], "path"]))
-        params = renderer.sample(item_rng(config.seed, row["source_id"], "mask"), aligned_landmarks(image.shape[1], image.shape[0]), job_spec)
+        params = renderer.sample(item_rng(config.seed, row["source_id"], "mask"), template_landmarks("arcface112", image.shape[1], image.shape[0]), job_spec)
         expected = renderer.apply(image, params).occlusion
         assert saved.shape == expected.shape and saved.dtype == bool
         np.testing.assert_array_equal(saved, expected)
@@ -199,23 +199,44 @@ def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_mani
 
 def test_contact_sheet_labels_tell_grid_cells_apart():
     """Every cell of a grid:nist run was labelled 'surgical proper' or 'kn95 proper': the
-    shape and nose level it differs by were not shown."""
+    shape and nose level it differs by were not shown; nor were colour and texture."""
     from mfrkit.maskgen.synth_job import sheet_label
 
     nan = float("nan")
-    assert sheet_label({"mask_type": "surgical", "mask_shape": "wide", "nose_coverage": "medium", "coverage": "proper"}) == "surgical wide nose:medium"
-    assert sheet_label({"mask_type": "kn95", "mask_shape": "round", "nose_coverage": "high", "coverage": "proper"}) == "kn95 round nose:high"
-    # the default run: as before
-    assert sheet_label({"mask_type": "cloth", "mask_shape": "natural", "nose_coverage": None, "coverage": "proper"}) == "cloth proper"
-    assert sheet_label({"mask_type": "gas", "mask_shape": "natural", "nose_coverage": None, "coverage": "nose_exposed"}) == "gas nose_exposed"
+    row = {"mask_type": "surgical", "mask_shape": "wide", "nose_coverage": "medium", "coverage": "proper", "mask_color": "red", "mask_texture": "nonwoven"}
+    assert sheet_label(row) == "surgical wide nose:medium | red/nonwoven | proper"
+    assert sheet_label({**row, "mask_type": "kn95", "mask_shape": "round", "nose_coverage": "high"}) == "kn95 round nose:high | red/nonwoven | proper"
+    # the default run: type, look, coverage
+    assert sheet_label({"mask_type": "cloth", "mask_shape": "natural", "nose_coverage": None, "coverage": "proper", "mask_color": "navy",
+                        "mask_texture": "floral"}) == "cloth | navy/floral | proper"
     # --mix keeps unmasked rows (NaN in the mask columns)
     assert sheet_label({"mask_type": nan, "mask_shape": nan, "nose_coverage": nan, "coverage": nan, "variant": "unmasked"}) == "unmasked"
-    # a long label is drawn smaller rather than into the next tile
+    # a long label is drawn smaller rather than into the next tile; a long id loses its start
     import cv2
 
-    from mfrkit.maskgen.contact_sheet import label_scale
+    from mfrkit.maskgen.contact_sheet import fit_text, label_scale
 
-    for text in ("cloth proper", "surgical wide nose:medium", "surgical wide nose:medium nose_exposed"):
-        scale = label_scale(text, 154)
-        assert cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= 154 and scale <= 0.38
+    for text in ("cloth proper", "surgical wide nose:medium | light_blue/nonwoven | nose_exposed"):
+        fitted, scale = fit_text(text, 250)
+        assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= 250 and scale <= 0.38
     assert label_scale("cloth proper", 154) == 0.38
+    long_id = "some/very/deeply/nested/folder/of/an/identity/with/a/long/name/Aaron_Eckhart_0001_grid-wide-high-light_blue.jpg"
+    fitted, _ = fit_text(long_id, 250, 0.33)
+    assert fitted.startswith("...") and fitted.endswith("light_blue.jpg")
+
+
+def test_the_contact_sheet_shows_each_output_beside_its_source(lfw, tmp_path):
+    from mfrkit.data.imageio import read_image
+
+    summary = synthesize("lfw", tmp_path / "sheet", SynthConfig(types="surgical", aligned="arcface112", seed=1))
+    sheet = read_image(summary.contact_sheet)
+    table = read_manifest(summary.manifest).ok()
+    assert len(table) == 4
+    # 4 pairs in a row: source and output side by side (128 px each, 6 px apart), a label band under them.
+    assert sheet.shape[1] == 4 * (2 * 128 + 6) and sheet.shape[0] == 128 + 30
+    for k in range(4):
+        x = k * (2 * 128 + 6)
+        left, right = sheet[:128, x : x + 128].astype(int), sheet[:128, x + 128 : x + 256].astype(int)
+        # the two halves hold the same photo, masked on the right: equal above the mask, different below
+        assert np.abs(left[:40] - right[:40]).mean() < 3 and np.abs(left[80:] - right[80:]).mean() > 5
+        assert (sheet[128:, x : x + 256] < 128).any()  # a label was written

@@ -43,7 +43,7 @@ def test_masked_recordio_is_read_by_an_independent_reader(rec_source, tmp_path):
     ok = manifest.table[manifest.table["status"] == "ok"]
     assert list(ok["path"]) == [f"train.rec#{k}" for k in got["images"]]
     assert list(ok["sha256"]) == [hashlib.sha256(v[1]).hexdigest() for v in got["images"].values()]
-    assert (ok["landmark_backend"] == "aligned").all() and manifest.meta["recordio"]["num_classes"] == 2
+    assert (ok["landmark_backend"] == "template").all() and manifest.meta["recordio"]["num_classes"] == 2
     assert not (out / ".parts").exists() and not list(out.glob("*.jpg"))
 
 
