@@ -168,6 +168,8 @@ def _template_crop(alignment_name: str) -> Callable[[np.ndarray, LandmarksLike, 
     (the template scaled as :meth:`Alignment.template_at` says)."""
 
     def crop(image: np.ndarray, landmarks: LandmarksLike, size: tuple[int, int]) -> np.ndarray:
+        import cv2  # lazily, as above
+
         if landmarks is None:
             raise AlignmentError(f"the {alignment_name} alignment needs landmarks")
         points = np.asarray(_points5(landmarks), dtype=np.float64).reshape(-1, 2)
