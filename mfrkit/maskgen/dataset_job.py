@@ -31,6 +31,7 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
+from ..data.subset import select_rows, subset_meta
 from ..errors import ManifestError
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
@@ -224,13 +225,14 @@ def out_folder(out, source: Manifest) -> Path:
     return out
 
 
-def source_rows(manifest: Manifest, limit: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The source's usable rows (the first ``limit``) and its unusable ones."""
-    table = manifest.table
+def source_rows(manifest: Manifest, where=(), limit: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The source's usable rows meeting ``where`` (a seeded sample of ``limit`` of them,
+    :func:`mfrkit.data.subset.select_rows`) and its unusable rows meeting ``where``."""
+    table = select_rows(manifest.table, where) if where else manifest.table
     usable = table[table["status"] == STATUS_OK]
     unusable = table[table["status"] != STATUS_OK]
     if limit is not None:
-        usable = usable.iloc[: int(limit)]
+        usable = select_rows(usable, limit=limit, seed=seed)
     return usable, unusable
 
 
@@ -334,7 +336,9 @@ class DatasetJob(Job):
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
-        self.usable, self.unusable = source_rows(self.source, config.limit)
+        where = tuple(getattr(config, "where", ()) or ())
+        self.usable, self.unusable = source_rows(self.source, where, config.limit, config.seed)
+        self.subset = subset_meta(where, config.limit, seed=config.seed, rows=len(self.usable) + len(self.unusable), of=len(self.source.table))
         self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
         if self.container is not None:
             self._container_rows()
@@ -484,8 +488,9 @@ class DatasetJob(Job):
             return
         from ..landmarks.cache import detect_landmarks
 
-        # A --limit run detects only its own images; the store keeps every other image's rows.
-        manifest = self.source if self.config.limit is None else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
+        # A --limit / --where run detects only its own images; the store keeps every other image's rows.
+        whole = self.config.limit is None and not getattr(self.config, "where", None)
+        manifest = self.source if whole else Manifest(self.usable.reset_index(drop=True), self.source.meta, self.source.path)
         detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=backend_options(self.config.landmark_file),
                          executor=executor)
 
@@ -515,6 +520,7 @@ class DatasetJob(Job):
             "seed": self.config.seed,
             "params": {**dataclasses.asdict(self.config), **params},
             "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": self.source_fp},
+            "source_subset": self.subset,
             "job_fingerprint": self.fingerprint,
         }
 
