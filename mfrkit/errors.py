@@ -86,3 +86,7 @@ class ModelError(MfrkitError):
 
 class JobError(MfrkitError):
     """A job cannot start or produced nothing (bad options, an unusable output folder, ...)."""
+
+
+class ConfigFileError(MfrkitError):
+    """A configuration file (``--config study.yaml``) cannot be read or holds a bad key or value."""

@@ -14,7 +14,7 @@ from .declare import with_config
 
 
 @app.command()
-@with_config(BenchConfig)
+@with_config(BenchConfig, config_file="--config")
 def bench(config: BenchConfig) -> None:
     """Benchmark ONNX models on protocols: embeddings, scores, metrics, plots and leaderboard rows."""
     from ..bench.benchmark import run_benchmark
