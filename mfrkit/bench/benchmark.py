@@ -56,7 +56,8 @@ class BenchConfig:
 
     Attributes
     ----------
-    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`).
+    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`), or training
+        checkpoints (exported by :mod:`mfrkit.models.checkpoint_onnx`).
     protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
@@ -81,7 +82,8 @@ class BenchConfig:
     report : write ``report.html`` (:mod:`mfrkit.bench.report.page`) into the run folder.
     """
 
-    models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
+    models: list[str] = option(flags="--model", help="ONNX model, a folder of models, or a training checkpoint (.pt: exported "
+                                                     "to ONNX once, cached by its hash); repeatable.")
     protocols: list[str] = option(
         flags="--protocol",
         help="Protocol: a registered name (or a unique suffix of one, e.g. mr-mp), a protocol folder, or a spec "
@@ -185,6 +187,15 @@ def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchC
     return embed_model_set(ms, sides, images, cfg.embed_options(), log, progress)
 
 
+def _onnx_models(models: list[str], log) -> list[str]:
+    """``--model`` values with each training checkpoint replaced by its (cached) ONNX export."""
+    if not any(Path(m).suffix.lower() in (".pt", ".pth", ".ckpt") for m in models):
+        return list(models)  # torch is not imported for ONNX models
+    from ..models.checkpoint_onnx import exported_checkpoint, is_checkpoint
+
+    return [str(exported_checkpoint(m, log=log)) if is_checkpoint(m) else m for m in models]
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -241,7 +252,7 @@ def run_benchmark(
     images = ImageTable()
     sides = [evaluator_of(p.kind).sides(p, images) for p in protocols]
     model_sets = load_models(
-        cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
+        _onnx_models(cfg.models, log), probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads,
     )  # fmt: skip
     seen: dict[str, int] = {}
