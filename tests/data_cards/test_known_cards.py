@@ -122,7 +122,6 @@ def test_every_command_a_card_shows_parses():
     on ``datasets add``) fails here, not in a user's terminal."""
     import shlex
 
-    import click
     import typer
 
     from mfrkit.cli import app
@@ -132,11 +131,11 @@ def test_every_command_a_card_shows_parses():
     assert len(lines) > 10
     for card, line in lines:
         args = shlex.split(line)[1:]
+        ctx = root.make_context("mfrkit", list(args))
+        cmd, sub = root, list(args)
         try:
-            ctx = root.make_context("mfrkit", list(args))
-            cmd, sub = root, list(args)
-            while isinstance(cmd, click.Group):
+            while hasattr(cmd, "resolve_command"):  # a group: down to the command
                 name, cmd, sub = cmd.resolve_command(ctx, sub)
                 ctx = cmd.make_context(name, sub, parent=ctx)
-        except click.UsageError as exc:
+        except Exception as exc:  # click's usage errors (typer vendors click: no `import click`)
             raise AssertionError(f"{card}: `{line}` does not parse: {exc}") from None
