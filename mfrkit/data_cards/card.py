@@ -197,8 +197,9 @@ def summarize_manifest(manifest: Manifest, *, landmark_summary: dict | None = No
 
     masks = {
         key: _counts(_column(ok, col))
-        for key, col in (("types", "mask_type"), ("colors", "mask_color"), ("textures", "mask_texture"), ("coverage", "coverage"))
-    }
+        for key, col in (("types", "mask_type"), ("labels", "mask_label"), ("colors", "mask_color"), ("textures", "mask_texture"),
+                         ("coverage", "coverage"))
+    }  # labels: a real dataset's raw mask labels, beside the types they map to (mask_taxonomy)
     if any(masks.values()):
         header["masks"] = masks
 
@@ -388,6 +389,7 @@ def _body(h: dict) -> list[str]:
         out += ["## Masks", ""]
         for key, title, label in (
             ("types", "Mask types", "type"),
+            ("labels", "Raw mask labels (the dataset's own; mapped to the types above)", "label"),
             ("colors", "Mask colours", "colour"),
             ("textures", "Mask textures", "texture"),
             ("coverage", "Coverage", "coverage"),
