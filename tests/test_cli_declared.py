@@ -155,3 +155,10 @@ def test_a_field_needing_a_parser_is_refused_at_declaration():
 def test_a_short_flag_is_one_letter():
     with pytest.raises(ValueError):
         option(1, short="-jj", help="x")
+
+
+@pytest.mark.parametrize("command", [["synth"], ["bench"], ["demo"], ["datasets", "add"], ["leaderboard"]])
+def test_help_shows_no_type_after_on_off_flags(command):
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--help" in result.output
+    assert "<bool>" not in result.output

@@ -187,6 +187,11 @@ def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchC
     return embed_model_set(ms, sides, images, cfg.embed_options(), log, progress)
 
 
+def _first(items: list[str], n: int = 2) -> str:
+    """``a, b and 3 more``."""
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 def _onnx_models(models: list[str], log) -> list[str]:
     """``--model`` values with each training checkpoint replaced by its (cached) ONNX export."""
     if not any(Path(m).suffix.lower() in (".pt", ".pth", ".ckpt") for m in models):
@@ -276,6 +281,7 @@ def run_benchmark(
     })  # fmt: skip
     with _failed_run_cleanup(folder):
         results: list[RunResult] = []
+        skipped: dict[tuple[str, str], list[str]] = {}
         for ms in model_sets:
             log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
             ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
@@ -287,9 +293,11 @@ def run_benchmark(
             for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, ms.name, source,
                                       progress, log):
                 for metric, why in (res.metrics.get("skipped") or {}).items():
-                    log(f"{ms.name} on {res.protocol}: {metric} skipped: {why}")
+                    skipped.setdefault((metric, why), []).append(f"{ms.name} on {res.protocol}")
                 res.write()
                 results.append(res)
+        for (metric, why), where in skipped.items():  # one counted line per reason, not one per result
+            log(f"{metric} skipped on {len(where)} result(s) ({_first(where)}): {why}")
         board = pd.DataFrame([leaderboard_row(r) for r in results])
         write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
         if cfg.report:

@@ -35,14 +35,16 @@ def leaderboard(
     intervals: Annotated[bool, typer.Option("--intervals/--no-intervals", help="--table: give each value's interval.")] = True,
     rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
 ) -> None:
-    """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins)."""
+    """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins):
+    printed, or written to the --csv / --md / --table files."""
     from ..bench.report.leaderboard import DEFAULT_METRICS, write_leaderboards
 
     board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
                                         metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules)
-    print_board(board)
+    if not written:  # files asked for: they hold the rows, the console just says where
+        print_board(board)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path} ({len(board)} rows)")
 
 
 @app.command()
