@@ -162,3 +162,14 @@ def test_help_shows_no_type_after_on_off_flags(command):
     result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0 and "--help" in result.output
     assert "<bool>" not in result.output
+
+
+def test_protocol_show_keeps_the_largest_rows_of_a_long_table():
+    import pandas as pd
+
+    from mfrkit.cli.protocol import _largest_rows
+
+    table = pd.DataFrame({"left": [f"masked/{i}" for i in range(30)], "genuine": range(30), "impostor": [1] * 30})
+    top = _largest_rows(table, 5)
+    assert top["left"].tolist() == [f"masked/{i}" for i in range(25, 30)]  # largest counts, in table order
+    assert _largest_rows(table.head(4), 5) is not None and len(_largest_rows(table.head(4), 5)) == 4
