@@ -107,9 +107,13 @@ def build_demo_sample(out: Path, *, seed: int = 0, captures: int = 6) -> Manifes
     a folder holding files it did not write.
     """
     out = Path(out)
+    expected = {f"{identity}/{identity}_{k:04d}.jpg" for identity in source_photos() for k in range(1, captures + 1)}
+    if out.is_dir() and not out.is_symlink():
+        # Before the claim replaces an earlier sample: a user's file found only afterwards
+        # would leave the earlier sample deleted and `demo` registered to a half-empty folder.
+        _refuse_foreign_files(out, expected | set(_sample_files(out)))
     folder = OutputFolder(out, kind="demo-sample", fingerprint=_sample_fingerprint(seed, captures), adopt=_legacy_sample)
     with folder.claim(replace=_sample_files):
-        expected = {f"{identity}/{identity}_{k:04d}.jpg" for identity in source_photos() for k in range(1, captures + 1)}
         _refuse_foreign_files(out, expected)
         build_sample(out, captures=captures, seed=seed)
         manifest, _ = scan_dataset(out, layout="imagefolder", name="demo")

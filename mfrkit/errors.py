@@ -88,5 +88,22 @@ class JobError(MfrkitError):
     """A job cannot start or produced nothing (bad options, an unusable output folder, ...)."""
 
 
+class NothingMadeError(JobError):
+    """A command finished without making anything usable: every input failed (a pack of
+    corrupt images, a .bin whose images do not decode, a scan that found no readable
+    image). What it could record (failures, statuses) is written first; the command
+    exits 1 (docs/jobs.md: a job that makes nothing is an error)."""
+
+
+def require_made(n_made: int, what: str, failures: dict | None = None, *, where: str = "") -> None:
+    """The one "made nothing -> exit 1" rule: raise :class:`NothingMadeError` when
+    ``n_made`` is 0, saying what was not made, why (``failures``: reason -> count) and
+    where the details are (``where``)."""
+    if n_made > 0:
+        return
+    reasons = ", ".join(f"{v} {k}" for k, v in sorted((failures or {}).items()) if v) or "no usable input"
+    raise NothingMadeError(f"{what}: {reasons}" + (f"; {where}" if where else ""))
+
+
 class ConfigFileError(MfrkitError):
     """A configuration file (``--config study.yaml``) cannot be read or holds a bad key or value."""

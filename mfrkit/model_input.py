@@ -41,6 +41,7 @@ import numpy as np
 
 from .alignments import MAX_CROP_SIDE, get_alignment
 from .errors import MfrkitError, ModelError
+from .userfiles import read_user_json
 
 PREFIX = "mfrkit."
 #: Largest crop side, pixels. Face models take 96 to 512; a batch of 30000x30000 crops
@@ -309,12 +310,7 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 
 def read_sidecar(path: str | os.PathLike) -> dict:
     """Keys of a sidecar JSON file (an object; keys with or without ``mfrkit.``)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"cannot read sidecar {path}: {exc}") from None
-    except ValueError as exc:
-        raise ModelError(f"sidecar {path} is not valid JSON: {exc}") from None
+    data = read_user_json(path, "sidecar")
     if not isinstance(data, dict):
         raise ModelError(f"sidecar {path} must hold a JSON object of mfrkit.* keys")
     return data

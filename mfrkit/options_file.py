@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import ConfigFileError
 from .options import Option, declared_options
+from .userfiles import read_user_yaml, user_file_errors_as
 
 _SCALARS = (int, float, str, bool, Path)
 
@@ -107,15 +108,9 @@ def read_options_file(path: str | os.PathLike, cls: type) -> dict[str, Any]:
         The file is missing, not YAML, not a mapping, or has a key that names no option of
         ``cls`` or a value the option does not accept (the message names the key).
     """
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigFileError(f"{path} is not a YAML file: {str(exc).splitlines()[0]}") from None
+    with user_file_errors_as(ConfigFileError):  # bounded, regular files only; one-line errors
+        data = read_user_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

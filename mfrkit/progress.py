@@ -27,15 +27,19 @@ def progress_bar(
     if not enabled:
         yield lambda n=1, status=None: None
         return
+    from .names import terminal_text
+
+    # markup off and control characters shown: a description holds user-given names
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
     )
+    description = terminal_text(description, newlines=False)
     from rich.console import Console
 
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:

@@ -48,7 +48,7 @@ def test_where_errors_name_the_problem(tmp_path):
         select_rows(t, ["variant=partial"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_condition("variant")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="cannot read the value list"):
         parse_condition(f"identity=@{tmp_path / 'missing.txt'}")
 
 

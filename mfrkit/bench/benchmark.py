@@ -12,7 +12,6 @@ import contextlib
 import datetime as _dt
 import json
 import platform
-import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from .. import __version__
 from ..alignments import get_alignment
 from ..errors import MfrkitError
 from ..landmarks import BACKENDS
+from ..names import unique_components
 from ..onnx_model import ModelSet, load_models
 from ..options import none_for, option, rates
 from . import metrics as M
@@ -178,8 +178,28 @@ class BenchRun:
     leaderboard: pd.DataFrame
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "unnamed"
+#: Files a run folder holds beside its model folders, and a model folder beside its
+#: protocol folders: a model or protocol named like one gets a hashed folder instead.
+RUN_FILES = ("run.json", "leaderboard.csv", "leaderboard.md", "report.html")
+MODEL_FILES = (EMBEDDINGS_NAME,)
+
+
+def _result_folders(model_sets, protocols) -> tuple[dict[int, str], dict[str, str]]:
+    """The folder of each model (by ``id``) and of each protocol (by name) in a run
+    folder: :func:`mfrkit.names.unique_components`, so two models whose names sanitise
+    alike (``model v1``, ``model_v1``), differ in case, or share a name (two
+    ``model.onnx`` from different folders, told apart by sha256) never share a folder.
+    The same model file given twice is refused before the run writes anything."""
+    try:
+        models = unique_components({id(ms): ms.name for ms in model_sets},
+                                   identities={id(ms): ms.sha256 for ms in model_sets}, reserved=RUN_FILES)
+    except ValueError as exc:
+        raise BenchError(f"two models of this run cannot be told apart: {exc}; give each model once") from None
+    try:
+        protos = unique_components({p.name: p.name for p in protocols}, reserved=MODEL_FILES)
+    except ValueError as exc:
+        raise BenchError(f"two protocols of this run cannot be told apart: {exc}") from None
+    return models, protos
 
 
 def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchConfig, log, progress: ProgressFactory):
@@ -260,9 +280,7 @@ def run_benchmark(
         _onnx_models(cfg.models, log), probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads,
     )  # fmt: skip
-    seen: dict[str, int] = {}
-    for ms in model_sets:
-        seen[ms.name] = seen.get(ms.name, 0) + 1
+    model_dirs, proto_dirs = _result_folders(model_sets, protocols)  # refused here, before anything is written
     now = _dt.datetime.now(_dt.timezone.utc)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     folder = Path(cfg.out) / run_id
@@ -285,13 +303,13 @@ def run_benchmark(
         for ms in model_sets:
             log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
             ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
-            mdir = folder / (_safe_name(ms.name) + (f"-{ms.sha256[:8]}" if seen[ms.name] > 1 else ""))
+            mdir = folder / model_dirs[id(ms)]
             common = {"model": ms.describe(), "settings": {**settings, "batch_size": cfg.batch_size},
                       "preprocessing": _preprocessing(ms, cfg), "throughput": _throughput(ms, ref, probe)}
             if cfg.save_embeddings:
                 save_embeddings(mdir / EMBEDDINGS_NAME, ms, protocols, sides, ref, probe, images)
-            for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, ms.name, source,
-                                      progress, log):
+            for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, proto_dirs,
+                                      ms.name, source, progress, log):
                 for metric, why in (res.metrics.get("skipped") or {}).items():
                     skipped.setdefault((metric, why), []).append(f"{ms.name} on {res.protocol}")
                 res.write()
@@ -311,7 +329,8 @@ def run_benchmark(
 
 
 def _run_protocols(protocols, sides, ref, probe, images, cfg: BenchConfig, meta: dict, common: dict, mdir: Path,
-                   model_name: str, source: str | None, progress, log) -> list[RunResult]:
+                   proto_dirs: dict[str, str], model_name: str, source: str | None, progress,
+                   log) -> list[RunResult]:
     """One model set on every protocol, in the run's order, with the threshold transfer.
 
     The transfer source goes first: all-pairs protocols then get its threshold up front
@@ -321,7 +340,7 @@ def _run_protocols(protocols, sides, ref, probe, images, cfg: BenchConfig, meta:
     for i in sorted(range(len(protocols)), key=lambda i: protocols[i].name != source):
         proto = protocols[i]
         evaluator = evaluator_of(proto.kind)
-        pdir = mdir / _safe_name(proto.name)
+        pdir = mdir / proto_dirs[proto.name]
         pdir.mkdir(parents=True, exist_ok=True)
         run = ProtocolRun(proto, sides[i], ref, probe, images, cfg.eval_settings(), pdir, f"{model_name} on {proto.name}",
                           transfer_far=cfg.transfer_far if proto.name == source else None,

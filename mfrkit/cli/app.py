@@ -52,6 +52,40 @@ def _global_options(
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(models_app, name="models")
+class SafeConsole(Console):
+    """A rich console for text that carries user-given names (models, datasets,
+    identities, paths): control characters in a string are shown as escapes
+    (:func:`mfrkit.names.terminal_text`: a name cannot clear the screen or move the
+    cursor), and markup is off unless a call asks for it with ``markup=True`` (a name
+    such as ``[/x]`` is printed, not parsed); such a call escapes the names it holds
+    (``rich.markup.escape``)."""
+
+    def print(self, *objects, markup: bool | None = False, **kwargs) -> None:  # noqa: A003
+        from ..names import terminal_text
+
+        safe = [terminal_text(o) if isinstance(o, str) else o for o in objects]
+        super().print(*safe, markup=markup, **kwargs)
+
+
+def styled(style: str, text) -> str:
+    """``text`` (a name, a message) as rich markup in ``style``, its own brackets escaped
+    and its control characters shown: for a ``print(..., markup=True)``."""
+    from rich.markup import escape
+
+    from ..names import terminal_text
+
+    return f"[{style}]{escape(terminal_text(str(text)))}[/]"
+
+
+def plain(text) -> str:
+    """``text`` escaped for a ``print(..., markup=True)`` without a style."""
+    from rich.markup import escape
+
+    from ..names import terminal_text
+
+    return escape(terminal_text(str(text)))
+
+
 # soft_wrap: never hard-wrap paths and messages at 80 columns when output is piped.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = SafeConsole(soft_wrap=True)
+err_console = SafeConsole(stderr=True, soft_wrap=True)

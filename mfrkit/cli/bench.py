@@ -34,13 +34,14 @@ def leaderboard(
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="--table: metric(s) per protocol: tar@far=<FAR>, auc, eer, acc, transfer_fnmr, transfer_fmr (1:1), rank1, rank5, rank10, tpir@fpir=<FPIR> (1:N); repeatable (default tar@far=1e-3 and rank1).")] = None,
     intervals: Annotated[bool, typer.Option("--intervals/--no-intervals", help="--table: give each value's interval.")] = True,
     rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing --csv / --md / --table files.")] = False,
 ) -> None:
     """Gather every run under RESULTS into one leaderboard (one row per model x protocol, latest run wins):
     printed, or written to the --csv / --md / --table files."""
     from ..bench.report.leaderboard import DEFAULT_METRICS, write_leaderboards
 
     board, written = write_leaderboards(results or [Path("runs")], csv=csv, md=md, table=table,
-                                        metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules)
+                                        metrics=metric or DEFAULT_METRICS, intervals=intervals, rules=rules, force=force)
     if not written:  # files asked for: they hold the rows, the console just says where
         print_board(board)
     for path in written:
@@ -54,10 +55,12 @@ def report(
     metric: Annotated[Optional[list[str]], typer.Option("--metric", help="Headline metric(s) of the comparison table (as for leaderboard --table; default tar@far=1e-3 and rank1).")] = None,
     rules: Annotated[Optional[str], typer.Option("--rules", help="Rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
     impostor_pass_limit: Annotated[Optional[float], typer.Option("--impostor-pass-limit", help="Largest all-pairs protocol (comparisons) whose highest-scoring impostor pairs are found by scoring it again from the run's embeddings.parquet (--save-embeddings); default 2e9 on the CPU, 2e11 on a CUDA device; 0: never.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
 ) -> None:
     """One self-contained HTML report of bench runs: comparison table, curves, breakdowns, threshold drift, hardest pairs, failures to acquire."""
     from ..bench.report.table import DEFAULT_METRICS
     from ..bench.report.page import write_report
 
-    path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit)
+    path = write_report(results, out, metrics=metric or DEFAULT_METRICS, rules=rules, impostor_pass_limit=impostor_pass_limit,
+                        force=force)
     console.print(f"wrote {path}")

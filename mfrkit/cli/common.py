@@ -33,12 +33,18 @@ def key_values(items: Optional[list[str]]) -> dict:
 def print_table(title: str, df) -> None:
     import pandas as pd
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    from ..names import terminal_text
+
+    def text(v) -> Text:  # Text, not str: a cell holding "[/x]" is shown, never parsed as markup
+        return Text("" if v is None or v is pd.NA or v != v else terminal_text(str(v), newlines=False))
+
+    table = Table(title=text(title), title_justify="left")
     for col in df.columns:
-        table.add_column(str(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
+        table.add_column(text(col), justify="right" if df[col].dtype.kind in "iuf" else "left")
     for row in df.itertuples(index=False):
-        table.add_row(*["" if v is None or v is pd.NA or v != v else str(v) for v in row])
+        table.add_row(*[text(v) for v in row])
     console.print(table)
 
 
@@ -52,6 +58,9 @@ _BOARD_METRICS = (
 
 def print_board(board) -> None:
     """One line per (model, protocol): readable in a terminal and in a log file alike."""
+    from ..bench.report.table import INSIGHTFACE_ZERO_NOTE
+
+    zero_by_insightface = False
     for _, row in board.iterrows():
         parts = []
         for c in _BOARD_METRICS:
@@ -61,4 +70,8 @@ def print_board(board) -> None:
             parts.append(f"{c}={v:.4g}" if isinstance(v, float) else f"{c}={v}")
         rules = row.get("rules")
         by = f", {rules} rules" if isinstance(rules, str) and rules != "mfrkit" else ""
+        zero_by_insightface |= rules == "insightface" and any(
+            c.startswith("tar@far=") and row.get(c) == 0 for c in board.columns)
         console.print(f"{row['model']} on {row['protocol']} ({row['provider']}{by}): " + ", ".join(parts), highlight=False)
+    if zero_by_insightface:
+        console.print(f"note: {INSIGHTFACE_ZERO_NOTE}", highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..jobs import ExecutorSpec
-from .app import app, console, datasets_app
+from .app import app, console, datasets_app, plain, styled
 from .common import counts_text, key_values
 from .declare import with_config
 
@@ -20,11 +20,13 @@ def datasets_add(
     layout: Annotated[str, typer.Option(help="imagefolder, lfw, mfr2, rmfd, flat, insightface-rec (train.rec + train.idx) or auto.")] = "auto",
     replace: Annotated[bool, typer.Option(help="Re-point an existing name.")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Layout option KEY=VALUE (e.g. labels=mfr2_labels.txt).")] = None,
+    follow_links: Annotated[bool, typer.Option("--follow-links", help="Follow folder links that lead out of the dataset folder (by default they are skipped and counted: a link to / would catalogue the whole file system).")] = False,
 ) -> None:
     """Register a dataset folder under a short name (nothing is copied or scanned)."""
     from ..data.registry import add_dataset
 
-    entry = add_dataset(name, path, layout=layout, replace=replace, **key_values(option))
+    options = {**key_values(option), **({"follow_links": True} if follow_links else {})}
+    entry = add_dataset(name, path, layout=layout, replace=replace, **options)
     if entry.manifest_path == Path(entry.root) / "manifest.parquet":
         console.print(f"registered {entry.name} -> {entry.root} (made by mfrkit: its own manifest is used, nothing to scan)")
     else:
@@ -56,14 +58,14 @@ def datasets_remove(name: str) -> None:
 @datasets_app.command("export")
 def datasets_export(
     src: Annotated[str, typer.Argument(help="Registered dataset name, manifest, or dataset folder.")],
-    out: Annotated[Path, typer.Argument(help="The CSV file to write.")],
+    out: Annotated[Path, typer.Argument(help="The CSV file to write (an existing one only with --force).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write a dataset's manifest as CSV (one row per image; dataset metadata is not kept)."""
-    from ..data.manifest import export_csv
-    from ..data.registry import resolve_source
+    from ..data.registry import export_source
 
-    manifest = resolve_source(src, progress=True)
-    console.print(f"wrote {export_csv(manifest, out)} ({len(manifest)} rows)")
+    out, rows = export_source(src, out, force=force)
+    console.print(f"wrote {out} ({rows} rows)")
 
 
 @datasets_app.command("scan")
@@ -83,7 +85,7 @@ def datasets_scan(
     if report.failures:
         console.print(f"failures: {counts_text(report.failures)}")
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"{styled('yellow', 'warning:')} {plain(w)}", markup=True)
 
 
 @app.command()
@@ -103,7 +105,8 @@ def landmarks(
     workers = max(1, executor.workers)
     manifest = resolve_source(src, workers=workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options)
+    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options,
+                          require_any=True)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 
 
@@ -112,16 +115,12 @@ def card(
     src: Annotated[str, typer.Argument(help="Registered dataset, manifest, dataset folder, or a known public dataset's name.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the card here (a .md file, or a folder for DATA_CARD.md) instead of printing it.")] = None,
     known: Annotated[bool, typer.Option("--known", help="The built-in card of the known public dataset SRC names, even when a dataset of that name is registered.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="--out: replace an existing file.")] = False,
 ) -> None:
     """Print or write a data card: generated from a manifest, or the built-in card of a known public dataset."""
-    from ..atomic import atomic_write_text
-    from ..data_cards import CARD_NAME, card_for_source
+    from ..data_cards import card_for_source, write_card_for_source
 
-    text = card_for_source(src, known=known)
     if out is None:
-        console.print(text, markup=False, highlight=False)
+        console.print(card_for_source(src, known=known), markup=False, highlight=False)
         return
-    # A folder (existing, or a new path without a file extension) gets DATA_CARD.md inside it.
-    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
-    atomic_write_text(path, text)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {write_card_for_source(src, out, known=known, force=force)}")

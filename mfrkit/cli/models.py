@@ -8,16 +8,17 @@ from typing import Annotated, Optional
 import typer
 
 from ..models.train_config import TrainConfig
-from .app import console, models_app
+from .app import console, models_app, plain, styled
 from .common import counts_text, key_values
 from .declare import with_config
 
 
 def _family_options(items: Optional[list[str]]) -> dict:
-    """``KEY=VALUE`` pairs with YAML-typed values (``width=32``, ``sub_dropout=[0.1,0.2]``)."""
-    import yaml
+    """``KEY=VALUE`` pairs with YAML-typed values (``width=32``, ``sub_dropout=[0.1,0.2]``);
+    safe YAML only: a tag such as ``!!python/object`` is refused, never constructed."""
+    from ..userfiles import parse_yaml
 
-    return {k: yaml.safe_load(v) for k, v in key_values(items).items()}
+    return {k: parse_yaml(v, source=f"--option {k}={v!r}") for k, v in key_values(items).items()}
 
 
 FamilyOption = Annotated[
@@ -32,7 +33,7 @@ def models_list() -> None:
     from ..models import list_families
 
     for info in list_families():
-        console.print(f"[bold]{info.name}[/]: {info.summary}", highlight=False)
+        console.print(f"{styled('bold', info.name)}: {plain(info.summary)}", markup=True, highlight=False)
         console.print(f"  input {info.input} ({info.align}), {info.embedding_dim}-d; options: {info.options}", highlight=False)
     from ..models import BACKBONES
 
@@ -85,7 +86,7 @@ def models_recipes() -> None:
     from ..models.recipe import list_recipes
 
     for r in list_recipes():
-        console.print(f"[bold]{r.name}[/] ({r.family}): {r.summary}", highlight=False)
+        console.print(f"{styled('bold', r.name)} {plain(f'({r.family}): {r.summary}')}", markup=True, highlight=False)
 
 
 @models_app.command("recipe")
@@ -105,16 +106,17 @@ def models_export(
     family: Annotated[Optional[str], typer.Option(help="Model family; optional with --checkpoint.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Training checkpoint; without one the weights are untrained.")] = None,
     option: FamilyOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing ONNX file(s).")] = False,
 ) -> None:
     """Export a family's embedding graph to ONNX with its mfrkit.* metadata, checked against torch."""
     from ..models.export import export_family
 
-    for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option)):
+    for r in export_family(family, out, checkpoint=checkpoint, options=_family_options(option), replace=force):
         domain = f" ({r.metadata['mfrkit.domain']})" if "mfrkit.domain" in r.metadata else ""
         diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in r.max_abs_diff.items())
         console.print(f"wrote {r.path}{domain}: {r.embedding_dim}-d, {r.metadata['mfrkit.align']}, max |ort - torch| (relative to the norm above 1) {diffs}", highlight=False)
     if checkpoint is None:
-        console.print("[yellow]note:[/] untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy")
+        console.print(styled("yellow", "note:") + " untrained weights (mfrkit.weights=untrained): fine for speed, meaningless for accuracy", markup=True)
 
 
 @models_app.command("import-dlib")

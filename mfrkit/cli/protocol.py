@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .app import console, err_console, protocol_app
+from .app import console, err_console, plain, protocol_app, styled
 from .common import ManifestOpt, ProbeOpt, print_table
 
 
@@ -32,7 +32,7 @@ def protocol_list() -> None:
     from ..protocols import FORMATS, describe_specs
 
     for name, text in describe_specs():
-        console.print(f"[bold]{name:17}[/] {text}", highlight=False)
+        console.print(f"{styled('bold', f'{name:17}')} {plain(text)}", markup=True, highlight=False)
     console.print("\nformats: " + ", ".join(f"{n} ({'read' if FORMATS.get(n).reader or FORMATS.get(n).embeds_images else ''}"
                                             f"{'/write' if FORMATS.get(n).writer else ''})" for n in FORMATS.names()),
                   highlight=False)
@@ -45,8 +45,9 @@ def protocol_list() -> None:
     console.print("\nregistered protocols:")
     for e in entries:
         status = e.status()
-        mark = "" if status == "ok" else f" [yellow]({'folder removed' if status == 'missing' else 'changed since registered'})[/]"
-        console.print(f"[bold]{e.name:24}[/] {e.kind or '-':14} {e.spec or '-':18} {e.folder}{mark}", highlight=False)
+        mark = "" if status == "ok" else " " + styled("yellow", f"({'folder removed' if status == 'missing' else 'changed since registered'})")
+        console.print(f"{styled('bold', f'{e.name:24}')} {plain(f'{e.kind or chr(45):14} {e.spec or chr(45):18} {e.folder}')}{mark}",
+                      markup=True, highlight=False)
 
 
 @protocol_app.command("remove")
@@ -161,8 +162,7 @@ def protocol_import(
     registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
     console.print(f"wrote {out}: {text}{registered}", highlight=False)
     if report and not report.ok:
-        err_console.print(f"[yellow]warning:[/] {len(report.unresolved)} image reference(s) were not found; "
-                          "run `mfrkit protocol validate` for details", highlight=False)
+        err_console.print(f"{styled('yellow', 'warning:')} {plain(report.warning())}", markup=True, highlight=False)
 
 
 @protocol_app.command("export")
@@ -173,7 +173,7 @@ def protocol_export(
     root: Annotated[Optional[Path], typer.Option(help="Write paths relative to this folder (default: the folder holding both datasets).")] = None,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="All-pairs: write the CSV even above 100 million comparisons.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE; all-pairs: write the CSV even above 100 million comparisons.")] = False,
 ) -> None:
     """Export a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison, as csv)."""
     from ..protocols import export_protocol, load_protocol
@@ -184,11 +184,11 @@ def protocol_export(
     loaded = load_protocol(protocol, manifests or None)
     if protocol_kind(loaded.kind).cross_product and fmt == "csv":
         rows, size = export_size(loaded)
-        err_console.print(f"[yellow]warning:[/] {loaded.name} is an all-pairs protocol: the CSV gets one row per "
-                          f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", highlight=False)
+        err_console.print(f"{styled('yellow', 'warning:')} {plain(loaded.name)} is an all-pairs protocol: the CSV gets one row per "
+                          f"comparison, {rows:,} rows, about {size / 1e9:.3g} GB", markup=True, highlight=False)
         if rows > _EXPORT_LIMIT and not force:
             raise typer.BadParameter(f"{rows:,} rows is more than {_EXPORT_LIMIT:,}; pass --force to write them anyway")
-    path, used_root = export_protocol(loaded, file, fmt, root=root)
+    path, used_root = export_protocol(loaded, file, fmt, root=root, replace=force)
     console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
 
 
@@ -209,8 +209,9 @@ def protocol_show(
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
     p = load_protocol(protocol, manifests or None)
     params = ", ".join(f"{k}={v}" for k, v in sorted((p.info.get("spec_params") or {}).items()))
-    console.print(f"[bold]{p.name}[/]: {p.kind}, spec {p.spec or '-'}{f' ({params})' if params else ''}, "
-                  f"seed {p.seed if p.seed is not None else '-'}, sha256 {p.sha256[:12]}", highlight=False)
+    rest = (f"{p.kind}, spec {p.spec or '-'}{f' ({params})' if params else ''}, "
+            f"seed {p.seed if p.seed is not None else '-'}, sha256 {p.sha256[:12]}")
+    console.print(f"{styled('bold', p.name)}: {plain(rest)}", markup=True, highlight=False)
     for title, table in summarize(p).items():
         shown = table if full else _largest_rows(table, _SHOWN_ROWS)
         print_table(title, shown)
@@ -242,7 +243,7 @@ def protocol_validate(
     report = validate_protocol(protocol, manifests or None, check_files=files)
     for problem in report.problems:
         colour = "red" if problem.severity == "error" else "yellow"
-        err_console.print(f"[{colour}]{problem.severity}[/] {problem.kind}: {problem.message}", highlight=False)
+        err_console.print(f"{styled(colour, problem.severity)} {plain(f'{problem.kind}: {problem.message}')}", markup=True, highlight=False)
     text = protocol_kind(report.kind).failures_text(report)
     console.print(f"{report.name}: {'ok' if report.ok else 'INVALID'}; {text}", highlight=False)
     if not report.ok:

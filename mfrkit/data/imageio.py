@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..atomic import atomic_path
+from ..userfiles import KINDS, UserFileError, check_read_size, read_user_bytes
 from .recordio import parse_record_ref, read_record_image
 from .verification_bin import parse_bin_ref, read_bin_image
 from ..errors import (
@@ -44,9 +44,9 @@ from ..errors import (
 #: Default pixel limit (width x height), about a 10k x 10k photo. Face datasets never
 #: come near it; a decompression bomb does.
 MAX_PIXELS = 100_000_000
-#: Default file size limit, bytes: above an uncompressed image of MAX_PIXELS (300 MB).
-#: A face photo is a few hundred kilobytes; a link to ``/dev/zero`` never ends.
-MAX_FILE_BYTES = 512 * 1024 * 1024
+#: Default file size limit, bytes (the ``image`` kind of :mod:`mfrkit.userfiles`): above an
+#: uncompressed image of MAX_PIXELS (300 MB). A face photo is a few hundred kilobytes.
+MAX_FILE_BYTES = KINDS.get("image").max_bytes
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
@@ -186,8 +186,14 @@ def image_size(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     return (h, w) if turned else (w, h)
 
 
-def read_file_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of an image file, read safely: only a regular file, at most ``max_bytes``.
+#: What each of :mod:`mfrkit.userfiles`' problems is as an image status.
+_IMAGE_ERRORS = {"missing": MissingImageError, "not_a_file": NotAFileError, "too_large": ImageTooLargeError}
+
+
+def read_file_bytes(path: str | os.PathLike, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of an image file, read by :func:`mfrkit.userfiles.read_user_bytes`: only
+    a regular file, at most ``max_bytes`` (default: the ``image`` kind's cap, 512 MiB,
+    ``MFRKIT_MAX_IMAGE_BYTES``).
 
     The file is opened without blocking and checked with ``fstat`` before anything is
     read, so a FIFO named ``x.jpg`` cannot hang the caller and a link to ``/dev/zero`` or
@@ -204,38 +210,13 @@ def read_file_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES)
     ImageTooLargeError
         Over ``max_bytes``.
     """
-    path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise MissingImageError(f"no such image file: {path}") from None
-    except PermissionError:
-        raise UnreadableImageError(f"unreadable: permission denied: {path}") from None
-    except IsADirectoryError:
-        raise NotAFileError(f"{path} is a folder, not an image file") from None
-    except OSError as exc:
-        raise UnreadableImageError(f"unreadable: {exc.strerror or exc}: {path}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
-                    stat.S_ISBLK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a socket"
-                    if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-            raise NotAFileError(f"{path} is {kind}, not an image file (only regular files are read)")
-        if st.st_size > max_bytes:
-            raise ImageTooLargeError(f"{path} is {st.st_size} bytes, over the limit of {max_bytes}")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)  # the size may change while reading: cap the read itself
-    except OSError as exc:
-        raise UnreadableImageError(f"unreadable: {exc.strerror or exc}: {path}") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise ImageTooLargeError(f"{path} grew over the limit of {max_bytes} bytes while being read")
-    return data
+        return read_user_bytes(path, "image", max_bytes=max_bytes)
+    except UserFileError as exc:
+        raise _IMAGE_ERRORS.get(exc.problem, UnreadableImageError)(str(exc)) from None
 
 
-def read_image_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+def read_image_bytes(path: str | os.PathLike, *, max_bytes: int | None = None) -> bytes:
     """The encoded bytes of an image a manifest names: a file (read by
     :func:`read_file_bytes`) or a record (``<dir>/train.rec#17``, read through the
     ``.idx`` offsets by :func:`mfrkit.data.recordio.read_record_image`, open files kept
@@ -250,8 +231,10 @@ def read_image_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_FILE_BYTES
     ref, binref = parse_record_ref(path), parse_bin_ref(path)
     if ref is not None or binref is not None:
         data = read_record_image(*ref) if ref is not None else read_bin_image(*binref)
-        if len(data) > max_bytes:
-            raise ImageTooLargeError(f"{path} is {len(data)} bytes, over the limit of {max_bytes}")
+        try:  # the image kind's cap holds for a record as for a file (MFRKIT_MAX_IMAGE_BYTES)
+            check_read_size(len(data), path, "image", max_bytes=max_bytes)
+        except UserFileError as exc:
+            raise ImageTooLargeError(str(exc)) from None
         return data
     return read_file_bytes(path, max_bytes=max_bytes)
 

@@ -31,6 +31,8 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import DatasetError
 from ..registry import Registry
+from ..user_regex import UnsafeRegexError, bounded_matches, compile_user_regex
+from ..userfiles import read_user_text, user_file_errors_as
 from .imageio import is_image_file
 from .mask_taxonomy import mask_type_of, unknown_labels_warning
 
@@ -59,20 +61,46 @@ class LayoutResult:
     layout: str = ""
 
 
-def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None) -> list[str]:
+def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list[str] | None = None, *,
+                follow_links: bool = False, left_links: list[str] | None = None) -> list[str]:
     """Relative POSIX paths of every image under ``root``, recursively, sorted.
 
     Only regular files are images (a symbolic link counts by its target): a FIFO, device
     or socket named ``x.jpg`` would hang or flood whoever reads it; such names are
     appended to ``not_files`` when given. Folders that cannot be listed (permission
     denied) are appended to ``unreadable``, as ``"<folder>: <reason>"``. Hidden files and
-    folders (starting with ``.``) are skipped; symbolic links to folders are followed once
-    (a link cycle is not walked twice).
+    folders (starting with ``.``) are skipped. A symbolic link to a folder inside
+    ``root`` is not walked twice: its images are listed at their own path (a link to a
+    hidden folder, walked nowhere else, is followed); one that
+    leaves it (``p1/root -> /`` would catalogue the whole file system) is followed only
+    with ``follow_links``, else skipped and appended to ``left_links`` as
+    ``"<link> -> <target>"``.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
     found, seen = [], set()
+    real_root = os.path.realpath(root)
+
+    def inside(path: str) -> bool:
+        return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+    def keep_dir(dirpath: str, d: str) -> bool:
+        if d.startswith("."):
+            return False
+        full = os.path.join(dirpath, d)
+        if not os.path.islink(full):
+            return True
+        target = os.path.realpath(full)
+        if inside(target):
+            # walked at its own path anyway, unless hidden: listing its images there keeps
+            # their identity folder (p1/same -> ../p2 must not relabel p2's images as p1)
+            return any(part.startswith(".") for part in Path(os.path.relpath(target, real_root)).parts)
+        if follow_links:
+            return True
+        if left_links is not None:
+            left_links.append(f"{os.path.relpath(full, root)} -> {target}")
+        return False
 
     def listing_failed(exc: OSError) -> None:
         if unreadable is not None:
@@ -85,7 +113,7 @@ def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if keep_dir(dirpath, d))
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
         for name in filenames:
@@ -98,12 +126,16 @@ def walk_images(root: Path, not_files: list[str] | None = None, unreadable: list
     return sorted(found)
 
 
-def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
+def _layout_images(root: Path, layout: str, follow_links: bool = False) -> tuple[list[str], list[str]]:
     """The images a layout reads (refusing a folder without any) and the warnings of the walk."""
     not_files: list[str] = []
     unreadable: list[str] = []
-    paths = walk_images(root, not_files, unreadable)
+    left: list[str] = []
+    paths = walk_images(root, not_files, unreadable, follow_links=follow_links, left_links=left)
     warnings = []
+    if left:
+        warnings.append(f"{len(left)} folder link(s) lead out of the dataset folder and were not followed, e.g. {left[0]} "
+                        "(register the dataset with --follow-links to follow them)")
     if not_files:
         warnings.append(f"{len(not_files)} image name(s) are not regular files (FIFO, device, socket or broken link), "
                         f"skipped: e.g. {not_files[0]}")
@@ -117,14 +149,16 @@ def _layout_images(root: Path, layout: str) -> tuple[list[str], list[str]]:
 
 
 @LAYOUTS.register("imagefolder")
-def imagefolder(root: Path, variant: str | None = None) -> LayoutResult:
+def imagefolder(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
     """``<identity>/**/<image>``: the identity is the first folder under the root.
 
     ``variant`` (``-o variant=masked``) labels every image, e.g. a folder of masked
     photos such as RMFD's ``RWMFD_part_1/<person>/``; without it images count as unmasked.
+    ``follow_links`` (every layout that walks folders takes it): follow folder links that
+    lead out of the root (see :func:`walk_images`).
     """
     _check_variant(variant)
-    paths, warnings = _layout_images(root, "imagefolder")
+    paths, warnings = _layout_images(root, "imagefolder", follow_links)
     records, loose = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -144,10 +178,10 @@ _LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<num>\d{4})$")
 
 
 @LAYOUTS.register("lfw")
-def lfw(root: Path, variant: str | None = None) -> LayoutResult:
+def lfw(root: Path, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
     """``<Name>/<Name>_0001.jpg``: identity folders whose files follow LFW's naming
-    (``variant`` as for ``imagefolder``)."""
-    result = imagefolder(root, variant)
+    (``variant`` and ``follow_links`` as for ``imagefolder``)."""
+    result = imagefolder(root, variant, follow_links)
     odd = 0
     for rec in result.records:
         if rec.get("identity") is None:
@@ -165,7 +199,7 @@ _NO_MASK = {"no-mask", "nomask", "no_mask", "unmasked", "no mask", "none"}
 
 
 @LAYOUTS.register("mfr2")
-def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
+def mfr2(root: Path, labels: str | None = None, follow_links: bool = False) -> LayoutResult:
     """MFR2: identity folders plus a labels file with lines ``Name, index, label``.
 
     ``label`` is ``no-mask`` for an unmasked image and the mask's name otherwise (kept in
@@ -179,15 +213,13 @@ def mfr2(root: Path, labels: str | None = None) -> LayoutResult:
         labels_path = root / labels_path
     if not labels_path.is_file():
         raise DatasetError(f"MFR2 layout needs a labels file; {labels_path} not found (pass labels=PATH)")
-    result = imagefolder(root)
+    result = imagefolder(root, follow_links=follow_links)
     by_key = {}
     for rec in result.records:
         if rec.get("identity") is not None:
             by_key[(rec["identity"], PurePosixPath(rec["path"]).stem)] = rec
-    try:
-        text = labels_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read the MFR2 labels file {labels_path} as UTF-8 text: {exc}") from None
+    with user_file_errors_as(DatasetError):
+        text = read_user_text(labels_path, "labels")
     unmatched = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -252,7 +284,7 @@ def _set_variant(result: LayoutResult, variant: str | None) -> LayoutResult:
 
 
 @LAYOUTS.register("rmfd")
-def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None) -> LayoutResult:
+def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = None, follow_links: bool = False) -> LayoutResult:
     """RMFD: ``<tree>/<identity>/<image>`` for a masked and an unmasked tree.
 
     By default a top-level folder whose name contains "mask" (but not "unmask",
@@ -262,7 +294,7 @@ def rmfd(root: Path, masked_dir: str | None = None, unmasked_dir: str | None = N
     Identities are shared across trees by folder name.
     """
     root = Path(root)
-    paths, warnings = _layout_images(root, "rmfd")
+    paths, warnings = _layout_images(root, "rmfd", follow_links)
     records, skipped = [], 0
     for rel in paths:
         parts = PurePosixPath(rel).parts
@@ -288,7 +320,7 @@ _DEFAULT_FLAT = r"^(?P<identity>.+?)(?:_\d+)+$"
 
 
 @LAYOUTS.register("flat")
-def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None) -> LayoutResult:
+def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = None, follow_links: bool = False) -> LayoutResult:
     """All images in one folder; the identity is parsed from the file stem.
 
     ``identity_regex`` must have a named group ``identity``; the default strips the
@@ -297,16 +329,17 @@ def flat(root: Path, identity_regex: str = _DEFAULT_FLAT, variant: str | None = 
     null identity and status ``no_identity``. ``variant`` as for ``imagefolder``.
     """
     _check_variant(variant)
+    try:  # a user's pattern: refused when it could backtrack for ever, and run under a deadline
+        pattern = compile_user_regex(str(identity_regex), what="identity_regex", groups=("identity",))
+    except UnsafeRegexError as exc:
+        raise DatasetError(str(exc)) from None
+    paths, warnings = _layout_images(root, "flat", follow_links)
     try:
-        pattern = re.compile(identity_regex)
-    except re.error as exc:
-        raise DatasetError(f"invalid identity_regex {identity_regex!r}: {exc}") from None
-    if "identity" not in pattern.groupindex:
-        raise DatasetError("identity_regex needs a named group (?P<identity>...)")
-    paths, warnings = _layout_images(root, "flat")
+        matches = bounded_matches(pattern, [PurePosixPath(rel).stem for rel in paths], what="identity_regex")
+    except UnsafeRegexError as exc:
+        raise DatasetError(str(exc)) from None
     records, bad = [], 0
-    for rel in paths:
-        m = pattern.match(PurePosixPath(rel).stem)
+    for rel, m in zip(paths, matches):
         if m:
             records.append({"path": rel, "identity": m.group("identity")})
         else:
@@ -358,6 +391,10 @@ def read_layout(root: str | os.PathLike, layout: str = "auto", **options) -> Lay
     root = Path(root).expanduser()
     if layout == "auto":
         layout = detect_layout(root)
+    if "follow_links" not in inspect.signature(LAYOUTS.get(layout)).parameters:
+        options.pop("follow_links", None)  # a layout that walks no folders (insightface-rec)
+    elif isinstance(options.get("follow_links"), str):  # --option follow_links=no is not "yes"
+        options["follow_links"] = options["follow_links"].strip().lower() in ("1", "true", "yes", "on")
     check_layout_options(layout, options)
     result = LAYOUTS.get(layout)(root, **options)
     result.layout = layout
@@ -386,3 +423,8 @@ def check_layout_options(layout: str, options: dict) -> None:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"layout {layout!r} takes no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+    if "identity_regex" in options:  # a bad pattern is refused when registered, not at the first scan
+        try:
+            compile_user_regex(str(options["identity_regex"]), what="identity_regex", groups=("identity",))
+        except UnsafeRegexError as exc:
+            raise DatasetError(str(exc)) from None

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import ManifestError
+from ..userfiles import check_user_file, user_file_sha256
 
 STATUS_OK = "ok"
 VARIANTS = ("unmasked", "masked", "partial")
@@ -245,6 +246,7 @@ def read_manifest(path: str | os.PathLike, *, records: bool = True) -> Manifest:
         path = path / MANIFEST_NAME
     if not path.exists():
         raise ManifestError(f"no manifest at {path}")
+    check_user_file(path, "manifest")  # a FIFO or device named manifest.parquet: refused unread
     skipped: tuple[str, ...] = ()
     try:
         if path.suffix.lower() == ".csv":
@@ -289,9 +291,10 @@ def check_meta(meta: object) -> None:
                                 f"got {type(meta[key]).__name__} {meta[key]!r:.60}")
 
 
-def export_csv(manifest: Manifest, path: str | os.PathLike) -> Path:
-    """Write the manifest table as CSV (metadata is not kept), atomically."""
-    with atomic_path(path) as tmp:
+def export_csv(manifest: Manifest, path: str | os.PathLike, *, replace: bool = True) -> Path:
+    """Write the manifest table as CSV (metadata is not kept), atomically; with
+    ``replace=False`` an existing file is refused (``OutputFileExistsError``)."""
+    with atomic_path(path, replace=replace) as tmp:
         manifest.table.to_csv(tmp, index=False)
     return Path(path)
 
@@ -316,9 +319,5 @@ def manifest_fingerprint(df: pd.DataFrame) -> str:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    """SHA-256 of a file's bytes, hex (a regular file only: see :mod:`mfrkit.userfiles`)."""
+    return user_file_sha256(path, chunk=chunk)

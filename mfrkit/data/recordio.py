@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 import struct
 import threading
 from collections import OrderedDict
@@ -51,6 +50,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import BadRecordError, MissingImageError, RecordIOError
+from ..userfiles import open_user_file, read_user_bytes, user_file_errors_as
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -59,9 +59,8 @@ _IR = struct.Struct("<IfQQ")
 IR_SIZE = _IR.size  # 24
 #: The largest record dmlc-core writes (its length field has 29 bits).
 MAX_RECORD = (1 << 29) - 1
-#: Size caps of the text files: an index of 42M records (WebFace42M) is ~0.9 GB.
-MAX_INDEX_BYTES = 4 << 30
-MAX_PROPERTY_BYTES = 4096
+# The index and property files are capped by their kinds in mfrkit.userfiles
+# (recordio-index 4 GiB: WebFace42M's ~0.9 GB; recordio-property 4 KiB).
 REC_NAME, IDX_NAME, PROPERTY_NAME = "train.rec", "train.idx", "property"
 
 #: A manifest path naming a record: ``<file>.rec#<key>`` (``train.rec#17``).
@@ -204,36 +203,19 @@ def identity_of(header: IRHeader, num_classes: int | None = None) -> int | None:
 # --- bounded files --------------------------------------------------------------------------------
 
 
-def _open_regular(path: Path, what: str) -> tuple[int, os.stat_result]:
+def _open_regular(path: Path, kind: str) -> tuple[int, os.stat_result]:
     """A read-only descriptor of a regular file and its stat (a FIFO, device or folder
-    named like the file is refused without blocking)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise RecordIOError(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise RecordIOError(f"{what} {path} cannot be opened: {exc.strerror or exc}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise RecordIOError(f"{what} {path} is not a regular file")
-    return fd, st
+    named like the file is refused without blocking): :func:`mfrkit.userfiles.open_user_file`
+    with its errors as :class:`RecordIOError`."""
+    with user_file_errors_as(RecordIOError):
+        return open_user_file(path, kind)
 
 
-def read_bounded(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes`` (the index, ``property``)."""
-    path = Path(path)
-    fd, st = _open_regular(path, what)
-    try:
-        if st.st_size > max_bytes:
-            raise RecordIOError(f"{what} {path} is {st.st_size} bytes, over the limit of {max_bytes}")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise RecordIOError(f"{what} {path} grew over the limit of {max_bytes} bytes while being read")
-    return data
+def _read_small(path: Path, kind: str) -> bytes:
+    """The bytes of the index or ``property``: regular files within their kind's cap
+    (``MFRKIT_MAX_RECORDIO_INDEX_BYTES``, ``..._PROPERTY_BYTES``)."""
+    with user_file_errors_as(RecordIOError):
+        return read_user_bytes(path, kind)
 
 
 # --- the index and property ----------------------------------------------------------------------
@@ -249,7 +231,7 @@ def read_index(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         non-negative integers, or a key listed twice.
     """
     path = Path(path)
-    data = read_bounded(path, MAX_INDEX_BYTES, "RecordIO index")
+    data = _read_small(path, "recordio-index")
     if not data.strip():
         raise RecordIOError(f"RecordIO index {path} is empty")
     data = data if data.endswith(b"\n") else data + b"\n"
@@ -292,7 +274,7 @@ def read_property(path: str | os.PathLike) -> RecordProperty:
     if not path.exists():
         raise RecordIOError(f"the RecordIO dataset in {path.parent} has no property file (insightface's one line "
                             f"'num_classes,height,width', e.g. '10572,112,112'); write it beside train.rec")
-    text = read_bounded(path, MAX_PROPERTY_BYTES, "RecordIO property file").decode("utf-8", "replace").strip()
+    text = _read_small(path, "recordio-property").decode("utf-8", "replace").strip()
     fields = [f.strip() for f in text.split(",")]
     if len(fields) != 3 or not all(f.isdigit() for f in fields) or min(int(f) for f in fields) < 1:
         raise RecordIOError(f"property file {path}: expected 'num_classes,height,width' (positive integers), got {text[:60]!r}")
@@ -320,7 +302,7 @@ class RecordFile:
         self.idx_path = Path(idx_path) if idx_path is not None else self.path.with_suffix(".idx")
         self.idx_stamp = _stamp(self.idx_path)
         self.keys, self.offsets = read_index(self.idx_path)
-        self._fd, st = _open_regular(self.path, "RecordIO file")
+        self._fd, st = _open_regular(self.path, "recordio")
         self.size = st.st_size
         self.stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         self._lookup = _KeyLookup(self.keys, self.offsets)

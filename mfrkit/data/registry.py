@@ -19,11 +19,12 @@ from pathlib import Path
 
 
 from ..atomic import atomic_write_text
-from ..errors import DatasetError, ManifestError
+from ..errors import DatasetError, ManifestError, MfrkitError, require_made
 from ..registry import USER_NAME, check_user_name
+from ..userfiles import read_user_bytes
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
-from .manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
+from .manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest, write_manifest
 from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_dataset, update_scan
 
@@ -83,8 +84,8 @@ def _load() -> dict[str, DatasetEntry]:
     if not path.exists():
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = json.loads(read_user_bytes(path, "json"))
+    except (MfrkitError, OSError, ValueError) as exc:
         raise DatasetError(f"the dataset registry {path} cannot be read ({exc}); fix or delete it") from None
     try:
         return _entries_from_json(raw)
@@ -221,6 +222,9 @@ def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, 
     manifest, report = scan_dataset(entry.root, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress, executor=executor,
                                     **entry.options)
     write_manifest(manifest, entry.manifest_path)
+    ok = int((manifest.table["status"] == STATUS_OK).sum()) if len(manifest.table) else 0
+    require_made(ok, f"{name}: no readable image among {len(manifest.table)}", dict(report.failures),
+                 where=f"each image's status is in {entry.manifest_path}")
     return manifest, report
 
 
@@ -257,6 +261,19 @@ def _bin_manifest(path: Path) -> Manifest:
     manifest = scan_bin(path)
     write_manifest(manifest, cached)
     return manifest
+
+
+def export_source(src: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> tuple[Path, int]:
+    """``mfrkit datasets export``: the manifest behind ``src`` (:func:`resolve_source`) as
+    CSV at ``out``; an existing ``out`` only with ``force`` (checked before the scan).
+    Returns (path, rows). The cells are the manifest's exact values (the CSV is read back
+    as a manifest), not neutralised for spreadsheets."""
+    from ..atomic import check_new_file
+    from .manifest import export_csv
+
+    check_new_file(out, force=force, what="CSV file")
+    manifest = resolve_source(src, progress=True)
+    return export_csv(manifest, out, replace=force), len(manifest)
 
 
 def resolve_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = False, layout: str = "auto", records: bool = True) -> Manifest:

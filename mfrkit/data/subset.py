@@ -28,6 +28,7 @@ import pandas as pd
 from ..errors import DatasetError
 from ..options import option
 from ..rng import stable_hash
+from ..userfiles import UserFileError, read_user_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +56,9 @@ def parse_condition(text: str) -> Condition:
     if value.startswith("@"):
         path = Path(value[1:]).expanduser()
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read the value list {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            lines = read_user_text(path, "text").splitlines()
+        except UserFileError as exc:
+            raise ValueError(f"cannot read the value list: {exc}") from None
         values = tuple(v.strip() for v in lines if v.strip() and not v.lstrip().startswith("#"))
     else:
         values = tuple(v.strip() for v in value.split(",") if v.strip())

@@ -51,9 +51,10 @@ import pandas as pd
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..errors import ManifestError, MfrkitError
+from ..errors import MfrkitError
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..rng import item_rng
+from ..userfiles import check_user_file
 from .face_warp import (
     FACE_OVAL,
     FaceFrame,
@@ -501,8 +502,8 @@ def build_synthetic_identities(
     if marker is not None and marker.kind == job.kind and marker.fingerprint == job.fingerprint and marker.state == "finished":
         try:
             train, test = (read_manifest(out / s / MANIFEST_NAME) for s in SPLITS)
-            return SyntheticIdentities(out=out, train=train, test=test, identities=pd.read_csv(out / "identities.csv"), reused=True)
-        except (ManifestError, OSError):
+            return SyntheticIdentities(out=out, train=train, test=test, identities=pd.read_csv(check_user_file(out / "identities.csv", "results-table")), reused=True)
+        except (MfrkitError, OSError):
             pass  # damaged: run again (the job's own files are rewritten byte for byte)
     return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
 

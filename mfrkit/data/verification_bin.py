@@ -31,12 +31,13 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import BinFileError, ImageError, MissingImageError, RecordIOError, UnsafeBinError
+from ..errors import BinFileError, ImageError, MissingImageError, UnsafeBinError
+from ..userfiles import read_user_bytes, user_file_errors_as
 
 #: A manifest path naming an image of a ``.bin``: ``<file>.bin#<index>`` (``lfw.bin#7``).
 BIN_REF = re.compile(r"^(?P<file>.+\.bin)#(?P<index>\d+)$")
-#: Size cap of a ``.bin`` read whole (LFW's is ~60 MB).
-MAX_BIN_BYTES = 2 << 30
+# A .bin is read whole: its cap is the userfiles kind "bin" (2 GiB, MFRKIT_MAX_BIN_BYTES;
+# LFW's is ~60 MB).
 
 
 #: Opcodes that import, call or otherwise reach code. A (list of bytes, list of bools)
@@ -168,12 +169,8 @@ class _OpenBins:
             if hit is not None and hit[0] == stamp:
                 self._files.move_to_end(key)
                 return hit[1], hit[2]
-        from .recordio import read_bounded
-
-        try:
-            data = read_bounded(Path(key), MAX_BIN_BYTES, "verification .bin")
-        except RecordIOError as exc:
-            raise BinFileError(str(exc)) from None
+        with user_file_errors_as(BinFileError):
+            data = read_user_bytes(key, "bin")
         bins, issame = read_verification_bin(data, source=key)
         with self._lock:
             self._files[key] = (stamp, bins, issame)

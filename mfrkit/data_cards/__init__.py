@@ -31,6 +31,7 @@ __all__ = [
     "resolve_known_name",
     "summarize_manifest",
     "write_card",
+    "write_card_for_source",
 ]
 
 
@@ -49,3 +50,18 @@ def card_for_source(src: str, *, known: bool = False) -> str:
         return known_card(src)
     manifest = resolve_source(src)
     return render_card(manifest, landmark_summary=cached_counts(manifest) or None)
+
+
+def write_card_for_source(src: str, out, *, known: bool = False, force: bool = False):
+    """``mfrkit card SRC --out OUT``: :func:`card_for_source` written to ``out`` (a folder,
+    existing or a new path without an extension, gets ``DATA_CARD.md``), atomically; an
+    existing file is replaced only with ``force``. Returns the file written."""
+    from pathlib import Path
+
+    from ..atomic import atomic_write_text, check_new_file
+
+    out = Path(out)
+    path = out / CARD_NAME if out.is_dir() or not out.suffix else out
+    check_new_file(path, force=force, what="card")  # before the manifest is read
+    atomic_write_text(path, card_for_source(src, known=known), replace=force)
+    return path

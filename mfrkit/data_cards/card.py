@@ -46,6 +46,7 @@ from ..atomic import atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest
 from ..data.subset import subset_text
 from ..errors import MfrkitError
+from ..userfiles import read_user_text, user_file_errors_as, yaml_error_text
 
 CARD_VERSION = 1
 #: File name used when :func:`write_card` is given a folder.
@@ -492,7 +493,7 @@ def parse_front_matter(text: str) -> tuple[dict, str]:
     try:
         header = yaml.safe_load(text[4 : end + 1]) or {}
     except yaml.YAMLError as exc:
-        raise CardError(f"card front matter is not valid YAML: {exc}") from None
+        raise CardError(f"card front matter is not valid YAML: {yaml_error_text(exc)}") from None
     if not isinstance(header, dict):
         raise CardError("card front matter must be a YAML mapping")
     return header, text[end + 5 :]
@@ -500,10 +501,8 @@ def parse_front_matter(text: str) -> tuple[dict, str]:
 
 def read_card_header(path: str | os.PathLike) -> dict:
     """The YAML header of the card file at ``path``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CardError(f"cannot read card {path}: {exc}") from None
+    with user_file_errors_as(CardError):
+        text = read_user_text(path, "text", encoding="utf-8")
     return parse_front_matter(text)[0]
 
 

@@ -23,6 +23,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..errors import MfrkitError
+from ..userfiles import read_user_bytes
 
 JOURNAL = ".journal"
 
@@ -95,8 +97,8 @@ class Journal:
         stamp = self.folder / "job.json"
         if stamp.exists():
             try:
-                same = json.loads(stamp.read_text()).get("fingerprint") == self.fingerprint
-            except (OSError, ValueError, AttributeError):
+                same = json.loads(read_user_bytes(stamp, "json")).get("fingerprint") == self.fingerprint
+            except (OSError, ValueError, AttributeError, MfrkitError):
                 same = False
             if not same:
                 shutil.rmtree(self.folder)  # another job's leftovers in a folder this job now owns
@@ -126,7 +128,7 @@ class Journal:
 
     def _read(self, part: Path) -> list | None:
         try:
-            entries = json.loads(part.read_text(encoding="utf-8"))
+            entries = json.loads(read_user_bytes(part, "json"))
             if not isinstance(entries, list):
                 raise ValueError("not a list")
             out = []
@@ -135,7 +137,7 @@ class Journal:
                     raise ValueError("rows are not a list")
                 out.append((str(key), rows))
             return out
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, MfrkitError) as exc:
             bad = part.with_name(part.name + ".unreadable")
             part.replace(bad)
             warnings.warn(f"journal shard {part} is unreadable ({exc}); set aside as {bad.name}, its items run again", JournalWarning, stacklevel=3)

@@ -29,7 +29,8 @@ from typing import Callable, Iterable
 
 from .. import __version__
 from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import JobError
+from ..errors import JobError, MfrkitError
+from ..userfiles import read_user_bytes
 from .lock import FolderLock
 
 #: The marker file of a folder mfrkit made.
@@ -60,8 +61,8 @@ def read_marker(folder: str | os.PathLike) -> Marker | None:
     """The marker of ``folder``; None when it has none (or an unreadable one)."""
     path = Path(folder) / MARKER
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_user_bytes(path, "json"))
+    except (OSError, ValueError, MfrkitError):  # missing, not a regular file, too large, not JSON
         return None
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         return None
@@ -161,6 +162,20 @@ class OutputFolder:
         except BaseException:
             self._lock.release()
             raise
+        return self
+
+    def check(self) -> "OutputFolder":
+        """Refuse now, before a job's costly preparations (reading the data, detecting
+        landmarks), a folder :meth:`claim` would refuse whatever the job's options: a
+        link, a file, a user's folder, another kind's output. Writes nothing."""
+        root = self.root
+        if root.is_symlink():
+            raise OutputFolderError(f"{root} is a symbolic link; give the real folder (mfrkit does not write through links)")
+        if root.exists() and not root.is_dir():
+            raise OutputFolderError(f"{root} is a file, not a folder")
+        marker = self._foreign_marker(root)
+        if marker is not None and marker.kind != self.kind:
+            raise OutputFolderError(f"{root} holds mfrkit's {marker.kind} output, not a {self.kind}; choose another folder")
         return self
 
     def _foreign_marker(self, root: Path) -> Marker | None:

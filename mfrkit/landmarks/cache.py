@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.manifest import STATUS_OK, Manifest, file_sha256
-from ..errors import LandmarkError, ManifestError
+from ..errors import LandmarkError, ManifestError, require_made
 from ..jobs import ExecutorSpec, run_job
 from .base import FaceResult
 from .detect_job import DetectItem, LandmarkJob, ShardItem, detect_rows
@@ -125,6 +125,7 @@ def detect_landmarks(
     chunk_size: int = 256,
     backend_options: dict | None = None,
     executor: ExecutorSpec | None = None,
+    require_any: bool = False,
 ) -> LandmarkSummary:
     """Detect landmarks for every image of ``manifest`` not yet cached, and cache them.
 
@@ -140,7 +141,9 @@ def detect_landmarks(
     nothing is left to do, nothing is written (and the backend is not even created).
 
     Raises LandmarkError, after caching everything else, when a chunk failed as a whole
-    (its images stay undetected and are tried again by the next run).
+    (its images stay undetected and are tried again by the next run); with
+    ``require_any`` (``mfrkit landmarks``), NothingMadeError when no image has
+    landmarks (their statuses are cached first).
     """
     options = dict(backend_options or {})
     store = open_store(manifest, backend)
@@ -176,6 +179,9 @@ def detect_landmarks(
                                 "everything else is cached, rerun to try them again")  # fmt: skip
     detected = sum(1 for t in todo if t is not None and t.status == STATUS_OK)
     counts = store.counts(manifest.table["image_id"])
+    if require_any:
+        require_made(counts.get(STATUS_OK, 0), f"{backend} found landmarks on no image of {len(manifest.table)}",
+                     {k: v for k, v in counts.items() if k != STATUS_OK}, where=f"the statuses are cached in {store.folder}")
     return LandmarkSummary(backend=backend, path=store.folder, counts=counts, detected=detected, reused=len(manifest.table) - len(todo))
 
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import LandmarkError
+from ..userfiles import read_user_text, user_file_errors_as
 from .base import BACKENDS, Landmarks, five_from_68
 
 _SPLIT = re.compile(r"[,\s]+")
@@ -24,12 +25,8 @@ def parse_landmark_file(path: str | Path) -> dict[str, np.ndarray]:
     """Read a landmark file into ``{key: points}``, points of shape (5, 2) or (68, 2),
     float32 pixels."""
     path = Path(path)
-    if not path.is_file():
-        raise LandmarkError(f"landmark file {path} not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LandmarkError(f"cannot read landmark file {path} as UTF-8 text: {exc}") from None
+    with user_file_errors_as(LandmarkError):
+        text = read_user_text(path, "landmarks")
     table: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()

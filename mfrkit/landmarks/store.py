@@ -48,7 +48,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path, atomic_write_text
-from ..errors import LandmarkError
+from ..errors import LandmarkError, MfrkitError
+from ..userfiles import read_user_bytes
 from .base import FaceResult, Landmarks
 from .mesh_codec import decode_meshes, encode_meshes, encoded_width
 
@@ -392,10 +393,10 @@ class LandmarkStore:
     def options_key(self) -> str | None:
         """The backend options key the store was made with; None before it exists."""
         try:
-            info = json.loads((self.folder / STORE_FILE).read_text())
+            info = json.loads(read_user_bytes(self.folder / STORE_FILE, "json"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, MfrkitError) as exc:
             raise LandmarkError(f"{self.folder / STORE_FILE} is unreadable ({exc}); delete {self.folder} to detect again") from None
         if info.get("format") != FORMAT or int(info.get("version", 0)) > VERSION:
             raise LandmarkError(f"{self.folder} is not a landmark store this mfrkit version reads (format {info.get('format')!r}, version {info.get('version')})")

@@ -32,9 +32,10 @@ from ..atomic import atomic_path
 from ..data.imageio import encode_image, image_size
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest, make_table, read_manifest, write_manifest
 from ..data.subset import select_rows, subset_meta
-from ..errors import ManifestError
+from ..errors import ManifestError, MfrkitError, require_made
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, RunStats
 from ..landmarks.base import FaceResult
+from ..userfiles import read_user_bytes
 from .contact_sheet import write_contact_sheet
 from ..data.recordio_labels import group_by_identity, record_labels
 from .container_output import CONTAINER_EXT, PARTS, BinOut, PartSink, RecordsOut, container_of, part_done
@@ -248,8 +249,8 @@ def legacy_fingerprint(root: Path) -> str | None:
     stamp = root / JOURNAL / "job.json"
     if stamp.is_file():
         try:
-            return str(json.loads(stamp.read_text())["fingerprint"])
-        except (OSError, ValueError, KeyError, TypeError):
+            return str(json.loads(read_user_bytes(stamp, "json"))["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, MfrkitError):
             return None
     if (root / MANIFEST_NAME).is_file():
         try:
@@ -409,9 +410,9 @@ class DatasetJob(Job):
                 pass
         for part in sorted((root / JOURNAL).glob("part-*.json")):
             try:
-                for _, rows in json.loads(part.read_text()):
+                for _, rows in json.loads(read_user_bytes(part, "json")):
                     files += [r["path"] for r in rows if r.get("status") == STATUS_OK and r.get("path")]
-            except (OSError, ValueError, TypeError, KeyError):
+            except (OSError, ValueError, TypeError, KeyError, MfrkitError):
                 continue
         return files
 
@@ -589,8 +590,8 @@ class DatasetJob(Job):
         if not len(ok):
             if container is not None:
                 container.abort()
-            reasons = ", ".join(f"{v} {k}" for k, v in failures.items()) or "the source has no usable image"
-            raise JobError(f"{self.kind} wrote no image: {reasons}; the reasons per source are in {fail_path}")
+            require_made(0, f"{self.kind} wrote no image", failures,
+                         where=f"the reasons per source are in {fail_path}")
         if container is not None:
             meta = {**meta, **container.close()}
             frame = frame.drop(columns=[c for c in ("part_file", "part_offset") if c in frame.columns])

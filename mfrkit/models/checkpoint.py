@@ -23,6 +23,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_write_bytes
 from ..errors import MfrkitError
+from ..userfiles import check_user_file
 from .families import FamilyModel, build_family, make_config
 
 FORMAT = "mfrkit-checkpoint-1"
@@ -40,8 +41,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain values only)."""
     path = Path(path)
-    if not path.is_file():
-        raise MfrkitError(f"no checkpoint at {path}")
+    check_user_file(path, "checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MfrkitError
+from ..userfiles import read_user_bytes, user_file_errors_as
 from ..model_input import ModelInput
 from .export import write_onnx
 
@@ -356,9 +357,8 @@ def _read_source(source: str | os.PathLike | bytes | None) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     path = Path(source) if source is not None else default_model_path()
-    if not path.is_file():
-        raise DlibModelError(f"no dlib model file at {path}")
-    data = path.read_bytes()
+    with user_file_errors_as(DlibModelError):
+        data = read_user_bytes(path, "dlib-model")
     if data[:3] == b"BZh":
         raise DlibModelError(f"{path} is bzip2-compressed; decompress it first (bunzip2)")
     return data, str(path)

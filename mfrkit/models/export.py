@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, check_new_file
 from ..errors import MfrkitError
+from ..userfiles import check_user_file
 from ..model_input import ModelInput
 
 INPUT_NAME = "input"
@@ -105,6 +106,7 @@ def write_onnx(
     check_batches: Sequence[int] = (1, 8),
     atol: float = DEFAULT_ATOL,
     seed: int = 0,
+    replace: bool = True,
 ) -> ExportResult:
     """Export ``module`` to a single ONNX file with the contract's metadata.
 
@@ -132,6 +134,8 @@ def write_onnx(
     atol : float
         Largest accepted difference, absolute, or relative to the largest embedding norm
         when that is above 1.
+    replace : bool
+        False: an existing ``path`` is refused (``OutputFileExistsError``), never replaced.
 
     Returns
     -------
@@ -201,7 +205,7 @@ def write_onnx(
                 f"onnxruntime differs from torch by {diffs[int(batch)]:.3g} of the embedding norm at batch {batch} "
                 f"(limit {atol:g}); nothing was written"
             )
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, replace=replace)
     return ExportResult(path=Path(path), metadata=meta, max_abs_diff=diffs, embedding_dim=dim)
 
 
@@ -210,8 +214,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        raise MfrkitError(f"no ONNX model at {path}")
+    check_user_file(path, "onnx")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
@@ -264,6 +267,7 @@ def export_family(
     options: Mapping[str, object] | None = None,
     check_batches: Sequence[int] = (1, 8),
     atol: float = DEFAULT_ATOL,
+    replace: bool = True,
 ) -> list[ExportResult]:
     """Export a family's embedding graph(s) with :func:`write_onnx`.
 
@@ -284,6 +288,9 @@ def export_family(
         :func:`calibrate_batchnorm`) and ``mfrkit.weights`` says ``untrained``.
     options : mapping
         Family config options when there is no checkpoint.
+    replace : bool
+        False (``mfrkit models export`` without ``--force``): an existing output file
+        is refused before anything is exported.
 
     Returns
     -------
@@ -312,6 +319,8 @@ def export_family(
         weights = "untrained"
     modules = model.export_modules()
     paths = domain_paths(out, list(modules))
+    for p in paths.values():
+        check_new_file(p, force=replace, what="ONNX file")
     pair_id = hashlib.sha256(f"{model.name}\n{weights}\n{sorted(modules)}".encode()).hexdigest()[:16]
     results = []
     for domain, module in modules.items():
@@ -319,6 +328,7 @@ def export_family(
         if domain:
             extra.update(domain=domain, pair_id=pair_id)
         results.append(
-            write_onnx(module, paths[domain], model.preprocessing, extra, check_batches=check_batches, atol=atol)
+            write_onnx(module, paths[domain], model.preprocessing, extra, check_batches=check_batches, atol=atol,
+                       replace=replace)
         )
     return results

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MfrkitError
+from ..userfiles import parse_yaml, read_user_text
 from .families import FAMILIES, make_config
 
 KEYS = ("name", "family", "summary", "paper", "data", "teacher", "options", "train", "mask_on_the_fly", "paper_states", "our_choices")
@@ -76,10 +77,7 @@ def recipe_text(name_or_path: str | os.PathLike) -> tuple[str, Path | None]:
     """The YAML text of a shipped recipe (by name) or of a recipe file (by path)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
-        try:
-            return path.read_text(encoding="utf-8"), path
-        except OSError as exc:
-            raise MfrkitError(f"cannot read recipe file {path}: {exc.strerror or exc}") from None
+        return read_user_text(path, "yaml"), path
     name = str(name_or_path)
     if name not in recipe_names():
         raise MfrkitError(f"unknown recipe {name!r}; choose one of: {', '.join(recipe_names())} (or give a .yaml file)")
@@ -88,13 +86,8 @@ def recipe_text(name_or_path: str | os.PathLike) -> tuple[str, Path | None]:
 
 def parse_recipe(text: str, path: Path | None = None) -> Recipe:
     """Parse and check a recipe's YAML text."""
-    import yaml
-
     where = f"recipe {path}" if path else "recipe"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MfrkitError(f"{where} is not valid YAML: {exc}") from None
+    data = parse_yaml(text, source=where)
     if not isinstance(data, dict):
         raise MfrkitError(f"{where} must be a YAML mapping of {', '.join(REQUIRED)}")
     unknown = sorted(set(data) - set(KEYS))

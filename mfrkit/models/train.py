@@ -25,6 +25,7 @@ hold bit-identical weights.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -44,6 +45,7 @@ from ..data.manifest import Manifest
 from ..errors import MfrkitError
 from ..packs.pack import Pack, is_pack
 from ..progress import progress_bar
+from ..userfiles import read_user_text
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .dataset import MaskTransform, PairedFaceDataset
 from .distributed import (
@@ -58,6 +60,7 @@ from .distributed import (
 )
 from .families import FAMILIES, FamilyModel, build_family, config_dict, make_config
 from .precision import Precision, device_precision
+from .run_folder import check_run_folder, claim_run_folder, different_run_error, resume_problems
 from .teacher import Teacher, load_teacher
 from .train_config import TrainConfig
 
@@ -135,7 +138,7 @@ def _trim_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_user_text(path, "log", encoding="utf-8").splitlines():
         try:
             if json.loads(line)["step"] <= step:
                 keep.append(line)
@@ -144,21 +147,10 @@ def _trim_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(k + "\n" for k in keep))
 
 
-def _check_resume(state: Mapping[str, Any], family: str, config: dict, fingerprint: str, classes: list[str]) -> None:
-    problems = []
-    if state["family"] != family:
-        problems.append(f"family {state['family']!r} != {family!r}")
-    if config_dict(make_config(family, **state["config"])) != config:
-        problems.append("family options differ")
-    if state.get("manifest_fingerprint") != fingerprint:
-        problems.append("the manifest's images differ")
-    if list(state.get("classes", [])) != classes:
-        problems.append("the identity classes differ")
+def _check_resume(state: Mapping[str, Any], family: str, config: dict, fingerprint: str, classes: list[str], out: Path) -> None:
+    problems = resume_problems(state, family, config, fingerprint, classes)
     if problems:
-        raise MfrkitError(
-            "the output folder holds a checkpoint of a different run (" + "; ".join(problems) + "): "
-            "choose a new output folder to start over"
-        )
+        raise different_run_error(out, problems)
 
 
 # --- one optimisation step --------------------------------------------------------------------------
@@ -333,18 +325,20 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MfrkitError(f"the run folder {out} is a file; give a folder (it gets the checkpoint and the loss log)")
+    check_run_folder(out)  # a user's folder is refused before the data is read or landmarks detected
     device = resolve_device(cfg.device, env_world()[2])
     ctx = init_distributed(device)
     try:
-        return _train(family, data, out, cfg, ctx, device, options=options, teacher=teacher, aligned=aligned, landmarks=landmarks,
-                      landmark_backend=landmark_backend, mask_transform=mask_transform, max_steps=max_steps,
-                      progress=progress and ctx.is_main)  # fmt: skip
+        with contextlib.ExitStack() as claims:  # rank 0's claim on the run folder, released at the end
+            return _train(family, data, out, cfg, ctx, device, options=options, teacher=teacher, aligned=aligned, landmarks=landmarks,
+                          landmark_backend=landmark_backend, mask_transform=mask_transform, max_steps=max_steps,
+                          progress=progress and ctx.is_main, claims=claims)  # fmt: skip
     finally:
         ctx.close()
 
 
 def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: torch.device, *, options, teacher, aligned,
-           landmarks, landmark_backend, mask_transform, max_steps, progress) -> TrainResult:  # fmt: skip
+           landmarks, landmark_backend, mask_transform, max_steps, progress, claims: contextlib.ExitStack) -> TrainResult:  # fmt: skip
     manifest, pack = _main_first(ctx, lambda: _resolve_data(data, cfg.workers, progress))
     cls = FAMILIES.get(family)
     opts = dict(options or {})
@@ -404,10 +398,14 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
     conf_dict = config_dict(family_cfg)
     ckpt_path = out / CHECKPOINT_NAME
     log_path = out / LOG_NAME
+    # Claimed before anything is read from or written to it: a user's folder, or one
+    # another run is writing, is refused here (rank 0 writes; the other ranks only read).
+    folder = claims.enter_context(claim_run_folder(out, family, conf_dict, fingerprint, dataset.classes)) if ctx.is_main else None
+    ctx.barrier()
 
     state = load_checkpoint(ckpt_path, map_location=device) if ckpt_path.exists() else None
     if state is not None:
-        _check_resume(state, family, conf_dict, fingerprint, dataset.classes)
+        _check_resume(state, family, conf_dict, fingerprint, dataset.classes, out)
         model: FamilyModel = model_from_checkpoint(state)
     else:
         torch.manual_seed(cfg.seed)  # the initial weights (DDP then copies rank 0's to every rank)
@@ -501,6 +499,8 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
     finally:
         if log is not None:
             log.close()
+    if folder is not None and epoch >= cfg.epochs:
+        folder.finished()
     ctx.barrier()  # the checkpoint is on disk before any rank returns
     return TrainResult(
         out=out,

@@ -30,6 +30,7 @@ import pandas as pd
 from ..alignments import arcface_params, resize_crop
 from ..data.manifest import read_manifest
 from ..errors import MfrkitError
+from ..userfiles import check_user_file, read_user_bytes
 
 FORMAT = "mfrkit-pack-1"
 PACK_JSON = "pack.json"
@@ -86,8 +87,8 @@ class Pack:
         if not is_pack(self.path):
             raise PackError(f"{self.path} is not a pack (no {PACK_JSON}); make one with `mfrkit pack`")
         try:
-            self.info = json.loads((self.path / PACK_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            self.info = json.loads(read_user_bytes(self.path / PACK_JSON, "json"))
+        except (OSError, ValueError, MfrkitError) as exc:
             raise PackError(f"{self.path / PACK_JSON} is unreadable: {exc}") from None
         if not isinstance(self.info, dict) or self.info.get("format") != FORMAT:
             raise PackError(f"{self.path} is not an {FORMAT} pack")
@@ -140,8 +141,8 @@ class Pack:
         if arr is None:
             path = self.path / CROPS_DIR / align / shard_name(k)
             try:
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
+                arr = np.load(check_user_file(path, "array"), mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, MfrkitError) as exc:
                 raise PackError(f"cannot read pack shard {path}: {exc}") from None
             self._shards[key] = arr
         return arr

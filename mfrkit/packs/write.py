@@ -38,7 +38,9 @@ from ..atomic import atomic_write_bytes, atomic_write_text
 from ..data.manifest import STATUS_OK, Manifest, write_manifest
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..landmarks.base import FaceResult, Landmarks
+from ..errors import MfrkitError, require_made
 from ..options import option
+from ..userfiles import check_user_file, read_user_bytes
 from .pack import CROPS_DIR, FORMAT, INDEX_NAME, PACK_JSON, PackError, shard_name
 
 NO_LANDMARKS = "no_landmarks"
@@ -226,9 +228,9 @@ class PackJob(Job):
         for it in self.items:
             rel = it.outputs[0]
             try:
-                arr = np.load(self.out / rel, mmap_mode="r", allow_pickle=False)
-                statuses = json.loads((self.out / _status_rel(rel)).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                arr = np.load(check_user_file(self.out / rel, "array"), mmap_mode="r", allow_pickle=False)
+                statuses = json.loads(read_user_bytes(self.out / _status_rel(rel), "json"))
+            except (OSError, ValueError, MfrkitError):
                 continue
             if arr.shape == (len(it.rows), *it.size, 3) and arr.dtype == np.uint8 and isinstance(statuses, list) and len(statuses) == len(it.rows):
                 done[it.key] = [{"align": it.align, "shard": it.shard, "file": rel, "statuses": [str(v) for v in statuses]}]
@@ -296,6 +298,9 @@ class PackJob(Job):
             info["recordio"] = {a: write_pack_recordio(self.out, a, s, self.config.shard_size, table, self.manifest.meta)
                                 for a, s in self.alignments.items()}
         atomic_write_text(self._output.path_for(PACK_JSON), json.dumps(info, indent=2))
+        # A pack without one crop serves nothing (index.parquet holds each image's status).
+        require_made(counts.get(STATUS_OK, 0), f"pack cropped no image of {n}", counts,
+                     where=f"each image's status is in {self.out / INDEX_NAME}")
         return PackSummary(out=self.out, n_images=n, counts=counts, landmarks_from=origin_counts, shards_written=stats.processed,
                            shards_reused=stats.resumed, seconds=stats.elapsed, bytes=total)  # fmt: skip
 

@@ -221,7 +221,7 @@ def export_size(protocol: Protocol) -> tuple[int, int]:
     return counts["comparisons"], int(counts["comparisons"] * per_row)
 
 
-def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path) -> Path:
+def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path, replace: bool = True) -> Path:
     """Write every comparison of an all-pairs protocol as a generic CSV pair list.
 
     ``fold,left,right,label`` (fold 0 throughout), one row per comparison in the order
@@ -248,7 +248,7 @@ def export_all_pairs(protocol: Protocol, path: str | os.PathLike, *, root: Path)
     ident_q = probes["identity"].astype(str).to_numpy()
     unit_q = probes["unit"].astype(str).to_numpy()
     id_q = probes["image_id"].astype(str).to_numpy()
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_path(path, replace=replace) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write("fold,left,right,label\n")
         for i, (image_id, ident, unit) in enumerate(refs[["image_id", "identity", "unit"]].astype(str).itertuples(index=False)):
             keep = np.ones(len(probes), bool)

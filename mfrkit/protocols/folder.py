@@ -86,6 +86,8 @@ from ..atomic import atomic_write_bytes
 from ..data.manifest import Manifest, read_manifest
 from ..data.scan import modified_images
 from ..errors import MfrkitError
+from ..jobs.output import OutputFolder
+from ..userfiles import read_user_bytes
 from .errors import ProtocolError, StaleManifestError
 from .kinds import PROTOCOL_KINDS, kind_names, protocol_kind
 from .spec import ROLES
@@ -245,12 +247,16 @@ def table_bytes(name: str, table: pd.DataFrame) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def read_table(path: Path, name: str) -> pd.DataFrame:
-    """Read a protocol CSV written by :func:`table_bytes`; raises ProtocolError."""
+def read_table(path: Path, name: str, data: bytes | None = None) -> pd.DataFrame:
+    """Read a protocol CSV written by :func:`table_bytes` (``data``: its bytes, when read
+    already); raises ProtocolError, or UserFileError for a file that is not a bounded
+    regular file."""
+    if data is None:
+        data = read_user_bytes(path, "protocol-table")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"cannot read {path}: {exc}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or tuple(rows[0][: len(TABLES[name])]) != TABLES[name]:
         raise ProtocolError(f"{path}: header must be {','.join(TABLES[name])}")
@@ -310,7 +316,6 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
         raise ProtocolError(f"protocol kind must be one of {kind_names()}, got {protocol.kind!r}")
     for role in ROLES:
         protocol.manifest(role)
-    folder.mkdir(parents=True, exist_ok=True)
 
     data = {name: table_bytes(name, table) for name, table in protocol.tables().items()}
     info = dict(protocol.info)
@@ -320,15 +325,38 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
                      for name, b in data.items()}
     info["counts"] = count_summary(protocol)
     blob = info_bytes(info)
-    for name, b in data.items():
-        atomic_write_bytes(folder / name, b)
-    atomic_write_bytes(folder / INFO_NAME, blob)
-    for name in TABLES:
-        if name not in data:
-            (folder / name).unlink(missing_ok=True)
+    # Claimed and locked like every output folder: a second `protocol make` into the same
+    # folder at the same time is refused ("in use by PID ..."), and one that finds a
+    # protocol made meanwhile replaces it only with --force (checked above without the lock).
+    claim = OutputFolder(folder, kind=OUTPUT_KIND, fingerprint=hashlib.sha256(blob).hexdigest(), adopt=_legacy_protocol)
+    with claim.claim(replace=_protocol_files if overwrite else None):
+        for name, b in data.items():
+            claim.write_bytes(name, b)
+        claim.write_bytes(INFO_NAME, blob)
+        for name in TABLES:
+            if name not in data:
+                claim.path_for(name, create=False).unlink(missing_ok=True)
+        claim.finished()
     protocol.info, protocol.folder = info, folder
     protocol.sha256 = hashlib.sha256(blob).hexdigest()
     return folder
+
+
+#: The output kind of a protocol folder (its marker, see :mod:`mfrkit.jobs.output`).
+OUTPUT_KIND = "protocol"
+
+
+def _protocol_files(root: Path) -> list[str]:
+    """The files a protocol folder's writer wrote (removed by a replacing ``--force``)."""
+    return [INFO_NAME, *TABLES]
+
+
+def _legacy_protocol(root: Path) -> str | None:
+    """A protocol folder written before output markers existed: its ``protocol.json``."""
+    try:
+        return hashlib.sha256(read_user_bytes(root / INFO_NAME, "json")).hexdigest()
+    except (OSError, MfrkitError):
+        return None
 
 
 def count_summary(protocol: Protocol) -> dict:
@@ -347,8 +375,8 @@ def read_info(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise ProtocolError(f"{folder} is not a protocol folder (no {INFO_NAME})")
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        info = json.loads(read_user_bytes(path, "json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"cannot read {path}: {exc}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ProtocolError(f"{path} is not an mfrkit protocol (format is not {FORMAT!r})")
@@ -362,10 +390,7 @@ def read_info(folder: str | os.PathLike) -> dict:
 
 def protocol_sha256(folder: str | os.PathLike) -> str:
     """sha256 of ``protocol.json``'s bytes: identifies the protocol (it pins the data files)."""
-    try:
-        return hashlib.sha256((Path(folder) / INFO_NAME).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ProtocolError(f"cannot read {Path(folder) / INFO_NAME}: {exc}") from None
+    return hashlib.sha256(read_user_bytes(Path(folder) / INFO_NAME, "json")).hexdigest()
 
 
 def open_manifest(value: Manifest | str | os.PathLike) -> Manifest:
@@ -492,11 +517,12 @@ def load_protocol(folder: str | os.PathLike, manifests: ManifestArg = None, *,
         if not path.is_file():
             raise ProtocolError(f"protocol folder {folder} lacks {name}")
         recorded = (info.get("files") or {}).get(name, {}).get("sha256")
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = read_user_bytes(path, "protocol-table")
+        actual = hashlib.sha256(data).hexdigest()
         if recorded != actual:
             raise ProtocolError(f"{path} changed after {INFO_NAME} was written (sha256 mismatch): the folder was "
                                 "edited or a write was interrupted. Make, import or derive the protocol again.")
-        tables[name] = read_table(path, name)
+        tables[name] = read_table(path, name, data)
     resolved, _ = resolve_manifests(info, folder, manifests, check=check_manifests)
     return Protocol(info=info, manifests=resolved, pairs=tables.get("pairs.csv"), gallery=tables.get("gallery.csv"),
                     probes=tables.get("probes.csv"), reference_images=tables.get("reference_images.csv"),

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from ..atomic import check_new_file
 from ..data.imageio import decode_image
 from ..data.verification_bin import open_bin
 from ..data.manifest import (
@@ -32,6 +33,7 @@ from ..data.manifest import (
     write_manifest,
 )
 from ..errors import ImageError, MfrkitError
+from ..userfiles import read_user_bytes
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
 from .kinds import has_pair_list, protocol_kind
@@ -104,10 +106,13 @@ class ImportReport:
     folds: int
     genuine: int
     unresolved: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Pairs with an image that is in the manifest but not usable (corrupt, ...): each a
+    #: failure to acquire in the bench.
+    unusable: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.unresolved
+        return not self.unresolved and not self.unusable
 
     def summary(self) -> str:
         text = f"{self.pairs} pairs ({self.genuine} genuine) in {self.folds} fold(s)"
@@ -116,6 +121,16 @@ class ImportReport:
             text += (f"; {len(self.unresolved)} reference(s) not found in the manifests, kept in place "
                      f"(e.g. row {row} {side}: {ref!r})")
         return text
+
+    def warning(self) -> str | None:
+        """What the user should know of an import that is not :attr:`ok`, in one line."""
+        parts = []
+        if self.unresolved:
+            parts.append(f"{len(self.unresolved)} image reference(s) were not found")
+        if self.unusable:
+            parts.append(f"{self.unusable} pair(s) have an image that cannot be used (corrupt or failed), scored as "
+                         "failures to acquire")
+        return "; ".join(parts) + "; run `mfrkit protocol validate` for details" if parts else None
 
 
 def infer_spec(manifests: dict[str, Manifest], left_ids, right_ids) -> str | None:
@@ -222,7 +237,7 @@ def protocol_pair_table(protocol: Protocol, root: Path | None = None) -> tuple[p
 
 
 def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
-                    root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+                    root: str | os.PathLike | None = None, replace: bool = True) -> tuple[Path, Path]:
     """Write a 1:1 protocol as a public pair list (an all-pairs protocol: every comparison,
     as ``csv`` only, see :func:`~.all_pairs.export_all_pairs`).
 
@@ -230,19 +245,23 @@ def export_protocol(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
     both manifests' dataset roots; with one manifest, its root). Formats without
     folds refuse protocols whose folds they could not give back.
 
+    ``replace=False`` (``mfrkit protocol export`` without ``--force``): an existing
+    ``path`` is refused before anything is written.
+
     Returns
     -------
     (path written, root the paths are relative to)
     """
-    return protocol_kind(protocol.kind).export(protocol, path, fmt, root=root)
+    check_new_file(path, force=replace, what="pair list")
+    return protocol_kind(protocol.kind).export(protocol, path, fmt, root=root, replace=replace)
 
 
 def export_pair_list(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
-                     root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+                     root: str | os.PathLike | None = None, replace: bool = True) -> tuple[Path, Path]:
     """A protocol's pair list written in ``fmt`` (see :func:`export_protocol`)."""
     table, root = protocol_pair_table(protocol, Path(root) if root is not None else None)
     options = {"root": root} if "root" in get_format(fmt).write_options else {}
-    return write_pairs(table, path, fmt, **options), root
+    return write_pairs(table, path, fmt, replace=replace, **options), root
 
 
 # --- insightface .bin ------------------------------------------------------------------------------
@@ -285,10 +304,7 @@ def import_insightface_bin(path: str | os.PathLike, dataset_dir: str | os.PathLi
     (Protocol, Manifest): the protocol is not saved yet; the manifest is written.
     """
     path, dataset_dir = Path(path), Path(dataset_dir)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    data = read_user_bytes(path, "bin")
     bins, issame = read_bin(data, source=str(path))
     folds = contiguous_folds(len(issame), n_folds)
     # The images go into a folder mfrkit owns: a new or empty one, or this very file's
@@ -386,7 +402,7 @@ def _write_bin_images(folder, bins: list[bytes], variant: str, name: str, file_n
         row["image_id"] = row["path"] = rel
         if row["status"] == STATUS_OK:
             target = folder.path_for(rel)
-            if not (target.is_file() and target.read_bytes() == blob):
+            if not (target.is_file() and target.stat().st_size == len(blob) and target.read_bytes() == blob):
                 folder.write_bytes(rel, blob)
         rows.append(row)
     manifest = Manifest(make_table(rows), {"name": name, "layout": "insightface-bin", "variant": variant,
@@ -396,7 +412,7 @@ def _write_bin_images(folder, bins: list[bytes], variant: str, name: str, file_n
 
 
 def export_every_comparison(protocol: Protocol, path: str | os.PathLike, fmt: str, *,
-                            root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+                            root: str | os.PathLike | None = None, replace: bool = True) -> tuple[Path, Path]:
     """An all-pairs protocol as a CSV of every comparison (see :func:`export_protocol`)."""
     from .all_pairs import export_all_pairs
 
@@ -404,4 +420,4 @@ def export_every_comparison(protocol: Protocol, path: str | os.PathLike, fmt: st
         raise PairFormatError(f"an all-pairs protocol has no pair list to write as {fmt}; it exports as csv only "
                               "(one row per comparison: see its size with `mfrkit protocol show` first)")
     root = Path(os.path.abspath(root)) if root is not None else export_root(protocol)
-    return export_all_pairs(protocol, path, root=root), root
+    return export_all_pairs(protocol, path, root=root, replace=replace), root

@@ -73,11 +73,12 @@ class ProtocolKind:
         """A new protocol of this kind drawn from the manifests (``protocol make``)."""
         raise NotImplementedError
 
-    def export(self, protocol, path, fmt: str, *, root=None):
-        """``protocol export``: (path written, root its paths are relative to)."""
+    def export(self, protocol, path, fmt: str, *, root=None, replace: bool = True):
+        """``protocol export``: (path written, root its paths are relative to); ``replace=False``
+        never writes over an existing file."""
         from .interop import export_pair_list
 
-        return export_pair_list(protocol, path, fmt, root=root)
+        return export_pair_list(protocol, path, fmt, root=root, replace=replace)
 
     def registered_suffix(self, spec: str, options: dict[str, Any]) -> str:
         """What follows ``<dataset>/`` in the default registered name."""
@@ -197,10 +198,10 @@ class AllPairs(ProtocolKind):
             raise ProtocolError("an all-pairs protocol compares every image: it takes no parent protocol (--from) "
                                 "and no people.txt folds")
 
-    def export(self, protocol, path, fmt: str, *, root=None):
+    def export(self, protocol, path, fmt: str, *, root=None, replace: bool = True):
         from .interop import export_every_comparison
 
-        return export_every_comparison(protocol, path, fmt, root=root)
+        return export_every_comparison(protocol, path, fmt, root=root, replace=replace)
 
     def make(self, reference, probe, *, spec, spec_params, name, people, options):
         from .all_pairs import make_all_pairs

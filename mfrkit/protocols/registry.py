@@ -28,6 +28,8 @@ from pathlib import Path
 from .. import __version__
 from ..atomic import atomic_write_text
 from ..data.registry import mfrkit_home
+from ..errors import MfrkitError
+from ..userfiles import read_user_bytes
 from .errors import ProtocolError
 from .folder import INFO_NAME
 
@@ -68,8 +70,8 @@ class ProtocolEntry:
         if not info.is_file():
             return "missing"
         try:
-            sha = hashlib.sha256(info.read_bytes()).hexdigest()
-        except OSError:
+            sha = hashlib.sha256(read_user_bytes(info, "json")).hexdigest()
+        except (OSError, MfrkitError):
             return "missing"
         return "ok" if sha == self.sha256 else "changed"
 
@@ -110,9 +112,9 @@ def _entry_path(name: str) -> Path:
 
 def _read(path: Path, name: str) -> ProtocolEntry:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(read_user_bytes(path, "json"))
         return ProtocolEntry(**{**raw, "name": name})
-    except (OSError, ValueError, TypeError) as exc:
+    except (MfrkitError, OSError, ValueError, TypeError) as exc:
         raise ProtocolError(f"the registry entry {path} is corrupt ({exc}); fix or delete it") from None
 
 

@@ -10,7 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..data.manifest import file_sha256
+import pandas as pd
+
+from ..data.manifest import STATUS_OK, file_sha256
+from ..errors import require_made
 from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
@@ -160,16 +163,36 @@ def import_protocol_folder(file: PathLike, out: PathLike, fmt: str, reference: P
         else:
             protocol, _ = import_insightface_bin(file, images_to, variant=variant, name=name or Path(out).name,
                                                  **read_options)
-        report = None
+        report = ImportReport(pairs=len(protocol.pairs), folds=int(protocol.pairs["fold"].nunique()),
+                              genuine=int(protocol.pairs["label"].sum()))
     else:
         if reference is None:
             raise ProtocolError("importing a pair list needs the manifest of the images it names (--manifest)")
         protocol, report = import_pairs(file, fmt, reference, probe, name=name or Path(out).name, strict=strict,
                                         **read_options)
+    unusable = _require_usable_pair(protocol, file)  # nothing is saved for a pair list of nothing
+    report.unusable = unusable - len({row for row, _, _ in report.unresolved})
     save_protocol(protocol, out, overwrite=overwrite)
     if reg_name is not None:
         protocol.registered_as = register_protocol(reg_name, out, replace=overwrite).name
     return protocol, report
+
+
+def _require_usable_pair(protocol: Protocol, source: PathLike) -> int:
+    """The "made nothing -> exit 1" rule for an import: at least one pair whose two
+    images are in the manifests and readable (a ``.bin`` whose images all fail to
+    decode, a pair list none of whose references match, is refused, with the counts).
+    Returns the number of pairs that are not usable."""
+    pairs = protocol.pairs
+    status = {role: dict(zip(protocol.manifests[role].table["image_id"].astype(str),
+                             protocol.manifests[role].table["status"].astype(str))) for role in ("reference", "probe")}
+    left = pairs["left_id"].astype(str).map(status["reference"])
+    right = pairs["right_id"].astype(str).map(status["probe"])
+    usable = int(((left == STATUS_OK) & (right == STATUS_OK)).sum())
+    why = pd.concat([left[left != STATUS_OK], right[right != STATUS_OK]]).fillna("not in the manifest")
+    require_made(usable, f"no pair of {source} has two usable images ({len(pairs)} pairs)",
+                 {f"image references {k}": int(v) for k, v in why.value_counts().items()})
+    return len(pairs) - usable
 
 
 def resolve_protocol(value: PathLike, reference: PathLike | None = None, probe: PathLike | None = None, *,

@@ -146,7 +146,7 @@ def test_trailing_bytes_are_refused(model_bytes):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(dr.DlibModelError, match="no dlib model file"):
+    with pytest.raises(dr.DlibModelError, match="no such dlib model file"):
         dr.parse_dlib_network(tmp_path / "nope.dat")
 
 

@@ -140,7 +140,7 @@ def test_folder_round_trip_validate_show_export(tmp_path):
     p = make_all_pairs(unmasked, masked, spec="umr-mp", seed=3)
     folder = save_protocol(p, tmp_path / "proto")
     assert not (folder / "pairs.csv").exists()
-    assert sorted(f.name for f in folder.iterdir()) == ["probe_images.csv", "protocol.json", "reference_images.csv"]
+    assert sorted(f.name for f in folder.iterdir() if not f.name.startswith(".")) == ["probe_images.csv", "protocol.json", "reference_images.csv"]
     q = load_protocol(folder)
     assert q.kind == "all-pairs" and q.reference_images.equals(p.reference_images.astype(str))
     counts = q.info["counts"]

@@ -26,7 +26,7 @@ def saved(tmp_path, lfw, masked):
 
 def test_folder_layout_and_info(saved, tmp_path):
     folder, p = saved
-    assert sorted(x.name for x in folder.iterdir()) == ["pairs.csv", "protocol.json"]
+    assert sorted(x.name for x in folder.iterdir() if not x.name.startswith(".")) == ["pairs.csv", "protocol.json"]
     text = (folder / "pairs.csv").read_text()
     assert text.startswith("fold,left_id,right_id,label\n0,") and text.endswith("\n") and "\r" not in text
     info = read_info(folder)
@@ -54,7 +54,7 @@ def test_load_round_trip(saved):
 def test_identification_folder(tmp_path, lfw, masked):
     p = make_identification(lfw, masked, spec="umr-mp")
     folder = save_protocol(p, tmp_path / "id")
-    assert sorted(x.name for x in folder.iterdir()) == ["gallery.csv", "probes.csv", "protocol.json"]
+    assert sorted(x.name for x in folder.iterdir() if not x.name.startswith(".")) == ["gallery.csv", "probes.csv", "protocol.json"]
     assert (folder / "probes.csv").read_text().startswith("image_id,identity,mated,mate_id\n")
     q = load_protocol(folder)
     pd.testing.assert_frame_equal(q.gallery, p.gallery)
@@ -114,7 +114,7 @@ def test_save_refuses_to_clobber(saved, tmp_path, lfw):
         save_protocol(p, other)
     # Overwriting with another kind leaves no stale table behind.
     save_protocol(make_identification(lfw), folder, overwrite=True)
-    assert sorted(x.name for x in folder.iterdir()) == ["gallery.csv", "probes.csv", "protocol.json"]
+    assert sorted(x.name for x in folder.iterdir() if not x.name.startswith(".")) == ["gallery.csv", "probes.csv", "protocol.json"]
     assert load_protocol(folder).kind == "identification"
 
 

@@ -73,10 +73,11 @@ class ImageTable:
             self.table = pd.concat([self.table, df.set_index("uid", drop=False)])
         return key
 
-    def uids(self, m: Manifest, ids: Sequence[str], *, what: str) -> list[str]:
+    def uids(self, m: Manifest, ids: Sequence[str], *, what: str, why: str | None = None) -> list[str]:
         """uids of ``ids`` in manifest ``m`` (added first if new); empty ids -> MISSING_UID.
 
-        Raises ProtocolError naming an id the manifest does not hold.
+        Raises ProtocolError naming an id the manifest does not hold and ``why`` (what
+        the caller knows of the protocol's origin; a generic list of causes otherwise).
         """
         key = self.add(m)
         short = self._short[key]
@@ -86,7 +87,8 @@ class ImageTable:
         if bad:
             raise ProtocolError(
                 f"{what} uses {len(set(bad))} image id(s) that its manifest {m.path} does not hold, "
-                f"e.g. {bad[0]!r}: it was made from another manifest"
+                f"e.g. {bad[0]!r}: " + (why or "the protocol was made from another manifest, or the manifest was "
+                                                   "rescanned since and no longer holds it")
             )
         return out
 

@@ -40,7 +40,7 @@ from ..results.files import write_csv
 from ..results.plots import plot_roc_det
 from ..score.streaming import ScanOptions, Side, View, resolve_device, same_identity_pairs, score_all_pairs
 from ..results import ProtocolInfo
-from .base import Evaluator, Outcome, ProtocolRun, count_text
+from .base import Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
 
 
 
@@ -385,9 +385,9 @@ class AllPairsEvaluator(Evaluator):
     streamed = True
 
     def sides(self, protocol, images: ImageTable) -> Sides:
-        ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
-        return Sides(left=images.uids(ref, protocol.reference_images["image_id"].tolist(), what=what),
-                     right=images.uids(prb, protocol.probe_images["image_id"].tolist(), what=what))
+        ref, prb, uids = protocol.manifests["reference"], protocol.manifests["probe"], protocol_uids(images, protocol)
+        return Sides(left=uids(ref, protocol.reference_images["image_id"].tolist()),
+                     right=uids(prb, protocol.probe_images["image_id"].tolist()))
 
     def describe(self, protocol) -> dict:
         counts = protocol_counts(protocol)

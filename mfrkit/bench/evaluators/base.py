@@ -10,6 +10,7 @@ leaderboard and the report need to know of it (:attr:`Evaluator.one_to_one`,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -22,6 +23,24 @@ from ..embed.images import ATTRIBUTES, ImageTable, Sides
 from ..embed.model_set import ProgressFactory, no_progress
 from ..embed.pipeline import Embeddings
 from ..results import ProtocolInfo
+
+
+def protocol_uids(images: ImageTable, protocol) -> Callable[[object, Sequence[str]], list[str]]:
+    """``uids(manifest, ids)`` for ``protocol``'s sides: :meth:`ImageTable.uids` naming the
+    protocol and, where its info says why it names images its manifest lacks, that cause."""
+    return functools.partial(images.uids, what=f"protocol {protocol.name}", why=_unmatched_cause(protocol))
+
+
+def _unmatched_cause(protocol) -> str | None:
+    """Why a protocol can name images its manifest lacks, where its info says: an import
+    that kept references it could not match (``source.unresolved``)."""
+    source = (getattr(protocol, "info", None) or {}).get("source") or {}
+    n = source.get("unresolved") if isinstance(source, dict) else None
+    if isinstance(n, int) and n > 0:
+        return (f"the import of {source.get('file', 'its pair list')} kept {n} reference(s) that match no image of "
+                "the manifest (`mfrkit protocol validate` lists them); import it again with the manifest that holds "
+                "those images, or the format options (--ext) that name them")
+    return None
 
 
 @dataclass(frozen=True)

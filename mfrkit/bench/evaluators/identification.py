@@ -21,7 +21,7 @@ from ..results.files import write_csv
 from ..results.plots import plot_cmc
 from ..score.search import identify, identify_with_distractors, identity_templates
 from ..results import ProtocolInfo
-from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, count_text
+from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
 
 
 class IdentificationEvaluator(Evaluator):
@@ -30,11 +30,11 @@ class IdentificationEvaluator(Evaluator):
     kind = "identification"
 
     def sides(self, protocol, images: ImageTable) -> Sides:
-        ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
+        ref, prb, uids = protocol.manifests["reference"], protocol.manifests["probe"], protocol_uids(images, protocol)
         mates = protocol.probes["mate_id"].tolist() if "mate_id" in protocol.probes else [""] * len(protocol.probes)
-        return Sides(gallery=images.uids(ref, protocol.gallery["image_id"].tolist(), what=what),
-                     probes=images.uids(prb, protocol.probes["image_id"].tolist(), what=what),
-                     mates=images.uids(ref, mates, what=what))
+        return Sides(gallery=uids(ref, protocol.gallery["image_id"].tolist()),
+                     probes=uids(prb, protocol.probes["image_id"].tolist()),
+                     mates=uids(ref, mates))
 
     def fta_roles(self, sides: Sides) -> list[tuple[str, str, list]]:
         return [("gallery", "reference", sides.gallery + [u for u in sides.mates if u != MISSING_UID]),

@@ -22,7 +22,7 @@ from ..results.files import write_csv
 from ..results.plots import plot_verification
 from ..score.search import pair_scores
 from ..results import ProtocolInfo
-from .base import Evaluator, Outcome, ProtocolRun, count_text
+from .base import Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
 
 
 @dataclass
@@ -48,9 +48,9 @@ class PairsEvaluator(Evaluator):
     kind = "verification"
 
     def sides(self, protocol, images: ImageTable) -> Sides:
-        ref, prb, what = protocol.manifests["reference"], protocol.manifests["probe"], f"protocol {protocol.name}"
-        return Sides(left=images.uids(ref, protocol.pairs["left_id"].tolist(), what=what),
-                     right=images.uids(prb, protocol.pairs["right_id"].tolist(), what=what))
+        ref, prb, uids = protocol.manifests["reference"], protocol.manifests["probe"], protocol_uids(images, protocol)
+        return Sides(left=uids(ref, protocol.pairs["left_id"].tolist()),
+                     right=uids(prb, protocol.pairs["right_id"].tolist()))
 
     def describe(self, protocol) -> dict:
         return {"n_pairs": int(len(protocol.pairs)), "n_folds": int(protocol.pairs["fold"].nunique())}

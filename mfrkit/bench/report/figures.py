@@ -13,17 +13,14 @@ from typing import Sequence
 
 import numpy as np
 
+from ..results.plots import plain_texts, pyplot
+
 #: FAR / FMR axis of the ROC and DET plots.
 FAR_RANGE = (1e-6, 1.0)
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()  # names drawn as text, never as mathtext
 
 
 def model_colours(n: int) -> list[str]:
@@ -38,6 +35,7 @@ def model_colours(n: int) -> list[str]:
 def _svg(fig) -> bytes:
     plt = _pyplot()
     buf = io.BytesIO()
+    plain_texts(fig)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "mfrkit"}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "mfrkit"})
     plt.close(fig)

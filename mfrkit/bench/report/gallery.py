@@ -23,7 +23,7 @@ from ...data.imageio import read_image
 from ...data.manifest import STATUS_OK, Manifest, read_manifest
 from ...errors import MfrkitError
 from ...crops import CropJob, make_crop
-from ..results import RunResult
+from ..results import ReportError, RunResult
 
 #: Role of the manifest an id of each table column / FtA role refers to.
 MANIFEST_ROLE = {"left_id": "reference", "right_id": "probe", "reference": "reference", "gallery": "reference", "probe": "probe"}
@@ -197,14 +197,59 @@ def finite(x) -> bool:
         return False
 
 
-def read_table(folder: Path, name: str) -> pd.DataFrame | None:
-    """A CSV of a result folder, or None when the run did not write it."""
+#: The columns the report reads of each table a bench run writes in a result folder.
+RESULT_COLUMNS = {
+    "scores.csv": ("fold", "left_id", "right_id", "label", "score"),
+    "probes.csv": ("probe_id", "identity", "mated", "rank", "mated_score", "best_score", "top1"),
+    "fta.csv": ("image_id", "role", "reason"),
+    "images.csv": ("role", "image_id", "identity", "fta"),
+    "histogram.csv": ("bin", "lower", "impostor", "genuine"),
+    "genuine.csv": ("left_id", "right_id", "score"),
+}
+
+
+def result_table_path(folder: Path, name: str) -> Path | None:
+    """``folder / name`` checked as a result table the report can read: a regular file
+    within the ``results-table`` cap whose header holds :data:`RESULT_COLUMNS` ``[name]``;
+    None when the run did not write it. ReportError (one line, naming the file) otherwise."""
+    from ...userfiles import UserFileError, check_user_file
+
     path = folder / name
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    try:
+        check_user_file(path, "results-table")
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024).split(b"\n", 1)[0]
+    except (UserFileError, OSError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+    header = [c.strip().strip('"') for c in head.decode("utf-8", "replace").strip().split(",")]
+    missing = [c for c in RESULT_COLUMNS.get(name, ()) if c not in header]
+    if missing:
+        raise ReportError(f"{path} lacks the column(s) {', '.join(missing)} that mfrkit bench writes "
+                          "(edited or from another tool?); run the bench again or move the result folder away")
+    return path
+
+
+def result_table_error(path: Path, exc: Exception) -> ReportError:
+    """A parser's error on a result table (pyarrow's ArrowInvalid, pandas' ParserError, a
+    missing key) as one line naming the file."""
+    text = " ".join(str(exc).split())[:300]
+    return ReportError(f"cannot read {path}: {type(exc).__name__}: {text}; run the bench again or move the result folder away")
+
+
+def read_table(folder: Path, name: str) -> pd.DataFrame | None:
+    """A CSV of a result folder, or None when the run did not write it; ReportError when
+    it is not a table the bench wrote (see :func:`result_table_path`)."""
+    path = result_table_path(folder, name)
+    if path is None:
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline().strip().split(",")
     # ids stay text ("NA", "None" and "001" are ids); pyarrow's reader is about 4x faster
     # than pandas' own on a scores.csv of 600k comparisons
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().strip().split(",")
     ids = {c: str for c in ("left_id", "right_id", "image_id", "probe_id", "identity", "top1", "mate_id") if c in header}
-    return pd.read_csv(path, dtype=ids, keep_default_na=False, na_values=[""], engine="pyarrow")
+    try:
+        return pd.read_csv(path, dtype=ids, keep_default_na=False, na_values=[""], engine="pyarrow")
+    except (ValueError, KeyError, OSError) as exc:  # ArrowInvalid and ParserError are ValueErrors, ArrowKeyError a KeyError
+        raise result_table_error(path, exc) from None

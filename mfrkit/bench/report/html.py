@@ -6,19 +6,23 @@ Everything is inline (``data:`` URIs, one ``<style>``), so a report opens offlin
 from __future__ import annotations
 
 import base64
-import html
 import re
 
+from ...names import html_text, short_hash
 from .gallery import Picture, finite
 
 
 def esc(text) -> str:
-    """``text`` escaped for HTML text and attribute values."""
-    return html.escape(str(text), quote=True)
+    """``text`` escaped for HTML text and attribute values, control characters shown as
+    escapes (:func:`mfrkit.names.html_text`)."""
+    return html_text(text)
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+    """An HTML id for ``text``; a hash of ``text`` is added when characters were replaced,
+    so two protocols whose names differ only there (``a b``, ``a.b``) keep apart anchors."""
+    s = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+    return s if s == text else f"{s}-{short_hash(text)}"
 
 
 def data_uri(data: bytes, mime: str) -> str:

@@ -15,9 +15,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from ...atomic import atomic_write_text
+from ...atomic import atomic_write_text, check_new_file
+from ...names import markdown_cell
 from ..results import ReportError, RunResult, as_float, metrics_files, write_csv
-from .table import DEFAULT_METRICS, target_key, write_table
+from .table import DEFAULT_METRICS, check_table_choice, target_key, write_table
 
 
 def leaderboard_row(result: RunResult | dict) -> dict:
@@ -88,14 +89,24 @@ def _one_to_one_columns(r: RunResult, m: dict) -> dict:
 def _checked_row(path: Path) -> dict:
     """The leaderboard row of one ``metrics.json``; ReportError naming the file when it is
     not one mfrkit wrote (``[]``, ``{}``, a field of the wrong type)."""
+    return checked_result(path)[1]
+
+
+def checked_result(path: Path) -> tuple[RunResult, dict]:
+    """``(result, its leaderboard row)`` of one ``metrics.json``, checked as
+    :func:`_checked_row` says: the one reader of a result for the leaderboard, the
+    comparison table and the report."""
     result = RunResult.read(path)
+    for k in ("settings", "transfer", "transfer_source"):
+        if result.data.get(k) is not None and not isinstance(result.data[k], dict):
+            raise ReportError(f"{path} is malformed ({k} is not a JSON object); move it out of the results folder")
     try:
         row = leaderboard_row(result)
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         raise ReportError(f"{path} is malformed ({type(exc).__name__}: {exc}); move it out of the results folder") from None
     if not row.get("model") or not row.get("protocol"):
         raise ReportError(f"{path} names no model or protocol; move it out of the results folder")
-    return row
+    return result, row
 
 
 def collect_leaderboard(results: str | os.PathLike) -> pd.DataFrame:
@@ -122,26 +133,29 @@ def _md_cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
     s = str(v)
-    return s[:12] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else s.replace("|", "\\|")
+    return s[:12] if len(s) == 64 and all(c in "0123456789abcdef" for c in s) else markdown_cell(s)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (sha256 columns shortened to 12 characters)."""
     cols = [c for c in df.columns if not c.startswith(("threshold@", "insufficient@", "far@"))]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, row in df[cols].iterrows():
         lines.append("| " + " | ".join(_md_cell(row[c]) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None, md: str | os.PathLike | None = None) -> list[Path]:
-    """Write the leaderboard as CSV and/or Markdown, atomically."""
+def write_leaderboard(df: pd.DataFrame, *, csv: str | os.PathLike | None = None, md: str | os.PathLike | None = None,
+                      replace: bool = True) -> list[Path]:
+    """Write the leaderboard as CSV and/or Markdown, atomically (``replace=False``: an
+    existing file is refused, never replaced). The CSV's text cells are made safe for a
+    spreadsheet (:func:`mfrkit.names.csv_cell`)."""
     written = []
     if csv is not None:
-        write_csv(csv, df)
+        write_csv(csv, df, spreadsheet=True, replace=replace)
         written.append(Path(csv))
     if md is not None:
-        atomic_write_text(md, to_markdown(df))
+        atomic_write_text(md, to_markdown(df), replace=replace)
         written.append(Path(md))
     return written
 
@@ -156,8 +170,7 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[RunResult]:
     protocol then model."""
     latest: dict[tuple, RunResult] = {}
     for f in metrics_files(paths):
-        result = RunResult.read(f, check=False)
-        row = leaderboard_row(result)
+        result, row = checked_result(f)
         key = tuple(row.get(k) for k in ("model_sha256", "protocol_sha256", "preprocessing", "fta_policy", "mfrkit_version"))
         key += (result.settings.rules,)
         if key not in latest or str(row.get("created")) >= str(latest[key].created):
@@ -167,12 +180,19 @@ def collect_results(paths: Sequence[str | os.PathLike]) -> list[RunResult]:
 
 def write_leaderboards(
     results: Sequence[str | os.PathLike], *, csv=None, md=None, table=None, metrics: Sequence[str] = DEFAULT_METRICS,
-    intervals: bool = True, rules: str | None = None,
+    intervals: bool = True, rules: str | None = None, force: bool = False,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """``mfrkit leaderboard``: the leaderboard of ``results`` and the files asked for
-    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see :func:`write_table`)."""
+    (``csv`` / ``md``: the leaderboard; ``table``: the comparison table, see
+    :func:`write_table`). An existing file is replaced only with ``force``: every one is
+    checked before anything is read or written."""
+    check_table_choice(None, metrics, rules)  # --metric / --rules are checked even without --table
+    for path in (csv, md, table):
+        if path is not None:
+            check_new_file(path, force=force)
     board = collect_leaderboard(results)
-    written = write_leaderboard(board, csv=csv, md=md)
+    written = write_leaderboard(board, csv=csv, md=md, replace=force)
     if table is not None:
-        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules))
+        written.append(write_table(collect_results(results), table, metrics=metrics, intervals=intervals, rules=rules,
+                                   replace=force))
     return board, written

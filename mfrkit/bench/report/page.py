@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ... import __version__
-from ...atomic import atomic_write_text
+from ...atomic import atomic_write_text, check_new_file
 from ...errors import MfrkitError
 from ..evaluators import known_evaluator, streamed
 from ..results import ModelInfo, ReportError, RunResult
@@ -48,7 +48,18 @@ from .gallery import ImageSource, finite
 from .html import CSS, esc, figure, fmt, interval, slug
 from .leaderboard import collect_results
 from .scores import GALLERY_FAR, AllPairsScores, Errors, PairListScores, display_edges
-from .table import DEFAULT_METRICS, MetricValue, model_labels, parse_metric, pivot_table, protocol_order, table_caption
+from .table import (
+    DEFAULT_METRICS,
+    INSIGHTFACE_ZERO_NOTE,
+    MetricValue,
+    check_table_choice,
+    insightface_zero_shown,
+    model_labels,
+    parse_metric,
+    pivot_table,
+    protocol_order,
+    table_caption,
+)
 
 REPORT_NAME = "report.html"
 #: Breakdown columns of metrics.json, with their headings.
@@ -189,6 +200,8 @@ class ReportBuilder:
         chosen = ", ".join(f"{s.label} ({'higher' if s.higher_is_better else 'lower'} is better)" for s in specs)
         notes = f"<p class=note>Cells: {esc(chosen)}, with the interval in brackets; ★ best of the column (only with two or more models). " \
                 f"{esc(table_caption(self.results, self.rules))}"
+        if insightface_zero_shown(self.results, specs, self.rules):
+            notes += " " + esc(INSIGHTFACE_ZERO_NOTE)
         if any(c.flag == "insufficient" for c in cells.values()):
             notes += " † the protocol has fewer than 1 / FAR impostor comparisons: the target cannot be resolved."
         notes += "</p>"
@@ -367,20 +380,21 @@ def build_report(results: Sequence[RunResult], *, metrics: Sequence[str] = DEFAU
     results = list(results)
     if not results:
         raise ReportError("no results to report")
-    for m in metrics:
-        parse_metric(m)  # an unknown metric fails before any figure is drawn
+    check_table_choice(results, metrics, rules)  # as the leaderboard: before any figure is drawn
     return ReportBuilder(results, metrics, rules, impostor_pass_limit).page()
 
 
 def write_report(
     runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
-    rules: str | None = None, impostor_pass_limit: float | None = None,
+    rules: str | None = None, impostor_pass_limit: float | None = None, force: bool = True,
 ) -> Path:
     """Write the report of every result under ``runs`` (run folders, or folders of runs)
-    to ``out``, atomically. Returns ``out``."""
+    to ``out``, atomically. Returns ``out``. ``force=False`` (``mfrkit report`` without
+    ``--force``): an existing ``out`` is refused before anything is read."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give the HTML file to write (e.g. {out / REPORT_NAME})")
+    check_new_file(out, force=force, what="report")
     text = build_report(collect_results(runs), metrics=metrics, rules=rules, impostor_pass_limit=impostor_pass_limit)
-    atomic_write_text(out, text)
+    atomic_write_text(out, text, replace=force)
     return out

@@ -40,10 +40,27 @@ from .gallery import (
     hardest_pairs,
     identities,
     read_table,
+    result_table_error,
+    result_table_path,
 )
 
 #: FAR of the threshold the galleries and the per-group bars are drawn at.
 GALLERY_FAR = 1e-3
+
+
+def no_threshold_reason(n_genuine: int, n_impostor: int, far: float = GALLERY_FAR) -> str:
+    """Why a protocol of ``n_genuine`` / ``n_impostor`` comparisons has no finite FAR =
+    ``far`` threshold, in the words the report shows (the reason, not a guess)."""
+    if not n_genuine and not n_impostor:
+        return "no comparisons were scored"
+    if not n_genuine:
+        return "needs genuine comparisons (it has none)"
+    if not n_impostor:
+        return "needs impostor comparisons (it has none)"
+    if math.floor(far * n_impostor) == 0:
+        return (f"FAR = {far:g} allows no false accept among {n_impostor:,} impostor comparisons (fewer than "
+                f"1 / FAR = {1 / far:,.0f}), and no genuine score lies above every impostor score")
+    return f"no score reaches FAR = {far:g} with {n_genuine:,} genuine and {n_impostor:,} impostor comparisons"
 
 
 @dataclass(frozen=True)
@@ -125,13 +142,13 @@ class PairListScores:
         if self._errors is None:
             y, s = self.labels, self.scores
             if not len(y) or y.all() or not y.any():
-                self._errors = Missing("needs both genuine and impostor comparisons")
+                self._errors = Missing(no_threshold_reason(int(y.sum()), int((~y).sum())))
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", M.UndefinedMetricWarning)
                     t = float(M.tar_at_far(y, s, [GALLERY_FAR]).threshold[0])
                 if not math.isfinite(t):
-                    self._errors = Missing("no finite threshold for FAR = 1e-3")
+                    self._errors = Missing(no_threshold_reason(int(y.sum()), int((~y).sum())))
                 else:
                     self._errors = Errors(t, int((y & (s < t)).sum()), int(y.sum()), int((~y & (s >= t)).sum()),
                                           int((~y).sum()))
@@ -179,7 +196,10 @@ class BinnedHistogram:
         import pyarrow.csv as pc
 
         types = {"bin": pa.int64(), "lower": pa.float64(), "impostor": pa.int64(), "genuine": pa.int64()}
-        t = pc.read_csv(path, convert_options=pc.ConvertOptions(include_columns=list(types), column_types=types))
+        try:
+            t = pc.read_csv(path, convert_options=pc.ConvertOptions(include_columns=list(types), column_types=types))
+        except (ValueError, KeyError, OSError) as exc:  # ArrowInvalid / ArrowKeyError: one line naming the file
+            raise result_table_error(path, exc) from None
         b = t.column("bin").to_numpy()
         lower, gen, imp = (t.column(c).to_numpy() for c in ("lower", "genuine", "impostor"))
         order = np.argsort(b, kind="stable")
@@ -306,8 +326,8 @@ class AllPairsScores:
 
     @classmethod
     def read(cls, result: RunResult | dict, folder: Path, **kw) -> "AllPairsScores | None":
-        path = folder / "histogram.csv"
-        return cls(result, folder, BinnedHistogram.read(path), **kw) if path.is_file() else None
+        path = result_table_path(folder, "histogram.csv")
+        return cls(result, folder, BinnedHistogram.read(path), **kw) if path is not None else None
 
     def roc(self):
         return self.hist.roc()
@@ -336,13 +356,16 @@ class AllPairsScores:
         """One pass over ``genuine.csv``: its ``n`` lowest scores and the counts below the
         gallery's and the transfer's thresholds (read once; later calls reuse it)."""
         if self._genuine is None or len(self._genuine.lowest) < min(n, self._genuine.n - self._genuine.n_minus_inf):
-            path = self.folder / "genuine.csv"
-            if not path.is_file():
+            path = result_table_path(self.folder, "genuine.csv")
+            if path is None:
                 return Missing(f"no genuine.csv in {self.folder}")
             e = self._far_entry()
             ts = [float(e["threshold"])] if e and finite(e.get("threshold")) else []
             ts += [t for t in [self._source_threshold()] if t is not None]
-            self._genuine = scan_genuine(path, n, ts)
+            try:
+                self._genuine = scan_genuine(path, n, ts)
+            except (ValueError, KeyError, OSError) as exc:  # pyarrow's errors on an edited file
+                raise result_table_error(path, exc) from None
         return self._genuine
 
     def errors(self) -> Errors | Missing:
@@ -354,7 +377,7 @@ class AllPairsScores:
                            "protocol is only known exactly at the targets it was scored for")
         n_gen, n_imp = int(e["n_genuine"]), int(e["n_impostor"])
         if not n_gen or not n_imp or not finite(e.get("threshold")):
-            return Missing("needs both genuine and impostor comparisons")
+            return Missing(no_threshold_reason(n_gen, n_imp))
         return Errors(float(e["threshold"]), round(n_gen - e["true_accepts"]), n_gen, round(e["false_accepts"]), n_imp)
 
     def _image_identities(self) -> dict[str, dict[str, str]]:

@@ -16,7 +16,9 @@ from typing import Sequence
 import pandas as pd
 
 from ...atomic import atomic_write_text
+from ...names import latex_text, markdown_cell
 from ..results import ReportError, RunResult, as_float
+from ..results.files import spreadsheet_frame
 
 
 def target_key(t) -> str:
@@ -75,7 +77,8 @@ def _num(v) -> float | None:
 
 def parse_metric(name: str) -> MetricSpec:
     """A metric name: ``tar@far=1e-3``, ``auc``, ``eer``, ``acc``, ``transfer_fnmr``,
-    ``transfer_fmr`` (1:1); ``rank1``, ``rank5``, ``rank10``, ``tpir@fpir=1e-2`` (1:N)."""
+    ``transfer_fmr`` (1:1); ``rank1``, ``rank5``, ``rank10``, ``tpir@fpir=1e-2`` (1:N).
+    A target must be a rate in (0, 1] (``nan``, ``-1`` or ``2`` are refused)."""
     key = name.strip().lower()
     for prefix, label, verif in (("tar@far=", "TAR@FAR", True), ("tpir@fpir=", "TPIR@FPIR", False)):
         if key.startswith(prefix):
@@ -83,6 +86,9 @@ def parse_metric(name: str) -> MetricSpec:
                 t = float(key[len(prefix) :])
             except ValueError:
                 break
+            if not (math.isfinite(t) and 0 < t <= 1):
+                raise ReportError(f"metric {name!r}: the {label.split('@')[1]} target must be a rate in (0, 1], "
+                                  f"e.g. {prefix}1e-3")
             return MetricSpec(f"{prefix}{target_key(t)}", f"{label}={short_target(t)}", True, verif)
     fixed = {
         "auc": MetricSpec("auc", "AUC", True, True),
@@ -100,6 +106,65 @@ def parse_metric(name: str) -> MetricSpec:
         f"unknown metric {name!r}; choose tar@far=<FAR>, auc, eer, acc, transfer_fnmr, transfer_fmr (1:1) or "
         "rank1, rank5, rank10, tpir@fpir=<FPIR> (1:N)"
     )
+
+
+def check_rules(rules: str | None) -> str | None:
+    """``rules`` if it names a rule set (or is None: each run's own); ReportError listing
+    the rule sets otherwise."""
+    from ..metrics import RULE_SETS
+
+    if rules is not None and rules not in RULE_SETS.names():
+        raise ReportError(f"unknown rule set {rules!r}; choose {' or '.join(RULE_SETS.names())}")
+    return rules
+
+
+def check_table_choice(results: Sequence[RunResult] | None, metrics: Sequence[str], rules: str | None) -> list[MetricSpec]:
+    """The one check of ``--metric`` and ``--rules`` for the leaderboard, its comparison
+    table and the report: every metric parses, the rule set exists, and (given
+    ``results``) at least one result holds one of the metrics, so nothing answers an
+    impossible request with an empty table. Returns the parsed metrics.
+
+    Raises
+    ------
+    ReportError
+        Naming the bad value, or the metrics the results do hold.
+    """
+    specs = [parse_metric(m) for m in metrics]
+    check_rules(rules)
+    if results is not None and not any(metric_value(r, spec, rules) is not None for r in results for spec in specs):
+        held = sorted({t for r in results for t in _targets_held(RunResult.of(r).data)})
+        hint = f"; the results hold {', '.join(held)}" if held else ""
+        raise ReportError(f"no result holds the metric(s) {', '.join(metrics)}{hint}")
+    return specs
+
+
+def _targets_held(result: dict) -> list[str]:
+    m = result.get("metrics") or {}
+    if not isinstance(m, dict):
+        return []
+    out = [f"tar@far={short_target(float(r['far_target']))}" for r in m.get("tar_at_far") or [] if isinstance(r, dict) and "far_target" in r]
+    # TPIR@FPIR rows are TarAtFar records too (far_target holds the FPIR)
+    out += [f"tpir@fpir={short_target(float(r['far_target']))}" for r in m.get("tpir_at_fpir") or [] if isinstance(r, dict) and "far_target" in r]
+    return out + [k for k in ("auc", "rank1", "rank5", "rank10") if isinstance(m.get(k), (int, float))]
+
+
+#: Said wherever an insightface-rule TAR of 0 is shown (faithful to insightface, easy to misread).
+INSIGHTFACE_ZERO_NOTE = ("insightface rule: a TAR of 0 can mean perfect separation, not failure: it takes the first ROC "
+                         "point nearest the FAR target, and where no impostor passes any threshold that is the (FAR 0, "
+                         "TAR 0) point; the mfrkit rule set gives such a model its TAR.")
+
+
+def insightface_zero_shown(results: Sequence[RunResult], specs: Sequence[MetricSpec], rules: str | None = None) -> bool:
+    """Whether a TAR@FAR of 0 by the insightface rule set is among the numbers shown."""
+    for r in map(RunResult.of, results):
+        if not r.verification or r.rules(rules) != "insightface":
+            continue
+        for spec in specs:
+            if spec.name.startswith("tar@far="):
+                mv = metric_value(r, spec, rules)
+                if mv is not None and mv.value == 0:
+                    return True
+    return False
 
 
 #: The headline of each kind when no metric is chosen.
@@ -214,7 +279,7 @@ def table_text(
                 out[f"{col}_low"] = [getattr(cells.get((m, col)), "low", None) for m in table.index]
                 out[f"{col}_high"] = [getattr(cells.get((m, col)), "high", None) for m in table.index]
             out[f"{col}_insufficient"] = [getattr(cells.get((m, col)), "flag", None) == "insufficient" for m in table.index]
-        return out.reset_index().to_csv(index=False)
+        return spreadsheet_frame(out.reset_index()).to_csv(index=False)
 
     def cell(m: str, col: str, tex: bool) -> str:
         mv = cells.get((m, col))
@@ -229,27 +294,22 @@ def table_text(
 
     flagged = any(c.flag == "insufficient" for c in cells.values())
     if fmt == "md":
-        lines = ["| model | " + " | ".join(c.replace("|", "\\|") for c in table.columns) + " |"]
+        lines = ["| model | " + " | ".join(markdown_cell(c) for c in table.columns) + " |"]
         lines.append("|---|" + "---|" * len(table.columns))
         for m in table.index:
-            lines.append(f"| {m} | " + " | ".join(cell(m, c, False) for c in table.columns) + " |")
-        notes = [caption] if caption else []
+            lines.append(f"| {markdown_cell(m)} | " + " | ".join(cell(m, c, False) for c in table.columns) + " |")
+        notes = [markdown_cell(caption)] if caption else []
         if flagged:
             notes.append("† FAR target below 1 / (impostor comparisons): not resolvable with this protocol.")
         return "\n".join(lines) + "\n" + "".join(f"\n{n}\n" for n in notes)
     if fmt == "tex":
-        def esc(s: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-                s = s.replace(a, b)
-            return s
-
         lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\hline"]
-        lines.append("model & " + " & ".join(esc(c) for c in table.columns) + r" \\")
+        lines.append("model & " + " & ".join(latex_text(c) for c in table.columns) + r" \\")
         lines.append(r"\hline")
         for m in table.index:
-            lines.append(esc(m) + " & " + " & ".join(cell(m, c, True) for c in table.columns) + r" \\")
+            lines.append(latex_text(m) + " & " + " & ".join(cell(m, c, True) for c in table.columns) + r" \\")
         lines += [r"\hline", r"\end{tabular}"]
-        cap = esc(caption) + (r" $^\dagger$FAR target not resolvable with this many impostor comparisons." if flagged else "")
+        cap = latex_text(caption) + (r" $^\dagger$FAR target not resolvable with this many impostor comparisons." if flagged else "")
         if cap.strip():
             lines.append(r"\caption{" + cap.strip() + "}")
         lines.append(r"\end{table}")
@@ -268,17 +328,19 @@ def table_caption(results: Sequence[RunResult], rules: str | None = None) -> str
 
 def write_table(
     results: Sequence[RunResult], path: str | os.PathLike, *, metrics: Sequence[str] = DEFAULT_METRICS,
-    intervals: bool = True, rules: str | None = None,
+    intervals: bool = True, rules: str | None = None, replace: bool = True,
 ) -> Path:
     """Write the comparison table (:func:`pivot_table`) to ``path``; the format comes from
-    its extension (``.md``, ``.csv``, ``.tex``)."""
+    its extension (``.md``, ``.csv``, ``.tex``). ``replace=False``: an existing file is
+    refused."""
     path = Path(path)
     fmt = {".md": "md", ".markdown": "md", ".csv": "csv", ".tex": "tex"}.get(path.suffix.lower())
     if fmt is None:
         raise ReportError(f"cannot tell the table format of {path}: name it .md, .csv or .tex")
+    specs = check_table_choice(results, metrics, rules)
     table, cells = pivot_table(results, metrics, rules=rules)
-    if table.empty or not len(table.columns):
-        raise ReportError(f"no result holds the metric(s) {', '.join(metrics)}")
     caption = table_caption(results, rules)
-    atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption))
+    if insightface_zero_shown(results, specs, rules):
+        caption += " " + INSIGHTFACE_ZERO_NOTE
+    atomic_write_text(path, table_text(table, cells, fmt=fmt, intervals=intervals, caption=caption), replace=replace)
     return path

@@ -29,7 +29,8 @@ import pandas as pd
 
 from ...atomic import atomic_path, atomic_write_text
 from ...errors import MfrkitError
-
+from ...names import csv_cell
+from ...userfiles import UserFileError, read_user_json
 
 
 class ReportError(MfrkitError):
@@ -75,15 +76,32 @@ def as_float(v) -> float:
     return float(v)
 
 
-def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
-    """``df`` as CSV (no index), atomically."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+def spreadsheet_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell (and column name) made safe for a spreadsheet
+    (:func:`mfrkit.names.csv_cell`: no cell starting with ``= + - @`` runs as a formula)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):  # pandas 3 infers "str", not object
+            out[col] = out[col].map(csv_cell)
+    out.columns = [csv_cell(str(c)) for c in out.columns]
+    return out
+
+
+def write_csv(path: str | os.PathLike, df: pd.DataFrame, *, spreadsheet: bool = False, replace: bool = True) -> None:
+    """``df`` as CSV (no index), atomically. ``spreadsheet``: a table people open in a
+    spreadsheet (the leaderboard), its text cells neutralised by :func:`spreadsheet_frame`;
+    the run's data files (scores.csv, ...) are read back by mfrkit and stay exact."""
+    with atomic_path(path, replace=replace) as tmp:
+        (spreadsheet_frame(df) if spreadsheet else df).to_csv(tmp, index=False)
 
 
 def read_result(path: str | os.PathLike) -> dict:
-    """A ``metrics.json`` as a dict; ReportError when it cannot be read."""
+    """A ``metrics.json`` as a dict; ReportError when it cannot be read or is not a JSON
+    object (a list, a number: not a result mfrkit wrote)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = read_user_json(path, "json")
+    except UserFileError as exc:
         raise ReportError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} is not a bench result (a JSON object); it holds a JSON {type(data).__name__}")
+    return data

@@ -7,15 +7,31 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import atomic_path
+from ...names import terminal_text
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot, headless, with every text drawn as given: model and protocol
+    names are never read as mathtext (``a$\\input{x}$`` would not parse and fail the plot)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    plt.rcParams["text.parse_math"] = False
     return plt
+
+
+def plain_texts(fig) -> None:
+    """Show control characters of ``fig``'s texts (names a user gave) as escapes: an SVG
+    holding one is not valid XML, and no font has a glyph for it."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        shown = terminal_text(text)
+        if shown != text:
+            t.set_text(shown)
 
 
 #: Range of the DET axes: normal deviates of 1e-6 to 0.6 (rates outside sit on the border).
@@ -62,7 +78,7 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     fpr, tpr = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
     if np.isnan(fpr).any() or np.isnan(tpr).any():
         return []
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     pos = fpr > 0
@@ -71,6 +87,7 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     with atomic_path(folder / "roc.png") as tmp:
+        plain_texts(fig)
         fig.savefig(tmp)
     plt.close(fig)
     written.append(folder / "roc.png")
@@ -79,6 +96,7 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     det_axes(ax, title)
     fig.tight_layout()
     with atomic_path(folder / "det.png") as tmp:
+        plain_texts(fig)
         fig.savefig(tmp)
     plt.close(fig)
     written.append(folder / "det.png")
@@ -87,7 +105,7 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
 
 def plot_cmc(folder: Path, cmc: list[float], title: str) -> Path:
     """``cmc.png``: identification rate against rank."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     ranks = np.arange(1, len(cmc) + 1)
     ax.plot(ranks, cmc, marker="o", ms=3)
@@ -95,6 +113,7 @@ def plot_cmc(folder: Path, cmc: list[float], title: str) -> Path:
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     with atomic_path(folder / "cmc.png") as tmp:
+        plain_texts(fig)
         fig.savefig(tmp)
     plt.close(fig)
     return folder / "cmc.png"

@@ -23,6 +23,7 @@ from ...data.imageio import is_image_file
 from ...data.manifest import safe_relpath
 from ...errors import ManifestError
 from ...registry import Registry
+from ...userfiles import read_user_bytes
 from ..errors import PairFormatError
 
 PAIR_COLUMNS = ("fold", "left", "right", "label")
@@ -86,10 +87,7 @@ def read_pairs(path: str | os.PathLike, fmt: str, **options: Any) -> pd.DataFram
                               + ("; it embeds images: use import_insightface_bin" if spec.embeds_images else ""))
     options = _check_options(spec, options, spec.read_options, "read")
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    data = read_user_bytes(path, "pairs")
     return spec.reader(data, source=str(path), **options)
 
 
@@ -102,10 +100,11 @@ def pairs_bytes(pairs: pd.DataFrame, fmt: str, **options: Any) -> bytes:
     return spec.writer(check_pair_table(pairs), **options)
 
 
-def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike, fmt: str, **options: Any) -> Path:
-    """Write ``pairs`` to ``path`` in format ``fmt``, atomically."""
+def write_pairs(pairs: pd.DataFrame, path: str | os.PathLike, fmt: str, *, replace: bool = True, **options: Any) -> Path:
+    """Write ``pairs`` to ``path`` in format ``fmt``, atomically (``replace=False``: an
+    existing file is refused)."""
     data = pairs_bytes(pairs, fmt, **options)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, replace=replace)
     return Path(path)
 
 

@@ -29,7 +29,10 @@ from .base import (
 
 def read_csv_pairs(data: bytes, *, source: str = "pairs.csv", n_folds: int = DEFAULT_FLAT_FOLDS) -> pd.DataFrame:
     text_lines(data, source)  # encoding and NUL checks
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    try:  # newline="": the csv module reads line ends itself (a lone CR, a CR inside quotes)
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    except csv.Error as exc:
+        raise PairFormatError(f"{source} is not a readable CSV file: {exc}") from None
     numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c.strip() for c in r)]
     if not numbered:
         raise PairFormatError(f"{source} is empty")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...userfiles import read_user_bytes
 from ..errors import PairFormatError
 from .base import (
     DEFAULT_FLAT_FOLDS,
@@ -157,10 +158,7 @@ def read_people(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     source = str(path)
-    try:
-        lines = text_lines(path.read_bytes(), source)
-    except OSError as exc:
-        raise PairFormatError(f"cannot read {path}: {exc}") from None
+    lines = text_lines(read_user_bytes(path, "pairs"), source)
     if len(lines) < 2:
         raise PairFormatError(f"{source} is too short to be a people file")
     lineno, first = lines[0]
