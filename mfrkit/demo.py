@@ -135,6 +135,7 @@ def run_demo(
     captures: int = 6,
     workers: int = 1,
     full: bool = True,
+    train: bool = True,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -144,17 +145,20 @@ def run_demo(
     its masked copy (``demo-masked``), ``out/protocols/<spec>`` the protocols (registered
     as ``demo/<spec>``, so ``--protocol mr-mp`` finds them),
     ``out/models/dlib_resnet.onnx`` the baseline model and ``out/runs`` the benchmark
-    runs with their leaderboard. ``full=False`` stops after the landmarks.
+    runs with their leaderboard and ``report.html``. ``full=False`` stops after the
+    landmarks; ``train=False`` leaves out the four trained families (the slowest stage),
+    benchmarking dlib's ResNet alone: a fast smoke run of every other stage.
     """
     log = log or (lambda msg: None)
     out = Path(out) if out else mfrkit_home() / "demo"
     # The demo's folder is marked as the demo's: a folder holding anything else is refused
     # (the demo replaces its own earlier outputs, never a user's files).
     with OutputFolder(out, kind="demo", fingerprint="demo", adopt=_legacy_demo).claim():
-        return _run_demo(out, seed=seed, captures=captures, workers=workers, full=full, progress=progress, log=log)
+        return _run_demo(out, seed=seed, captures=captures, workers=workers, full=full, train=train, progress=progress, log=log)
 
 
-def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, progress: bool, log: Callable[[str], None]) -> DemoResult:
+def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, train: bool, progress: bool,
+              log: Callable[[str], None]) -> DemoResult:  # fmt: skip
     sample = out / "sample"
     manifest = build_demo_sample(sample, seed=seed, captures=captures)
     masked = out / "sample-masked"
@@ -188,12 +192,24 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
         log("converting dlib's face-recognition ResNet to ONNX (models import-dlib)")
         import_dlib(model)
     result.model = model
-    from .learning_check import demo_families
+    models, protocols = [str(model)], [str(p) for p in result.protocols.values()]
+    if train:
+        from .learning_check import demo_families
 
-    log("training small csn, attention, heterogeneous and domain_adapt models on synthetic identities")
-    result.families = demo_families(out / "families", seed=seed, workers=workers, progress=progress, log=log)
-    log("benchmarking (bench)")
-    models = [str(model), str(result.families.models)]
-    protocols = [str(p) for p in [*result.protocols.values(), *result.families.protocols.values()]]
-    result.bench = run_benchmark(BenchConfig(models=models, protocols=protocols, out=out / "runs", n_boot=200, seed=seed), log=log)
+        log("training small csn, attention, heterogeneous and domain_adapt models on synthetic identities")
+        result.families = demo_families(out / "families", seed=seed, workers=workers, progress=progress, log=log)
+        models.append(str(result.families.models))
+        protocols += [str(p) for p in result.families.protocols.values()]
+    log(f"benchmarking {len(models)} model source(s) on {len(protocols)} protocols (bench)")
+    cfg = BenchConfig(models=models, protocols=protocols, out=out / "runs", n_boot=200, seed=seed)
+    result.bench = run_benchmark(cfg, log=log, progress=_bench_progress(progress))
     return result
+
+
+def _bench_progress(enabled: bool):
+    """The progress-bar factory :func:`~mfrkit.bench.benchmark.run_benchmark` takes."""
+    if not enabled:
+        return None
+    from .progress import progress_bar
+
+    return lambda total, description: progress_bar(total, description)

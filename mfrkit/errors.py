@@ -103,3 +103,7 @@ def require_made(n_made: int, what: str, failures: dict | None = None, *, where:
         return
     reasons = ", ".join(f"{v} {k}" for k, v in sorted((failures or {}).items()) if v) or "no usable input"
     raise NothingMadeError(f"{what}: {reasons}" + (f"; {where}" if where else ""))
+
+
+class ConfigFileError(MfrkitError):
+    """A configuration file (``--config study.yaml``) cannot be read or holds a bad key or value."""

@@ -155,3 +155,51 @@ def test_a_field_needing_a_parser_is_refused_at_declaration():
 def test_a_short_flag_is_one_letter():
     with pytest.raises(ValueError):
         option(1, short="-jj", help="x")
+
+
+@pytest.mark.parametrize("command", [["synth"], ["bench"], ["demo"], ["datasets", "add"], ["leaderboard"]])
+def test_help_shows_no_type_after_on_off_flags(command):
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--help" in result.output
+    assert "<bool>" not in result.output
+
+
+def test_protocol_show_keeps_the_largest_rows_of_a_long_table():
+    import pandas as pd
+
+    from mfrkit.cli.protocol import _largest_rows
+
+    table = pd.DataFrame({"left": [f"masked/{i}" for i in range(30)], "genuine": range(30), "impostor": [1] * 30})
+    top = _largest_rows(table, 5)
+    assert top["left"].tolist() == [f"masked/{i}" for i in range(25, 30)]  # largest counts, in table order
+    assert _largest_rows(table.head(4), 5) is not None and len(_largest_rows(table.head(4), 5)) == 4
+
+
+def test_every_readme_command_names_real_options():
+    """Each ``mfrkit ...`` line of the README's code blocks parses: its command exists and
+    takes every option it shows. (Values that name files on the writer's disk are checked
+    by the parsers too; those, and errors about them, are not what this test is about.)"""
+    import re
+    import shlex
+
+    from mfrkit.errors import MfrkitError
+
+    root = typer.main.get_command(app)
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [part for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M) for line in block.splitlines()
+             for part in re.split(r"\s*&&\s*", line.split("  #")[0].strip()) if part.startswith("mfrkit ") and "--version" not in part]
+    assert len(lines) > 50
+    for line in lines:
+        args = shlex.split(line, comments=True)[1:]
+        try:
+            ctx = root.make_context("mfrkit", list(args))
+            cmd, sub = root, list(args)
+            while hasattr(cmd, "resolve_command"):
+                name, cmd, sub = cmd.resolve_command(ctx, sub)
+                ctx = cmd.make_context(name, sub, parent=ctx)
+        except MfrkitError:
+            continue  # a value naming something on the README writer's disk
+        except Exception as exc:
+            if type(exc).__name__ == "BadParameter":
+                continue
+            raise AssertionError(f"README: `{line}` does not parse: {type(exc).__name__}: {exc}") from None

@@ -55,7 +55,9 @@ def test_mfr2_labels(tmp_path):
     by = {r["path"]: r for r in result.records}
     assert by["Dana_Kim/Dana_Kim_0001.png"]["variant"] == "unmasked"
     assert by["Dana_Kim/Dana_Kim_0002.png"]["variant"] == "masked"
-    assert by["Dana_Kim/Dana_Kim_0002.png"]["mask_type"] == "mask-3"
+    # the raw label kept, its type on mfrkit's axis: "mask-3" maps to none, and is reported
+    assert by["Dana_Kim/Dana_Kim_0002.png"]["mask_label"] == "mask-3" and by["Dana_Kim/Dana_Kim_0002.png"]["mask_type"] == "other"
+    assert any("'mask-3' (1)" in w and "map to no mfrkit mask type" in w for w in result.warnings)
     assert by["Dana_Kim/Dana_Kim_0003.png"]["variant"] is None  # unlabelled: not guessed
     assert any("not on disk" in w for w in result.warnings) and any("no line" in w for w in result.warnings)
 
@@ -208,3 +210,27 @@ def test_masked_tree_names(name, masked):
     from mfrkit.data.layouts import _is_masked_dir
 
     assert _is_masked_dir(name) is masked
+
+
+def test_mfr2_raw_mask_labels_map_to_mfrkit_types(tmp_path):
+    labels = {1: "KN95", 2: "N99", 3: "cloth_black", 4: "surgical_blue", 5: "no-mask", 6: "Surgical Green", 7: "gas"}
+    root = tree(tmp_path, [f"A/A_{i:04d}.png" for i in labels])
+    (root / "mfr2_labels.txt").write_text("".join(f"A, {i}, {label}\n" for i, label in labels.items()))
+    result = read_layout(root, "mfr2")
+    got = {r["path"]: (r.get("mask_label"), r.get("mask_type")) for r in result.records}
+    assert got == {
+        "A/A_0001.png": ("KN95", "kn95"), "A/A_0002.png": ("N99", "n95"), "A/A_0003.png": ("cloth_black", "cloth"),
+        "A/A_0004.png": ("surgical_blue", "surgical"), "A/A_0005.png": (None, None),
+        "A/A_0006.png": ("Surgical Green", "surgical"), "A/A_0007.png": ("gas", "gas"),
+    }  # fmt: skip
+    assert not any("map to no" in w for w in result.warnings)
+
+
+def test_the_taxonomy_names_exactly_mfrkits_mask_types():
+    from mfrkit.data.mask_taxonomy import ALIASES, MASK_TYPE_NAMES, OTHER, mask_type_of
+    from mfrkit.maskgen.styles import MASK_TYPES
+
+    assert set(MASK_TYPE_NAMES) == set(MASK_TYPES.names())
+    assert set(ALIASES.values()) <= set(MASK_TYPE_NAMES)
+    assert mask_type_of("FFP2") == "n95" and mask_type_of("kn-95") == "kn95" and mask_type_of("") is None
+    assert mask_type_of("visor") == OTHER and mask_type_of("n955") == OTHER

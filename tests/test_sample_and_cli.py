@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -124,6 +125,23 @@ def test_doctor_flags_both_onnxruntime_packages(monkeypatch):
     assert {"onnxruntime conflict", "opencv conflict"} <= failed
     versions.pop("onnxruntime-gpu"), versions.pop("opencv-python")
     assert not [c for c in doctor.package_checks() if c.ok is False]
+
+
+def test_demo_no_train_ends_with_where_its_results_are(tmp_path, mfrkit_home):
+    import re
+
+    import pandas as pd
+
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--no-train"])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "demo" / "runs").iterdir())
+    assert set(pd.read_csv(run / "leaderboard.csv")["model"]) == {"dlib_resnet"}  # no family trained
+    assert not (tmp_path / "demo" / "families").exists()
+    last = [line for line in result.output.splitlines() if line.strip()][-3:]
+    assert [line.split(":")[0] for line in last] == ["leaderboard", "report", "next"]
+    paths = [Path(p) for p in re.findall(r"(/\S+\.(?:md|html|png))", " ".join(last))]
+    assert {p.name for p in paths} == {"leaderboard.md", "report.html", "contact_sheet.png"}
+    assert all(p.is_file() for p in paths)
 
 
 def test_full_demo_runs_every_stage(tmp_path, mfrkit_home):

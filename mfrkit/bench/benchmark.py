@@ -58,7 +58,8 @@ class BenchConfig:
 
     Attributes
     ----------
-    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`).
+    models : model files or folders (see :func:`~mfrkit.onnx_model.load_models`), or training
+        checkpoints (exported by :mod:`mfrkit.models.checkpoint_onnx`).
     protocols : protocol folders or spec names (see :func:`mfrkit.protocols.resolve_protocol`).
     probe_model : the probe half of a heterogeneous model given as two files.
     manifests : ``--manifest`` values, ``PATH`` (both roles) or ``reference=PATH`` /
@@ -84,7 +85,8 @@ class BenchConfig:
     report : write ``report.html`` (:mod:`mfrkit.bench.report.page`) into the run folder.
     """
 
-    models: list[str] = option(flags="--model", help="ONNX model, or a folder of models (repeatable).")
+    models: list[str] = option(flags="--model", help="ONNX model, a folder of models, or a training checkpoint (.pt: exported "
+                                                     "to ONNX once, cached by its hash); repeatable.")
     protocols: list[str] = option(
         flags="--protocol",
         help="Protocol: a registered name (or a unique suffix of one, e.g. mr-mp), a protocol folder, or a spec "
@@ -215,6 +217,20 @@ def _embed_for(ms: ModelSet, sides: list[Sides], images: ImageTable, cfg: BenchC
     return embed_model_set(ms, sides, images, cfg.embed_options(), log, progress)
 
 
+def _first(items: list[str], n: int = 2) -> str:
+    """``a, b and 3 more``."""
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _onnx_models(models: list[str], log) -> list[str]:
+    """``--model`` values with each training checkpoint replaced by its (cached) ONNX export."""
+    if not any(Path(m).suffix.lower() in (".pt", ".pth", ".ckpt") for m in models):
+        return list(models)  # torch is not imported for ONNX models
+    from ..models.checkpoint_onnx import exported_checkpoint, is_checkpoint
+
+    return [str(exported_checkpoint(m, log=log)) if is_checkpoint(m) else m for m in models]
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -276,7 +292,7 @@ def run_benchmark(
     images = ImageTable()
     sides = [evaluator_of(p.kind).sides(p, images) for p in protocols]
     model_sets = load_models(
-        cfg.models, probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
+        _onnx_models(cfg.models, log), probe_model=cfg.probe_model, provider=cfg.provider, sidecar=cfg.sidecar,
         options=cfg.model_options, threads=cfg.threads, cuda=CudaOptions(tf32=cfg.tf32),
     )  # fmt: skip
     for ms in model_sets:
@@ -301,6 +317,7 @@ def run_benchmark(
     })  # fmt: skip
     with _failed_run_cleanup(folder):
         results: list[RunResult] = []
+        skipped: dict[tuple[str, str], list[str]] = {}
         for ms in model_sets:
             log(f"model {ms.name}: onnxruntime provider {ms.provider}" + (" (heterogeneous pair)" if ms.heterogeneous else ""))
             ref, probe = _embed_for(ms, sides, images, cfg, log, progress)
@@ -312,9 +329,11 @@ def run_benchmark(
             for res in _run_protocols(protocols, sides, ref, probe, images, cfg, meta, common, mdir, proto_dirs, ms,
                                       transfer, progress, log):
                 for metric, why in (res.metrics.get("skipped") or {}).items():
-                    log(f"{ms.name} on {res.protocol}: {metric} skipped: {why}")
+                    skipped.setdefault((metric, why), []).append(f"{ms.name} on {res.protocol}")
                 res.write()
                 results.append(res)
+        for (metric, why), where in skipped.items():  # one counted line per reason, not one per result
+            log(f"{metric} skipped on {len(where)} result(s) ({_first(where)}): {why}")
         board = pd.DataFrame([leaderboard_row(r) for r in results])
         write_leaderboard(board, csv=folder / "leaderboard.csv", md=folder / "leaderboard.md")
         if cfg.report:

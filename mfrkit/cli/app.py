@@ -5,7 +5,23 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
+
+
+def _no_flag_type(display_type_rich):
+    """Help without a ``<bool>`` after every on/off flag (typer 0.29 prints one): a flag
+    takes no value, so it shows none; options that take one keep their type."""
+
+    def display(self, ctx):
+        return None if getattr(self, "is_flag", False) else display_type_rich(self, ctx)
+
+    return display
+
+
+if not getattr(typer.core.TyperOption.display_type_rich, "_mfrkit", False):
+    typer.core.TyperOption.display_type_rich = _no_flag_type(typer.core.TyperOption.display_type_rich)
+    typer.core.TyperOption.display_type_rich._mfrkit = True
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Masked-face recognition research toolkit.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Register face datasets on disk and scan them into manifests.")

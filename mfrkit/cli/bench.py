@@ -14,7 +14,7 @@ from .declare import with_config
 
 
 @app.command()
-@with_config(BenchConfig)
+@with_config(BenchConfig, config_file="--config")
 def bench(config: BenchConfig) -> None:
     """Benchmark ONNX models on protocols: embeddings, scores, metrics, plots and leaderboard rows."""
     from ..bench.benchmark import run_benchmark
@@ -36,15 +36,16 @@ def leaderboard(
     rules: Annotated[Optional[str], typer.Option("--rules", help="--table: the rule set of the 1:1 numbers, mfrkit or insightface (default: each run's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing --csv / --md / --table files.")] = False,
 ) -> None:
-    """Gather every run under RESULTS into one leaderboard: one row per model x protocol x rule set (and preprocessing, FtA policy, mfrkit version), the latest run of each winning; printed as tables with counts, intervals and flags, optionally written as CSV / Markdown rows or a comparison table."""
+    """Gather every run under RESULTS into one leaderboard: one row per model x protocol x rule set (and preprocessing, FtA policy, mfrkit version), the latest run of each winning; printed as tables with counts, intervals and flags, or written as CSV / Markdown rows or a comparison table (then the console says where)."""
     from ..bench.report.leaderboard import DEFAULT_METRICS, collect_results, write_leaderboards
 
     roots = results or [Path("runs")]
-    _, written = write_leaderboards(roots, csv=csv, md=md, table=table, metrics=metric or DEFAULT_METRICS,
-                                    intervals=intervals, rules=rules, force=force)
-    print_results(collect_results(roots), rules=rules)
+    board, written = write_leaderboards(roots, csv=csv, md=md, table=table, metrics=metric or DEFAULT_METRICS,
+                                        intervals=intervals, rules=rules, force=force)
+    if not written:  # files asked for: they hold the rows, the console just says where
+        print_results(collect_results(roots), rules=rules)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path} ({len(board)} rows)")
 
 
 @app.command()

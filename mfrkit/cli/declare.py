@@ -28,6 +28,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from ..options import Option, declared_options
+from ..options_file import read_options_file
 
 _PLAIN = (int, float, str, bool, Path)
 
@@ -112,7 +113,7 @@ class _Field:
                 given[self.name] = got
 
 
-def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any) -> tuple[list[inspect.Parameter], _Field]:
+def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any, file_flag: str | None = None) -> tuple[list[inspect.Parameter], _Field]:
     """The keyword-only parameters (typer options) of one declared field."""
     where = f"{cls.__name__}.{f.name}"
     params: list[inspect.Parameter] = []
@@ -159,7 +160,7 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any) -> tup
         if o.short:
             decls.append(o.short)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = ... if required else None
+        default = ... if required and file_flag is None else None  # with a config file: checked after merging
         if o.parse is None and not is_list and not o.switches and f.default is not dataclasses.MISSING:
             # A plain default is the option's own: typer shows it as is and passes it back.
             default = f.default
@@ -190,17 +191,47 @@ def _typed_in(ctx: typer.Context | None, spec: _Field) -> bool:
     return False
 
 
-def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (), given: str | None = None) -> Callable[[Callable], Callable]:
+_FILE = "_declare_config_file"
+
+
+def _required(cls: type) -> dict[str, str]:
+    """Field name -> first long flag, for the declared fields without a default."""
+    return {f.name: _long_flags(f, o)[0] for f, o in declared_options(cls)
+            if o.cli and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}  # fmt: skip
+
+
+def _merged(cls: type, path: Path | None, given_fields: dict, typed: set[str], file_flag: str) -> dict:
+    """The fields of ``cls`` from the config file at ``path``, overridden by the options
+    typed on the command line; a required field given by neither is a usage error."""
+    values = dict(given_fields)
+    if path is not None:
+        values = read_options_file(path, cls)
+        for name in typed:
+            cli = given_fields[name]
+            values[name] = {**values[name], **cli} if isinstance(cli, dict) and isinstance(values.get(name), dict) else cli
+    missing = [flag for name, flag in _required(cls).items() if name not in values]
+    if missing:
+        key = missing[0][2:]
+        raise typer.BadParameter(f"missing {missing[0]}: give it on the command line or as `{key}:` in the {file_flag} file")
+    return values
+
+
+def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (), given: str | None = None,
+                config_file: str | None = None) -> Callable[[Callable], Callable]:  # fmt: skip
     """Decorate a command taking ``into: cls``: its options become the declared fields
     of dataclass ``cls`` (except ``exclude``), and ``into`` receives the built config.
 
     With ``given``, the command's parameter of that name receives the frozenset of the
     field names the user gave on the command line (e.g. to let them override a recipe
     while the fields not given keep the recipe's values); click's parameter source tells
-    a default apart from the same value typed in."""
+    a default apart from the same value typed in.
+
+    With ``config_file`` (a flag such as ``"--config"``), the command also takes a YAML file
+    of the same options (:func:`mfrkit.options_file.read_options_file`); the options typed
+    on the command line override the file's."""
     hints = typing.get_type_hints(cls)
     generated = [
-        _option_params(cls, f, o, hints[f.name]) for f, o in declared_options(cls) if o.cli and f.name not in exclude
+        _option_params(cls, f, o, hints[f.name], config_file) for f, o in declared_options(cls) if o.cli and f.name not in exclude
     ]  # a field the CLI cannot parse fails here, when the command module is imported
 
     def decorate(func: Callable) -> Callable:
@@ -222,15 +253,23 @@ def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (
             taken |= {p.name for p in new}
             params += new
             fields.append(spec)
-        if given is not None:
+        if config_file is not None:
+            help_text = f"YAML file of these options (keys: the flags without --, e.g. model, protocol, batch); flags given here override it."
+            params.append(inspect.Parameter(_FILE, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=Annotated[Optional[Path], typer.Option(config_file, help=help_text, metavar="FILE")]))
+        if given is not None or config_file is not None:
             params.append(inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
 
         @functools.wraps(func)
         def command(**kwargs):
             ctx = kwargs.pop(_CTX, None)
+            path = kwargs.pop(_FILE, None)
             given_fields: dict = {}
             for spec in fields:
                 spec.collect(kwargs, given_fields)
+            if config_file is not None:
+                typed = {spec.name for spec in fields if spec.name in given_fields and _typed_in(ctx, spec)}
+                given_fields = _merged(cls, path, given_fields, typed, config_file)
             extra = {into: cls(**given_fields)}
             if given is not None:
                 extra[given] = frozenset(spec.name for spec in fields if spec.name in given_fields and _typed_in(ctx, spec))

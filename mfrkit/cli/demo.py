@@ -16,6 +16,7 @@ def demo(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to build the demo (default $MFRKIT_HOME/demo).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the capture perturbations, masks and protocols.")] = 0,
     full: Annotated[bool, typer.Option("--full/--sample-only", help="Run the whole pipeline, or stop after the sample's landmarks.")] = True,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Train the four small families (most of the demo's time), or bench dlib's ResNet alone: a fast smoke run.")] = True,
     workers: Workers = 1,
 ) -> None:
     """Build a sample from real photos that ship with the dependencies and run the whole pipeline on it:
@@ -23,22 +24,37 @@ def demo(
     benchmark, leaderboard."""
     from ..demo import run_demo
 
-    result = run_demo(out, seed=seed, workers=workers, full=full, progress=True, log=lambda m: console.print(m, highlight=False))
+    result = run_demo(out, seed=seed, workers=workers, full=full, train=train, progress=True, log=lambda m: console.print(m, highlight=False))
     table = result.manifest.table
     console.print(f"sample: {len(table)} images of {table['identity'].nunique()} identities in {result.out / 'sample'} (registered as dataset 'demo')")
     for s in result.landmarks:
         console.print(f"landmarks ({s.backend}): {counts_text(s.counts)} -> {s.path}")
     if result.synth is not None:
-        console.print(f"masked copy: {result.synth.outputs} images in {result.synth.out} (dataset 'demo-masked'), contact sheet {result.synth.out / 'contact_sheet.png'}")
+        console.print(f"masked copy: {result.synth.outputs} images in {result.synth.out} (dataset 'demo-masked')")
         console.print(f"protocols: {', '.join(str(p) for p in result.protocols.values())}")
         fam = result.families
-        console.print(f"families: {', '.join(t.name for t in fam.trained)} trained on {fam.config.n_identities} synthetic identities "
-                      f"in {sum(t.seconds for t in fam.trained):.0f} s -> {fam.models}", highlight=False)
+        if fam is not None:
+            console.print(f"families: {', '.join(t.name for t in fam.trained)} trained on {fam.config.n_identities} synthetic identities "
+                          f"in {sum(t.seconds for t in fam.trained):.0f} s -> {fam.models}", highlight=False)
         print_results(result.bench.results)
-        console.print(f"run folder: {result.bench.folder}")
         console.print("(two identities: a smoke test of the pipeline, not a benchmark)")
-        console.print(f"(synthetic-* protocols and the four families: {fam.note})")
+        if fam is not None:
+            console.print(f"(synthetic-* protocols and the four families: {fam.note})")
+        for line in demo_pointers(result):
+            console.print(line, highlight=False, soft_wrap=True)
 
+
+def demo_pointers(result) -> list[str]:
+    """The demo's last three lines: where its leaderboard, report and contact sheet are,
+    and the commands to try next."""
+    run = result.bench.folder
+    report = run / "report.html"
+    report_text = f"report: {report}" if report.exists() else f"report: not written (make it with `mfrkit report {run} -o report.html`)"
+    return [
+        f"leaderboard: {run / 'leaderboard.md'} (all runs: mfrkit leaderboard {run.parent})",
+        f"{report_text}; contact sheet: {result.synth.out / 'contact_sheet.png'}",
+        f"next: mfrkit bench --model {result.model} --protocol demo/mr-mp   |   mfrkit synth --src demo --mask kn95 --color white",
+    ]
 
 
 @app.command()

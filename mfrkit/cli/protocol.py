@@ -218,13 +218,18 @@ def protocol_export(
     console.print(f"wrote {path} (paths relative to {used_root})", highlight=False)
 
 
+#: Rows of each table ``protocol show`` prints without --full.
+_SHOWN_ROWS = 12
+
+
 @protocol_app.command("show")
 def protocol_show(
     protocol: ProtocolArg,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
+    full: Annotated[bool, typer.Option("--full", help=f"Every row of every table (default: the {_SHOWN_ROWS} largest rows of a longer table).")] = False,
 ) -> None:
-    """Counts per fold, genuine/impostor, per variant and mask type."""
+    """Counts per fold, genuine/impostor, per variant and mask type (a summary; --full for every row)."""
     from ..protocols import load_protocol, summarize
 
     manifests = {k: v for k, v in (("reference", manifest), ("probe", probe_manifest or manifest)) if v is not None}
@@ -234,7 +239,19 @@ def protocol_show(
             f"seed {p.seed if p.seed is not None else '-'}, sha256 {p.sha256[:12]}")
     console.print(f"{styled('bold', p.name)}: {plain(rest)}", markup=True, highlight=False)
     for title, table in summarize(p).items():
-        print_table(title, table)
+        shown = table if full else _largest_rows(table, _SHOWN_ROWS)
+        print_table(title, shown)
+        if len(shown) < len(table):
+            console.print(f"({len(table) - len(shown)} smaller rows of {title} left out; --full shows all {len(table)})", highlight=False)
+
+
+def _largest_rows(table, n: int):
+    """The ``n`` rows of ``table`` with the largest counts (the sum of its integer
+    columns), in the table's order; the whole table when it is short."""
+    if len(table) <= n:
+        return table
+    counts = table.select_dtypes("integer").sum(axis=1)
+    return table.loc[counts.sort_values(ascending=False, kind="stable").index[:n]].sort_index()
 
 
 @protocol_app.command("validate")

@@ -35,6 +35,7 @@ from ..registry import Registry
 from ..user_regex import UnsafeRegexError, bounded_matches, compile_user_regex
 from ..userfiles import read_user_text, user_file_errors_as
 from .imageio import is_image_file
+from .mask_taxonomy import mask_type_of, unknown_labels_warning
 
 LAYOUTS: Registry = Registry("dataset layout")
 
@@ -309,7 +310,8 @@ _NO_MASK = {"no-mask", "nomask", "no_mask", "unmasked", "no mask", "none"}
 def mfr2(root: Path, labels: str | None = None, follow_links: bool = False) -> LayoutResult:
     """MFR2: identity folders plus a labels file with lines ``Name, index, label``.
 
-    ``label`` is ``no-mask`` for an unmasked image and the mask's name otherwise; the
+    ``label`` is ``no-mask`` for an unmasked image and the mask's name otherwise (kept in
+    ``mask_label``; ``mask_type`` is its type, :mod:`mfrkit.data.mask_taxonomy`); the
     index refers to the file ``<Name>/<Name>_<index:04d>.<ext>``. Images without a
     label keep a null variant (reported, never guessed).
     """
@@ -341,12 +343,16 @@ def mfr2(root: Path, labels: str | None = None, follow_links: bool = False) -> L
         if label.lower() in _NO_MASK:
             rec["variant"] = "unmasked"
         else:
-            rec["variant"], rec["mask_type"] = "masked", label
+            # the raw label kept; the type on mfrkit's axis (mask_taxonomy)
+            rec["variant"], rec["mask_label"], rec["mask_type"] = "masked", label, mask_type_of(label)
     unlabelled = 0
     for rec in result.records:
         if "variant" not in rec:
             rec["variant"] = None
             unlabelled += rec.get("identity") is not None
+    unknown = unknown_labels_warning(r["mask_label"] for r in result.records if r.get("mask_label"))
+    if unknown:
+        result.warnings.append(unknown)
     if unmatched:
         result.warnings.append(f"{unmatched} label line(s) name an image that is not on disk")
     if unlabelled:

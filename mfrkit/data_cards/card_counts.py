@@ -20,7 +20,7 @@ from ..external_sort import ExternalSort
 
 _UNKNOWN = "unknown"
 #: Columns whose usable values are counted, by name.
-COUNTED = ("variant", "mask_type", "mask_color", "mask_texture", "coverage", "region", "landmark_backend")
+COUNTED = ("variant", "mask_type", "mask_label", "mask_color", "mask_texture", "coverage", "region", "landmark_backend")
 
 
 def count_items(counter: Counter) -> dict[str, int]:

@@ -31,6 +31,7 @@ from .. import __version__
 from ..data.imageio import encode_image, image_size, read_image
 from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader, ManifestWriter, is_manifest
+from ..data.subset import subset_meta
 from ..errors import ManifestError, MfrkitError, require_made
 from ..jobs import JOURNAL, Item, Job, JobError, OutputFolder, Plan, RunStats
 from ..landmarks.base import FaceResult
@@ -360,8 +361,10 @@ class DatasetJob(Job):
         self.landmark_source = job_backend(aligned, config.landmarks, config.landmark_file, getattr(config, "renderer", None),
                                            redetect=bool(getattr(config, "redetect", False)))
         self.backend = self.landmark_source.backend
+        where = tuple(getattr(config, "where", ()) or ())
         self.container = container_of(getattr(config, "image_format", None), self.source.meta, self.containers)
-        self.rows = SourceRows(self.source, config.limit, self._container_source())
+        self.rows = SourceRows(self.source, config.limit, self._container_source(), where=where, seed=config.seed)
+        self.subset = subset_meta(where, config.limit, seed=config.seed, rows=self.rows.n_selected, of=self.rows.n_total)
         if self.container == "rec":
             self.rec_labels, self.rec_classes = self._record_labels()
         self._sink: PartSink | None = None
@@ -544,8 +547,9 @@ class DatasetJob(Job):
             return
         from ..landmarks.cache import detect_landmarks
 
-        # A --limit run detects only its own images; the store keeps every other image's rows.
-        manifest = self.source if self.config.limit is None else self.rows
+        # A --limit / --where run detects only its own images; the store keeps every other image's rows.
+        whole = self.config.limit is None and not getattr(self.config, "where", None)
+        manifest = self.source if whole else self.rows
         detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=self.landmark_source.options,
                          executor=executor)
 
@@ -575,6 +579,7 @@ class DatasetJob(Job):
             "seed": self.config.seed,
             "params": {**dataclasses.asdict(self.config), **params},
             "source": {"name": source.name, "path": str(source.path) if source.path else None, "fingerprint": self.source_fp},
+            "source_subset": self.subset,
             "job_fingerprint": self.fingerprint,
         }
 

@@ -1,7 +1,7 @@
 """What a dataset job reads of its source manifest and of an earlier run, a row group at a time.
 
-- :class:`SourceRows`: the source's usable rows (status ``ok``; the first ``--limit``)
-  and its unusable ones, in frames, as often as the job needs them (planning, the
+- :class:`SourceRows`: the source's rows meeting ``--where``, usable (status ``ok``; a
+  seeded sample of ``--limit``) and unusable, in frames, as often as the job needs them (planning, the
   output-path check, the finish); it is also a manifest the landmark detection can read
   (the ``--limit`` run detects only its own images);
 - :class:`PreviousRows`: the rows of a finished earlier run of the same job (its manifest
@@ -15,11 +15,14 @@ import weakref
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..data.manifest import ROW_GROUP, STATUS_OK
 from ..data.manifest_stream import ManifestReader
+from ..data.subset import parse_conditions, sample_ranks, where_mask
+from ..errors import DatasetError
 
 
 class SourceRows:
@@ -29,32 +32,75 @@ class SourceRows:
     ----------
     source : Manifest or ManifestReader
     limit : int or None
-        Only the first ``limit`` usable rows count as usable (the others are left out,
-        as before ``--limit`` existed; unusable rows are all kept).
+        Only a seeded sample of ``limit`` usable rows counts as usable (the rows whose
+        rank, :func:`mfrkit.data.subset.sample_ranks` of ``seed`` and the image id, is
+        among the ``limit`` lowest; kept in the source's order; the others are left out);
+        unusable rows are all kept.
     container : {None, "rec", "bin"}
         What the job writes (:mod:`mfrkit.maskgen.container_output`): ``rec`` takes the
         rows that have an identity, each identity's together (the others become
         unusable, status ``no_identity``); ``bin`` masks the probe side of a ``.bin``
         and copies its reference side (:meth:`reference`).
+    where : sequence of str
+        ``--where`` conditions (:mod:`mfrkit.data.subset`): rows that fail them are not
+        part of the job at all.
+    seed : int
+        The ``--limit`` sample's seed.
     """
 
-    def __init__(self, source, limit: int | None, container: str | None = None) -> None:
+    def __init__(self, source, limit: int | None, container: str | None = None, *, where=(), seed: int = 0) -> None:
         self.source = source
         self.limit = None if limit is None else int(limit)
         self.container = container
         self.path, self.meta, self.root = source.path, source.meta, source.root
         self.abspath = source.abspath
         self._grouped = None
-        ok = unusable = 0
-        for batch in source.batches(["status"]):
-            n = int((batch["status"] == STATUS_OK).sum())
+        self.where = parse_conditions(where)
+        self.seed = int(seed)
+        self._keys = self._where_keys()
+        self._rank_cut = None
+        total = ok = unusable = 0
+        ranks = []
+        for batch in source.batches(["status", "image_id", *self._keys]):
+            total += len(batch)
+            batch = self._meeting(batch)
+            is_ok = (batch["status"] == STATUS_OK).to_numpy(bool)
+            n = int(is_ok.sum())
             ok, unusable = ok + n, unusable + len(batch) - n
+            if self.limit is not None and n:
+                ranks.append(sample_ranks(batch["image_id"][is_ok].astype(str).tolist(), self.seed))
+        if self.where and not ok + unusable:
+            raise DatasetError(f"no row of the manifest meets --where {' --where '.join(c.text() for c in self.where)} "
+                               f"({total} rows looked at)")
+        if self.limit is not None and ok > self.limit:
+            self._rank_cut = np.partition(np.concatenate(ranks), self.limit - 1)[self.limit - 1]
+        self.n_total = total  # every row of the source
         self.n_ok = ok if self.limit is None else min(ok, self.limit)
         self.n_usable, self.n_unusable = self.n_ok, unusable
+        self.n_selected = self.n_ok + unusable  # the rows this job takes (what --where / --limit leave)
         if container == "rec":
             self._identities()
         elif container == "bin":
             self.n_usable = sum(len(b) for b in self.usable(["side"]))
+
+    def _where_keys(self) -> list[str]:
+        """The columns the conditions read; one the manifest lacks is refused here."""
+        keys = list(dict.fromkeys(c.key for c in self.where))
+        if keys:
+            names = getattr(self.source, "columns", None)
+            names = list(names) if names is not None else list(self.source.table.columns)
+            for cond in self.where:
+                if cond.key not in names:
+                    raise DatasetError(f"--where {cond.text()}: the manifest has no column {cond.key!r} "
+                                       f"(its columns: {', '.join(names)})")
+        return keys
+
+    def _meeting(self, batch: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``batch`` meeting ``--where``."""
+        return batch[where_mask(batch, self.where)] if self.where else batch
+
+    def _columns(self, columns: Sequence[str] | None, *extra: str) -> list[str] | None:
+        return None if columns is None else list(dict.fromkeys([*columns, "status", *extra]))
 
     def _identities(self) -> None:
         """Count the usable rows with an identity; regroup them when an identity is split."""
@@ -74,21 +120,21 @@ class SourceRows:
         return self.source.name
 
     def _ok(self, columns: Sequence[str] | None, size: int) -> Iterator[pd.DataFrame]:
-        """The first ``limit`` rows whose status is ``ok``, in order."""
-        left = self.n_ok
-        cols = None if columns is None else list(dict.fromkeys([*columns, "status"]))
+        """The usable rows meeting ``--where`` (the ``--limit`` sample of them), in order."""
+        want = self._columns(columns)
+        cols = self._columns(columns, *self._keys, *(["image_id"] if self._rank_cut is not None else []))
         for batch in self.source.batches(cols, size):
-            if left <= 0:
-                return
-            rows = batch[batch["status"] == STATUS_OK].iloc[:left]
-            left -= len(rows)
+            batch = self._meeting(batch)
+            rows = batch[batch["status"] == STATUS_OK]
+            if self._rank_cut is not None and len(rows):
+                rows = rows[sample_ranks(rows["image_id"].astype(str).tolist(), self.seed) <= self._rank_cut]
             if len(rows):
-                yield rows
+                yield rows if want is None else rows[[c for c in want if c in rows.columns]]
 
     def _kept(self, columns: Sequence[str] | None, size: int, keep: bool) -> Iterator[pd.DataFrame]:
         """The ok rows the container takes (``keep``) or turns away (not ``keep``)."""
         extra = {"rec": "identity", "bin": "side"}.get(self.container)
-        cols = None if columns is None or extra is None else [*columns, extra]
+        cols = columns if extra is None or columns is None else [*columns, extra]
         for rows in self._ok(cols, size):
             if extra is None:
                 taken = pd.Series(True, index=rows.index)
@@ -111,11 +157,12 @@ class SourceRows:
     def unusable(self, columns: Sequence[str] | None = None, size: int = ROW_GROUP) -> Iterator[pd.DataFrame]:
         """The rows whose status is not ``ok``, in order; then, for ``rec``, the ok rows
         without an identity (status ``no_identity``)."""
-        cols = None if columns is None else list(dict.fromkeys([*columns, "status"]))
-        for batch in self.source.batches(cols, size):
+        want = self._columns(columns)
+        for batch in self.source.batches(self._columns(columns, *self._keys), size):
+            batch = self._meeting(batch)
             rows = batch[batch["status"] != STATUS_OK]
             if len(rows):
-                yield rows
+                yield rows if want is None else rows[[c for c in want if c in rows.columns]]
         if self.container == "rec":
             for rows in self._kept(columns, size, False):
                 yield rows.assign(status="no_identity")

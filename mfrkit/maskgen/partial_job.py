@@ -15,6 +15,7 @@ from ..data.imageio import read_image
 from ..data.manifest import STATUS_OK
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, RunStats, check_unique_outputs, run_job
+from ..data.subset import limit_option, where_option
 from ..options import option
 from .container_output import placeholder
 from .dataset_job import DatasetJob, JobError, JobSummary, SourceItem, job_backend
@@ -53,7 +54,8 @@ class PartialConfig:
     image_format: str | None = option(None, flags="--format", short="-f", help="rec: write the crops as insightface RecordIO (train.rec, train.idx, "
                                                                               "property; JPEG inside), labelled by identity; default: PNG files, or RecordIO "
                                                                               "for a RecordIO source.")
-    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
+    where: list[str] = where_option()
+    limit: int | None = limit_option("usable source images")
 
     def centered(self) -> tuple[bool, ...]:
         return {"original": (False,), "centered": (True,), "both": (False, True)}[self.placement]

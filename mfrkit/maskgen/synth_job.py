@@ -21,6 +21,7 @@ from ..data.manifest import MANIFEST_NAME, STATUS_OK, Manifest
 from ..data.manifest_stream import ManifestReader
 from ..errors import ImageError
 from ..jobs import ExecutorSpec, Plan, RunStats, check_unique_outputs, run_job
+from ..data.subset import limit_option, where_option
 from ..options import option
 from ..rng import item_rng
 from .dataset_job import (
@@ -68,8 +69,10 @@ class SynthConfig:
         ``skip`` (record the failure) or ``copy`` (also copy the image unmasked).
     image_format : str or None
         Output extension (``.jpg``, ``.png``); None keeps each source's.
+    where : list of str
+        ``--where`` conditions on the source manifest's columns (:mod:`mfrkit.data.subset`).
     limit : int or None
-        Only the first ``limit`` usable source images.
+        Only a seeded sample of ``limit`` usable source images (after ``where``).
     """
 
     types: str = option("random", flags="--mask", help="Mask type (surgical, n95, kn95, cloth, gas), a comma list, random, all (one output per type), "
@@ -98,7 +101,8 @@ class SynthConfig:
     image_format: str | None = option(None, flags="--format", short="-f", help="Output format: jpg, png (image files), rec (insightface RecordIO: "
                                                                               "train.rec, train.idx, property) or bin (a masked verification .bin); "
                                                                               "default: the source's (RecordIO for RecordIO, .bin for a .bin, else each file's).")
-    limit: int | None = option(None, min=1, help="Only the first N usable images (for a try).")
+    where: list[str] = where_option()
+    limit: int | None = limit_option("usable source images")
 
     def grid(self) -> str | None:
         """The grid's name for ``--mask grid:<name>``, else None."""

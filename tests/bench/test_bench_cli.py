@@ -77,6 +77,8 @@ def test_bench_on_the_demo_sample_with_landmark_alignment(monkeypatch, capsys, t
     code, out, _ = invoke(monkeypatch, capsys, "leaderboard", runs, "--csv", tmp_path / "lb.csv", "--md", tmp_path / "lb.md")
     assert code == 0 and (tmp_path / "lb.csv").is_file() and (tmp_path / "lb.md").is_file()
     assert pd.read_csv(tmp_path / "lb.csv").loc[0, "protocol"] == "demo-pairs"
+    # the files hold the rows: the console says where, without printing them again
+    assert out.count("wrote ") == 2 and "demo-pairs" not in out
 
 
 def test_errors_are_one_line_messages(monkeypatch, capsys, tmp_path, dataset):

@@ -101,3 +101,41 @@ def test_unknown_name_lists_the_known_ones():
     assert isinstance(info.value, MfrkitError) and isinstance(info.value, KeyError)
     with pytest.raises(UnknownNameError):
         known_card_path("")
+
+
+def _card_commands():
+    """Every ``mfrkit ...`` line inside a code block of a shipped data card."""
+    import re
+    from pathlib import Path
+
+    import mfrkit.data_cards
+
+    for card in sorted((Path(mfrkit.data_cards.__file__).parent / "known").glob("*.md")):
+        for block in re.findall(r"```[a-z]*\n(.*?)```", card.read_text(encoding="utf-8"), flags=re.S):
+            for line in block.splitlines():
+                if line.startswith("mfrkit "):
+                    yield card.name, line
+
+
+def test_every_command_a_card_shows_parses():
+    """The cards' commands as printed: an option a command does not take (``-o labels=``
+    on ``datasets add``) fails here, not in a user's terminal."""
+    import shlex
+
+    import typer
+
+    from mfrkit.cli import app
+
+    root = typer.main.get_command(app)
+    lines = list(_card_commands())
+    assert len(lines) > 10
+    for card, line in lines:
+        args = shlex.split(line)[1:]
+        ctx = root.make_context("mfrkit", list(args))
+        cmd, sub = root, list(args)
+        try:
+            while hasattr(cmd, "resolve_command"):  # a group: down to the command
+                name, cmd, sub = cmd.resolve_command(ctx, sub)
+                ctx = cmd.make_context(name, sub, parent=ctx)
+        except Exception as exc:  # click's usage errors (typer vendors click: no `import click`)
+            raise AssertionError(f"{card}: `{line}` does not parse: {exc}") from None

@@ -133,12 +133,14 @@ def _embed_model(model: OnnxModel, uids: list, images: ImageTable, stores: dict,
     rows = table.loc[uids]
     lookup = None
     if needs:
-        for key in rows["manifest"].unique():
-            if not key:
-                continue  # MISSING_UID
+        pending = [key for key in rows["manifest"].unique() if key and key not in stores]  # "": MISSING_UID
+        if pending:
+            # one line for all of them (a run over many protocols reads many manifests)
+            shown = ", ".join(str(images.manifests[k].path) for k in pending[:2]) + (f" and {len(pending) - 2} more" if len(pending) > 2 else "")
+            log(f"{opt.landmarks} landmarks of {len(pending)} manifest(s) (detecting any not cached yet): {shown}")
+        for key in pending:
             if key not in stores:
                 m = images.manifests[key]
-                log(f"{opt.landmarks} landmarks of {m.path} (detecting any not cached yet)")
                 # -j 0 means no worker processes here too
                 lm_workers = (os.cpu_count() or 1) if opt.workers is None else max(1, opt.workers)
                 # backend_options None reuses whatever is cached (a masked copy's inherited
