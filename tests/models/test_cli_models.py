@@ -107,5 +107,5 @@ def test_models_export_maps_options(monkeypatch, tmp_path):
                                  "--option", "backbone=iresnet18"])
     assert result.exit_code == 0, result.output
     assert calls == {"family": "heterogeneous", "out": tmp_path / "h.onnx", "checkpoint": None,
-                     "options": {"backbone": "iresnet18"}}
+                     "options": {"backbone": "iresnet18"}, "replace": False}
     assert "(probe)" in result.output and "untrained" in result.output
