@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..results.plots import plain_texts, pyplot
+from ..results.plots import log_far_axis, plain_texts, pyplot
 
 #: FAR / FMR axis of the ROC and DET plots.
 FAR_RANGE = (1e-6, 1.0)
@@ -66,6 +66,7 @@ def roc_figure(curves: Sequence[tuple[str, str, np.ndarray, np.ndarray]], title:
         pos = far > 0
         ax.semilogx(np.clip(far[pos], *FAR_RANGE), tar[pos], color=colour, label=label, lw=1.6)
     ax.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title=f"ROC: {title}", ylim=(0, 1.01), xlim=FAR_RANGE)
+    log_far_axis(ax)
     ax.grid(True, which="both", alpha=0.3)
     if curves:
         ax.legend(loc="lower right", fontsize=8)

@@ -22,6 +22,17 @@ def pyplot():
     return plt
 
 
+def log_far_axis(ax) -> None:
+    """A log FAR axis labelled in plain numbers (``1e-06`` ... ``0.1``, as the DET axes):
+    with ``text.parse_math`` off (names are drawn as given), matplotlib's default log
+    labels would show their mathtext source (``$\\mathdefault{10^{-6}}$``)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plain_texts(fig) -> None:
     """Show control characters of ``fig``'s texts (names a user gave) as escapes: an SVG
     holding one is not valid XML, and no font has a glyph for it."""
@@ -83,6 +94,7 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     pos = fpr > 0
     ax.semilogx(fpr[pos], tpr[pos])
+    log_far_axis(ax)
     ax.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title=title, ylim=(0, 1.01))
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
