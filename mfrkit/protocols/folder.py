@@ -293,6 +293,18 @@ def info_bytes(info: dict) -> bytes:
     return (json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
+def check_protocol_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse to write a protocol into ``folder`` unless it is new, empty, or a protocol
+    folder (``protocol.json``) and ``overwrite``: a user's folder is never written into."""
+    if folder.exists() and not folder.is_dir():
+        raise ProtocolError(f"{folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / INFO_NAME).exists():
+            raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
+        if not overwrite:
+            raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
+
+
 def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``protocol`` as a protocol folder (see the module docstring).
 
@@ -309,13 +321,7 @@ def save_protocol(protocol: Protocol, folder: str | os.PathLike, *, overwrite: b
     Path of the folder. ``protocol.folder`` and ``protocol.sha256`` are updated.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ProtocolError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / INFO_NAME).exists():
-            raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
-        if not overwrite:
-            raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
+    check_protocol_folder(folder, overwrite)
     if protocol.kind not in PROTOCOL_KINDS:
         raise ProtocolError(f"protocol kind must be one of {kind_names()}, got {protocol.kind!r}")
     for role in ROLES:

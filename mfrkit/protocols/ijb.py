@@ -262,15 +262,9 @@ def _meta_files(paths: ReleasePaths) -> list[Path]:
 
 
 def _check_folder(folder: Path, overwrite: bool) -> None:
-    from .folder import INFO_NAME
+    from .folder import check_protocol_folder  # here, as its INFO_NAME was: folder imports the kinds, and they read IJB tables
 
-    if folder.exists() and not folder.is_dir():
-        raise ProtocolError(f"{folder} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / INFO_NAME).exists():
-            raise ProtocolError(f"{folder} is not empty and holds no {INFO_NAME}; choose an empty or new folder")
-        if not overwrite:
-            raise ProtocolError(f"a protocol already exists in {folder}; replace it with --force (overwrite=True from Python)")
+    check_protocol_folder(folder, overwrite)
 
 
 # --- reading back ------------------------------------------------------------------------------------
