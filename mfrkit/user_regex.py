@@ -17,11 +17,8 @@ pattern safe to run over every file name of a dataset:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import threading
 from typing import Iterable, Iterator
 
 try:  # Python 3.11+
@@ -31,6 +28,7 @@ except ImportError:  # pragma: no cover - older Pythons
     import sre_constants as _sre_constants  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
+from .deadline import deadline
 from .errors import MfrkitError
 
 __all__ = ["UnsafeRegexError", "bounded_matches", "compile_user_regex"]
@@ -149,22 +147,9 @@ def _budget(n: int) -> float:
     return base + 1e-3 * n
 
 
-@contextlib.contextmanager
 def _deadline(seconds: float, message: str):
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield  # the static check alone (a timer needs the main thread of a Unix process)
-        return
-
-    def expire(signum, frame):
-        raise UnsafeRegexError(message)
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    # off the main thread the static check alone bounds the match
+    return deadline(seconds, lambda: UnsafeRegexError(message))
 
 
 def bounded_matches(pattern: re.Pattern, names: list[str], *, what: str) -> list[re.Match | None]:

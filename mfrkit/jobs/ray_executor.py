@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import socket
-import threading
 from typing import Iterable, Iterator
 
+from ..deadline import deadline
 from ..errors import MfrkitError
 from .base import Job
 from .executors import Chunk, Executor, ExecutorSpec, Result
@@ -119,25 +118,11 @@ def _speaks_http2(sock: socket.socket) -> bool:
     return head[3] == 0x04  # frame type SETTINGS
 
 
-@contextlib.contextmanager
 def _deadline(seconds: float, address: str):
-    """Interrupt the block after ``seconds`` (SIGALRM; main thread of a Unix process only,
-    elsewhere the TCP check alone bounds the wait)."""
-    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise RayUnavailableError(f"no Ray cluster answered at {address!r} within {seconds:g} s "
-                                  f"(MFRKIT_RAY_CONNECT_TIMEOUT): {_HOW_TO}")
-
-    old = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+    """Interrupt the block after ``seconds`` (:func:`mfrkit.deadline.deadline`; off the
+    main thread the TCP check alone bounds the wait)."""
+    return deadline(seconds, lambda: RayUnavailableError(f"no Ray cluster answered at {address!r} within {seconds:g} s "
+                                                         f"(MFRKIT_RAY_CONNECT_TIMEOUT): {_HOW_TO}"))
 
 
 def start_ray(address: str | None, num_cpus: int | None = None):
