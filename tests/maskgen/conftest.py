@@ -34,3 +34,15 @@ def faces(crops, backends):
         assert mp.status == "ok" and dl.status == "ok", name
         out[name] = (img, mp.landmarks, dl.landmarks)
     return out
+
+
+@pytest.fixture(scope="session")
+def faces_of(photos):
+    """mediapipe's primary-face landmarks of each real photo, by name (for crops of a template)."""
+    from mfrkit.landmarks import create_backend, detect_primary
+
+    backend = create_backend("mediapipe")
+    try:
+        return {name: detect_primary(backend, photo).landmarks for name, photo in photos.items()}
+    finally:
+        backend.close()

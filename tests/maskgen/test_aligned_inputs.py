@@ -13,18 +13,8 @@ from mfrkit.alignments import align_crop, crop_template
 from mfrkit.data.imageio import read_image, write_image
 from mfrkit.data.manifest import read_manifest
 from mfrkit.jobs import JobError
-from mfrkit.landmarks import create_backend, detect_primary
 from mfrkit.maskgen import SynthConfig, check_coverage, synthesize
 from mfrkit.maskgen.dataset_job import ALIGNED_META, job_backend
-
-
-@pytest.fixture(scope="module")
-def faces_of(photos):
-    backend = create_backend("mediapipe")
-    try:
-        return {name: detect_primary(backend, photo).landmarks for name, photo in photos.items()}
-    finally:
-        backend.close()
 
 
 def _crops(root, photos, faces_of, template: str, copies: int = 2):

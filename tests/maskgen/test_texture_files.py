@@ -29,17 +29,6 @@ def _crop(photos, faces_of, name="eileen_collins"):
     return align_crop("arcface112", photos[name], faces_of[name])
 
 
-@pytest.fixture(scope="module")
-def faces_of(photos):
-    from mfrkit.landmarks import create_backend, detect_primary
-
-    backend = create_backend("mediapipe")
-    try:
-        return {name: detect_primary(backend, photo).landmarks for name, photo in photos.items()}
-    finally:
-        backend.close()
-
-
 def _masked_pixels(out, image):
     return out.image[out.occlusion].astype(int), image[out.occlusion].astype(int)
 

@@ -83,6 +83,16 @@ def plot_verification(folder: Path, labels, scores, title: str) -> list[Path]:
     return plot_roc_det(folder, fpr, tpr, title)
 
 
+def _save_png(plt, fig, path: Path) -> Path:
+    """Lay out, escape the texts of, write (atomically) and close ``fig``."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        plain_texts(fig)
+        fig.savefig(tmp)
+    plt.close(fig)
+    return path
+
+
 def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     """``roc.png`` and ``det.png`` from ROC points (FAR and TAR arrays, increasing)."""
 
@@ -97,21 +107,11 @@ def plot_roc_det(folder: Path, fpr, tpr, title: str) -> list[Path]:
     log_far_axis(ax)
     ax.set(xlabel="FAR (false accept rate)", ylabel="TAR (true accept rate)", title=title, ylim=(0, 1.01))
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(folder / "roc.png") as tmp:
-        plain_texts(fig)
-        fig.savefig(tmp)
-    plt.close(fig)
-    written.append(folder / "roc.png")
+    written.append(_save_png(plt, fig, folder / "roc.png"))
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     ax.plot(*det_coordinates(fpr, 1 - tpr))
     det_axes(ax, title)
-    fig.tight_layout()
-    with atomic_path(folder / "det.png") as tmp:
-        plain_texts(fig)
-        fig.savefig(tmp)
-    plt.close(fig)
-    written.append(folder / "det.png")
+    written.append(_save_png(plt, fig, folder / "det.png"))
     return written
 
 
