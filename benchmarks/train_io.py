@@ -13,7 +13,7 @@ crops per second *per core*: multiply by the DataLoader workers a machine can sp
 Also timed: the pack read followed by a resize (a pack of ``arcface112`` crops feeding
 a 64-px model) and the normalisation to the float tensor the model takes.
 
-The images are synthetic identities (``mfrkit.data.synthetic_identities``: 176x176
+The images are synthetic identities (``mfrkit.synthetic.identities``: 176x176
 JPEG captures, like a web face dataset's crops); they are built once in ``--work``.
 
     python benchmarks/train_io.py [--images 800] [--work /tmp/mfrkit-train-io] [--repeats 3]
@@ -54,7 +54,7 @@ def main() -> None:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    from mfrkit.data.synthetic_identities import build_synthetic_identities
+    from mfrkit.synthetic.identities import build_synthetic_identities
     from mfrkit.landmarks.cache import get_landmarks
     from mfrkit.model_input import ARCFACE_112_INPUT, ModelInput
     from mfrkit.models.dataset import PairedFaceDataset

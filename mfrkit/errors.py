@@ -76,6 +76,11 @@ class NotAFileError(ImageError):
     reason = "not_a_file"
 
 
+class CardError(MfrkitError):
+    """A data card cannot be built, read or parsed (a manifest's card, or a built-in card
+    of a known dataset)."""
+
+
 class LandmarkError(MfrkitError):
     """A landmark backend cannot be loaded or used."""
 

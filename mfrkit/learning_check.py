@@ -1,7 +1,7 @@
 """The learning check: do the model families learn to tell (synthetic) people apart?
 
 A check of the training machinery, never a benchmark of face recognition. It runs the
-whole data flow on synthetic identities (:mod:`mfrkit.data.synthetic_identities`):
+whole data flow on synthetic identities (:mod:`mfrkit.synthetic.identities`):
 
 1. identities -> ``train`` / ``test`` (identity-disjoint);
 2. ``synth --mix`` on ``train`` (each capture unmasked and masked, linked by
@@ -72,7 +72,7 @@ class CheckConfig:
     Attributes
     ----------
     n_identities, captures, test_fraction, seed : synthetic identities (see
-        :func:`~mfrkit.data.synthetic_identities.build_synthetic_identities`).
+        :func:`~mfrkit.synthetic.identities.build_synthetic_identities`).
     backbone, width, embedding_dim, input_size : the models (one small backbone for all;
         the training images are packed as ``arcface<input_size>`` crops).
     epochs, batch_size, lr, warmup_steps : training of every model.
@@ -134,7 +134,7 @@ def build_check_data(out: str | Path, cfg: CheckConfig = CheckConfig(), *, progr
     Every stage is an mfrkit job in its own sub-folder, so a rerun reuses what is done
     and a folder that is not the check's own is refused.
     """
-    from .data.synthetic_identities import build_synthetic_identities
+    from .synthetic.identities import build_synthetic_identities
     from .maskgen.synth_job import SynthConfig, synthesize
     from .packs.write import PackConfig, write_pack
     from .protocols.workflow import make_protocol_folder

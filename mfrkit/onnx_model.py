@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .data.manifest import file_sha256
+from .userfiles import user_file_sha256
 from .errors import MfrkitError, ModelError
 from .model_input import read_provenance, read_sidecar, resolve_model_input, sidecar_path
 
@@ -333,7 +333,7 @@ class OnnxModel:
                           f"({self.cuda_libraries}); embedding on the CPU. `mfrkit doctor` says why.",
                           RuntimeWarning, stacklevel=2)
         self.provider = provider_name(used)
-        self.sha256 = file_sha256(self.path)
+        self.sha256 = user_file_sha256(self.path)
         metadata = dict(self.session.get_modelmeta().custom_metadata_map or {})
         side = None
         if sidecar is not None:

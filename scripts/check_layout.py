@@ -16,7 +16,11 @@ Prints, for FOLDER (default ``mfrkit/bench``):
   (``mfrkit/protocols/kinds.py``);
 * the imports from ``mfrkit.bench`` in the packages below it, and the import cycles
   between ``mfrkit``'s packages and between ``mfrkit.bench``'s sub-packages (function-level
-  imports count: they are arrows too).
+  imports count: they are arrows too);
+* the arrows between ``mfrkit``'s packages (its sub-folders; top-level modules such as
+  ``align.py`` are left out of the listing), by layer: a package of layer *k* imports
+  packages of lower layers only, so the order can be read off (e.g. ``data`` below
+  ``landmarks`` below ``data_cards``).
 
 Exits 1 when any check fails, so it can run in CI.
 """
@@ -198,6 +202,34 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def layers(graph: dict[str, set[str]], nodes: set[str]) -> list[list[str]]:
+    """``nodes`` by layer of an acyclic ``graph`` (importer -> imported): layer 0 imports
+    none of ``nodes``, layer *k* imports some node of layer *k - 1* and none above it."""
+    level: dict[str, int] = {}
+
+    def depth(v: str) -> int:
+        if v not in level:
+            level[v] = 1 + max((depth(w) for w in graph.get(v, ()) if w in nodes), default=-1)
+        return level[v]
+
+    out: list[list[str]] = []
+    for v in sorted(nodes):
+        k = depth(v)
+        out.extend([] for _ in range(k + 1 - len(out)))
+        out[k].append(v)
+    return out
+
+
+def print_package_layers(graph: dict[str, set[str]]) -> None:
+    """The arrows between ``mfrkit``'s packages, lowest layer first (see :func:`layers`)."""
+    packages = {f"mfrkit.{p.name}" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    print("arrows between mfrkit's packages, by layer (a package imports lower layers only):")
+    for k, layer in enumerate(layers(graph, packages)):
+        for a in layer:
+            down = sorted(b.rpartition(".")[2] for b in graph.get(a, ()) if b in packages)
+            print(f"  {k}  {a.rpartition('.')[2]}" + (f" -> {', '.join(down)}" if down else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", nargs="?", default="mfrkit/bench")
@@ -244,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         for comp in found:
             arrows = [f"{a} -> {b}" for a in comp for b in sorted(graph[a]) if b in comp]
             print(f"  {', '.join(comp)}: {'; '.join(arrows)}")
+        failed |= bool(found)
+        if prefix == "mfrkit" and not found:
+            print_package_layers(graph)
         if prefix == "mfrkit.bench":
-            failed |= bool(found)
             print("arrows between mfrkit.bench's sub-packages:")
             for a in sorted(graph):
                 print(f"  {a.rpartition('.')[2]} -> {', '.join(sorted(b.rpartition('.')[2] for b in graph[a]))}")

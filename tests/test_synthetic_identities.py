@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfrkit.data.face_warp import FaceFrame, Morph, anchor_points, backward_map, forward_points, rotate_mesh, shift_lab
-from mfrkit.data.synthetic_identities import (
+from mfrkit.face_warp import FaceFrame, Morph, anchor_points, backward_map, forward_points, rotate_mesh, shift_lab
+from mfrkit.synthetic.identities import (
     CAPTURE_IOD,
     DESCRIPTION,
     IdentityParams,

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..atomic import atomic_path
 from ..errors import ManifestError
-from ..userfiles import check_user_file, user_file_sha256
+from ..userfiles import check_user_file
 
 STATUS_OK = "ok"
 VARIANTS = ("unmasked", "masked", "partial")
@@ -379,7 +379,3 @@ def manifest_fingerprint(df: pd.DataFrame) -> str:
         h.update(("\x1f".join(map(str, row)) + "\n").encode())
     return h.hexdigest()
 
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, hex (a regular file only: see :mod:`mfrkit.userfiles`)."""
-    return user_file_sha256(path, chunk=chunk)

@@ -39,16 +39,16 @@ def mfrkit_home() -> Path:
 def known_dataset(name: str) -> str | None:
     """The canonical name of a known public dataset (aliases resolved), or None.
 
-    Known datasets are the ones with a built-in data card (:mod:`mfrkit.data_cards`).
+    Known datasets are the ones with a built-in data card (:mod:`mfrkit.data.known_datasets`).
     """
-    from ..data_cards import resolve_known_name
+    from .known_datasets import resolve_known_name
 
     return resolve_known_name(name)
 
 
 def known_layout(name: str) -> str:
     """The mfrkit layout that reads the known public dataset ``name``."""
-    from ..data_cards import known_card_info
+    from .known_datasets import known_card_info
 
     return known_card_info(name)["layout"]
 

@@ -9,7 +9,7 @@ from .card import (
     summarize_manifest,
     write_card,
 )
-from .catalog import (
+from ..data.known_datasets import (
     known_card,
     known_card_info,
     known_card_path,

@@ -44,11 +44,12 @@ import yaml
 
 from .. import __version__
 from ..atomic import atomic_write_text
+from ..data.known_datasets import known_card_info, parse_front_matter, resolve_known_name
 from ..data.manifest import Manifest
 from ..data.manifest_stream import is_manifest
 from ..data.subset import subset_text
-from ..errors import MfrkitError
-from ..userfiles import read_user_text, user_file_errors_as, yaml_error_text
+from ..errors import CardError
+from ..userfiles import read_user_text, user_file_errors_as
 from .card_counts import CardCounts, count_items, stats_of
 
 CARD_VERSION = 1
@@ -72,10 +73,6 @@ _PROVENANCE_KEYS = ("kind", "layout", "root", "mfrkit_version", "created", "seed
 _PARAMETER_KEYS = ("params", "parameters", "options", "layout_options", "command", "args", "argv")
 _SKIP_META = ("name", "fingerprint", "description")
 _UNKNOWN = "unknown"
-
-
-class CardError(MfrkitError):
-    """A data card cannot be built, read or parsed."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,8 +217,6 @@ def _meta_sections(manifest: Manifest) -> dict:
 
 
 def _known_dataset(manifest: Manifest) -> dict | None:
-    from .catalog import known_card_info, resolve_known_name
-
     meta = manifest.meta or {}
     for candidate in (meta.get("known_dataset"), meta.get("name")):
         if not isinstance(candidate, str) or not candidate:
@@ -430,22 +425,6 @@ def write_card(manifest: Manifest, path: str | os.PathLike, *, landmark_summary:
         path = path / CARD_NAME
     atomic_write_text(path, render_card(manifest, landmark_summary=landmark_summary))
     return path
-
-
-def parse_front_matter(text: str) -> tuple[dict, str]:
-    """Split a card into its YAML header (parsed with ``yaml.safe_load``) and Markdown body."""
-    if not text.startswith("---\n"):
-        raise CardError("card has no YAML front matter (it must start with a '---' line)")
-    end = text.find("\n---\n", 3)
-    if end < 0:
-        raise CardError("card front matter is not closed by a '---' line")
-    try:
-        header = yaml.safe_load(text[4 : end + 1]) or {}
-    except yaml.YAMLError as exc:
-        raise CardError(f"card front matter is not valid YAML: {yaml_error_text(exc)}") from None
-    if not isinstance(header, dict):
-        raise CardError("card front matter must be a YAML mapping")
-    return header, text[end + 5 :]
 
 
 def read_card_header(path: str | os.PathLike) -> dict:

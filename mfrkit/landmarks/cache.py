@@ -30,9 +30,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.manifest import STATUS_OK, Manifest, file_sha256
+from ..data.manifest import STATUS_OK, Manifest
 from ..errors import LandmarkError, ManifestError, require_made
 from ..jobs import ExecutorSpec, Plan, run_job
+from ..userfiles import user_file_sha256
 from .base import FaceResult
 from .detect_job import DetectItem, LandmarkJob, ShardItem, detect_rows
 from .legacy import has_legacy, migrate_legacy
@@ -69,7 +70,7 @@ def _options_key(options: dict) -> str:
     file by its content (a corrected file must not be served the old file's landmarks)."""
 
     def value(name, v):
-        return f"sha256:{file_sha256(v)}" if name == "path" and Path(str(v)).is_file() else v
+        return f"sha256:{user_file_sha256(v)}" if name == "path" and Path(str(v)).is_file() else v
 
     return json.dumps({k: value(k, v) for k, v in options.items()}, sort_keys=True, default=str)
 

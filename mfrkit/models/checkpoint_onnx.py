@@ -41,12 +41,12 @@ def exported_checkpoint(path: str | os.PathLike, *, cache_root: str | os.PathLik
     Path
         A folder that ``--model`` reads as one model named after the checkpoint.
     """
-    from ..data.manifest import file_sha256
+    from ..userfiles import user_file_sha256
     from ..data.registry import mfrkit_home
     from .export import export_family
 
     path = Path(path)
-    digest = file_sha256(path)
+    digest = user_file_sha256(path)
     name = _model_name(path.resolve())
     root = Path(cache_root) if cache_root is not None else mfrkit_home() / "cache" / "checkpoints"
     folder = root / digest[:16] / name

@@ -301,7 +301,7 @@ def export_family(
     """
     import hashlib
 
-    from ..data.manifest import file_sha256
+    from ..userfiles import user_file_sha256
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .families import create_family
 
@@ -312,7 +312,7 @@ def export_family(
         if family is not None and family != state["family"]:
             raise ExportError(f"checkpoint {checkpoint} holds family {state['family']!r}, not {family!r}")
         model = model_from_checkpoint(state)
-        weights = f"sha256:{file_sha256(checkpoint)}"
+        weights = f"sha256:{user_file_sha256(checkpoint)}"
         provenance = Provenance.to_metadata(trained=True, weights=weights, recipe=state.get("recipe") or None,
                                             data_fingerprint=state.get("manifest_fingerprint"), steps=state.get("step"))
     else:

@@ -27,13 +27,12 @@ from ..data.verification_bin import open_bin
 from ..data.manifest import (
     STATUS_OK,
     Manifest,
-    file_sha256,
     make_table,
     read_manifest,
     write_manifest,
 )
 from ..errors import ImageError, MfrkitError
-from ..userfiles import read_user_bytes
+from ..userfiles import read_user_bytes, user_file_sha256
 from .errors import PairFormatError, ProtocolError
 from .folder import Protocol
 from .kinds import has_pair_list, protocol_kind
@@ -206,7 +205,7 @@ def import_pairs(path: str | os.PathLike, fmt: str, reference: Manifest | str | 
     spec = infer_spec(manifests, left, right)  # unresolved ids are ignored
     info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
             "params": {"read_options": {k: v for k, v in sorted(read_options.items()) if v is not None}},
-            "source": {"format": get_format(fmt).name, "file": path.name, "sha256": file_sha256(path),
+            "source": {"format": get_format(fmt).name, "file": path.name, "sha256": user_file_sha256(path),
                        "unresolved": len(unresolved)}}
     report = ImportReport(pairs=len(table), folds=int(table["fold"].nunique()), genuine=int(table["label"].sum()),
                           unresolved=unresolved)
@@ -375,7 +374,7 @@ def bin_protocol_in_place(path: str | os.PathLike, *, n_folds: int = 10, name: s
     spec = _SPEC_OF_VARIANTS.get((variants[0], variants[1]))
     info = {"name": name or path.stem, "kind": "verification", "spec": spec, "spec_params": {}, "seed": None,
             "params": {"read_options": {"n_folds": n_folds}},
-            "source": {"format": "insightface-bin", "file": path.name, "sha256": file_sha256(path), "unresolved": 0, "in_place": True}}
+            "source": {"format": "insightface-bin", "file": path.name, "sha256": user_file_sha256(path), "unresolved": 0, "in_place": True}}
     return Protocol(info=info, manifests={"reference": manifest, "probe": manifest}, pairs=pairs), manifest
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..data.manifest import STATUS_OK, file_sha256
+from ..data.manifest import STATUS_OK
 from ..errors import require_made
+from ..userfiles import user_file_sha256
 from .all_pairs import make_all_pairs
 from .derive import derive_verification
 from .errors import InsufficientDataError, ProtocolError
@@ -128,7 +129,7 @@ def make_protocol_folder(out: PathLike, reference: PathLike | None, probe: PathL
         if label is None:
             protocol.info["name"] = folder.name
         if people is not None and derive_from is None and of_kind.pair_list:
-            protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": file_sha256(people)}
+            protocol.info["params"]["identity_folds"] = {"file": Path(people).name, "sha256": user_file_sha256(people)}
         reg_name = None
         if register:
             if isinstance(register, str):

@@ -106,11 +106,9 @@ def test_unknown_name_lists_the_known_ones():
 def _card_commands():
     """Every ``mfrkit ...`` line inside a code block of a shipped data card."""
     import re
-    from pathlib import Path
+    from mfrkit.data.known_datasets import KNOWN_DIR
 
-    import mfrkit.data_cards
-
-    for card in sorted((Path(mfrkit.data_cards.__file__).parent / "known").glob("*.md")):
+    for card in sorted(KNOWN_DIR.glob("*.md")):
         for block in re.findall(r"```[a-z]*\n(.*?)```", card.read_text(encoding="utf-8"), flags=re.S):
             for line in block.splitlines():
                 if line.startswith("mfrkit "):

@@ -18,7 +18,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ...alignments import get_alignment
-from ...data.manifest import STATUS_OK, file_sha256
+from ...data.manifest import STATUS_OK
+from ...userfiles import user_file_sha256
 from ...errors import ModelError
 from ...landmarks.base import FaceResult
 from ...jobs import ExecutorSpec, FolderLock
@@ -275,7 +276,7 @@ def _cache_keys(images: Sequence[ImageRef], status: np.ndarray, faces: LandmarkL
                 if not Path(im.path).is_file():
                     status[i] = "missing"
                     continue
-                sha = file_sha256(im.path)
+                sha = user_file_sha256(im.path)
             keys[i] = item_key(sha, lm)
     return keys
 

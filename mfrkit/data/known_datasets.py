@@ -13,10 +13,28 @@ import functools
 import re
 from pathlib import Path
 
-from ..errors import UnknownNameError
-from .card import CardError, parse_front_matter
+import yaml
+
+from ..errors import CardError, UnknownNameError
+from ..userfiles import yaml_error_text
 
 KNOWN_DIR = Path(__file__).resolve().parent / "known"
+
+
+def parse_front_matter(text: str) -> tuple[dict, str]:
+    """Split a card into its YAML header (parsed with ``yaml.safe_load``) and Markdown body."""
+    if not text.startswith("---\n"):
+        raise CardError("card has no YAML front matter (it must start with a '---' line)")
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        raise CardError("card front matter is not closed by a '---' line")
+    try:
+        header = yaml.safe_load(text[4 : end + 1]) or {}
+    except yaml.YAMLError as exc:
+        raise CardError(f"card front matter is not valid YAML: {yaml_error_text(exc)}") from None
+    if not isinstance(header, dict):
+        raise CardError("card front matter must be a YAML mapping")
+    return header, text[end + 5 :]
 
 
 def _key(name: str) -> str:

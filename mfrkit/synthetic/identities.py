@@ -7,7 +7,7 @@ Grace Hopper from matplotlib; see :func:`mfrkit.data.sample.source_photos`):
 
 * **identity** = one base photo + a fixed, smooth face-shape morph driven by its
   landmarks (eye spacing, nose length and width, mouth and jaw width, lower-face height;
-  :class:`~mfrkit.data.face_warp.Morph`) + fixed appearance shifts (skin tone and hair
+  :class:`~mfrkit.face_warp.Morph`) + fixed appearance shifts (skin tone and hair
   colour, in CIELAB);
 * **capture** = the identity seen in one session: head pose (yaw and pitch by turning
   the face mesh, roll), framing (scale and shift), lighting (brightness, contrast, a
@@ -55,7 +55,7 @@ from ..errors import MfrkitError
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
 from ..rng import item_rng
 from ..userfiles import check_user_file
-from .face_warp import (
+from ..face_warp import (
     FACE_OVAL,
     FaceFrame,
     Morph,
@@ -69,8 +69,8 @@ from .face_warp import (
     skin_mask,
     warp_image,
 )
-from .imageio import encode_image
-from .manifest import MANIFEST_NAME, Manifest, make_table, read_manifest, write_manifest
+from ..data.imageio import encode_image
+from ..data.manifest import MANIFEST_NAME, Manifest, make_table, read_manifest, write_manifest
 
 #: Bump when the rendering changes: it is part of the folder's fingerprint.
 GENERATOR_VERSION = 1
@@ -118,7 +118,7 @@ def base_faces(backend: str = "mediapipe") -> dict[str, BaseFace]:
     landmarks ``backend`` finds on them (a backend with a face mesh is required)."""
     from ..align import similarity_transform
     from ..landmarks import create_backend, detect_primary
-    from .sample import source_photos
+    from ..data.sample import source_photos
 
     detector = create_backend(backend)
     if not getattr(detector, "has_mesh", False):
@@ -517,6 +517,6 @@ def _readme(options: dict, table: pd.DataFrame) -> str:
         "**not** a measure of face recognition on real people. Label every figure from it *synthetic*.\n\n"
         f"- identities: {len(table)} ({counts.get('train', 0)} train, {counts.get('test', 0)} test, identity-disjoint)\n"
         f"- captures per identity: {options['captures']}, {options['size']}x{options['size']} JPEG\n"
-        f"- seed: {options['seed']}; made by mfrkit {__version__} (`mfrkit.data.synthetic_identities`)\n"
+        f"- seed: {options['seed']}; made by mfrkit {__version__} (`mfrkit.synthetic.identities`)\n"
         "- `identities.csv`: base photo, morph and colour shifts of every identity\n"
     )

@@ -1,6 +1,6 @@
 """Smooth landmark-driven warps of a face photo: identity morphs, head pose, skin and hair.
 
-Pure pixel and geometry functions used by :mod:`mfrkit.data.synthetic_identities`.
+Pure pixel and geometry functions used by :mod:`mfrkit.synthetic.identities`.
 Every warp is given as *where landmarks go*: displacements at control points
 (landmarks, plus fixed anchors around the head and on the image border) are spread over
 the image by a thin-plate spline, the smoothest interpolant that passes through them,
