@@ -54,7 +54,7 @@ def make_images(folder: Path, n: int, size: int) -> list:
 
 
 def bench_embedding(args) -> None:
-    from mfrkit.crops import CropJob, crop_chunk, default_workers
+    from mfrkit.crops import CropRequest, crop_chunk, default_workers
     from mfrkit.bench.embed.pipeline import embed_images
     from mfrkit.onnx_model import OnnxModel
     from mfrkit.model_input import to_tensor
@@ -78,7 +78,7 @@ def bench_embedding(args) -> None:
         # onnxruntime session with its default settings (threads, spinning)
         import onnxruntime as ort
 
-        crops, _ = crop_chunk([CropJob(r.path) for r in refs], "none", (h, w))
+        crops, _ = crop_chunk([CropRequest(r.path) for r in refs], "none", (h, w))
         batches = [to_tensor(crops[i : i + args.batch], model.spec) for i in range(0, len(crops), args.batch)]
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads

@@ -247,8 +247,8 @@ def size_mib(path: Path) -> float:
 
 
 def memory_section(faces, folder: Path, sizes: list[int]) -> None:
-    base = baseline("mfrkit.landmarks.cache", "pandas", "pyarrow.parquet")
-    bench_base = baseline("mfrkit.landmarks.cache", "mfrkit.bench.embed.pipeline", "pandas", "pyarrow.parquet")
+    base = baseline("mfrkit.landmarks.lookup", "pandas", "pyarrow.parquet")
+    bench_base = baseline("mfrkit.landmarks.lookup", "mfrkit.bench.embed.pipeline", "pandas", "pyarrow.parquet")
     print(f"\n2. Size on disk and peak RSS above a process that only imports the modules ({base:.0f} MiB)")
     header = f"   {'rows':>8} {'0.1.0 file':>11} {'store':>8} {'per row':>8} | {'0.1.0 load all':>15} {'store: all chunks':>18} {'points only':>12} {'bench keys':>11} {'read rows/s':>12}"
     print(header)
@@ -306,7 +306,7 @@ def bench_section(sizes: list[int]) -> None:
 
 def detect_tree(root: str, workers: int) -> tuple[int, float]:
     from mfrkit.data.manifest import read_manifest
-    from mfrkit.landmarks.cache import detect_landmarks
+    from mfrkit.landmarks.lookup import detect_landmarks
 
     manifest = read_manifest(Path(root) / "manifest.parquet")
     start = time.perf_counter()

@@ -125,7 +125,7 @@ def stage_scan(home: str, name: str, root: str, workers: int, layout: str = "ima
 def stage_landmarks(home: str, name: str, executor: str, workers: int) -> int:
     os.environ["MFRKIT_HOME"] = home
     from mfrkit.data.registry import open_source
-    from mfrkit.landmarks.cache import detect_landmarks
+    from mfrkit.landmarks.lookup import detect_landmarks
 
     manifest = open_source(name)
     kwargs = {}

@@ -55,7 +55,7 @@ def main() -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     from mfrkit.synthetic.identities import build_synthetic_identities
-    from mfrkit.landmarks.cache import get_landmarks
+    from mfrkit.landmarks.lookup import get_landmarks
     from mfrkit.model_input import ARCFACE_112_INPUT, ModelInput
     from mfrkit.models.dataset import PairedFaceDataset
     from mfrkit.packs import open_pack

@@ -35,20 +35,21 @@ ALIGN_FAILED = "align_failed"
 
 
 @dataclass(frozen=True)
-class CropJob:
-    """Everything a worker needs for one image.
+class CropRequest:
+    """Everything a worker needs to crop one image (a plain record, not a
+    :class:`mfrkit.jobs.Job`: the pipeline here runs on its own process pool).
 
     Attributes
     ----------
     path : str, absolute path of the image.
-    landmarks : Landmarks or None (only the points; no dense mesh, to keep jobs small).
+    landmarks : Landmarks or None (only the points; no dense mesh, to keep requests small).
     """
 
     path: str
     landmarks: Landmarks | None = None
 
 
-def make_crop(job: CropJob, align: str, size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+def make_crop(request: CropRequest, align: str, size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
     """Read and align one image.
 
     Returns
@@ -57,11 +58,11 @@ def make_crop(job: CropJob, align: str, size: tuple[int, int]) -> tuple[np.ndarr
     status : ``"ok"`` or the failure reason.
     """
     try:
-        image = read_image(job.path)
+        image = read_image(request.path)
     except ImageError as exc:
         return None, exc.reason
     try:
-        crop = get_alignment(align).crop(image, job.landmarks, size)
+        crop = get_alignment(align).crop(image, request.landmarks, size)
     except MfrkitError:
         return None, ALIGN_FAILED
     if crop.shape != (*size, 3) or crop.dtype != np.uint8:
@@ -69,12 +70,12 @@ def make_crop(job: CropJob, align: str, size: tuple[int, int]) -> tuple[np.ndarr
     return np.ascontiguousarray(crop), STATUS_OK
 
 
-def crop_chunk(jobs: Sequence[CropJob], align: str, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+def crop_chunk(requests: Sequence[CropRequest], align: str, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """Crops of several images, stacked: shape (n, H, W, 3) uint8 (zeros where failed), and statuses."""
-    out = np.zeros((len(jobs), *size, 3), np.uint8)
+    out = np.zeros((len(requests), *size, 3), np.uint8)
     statuses = []
-    for i, job in enumerate(jobs):
-        crop, status = make_crop(job, align, size)
+    for i, request in enumerate(requests):
+        crop, status = make_crop(request, align, size)
         if crop is not None:
             out[i] = crop
         statuses.append(status)
@@ -89,7 +90,7 @@ def _init_worker() -> None:
 
 
 def iter_crops(
-    jobs: Sequence[CropJob],
+    requests: Sequence[CropRequest],
     *,
     align: str,
     size: tuple[int, int],
@@ -97,11 +98,11 @@ def iter_crops(
     chunk_size: int = 64,
     prefetch: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray, list[str]]]:
-    """Crops of ``jobs`` in order, chunk by chunk.
+    """Crops of ``requests`` in order, chunk by chunk.
 
     Parameters
     ----------
-    jobs : sequence of CropJob
+    requests : sequence of CropRequest
     align : alignment name; size : (H, W)
     workers : int
         Worker processes; 0 runs everything in this process (tests, debugging).
@@ -112,15 +113,15 @@ def iter_crops(
 
     Yields
     ------
-    start : int, index in ``jobs`` of the chunk's first image.
+    start : int, index in ``requests`` of the chunk's first image.
     crops : ndarray of shape (n, H, W, 3), uint8.
     statuses : list of n str.
     """
     get_alignment(align)  # unknown names fail here, not in a worker
-    starts = range(0, len(jobs), chunk_size)
+    starts = range(0, len(requests), chunk_size)
     if workers <= 0:
         for s in starts:
-            crops, statuses = crop_chunk(jobs[s : s + chunk_size], align, size)
+            crops, statuses = crop_chunk(requests[s : s + chunk_size], align, size)
             yield s, crops, statuses
         return
     depth = max(1, prefetch if prefetch is not None else 2 * workers)
@@ -130,14 +131,14 @@ def iter_crops(
         it = iter(starts)
         try:
             for s in it:
-                pending.append((s, pool.submit(crop_chunk, list(jobs[s : s + chunk_size]), align, size)))
+                pending.append((s, pool.submit(crop_chunk, list(requests[s : s + chunk_size]), align, size)))
                 if len(pending) >= depth:
                     break
             while pending:
                 s, fut = pending.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
-                    pending.append((nxt, pool.submit(crop_chunk, list(jobs[nxt : nxt + chunk_size]), align, size)))
+                    pending.append((nxt, pool.submit(crop_chunk, list(requests[nxt : nxt + chunk_size]), align, size)))
                 crops, statuses = fut.result()
                 yield s, crops, statuses
         finally:

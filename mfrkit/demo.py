@@ -22,7 +22,7 @@ from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
 from .errors import DatasetError, ManifestError, MfrkitError
 from .jobs import OutputFolder, read_marker
-from .landmarks.cache import LandmarkSummary, detect_landmarks
+from .landmarks.lookup import LandmarkSummary, detect_landmarks
 from .maskgen.dataset_job import legacy_fingerprint
 
 #: The protocols the demo makes, with the manifests they draw from.

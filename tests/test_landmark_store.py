@@ -173,7 +173,7 @@ def test_the_reader_reads_only_the_row_groups_it_needs(tmp_path, counted, monkey
     assert sum(sizes) == total and max(sizes) == 50
     assert max(rows for _, rows, _ in counted) == 256 and sum(rows for _, rows, _ in counted) == total
     # The lazy mapping of get_landmarks / load_landmarks reads the same way.
-    from mfrkit.landmarks.cache import LandmarkMap
+    from mfrkit.landmarks.lookup import LandmarkMap
 
     counted.clear()
     view = LandmarkMap(LandmarkStore(store.folder, "mediapipe"), mesh=False)
@@ -241,7 +241,7 @@ def test_a_010_cache_is_converted_once(sample_manifest, tmp_path, monkeypatch):
 
     from mfrkit.data.manifest import read_manifest
     from mfrkit.landmarks import legacy
-    from mfrkit.landmarks.cache import cached_counts, detect_landmarks, load_landmarks
+    from mfrkit.landmarks.lookup import cached_counts, detect_landmarks, load_landmarks
 
     rng = np.random.default_rng(5)
     root = tmp_path / "copy"

@@ -12,7 +12,7 @@ from mfrkit.landmarks import (
     five_from_68,
     select_primary,
 )
-from mfrkit.landmarks.cache import (
+from mfrkit.landmarks.lookup import (
     cache_path,
     cached_counts,
     detect_landmarks,

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mfrkit.crops import CropJob, make_crop
+from mfrkit.crops import CropRequest, make_crop
 from mfrkit.data.manifest import Manifest, make_table, write_manifest
 from mfrkit.errors import MfrkitError
-from mfrkit.landmarks.cache import get_landmarks
+from mfrkit.landmarks.lookup import get_landmarks
 from mfrkit.packs import Pack, PackError, open_pack, serves
 from mfrkit.packs.write import PackConfig, write_pack
 
@@ -62,7 +62,7 @@ def test_pack_crops_are_the_bench_crops_and_the_index_keeps_the_manifest(mixed_m
         rec = index.iloc[row]
         lm_id = rec["image_id"] if rec["landmarks_from"] == "own" else rec["source_id"]
         for align, size in (("arcface112", (112, 112)), ("dlib150", (150, 150))):
-            expected, status = make_crop(CropJob(str(mixed_manifest.abspath(rec["path"])), faces[lm_id].landmarks), align, size)
+            expected, status = make_crop(CropRequest(str(mixed_manifest.abspath(rec["path"])), faces[lm_id].landmarks), align, size)
             assert status == "ok" and np.array_equal(pack.crop(row, align), expected), (row, align)
     # A failed row holds zeros and says why.
     gone = int(index.index[index["image_id"] == "gone.jpg"][0])

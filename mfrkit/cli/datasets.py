@@ -98,7 +98,7 @@ def landmarks(
     """Detect (or look up) landmarks for every image and cache them beside the manifest."""
     from ..data.registry import open_source
     from ..landmarks import BACKENDS
-    from ..landmarks.cache import detect_landmarks
+    from ..landmarks.lookup import detect_landmarks
 
     BACKENDS.get(backend)  # an unknown name fails before the dataset is read
     workers = max(1, executor.workers)

@@ -44,7 +44,7 @@ def card_for_source(src: str, *, known: bool = False) -> str:
     from pathlib import Path
 
     from ..data.registry import is_registered, resolve_source
-    from ..landmarks.cache import cached_counts
+    from ..landmarks.lookup import cached_counts
 
     if known or (resolve_known_name(src) and not is_registered(src) and not Path(src).exists()):
         return known_card(src)

@@ -1,6 +1,6 @@
 """Landmark detection as a job on the engine (:mod:`mfrkit.jobs`).
 
-An item is a chunk of images; running it detects them (:func:`~mfrkit.landmarks.cache.
+An item is a chunk of images; running it detects them (:func:`~mfrkit.landmarks.lookup.
 detect_rows`, a pure function of the images and the backend's options) and writes them
 as one shard of the store, atomically. The store's folder is the job's output folder,
 so it is marked as mfrkit's and locked while detection runs (a second detection of the

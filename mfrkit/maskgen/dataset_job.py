@@ -479,7 +479,7 @@ class DatasetJob(Job):
     def open_worker(self) -> dict:
         store = None
         if self.landmark_source.detects:
-            from ..landmarks.cache import open_store
+            from ..landmarks.lookup import open_store
 
             store = open_store(Manifest(pd.DataFrame(), {}, self.landmark_manifest), self.backend)
         return {"store": store, "faces": {}}
@@ -545,7 +545,7 @@ class DatasetJob(Job):
         landmarks), on the job's executor."""
         if not self.landmark_source.detects or not self.rows.n_usable:
             return
-        from ..landmarks.cache import detect_landmarks
+        from ..landmarks.lookup import detect_landmarks
 
         # A --limit / --where run detects only its own images; the store keeps every other image's rows.
         whole = self.config.limit is None and not getattr(self.config, "where", None)

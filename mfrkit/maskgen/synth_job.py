@@ -351,7 +351,7 @@ class SynthJob(DatasetJob):
         """
         if not self.landmark_source.detects:
             return None
-        from ..landmarks.cache import open_store
+        from ..landmarks.lookup import open_store
         from ..landmarks.store import STORE_FILE, encode_results, write_shard
 
         store = None

@@ -99,7 +99,7 @@ class PairedFaceDataset(Dataset):
     preprocessing : ModelInput
         The student's input.
     landmarks : mapping of image_id to FaceResult or Landmarks, optional
-        Required unless ``aligned``; from ``mfrkit.landmarks.cache.get_landmarks``.
+        Required unless ``aligned``; from ``mfrkit.landmarks.lookup.get_landmarks``.
     aligned : bool
         The images already are aligned crops.
     teacher_preprocessing : ModelInput, optional

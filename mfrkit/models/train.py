@@ -220,7 +220,7 @@ def train(
     aligned : bool
         The images are ready-aligned crops (no landmarks needed).
     landmarks : mapping of image_id to FaceResult, optional
-        Cached landmarks; default: ``mfrkit.landmarks.cache.get_landmarks(manifest,
+        Cached landmarks; default: ``mfrkit.landmarks.lookup.get_landmarks(manifest,
         landmark_backend)`` (detecting what is not cached yet). Not used with a pack.
     mask_transform : callable, optional
         ``(crop, rng) -> crop`` masking unmasked samples on the fly.
@@ -266,7 +266,7 @@ def _train(family, data, out: Path, cfg: TrainConfig, ctx: DistContext, device: 
     aligned = aligned or bool(manifest.meta.get("aligned"))  # insightface's RecordIO holds aligned crops
 
     if pack is None and not aligned and landmarks is None:
-        from ..landmarks.cache import get_landmarks
+        from ..landmarks.lookup import get_landmarks
 
         # Points only (a lazy mapping over the landmark store): training never needs the mesh.
         landmarks = _main_first(

@@ -238,7 +238,7 @@ class PackJob(Job):
         return done
 
     def run_item(self, item: ShardItem, state) -> list[dict]:
-        from ..crops import CropJob, make_crop
+        from ..crops import CropRequest, make_crop
 
         array = np.zeros((len(item.rows), *item.size, 3), np.uint8)
         statuses = []
@@ -246,7 +246,7 @@ class PackJob(Job):
             if isinstance(row, str):
                 statuses.append(row)
                 continue
-            crop, status = make_crop(CropJob(path=row[0], landmarks=row[1]), item.align, item.size)
+            crop, status = make_crop(CropRequest(path=row[0], landmarks=row[1]), item.align, item.size)
             if crop is not None:
                 array[j] = crop
             statuses.append(status)
@@ -387,7 +387,7 @@ def write_pack(
     _refuse_foreign(Path(out))  # before detecting landmarks: a refused folder costs nothing
     faces = None
     if any(get_alignment(a).needs_landmarks for a in alignments):
-        from ..landmarks.cache import get_landmarks
+        from ..landmarks.lookup import get_landmarks
 
         faces = template_faces(manifest)
         if faces is None:

@@ -48,13 +48,13 @@ def test_pipeline_status_ok_is_the_manifests():
 def test_make_crop_failures(tmp_path):
     write_image(tmp_path / "a.png", np.full((20, 30, 3), 100, np.uint8))
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
-    crop, st = P.make_crop(P.CropJob(str(tmp_path / "a.png")), "none", (16, 16))
+    crop, st = P.make_crop(P.CropRequest(str(tmp_path / "a.png")), "none", (16, 16))
     assert st == "ok" and crop.shape == (16, 16, 3)
-    assert P.make_crop(P.CropJob(str(tmp_path / "nope.png")), "none", (16, 16)) == (None, "missing")
-    assert P.make_crop(P.CropJob(str(tmp_path / "bad.jpg")), "none", (16, 16))[1] == "corrupt"
-    assert P.make_crop(P.CropJob(str(tmp_path / "a.png")), "arcface112", (16, 16))[1] == P.ALIGN_FAILED  # no landmarks
+    assert P.make_crop(P.CropRequest(str(tmp_path / "nope.png")), "none", (16, 16)) == (None, "missing")
+    assert P.make_crop(P.CropRequest(str(tmp_path / "bad.jpg")), "none", (16, 16))[1] == "corrupt"
+    assert P.make_crop(P.CropRequest(str(tmp_path / "a.png")), "arcface112", (16, 16))[1] == P.ALIGN_FAILED  # no landmarks
     degenerate = Landmarks(points5=np.zeros((5, 2), np.float32), points68=None, bbox=np.zeros(4, np.float32))
-    assert P.make_crop(P.CropJob(str(tmp_path / "a.png"), degenerate), "arcface112", (16, 16))[1] == P.ALIGN_FAILED
+    assert P.make_crop(P.CropRequest(str(tmp_path / "a.png"), degenerate), "arcface112", (16, 16))[1] == P.ALIGN_FAILED
 
 
 def test_arcface_alignment_puts_landmarks_on_the_template(tmp_path):
@@ -65,7 +65,7 @@ def test_arcface_alignment_puts_landmarks_on_the_template(tmp_path):
         img[int(round(y)) - 1 : int(round(y)) + 2, int(round(x)) - 1 : int(round(x)) + 2] = 255
     write_image(tmp_path / "face.png", img)
     lm = Landmarks(points5=pts.astype(np.float32), points68=None, bbox=np.array([0, 0, 180, 200], np.float32))
-    crop, st = P.make_crop(P.CropJob(str(tmp_path / "face.png"), lm), "arcface112", (112, 112))
+    crop, st = P.make_crop(P.CropRequest(str(tmp_path / "face.png"), lm), "arcface112", (112, 112))
     assert st == "ok"
     for x, y in ARCFACE_112:
         assert crop[int(round(y)), int(round(x))].max() > 100
@@ -82,14 +82,14 @@ def test_padded_arcface_crop_is_the_one_training_uses(tmp_path):
     write_image(tmp_path / "face.png", img)
     pts = (ARCFACE_112 * 1.2 + [20, 30]).astype(np.float32)
     lm = Landmarks(points5=pts, points68=None, bbox=np.array([0, 0, 180, 200], np.float32))
-    crop, st = P.make_crop(P.CropJob(str(tmp_path / "face.png"), lm), "arcface160p30", (160, 160))
+    crop, st = P.make_crop(P.CropRequest(str(tmp_path / "face.png"), lm), "arcface160p30", (160, 160))
     assert st == "ok"
     np.testing.assert_array_equal(crop, align_face(img, pts, size=160, padding=0.3).image)
     np.testing.assert_array_equal(crop, align_crop("arcface160p30", img, lm))
 
 def test_workers_give_the_same_crops_as_in_process(dataset):
-    jobs = [P.CropJob(str(dataset.abspath(p))) for p in dataset.table["path"]]
-    jobs.insert(3, P.CropJob("/nonexistent.png"))
+    jobs = [P.CropRequest(str(dataset.abspath(p))) for p in dataset.table["path"]]
+    jobs.insert(3, P.CropRequest("/nonexistent.png"))
     serial = list(P.iter_crops(jobs, align="none", size=(16, 16), workers=0, chunk_size=4))
     parallel = list(P.iter_crops(jobs, align="none", size=(16, 16), workers=2, chunk_size=4, prefetch=2))
     assert [s for s, _, _ in serial] == [s for s, _, _ in parallel] == list(range(0, len(jobs), 4))
@@ -131,7 +131,7 @@ def test_flip_tta_is_the_normalised_sum(dataset, tiny_model):
     model = OnnxModel(tiny_model)
     refs = refs_of(dataset)[:3]
     emb = embed_images(model, refs, tta="flip")
-    crops = np.stack([P.make_crop(P.CropJob(r.path), "none", (16, 16))[0] for r in refs])
+    crops = np.stack([P.make_crop(P.CropRequest(r.path), "none", (16, 16))[0] for r in refs])
     raw = model.run(model_input.to_tensor(crops, model.spec)) + model.run(model_input.to_tensor(crops, model.spec, flip=True))
     np.testing.assert_allclose(emb.vectors, l2_normalise(raw)[0], atol=1e-6)
     plain = embed_images(model, refs)

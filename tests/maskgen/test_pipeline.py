@@ -179,7 +179,7 @@ def test_partial_job(source, tmp_path):
 
 
 def test_landmarks_from_a_file(synth_one, source, tmp_path):
-    from mfrkit.landmarks.cache import load_landmarks
+    from mfrkit.landmarks.lookup import load_landmarks
 
     cached = load_landmarks(source, "mediapipe")  # made by the first job
     lines = [f"{image_id} " + " ".join(f"{v:.2f}" for v in face.landmarks.points68.ravel())

@@ -142,7 +142,7 @@ def test_a_grid_refuses_options_it_fixes(lfw):
 
 
 def test_a_masked_copy_inherits_its_sources_landmarks(sample_manifest, tmp_path):
-    from mfrkit.landmarks.cache import detect_landmarks, open_store
+    from mfrkit.landmarks.lookup import detect_landmarks, open_store
 
     summary = synthesize(sample_manifest, tmp_path / "masked", SynthConfig(types="surgical,n95", seed=1, mix=True))
     made = read_manifest(summary.manifest)
@@ -181,7 +181,7 @@ def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_mani
     from bench_helpers import ARCFACE_META, make_model
 
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
-    from mfrkit.landmarks.cache import open_store
+    from mfrkit.landmarks.lookup import open_store
     from mfrkit.protocols.workflow import make_protocol_folder
 
     summary = synthesize(sample_manifest, tmp_path / "masked", SynthConfig(types="surgical", seed=2))

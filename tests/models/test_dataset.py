@@ -122,7 +122,7 @@ def test_aligns_photos_from_landmarks_and_borrows_the_source_landmarks(tmp_path)
 
 
 def test_real_photos_with_cached_mediapipe_landmarks(sample_manifest):
-    from mfrkit.landmarks.cache import get_landmarks
+    from mfrkit.landmarks.lookup import get_landmarks
 
     lms = get_landmarks(sample_manifest, "mediapipe")
     ds = PairedFaceDataset(sample_manifest, ARCFACE_112_INPUT, landmarks=lms)
@@ -135,7 +135,7 @@ def test_real_photos_with_cached_mediapipe_landmarks(sample_manifest):
 
 
 def test_on_the_fly_masking_with_the_real_mask_augment(sample_manifest):
-    from mfrkit.landmarks.cache import get_landmarks
+    from mfrkit.landmarks.lookup import get_landmarks
     from mfrkit.models.dataset import mask_augment
 
     lms = get_landmarks(sample_manifest, "mediapipe")

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ...jobs import ExecutorSpec, Item, Job
-from ...crops import CropJob, crop_chunk
+from ...crops import CropRequest, crop_chunk
 
 #: Images per chunk sent to an actor.
 CHUNK = 256
@@ -27,7 +27,7 @@ CHUNK = 256
 class EmbedItem(Item):
     """One image to crop and embed (``key`` is its row in the caller's list)."""
 
-    crop: CropJob | None = None
+    crop: CropRequest | None = None
 
 
 class EmbedJob(Job):
@@ -88,7 +88,7 @@ class EmbedJob(Job):
         return out
 
 
-def embed_on_executor(model, jobs: Sequence[CropJob], executor: ExecutorSpec, *, tta: str | None, batch_size: int) -> Iterator[tuple[list[int], list[str], np.ndarray | None]]:
+def embed_on_executor(model, jobs: Sequence[CropRequest], executor: ExecutorSpec, *, tta: str | None, batch_size: int) -> Iterator[tuple[list[int], list[str], np.ndarray | None]]:
     """Raw embeddings of ``jobs`` computed by ``executor``'s workers, chunk by chunk.
 
     Yields

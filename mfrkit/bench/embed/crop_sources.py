@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Protocol, Sequenc
 
 import numpy as np
 
-from ...crops import STATUS_OK, CropJob, iter_crops
+from ...crops import STATUS_OK, CropRequest, iter_crops
 from ...landmarks.base import FaceResult, Landmarks
 
 if TYPE_CHECKING:
@@ -78,8 +78,8 @@ def _usable(face: FaceResult | None) -> Landmarks | None:
     return strip(face.landmarks) if face is not None and face.status == STATUS_OK and face.landmarks is not None else None
 
 
-class CropJobs(Sequence):
-    """The crop jobs of ``images[rows]``, made chunk by chunk as a source slices them:
+class CropRequests(Sequence):
+    """The crop requests of ``images[rows]``, made chunk by chunk as a source slices them:
     a chunk's landmarks are looked up then, so they are never all held at once."""
 
     def __init__(self, images: Sequence[ImageRef], rows: list[int], faces: LandmarkLookup | None) -> None:
@@ -94,7 +94,7 @@ class CropJobs(Sequence):
             return self[i : i + 1][0]
         refs = [self.images[i] for i in self.rows[index]]
         faces = self.faces(refs) if self.faces is not None else [None] * len(refs)
-        return [CropJob(r.path, _usable(f)) for r, f in zip(refs, faces)]
+        return [CropRequest(r.path, _usable(f)) for r, f in zip(refs, faces)]
 
 
 class PackSource:
@@ -129,7 +129,7 @@ class PoolSource:
         return list(rows)
 
     def chunks(self, rows: list[int]) -> Iterator[Chunk]:
-        jobs = CropJobs(self.images, rows, self.faces)
+        jobs = CropRequests(self.images, rows, self.faces)
         spec = self.model.spec
         for start, crops, statuses in iter_crops(jobs, align=spec.align, size=spec.input_size, workers=self.workers,
                                                  chunk_size=self.batch_size):
@@ -153,7 +153,7 @@ class ActorSource:
     def chunks(self, rows: list[int]) -> Iterator[Chunk]:
         from .actors import embed_on_executor
 
-        jobs = CropJobs(self.images, rows, self.faces)
+        jobs = CropRequests(self.images, rows, self.faces)
         for positions, statuses, raw in embed_on_executor(self.model, jobs, self.executor, tta=self.tta,
                                                           batch_size=self.batch_size):
             yield Chunk([rows[p] for p in positions], list(statuses), raw=raw)

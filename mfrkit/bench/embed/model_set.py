@@ -18,7 +18,7 @@ from ...alignments import get_alignment
 from ...crops import default_workers
 from ...data.manifest import STATUS_OK
 from ...jobs import ExecutorSpec
-from ...landmarks.cache import detect_landmarks, open_store
+from ...landmarks.lookup import detect_landmarks, open_store
 from ...onnx_model import ModelSet, OnnxModel
 from ...packs.pack import open_pack, serves
 from .images import ImageTable, Sides

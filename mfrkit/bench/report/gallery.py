@@ -22,7 +22,7 @@ from ...alignments import get_alignment
 from ...data.imageio import read_image
 from ...data.manifest import STATUS_OK, Manifest, read_manifest
 from ...errors import MfrkitError
-from ...crops import CropJob, make_crop
+from ...crops import CropRequest, make_crop
 from ..results import ReportError, RunResult
 
 #: Role of the manifest an id of each table column / FtA role refers to.
@@ -92,7 +92,7 @@ class ImageSource:
         return m, path
 
     def _landmarks_of(self, manifest: Manifest, backend: str) -> dict | str:
-        from ...landmarks.cache import load_landmarks
+        from ...landmarks.lookup import load_landmarks
 
         key = (str(manifest.path), backend)
         if key not in self._landmarks:
@@ -123,7 +123,7 @@ class ImageSource:
             if fr is None or fr.status != STATUS_OK or fr.landmarks is None:
                 return Picture(None, f"no landmarks ({fr.status if fr else 'not cached'})")
             lm = fr.landmarks
-        crop, status = make_crop(CropJob(path, lm), align, size)
+        crop, status = make_crop(CropRequest(path, lm), align, size)
         if crop is None:
             return Picture(None, status)
         return Picture(jpeg_bytes(crop, max_side=160))
