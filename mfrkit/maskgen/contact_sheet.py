@@ -16,6 +16,7 @@ from ..atomic import atomic_write_bytes
 from ..data.imageio import read_image
 from ..data.manifest import Manifest
 from ..errors import ImageError
+from ..rng import keyed_rng
 
 #: Label text: dark grey on white; id line a lighter grey.
 _INK, _ID_INK = (30, 30, 30), (90, 90, 90)
@@ -79,7 +80,7 @@ def _source_paths(source, ids: list) -> dict:
 def sheet_picks(candidates: int, *, seed: int = 0, n: int = 36) -> np.ndarray:
     """Which of ``candidates`` outputs (their order in the manifest) a contact sheet shows:
     up to ``n`` drawn at random (seeded), sorted."""
-    rng = np.random.default_rng([int(seed), 7])
+    rng = keyed_rng(seed, 7)
     return np.sort(rng.choice(candidates, size=min(n, candidates), replace=False))
 
 

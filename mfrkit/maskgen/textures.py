@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..registry import Registry
+from ..rng import keyed_rng
 from .blend import normal_noise
 from .pixels import mix, paint
 
@@ -84,7 +85,7 @@ NOISE_WINDOW = (128.0, 108.0)
 @functools.lru_cache(maxsize=48)
 def _noise_tile(sigma: float, rows: int, cols: int) -> np.ndarray:
     """A read-only tile of :func:`smooth_noise` (fixed seed: the same in every process)."""
-    tile = smooth_noise(np.random.default_rng([17, int(round(sigma * 4)), rows, cols]), (rows, cols), sigma)
+    tile = smooth_noise(keyed_rng(17, round(sigma * 4), rows, cols), (rows, cols), sigma)
     tile.setflags(write=False)
     return tile
 

@@ -28,6 +28,7 @@ from ..atomic import atomic_write_bytes, check_new_file
 from ..errors import MfrkitError
 from ..userfiles import check_user_file
 from ..model_input import ModelInput, Provenance
+from ..rng import keyed_rng
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "embedding"
@@ -79,7 +80,7 @@ def _quiet_exporter():
 
 def _check_inputs(preprocessing: ModelInput, batch: int, seed: int) -> np.ndarray:
     # Plausible inputs: random pixels through the model's own normalisation.
-    rng = np.random.default_rng([seed, batch])
+    rng = keyed_rng(seed, batch)
     h, w = preprocessing.input_size
     pixels = rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
     return preprocessing.to_input(pixels)

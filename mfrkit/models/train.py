@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -45,6 +44,7 @@ from ..data.manifest_stream import is_manifest
 from ..errors import MfrkitError
 from ..packs.pack import Pack, is_pack
 from ..progress import progress_bar
+from ..rng import keyed_rng
 from ..userfiles import read_user_text
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .dataset import MaskTransform, PairedFaceDataset
@@ -129,7 +129,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, *, min_size: i
     A last chunk smaller than ``min_size`` is dropped (BatchNorm cannot train on one
     sample; under ``torchrun`` every rank needs two).
     """
-    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
+    order = keyed_rng(seed, epoch).permutation(n).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if batches and len(batches[-1]) < min_size:
         batches.pop()

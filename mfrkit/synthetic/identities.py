@@ -53,7 +53,7 @@ from .. import __version__
 from ..atomic import atomic_write_text
 from ..errors import MfrkitError
 from ..jobs import ExecutorSpec, Item, Job, OutputFolder, RunStats, read_marker, run_job
-from ..rng import item_rng
+from ..rng import item_rng, keyed_rng
 from ..userfiles import check_user_file
 from ..face_warp import (
     FACE_OVAL,
@@ -359,7 +359,7 @@ class IdentityItem(Item):
 
 def split_identities(n_identities: int, n_test: int, seed: int) -> list[str]:
     """The split of each identity index: a seeded choice of ``n_test`` test identities."""
-    test = set(np.random.default_rng([seed, 0x5EED]).permutation(n_identities)[:n_test].tolist())
+    test = set(keyed_rng(seed, 0x5EED).permutation(n_identities)[:n_test].tolist())
     return ["test" if i in test else "train" for i in range(n_identities)]
 
 
