@@ -201,35 +201,36 @@ def job_backend(aligned, landmarks: str | None, landmark_file: str | None, rende
     return LandmarkSource(backend, options, template)
 
 
-def resolve_manifest(src, workers: int, progress: bool) -> Manifest | ManifestReader:
-    """The source manifest of ``--src`` (a manifest is used as it is), to stream."""
+@dataclass(frozen=True)
+class Source:
+    """A ``--src`` value resolved once: the manifest to stream, and the name a dataset
+    made from it is named after (:func:`resolve_src`)."""
+
+    manifest: Manifest | ManifestReader
+    label: str
+
+
+def resolve_src(src, workers: int, progress: bool) -> Source:
+    """``--src`` (a registered name, a manifest file or folder, a dataset folder, a
+    ``.bin``, or a manifest used as it is) as a :class:`Source`. Its label is a
+    registered name as given, else a folder's name (the folder holding a manifest
+    file), else the manifest's own name, else its folder's."""
+    from ..data.registry import is_registered, open_source
+
+    label = None
     if is_manifest(src):
         manifest = src
     else:
-        from ..data.registry import open_source
-
         manifest = open_source(src, workers=workers, progress=progress)
-    if manifest.path is None:
-        raise ManifestError(f"the manifest of {src} has no location; write it first")
-    return manifest
-
-
-def source_label(src, source: Manifest) -> str:
-    """The name a made dataset is named after: a registered name as given, a folder's
-    name (the folder holding a manifest file), else the manifest's own name."""
-    from ..data.registry import is_registered
-
-    if not is_manifest(src):
         text = str(src)
         if is_registered(text):
-            return text
-        path = Path(text).expanduser()
-        folder = path if path.is_dir() else path.parent
-        if folder.name:
-            return folder.name
-    if source.name:
-        return source.name
-    return source.path.parent.name if source.path is not None else "dataset"
+            label = text
+        else:
+            path = Path(text).expanduser()
+            label = (path if path.is_dir() else path.parent).name or None
+    if manifest.path is None:
+        raise ManifestError(f"the manifest of {src} has no location; write it first")
+    return Source(manifest, label or manifest.name or manifest.path.parent.name)
 
 
 def dataset_name(*parts: str) -> str:
@@ -346,13 +347,14 @@ class DatasetJob(Job):
         check_no_face(config.on_no_face)
         self.config = config
         self.replace = replace
-        self.source = resolve_manifest(src, workers, progress)
+        source = resolve_src(src, workers, progress)
+        self.source = source.manifest
         self.register_as: str | None = None
         if out is None:
             # No --out: $MFRKIT_HOME/datasets/<source>-<what>, registered under that name.
             from ..data.registry import mfrkit_home
 
-            self.register_as = dataset_name(source_label(src, self.source), self.output_label())
+            self.register_as = dataset_name(source.label, self.output_label())
             out = mfrkit_home() / "datasets" / self.register_as
             check_registrable(self.register_as, out)
         self.out = out_folder(out, self.source)
