@@ -22,13 +22,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .alignments import get_alignment
+from .data.image_record import STATUS_OK
 from .data.imageio import read_image
 from .errors import ImageError, MfrkitError
 from .landmarks.base import Landmarks
-
-# mfrkit.data.manifest.STATUS_OK, not imported from there: that pulls in pandas and
-# pyarrow, and every spawned worker would pay for it at start-up (tested equal).
-STATUS_OK = "ok"
 
 #: Status of an image whose landmarks gave an unusable alignment.
 ALIGN_FAILED = "align_failed"

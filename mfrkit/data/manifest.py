@@ -48,8 +48,8 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..errors import ManifestError
 from ..userfiles import check_user_file
+from .image_record import STATUS_OK
 
-STATUS_OK = "ok"
 VARIANTS = ("unmasked", "masked", "partial")
 
 #: Core columns and their Arrow types, in file order.

@@ -2,7 +2,6 @@
 ``from mfrkit.landmarks.cache import open_store``; new code imports from ``lookup``."""
 
 from .lookup import (  # noqa: F401
-    DetectItem,
     LandmarkMap,
     LandmarkSummary,
     cache_path,

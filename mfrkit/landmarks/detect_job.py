@@ -19,6 +19,7 @@ from typing import Sequence
 
 import pyarrow as pa
 
+from ..data.image_record import STATUS_OK, ImageRecord
 from ..data.imageio import read_image
 from ..errors import ImageError
 from ..jobs import Item, Job, OutputFolder, Plan, RunStats
@@ -26,26 +27,7 @@ from .base import FaceResult, LandmarkBackend, create_backend, detect_primary
 from .store import INDEX_FILE, STORE_FILE, LandmarkStore, encode_results, shard_name, write_shard
 
 
-@dataclass(frozen=True)
-class DetectItem:
-    """One image to detect landmarks on.
-
-    Attributes
-    ----------
-    image_id : str
-    path : str, absolute.
-    sha256 : str or None, recorded with the landmarks (a changed image is detected again).
-    status : str
-        The manifest's status: an image that is not ``ok`` is recorded with it, unopened.
-    """
-
-    image_id: str
-    path: str
-    sha256: str | None = None
-    status: str = "ok"
-
-
-def detect_rows(backend: LandmarkBackend, items: Sequence[DetectItem]) -> pa.Table:
+def detect_rows(backend: LandmarkBackend, items: Sequence[ImageRecord]) -> pa.Table:
     """Landmarks of a chunk of images as a shard table
     (:data:`~mfrkit.landmarks.store.SHARD_SCHEMA`), one row per item in order.
 
@@ -55,7 +37,7 @@ def detect_rows(backend: LandmarkBackend, items: Sequence[DetectItem]) -> pa.Tab
     """
     results = []
     for item in items:
-        if item.status != "ok":
+        if item.status != STATUS_OK:
             results.append(FaceResult(status=item.status))
             continue
         try:
@@ -72,7 +54,7 @@ class ShardItem(Item):
     """A chunk of images, written as shard ``shard`` of the store."""
 
     shard: int = 0
-    images: tuple[DetectItem, ...] = ()
+    images: tuple[ImageRecord, ...] = ()
 
 
 def store_fingerprint(backend: str, options_key: str) -> str:

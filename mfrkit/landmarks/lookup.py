@@ -32,17 +32,18 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.image_record import ImageRecord
 from ..data.manifest import STATUS_OK, Manifest
 from ..errors import LandmarkError, ManifestError, require_made
 from ..jobs import ExecutorSpec, Plan, run_job
 from ..userfiles import user_file_sha256
 from .base import FaceResult
-from .detect_job import DetectItem, LandmarkJob, ShardItem, detect_rows
+from .detect_job import LandmarkJob, ShardItem, detect_rows
 from .legacy import has_legacy, migrate_legacy
 from .store import STORE_FILE, LandmarkStore, shard_name, shard_options
 
 __all__ = [
-    "DetectItem", "LandmarkMap", "LandmarkSummary", "cache_path", "cached_counts", "detect_landmarks", "detect_rows", "get_landmarks",
+    "LandmarkMap", "LandmarkSummary", "cache_path", "cached_counts", "detect_landmarks", "detect_rows", "get_landmarks",
     "load_landmarks", "open_store",
 ]  # fmt: skip
 
@@ -145,7 +146,7 @@ def _detect_plan(manifest, mask: list[np.ndarray], n_todo: int, first: int, chun
             ok = (rows["status"].astype(str) == STATUS_OK).tolist()
             sha = rows["sha256"].astype(object).where(rows["sha256"].notna(), None).tolist() if "sha256" in rows.columns else [None] * len(rows)
             for image_id, rel, st, h, good in zip(rows["image_id"].astype(str), rows["path"], rows["status"].astype(str), sha, ok):
-                held.append(DetectItem(image_id, str(manifest.abspath(rel)) if good else "", None if h is None else str(h), STATUS_OK if good else st))
+                held.append(ImageRecord(image_id, str(manifest.abspath(rel)) if good else "", None if h is None else str(h), STATUS_OK if good else st))
                 if len(held) == chunk_size:
                     part.append(ShardItem(key=shard_name(number), outputs=(shard_name(number),), shard=number, images=tuple(held)))
                     number, held = number + 1, []

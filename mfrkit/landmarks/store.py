@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path, atomic_write_text
+from ..data.image_record import STATUS_OK
 from ..errors import LandmarkError, MfrkitError
 from ..userfiles import read_user_bytes
 from .base import FaceResult, Landmarks
@@ -68,7 +69,6 @@ MESH_POINTS = 478
 OPTIONS_META = b"mfrkit_backend_options"
 _FIRST_IDS_META = b"mfrkit_first_ids"
 _SHARD = re.compile(r"^shard-(\d+)\.parquet$")
-_STATUS_OK = "ok"  # mfrkit.data.manifest.STATUS_OK, without importing pandas here
 
 _MESH_BYTES = encoded_width(MESH_POINTS)
 
@@ -236,7 +236,7 @@ class _Block:
     def result(self, i: int) -> FaceResult:
         """The FaceResult of row ``i`` (arrays are copies: they do not pin the block)."""
         status = str(self.status[i])
-        if status != _STATUS_OK or not self.has_lm[i]:
+        if status != STATUS_OK or not self.has_lm[i]:
             return FaceResult(status=status, n_faces=int(self.n_faces[i]))
         lm = Landmarks(
             points5=self.p5[i].reshape(5, 2).copy(),

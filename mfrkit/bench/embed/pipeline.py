@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ...alignments import get_alignment
+from ...data.image_record import ImageRecord
 from ...data.manifest import STATUS_OK
 from ...userfiles import user_file_sha256
 from ...errors import ModelError
@@ -36,23 +37,17 @@ TTA_MODES = (None, "flip")
 LOOKUP_BLOCK = 4096
 
 @dataclass(frozen=True)
-class ImageRef:
-    """One image to embed.
+class ImageRef(ImageRecord):
+    """One image to embed: an :class:`~mfrkit.data.image_record.ImageRecord` (``image_id``,
+    absolute ``path``, ``sha256`` (computed from the file when None), the manifest's
+    ``status``) and its landmarks.
 
     Attributes
     ----------
-    image_id : str
-    path : str, absolute.
-    sha256 : str or None (computed from the file when None).
-    status : the manifest's status for the image (``ok`` or a reason).
     landmarks : FaceResult or None, from the landmark cache when the alignment needs it
         (or leave None and give :func:`embed_images` a ``landmark_lookup``).
     """
 
-    image_id: str
-    path: str
-    sha256: str | None = None
-    status: str = STATUS_OK
     landmarks: FaceResult | None = None
 
 
