@@ -21,7 +21,7 @@ from .data.sample import SAMPLE_DESCRIPTION, build_sample, source_photos
 from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
 from .errors import DatasetError, ManifestError, MfrkitError
-from .jobs import OutputFolder, read_marker
+from .jobs import ExecutorSpec, OutputFolder, read_marker
 from .landmarks.cache import LandmarkSummary, detect_landmarks
 from .maskgen.dataset_job import legacy_fingerprint
 
@@ -133,7 +133,7 @@ def run_demo(
     *,
     seed: int = 0,
     captures: int = 6,
-    workers: int = 1,
+    executor: ExecutorSpec = ExecutorSpec(),
     full: bool = True,
     train: bool = True,
     progress: bool = False,
@@ -154,17 +154,17 @@ def run_demo(
     # The demo's folder is marked as the demo's: a folder holding anything else is refused
     # (the demo replaces its own earlier outputs, never a user's files).
     with OutputFolder(out, kind="demo", fingerprint="demo", adopt=_legacy_demo).claim():
-        return _run_demo(out, seed=seed, captures=captures, workers=workers, full=full, train=train, progress=progress, log=log)
+        return _run_demo(out, seed=seed, captures=captures, executor=executor, full=full, train=train, progress=progress, log=log)
 
 
-def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, train: bool, progress: bool,
+def _run_demo(out: Path, *, seed: int, captures: int, executor: ExecutorSpec, full: bool, train: bool, progress: bool,
               log: Callable[[str], None]) -> DemoResult:  # fmt: skip
     sample = out / "sample"
     manifest = build_demo_sample(sample, seed=seed, captures=captures)
     masked = out / "sample-masked"
     result = DemoResult(out=out, manifest=manifest)
     for backend in ("mediapipe", "dlib"):
-        result.landmarks.append(detect_landmarks(manifest, backend, workers=workers, progress=progress))
+        result.landmarks.append(detect_landmarks(manifest, backend, executor=executor, progress=progress))
     write_card(manifest, sample / CARD_NAME, landmark_summary={s.backend: s.counts for s in result.landmarks})
     if not full:
         return result
@@ -176,7 +176,7 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
 
     log("masking the sample (synth --mask random)")
     # replace: a masked copy of another seed or sample is the demo's own, made again
-    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), workers=workers, progress=progress, replace=True)
+    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), executor=executor, progress=progress, replace=True)
     register_demo_dataset("demo-masked", masked)
     folders = {"sample": sample / MANIFEST_NAME, "sample-masked": masked / MANIFEST_NAME}
     for spec, (reference, probe) in DEMO_PROTOCOLS.items():
@@ -197,7 +197,7 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
         from .learning_check import demo_families
 
         log("training small csn, attention, heterogeneous and domain_adapt models on synthetic identities")
-        result.families = demo_families(out / "families", seed=seed, workers=workers, progress=progress, log=log)
+        result.families = demo_families(out / "families", seed=seed, executor=executor, progress=progress, log=log)
         models.append(str(result.families.models))
         protocols += [str(p) for p in result.families.protocols.values()]
     log(f"benchmarking {len(models)} model source(s) on {len(protocols)} protocols (bench)")

@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from ..atomic import atomic_write_text
@@ -29,6 +30,8 @@ from .manifest_stream import ManifestReader, open_manifest
 from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_to_file, update_scan_file
 
+if TYPE_CHECKING:
+    from ..jobs import ExecutorSpec
 
 
 def mfrkit_home() -> Path:
@@ -215,14 +218,18 @@ def get_dataset(name: str) -> DatasetEntry:
     return _load().get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[ManifestReader, ScanReport]:
+def scan_registered(name: str, *, verify: bool | None = None, progress: bool = False,
+                    executor: ExecutorSpec | None = None) -> tuple[ManifestReader, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
-    ``executor``, default a local pool of ``workers`` processes), streamed: the manifest
-    comes back as a :class:`~mfrkit.data.manifest_stream.ManifestReader` of the file."""
+    ``executor``, default in this process), streamed: the manifest comes back as a
+    :class:`~mfrkit.data.manifest_stream.ManifestReader` of the file."""
+    from ..jobs import ExecutorSpec
+
+    executor = executor or ExecutorSpec()
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress,
+    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=executor.local_workers, verify=verify, progress=progress,
                           executor=executor, **entry.options)
     manifest = ManifestReader(entry.manifest_path)
     ok = total = 0
@@ -315,7 +322,9 @@ def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = Fa
             except ManifestError as exc:
                 raise DatasetError(f"the scan of {entry.name!r} cannot be used ({exc}); scan it again: "
                                    f"mfrkit datasets scan {entry.name}") from None
-        return scan_registered(src_str, workers=workers, progress=progress)[0]
+        from ..jobs import ExecutorSpec
+
+        return scan_registered(src_str, progress=progress, executor=ExecutorSpec(workers=workers))[0]
     path = Path(src_str).expanduser()
     if path.is_file() and path.suffix.lower() == ".bin":
         return _bin_manifest(path.resolve())
