@@ -16,14 +16,14 @@ from typing import Callable
 
 from .data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .data.imageio import is_image_file
-from .data.registry import add_dataset, get_dataset, mfrkit_home
+from .data.registry import add_dataset, mfrkit_home
 from .data.sample import SAMPLE_DESCRIPTION, build_sample, source_photos
 from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
-from .errors import DatasetError, ManifestError, MfrkitError
-from .jobs import ExecutorSpec, OutputFolder, read_marker
+from .errors import ManifestError, MfrkitError
+from .jobs import ExecutorSpec, OutputFolder
 from .landmarks.cache import LandmarkSummary, detect_landmarks
-from .maskgen.dataset_job import legacy_fingerprint
+from .maskgen.dataset_job import check_registrable
 
 #: The protocols the demo makes, with the manifests they draw from.
 DEMO_PROTOCOLS = {"umr-ump": ("sample", None), "umr-mp": ("sample", "sample-masked"), "mr-mp": ("sample-masked", None)}
@@ -87,16 +87,8 @@ def register_demo_dataset(name: str, root: Path) -> None:
     mfrkit made (another demo) or at a folder that is gone: a user's own dataset that
     happens to be called ``demo`` is never taken over silently.
     """
-    try:
-        old = get_dataset(name)
-    except DatasetError:
-        old = None
-    if old is not None and Path(old.root).resolve() != root.resolve():
-        old_root = Path(old.root)
-        made_by_mfrkit = read_marker(old_root) is not None or _legacy_sample(old_root) is not None or legacy_fingerprint(old_root) is not None
-        if old_root.exists() and not made_by_mfrkit:
-            raise MfrkitError(f"dataset name {name!r} is registered to {old_root}, which the demo did not make; "
-                              f"free the name with `mfrkit datasets remove {name}` (your files are not touched) and run the demo again")
+    check_registrable(name, root, legacy=_legacy_sample,
+                      remedy="free the name with `mfrkit datasets remove {name}` (your files are not touched) and run the demo again")
     add_dataset(name, root, layout="imagefolder", replace=True)
 
 
