@@ -58,8 +58,9 @@ class Option:
     entries : mapping
         For a ``dict`` field: one text option per key (``{"input_size": "help", ...}``
         gives ``--input-size``); the field holds the keys given.
-    negatable : bool
-        Bool fields: ``--x/--no-x`` (True) or just ``--x`` (False).
+    negatable : bool or str
+        Bool fields: ``--x/--no-x`` (True), just ``--x`` (False), or ``--x`` and the
+        flag given (``"--non-centered"``) that sets False.
     cli : bool
         False: the field is not on the command line.
     show_default : str or None
@@ -81,7 +82,7 @@ class Option:
     max: float | None = None
     switches: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     entries: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    negatable: bool = True
+    negatable: bool | str = True
     cli: bool = True
     show_default: str | None = None
     group: type | None = None
@@ -108,7 +109,7 @@ def option(
     max: float | None = None,
     switches: Mapping[str, Any] | None = None,
     entries: Mapping[str, str] | None = None,
-    negatable: bool = True,
+    negatable: bool | str = True,
     cli: bool = True,
     show_default: str | None = None,
 ) -> Any:

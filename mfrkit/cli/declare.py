@@ -60,7 +60,8 @@ def _default_text(f: dataclasses.Field, o: Option) -> str | bool:
     value = f.default
     if isinstance(value, bool):
         flag = _long_flags(f, o)[0][2:]
-        return flag if value else (f"no-{flag}" if o.negatable else False)
+        off = o.negatable[2:] if isinstance(o.negatable, str) else f"no-{flag}"
+        return flag if value else (off if o.negatable else False)
     if isinstance(value, (tuple, list)):
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if isinstance(value, float):
@@ -153,7 +154,8 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any, file_f
         elif base is bool:
             annotation = bool
             if o.negatable:
-                decls = [f"{decls[0]}/--no-{decls[0][2:]}"] + decls[1:]
+                off = o.negatable if isinstance(o.negatable, str) else f"--no-{decls[0][2:]}"
+                decls = [f"{decls[0]}/{off}"] + decls[1:]
         elif is_list:
             (item,) = typing.get_args(base) or (str,)
             if item not in _PLAIN or item is bool:
