@@ -417,8 +417,8 @@ def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, executor: 
         (``JobSummary.registered``).
     config : SynthConfig
     executor : ExecutorSpec, optional
-        Where rendering runs: ``local`` (the default, ``workers`` processes; one when
-        None) or ``ray``; the source's scan and its landmarks take
+        Where landmark detection and rendering run: ``local`` (the default,
+        ``workers`` processes) or ``ray``; scanning the source takes
         ``executor.local_workers`` processes here.
     progress : bool
         Show progress bars.
