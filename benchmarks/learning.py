@@ -25,6 +25,7 @@ from pathlib import Path
 
 
 def main() -> None:
+    from mfrkit.jobs import ExecutorSpec
     from mfrkit.learning_check import CheckConfig, run_learning_check, small_models
 
     defaults = CheckConfig()
@@ -43,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     cfg = dataclasses.replace(defaults, n_identities=args.identities, captures=args.captures, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, width=args.width, input_size=args.input_size, workers=args.workers, seed=args.seed)  # fmt: skip
+                              lr=args.lr, width=args.width, input_size=args.input_size, executor=ExecutorSpec(workers=args.workers),
+                              seed=args.seed)  # fmt: skip
     models = small_models(cfg)
     if args.models:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]

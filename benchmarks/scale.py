@@ -116,9 +116,10 @@ def build_tree(root: Path, n: int, *, shape: str = "lfw", seed: int = 0, workers
 def stage_scan(home: str, name: str, root: str, workers: int, layout: str = "imagefolder") -> int:
     os.environ["MFRKIT_HOME"] = home
     from mfrkit.data.registry import add_dataset, scan_registered
+    from mfrkit.jobs import ExecutorSpec
 
     add_dataset(name, root, layout=layout, replace=True)
-    manifest, _ = scan_registered(name, workers=workers)
+    manifest, _ = scan_registered(name, executor=ExecutorSpec(workers=workers))
     return len(manifest)
 
 
@@ -142,7 +143,7 @@ def stage_synth(home: str, name: str, out: str, executor: str, workers: int) -> 
     from mfrkit.jobs import ExecutorSpec
     from mfrkit.maskgen import SynthConfig, synthesize
 
-    summary = synthesize(name, out, SynthConfig(types="surgical", coverage="proper"), workers=workers, executor=ExecutorSpec(executor, workers=workers))
+    summary = synthesize(name, out, SynthConfig(types="surgical", coverage="proper"), executor=ExecutorSpec(executor, workers=workers))
     return summary.outputs
 
 
@@ -160,9 +161,10 @@ def stage_protocol(home: str, name: str, masked: str, out: str, pairs_per_fold: 
 def stage_bench(home: str, model: str, protocol: str, out: str, executor: str, workers: int) -> int:
     os.environ["MFRKIT_HOME"] = home
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+    from mfrkit.jobs import ExecutorSpec
 
-    run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), workers=workers, n_boot=0, cache_dir=None, plots=False,
-                                    executor=executor))
+    run = run_benchmark(BenchConfig(models=[model], protocols=[protocol], out=Path(out), n_boot=0, cache_dir=None, plots=False,
+                                    executor=ExecutorSpec(executor, workers=workers)))
     # Images embedded (one model: every protocol of the run shares its embeddings).
     return int(max((r.throughput.computed or 0) + (r.throughput.cached or 0) for r in run.results))
 

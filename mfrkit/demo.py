@@ -16,14 +16,14 @@ from typing import Callable
 
 from .data.manifest import MANIFEST_NAME, Manifest, read_manifest, write_manifest
 from .data.imageio import is_image_file
-from .data.registry import add_dataset, get_dataset, mfrkit_home
+from .data.registry import add_dataset, mfrkit_home
 from .data.sample import SAMPLE_DESCRIPTION, build_sample, source_photos
 from .data.scan import scan_dataset
 from .data_cards import CARD_NAME, write_card
-from .errors import DatasetError, ManifestError, MfrkitError
-from .jobs import OutputFolder, read_marker
+from .errors import ManifestError, MfrkitError
+from .jobs import ExecutorSpec, OutputFolder
 from .landmarks.lookup import LandmarkSummary, detect_landmarks
-from .maskgen.dataset_job import legacy_fingerprint
+from .maskgen.dataset_job import check_registrable
 
 #: The protocols the demo makes, with the manifests they draw from.
 DEMO_PROTOCOLS = {"umr-ump": ("sample", None), "umr-mp": ("sample", "sample-masked"), "mr-mp": ("sample-masked", None)}
@@ -87,16 +87,8 @@ def register_demo_dataset(name: str, root: Path) -> None:
     mfrkit made (another demo) or at a folder that is gone: a user's own dataset that
     happens to be called ``demo`` is never taken over silently.
     """
-    try:
-        old = get_dataset(name)
-    except DatasetError:
-        old = None
-    if old is not None and Path(old.root).resolve() != root.resolve():
-        old_root = Path(old.root)
-        made_by_mfrkit = read_marker(old_root) is not None or _legacy_sample(old_root) is not None or legacy_fingerprint(old_root) is not None
-        if old_root.exists() and not made_by_mfrkit:
-            raise MfrkitError(f"dataset name {name!r} is registered to {old_root}, which the demo did not make; "
-                              f"free the name with `mfrkit datasets remove {name}` (your files are not touched) and run the demo again")
+    check_registrable(name, root, legacy=_legacy_sample,
+                      remedy="free the name with `mfrkit datasets remove {name}` (your files are not touched) and run the demo again")
     add_dataset(name, root, layout="imagefolder", replace=True)
 
 
@@ -133,7 +125,7 @@ def run_demo(
     *,
     seed: int = 0,
     captures: int = 6,
-    workers: int = 1,
+    executor: ExecutorSpec = ExecutorSpec(),
     full: bool = True,
     train: bool = True,
     progress: bool = False,
@@ -154,17 +146,17 @@ def run_demo(
     # The demo's folder is marked as the demo's: a folder holding anything else is refused
     # (the demo replaces its own earlier outputs, never a user's files).
     with OutputFolder(out, kind="demo", fingerprint="demo", adopt=_legacy_demo).claim():
-        return _run_demo(out, seed=seed, captures=captures, workers=workers, full=full, train=train, progress=progress, log=log)
+        return _run_demo(out, seed=seed, captures=captures, executor=executor, full=full, train=train, progress=progress, log=log)
 
 
-def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, train: bool, progress: bool,
+def _run_demo(out: Path, *, seed: int, captures: int, executor: ExecutorSpec, full: bool, train: bool, progress: bool,
               log: Callable[[str], None]) -> DemoResult:  # fmt: skip
     sample = out / "sample"
     manifest = build_demo_sample(sample, seed=seed, captures=captures)
     masked = out / "sample-masked"
     result = DemoResult(out=out, manifest=manifest)
     for backend in ("mediapipe", "dlib"):
-        result.landmarks.append(detect_landmarks(manifest, backend, workers=workers, progress=progress))
+        result.landmarks.append(detect_landmarks(manifest, backend, executor=executor, progress=progress))
     write_card(manifest, sample / CARD_NAME, landmark_summary={s.backend: s.counts for s in result.landmarks})
     if not full:
         return result
@@ -176,7 +168,7 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
 
     log("masking the sample (synth --mask random)")
     # replace: a masked copy of another seed or sample is the demo's own, made again
-    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), workers=workers, progress=progress, replace=True)
+    result.synth = synthesize(manifest, masked, SynthConfig(types="random", seed=seed), executor=executor, progress=progress, replace=True)
     register_demo_dataset("demo-masked", masked)
     folders = {"sample": sample / MANIFEST_NAME, "sample-masked": masked / MANIFEST_NAME}
     for spec, (reference, probe) in DEMO_PROTOCOLS.items():
@@ -197,7 +189,7 @@ def _run_demo(out: Path, *, seed: int, captures: int, workers: int, full: bool, 
         from .learning_check import demo_families
 
         log("training small csn, attention, heterogeneous and domain_adapt models on synthetic identities")
-        result.families = demo_families(out / "families", seed=seed, workers=workers, progress=progress, log=log)
+        result.families = demo_families(out / "families", seed=seed, executor=executor, progress=progress, log=log)
         models.append(str(result.families.models))
         protocols += [str(p) for p in result.families.protocols.values()]
     log(f"benchmarking {len(models)} model source(s) on {len(protocols)} protocols (bench)")

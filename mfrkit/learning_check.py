@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import MfrkitError
-from .jobs import OutputFolder
+from .jobs import ExecutorSpec, OutputFolder
 
 #: The protocols of the check: spec -> (reference folder, probe folder or None). Each is
 #: named ``synthetic-<spec>`` so it never passes for a protocol on real photos.
@@ -77,7 +77,7 @@ class CheckConfig:
         the training images are packed as ``arcface<input_size>`` crops).
     epochs, batch_size, lr, warmup_steps : training of every model.
     pairs_per_fold : genuine and impostor pairs per fold of each protocol (10 folds).
-    workers : processes for data preparation.
+    executor : where data preparation runs (default: in this process).
     """
 
     n_identities: int = 300
@@ -93,7 +93,7 @@ class CheckConfig:
     lr: float = 0.1
     warmup_steps: int = 20
     pairs_per_fold: int = 100
-    workers: int = 1
+    executor: ExecutorSpec = ExecutorSpec()
 
 
 @dataclass(frozen=True)
@@ -145,12 +145,12 @@ def build_check_data(out: str | Path, cfg: CheckConfig = CheckConfig(), *, progr
     with folder.claim():
         log(f"synthetic identities: {cfg.n_identities} x {cfg.captures} captures")
         ids = build_synthetic_identities(root / "identities", n_identities=cfg.n_identities, captures=cfg.captures,
-                                         test_fraction=cfg.test_fraction, seed=cfg.seed, workers=cfg.workers, progress=progress)  # fmt: skip
+                                         test_fraction=cfg.test_fraction, seed=cfg.seed, executor=cfg.executor, progress=progress)  # fmt: skip
         log("masked copies (synth --mix on train, synth on test)")
-        mix = synthesize(ids.train, root / "train-mix", SynthConfig(seed=cfg.seed, mix=True), workers=cfg.workers, progress=progress)
-        masked = synthesize(ids.test, root / "test-masked", SynthConfig(seed=cfg.seed), workers=cfg.workers, progress=progress)
+        mix = synthesize(ids.train, root / "train-mix", SynthConfig(seed=cfg.seed, mix=True), executor=cfg.executor, progress=progress)
+        masked = synthesize(ids.test, root / "test-masked", SynthConfig(seed=cfg.seed), executor=cfg.executor, progress=progress)
         log(f"pack of the training mix (arcface{cfg.input_size})")
-        write_pack(mix.manifest, root / "train-pack", PackConfig(align=f"arcface{cfg.input_size}"), workers=cfg.workers, progress=progress)
+        write_pack(mix.manifest, root / "train-pack", PackConfig(align=f"arcface{cfg.input_size}"), executor=cfg.executor, progress=progress)
         manifests = {"test": ids.test.path, "test-masked": masked.manifest}
         protocols = {}
         for spec, (reference, probe) in CHECK_PROTOCOLS.items():
@@ -257,7 +257,7 @@ def evaluate_models(models_dir: Path, data: CheckData, out: Path, seed: int = 0)
     from .bench.benchmark import BenchConfig, run_benchmark
 
     config = BenchConfig(models=[str(models_dir)], protocols=[str(p) for p in data.protocols.values()], out=out, n_boot=100,
-                         seed=seed, plots=False, report=False, cache_dir=None, workers=0)  # fmt: skip
+                         seed=seed, plots=False, report=False, cache_dir=None, executor=ExecutorSpec(workers=0))  # fmt: skip
     return run_benchmark(config)
 
 
@@ -311,14 +311,14 @@ class DemoFamilies:
     note: str = SYNTHETIC_NOTE
 
 
-def demo_families(out: str | Path, *, seed: int = 0, workers: int = 1, progress: bool = False,
+def demo_families(out: str | Path, *, seed: int = 0, executor: ExecutorSpec = ExecutorSpec(), progress: bool = False,
                   log: Callable[[str], None] | None = None) -> DemoFamilies:  # fmt: skip
     """Train small versions of the four families on synthetic identities and export them
     (``mfrkit demo``): ``out/models`` holds the ONNX files, ``out/data`` the identities,
     masked copies, pack and held-out protocols. Reuses whatever an earlier demo finished."""
     log = log or (lambda msg: None)
     out = Path(out).resolve()
-    cfg = dataclasses.replace(DEMO_CONFIG, seed=seed, workers=workers)
+    cfg = dataclasses.replace(DEMO_CONFIG, seed=seed, executor=executor)
     data = build_check_data(out / "data", cfg, progress=progress, log=log)
     models = [m for m in small_models(cfg) if m.name in DEMO_FAMILIES]
     trained = []

@@ -14,11 +14,17 @@ Example
 ... class Settings:
 ...     workers: int = option(1, short="-j", help="Worker processes.", min=0)
 ...     far: tuple = option((1e-3,), flags=("--far",), parse=floats, help="FAR targets, comma-separated.")
+
+A configuration may hold another declared configuration whole (every command that runs
+jobs holds an :class:`~mfrkit.jobs.ExecutorSpec`): :func:`options_of` declares such a
+field, and its options become the holder's, named ``<field>.<part>`` (e.g.
+``executor.workers``) in :func:`declared_options` and built back by :func:`build`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import MISSING
 from typing import Any, Callable, Mapping
 
@@ -52,12 +58,19 @@ class Option:
     entries : mapping
         For a ``dict`` field: one text option per key (``{"input_size": "help", ...}``
         gives ``--input-size``); the field holds the keys given.
-    negatable : bool
-        Bool fields: ``--x/--no-x`` (True) or just ``--x`` (False).
+    negatable : bool or str
+        Bool fields: ``--x/--no-x`` (True), just ``--x`` (False), or ``--x`` and the
+        flag given (``"--non-centered"``) that sets False.
     cli : bool
         False: the field is not on the command line.
     show_default : str or None
         Default shown in the help; None: derived from the field's default.
+    group : type or None
+        The field holds a whole declared configuration of this dataclass (see
+        :func:`options_of`); its options are the holder's.
+    parts : mapping
+        With ``group``: part name -> changes to that part's :class:`Option` (e.g. its
+        help in this command).
     """
 
     help: str
@@ -69,9 +82,11 @@ class Option:
     max: float | None = None
     switches: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     entries: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    negatable: bool = True
+    negatable: bool | str = True
     cli: bool = True
     show_default: str | None = None
+    group: type | None = None
+    parts: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for flag in self.flags:
@@ -94,7 +109,7 @@ def option(
     max: float | None = None,
     switches: Mapping[str, Any] | None = None,
     entries: Mapping[str, str] | None = None,
-    negatable: bool = True,
+    negatable: bool | str = True,
     cli: bool = True,
     show_default: str | None = None,
 ) -> Any:
@@ -108,9 +123,71 @@ def option(
     return dataclasses.field(default=default, default_factory=default_factory, metadata={OPTION_KEY: spec})
 
 
+def options_of(cls: type, default: Any = None, *, help: str, parts: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
+    """A dataclass field holding a whole declared configuration ``cls`` (default: ``default``,
+    or ``cls()``): its options become the holder's. ``parts`` changes a part's
+    :class:`Option` for this holder (``{"workers": {"help": "..."}}``); flags, defaults
+    and parsing otherwise stay those ``cls`` declares."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"options_of needs a dataclass, got {cls!r}")
+    value = cls() if default is None else default
+    known = {f.name for f, _ in declared_options(cls)}
+    unknown = sorted(set(parts or {}) - known)
+    if unknown:
+        raise TypeError(f"{cls.__name__} declares no option {', '.join(unknown)}")
+    spec = Option(help=help, group=cls, parts={k: dict(v) for k, v in (parts or {}).items()})
+    return dataclasses.field(default_factory=lambda: value, metadata={OPTION_KEY: spec})
+
+
+def _parts(holder: dataclasses.Field, o: Option) -> list[tuple[dataclasses.Field, Option]]:
+    """The options of group field ``holder``, named ``<holder>.<part>``, with the holder's
+    default as theirs and their long flags spelled out (a part's name is not its flag)."""
+    default = field_default(holder)
+    out = []
+    for f, part in declared_options(o.group):
+        changes = dict(o.parts.get(f.name, {}))
+        changes.setdefault("flags", part.flags or ("--" + f.name.replace("_", "-"),))
+        part = dataclasses.replace(part, **changes)
+        flat = dataclasses.field(default=getattr(default, f.name), metadata={OPTION_KEY: part})
+        flat.name, flat.type = f"{holder.name}.{f.name}", f.type
+        out.append((flat, part))
+    return out
+
+
 def declared_options(cls: type) -> list[tuple[dataclasses.Field, Option]]:
-    """The fields of dataclass ``cls`` declared with :func:`option`, in field order."""
-    return [(f, f.metadata[OPTION_KEY]) for f in dataclasses.fields(cls) if OPTION_KEY in f.metadata]
+    """The fields of dataclass ``cls`` declared with :func:`option`, in field order; a field
+    declared with :func:`options_of` gives its parts instead (``executor.workers``, ...)."""
+    out: list[tuple[dataclasses.Field, Option]] = []
+    for f in dataclasses.fields(cls):
+        o = f.metadata.get(OPTION_KEY)
+        if o is None:
+            continue
+        out.extend(_parts(f, o) if o.group is not None else [(f, o)])
+    return out
+
+
+def option_hints(cls: type) -> dict[str, Any]:
+    """The type of each name :func:`declared_options` gives (group parts included)."""
+    hints = dict(typing.get_type_hints(cls))
+    for f in dataclasses.fields(cls):
+        o = f.metadata.get(OPTION_KEY)
+        if o is not None and o.group is not None:
+            hints.update({f"{f.name}.{k}": v for k, v in option_hints(o.group).items()})
+    return hints
+
+
+def build(cls: type, values: Mapping[str, Any]) -> Any:
+    """``cls`` from option values keyed as :func:`declared_options` names them: the parts
+    of a group field given (``executor.workers``) replace those of its default."""
+    plain = {k: v for k, v in values.items() if "." not in k}
+    for f in dataclasses.fields(cls):
+        o = f.metadata.get(OPTION_KEY)
+        if o is None or o.group is None:
+            continue
+        given = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f.name + ".")}
+        if given:
+            plain[f.name] = dataclasses.replace(plain.get(f.name, field_default(f)), **given)
+    return cls(**plain)
 
 
 def field_default(f: dataclasses.Field) -> Any:

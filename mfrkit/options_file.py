@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigFileError
-from .options import Option, declared_options
+from .options import Option, declared_options, option_hints
 from .userfiles import read_user_yaml, user_file_errors_as
 
 _SCALARS = (int, float, str, bool, Path)
@@ -100,7 +100,9 @@ def _field_value(f: dataclasses.Field, o: Option, hint: Any, value: Any, where: 
 
 
 def read_options_file(path: str | os.PathLike, cls: type) -> dict[str, Any]:
-    """The fields of dataclass ``cls`` set by the YAML file at ``path``: field name -> value.
+    """The fields of dataclass ``cls`` set by the YAML file at ``path``: field name -> value
+    (the part of a group field named as :func:`mfrkit.options.declared_options` names it,
+    ``executor.workers``; :func:`mfrkit.options.build` makes ``cls`` of them).
 
     Raises
     ------
@@ -120,7 +122,7 @@ def read_options_file(path: str | os.PathLike, cls: type) -> dict[str, Any]:
     if unknown:
         valid = ", ".join(sorted({k.replace("_", "-") for k in keys}))
         raise ConfigFileError(f"{path}: unknown option(s) {', '.join(unknown)}; valid keys: {valid}")
-    hints = typing.get_type_hints(cls)
+    hints = option_hints(cls)
     fields = {f.name: (f, o) for f, o in declared_options(cls)}
     out: dict[str, Any] = {}
     for raw, value in data.items():

@@ -15,20 +15,30 @@ from .errors import MfrkitError, UnknownNameError
 
 T = TypeVar("T")
 
-#: A name a user gives to something mfrkit stores under ``$MFRKIT_HOME`` (a dataset, a
-#: protocol): it becomes a file or folder name there, so it is a plain identifier.
-USER_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+#: One part of a name a user gives to something mfrkit stores under ``$MFRKIT_HOME`` (a
+#: dataset, a protocol): it becomes a file or folder name there, so it is a plain identifier.
+_USER_PART = r"[A-Za-z0-9_-][A-Za-z0-9._+-]{0,63}"
+#: A one-part user name (a dataset's).
+USER_NAME = re.compile(rf"^{_USER_PART}$")
 
 
-def check_user_name(name: object, what: str = "name", error: type[MfrkitError] = MfrkitError) -> str:
-    """``name`` if it is a plain identifier: 1 to 64 letters, digits, ``-``, ``_`` and
-    ``.``, not starting with ``.``. Such a name is safe as a file or folder name under
-    ``$MFRKIT_HOME`` (no ``/``, ``..``, hidden or empty name); anything else raises
-    ``error`` (a :class:`~mfrkit.errors.MfrkitError` subclass) naming ``what`` it was for.
-    Every registry stored under ``$MFRKIT_HOME`` (datasets, protocols) checks its names
+def user_name_rule(parts: int = 1) -> re.Pattern:
+    """The user names of 1 to ``parts`` parts joined by ``/`` (a protocol's name is
+    ``dataset/spec``), each a plain identifier (see :func:`check_user_name`)."""
+    return USER_NAME if parts == 1 else re.compile(rf"^{_USER_PART}(?:/{_USER_PART}){{0,{parts - 1}}}$")
+
+
+def check_user_name(name: object, what: str = "name", error: type[MfrkitError] = MfrkitError, *, parts: int = 1) -> str:
+    """``name`` if it is a user name: 1 to ``parts`` parts joined by ``/``, each 1 to 64
+    letters, digits, ``-``, ``_``, ``+`` and ``.``, not starting with ``.``. Such a name is
+    safe as a file or folder name under ``$MFRKIT_HOME`` (no ``..``, absolute, hidden or
+    empty part); anything else raises ``error`` (a :class:`~mfrkit.errors.MfrkitError`
+    subclass) naming ``what`` it was for. Every registry stored under ``$MFRKIT_HOME``
+    (datasets, protocols: :class:`mfrkit.user_registry.UserRegistry`) checks its names
     with this one function, on adding and on reading its file back."""
-    if not isinstance(name, str) or not USER_NAME.match(name):
-        raise error(f"invalid {what} name {name!r}: use 1 to 64 letters, digits, '-', '_' and '.' "
+    if not isinstance(name, str) or not user_name_rule(parts).fullmatch(name):
+        shape = f"1 to {parts} parts joined by '/' (as in lfw/umr-mp), each of " if parts > 1 else ""
+        raise error(f"invalid {what} name {name!r}: use {shape}1 to 64 letters, digits, '-', '_', '+' and '.' "
                     "(not starting with '.')")
     return name
 

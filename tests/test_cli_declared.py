@@ -13,7 +13,8 @@ from mfrkit.bench.benchmark import BenchConfig
 from mfrkit.cli import app
 from mfrkit.cli.declare import with_config
 from mfrkit.maskgen import PartialConfig, SynthConfig
-from mfrkit.options import OPTION_KEY, declared_options, floats, none_for, option
+from mfrkit.options import OPTION_KEY, declared_options, floats, none_for, option, options_of
+from mfrkit.protocols.options import MakeConfig, RegisterOptions
 
 #: The one meaning of each short flag, in every command. A new short flag is added
 #: here deliberately, or not at all.
@@ -66,7 +67,7 @@ def test_bench_model_and_protocol_have_no_short_flag():
     assert "-m" in by_name["manifests"].opts
 
 
-@pytest.mark.parametrize("cls", [BenchConfig, SynthConfig, PartialConfig])
+@pytest.mark.parametrize("cls", [BenchConfig, SynthConfig, PartialConfig, MakeConfig, RegisterOptions])
 def test_every_config_field_declares_its_option(cls):
     # A new field says how the command line sets it (or cli=False), so the command
     # never falls behind the config.
@@ -141,6 +142,39 @@ def test_declared_options_round_trip():
 def test_declared_options_refuse_bad_input(args, message):
     result = CliRunner().invoke(_toy_app({}), args)
     assert result.exit_code == 2 and message in result.output
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyPart:
+    workers: int = option(1, short="-j", min=0, help="Workers.")
+    kind: str = option("local", flags="--executor", help="Where.")
+
+
+@dataclasses.dataclass
+class ToyHolder:
+    inputs: list[str] = option(flags="--input", help="Input.")
+    part: ToyPart = options_of(ToyPart, ToyPart(workers=None), help="The part.", parts={"workers": {"help": "Holder's workers."}})
+
+
+def test_a_composed_config_gives_its_options_under_its_own_flags():
+    from mfrkit.options import build
+
+    seen = {}
+    toy = typer.Typer()
+
+    @toy.command()
+    @with_config(ToyHolder)
+    def run(config: ToyHolder) -> None:
+        seen["config"] = config
+
+    runner = CliRunner()
+    assert runner.invoke(toy, ["--input", "x"]).exit_code == 0
+    assert seen["config"] == ToyHolder(inputs=["x"]) and seen["config"].part == ToyPart(workers=None)
+    assert runner.invoke(toy, ["--input", "x", "-j", "3", "--executor", "ray"]).exit_code == 0
+    assert seen["config"].part == ToyPart(workers=3, kind="ray")
+    assert "Holder's workers." in runner.invoke(toy, ["--help"], terminal_width=200).output
+    assert [f.name for f, _ in declared_options(ToyHolder)] == ["inputs", "part.workers", "part.kind"]
+    assert build(ToyHolder, {"inputs": ["y"], "part.kind": "ray"}) == ToyHolder(inputs=["y"], part=ToyPart(workers=None, kind="ray"))
 
 
 def test_a_field_needing_a_parser_is_refused_at_declaration():

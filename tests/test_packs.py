@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mfrkit.crops import CropRequest, make_crop
 from mfrkit.data.manifest import Manifest, make_table, write_manifest
 from mfrkit.errors import MfrkitError
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.landmarks.lookup import get_landmarks
 from mfrkit.packs import Pack, PackError, open_pack, serves
 from mfrkit.packs.write import PackConfig, write_pack
@@ -142,7 +143,7 @@ def test_the_bench_reads_a_pack_and_scores_exactly_as_from_the_photos(sample_man
     write_pack(sample_manifest, tmp_path / "pack", PackConfig(align="arcface112"))
     logs = []
     common = dict(models=[str(tmp_path / "models")], protocols=[str(tmp_path / "proto")], n_boot=0, plots=False, report=False,
-                  cache_dir=None, workers=0)
+                  cache_dir=None, executor=ExecutorSpec(workers=0))
     plain = run_benchmark(BenchConfig(out=tmp_path / "a", **common))
     packed = run_benchmark(BenchConfig(out=tmp_path / "b", packs=[str(tmp_path / "pack")], **common), log=logs.append)
     assert any("6 of 6 crops read from packs" in m for m in logs)

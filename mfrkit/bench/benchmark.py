@@ -9,6 +9,7 @@ transfer, and writes the run folder and its leaderboard rows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import platform
@@ -24,10 +25,11 @@ import pandas as pd
 from .. import __version__
 from ..alignments import get_alignment
 from ..errors import MfrkitError
+from ..jobs.executors import ExecutorSpec
 from ..landmarks import BACKENDS
 from ..names import unique_components
 from ..onnx_model import CudaOptions, ModelSet, load_models
-from ..options import none_for, option, rates
+from ..options import none_for, option, options_of, rates
 from . import metrics as M
 from .embed.embedding_cache import default_cache_dir, preprocessing_key
 from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
@@ -66,7 +68,9 @@ class BenchConfig:
         ``probe=PATH``, instead of the paths recorded in ``protocol.json``.
     out : results root; the run goes in ``out/<run_id>``.
     provider : ``auto`` | ``cuda`` | ``cpu`` (onnxruntime).
-    batch_size, workers (None: automatic), tta (None or ``flip``), threads (onnxruntime).
+    batch_size, tta (None or ``flip``), threads (onnxruntime).
+    executor : where images are cropped and embedded (``kind`` local or ray, ``workers``
+        None: automatic, ``address`` of a Ray cluster); ``workers`` reads its workers.
     tf32 : on CUDA, allow TF32 in onnxruntime (recorded in metrics.json and the cache key).
     model_options : preprocessing keys overriding the model's metadata; sidecar : a JSON of them.
     landmarks : landmark backend whose cached landmarks align the faces.
@@ -100,7 +104,15 @@ class BenchConfig:
     out: Path = option(Path("runs"), short="-o", help="Results root; the run goes in OUT/<run id>.")
     provider: str = option("auto", help="onnxruntime provider: auto, cuda or cpu.")
     batch_size: int = option(64, flags="--batch", min=1, help="Images per model call.")
-    workers: int | None = option(None, short="-j", min=0, help="Pipeline worker processes (default: automatic; 0: none).")
+    executor: ExecutorSpec = options_of(
+        ExecutorSpec, ExecutorSpec(workers=None), help="Where images are cropped and embedded, by how many workers.",
+        parts={
+            "workers": {"help": "Pipeline worker processes (default: automatic; 0: none)."},
+            "kind": {"help": "Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding "
+                             "one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs)."},
+            "address": {"help": "Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance."},
+        },
+    )  # fmt: skip
     tta: str | None = option(None, parse=none_for("none"), show_default="none", help="Test-time augmentation: none or flip.")
     threads: int = option(0, min=0, help="onnxruntime intra-op threads (0: its default).")
     tf32: bool = option(False, help="On CUDA, let onnxruntime run float32 convolutions and products in TF32 (faster on "
@@ -155,8 +167,11 @@ class BenchConfig:
     save_embeddings: bool = option(False, negatable=False, help="Write embeddings.parquet per model into the run "
                                    "folder (FtA rows with a null embedding and their reason).")
     report: bool = option(True, help="Write report.html, the HTML report of the run, into the run folder.")
-    executor: str = option("local", help="Where images are cropped and embedded: local (this machine's pipeline) or ray (Ray actors holding one ONNX session each; one GPU each with --provider cuda when the cluster has GPUs).")
-    ray_address: str | None = option(None, help="Ray cluster to join ('auto', host:port, ray://host:10001); none starts a local Ray instance.")
+
+    @property
+    def workers(self) -> int | None:
+        """``executor.workers``: pipeline worker processes (None: automatic)."""
+        return self.executor.workers
 
     def embed_options(self) -> EmbedOptions:
         """The embed stage's settings."""
@@ -170,13 +185,12 @@ class BenchConfig:
                             confidence=self.confidence, max_rank=self.max_rank, search_device=self.search_device,
                             plots=self.plots, ijb_pooling=self.ijb_pooling)
 
-    def executor_spec(self):
-        """The embedding step's executor (None: the local pipeline)."""
-        if self.executor == "local":
+    def executor_spec(self) -> ExecutorSpec | None:
+        """The embedding step's executor (None: the local pipeline); Ray's automatic
+        worker count is one actor per CPU of the cluster (0)."""
+        if self.executor.kind == "local":
             return None
-        from ..jobs import ExecutorSpec
-
-        return ExecutorSpec(self.executor, workers=self.workers or 0, address=self.ray_address)
+        return dataclasses.replace(self.executor, workers=self.executor.workers or 0)
 
 
 @dataclass
@@ -231,6 +245,20 @@ def _onnx_models(models: list[str], log) -> list[str]:
     return [str(exported_checkpoint(m, log=log)) if is_checkpoint(m) else m for m in models]
 
 
+def _run_settings(cfg: BenchConfig) -> dict:
+    """The settings run.json and metrics.json record: the config less what names the
+    inputs; the executor as the keys it has always had (workers in its place, executor
+    and ray_address last)."""
+    settings: dict = {}
+    for k, v in asdict(cfg).items():
+        if k == "executor":
+            settings["workers"] = v["workers"]
+        elif k not in ("models", "protocols", "probe_model", "manifests", "out"):
+            settings[k] = v
+    settings.update(executor=cfg.executor.kind, ray_address=cfg.executor.address, far_targets=list(cfg.far_targets))
+    return settings
+
+
 # --- the run -----------------------------------------------------------------------------------------
 
 
@@ -254,7 +282,7 @@ def _validate(cfg: BenchConfig) -> None:
     M.RULE_SETS.get(cfg.rules)
     from ..jobs import EXECUTORS
 
-    EXECUTORS.get(cfg.executor)
+    EXECUTORS.get(cfg.executor.kind)
     for what, path in (("results folder (--out)", cfg.out), ("embedding cache (--cache)", cfg.cache_dir)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():
             raise BenchError(f"the {what} {path} is a file, not a folder")
@@ -306,10 +334,7 @@ def run_benchmark(
         folder.mkdir(parents=True, exist_ok=False)
     except OSError as exc:
         raise BenchError(f"cannot create the run folder {folder}: {exc.strerror or exc}") from None
-    settings = {
-        k: v for k, v in asdict(cfg).items() if k not in ("models", "protocols", "probe_model", "manifests", "out")
-    }
-    settings["far_targets"] = list(cfg.far_targets)
+    settings = _run_settings(cfg)
     meta = {"run_id": run_id, "created": now.isoformat(timespec="seconds"), "mfrkit_version": __version__}
     write_json(folder / "run.json", {
         **meta, "settings": settings, "models": [ms.describe() for ms in model_sets],

@@ -79,7 +79,7 @@ def datasets_scan(
     """Scan a registered dataset into its manifest (hashes, sizes, failures)."""
     from ..data.registry import scan_registered
 
-    manifest, report = scan_registered(name, workers=max(1, executor.workers), verify=verify, progress=True, executor=executor)
+    manifest, report = scan_registered(name, verify=verify, progress=True, executor=executor)
     console.print(f"{name}: {report.n_images} images ({report.ok} ok), {report.identities} identities, layout {report.layout} -> {manifest.path}")
     if report.failures:
         console.print(f"failures: {counts_text(report.failures)}")
@@ -101,10 +101,9 @@ def landmarks(
     from ..landmarks.lookup import detect_landmarks
 
     BACKENDS.get(backend)  # an unknown name fails before the dataset is read
-    workers = max(1, executor.workers)
-    manifest = open_source(src, workers=workers, progress=True)
+    manifest = open_source(src, workers=executor.local_workers, progress=True)
     options = {"path": str(landmark_file)} if landmark_file else {}
-    s = detect_landmarks(manifest, backend, workers=workers, executor=executor, progress=True, backend_options=options,
+    s = detect_landmarks(manifest, backend, executor=executor, progress=True, backend_options=options,
                           require_any=True)
     console.print(f"{backend}: {counts_text(s.counts)} ({s.detected} new, {s.reused} cached) -> {s.path}")
 

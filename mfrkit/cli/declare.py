@@ -27,7 +27,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ..options import Option, declared_options
+from ..options import Option, build, declared_options, option_hints
 from ..options_file import read_options_file
 
 _PLAIN = (int, float, str, bool, Path)
@@ -42,6 +42,12 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
+def _param(name: str) -> str:
+    """The Python name of the parameter for declared name ``name`` (``executor.workers``
+    -> ``executor__workers``)."""
+    return name.replace(".", "__")
+
+
 def _long_flags(f: dataclasses.Field, o: Option) -> tuple[str, ...]:
     return o.flags or ("--" + f.name.replace("_", "-"),)
 
@@ -54,7 +60,8 @@ def _default_text(f: dataclasses.Field, o: Option) -> str | bool:
     value = f.default
     if isinstance(value, bool):
         flag = _long_flags(f, o)[0][2:]
-        return flag if value else (f"no-{flag}" if o.negatable else False)
+        off = o.negatable[2:] if isinstance(o.negatable, str) else f"no-{flag}"
+        return flag if value else (off if o.negatable else False)
     if isinstance(value, (tuple, list)):
         return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if isinstance(value, float):
@@ -124,7 +131,7 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any, file_f
 
     if o.entries:
         for key, text in o.entries.items():
-            param = f"{f.name}__{key}"
+            param = f"{_param(f.name)}__{key}"
             add(param, Annotated[Optional[str], typer.Option("--" + key.replace("_", "-"), help=text)])
             spec.entries[param] = key
     else:
@@ -147,7 +154,8 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any, file_f
         elif base is bool:
             annotation = bool
             if o.negatable:
-                decls = [f"{decls[0]}/--no-{decls[0][2:]}"] + decls[1:]
+                off = o.negatable if isinstance(o.negatable, str) else f"--no-{decls[0][2:]}"
+                decls = [f"{decls[0]}/{off}"] + decls[1:]
         elif is_list:
             (item,) = typing.get_args(base) or (str,)
             if item not in _PLAIN or item is bool:
@@ -165,10 +173,10 @@ def _option_params(cls: type, f: dataclasses.Field, o: Option, hint: Any, file_f
             # A plain default is the option's own: typer shows it as is and passes it back.
             default = f.default
             kw["show_default"] = o.show_default if o.show_default is not None else f.default is not None
-        add(f.name, Annotated[Optional[annotation], typer.Option(*decls, **kw)], default)
-        spec.main = f.name
+        add(_param(f.name), Annotated[Optional[annotation], typer.Option(*decls, **kw)], default)
+        spec.main = _param(f.name)
     for i, (flag, value) in enumerate(o.switches.items()):
-        param = f"{f.name}__switch{i}"
+        param = f"{_param(f.name)}__switch{i}"
         text = f"Set {_long_flags(f, o)[0]} to {value!r}." if value is not None else f"No {_long_flags(f, o)[0]}."
         add(param, Annotated[bool, typer.Option(flag, help=text)], False)
         spec.switches[param] = (flag, value)
@@ -229,7 +237,7 @@ def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (
     With ``config_file`` (a flag such as ``"--config"``), the command also takes a YAML file
     of the same options (:func:`mfrkit.options_file.read_options_file`); the options typed
     on the command line override the file's."""
-    hints = typing.get_type_hints(cls)
+    hints = option_hints(cls)
     generated = [
         _option_params(cls, f, o, hints[f.name], config_file) for f, o in declared_options(cls) if o.cli and f.name not in exclude
     ]  # a field the CLI cannot parse fails here, when the command module is imported
@@ -270,7 +278,7 @@ def with_config(cls: type, *, into: str = "config", exclude: tuple[str, ...] = (
             if config_file is not None:
                 typed = {spec.name for spec in fields if spec.name in given_fields and _typed_in(ctx, spec)}
                 given_fields = _merged(cls, path, given_fields, typed, config_file)
-            extra = {into: cls(**given_fields)}
+            extra = {into: build(cls, given_fields)}
             if given is not None:
                 extra[given] = frozenset(spec.name for spec in fields if spec.name in given_fields and _typed_in(ctx, spec))
             return func(**kwargs, **extra)

@@ -23,8 +23,9 @@ def demo(
     landmarks, masks, protocols, dlib's ResNet as ONNX, the four families trained small on synthetic identities,
     benchmark, leaderboard."""
     from ..demo import run_demo
+    from ..jobs import ExecutorSpec
 
-    result = run_demo(out, seed=seed, workers=workers, full=full, train=train, progress=True, log=lambda m: console.print(m, highlight=False))
+    result = run_demo(out, seed=seed, executor=ExecutorSpec(workers=workers), full=full, train=train, progress=True, log=lambda m: console.print(m, highlight=False))
     table = result.manifest.table
     console.print(f"sample: {len(table)} images of {table['identity'].nunique()} identities in {result.out / 'sample'} (registered as dataset 'demo')")
     for s in result.landmarks:

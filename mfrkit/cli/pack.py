@@ -26,7 +26,7 @@ def pack(
     """Align every image of a dataset once and store the crops in shards that training and the bench memory-map."""
     from ..packs.write import write_pack
 
-    s = write_pack(src, out, config, workers=max(1, executor.workers), executor=executor, progress=True)
+    s = write_pack(src, out, config, executor=executor, progress=True)
     origin = f"; landmarks: {counts_text(s.landmarks_from)}" if s.landmarks_from else ""
     console.print(f"pack: {s.n_images} images ({counts_text(s.counts)}{origin}) -> {s.out}", highlight=False)
     console.print(f"{s.shards_written} shard(s) written, {s.shards_reused} found done, {s.bytes / 2**20:.1f} MiB, {s.seconds:.1f} s", highlight=False)

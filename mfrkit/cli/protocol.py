@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..protocols.options import MakeConfig, RegisterOptions
 from .app import console, err_console, plain, protocol_app, styled
 from .common import ManifestOpt, ProbeOpt, print_table
+from .declare import with_config
 
 
 #: Above this many comparisons, exporting an all-pairs protocol needs --force.
@@ -22,8 +24,6 @@ def _folder(value: str) -> Path:
 
 
 ProtocolArg = Annotated[Path, typer.Argument(parser=_folder, metavar="PROTOCOL", help="Protocol folder, or a registered protocol's name (or the last part of one).")]
-NameOpt = Annotated[Optional[str], typer.Option(help="Name to register the protocol under (default: <dataset>/<spec> for make, the folder's name for import); also its recorded name.")]
-RegisterOpt = Annotated[bool, typer.Option("--register/--no-register", help="Register the protocol in $MFRKIT_HOME, so that --protocol NAME finds it.")]
 
 
 @protocol_app.command("list")
@@ -60,66 +60,28 @@ def protocol_remove(name: Annotated[str, typer.Argument(help="A registered proto
 
 
 @protocol_app.command("make")
+@with_config(RegisterOptions, into="registration")
+@with_config(MakeConfig)
 def protocol_make(
     out: Annotated[Path, typer.Argument(help="Protocol folder to write (sub-folders for a partial grid).")],
+    config: MakeConfig,
+    registration: RegisterOptions,
     manifest: ManifestOpt = None,
     probe_manifest: ProbeOpt = None,
-    spec: Annotated[str, typer.Option(help="Protocol spec (see `mfrkit protocol list`).")] = "umr-ump",
-    seed: Annotated[Optional[int], typer.Option(help="Seed (default 0; --from: the parent's): the same seed and manifests give the same files.")] = None,
-    identification: Annotated[bool, typer.Option("--identification", help="Make a 1:N gallery/probe protocol.")] = False,
-    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="1:1 without a pair list: every reference image x every probe image (same image and same source photo excluded).")] = False,
-    max_per_identity: Annotated[Optional[int], typer.Option(min=1, help="--all-pairs: at most this many images per identity and side (seeded sample).")] = None,
-    mode: Annotated[str, typer.Option(help="1:N mode: closed, open or megaface.")] = "closed",
-    folds: Annotated[int, typer.Option(help="1:1: number of identity-disjoint folds.")] = 10,
-    genuine: Annotated[int, typer.Option(help="1:1: genuine pairs per fold.")] = 300,
-    impostor: Annotated[int, typer.Option(help="1:1: impostor pairs per fold.")] = 300,
-    allow_fewer: Annotated[bool, typer.Option(help="1:1: take fewer pairs when the data cannot supply them.")] = False,
-    allow_same_source: Annotated[bool, typer.Option(help="Allow pairing a synthetic image with its own source photo.")] = False,
-    people: Annotated[Optional[Path], typer.Option(help="1:1: LFW people.txt giving the identity folds.")] = None,
-    derive: Annotated[Optional[Path], typer.Option("--from", parser=_folder, metavar="PROTOCOL", help="Derive from this 1:1 protocol (folder or registered name): same pairs and folds, new variants; or from an IJB protocol: the same templates with the probe side from --probe-manifest (its masked loose crops).")] = None,
-    allow_missing: Annotated[bool, typer.Option(help="--from: keep pairs whose variant is missing, as failures; --people: go ahead when most of its identities have no usable image in the manifests.")] = False,
-    region: Annotated[Optional[str], typer.Option(help="partial-*: crop region (all available if omitted).")] = None,
-    region2: Annotated[Optional[str], typer.Option(help="partial-cross: second region.")] = None,
-    factor: Annotated[Optional[float], typer.Option(help="partial-*: crop factor (all available if omitted).")] = None,
-    centered: Annotated[Optional[bool], typer.Option("--centered/--non-centered", help="partial-*: centered crops or not.")] = None,
-    mask_types: Annotated[Optional[str], typer.Option(help="Masked specs: comma-separated mask types to use.")] = None,
-    mask_pairing: Annotated[Optional[str], typer.Option(help="Masked specs: mlfw or independent.")] = None,
-    gallery_per_identity: Annotated[Optional[int], typer.Option(help="1:N: gallery images per identity (megaface: mates).")] = None,
-    probes_per_identity: Annotated[Optional[int], typer.Option(help="1:N: at most this many probes per identity.")] = None,
-    unmated_fraction: Annotated[float, typer.Option(help="1:N open set: fraction of identities left out of the gallery.")] = 0.5,
-    probe_fraction: Annotated[float, typer.Option(help="1:N megaface: fraction of identities used as probes.")] = 0.5,
-    distractors: Annotated[Optional[int], typer.Option(help="1:N megaface: number of distractor images.")] = None,
-    max_identities: Annotated[Optional[int], typer.Option(help="1:N: at most this many enrolled / probe identities.")] = None,
-    name: NameOpt = None,
-    register: RegisterOpt = True,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
 ) -> None:
     """Generate a protocol (1:1 or 1:N) from manifests, or derive one from an existing 1:1 protocol."""
     from ..protocols.workflow import make_protocol_folder
 
-    if manifest is None and derive is None:
+    if manifest is None and config.derive_from is None:
         raise typer.BadParameter("give the manifest to draw from (--manifest)")
-    spec_params = {"region": region, "region2": region2, "factor": factor, "centered": centered,
-                   "mask_types": mask_types, "mask_pairing": mask_pairing}
-    if identification and all_pairs:
+    if config.identification and config.all_pairs:
         raise typer.BadParameter("--identification and --all-pairs exclude each other")
-    if max_per_identity is not None and not all_pairs:
+    if config.all_pairs_options.max_per_identity is not None and not config.all_pairs:
         raise typer.BadParameter("--max-per-identity goes with --all-pairs")
-    kind = "identification" if identification else "all-pairs" if all_pairs else "verification"
-    if all_pairs:
-        options = {"seed": seed or 0, "max_per_identity": max_per_identity, "allow_same_source": allow_same_source}
-    elif derive is not None:
-        options = {"seed": seed, "allow_missing": allow_missing, "allow_same_source": allow_same_source}
-    elif identification:
-        options = {"seed": seed or 0, "mode": mode, "gallery_per_identity": gallery_per_identity,
-                   "probes_per_identity": probes_per_identity, "unmated_fraction": unmated_fraction,
-                   "probe_fraction": probe_fraction, "n_distractors": distractors, "max_identities": max_identities}
-    else:
-        options = {"seed": seed or 0, "n_folds": folds, "genuine_per_fold": genuine, "impostor_per_fold": impostor,
-                   "allow_fewer": allow_fewer, "allow_same_source": allow_same_source, "allow_missing": allow_missing}
-    written = make_protocol_folder(out, manifest, probe_manifest, spec=spec, spec_params=spec_params, kind=kind,
-                                   derive_from=derive, people=people, overwrite=force, name=name,
-                                   register=(name or True) if register else False, **options)
+    written = make_protocol_folder(out, manifest, probe_manifest, spec=config.spec, spec_params=config.spec_params.as_dict(),
+                                   kind=config.kind, derive_from=config.derive_from, people=config.people,
+                                   overwrite=registration.force, name=registration.name, register=registration.target(),
+                                   **config.kind_options())  # fmt: skip
     for folder, protocol in written:
         registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
         what = protocol.spec or protocol.kind
@@ -133,6 +95,7 @@ def _counts_text(protocol) -> str:
 
 
 @protocol_app.command("import")
+@with_config(RegisterOptions, into="registration")
 def protocol_import(
     file: Annotated[Path, typer.Argument(help="Pair-list file (LFW pairs.txt, CALFW, MLFW, MFR2, pairs_label.txt, CSV) or insightface .bin.")],
     out: Annotated[Path, typer.Argument(help="Protocol folder to write.")],
@@ -146,9 +109,7 @@ def protocol_import(
     variant: Annotated[str, typer.Option(help="insightface-bin: variant of the images (unmasked, masked, partial).")] = "unmasked",
     strict: Annotated[bool, typer.Option(help="Fail when a reference matches no image (default: keep it and report).")] = False,
     allow_missing: Annotated[bool, typer.Option(help="Import even when most references match no image of the manifests (default: refuse, the file is probably not of these images).")] = False,
-    name: NameOpt = None,
-    register: RegisterOpt = True,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
+    registration: RegisterOptions = RegisterOptions(),
 ) -> None:
     """Import a public pair list as a protocol folder."""
     from ..protocols.workflow import import_protocol_folder
@@ -157,8 +118,8 @@ def protocol_import(
     if not fmt:
         raise typer.BadParameter("give the file's format (--format); see `mfrkit protocol list`")
     protocol, report = import_protocol_folder(file, out, fmt, manifest, probe_manifest, images_to=images,
-                                              variant=variant, overwrite=force, name=name, strict=strict, allow_missing=allow_missing,
-                                              ext=ext, n_folds=folds, register=(name or True) if register else False)
+                                              variant=variant, overwrite=registration.force, name=registration.name, strict=strict,
+                                              allow_missing=allow_missing, ext=ext, n_folds=folds, register=registration.target())
     counts = protocol.info["counts"]
     text = report.summary() if report else f"{counts['pairs']} pairs ({counts['genuine']} genuine) in {len(counts['folds'])} fold(s)"
     registered = f"; registered as {protocol.registered_as}" if protocol.registered_as else ""
@@ -168,21 +129,20 @@ def protocol_import(
 
 
 @protocol_app.command("import-ijb")
+@with_config(RegisterOptions, into="registration")
 def protocol_import_ijb(
     root: Annotated[Path, typer.Argument(help="insightface's IJB release: the set folder holding meta/ and loose_crop/ (or its parent).")],
     set_name: Annotated[str, typer.Option("--set", help="ijbc or ijbb.")] = "ijbc",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Protocol folder to write (default $MFRKIT_HOME/ijb/<set>).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Write the protocol even when most listed faces are not in loose_crop/ (they count as failures to acquire).")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes hashing the face crops.")] = 1,
-    name: NameOpt = None,
-    register: RegisterOpt = True,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing protocol folder (and re-point its registered name).")] = False,
+    registration: RegisterOptions = RegisterOptions(),
 ) -> None:
     """Import IJB-B / IJB-C (insightface's release) as a template protocol: 1:1 template pairs and 1:N galleries S1/S2."""
     from ..protocols.workflow import import_ijb_folder
 
-    result, registered = import_ijb_folder(root, out, set_name=set_name, name=name, register=(name or True) if register else False,
-                                           allow_missing=allow_missing, overwrite=force, workers=workers, progress=True)
+    result, registered = import_ijb_folder(root, out, set_name=set_name, name=registration.name, register=registration.target(),
+                                           allow_missing=allow_missing, overwrite=registration.force, workers=workers, progress=True)
     note = f"; registered as {registered}" if registered else ""
     console.print(f"wrote {result.folder}: {result.summary()}{note}", highlight=False)
     missing = result.info["counts"]["faces"] - result.info["counts"]["faces_found"]

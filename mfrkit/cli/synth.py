@@ -42,7 +42,7 @@ def synth(
     """Put synthetic masks on a face dataset: masked images, manifest, data card, failures, contact sheet."""
     from ..maskgen.synth_job import synthesize
 
-    _job_report(synthesize(src, out, config, workers=max(1, executor.workers), executor=executor, progress=True))
+    _job_report(synthesize(src, out, config, executor=executor, progress=True))
 
 
 @app.command()
@@ -58,4 +58,4 @@ def partial(
     """Make partial-face crops (PartialLFW): eye, nose or mouth patches on a grey field."""
     from ..maskgen.partial_job import make_partial
 
-    _job_report(make_partial(src, out, config, workers=max(1, executor.workers), executor=executor, progress=True))
+    _job_report(make_partial(src, out, config, executor=executor, progress=True))

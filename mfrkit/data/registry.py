@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
-from ..atomic import atomic_write_text
-from ..errors import DatasetError, ManifestError, MfrkitError, require_made
-from ..registry import USER_NAME, check_user_name
-from ..userfiles import read_user_bytes
+from ..errors import DatasetError, ManifestError, require_made
+from ..user_registry import UserRegistry
 from .imageio import is_image_file
 from .layouts import check_layout_options, detect_layout
 from .manifest import MANIFEST_NAME, STATUS_OK, Manifest, read_manifest, write_manifest
@@ -29,6 +27,8 @@ from .manifest_stream import ManifestReader, open_manifest
 from .recordio import is_recordio_folder
 from .scan import ScanChanges, ScanReport, scan_to_file, update_scan_file
 
+if TYPE_CHECKING:
+    from ..jobs import ExecutorSpec
 
 
 def mfrkit_home() -> Path:
@@ -73,57 +73,35 @@ class DatasetEntry:
 def dataset_home(name: str) -> Path:
     """``$MFRKIT_HOME/datasets/<name>``: what mfrkit keeps for a registered dataset (its
     scan, landmarks). ``name`` is checked first, so the folder is always inside."""
-    return mfrkit_home() / "datasets" / check_user_name(name, "dataset", DatasetError)
+    return mfrkit_home() / "datasets" / DATASETS.check(name)
 
 
-def _registry_file() -> Path:
-    return mfrkit_home() / "datasets.json"
+def _entry_from_json(name: str, entry: object) -> DatasetEntry:
+    """One entry of ``datasets.json``, every field checked: a hand-edited file never
+    reaches a path or a traceback."""
+    if not isinstance(entry, dict):
+        raise DatasetError(f"entry {name!r} must be a JSON object, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - {"name", "root", "layout", "options", "added"})
+    if unknown:
+        raise DatasetError(f"entry {name!r} has unknown field(s) {', '.join(unknown)}")
+    for key in ("name", "root", "layout", "added"):
+        if key in entry and not isinstance(entry[key], str):
+            raise DatasetError(f"entry {name!r}: {key} must be a string, got {type(entry[key]).__name__}")
+    if entry.get("name", name) != name:
+        raise DatasetError(f"entry {name!r} is named {entry['name']!r} inside")
+    if not entry.get("root"):
+        raise DatasetError(f"entry {name!r} has no root folder")
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        raise DatasetError(f"entry {name!r}: options must be a JSON object, got {type(options).__name__}")
+    return DatasetEntry(name=name, root=entry["root"], layout=entry.get("layout", "auto"), options=dict(options),
+                        added=entry.get("added", ""))  # fmt: skip
 
 
-def _load() -> dict[str, DatasetEntry]:
-    path = _registry_file()
-    if not path.exists():
-        return {}
-    try:
-        raw = json.loads(read_user_bytes(path, "json"))
-    except (MfrkitError, OSError, ValueError) as exc:
-        raise DatasetError(f"the dataset registry {path} cannot be read ({exc}); fix or delete it") from None
-    try:
-        return _entries_from_json(raw)
-    except DatasetError as exc:
-        raise DatasetError(f"the dataset registry {path} is corrupt: {exc}; fix or delete it") from None
-
-
-def _entries_from_json(raw: object) -> dict[str, DatasetEntry]:
-    """The registry's entries, every field checked: a hand-edited file never reaches a
-    path (a name such as ``../../x`` would point outside ``$MFRKIT_HOME``) or a traceback."""
-    if not isinstance(raw, dict):
-        raise DatasetError(f"expected a JSON object of name -> entry, got {type(raw).__name__}")
-    entries = {}
-    for name, entry in raw.items():
-        check_user_name(name, "dataset", DatasetError)
-        if not isinstance(entry, dict):
-            raise DatasetError(f"entry {name!r} must be a JSON object, got {type(entry).__name__}")
-        unknown = sorted(set(entry) - {"name", "root", "layout", "options", "added"})
-        if unknown:
-            raise DatasetError(f"entry {name!r} has unknown field(s) {', '.join(unknown)}")
-        for key in ("name", "root", "layout", "added"):
-            if key in entry and not isinstance(entry[key], str):
-                raise DatasetError(f"entry {name!r}: {key} must be a string, got {type(entry[key]).__name__}")
-        if entry.get("name", name) != name:
-            raise DatasetError(f"entry {name!r} is named {entry['name']!r} inside")
-        if not entry.get("root"):
-            raise DatasetError(f"entry {name!r} has no root folder")
-        options = entry.get("options", {})
-        if not isinstance(options, dict):
-            raise DatasetError(f"entry {name!r}: options must be a JSON object, got {type(options).__name__}")
-        entries[name] = DatasetEntry(name=name, root=entry["root"], layout=entry.get("layout", "auto"),
-                                     options=dict(options), added=entry.get("added", ""))
-    return entries
-
-
-def _save(entries: dict[str, DatasetEntry]) -> None:
-    atomic_write_text(_registry_file(), json.dumps({n: asdict(e) for n, e in sorted(entries.items())}, indent=2) + "\n")
+#: ``$MFRKIT_HOME/datasets.json``: name -> entry.
+DATASETS: UserRegistry[DatasetEntry] = UserRegistry(
+    "dataset", DatasetError, lambda: mfrkit_home() / "datasets.json", _entry_from_json, asdict,
+)  # fmt: skip
 
 
 def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", replace: bool = False, **options) -> DatasetEntry:
@@ -133,7 +111,7 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
     public dataset (unless the folder holds insightface's ``train.rec`` + ``train.idx``:
     ``insightface-rec``), else it is guessed from the folder. Nothing is scanned yet.
     """
-    check_user_name(name, "dataset", DatasetError)
+    DATASETS.check(name)
     root_path = Path(root).expanduser().resolve()
     if not root_path.is_dir():
         raise DatasetError(f"{root_path} is not a folder")
@@ -146,14 +124,12 @@ def add_dataset(name: str, root: str | os.PathLike, *, layout: str = "auto", rep
         # insightface's RecordIO form of a known set (faces_webface_112x112 for casia) is read as such
         layout = known_layout(known) if known and not is_recordio_folder(root_path) else detect_layout(root_path)
     check_layout_options(layout, options)  # also refuses an unknown layout, listing the valid ones
-    entries = _load()
-    if name in entries and not replace and Path(entries[name].root) != root_path:
-        raise DatasetError(f"dataset {name!r} is already registered at {entries[name].root}; re-point it with --replace (replace=True from Python)")
+    old = DATASETS.get(name)
+    if old is not None and not replace and Path(old.root) != root_path:
+        raise DatasetError(f"dataset {name!r} is already registered at {old.root}; re-point it with --replace (replace=True from Python)")
     entry = DatasetEntry(name, str(root_path), layout, dict(options), _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _forget_other_scans(entry)
-    entries[name] = entry
-    _save(entries)
-    return entry
+    return DATASETS.put(name, entry)
 
 
 def _forget_other_scans(entry: DatasetEntry) -> None:
@@ -180,16 +156,14 @@ def _forget_other_scans(entry: DatasetEntry) -> None:
 
 def list_datasets() -> list[DatasetEntry]:
     """Registered datasets, sorted by name."""
-    return [e for _, e in sorted(_load().items())]
+    return list(DATASETS.all().values())
 
 
 def remove_dataset(name: str) -> DatasetEntry:
     """Forget a registered dataset (its files are not touched)."""
-    entries = _load()
-    entry = entries.pop(name, None)
+    entry = DATASETS.remove(name)
     if entry is None:  # not "register it with ...": there is nothing to forget
-        raise DatasetError(f"no dataset is registered as {name!r} (registered: {', '.join(sorted(entries)) or 'none'})")
-    _save(entries)
+        raise DatasetError(f"no dataset is registered as {name!r} (registered: {', '.join(DATASETS.all()) or 'none'})")
     return entry
 
 
@@ -207,22 +181,26 @@ def _missing(name: str):
 
 def is_registered(name: str) -> bool:
     """True when ``name`` is a registered dataset."""
-    return name in _load()
+    return DATASETS.get(name) is not None
 
 
 def get_dataset(name: str) -> DatasetEntry:
     """The registered dataset ``name``; a clear error on how to register it otherwise."""
-    return _load().get(name) or _missing(name)
+    return DATASETS.get(name) or _missing(name)
 
 
-def scan_registered(name: str, *, workers: int = 1, verify: bool | None = None, progress: bool = False, executor=None) -> tuple[ManifestReader, ScanReport]:
+def scan_registered(name: str, *, verify: bool | None = None, progress: bool = False,
+                    executor: ExecutorSpec | None = None) -> tuple[ManifestReader, ScanReport]:
     """Scan a registered dataset and write its manifest under ``$MFRKIT_HOME`` (on
-    ``executor``, default a local pool of ``workers`` processes), streamed: the manifest
-    comes back as a :class:`~mfrkit.data.manifest_stream.ManifestReader` of the file."""
+    ``executor``, default in this process), streamed: the manifest comes back as a
+    :class:`~mfrkit.data.manifest_stream.ManifestReader` of the file."""
+    from ..jobs import ExecutorSpec
+
+    executor = executor or ExecutorSpec()
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=workers, verify=verify, progress=progress,
+    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=executor.local_workers, verify=verify, progress=progress,
                           executor=executor, **entry.options)
     manifest = ManifestReader(entry.manifest_path)
     ok = total = 0
@@ -304,7 +282,7 @@ def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = Fa
     parameters) on disk: see :func:`~mfrkit.data.manifest.read_manifest`.
     """
     src_str = str(src)
-    entries = _load()
+    entries = DATASETS.all()
     if src_str in entries:
         entry = entries[src_str]
         if entry.manifest_path == Path(entry.root) / MANIFEST_NAME:
@@ -315,7 +293,9 @@ def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = Fa
             except ManifestError as exc:
                 raise DatasetError(f"the scan of {entry.name!r} cannot be used ({exc}); scan it again: "
                                    f"mfrkit datasets scan {entry.name}") from None
-        return scan_registered(src_str, workers=workers, progress=progress)[0]
+        from ..jobs import ExecutorSpec
+
+        return scan_registered(src_str, progress=progress, executor=ExecutorSpec(workers=workers))[0]
     path = Path(src_str).expanduser()
     if path.is_file() and path.suffix.lower() == ".bin":
         return _bin_manifest(path.resolve())
@@ -342,6 +322,6 @@ def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = Fa
                 pass  # a broken cache is rebuilt below
         scan_to_file(root, cached, layout=layout, workers=workers, progress=progress)
         return ManifestReader(cached)
-    if not USER_NAME.match(src_str):  # cannot be a dataset name: a path that is not there
+    if not DATASETS.is_name(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")
     return _missing(src_str)

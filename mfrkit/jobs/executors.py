@@ -38,20 +38,27 @@ class ExecutorSpec:
     ----------
     kind : str
         ``local`` (process pool; the default) or ``ray``.
-    workers : int
+    workers : int or None
         Local: worker processes (1 runs in-process). Ray: actors (0: one per CPU the
-        cluster offers).
+        cluster offers). None: automatic, for a command that chooses (``bench`` by
+        provider and CPU count); a local pool then runs one per CPU.
     address : str or None
         Ray: None starts a local Ray instance, ``auto`` joins a running cluster, else
         the cluster's address (``ray://host:10001`` or ``host:6379``).
     """
 
     kind: str = option("local", flags="--executor", help="Where the work runs: local (process pool) or ray (a local Ray instance, or a cluster with --ray-address).")
-    workers: int = option(1, short="-j", min=0, help="Worker processes (local) or Ray actors (0: one per CPU of the Ray cluster).")
+    workers: int | None = option(1, short="-j", min=0, help="Worker processes (local) or Ray actors (0: one per CPU of the Ray cluster).")
     address: str | None = option(None, flags="--ray-address", help="Ray cluster to join: 'auto' (a running cluster), host:port or ray://host:10001; none starts a local Ray instance.")
 
     def create(self) -> "Executor":
         return EXECUTORS.get(self.kind)(self)
+
+    @property
+    def local_workers(self) -> int:
+        """Processes for the work done on this machine around the job (scans, landmark
+        detection before it): ``workers``, at least 1 (None: one per CPU)."""
+        return max(1, os.cpu_count() or 1) if self.workers is None else max(1, self.workers)
 
 
 class Executor:
@@ -114,18 +121,19 @@ class LocalExecutor(Executor):
         # a job of one chunk runs in-process.
         it = iter(chunks)
         first = list(itertools.islice(it, 2))
-        if self.spec.workers <= 1 or len(first) <= 1:
+        workers = self.spec.local_workers
+        if workers <= 1 or len(first) <= 1:
             yield from InlineExecutor(self.spec).run(job, itertools.chain(first, it))
             return
         context = multiprocessing.get_context("spawn")
         with single_threaded_children():
-            pool = ProcessPoolExecutor(max_workers=self.spec.workers, mp_context=context, initializer=init_worker, initargs=(job,))
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker, initargs=(job,))
             try:
                 it = itertools.chain(first, it)
                 pending = {}
                 for chunk in it:
                     pending[pool.submit(run_chunk, chunk)] = chunk
-                    if len(pending) >= 2 * self.spec.workers:
+                    if len(pending) >= 2 * workers:
                         break
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -243,9 +243,16 @@ def dataset_name(*parts: str) -> str:
     return name[:64]
 
 
-def check_registrable(name: str, out: Path) -> None:
+_REMEDY = "give --out (and register it yourself), or free the name with `mfrkit datasets remove {name}` (your files are not touched)"
+
+
+def check_registrable(name: str, out: Path, *, legacy: Callable[[Path], object] | None = None, remedy: str = _REMEDY) -> None:
     """Refuse, before any work, to register ``name`` for ``out`` when the name already
-    belongs to a user's own dataset elsewhere (one mfrkit did not make, still there)."""
+    belongs to a user's own dataset elsewhere (one mfrkit did not make, still there).
+
+    ``legacy`` (folder -> not None when an older mfrkit made it, such as the demo's
+    sample) adds to the markers known here; ``remedy`` is what the error tells the user
+    to do (``{name}`` filled in)."""
     from ..data.registry import get_dataset
     from ..errors import DatasetError
     from ..jobs.output import read_marker
@@ -257,9 +264,8 @@ def check_registrable(name: str, out: Path) -> None:
     old_root = Path(old.root)
     if old_root.resolve() == Path(out).resolve() or not old_root.exists():
         return
-    if read_marker(old_root) is None and legacy_fingerprint(old_root) is None:
-        raise JobError(f"dataset name {name!r} is registered to {old_root}, which mfrkit did not make; give --out (and register it yourself), "
-                       f"or free the name with `mfrkit datasets remove {name}` (your files are not touched)")
+    if read_marker(old_root) is None and legacy_fingerprint(old_root) is None and (legacy is None or legacy(old_root) is None):
+        raise JobError(f"dataset name {name!r} is registered to {old_root}, which mfrkit did not make; {remedy.format(name=name)}")
 
 
 def register_output(name: str, out: Path) -> str:

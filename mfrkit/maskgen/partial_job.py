@@ -147,15 +147,16 @@ class PartialJob(DatasetJob):
                                    lambda r: f"{r.get('region')} {r.get('factor'):g}{' c' if r.get('centered') else ''}")
 
 
-def make_partial(src, out=None, config: PartialConfig = PartialConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+def make_partial(src, out=None, config: PartialConfig = PartialConfig(), *, executor: ExecutorSpec | None = None, progress: bool = False,
                  replace: bool = False) -> JobSummary:
     """Make partial-face crops of a dataset (``mfrkit partial``); see :mod:`.partial`.
 
     Parameters are as for :func:`mfrkit.maskgen.synth_job.synthesize`; without ``out``
     the folder is ``$MFRKIT_HOME/datasets/<source>-partial``, registered under that name.
     """
-    job = PartialJob(src, out, config, workers=workers, progress=progress, replace=replace)
+    executor = executor or ExecutorSpec()
+    job = PartialJob(src, out, config, workers=executor.local_workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):
-        job.detect_needed(workers, progress, executor)
-        summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+        job.detect_needed(executor.local_workers, progress, executor)
+        summary = run_job(job, executor, progress=progress)
     return job.registered(summary)

@@ -399,7 +399,7 @@ def _chunks(values: Iterator, size: int) -> Iterator[list]:
         yield part
 
 
-def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: int = 1, executor: ExecutorSpec | None = None, progress: bool = False,
+def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, executor: ExecutorSpec | None = None, progress: bool = False,
                replace: bool = False) -> JobSummary:
     """Make a masked version of a dataset (``mfrkit synth``).
 
@@ -416,10 +416,10 @@ def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: i
         ``grid-<name>`` for a grid), registered as a dataset of that name
         (``JobSummary.registered``).
     config : SynthConfig
-    workers : int
-        Processes for landmarks and rendering (local executor).
     executor : ExecutorSpec, optional
-        ``local`` (default, ``workers`` processes) or ``ray``.
+        Where landmark detection and rendering run: ``local`` (the default,
+        ``workers`` processes) or ``ray``; scanning the source takes
+        ``executor.local_workers`` processes here.
     progress : bool
         Show progress bars.
     replace : bool
@@ -437,9 +437,10 @@ def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, workers: i
     OutputFolderError, FolderInUseError
         ``out`` cannot be used.
     """
-    job = SynthJob(src, out, config, workers=workers, progress=progress, replace=replace)
+    executor = executor or ExecutorSpec()
+    job = SynthJob(src, out, config, workers=executor.local_workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
-        job.detect_needed(workers, progress, executor)
-        summary = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+        job.detect_needed(executor.local_workers, progress, executor)
+        summary = run_job(job, executor, progress=progress)
     return job.registered(summary)
 

@@ -29,20 +29,20 @@ from ..alignments import arcface_name
 from ..errors import MfrkitError
 from ..model_input import ModelInput
 from .backbones import IResNet, create_backbone
-from .families import FAMILIES, FamilyModel, check_input_size, check_positive
+from .families import FAMILIES, BackboneConfig, FamilyModel, check_positive
 from .heads import create_head
 from .losses import diversity_regularizer, weighted_cross_entropy
 
 
 @dataclass(frozen=True)
-class AttentionConfig:
+class AttentionConfig(BackboneConfig):
     """Architecture and loss weights of :class:`AttentionPartialFR`.
 
     Attributes
     ----------
-    backbone : str
-        An IResNet name (``iresnet50`` in the paper); only its first three stages are built.
-    width : int
+    backbone, width
+        See :class:`~mfrkit.models.families.BackboneConfig`; an IResNet (``iresnet50`` in the
+        paper), of which only the first three stages are built.
     input_size : int
         Square crop side, pixels; 160 gives 20x20 maps.
     padding : float
@@ -59,8 +59,6 @@ class AttentionConfig:
         Weight of the diversity regulariser.
     """
 
-    backbone: str = "iresnet50"
-    width: int = 64
     input_size: int = 160
     padding: float = 0.3
     n_maps: int = 4
@@ -70,8 +68,8 @@ class AttentionConfig:
     lambda_div: float = 1.0
 
     def __post_init__(self) -> None:
-        check_positive(self, "width", "n_maps", "feature_channels", "embedding_dim")
-        check_input_size(self.input_size)
+        super().__post_init__()
+        check_positive(self, "n_maps", "feature_channels")
         if not 0.0 <= self.padding < 1.0:
             raise ValueError(f"padding must be in [0, 1), got {self.padding}")
 

@@ -17,33 +17,23 @@ import torch
 
 from ..model_input import ModelInput
 from .backbones import create_backbone
-from .families import FAMILIES, FamilyModel, check_input_size, check_positive, square_input
+from .families import FAMILIES, BackboneConfig, FamilyModel, square_input
 from .heads import create_head, margin_loss
 
 
 @dataclass(frozen=True)
-class CosFaceConfig:
+class CosFaceConfig(BackboneConfig):
     """Architecture of :class:`CosFaceBaseline`.
 
     Attributes
     ----------
-    backbone : str
-    width, embedding_dim : int
-    input_size : int
-        Square crop side, pixels (a multiple of 16).
+    backbone, width, embedding_dim, input_size
+        See :class:`~mfrkit.models.families.BackboneConfig`.
     head : str
         Margin head (``cosface``; ``arcface`` gives the ArcFace baseline).
     """
 
-    backbone: str = "iresnet50"
-    width: int = 64
-    embedding_dim: int = 512
-    input_size: int = 112
     head: str = "cosface"
-
-    def __post_init__(self) -> None:
-        check_positive(self, "width", "embedding_dim")
-        check_input_size(self.input_size)
 
 
 @FAMILIES.register("cosface")

@@ -27,24 +27,19 @@ from torch import nn
 from ..errors import MfrkitError
 from .backbones import create_backbone
 from ..model_input import ModelInput
-from .families import FAMILIES, FamilyModel, check_choice, check_input_size, check_positive, square_input
+from .families import FAMILIES, BackboneConfig, FamilyModel, check_choice, check_positive, square_input
 from .heads import create_head, margin_loss
 from .losses import cosine_distillation, weighted_bidirectional_kl
 
 
 @dataclass(frozen=True)
-class CSNConfig:
+class CSNConfig(BackboneConfig):
     """Architecture and loss weights of :class:`CSN`.
 
     Attributes
     ----------
-    backbone : str
-        A name from :data:`~mfrkit.models.backbones.BACKBONES`.
-    width : int
-        Backbone width (64 published).
-    embedding_dim : int
-    input_size : int
-        Square crop side, pixels (112 published; a multiple of 16).
+    backbone, width, embedding_dim, input_size
+        See :class:`~mfrkit.models.families.BackboneConfig`.
     sub_dropout : tuple of float
         Dropout rate of each sub-decision block; its length is ``n`` (3).
     concept_hidden : int
@@ -59,10 +54,6 @@ class CSNConfig:
         ``linear`` (learn a bias-free map when sizes differ) or ``none`` (sizes must agree).
     """
 
-    backbone: str = "iresnet50"
-    width: int = 64
-    embedding_dim: int = 512
-    input_size: int = 112
     sub_dropout: tuple[float, ...] = (0.1, 0.3, 0.5)
     concept_hidden: int = 128
     head: str = "cosface"
@@ -73,8 +64,8 @@ class CSNConfig:
     teacher_projection: str = "linear"
 
     def __post_init__(self) -> None:
-        check_positive(self, "width", "embedding_dim", "concept_hidden", "teacher_dim")
-        check_input_size(self.input_size)
+        super().__post_init__()
+        check_positive(self, "concept_hidden", "teacher_dim")
         if len(self.sub_dropout) < 2:
             raise ValueError("CSN needs at least two sub-decisions (sub_dropout of length >= 2)")
         if not all(0.0 <= p < 1.0 for p in self.sub_dropout):

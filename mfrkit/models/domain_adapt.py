@@ -25,7 +25,7 @@ from torch import nn
 
 from .backbones import create_backbone
 from ..model_input import ModelInput
-from .families import FAMILIES, FamilyModel, check_input_size, check_positive, square_input
+from .families import FAMILIES, BackboneConfig, FamilyModel, check_positive, square_input
 from .grl import GradientReversal, dann_lambda
 from .heads import create_head, margin_loss
 from .losses import attention_consistency, domain_cross_entropy
@@ -60,15 +60,13 @@ class SelfAttention2d(nn.Module):
 
 
 @dataclass(frozen=True)
-class DomainAdaptConfig:
+class DomainAdaptConfig(BackboneConfig):
     """Architecture and loss weights of :class:`DomainAdaptFR`.
 
     Attributes
     ----------
-    backbone : str
-    width, embedding_dim : int
-    input_size : int
-        Square crop side, pixels (a multiple of 16).
+    backbone, width, embedding_dim, input_size
+        See :class:`~mfrkit.models.families.BackboneConfig`.
     head : str
         Identity head (``arcface``: s=64, m=0.50).
     attention_reduction : int
@@ -81,10 +79,6 @@ class DomainAdaptConfig:
         Steepness of the gradient-reversal schedule (10 in DANN).
     """
 
-    backbone: str = "iresnet50"
-    width: int = 64
-    embedding_dim: int = 512
-    input_size: int = 112
     head: str = "arcface"
     attention_reduction: int = 8
     domain_hidden: int = 256
@@ -93,8 +87,8 @@ class DomainAdaptConfig:
     grl_gamma: float = 10.0
 
     def __post_init__(self) -> None:
-        check_positive(self, "width", "embedding_dim", "attention_reduction", "domain_hidden")
-        check_input_size(self.input_size)
+        super().__post_init__()
+        check_positive(self, "attention_reduction", "domain_hidden")
 
 
 @FAMILIES.register("domain_adapt")

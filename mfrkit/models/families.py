@@ -1,7 +1,8 @@
 """The model-family registry and the interface every family implements.
 
 A family is an ``nn.Module`` subclass of :class:`FamilyModel` with a frozen dataclass
-``Config`` (its architecture and loss weights, saved in checkpoints) and:
+``Config`` (a :class:`BackboneConfig` subclass: its architecture and loss weights, saved in
+checkpoints) and:
 
 ``preprocessing_for(config)`` (and the ``preprocessing`` property)
     the :class:`~mfrkit.model_input.ModelInput` its inputs need, declared
@@ -205,6 +206,35 @@ def square_input(size: int, padding: float = 0.0) -> ModelInput:
     if size == 112 and padding == 0.0:
         return ARCFACE_112_INPUT
     return ModelInput(input_size=(size, size), align=arcface_name(size, padding))
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+    """What every family's ``Config`` holds (each subclasses this one): the backbone and
+    the size of its input and embedding. A family changes a default by declaring the field
+    again (``attention``: 160 px, 256-d); checkpoints store the fields by name, so adding
+    this base changed none of them.
+
+    Attributes
+    ----------
+    backbone : str
+        A name from :data:`~mfrkit.models.backbones.BACKBONES`.
+    width : int
+        Backbone width (64 published).
+    embedding_dim : int
+        Size of the exported embedding.
+    input_size : int
+        Square crop side, pixels (a multiple of 16).
+    """
+
+    backbone: str = "iresnet50"
+    width: int = 64
+    embedding_dim: int = 512
+    input_size: int = 112
+
+    def __post_init__(self) -> None:
+        check_positive(self, "width", "embedding_dim")
+        check_input_size(self.input_size)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

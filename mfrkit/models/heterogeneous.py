@@ -33,23 +33,21 @@ from torch import nn
 
 from .backbones import create_backbone
 from ..model_input import ModelInput
-from .families import FAMILIES, FamilyModel, check_input_size, check_positive, square_input
+from .families import FAMILIES, BackboneConfig, FamilyModel, square_input
 from .losses import pair_bce, weight_difference
 
 DOMAINS = ("reference", "probe")
 
 
 @dataclass(frozen=True)
-class HeterogeneousConfig:
+class HeterogeneousConfig(BackboneConfig):
     """Architecture and loss weights of :class:`HeterogeneousNet`.
 
     Attributes
     ----------
-    backbone : str
-        Architecture of each tower.
-    width, embedding_dim : int
-    input_size : int
-        Square crop side, pixels (a multiple of 16).
+    backbone, width, embedding_dim, input_size
+        See :class:`~mfrkit.models.families.BackboneConfig`; ``backbone`` is the
+        architecture of each tower.
     lambda_tie : float
         Weight of the squared difference between corresponding tower weights.
     attributes : tuple of str
@@ -61,10 +59,6 @@ class HeterogeneousConfig:
         Initial ``a`` and ``b`` of the pair logit ``a * cos + b``.
     """
 
-    backbone: str = "iresnet50"
-    width: int = 64
-    embedding_dim: int = 512
-    input_size: int = 112
     lambda_tie: float = 1e-3
     attributes: tuple[str, ...] = ()
     lambda_attr: float = 1.0
@@ -72,9 +66,6 @@ class HeterogeneousConfig:
     pair_scale: float = 10.0
     pair_bias: float = -5.0
 
-    def __post_init__(self) -> None:
-        check_positive(self, "width", "embedding_dim")
-        check_input_size(self.input_size)
 
 
 @FAMILIES.register("heterogeneous")

@@ -352,7 +352,6 @@ def write_pack(
     out: str | os.PathLike,
     config: PackConfig = PackConfig(),
     *,
-    workers: int = 1,
     executor: ExecutorSpec | None = None,
     progress: bool = False,
 ) -> PackSummary:
@@ -367,10 +366,9 @@ def write_pack(
     out : path
         The pack folder: new, empty, or this job's own (a rerun resumes).
     config : PackConfig
-    workers : int
-        Processes for landmarks and for shards (local executor).
     executor : ExecutorSpec, optional
-        Overrides ``workers`` (e.g. Ray).
+        Where the shards are written (default: in this process); landmarks are detected
+        here with ``executor.local_workers`` processes.
 
     Returns
     -------
@@ -381,7 +379,8 @@ def write_pack(
     alignments = parse_alignments(config.align, config.none_size)  # bad names fail before any work
     if config.output_format not in ("npy", "rec"):
         raise PackError(f"--format must be npy or rec, got {config.output_format!r}")
-    manifest = src if is_manifest(src) else resolve_source(src, workers=max(1, workers), progress=progress)
+    executor = executor or ExecutorSpec()
+    manifest = src if is_manifest(src) else resolve_source(src, workers=executor.local_workers, progress=progress)
     if manifest.path is None:
         raise PackError("write the manifest before packing it (its landmarks are cached beside it)")
     _refuse_foreign(Path(out))  # before detecting landmarks: a refused folder costs nothing
@@ -391,6 +390,6 @@ def write_pack(
 
         faces = template_faces(manifest)
         if faces is None:
-            faces = get_landmarks(manifest, config.landmarks, workers=max(1, workers), progress=progress, mesh=False)
+            faces = get_landmarks(manifest, config.landmarks, workers=executor.local_workers, progress=progress, mesh=False)
     job = PackJob(manifest, out, config, faces)
-    return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+    return run_job(job, executor, progress=progress)

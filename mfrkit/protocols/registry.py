@@ -3,11 +3,11 @@
 ``mfrkit protocol make`` and ``import`` register what they write (default name
 ``<dataset>/<spec>`` for a made protocol, the folder's name for an imported one;
 ``--name`` chooses), so that ``--protocol NAME`` works anywhere a protocol folder is
-accepted. A name is one or two parts joined by ``/``, each a plain identifier (letters,
-digits, ``.``, ``_``, ``+``, ``-``, starting with a letter or digit), so it can never
-reach outside the registry folder. Each entry is its own small JSON file,
-``$MFRKIT_HOME/protocols/<name>.json``, written atomically: two commands registering
-different protocols at once cannot lose each other's entry.
+accepted. A name is one or two parts joined by ``/``, each a user name as a dataset's
+(:func:`mfrkit.registry.check_user_name`), so it can never reach outside the registry
+folder. Each entry is its own small JSON file, ``$MFRKIT_HOME/protocols/<name>.json``
+(:class:`mfrkit.user_registry.UserRegistry`), written atomically: two commands
+registering different protocols at once cannot lose each other's entry.
 
 Resolution (:func:`lookup`): an exact registered name; else, for a value without ``/``,
 the one registered protocol whose last part equals it (``mr-mp`` finds ``demo/mr-mp``;
@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..atomic import atomic_write_text
 from ..data.registry import mfrkit_home
 from ..errors import MfrkitError
+from ..user_registry import UserRegistry
 from ..userfiles import read_user_bytes
 from .errors import ProtocolError
 from .folder import INFO_NAME
 
-_PART = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"
-_NAME = re.compile(rf"^{_PART}(?:/{_PART})?$")
 
 
 @dataclass(frozen=True)
@@ -81,14 +78,28 @@ def registry_dir() -> Path:
     return mfrkit_home() / "protocols"
 
 
+def _entry_from_json(name: str, raw: object) -> ProtocolEntry:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        return ProtocolEntry(**{**raw, "name": name})
+    except TypeError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _entry_to_json(entry: ProtocolEntry) -> dict:
+    return {k: v for k, v in asdict(entry).items() if k != "name"}  # the file's path is the name
+
+
+#: ``$MFRKIT_HOME/protocols/<name>.json``, one file per entry.
+PROTOCOLS: UserRegistry[ProtocolEntry] = UserRegistry(
+    "protocol", ProtocolError, registry_dir, _entry_from_json, _entry_to_json, one_file_per_entry=True, parts=2,
+)  # fmt: skip
+
+
 def check_name(name: str) -> str:
     """``name`` if it is a valid registry name, else a :class:`ProtocolError` saying why."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ProtocolError(
-            f"invalid protocol name {name!r}: one or two parts joined by '/' (as in lfw/umr-mp), each of letters, "
-            "digits, '.', '_', '+' and '-', starting with a letter or digit"
-        )
-    return name
+    return PROTOCOLS.check(name)
 
 
 def safe_part(text: str) -> str:
@@ -102,41 +113,14 @@ def default_name(dataset: str | None, what: str) -> str:
     return f"{safe_part(dataset)}/{safe_part(what)}" if dataset else safe_part(what)
 
 
-def _entry_path(name: str) -> Path:
-    path = registry_dir() / f"{check_name(name)}.json"
-    # check_name allows no '..' or absolute part; this guards the invariant all the same
-    if registry_dir().resolve() not in path.resolve().parents:
-        raise ProtocolError(f"protocol name {name!r} leaves the registry")
-    return path
-
-
-def _read(path: Path, name: str) -> ProtocolEntry:
-    try:
-        raw = json.loads(read_user_bytes(path, "json"))
-        return ProtocolEntry(**{**raw, "name": name})
-    except (MfrkitError, OSError, ValueError, TypeError) as exc:
-        raise ProtocolError(f"the registry entry {path} is corrupt ({exc}); fix or delete it") from None
-
-
 def list_protocols() -> list[ProtocolEntry]:
     """Registered protocols, sorted by name."""
-    root = registry_dir()
-    if not root.is_dir():
-        return []
-    out = []
-    for path in sorted(root.glob("*.json")) + sorted(root.glob("*/*.json")):
-        name = path.relative_to(root).with_suffix("").as_posix()
-        if _NAME.match(name):
-            out.append(_read(path, name))
-    return sorted(out, key=lambda e: e.name)
+    return list(PROTOCOLS.all().values())
 
 
 def get_protocol(name: str) -> ProtocolEntry | None:
     """The entry registered as exactly ``name``, or None."""
-    if not _NAME.match(str(name)):
-        return None
-    path = _entry_path(name)
-    return _read(path, name) if path.is_file() else None
+    return PROTOCOLS.get(name)
 
 
 def check_registrable(name: str, folder: str | os.PathLike, *, replace: bool = False) -> None:
@@ -169,20 +153,14 @@ def register_protocol(name: str, folder: str | os.PathLike, *, replace: bool = F
         name=name, folder=str(folder), kind=info.get("kind"), spec=info.get("spec"), sha256=protocol_sha256(folder),
         registered=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), mfrkit_version=__version__,
     )  # fmt: skip
-    data = {k: v for k, v in asdict(entry).items() if k != "name"}
-    atomic_write_text(_entry_path(name), json.dumps(data, indent=2) + "\n")
-    return entry
+    return PROTOCOLS.put(name, entry)
 
 
 def remove_protocol(name: str) -> ProtocolEntry:
     """Forget a registered protocol (its folder is not touched)."""
-    entry = get_protocol(name)
+    entry = PROTOCOLS.remove(name)
     if entry is None:
         raise ProtocolError(f"no protocol is registered as {name!r}{_registered_hint()}")
-    _entry_path(name).unlink()
-    parent = _entry_path(name).parent
-    if parent != registry_dir() and parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
     return entry
 
 
@@ -203,7 +181,7 @@ def lookup(value: str) -> ProtocolEntry | None:
     """
     value = str(value)
     entry = get_protocol(value)
-    if entry is None and "/" not in value and _NAME.match(value):
+    if entry is None and "/" not in value and PROTOCOLS.is_name(value):
         matches = [e for e in list_protocols() if e.name.rsplit("/", 1)[-1] == value]
         if len(matches) > 1:
             raise ProtocolError(

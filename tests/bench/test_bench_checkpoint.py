@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.models import export as export_module
 
 from bench_helpers import all_pairs, make_dataset, write_protocol
@@ -33,7 +34,7 @@ def test_a_checkpoint_is_benched_through_its_cached_export(tmp_path, mfrkit_home
 
     def bench(out):
         cfg = BenchConfig(models=[str(ckpt)], protocols=[str(proto)], out=tmp_path / out, n_boot=0, plots=False, report=False,
-                          model_options={"align": "none"}, cache_dir=tmp_path / "emb", workers=0)  # fmt: skip
+                          model_options={"align": "none"}, cache_dir=tmp_path / "emb", executor=ExecutorSpec(workers=0))  # fmt: skip
         return run_benchmark(cfg, log=logged.append)
 
     run = bench("r1")

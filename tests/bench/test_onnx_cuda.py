@@ -15,6 +15,7 @@ from mfrkit.bench.embed import embedding_cache as C
 from mfrkit import onnx_model as R
 from mfrkit.bench.embed.pipeline import ImageRef, embed_images
 from mfrkit.errors import ModelError
+from mfrkit.jobs import ExecutorSpec
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -226,7 +227,7 @@ def test_bench_tf32_reaches_the_session_metrics_and_cache(monkeypatch, tmp_path,
     proto = write_protocol(tmp_path / "umr-ump", [data], name="umr-ump", pairs=all_pairs(data))
     for tf32 in (False, True):
         cfg = BenchConfig(models=[str(tiny_model)], protocols=[str(proto)], out=tmp_path / f"runs-{tf32}", n_boot=10,
-                          cache_dir=tmp_path / "cache", plots=False, workers=0, tf32=tf32)
+                          cache_dir=tmp_path / "cache", plots=False, executor=ExecutorSpec(workers=0), tf32=tf32)
         run = run_benchmark(cfg)
         assert rt.cuda_options(-1)["use_tf32"] == ("1" if tf32 else "0")
         model = json.loads((run.folder / "tiny" / "umr-ump" / "metrics.json").read_text())["model"]

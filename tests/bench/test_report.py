@@ -17,6 +17,7 @@ from mfrkit.bench.report.leaderboard import collect_results
 from mfrkit.bench.report.page import REPORT_NAME, build_report, write_report
 from mfrkit.bench.report.gallery import hardest_pairs
 from mfrkit.bench.results.files import ReportError
+from mfrkit.jobs import ExecutorSpec
 
 ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 
@@ -42,7 +43,7 @@ def demo_like_run(tmp_path_factory):
         protocols.append(str(root / "protocols" / "id"))
         models = [make_model(root / "models" / f"tiny-{k}.onnx", size=112, dim=16, seed=i, meta=ARC112) for i, k in enumerate("ab")]
         run = run_benchmark(BenchConfig(models=[str(m) for m in models], protocols=protocols, out=root / "runs", n_boot=0,
-                                        workers=0, cache_dir=None))  # fmt: skip
+                                        executor=ExecutorSpec(workers=0), cache_dir=None))  # fmt: skip
     return run
 
 

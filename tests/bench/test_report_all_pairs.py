@@ -22,6 +22,7 @@ from mfrkit.bench.report.page import REPORT_NAME, build_report
 from mfrkit.bench.report.gallery import hardest_pairs
 from mfrkit.bench.report.impostors import top_impostors
 from mfrkit.bench.report.scores import AllPairsScores, BinnedHistogram, Errors, Missing, display_edges, scan_genuine
+from mfrkit.jobs import ExecutorSpec
 
 ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 PROTOCOLS = ("umr-ump-all", "umr-mp-all", "mr-mp-all")
@@ -46,7 +47,7 @@ def all_pairs_run(tmp_path_factory):
             protocols.append(str(root / "protocols" / name))
         models = [make_model(root / "models" / f"tiny-{k}.onnx", size=112, dim=16, seed=i, meta=ARC112) for i, k in enumerate("ab")]
         run = run_benchmark(BenchConfig(models=[str(m) for m in models], protocols=protocols, out=root / "runs", n_boot=0,
-                                        workers=0, cache_dir=None, save_embeddings=True, transfer_from="umr-ump-all"))
+                                        executor=ExecutorSpec(workers=0), cache_dir=None, save_embeddings=True, transfer_from="umr-ump-all"))
     return run
 
 

@@ -13,6 +13,7 @@ from bench_helpers import all_pairs, make_dataset, make_model, write_protocol
 from fuzz_support import one_line_error, tree_digest
 
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+from mfrkit.jobs import ExecutorSpec
 
 HOSTILE = "a|b\\input{x}<img src=x onerror=alert(1)>"
 FORMULA = "=2+5"
@@ -30,7 +31,7 @@ def run(tmp_path_factory):
     proto = write_protocol(root / "p", [manifest], name="p", pairs=all_pairs(manifest))
     models = [make_model(root / "m" / f"{name}.onnx", seed=i) for i, name in enumerate(NAMES)]
     cfg = BenchConfig(models=[str(m) for m in models], protocols=[str(proto)], out=root / "runs",
-                      cache_dir=root / "cache", n_boot=0, plots=True, workers=0)
+                      cache_dir=root / "cache", n_boot=0, plots=True, executor=ExecutorSpec(workers=0))
     result = run_benchmark(cfg)
     return result.folder, proto, models
 
@@ -168,7 +169,7 @@ def test_an_all_pairs_histogram_missing_a_column_is_one_line(cli, tmp_path):
                          seed=0)
     model = make_model(tmp_path / "tiny.onnx")
     run = run_benchmark(BenchConfig(models=[str(model)], protocols=[str(tmp_path / "ap")], out=tmp_path / "runs",
-                                    cache_dir=tmp_path / "cache", n_boot=0, plots=False, workers=0, report=False))
+                                    cache_dir=tmp_path / "cache", n_boot=0, plots=False, executor=ExecutorSpec(workers=0), report=False))
     victim = next(run.folder.glob("*/*/histogram.csv"))
     pd.read_csv(victim).drop(columns=["genuine"]).to_csv(victim, index=False)
     code, _, err = cli("report", run.folder, "--out", tmp_path / "r.html")

@@ -39,8 +39,8 @@ PARTIAL = PartialConfig(regions="nose,leye", factors="0.2,0.4", placement="both"
 @pytest.fixture(scope="module")
 def local_outputs(sample_manifest, tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
-    synthesize(sample_manifest, root / "synth", SYNTH, workers=1)
-    make_partial(sample_manifest, root / "partial", PARTIAL, workers=1)
+    synthesize(sample_manifest, root / "synth", SYNTH)
+    make_partial(sample_manifest, root / "partial", PARTIAL)
     return root
 
 

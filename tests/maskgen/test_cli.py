@@ -20,15 +20,15 @@ def _summary(kind, out):
 def test_synth_maps_options(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(src, out, config, *, workers, executor, progress):
-        seen.update(src=src, out=out, config=config, workers=workers, executor=executor)
+    def fake(src, out, config, *, executor, progress):
+        seen.update(src=src, out=out, config=config, executor=executor)
         return _summary("synth", out)
 
     monkeypatch.setattr("mfrkit.maskgen.synth_job.synthesize", fake)
     result = runner.invoke(app, ["synth", "--src", "casia", "--out", str(tmp_path), "--mask", "surgical,n95", "--coverage", "chin",
                                  "--renderer", "template", "--landmarks", "dlib", "--seed", "5", "--mix", "--on-no-face", "copy", "-j", "2"])
     assert result.exit_code == 0, result.output
-    assert seen["src"] == "casia" and seen["workers"] == 2 and seen["executor"] == ExecutorSpec("local", workers=2)
+    assert seen["src"] == "casia" and seen["executor"].local_workers == 2 and seen["executor"] == ExecutorSpec("local", workers=2)
     assert seen["config"] == SynthConfig(types="surgical,n95", coverage="chin", renderer="template", landmarks="dlib", seed=5, mix=True, on_no_face="copy")
     assert "3 images" in result.output and "2 items run now, 1 found done" in result.output
     assert "no_face" in result.output and "2/3 passed" in result.output
@@ -38,7 +38,7 @@ def test_synth_needs_no_out(monkeypatch):
     # The user's own command, as written (issue 12): no --out.
     seen = {}
 
-    def fake(src, out, config, *, workers, executor, progress):
+    def fake(src, out, config, *, executor, progress):
         seen.update(src=src, out=out, config=config)
         return _summary("synth", "/home/u/.mfrkit/datasets/casia-surgical")
 
@@ -51,7 +51,7 @@ def test_synth_needs_no_out(monkeypatch):
 def test_partial_maps_options(monkeypatch, tmp_path):
     seen = {}
 
-    def fake(src, out, config, *, workers, executor, progress):
+    def fake(src, out, config, *, executor, progress):
         seen["config"], seen["executor"] = config, executor
         return _summary("partial", out)
 

@@ -132,5 +132,5 @@ def test_partial_job_refuses_colliding_factors_before_writing(tmp_path, sample_m
 
     out = tmp_path / "partial"
     with pytest.raises(MfrkitError, match="factor_0.1"):
-        make_partial(sample_manifest.path, out, PartialConfig(factors="0.1,0.10000001"), workers=1)
+        make_partial(sample_manifest.path, out, PartialConfig(factors="0.1,0.10000001"))
     assert not out.exists()

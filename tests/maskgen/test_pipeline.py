@@ -19,7 +19,7 @@ from mfrkit.data.sample import build_sample
 from mfrkit.data.scan import scan_dataset
 from mfrkit.maskgen import PartialConfig, SynthConfig, make_partial, synthesize
 from mfrkit.maskgen.partial import GREY, partial_box
-from mfrkit.jobs import JobError
+from mfrkit.jobs import ExecutorSpec, JobError
 from mfrkit.maskgen.synth_job import SynthJob
 
 
@@ -51,7 +51,7 @@ def source(tmp_path_factory, photos, crops):
 @pytest.fixture(scope="module")
 def synth_one(source, tmp_path_factory):
     out = tmp_path_factory.mktemp("one")
-    summary = synthesize(source, out, SynthConfig(seed=3), workers=1)
+    summary = synthesize(source, out, SynthConfig(seed=3))
     return out, summary
 
 
@@ -83,7 +83,7 @@ def test_outputs_manifest_and_failures(synth_one, source):
 
 def test_same_seed_same_bytes_with_two_workers(synth_one, source, tmp_path):
     out, _ = synth_one
-    synthesize(source, tmp_path / "two", SynthConfig(seed=3), workers=2)
+    synthesize(source, tmp_path / "two", SynthConfig(seed=3), executor=ExecutorSpec(workers=2))
     assert _files(tmp_path / "two") == _files(out)
     a, b = read_manifest(out).table, read_manifest(tmp_path / "two").table
     assert read_manifest(out).fingerprint() == read_manifest(tmp_path / "two").fingerprint()
@@ -105,24 +105,24 @@ def test_resume_after_an_interruption(synth_one, source, tmp_path, monkeypatch):
     monkeypatch.setattr(SynthJob, "chunk_size", 1)
     monkeypatch.setattr(SynthJob, "run_item", flaky)
     with pytest.raises(KeyboardInterrupt):
-        synthesize(source, target, SynthConfig(seed=3), workers=1)
+        synthesize(source, target, SynthConfig(seed=3))
     assert not (target / "manifest.parquet").exists() and (target / ".journal").exists()
     assert not [p for p in target.rglob("*") if ".tmp" in p.name]  # nothing half-written
     monkeypatch.setattr(SynthJob, "run_item", real)
-    summary = synthesize(source, target, SynthConfig(seed=3), workers=1)
+    summary = synthesize(source, target, SynthConfig(seed=3))
     assert summary.resumed == 3 and summary.processed == 3
     assert _files(target) == _files(out)
     assert read_manifest(target).fingerprint() == read_manifest(out).fingerprint()
     # A finished job run again does nothing; other options are refused.
-    again = synthesize(source, target, SynthConfig(seed=3), workers=1)
+    again = synthesize(source, target, SynthConfig(seed=3))
     assert again.processed == 0 and again.outputs == summary.outputs
     with pytest.raises(JobError, match="other options"):
-        synthesize(source, target, SynthConfig(seed=4), workers=1)
+        synthesize(source, target, SynthConfig(seed=4))
 
 
 def test_all_types_mix_and_copying_faceless_images(source, tmp_path):
     out = tmp_path / "all"
-    summary = synthesize(source, out, SynthConfig(types="all", mix=True, renderer="template", limit=2), workers=1)
+    summary = synthesize(source, out, SynthConfig(types="all", mix=True, renderer="template", limit=2))
     t = read_manifest(out).ok()
     assert summary.outputs == 2 * 6
     masked = t[t["variant"] == "masked"]
@@ -132,7 +132,7 @@ def test_all_types_mix_and_copying_faceless_images(source, tmp_path):
     unmasked = t[t["variant"] == "unmasked"]
     for _, row in unmasked.iterrows():
         assert (out / row["path"]).read_bytes() == (source.root / row["source_id"]).read_bytes()
-    copied = synthesize(source, tmp_path / "copy", SynthConfig(on_no_face="copy"), workers=1)
+    copied = synthesize(source, tmp_path / "copy", SynthConfig(on_no_face="copy"))
     t = read_manifest(tmp_path / "copy").table.set_index("source_id")
     assert t.loc["odd/coffee.jpg", "status"] == "ok" and t.loc["odd/coffee.jpg", "variant"] == "unmasked"
     assert t.loc["odd/coffee.jpg", "fallback"] == "no_face" and copied.failures["no_face"] == 1
@@ -147,7 +147,7 @@ def test_aligned_inputs_use_the_template_landmarks(faces, tmp_path):
     src = _scan(root, "aligned")
     for renderer in ("mesh", "template"):
         out = tmp_path / renderer
-        summary = synthesize(src, out, SynthConfig(aligned="arcface112", renderer=renderer, coverage="proper"), workers=1)
+        summary = synthesize(src, out, SynthConfig(aligned="arcface112", renderer=renderer, coverage="proper"))
         t = read_manifest(out).table
         assert summary.outputs == 2 and (t["landmark_backend"] == "template").all() and t["quality_ok"].all()
         for p in t["path"]:
@@ -162,7 +162,7 @@ def test_aligned_inputs_use_the_template_landmarks(faces, tmp_path):
 def test_partial_job(source, tmp_path):
     out = tmp_path / "partial"
     config = PartialConfig(regions="nose,leye", factors="0.1,0.5", placement="both")
-    summary = make_partial(source, out, config, workers=1)
+    summary = make_partial(source, out, config)
     t = read_manifest(out).table
     ok = t[t["status"] == "ok"]
     assert summary.outputs == len(ok) == 5 * 2 * 2 * 2
@@ -186,11 +186,11 @@ def test_landmarks_from_a_file(synth_one, source, tmp_path):
              for image_id, face in cached.items() if face.status == "ok" and not image_id.startswith("odd/")]
     path = tmp_path / "marks.txt"
     path.write_text("\n".join(lines) + "\n")
-    summary = synthesize(source, tmp_path / "filed", SynthConfig(renderer="template", landmarks="file", landmark_file=str(path)), workers=1)
+    summary = synthesize(source, tmp_path / "filed", SynthConfig(renderer="template", landmarks="file", landmark_file=str(path)))
     t = read_manifest(tmp_path / "filed").ok()
     assert summary.outputs == 4 and (t["landmark_backend"] == "file").all() and t["quality_ok"].all()
     with pytest.raises(JobError, match="dense mesh"):
-        synthesize(source, tmp_path / "nope", SynthConfig(renderer="mesh", landmarks="file", landmark_file=str(path)), workers=1)
+        synthesize(source, tmp_path / "nope", SynthConfig(renderer="mesh", landmarks="file", landmark_file=str(path)))
 
 
 def test_a_job_that_stopped_before_its_first_item_leaves_out_free(source, tmp_path):
@@ -198,12 +198,12 @@ def test_a_job_that_stopped_before_its_first_item_leaves_out_free(source, tmp_pa
 
     out = tmp_path / "claimed"
     with pytest.raises(JobError, match="--landmark-file"):
-        synthesize(source, out, SynthConfig(renderer="template", landmarks="file"), workers=1)
+        synthesize(source, out, SynthConfig(renderer="template", landmarks="file"))
     assert not out.exists()  # refused before the folder was claimed
     with pytest.raises(LandmarkError, match="no such landmark file|not found"):
-        make_partial(source, out, PartialConfig(landmarks="file", landmark_file=str(tmp_path / "missing.txt"), limit=1), workers=1)
+        make_partial(source, out, PartialConfig(landmarks="file", landmark_file=str(tmp_path / "missing.txt"), limit=1))
     # Nothing was made under those options, so corrected ones may take the folder over.
-    summary = make_partial(source, out, PartialConfig(regions="nose", factors="0.3", landmarks="dlib", limit=1), workers=1)
+    summary = make_partial(source, out, PartialConfig(regions="nose", factors="0.3", landmarks="dlib", limit=1))
     assert summary.outputs == 1
 
 
@@ -217,19 +217,19 @@ def test_outputs_that_would_share_a_file_are_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
     # Partial crops are always PNG: a/x.jpg and a/x.png would land on the same file.
     with pytest.raises(JobError, match="would both be written"):
-        make_partial(src, out, PartialConfig(aligned=True, regions="nose", factors="0.3"), workers=1)
+        make_partial(src, out, PartialConfig(aligned=True, regions="nose", factors="0.3"))
     with pytest.raises(JobError, match="--format"):
-        synthesize(src, out, SynthConfig(aligned=True, image_format="png"), workers=1)
+        synthesize(src, out, SynthConfig(aligned=True, image_format="png"))
     assert not out.exists()
     # Without --format each keeps its extension, and a no-face copy may share its masked image's path.
-    assert synthesize(src, out, SynthConfig(aligned=True, on_no_face="copy"), workers=1).outputs == 2
+    assert synthesize(src, out, SynthConfig(aligned=True, on_no_face="copy")).outputs == 2
 
 
 def test_out_inside_the_source_folder_is_refused(source):
     before = _files(source.root)
     for out in (source.root, source.root / "masked"):
         with pytest.raises(JobError, match="inside the source dataset folder"):
-            synthesize(source, out, SynthConfig(), workers=1)
+            synthesize(source, out, SynthConfig())
         with pytest.raises(JobError, match="inside the source dataset folder"):
-            make_partial(source, out, PartialConfig(), workers=1)
+            make_partial(source, out, PartialConfig())
     assert _files(source.root) == before and not (source.root / "masked").exists()

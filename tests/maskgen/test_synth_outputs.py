@@ -15,7 +15,7 @@ from mfrkit.cli import app
 from mfrkit.data.manifest import read_manifest
 from mfrkit.data.registry import add_dataset, get_dataset, resolve_source
 from mfrkit.data.sample import build_sample
-from mfrkit.jobs import JobError
+from mfrkit.jobs import ExecutorSpec, JobError
 from mfrkit.maskgen import PartialConfig, SynthConfig, create_renderer, make_partial, synthesize
 from mfrkit.landmarks.template import template_landmarks
 from mfrkit.maskgen.occlusion import decode_occlusion, encode_occlusion, occlusion_rel
@@ -116,7 +116,7 @@ def test_occlusion_pngs_equal_the_renderers_mask(lfw, tmp_path):
 
 def test_the_nist_grid_writes_every_cell_with_its_parameters(lfw, tmp_path):
     config = SynthConfig(types="grid:nist", aligned=True, seed=2, save_occlusion=True, limit=2)
-    one = synthesize("lfw", tmp_path / "grid1", config, workers=1)
+    one = synthesize("lfw", tmp_path / "grid1", config)
     table = read_manifest(one.manifest).ok()
     cells = grid_cells("nist")
     assert len(table) == 2 * len(cells)
@@ -130,7 +130,7 @@ def test_the_nist_grid_writes_every_cell_with_its_parameters(lfw, tmp_path):
             assert (params["outline"], params["nose"]) == (row["mask_shape"], row["nose_coverage"])
             assert row["path"].endswith(f"_{cell.name}.jpg")
     # Byte-identical whatever the worker count.
-    two = synthesize("lfw", tmp_path / "grid2", config, workers=2)
+    two = synthesize("lfw", tmp_path / "grid2", config, executor=ExecutorSpec(workers=2))
     assert _hashes(one.out) == _hashes(two.out) and len(_hashes(one.out)) == 4 * len(cells)
 
 
@@ -190,7 +190,7 @@ def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_mani
     proto = tmp_path / "proto"
     make_protocol_folder(proto, sample_manifest.path, summary.manifest, spec="umr-mp", n_folds=1, allow_fewer=True)
     model = make_model(tmp_path / "m.onnx", size=112, meta={**ARCFACE_META, "mfrkit.input_size": "112", "mfrkit.align": "arcface112"})
-    cfg = dict(models=[str(model)], protocols=[str(proto)], out=tmp_path / "runs", n_boot=0, cache_dir=None, plots=False, report=False, workers=0)
+    cfg = dict(models=[str(model)], protocols=[str(proto)], out=tmp_path / "runs", n_boot=0, cache_dir=None, plots=False, report=False, executor=ExecutorSpec(workers=0))
     run_benchmark(BenchConfig(**cfg))
     assert "inherited_from" in json.loads(store.options_key())  # used as they were
     run_benchmark(BenchConfig(**cfg, redetect=True))

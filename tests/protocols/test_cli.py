@@ -180,3 +180,23 @@ def test_make_counts_line_says_how_many_people_were_found(tmp_path, lfw_files):
                  "--allow-fewer")
     assert result.exit_code == 0, result.output
     assert f"{len(names)} of {len(names) + 2} people.txt identities found" in result.output
+
+
+def test_make_maps_each_kinds_options(monkeypatch, tmp_path):
+    # The per-kind option dataclasses (mfrkit.protocols.options) reach make_protocol_folder
+    # as the keyword options of the chosen kind only.
+    from mfrkit.protocols import workflow
+
+    seen = {}
+    monkeypatch.setattr(workflow, "make_protocol_folder", lambda *a, **k: seen.update(k) or [])
+    result = run("make", tmp_path / "x", "-m", "m", "--identification", "--mode", "open", "--distractors", 5, "--non-centered",
+                 "--no-register", "--force", "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert seen["kind"] == "identification" and seen["mode"] == "open" and seen["n_distractors"] == 5 and seen["seed"] == 3
+    assert seen["spec_params"]["centered"] is False and seen["register"] is False and seen["overwrite"] is True
+    assert "n_folds" not in seen
+    seen.clear()
+    result = run("make", tmp_path / "x", "-m", "m", "--folds", 2, "--people", "p.txt", "--name", "a/b")
+    assert result.exit_code == 0, result.output
+    assert seen["kind"] == "verification" and seen["n_folds"] == 2 and seen["genuine_per_fold"] == 300 and seen["seed"] == 0
+    assert str(seen["people"]) == "p.txt" and seen["register"] == "a/b" and "mode" not in seen

@@ -37,7 +37,7 @@ def test_masked_bin_keeps_the_reference_side(lfw_bin, tmp_path):
     assert len(source) == 12 and list(source.table["side"][:2]) == ["reference", "probe"]
     assert read_image(source.abspath("lfw.bin#3")).shape == (112, 112, 3)  # read in place, nothing extracted
     out = tmp_path / "masked"
-    summary = synthesize(str(lfw_bin), out, SynthConfig(types="surgical"), workers=1)
+    summary = synthesize(str(lfw_bin), out, SynthConfig(types="surgical"))
     assert summary.outputs == 12 and not summary.failures
     src_bins, src_same, src_px = load_bin_like_insightface(lfw_bin)
     bins, issame, px = load_bin_like_insightface(out / "lfw.bin")
@@ -57,7 +57,7 @@ def test_masked_bin_keeps_the_reference_side(lfw_bin, tmp_path):
 def test_masked_bin_imports_as_a_protocol(lfw_bin, tmp_path):
     from mfrkit.protocols import import_insightface_bin
 
-    synthesize(str(lfw_bin), tmp_path / "masked", SynthConfig(types="surgical"), workers=1)
+    synthesize(str(lfw_bin), tmp_path / "masked", SynthConfig(types="surgical"))
     protocol, _ = import_insightface_bin(tmp_path / "masked" / "lfw.bin", tmp_path / "images", variant="masked", n_folds=2)
     assert len(protocol.pairs) == 6 and list(protocol.pairs["label"]) == [1, 0, 1, 0, 1, 1]
 
@@ -66,9 +66,9 @@ def test_bin_output_refusals(lfw_bin, tmp_path):
     from mfrkit.errors import JobError
 
     with pytest.raises(JobError, match="one probe image per pair"):
-        synthesize(str(lfw_bin), tmp_path / "a", SynthConfig(types="all"), workers=1)
+        synthesize(str(lfw_bin), tmp_path / "a", SynthConfig(types="all"))
     with pytest.raises(JobError, match="identity"):
-        synthesize(str(lfw_bin), tmp_path / "b", SynthConfig(image_format="rec"), workers=1)
+        synthesize(str(lfw_bin), tmp_path / "b", SynthConfig(image_format="rec"))
 
 
 def test_bins_become_protocols_in_place(lfw_bin, tmp_path):
@@ -77,7 +77,7 @@ def test_bins_become_protocols_in_place(lfw_bin, tmp_path):
 
     plain, _ = import_protocol_folder(lfw_bin, tmp_path / "p-lfw", "insightface-bin", n_folds=2)
     assert plain.info["spec"] == "umr-ump" and len(plain.pairs) == 6
-    synthesize(str(lfw_bin), tmp_path / "masked", SynthConfig(types="surgical"), workers=1)
+    synthesize(str(lfw_bin), tmp_path / "masked", SynthConfig(types="surgical"))
     masked, _ = import_protocol_folder(tmp_path / "masked" / "lfw.bin", tmp_path / "p-mlfw", "insightface-bin", n_folds=2)
     assert masked.info["spec"] == "umr-mp"  # the masked copy's manifest: reference unmasked, probe masked
     loaded = load_protocol(tmp_path / "p-mlfw")

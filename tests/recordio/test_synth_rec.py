@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.data.manifest import read_manifest
 from mfrkit.maskgen.partial_job import PartialConfig, make_partial
 from mfrkit.maskgen.synth_job import SynthConfig, synthesize
@@ -26,7 +27,7 @@ def folder_bytes(folder) -> dict:
 
 def test_masked_recordio_is_read_by_an_independent_reader(rec_source, tmp_path):
     out = tmp_path / "masked"
-    summary = synthesize(str(rec_source), out, SynthConfig(types="surgical"), workers=1)
+    summary = synthesize(str(rec_source), out, SynthConfig(types="surgical"))
     src, got = ref.read_dataset(rec_source), ref.read_dataset(out)
     assert summary.outputs == len(src["images"]) == len(got["images"]) and not summary.failures
     assert [v[0] for v in got["images"].values()] == [v[0] for v in src["images"].values()]  # labels preserved
@@ -48,17 +49,17 @@ def test_masked_recordio_is_read_by_an_independent_reader(rec_source, tmp_path):
 
 
 def test_byte_identical_whatever_the_workers(rec_source, tmp_path):
-    a = synthesize(str(rec_source), tmp_path / "a", SynthConfig(types="surgical,cloth"), workers=1)
-    b = synthesize(str(rec_source), tmp_path / "b", SynthConfig(types="surgical,cloth"), workers=2)
+    a = synthesize(str(rec_source), tmp_path / "a", SynthConfig(types="surgical,cloth"))
+    b = synthesize(str(rec_source), tmp_path / "b", SynthConfig(types="surgical,cloth"), executor=ExecutorSpec(workers=2))
     assert a.outputs == b.outputs and folder_bytes(tmp_path / "a") == folder_bytes(tmp_path / "b")
 
 
 def test_rerun_with_a_larger_limit_gives_the_same_file(rec_source, tmp_path):
-    synthesize(str(rec_source), tmp_path / "grow", SynthConfig(types="surgical", limit=5), workers=1)
+    synthesize(str(rec_source), tmp_path / "grow", SynthConfig(types="surgical", limit=5))
     assert len(ref.read_dataset(tmp_path / "grow")["images"]) == 5
-    grown = synthesize(str(rec_source), tmp_path / "grow", SynthConfig(types="surgical"), workers=1)
+    grown = synthesize(str(rec_source), tmp_path / "grow", SynthConfig(types="surgical"))
     assert grown.resumed == 5
-    synthesize(str(rec_source), tmp_path / "once", SynthConfig(types="surgical"), workers=1)
+    synthesize(str(rec_source), tmp_path / "once", SynthConfig(types="surgical"))
     assert folder_bytes(tmp_path / "grow") == folder_bytes(tmp_path / "once")
 
 
@@ -69,7 +70,7 @@ def test_a_folder_source_gets_labels_in_identity_order(tmp_path, aligned_crops):
     for i, (label, img) in enumerate(aligned_crops):
         write_image(root / ["zed", "amy"][label] / f"{i:03d}.jpg", img)
     out = tmp_path / "rec"
-    synthesize(str(root), out, SynthConfig(types="surgical", aligned=True, image_format="rec"), workers=1)
+    synthesize(str(root), out, SynthConfig(types="surgical", aligned=True, image_format="rec"))
     got = ref.read_dataset(out)
     assert [label for label, _, _ in got["images"].values()] == [0] * 6 + [1] * 6  # amy = 0, zed = 1 (sorted), grouped
     table = read_manifest(out).table
@@ -80,14 +81,14 @@ def test_refusals(rec_source, tmp_path):
     from mfrkit.errors import JobError
 
     with pytest.raises(JobError, match="save-occlusion"):
-        synthesize(str(rec_source), tmp_path / "x", SynthConfig(save_occlusion=True), workers=1)
+        synthesize(str(rec_source), tmp_path / "x", SynthConfig(save_occlusion=True))
     with pytest.raises(JobError, match="give the .bin"):
-        synthesize(str(rec_source), tmp_path / "y", SynthConfig(image_format="bin"), workers=1)
+        synthesize(str(rec_source), tmp_path / "y", SynthConfig(image_format="bin"))
 
 
 def test_partial_crops_as_recordio(rec_source, tmp_path):
     out = tmp_path / "partial"
-    summary = make_partial(str(rec_source), out, PartialConfig(regions="nose,mouth", factors="0.3", template="arcface112"), workers=1)
+    summary = make_partial(str(rec_source), out, PartialConfig(regions="nose,mouth", factors="0.3", template="arcface112"))
     got = ref.read_dataset(out)
     assert summary.outputs == len(got["images"]) == 2 * 12
     assert [label for label, _, _ in got["images"].values()] == [0] * 12 + [1] * 12

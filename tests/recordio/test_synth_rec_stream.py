@@ -16,8 +16,8 @@ def test_split_identities_are_regrouped_alike_streamed_and_in_memory(tmp_path, a
     folder = tmp_path / "interleaved"
     # labels 0, 1, 0, 1, ...: every identity split into runs of one
     ref.write_dataset(folder, [(i % 2, encode_image(img, ".jpg")) for i, (_, img) in enumerate(aligned_crops)], label_vector=True)
-    streamed = synthesize(str(folder), tmp_path / "streamed", SynthConfig(types="surgical"), workers=1)  # the scan's file, read by row group
-    in_memory = synthesize(resolve_source(str(folder)), tmp_path / "memory", SynthConfig(types="surgical"), workers=1)
+    streamed = synthesize(str(folder), tmp_path / "streamed", SynthConfig(types="surgical"))  # the scan's file, read by row group
+    in_memory = synthesize(resolve_source(str(folder)), tmp_path / "memory", SynthConfig(types="surgical"))
     assert streamed.outputs == in_memory.outputs == len(aligned_crops)
     assert folder_bytes(tmp_path / "streamed") == folder_bytes(tmp_path / "memory")
     got = ref.read_dataset(tmp_path / "streamed")

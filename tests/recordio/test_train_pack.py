@@ -6,6 +6,7 @@ import numpy as np
 
 from mfrkit.data.imageio import decode_image
 from mfrkit.data.registry import resolve_source
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.packs import open_pack
 from mfrkit.packs.write import PackConfig, write_pack
 
@@ -41,7 +42,7 @@ def test_pack_format_rec_writes_insightface_recordio(tmp_path, aligned_crops):
     for i, (label, img) in enumerate(aligned_crops):
         write_image(root / ["zed", "amy"][label] / f"{i:03d}.png", img)
     a = write_pack(str(root), tmp_path / "a", PackConfig(align="none", output_format="rec", shard_size=5))
-    write_pack(str(root), tmp_path / "b", PackConfig(align="none", output_format="rec", shard_size=7), workers=2)
+    write_pack(str(root), tmp_path / "b", PackConfig(align="none", output_format="rec", shard_size=7), executor=ExecutorSpec(workers=2))
     got = ref.read_dataset(tmp_path / "a" / "recordio" / "none")
     assert a.counts == {"ok": 12} and len(got["images"]) == 12 and got["property"] == (2, 112, 112)
     assert [label for label, _, _ in got["images"].values()] == [0] * 6 + [1] * 6  # amy, zed: grouped, sorted
