@@ -139,7 +139,7 @@ class Selection:
             except MfrkitError as exc:
                 raise SubsetError(f"{self.protocol.name}: {role} manifest: {exc}") from None
             self._passing[role] = set(images.index[mask.to_numpy(bool)])
-        return ids.isin(self._passing[role]).to_numpy(bool)
+        return np.array(ids.isin(self._passing[role]), dtype=bool)  # a writable copy: callers combine masks in place
 
     def sample(self, keys: Sequence[str], keep: np.ndarray | None = None) -> np.ndarray:
         """bool per key: among the ``keep`` ones, the ``--limit`` with the lowest seeded
