@@ -218,3 +218,19 @@ def test_where_and_limit_from_the_command_line_and_a_config_file(monkeypatch, tm
     result = runner.invoke(app,
                            ["bench", "--model", "a.onnx", "--protocol", "p", "--where", "variant"])
     assert not seen and result.exit_code != 0 and "KEY=VALUE" in result.output
+
+
+def test_identification_and_all_pairs_subsets_score_end_to_end(tmp_path, tiny_model, big):
+    t = big.table
+    gallery = [i for i in t["image_id"] if i.endswith("img0.png")]
+    probes = [(i, True) for i in t["image_id"] if not i.endswith("img0.png")]
+    search = write_protocol(tmp_path / "search", [big], name="search", gallery=gallery, probes=probes)
+    ap = save_protocol(make_all_pairs(big, spec="mr-mp", name="ap"), tmp_path / "ap")
+    run = run_benchmark(config(tmp_path, [tiny_model], [search, ap], where=["identity!=id5"], limit=6, transfer_from=""))
+    by = {r.protocol.split("@")[0]: r for r in run.results}
+    assert by["search"].metrics["n_probes"] == 6 and by["search"].subset.unit == "probes"
+    probes_csv = pd.read_csv(by["search"].folder / "probes.csv")
+    assert len(probes_csv) == 6 and not probes_csv["probe_id"].str.startswith("id5/").any()
+    images = pd.read_csv(by["ap"].folder / "images.csv")
+    assert set(images["role"].value_counts()) == {6} and not images["image_id"].str.startswith("id5/").any()
+    assert by["ap"].protocol_info.counts["comparisons"] == by["ap"].metrics["n_pairs"] == 6 * 5 // 2
