@@ -432,9 +432,8 @@ class AllPairsEvaluator(Evaluator):
         detail = {"references": len(refs), "references_total": len(protocol.reference_images), "probes": len(probes),
                   "probes_total": len(protocol.probe_images)}
         if not len(refs) or not len(probes):
-            empty = "reference" if not len(refs) else "probe"
-            raise SubsetError(f"{protocol.name}: {selection.request.text()} keeps no {empty} image (of "
-                              f"{detail[empty.replace('reference', 'references').replace('probe', 'probes') + '_total']:,}); "
+            empty, of = ("reference", len(protocol.reference_images)) if not len(refs) else ("probe", len(protocol.probe_images))
+            raise SubsetError(f"{protocol.name}: {selection.request.text()} keeps no {empty} image (of {of:,}); "
                               "loosen --where (the conditions apply to each image's manifest row)")
         same = protocol.manifest("reference").fingerprint() == protocol.manifest("probe").fingerprint()
         allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
