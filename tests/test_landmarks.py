@@ -334,3 +334,35 @@ def test_detection_gives_the_same_store_whatever_the_executor(sample_manifest, t
     assert stores["inline"] == stores["local2"] == stores["ray"]  # byte-identical files
     manifest = read_manifest(tmp_path / "ray" / "copy")
     assert cached_counts(manifest) == {"dlib": {"ok": len(manifest)}}
+
+
+def test_cache_progress_counts_images_not_shards(sample_manifest, tmp_path, monkeypatch):
+    """The detection's bar counts images (shards of 2 here), resumed shards included."""
+    import contextlib
+    import shutil
+
+    from mfrkit.data.manifest import read_manifest
+    from mfrkit.jobs import engine
+
+    bars = []
+
+    @contextlib.contextmanager
+    def bar(total, description, *, enabled=True, completed=0):
+        seen = []
+        bars.append((total, seen))
+        yield lambda n=1, status=None: seen.append(n)
+
+    monkeypatch.setattr(engine, "progress_bar", bar)
+    root = tmp_path / "copy"
+    shutil.copytree(sample_manifest.root, root, ignore=shutil.ignore_patterns("landmarks.*"))
+    manifest = read_manifest(root)
+    detect_landmarks(manifest, "dlib", chunk_size=2, progress=True)
+    (total, seen), = bars
+    assert total == len(manifest) == sum(seen) and len(manifest) > 2 and max(seen) == 2
+    store = open_store(manifest, "dlib")
+    store.index_path.unlink()
+    (store.folder / "shard-000001.parquet").unlink()  # an interrupted run: shard 0 done, 1 to do
+    bars.clear()
+    detect_landmarks(manifest, "dlib", chunk_size=2, progress=True)
+    (total, seen), = bars
+    assert total == sum(seen) and total < len(manifest)

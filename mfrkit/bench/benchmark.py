@@ -36,7 +36,8 @@ from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .embed.images import ImageTable, Sides
 from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
 from .embed.pipeline import TTA_MODES, Embeddings
-from .evaluators import EvalSettings, ProtocolRun, describe_protocol, evaluator_of, fta_rows
+from .evaluators import EvalSettings, ProtocolRun, SubsetRequest, describe_protocol, evaluator_of, fta_rows, subset_of
+from .evaluators.subset import checked_condition
 from .evaluators.transfer import apply_transfer, source_threshold, transfer_far, transfer_source
 from .protocol_io import parse_manifest_options, resolve_protocol
 from .report.leaderboard import leaderboard_row, write_leaderboard
@@ -78,6 +79,9 @@ class BenchConfig:
     fta_policy : ``reject`` (FtA comparisons are rejections, the default) or ``exclude``
         (left out of the metrics, still counted and listed).
     far_targets, max_rank, search_device, n_boot, seed, confidence : metric settings.
+    where, limit : take part of each protocol (:mod:`mfrkit.bench.evaluators.subset`: the
+        images whose manifest rows meet ``where``, a seeded sample of ``limit`` pairs /
+        images per side / probes, by ``seed``); the results say so and are kept apart.
     transfer_from, transfer_far : the threshold for ``transfer_far`` on the 1:1 protocol
         called ``transfer_from`` (or, when none is, the only one of that spec, so
         ``umr-ump`` finds ``protocols/lfw-umr-ump``) is applied to every other 1:1
@@ -148,7 +152,16 @@ class BenchConfig:
     max_rank: int = option(20, min=1, help="1:N candidate-list length and CMC range.")
     search_device: str = option("auto", help="1:N search and all-pairs scoring: auto, cuda (torch) or cpu (numpy).")
     n_boot: int = option(1000, flags="--bootstrap", min=0, help="Identity-bootstrap replicates (0: none).")
-    seed: int = option(0, help="Seed of the bootstrap.")
+    seed: int = option(0, help="Seed of the bootstrap and of the --limit sample.")
+    where: list[str] = option(
+        default_factory=list, flags="--where", parse=checked_condition, metavar="KEY=VALUE", show_default="",
+        help="Only the images whose manifest column KEY holds VALUE (a comma list; KEY!=VALUE: the others; @FILE: "
+        "values one a line, e.g. an identity list), e.g. variant=unmasked; repeatable, all must hold. A pair is kept "
+        "when both its images pass; all-pairs and 1:N keep the images that pass (IJB templates: refused). The "
+        "results are marked as a subset (<protocol>@subset-<tag>), never as the full protocol's.",
+    )  # fmt: skip
+    limit: int | None = option(None, min=1, help="Only a seeded sample (--seed) of N pairs (1:1 pair lists), N images "
+                               "per side (all-pairs) or N probes (1:N), after --where.")
     confidence: float = option(0.95, help="Confidence level of every interval (Clopper-Pearson and bootstrap).")
     transfer_from: str | None = option(
         "umr-ump", parse=none_for(""),
@@ -184,6 +197,10 @@ class BenchConfig:
         return EvalSettings(fta_policy=self.fta_policy, far_targets=self.far_targets, n_boot=self.n_boot, seed=self.seed,
                             confidence=self.confidence, max_rank=self.max_rank, search_device=self.search_device,
                             plots=self.plots, ijb_pooling=self.ijb_pooling)
+
+    def subset_request(self) -> SubsetRequest:
+        """The part of each protocol this run takes (``--where`` / ``--limit``)."""
+        return SubsetRequest(tuple(self.where), self.limit, self.seed)
 
     def executor_spec(self) -> ExecutorSpec | None:
         """The embedding step's executor (None: the local pipeline); Ray's automatic
@@ -262,6 +279,23 @@ def _run_settings(cfg: BenchConfig) -> dict:
 # --- the run -----------------------------------------------------------------------------------------
 
 
+def _subsets(protocols: list, source: str | None, cfg: BenchConfig, log) -> tuple[list, str | None]:
+    """The part of each protocol ``--where`` / ``--limit`` keep (the protocols themselves
+    when neither is given), and the transfer source's new name."""
+    request = cfg.subset_request()
+    if not request.active:
+        return protocols, source
+    out = []
+    for p in protocols:
+        sub = subset_of(p, request)
+        record = sub.info["subset"]
+        log(f"subset {sub.name}: {record['kept']:,} of {record['total']:,} {record['unit']} of {p.name} "
+            f"({request.text()}); its results are not the full protocol's")
+        source = sub.name if p.name == source else source
+        out.append(sub)
+    return out, source
+
+
 def _validate(cfg: BenchConfig) -> None:
     if cfg.fta_policy not in FTA_POLICIES:
         raise BenchError(f"unknown FtA policy {cfg.fta_policy!r}; choose one of: {', '.join(FTA_POLICIES)}")
@@ -312,7 +346,9 @@ def run_benchmark(
     names = [p.name for p in protocols]
     if len(set(names)) != len(names):
         raise BenchError(f"protocol names repeat in this run: {names}")
+    # the transfer source is named by the whole protocols' names; a subset keeps its spec
     source = transfer_source(protocols, cfg.transfer_from, BenchError)
+    protocols, source = _subsets(protocols, source, cfg, log)
     far, note = transfer_far(protocols, source, cfg.transfer_far, cfg.far_targets)
     if note:
         log(f"warning: {note}")

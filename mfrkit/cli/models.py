@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..models.train_config import TrainConfig
-from .app import console, models_app, plain, styled
+from .app import console, err_console, models_app, plain, styled
 from .common import counts_text, key_values
 from .declare import with_config
 
@@ -132,7 +133,10 @@ def models_import_dlib(
     ] = None,
 ) -> None:
     """Convert dlib's pretrained face-recognition ResNet to ONNX (the leaderboard baseline)."""
-    from ..models.dlib_resnet import import_dlib  # torch is slow to import; only here
+    from ..progress import progress_bar
 
-    path = import_dlib(out, model)
+    with err_console.status("importing torch", spinner="dots") if err_console.is_terminal else contextlib.nullcontext():
+        from ..models.dlib_resnet import import_dlib  # torch is slow to import (~5 s); only here
+
+    path = import_dlib(out, model, progress=lambda n, d: progress_bar(n, d, enabled=err_console.is_terminal))
     console.print(f"wrote {path} (dlib_resnet: 150x150 dlib chips in, 128-d descriptors out)")

@@ -59,18 +59,22 @@ class Plan:
     ----------
     parts : callable() -> iterable of sequences of Item
     size : int
-        The number of items over every part (for progress bars and summaries).
+        The number of items over every part (for summaries).
+    units : int or None
+        What the progress bar counts over every part, where an item is more than one
+        thing (:meth:`Job.units`: a landmark shard's images); None: ``size``.
     """
 
-    def __init__(self, parts: Callable[[], Iterable[Sequence[Item]]], size: int) -> None:
+    def __init__(self, parts: Callable[[], Iterable[Sequence[Item]]], size: int, units: int | None = None) -> None:
         self._parts = parts
         self.size = int(size)
+        self.units = self.size if units is None else int(units)
 
     @classmethod
-    def whole(cls, items: Sequence[Item]) -> "Plan":
-        """A plan of one part holding ``items``."""
+    def whole(cls, items: Sequence[Item], units: int | None = None) -> "Plan":
+        """A plan of one part holding ``items`` (``units``: see the class)."""
         items = items if isinstance(items, list) else list(items)
-        return cls(lambda: [items], len(items))
+        return cls(lambda: [items], len(items), units)
 
     def parts(self) -> Iterator[tuple[int, Sequence[Item]]]:
         """``(part number, items)`` in plan order."""
@@ -108,6 +112,11 @@ class Job:
 
     kind: ClassVar[str] = "job"
     chunk_size: ClassVar[int] = 16
+
+    def units(self, item: Item) -> int:
+        """How many things ``item`` counts for on the progress bar (a plan's ``units``
+        adds them up); one, unless an item is a batch (a landmark shard: its images)."""
+        return 1
     error_status: ClassVar[str] = "error"
 
     # --- set by subclasses ---------------------------------------------------------------

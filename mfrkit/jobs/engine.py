@@ -54,7 +54,7 @@ def run_job(job: Job, executor: ExecutorSpec | None = None, *, progress: bool = 
     items = job.plan()
     if not isinstance(items, Plan):
         items = list(items)
-    plan = items if isinstance(items, Plan) else Plan.whole(items)
+    plan = items if isinstance(items, Plan) else Plan.whole(items, sum(job.units(it) for it in items))
     output = job.output()
     output.claim(replace=job.replace_files)
     try:
@@ -63,13 +63,13 @@ def run_job(job: Job, executor: ExecutorSpec | None = None, *, progress: bool = 
         tally = {"todo": 0, "resumed": 0}
         in_flight: dict[int, int] = {}  # id(chunk) -> its part, while the executor holds it
         try:
-            with progress_bar(len(plan), job.kind, enabled=progress and len(plan) > 0) as advance, executor.create() as ex:
+            with progress_bar(plan.units, job.kind, enabled=progress and len(plan) > 0) as advance, executor.create() as ex:
                 chunks = _chunks(job, plan, journal, tally, in_flight, advance)
                 for chunk, rows in ex.run(job, chunks):
                     part = in_flight.pop(id(chunk))
                     for item, item_rows in zip(chunk, rows):
                         journal.add(part, item.key, item_rows)
-                    advance(len(chunk))
+                    advance(sum(job.units(item) for item in chunk))
         finally:
             journal.flush()
         stats = RunStats(processed=tally["todo"], resumed=tally["resumed"], elapsed=time.time() - started)
@@ -92,7 +92,7 @@ def _chunks(job: Job, plan: Plan, journal: Journal, tally: dict, in_flight: dict
         tally["todo"] += len(todo)
         tally["resumed"] += len(items) - len(todo)
         if len(items) - len(todo):
-            advance(len(items) - len(todo))
+            advance(sum(job.units(it) for it in items if it.key in done))
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             in_flight[id(chunk)] = part

@@ -77,6 +77,9 @@ class LandmarkJob(Job):
     kind = "landmarks"
     chunk_size = 1  # an item already is a chunk of images
 
+    def units(self, item) -> int:
+        return len(item.images)  # the progress bar counts images, not shards
+
     def __init__(self, store: LandmarkStore, options: dict, options_key: str) -> None:
         self.store = store
         self.options = dict(options)

@@ -156,7 +156,7 @@ def _detect_plan(manifest, mask: list[np.ndarray], n_todo: int, first: int, chun
         if held:
             yield [ShardItem(key=shard_name(number), outputs=(shard_name(number),), shard=number, images=tuple(held))]
 
-    return Plan(parts, n_shards)
+    return Plan(parts, n_shards, units=n_todo)  # the bar counts images, not shards
 
 
 def detect_landmarks(

@@ -42,6 +42,7 @@ both to the larger one, aligned at the top-left; in this network that happens at
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -57,7 +58,7 @@ from torch import nn
 from ..errors import MfrkitError
 from ..userfiles import read_user_bytes, user_file_errors_as
 from ..model_input import ModelInput
-from .export import write_onnx
+from .export import export_steps, write_onnx
 
 EMBEDDING_DIM = 128
 #: Metadata name of the crop the network takes (``input_rgb_image_sized<150>``):
@@ -574,6 +575,7 @@ def import_dlib(
     model_path: str | os.PathLike | None = None,
     *,
     check_batches: Sequence[int] = (1, 4),
+    progress=None,
 ) -> Path:
     """Convert dlib's face-recognition ResNet to ONNX with mfrkit's metadata.
 
@@ -586,6 +588,10 @@ def import_dlib(
     check_batches : sequence of int
         Batch sizes at which onnxruntime must reproduce torch (max abs diff <= 1e-4)
         before anything is written.
+    progress : callable or None
+        ``progress(total, description)``, a context manager yielding ``advance(n,
+        status)`` (:func:`mfrkit.progress.progress_bar`): one step each for reading,
+        parsing, building the network and each of :func:`~mfrkit.models.export.write_onnx`'s.
 
     Returns
     -------
@@ -594,11 +600,19 @@ def import_dlib(
         (:func:`mfrkit.align.dlib_chip`) normalised by the ``mfrkit.mean``/``mfrkit.std``
         metadata — and returns ``embedding`` (N, 128), dlib's face descriptor.
     """
-    data, name = _read_source(model_path)
-    model = DlibResNet(_parse(data, name))
-    out = Path(out_path)
-    meta = dlib_metadata(model, hashlib.sha256(data).hexdigest())
-    preprocessing = ModelInput.from_metadata(meta)
-    extra = {k: v for k, v in meta.items() if k not in preprocessing.to_metadata()}
-    write_onnx(model, out, preprocessing, extra, check_batches=check_batches)
+    total = 3 + export_steps(check_batches)
+    bar = progress(total, "import-dlib steps") if progress is not None else contextlib.nullcontext(None)
+    with bar as advance:
+        step = (lambda what: advance(1, status=what)) if advance is not None else (lambda what: None)
+        data, name = _read_source(model_path)
+        step("parsing the dlib network")
+        network = _parse(data, name)
+        step("building the torch network")
+        model = DlibResNet(network)
+        out = Path(out_path)
+        meta = dlib_metadata(model, hashlib.sha256(data).hexdigest())
+        preprocessing = ModelInput.from_metadata(meta)
+        extra = {k: v for k, v in meta.items() if k not in preprocessing.to_metadata()}
+        step("exporting to ONNX (torch.export)")
+        write_onnx(model, out, preprocessing, extra, check_batches=check_batches, step=step)
     return out

@@ -17,7 +17,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -98,6 +98,12 @@ def _metadata(preprocessing: ModelInput, extra: Mapping[str, object] | None, dim
     return meta
 
 
+def export_steps(check_batches: Sequence[int]) -> int:
+    """How many times :func:`write_onnx` calls its ``step``: after the export, the
+    checker, each batch compared and the write."""
+    return 3 + len(check_batches)
+
+
 def write_onnx(
     module: nn.Module,
     path: str | os.PathLike,
@@ -108,6 +114,7 @@ def write_onnx(
     atol: float = DEFAULT_ATOL,
     seed: int = 0,
     replace: bool = True,
+    step: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export ``module`` to a single ONNX file with the contract's metadata.
 
@@ -137,6 +144,9 @@ def write_onnx(
         when that is above 1.
     replace : bool
         False: an existing ``path`` is refused (``OutputFileExistsError``), never replaced.
+    step : callable or None
+        Called with what comes next after each of the :func:`export_steps` steps (the
+        export, the checker, each batch compared, the write), for a progress bar.
 
     Returns
     -------
@@ -150,6 +160,7 @@ def write_onnx(
     import onnx
     import onnxruntime as ort
 
+    step = step or (lambda what: None)
     model = copy.deepcopy(module).cpu().float().eval()
     h, w = preprocessing.input_size
     # Batch 2, not 1: the exporter specialises a dimension whose example size is 1.
@@ -175,6 +186,7 @@ def write_onnx(
             )
     except Exception as exc:  # the exporter raises many unrelated types
         raise ExportError(f"torch.onnx.export failed: {exc}") from exc
+    step("checking the ONNX graph")
     proto = program.model_proto
     del proto.metadata_props[:]
     for key, value in sorted(meta.items()):
@@ -190,6 +202,7 @@ def write_onnx(
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     diffs: dict[int, float] = {}
     for batch in check_batches:
+        step(f"comparing onnxruntime with torch at batch {batch}")
         x = _check_inputs(preprocessing, int(batch), seed + 1)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
@@ -206,7 +219,9 @@ def write_onnx(
                 f"onnxruntime differs from torch by {diffs[int(batch)]:.3g} of the embedding norm at batch {batch} "
                 f"(limit {atol:g}); nothing was written"
             )
+    step("writing the file")
     atomic_write_bytes(path, data, replace=replace)
+    step("done")
     return ExportResult(path=Path(path), metadata=meta, max_abs_diff=diffs, embedding_dim=dim)
 
 

@@ -277,7 +277,7 @@ def test_cli_import_dlib(monkeypatch, tmp_path):
 
     calls = []
 
-    def fake(out, model):
+    def fake(out, model, progress=None):
         calls.append((out, model))
         return out
 
@@ -286,6 +286,53 @@ def test_cli_import_dlib(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert calls == [(tmp_path / "m.onnx", None)]
     assert "m.onnx" in result.output
+
+
+def test_import_dlib_progress_counts_its_steps(tmp_path, monkeypatch):
+    """The progress bar counts every step of the conversion (read, parse, build, the
+    export's steps), ends full, and says what comes next."""
+    import contextlib
+
+    from mfrkit.models import export
+
+    bars = []
+
+    @contextlib.contextmanager
+    def bar(total, description):
+        seen = []
+        bars.append((total, description, seen))
+        yield lambda n=1, status=None: seen.append((n, status))
+
+    monkeypatch.setattr(export.torch.onnx, "export", _fail_export)  # the steps up to the export, no 10 s export
+    with pytest.raises(MfrkitError, match="export failed"):
+        dr.import_dlib(tmp_path / "m.onnx", progress=bar)
+    (total, description, seen), = bars
+    assert total == 3 + export.export_steps((1, 4)) == 8 and "import-dlib" in description
+    assert [s for _, s in seen] == ["parsing the dlib network", "building the torch network",
+                                    "exporting to ONNX (torch.export)"]
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def _fail_export(*args, **kwargs):
+    raise RuntimeError("no export in this test")
+
+
+def test_write_onnx_steps_match_export_steps(tmp_path):
+    """write_onnx calls its step once per counted step, the last one 'done'."""
+    from torch import nn
+
+    from mfrkit.model_input import ModelInput
+    from mfrkit.models import export
+
+    class Tiny(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    steps = []
+    prep = ModelInput.from_metadata({"mfrkit.input_size": "8", "mfrkit.color": "RGB", "mfrkit.mean": "127.5",
+                                     "mfrkit.std": "127.5", "mfrkit.align": "none"})
+    export.write_onnx(Tiny(), tmp_path / "t.onnx", prep, {"family": "tiny"}, check_batches=(1, 3), step=steps.append)
+    assert len(steps) == export.export_steps((1, 3)) and steps[-1] == "done"
 
 
 def test_dlib150_crop_uses_68_points_when_present(faces):

@@ -9,6 +9,8 @@
 ``ijb``             ``ijb-templates``: IJB-B / IJB-C templates (insightface's pooling), 1:1
                     template pairs streamed into exact binned scores, 1:N galleries S1 / S2
 ``transfer``        the threshold of one 1:1 protocol applied to the run's others
+``subset``          ``bench --where/--limit``: the part of a protocol a run takes, by the
+                    kind's rule (each evaluator's ``select``), recorded in its results
 ==================  =====================================================================
 
 A run asks :data:`EVALUATORS` for the evaluator of each protocol's kind; the report
@@ -29,6 +31,7 @@ from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, fta_rows
 from .identification import IdentificationEvaluator
 from .ijb import IjbEvaluator
 from .pairs import PairsEvaluator
+from .subset import SubsetError, SubsetRequest, subset_protocol
 
 #: Protocol kind -> its evaluator.
 EVALUATORS: Registry[Evaluator] = Registry("protocol kind")
@@ -62,7 +65,15 @@ def describe_protocol(protocol) -> dict:
         for r, m in protocol.manifests.items()
     }
     d.update(evaluator_of(protocol.kind).describe(protocol))
+    if info.get("subset"):
+        d["subset"] = info["subset"]
     return d
+
+
+def subset_of(protocol, request: SubsetRequest):
+    """The part of ``protocol`` that ``request`` (``--where`` / ``--limit``) keeps, by its
+    kind's rule (:mod:`.subset`); ``protocol`` itself when nothing is asked."""
+    return subset_protocol(protocol, request, evaluator_of(protocol.kind))
 
 
 def known_evaluator(kind) -> Evaluator | None:
@@ -78,4 +89,5 @@ def streamed(kind) -> bool:
 
 
 __all__ = ["EVALUATORS", "register_evaluator", "evaluator_of", "describe_protocol", "known_evaluator", "streamed",
+           "subset_of", "SubsetRequest", "SubsetError",
            "Evaluator", "EvalSettings", "ProtocolRun", "Outcome", "fta_rows"]  # fmt: skip

@@ -41,6 +41,7 @@ from ..results.plots import plot_roc_det
 from ..score.streaming import ScanOptions, Side, View, resolve_device, same_identity_pairs, score_all_pairs
 from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
+from .subset import Chosen, Selection, SubsetError, require_both_labels
 
 
 
@@ -418,6 +419,31 @@ class AllPairsEvaluator(Evaluator):
                 f"({count_text(counts.get('genuine'))} genuine, {count_text(counts.get('impostor'))} impostor; left out: "
                 f"{count_text(counts.get('excluded_self'))} of an image with itself, "
                 f"{count_text(counts.get('excluded_same_source'))} of copies of one source photo)")
+
+    def select(self, protocol, selection: Selection) -> Chosen:
+        """Each side's images that pass ``--where``; ``--limit N``: N images per side (the
+        same seeded ranks on both, so a one-set protocol stays one set)."""
+        sides = {}
+        for role, table in (("reference", protocol.reference_images), ("probe", protocol.probe_images)):
+            ids = table["image_id"].astype(str).tolist()
+            sides[role] = table[selection.sample(ids, selection.passes(role, ids))].reset_index(drop=True)
+        refs, probes = sides["reference"], sides["probe"]
+        total = protocol_counts(protocol)
+        detail = {"references": len(refs), "references_total": len(protocol.reference_images), "probes": len(probes),
+                  "probes_total": len(protocol.probe_images)}
+        if not len(refs) or not len(probes):
+            empty, of = ("reference", len(protocol.reference_images)) if not len(refs) else ("probe", len(protocol.probe_images))
+            raise SubsetError(f"{protocol.name}: {selection.request.text()} keeps no {empty} image (of {of:,}); "
+                              "loosen --where (the conditions apply to each image's manifest row)")
+        same = protocol.manifest("reference").fingerprint() == protocol.manifest("probe").fingerprint()
+        allow = bool((protocol.info.get("params") or {}).get("allow_same_source"))
+        counts = count_comparisons(refs, probes, same_images=same, allow_same_source=allow)
+        require_both_labels(protocol, counts["genuine"], counts["impostor"], "comparisons")
+        detail.update(comparisons=counts["comparisons"], comparisons_total=total["comparisons"])
+        one_set = bool(total.get("symmetric"))
+        kept = len(refs) if one_set else len(refs) + len(probes)
+        of = len(protocol.reference_images) + (0 if one_set else len(protocol.probe_images))
+        return Chosen({"reference_images": refs, "probe_images": probes}, "images", kept, of, detail)
 
     def evaluate(self, run: ProtocolRun) -> Outcome:
         s, cfg = run.sides, run.settings

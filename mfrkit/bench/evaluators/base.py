@@ -23,6 +23,7 @@ from ..embed.images import ATTRIBUTES, ImageTable, Sides
 from ..embed.model_set import EmbedOptions, ProgressFactory, no_progress
 from ..embed.pipeline import Embeddings
 from ..results import ProtocolInfo
+from .subset import Chosen, Selection, SubsetError
 
 
 def protocol_uids(images: ImageTable, protocol) -> Callable[[object, Sequence[str]], list[str]]:
@@ -195,6 +196,11 @@ class Evaluator:
     def evaluate(self, run: ProtocolRun) -> Outcome:
         """Score ``run.protocol``, write its files into ``run.folder``, return its metrics."""
         raise NotImplementedError
+
+    def select(self, protocol, selection: Selection) -> Chosen:
+        """The part of ``protocol`` that ``bench --where/--limit`` keeps: this kind's rule
+        (see :mod:`mfrkit.bench.evaluators.subset`); a kind without one refuses."""
+        raise SubsetError(f"{protocol.name}: protocols of kind {self.kind!r} take no --where / --limit")
 
 
 def fta_rows(evaluator: Evaluator, run: ProtocolRun) -> pd.DataFrame:

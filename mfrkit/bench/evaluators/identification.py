@@ -22,6 +22,7 @@ from ..results.plots import plot_cmc
 from ..score.search import identify, identify_with_distractors, identity_templates
 from ..results import ProtocolInfo
 from .base import EvalSettings, Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
+from .subset import Chosen, Selection, SubsetError
 
 
 class IdentificationEvaluator(Evaluator):
@@ -47,6 +48,32 @@ class IdentificationEvaluator(Evaluator):
     def summary(self, protocol: ProtocolInfo) -> str:
         return f"1:N, {count_text(protocol.n_gallery)} gallery images, {count_text(protocol.n_probes)} probes"
 
+    def select(self, protocol, selection: Selection) -> Chosen:
+        """The gallery images and probes that pass ``--where`` (a mated probe whose
+        identity has no gallery image left is dropped; a MegaFace row needs its mate to
+        pass too); ``--limit N``: N probe rows, the gallery kept whole."""
+        gallery, probes = protocol.gallery, protocol.probes
+        gal = gallery[selection.passes("reference", gallery["image_id"])].reset_index(drop=True)
+        if not len(gal):
+            raise SubsetError(f"{protocol.name}: {selection.request.text()} keeps no gallery image (of {len(gallery):,}); "
+                              "loosen --where (the conditions apply to each image's manifest row)")
+        keep = selection.passes("probe", probes["image_id"])
+        mated = pd.to_numeric(probes["mated"]).astype(bool).to_numpy()
+        mates = probes["mate_id"].fillna("").astype(str) if "mate_id" in probes else pd.Series("", index=probes.index)
+        megaface = bool((mates != "").any())
+        if megaface:
+            keep &= ~mated | selection.passes("reference", mates)
+        else:
+            enrolled = set(_listed_identities(gal, protocol, "reference"))
+            known = _listed_identities(probes, protocol, "probe")
+            keep &= ~mated | known.isin(enrolled).to_numpy(bool)
+        without_mate = int((selection.passes("probe", probes["image_id"]) & ~keep).sum())
+        keys = (probes["image_id"].astype(str) + "\t" + mates).tolist()
+        kept = probes[selection.sample(keys, keep)].reset_index(drop=True)
+        detail = {"gallery": len(gal), "gallery_total": len(gallery), "mated": int(pd.to_numeric(kept["mated"]).sum()),
+                  "mated_probes_without_gallery_mate": without_mate}
+        return Chosen({"gallery": gal, "probes": kept}, "probes", len(kept), len(probes), detail)
+
     def evaluate(self, run: ProtocolRun) -> Outcome:
         prb, metrics, breakdowns, cand, device = _identification(run)
         cols = ["image_id", "identity", "mated"] + (["mate_id"] if "mate_id" in prb.columns else [])
@@ -56,6 +83,17 @@ class IdentificationEvaluator(Evaluator):
         if run.settings.plots and "cmc" in metrics:
             plot_cmc(run.folder, metrics["cmc"], run.title)
         return Outcome(metrics, breakdowns, device, None)
+
+
+def _listed_identities(df: pd.DataFrame, protocol, role: str) -> pd.Series:
+    """The identity text of each row of a gallery / probes table: the table's where given,
+    else the ``role`` manifest's (as :func:`_identities`, before anything is embedded);
+    None where neither has one."""
+    images = protocol.images(role)
+    known = df["image_id"].astype(str).map(images["identity"].to_dict() if "identity" in images else {})
+    given = df["identity"].astype(object) if "identity" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    out = given.where(given.notna() & (given.astype(str).str.strip() != ""), known).astype(object)
+    return out.map(lambda v: None if v is None or pd.isna(v) else str(v))
 
 
 def _identities(df: pd.DataFrame, uids: list, images: ImageTable) -> pd.Series:

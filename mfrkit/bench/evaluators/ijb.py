@@ -33,6 +33,7 @@ from ..embed.images import ImageTable, Sides
 from ..embed.pipeline import Embeddings, ImageRef, embed_images
 from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text
+from .subset import SubsetError
 from ..score.ijb_templates import IjbPooling, score_template_pairs, search_galleries, side_features, verification_block
 
 #: FtA reason of a probe-side face the masked probe manifest has no copy of.
@@ -308,6 +309,10 @@ class IjbEvaluator(Evaluator):
         return (f"IJB templates: {count_text(c.get('templates'))} templates of {count_text(c.get('faces'))} faces; 1:1 "
                 f"{count_text(c.get('pairs'))} template pairs ({count_text(c.get('genuine'))} genuine, "
                 f"{count_text(c.get('impostor'))} impostor); 1:N galleries S1 / S2")
+
+    def select(self, protocol, selection):
+        raise SubsetError(f"{protocol.name}: --where / --limit take images or pairs of images, and an IJB protocol "
+                          "compares templates (many faces each): run it whole")
 
     def evaluate(self, run: ProtocolRun) -> Outcome:
         cfg, models, embed = run.settings, run.models, run.embed

@@ -23,6 +23,7 @@ from ..results.plots import plot_verification
 from ..score.search import pair_scores
 from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text, protocol_uids
+from .subset import Chosen, Selection, require_both_labels
 
 
 @dataclass
@@ -57,6 +58,17 @@ class PairsEvaluator(Evaluator):
 
     def summary(self, protocol: ProtocolInfo) -> str:
         return f"1:1, {count_text(protocol.n_pairs)} comparisons"
+
+    def select(self, protocol, selection: Selection) -> Chosen:
+        """A pair iff both its images pass ``--where``; ``--limit N``: N of those pairs."""
+        p = protocol.pairs
+        keep = selection.passes("reference", p["left_id"]) & selection.passes("probe", p["right_id"])
+        keys = (p["fold"].astype(str) + "\t" + p["left_id"].astype(str) + "\t" + p["right_id"].astype(str)).tolist()
+        kept = p[selection.sample(keys, keep)].reset_index(drop=True)
+        genuine = int((pd.to_numeric(kept["label"]) == 1).sum())
+        if len(kept):
+            require_both_labels(protocol, genuine, len(kept) - genuine, "pairs")
+        return Chosen({"pairs": kept}, "pairs", len(kept), len(p), {"genuine": genuine, "impostor": len(kept) - genuine})
 
     def evaluate(self, run: ProtocolRun) -> Outcome:
         cfg, s, ref, probe = run.settings, run.sides, run.ref, run.probe

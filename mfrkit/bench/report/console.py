@@ -17,7 +17,8 @@ the notes printed under them. One 1:1 table (IJB templates included) and one 1:N
 * the threshold transfer's FNMR / FMR where the run made one, and images per second
   (with the onnxruntime provider; ``cached`` when every embedding came from the cache).
 
-Notes: one warning per protocol too small for its numbers, the untrained models, and
+Notes: one line per subset protocol (``bench --where/--limit``: its numbers are not the
+full protocol's), one warning per protocol too small for its numbers, the untrained models, and
 where the two rule sets differ by more than the interval (:mod:`~mfrkit.bench.report.notes`).
 """
 
@@ -29,7 +30,7 @@ from typing import Sequence
 
 from ...protocols.kinds import is_one_to_one
 from ..results import RunResult
-from .notes import count_of, provenance_status, rule_differences, short_far, size_warning
+from .notes import count_of, provenance_status, rule_differences, short_far, size_warning, subset_note
 from .table import MetricValue, metric_value, parse_metric
 
 #: FAR targets the 1:1 table shows (all are in metrics.json and the CSV).
@@ -167,6 +168,10 @@ def result_notes(results: Sequence[dict]) -> list[str]:
             seen.add(("model", model.get("sha256")))
             notes.append(f"{model.get('name')} is untrained: its numbers measure a random network, not a method")
         proto = (r.get("protocol") or {}).get("name")
+        subset = subset_note(r)
+        if subset and ("subset", proto) not in seen:
+            seen.add(("subset", proto))
+            notes.append(subset)
         warning = size_warning(r)
         if warning and ("size", proto) not in seen:
             seen.add(("size", proto))

@@ -2,7 +2,9 @@
 
 ``mfrkit leaderboard`` gathers every ``metrics.json`` under a folder into one table,
 one row per (model, protocol, preprocessing, FtA policy, rule set, mfrkit version), the
-latest run winning; :func:`collect_results` keeps the same results for the comparison
+latest run winning (a subset run, ``bench --where/--limit``, is another protocol:
+``<protocol>@subset-<tag>``, its own sha256, a ``subset`` column saying which part, so
+it never replaces the full protocol's row); :func:`collect_results` keeps the same results for the comparison
 table (:mod:`.table`) and the report (:mod:`.page`).
 """
 
@@ -31,6 +33,8 @@ def leaderboard_row(result: RunResult | dict) -> dict:
         "model": model.name,
         "protocol": proto.name,
         "kind": proto.kind,
+        # bench --where/--limit: which part of the protocol (the name says <protocol>@subset-<tag>)
+        "subset": None if proto.subset is None else proto.subset.text(),
         # trained, untrained or unknown (a foreign model): an untrained model's numbers are no result
         "weights": provenance_status(r.data.get("model") or {}),
         "model_sha256": model.sha256,

@@ -48,6 +48,18 @@ def _half_width(records: list[dict]) -> float:
     return max(widths) if widths else math.nan
 
 
+def subset_note(result) -> str | None:
+    """One line saying a result rests on part of its protocol (``bench --where/--limit``),
+    or None for a full-protocol result."""
+    from ..results import RunResult
+
+    r = RunResult.of(result)
+    sub = r.subset
+    if sub is None:
+        return None
+    return f"{r.protocol} is a subset, not the full protocol: {sub.text()}; its numbers are not {sub.of}'s"
+
+
 def size_warning(result: dict) -> str | None:
     """One line saying why the result's numbers are less precise than they look, or None."""
     kind = (result.get("protocol") or {}).get("kind")

@@ -47,7 +47,7 @@ from .tiles import fta_section, galleries
 from .gallery import ImageSource, finite
 from .html import CSS, esc, figure, fmt, interval, slug
 from .leaderboard import collect_results, one_run_per_model
-from .notes import provenance_status, rule_differences, size_warning
+from .notes import provenance_status, rule_differences, size_warning, subset_note
 from .scores import GALLERY_FAR, AllPairsScores, Errors, PairListScores, display_edges
 from .table import (
     DEFAULT_METRICS,
@@ -273,10 +273,10 @@ class ReportBuilder:
         return "".join(parts)
 
     def _number_notes(self, p: ProtocolResults) -> str:
-        """What the protocol's numbers rest on: one size warning, and per model where the
-        two rule sets differ by more than the interval (:mod:`.notes`)."""
-        warning = size_warning(p.results[0].data)
-        notes = [warning] if warning else []
+        """What the protocol's numbers rest on: the part of it a subset run took, one size
+        warning, and per model where the two rule sets differ by more than the interval
+        (:mod:`.notes`)."""
+        notes = [n for n in (subset_note(p.results[0]), size_warning(p.results[0].data)) if n]
         notes += [f"{self.label(r)}: {d}" for r in p.results for d in rule_differences(r.data)]
         return "".join(f'<p class="note missing">{esc(n)}</p>' for n in notes)
 

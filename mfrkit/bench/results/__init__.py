@@ -19,10 +19,11 @@ from .run_result import (
     ProtocolInfo,
     RunResult,
     RunSettings,
+    SubsetRecord,
     Throughput,
     metrics_files,
     new_result,
 )
 
 __all__ = ["ReportError", "as_float", "read_result", "write_csv", "write_json", "METRICS_NAME", "FtaSummary",
-           "ModelInfo", "Preprocessing", "ProtocolInfo", "RunResult", "RunSettings", "Throughput", "metrics_files", "new_result"]  # fmt: skip
+           "ModelInfo", "Preprocessing", "ProtocolInfo", "RunResult", "RunSettings", "SubsetRecord", "Throughput", "metrics_files", "new_result"]  # fmt: skip

@@ -7,7 +7,9 @@
     settings       the run's settings (rules, fta_policy, confidence, search_device, ...)
     preprocessing  reference / probe: input size, colour, mean/std, align, TTA, landmarks; key
     throughput     images_per_second, computed, cached, seconds
-    protocol       name, kind, spec, sha256, manifests by role, and the kind's counts
+    protocol       name, kind, spec, sha256, manifests by role, and the kind's counts;
+                   ``subset`` (:class:`SubsetRecord`) when the run took part of it
+                   (``bench --where/--limit``; the name is then ``<name>@subset-<tag>``)
     fta            images, by_reason, policy
     metrics        every metric (:mod:`mfrkit.bench.metrics.bundle`), ``skipped`` naming
                    what could not be computed and why
@@ -26,7 +28,7 @@ dicts: their keys are documented where they are computed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,6 +62,52 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class SubsetRecord:
+    """``protocol.subset`` of ``metrics.json`` (and ``run.json``): which part of a protocol
+    a result rests on; absent for a full-protocol result.
+
+    Attributes
+    ----------
+    of, of_sha256 : the whole protocol's name and sha256.
+    where, limit, seed : what was asked (``seed`` None without a limit).
+    unit : what ``kept`` / ``total`` count (``pairs``, ``images``, ``probes``).
+    kept, total : that count in the subset and in the whole protocol.
+    detail : the kind's other counts (per side; probes left without a mate).
+    """
+
+    of: str | None = None
+    of_sha256: str | None = None
+    where: tuple = ()
+    limit: int | None = None
+    seed: int | None = None
+    unit: str | None = None
+    kept: int | None = None
+    total: int | None = None
+    detail: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "SubsetRecord | None":
+        if not isinstance(d, dict):
+            return None
+        return cls(d.get("of"), d.get("of_sha256"), tuple(d.get("where") or ()), d.get("limit"), d.get("seed"),
+                   d.get("unit"), d.get("kept"), d.get("total"), d.get("detail") if isinstance(d.get("detail"), dict) else {})
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["where"] = list(self.where)
+        return out
+
+    def text(self) -> str:
+        """``variant=unmasked, limit 200 (seed 0): 200 of 6,000 pairs of lfw-umr-ump``."""
+        parts = list(self.where)
+        if self.limit is not None:
+            parts.append(f"limit {self.limit} (seed {self.seed})")
+        kept = "?" if self.kept is None else f"{int(self.kept):,}"
+        total = "?" if self.total is None else f"{int(self.total):,}"
+        return f"{', '.join(parts)}: {kept} of {total} {self.unit or 'items'} of {self.of}"
+
+
+@dataclass(frozen=True)
 class ProtocolInfo:
     """``protocol``: what it was benchmarked on (and its kind's counts)."""
 
@@ -72,12 +120,14 @@ class ProtocolInfo:
     n_pairs: int | None = None
     n_gallery: int | None = None
     n_probes: int | None = None
+    subset: SubsetRecord | None = None
 
     @classmethod
     def from_dict(cls, d: Any) -> "ProtocolInfo":
         d = _block(d)
         return cls(d.get("name"), d.get("kind"), d.get("spec"), d.get("sha256"), _block(d.get("manifests")),
-                   _block(d.get("counts")), d.get("n_pairs"), d.get("n_gallery"), d.get("n_probes"))
+                   _block(d.get("counts")), d.get("n_pairs"), d.get("n_gallery"), d.get("n_probes"),
+                   SubsetRecord.from_dict(d.get("subset")))
 
     def manifest(self, role: str) -> dict:
         """The manifest entry of ``role`` (``path``, ``fingerprint``, ``name``), ``{}`` when absent."""
@@ -225,6 +275,12 @@ class RunResult:
     def kind(self) -> str:
         """The protocol's kind, as a string (``"None"`` when absent)."""
         return str(self.protocol_info.kind)
+
+    @property
+    def subset(self) -> SubsetRecord | None:
+        """The part of the protocol the result rests on (``--where`` / ``--limit``); None
+        for a full-protocol result."""
+        return self.protocol_info.subset
 
     @property
     def verification(self) -> bool:
