@@ -187,7 +187,7 @@ def deformed_uv(uv: np.ndarray, style: StyleParams, layer: RoleLayer) -> np.ndar
     x2 = np.minimum(((u - CENTRE_U) / max(half, 1.0)) ** 2, 1.0)
     shift_top = top + (side - top) * x2
     shift_bottom = hang * (1.0 - 0.85 * x2)
-    tau = np.clip((uv[:, 1] - v_top) / max(v_bottom - v_top, 1.0), 0.0, 1.0)
+    tau = np.minimum(np.maximum((uv[:, 1] - v_top) / max(v_bottom - v_top, 1.0), 0.0), 1.0)  # np.clip, without its wrapper's cost
     return np.column_stack([u, uv[:, 1] - (shift_top * (1.0 - tau) + shift_bottom * tau)])
 
 
