@@ -176,26 +176,64 @@ def _import_solution_base():
 
 
 def _parse_landmarks(face) -> np.ndarray:
-    """(N, 3) float32 normalised x, y, z of a ``NormalizedLandmarkList`` proto.
+    """(N, 3) float32 normalised x, y, z of a ``NormalizedLandmarkList`` proto (see
+    :func:`_parse_serialized`)."""
+    return _parse_serialized(face.SerializeToString(), face)
 
-    Reading 478 landmarks attribute by attribute costs about 0.15 ms; the serialised
-    message is parsed here as a packed array instead (each landmark a 17-byte
-    submessage: tag, length, then x, y, z as fixed32 fields), checked field by field,
-    with the attribute path as the fallback for any other layout.
+
+def _parse_serialized(data: bytes, face=None) -> np.ndarray:
+    """(N, 3) float32 normalised x, y, z of a serialised ``NormalizedLandmarkList``.
+
+    Reading 478 landmarks attribute by attribute costs about 0.15 ms; the message is
+    read here as a packed array instead (each landmark a 17-byte submessage: tag,
+    length, then x, y, z as fixed32 fields), checked field by field, with the parsed
+    proto's attributes (``face``, parsed from ``data`` when not given) as the fallback
+    for any other layout.
     """
-    data = face.SerializeToString()
-    n = len(face.landmark)
-    if len(data) == 17 * n:
+    if data and len(data) % 17 == 0:
         rec = np.frombuffer(data, dtype=_LANDMARK_RECORD)
         if (rec["tag"] == 0x0A).all() and (rec["size"] == 15).all() and (rec["fx"] == 0x0D).all() and (rec["fy"] == 0x15).all() and (rec["fz"] == 0x1D).all():
             return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
-    return np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+    if face is None:
+        from mediapipe.framework.formats import landmark_pb2
+
+        face = landmark_pb2.NormalizedLandmarkList.FromString(data)
+    return np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32).reshape(-1, 3)
 
 
 _LANDMARK_RECORD = np.dtype(
     [("tag", "u1"), ("size", "u1"), ("fx", "u1"), ("x", "<f4"), ("fy", "u1"), ("y", "<f4"), ("fz", "u1"), ("z", "<f4")]
 )
 assert _LANDMARK_RECORD.itemsize == 17
+
+
+def _lean_ok(graph) -> bool:
+    """Whether :func:`_serialized_faces` can run ``graph`` (mediapipe 0.10's
+    ``SolutionBase`` internals: one image input, the face list output)."""
+    try:
+        from mediapipe.python.solution_base import PacketDataType
+
+        return (set(graph._input_stream_type_info) == {"image"} and graph._input_stream_type_info["image"] in (PacketDataType.IMAGE, PacketDataType.IMAGE_FRAME)
+                and graph._output_stream_type_info.get("multi_face_landmarks") == PacketDataType.PROTO_LIST and isinstance(graph._graph_outputs, dict)
+                and isinstance(graph._simulated_timestamp, int))
+    except Exception:  # noqa: BLE001 - another mediapipe: the public path
+        return False
+
+
+def _serialized_faces(graph, image: np.ndarray) -> list[bytes]:
+    """``SolutionBase.process`` of a face-mesh graph on an RGB ``image``, its
+    ``multi_face_landmarks`` as serialised protos (see ``MediapipeBackend._face_records``)."""
+    from mediapipe.python import packet_creator
+    from mediapipe.python._framework_bindings import _packet_getter, image_frame
+
+    graph._graph_outputs.clear()
+    graph._simulated_timestamp += 33333  # as process: a 30 fps video's timestamps
+    make = getattr(packet_creator, "create_" + graph._input_stream_type_info["image"].value)  # as SolutionBase._make_packet
+    packet = make(image, image_format=image_frame.ImageFormat.SRGB)
+    graph._graph.add_packet_to_input_stream(stream="image", packet=packet.at(graph._simulated_timestamp))
+    graph._graph.wait_until_idle()
+    out = graph._graph_outputs.get("multi_face_landmarks")
+    return [] if out is None or out.is_empty() else list(_packet_getter._get_serialized_proto_list(out))
 
 
 @BACKENDS.register("mediapipe")
@@ -259,16 +297,32 @@ class MediapipeBackend:
         self._detector = None
         self._roi_mesh = None
 
-    def _run(self, graph, image: np.ndarray):
-        """``graph.process`` on an image, quietly the first time the graph runs, and the
-        first time it sees a non-square image (a calculator then logs a warning once)."""
+    def _run(self, graph, image: np.ndarray, process=None):
+        """``graph.process`` (or ``process(graph, image)``) on an image, quietly the first
+        time the graph runs, and the first time it sees a non-square image (a calculator
+        then logs a warning once)."""
+        process = process or (lambda g, im: g.process({"image": im}))
         key = (id(graph), image.shape[0] == image.shape[1])
         if key in self._warm:
-            return graph.process({"image": image})
+            return process(graph, image)
         with native_logs(settle=graph._graph.wait_until_idle):
-            out = graph.process({"image": image})
+            out = process(graph, image)
         self._warm.add(key)
         return out
+
+    def _face_records(self, graph, image: np.ndarray) -> list[bytes]:
+        """The serialised ``NormalizedLandmarkList`` of each face a face-mesh graph finds
+        in ``image``.
+
+        ``SolutionBase.process`` builds a namedtuple class per call, parses every output
+        proto into Python objects (which :func:`_parse_landmarks` would serialise again):
+        about 0.3 ms an image. The packet goes in and the serialised protos come out here
+        as ``process`` does it (same packet, timestamps, outputs), without that; anything
+        unexpected of mediapipe's internals takes ``process`` itself.
+        """
+        if image.ndim == 3 and image.shape[2] == 3 and _lean_ok(graph):
+            return self._run(graph, image, _serialized_faces)
+        return [face.SerializeToString() for face in self._run(graph, image).multi_face_landmarks or []]
 
     def _face_mesh(self, faces: int):
         return self._quietly_made(lambda: self._new_face_mesh(faces))
@@ -303,8 +357,8 @@ class MediapipeBackend:
     def _meshes(self, mesh, image: np.ndarray) -> list[np.ndarray]:
         h, w = image.shape[:2]
         out = []
-        for face in self._run(mesh, image).multi_face_landmarks or []:
-            pts = _parse_landmarks(face)
+        for data in self._face_records(mesh, image):
+            pts = _parse_serialized(data)
             if len(pts) != N_POINTS:
                 raise LandmarkError(f"mediapipe returned {len(pts)} points, expected {N_POINTS}")
             # Normalised coordinates -> pixels; mediapipe's z uses the x scale.

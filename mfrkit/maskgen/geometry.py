@@ -83,18 +83,48 @@ def barycentric_weights(points: np.ndarray, vertices: np.ndarray, triangles: np.
     det = np.where(np.abs(det) < 1e-12, 1e-12, det)
     index = np.empty((len(points), 3), dtype=np.int64)
     weight = np.empty((len(points), 3))
-    # Chunks keep the (chunk, T, 3) temporaries small.
+
+    def lam_of(k: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        """Barycentric coordinates (..., 3) of points ``(px, py)`` in triangles ``k``
+        (broadcast together)."""
+        l1 = ((b[k, 1] - c[k, 1]) * (px - c[k, 0]) + (c[k, 0] - b[k, 0]) * (py - c[k, 1])) / det[k]
+        l2 = ((c[k, 1] - a[k, 1]) * (px - c[k, 0]) + (a[k, 0] - c[k, 0]) * (py - c[k, 1])) / det[k]
+        return np.stack([l1, l2, 1.0 - l1 - l2], -1)
+
+    # A point inside a triangle lies in its bounding box: the coordinates are worked
+    # out only for the triangles whose box (a hair wider) holds the point, the same
+    # arithmetic, so the same bits, as over every triangle. Points in no triangle (the
+    # best candidate is outside) are redone against all of them below.
+    lo = np.minimum(np.minimum(a, b), c) - 1e-6
+    hi = np.maximum(np.maximum(a, b), c) + 1e-6
+    pending = []
     for start in range(0, len(points), 512):
         p = points[start : start + 512]
         px, py = p[:, None, 0], p[:, None, 1]
-        l1 = ((b[:, 1] - c[:, 1]) * (px - c[:, 0]) + (c[:, 0] - b[:, 0]) * (py - c[:, 1])) / det
-        l2 = ((c[:, 1] - a[:, 1]) * (px - c[:, 0]) + (a[:, 0] - c[:, 0]) * (py - c[:, 1])) / det
-        lam = np.stack([l1, l2, 1.0 - l1 - l2], -1)
-        # Inside where the smallest coordinate is >= 0; else the least-outside triangle.
+        near = (px >= lo[:, 0]) & (px <= hi[:, 0]) & (py >= lo[:, 1]) & (py <= hi[:, 1])
+        row, k = np.nonzero(near)  # row-major: each point's candidates in triangle order
+        lam = lam_of(k, p[row, 0], p[row, 1])
+        score = lam.min(-1)
+        # Per point, the candidate with the largest smallest coordinate, the first in
+        # triangle order on a tie (as np.argmax over all triangles picks).
+        order = np.lexsort((k, -score, row))
+        first = np.ones(len(order), bool)
+        first[1:] = row[order][1:] != row[order][:-1]
+        pick = order[first]
+        found = np.zeros(len(p), bool)
+        ok = pick[score[pick] >= 0]
+        found[row[ok]] = True
+        index[start + row[ok]] = tri[k[ok]]
+        weight[start + row[ok]] = lam[ok]
+        pending.extend((start + np.flatnonzero(~found)).tolist())
+    # Inside none: the least-outside triangle of all, as before.
+    for start in range(0, len(pending), 512):
+        sel = np.asarray(pending[start : start + 512], dtype=np.int64)
+        p = points[sel]
+        lam = lam_of(np.arange(len(tri))[None, :], p[:, None, 0], p[:, None, 1])
         best = np.argmax(lam.min(-1), axis=1)
-        rows = np.arange(len(p))
-        index[start : start + len(p)] = tri[best]
-        weight[start : start + len(p)] = lam[rows, best]
+        index[sel] = tri[best]
+        weight[sel] = lam[np.arange(len(sel)), best]
     return index, weight
 
 

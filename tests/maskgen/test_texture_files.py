@@ -84,4 +84,4 @@ def test_synth_with_a_texture_file_end_to_end(tmp_path, photos, faces_of):
         lower = masked[70:100, 30:82]  # the mouth and chin of an ArcFace crop
         assert ((lower[..., 0] > lower[..., 2] + 40).mean() > 0.1) and ((lower[..., 2] > lower[..., 0] + 40).mean() > 0.1)
     card = (summary.out / "DATA_CARD.md").read_text()
-    assert "file:board.png" in card and "drawing version 2" in card  # the card says which texture and which drawing
+    assert "file:board.png" in card and "drawing version 3" in card  # the card says which texture and which drawing
