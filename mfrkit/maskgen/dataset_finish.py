@@ -36,6 +36,8 @@ from .contact_sheet import sheet_candidates
 
 #: Result rows turned into one frame at a time.
 FRAME_ROWS = 4096
+#: Frame signatures held before they are folded into one (:func:`survey`).
+SIGNATURES_HELD = 64
 #: Columns of ``failures.csv``.
 FAILURE_COLUMNS = ["image_id", "source_id", "source_path", "status", "message"]
 #: Columns of the result rows that are not the manifest's: to ``failures.csv`` only, or
@@ -132,6 +134,11 @@ def survey(frames: Iterator[pd.DataFrame], failures_path: Path) -> Survey:
         pd.DataFrame(columns=FAILURE_COLUMNS).to_csv(out, index=False)
         for frame in frames:
             found.signatures.append(signature(frame))
+            if len(found.signatures) >= SIGNATURES_HELD:
+                # One signature per frame would grow with the dataset (a DataFrame of a few
+                # rows per 4,096 images); the signature of their concatenation keeps every
+                # row that decides a type (first missing, first value, first of each type).
+                found.signatures = [signature(pd.concat(found.signatures, ignore_index=True))]
             ok_rows = frame["status"] == STATUS_OK
             ok = frame[ok_rows]
             failed = frame[~ok_rows]
