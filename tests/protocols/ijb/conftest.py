@@ -1,15 +1,9 @@
-"""Fixtures for the IJB tests: an isolated $MFRKIT_HOME and one small release per module."""
+"""Fixtures for the IJB tests: one small release per module."""
 
 from __future__ import annotations
 
 import pytest
-from ijb_helpers import make_release
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFRKIT_HOME", str(tmp_path / "mfrkit-home"))
-    monkeypatch.delenv("MFRKIT_CACHE", raising=False)
+from tests.support.fake_data import make_release
 
 
 @pytest.fixture(scope="module")
