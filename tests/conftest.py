@@ -1,4 +1,8 @@
-"""Shared fixtures: the real photos, the demo sample, and an isolated $MFRKIT_HOME."""
+"""Shared fixtures: the real photos, the demo sample, and an isolated $MFRKIT_HOME.
+
+Helpers that are not fixtures live in the ``tests.support`` package (see tests/README.md);
+import them from there, never from a ``conftest``.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,19 @@ from mfrkit.data.manifest import write_manifest
 from mfrkit.data.sample import build_sample, source_photos
 from mfrkit.data.scan import scan_dataset
 
+# Before any test imports them: the support modules' asserts (tests.support.checks) then
+# report the values compared, like a test's own.
+pytest.register_assert_rewrite("tests.support")
+
 
 @pytest.fixture(autouse=True)
 def mfrkit_home(tmp_path, monkeypatch):
-    """Every test gets its own empty registry."""
+    """Every test gets its own empty registry: ``$MFRKIT_HOME`` = ``tmp_path/mfrkit-home``,
+    and no ``$MFRKIT_CACHE`` (so embeddings are cached under that home). The one such
+    fixture of the suite; returns the home folder (not yet made)."""
     home = tmp_path / "mfrkit-home"
     monkeypatch.setenv("MFRKIT_HOME", str(home))
+    monkeypatch.delenv("MFRKIT_CACHE", raising=False)
     return home
 
 

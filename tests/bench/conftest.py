@@ -1,19 +1,14 @@
-"""Fixtures for the bench tests (helpers live in bench_helpers.py)."""
+"""Fixtures for the bench tests: a tiny ONNX model and a tiny dataset (built by tests.support)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from bench_helpers import make_dataset, make_model
+from tests.support.fake_data import make_dataset
+from tests.support.tiny_onnx import make_model
 
 from mfrkit.data.manifest import Manifest
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFRKIT_HOME", str(tmp_path / "mfrkit-home"))
-    monkeypatch.delenv("MFRKIT_CACHE", raising=False)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import all_pairs, make_dataset, write_protocol
+from tests.support.bench import all_pairs, config, write_protocol
+from tests.support.fake_data import make_dataset
 
 from mfrkit.bench.metrics import bundle as E
 from mfrkit.bench import metrics as M
@@ -18,12 +19,6 @@ from mfrkit.bench.embed.embeddings_file import read_embeddings
 from mfrkit.bench.report.leaderboard import collect_leaderboard
 from mfrkit.bench.score.search import pair_scores
 from mfrkit.protocols import make_all_pairs, save_protocol
-
-
-def config(tmp_path, models, protocols, **kw):
-    kw.setdefault("n_boot", 20)
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    return BenchConfig(models=[str(m) for m in models], protocols=[str(p) for p in protocols], out=tmp_path / "runs", **kw)
 
 
 def close(a, b) -> bool:

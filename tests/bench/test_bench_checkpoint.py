@@ -9,7 +9,8 @@ from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 from mfrkit.jobs import ExecutorSpec
 from mfrkit.models import export as export_module
 
-from bench_helpers import all_pairs, make_dataset, write_protocol
+from tests.support.bench import all_pairs, write_protocol
+from tests.support.fake_data import make_dataset
 
 
 def _checkpoint(path, seed=0):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 import pandas as pd
-from bench_helpers import ARCFACE_META, all_pairs, make_model, write_protocol
+from tests.support.bench import all_pairs, write_protocol
+from tests.support.tiny_onnx import ARCFACE_META, make_model
 
 from mfrkit import cli
 from mfrkit.bench import benchmark as run_module

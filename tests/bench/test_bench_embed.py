@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bench_helpers import ARCFACE_META, make_model
+from tests.support.tiny_onnx import ARCFACE_META, make_model
 
 from mfrkit import model_input
 from mfrkit.align import ARCFACE_112

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bench_helpers import all_pairs, write_protocol
+from tests.support.bench import all_pairs, config, write_protocol
 
 from mfrkit.bench import benchmark as B
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
@@ -13,8 +13,7 @@ from mfrkit.bench.report.leaderboard import collect_leaderboard
 
 
 def _config(tmp_path, model, protocols, **kw):
-    return BenchConfig(models=[str(model)], protocols=[str(p) for p in protocols], out=tmp_path / "runs",
-                       cache_dir=tmp_path / "cache", n_boot=0, plots=False, **kw)
+    return config(tmp_path, [model], protocols, n_boot=0, plots=False, **kw)
 
 
 def test_one_fold_protocol_says_accuracy_is_skipped(tmp_path, dataset, tiny_model):
@@ -49,7 +48,7 @@ def test_a_failed_run_leaves_no_run_folder(tmp_path, dataset, tiny_model, monkey
 
 
 def test_a_run_failing_after_a_model_finished_is_marked_failed(tmp_path, dataset, tiny_model, monkeypatch):
-    from bench_helpers import make_model
+    from tests.support.tiny_onnx import make_model
 
     second = make_model(tmp_path / "models" / "second.onnx")
     proto = write_protocol(tmp_path / "p", [dataset], name="p", pairs=all_pairs(dataset))
@@ -142,7 +141,7 @@ def test_bench_after_a_truncated_cache_part_runs_and_rebuilds(tmp_path, dataset,
 @pytest.mark.parametrize("where", ["metadata", "option"])
 def test_a_huge_input_size_on_a_dynamic_model_is_a_clear_error(tmp_path, dataset, where):
     """A model with dynamic H and W takes any input_size: 30000 ended in a MemoryError."""
-    from bench_helpers import ARCFACE_META, make_model
+    from tests.support.tiny_onnx import ARCFACE_META, make_model
 
     from mfrkit.errors import ModelError
 

@@ -6,19 +6,13 @@ import json
 
 import pandas as pd
 import pytest
-from bench_helpers import all_pairs, write_protocol
+from tests.support.bench import all_pairs, config, write_protocol
 
 from mfrkit.bench.report import leaderboard as L
 from mfrkit.bench import metrics as M
-from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+from mfrkit.bench.benchmark import run_benchmark
 from mfrkit.bench.metrics.bundle import rule_metrics
 from mfrkit.errors import MfrkitError
-
-
-def config(tmp_path, models, protocols, **kw):
-    kw.setdefault("n_boot", 20)
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    return BenchConfig(models=[str(m) for m in models], protocols=[str(p) for p in protocols], out=tmp_path / "runs", **kw)
 
 
 def test_both_rule_sets_in_metrics_and_the_chosen_one_on_the_board(tmp_path, dataset, tiny_model):

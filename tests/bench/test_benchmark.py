@@ -7,26 +7,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import (
-    ARCFACE_META,
-    all_pairs,
-    make_dataset,
-    make_model,
-    write_protocol,
-)
+from tests.support.bench import all_pairs, config, write_protocol
+from tests.support.fake_data import make_dataset
+from tests.support.tiny_onnx import ARCFACE_META, make_model
 
 from mfrkit.bench.report import leaderboard as R
 from mfrkit.bench import metrics as M
-from mfrkit.bench.benchmark import BenchConfig, run_benchmark
+from mfrkit.bench.benchmark import run_benchmark
 from mfrkit.bench.results.files import ReportError
 from mfrkit.errors import MfrkitError
 from mfrkit.protocols import ProtocolError, load_protocol
-
-
-def config(tmp_path, models, protocols, **kw):
-    kw.setdefault("n_boot", 20)
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    return BenchConfig(models=[str(m) for m in models], protocols=[str(p) for p in protocols], out=tmp_path / "runs", **kw)
 
 
 @pytest.fixture

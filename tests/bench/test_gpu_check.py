@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_streaming_torch import interpreted_triton  # noqa: F401 - a fixture
+from .test_streaming_torch import interpreted_triton  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"

@@ -163,7 +163,7 @@ def test_cache_key_names_provider_and_tf32():
 
 
 def test_gpu_and_cpu_embeddings_never_share_a_cache(monkeypatch, tmp_path, tiny_model):
-    from bench_helpers import make_dataset
+    from tests.support.fake_data import make_dataset
 
     data = make_dataset(tmp_path / "data")
     t = data.table.head(4)
@@ -217,7 +217,8 @@ def test_doctor_opens_a_real_session_on_a_cpu_runtime(monkeypatch):
 def test_bench_tf32_reaches_the_session_metrics_and_cache(monkeypatch, tmp_path, tiny_model):
     import json
 
-    from bench_helpers import all_pairs, make_dataset, write_protocol
+    from tests.support.bench import all_pairs, write_protocol
+    from tests.support.fake_data import make_dataset
 
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 

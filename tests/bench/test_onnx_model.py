@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from bench_helpers import ARCFACE_META, make_model
+from tests.support.tiny_onnx import ARCFACE_META, make_model
 
 from mfrkit import model_input as MI
 from mfrkit import onnx_model as R

@@ -11,7 +11,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import make_model, sample_and_masked_copy
+from tests.support.fake_data import sample_and_masked_copy
+from tests.support.tiny_onnx import ARC112, make_model
 
 from mfrkit.bench.report.leaderboard import collect_results
 from mfrkit.bench.report.page import REPORT_NAME, build_report, write_report
@@ -19,7 +20,6 @@ from mfrkit.bench.report.gallery import hardest_pairs
 from mfrkit.bench.results.files import ReportError
 from mfrkit.jobs import ExecutorSpec
 
-ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_report_cli(tmp_path, demo_like_run):
 
 
 def _chromium_or_skip():
-    from chromium_cdp import find_chromium
+    from tests.support.chromium_cdp import find_chromium
 
     if find_chromium() is None:
         if os.environ.get("MFRKIT_REQUIRE_BROWSER"):
@@ -193,7 +193,7 @@ def _chromium_or_skip():
 
 def test_report_renders_in_headless_chromium(tmp_path, demo_like_run):
     _chromium_or_skip()
-    from chromium_cdp import render
+    from tests.support.chromium_cdp import render
 
     html_file = demo_like_run.folder / REPORT_NAME
     shot = tmp_path / "report.png"

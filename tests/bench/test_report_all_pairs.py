@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import make_model, sample_and_masked_copy
+from tests.support.fake_data import sample_and_masked_copy
+from tests.support.tiny_onnx import ARC112, make_model
 
 from mfrkit.bench import metrics as M
 from mfrkit.bench.score.binned_scores import ScoreBins
@@ -24,7 +25,6 @@ from mfrkit.bench.report.impostors import top_impostors
 from mfrkit.bench.report.scores import AllPairsScores, BinnedHistogram, Errors, Missing, display_edges, scan_genuine
 from mfrkit.jobs import ExecutorSpec
 
-ARC112 = {"mfrkit.input_size": "112", "mfrkit.color": "RGB", "mfrkit.mean": "127.5", "mfrkit.std": "127.5", "mfrkit.align": "arcface112"}
 PROTOCOLS = ("umr-ump-all", "umr-mp-all", "mr-mp-all")
 
 
@@ -201,10 +201,10 @@ def test_report_cli_impostor_pass_limit(tmp_path, all_pairs_run):
 
 
 def test_all_pairs_report_renders_in_headless_chromium(tmp_path, all_pairs_run):
-    from test_report import _chromium_or_skip
+    from .test_report import _chromium_or_skip
 
     _chromium_or_skip()
-    from chromium_cdp import render
+    from tests.support.chromium_cdp import render
     from PIL import Image
 
     html_file = all_pairs_run.folder / REPORT_NAME

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_streaming import TARGETS, sides, views_of
+from .test_streaming import TARGETS, sides, views_of
 
 from mfrkit.bench.score import streaming_torch as ST
 from mfrkit.bench.score.streaming import ScanOptions, Side, StreamingError, View, score_all_pairs

@@ -6,18 +6,13 @@ files changed. Small and deterministic: tiny models and datasets, seeded, no tim
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
-
-# the bench tests' tiny ONNX models, datasets and protocol folders
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("MFRKIT_HOME", str(tmp_path / "mfrkit-home"))
-    monkeypatch.delenv("MFRKIT_CACHE", raising=False)
+    """Each case runs in its own ``tmp_path`` (its ``$MFRKIT_HOME`` is tests/conftest.py's)."""
     monkeypatch.chdir(tmp_path)
 
 

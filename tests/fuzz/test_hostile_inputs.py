@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from bench_helpers import make_dataset
-from fuzz_support import one_line_error, tree_digest
+from tests.support.fake_data import make_dataset
+from tests.support.checks import one_line_error, tree_digest
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
-from bench_helpers import make_dataset
-from fuzz_support import one_line_error, tree_digest
+from tests.support.fake_data import make_dataset
+from tests.support.checks import one_line_error, tree_digest
 
 from mfrkit.data.imageio import encode_image
 from mfrkit.jobs.lock import FolderInUseError
@@ -75,7 +75,7 @@ def test_an_existing_export_file_is_not_overwritten_without_force(cli, tmp_path,
 
 
 def test_an_existing_pair_list_is_not_overwritten_by_protocol_export(cli, tmp_path):
-    from bench_helpers import all_pairs, write_protocol
+    from tests.support.bench import all_pairs, write_protocol
 
     manifest = make_dataset(tmp_path / "data", n_ids=3, per_id=2)
     proto = write_protocol(tmp_path / "p", [manifest], name="p", pairs=all_pairs(manifest))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from bench_helpers import make_dataset
-from fuzz_support import tree_digest
+from tests.support.fake_data import make_dataset
+from tests.support.checks import tree_digest
 
 from mfrkit.errors import MfrkitError
 

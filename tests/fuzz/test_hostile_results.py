@@ -9,8 +9,10 @@ import shutil
 
 import pandas as pd
 import pytest
-from bench_helpers import all_pairs, make_dataset, make_model, write_protocol
-from fuzz_support import one_line_error, tree_digest
+from tests.support.bench import all_pairs, write_protocol
+from tests.support.fake_data import make_dataset
+from tests.support.tiny_onnx import make_model
+from tests.support.checks import one_line_error, tree_digest
 
 from mfrkit.bench.benchmark import BenchConfig, run_benchmark
 from mfrkit.jobs import ExecutorSpec

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -138,8 +137,6 @@ def test_workers_die_with_a_killed_main_process(sample_manifest, tmp_path):
                 return []
     """))
     code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(tmp_path)!r})
         from mfrkit.data.manifest import read_manifest
         from mfrkit.maskgen import SynthConfig
         from mfrkit.jobs import ExecutorSpec, run_job
@@ -148,7 +145,9 @@ def test_workers_die_with_a_killed_main_process(sample_manifest, tmp_path):
         job = Slow(read_manifest({str(sample_manifest.path)!r}), {str(tmp_path / 'out')!r}, SynthConfig(aligned=True))
         run_job(job, ExecutorSpec("local", workers=2))
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    # slow_job.py is found through PYTHONPATH, which the pool's workers inherit too
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, env={**os.environ, "PYTHONPATH": path})
     deadline = time.time() + 60
     children: list[int] = []
     while time.time() < deadline and len(children) < 2:
@@ -190,8 +189,7 @@ def _alive(pid: int) -> bool:
 def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_path, ray_local):
     """The bench's embedding step on Ray actors (one ONNX session each) gives the
     embeddings of the local pipeline, failures to acquire included."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_helpers import ARCFACE_META, make_model
+    from tests.support.tiny_onnx import ARCFACE_META, make_model
 
     from mfrkit.bench.embed.pipeline import ImageRef, embed_images
     from mfrkit.onnx_model import OnnxModel

@@ -206,11 +206,7 @@ def test_demo_rerun_with_another_seed_remakes_its_own_outputs(tmp_path, mfrkit_h
 
 
 def test_the_embedding_cache_is_locked_while_a_bench_writes_it(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_helpers import ARCFACE_META, make_model
+    from tests.support.tiny_onnx import ARCFACE_META, make_model
 
     from mfrkit.bench.embed.pipeline import ImageRef, embed_images
     from mfrkit.bench.embed.embedding_cache import EmbeddingCache, preprocessing_key

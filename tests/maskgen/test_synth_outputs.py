@@ -174,11 +174,7 @@ def test_a_masked_copy_inherits_its_sources_landmarks(sample_manifest, tmp_path)
 def test_the_bench_uses_inherited_landmarks_unless_asked_to_redetect(sample_manifest, tmp_path):
     """A masked copy is benched on the landmarks it was drawn from; --redetect detects
     them on the masked pixels instead (what a deployed system would do)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_helpers import ARCFACE_META, make_model
+    from tests.support.tiny_onnx import ARCFACE_META, make_model
 
     from mfrkit.bench.benchmark import BenchConfig, run_benchmark
     from mfrkit.landmarks.lookup import open_store

@@ -11,7 +11,7 @@ def run_rank(rank: int, world: int, ports: list[int], manifest: str, out: str, r
     import torch
 
     torch.set_num_threads(1)
-    from model_helpers import TINY
+    from tests.support.models import TINY
 
     from mfrkit.models.train import TrainConfig, train
 

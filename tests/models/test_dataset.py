@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import IDENTITIES, face_like
+from tests.support.fake_data import IDENTITIES, face_like
 
 from mfrkit.align import ARCFACE_112, transform_points
 from mfrkit.data.imageio import write_image

@@ -46,7 +46,7 @@ def test_env_world_defaults_to_a_single_process(monkeypatch):
 
 
 def test_two_gloo_ranks_stay_in_sync_and_resume_exactly(tiny_dataset, tmp_path):
-    from ddp_worker import run_rank
+    from tests.models.ddp_worker import run_rank
 
     ctx = multiprocessing.get_context("spawn")
     ports = _free_ports(3)

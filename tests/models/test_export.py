@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from model_helpers import TINY
+from tests.support.models import TINY
 from torch import nn
 
 from mfrkit.align import align_face

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import TINY, make_batch
+from tests.support.models import TINY, make_batch
 
 from mfrkit.alignments import arcface_params
 from mfrkit.errors import MfrkitError, UnknownNameError

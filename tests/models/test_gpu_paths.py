@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import TINY, make_batch
+from tests.support.models import TINY, make_batch
 
 from mfrkit.models import distributed as D
 from mfrkit.models import precision as P

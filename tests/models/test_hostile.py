@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import TINY
+from tests.support.models import TINY
 
 from mfrkit.data.manifest import Manifest
 from mfrkit.errors import MfrkitError

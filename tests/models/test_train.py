@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from model_helpers import TINY
+from tests.support.models import TINY
 
 from mfrkit.errors import MfrkitError
 from mfrkit.model_input import ModelInput

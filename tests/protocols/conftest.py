@@ -1,6 +1,6 @@
 import pytest
 
-from .helpers import lfw_rows, masked_rows, partial_rows, save
+from tests.support.fake_data import lfw_rows, masked_rows, partial_rows, save
 
 
 @pytest.fixture

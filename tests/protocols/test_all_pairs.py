@@ -24,7 +24,7 @@ from mfrkit.protocols import (
 )
 from mfrkit.protocols.all_pairs import comparison_mask, protocol_counts
 
-from .helpers import lfw_rows, masked_rows, partial_rows, save
+from tests.support.fake_data import lfw_rows, masked_rows, partial_rows, save
 
 
 def brute_force(reference, probe, spec_variants, allow_same_source=False):

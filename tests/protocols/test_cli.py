@@ -47,7 +47,7 @@ def test_make_show_validate_export_import(tmp_path, lfw_files, masked_files):
 
 
 def test_make_derived_and_partial_grid(tmp_path, lfw_files, masked_files, small_base):
-    from .helpers import partial_rows, save
+    from tests.support.fake_data import partial_rows, save
 
     parent = tmp_path / "parent"
     assert run("make", parent, "-m", lfw_files.path, "--folds", 2, "--genuine", 3, "--impostor", 3).exit_code == 0

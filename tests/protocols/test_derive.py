@@ -12,7 +12,7 @@ from mfrkit.protocols import (
 )
 from mfrkit.protocols.formats import write_pairs
 
-from .helpers import masked_rows, save
+from tests.support.fake_data import masked_rows, save
 
 
 @pytest.fixture

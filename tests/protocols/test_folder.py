@@ -15,7 +15,7 @@ from mfrkit.protocols import (
     save_protocol,
 )
 
-from .helpers import lfw_rows
+from tests.support.fake_data import lfw_rows
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from mfrkit.protocols import (
 )
 from mfrkit.protocols.formats import FORMATS, contiguous_folds, pairs_bytes, read_pairs
 
-from .helpers import lfw_rows
+from tests.support.fake_data import lfw_rows
 
 LFW_VIEW2 = (
     "2\t2\n"

@@ -12,7 +12,7 @@ from mfrkit.protocols import (
 )
 from mfrkit.protocols.pool import RootResolver
 
-from .helpers import lfw_rows, masked_rows
+from tests.support.fake_data import lfw_rows, masked_rows
 
 
 def _memory(rows, name):

@@ -12,7 +12,7 @@ from mfrkit.protocols import (
 )
 from mfrkit.protocols.pool import RootResolver
 
-from .helpers import lfw_rows, masked_rows, partial_rows
+from tests.support.fake_data import lfw_rows, masked_rows, partial_rows
 
 
 def identities(manifest, ids):
@@ -265,7 +265,7 @@ def test_allow_fewer_that_finds_nothing_is_an_error(tmp_path):
     """Two identities dealt to two folds: no fold has an impostor pair, and a balanced
     request stays balanced, so allow_fewer found 0 pairs and the old code wrote an empty
     protocol with exit code 0."""
-    from .helpers import save
+    from tests.support.fake_data import save
 
     two = save(tmp_path / "two", lfw_rows([4, 4]), "two")
     with pytest.raises(InsufficientDataError, match="no pair can be made.*fewer folds"):
@@ -279,7 +279,7 @@ def test_cli_make_with_nothing_to_take_fails_and_writes_nothing(tmp_path, monkey
 
     from mfrkit import cli
 
-    from .helpers import save
+    from tests.support.fake_data import save
 
     two = save(tmp_path / "two", lfw_rows([4, 4]), "two")
     out = tmp_path / "p"

@@ -11,7 +11,7 @@ import pytest
 from mfrkit.data import recordio as rio
 from mfrkit.errors import BadRecordError, MissingImageError, RecordIOError
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 MAGIC_LE = struct.pack("<I", rio.MAGIC)
 

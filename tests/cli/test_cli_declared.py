@@ -219,7 +219,7 @@ def test_every_readme_command_names_real_options():
     from mfrkit.errors import MfrkitError
 
     root = typer.main.get_command(app)
-    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     lines = [part for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.S | re.M) for line in block.splitlines()
              for part in re.split(r"\s*&&\s*", line.split("  #")[0].strip()) if part.startswith("mfrkit ") and "--version" not in part]
     assert len(lines) > 50

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from ijb_helpers import _image2template, _input_feats, insightface_1n, make_release
+from tests.support.fake_data import make_release
+from tests.support.insightface_ijb import _image2template, _input_feats, insightface_1n
 from sklearn.preprocessing import normalize
 from typer.testing import CliRunner
 

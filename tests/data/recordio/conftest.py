@@ -1,5 +1,5 @@
 """Fixtures: insightface-style aligned 112x112 crops of the real photos, written as RecordIO
-by the independent reference writer (tests/recordio/reference.py)."""
+by the independent reference writer (tests/support/recordio_reference.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mfrkit.align import align_face
 from mfrkit.data.imageio import encode_image
 from mfrkit.landmarks import detect_primary
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from mfrkit.data.registry import add_dataset, resolve_source
 from mfrkit.data.scan import scan_dataset, update_scan
 from mfrkit.errors import BadRecordError, RecordIOError
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 
 def face_images(n=24, classes=4, size=(112, 112), seed=0):

@@ -10,7 +10,7 @@ from mfrkit.jobs import ExecutorSpec
 from mfrkit.packs import open_pack
 from mfrkit.packs.write import PackConfig, write_pack
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 
 def test_pack_from_recordio_uses_the_template(rec_source, tmp_path):

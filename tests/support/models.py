@@ -1,9 +1,8 @@
-"""Helpers shared by the model tests: tiny configs, synthetic faces, random batches."""
+"""The model tests' tiny family configs and random training batches (their synthetic
+faces are in :mod:`tests.support.fake_data`)."""
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import torch
 
 #: The smallest sensible config of every family: tests stay fast on two CPU cores.
@@ -14,23 +13,6 @@ TINY = {
     "domain_adapt": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16, "domain_hidden": 8},
     "cosface": {"backbone": "iresnet18", "width": 4, "embedding_dim": 16},
 }
-
-IDENTITIES = ("ada", "bob", "cyd")
-
-
-def face_like(identity: int, capture: int, size: int = 112) -> np.ndarray:
-    """A smooth random texture per identity plus a little per-capture noise and brightness."""
-    base = np.random.default_rng([identity]).uniform(0, 255, size=(8, 8, 3)).astype(np.float32)
-    img = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
-    rng = np.random.default_rng([identity, capture])
-    img = img * rng.uniform(0.85, 1.15) + rng.normal(0, 8, size=img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def add_mask(img: np.ndarray, color=(40, 90, 200)) -> np.ndarray:
-    out = img.copy()
-    out[int(0.55 * img.shape[0]) :] = color
-    return out
 
 
 def make_batch(model, n: int = 6, *, teacher_dim: int | None = None, n_attr: int = 0, seed: int = 0) -> dict:

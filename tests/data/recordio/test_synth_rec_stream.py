@@ -8,7 +8,7 @@ from mfrkit.data.manifest import read_manifest
 from mfrkit.data.registry import resolve_source
 from mfrkit.maskgen.synth_job import SynthConfig, synthesize
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 from .test_synth_rec import folder_bytes
 
 

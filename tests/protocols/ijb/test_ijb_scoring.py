@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ijb_helpers import X_LABELS, insightface_1n, insightface_11, insightface_features, make_ijb_model, make_release
+from tests.support.fake_data import make_release
+from tests.support.insightface_ijb import X_LABELS, insightface_1n, insightface_11, insightface_features
+from tests.support.tiny_onnx import make_ijb_model
 
 from mfrkit.bench.evaluators.ijb import evaluate_ijb
 from mfrkit.bench.score.ijb_templates import IjbPooling, IjbScoringError
@@ -135,7 +137,8 @@ def test_masked_probe_side_against_insightface_steps(scored, tmp_path):
     the masked copies, the gallery side untouched, compared with insightface's steps run
     on unmasked TEMPLATE_1 and masked TEMPLATE_2 faces."""
     import pandas as pd
-    from ijb_helpers import insightface_11_two_sides, make_masked_copy
+    from tests.support.fake_data import make_masked_copy
+    from tests.support.insightface_ijb import insightface_11_two_sides
     from typer.testing import CliRunner
 
     from mfrkit.cli import app
@@ -164,7 +167,7 @@ def test_probe_faces_without_a_masked_copy_are_failures_to_acquire(scored, tmp_p
     from mfrkit.protocols.errors import InsufficientDataError
     from mfrkit.protocols.ijb_masked import derive_masked_ijb
 
-    from ijb_helpers import make_masked_copy
+    from tests.support.fake_data import make_masked_copy
 
     release, protocol, ms, feats, faceness = scored
     sparse = make_masked_copy(release, tmp_path / "m3", skip_every=3)

@@ -14,7 +14,7 @@ from mfrkit.data.manifest import read_manifest
 from mfrkit.maskgen.partial_job import PartialConfig, make_partial
 from mfrkit.maskgen.synth_job import SynthConfig, synthesize
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 
 def pixels(data: bytes) -> np.ndarray:

@@ -16,7 +16,7 @@ from mfrkit.data.manifest import read_manifest, write_manifest
 from mfrkit.data.registry import add_dataset, open_source, scan_registered
 from mfrkit.data.scan import modified_images, scan_dataset, scan_to_file, update_scan
 
-from . import reference as ref
+from tests.support import recordio_reference as ref
 
 
 def images(n=40, classes=5, seed=0):

@@ -1,6 +1,5 @@
-"""Assertions the fuzz cases share. A module of its own name (not ``conftest``): with
-several ``conftest.py`` in the tree, ``from conftest import`` finds whichever was
-imported first."""
+"""Assertions the fuzz cases (and any test of a command's errors) share: one-line errors
+and "nothing else changed" digests of a folder tree."""
 
 from __future__ import annotations
 
