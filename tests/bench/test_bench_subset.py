@@ -9,7 +9,8 @@ import types
 
 import pandas as pd
 import pytest
-from bench_helpers import all_pairs, make_dataset, write_protocol
+from tests.support.bench import all_pairs, write_protocol
+from tests.support.fake_data import make_dataset
 from typer.testing import CliRunner
 
 from mfrkit.bench import benchmark
