@@ -36,7 +36,7 @@ from .embed.embeddings_file import EMBEDDINGS_NAME, save_embeddings
 from .embed.images import ImageTable, Sides
 from .embed.model_set import EmbedOptions, ProgressFactory, embed_model_set, no_progress
 from .embed.pipeline import TTA_MODES, Embeddings
-from .evaluators import EvalSettings, ProtocolRun, SubsetRequest, describe_protocol, evaluator_of, fta_rows, subset_of
+from .evaluators import EvalSettings, ProtocolRun, SubsetRequest, describe_protocol, evaluator_of, fta_rows, subsets_of
 from .evaluators.subset import checked_condition
 from .evaluators.transfer import apply_transfer, source_threshold, transfer_far, transfer_source
 from .protocol_io import parse_manifest_options, resolve_protocol
@@ -279,23 +279,6 @@ def _run_settings(cfg: BenchConfig) -> dict:
 # --- the run -----------------------------------------------------------------------------------------
 
 
-def _subsets(protocols: list, source: str | None, cfg: BenchConfig, log) -> tuple[list, str | None]:
-    """The part of each protocol ``--where`` / ``--limit`` keep (the protocols themselves
-    when neither is given), and the transfer source's new name."""
-    request = cfg.subset_request()
-    if not request.active:
-        return protocols, source
-    out = []
-    for p in protocols:
-        sub = subset_of(p, request)
-        record = sub.info["subset"]
-        log(f"subset {sub.name}: {record['kept']:,} of {record['total']:,} {record['unit']} of {p.name} "
-            f"({request.text()}); its results are not the full protocol's")
-        source = sub.name if p.name == source else source
-        out.append(sub)
-    return out, source
-
-
 def _validate(cfg: BenchConfig) -> None:
     if cfg.fta_policy not in FTA_POLICIES:
         raise BenchError(f"unknown FtA policy {cfg.fta_policy!r}; choose one of: {', '.join(FTA_POLICIES)}")
@@ -348,7 +331,7 @@ def run_benchmark(
         raise BenchError(f"protocol names repeat in this run: {names}")
     # the transfer source is named by the whole protocols' names; a subset keeps its spec
     source = transfer_source(protocols, cfg.transfer_from, BenchError)
-    protocols, source = _subsets(protocols, source, cfg, log)
+    protocols, source = subsets_of(protocols, source, cfg.subset_request(), log)
     far, note = transfer_far(protocols, source, cfg.transfer_far, cfg.far_targets)
     if note:
         log(f"warning: {note}")

@@ -76,6 +76,22 @@ def subset_of(protocol, request: SubsetRequest):
     return subset_protocol(protocol, request, evaluator_of(protocol.kind))
 
 
+def subsets_of(protocols: list, source: str | None, request: SubsetRequest, log) -> tuple[list, str | None]:
+    """The part of each protocol ``request`` keeps (the protocols themselves when nothing
+    is asked), each logged with its counts, and the transfer source's new name."""
+    if not request.active:
+        return protocols, source
+    out = []
+    for p in protocols:
+        sub = subset_of(p, request)
+        record = sub.info["subset"]
+        log(f"subset {sub.name}: {record['kept']:,} of {record['total']:,} {record['unit']} of {p.name} "
+            f"({request.text()}); its results are not the full protocol's")
+        source = sub.name if p.name == source else source
+        out.append(sub)
+    return out, source
+
+
 def known_evaluator(kind) -> Evaluator | None:
     """The evaluator of ``kind``, None for a kind this mfrkit cannot evaluate."""
     k = known_kind(kind)
@@ -89,5 +105,5 @@ def streamed(kind) -> bool:
 
 
 __all__ = ["EVALUATORS", "register_evaluator", "evaluator_of", "describe_protocol", "known_evaluator", "streamed",
-           "subset_of", "SubsetRequest", "SubsetError",
+           "subset_of", "subsets_of", "SubsetRequest", "SubsetError",
            "Evaluator", "EvalSettings", "ProtocolRun", "Outcome", "fta_rows"]  # fmt: skip
