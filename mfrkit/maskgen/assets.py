@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from ..landmarks.canonical import CENTRE_U
+from ..rng import keyed_rng
 from .draw import CELL, DRAWINGS, RoleLayer, draw_roles
 from .styles import StyleParams, hex_rgb
 from .pixels import clip01, scale, transform
@@ -160,7 +161,7 @@ def mask_albedo(asset: MaskAsset, style: StyleParams) -> np.ndarray:
     roles in ``style``'s palette, the body textured with ``style``'s texture."""
     layer = asset.layer
     palette = DRAWINGS.get(style.mask_type).palette(style)  # (4, 3)
-    noise = TextureNoise(np.random.default_rng(style.texture_seed), layer.window)
+    noise = TextureNoise(keyed_rng(style.texture_seed), layer.window)
     if is_texture_file(style.texture):
         texture = tiled_texture(style.texture, layer.canvas, style.pattern, noise)
     else:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..registry import Registry
 from ..landmarks.canonical import CENTRE_U, canonical_face
+from ..rng import keyed_rng
 from .fit import landmark_model
 from .styles import COVERAGES, MASK_TYPES, NATURAL, SHAPES, StyleParams, hex_rgb, top_edge
 from .textures import Canvas, aa_coverage, clip, smooth_noise
@@ -535,7 +536,7 @@ def _top_chain(poly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def paint_cloth(p: _Paint, style: StyleParams, base: np.ndarray, outline: Outline, edge: np.ndarray, s: np.ndarray, t: np.ndarray) -> None:
     res = p.res
     cov = aa_coverage(edge, res)
-    rng = np.random.default_rng(style.texture_seed + 7)
+    rng = keyed_rng(style.texture_seed + 7)
     wrinkles = 0.6 * smooth_noise(rng, p.u.shape, 5.0 * res)
     albedo = base.copy()
     relief = wrinkles + 0.8 * _smoothstep(2.0, 0.5, edge)  # rolled hem

@@ -37,6 +37,7 @@ from ..errors import MfrkitError
 from ..landmarks.base import Landmarks
 from ..landmarks.canonical import canonical_face
 from ..registry import Registry
+from ..rng import keyed_rng
 from .blend import (
     Lighting,
     composite_rgba,
@@ -368,7 +369,7 @@ def render(image: np.ndarray, fit: FaceFit, style: StyleParams, noise_seed: int,
     # Bilinear magnification by f softens by about f / sqrt(6) pixels (at least the
     # half pixel any warp costs); the composite adds the rest of the photo's blur.
     softness = max(0.5, 0.41 * fit.scale / res)
-    out, alpha = composite_rgba(img, warped, blur=stats.blur, noise=stats.noise, rng=np.random.default_rng(noise_seed), origin=box[:2],
+    out, alpha = composite_rgba(img, warped, blur=stats.blur, noise=stats.noise, rng=keyed_rng(noise_seed), origin=box[:2],
                                 softness=softness)
     full_alpha = empty
     full_alpha[box[1] : box[3], box[0] : box[2]] = alpha

@@ -317,7 +317,7 @@ def render_capture(face: IdentityFace, params: SessionParams, size: int = CAPTUR
     img *= (1.0 + params.light_strength * np.clip(t, -1, 1))[..., None]
     img *= np.array([params.red_gain, 1.0, params.blue_gain], np.float32)
     if params.noise_sigma > 0:
-        img += np.random.default_rng(params.noise_seed).normal(0.0, params.noise_sigma, img.shape).astype(np.float32)
+        img += keyed_rng(params.noise_seed).normal(0.0, params.noise_sigma, img.shape).astype(np.float32)
     if params.blur_sigma > 0:
         img = cv2.GaussianBlur(img, (0, 0), params.blur_sigma)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8), transform_points(m, posed)
