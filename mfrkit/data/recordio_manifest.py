@@ -85,12 +85,13 @@ class RecScan:
             yield [(i, Span(str(s.rec), tuple(s.image_keys[at].tolist()), tuple(s.offsets[at].tolist()), tuple(s.ends[at].tolist()),
                             s.prop.num_classes, self.verify))]
 
-    def _results(self, order: np.ndarray, workers: int, progress: bool, executor) -> Iterator[pd.DataFrame]:
-        """The spans' values on the executor, as frames in file order (the bar counts records)."""
+    def _results(self, order: np.ndarray, progress: bool, executor) -> Iterator[pd.DataFrame]:
+        """The spans' values on the executor (an ExecutorSpec; None: in this process), as
+        frames in file order (the bar counts records)."""
         from ..jobs import ExecutorSpec
         from ..progress import progress_bar
 
-        executor = executor or ExecutorSpec(workers=max(1, workers))
+        executor = executor or ExecutorSpec()
         waiting: dict[int, tuple] = {}
         expected = 0
         with progress_bar(len(self.structure.image_keys), f"scanning {self.name} ({self.rec})", enabled=progress and len(order) > 0) as advance, \
@@ -130,10 +131,10 @@ class RecScan:
         self._messages(values)
         return self._frame(keys, values)
 
-    def frames(self, workers: int = 1, progress: bool = False, executor=None) -> Iterator[pd.DataFrame]:
+    def frames(self, progress: bool = False, executor=None) -> Iterator[pd.DataFrame]:
         """The manifest's rows in key order (see the class docstring)."""
         order, lacking = self._order()
-        found = self._results(order, workers, progress, executor)
+        found = self._results(order, progress, executor)
         missing = self._missing(lacking)
         keys = self.structure.image_keys[order]
         rows = _merged(found, missing) if bool(np.all(keys[1:] > keys[:-1])) else _sorted(found, missing)
@@ -228,10 +229,11 @@ def _sorted(found: Iterator[pd.DataFrame], missing: pd.DataFrame) -> Iterator[pd
 # --- scanning --------------------------------------------------------------------------------------------
 
 
-def scan_recordio(root: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str = "", workers: int = 1, verify: bool = False,
+def scan_recordio(root: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str = "", verify: bool = False,
                   progress: bool = False, executor=None):
     """Scan an insightface RecordIO folder into a manifest in memory (see the module
-    docstring; :func:`scan_recordio_to_file` streams it into its file).
+    docstring; :func:`scan_recordio_to_file` streams it into its file). ``executor``
+    (an :class:`~mfrkit.jobs.ExecutorSpec`) reads the records; None: in this process.
 
     Returns
     -------
@@ -243,25 +245,25 @@ def scan_recordio(root: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str
     from .manifest import Manifest, make_table
 
     scan = RecScan(Path(root).expanduser().resolve(), rec, name, verify)
-    frames = [f.drop(columns="key") for f in scan.frames(workers, progress, executor)]
+    frames = [f.drop(columns="key") for f in scan.frames(progress, executor)]
     table = pd.concat(frames, ignore_index=True) if frames else make_table(pd.DataFrame(columns=["image_id", "path", "status"]))
     return Manifest(table=table, meta=scan.meta()), scan.report()
 
 
-def scan_recordio_to_file(root: str | os.PathLike, path: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str = "", workers: int = 1,
+def scan_recordio_to_file(root: str | os.PathLike, path: str | os.PathLike, *, rec: str = rio.REC_NAME, name: str = "",
                           verify: bool = False, progress: bool = False, executor=None):
     """:func:`scan_recordio` written into the manifest file ``path`` a row group at a
     time (atomically); returns the ScanReport."""
     scan = RecScan(Path(root).expanduser().resolve(), rec, name, verify)
-    _write(scan, path, None, workers, progress, executor)
+    _write(scan, path, None, progress, executor)
     return scan.report()
 
 
-def _write(scan: RecScan, path, changes: "_Changes | None", workers: int, progress: bool, executor) -> None:
+def _write(scan: RecScan, path, changes: "_Changes | None", progress: bool, executor) -> None:
     from .manifest_stream import ManifestWriter
 
     with ManifestWriter(path, {}) as writer:
-        for frame in scan.frames(workers, progress, executor):
+        for frame in scan.frames(progress, executor):
             if changes is not None:
                 changes.add(frame)
             writer.write(frame.drop(columns="key"))
@@ -348,7 +350,7 @@ def _fresh(manifest) -> RecScan | None:
     return RecScan(manifest.root, rec, manifest.name, bool(meta.get("verify")))
 
 
-def update_recordio_scan(manifest, *, workers: int = 1, progress: bool = False, executor=None):
+def update_recordio_scan(manifest, *, progress: bool = False, executor=None):
     """:func:`~mfrkit.data.scan.update_scan` for a RecordIO scan: nothing to do while the
     three files keep their stamps; else a new scan, compared image by image by sha256.
 
@@ -362,7 +364,7 @@ def update_recordio_scan(manifest, *, workers: int = 1, progress: bool = False, 
         return manifest, ScanChanges()
     changes = _Changes(manifest)
     frames = []
-    for frame in scan.frames(workers, progress, executor):
+    for frame in scan.frames(progress, executor):
         changes.add(frame)
         frames.append(frame.drop(columns="key"))
     table = pd.concat(frames, ignore_index=True) if frames else manifest.table.iloc[:0]
@@ -371,18 +373,19 @@ def update_recordio_scan(manifest, *, workers: int = 1, progress: bool = False, 
 
 def recordio_changes(manifest, *, workers: int = 1):
     """What :func:`update_recordio_scan` would find, without making the new manifest."""
+    from ..jobs import ExecutorSpec
     from .scan import ScanChanges
 
     scan = _fresh(manifest)
     if scan is None:
         return ScanChanges()
     changes = _Changes(manifest)
-    for frame in scan.frames(workers):
+    for frame in scan.frames(executor=ExecutorSpec(workers=workers)):
         changes.add(frame)
     return changes.finish()
 
 
-def update_recordio_scan_file(path: str | os.PathLike, *, workers: int = 1, progress: bool = False, executor=None):
+def update_recordio_scan_file(path: str | os.PathLike, *, progress: bool = False, executor=None):
     """:func:`update_recordio_scan` of the scan at ``path``, streamed: the new manifest is
     written back (atomically) when the files changed. Returns (ManifestReader, ScanChanges)."""
     from .manifest_stream import ManifestReader
@@ -394,5 +397,5 @@ def update_recordio_scan_file(path: str | os.PathLike, *, workers: int = 1, prog
         return reader, ScanChanges()
     changes = _Changes(reader)
     with reader:
-        _write(scan, reader.path, changes, workers, progress, executor)
+        _write(scan, reader.path, changes, progress, executor)
     return ManifestReader(reader.path), changes.finish()

@@ -200,7 +200,7 @@ def scan_registered(name: str, *, verify: bool | None = None, progress: bool = F
     entry = get_dataset(name)
     if (Path(entry.root) / MANIFEST_NAME).is_file():
         raise DatasetError(f"{entry.root} was made by mfrkit and carries its own manifest; there is nothing to scan")
-    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, workers=executor.local_workers, verify=verify, progress=progress,
+    report = scan_to_file(entry.root, entry.manifest_path, layout=entry.layout, name=name, verify=verify, progress=progress,
                           executor=executor, **entry.options)
     manifest = ManifestReader(entry.manifest_path)
     ok = total = 0
@@ -220,7 +220,9 @@ def current_scan(path: Path, *, workers: int = 1, progress: bool = False) -> tup
     to date with its folder by :func:`~mfrkit.data.scan.update_scan_file` and written
     back when anything changed: a stat per file, reading only new, resized or re-timed
     files, a row group at a time."""
-    return update_scan_file(path, workers=workers, progress=progress)
+    from ..jobs import ExecutorSpec
+
+    return update_scan_file(path, progress=progress, executor=ExecutorSpec(workers=max(1, workers)))
 
 
 def _bin_manifest(path: Path) -> Manifest:
@@ -320,7 +322,9 @@ def open_source(src: str | os.PathLike, *, workers: int = 1, progress: bool = Fa
                     return current_scan(cached, workers=workers, progress=progress)[0]
             except ManifestError:
                 pass  # a broken cache is rebuilt below
-        scan_to_file(root, cached, layout=layout, workers=workers, progress=progress)
+        from ..jobs import ExecutorSpec
+
+        scan_to_file(root, cached, layout=layout, progress=progress, executor=ExecutorSpec(workers=max(1, workers)))
         return ManifestReader(cached)
     if not DATASETS.is_name(src_str):  # cannot be a dataset name: a path that is not there
         raise DatasetError(f"{path} does not exist (and is not a registered dataset name)")

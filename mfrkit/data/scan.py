@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from .layouts import STATUS_NO_IDENTITY, check_layout_options, detect_layout, st
 from .manifest import COLUMNS, ROW_GROUP, SCHEMA, STATUS_OK, Manifest, make_table
 from .recordio_manifest import recordio_changes, scan_recordio, scan_recordio_to_file, update_recordio_scan, update_recordio_scan_file
 from .recordio_scan import LAYOUT as RECORDIO_LAYOUT
+
+if TYPE_CHECKING:
+    from ..jobs import ExecutorSpec
 
 
 @dataclass
@@ -115,12 +118,19 @@ def _hash_many(paths: list[str]) -> list[str | None]:
     return out
 
 
-def _run_chunks(fn, items: list, workers: int, description: str, progress: bool, *, chunk: int = 64, executor=None) -> list:
-    """``fn`` over ``items`` in chunks on the job engine's executor (``executor``, else a
-    local pool of ``workers`` processes), results in order."""
+def _run_chunks(fn, items: list, description: str, progress: bool, executor, *, chunk: int = 64) -> list:
+    """``fn`` over ``items`` in chunks on the job engine's executor (an ExecutorSpec;
+    None: in this process), results in order."""
     from ..jobs import ExecutorSpec, map_chunks
 
-    return map_chunks(fn, items, executor=executor or ExecutorSpec(workers=max(1, workers)), chunk_size=chunk, progress=progress, description=description)
+    return map_chunks(fn, items, executor=executor or ExecutorSpec(), chunk_size=chunk, progress=progress, description=description)
+
+
+def _local(workers: int):
+    """A local pool of ``workers`` processes (in-process when 1)."""
+    from ..jobs import ExecutorSpec
+
+    return ExecutorSpec(workers=max(1, workers))
 
 
 def _row(rec: dict, probe: dict) -> dict:
@@ -148,14 +158,14 @@ def _scan_rows_header(values: list[tuple[str, dict]]) -> list[dict]:
     return [_row(rec, probe_image(path, False)) for path, rec in values]
 
 
-def _scan_stream(root: Path, layout: str, name: str, workers: int, verify: bool, progress: bool, executor, layout_options: dict):
+def _scan_stream(root: Path, layout: str, name: str, verify: bool, progress: bool, executor, layout_options: dict):
     """(the layout's stream, the manifest rows of its images in order, the metadata):
     the records are probed in chunks on the executor as they are walked."""
     from ..jobs import ExecutorSpec, imap_chunks
 
     stream = stream_layout(root, layout, **layout_options)
     values = ((str(root / rec["path"]), rec) for rec in stream)
-    rows = imap_chunks(_scan_rows_verified if verify else _scan_rows_header, values, executor=executor or ExecutorSpec(workers=max(1, workers)),
+    rows = imap_chunks(_scan_rows_verified if verify else _scan_rows_header, values, executor=executor or ExecutorSpec(),
                        chunk_size=64, progress=progress, description=f"scanning {name or root.name}")
     meta = {"name": name or root.name, "root": str(root), "layout": stream.layout, "layout_options": layout_options, "kind": "scanned",
             "verify": bool(verify)}
@@ -220,10 +230,9 @@ def scan_dataset(
     *,
     layout: str = "auto",
     name: str = "",
-    workers: int = 1,
     verify: bool | None = None,
     progress: bool = False,
-    executor=None,
+    executor: ExecutorSpec | None = None,
     **layout_options,
 ) -> tuple[Manifest, ScanReport]:
     """Read a dataset folder into a manifest (in memory; :func:`scan_to_file` streams it
@@ -240,15 +249,13 @@ def scan_dataset(
         The dataset folder.
     layout : str
         A name in :data:`mfrkit.data.layouts.LAYOUTS` or ``auto``.
-    workers : int
-        Processes used to hash and decode images.
     verify : bool or None
         Decode every image fully (slower, catches truncated files). None: yes for a
         folder of files, no for RecordIO (each record's framing, header and SHA-256 are
         read, its image header parsed; see :mod:`mfrkit.data.recordio_scan`).
     executor : ExecutorSpec, optional
-        Where the images are read (``ray`` on a cluster); default a local pool of
-        ``workers`` processes.
+        Where the images are hashed and decoded: a local pool of ``workers`` processes,
+        or ``ray`` on a cluster; default in this process.
 
     Returns
     -------
@@ -256,22 +263,22 @@ def scan_dataset(
     """
     root = Path(root).expanduser().resolve()
     if _is_recordio(root, layout, layout_options):
-        return scan_recordio(root, name=name, workers=workers, verify=bool(verify), progress=progress, executor=executor, **layout_options)
-    stream, rows, meta = _scan_stream(root, layout, name, workers, True if verify is None else verify, progress, executor, layout_options)
+        return scan_recordio(root, name=name, verify=bool(verify), progress=progress, executor=executor, **layout_options)
+    stream, rows, meta = _scan_stream(root, layout, name, True if verify is None else verify, progress, executor, layout_options)
     table = _table(list(rows))
     return Manifest(table=table, meta=meta), _report(table, stream.layout, stream.warnings)
 
 
-def scan_to_file(root: str | os.PathLike, path: str | os.PathLike, *, layout: str = "auto", name: str = "", workers: int = 1, verify: bool | None = None,
-                 progress: bool = False, executor=None, **layout_options) -> ScanReport:
+def scan_to_file(root: str | os.PathLike, path: str | os.PathLike, *, layout: str = "auto", name: str = "", verify: bool | None = None,
+                 progress: bool = False, executor: ExecutorSpec | None = None, **layout_options) -> ScanReport:
     """:func:`scan_dataset` written straight into the manifest file ``path``, a row group
     at a time (atomically: the file appears complete, or not at all)."""
     from .manifest_stream import ManifestWriter
 
     root = Path(root).expanduser().resolve()
     if _is_recordio(root, layout, layout_options):
-        return scan_recordio_to_file(root, path, name=name, workers=workers, verify=bool(verify), progress=progress, executor=executor, **layout_options)
-    stream, rows, meta = _scan_stream(root, layout, name, workers, True if verify is None else verify, progress, executor, layout_options)
+        return scan_recordio_to_file(root, path, name=name, verify=bool(verify), progress=progress, executor=executor, **layout_options)
+    stream, rows, meta = _scan_stream(root, layout, name, True if verify is None else verify, progress, executor, layout_options)
     tally = _Tally()
     with ManifestWriter(path, meta) as writer:
         for batch in batched(rows):
@@ -399,7 +406,7 @@ def modified_images(manifest, *, workers: int = 1) -> list[str]:
             elif mtime is None or ctime is None or int(mtime) != stamp[1] or int(ctime) != stamp[2]:
                 to_hash.append((rel, sha))
     if to_hash:
-        hashes = _run_chunks(_hash_many, [os.path.join(base, rel) for rel, _ in to_hash], workers, "", False)
+        hashes = _run_chunks(_hash_many, [os.path.join(base, rel) for rel, _ in to_hash], "", False, _local(workers))
         modified += [rel for (rel, sha), digest in zip(to_hash, hashes) if digest is not None and digest != sha]
     return sorted(modified)
 
@@ -455,20 +462,20 @@ def _layout_of(manifest):
     return stream_layout(manifest.root, meta.get("layout") or "auto", **(meta.get("layout_options") or {}))
 
 
-def _rescan(manifest, workers: int, progress: bool, executor) -> tuple[ScanChanges, Iterator[dict] | None]:
+def _rescan(manifest, progress: bool, executor) -> tuple[ScanChanges, Iterator[dict] | None]:
     """What changed since the scan, and (when anything did) the rows of the updated
     manifest in order, made by walking the folder again beside the manifest's rows."""
     meta = manifest.meta
     if meta.get("kind") != "scanned":
         raise ManifestError(f"{manifest.path or 'this manifest'} was not made by scanning a folder; nothing to update")
     try:
-        return _rescan_sorted(manifest, workers, progress, executor)
+        return _rescan_sorted(manifest, progress, executor)
     except _NotInPathOrder:
         table = manifest.table.sort_values("path", kind="stable").reset_index(drop=True)
-        return _rescan_sorted(Manifest(table=table, meta=meta, path=manifest.path), workers, progress, executor)
+        return _rescan_sorted(Manifest(table=table, meta=meta, path=manifest.path), progress, executor)
 
 
-def _rescan_sorted(manifest, workers: int, progress: bool, executor) -> tuple[ScanChanges, Iterator[dict] | None]:
+def _rescan_sorted(manifest, progress: bool, executor) -> tuple[ScanChanges, Iterator[dict] | None]:
     root = manifest.root
     base = str(root)
     changes = ScanChanges()
@@ -495,8 +502,8 @@ def _rescan_sorted(manifest, workers: int, progress: bool, executor) -> tuple[Sc
             hash_paths.append((rel, sha))  # same size, new times: compare the bytes
             before[rel] = row
     if hash_paths:
-        hashes = _run_chunks(_hash_many, [os.path.join(base, r) for r, _ in hash_paths], workers,
-                             f"checking {len(hash_paths)} image(s) of {manifest.name or root.name}", progress, executor=executor)
+        hashes = _run_chunks(_hash_many, [os.path.join(base, r) for r, _ in hash_paths],
+                             f"checking {len(hash_paths)} image(s) of {manifest.name or root.name}", progress, executor)
         for (rel, sha), digest in zip(hash_paths, hashes):
             if digest is not None and digest == sha:
                 changes.restamped += 1
@@ -507,9 +514,9 @@ def _rescan_sorted(manifest, workers: int, progress: bool, executor) -> tuple[Sc
         return changes, None
     verify = manifest.meta.get("verify", True)
     probes = dict(zip(probe_paths, _run_chunks(_probe_many_verified if verify else _probe_many_header,
-                                               [str(root / r) for r in probe_paths], workers,
+                                               [str(root / r) for r in probe_paths],
                                                f"rescanning {len(probe_paths)} image(s) of {manifest.name or root.name}",
-                                               progress, executor=executor)))
+                                               progress, executor)))
     for rel, probe in probes.items():
         if rel in before:
             old = before[rel]
@@ -550,7 +557,7 @@ def _updated_rows(manifest, probes: dict[str, dict], changes: ScanChanges, verif
         yield {**extra, **_row(rec, probe)}
 
 
-def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False, executor=None) -> tuple[Manifest, ScanChanges]:
+def update_scan(manifest: Manifest, *, progress: bool = False, executor: ExecutorSpec | None = None) -> tuple[Manifest, ScanChanges]:
     """Bring a scanned manifest up to date with its folder, reading only what changed.
 
     The folder is walked again with the manifest's layout (a ``stat`` per file, no
@@ -565,8 +572,9 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False,
     ----------
     manifest : Manifest
         A manifest made by :func:`scan_dataset` (``meta["kind"] == "scanned"``).
-    workers : int
-        Processes used to hash and decode the changed images.
+    executor : ExecutorSpec, optional
+        Where the changed images are hashed and decoded (a local pool of ``workers``
+        processes, or ``ray``); default in this process.
 
     Returns
     -------
@@ -575,8 +583,8 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False,
     does the same a row group at a time, from the manifest's file into its file.)
     """
     if manifest.meta.get("kind") == "scanned" and manifest.meta.get("layout") == RECORDIO_LAYOUT:
-        return update_recordio_scan(manifest, workers=workers, progress=progress, executor=executor)
-    changes, rows = _rescan(manifest, workers, progress, executor)
+        return update_recordio_scan(manifest, progress=progress, executor=executor)
+    changes, rows = _rescan(manifest, progress, executor)
     if rows is None:
         return manifest, changes
     table = _table(list(rows))
@@ -585,7 +593,7 @@ def update_scan(manifest: Manifest, *, workers: int = 1, progress: bool = False,
     return Manifest(table=table, meta=new_meta, path=manifest.path), changes
 
 
-def update_scan_file(path: str | os.PathLike, *, workers: int = 1, progress: bool = False, executor=None):
+def update_scan_file(path: str | os.PathLike, *, progress: bool = False, executor: ExecutorSpec | None = None):
     """:func:`update_scan` of the scan at ``path``, streamed: the updated manifest is
     written back (atomically) only when anything changed. Returns the manifest as a
     :class:`~mfrkit.data.manifest_stream.ManifestReader` (of the new file) and the changes."""
@@ -594,8 +602,8 @@ def update_scan_file(path: str | os.PathLike, *, workers: int = 1, progress: boo
     reader = ManifestReader(path)
     if reader.meta.get("kind") == "scanned" and reader.meta.get("layout") == RECORDIO_LAYOUT:
         reader.close()
-        return update_recordio_scan_file(path, workers=workers, progress=progress, executor=executor)
-    changes, rows = _rescan(reader, workers, progress, executor)
+        return update_recordio_scan_file(path, progress=progress, executor=executor)
+    changes, rows = _rescan(reader, progress, executor)
     if rows is None:
         return reader, changes
     meta = dict(reader.meta)

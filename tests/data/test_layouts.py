@@ -9,6 +9,7 @@ from mfrkit.data.imageio import encode_image, write_image
 from mfrkit.data.layouts import detect_layout, read_layout
 from mfrkit.data.scan import scan_dataset
 from mfrkit.errors import DatasetError, UnknownNameError
+from mfrkit.jobs import ExecutorSpec
 
 TINY = np.full((6, 6, 3), 128, np.uint8)
 
@@ -151,8 +152,8 @@ def test_scan_keeps_bad_images_as_rows(tmp_path):
 
 def test_scan_is_the_same_with_workers(tmp_path):
     root = tree(tmp_path, [f"id{i}/{j}.png" for i in range(5) for j in range(30)], corrupt=("id3/7.png",))
-    one, _ = scan_dataset(root, layout="imagefolder", workers=1)
-    two, _ = scan_dataset(root, layout="imagefolder", workers=2)
+    one, _ = scan_dataset(root, layout="imagefolder", executor=ExecutorSpec(workers=1))
+    two, _ = scan_dataset(root, layout="imagefolder", executor=ExecutorSpec(workers=2))
     assert one.table.equals(two.table)
     assert one.fingerprint() == two.fingerprint()
 

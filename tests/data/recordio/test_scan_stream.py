@@ -15,6 +15,7 @@ from mfrkit.data.imageio import encode_image
 from mfrkit.data.manifest import read_manifest, write_manifest
 from mfrkit.data.registry import add_dataset, open_source, scan_registered
 from mfrkit.data.scan import modified_images, scan_dataset, scan_to_file, update_scan
+from mfrkit.jobs import ExecutorSpec
 
 from tests.support import recordio_reference as ref
 
@@ -58,13 +59,13 @@ def test_records_out_of_key_order_give_the_rows_in_key_order(tmp_path, small_spa
     ref.write_dataset(tmp_path / "shuffled", imgs)
     shuffle_records(tmp_path / "shuffled")
     ordered, _ = scan_dataset(tmp_path / "ordered")
-    shuffled, report = scan_dataset(tmp_path / "shuffled", workers=workers)
+    shuffled, report = scan_dataset(tmp_path / "shuffled", executor=ExecutorSpec(workers=workers))
     assert list(shuffled.table["path"]) == [f"train.rec#{k}" for k in range(1, len(imgs) + 1)]
     assert list(shuffled.table["sha256"]) == [hashlib.sha256(img).hexdigest() for _, img in imgs]
     pd.testing.assert_frame_equal(shuffled.table, ordered.table)
     assert report.n_images == report.ok == len(imgs) and report.identities == 5
     # streamed into its file, row group by row group: the same rows and fingerprint
-    report2 = scan_to_file(tmp_path / "shuffled", tmp_path / "m.parquet", workers=workers)
+    report2 = scan_to_file(tmp_path / "shuffled", tmp_path / "m.parquet", executor=ExecutorSpec(workers=workers))
     back = read_manifest(tmp_path / "m.parquet")
     pd.testing.assert_frame_equal(back.table, read_manifest(write_manifest(shuffled, tmp_path / "whole.parquet")).table)
     assert back.meta["recordio"] == shuffled.meta["recordio"] and back.fingerprint() == shuffled.fingerprint()
