@@ -461,7 +461,6 @@ def build_synthetic_identities(
     seed: int = 0,
     size: int = CAPTURE_SIZE,
     landmarks: str = "mediapipe",
-    workers: int = 1,
     executor: ExecutorSpec | None = None,
     progress: bool = False,
 ) -> SyntheticIdentities:
@@ -485,10 +484,9 @@ def build_synthetic_identities(
         Side of the square captures, pixels (the face scale is fixed: IOD ~40 px).
     landmarks : str
         Landmark backend for the base photos (needs a mesh: ``mediapipe``).
-    workers : int
-        Processes rendering identities (local executor).
     executor : ExecutorSpec, optional
-        Overrides ``workers`` (e.g. Ray).
+        Where identities are rendered: a local pool of ``workers`` processes, or Ray;
+        default in this process.
     progress : bool
 
     Returns
@@ -505,7 +503,7 @@ def build_synthetic_identities(
             return SyntheticIdentities(out=out, train=train, test=test, identities=pd.read_csv(check_user_file(out / "identities.csv", "results-table")), reused=True)
         except (MfrkitError, OSError):
             pass  # damaged: run again (the job's own files are rewritten byte for byte)
-    return run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+    return run_job(job, executor or ExecutorSpec(), progress=progress)
 
 
 def _readme(options: dict, table: pd.DataFrame) -> str:
