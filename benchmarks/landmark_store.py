@@ -306,11 +306,12 @@ def bench_section(sizes: list[int]) -> None:
 
 def detect_tree(root: str, workers: int) -> tuple[int, float]:
     from mfrkit.data.manifest import read_manifest
+    from mfrkit.jobs import ExecutorSpec
     from mfrkit.landmarks.lookup import detect_landmarks
 
     manifest = read_manifest(Path(root) / "manifest.parquet")
     start = time.perf_counter()
-    summary = detect_landmarks(manifest, "mediapipe", workers=workers)
+    summary = detect_landmarks(manifest, "mediapipe", executor=ExecutorSpec(workers=workers))
     return summary.detected, summary.detected / (time.perf_counter() - start)
 
 

@@ -129,12 +129,9 @@ def stage_landmarks(home: str, name: str, executor: str, workers: int) -> int:
     from mfrkit.landmarks.lookup import detect_landmarks
 
     manifest = open_source(name)
-    kwargs = {}
-    if executor != "local":
-        from mfrkit.jobs import ExecutorSpec
+    from mfrkit.jobs import ExecutorSpec
 
-        kwargs["executor"] = ExecutorSpec(executor, workers=workers)
-    summary = detect_landmarks(manifest, "mediapipe", workers=workers, **kwargs)
+    summary = detect_landmarks(manifest, "mediapipe", executor=ExecutorSpec(executor, workers=workers))
     return summary.detected + summary.reused
 
 

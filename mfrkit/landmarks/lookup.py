@@ -163,7 +163,6 @@ def detect_landmarks(
     manifest,
     backend: str,
     *,
-    workers: int = 1,
     progress: bool = False,
     chunk_size: int = 256,
     backend_options: dict | None = None,
@@ -174,8 +173,9 @@ def detect_landmarks(
 
     Images whose manifest status is not ``ok`` are recorded with that status without
     being opened. An image whose ``sha256`` changed since it was cached is detected again.
-    Results do not depend on ``workers`` or the executor: each image is processed
-    independently. Each chunk of ``chunk_size`` images is one shard of the store, one
+    ``executor`` (an :class:`~mfrkit.jobs.ExecutorSpec`: a local pool of ``workers``
+    processes, or Ray; default in this process) runs the detection. Results do not
+    depend on it: each image is processed independently. Each chunk of ``chunk_size`` images is one shard of the store, one
     item of a :class:`~mfrkit.landmarks.detect_job.LandmarkJob` on the job engine.
     ``manifest`` may be a :class:`~mfrkit.data.manifest.Manifest` or a
     :class:`~mfrkit.data.manifest_stream.ManifestReader`: it is read a row group at a time
@@ -210,7 +210,7 @@ def detect_landmarks(
             job.items = _detect_plan(manifest, mask, todo_rows, first, chunk_size)
             job.shards = range(first, first + len(job.items))
             if len(job.items):
-                failed = run_job(job, executor or ExecutorSpec(workers=workers), progress=progress)
+                failed = run_job(job, executor or ExecutorSpec(), progress=progress)
             else:
                 failed = []
                 folder.finished()
@@ -309,5 +309,5 @@ def get_landmarks(
 ) -> LandmarkMap:
     """Landmarks for every image of ``manifest``, detecting what is not cached yet
     (a lazy mapping, see :func:`load_landmarks`; ``mesh=False`` for points only)."""
-    detect_landmarks(manifest, backend, workers=workers, progress=progress, backend_options=backend_options)
+    detect_landmarks(manifest, backend, progress=progress, backend_options=backend_options, executor=ExecutorSpec(workers=max(1, workers)))
     return load_landmarks(manifest, backend, mesh=mesh)

@@ -548,9 +548,9 @@ class DatasetJob(Job):
 
     # --- helpers for subclasses --------------------------------------------------------------
 
-    def detect_needed(self, workers: int, progress: bool, executor=None) -> None:
+    def detect_needed(self, progress: bool, executor=None) -> None:
         """Fill the landmark store for the job's usable images (nothing for template
-        landmarks), on the job's executor."""
+        landmarks), on the job's executor (an ExecutorSpec; None: in this process)."""
         if not self.landmark_source.detects or not self.rows.n_usable:
             return
         from ..landmarks.lookup import detect_landmarks
@@ -558,8 +558,7 @@ class DatasetJob(Job):
         # A --limit / --where run detects only its own images; the store keeps every other image's rows.
         whole = self.config.limit is None and not getattr(self.config, "where", None)
         manifest = self.source if whole else self.rows
-        detect_landmarks(manifest, self.backend, workers=workers, progress=progress, backend_options=self.landmark_source.options,
-                         executor=executor)
+        detect_landmarks(manifest, self.backend, progress=progress, backend_options=self.landmark_source.options, executor=executor)
 
     def write_output(self, rel: str, image: np.ndarray | None = None, *, data: bytes | None = None) -> dict:
         """Write ``image`` (encoded by the extension of ``rel``), or already encoded ``data``

@@ -157,6 +157,6 @@ def make_partial(src, out=None, config: PartialConfig = PartialConfig(), *, exec
     executor = executor or ExecutorSpec()
     job = PartialJob(src, out, config, workers=executor.local_workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):
-        job.detect_needed(executor.local_workers, progress, executor)
+        job.detect_needed(progress, executor)
         summary = run_job(job, executor, progress=progress)
     return job.registered(summary)

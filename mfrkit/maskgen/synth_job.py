@@ -440,7 +440,7 @@ def synthesize(src, out=None, config: SynthConfig = SynthConfig(), *, executor: 
     executor = executor or ExecutorSpec()
     job = SynthJob(src, out, config, workers=executor.local_workers, progress=progress, replace=replace)
     with job.output().claim(replace=job.replace_files):  # before detecting: a refused folder costs nothing
-        job.detect_needed(executor.local_workers, progress, executor)
+        job.detect_needed(progress, executor)
         summary = run_job(job, executor, progress=progress)
     return job.registered(summary)
 
