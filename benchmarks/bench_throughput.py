@@ -56,6 +56,7 @@ def make_images(folder: Path, n: int, size: int) -> list:
 def bench_embedding(args) -> None:
     from mfrkit.crops import CropRequest, crop_chunk, default_workers
     from mfrkit.bench.embed.pipeline import embed_images
+    from mfrkit.jobs import ExecutorSpec
     from mfrkit.onnx_model import OnnxModel
     from mfrkit.model_input import to_tensor
 
@@ -101,7 +102,7 @@ def bench_embedding(args) -> None:
                 done += n
                 stamps.append((time.perf_counter(), done))
 
-            emb = embed_images(model, refs, batch_size=args.batch, workers=workers, cache_dir=None, progress=progress)
+            emb = embed_images(model, refs, batch_size=args.batch, executor=ExecutorSpec(workers=workers), cache_dir=None, progress=progress)
             assert emb.ok.all()
             # steady state: from the first finished batch on (leaves out starting the workers)
             (t_first, n_first), (t_last, n_last) = stamps[0], stamps[-1]

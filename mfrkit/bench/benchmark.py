@@ -188,7 +188,7 @@ class BenchConfig:
 
     def embed_options(self) -> EmbedOptions:
         """The embed stage's settings."""
-        return EmbedOptions(batch_size=self.batch_size, workers=self.workers, tta=self.tta, cache_dir=self.cache_dir,
+        return EmbedOptions(batch_size=self.batch_size, tta=self.tta, cache_dir=self.cache_dir,
                             landmarks=self.landmarks, redetect=self.redetect, packs=tuple(self.packs),
                             executor=self.executor_spec())
 
@@ -202,11 +202,12 @@ class BenchConfig:
         """The part of each protocol this run takes (``--where`` / ``--limit``)."""
         return SubsetRequest(tuple(self.where), self.limit, self.seed)
 
-    def executor_spec(self) -> ExecutorSpec | None:
-        """The embedding step's executor (None: the local pipeline); Ray's automatic
-        worker count is one actor per CPU of the cluster (0)."""
+    def executor_spec(self) -> ExecutorSpec:
+        """The embedding step's executor: the local pipeline as given (``workers`` None:
+        automatic), or Ray, whose automatic worker count is one actor per CPU of the
+        cluster (0)."""
         if self.executor.kind == "local":
-            return None
+            return self.executor
         return dataclasses.replace(self.executor, workers=self.executor.workers or 0)
 
 

@@ -14,6 +14,7 @@ from mfrkit.bench.embed.pipeline import ImageRef, embed_images, l2_normalise
 from mfrkit.onnx_model import OnnxModel
 from mfrkit.data.imageio import write_image
 from mfrkit.errors import ModelError
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.landmarks.base import FaceResult, Landmarks
 from mfrkit.model_input import parse_model_input
 
@@ -122,7 +123,7 @@ def test_embeddings_independent_of_batch_size_and_workers(dataset, tiny_model):
     refs = refs_of(dataset)
     a = embed_images(model, refs, batch_size=1)
     b = embed_images(model, refs, batch_size=5)
-    c = embed_images(model, refs, batch_size=64, workers=2)
+    c = embed_images(model, refs, batch_size=64, executor=ExecutorSpec(workers=2))
     np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
     np.testing.assert_allclose(a.vectors, c.vectors, atol=1e-5)
 

@@ -199,7 +199,7 @@ def test_bench_embeddings_on_ray_equal_the_local_pipeline(sample_manifest, tmp_p
     table = sample_manifest.table
     refs = [ImageRef(str(i), str(sample_manifest.abspath(p)), None, "ok") for i, p in zip(table["image_id"], table["path"])]
     refs.append(ImageRef("broken", str(tmp_path / "nowhere.jpg"), "0" * 64, "ok"))
-    local = embed_images(model, refs, batch_size=4, workers=0)
+    local = embed_images(model, refs, batch_size=4, executor=ExecutorSpec(workers=0))
     ray = embed_images(model, refs, batch_size=4, executor=ExecutorSpec("ray", workers=2))
     assert list(ray.status) == list(local.status) and ray.status[-1] != "ok"
     np.testing.assert_allclose(ray.vectors, local.vectors, atol=1e-6)

@@ -6,7 +6,6 @@ reuses them), with the landmarks and packs each model's alignment uses.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
@@ -15,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from ...alignments import get_alignment
-from ...crops import default_workers
 from ...data.manifest import STATUS_OK
 from ...jobs import ExecutorSpec
 from ...landmarks.lookup import detect_landmarks, open_store
@@ -40,23 +38,24 @@ class EmbedOptions:
     Attributes
     ----------
     batch_size : images per model call.
-    workers : pipeline worker processes (None: automatic, :func:`mfrkit.crops.default_workers`).
     tta : None or ``flip``.
     cache_dir : embedding cache root; None disables it.
     landmarks : landmark backend whose cached landmarks align the faces; redetect : detect
         them on the images themselves.
     packs : pack folders whose crops are read instead of decoding and aligning.
-    executor : where images are cropped and embedded (None: this machine's pipeline).
+    executor : where images are cropped and embedded: ``local``, this machine's pipeline
+        of ``workers`` processes (None: automatic, :func:`mfrkit.crops.default_workers`;
+        0: none), which also detect missing landmarks (None: one per CPU); ``ray``, Ray
+        actors (0: one per CPU of the cluster).
     """
 
     batch_size: int = 64
-    workers: int | None = None
     tta: str | None = None
     cache_dir: Path | None = None
     landmarks: str = "mediapipe"
     redetect: bool = False
     packs: Sequence[str] = field(default_factory=tuple)
-    executor: ExecutorSpec | None = None
+    executor: ExecutorSpec = ExecutorSpec(workers=None)
 
 
 def _landmark_lookup(table: pd.DataFrame, stores: dict) -> Callable[[Sequence[ImageRef]], list]:
@@ -141,11 +140,10 @@ def _embed_model(model: OnnxModel, uids: list, images: ImageTable, stores: dict,
         for key in pending:
             if key not in stores:
                 m = images.manifests[key]
-                # -j 0 means no worker processes here too
-                lm_workers = (os.cpu_count() or 1) if opt.workers is None else max(1, opt.workers)
+                # Locally -j 0 means no worker processes here too (ExecutorSpec.local_workers).
                 # backend_options None reuses whatever is cached (a masked copy's inherited
                 # landmarks); {} asks for landmarks detected on these very pixels.
-                detect_landmarks(m, opt.landmarks, workers=lm_workers, executor=opt.executor,
+                detect_landmarks(m, opt.landmarks, executor=opt.executor,
                                  backend_options={} if opt.redetect else None)
                 stores[key] = open_store(m, opt.landmarks)
         lookup = _landmark_lookup(table, stores)
@@ -153,10 +151,9 @@ def _embed_model(model: OnnxModel, uids: list, images: ImageTable, stores: dict,
     packed = _packed_crops(rows, images, packs, model.spec.align, opt.landmarks if needs else None)
     if packed:
         log(f"{model.name}: {len(packed)} of {len(refs)} crops read from packs")
-    workers = opt.workers if opt.workers is not None else default_workers(model.provider, len(refs) - len(packed))
     with progress(len(refs), f"embedding with {model.name}") as advance:
         emb = embed_images(
-            model, refs, batch_size=opt.batch_size, workers=workers, tta=opt.tta, cache_dir=opt.cache_dir,
+            model, refs, batch_size=opt.batch_size, tta=opt.tta, cache_dir=opt.cache_dir,
             landmark_backend=opt.landmarks if needs else None, landmark_lookup=lookup, progress=advance,
             executor=opt.executor, packed=packed,
         )  # fmt: skip

@@ -10,6 +10,7 @@ happens to their comparisons is the scorer's decision, never a silent drop.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ...alignments import get_alignment
+from ...crops import default_workers
 from ...data.image_record import ImageRecord
 from ...data.manifest import STATUS_OK
 from ...userfiles import user_file_sha256
@@ -130,7 +132,6 @@ def embed_images(
     images: Sequence[ImageRef],
     *,
     batch_size: int = 64,
-    workers: int = 0,
     tta: str | None = None,
     cache_dir: str | Path | None = None,
     landmark_backend: str | None = None,
@@ -148,8 +149,6 @@ def embed_images(
     images : sequence of ImageRef (unique ids)
     batch_size : int
         Images per model call. Embeddings do not depend on it (within float rounding).
-    workers : int
-        Pipeline worker processes (0: in this process).
     tta : None or ``"flip"``
     cache_dir : path or None
         Embedding cache root; None disables the cache.
@@ -164,9 +163,12 @@ def embed_images(
         Called with the number of images finished.
     executor : ExecutorSpec, optional
         ``ray``: crop and embed on Ray actors holding one ONNX session each
-        (:class:`~.crop_sources.ActorSource`; packs are not read then); None or ``local``:
-        packed crops, then ``workers`` processes crop and this process runs the model
-        (:class:`~.crop_sources.PackSource`, :class:`~.crop_sources.PoolSource`).
+        (:class:`~.crop_sources.ActorSource`; packs are not read then); ``local``:
+        packed crops, then the spec's ``workers`` pipeline processes crop (0: in this
+        process; None: :func:`~mfrkit.crops.default_workers` for the model's provider and
+        the images not packed) and this process runs the model
+        (:class:`~.crop_sources.PackSource`, :class:`~.crop_sources.PoolSource`). None:
+        local, in this process.
     packed : mapping of position in ``images`` to (Pack, pack row), optional
         Images whose aligned crop a pack (``mfrkit pack``) already holds: read from it
         (resized to the model's input when the pack's crop is the same template at
@@ -200,7 +202,8 @@ def embed_images(
 
     model.pad_batches(batch_size)  # on CUDA: one batch shape, the last batch padded
     t0 = time.perf_counter()
-    sources = _crop_sources(images, faces, model, executor, packed, workers=workers, tta=tta, batch_size=batch_size)
+    executor = pipeline_executor(executor or ExecutorSpec(workers=0), model.provider, n - len(packed or {}))
+    sources = _crop_sources(images, faces, model, executor, packed, tta=tta, batch_size=batch_size)
     batches = _Batches(batch_size, lambda rows, crops: out.record(rows, embed_batch(model, crops, tta)))
     try:
         for source in sources:
@@ -234,14 +237,23 @@ def _checked_request(images: Sequence[ImageRef], tta: str | None, batch_size: in
     return ids
 
 
-def _crop_sources(images, faces, model, executor, packed, *, workers: int, tta: str | None,
+def pipeline_executor(executor: ExecutorSpec, provider: str, n_images: int) -> ExecutorSpec:
+    """``executor`` with a local pipeline's automatic worker count (``workers`` None)
+    made definite: :func:`~mfrkit.crops.default_workers` for ``provider`` and
+    ``n_images`` to crop. Any other spec (a definite count, Ray) comes back as it is."""
+    if executor.kind != "local" or executor.workers is not None:
+        return executor
+    return dataclasses.replace(executor, workers=default_workers(provider, n_images))
+
+
+def _crop_sources(images, faces, model, executor: ExecutorSpec, packed, *, tta: str | None,
                   batch_size: int) -> list[CropSource]:
     """The sources asked in turn: Ray actors for everything (``--executor ray``), else the
-    pack's crops first and the local pool for the rest."""
-    if executor is not None and executor.kind != "local":
+    pack's crops first and the local pool of ``executor.workers`` processes for the rest."""
+    if executor.kind != "local":
         return [ActorSource(images, faces, model, executor, tta=tta, batch_size=batch_size)]
     sources: list[CropSource] = [PackSource(packed, model, batch_size)] if packed else []
-    return sources + [PoolSource(images, faces, model, workers=workers, batch_size=batch_size)]
+    return sources + [PoolSource(images, faces, model, workers=executor.workers, batch_size=batch_size)]
 
 
 def _cache_keys(images: Sequence[ImageRef], status: np.ndarray, faces: LandmarkLookup | None) -> list[str | None]:

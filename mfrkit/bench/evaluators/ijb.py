@@ -24,13 +24,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ...crops import default_workers
 from ...data.manifest import STATUS_OK
 from ...landmarks.base import FaceResult, Landmarks
 from ...protocols.ijb_masked import masked_copies
 from ..embed.embedding_cache import preprocessing_key
 from ..embed.images import ImageTable, Sides
-from ..embed.pipeline import Embeddings, ImageRef, embed_images
+from ..embed.pipeline import Embeddings, ImageRef, embed_images, pipeline_executor
 from ..results import ProtocolInfo
 from .base import Evaluator, Outcome, ProtocolRun, count_text
 from .subset import SubsetError
@@ -178,7 +177,7 @@ def evaluate_ijb(protocol, models: tuple, *, pooling: IjbPooling, embed_options:
     protocol : Protocol of kind ``ijb-templates``.
     models : (reference model, probe model): OnnxModel, the same object twice for a plain model.
     pooling : IjbPooling (flip test, norm score, detector score).
-    embed_options : :func:`~mfrkit.bench.embed.pipeline.embed_images` keywords (batch_size, workers,
+    embed_options : :func:`~mfrkit.bench.embed.pipeline.embed_images` keywords (batch_size,
         cache_dir, executor).
     far_targets : FAR targets (1:1) and FPIR targets (1:N, mfrkit rule).
     transfer_far, thresholds : the threshold-transfer source FAR and thresholds to rate.
@@ -319,10 +318,8 @@ class IjbEvaluator(Evaluator):
         if models[0] is None or embed is None:
             raise ValueError("an IJB protocol needs the run's models and embed options (ProtocolRun.models / embed)")
         pooling = IjbPooling.parse(cfg.ijb_pooling)
-        workers = embed.workers if embed.workers is not None else default_workers(models[0].provider,
-                                                                                   len(run.protocol.ijb.faces))
-        options = {"batch_size": embed.batch_size, "workers": workers, "cache_dir": embed.cache_dir,
-                   "executor": embed.executor}
+        executor = pipeline_executor(embed.executor, models[0].provider, len(run.protocol.ijb.faces))
+        options = {"batch_size": embed.batch_size, "cache_dir": embed.cache_dir, "executor": executor}
         out = evaluate_ijb(run.protocol, models, pooling=pooling, embed_options=options, far_targets=cfg.far_targets,
                            fta_policy=cfg.fta_policy, confidence=cfg.confidence, max_rank=cfg.max_rank,
                            transfer_far=run.transfer_far,

@@ -12,6 +12,7 @@ from tests.support.tiny_onnx import make_ijb_model
 
 from mfrkit.bench.evaluators.ijb import evaluate_ijb
 from mfrkit.bench.score.ijb_templates import IjbPooling, IjbScoringError
+from mfrkit.jobs import ExecutorSpec
 from mfrkit.onnx_model import load_models
 from mfrkit.protocols import load_protocol
 from mfrkit.protocols.ijb import import_ijb
@@ -31,7 +32,7 @@ def scored(tmp_path_factory):
 
 def _run(protocol, ms, pooling="flip,norm,detector", **kw):
     return evaluate_ijb(protocol, (ms.reference, ms.probe), pooling=IjbPooling.parse(pooling),
-                        embed_options={"batch_size": 16, "workers": 0, "cache_dir": None},
+                        embed_options={"batch_size": 16, "executor": ExecutorSpec(workers=0), "cache_dir": None},
                         far_targets=tuple(reversed(X_LABELS)), **kw)
 
 
@@ -42,7 +43,7 @@ def test_crops_and_embeddings_are_insightfaces(scored):
     assert out.faces["status"].eq("ok").all()
     from mfrkit.bench.evaluators.ijb import embed_sides
 
-    sides = embed_sides(protocol, (ms.reference, ms.probe), IjbPooling(), embed_options={"workers": 0, "cache_dir": None},
+    sides = embed_sides(protocol, (ms.reference, ms.probe), IjbPooling(), embed_options={"executor": ExecutorSpec(workers=0), "cache_dir": None},
                         progress=lambda n, d: __import__("contextlib").nullcontext(lambda k=1: None), log=lambda m: None)
     raw = sides["reference"][1]
     d = feats.shape[1] // 2
