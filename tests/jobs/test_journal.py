@@ -19,12 +19,17 @@ def test_a_shard_is_a_json_list_whose_entries_split_by_line():
     assert split_shard(json.dumps(decoded)) is None  # a one-line shard: decoded whole
 
 
-def test_rows_come_back_per_item_and_from_one_line_shards(tmp_path):
-    journal = Journal(tmp_path / "j", "fp", flush_items=2)
+def _write_entries(folder):
+    """A journal in ``folder`` holding ENTRIES in part 0, two items a shard."""
+    journal = Journal(folder, "fp", flush_items=2)
     journal.open()
     for key, rows in ENTRIES:
         journal.add(0, key, rows)
     journal.flush()
+
+
+def test_rows_come_back_per_item_and_from_one_line_shards(tmp_path):
+    _write_entries(tmp_path / "j")
     (tmp_path / "j" / "part-000001-000099.json").write_text(json.dumps([["d", [{"old": True}]]]))  # an earlier version's shard
     again = Journal(tmp_path / "j", "fp")
     again.open()
@@ -36,11 +41,7 @@ def test_rows_come_back_per_item_and_from_one_line_shards(tmp_path):
 
 
 def test_a_damaged_entry_sets_its_shard_aside_and_its_items_run_again(tmp_path):
-    journal = Journal(tmp_path / "j", "fp", flush_items=2)
-    journal.open()
-    for key, rows in ENTRIES:
-        journal.add(0, key, rows)
-    journal.flush()
+    _write_entries(tmp_path / "j")
     first = sorted((tmp_path / "j").glob("part-*.json"))[0]
     first.write_text(first.read_text().replace('"x": 1', '"x": 1,,'))
     again = Journal(tmp_path / "j", "fp")
