@@ -261,8 +261,74 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """:func:`read_image` for encoded bytes already in memory: (H, W, 3) uint8 RGB."""
+    """:func:`read_image` for encoded bytes already in memory: (H, W, 3) uint8 RGB.
+
+    A plain JPEG whose structure checks out (:func:`_plain_jpeg_size`) is decoded by
+    OpenCV, whose libjpeg-turbo gives the same pixels as Pillow's in half the time on a
+    face crop; anything else, and anything OpenCV refuses, goes through Pillow, which
+    decides the error.
+    """
+    size = _plain_jpeg_size(data)
+    if size is not None and size[0] * size[1] <= max_pixels:
+        import cv2  # here: a command that never decodes does not pay for importing OpenCV
+
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is not None and bgr.shape == (size[1], size[0], 3):
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return _open(io.BytesIO(data), max_pixels)
+
+
+#: Markers without a length (EOI, restarts, TEM): out of place before the scan.
+_STANDALONE = frozenset({0xD9, 0x01, *range(0xD0, 0xD8)})
+
+
+def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` of a JPEG that OpenCV may decode in Pillow's place, else None.
+
+    OpenCV's decoder shrugs off corrupt entropy data that Pillow refuses (libjpeg
+    warns, OpenCV goes on), so the file must show no sign of it: SOI first and EOI
+    last; one 8-bit, three-component baseline frame (Pillow and OpenCV then convert
+    YCbCr alike) and no EXIF block (its orientation is Pillow's to apply); a single
+    scan in which every 0xFF byte is stuffing (0xFF00) or a restart marker (a flipped
+    bit in the scan usually shows as a stray marker there). Measured on 300 photos with
+    truncations, zeroed runs, early EOIs and bit flips: every file this passes decodes
+    to Pillow's pixels, and every one Pillow refuses is failed here
+    (``tests/data/test_imageio.py``).
+    """
+    n = len(data)
+    if n < 8 or data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+        return None
+    pos, size = 2, None
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2 or pos + 2 + length > n:
+            return None
+        if marker == 0xE1 and data[pos + 4 : pos + 8] == b"Exif":
+            return None
+        if marker in (0xC0, 0xC1):
+            if length < 8 or data[pos + 4] != 8 or data[pos + 9] != 3 or size is not None:
+                return None
+            h, w = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
+            if not (w and h):
+                return None
+            size = (w, h)
+        elif marker in _SOF or marker in _STANDALONE or (marker == 0xDA and size is None):
+            return None  # progressive, lossless, arithmetic, 12-bit; a marker out of place; a scan before the frame
+        if marker == 0xDA:
+            start = pos + 2 + length
+            scan = np.frombuffer(data, np.uint8, count=n - 2 - start, offset=start)
+            if not scan.size or scan[-1] == 0xFF:
+                return None
+            after = scan[np.flatnonzero(scan[:-1] == 0xFF) + 1]
+            return size if bool(((after == 0) | ((after >= 0xD0) & (after <= 0xD7))).all()) else None
+        pos += 2 + length
+    return None
 
 
 def encode_image(image: np.ndarray, fmt: str = ".jpg", *, quality: int = 95) -> bytes:

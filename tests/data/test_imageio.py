@@ -173,3 +173,77 @@ def test_fast_jpeg_header_size_agrees_with_pillow(mode, progressive):
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode).save(buf, "JPEG", progressive=progressive)
         assert _jpeg_size(buf.getvalue()) == (w, h) == image_size(buf.getvalue())
     assert _jpeg_size(b"\xff\xd8\xff\xe0\x00\x10garbage") is None  # odd: Pillow decides
+
+
+# --- the OpenCV fast path for plain JPEGs -----------------------------------------------------------
+
+
+def _pillow_pixels(data: bytes):
+    """What Pillow alone makes of ``data`` (None when it refuses)."""
+    import io
+
+    from mfrkit.data.imageio import MAX_PIXELS, _open
+    from mfrkit.errors import ImageError
+
+    try:
+        return _open(io.BytesIO(data), MAX_PIXELS)
+    except ImageError:
+        return None
+
+
+def _real_jpegs() -> list[bytes]:
+    from skimage import data as skdata
+
+    photo = skdata.astronaut()
+    out = []
+    for size, quality in ((112, 95), (250, 90), (97, 75)):
+        img = Image.fromarray(photo).resize((size, size))
+        for mode in ("RGB", "L"):
+            buf = __import__("io").BytesIO()
+            img.convert(mode).save(buf, format="JPEG", quality=quality)
+            out.append(buf.getvalue())
+    buf = __import__("io").BytesIO()
+    Image.fromarray(photo).resize((120, 100)).save(buf, format="JPEG", progressive=True)
+    out.append(buf.getvalue())
+    return out
+
+
+def test_plain_jpegs_take_the_fast_path_with_pillows_pixels():
+    from mfrkit.data.imageio import _plain_jpeg_size
+
+    jpegs = _real_jpegs()
+    taken = [_plain_jpeg_size(d) is not None for d in jpegs]
+    # Colour baseline JPEGs go fast; greyscale (one component) and progressive do not.
+    assert taken == [True, False, True, False, True, False, False]
+    for d in jpegs:
+        assert np.array_equal(decode_image(d), _pillow_pixels(d))
+
+
+def test_corrupt_jpegs_decode_as_pillow_decides():
+    # Bit flips, random runs and truncations (with and without a new EOI): whatever
+    # the fast path lets through must be what Pillow makes of it, and what Pillow
+    # refuses must be refused (OpenCV alone accepts some of these).
+    rng = np.random.default_rng(7)
+    tried = refused = 0
+    for data in _real_jpegs()[:3:2]:
+        n = len(data)
+        for trial in range(150):
+            b = bytearray(data)
+            if trial % 3 == 0:
+                for _ in range(int(rng.integers(1, 6))):
+                    i = int(rng.integers(2, n))
+                    b[i] ^= 1 << int(rng.integers(0, 8))
+            elif trial % 3 == 1:
+                i = int(rng.integers(n // 3, n - 20))
+                b[i : i + 12] = rng.integers(0, 256, 12, dtype=np.uint8).tobytes()
+            else:
+                b = b[: int(rng.integers(n // 4, n - 2))] + (b"\xff\xd9" if trial % 2 else b"")
+            expected = _pillow_pixels(bytes(b))
+            tried += 1
+            if expected is None:
+                refused += 1
+                with pytest.raises(CorruptImageError):
+                    decode_image(bytes(b))
+            else:
+                assert np.array_equal(decode_image(bytes(b)), expected)
+    assert tried == 300 and refused > 20  # the corpus does hold files Pillow refuses
