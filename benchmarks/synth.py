@@ -39,8 +39,10 @@ Sections:
 * **RecordIO** (``--rec``, only this section): a synthetic insightface RecordIO of N
   112x112 crops (``--rec-images``, default 2000), the scan's records/s, ``mfrkit synth
   --src <it> --mask surgical --format rec -j 1`` whole process (masked img/s per core,
-  the ratio against MaskTheFace's 42 ms/img, the projection for CASIA-WebFace and MS1MV2
-  on 16 cores), and the container finish's cost per image (part files vs image files);
+  the ratio against MaskTheFace's 42 ms/img), the same on 4N records and the steady
+  rate from the difference (each image beyond the fixed start-up, card and contact
+  sheet: the rate of a long run), the projection for CASIA-WebFace and MS1MV2 on 16
+  cores at that rate, and the container finish's cost per image (part files vs image files);
   see ``benchmarks/_recordio_bench.py``.
 * **LFW-shaped run** (``--lfw``): 13,233 captures in 5,749 identity folders (LFW's
   counts), ``mfrkit synth -j 2`` from scratch (landmarks included), wall time.
