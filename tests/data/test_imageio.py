@@ -247,3 +247,20 @@ def test_corrupt_jpegs_decode_as_pillow_decides():
             else:
                 assert np.array_equal(decode_image(bytes(b)), expected)
     assert tried == 300 and refused > 20  # the corpus does hold files Pillow refuses
+
+
+def test_jpeg_encoding_writes_pillows_bytes():
+    # The OpenCV encoder stands in for Pillow's: same bytes, so outputs did not change.
+    import io
+
+    from skimage import data as skdata
+
+    photo = skdata.astronaut()
+    for (h, w), quality in (((112, 112), 95), ((97, 113), 75), ((250, 250), 95), ((3, 40), 50)):
+        img = np.ascontiguousarray(np.asarray(Image.fromarray(photo).resize((w, h))))
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        assert encode_image(img, ".jpg", quality=quality) == buf.getvalue()
+    # A view that is not contiguous (every other column) encodes as its copy does.
+    view = photo[:100, ::2]
+    assert encode_image(view) == encode_image(np.ascontiguousarray(view))
