@@ -265,21 +265,23 @@ def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int],
     """
     rows, cols = grid_xy.shape[:2]
     h, w = shape
-    cell_rc = np.argwhere(active)
-    if not len(cell_rc) or h <= 0 or w <= 0:
+    count = int(np.count_nonzero(active))
+    if not count or h <= 0 or w <= 0:
         return np.zeros((max(h, 0), max(w, 0), 2), np.float32), np.zeros((max(h, 0), max(w, 0)), bool)
     # The affine map (c, r) -> (x, y) of the active cells on average: their mean edge
     # vectors, through their corners' centroid (small closed forms: no LAPACK call).
     xy = np.ascontiguousarray(grid_xy, dtype=np.float32)
     weight = active.astype(np.float32)
-    n = float(len(cell_rc))
+    n = float(count)
     across = xy[:, 1:] - xy[:, :-1]  # (rows, cols - 1, 2)
     down = xy[1:] - xy[:-1]  # (rows - 1, cols, 2)
     corners = xy[:-1, :-1] + xy[:-1, 1:] + xy[1:, :-1] + xy[1:, 1:]
     du = np.einsum("rc,rck->k", weight, across[:-1] + across[1:], dtype=np.float64) / (2.0 * n)
     dv = np.einsum("rc,rck->k", weight, down[:, :-1] + down[:, 1:], dtype=np.float64) / (2.0 * n)
     centre_xy = np.einsum("rc,rck->k", weight, corners, dtype=np.float64) / (4.0 * n)
-    centre_cr = cell_rc[:, ::-1].mean(0) + 0.5
+    # The cells' mean (column, row): whole-number sums, so exact whichever way summed.
+    per_col, per_row = active.sum(0), active.sum(1)
+    centre_cr = np.array([float(per_col @ np.arange(cols - 1)), float(per_row @ np.arange(rows - 1))]) / n + 0.5
     det = du[0] * dv[1] - dv[0] * du[1]
     if abs(det) < 1e-9:
         return None
@@ -297,7 +299,9 @@ def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int],
     # Sample pixel positions relative to the affine map's offset, then (c, r) by it.
     sx = (np.arange(ws) * step + (first + origin[0] - offset[0])).astype(np.float32)
     sy = (np.arange(hs) * step + (first + origin[1] - offset[1])).astype(np.float32)
-    rel = cv2.merge([np.broadcast_to(sx[None, :], (hs, ws)).copy(), np.broadcast_to(sy[:, None], (hs, ws)).copy()])
+    rel = np.empty((hs, ws, 2), np.float32)
+    rel[..., 0] = sx[None, :]
+    rel[..., 1] = sy[:, None]
     g = cv2.transform(rel, inv)  # (hs, ws, 2): (c, r)
     target = rel + offset.astype(np.float32)
     for _ in range(iterations):
@@ -313,7 +317,8 @@ def invert_grid(grid_xy: np.ndarray, active: np.ndarray, shape: tuple[int, int],
     drawn = drawn_at(g)
     if drawn.any():
         f = cv2.remap(xy, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if float(cv2.absdiff(f, target).max(-1)[drawn].max()) > tolerance:
+        miss = cv2.absdiff(f, target)
+        if cv2.minMaxLoc(np.maximum(miss[..., 0], miss[..., 1]), drawn.view(np.uint8))[1] > tolerance:
             return None
     if step > 1:
         g = np.ascontiguousarray(cv2.resize(g, (ws * step, hs * step), interpolation=cv2.INTER_LINEAR)[step : step + h, step : step + w])

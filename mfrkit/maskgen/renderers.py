@@ -206,8 +206,8 @@ class _PhotoStats:
 def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoStats:
     """Where the skin is, and how blurred and noisy the photo is around the face."""
     h, w = img.shape[:2]
-    skin_xy = fit.memo("skin", lambda: fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)[0])
-    lo, hi = skin_xy.min(0), skin_xy.max(0)
+    # What depends on the fit alone is kept with it: an aligned input's fit serves every image.
+    skin_xy, skin_n, lo, hi = fit.memo("skin", lambda: _skin_placed(fit, skin))
     pad = 0.3 * (hi - lo)
     face_box = tuple(int(x) for x in (*(lo - pad), *(hi + pad)))
     x0, y0 = max(0, int(lo[0])), max(0, int(lo[1]))
@@ -216,7 +216,17 @@ def _photo_stats(img: np.ndarray, fit: FaceFit, skin: _SkinSamples) -> _PhotoSta
         gray = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
     else:
         gray = np.zeros((1, 1), np.float32)
-    return _PhotoStats(skin_xy, skin.normals @ fit.rotation.T, face_box, estimate_blur(gray), estimate_noise(gray))
+    return _PhotoStats(skin_xy, skin_n, face_box, estimate_blur(gray), estimate_noise(gray))
+
+
+def _skin_placed(fit: FaceFit, skin: _SkinSamples) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The skin samples in the photo: their points (P, 2), normals in the camera frame
+    (P, 3), and the points' lowest and highest x, y (2,) each."""
+    xy = fit.place(np.column_stack([skin.uv, skin.anchors.base_z]), skin.anchors)[0]
+    out = (xy, skin.normals @ fit.rotation.T, xy.min(0), xy.max(0))
+    for array in out:
+        array.setflags(write=False)  # shared by every image of the fit
+    return out
 
 
 def _warp(rgba: np.ndarray, tex: np.ndarray, grid: _Grid, xy: np.ndarray, z: np.ndarray, area: np.ndarray, active: np.ndarray,
