@@ -11,7 +11,8 @@ plus landmarks for the primary face, median over repeats.
 repeats): the full face mesh (``detect``), the short-range detector alone, and the
 mesh on a known region (``mesh_in_region``, then the same graph through
 ``SolutionBase.process`` as the reference). ``--calculators`` adds mediapipe's own
-profile of the face mesh graph: microseconds per image in each calculator.
+profile of the face mesh graph: microseconds per image in each calculator (wall
+clock inside its ``Process``).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def mediapipe_stages(images: list[np.ndarray], repeat: int) -> None:
 def calculator_profile(images: list[np.ndarray], passes: int = 3) -> list[tuple[str, float]]:
     """mediapipe's profile of the face mesh graph (as ``MediapipeBackend`` makes it) over
     ``passes`` passes of ``images``: (calculator, microseconds per image), largest first.
-    Each calculator's ``Process`` time only: scheduling between them is not counted."""
+    Each calculator's ``Process`` time only (wall clock, so a busy machine inflates it):
+    scheduling between them is not counted."""
     import os
 
     from mediapipe.framework import calculator_pb2, calculator_profile_pb2
