@@ -1,5 +1,6 @@
-"""The mediapipe backend: more faces than the old cap of 4, the fast landmark parse,
-and the light import that leaves the ``mediapipe`` package usable."""
+"""The mediapipe backend: more faces than the old cap of 4, the fast landmark parse, the
+lean graph runs (the bits ``SolutionBase.process`` gives), and the light import that
+leaves the ``mediapipe`` package usable."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import cv2
 import numpy as np
 
 from mfrkit.landmarks import create_backend, detect_primary
-from mfrkit.landmarks.mediapipe_mesh import _parse_landmarks
+from mfrkit.landmarks import mediapipe_mesh
+from mfrkit.landmarks.mediapipe_mesh import _parse_landmarks, mesh_roi
 
 
 def _crowd(photo: np.ndarray, n: int, tile: int = 220) -> np.ndarray:
@@ -45,6 +47,32 @@ def test_fast_landmark_parse_equals_the_attribute_path(backends, photos):
     # A landmark with an extra field (visibility) changes the layout: the slow path answers.
     faces[0].landmark[0].visibility = 0.5
     np.testing.assert_array_equal(_parse_landmarks(faces[0]), slow)
+
+
+def test_lean_face_mesh_run_returns_what_process_does(backends, photos):
+    backend = backends["mediapipe"]
+    for image in (np.ascontiguousarray(photos["eileen_collins"]), np.full((200, 200, 3), 128, np.uint8)):
+        slow = [f.SerializeToString() for f in backend._mesh.process({"image": image}).multi_face_landmarks or []]
+        assert backend._face_records(backend._mesh, image) == slow
+    assert slow == []  # the blank image: no face either way
+
+
+def test_lean_region_mesh_returns_what_process_does(photos, monkeypatch):
+    backend = create_backend("mediapipe")
+    try:
+        image = np.ascontiguousarray(photos["eileen_collins"])
+        h, w = image.shape[:2]
+        region = mesh_roi(backend.detect(image)[0].mesh, w, h)
+        lean = backend.mesh_in_region(image, region)
+        slow = backend._roi_mesh.process({"image": image, "roi": region}).face_landmarks
+        assert len(lean) == 1 and lean[0].shape == (478, 3)
+        np.testing.assert_array_equal(lean[0], _parse_landmarks(slow) * np.array([w, h, w], dtype=np.float32))
+        assert backend.mesh_in_region(np.full((h, w, 3), 128, np.uint8), region) == []
+        # Another mediapipe's internals: process answers, with the same arrays.
+        monkeypatch.setattr(mediapipe_mesh, "_lean_ok", lambda *a: False)
+        np.testing.assert_array_equal(backend.mesh_in_region(image, region)[0], lean[0])
+    finally:
+        backend.close()
 
 
 def test_light_import_leaves_the_mediapipe_package_usable():
