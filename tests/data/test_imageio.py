@@ -1,4 +1,6 @@
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -180,8 +182,6 @@ def test_fast_jpeg_header_size_agrees_with_pillow(mode, progressive):
 
 def _pillow_pixels(data: bytes):
     """What Pillow alone makes of ``data`` (None when it refuses)."""
-    import io
-
     from mfrkit.data.imageio import MAX_PIXELS, _open
     from mfrkit.errors import ImageError
 
@@ -199,10 +199,10 @@ def _real_jpegs() -> list[bytes]:
     for size, quality in ((112, 95), (250, 90), (97, 75)):
         img = Image.fromarray(photo).resize((size, size))
         for mode in ("RGB", "L"):
-            buf = __import__("io").BytesIO()
+            buf = io.BytesIO()
             img.convert(mode).save(buf, format="JPEG", quality=quality)
             out.append(buf.getvalue())
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     Image.fromarray(photo).resize((120, 100)).save(buf, format="JPEG", progressive=True)
     out.append(buf.getvalue())
     return out
@@ -251,8 +251,6 @@ def test_corrupt_jpegs_decode_as_pillow_decides():
 
 def test_jpeg_encoding_writes_pillows_bytes():
     # The OpenCV encoder stands in for Pillow's: same bytes, so outputs did not change.
-    import io
-
     from skimage import data as skdata
 
     photo = skdata.astronaut()
