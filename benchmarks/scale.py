@@ -267,11 +267,15 @@ def _executor_stages(base: Path, root: Path, model: str, n: int, executor: str, 
                      label: str) -> list[dict]:
     rows = []
     home = str(base / f"home-{n}-{executor}-{label}")
-    shutil.rmtree(home, ignore_errors=True)
     name = f"scale{n}"
     masked = str(base / f"masked-{n}-{executor}-{label}")
     proto = str(base / f"protocol-{n}-{executor}-{label}")
-    shutil.rmtree(masked, ignore_errors=True)
+    # A stage's outputs are remade only when it runs: with --keep, `--stages protocol,bench`
+    # reuses the registered dataset and the masked copy of an earlier run.
+    if "scan" in stages:
+        shutil.rmtree(home, ignore_errors=True)
+    if "synth" in stages:
+        shutil.rmtree(masked, ignore_errors=True)
     calls = {
         "scan": (stage_scan, (home, name, str(root), workers, "insightface-rec" if rec else "imagefolder"), n),
         "landmarks": (stage_landmarks, (home, name, executor, workers), n),
