@@ -286,7 +286,7 @@ def _manifest_entry(m: Manifest, folder: Path) -> dict:
             path = Path(os.path.relpath(target, folder.resolve())).as_posix()
         except ValueError:  # another drive on Windows
             path = target.as_posix()
-    return {"name": m.name, "path": path, "fingerprint": m.fingerprint(), "rows": int(len(m.table))}
+    return {"name": m.name, "path": path, "fingerprint": m.fingerprint(), "rows": int(len(m))}
 
 
 def info_bytes(info: dict) -> bytes:

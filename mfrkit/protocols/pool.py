@@ -104,6 +104,10 @@ class Pool:
             out.setdefault(self.identity[unit], []).append(unit)
         return dict(sorted(out.items()))
 
+    def unit_name(self, unit: str) -> str:
+        """The name of ``unit`` (its own: the array pool of :mod:`.compact_pool` numbers them)."""
+        return unit
+
     def root(self, image_id: str) -> str:
         assert self.resolver is not None
         return self.resolver.root(image_id)

@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..data.manifest import Manifest
+from ..data.manifest_stream import ManifestReader, is_manifest
 from ..rng import item_rng
 from .errors import InsufficientDataError, ProtocolError
 from .folder import Protocol, open_manifest
+from .compact_pool import build_compact_pool, compact_eligible
 from .pool import Pool, build_pool, pick_image, pick_pair
 from .spec import ProtocolSpec, resolve_spec
 
@@ -48,11 +50,22 @@ def as_spec(spec: str | ProtocolSpec, params: Mapping | None = None) -> Protocol
     return resolve_spec(spec, **dict(params or {}))
 
 
-def role_manifests(reference, probe) -> dict[str, Manifest]:
+def role_manifests(reference, probe, *, stream: bool = False) -> dict[str, Manifest]:
     """``{"reference": ..., "probe": ...}`` Manifests (see :func:`~.folder.open_manifest`); the
-    probe role defaults to the reference manifest."""
-    ref = open_manifest(reference)
-    return {"reference": ref, "probe": ref if probe is None else open_manifest(probe)}
+    probe role defaults to the reference manifest. ``stream``: a manifest file is opened as a
+    :class:`~mfrkit.data.manifest_stream.ManifestReader` (read by column, its table only
+    when asked for) instead of read whole."""
+    opener = _open_streamed if stream else open_manifest
+    ref = opener(reference)
+    return {"reference": ref, "probe": ref if probe is None else opener(probe)}
+
+
+def _open_streamed(value):
+    if is_manifest(value):
+        return value
+    from ..data.registry import open_source
+
+    return open_source(value, records=False)
 
 
 # --- base pairs ------------------------------------------------------------------------------------
@@ -136,9 +149,11 @@ def _genuine_stream(group: list[str], units: _Units, rng: np.random.Generator):
     """Random, non-repeating genuine pairs (left unit, right unit) of one identity."""
     k = len(group)
     if comb(k, 2) + k <= 4096:
-        cand = [(group[i], group[j]) for i in range(k) for j in range(i + (0 if units.allow_self else 1), k)]
-        for idx in rng.permutation(len(cand)):
-            a, b = cand[idx]
+        # The candidates (group[i], group[j]), i <= j (i < j without self pairs), in that
+        # order, as index arrays: every identity's stream is open at once in a fold.
+        first, second = np.triu_indices(k, 0 if units.allow_self else 1)
+        for idx in rng.permutation(len(first)):
+            a, b = group[int(first[idx])], group[int(second[idx])]
             options = units.orientations(a, b)
             if options:
                 yield options[int(rng.integers(len(options)))]
@@ -323,14 +338,15 @@ def realise_pairs(pool: Pool, base: pd.DataFrame, *, seed: int, allow_missing: b
     for fold, a, b, label in base[["fold", "a", "b", "label"]].itertuples(index=False, name=None):
         for i, j in orders:
             left, right = (a, b)[i], (a, b)[j]
-            rng = item_rng(seed, f"{left}\x1f{right}", "pick", int(label))
+            rng = item_rng(seed, f"{pool.unit_name(left)}\x1f{pool.unit_name(right)}", "pick", int(label))
             picked = pick_pair(pool, left, right, int(label), rng)
             if picked is None:
                 l_ok, r_ok = pool.has("reference", left), pool.has("probe", right)
                 if l_ok and r_ok:
-                    raise ProtocolError(f"pair ({left}, {right}) has a single image for both sides; "
+                    raise ProtocolError(f"pair ({pool.unit_name(left)}, {pool.unit_name(right)}) has a single image for both sides; "
                                         "an image cannot be compared with itself")
-                missing.extend(([] if l_ok else [f"{left} (reference)"]) + ([] if r_ok else [f"{right} (probe)"]))
+                missing.extend(([] if l_ok else [f"{pool.unit_name(left)} (reference)"])
+                               + ([] if r_ok else [f"{pool.unit_name(right)} (probe)"]))
                 if not allow_missing:
                     continue
                 picked = (pick_image(pool, "reference", left, rng) or "", pick_image(pool, "probe", right, rng) or "")
@@ -406,8 +422,15 @@ def make_verification(reference: Manifest | str | os.PathLike, probe: Manifest |
     Protocol of kind ``verification``.
     """
     spec_obj = as_spec(spec, spec_params)
-    manifests = role_manifests(reference, probe)
-    pool = build_pool(spec_obj, manifests)
+    # Manifest files, a spec the array pool serves, no given folds: the columns the pool
+    # needs are read and held as arrays (:mod:`.compact_pool`); the same pairs either way.
+    compact = (identity_folds is None and compact_eligible(spec_obj)
+               and not is_manifest(reference) and not is_manifest(probe))
+    manifests = role_manifests(reference, probe, stream=compact)
+    if compact and all(isinstance(m, ManifestReader) for m in manifests.values()):
+        pool = build_compact_pool(spec_obj, manifests)
+    else:
+        pool = build_pool(spec_obj, manifests)
     pool.require_roles()
     found = None
     if identity_folds is not None:
