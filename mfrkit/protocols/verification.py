@@ -338,15 +338,16 @@ def realise_pairs(pool: Pool, base: pd.DataFrame, *, seed: int, allow_missing: b
     for fold, a, b, label in base[["fold", "a", "b", "label"]].itertuples(index=False, name=None):
         for i, j in orders:
             left, right = (a, b)[i], (a, b)[j]
-            rng = item_rng(seed, f"{pool.unit_name(left)}\x1f{pool.unit_name(right)}", "pick", int(label))
+            # The names seed the draw (the array pool numbers its units; the names do not change).
+            l_name, r_name = pool.unit_name(left), pool.unit_name(right)
+            rng = item_rng(seed, f"{l_name}\x1f{r_name}", "pick", int(label))
             picked = pick_pair(pool, left, right, int(label), rng)
             if picked is None:
                 l_ok, r_ok = pool.has("reference", left), pool.has("probe", right)
                 if l_ok and r_ok:
-                    raise ProtocolError(f"pair ({pool.unit_name(left)}, {pool.unit_name(right)}) has a single image for both sides; "
+                    raise ProtocolError(f"pair ({l_name}, {r_name}) has a single image for both sides; "
                                         "an image cannot be compared with itself")
-                missing.extend(([] if l_ok else [f"{pool.unit_name(left)} (reference)"])
-                               + ([] if r_ok else [f"{pool.unit_name(right)} (probe)"]))
+                missing.extend(([] if l_ok else [f"{l_name} (reference)"]) + ([] if r_ok else [f"{r_name} (probe)"]))
                 if not allow_missing:
                     continue
                 picked = (pick_image(pool, "reference", left, rng) or "", pick_image(pool, "probe", right, rng) or "")
